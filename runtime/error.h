@@ -1,0 +1,29 @@
+/* Errors: a status enum (from the public header) plus a thread-local message naming what failed. */
+#ifndef VKLLM_RUNTIME_ERROR_H
+#define VKLLM_RUNTIME_ERROR_H
+
+#include "../src/vkllm.h"
+
+#if defined(__GNUC__)
+#define VKLLM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define VKLLM_PRINTF(a, b)
+#endif
+
+/* Records the message for vkllm_last_error() and returns status, so callers can write
+ *   return vkllm_fail(VKLLM_ERROR_IO, "gguf: cannot open %s", path); */
+vkllm_status vkllm_fail(vkllm_status status, const char *fmt, ...) VKLLM_PRINTF(2, 3);
+
+/* Prepends context to the current message ("loading model.gguf: " + message), returns status. */
+vkllm_status vkllm_fail_context(vkllm_status status, const char *fmt, ...) VKLLM_PRINTF(2, 3);
+
+void vkllm_clear_error(void);
+
+/* Propagate a failure unchanged. */
+#define VKLLM_TRY(expr)                                                                            \
+    do {                                                                                           \
+        vkllm_status vkllm_try_status_ = (expr);                                                   \
+        if (vkllm_try_status_ != VKLLM_OK) return vkllm_try_status_;                               \
+    } while (0)
+
+#endif

@@ -1,0 +1,12 @@
+#ifndef VKLLM_CLI_H
+#define VKLLM_CLI_H
+
+typedef struct cli_command {
+    const char *name;
+    const char *help;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name; returns the exit code */
+} cli_command;
+
+int cli_devices(int argc, char **argv);
+
+#endif
