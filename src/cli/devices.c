@@ -1,9 +1,24 @@
+/* vkllm devices: every Vulkan device vkllm can use, with its capabilities; the chosen one is marked. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli.h"
+#include "runtime/device.h"
 
 int cli_devices(int argc, char **argv)
 {
-    fprintf(stderr, "vkllm devices: not yet\n");
-    return 1;
+    vkr_caps *caps = NULL;
+    uint32_t count = 0, chosen = 0;
+    vkllm_status st = vkr_list_devices(&caps, &count, &chosen);
+    if (st != VKLLM_OK) {
+        fprintf(stderr, "vkllm devices: %s\n", vkllm_last_error());
+        return 1;
+    }
+    if (count == 0) printf("no Vulkan 1.2 device with a compute queue\n");
+    for (uint32_t i = 0; i < count; i++) {
+        printf("device %u%s\n", i, i == chosen ? "  [chosen]" : "");
+        vkr_caps_print(&caps[i], stdout);
+    }
+    free(caps);
+    return 0;
 }

@@ -1,0 +1,352 @@
+#include "commands.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_internal.h"
+
+#define SETS_PER_POOL 256
+#define QUERIES_PER_POOL 512
+#define FENCE_TIMEOUT_NS (600ull * 1000 * 1000 * 1000) /* lavapipe is slow, a hang is not */
+
+typedef struct access {
+    VkBuffer buffer;
+    VkDeviceSize begin, end;
+    bool write;
+} access;
+
+typedef struct profile_label {
+    char text[48];
+} profile_label;
+
+struct vkr_sequence {
+    vkr_device *dev;
+    VkCommandPool pool;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    bool recording, recorded, in_flight;
+
+    VkDescriptorPool *descriptor_pools;
+    uint32_t descriptor_pool_count, descriptor_pool_used;
+
+    access *accesses; /* since the last barrier */
+    uint32_t access_count, access_capacity;
+
+    uint32_t dispatches;
+
+    /* Profiling: timestamp i+1 ends command i; labels[i] names it. */
+    VkQueryPool *query_pools;
+    uint32_t query_pool_count;
+    uint32_t queries;
+    profile_label *labels;
+    uint32_t label_capacity;
+};
+
+vkllm_status vkr_sequence_create(vkr_device *dev, vkr_sequence **out)
+{
+    *out = NULL;
+    vkr_sequence *seq = calloc(1, sizeof *seq);
+    if (!seq) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "allocating a sequence");
+    seq->dev = dev;
+    VkCommandPoolCreateInfo pool = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                    .queueFamilyIndex = dev->caps.queue_family};
+    VkResult r = vkCreateCommandPool(dev->device, &pool, NULL, &seq->pool);
+    if (r == VK_SUCCESS) {
+        VkCommandBufferAllocateInfo alloc = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                             .commandPool = seq->pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                             .commandBufferCount = 1};
+        r = vkAllocateCommandBuffers(dev->device, &alloc, &seq->cmd);
+    }
+    if (r == VK_SUCCESS) {
+        VkFenceCreateInfo fence = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+        r = vkCreateFence(dev->device, &fence, NULL, &seq->fence);
+    }
+    if (r != VK_SUCCESS) {
+        vkr_sequence_destroy(seq);
+        return vkr_fail_vk(r, "creating a command sequence", __FILE__, __LINE__);
+    }
+    *out = seq;
+    return VKLLM_OK;
+}
+
+void vkr_sequence_destroy(vkr_sequence *seq)
+{
+    if (!seq) return;
+    VkDevice d = seq->dev->device;
+    if (seq->in_flight) vkWaitForFences(d, 1, &seq->fence, VK_TRUE, FENCE_TIMEOUT_NS);
+    for (uint32_t i = 0; i < seq->descriptor_pool_count; i++) vkDestroyDescriptorPool(d, seq->descriptor_pools[i], NULL);
+    for (uint32_t i = 0; i < seq->query_pool_count; i++) vkDestroyQueryPool(d, seq->query_pools[i], NULL);
+    if (seq->fence) vkDestroyFence(d, seq->fence, NULL);
+    if (seq->pool) vkDestroyCommandPool(d, seq->pool, NULL);
+    free(seq->descriptor_pools);
+    free(seq->query_pools);
+    free(seq->accesses);
+    free(seq->labels);
+    free(seq);
+}
+
+static vkllm_status add_descriptor_pool(vkr_sequence *seq)
+{
+    VkDescriptorPool *grown = realloc(seq->descriptor_pools, (seq->descriptor_pool_count + 1) * sizeof *grown);
+    if (!grown) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "descriptor pool list");
+    seq->descriptor_pools = grown;
+    VkDescriptorPoolSize size = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * VKR_MAX_BINDINGS};
+    VkDescriptorPoolCreateInfo info = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                       .maxSets = SETS_PER_POOL, .poolSizeCount = 1, .pPoolSizes = &size};
+    VKR_CHECK(vkCreateDescriptorPool(seq->dev->device, &info, NULL, &seq->descriptor_pools[seq->descriptor_pool_count]));
+    seq->descriptor_pool_count++;
+    return VKLLM_OK;
+}
+
+static vkllm_status allocate_set(vkr_sequence *seq, VkDescriptorSetLayout layout, VkDescriptorSet *set)
+{
+    for (;;) {
+        if (seq->descriptor_pool_used == seq->descriptor_pool_count) VKLLM_TRY(add_descriptor_pool(seq));
+        VkDescriptorSetAllocateInfo info = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                            .descriptorPool = seq->descriptor_pools[seq->descriptor_pool_used],
+                                            .descriptorSetCount = 1, .pSetLayouts = &layout};
+        VkResult r = vkAllocateDescriptorSets(seq->dev->device, &info, set);
+        if (r == VK_SUCCESS) return VKLLM_OK;
+        if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
+            return vkr_fail_vk(r, "vkAllocateDescriptorSets", __FILE__, __LINE__);
+        seq->descriptor_pool_used++;
+    }
+}
+
+/* Profiling: the query slot for timestamp i, creating (and resetting, in the command buffer) pools. */
+static vkllm_status query_slot(vkr_sequence *seq, uint32_t i, VkQueryPool *pool, uint32_t *slot)
+{
+    uint32_t p = i / QUERIES_PER_POOL;
+    if (p == seq->query_pool_count) {
+        VkQueryPool *grown = realloc(seq->query_pools, (p + 1) * sizeof *grown);
+        if (!grown) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "query pool list");
+        seq->query_pools = grown;
+        VkQueryPoolCreateInfo info = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                      .queryType = VK_QUERY_TYPE_TIMESTAMP, .queryCount = QUERIES_PER_POOL};
+        VKR_CHECK(vkCreateQueryPool(seq->dev->device, &info, NULL, &seq->query_pools[p]));
+        seq->query_pool_count++;
+    }
+    if (i % QUERIES_PER_POOL == 0) vkCmdResetQueryPool(seq->cmd, seq->query_pools[p], 0, QUERIES_PER_POOL);
+    *pool = seq->query_pools[p];
+    *slot = i % QUERIES_PER_POOL;
+    return VKLLM_OK;
+}
+
+static vkllm_status write_timestamp(vkr_sequence *seq, const char *text)
+{
+    VkQueryPool pool = VK_NULL_HANDLE;
+    uint32_t slot = 0;
+    VKLLM_TRY(query_slot(seq, seq->queries, &pool, &slot));
+    vkCmdWriteTimestamp(seq->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pool, slot);
+    if (seq->queries > 0) {
+        uint32_t l = seq->queries - 1;
+        if (l >= seq->label_capacity) {
+            uint32_t cap = seq->label_capacity ? 2 * seq->label_capacity : 256;
+            profile_label *grown = realloc(seq->labels, cap * sizeof *grown);
+            if (!grown) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "profile labels");
+            seq->labels = grown;
+            seq->label_capacity = cap;
+        }
+        snprintf(seq->labels[l].text, sizeof seq->labels[l].text, "%s", text);
+    }
+    seq->queries++;
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_sequence_begin(vkr_sequence *seq)
+{
+    if (seq->in_flight) VKLLM_TRY(vkr_sequence_wait(seq));
+    VKR_CHECK(vkResetCommandBuffer(seq->cmd, 0));
+    for (uint32_t i = 0; i < seq->descriptor_pool_count; i++)
+        VKR_CHECK(vkResetDescriptorPool(seq->dev->device, seq->descriptor_pools[i], 0));
+    seq->descriptor_pool_used = 0;
+    seq->access_count = 0;
+    seq->dispatches = 0;
+    seq->queries = 0;
+    seq->recorded = false;
+    VkCommandBufferBeginInfo begin = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    VKR_CHECK(vkBeginCommandBuffer(seq->cmd, &begin));
+    seq->recording = true;
+    if (seq->dev->profiling) VKLLM_TRY(write_timestamp(seq, ""));
+    return VKLLM_OK;
+}
+
+static void barrier(vkr_sequence *seq)
+{
+    VkMemoryBarrier b = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                         .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                         .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                          VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    vkCmdPipelineBarrier(seq->cmd, stages, stages, 0, 1, &b, 0, NULL, 0, NULL);
+    seq->access_count = 0;
+}
+
+static bool conflicts(const vkr_sequence *seq, const access *a)
+{
+    for (uint32_t i = 0; i < seq->access_count; i++) {
+        const access *e = &seq->accesses[i];
+        if (e->buffer == a->buffer && (e->write || a->write) && a->begin < e->end && e->begin < a->end) return true;
+    }
+    return false;
+}
+
+static vkllm_status track(vkr_sequence *seq, const access *list, uint32_t n)
+{
+    bool need = false;
+    for (uint32_t i = 0; i < n && !need; i++) need = conflicts(seq, &list[i]);
+    if (need) barrier(seq);
+    if (seq->access_count + n > seq->access_capacity) {
+        uint32_t cap = seq->access_capacity ? 2 * seq->access_capacity : 64;
+        while (cap < seq->access_count + n) cap *= 2;
+        access *grown = realloc(seq->accesses, cap * sizeof *grown);
+        if (!grown) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "barrier tracking");
+        seq->accesses = grown;
+        seq->access_capacity = cap;
+    }
+    memcpy(seq->accesses + seq->access_count, list, n * sizeof *list);
+    seq->access_count += n;
+    return VKLLM_OK;
+}
+
+static vkllm_status check_range(const vkr_device *dev, const vkr_range *r, const char *label, uint32_t i,
+                                bool binding)
+{
+    if (!r->buffer || !r->buffer->block || r->size == 0 || r->offset > r->buffer->size ||
+        r->size > r->buffer->size - r->offset)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: range %u [%llu, +%llu) is empty or outside its buffer (%llu bytes)",
+                          label, i, (unsigned long long)r->offset, (unsigned long long)r->size,
+                          (unsigned long long)(r->buffer ? r->buffer->size : 0));
+    if (binding && r->size > dev->caps.max_storage_buffer_range)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: binding %u spans %llu bytes, above maxStorageBufferRange %llu",
+                          label, i, (unsigned long long)r->size, (unsigned long long)dev->caps.max_storage_buffer_range);
+    if (binding && (r->buffer->offset + r->offset) % dev->caps.min_storage_offset_alignment)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: binding %u offset %llu is not a multiple of %llu",
+                          label, i, (unsigned long long)r->offset, (unsigned long long)dev->caps.min_storage_offset_alignment);
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_sequence_dispatch(vkr_sequence *seq, const vkr_pipeline *pipeline, const vkr_range *bindings,
+                                   const void *push, const uint32_t groups[3], const char *label)
+{
+    const vkr_device *dev = seq->dev;
+    if (!seq->recording) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: sequence is not recording", label);
+    const vkr_pipeline_desc *d = &pipeline->desc;
+    for (int k = 0; k < 3; k++)
+        if (groups[k] == 0 || groups[k] > dev->caps.max_workgroup_count[k])
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u workgroups in dimension %d (limit %u)", label,
+                              groups[k], k, dev->caps.max_workgroup_count[k]);
+    access list[VKR_MAX_BINDINGS];
+    VkDescriptorBufferInfo infos[VKR_MAX_BINDINGS];
+    VkWriteDescriptorSet writes[VKR_MAX_BINDINGS];
+    VkDescriptorSet set;
+    VKLLM_TRY(allocate_set(seq, pipeline->set_layout, &set));
+    for (uint32_t i = 0; i < d->n_bindings; i++) {
+        const vkr_range *r = &bindings[i];
+        VKLLM_TRY(check_range(dev, r, label, i, true));
+        VkDeviceSize begin = r->buffer->offset + r->offset;
+        list[i] = (access){r->buffer->handle, begin, begin + r->size, !(d->readonly_mask & (1u << i))};
+        infos[i] = (VkDescriptorBufferInfo){r->buffer->handle, begin, r->size};
+        writes[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set,
+                                           .dstBinding = i, .descriptorCount = 1,
+                                           .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                           .pBufferInfo = &infos[i]};
+    }
+    vkUpdateDescriptorSets(dev->device, d->n_bindings, writes, 0, NULL);
+    VKLLM_TRY(track(seq, list, d->n_bindings));
+    vkCmdBindPipeline(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline->pipeline);
+    vkCmdBindDescriptorSets(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline->layout, 0, 1, &set, 0, NULL);
+    if (d->push_size) vkCmdPushConstants(seq->cmd, pipeline->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, push);
+    vkCmdDispatch(seq->cmd, groups[0], groups[1], groups[2]);
+    seq->dispatches++;
+    if (seq->dev->profiling) VKLLM_TRY(write_timestamp(seq, label));
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_sequence_copy(vkr_sequence *seq, vkr_range src, vkr_range dst)
+{
+    if (!seq->recording) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "copy: sequence is not recording");
+    VKLLM_TRY(check_range(seq->dev, &src, "copy", 0, false));
+    VKLLM_TRY(check_range(seq->dev, &dst, "copy", 1, false));
+    if (src.size != dst.size)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "copy: source has %llu bytes, destination %llu",
+                          (unsigned long long)src.size, (unsigned long long)dst.size);
+    VkDeviceSize s = src.buffer->offset + src.offset, t = dst.buffer->offset + dst.offset;
+    access list[2] = {{src.buffer->handle, s, s + src.size, false}, {dst.buffer->handle, t, t + dst.size, true}};
+    VKLLM_TRY(track(seq, list, 2));
+    VkBufferCopy region = {s, t, src.size};
+    vkCmdCopyBuffer(seq->cmd, src.buffer->handle, dst.buffer->handle, 1, &region);
+    if (seq->dev->profiling) VKLLM_TRY(write_timestamp(seq, "copy"));
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_sequence_end(vkr_sequence *seq)
+{
+    if (!seq->recording) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkr_sequence_end: not recording");
+    /* Results become visible to host reads of mapped memory once the fence signals. */
+    VkMemoryBarrier b = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                         .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                         .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
+    vkCmdPipelineBarrier(seq->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &b, 0, NULL, 0, NULL);
+    seq->recording = false;
+    VKR_CHECK(vkEndCommandBuffer(seq->cmd));
+    seq->recorded = true;
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_sequence_submit(vkr_sequence *seq)
+{
+    if (!seq->recorded) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkr_sequence_submit: nothing recorded");
+    if (seq->in_flight) VKLLM_TRY(vkr_sequence_wait(seq));
+    VKR_CHECK(vkResetFences(seq->dev->device, 1, &seq->fence));
+    VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1,
+                           .pCommandBuffers = &seq->cmd};
+    pthread_mutex_lock(&seq->dev->lock);
+    VkResult r = vkQueueSubmit(seq->dev->queue, 1, &submit, seq->fence);
+    pthread_mutex_unlock(&seq->dev->lock);
+    if (r != VK_SUCCESS) return vkr_fail_vk(r, "vkQueueSubmit", __FILE__, __LINE__);
+    seq->in_flight = true;
+    return VKLLM_OK;
+}
+
+static void collect_profile(vkr_sequence *seq)
+{
+    uint64_t previous = 0;
+    double ns = seq->dev->caps.timestamp_period_ns;
+    for (uint32_t i = 0; i < seq->queries; i++) {
+        uint64_t t = 0;
+        VkResult r = vkGetQueryPoolResults(seq->dev->device, seq->query_pools[i / QUERIES_PER_POOL],
+                                           i % QUERIES_PER_POOL, 1, sizeof t, &t, sizeof t, VK_QUERY_RESULT_64_BIT);
+        if (r != VK_SUCCESS) return;
+        if (i > 0) vkr_profile_add(seq->dev, seq->labels[i - 1].text, (double)(t - previous) * ns * 1e-6);
+        previous = t;
+    }
+}
+
+vkllm_status vkr_sequence_wait(vkr_sequence *seq)
+{
+    if (!seq->in_flight) return VKLLM_OK;
+    VkResult r = vkWaitForFences(seq->dev->device, 1, &seq->fence, VK_TRUE, FENCE_TIMEOUT_NS);
+    if (r != VK_SUCCESS) return vkr_fail_vk(r, "vkWaitForFences", __FILE__, __LINE__);
+    seq->in_flight = false;
+    if (seq->dev->profiling) collect_profile(seq);
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_sequence_run(vkr_sequence *seq)
+{
+    VKLLM_TRY(vkr_sequence_submit(seq));
+    return vkr_sequence_wait(seq);
+}
+
+uint32_t vkr_sequence_dispatch_count(const vkr_sequence *seq) { return seq->dispatches; }
+
+void vkr_groups_1d(const vkr_device *dev, uint32_t n, uint32_t groups[3])
+{
+    uint32_t max_x = dev->caps.max_workgroup_count[0];
+    groups[0] = n < max_x ? (n ? n : 1) : max_x;
+    groups[1] = vkr_div_up(n ? n : 1, groups[0]);
+    groups[2] = 1;
+}

@@ -1,0 +1,43 @@
+/* Sequences: dispatches recorded once into a command buffer, with the barriers they need, and replayed
+ * with one queue submission and a fence wait each time.
+ *
+ *   vkr_sequence_begin(seq);
+ *   vkr_sequence_dispatch(seq, pipeline, bindings, &push, groups, "rms_norm");
+ *   ...
+ *   vkr_sequence_end(seq);
+ *   vkr_sequence_run(seq);          // submit + wait; may be called again to replay
+ *
+ * Barriers: a dispatch or copy that touches bytes an earlier command of the same sequence wrote (or writes
+ * bytes an earlier one read) gets a compute/transfer memory barrier before it; independent commands run
+ * without one.  Bindings are writable unless the pipeline's readonly_mask says otherwise. */
+#ifndef VKLLM_RUNTIME_COMMANDS_H
+#define VKLLM_RUNTIME_COMMANDS_H
+
+#include "memory.h"
+#include "pipeline.h"
+
+typedef struct vkr_sequence vkr_sequence;
+
+vkllm_status vkr_sequence_create(vkr_device *dev, vkr_sequence **out);
+void vkr_sequence_destroy(vkr_sequence *seq);
+
+/* Starts recording, discarding what was recorded before. */
+vkllm_status vkr_sequence_begin(vkr_sequence *seq);
+/* bindings[i] is bound at binding i; each range must be <= maxStorageBufferRange and its offset a multiple
+ * of minStorageBufferOffsetAlignment.  groups = workgroup counts (x, y, z), each within the device limit. */
+vkllm_status vkr_sequence_dispatch(vkr_sequence *seq, const vkr_pipeline *pipeline, const vkr_range *bindings,
+                                   const void *push, const uint32_t groups[3], const char *label);
+vkllm_status vkr_sequence_copy(vkr_sequence *seq, vkr_range src, vkr_range dst);
+vkllm_status vkr_sequence_end(vkr_sequence *seq);
+
+vkllm_status vkr_sequence_submit(vkr_sequence *seq);
+vkllm_status vkr_sequence_wait(vkr_sequence *seq);
+vkllm_status vkr_sequence_run(vkr_sequence *seq);
+uint32_t vkr_sequence_dispatch_count(const vkr_sequence *seq);
+
+/* Spreads n workgroups over x and y within maxComputeWorkGroupCount; shaders recover the linear index as
+ * gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x and must skip indices >= n. */
+void vkr_groups_1d(const vkr_device *dev, uint32_t n, uint32_t groups[3]);
+static inline uint32_t vkr_div_up(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
+
+#endif

@@ -1,0 +1,655 @@
+/* Instance creation through volk, capability discovery, device choice and logical device creation. */
+#include "device_internal.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char validation_layer[] = "VK_LAYER_KHRONOS_validation";
+
+const char *vkr_result_name(VkResult result)
+{
+    switch (result) {
+#define NAME(r) case r: return #r
+        NAME(VK_SUCCESS); NAME(VK_NOT_READY); NAME(VK_TIMEOUT); NAME(VK_EVENT_SET); NAME(VK_EVENT_RESET);
+        NAME(VK_INCOMPLETE); NAME(VK_ERROR_OUT_OF_HOST_MEMORY); NAME(VK_ERROR_OUT_OF_DEVICE_MEMORY);
+        NAME(VK_ERROR_INITIALIZATION_FAILED); NAME(VK_ERROR_DEVICE_LOST); NAME(VK_ERROR_MEMORY_MAP_FAILED);
+        NAME(VK_ERROR_LAYER_NOT_PRESENT); NAME(VK_ERROR_EXTENSION_NOT_PRESENT);
+        NAME(VK_ERROR_FEATURE_NOT_PRESENT); NAME(VK_ERROR_INCOMPATIBLE_DRIVER);
+        NAME(VK_ERROR_TOO_MANY_OBJECTS); NAME(VK_ERROR_FORMAT_NOT_SUPPORTED); NAME(VK_ERROR_FRAGMENTED_POOL);
+        NAME(VK_ERROR_UNKNOWN); NAME(VK_ERROR_OUT_OF_POOL_MEMORY); NAME(VK_ERROR_INVALID_EXTERNAL_HANDLE);
+        NAME(VK_ERROR_FRAGMENTATION); NAME(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS);
+        NAME(VK_PIPELINE_COMPILE_REQUIRED);
+#undef NAME
+    default: return "VkResult(unknown)";
+    }
+}
+
+vkllm_status vkr_fail_vk(VkResult result, const char *call, const char *file, int line)
+{
+    vkllm_status status = VKLLM_ERROR_VULKAN;
+    if (result == VK_ERROR_OUT_OF_DEVICE_MEMORY) status = VKLLM_ERROR_OUT_OF_DEVICE_MEMORY;
+    if (result == VK_ERROR_OUT_OF_HOST_MEMORY) status = VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+    return vkllm_fail(status, "%s failed with %s (%d) at %s:%d", call, vkr_result_name(result), (int)result,
+                      file, line);
+}
+
+const char *vkr_vendor_name(vkr_vendor vendor)
+{
+    static const char *const names[VKR_VENDOR_COUNT] = {
+        "unknown", "NVIDIA", "AMD", "Intel", "Apple", "ARM", "Qualcomm", "Mesa CPU (lavapipe)",
+    };
+    return (unsigned)vendor < VKR_VENDOR_COUNT ? names[vendor] : "unknown";
+}
+
+static bool env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
+                                                       VkDebugUtilsMessageTypeFlagsEXT types,
+                                                       const VkDebugUtilsMessengerCallbackDataEXT *data,
+                                                       void *user)
+{
+    if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
+        atomic_uint *errors = user;
+        atomic_fetch_add(errors, 1);
+        fprintf(stderr, "vkllm: validation error: %s\n", data->pMessage);
+    } else if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
+        fprintf(stderr, "vkllm: validation warning: %s\n", data->pMessage);
+    }
+    return VK_FALSE;
+}
+
+static bool layer_available(const char *name)
+{
+    uint32_t count = 0;
+    if (vkEnumerateInstanceLayerProperties(&count, NULL) != VK_SUCCESS) return false;
+    VkLayerProperties *layers = calloc(count ? count : 1, sizeof *layers);
+    if (!layers) return false;
+    bool found = false;
+    if (vkEnumerateInstanceLayerProperties(&count, layers) == VK_SUCCESS)
+        for (uint32_t i = 0; i < count && !found; i++) found = strcmp(layers[i].layerName, name) == 0;
+    free(layers);
+    return found;
+}
+
+static bool instance_extension_available(const char *name)
+{
+    uint32_t count = 0;
+    if (vkEnumerateInstanceExtensionProperties(NULL, &count, NULL) != VK_SUCCESS) return false;
+    VkExtensionProperties *exts = calloc(count ? count : 1, sizeof *exts);
+    if (!exts) return false;
+    bool found = false;
+    if (vkEnumerateInstanceExtensionProperties(NULL, &count, exts) == VK_SUCCESS)
+        for (uint32_t i = 0; i < count && !found; i++) found = strcmp(exts[i].extensionName, name) == 0;
+    free(exts);
+    return found;
+}
+
+static vkllm_status load_loader(void)
+{
+    VkResult r = volkInitialize();
+    if (r != VK_SUCCESS)
+        return vkllm_fail(VKLLM_ERROR_NO_DEVICE, "volkInitialize failed with %s: no Vulkan loader "
+                          "(install libvulkan1 and a driver, e.g. mesa-vulkan-drivers)", vkr_result_name(r));
+    return VKLLM_OK;
+}
+
+/* validation_errors non-NULL: enable the validation layer and count its errors there. */
+static vkllm_status create_instance(atomic_uint *validation_errors, VkInstance *instance,
+                                    VkDebugUtilsMessengerEXT *messenger)
+{
+    VKLLM_TRY(load_loader());
+    uint32_t api = VK_API_VERSION_1_2;
+    if (vkEnumerateInstanceVersion) {
+        uint32_t available = 0;
+        if (vkEnumerateInstanceVersion(&available) == VK_SUCCESS && available >= VK_API_VERSION_1_3)
+            api = VK_API_VERSION_1_3;
+    }
+    VkApplicationInfo app = {
+        .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+        .pApplicationName = "vkllm",
+        .pEngineName = "vkllm",
+        .engineVersion = VK_MAKE_VERSION(0, 1, 0),
+        .apiVersion = api,
+    };
+    const char *layers[1];
+    const char *extensions[2];
+    uint32_t n_layers = 0, n_extensions = 0;
+    VkInstanceCreateFlags flags = 0;
+    if (validation_errors) {
+        if (!layer_available(validation_layer))
+            return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "VKLLM_VALIDATION=1 but %s is not installed "
+                              "(Debian: vulkan-validationlayers)", validation_layer);
+        layers[n_layers++] = validation_layer;
+        extensions[n_extensions++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+    }
+    if (instance_extension_available(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+        /* MoltenVK lists its devices only to instances that accept portability drivers. */
+        extensions[n_extensions++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
+        flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
+    }
+    VkDebugUtilsMessengerCreateInfoEXT messenger_info = {
+        .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
+        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT |
+                           VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT,
+        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
+        .pfnUserCallback = on_debug_message,
+        .pUserData = validation_errors,
+    };
+    VkInstanceCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+        .pNext = validation_errors ? &messenger_info : NULL,
+        .flags = flags,
+        .pApplicationInfo = &app,
+        .enabledLayerCount = n_layers,
+        .ppEnabledLayerNames = layers,
+        .enabledExtensionCount = n_extensions,
+        .ppEnabledExtensionNames = extensions,
+    };
+    VKR_CHECK(vkCreateInstance(&info, NULL, instance));
+    volkLoadInstanceOnly(*instance);
+    *messenger = VK_NULL_HANDLE;
+    if (validation_errors) {
+        VkResult r = vkCreateDebugUtilsMessengerEXT(*instance, &messenger_info, NULL, messenger);
+        if (r != VK_SUCCESS) {
+            vkDestroyInstance(*instance, NULL);
+            return vkr_fail_vk(r, "vkCreateDebugUtilsMessengerEXT", __FILE__, __LINE__);
+        }
+    }
+    return VKLLM_OK;
+}
+
+static bool device_extension_available(VkPhysicalDevice pd, const char *name)
+{
+    uint32_t count = 0;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &count, NULL) != VK_SUCCESS) return false;
+    VkExtensionProperties *exts = calloc(count ? count : 1, sizeof *exts);
+    if (!exts) return false;
+    bool found = false;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &count, exts) == VK_SUCCESS)
+        for (uint32_t i = 0; i < count && !found; i++) found = strcmp(exts[i].extensionName, name) == 0;
+    free(exts);
+    return found;
+}
+
+static vkr_vendor vendor_of(uint32_t vendor_id, VkDriverId driver, VkPhysicalDeviceType type)
+{
+    if (type == VK_PHYSICAL_DEVICE_TYPE_CPU || driver == VK_DRIVER_ID_MESA_LLVMPIPE) return VKR_VENDOR_MESA_CPU;
+    switch (vendor_id) {
+    case 0x10de: return VKR_VENDOR_NVIDIA;
+    case 0x1002: case 0x1022: return VKR_VENDOR_AMD;
+    case 0x8086: return VKR_VENDOR_INTEL;
+    case 0x106b: return VKR_VENDOR_APPLE;
+    case 0x13b5: return VKR_VENDOR_ARM;
+    case 0x5143: return VKR_VENDOR_QUALCOMM;
+    default: return VKR_VENDOR_UNKNOWN;
+    }
+}
+
+/* Which features of the device the runtime turns on (and the caps report). */
+typedef struct device_features {
+    bool size_control_ext, int_dot_ext; /* need the extension (device below Vulkan 1.3) */
+    bool size_control, int_dot;
+} device_features;
+
+static int queue_family_for_compute(VkPhysicalDevice pd, bool *timestamps)
+{
+    uint32_t count = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &count, NULL);
+    VkQueueFamilyProperties props[32];
+    if (count > 32) count = 32;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &count, props);
+    int best = -1;
+    for (uint32_t i = 0; i < count; i++) {
+        if (!(props[i].queueFlags & VK_QUEUE_COMPUTE_BIT)) continue;
+        /* Prefer the universal queue: dedicated compute queues are sometimes slower to schedule. */
+        if (best < 0 || (props[i].queueFlags & VK_QUEUE_GRAPHICS_BIT)) {
+            best = (int)i;
+            *timestamps = props[i].timestampValidBits > 0;
+            if (props[i].queueFlags & VK_QUEUE_GRAPHICS_BIT) break;
+        }
+    }
+    return best;
+}
+
+/* Reads caps; false if the device cannot run vkllm (below Vulkan 1.2 or no compute queue). */
+static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *features)
+{
+    memset(caps, 0, sizeof *caps);
+    memset(features, 0, sizeof *features);
+    VkPhysicalDeviceProperties base;
+    vkGetPhysicalDeviceProperties(pd, &base);
+    if (base.apiVersion < VK_API_VERSION_1_2) return false;
+    bool v13 = base.apiVersion >= VK_API_VERSION_1_3;
+    bool has_size_control = v13 || device_extension_available(pd, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    bool has_int_dot = v13 || device_extension_available(pd, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+
+    VkPhysicalDeviceShaderIntegerDotProductProperties dot_props = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES};
+    VkPhysicalDeviceSubgroupSizeControlProperties size_props = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES,
+        .pNext = has_int_dot ? &dot_props : NULL};
+    VkPhysicalDeviceVulkan12Properties p12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_PROPERTIES,
+                                              .pNext = has_size_control ? (void *)&size_props
+                                                                        : (has_int_dot ? (void *)&dot_props : NULL)};
+    VkPhysicalDeviceVulkan11Properties p11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_PROPERTIES,
+                                              .pNext = &p12};
+    VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &p11};
+    vkGetPhysicalDeviceProperties2(pd, &props);
+
+    VkPhysicalDeviceShaderIntegerDotProductFeatures dot_feat = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+    VkPhysicalDeviceSubgroupSizeControlFeatures size_feat = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES,
+        .pNext = has_int_dot ? &dot_feat : NULL};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .pNext = has_size_control ? (void *)&size_feat
+                                                                      : (has_int_dot ? (void *)&dot_feat : NULL)};
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+                                            .pNext = &f12};
+    VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
+    vkGetPhysicalDeviceFeatures2(pd, &feats);
+
+    bool timestamps = false;
+    int family = queue_family_for_compute(pd, &timestamps);
+    if (family < 0) return false;
+
+    snprintf(caps->name, sizeof caps->name, "%s", base.deviceName);
+    snprintf(caps->driver_name, sizeof caps->driver_name, "%s", p12.driverName);
+    snprintf(caps->driver_info, sizeof caps->driver_info, "%s", p12.driverInfo);
+    caps->vendor_id = base.vendorID;
+    caps->device_id = base.deviceID;
+    caps->driver_version = base.driverVersion;
+    caps->api_version = base.apiVersion;
+    caps->type = base.deviceType;
+    caps->vendor = vendor_of(base.vendorID, p12.driverID, base.deviceType);
+
+    caps->subgroup_size = p11.subgroupSize;
+    caps->subgroup_compute = (p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0;
+    caps->subgroup_ops = p11.subgroupSupportedOperations;
+    caps->min_subgroup_size = caps->max_subgroup_size = p11.subgroupSize;
+    if (has_size_control && size_feat.subgroupSizeControl &&
+        (size_props.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT)) {
+        caps->subgroup_size_control = true;
+        caps->min_subgroup_size = size_props.minSubgroupSize;
+        caps->max_subgroup_size = size_props.maxSubgroupSize;
+        features->size_control = true;
+        features->size_control_ext = !v13;
+    }
+    caps->fp16_arith = f12.shaderFloat16;
+    caps->storage16 = f11.storageBuffer16BitAccess;
+    caps->storage8 = f12.storageBuffer8BitAccess;
+    caps->int8_arith = f12.shaderInt8;
+    if (has_int_dot && dot_feat.shaderIntegerDotProduct) {
+        caps->int_dot = true;
+        caps->int_dot_accelerated = dot_props.integerDotProduct4x8BitPackedSignedAccelerated;
+        features->int_dot = true;
+        features->int_dot_ext = !v13;
+    }
+    if (env_flag("VKLLM_DISABLE_F16")) caps->fp16_arith = false;
+    if (env_flag("VKLLM_DISABLE_STORAGE16")) caps->storage16 = false;
+    if (env_flag("VKLLM_DISABLE_STORAGE8")) caps->storage8 = false;
+    if (env_flag("VKLLM_DISABLE_INT_DOT")) caps->int_dot = caps->int_dot_accelerated = false;
+    if (env_flag("VKLLM_DISABLE_SUBGROUP")) caps->subgroup_compute = false;
+    caps->subgroup_arithmetic = caps->subgroup_compute && (caps->subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+
+    const VkPhysicalDeviceLimits *lim = &base.limits;
+    caps->max_storage_buffer_range = lim->maxStorageBufferRange;
+    caps->max_memory_allocation = p11.maxMemoryAllocationSize;
+    caps->min_storage_offset_alignment = lim->minStorageBufferOffsetAlignment;
+    caps->max_shared_memory = lim->maxComputeSharedMemorySize;
+    caps->max_workgroup_invocations = lim->maxComputeWorkGroupInvocations;
+    memcpy(caps->max_workgroup_size, lim->maxComputeWorkGroupSize, sizeof caps->max_workgroup_size);
+    memcpy(caps->max_workgroup_count, lim->maxComputeWorkGroupCount, sizeof caps->max_workgroup_count);
+    caps->max_push_constants = lim->maxPushConstantsSize;
+
+    VkPhysicalDeviceMemoryProperties mem;
+    vkGetPhysicalDeviceMemoryProperties(pd, &mem);
+    caps->heap_count = mem.memoryHeapCount < VKR_MAX_HEAPS ? mem.memoryHeapCount : VKR_MAX_HEAPS;
+    for (uint32_t i = 0; i < caps->heap_count; i++) {
+        caps->heap_size[i] = mem.memoryHeaps[i].size;
+        caps->heap_device_local[i] = (mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0;
+        if (caps->heap_device_local[i]) caps->device_local_bytes += mem.memoryHeaps[i].size;
+    }
+    /* UMA: the largest device-local heap is reachable by a host-visible device-local memory type. */
+    for (uint32_t i = 0; i < mem.memoryTypeCount; i++) {
+        VkMemoryPropertyFlags f = mem.memoryTypes[i].propertyFlags;
+        uint32_t heap = mem.memoryTypes[i].heapIndex;
+        if ((f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && (f & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
+            mem.memoryHeaps[heap].size * 2 > caps->device_local_bytes)
+            caps->uma = true;
+    }
+    caps->timestamps = timestamps && lim->timestampComputeAndGraphics;
+    caps->timestamp_period_ns = lim->timestampPeriod;
+    caps->queue_family = (uint32_t)family;
+    return true;
+}
+
+static bool contains_ignoring_case(const char *haystack, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *haystack; haystack++)
+        if (strncasecmp(haystack, needle, n) == 0) return true;
+    return n == 0;
+}
+
+static int type_rank(VkPhysicalDeviceType type)
+{
+    switch (type) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 1;
+    default: return 0;
+    }
+}
+
+/* Index into caps[] per VKLLM_DEVICE or the type ranking; -1 and an error if VKLLM_DEVICE matches none. */
+static int choose_device(const vkr_caps *caps, uint32_t count)
+{
+    const char *want = getenv("VKLLM_DEVICE");
+    if (want && *want) {
+        char *end = NULL;
+        long index = strtol(want, &end, 10);
+        if (*end == '\0') return (index >= 0 && index < (long)count) ? (int)index : -1;
+        for (uint32_t i = 0; i < count; i++)
+            if (contains_ignoring_case(caps[i].name, want)) return (int)i;
+        return -1;
+    }
+    int best = -1;
+    for (uint32_t i = 0; i < count; i++)
+        if (best < 0 || type_rank(caps[i].type) > type_rank(caps[best].type)) best = (int)i;
+    return best;
+}
+
+/* Physical devices usable by vkllm, with their caps (and the features to enable). */
+static vkllm_status enumerate(VkInstance instance, VkPhysicalDevice **pds, vkr_caps **caps,
+                              device_features **features, uint32_t *count)
+{
+    uint32_t n = 0;
+    VKR_CHECK(vkEnumeratePhysicalDevices(instance, &n, NULL));
+    *pds = calloc(n ? n : 1, sizeof **pds);
+    *caps = calloc(n ? n : 1, sizeof **caps);
+    *features = calloc(n ? n : 1, sizeof **features);
+    if (!*pds || !*caps || !*features) {
+        free(*pds), free(*caps), free(*features);
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "listing %u Vulkan devices", n);
+    }
+    VkPhysicalDevice *all = calloc(n ? n : 1, sizeof *all);
+    if (!all) {
+        free(*pds), free(*caps), free(*features);
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "listing %u Vulkan devices", n);
+    }
+    VkResult r = vkEnumeratePhysicalDevices(instance, &n, all);
+    uint32_t usable = 0;
+    for (uint32_t i = 0; r == VK_SUCCESS && i < n; i++)
+        if (read_caps(all[i], &(*caps)[usable], &(*features)[usable])) (*pds)[usable++] = all[i];
+    free(all);
+    if (r != VK_SUCCESS) {
+        free(*pds), free(*caps), free(*features);
+        return vkr_fail_vk(r, "vkEnumeratePhysicalDevices", __FILE__, __LINE__);
+    }
+    *count = usable;
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_list_devices(vkr_caps **caps_out, uint32_t *count, uint32_t *chosen)
+{
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VKLLM_TRY(create_instance(NULL, &instance, &messenger));
+    VkPhysicalDevice *pds;
+    device_features *features;
+    vkllm_status st = enumerate(instance, &pds, caps_out, &features, count);
+    vkDestroyInstance(instance, NULL);
+    if (st != VKLLM_OK) return st;
+    free(pds);
+    free(features);
+    int c = choose_device(*caps_out, *count);
+    *chosen = c < 0 ? UINT32_MAX : (uint32_t)c;
+    return VKLLM_OK;
+}
+
+static vkllm_status create_logical_device(vkr_device *dev, const device_features *features)
+{
+    float priority = 1.0f;
+    VkDeviceQueueCreateInfo queue = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+        .queueFamilyIndex = dev->caps.queue_family,
+        .queueCount = 1,
+        .pQueuePriorities = &priority,
+    };
+    /* Enable what exists, regardless of VKLLM_DISABLE_*: those only steer which shader variants run. */
+    VkPhysicalDeviceVulkan11Features s11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+    VkPhysicalDeviceVulkan12Features s12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceFeatures2 supported = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &s11};
+    s11.pNext = &s12;
+    vkGetPhysicalDeviceFeatures2(dev->physical, &supported);
+
+    VkPhysicalDeviceShaderIntegerDotProductFeatures dot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES,
+        .shaderIntegerDotProduct = VK_TRUE};
+    VkPhysicalDeviceSubgroupSizeControlFeatures size = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES,
+        .subgroupSizeControl = VK_TRUE, .computeFullSubgroups = VK_FALSE};
+    VkPhysicalDeviceVulkan12Features f12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+        .storageBuffer8BitAccess = s12.storageBuffer8BitAccess,
+        .uniformAndStorageBuffer8BitAccess = s12.uniformAndStorageBuffer8BitAccess,
+        .shaderFloat16 = s12.shaderFloat16,
+        .shaderInt8 = s12.shaderInt8,
+        .timelineSemaphore = s12.timelineSemaphore,
+        .hostQueryReset = s12.hostQueryReset,
+    };
+    VkPhysicalDeviceVulkan11Features f11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+        .pNext = &f12,
+        .storageBuffer16BitAccess = s11.storageBuffer16BitAccess,
+        .uniformAndStorageBuffer16BitAccess = s11.uniformAndStorageBuffer16BitAccess,
+    };
+    void **tail = &f12.pNext;
+    const char *extensions[2];
+    uint32_t n_ext = 0;
+    if (features->size_control) {
+        *tail = &size;
+        tail = &size.pNext;
+        if (features->size_control_ext) extensions[n_ext++] = VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME;
+    }
+    if (features->int_dot) {
+        *tail = &dot;
+        tail = &dot.pNext;
+        if (features->int_dot_ext) extensions[n_ext++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+    }
+    VkPhysicalDeviceFeatures2 enabled = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+        .pNext = &f11,
+        .features = {.shaderInt64 = supported.features.shaderInt64,
+                     .shaderInt16 = supported.features.shaderInt16},
+    };
+    VkDeviceCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = &enabled,
+        .queueCreateInfoCount = 1,
+        .pQueueCreateInfos = &queue,
+        .enabledExtensionCount = n_ext,
+        .ppEnabledExtensionNames = extensions,
+    };
+    VKR_CHECK(vkCreateDevice(dev->physical, &info, NULL, &dev->device));
+    volkLoadDevice(dev->device);
+    vkGetDeviceQueue(dev->device, dev->caps.queue_family, 0, &dev->queue);
+    VkCommandPoolCreateInfo pool = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+        .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT | VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
+        .queueFamilyIndex = dev->caps.queue_family,
+    };
+    VKR_CHECK(vkCreateCommandPool(dev->device, &pool, NULL, &dev->command_pool));
+    return VKLLM_OK;
+}
+
+static vkllm_status device_init(vkr_device *dev)
+{
+    bool validation = env_flag("VKLLM_VALIDATION");
+    VKLLM_TRY(create_instance(validation ? &dev->validation_errors : NULL, &dev->instance, &dev->messenger));
+    VkPhysicalDevice *pds;
+    vkr_caps *caps;
+    device_features *features;
+    uint32_t count = 0;
+    VKLLM_TRY(enumerate(dev->instance, &pds, &caps, &features, &count));
+    int chosen = choose_device(caps, count);
+    vkllm_status st = VKLLM_OK;
+    if (count == 0)
+        st = vkllm_fail(VKLLM_ERROR_NO_DEVICE, "no Vulkan 1.2 device with a compute queue "
+                        "(on a machine without a GPU, install mesa-vulkan-drivers for lavapipe)");
+    else if (chosen < 0)
+        st = vkllm_fail(VKLLM_ERROR_NO_DEVICE, "VKLLM_DEVICE='%s' matches none of the %u Vulkan devices "
+                        "(see 'vkllm devices')", getenv("VKLLM_DEVICE"), count);
+    if (st == VKLLM_OK) {
+        dev->physical = pds[chosen];
+        dev->caps = caps[chosen];
+        st = create_logical_device(dev, &features[chosen]);
+    }
+    free(pds);
+    free(caps);
+    free(features);
+    if (st != VKLLM_OK) return st;
+    dev->profiling = env_flag("VKLLM_PROFILE") && dev->caps.timestamps;
+    VKLLM_TRY(vkr_memory_init(dev));
+    return vkr_pipeline_cache_open(dev);
+}
+
+vkllm_status vkr_device_create(vkr_device **out)
+{
+    *out = NULL;
+    vkr_device *dev = calloc(1, sizeof *dev);
+    if (!dev) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "allocating the device");
+    pthread_mutex_init(&dev->lock, NULL);
+    atomic_init(&dev->validation_errors, 0);
+    vkllm_status st = device_init(dev);
+    if (st != VKLLM_OK) {
+        vkr_device_destroy(dev);
+        return st;
+    }
+    *out = dev;
+    return VKLLM_OK;
+}
+
+void vkr_device_destroy(vkr_device *dev)
+{
+    if (!dev) return;
+    if (dev->device) {
+        vkDeviceWaitIdle(dev->device);
+        vkr_pipelines_destroy(dev);
+        vkr_memory_destroy(dev);
+        if (dev->command_pool) vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
+        vkDestroyDevice(dev->device, NULL);
+    }
+    if (dev->messenger) vkDestroyDebugUtilsMessengerEXT(dev->instance, dev->messenger, NULL);
+    if (dev->instance) vkDestroyInstance(dev->instance, NULL);
+    pthread_mutex_destroy(&dev->lock);
+    free(dev->profile);
+    free(dev);
+}
+
+const vkr_caps *vkr_device_caps(const vkr_device *dev) { return &dev->caps; }
+
+uint32_t vkr_device_validation_errors(const vkr_device *dev)
+{
+    return atomic_load((atomic_uint *)&dev->validation_errors);
+}
+
+bool vkr_device_profiling(const vkr_device *dev) { return dev->profiling; }
+
+void vkr_profile_add(vkr_device *dev, const char *label, double ms)
+{
+    for (uint32_t i = 0; i < dev->profile_count; i++)
+        if (strcmp(dev->profile[i].label, label) == 0) {
+            dev->profile[i].count++;
+            dev->profile[i].total_ms += ms;
+            return;
+        }
+    if (dev->profile_count == dev->profile_capacity) {
+        uint32_t cap = dev->profile_capacity ? dev->profile_capacity * 2 : 32;
+        vkr_profile_entry *p = realloc(dev->profile, cap * sizeof *p);
+        if (!p) return; /* profiling is best-effort; losing an entry is harmless */
+        dev->profile = p;
+        dev->profile_capacity = cap;
+    }
+    vkr_profile_entry *e = &dev->profile[dev->profile_count++];
+    snprintf(e->label, sizeof e->label, "%s", label);
+    e->count = 1;
+    e->total_ms = ms;
+}
+
+static int by_total_desc(const void *a, const void *b)
+{
+    double x = ((const vkr_profile_entry *)a)->total_ms, y = ((const vkr_profile_entry *)b)->total_ms;
+    return (x < y) - (x > y);
+}
+
+void vkr_device_print_profile(vkr_device *dev, FILE *out)
+{
+    if (!dev->profile_count) return;
+    qsort(dev->profile, dev->profile_count, sizeof *dev->profile, by_total_desc);
+    double all = 0;
+    for (uint32_t i = 0; i < dev->profile_count; i++) all += dev->profile[i].total_ms;
+    fprintf(out, "%-32s %10s %12s %10s %7s\n", "op", "count", "total ms", "avg us", "share");
+    for (uint32_t i = 0; i < dev->profile_count; i++) {
+        const vkr_profile_entry *e = &dev->profile[i];
+        fprintf(out, "%-32s %10" PRIu64 " %12.3f %10.1f %6.1f%%\n", e->label, e->count, e->total_ms,
+                1000.0 * e->total_ms / (double)e->count, all > 0 ? 100.0 * e->total_ms / all : 0.0);
+    }
+    fprintf(out, "%-32s %10s %12.3f\n", "total", "", all);
+    dev->profile_count = 0;
+}
+
+static const char *type_name(VkPhysicalDeviceType type)
+{
+    switch (type) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
+    default: return "other";
+    }
+}
+
+void vkr_caps_print(const vkr_caps *c, FILE *out)
+{
+    fprintf(out, "  name                     %s\n", c->name);
+    fprintf(out, "  type                     %s\n", type_name(c->type));
+    fprintf(out, "  vendor                   %s (0x%04x), device 0x%04x\n", vkr_vendor_name(c->vendor),
+            c->vendor_id, c->device_id);
+    fprintf(out, "  driver                   %s (%s)\n", c->driver_name, c->driver_info);
+    fprintf(out, "  Vulkan                   %u.%u.%u\n", VK_API_VERSION_MAJOR(c->api_version),
+            VK_API_VERSION_MINOR(c->api_version), VK_API_VERSION_PATCH(c->api_version));
+    fprintf(out, "  subgroup size            %u (min %u, max %u, size control %s)\n", c->subgroup_size,
+            c->min_subgroup_size, c->max_subgroup_size, c->subgroup_size_control ? "yes" : "no");
+    fprintf(out, "  subgroup ops (compute)   %s%s%s%s%s%s\n", c->subgroup_compute ? "" : "none",
+            c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) ? "basic " : "",
+            c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) ? "arithmetic " : "",
+            c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_BALLOT_BIT) ? "ballot " : "",
+            c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) ? "shuffle " : "",
+            c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_CLUSTERED_BIT) ? "clustered" : "");
+    fprintf(out, "  fp16 arithmetic          %s\n", c->fp16_arith ? "yes" : "no");
+    fprintf(out, "  16-bit / 8-bit storage   %s / %s\n", c->storage16 ? "yes" : "no", c->storage8 ? "yes" : "no");
+    fprintf(out, "  integer dot product      %s%s\n", c->int_dot ? "yes" : "no",
+            c->int_dot ? (c->int_dot_accelerated ? " (accelerated)" : " (not accelerated)") : "");
+    fprintf(out, "  maxStorageBufferRange    %" PRIu64 "\n", c->max_storage_buffer_range);
+    fprintf(out, "  maxMemoryAllocationSize  %" PRIu64 "\n", c->max_memory_allocation);
+    fprintf(out, "  max shared memory        %u bytes\n", c->max_shared_memory);
+    fprintf(out, "  max workgroup            %u invocations (%u x %u x %u)\n", c->max_workgroup_invocations,
+            c->max_workgroup_size[0], c->max_workgroup_size[1], c->max_workgroup_size[2]);
+    for (uint32_t i = 0; i < c->heap_count; i++)
+        fprintf(out, "  memory heap %u            %.1f MiB%s\n", i, (double)c->heap_size[i] / (1024.0 * 1024.0),
+                c->heap_device_local[i] ? " device-local" : "");
+    fprintf(out, "  unified memory (UMA)     %s\n", c->uma ? "yes" : "no");
+    fprintf(out, "  timestamps               %s (period %.3f ns)\n", c->timestamps ? "yes" : "no",
+            (double)c->timestamp_period_ns);
+}

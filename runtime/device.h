@@ -1,0 +1,105 @@
+/* Vulkan devices: instance (through volk), capability discovery, device choice, logical device.
+ * Knows nothing of models. */
+#ifndef VKLLM_RUNTIME_DEVICE_H
+#define VKLLM_RUNTIME_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <volk.h>
+
+#include "error.h"
+
+typedef enum vkr_vendor {
+    VKR_VENDOR_UNKNOWN = 0,
+    VKR_VENDOR_NVIDIA,
+    VKR_VENDOR_AMD,
+    VKR_VENDOR_INTEL,
+    VKR_VENDOR_APPLE,
+    VKR_VENDOR_ARM,
+    VKR_VENDOR_QUALCOMM,
+    VKR_VENDOR_MESA_CPU, /* lavapipe / llvmpipe and other software rasterizers */
+    VKR_VENDOR_COUNT
+} vkr_vendor;
+
+#define VKR_MAX_HEAPS 16
+
+/* Everything vkllm needs to know about a physical device, read once. */
+typedef struct vkr_caps {
+    char name[256];
+    char driver_name[256];
+    char driver_info[256];
+    uint32_t vendor_id, device_id, driver_version, api_version;
+    vkr_vendor vendor;
+    VkPhysicalDeviceType type;
+
+    uint32_t subgroup_size;         /* default subgroup size of compute shaders */
+    uint32_t min_subgroup_size;     /* with subgroup size control; else == subgroup_size */
+    uint32_t max_subgroup_size;
+    bool subgroup_size_control;     /* requiredSubgroupSize usable in compute */
+    bool subgroup_compute;          /* subgroup ops available in compute shaders */
+    VkSubgroupFeatureFlags subgroup_ops; /* basic, arithmetic, shuffle, ... */
+    bool subgroup_arithmetic;       /* subgroupAdd & co. usable in compute (and not disabled) */
+
+    bool fp16_arith;                /* shaderFloat16 */
+    bool storage16;                 /* storageBuffer16BitAccess */
+    bool storage8;                  /* storageBuffer8BitAccess */
+    bool int8_arith;                /* shaderInt8 */
+    bool int_dot;                   /* shaderIntegerDotProduct */
+    bool int_dot_accelerated;       /* 4x8-bit packed signed dot product is accelerated */
+
+    uint64_t max_storage_buffer_range;
+    uint64_t max_memory_allocation;
+    uint64_t min_storage_offset_alignment;
+    uint32_t max_shared_memory;
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_size[3];
+    uint32_t max_workgroup_count[3];
+    uint32_t max_push_constants;
+
+    uint32_t heap_count;
+    uint64_t heap_size[VKR_MAX_HEAPS];
+    bool heap_device_local[VKR_MAX_HEAPS];
+    uint64_t device_local_bytes;    /* sum of device-local heaps */
+    bool uma;                       /* device-local memory is also host-visible (integrated, CPU) */
+
+    bool timestamps;                /* compute queue supports timestamps */
+    float timestamp_period_ns;
+    uint32_t queue_family;          /* the compute queue family used */
+} vkr_caps;
+
+typedef struct vkr_device vkr_device;
+
+/* Lists every physical device with Vulkan 1.2 and a compute queue; *chosen is the index vkr_device_create
+ * would pick.  The caller frees *caps with free(). */
+vkllm_status vkr_list_devices(vkr_caps **caps, uint32_t *count, uint32_t *chosen);
+
+/* Creates the device chosen by VKLLM_DEVICE (index or name substring) or else discrete > integrated >
+ * virtual > CPU.  Environment: VKLLM_VALIDATION=1 enables the Khronos validation layer (its errors are
+ * counted); VKLLM_DISABLE_F16, VKLLM_DISABLE_STORAGE16, VKLLM_DISABLE_STORAGE8, VKLLM_DISABLE_SUBGROUP,
+ * VKLLM_DISABLE_INT_DOT force the fallbacks as if the device lacked the feature; VKLLM_PROFILE=1 collects
+ * GPU timestamps per dispatch. */
+vkllm_status vkr_device_create(vkr_device **out);
+void vkr_device_destroy(vkr_device *dev);
+
+const vkr_caps *vkr_device_caps(const vkr_device *dev);
+/* Validation-layer errors reported since creation (0 without VKLLM_VALIDATION). */
+uint32_t vkr_device_validation_errors(const vkr_device *dev);
+bool vkr_device_profiling(const vkr_device *dev);
+/* Prints op, count and total GPU time per label collected under VKLLM_PROFILE=1; clears the table. */
+void vkr_device_print_profile(vkr_device *dev, FILE *out);
+
+void vkr_caps_print(const vkr_caps *caps, FILE *out);
+const char *vkr_vendor_name(vkr_vendor vendor);
+const char *vkr_result_name(VkResult result);
+
+/* Fails with the Vulkan call and VkResult named in the message. */
+#define VKR_CHECK(call)                                                                            \
+    do {                                                                                           \
+        VkResult vkr_check_result_ = (call);                                                       \
+        if (vkr_check_result_ != VK_SUCCESS) return vkr_fail_vk(vkr_check_result_, #call, __FILE__, __LINE__); \
+    } while (0)
+vkllm_status vkr_fail_vk(VkResult result, const char *call, const char *file, int line);
+
+#endif

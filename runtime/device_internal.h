@@ -1,0 +1,54 @@
+/* The device struct, shared by the runtime's own files only. */
+#ifndef VKLLM_RUNTIME_DEVICE_INTERNAL_H
+#define VKLLM_RUNTIME_DEVICE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "device.h"
+#include "memory.h"
+
+typedef struct vkr_pipeline vkr_pipeline;
+typedef struct vkr_block vkr_block;
+
+typedef struct vkr_profile_entry {
+    char label[48];
+    uint64_t count;
+    double total_ms;
+} vkr_profile_entry;
+
+struct vkr_device {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger; /* only with validation */
+    VkPhysicalDevice physical;
+    VkDevice device;
+    VkQueue queue;
+    VkCommandPool command_pool;   /* for one-shot transfers; guarded by lock */
+    pthread_mutex_t lock;         /* queue submission, one-shot pool, allocator, pipeline table */
+    vkr_caps caps;
+    atomic_uint validation_errors;
+    bool profiling;
+
+    vkr_pipeline **pipelines;     /* every pipeline created so far (cached by shader + spec constants) */
+    uint32_t pipeline_count, pipeline_capacity;
+    VkPipelineCache pipeline_cache;
+    char *pipeline_cache_path;
+
+    uint32_t memory_type[VKR_MEMORY_KIND_COUNT]; /* chosen memory type index per kind */
+    vkr_block *blocks[VKR_MEMORY_KIND_COUNT];    /* sub-allocated blocks per kind (linked) */
+    uint64_t bytes_allocated[VKR_MEMORY_KIND_COUNT]; /* VkDeviceMemory currently held */
+    uint64_t peak_device_bytes;
+
+    vkr_buffer staging;           /* host-visible bounce buffer for uploads and read-backs */
+
+    vkr_profile_entry *profile;
+    uint32_t profile_count, profile_capacity;
+};
+
+void vkr_pipelines_destroy(vkr_device *dev);
+void vkr_memory_destroy(vkr_device *dev);
+vkllm_status vkr_memory_init(vkr_device *dev);
+vkllm_status vkr_pipeline_cache_open(vkr_device *dev);
+void vkr_profile_add(vkr_device *dev, const char *label, double ms);
+
+#endif

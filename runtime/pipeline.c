@@ -1,0 +1,240 @@
+#include "pipeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "device_internal.h"
+#include "shaders.h"
+
+static bool same_desc(const vkr_pipeline *p, const vkr_pipeline_desc *d)
+{
+    const vkr_pipeline_desc *a = &p->desc;
+    return strcmp(p->shader_name, d->shader) == 0 && a->n_bindings == d->n_bindings &&
+           a->readonly_mask == d->readonly_mask && a->push_size == d->push_size && a->n_spec == d->n_spec &&
+           a->required_subgroup_size == d->required_subgroup_size &&
+           memcmp(a->spec, d->spec, d->n_spec * sizeof d->spec[0]) == 0;
+}
+
+static vkllm_status check_desc(const vkr_device *dev, const vkr_pipeline_desc *d)
+{
+    if (!d->shader || d->n_bindings > VKR_MAX_BINDINGS || d->n_spec > VKR_MAX_SPEC || d->push_size % 4 ||
+        d->push_size > 128 || strlen(d->shader) >= sizeof ((vkr_pipeline *)0)->shader_name)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "pipeline '%s': %u bindings, %u constants, %u push bytes",
+                          d->shader ? d->shader : "(null)", d->n_bindings, d->n_spec, d->push_size);
+    if (d->required_subgroup_size &&
+        (!dev->caps.subgroup_size_control || d->required_subgroup_size < dev->caps.min_subgroup_size ||
+         d->required_subgroup_size > dev->caps.max_subgroup_size))
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "pipeline '%s' needs subgroup size %u; '%s' allows %u..%u%s",
+                          d->shader, d->required_subgroup_size, dev->caps.name, dev->caps.min_subgroup_size,
+                          dev->caps.max_subgroup_size, dev->caps.subgroup_size_control ? "" : " (no size control)");
+    return VKLLM_OK;
+}
+
+static void pipeline_destroy(vkr_device *dev, vkr_pipeline *p)
+{
+    if (p->pipeline) vkDestroyPipeline(dev->device, p->pipeline, NULL);
+    if (p->layout) vkDestroyPipelineLayout(dev->device, p->layout, NULL);
+    if (p->set_layout) vkDestroyDescriptorSetLayout(dev->device, p->set_layout, NULL);
+    free(p);
+}
+
+static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipeline *p)
+{
+    const vkr_pipeline_desc *d = &p->desc;
+    VkDescriptorSetLayoutBinding bindings[VKR_MAX_BINDINGS];
+    for (uint32_t i = 0; i < d->n_bindings; i++)
+        bindings[i] = (VkDescriptorSetLayoutBinding){.binding = i,
+                                                     .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                                     .descriptorCount = 1,
+                                                     .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo set_info = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                                .bindingCount = d->n_bindings, .pBindings = bindings};
+    VKR_CHECK(vkCreateDescriptorSetLayout(dev->device, &set_info, NULL, &p->set_layout));
+    VkPushConstantRange push = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = d->push_size};
+    VkPipelineLayoutCreateInfo layout_info = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                              .setLayoutCount = 1, .pSetLayouts = &p->set_layout,
+                                              .pushConstantRangeCount = d->push_size ? 1 : 0,
+                                              .pPushConstantRanges = &push};
+    VKR_CHECK(vkCreatePipelineLayout(dev->device, &layout_info, NULL, &p->layout));
+
+    VkShaderModuleCreateInfo module_info = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                            .codeSize = blob->size, .pCode = blob->code};
+    VkShaderModule module;
+    VKR_CHECK(vkCreateShaderModule(dev->device, &module_info, NULL, &module));
+    VkSpecializationMapEntry entries[VKR_MAX_SPEC];
+    for (uint32_t i = 0; i < d->n_spec; i++)
+        entries[i] = (VkSpecializationMapEntry){.constantID = i, .offset = i * 4, .size = 4};
+    VkSpecializationInfo spec = {.mapEntryCount = d->n_spec, .pMapEntries = entries,
+                                 .dataSize = d->n_spec * 4, .pData = d->spec};
+    VkPipelineShaderStageRequiredSubgroupSizeCreateInfo subgroup = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO,
+        .requiredSubgroupSize = d->required_subgroup_size};
+    VkComputePipelineCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                  .pNext = d->required_subgroup_size ? &subgroup : NULL,
+                  .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = module,
+                  .pName = "main",
+                  .pSpecializationInfo = d->n_spec ? &spec : NULL},
+        .layout = p->layout,
+    };
+    VkResult r = vkCreateComputePipelines(dev->device, dev->pipeline_cache, 1, &info, NULL, &p->pipeline);
+    vkDestroyShaderModule(dev->device, module, NULL);
+    if (r != VK_SUCCESS) return vkr_fail_vk(r, "vkCreateComputePipelines", __FILE__, __LINE__);
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, const vkr_pipeline **out)
+{
+    VKLLM_TRY(check_desc(dev, desc));
+    pthread_mutex_lock(&dev->lock);
+    for (uint32_t i = 0; i < dev->pipeline_count; i++)
+        if (same_desc(dev->pipelines[i], desc)) {
+            *out = dev->pipelines[i];
+            pthread_mutex_unlock(&dev->lock);
+            return VKLLM_OK;
+        }
+    vkllm_status st = VKLLM_OK;
+    const vkr_shader_blob *blob = vkr_shader_find(desc->shader);
+    vkr_pipeline *p = NULL;
+    if (!blob) st = vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "no shader variant named '%s' in the library", desc->shader);
+    if (st == VKLLM_OK && dev->pipeline_count == dev->pipeline_capacity) {
+        uint32_t cap = dev->pipeline_capacity ? 2 * dev->pipeline_capacity : 64;
+        vkr_pipeline **grown = realloc(dev->pipelines, cap * sizeof *grown);
+        if (!grown) st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "pipeline table");
+        else dev->pipelines = grown, dev->pipeline_capacity = cap;
+    }
+    if (st == VKLLM_OK && !(p = calloc(1, sizeof *p))) st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "pipeline");
+    if (st == VKLLM_OK) {
+        p->desc = *desc;
+        snprintf(p->shader_name, sizeof p->shader_name, "%s", desc->shader);
+        p->desc.shader = p->shader_name;
+        st = build(dev, blob, p);
+        if (st != VKLLM_OK) vkllm_fail_context(st, "building pipeline '%s'", desc->shader);
+    }
+    if (st == VKLLM_OK) {
+        dev->pipelines[dev->pipeline_count++] = p;
+        *out = p;
+    } else if (p) {
+        pipeline_destroy(dev, p);
+    }
+    pthread_mutex_unlock(&dev->lock);
+    return st;
+}
+
+/* $XDG_CACHE_HOME/vkllm or ~/.cache/vkllm, created if missing; NULL if neither variable is set. */
+static char *cache_dir(void)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char base[1024];
+    if (xdg && *xdg) snprintf(base, sizeof base, "%s", xdg);
+    else if (home && *home) snprintf(base, sizeof base, "%s/.cache", home);
+    else return NULL;
+    mkdir(base, 0755);
+    size_t n = strlen(base) + 8;
+    char *dir = malloc(n);
+    if (!dir) return NULL;
+    snprintf(dir, n, "%s/vkllm", base);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+/* The driver checks the header too, but a file from another device or a damaged one is dropped here so
+ * that vkCreatePipelineCache never sees it. */
+static bool cache_header_matches(const vkr_device *dev, const uint8_t *data, size_t size)
+{
+    VkPhysicalDeviceProperties props;
+    vkGetPhysicalDeviceProperties(dev->physical, &props);
+    if (size < 16 + VK_UUID_SIZE) return false;
+    uint32_t header[4];
+    memcpy(header, data, sizeof header);
+    return header[0] >= 16 + VK_UUID_SIZE && header[1] == VK_PIPELINE_CACHE_HEADER_VERSION_ONE &&
+           header[2] == props.vendorID && header[3] == props.deviceID &&
+           memcmp(data + 16, props.pipelineCacheUUID, VK_UUID_SIZE) == 0;
+}
+
+vkllm_status vkr_pipeline_cache_open(vkr_device *dev)
+{
+    char *dir = cache_dir();
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (dir) {
+        size_t n = strlen(dir) + 64;
+        dev->pipeline_cache_path = malloc(n);
+        if (dev->pipeline_cache_path)
+            snprintf(dev->pipeline_cache_path, n, "%s/pipelines-%04x-%04x-%08x.bin", dir, dev->caps.vendor_id,
+                     dev->caps.device_id, dev->caps.driver_version);
+        free(dir);
+    }
+    FILE *f = dev->pipeline_cache_path ? fopen(dev->pipeline_cache_path, "rb") : NULL;
+    if (f) {
+        if (fseek(f, 0, SEEK_END) == 0) {
+            long len = ftell(f);
+            if (len > 0 && len < (64l << 20) && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)len)) &&
+                fread(data, 1, (size_t)len, f) == (size_t)len)
+                size = (size_t)len;
+        }
+        fclose(f);
+    }
+    if (size && !cache_header_matches(dev, data, size)) size = 0;
+    VkPipelineCacheCreateInfo info = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+                                      .initialDataSize = size, .pInitialData = size ? data : NULL};
+    VkResult r = vkCreatePipelineCache(dev->device, &info, NULL, &dev->pipeline_cache);
+    if (r != VK_SUCCESS && size) {
+        info.initialDataSize = 0;
+        info.pInitialData = NULL;
+        r = vkCreatePipelineCache(dev->device, &info, NULL, &dev->pipeline_cache);
+    }
+    free(data);
+    if (r != VK_SUCCESS) return vkr_fail_vk(r, "vkCreatePipelineCache", __FILE__, __LINE__);
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_pipeline_cache_save(vkr_device *dev)
+{
+    if (!dev->pipeline_cache || !dev->pipeline_cache_path) return VKLLM_OK;
+    size_t size = 0;
+    VKR_CHECK(vkGetPipelineCacheData(dev->device, dev->pipeline_cache, &size, NULL));
+    uint8_t *data = malloc(size ? size : 1);
+    if (!data) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "pipeline cache data (%zu bytes)", size);
+    VkResult r = vkGetPipelineCacheData(dev->device, dev->pipeline_cache, &size, data);
+    vkllm_status st = VKLLM_OK;
+    if (r != VK_SUCCESS) {
+        st = vkr_fail_vk(r, "vkGetPipelineCacheData", __FILE__, __LINE__);
+    } else {
+        /* Write to a temporary name and rename, so a concurrent reader never sees half a file. */
+        size_t n = strlen(dev->pipeline_cache_path) + 16;
+        char *tmp = malloc(n);
+        FILE *f = NULL;
+        if (tmp) {
+            snprintf(tmp, n, "%s.%d.tmp", dev->pipeline_cache_path, (int)getpid());
+            f = fopen(tmp, "wb");
+        }
+        if (!f || fwrite(data, 1, size, f) != size) st = vkllm_fail(VKLLM_ERROR_IO, "writing %s", tmp ? tmp : "pipeline cache");
+        if (f && fclose(f) != 0 && st == VKLLM_OK) st = vkllm_fail(VKLLM_ERROR_IO, "closing %s", tmp);
+        if (st == VKLLM_OK && rename(tmp, dev->pipeline_cache_path) != 0)
+            st = vkllm_fail(VKLLM_ERROR_IO, "renaming %s to %s", tmp, dev->pipeline_cache_path);
+        if (st != VKLLM_OK && tmp) remove(tmp);
+        free(tmp);
+    }
+    free(data);
+    return st;
+}
+
+void vkr_pipelines_destroy(vkr_device *dev)
+{
+    if (dev->pipeline_cache) {
+        vkr_pipeline_cache_save(dev); /* best effort: a cache that cannot be written only costs start-up time */
+        vkDestroyPipelineCache(dev->device, dev->pipeline_cache, NULL);
+    }
+    for (uint32_t i = 0; i < dev->pipeline_count; i++) pipeline_destroy(dev, dev->pipelines[i]);
+    free(dev->pipelines);
+    free(dev->pipeline_cache_path);
+}
