@@ -1,3 +1,6 @@
 # Every shader variant vkllm ships: vkllm_shader(NAME SOURCE [DEFINE=VALUE ...]).
 # Variants differ by defines (types, flags), never by copied files.
 vkllm_shader(copy_u4 copy.comp)
+vkllm_shader(add_f32 binary.comp OP_ADD=1)
+vkllm_shader(mul_f32 binary.comp OP_MUL=1)
+vkllm_shader(scale_f32 scale.comp)

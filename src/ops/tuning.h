@@ -1,0 +1,40 @@
+/* Per-device tuning, as data: one row per device class, feeding specialization constants.  No vendor
+ * branches elsewhere: code asks tuning_for(caps) and uses the numbers. */
+#ifndef VKLLM_OPS_TUNING_H
+#define VKLLM_OPS_TUNING_H
+
+#include <stdint.h>
+
+#include "runtime/device.h"
+
+typedef enum tuning_class {
+    TUNING_CPU = 0,      /* lavapipe/llvmpipe: a workgroup is SIMD lanes on one CPU thread; barriers dear */
+    TUNING_NVIDIA,       /* warps of 32 */
+    TUNING_AMD_WAVE32,   /* RDNA */
+    TUNING_AMD_WAVE64,   /* GCN/CDNA, or RDNA driven at wave64 */
+    TUNING_INTEL,        /* subgroups 8..32 */
+    TUNING_APPLE,        /* SIMD groups of 32 */
+    TUNING_UNKNOWN,
+    TUNING_CLASS_COUNT
+} tuning_class;
+
+typedef struct op_tuning {
+    const char *name;
+    uint32_t elementwise_wg;   /* workgroup size of element-wise ops */
+    uint32_t row_wg;           /* workgroup size of row reductions (norm, softmax, argmax): one row per group */
+    /* Mat-vec (decoding): see src/ops/matmul.c. */
+    uint32_t matvec_wg;        /* invocations per workgroup */
+    uint32_t matvec_rows;      /* output rows per workgroup */
+    uint32_t matvec_split;     /* invocations cooperating on one row (1: a row per invocation) */
+    /* Tiled mat-mul (prompts): */
+    uint32_t matmul_wg;
+    uint32_t matmul_tile_m, matmul_tile_n, matmul_tile_k;
+    /* Flash attention: */
+    uint32_t attn_wg;
+    uint32_t attn_block_kv;    /* keys per tile */
+} op_tuning;
+
+tuning_class tuning_class_of(const vkr_caps *caps);
+const op_tuning *tuning_for(const vkr_caps *caps);
+
+#endif
