@@ -1,0 +1,319 @@
+/* The Vulkan runtime on its own: device choice and caps, validation counting, the sub-allocator (including
+ * buffers past maxStorageBufferRange), sequences with barriers and replay, profiling, the pipeline cache. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "device_internal.h"
+#include "harness.h"
+#include "runtime/shaders.h"
+
+static void test_caps(void **state)
+{
+    const vkr_caps *c = vkr_device_caps(th_device());
+    assert_true(c->subgroup_size >= 1 && (c->subgroup_size & (c->subgroup_size - 1)) == 0);
+    assert_true(c->max_storage_buffer_range >= (1u << 27) || c->max_storage_buffer_range >= (1u << 20));
+    assert_true(c->max_workgroup_invocations >= 128);
+    assert_true(c->min_storage_offset_alignment <= VKR_ALLOC_ALIGNMENT);
+    printf("  device %s: subgroup %u, maxStorageBufferRange %llu\n", c->name, c->subgroup_size,
+           (unsigned long long)c->max_storage_buffer_range);
+}
+
+static void test_device_choice(void **state)
+{
+    vkr_caps *caps;
+    uint32_t count, chosen;
+    th_check_status(vkr_list_devices(&caps, &count, &chosen), "vkr_list_devices");
+    assert_true(count >= 1 && chosen < count);
+    free(caps);
+
+    setenv("VKLLM_DEVICE", "no such device anywhere", 1);
+    vkr_device *dev = NULL;
+    assert_int_equal(vkr_device_create(&dev), VKLLM_ERROR_NO_DEVICE);
+    assert_null(dev);
+    assert_non_null(strstr(vkllm_last_error(), "no such device anywhere"));
+    setenv("VKLLM_DEVICE", "0", 1);
+    th_check_status(vkr_device_create(&dev), "VKLLM_DEVICE=0");
+    vkr_device_destroy(dev);
+    unsetenv("VKLLM_DEVICE");
+}
+
+/* A deliberately invalid call must be counted, or the whole suite's "zero validation errors" means nothing. */
+static void test_validation_is_counted(void **state)
+{
+    const char *v = getenv("VKLLM_VALIDATION");
+    if (!v || strcmp(v, "1") != 0) skip();
+    vkr_device *dev;
+    th_check_status(vkr_device_create(&dev), "create");
+    VkBufferCreateInfo bad = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 0,
+                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT};
+    VkBuffer buffer = VK_NULL_HANDLE;
+    if (vkCreateBuffer(dev->device, &bad, NULL, &buffer) == VK_SUCCESS && buffer)
+        vkDestroyBuffer(dev->device, buffer, NULL);
+    assert_true(vkr_device_validation_errors(dev) >= 1);
+    vkr_device_destroy(dev);
+}
+
+static void test_allocator(void **state)
+{
+    vkr_device *dev = th_device();
+    enum { N = 64 };
+    vkr_buffer bufs[N];
+    uint32_t sizes[N];
+    th_rng rng = {7};
+    for (int i = 0; i < N; i++) {
+        sizes[i] = 4 * (1 + (uint32_t)(th_next(&rng) % 50000));
+        bufs[i] = th_alloc(sizes[i]);
+    }
+    /* Free every other one, allocate again into the holes, then check no two live ranges overlap. */
+    for (int i = 0; i < N; i += 2) th_free(&bufs[i]);
+    for (int i = 0; i < N; i += 2) bufs[i] = th_alloc(sizes[i] / 2 + 4);
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++)
+            if (bufs[i].handle == bufs[j].handle)
+                assert_true(bufs[i].offset + bufs[i].size <= bufs[j].offset ||
+                            bufs[j].offset + bufs[j].size <= bufs[i].offset);
+    /* Contents survive: each buffer holds its own pattern. */
+    for (int i = 0; i < N; i++) {
+        uint32_t n = (uint32_t)(bufs[i].size / 4);
+        uint32_t *p = malloc(n * 4);
+        for (uint32_t k = 0; k < n; k++) p[k] = (uint32_t)i * 0x01000193u + k;
+        th_check_status(vkr_upload(dev, &bufs[i], 0, p, n * 4), "upload");
+        free(p);
+    }
+    for (int i = 0; i < N; i++) {
+        uint32_t n = (uint32_t)(bufs[i].size / 4);
+        uint32_t *p = malloc(n * 4);
+        th_download(&bufs[i], p, n * 4);
+        for (uint32_t k = 0; k < n; k++) assert_int_equal(p[k], (uint32_t)i * 0x01000193u + k);
+        free(p);
+        th_free(&bufs[i]);
+    }
+    vkr_buffer zero;
+    assert_int_equal(vkr_buffer_alloc(dev, 0, VKR_MEMORY_DEVICE, &zero), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_int_equal(vkr_upload(dev, &bufs[0], 0, sizes, 4), VKLLM_ERROR_INVALID_ARGUMENT); /* freed */
+}
+
+static const vkr_pipeline *copy_pipeline(uint32_t wg)
+{
+    const vkr_pipeline *p;
+    th_check_status(ops_pipeline(th_ops(), "copy_u4", 2, 0x1, 4, &wg, 1, &p), "copy pipeline");
+    return p;
+}
+
+/* Copies n uvec4 from src to dst with the copy shader, in chunks that each bind at most `chunk` bytes. */
+static void record_chunked_copy(vkr_sequence *seq, const vkr_buffer *src, const vkr_buffer *dst, uint64_t bytes,
+                                uint64_t chunk)
+{
+    const uint32_t wg = 64;
+    const vkr_pipeline *p = copy_pipeline(wg);
+    for (uint64_t off = 0; off < bytes; off += chunk) {
+        uint64_t n = bytes - off < chunk ? bytes - off : chunk;
+        uint32_t count = (uint32_t)(n / 16), groups[3];
+        vkr_groups_1d(th_device(), vkr_div_up(count, wg), groups);
+        vkr_range bind[2] = {vkr_sub(src, off, n), vkr_sub(dst, off, n)};
+        th_check_status(vkr_sequence_dispatch(seq, p, bind, &count, groups, "copy"), "dispatch copy");
+    }
+}
+
+/* 192 MiB: above lavapipe's 128 MiB maxStorageBufferRange; shaders see it in ranges that fit. */
+static void test_buffer_above_binding_limit(void **state)
+{
+    vkr_device *dev = th_device();
+    const uint64_t bytes = 192ull << 20, limit = vkr_device_caps(dev)->max_storage_buffer_range;
+    uint32_t *host = malloc(bytes);
+    assert_non_null(host);
+    for (uint64_t i = 0; i < bytes / 4; i++) host[i] = (uint32_t)(i * 2654435761u);
+    vkr_buffer src = th_upload(host, bytes), dst = th_alloc(bytes);
+    vkr_sequence *seq;
+    th_check_status(vkr_sequence_create(dev, &seq), "create");
+    th_check_status(vkr_sequence_begin(seq), "begin");
+    /* One binding over the whole buffer is refused with a message naming the limit... */
+    uint32_t count = 16;
+    uint32_t groups[3] = {1, 1, 1};
+    vkr_range whole[2] = {vkr_whole(&src), vkr_whole(&dst)};
+    if (bytes > limit) {
+        assert_int_equal(vkr_sequence_dispatch(seq, copy_pipeline(64), whole, &count, groups, "copy"),
+                         VKLLM_ERROR_INVALID_ARGUMENT);
+        assert_non_null(strstr(vkllm_last_error(), "maxStorageBufferRange"));
+    }
+    /* ...chunks that fit work. */
+    record_chunked_copy(seq, &src, &dst, bytes, limit < bytes ? (limit / 2) & ~(uint64_t)255 : bytes);
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    memset(host, 0, bytes);
+    th_download(&dst, host, bytes);
+    for (uint64_t i = 0; i < bytes / 4; i++)
+        if (host[i] != (uint32_t)(i * 2654435761u)) fail_msg("word %llu differs", (unsigned long long)i);
+    vkr_sequence_destroy(seq);
+    th_free(&src);
+    th_free(&dst);
+    free(host);
+}
+
+/* x -> y (scale 2) -> z (add y + x) -> x (scale into x): each step depends on the previous; replaying the
+ * recording with new contents in x must give the new answer. */
+static void test_barriers_and_replay(void **state)
+{
+    vkr_device *dev = th_device();
+    ops_context *o = th_ops();
+    enum { N = 10007 };
+    float *h = malloc(N * sizeof *h), *out = malloc(N * sizeof *out);
+    vkr_buffer x = th_alloc(N * 4), y = th_alloc(N * 4), z = th_alloc(N * 4);
+    vkr_sequence *seq;
+    th_check_status(vkr_sequence_create(dev, &seq), "create");
+    th_check_status(vkr_sequence_begin(seq), "begin");
+    th_check_status(ops_scale_f32(o, seq, vkr_whole(&x), vkr_whole(&y), N, 2.0f), "scale");
+    th_check_status(ops_binary_f32(o, seq, OPS_ADD, vkr_whole(&y), vkr_whole(&x), vkr_whole(&z), N, N), "add");
+    th_check_status(ops_scale_f32(o, seq, vkr_whole(&z), vkr_whole(&x), N, 0.5f), "scale back");
+    th_check_status(vkr_sequence_end(seq), "end");
+    assert_int_equal(vkr_sequence_dispatch_count(seq), 3);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) h[i] = (float)(i % 97) + (float)round;
+        th_check_status(vkr_upload(dev, &x, 0, h, N * 4), "upload");
+        th_check_status(vkr_sequence_run(seq), "run");
+        th_download(&x, out, N * 4);
+        for (int i = 0; i < N; i++) assert_float_equal(out[i], 1.5f * h[i], 0.0f);
+    }
+    /* Recording outside begin/end is an error, not a crash. */
+    uint32_t groups[3] = {1, 1, 1};
+    vkr_range bind[2] = {vkr_whole(&x), vkr_whole(&y)};
+    uint32_t count = 1;
+    assert_int_equal(vkr_sequence_dispatch(seq, copy_pipeline(64), bind, &count, groups, "copy"),
+                     VKLLM_ERROR_INVALID_ARGUMENT);
+    vkr_sequence_destroy(seq);
+    th_free(&x), th_free(&y), th_free(&z);
+    free(h), free(out);
+}
+
+static void test_copy_in_sequence_and_limits(void **state)
+{
+    vkr_device *dev = th_device();
+    uint32_t data[64];
+    for (int i = 0; i < 64; i++) data[i] = (uint32_t)i * 3u;
+    vkr_buffer a = th_upload(data, sizeof data), b = th_alloc(sizeof data), c = th_alloc(sizeof data);
+    vkr_sequence *seq;
+    th_check_status(vkr_sequence_create(dev, &seq), "create");
+    th_check_status(vkr_sequence_begin(seq), "begin");
+    th_check_status(vkr_sequence_copy(seq, vkr_whole(&a), vkr_whole(&b)), "copy a->b");
+    th_check_status(vkr_sequence_copy(seq, vkr_whole(&b), vkr_whole(&c)), "copy b->c");
+    uint32_t too_many[3] = {vkr_device_caps(dev)->max_workgroup_count[0] + 1, 1, 1};
+    vkr_range bind[2] = {vkr_whole(&a), vkr_whole(&b)};
+    uint32_t count = 4;
+    assert_int_equal(vkr_sequence_dispatch(seq, copy_pipeline(64), bind, &count, too_many, "copy"),
+                     VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_int_equal(vkr_sequence_copy(seq, vkr_whole(&a), vkr_sub(&b, 0, 16)), VKLLM_ERROR_INVALID_ARGUMENT);
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    uint32_t back[64];
+    th_download(&c, back, sizeof back);
+    assert_memory_equal(back, data, sizeof data);
+    vkr_sequence_destroy(seq);
+    th_free(&a), th_free(&b), th_free(&c);
+}
+
+static void test_profile(void **state)
+{
+    setenv("VKLLM_PROFILE", "1", 1);
+    vkr_device *dev;
+    th_check_status(vkr_device_create(&dev), "create");
+    unsetenv("VKLLM_PROFILE");
+    if (!vkr_device_profiling(dev)) {
+        vkr_device_destroy(dev);
+        skip();
+    }
+    vkr_buffer a, b;
+    th_check_status(vkr_buffer_alloc(dev, 4096, VKR_MEMORY_DEVICE, &a), "alloc");
+    th_check_status(vkr_buffer_alloc(dev, 4096, VKR_MEMORY_DEVICE, &b), "alloc");
+    vkr_pipeline_desc desc = {.shader = "copy_u4", .n_bindings = 2, .readonly_mask = 1, .push_size = 4,
+                              .n_spec = 1, .spec = {64}};
+    const vkr_pipeline *p;
+    th_check_status(vkr_pipeline_get(dev, &desc, &p), "pipeline");
+    vkr_sequence *seq;
+    th_check_status(vkr_sequence_create(dev, &seq), "create");
+    th_check_status(vkr_sequence_begin(seq), "begin");
+    uint32_t count = 256, groups[3] = {4, 1, 1};
+    vkr_range bind[2] = {vkr_whole(&a), vkr_whole(&b)};
+    for (int i = 0; i < 3; i++) th_check_status(vkr_sequence_dispatch(seq, p, bind, &count, groups, "profiled_copy"), "dispatch");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    char text[4096] = {0};
+    FILE *f = fmemopen(text, sizeof text - 1, "w");
+    vkr_device_print_profile(dev, f);
+    fclose(f);
+    printf("%s", text);
+    assert_non_null(strstr(text, "profiled_copy"));
+    assert_non_null(strstr(text, " 3 "));
+    vkr_sequence_destroy(seq);
+    vkr_buffer_free(dev, &a);
+    vkr_buffer_free(dev, &b);
+    vkr_device_destroy(dev);
+}
+
+static void test_pipeline_cache_file(void **state)
+{
+    char dir[] = "/tmp/vkllm-cache-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *old = getenv("XDG_CACHE_HOME");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("XDG_CACHE_HOME", dir, 1);
+    vkr_device *dev;
+    th_check_status(vkr_device_create(&dev), "create");
+    vkr_pipeline_desc desc = {.shader = "copy_u4", .n_bindings = 2, .readonly_mask = 1, .push_size = 4,
+                              .n_spec = 1, .spec = {32}};
+    const vkr_pipeline *p, *again;
+    th_check_status(vkr_pipeline_get(dev, &desc, &p), "pipeline");
+    th_check_status(vkr_pipeline_get(dev, &desc, &again), "pipeline again");
+    assert_ptr_equal(p, again); /* cached per device */
+    desc.shader = "no_such_shader";
+    assert_int_equal(vkr_pipeline_get(dev, &desc, &again), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_last_error(), "no_such_shader"));
+    char path[1024];
+    snprintf(path, sizeof path, "%s", dev->pipeline_cache_path);
+    vkr_device_destroy(dev);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f); /* saved on destroy */
+    fclose(f);
+    /* A damaged cache file is ignored, not trusted. */
+    f = fopen(path, "wb");
+    fputs("garbage that is not a pipeline cache at all, long enough to pass a size check.....", f);
+    fclose(f);
+    th_check_status(vkr_device_create(&dev), "create with damaged cache");
+    desc.shader = "copy_u4";
+    th_check_status(vkr_pipeline_get(dev, &desc, &p), "pipeline after damaged cache");
+    vkr_device_destroy(dev);
+    if (saved) setenv("XDG_CACHE_HOME", saved, 1);
+    else unsetenv("XDG_CACHE_HOME");
+    free(saved);
+    remove(path);
+    rmdir(dir);
+}
+
+static void test_shader_registry(void **state)
+{
+    assert_true(vkr_shader_count() >= 1);
+    for (size_t i = 0; i < vkr_shader_count(); i++) {
+        const vkr_shader_blob *b = vkr_shader_at(i);
+        assert_true(b->size >= 20 && b->size % 4 == 0);
+        assert_int_equal(b->code[0], 0x07230203u); /* SPIR-V magic */
+        assert_ptr_equal(vkr_shader_find(b->name), b);
+    }
+    assert_null(vkr_shader_find("nope"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shader_registry),
+        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_device_choice),
+        cmocka_unit_test(test_validation_is_counted),
+        cmocka_unit_test(test_allocator),
+        cmocka_unit_test(test_buffer_above_binding_limit),
+        cmocka_unit_test(test_barriers_and_replay),
+        cmocka_unit_test(test_copy_in_sequence_and_limits),
+        cmocka_unit_test(test_profile),
+        cmocka_unit_test(test_pipeline_cache_file),
+    };
+    return TH_RUN("runtime", tests);
+}
