@@ -1,0 +1,60 @@
+/* CPU token sampling over one row of logits.
+ *
+ * The chain follows llama.cpp's default order (common/common.h, common/sampling.cpp):
+ *   penalties -> top-k -> top-p -> min-p -> temperature -> draw
+ * so top-p and min-p see the untempered distribution, and temperature only reshapes what survives.
+ * temperature <= 0 is greedy: the argmax of the penalized logits (no random draw).
+ *
+ * Determinism: the random stream is xoshiro256** seeded through splitmix64, so a seed gives the same
+ * stream everywhere; the token drawn from it also depends on expf(), which libm computes to within an
+ * ulp, so two platforms agree except when a draw lands within rounding of a probability boundary.
+ *
+ * Logits: NaN or +inf is an error (VKLLM_ERROR_INVALID_ARGUMENT naming the token); -inf is a masked
+ * token that is never chosen; a row with every token masked is an error. */
+#ifndef VKLLM_SAMPLING_H
+#define VKLLM_SAMPLING_H
+
+#include <stdint.h>
+
+#include "vkllm.h"
+
+typedef struct vkllm_sampler_params {
+    float temperature;       /* <= 0: greedy.  Default 0.8 */
+    float top_p;             /* keep the smallest most-likely set with total probability >= top_p;
+                                >= 1: off.  Default 0.95 */
+    float min_p;             /* keep tokens with probability >= min_p * max probability; <= 0: off.
+                                Default 0.05 */
+    float repeat_penalty;    /* > 0; for tokens in the window: logit > 0 divided by it, else multiplied;
+                                1: off.  Default 1.0 */
+    float frequency_penalty; /* subtracted once per occurrence in the window; 0: off (default) */
+    float presence_penalty;  /* subtracted once if the token is in the window at all; 0: off (default) */
+    int32_t top_k;           /* keep the k highest logits; <= 0: off.  Default 40 */
+    int32_t repeat_last_n;   /* >= 0; window of accepted tokens the penalties look at; 0: off.
+                                Default 64.  llama.cpp's -1 ("whole context") is for the caller to
+                                resolve to its context size. */
+    uint64_t seed;           /* default VKLLM_SAMPLER_DEFAULT_SEED; the library never picks a random one */
+} vkllm_sampler_params;
+
+#define VKLLM_SAMPLER_DEFAULT_SEED UINT64_C(0x5eed)
+
+/* llama.cpp's defaults (listed above). */
+vkllm_sampler_params sampler_params_default(void);
+
+typedef struct sampler sampler;
+
+/* Validates params (every float finite, repeat_penalty > 0, repeat_last_n >= 0, n_vocab > 0) and
+ * allocates all scratch for n_vocab tokens, so sampler_sample never allocates. */
+vkllm_status sampler_create(const vkllm_sampler_params *params, int32_t n_vocab, sampler **out);
+void sampler_free(sampler *s);
+
+/* Records a token in the penalty window.  Accept the prompt tokens and every generated token, as
+ * llama.cpp does, so the penalties see the recent text. */
+vkllm_status sampler_accept(sampler *s, int32_t token);
+
+/* Picks the next token from logits[n_vocab] (not modified). */
+vkllm_status sampler_sample(sampler *s, const float *logits, int32_t *token);
+
+/* Forgets the history and restarts the random stream from the seed. */
+void sampler_reset(sampler *s);
+
+#endif
