@@ -2,19 +2,25 @@
 
 /* Starting points from the published shape of each architecture, to be replaced by measurements:
  *  - CPU (lavapipe): workgroups run as 8-wide SIMD on one thread; several rows per invocation with the
- *    input held in registers beats any cooperative scheme (../shared/notes/lavapipe.md).
- *  - NVIDIA: 32-wide warps; a warp or two per row for mat-vec, 64-128 tiles for mat-mul.
- *  - AMD RDNA: wave32, large register file; GCN/CDNA: wave64.
- *  - Intel Xe: SIMD8-32, smaller register budget per lane; moderate tiles.
- *  - Apple: SIMD groups of 32, 32 KiB threadgroup memory. */
+ *    input held in registers beats any cooperative scheme (../shared/notes/lavapipe.md), and a mat-vec
+ *    workgroup of one SIMD vector keeps both worker threads busy on small matrices.  LLVM has no native
+ *    f16 arithmetic on x86, so fp16 stays off.
+ *  - NVIDIA: 32-wide warps; a warp per pair of rows for mat-vec (each lane streams uvec4s of consecutive
+ *    groups, one subgroupAdd at the end), 64x64 mat-mul tiles with 4x4 outputs per invocation.
+ *  - AMD RDNA: wave32, large register file; GCN/CDNA: wave64 (a wave per row pair).  Packed f16 math.
+ *  - Intel Xe: SIMD8-32 (16 pinned where size control exists), smaller register budget per lane;
+ *    moderate 32x32 tiles.
+ *  - Apple: SIMD groups of 32, 32 KiB threadgroup memory.
+ * Columns in field order: name, elementwise_wg, row_wg, matvec_wg, matvec_rows, matvec_split, matmul_wg,
+ * matmul_tile_m, _n, _k, attn_wg, attn_block_kv, matvec_cols, fp16. */
 static const op_tuning table[TUNING_CLASS_COUNT] = {
-    [TUNING_CPU] = {"cpu", 64, 8, 8, 8, 1, 64, 16, 16, 16, 8, 32},
-    [TUNING_NVIDIA] = {"nvidia", 256, 256, 128, 4, 32, 256, 64, 64, 16, 128, 64},
-    [TUNING_AMD_WAVE32] = {"amd-wave32", 256, 256, 128, 4, 32, 256, 64, 64, 16, 128, 64},
-    [TUNING_AMD_WAVE64] = {"amd-wave64", 256, 256, 256, 4, 64, 256, 64, 64, 16, 256, 64},
-    [TUNING_INTEL] = {"intel", 128, 128, 64, 4, 16, 128, 32, 32, 16, 64, 32},
-    [TUNING_APPLE] = {"apple", 256, 256, 128, 4, 32, 256, 64, 64, 16, 128, 64},
-    [TUNING_UNKNOWN] = {"unknown", 128, 128, 64, 4, 16, 128, 32, 32, 16, 64, 32},
+    [TUNING_CPU] = {"cpu", 64, 8, 8, 8, 1, 64, 16, 16, 16, 8, 32, 8, 0},
+    [TUNING_NVIDIA] = {"nvidia", 256, 256, 128, 2, 32, 256, 64, 64, 16, 128, 64, 8, 1},
+    [TUNING_AMD_WAVE32] = {"amd-wave32", 256, 256, 128, 2, 32, 256, 64, 64, 16, 128, 64, 8, 1},
+    [TUNING_AMD_WAVE64] = {"amd-wave64", 256, 256, 256, 2, 64, 256, 64, 64, 16, 256, 64, 8, 1},
+    [TUNING_INTEL] = {"intel", 128, 128, 64, 2, 16, 128, 32, 32, 16, 64, 32, 8, 1},
+    [TUNING_APPLE] = {"apple", 256, 256, 128, 2, 32, 256, 64, 64, 16, 128, 64, 8, 1},
+    [TUNING_UNKNOWN] = {"unknown", 128, 128, 64, 2, 16, 128, 32, 32, 16, 64, 32, 8, 0},
 };
 
 tuning_class tuning_class_of(const vkr_caps *caps)
@@ -30,3 +36,5 @@ tuning_class tuning_class_of(const vkr_caps *caps)
 }
 
 const op_tuning *tuning_for(const vkr_caps *caps) { return &table[tuning_class_of(caps)]; }
+
+const op_tuning *tuning_row(tuning_class cls) { return &table[cls < TUNING_CLASS_COUNT ? cls : TUNING_UNKNOWN]; }

@@ -22,19 +22,25 @@ typedef struct op_tuning {
     const char *name;
     uint32_t elementwise_wg;   /* workgroup size of element-wise ops */
     uint32_t row_wg;           /* workgroup size of row reductions (norm, softmax, argmax): one row per group */
-    /* Mat-vec (decoding): see src/ops/matmul.c. */
-    uint32_t matvec_wg;        /* invocations per workgroup */
-    uint32_t matvec_rows;      /* output rows per workgroup */
-    uint32_t matvec_split;     /* invocations cooperating on one row (1: a row per invocation) */
-    /* Tiled mat-mul (prompts): */
+    /* Mat-vec (decoding, n <= 8 columns; shaders/matvec.comp): an invocation group of matvec_split
+     * invocations owns matvec_rows rows, each taking every split-th weight group and reducing at the end. */
+    uint32_t matvec_wg;        /* invocations per workgroup, a multiple of matvec_split */
+    uint32_t matvec_rows;      /* rows per invocation group, held in registers with x reused across them */
+    uint32_t matvec_split;     /* invocations per row group, power of two (1: no reduction) */
+    /* Tiled mat-mul (prompts; shaders/matmul.comp): tile_m x tile_n outputs per workgroup, k steps of
+     * tile_k (a multiple of 8); tile_m * tile_n must be a multiple of matmul_wg. */
     uint32_t matmul_wg;
     uint32_t matmul_tile_m, matmul_tile_n, matmul_tile_k;
     /* Flash attention: */
     uint32_t attn_wg;
     uint32_t attn_block_kv;    /* keys per tile */
+    uint32_t matvec_cols;      /* columns of x per mat-vec pass (1..8), bounded by registers */
+    uint32_t fp16;             /* 1: use f16 arithmetic where the device has it (packed f16 math) */
 } op_tuning;
 
 tuning_class tuning_class_of(const vkr_caps *caps);
 const op_tuning *tuning_for(const vkr_caps *caps);
+/* The row of a class (tests run the GPU rows on lavapipe to exercise their code paths). */
+const op_tuning *tuning_row(tuning_class cls);
 
 #endif

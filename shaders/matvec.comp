@@ -1,0 +1,152 @@
+#version 450
+// Mat-vec for decoding: y[c][row] = sum_k W[row][k] * x[c][k] for NCOL columns of x at once, so the weights
+// are read once for all of them.  W is a repacked weight matrix (dequant.glsl, one TYPE_* define).
+//
+// Work split (specialization constants from src/ops/tuning.c):
+//   - SPLIT invocations form an "invocation group" that owns ROWS rows; each takes every SPLIT-th weight
+//     group of those rows and keeps ROWS x NCOL partial sums in registers.
+//   - CPU-like devices (lavapipe) use SPLIT = 1 and ROWS = 8: the chunk of x is loaded once (the address is
+//     the same in every lane, so one scalar load) and reused across the 8 rows; no barrier in the loop.
+//   - GPUs use SPLIT = 32 or 64 (a subgroup per row group, coalesced uvec4 loads), and reduce at the end:
+//     SUBGROUP: subgroupAdd, then shared memory across subgroups if SPLIT spans several; otherwise shared
+//     memory only.
+// FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.
+#extension GL_EXT_control_flow_attributes : require
+#if defined(FP16)
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
+#if defined(SUBGROUP)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+#include "common.glsl"
+#include "dequant.glsl"
+
+layout(constant_id = 1) const uint ROWS = 8;  // rows per invocation group
+layout(constant_id = 2) const uint SPLIT = 1; // invocations per invocation group (power of two)
+layout(constant_id = 3) const uint NCOL = 1;  // columns of x per dispatch (1..8)
+
+layout(std430, binding = 2) readonly buffer X { float x[]; };   // [n][cols]
+layout(std430, binding = 3) writeonly buffer Y { float y[]; };  // [n][y_stride]
+
+layout(push_constant) uniform Push {
+    uint rows;     // rows of this chunk of W
+    uint cols;     // elements per column of x
+    uint groups;   // repacked groups per row
+    uint col0;     // first column of x (and y) of this dispatch
+    uint y_stride; // elements between columns of y (rows of the whole matrix)
+    uint y_row0;   // row of y of this chunk's first row
+} p;
+
+const uint INV_GROUPS = gl_WorkGroupSize.x / SPLIT; // invocation groups per workgroup
+shared float partial[gl_WorkGroupSize.x * ROWS * NCOL];
+
+#if defined(FP16)
+#define XVEC f16vec4
+#else
+#define XVEC vec4
+#endif
+
+float x_at(uint c, uint k)
+{
+#if defined(PADDED_ROWS)
+    // The last group of a row may run past cols (zero weights); keep the read inside x.
+    return k < p.cols ? x[(p.col0 + c) * p.cols + k] : 0.0;
+#else
+    return x[(p.col0 + c) * p.cols + k];
+#endif
+}
+
+void main()
+{
+    const uint lid = gl_LocalInvocationID.x;
+    const uint sub = lid % SPLIT;
+    const uint first_row = (linear_group() * INV_GROUPS + lid / SPLIT) * ROWS;
+
+    uint base[ROWS]; // first group of each row; rows past the end read the last row and are not written
+    [[unroll]] for (uint r = 0; r < ROWS; r++) base[r] = min(first_row + r, p.rows - 1u) * p.groups;
+
+    float acc[ROWS][NCOL];
+    [[unroll]] for (uint r = 0; r < ROWS; r++)
+        [[unroll]] for (uint c = 0; c < NCOL; c++) acc[r][c] = 0.0;
+
+    for (uint g = sub; g < p.groups; g += SPLIT) {
+        Group grp[ROWS];
+        [[unroll]] for (uint r = 0; r < ROWS; r++) grp[r] = load_group(base[r] + g);
+        // Not unrolled: the body is already ROWS x NCOL wide, and unrolling it CHUNKS times more only
+        // multiplies LLVM compile time on lavapipe.
+        [[dont_unroll]] for (uint j = 0; j < CHUNKS; j++) {
+            const uint k = g * GROUP + 8u * j;
+            XVEC xl[NCOL], xh[NCOL];
+#if defined(HAS_MIN)
+            float xsum[NCOL];
+#endif
+            [[unroll]] for (uint c = 0; c < NCOL; c++) {
+                vec4 l = vec4(x_at(c, k), x_at(c, k + 1u), x_at(c, k + 2u), x_at(c, k + 3u));
+                vec4 h = vec4(x_at(c, k + 4u), x_at(c, k + 5u), x_at(c, k + 6u), x_at(c, k + 7u));
+                xl[c] = XVEC(l);
+                xh[c] = XVEC(h);
+#if defined(HAS_MIN)
+                xsum[c] = dot(l + h, vec4(1.0));
+#endif
+            }
+            [[unroll]] for (uint r = 0; r < ROWS; r++) {
+                vec4 lo, hi;
+                float s, m;
+                chunk(grp[r], j, lo, hi, s, m);
+                XVEC ql = XVEC(lo), qh = XVEC(hi);
+                [[unroll]] for (uint c = 0; c < NCOL; c++) {
+                    float d = float(dot(ql, xl[c]) + dot(qh, xh[c]));
+#if defined(HAS_MIN)
+                    acc[r][c] += s * d + m * xsum[c];
+#else
+                    acc[r][c] += s * d;
+#endif
+                }
+            }
+        }
+    }
+
+    if (SPLIT == 1u) {
+        [[unroll]] for (uint r = 0; r < ROWS; r++)
+            if (first_row + r < p.rows)
+                [[unroll]] for (uint c = 0; c < NCOL; c++)
+                    y[(p.col0 + c) * p.y_stride + p.y_row0 + first_row + r] = acc[r][c];
+        return;
+    }
+
+    // Reduce the SPLIT partial sums of each (row, column) of the invocation group.
+#if defined(SUBGROUP)
+    [[unroll]] for (uint r = 0; r < ROWS; r++)
+        [[unroll]] for (uint c = 0; c < NCOL; c++) acc[r][c] = subgroupAdd(acc[r][c]);
+    if (SPLIT == gl_SubgroupSize) {
+        if (gl_SubgroupInvocationID == 0u)
+            [[unroll]] for (uint r = 0; r < ROWS; r++)
+                if (first_row + r < p.rows)
+                    [[unroll]] for (uint c = 0; c < NCOL; c++)
+                        y[(p.col0 + c) * p.y_stride + p.y_row0 + first_row + r] = acc[r][c];
+        return;
+    }
+    // SPLIT spans several subgroups (the host makes SPLIT a multiple of the subgroup size).
+    const uint parts = SPLIT / gl_SubgroupSize;
+    const uint part = sub / gl_SubgroupSize;
+    const bool writer = gl_SubgroupInvocationID == 0u;
+#else
+    const uint parts = SPLIT;
+    const uint part = sub;
+    const bool writer = true;
+#endif
+    // partial[((group * ROWS + r) * NCOL + c) * parts + part]
+    if (writer)
+        [[unroll]] for (uint r = 0; r < ROWS; r++)
+            [[unroll]] for (uint c = 0; c < NCOL; c++)
+                partial[(((lid / SPLIT) * ROWS + r) * NCOL + c) * parts + part] = acc[r][c];
+    barrier();
+    for (uint o = lid; o < INV_GROUPS * ROWS * NCOL; o += gl_WorkGroupSize.x) {
+        float sum = 0.0;
+        for (uint i = 0; i < parts; i++) sum += partial[o * parts + i];
+        uint c = o % NCOL;
+        uint row = linear_group() * INV_GROUPS * ROWS + o / NCOL; // (group * ROWS + r)
+        if (row < p.rows) y[(p.col0 + c) * p.y_stride + p.y_row0 + row] = sum;
+    }
+}

@@ -1,0 +1,162 @@
+/* y = x Wᵀ for repacked weights: picks the mat-vec (n <= 8) or the tiled mat-mul, the shader variant
+ * (subgroup reduction, f16 arithmetic) from the device's caps and the knobs from its tuning row, and
+ * records one dispatch per row chunk (and per column pass for the mat-vec). */
+#include <stdio.h>
+
+#include "check.h"
+#include "matmul.h"
+#include "quant/quant.h"
+#include "weight_format.h"
+
+/* Push constants of shaders/matvec.comp and shaders/matmul.comp (same layout; `cols_or_n` is col0 for the
+ * mat-vec and n for the mat-mul). */
+typedef struct matmul_push {
+    uint32_t rows, cols, groups, col0_or_n, y_stride, y_row0;
+} matmul_push;
+
+static bool use_fp16(const ops_context *ops, const ops_weight *w)
+{
+    return ops->tuning->fp16 && ops->caps->fp16_arith && w->format->fp16;
+}
+
+/* Subgroup size to pin for the _sg mat-vec: one that divides `split` so that a row group is whole
+ * subgroups; 0 if the subgroup variant cannot be used. */
+static uint32_t subgroup_size_for(const vkr_caps *caps, uint32_t split)
+{
+    if (split <= 1 || !caps->subgroup_arithmetic) return 0;
+    if (!caps->subgroup_size_control)
+        return caps->min_subgroup_size == caps->max_subgroup_size && split % caps->subgroup_size == 0
+                   ? caps->subgroup_size : 0;
+    for (uint32_t size = caps->max_subgroup_size; size >= caps->min_subgroup_size && size > 0; size /= 2)
+        if (split % size == 0) return size;
+    return 0;
+}
+
+static vkllm_status get_pipeline(ops_context *ops, const char *name, const uint32_t *spec, uint32_t n_spec,
+                                 uint32_t subgroup_size, const vkr_pipeline **out)
+{
+    vkr_pipeline_desc desc = {.shader = name, .n_bindings = 4, .readonly_mask = 0x7,
+                              .push_size = sizeof(matmul_push), .n_spec = n_spec,
+                              .required_subgroup_size = subgroup_size};
+    for (uint32_t i = 0; i < n_spec; i++) desc.spec[i] = spec[i];
+    return vkr_pipeline_get(ops->dev, &desc, out);
+}
+
+/* The weight bindings of rows [r0, r0 + rows). */
+static void weight_ranges(const ops_weight *w, uint32_t r0, uint32_t rows, vkr_range *quants, vkr_range *aux)
+{
+    *quants = vkr_sub(&w->quants, r0 * w->quant_row_bytes, rows * w->quant_row_bytes);
+    if (w->aux_row_bytes) {
+        uint64_t begin = r0 * w->aux_row_bytes, end = (r0 + rows) * w->aux_row_bytes;
+        end = (end + 3) / 4 * 4; /* read as words; the allocation is rounded up the same way */
+        *aux = vkr_sub(&w->aux, begin, end - begin);
+    } else {
+        *aux = *quants; /* unused by the float types' shaders, but every binding needs a buffer */
+    }
+}
+
+/* Columns per mat-vec pass: the tuning's, bounded by 8 and by the reduction's shared memory. */
+static uint32_t matvec_cols_per_pass(const ops_context *ops)
+{
+    const op_tuning *t = ops->tuning;
+    uint32_t cols = t->matvec_cols < 1 ? 1 : t->matvec_cols > OPS_MATVEC_MAX_N ? OPS_MATVEC_MAX_N : t->matvec_cols;
+    if (t->matvec_split > 1)
+        while (cols > 1 && (uint64_t)t->matvec_wg * t->matvec_rows * cols * 4 > ops->caps->max_shared_memory) cols--;
+    return cols;
+}
+
+static vkllm_status record_matvec(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
+                                  vkr_range y, uint32_t n)
+{
+    const op_tuning *t = ops->tuning;
+    if (t->matvec_split == 0 || t->matvec_wg % t->matvec_split || t->matvec_rows == 0)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matvec: tuning row %s: workgroup %u is not a multiple of split %u",
+                          t->name, t->matvec_wg, t->matvec_split);
+    uint32_t sg = subgroup_size_for(ops->caps, t->matvec_split);
+    char name[64];
+    snprintf(name, sizeof name, "matvec_%s%s%s", w->format->name, sg ? "_sg" : "", use_fp16(ops, w) ? "_f16" : "");
+    uint32_t per_pass = matvec_cols_per_pass(ops);
+    uint32_t rows_per_wg = t->matvec_wg / t->matvec_split * t->matvec_rows;
+    for (uint32_t col0 = 0; col0 < n; col0 += per_pass) {
+        uint32_t ncol = n - col0 < per_pass ? n - col0 : per_pass;
+        const uint32_t spec[4] = {t->matvec_wg, t->matvec_rows, t->matvec_split, ncol};
+        const vkr_pipeline *p;
+        VKLLM_TRY(get_pipeline(ops, name, spec, 4, sg, &p));
+        for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
+            uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
+            vkr_range bind[4];
+            weight_ranges(w, r0, rows, &bind[0], &bind[1]);
+            bind[2] = x;
+            bind[3] = y;
+            matmul_push push = {rows, w->cols, w->groups, col0, w->rows, r0};
+            uint32_t groups[3];
+            vkr_groups_1d(ops->dev, vkr_div_up(rows, rows_per_wg), groups);
+            VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matvec"));
+        }
+    }
+    return VKLLM_OK;
+}
+
+/* Rows and columns per invocation for a BM x BN tile over wg invocations: TM the power of two nearest
+ * the square root of the outputs per invocation (at most BM), TN the rest. */
+static vkllm_status tile_split(const op_tuning *t, uint32_t *tm, uint32_t *tn)
+{
+    uint32_t bm = t->matmul_tile_m, bn = t->matmul_tile_n, wg = t->matmul_wg;
+    uint32_t per = wg ? bm * bn / wg : 0;
+    *tm = 1;
+    while (*tm * *tm < per && *tm < bm) *tm *= 2;
+    *tn = *tm ? per / *tm : 0;
+    if (per == 0 || bm * bn % wg || bm % *tm || *tn == 0 || bn % *tn || t->matmul_tile_k % 8 || !t->matmul_tile_k)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                          "matmul: tuning row %s: %ux%u tile (k %u) does not split over %u invocations", t->name, bm,
+                          bn, t->matmul_tile_k, wg);
+    return VKLLM_OK;
+}
+
+static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
+                                  vkr_range y, uint32_t n)
+{
+    const op_tuning *t = ops->tuning;
+    uint32_t tm, tn;
+    VKLLM_TRY(tile_split(t, &tm, &tn));
+    bool fp16 = use_fp16(ops, w);
+    uint64_t shared = (uint64_t)t->matmul_tile_k * (t->matmul_tile_m + t->matmul_tile_n) * (fp16 ? 2 : 4);
+    if (shared > ops->caps->max_shared_memory)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: tuning row %s needs %llu bytes of shared memory, %s has %u",
+                          t->name, (unsigned long long)shared, ops->caps->name, ops->caps->max_shared_memory);
+    char name[64];
+    snprintf(name, sizeof name, "matmul_%s%s", w->format->name, fp16 ? "_f16" : "");
+    const uint32_t spec[6] = {t->matmul_wg, t->matmul_tile_m, t->matmul_tile_n, t->matmul_tile_k, tm, tn};
+    const vkr_pipeline *p;
+    VKLLM_TRY(get_pipeline(ops, name, spec, 6, 0, &p));
+    for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
+        uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
+        vkr_range bind[4];
+        weight_ranges(w, r0, rows, &bind[0], &bind[1]);
+        bind[2] = x;
+        bind[3] = y;
+        matmul_push push = {rows, w->cols, w->groups, n, w->rows, r0};
+        uint32_t groups[3] = {vkr_div_up(rows, t->matmul_tile_m), vkr_div_up(n, t->matmul_tile_n), 1};
+        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matmul"));
+    }
+    return VKLLM_OK;
+}
+
+vkllm_status ops_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
+                        uint32_t n)
+{
+    if (!w) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matmul: no weight");
+    if (n == 0) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matmul: n is 0 (no columns of x)");
+    uint64_t x_bytes = 4ull * n * w->cols, y_bytes = 4ull * n * w->rows;
+    VKLLM_TRY(ops_check_bytes("matmul", "x", x, x_bytes));
+    VKLLM_TRY(ops_check_bytes("matmul", "y", y, y_bytes));
+    uint64_t range = ops->caps->max_storage_buffer_range;
+    if (x_bytes > range || y_bytes > range)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED,
+                          "matmul: %u columns of x (%llu bytes) or y (%llu bytes) exceed maxStorageBufferRange %llu; "
+                          "split the batch", n, (unsigned long long)x_bytes, (unsigned long long)y_bytes,
+                          (unsigned long long)range);
+    x.size = x_bytes;
+    y.size = y_bytes;
+    return n <= OPS_MATVEC_MAX_N ? record_matvec(ops, seq, w, x, y, n) : record_matmul(ops, seq, w, x, y, n);
+}

@@ -1,0 +1,46 @@
+/* Weight matrices and their products with activations.
+ *
+ *   ops_weight *w;
+ *   ops_weight_create(ops, QUANT_Q4_0, rows, cols, gguf_bytes, &w);  // repacked and uploaded once
+ *   ops_matmul(ops, seq, w, x, y, n);                                 // y[c] = W x[c], c < n
+ *
+ * The weights arrive as GGUF stores them (row-major, rows of `cols` elements in ggml blocks) and are
+ * repacked on the CPU into the layout of shaders/dequant.glsl: quants as aligned uvec4s, scales in their
+ * own array.  A matrix larger than maxStorageBufferRange is bound in row chunks, one dispatch each. */
+#ifndef VKLLM_OPS_MATMUL_H
+#define VKLLM_OPS_MATMUL_H
+
+#include "ops.h"
+
+/* The GPU layout of one weight type (src/ops/weights.c). */
+typedef struct weight_format weight_format;
+
+typedef struct ops_weight {
+    uint32_t type;              /* quant_type of the source data */
+    uint32_t rows, cols;        /* W is rows x cols */
+    uint32_t groups;            /* repacked groups per row (cols rounded up to the group size) */
+    uint64_t quant_row_bytes;   /* bytes of a row in `quants` */
+    uint64_t aux_row_bytes;     /* bytes of a row in `aux` (0 for float types) */
+    uint32_t chunk_rows;        /* rows per binding (all rows when the matrix fits one) */
+    vkr_buffer quants;          /* [rows][quant_row_bytes] */
+    vkr_buffer aux;             /* [rows][aux_row_bytes], padded to 4 bytes; unallocated if none */
+    const weight_format *format;
+} ops_weight;
+
+/* Validates type and shape (cols a multiple of the type's block size), repacks, uploads, and frees the
+ * host copy.  ggml_data holds rows * quant_row_size(type, cols) bytes. */
+vkllm_status ops_weight_create(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols,
+                               const void *ggml_data, ops_weight **out);
+void ops_weight_free(ops_context *ops, ops_weight *w); /* NULL-safe */
+/* Bytes the weight occupies on the device (what one mat-vec reads). */
+uint64_t ops_weight_bytes(const ops_weight *w);
+
+/* y = x Wᵀ: x F32 [n][cols], y F32 [n][rows].  n <= 8 runs the mat-vec (all columns in one pass over the
+ * weights, a few passes if the device's tuning says fewer columns per pass), larger n the tiled mat-mul. */
+vkllm_status ops_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
+                        uint32_t n);
+
+/* Largest n handled by the mat-vec. */
+#define OPS_MATVEC_MAX_N 8u
+
+#endif

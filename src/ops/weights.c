@@ -1,0 +1,141 @@
+/* Weight matrices on the device: shape checks, repacking (weight_repack.c) in slabs of rows, upload, and the
+ * row chunking that keeps every binding within maxStorageBufferRange. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "matmul.h"
+#include "quant/quant.h"
+#include "weight_format.h"
+
+/* Host memory used at a time while repacking for a device buffer that is not host-visible. */
+#define SLAB_BYTES (16u << 20)
+
+uint64_t ops_weight_bytes(const ops_weight *w)
+{
+    return (uint64_t)w->rows * (w->quant_row_bytes + w->aux_row_bytes);
+}
+
+/* Rows per binding: a multiple of `granule` rows (so every chunk's offsets stay aligned) whose quants and aux
+ * both fit maxStorageBufferRange. */
+static vkllm_status choose_chunk_rows(const vkr_caps *caps, ops_weight *w, const char *type_name)
+{
+    uint64_t row_bytes = w->quant_row_bytes > w->aux_row_bytes ? w->quant_row_bytes : w->aux_row_bytes;
+    uint64_t range = caps->max_storage_buffer_range;
+    if (row_bytes * w->rows <= range) {
+        w->chunk_rows = w->rows;
+        return VKLLM_OK;
+    }
+    /* offset = first_row * row_bytes is a multiple of the alignment when first_row is. */
+    uint64_t granule = caps->min_storage_offset_alignment > 256 ? caps->min_storage_offset_alignment : 256;
+    uint64_t rows = range / row_bytes / granule * granule;
+    if (rows == 0)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED,
+                          "weight %s %ux%u: %llu rows of %llu bytes exceed maxStorageBufferRange %llu", type_name,
+                          w->rows, w->cols, (unsigned long long)granule, (unsigned long long)row_bytes,
+                          (unsigned long long)range);
+    w->chunk_rows = (uint32_t)rows;
+    return VKLLM_OK;
+}
+
+static vkllm_status check_shape(uint32_t type, uint32_t rows, uint32_t cols, const void *data,
+                                const struct weight_format **format)
+{
+    const quant_traits *traits = quant_get_traits(type);
+    *format = weight_format_of(type);
+    if (!traits || !*format)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "weight: tensor type %s (id %u) has no GPU mat-mul",
+                          traits ? traits->name : "unknown", type);
+    if (rows == 0 || cols == 0 || !data)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "weight %s: empty %ux%u matrix or no data", traits->name,
+                          rows, cols);
+    if (cols % traits->block_elems)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                          "weight %s %ux%u: cols must be a multiple of the block size %u", traits->name, rows, cols,
+                          traits->block_elems);
+    return VKLLM_OK;
+}
+
+/* Repacks rows [first, first + count) into quants/aux (zeroed first: padding stays zero). */
+static void repack_rows(const ops_weight *w, const uint8_t *src, uint32_t first, uint32_t count, uint8_t *quants,
+                        uint8_t *aux)
+{
+    uint64_t src_row = quant_row_size(w->type, w->cols);
+    memset(quants, 0, count * w->quant_row_bytes);
+    if (aux) memset(aux, 0, count * w->aux_row_bytes);
+    for (uint32_t r = 0; r < count; r++)
+        w->format->repack_row(src + (first + r) * src_row, w->cols, quants + r * w->quant_row_bytes,
+                              aux ? aux + r * w->aux_row_bytes : NULL);
+}
+
+/* Writes rows [first, first + count) of both arrays: straight into mapped memory, else through a slab. */
+static vkllm_status upload_rows(ops_context *ops, ops_weight *w, const uint8_t *src, uint32_t first,
+                                uint32_t count, uint8_t *slab)
+{
+    uint64_t q_off = first * w->quant_row_bytes, a_off = first * w->aux_row_bytes;
+    uint64_t q_bytes = count * w->quant_row_bytes, a_bytes = count * w->aux_row_bytes;
+    bool has_aux = w->aux_row_bytes > 0;
+    if (w->quants.mapped && (!has_aux || w->aux.mapped)) {
+        repack_rows(w, src, first, count, w->quants.mapped + q_off, has_aux ? w->aux.mapped + a_off : NULL);
+        return VKLLM_OK;
+    }
+    repack_rows(w, src, first, count, slab, has_aux ? slab + q_bytes : NULL);
+    VKLLM_TRY(vkr_upload(ops->dev, &w->quants, q_off, slab, q_bytes));
+    if (has_aux) VKLLM_TRY(vkr_upload(ops->dev, &w->aux, a_off, slab + q_bytes, a_bytes));
+    return VKLLM_OK;
+}
+
+static vkllm_status upload(ops_context *ops, ops_weight *w, const uint8_t *src)
+{
+    uint64_t row_bytes = w->quant_row_bytes + w->aux_row_bytes;
+    uint32_t slab_rows = (uint32_t)(SLAB_BYTES / row_bytes ? SLAB_BYTES / row_bytes : 1);
+    if (slab_rows > w->rows) slab_rows = w->rows;
+    uint8_t *slab = NULL;
+    if (!w->quants.mapped || (w->aux_row_bytes && !w->aux.mapped)) {
+        slab = malloc(slab_rows * row_bytes);
+        if (!slab) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "weight: repacking slab");
+    }
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t r = 0; r < w->rows && st == VKLLM_OK; r += slab_rows)
+        st = upload_rows(ops, w, src, r, w->rows - r < slab_rows ? w->rows - r : slab_rows, slab);
+    free(slab);
+    return st;
+}
+
+vkllm_status ops_weight_create(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols,
+                               const void *ggml_data, ops_weight **out)
+{
+    const struct weight_format *format;
+    *out = NULL;
+    VKLLM_TRY(check_shape(type, rows, cols, ggml_data, &format));
+    ops_weight *w = calloc(1, sizeof *w);
+    if (!w) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "weight: allocating");
+    w->type = type;
+    w->rows = rows;
+    w->cols = cols;
+    w->format = format;
+    w->groups = (cols + format->group - 1) / format->group;
+    w->quant_row_bytes = (uint64_t)w->groups * format->group_bytes;
+    w->aux_row_bytes = (uint64_t)w->groups * format->group / format->aux_span * format->aux_bytes;
+    const char *name = quant_get_traits(type)->name;
+    vkllm_status st = choose_chunk_rows(ops->caps, w, name);
+    if (st == VKLLM_OK) st = vkr_buffer_alloc(ops->dev, rows * w->quant_row_bytes, VKR_MEMORY_DEVICE, &w->quants);
+    /* aux is read as 32-bit words: round its size up. */
+    if (st == VKLLM_OK && w->aux_row_bytes)
+        st = vkr_buffer_alloc(ops->dev, (rows * w->aux_row_bytes + 3) / 4 * 4, VKR_MEMORY_DEVICE, &w->aux);
+    if (st == VKLLM_OK) st = upload(ops, w, ggml_data);
+    if (st != VKLLM_OK) {
+        vkllm_fail_context(st, "weight %s %ux%u: ", name, rows, cols);
+        ops_weight_free(ops, w);
+        return st;
+    }
+    *out = w;
+    return VKLLM_OK;
+}
+
+void ops_weight_free(ops_context *ops, ops_weight *w)
+{
+    if (!w) return;
+    vkr_buffer_free(ops->dev, &w->quants);
+    vkr_buffer_free(ops->dev, &w->aux);
+    free(w);
+}
