@@ -13,6 +13,6 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
 /* Bounds of the normalized squared error against the reference, by arithmetic: the reference sees the
  * very weights the GPU decodes, so only the rounding of the products and sums is left. */
 #define TH_MATMUL_NMSE_F32 1e-9  /* f32 arithmetic throughout */
-#define TH_MATMUL_NMSE_F16 2e-6  /* x and the levels rounded to f16 (2^-11 relative), sums in f32 */
+#define TH_MATMUL_NMSE_F16 1e-5  /* x rounded to f16 (2^-11 relative) and 8-term f16 dots (measured <= 1.4e-6) */
 
 #endif
