@@ -1,6 +1,7 @@
 #version 450
 // Mat-vec for decoding: y[c][row] = sum_k W[row][k] * x[c][k] for NCOL columns of x at once, so the weights
-// are read once for all of them.  W is a repacked weight matrix (dequant.glsl, one TYPE_* define).
+// are read once for all of them (workgroup z picks further blocks of NCOL columns: on CPU-like devices this
+// also serves batches, see matmul_min_n).  W is a repacked weight matrix (dequant.glsl, one TYPE_* define).
 //
 // Work split (specialization constants from src/ops/tuning.c):
 //   - SPLIT invocations form an "invocation group" that owns ROWS rows; each takes every SPLIT-th weight
@@ -33,7 +34,7 @@ layout(push_constant) uniform Push {
     uint rows;     // rows of this chunk of W
     uint cols;     // elements per column of x
     uint groups;   // repacked groups per row
-    uint col0;     // first column of x (and y) of this dispatch
+    uint col0;     // first column of x (and y) of this dispatch; workgroup z takes NCOL more each
     uint y_stride; // elements between columns of y (rows of the whole matrix)
     uint y_row0;   // row of y of this chunk's first row
 } p;
@@ -47,13 +48,14 @@ shared float partial[gl_WorkGroupSize.x * ROWS * NCOL];
 #define XVEC vec4
 #endif
 
-float x_at(uint c, uint k)
+// Element k of column `col` of x.
+float x_at(uint col, uint k)
 {
 #if defined(PADDED_ROWS)
     // The last group of a row may run past cols (zero weights); keep the read inside x.
-    return k < p.cols ? x[(p.col0 + c) * p.cols + k] : 0.0;
+    return k < p.cols ? x[col * p.cols + k] : 0.0;
 #else
-    return x[(p.col0 + c) * p.cols + k];
+    return x[col * p.cols + k];
 #endif
 }
 
@@ -62,6 +64,7 @@ void main()
     const uint lid = gl_LocalInvocationID.x;
     const uint sub = lid % SPLIT;
     const uint first_row = (linear_group() * INV_GROUPS + lid / SPLIT) * ROWS;
+    const uint col0 = p.col0 + gl_WorkGroupID.z * NCOL;
 
     uint base[ROWS]; // first group of each row; rows past the end read the last row and are not written
     [[unroll]] for (uint r = 0; r < ROWS; r++) base[r] = min(first_row + r, p.rows - 1u) * p.groups;
@@ -82,8 +85,9 @@ void main()
             float xsum[NCOL];
 #endif
             [[unroll]] for (uint c = 0; c < NCOL; c++) {
-                vec4 l = vec4(x_at(c, k), x_at(c, k + 1u), x_at(c, k + 2u), x_at(c, k + 3u));
-                vec4 h = vec4(x_at(c, k + 4u), x_at(c, k + 5u), x_at(c, k + 6u), x_at(c, k + 7u));
+                const uint col = col0 + c;
+                vec4 l = vec4(x_at(col, k), x_at(col, k + 1u), x_at(col, k + 2u), x_at(col, k + 3u));
+                vec4 h = vec4(x_at(col, k + 4u), x_at(col, k + 5u), x_at(col, k + 6u), x_at(col, k + 7u));
                 xl[c] = XVEC(l);
                 xh[c] = XVEC(h);
 #if defined(HAS_MIN)
@@ -111,7 +115,7 @@ void main()
         [[unroll]] for (uint r = 0; r < ROWS; r++)
             if (first_row + r < p.rows)
                 [[unroll]] for (uint c = 0; c < NCOL; c++)
-                    y[(p.col0 + c) * p.y_stride + p.y_row0 + first_row + r] = acc[r][c];
+                    y[(col0 + c) * p.y_stride + p.y_row0 + first_row + r] = acc[r][c];
         return;
     }
 
@@ -124,7 +128,7 @@ void main()
             [[unroll]] for (uint r = 0; r < ROWS; r++)
                 if (first_row + r < p.rows)
                     [[unroll]] for (uint c = 0; c < NCOL; c++)
-                        y[(p.col0 + c) * p.y_stride + p.y_row0 + first_row + r] = acc[r][c];
+                        y[(col0 + c) * p.y_stride + p.y_row0 + first_row + r] = acc[r][c];
         return;
     }
     // SPLIT spans several subgroups (the host makes SPLIT a multiple of the subgroup size).
@@ -147,6 +151,6 @@ void main()
         for (uint i = 0; i < parts; i++) sum += partial[o * parts + i];
         uint c = o % NCOL;
         uint row = linear_group() * INV_GROUPS * ROWS + o / NCOL; // (group * ROWS + r)
-        if (row < p.rows) y[(p.col0 + c) * p.y_stride + p.y_row0 + row] = sum;
+        if (row < p.rows) y[(col0 + c) * p.y_stride + p.y_row0 + row] = sum;
     }
 }

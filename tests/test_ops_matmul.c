@@ -1,6 +1,7 @@
 /* ops_matmul for every GGUF type against the CPU reference (dequantize, then double-precision dots), with
- * the device's own tuning: mat-vec for n = 1..8, the tiled mat-mul above; odd row counts, K not a multiple
- * of 256 where the type allows; a weight larger than maxStorageBufferRange; bad shapes. */
+ * the device's own tuning (mat-vec for n = 1..8; above, the tiled mat-mul or, on CPUs, blocks of 8 mat-vec
+ * columns) and with the tiled mat-mul forced; odd row counts, K not a multiple of 256 where the type
+ * allows; a weight larger than maxStorageBufferRange; bad shapes. */
 #include <stdlib.h>
 
 #include "matmul_check.h"
@@ -44,6 +45,27 @@ static void test_k_types(void **state)
     static const uint32_t types[] = {QUANT_Q2_K, QUANT_Q3_K, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
     static const uint32_t shapes[][2] = {{37, 256}, {129, 768}, {1, 512}};
     check_types(types, 5, shapes, 3);
+}
+
+/* The tiled mat-mul at the CPU row's 16x16 tiles: n and rows not multiples of the tile. */
+static void test_tiled_matmul(void **state)
+{
+    static const uint32_t types[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0,
+                                     QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q2_K, QUANT_Q3_K,
+                                     QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+    static const uint32_t ns[] = {9, 17, 67};
+    static op_tuning tiled; /* static: outlives a failed check */
+    const op_tuning *own = th_ops()->tuning;
+    tiled = *own;
+    tiled.name = "tiled";
+    tiled.matmul_min_n = 9;
+    th_ops()->tuning = &tiled;
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        uint32_t block = quant_get_traits(types[t])->block_elems;
+        uint32_t cols = block == 1 ? 97 : block == 32 ? 416 : 512;
+        th_check_matmul(types[t], 37, cols, ns, 3, types[t] == QUANT_F32 ? TH_MATMUL_NMSE_F32 : bound());
+    }
+    th_ops()->tuning = own;
 }
 
 /* 33000 x 2048 F16 is 135 MB, above lavapipe's 128 MiB binding limit: bound in two row chunks. */
@@ -101,6 +123,7 @@ int main(void)
         cmocka_unit_test(test_float_types),
         cmocka_unit_test(test_legacy_types),
         cmocka_unit_test(test_k_types),
+        cmocka_unit_test(test_tiled_matmul),
         cmocka_unit_test(test_larger_than_binding),
         cmocka_unit_test(test_bad_shapes),
     };

@@ -1,8 +1,8 @@
 /* Every shader variant of ops_matmul on lavapipe: the GPU tuning rows (an invocation group per row pair,
  * reduced with subgroupAdd or through shared memory), f16 arithmetic, and each forced fallback
  * (VKLLM_DISABLE_F16 / _SUBGROUP / _STORAGE16 / _STORAGE8).  Variants per type: matvec_T, matvec_T_sg,
- * matvec_T_f16, matvec_T_sg_f16, matmul_T, matmul_T_f16 (the _f16 ones not for F32 and BF16); the default
- * tuning (test_ops_matmul) covers matvec_T and matmul_T. */
+ * matvec_T_f16, matvec_T_sg_f16, matmul_T, matmul_T_f16 (the _f16 ones not for F32 and BF16); lavapipe's
+ * own tuning (test_ops_matmul) covers matvec_T, and matmul_T where it forces the tiled mat-mul. */
 #include <stdlib.h>
 
 #include "matmul_check.h"
@@ -80,14 +80,15 @@ static void test_gpu_row_no_subgroup_no_f16(void **state)
 static void test_other_rows(void **state)
 {
     set_env(NULL, NULL);
-    op_tuning one_subgroup = *tuning_row(TUNING_UNKNOWN);
+    static op_tuning one_subgroup, cpu_f16; /* static: outlive a failed check */
+    one_subgroup = *tuning_row(TUNING_UNKNOWN);
     one_subgroup.name = "split-8";
     one_subgroup.matvec_wg = 32;
     one_subgroup.matvec_split = 8; /* lavapipe's subgroup size */
     check_all(main_types, sizeof main_types / sizeof *main_types, &one_subgroup);
     check_all(main_types, sizeof main_types / sizeof *main_types, tuning_row(TUNING_INTEL));
     check_all(main_types, sizeof main_types / sizeof *main_types, tuning_row(TUNING_UNKNOWN));
-    op_tuning cpu_f16 = *tuning_row(TUNING_CPU);
+    cpu_f16 = *tuning_row(TUNING_CPU);
     cpu_f16.name = "cpu-f16";
     cpu_f16.fp16 = 1;
     cpu_f16.matvec_cols = 3; /* n = 5 and 8 take several passes */

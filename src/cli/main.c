@@ -6,6 +6,7 @@
 
 static const cli_command commands[] = {
     {"devices", "list Vulkan devices and their capabilities", cli_devices},
+    {"bench-ops", "mat-vec and mat-mul speed per weight type vs. copy bandwidth", cli_bench_ops},
 };
 
 static void usage(FILE *out)

@@ -1,6 +1,7 @@
-/* y = x Wᵀ for repacked weights: picks the mat-vec (n <= 8) or the tiled mat-mul, the shader variant
- * (subgroup reduction, f16 arithmetic) from the device's caps and the knobs from its tuning row, and
- * records one dispatch per row chunk (and per column pass for the mat-vec). */
+/* y = x Wᵀ for repacked weights: picks the mat-vec (n <= 8, or below the tuning's matmul_min_n) or the
+ * tiled mat-mul, the shader variant (subgroup reduction, f16 arithmetic) from the device's caps and the
+ * knobs from its tuning row, and records one dispatch per row chunk (two for a mat-vec whose columns do
+ * not divide into equal blocks). */
 #include <stdio.h>
 
 #include "check.h"
@@ -55,7 +56,7 @@ static void weight_ranges(const ops_weight *w, uint32_t r0, uint32_t rows, vkr_r
     }
 }
 
-/* Columns per mat-vec pass: the tuning's, bounded by 8 and by the reduction's shared memory. */
+/* Columns per mat-vec block: the tuning's, bounded by 8 and by the reduction's shared memory. */
 static uint32_t matvec_cols_per_pass(const ops_context *ops)
 {
     const op_tuning *t = ops->tuning;
@@ -65,6 +66,32 @@ static uint32_t matvec_cols_per_pass(const ops_context *ops)
     return cols;
 }
 
+/* One mat-vec dispatch per row chunk for `blocks` blocks of ncol columns from col0 (workgroup z = block). */
+static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
+                                    vkr_range y, const char *name, uint32_t sg, uint32_t col0, uint32_t ncol,
+                                    uint32_t blocks)
+{
+    const op_tuning *t = ops->tuning;
+    const uint32_t spec[4] = {t->matvec_wg, t->matvec_rows, t->matvec_split, ncol};
+    const vkr_pipeline *p;
+    VKLLM_TRY(get_pipeline(ops, name, spec, 4, sg, &p));
+    uint32_t rows_per_wg = t->matvec_wg / t->matvec_split * t->matvec_rows;
+    for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
+        uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
+        vkr_range bind[4];
+        weight_ranges(w, r0, rows, &bind[0], &bind[1]);
+        bind[2] = x;
+        bind[3] = y;
+        matmul_push push = {rows, w->cols, w->groups, col0, w->rows, r0};
+        uint32_t groups[3];
+        vkr_groups_1d(ops->dev, vkr_div_up(rows, rows_per_wg), groups);
+        groups[2] = blocks;
+        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matvec"));
+    }
+    return VKLLM_OK;
+}
+
+/* Full blocks of columns in one dispatch, the remainder in a second. */
 static vkllm_status record_matvec(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
                                   vkr_range y, uint32_t n)
 {
@@ -75,25 +102,13 @@ static vkllm_status record_matvec(ops_context *ops, vkr_sequence *seq, const ops
     uint32_t sg = subgroup_size_for(ops->caps, t->matvec_split);
     char name[64];
     snprintf(name, sizeof name, "matvec_%s%s%s", w->format->name, sg ? "_sg" : "", use_fp16(ops, w) ? "_f16" : "");
-    uint32_t per_pass = matvec_cols_per_pass(ops);
-    uint32_t rows_per_wg = t->matvec_wg / t->matvec_split * t->matvec_rows;
-    for (uint32_t col0 = 0; col0 < n; col0 += per_pass) {
-        uint32_t ncol = n - col0 < per_pass ? n - col0 : per_pass;
-        const uint32_t spec[4] = {t->matvec_wg, t->matvec_rows, t->matvec_split, ncol};
-        const vkr_pipeline *p;
-        VKLLM_TRY(get_pipeline(ops, name, spec, 4, sg, &p));
-        for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
-            uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
-            vkr_range bind[4];
-            weight_ranges(w, r0, rows, &bind[0], &bind[1]);
-            bind[2] = x;
-            bind[3] = y;
-            matmul_push push = {rows, w->cols, w->groups, col0, w->rows, r0};
-            uint32_t groups[3];
-            vkr_groups_1d(ops->dev, vkr_div_up(rows, rows_per_wg), groups);
-            VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matvec"));
-        }
-    }
+    uint32_t per_block = matvec_cols_per_pass(ops);
+    uint32_t blocks = n / per_block, rest = n % per_block;
+    if (blocks > ops->caps->max_workgroup_count[2])
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matvec: %u blocks of %u columns exceed %u workgroups in z", blocks,
+                          per_block, ops->caps->max_workgroup_count[2]);
+    if (blocks) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, 0, per_block, blocks));
+    if (rest) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, blocks * per_block, rest, 1));
     return VKLLM_OK;
 }
 
@@ -158,5 +173,6 @@ vkllm_status ops_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w
                           (unsigned long long)range);
     x.size = x_bytes;
     y.size = y_bytes;
-    return n <= OPS_MATVEC_MAX_N ? record_matvec(ops, seq, w, x, y, n) : record_matmul(ops, seq, w, x, y, n);
+    bool tiled = n > OPS_MATVEC_MAX_N && n >= ops->tuning->matmul_min_n;
+    return tiled ? record_matmul(ops, seq, w, x, y, n) : record_matvec(ops, seq, w, x, y, n);
 }

@@ -36,7 +36,8 @@ void ops_weight_free(ops_context *ops, ops_weight *w); /* NULL-safe */
 uint64_t ops_weight_bytes(const ops_weight *w);
 
 /* y = x Wᵀ: x F32 [n][cols], y F32 [n][rows].  n <= 8 runs the mat-vec (all columns in one pass over the
- * weights, a few passes if the device's tuning says fewer columns per pass), larger n the tiled mat-mul. */
+ * weights, or blocks of the tuning's matvec_cols), larger n the tiled mat-mul -- except on devices whose
+ * tuning row raises matmul_min_n (CPUs), where blocks of mat-vec columns are faster. */
 vkllm_status ops_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
                         uint32_t n);
 
