@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped without touching apt.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential clang cmake ninja-build pkg-config
   libvulkan-dev libvulkan-volk-dev        # Vulkan headers/loader and volk (meta-loader)
   glslc glslang-tools spirv-tools         # GLSL -> SPIR-V at build time
   libcmocka-dev                           # tests
