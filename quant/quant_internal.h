@@ -1,0 +1,108 @@
+/* Shared by the quant/ files: per-type block codecs and the rounding helpers that make their bytes equal
+ * ggml's.  Callers (quant.c) have already validated sizes and pointers; codecs take whole blocks. */
+#ifndef VKLLM_QUANT_INTERNAL_H
+#define VKLLM_QUANT_INTERNAL_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "blocks.h"
+#include "quant.h"
+
+/* Byte-exactness needs the same float operations as ggml's reference C, each rounded separately: a fused
+ * a*b+c (FMA, with -march=native) changes chosen levels.  GCC in ISO C mode already keeps them apart, but
+ * not in GNU mode; both pragmas make this independent of the build flags (checked with -march=native). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+/* Quantize or dequantize nblocks consecutive blocks (for F32/F16/BF16 a block is one element). */
+typedef void (*quant_quantize_blocks_fn)(const float *src, void *dst, uint64_t nblocks);
+typedef void (*quant_dequantize_blocks_fn)(const void *src, float *dst, uint64_t nblocks);
+
+/* Element formats (half.c); src/dst may be unaligned (mmapped files). */
+void quant_f16_quantize(const float *src, void *dst, uint64_t n);
+void quant_f16_dequantize(const void *src, float *dst, uint64_t n);
+void quant_bf16_quantize(const float *src, void *dst, uint64_t n);
+void quant_bf16_dequantize(const void *src, float *dst, uint64_t n);
+
+void quant_q4_0_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q4_1_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q5_0_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q5_1_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q8_0_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q8_1_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q4_0_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q4_1_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q5_0_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q5_1_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q8_0_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q8_1_dequantize(const void *src, float *dst, uint64_t nblocks);
+
+void quant_q2_K_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q3_K_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q4_K_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q5_K_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q6_K_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q8_K_quantize(const float *src, void *dst, uint64_t nblocks);
+void quant_q2_K_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q3_K_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q4_K_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q5_K_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q6_K_dequantize(const void *src, float *dst, uint64_t nblocks);
+void quant_q8_K_dequantize(const void *src, float *dst, uint64_t nblocks);
+
+/* Sub-block scale searches of the K-quants (k_search.c), ggml's make_*_quants without importance
+ * weights.  L receives the levels; each returns the sub-block's float scale. */
+float quant_search_symmetric(int n, int nmax, const float *x, int8_t *L);   /* Q6_K: make_qx_quants */
+float quant_search_symmetric_q3(int n, int nmax, const float *x, int8_t *L); /* Q3_K: make_q3_quants */
+float quant_search_affine(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                          float *neg_min, float rmin, float rdelta, int nstep, bool use_mad); /* make_qkx2 */
+
+/* Round half to even, as ggml's nearest_int (which adds 1.5 * 2^23 and reads the mantissa).  ggml asserts
+ * |v| <= 4194303; clamping there (and sending NaN to 0) keeps every input defined without changing any
+ * result ggml defines. */
+static inline int quant_nearest_int(float v)
+{
+    const float limit = 4194303.0f;
+    if (isnan(v)) return 0;
+    if (v < -limit) v = -limit;
+    if (v > limit) v = limit;
+    float biased = v + 12582912.0f;
+    int32_t bits;
+    memcpy(&bits, &biased, sizeof bits);
+    return (bits & 0x007fffff) - 0x00400000;
+}
+
+/* Below this a K-quant (sub-)block counts as all zero (ggml's GROUP_MAX_EPS). */
+#define QUANT_GROUP_MAX_EPS 1e-15f
+
+static inline int quant_clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* The element of largest magnitude, with its sign; the first one on ties, as ggml picks it. */
+static inline float quant_signed_absmax(int n, const float *x)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    }
+    return max;
+}
+
+/* C's truncating float-to-int conversion, clamped to [lo, hi] first so that it is always defined (NaN
+ * gives lo).  Equals ggml's MIN(hi, (int)v) for every v > lo - 1. */
+static inline int quant_truncate_clamped(float v, int lo, int hi)
+{
+    if (!(v >= (float)lo)) return lo;
+    if (v >= (float)hi) return hi;
+    return (int)v;
+}
+
+#endif
