@@ -218,9 +218,10 @@ static vkllm_status compute_tensor_size(reader *r, gguf_tensor_info *t)
     const quant_traits *traits = quant_get_traits(t->type);
     if (!traits) return reader_fail(r, "unknown tensor type %" PRIu32 " (not a ggml type vkllm knows)", t->type);
     uint64_t row = quant_row_size(t->type, t->ne[0]);
-    if (row == 0)
+    if (row == 0 && t->ne[0] % traits->block_elems != 0)
         return reader_fail(r, "ne[0] = %" PRIu64 " is not a multiple of the %s block size %" PRIu32, t->ne[0],
                            traits->name, traits->block_elems);
+    if (row == 0) return reader_fail(r, "row of %" PRIu64 " %s elements overflows 64 bits", t->ne[0], traits->name);
     uint64_t rows = elements / t->ne[0];
     if (row > UINT64_MAX / rows) return reader_fail(r, "data size overflows 64 bits");
     t->size = row * rows;
