@@ -8,5 +8,6 @@ typedef struct cli_command {
 } cli_command;
 
 int cli_devices(int argc, char **argv);
+int cli_convert(int argc, char **argv);
 
 #endif

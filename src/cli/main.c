@@ -6,6 +6,7 @@
 
 static const cli_command commands[] = {
     {"devices", "list Vulkan devices and their capabilities", cli_devices},
+    {"convert", "convert a llama2.c checkpoint and tokenizer to GGUF", cli_convert},
 };
 
 static void usage(FILE *out)
