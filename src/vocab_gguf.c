@@ -17,10 +17,23 @@ static bool str_is(gguf_str s, const char *const *names, size_t n)
 
 #define STR_IS(s, ...) str_is((s), (const char *const[]){__VA_ARGS__}, sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
+/* A key the tokenizer cannot do without, of the given type (and element type for arrays). */
+static vkllm_status required_kv(const gguf_file *file, const char *key, gguf_value_type type,
+                                gguf_value_type element, const gguf_kv **out)
+{
+    const gguf_kv *kv = gguf_find_kv(file, key);
+    if (!kv) return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: no %s", file->path, key);
+    if (kv->type != type || (type == GGUF_TYPE_ARRAY && kv->value.arr.type != element))
+        return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: %s has the wrong type", file->path, key);
+    *out = kv;
+    return VKLLM_OK;
+}
+
 static vkllm_status read_kind(const gguf_file *file, vocab_kind *kind)
 {
-    gguf_str model;
-    VKLLM_TRY(gguf_get_str(file, "tokenizer.ggml.model", &model));
+    const gguf_kv *kv = NULL;
+    VKLLM_TRY(required_kv(file, "tokenizer.ggml.model", GGUF_TYPE_STRING, GGUF_TYPE_STRING, &kv));
+    const gguf_str model = kv->value.str;
     if (gguf_str_eq(model, "llama")) *kind = VOCAB_SPM;
     else if (gguf_str_eq(model, "gpt2")) *kind = VOCAB_BPE;
     else
@@ -95,15 +108,15 @@ static vkllm_status read_tokens(const gguf_file *file, const gguf_array *texts, 
 
 static vkllm_status read_merges(const gguf_file *file, vocab *v)
 {
-    gguf_array merges;
-    const vkllm_status status = gguf_get_array(file, "tokenizer.ggml.merges", &merges);
-    if (status != VKLLM_OK)
-        return vkllm_fail_context(status, "%s: a gpt2 tokenizer needs tokenizer.ggml.merges", file->path);
-    if (merges.type != GGUF_TYPE_STRING)
-        return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: tokenizer.ggml.merges is not an array of strings", file->path);
+    const gguf_kv *kv = NULL;
+    VKLLM_TRY(required_kv(file, "tokenizer.ggml.merges", GGUF_TYPE_ARRAY, GGUF_TYPE_STRING, &kv));
+    const gguf_array merges = kv->value.arr;
     uint64_t cursor = 0;
     gguf_str line;
     while (gguf_array_next_str(&merges, &cursor, &line)) VKLLM_TRY(vocab_add_merge(v, line.data, (size_t)line.len));
+    if (v->n_merges != merges.count)
+        return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: tokenizer.ggml.merges ends at %u of %llu", file->path,
+                          v->n_merges, (unsigned long long)merges.count);
     return VKLLM_OK;
 }
 
@@ -155,19 +168,18 @@ vkllm_status tokenizer_create_from_gguf(const gguf_file *file, tokenizer **out)
     *out = NULL;
     vocab_kind kind = VOCAB_SPM;
     VKLLM_TRY(read_kind(file, &kind));
-    gguf_array texts;
-    VKLLM_TRY(gguf_get_array(file, "tokenizer.ggml.tokens", &texts));
-    if (texts.type != GGUF_TYPE_STRING)
-        return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: tokenizer.ggml.tokens is not an array of strings", file->path);
+    const gguf_kv *kv = NULL;
+    VKLLM_TRY(required_kv(file, "tokenizer.ggml.tokens", GGUF_TYPE_ARRAY, GGUF_TYPE_STRING, &kv));
+    const gguf_array texts = kv->value.arr;
     if (texts.count == 0 || texts.count > (uint64_t)INT32_MAX)
         return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: tokenizer.ggml.tokens has %llu entries", file->path,
                           (unsigned long long)texts.count);
     vocab *v;
     VKLLM_TRY(vocab_create(kind, (uint32_t)texts.count, &v));
-    const vkllm_status status = load(file, &texts, v);
+    const vkllm_status status = load(file, &texts, v); /* its messages name the file */
     if (status != VKLLM_OK) {
         vocab_free(v);
-        return vkllm_fail_context(status, "loading the tokenizer of %s", file->path);
+        return status;
     }
     *out = v;
     return VKLLM_OK;

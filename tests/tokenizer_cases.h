@@ -125,6 +125,49 @@ static inline bool vocab_cases_load(const char *inp_path, const char *out_path, 
     return ok;
 }
 
+/* Undoes the fixture's escapes (\\ \n \r \t) in place; returns the new length. */
+static inline size_t unescape(char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\' && i + 1 < len) {
+            const char c = s[++i];
+            s[n++] = c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c;
+        } else {
+            s[n++] = s[i];
+        }
+    }
+    return n;
+}
+
+/* Fixtures in tests/data/tokenizer: reads the "text:" / "ids:" line pairs into cases whose texts point
+ * into data. */
+static inline bool load_fixture(char *data, size_t size, vocab_cases *cases)
+{
+    size_t lines = 0;
+    for (size_t i = 0; i < size; i++) lines += data[i] == '\n';
+    *cases = (vocab_cases){.items = calloc(lines + 1, sizeof *cases->items)};
+    if (!cases->items) return false;
+    char *text = NULL;
+    size_t text_len = 0;
+    for (char *line = data; line < data + size;) {
+        char *end = memchr(line, '\n', (size_t)(data + size - line));
+        if (!end) end = data + size;
+        if (strncmp(line, "text: ", 6) == 0) {
+            text = line + 6;
+            text_len = unescape(text, (size_t)(end - text));
+        } else if (strncmp(line, "ids:", 4) == 0) {
+            if (!text) return false;
+            vocab_case *c = &cases->items[cases->n++];
+            *c = (vocab_case){.text = text, .len = text_len};
+            if (!parse_ids(line + 4, end, c)) return false;
+            text = NULL;
+        }
+        line = end + 1;
+    }
+    return true;
+}
+
 static inline void print_ids(const char *label, const int32_t *ids, size_t n)
 {
     printf("  %s:", label);
