@@ -224,11 +224,8 @@ static void test_qwen2(void **state)
 }
 
 /* Random bytes, invalid UTF-8 included, through every pre-tokenizer: ids in range, decodable. */
-static void test_random_bytes(void **state)
+static void encode_random_bytes(tokenizer *t)
 {
-    (void)state;
-    char path[1024];
-    tokenizer *t = load_peer_vocab("qwen2", path, sizeof path);
     static const vocab_pre pres[] = {VOCAB_PRE_DEFAULT, VOCAB_PRE_GPT2, VOCAB_PRE_LLAMA3, VOCAB_PRE_QWEN2};
     uint32_t seed = 7;
     char text[300], back[4096];
@@ -246,6 +243,22 @@ static void test_random_bytes(void **state)
         for (size_t i = 0; i < n; i++) assert_true(ids[i] >= 0 && (uint32_t)ids[i] < tokenizer_n_vocab(t));
         assert_int_equal(tokenizer_decode(t, ids, n, false, true, back, sizeof back, &n_back), VKLLM_OK);
     }
+}
+
+/* On the hand-made vocabulary always, and on qwen2's when present. */
+static void test_random_bytes(void **state)
+{
+    (void)state;
+    tokenizer *t = tiny_bpe();
+    encode_random_bytes(t);
+    tokenizer_free(t);
+    char path[1024];
+    if (!peer_path(path, sizeof path, "ggml-vocab-qwen2.gguf")) {
+        printf("qwen2 vocabulary absent: random bytes checked on the hand-made vocabulary only\n");
+        return;
+    }
+    t = load_peer_vocab("qwen2", path, sizeof path);
+    encode_random_bytes(t);
     tokenizer_free(t);
 }
 
