@@ -8,6 +8,8 @@ typedef struct cli_command {
 } cli_command;
 
 int cli_devices(int argc, char **argv);
+int cli_run(int argc, char **argv);
+int cli_chat(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 
 #endif

@@ -5,6 +5,8 @@
 #include "cli.h"
 
 static const cli_command commands[] = {
+    {"run", "generate text from a prompt", cli_run},
+    {"chat", "chat interactively with a model", cli_chat},
     {"devices", "list Vulkan devices and their capabilities", cli_devices},
     {"convert", "convert a llama2.c checkpoint and tokenizer to GGUF", cli_convert},
 };
