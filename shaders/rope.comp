@@ -41,7 +41,8 @@ void main()
     // llama.cpp's angle: pos * theta_scale^j * freq_scale with theta_scale = base^(-2/n_rot), taken here as one
     // pow (no error accumulating over j).  The angle is then reduced to [-pi, pi] exactly (Cody-Waite), where
     // GPU sin/cos are specified, so large positions cost only the rounding of theta itself.
-    precise float theta = float(pos[row / p.n_heads]) * pow(p.freq_base, -2.0 * float(j) / float(p.n_rot)) * p.freq_scale;
+    float inv_freq = pow(p.freq_base, -2.0 * float(j) / float(p.n_rot));
+    precise float theta = float(pos[row / p.n_heads]) * inv_freq * p.freq_scale;
     float k = round(theta * 0.15915494309189535);
     precise float r = (theta - k * TWO_PI_HI) - k * TWO_PI_LO;
     float c = cos(r), s = sin(r);

@@ -26,7 +26,7 @@ vkllm_status ops_swiglu_f32(ops_context *ops, vkr_sequence *seq, vkr_range gate,
     VKLLM_TRY(ops_check_bytes("swiglu_f32", "gate", gate, 4ull * n));
     VKLLM_TRY(ops_check_bytes("swiglu_f32", "up", up, 4ull * n));
     VKLLM_TRY(ops_check_bytes("swiglu_f32", "out", out, 4ull * n));
-    vkr_range bind[3] = {gate, up, out};
+    vkr_range bind[3] = {ops_head(gate, 4ull * n), ops_head(up, 4ull * n), ops_head(out, 4ull * n)};
     return record_activation(ops, seq, "swiglu_f32", bind, 3, n);
 }
 
@@ -35,6 +35,6 @@ vkllm_status ops_gelu_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_
     if (n == 0) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gelu_f32: n is 0");
     VKLLM_TRY(ops_check_bytes("gelu_f32", "x", x, 4ull * n));
     VKLLM_TRY(ops_check_bytes("gelu_f32", "out", out, 4ull * n));
-    vkr_range bind[2] = {x, out};
+    vkr_range bind[2] = {ops_head(x, 4ull * n), ops_head(out, 4ull * n)};
     return record_activation(ops, seq, "gelu_f32", bind, 2, n);
 }

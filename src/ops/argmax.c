@@ -24,6 +24,6 @@ vkllm_status ops_argmax_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vk
     argmax_push push = {rows, cols};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, rows, groups);
-    vkr_range bind[2] = {x, out};
+    vkr_range bind[2] = {ops_head(x, 4ull * rows * cols), ops_head(out, 4ull * rows)};
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, name);
 }

@@ -25,6 +25,7 @@ vkllm_status ops_rms_norm_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, 
     rms_norm_push push = {rows, cols, eps};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, rows, groups);
-    vkr_range bind[3] = {x, w, out};
+    uint64_t bytes = 4ull * rows * cols;
+    vkr_range bind[3] = {ops_head(x, bytes), ops_head(w, 4ull * cols), ops_head(out, bytes)};
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, name);
 }

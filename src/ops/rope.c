@@ -51,6 +51,6 @@ vkllm_status ops_rope_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_
                       params->freq_scale};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, vkr_div_up(push.n_pairs, wg), groups);
-    vkr_range bind[3] = {x, pos, out};
+    vkr_range bind[3] = {ops_head(x, 4 * elements), ops_head(pos, 4ull * n_tokens), ops_head(out, 4 * elements)};
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, name);
 }

@@ -30,7 +30,8 @@ static vkllm_status rows_per_chunk(const vkr_caps *caps, uint64_t row_bytes, uin
     uint64_t rows = usable / row_bytes;
     if (rows == 0)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "get_rows: a row of %llu bytes exceeds the storage buffer "
-                          "range %llu", (unsigned long long)row_bytes, (unsigned long long)caps->max_storage_buffer_range);
+                          "range %llu", (unsigned long long)row_bytes,
+                          (unsigned long long)caps->max_storage_buffer_range);
     *out = rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows;
     return VKLLM_OK;
 }
@@ -89,8 +90,7 @@ vkllm_status ops_get_rows(ops_context *ops, vkr_sequence *seq, uint32_t table_ty
     uint32_t n_out = n_ids * row_len;
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, vkr_div_up(n_out, wg), groups);
-    vkr_range ids_range = {ids.buffer, ids.offset, 4ull * n_ids};
-    vkr_range out_range = {out.buffer, out.offset, 4ull * n_out};
+    vkr_range ids_range = ops_head(ids, 4ull * n_ids), out_range = ops_head(out, 4ull * n_out);
     for (uint32_t first = 0, rows; first < n_rows; first += rows) {
         rows = n_rows - first < chunk_rows ? n_rows - first : chunk_rows;
         table_chunk c = chunk_at(table, first, rows, row_bytes, elem_bytes, align);

@@ -24,6 +24,7 @@ vkllm_status ops_softmax_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, v
     softmax_push push = {rows, cols, scale, causal, pos_offset};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, rows, groups);
-    vkr_range bind[2] = {x, out};
+    uint64_t bytes = 4ull * rows * cols;
+    vkr_range bind[2] = {ops_head(x, bytes), ops_head(out, bytes)};
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, name);
 }
