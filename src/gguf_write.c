@@ -300,7 +300,7 @@ vkllm_status gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv)
 }
 
 static vkllm_status check_tensor(const gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
-                                 const uint64_t *ne, const void *data, uint64_t size)
+                                 const uint64_t *ne, bool has_data, uint64_t size)
 {
     if (!name) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gguf_writer_add_tensor: NULL name");
     for (uint64_t i = 0; i < w->n_tensors; i++)
@@ -328,7 +328,7 @@ static vkllm_status check_tensor(const gguf_writer *w, const char *name, uint32_
                                                         " bytes given, but %s with ne[0] = %" PRIu64 " and %" PRIu64
                                                         " rows needs %" PRIu64 " (block of %" PRIu32 ")",
                           name, size, traits->name, ne[0], rows, row * rows, traits->block_elems);
-    if (size && !data)
+    if (size && !has_data)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gguf_writer_add_tensor '%s': NULL data", name);
     return VKLLM_OK;
 }
@@ -351,7 +351,7 @@ static vkllm_status append_tensor(gguf_writer *w, const char *name, uint32_t typ
 vkllm_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                                     const uint64_t *ne, const void *data, uint64_t size)
 {
-    VKLLM_TRY(check_tensor(w, name, type, n_dims, ne, data, size));
+    VKLLM_TRY(check_tensor(w, name, type, n_dims, ne, data != NULL, size));
     writer_tensor *t = NULL;
     VKLLM_TRY(append_tensor(w, name, type, n_dims, ne, size, &t));
     t->data = data;
@@ -365,8 +365,7 @@ vkllm_status gguf_writer_add_tensor_stream(gguf_writer *w, const char *name, uin
     if (!produce)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gguf_writer_add_tensor_stream '%s': NULL producer",
                           name ? name : "(null)");
-    /* check_tensor wants data for a non-empty tensor; the producer stands in for it. */
-    VKLLM_TRY(check_tensor(w, name, type, n_dims, ne, (const void *)produce, size));
+    VKLLM_TRY(check_tensor(w, name, type, n_dims, ne, true, size));
     writer_tensor *t = NULL;
     VKLLM_TRY(append_tensor(w, name, type, n_dims, ne, size, &t));
     t->produce = produce;
