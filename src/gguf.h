@@ -140,6 +140,15 @@ vkllm_status gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
  * ne has n_dims entries; size must match the type's layout. */
 vkllm_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                                     const uint64_t *ne, const void *data, uint64_t size);
+/* Streaming tensors: the bytes are produced at gguf_writer_write time, in file order, so a file larger
+ * than memory (a 7B model) can be written tensor by tensor.  The producer must hand exactly `size` bytes to
+ * gguf_sink_write, in as many calls as it likes; more or fewer is an error that fails the write. */
+typedef struct gguf_sink gguf_sink;
+typedef vkllm_status (*gguf_tensor_producer)(void *ctx, gguf_sink *sink);
+vkllm_status gguf_writer_add_tensor_stream(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                           const uint64_t *ne, uint64_t size, gguf_tensor_producer produce,
+                                           void *ctx);
+vkllm_status gguf_sink_write(gguf_sink *sink, const void *data, uint64_t n);
 vkllm_status gguf_writer_write(gguf_writer *w, const char *path);
 
 #endif

@@ -26,9 +26,19 @@ typedef struct writer_tensor {
     uint32_t type;
     uint32_t n_dims;
     uint64_t ne[GGUF_MAX_DIMS];
-    const void *data; /* caller-owned until gguf_writer_write */
+    const void *data; /* caller-owned until gguf_writer_write; NULL for a streamed tensor */
     uint64_t size;    /* bytes */
+    gguf_tensor_producer produce; /* streamed tensors: called at write time */
+    void *produce_ctx;
 } writer_tensor;
+
+/* Where a producer's bytes go: the open file and how many bytes the tensor still expects. */
+struct gguf_sink {
+    FILE *fp;
+    const char *path;
+    const char *tensor;
+    uint64_t remaining;
+};
 
 struct gguf_writer {
     writer_kv *kv;
@@ -290,7 +300,7 @@ vkllm_status gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv)
 }
 
 static vkllm_status check_tensor(const gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
-                                 const uint64_t *ne, const void *data, uint64_t size)
+                                 const uint64_t *ne, bool has_data, uint64_t size)
 {
     if (!name) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gguf_writer_add_tensor: NULL name");
     for (uint64_t i = 0; i < w->n_tensors; i++)
@@ -318,23 +328,48 @@ static vkllm_status check_tensor(const gguf_writer *w, const char *name, uint32_
                                                         " bytes given, but %s with ne[0] = %" PRIu64 " and %" PRIu64
                                                         " rows needs %" PRIu64 " (block of %" PRIu32 ")",
                           name, size, traits->name, ne[0], rows, row * rows, traits->block_elems);
-    if (size && !data)
+    if (size && !has_data)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gguf_writer_add_tensor '%s': NULL data", name);
     return VKLLM_OK;
 }
 
-vkllm_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
-                                    const uint64_t *ne, const void *data, uint64_t size)
+static vkllm_status append_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                  const uint64_t *ne, uint64_t size, writer_tensor **out)
 {
-    VKLLM_TRY(check_tensor(w, name, type, n_dims, ne, data, size));
     char *copy = strdup(name);
     if (!copy || !grow((void **)&w->tensors, &w->tensor_capacity, w->n_tensors + 1, sizeof *w->tensors)) {
         free(copy);
         return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gguf_writer_add_tensor '%s': no memory", name);
     }
     writer_tensor *t = &w->tensors[w->n_tensors++];
-    *t = (writer_tensor){.name = copy, .type = type, .n_dims = n_dims, .data = data, .size = size};
+    *t = (writer_tensor){.name = copy, .type = type, .n_dims = n_dims, .size = size};
     for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
+    *out = t;
+    return VKLLM_OK;
+}
+
+vkllm_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                    const uint64_t *ne, const void *data, uint64_t size)
+{
+    VKLLM_TRY(check_tensor(w, name, type, n_dims, ne, data != NULL, size));
+    writer_tensor *t = NULL;
+    VKLLM_TRY(append_tensor(w, name, type, n_dims, ne, size, &t));
+    t->data = data;
+    return VKLLM_OK;
+}
+
+vkllm_status gguf_writer_add_tensor_stream(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                           const uint64_t *ne, uint64_t size, gguf_tensor_producer produce,
+                                           void *ctx)
+{
+    if (!produce)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gguf_writer_add_tensor_stream '%s': NULL producer",
+                          name ? name : "(null)");
+    VKLLM_TRY(check_tensor(w, name, type, n_dims, ne, true, size));
+    writer_tensor *t = NULL;
+    VKLLM_TRY(append_tensor(w, name, type, n_dims, ne, size, &t));
+    t->produce = produce;
+    t->produce_ctx = ctx;
     return VKLLM_OK;
 }
 
@@ -395,6 +430,37 @@ static bool write_zeros(FILE *fp, uint64_t n)
     return true;
 }
 
+vkllm_status gguf_sink_write(gguf_sink *sink, const void *data, uint64_t n)
+{
+    if (n > sink->remaining)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gguf writer: the producer of tensor '%s' gave %" PRIu64
+                                                        " bytes more than its size",
+                          sink->tensor, n - sink->remaining);
+    if (n && !data) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gguf_sink_write '%s': NULL data", sink->tensor);
+    if (!write_all(sink->fp, data, n))
+        return vkllm_fail(VKLLM_ERROR_IO, "gguf writer: writing %s failed: %s", sink->path, strerror(errno));
+    sink->remaining -= n;
+    return VKLLM_OK;
+}
+
+static vkllm_status write_tensor_data(const gguf_writer *w, const writer_tensor *t, FILE *fp, const char *path)
+{
+    if (t->produce) {
+        gguf_sink sink = {fp, path, t->name, t->size};
+        VKLLM_TRY(t->produce(t->produce_ctx, &sink));
+        if (sink.remaining)
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gguf writer: the producer of tensor '%s' gave %" PRIu64
+                                                            " of its %" PRIu64 " bytes",
+                              t->name, t->size - sink.remaining, t->size);
+    } else if (!write_all(fp, t->data, t->size)) {
+        return vkllm_fail(VKLLM_ERROR_IO, "gguf writer: writing %s failed: %s", path, strerror(errno));
+    }
+    /* Every tensor is padded, the last one too, as ggml's writer does. */
+    if (!write_zeros(fp, padding(t->size, w->alignment)))
+        return vkllm_fail(VKLLM_ERROR_IO, "gguf writer: writing %s failed: %s", path, strerror(errno));
+    return VKLLM_OK;
+}
+
 vkllm_status gguf_writer_write(gguf_writer *w, const char *path)
 {
     byte_buf header = {0};
@@ -408,21 +474,14 @@ vkllm_status gguf_writer_write(gguf_writer *w, const char *path)
         free(header.data);
         return vkllm_fail(VKLLM_ERROR_IO, "gguf writer: cannot create %s: %s", path, strerror(errno));
     }
-    bool ok = write_all(fp, header.data, header.size);
+    vkllm_status status = VKLLM_OK;
+    if (!write_all(fp, header.data, header.size))
+        status = vkllm_fail(VKLLM_ERROR_IO, "gguf writer: writing %s failed: %s", path, strerror(errno));
     free(header.data);
-    /* Every tensor is padded, the last one too, as ggml's writer does. */
-    for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
-        const writer_tensor *t = &w->tensors[i];
-        ok = write_all(fp, t->data, t->size) && write_zeros(fp, padding(t->size, w->alignment));
-    }
-    int err = ok ? 0 : errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    if (!ok) {
-        remove(path);
-        return vkllm_fail(VKLLM_ERROR_IO, "gguf writer: writing %s failed: %s", path, strerror(err));
-    }
-    return VKLLM_OK;
+    for (uint64_t i = 0; status == VKLLM_OK && i < w->n_tensors; i++)
+        status = write_tensor_data(w, &w->tensors[i], fp, path);
+    if (fclose(fp) != 0 && status == VKLLM_OK)
+        status = vkllm_fail(VKLLM_ERROR_IO, "gguf writer: closing %s failed: %s", path, strerror(errno));
+    if (status != VKLLM_OK) remove(path);
+    return status;
 }

@@ -9,6 +9,8 @@ static const cli_command commands[] = {
     {"chat", "chat interactively with a model", cli_chat},
     {"devices", "list Vulkan devices and their capabilities", cli_devices},
     {"convert", "convert a llama2.c checkpoint and tokenizer to GGUF", cli_convert},
+    {"synth", "write a random-weight model shaped like a real one", cli_synth},
+    {"quantize", "requantize a GGUF model (llama.cpp's type rules)", cli_quantize},
 };
 
 static void usage(FILE *out)
