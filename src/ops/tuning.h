@@ -29,9 +29,13 @@ typedef struct op_tuning {
     /* Tiled mat-mul (prompts): */
     uint32_t matmul_wg;
     uint32_t matmul_tile_m, matmul_tile_n, matmul_tile_k;
-    /* Flash attention: */
-    uint32_t attn_wg;
-    uint32_t attn_block_kv;    /* keys per tile */
+    /* Flash attention (src/ops/attention.c): */
+    uint32_t attn_wg;          /* invocations per (token, head) workgroup; each owns every attn_wg-th key */
+    uint32_t attn_block_kv;    /* keys per tile (rounded to a multiple of attn_wg): the running max is
+                                  rescaled once per tile */
+    uint32_t attn_split_kv;    /* keys per workgroup before a long context is split over workgroups */
+    uint32_t attn_split_rows;  /* split only while (token, head) rows x splits stay within this many
+                                  workgroups: splitting pays when the rows alone cannot fill the device */
 } op_tuning;
 
 tuning_class tuning_class_of(const vkr_caps *caps);
