@@ -3,37 +3,19 @@
  * expressions keep ggml's order of evaluation, because the chosen levels must match its bytes. */
 #include "quant_internal.h"
 
-/* Below this the sub-block counts as all zero (ggml's GROUP_MAX_EPS). */
-#define GROUP_MAX_EPS 1e-15f
-
-static float signed_absmax(int n, const float *x)
-{
-    float amax = 0.0f, max = 0.0f;
-    for (int i = 0; i < n; i++) {
-        float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    return max;
-}
-
-static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
 /* Symmetric levels l in [-nmax, nmax-1] for x ~ scale * l, weighted by x^2.  Tries 19 candidate inverse
  * scales around -nmax/max and keeps the least-squares best; L gets l + nmax. */
 float quant_search_symmetric(int n, int nmax, const float *x, int8_t *L)
 {
-    const float max = signed_absmax(n, x);
-    if (fabsf(max) < GROUP_MAX_EPS) {
+    const float max = quant_signed_absmax(n, x);
+    if (fabsf(max) < QUANT_GROUP_MAX_EPS) {
         for (int i = 0; i < n; i++) L[i] = 0;
         return 0.0f;
     }
     float iscale = -nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
-        int l = clamp_int(quant_nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        int l = quant_clamp_int(quant_nearest_int(iscale * x[i]), -nmax, nmax - 1);
         L[i] = (int8_t)(l + nmax);
         float w = x[i] * x[i];
         sumlx += w * x[i] * l;
@@ -46,14 +28,14 @@ float quant_search_symmetric(int n, int nmax, const float *x, int8_t *L)
         iscale = -(nmax + 0.1f * step) / max;
         sumlx = suml2 = 0;
         for (int i = 0; i < n; i++) {
-            int l = clamp_int(quant_nearest_int(iscale * x[i]), -nmax, nmax - 1);
+            int l = quant_clamp_int(quant_nearest_int(iscale * x[i]), -nmax, nmax - 1);
             float w = x[i] * x[i];
             sumlx += w * x[i] * l;
             suml2 += w * l * l;
         }
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
             for (int i = 0; i < n; i++) {
-                L[i] = (int8_t)(nmax + clamp_int(quant_nearest_int(iscale * x[i]), -nmax, nmax - 1));
+                L[i] = (int8_t)(nmax + quant_clamp_int(quant_nearest_int(iscale * x[i]), -nmax, nmax - 1));
             }
             scale = sumlx / suml2;
             best = scale * sumlx;
@@ -66,15 +48,15 @@ float quant_search_symmetric(int n, int nmax, const float *x, int8_t *L)
  * level at a time when that raises the x^2-weighted fit (sumlx^2 / suml2).  L gets l + nmax. */
 float quant_search_symmetric_q3(int n, int nmax, const float *x, int8_t *L)
 {
-    const float max = signed_absmax(n, x);
-    if (fabsf(max) < GROUP_MAX_EPS) {
+    const float max = quant_signed_absmax(n, x);
+    if (fabsf(max) < QUANT_GROUP_MAX_EPS) {
         for (int i = 0; i < n; i++) L[i] = 0;
         return 0.0f;
     }
     const float iscale = -nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
-        int l = clamp_int(quant_nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        int l = quant_clamp_int(quant_nearest_int(iscale * x[i]), -nmax, nmax - 1);
         L[i] = (int8_t)l;
         float w = x[i] * x[i];
         sumlx += w * x[i] * l;
@@ -87,7 +69,7 @@ float quant_search_symmetric_q3(int n, int nmax, const float *x, int8_t *L)
             float slx = sumlx - w * x[i] * L[i];
             if (slx > 0) {
                 float sl2 = suml2 - w * L[i] * L[i];
-                int new_l = clamp_int(quant_nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1);
+                int new_l = quant_clamp_int(quant_nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1);
                 if (new_l != L[i]) {
                     slx += w * x[i] * new_l;
                     sl2 += w * new_l * new_l;
@@ -119,9 +101,10 @@ static float affine_error(int n, const float *x, const float *weights, const uin
     return error;
 }
 
-/* Affine levels l in [0, nmax] for x ~ scale * l + min with min <= 0.  Starts from the plain range fit,
- * then for nstep+1 inverse scales (rmin + rdelta*step + nmax) / range re-rounds and solves the weighted
- * least-squares scale and min, keeping the lowest error.  Stores -min in *neg_min, returns scale. */
+/* Affine levels l in [0, nmax] of n <= 32 weights, x ~ scale * l + min with min <= 0.  Starts from the
+ * plain range fit, then for nstep+1 inverse scales (rmin + rdelta*step + nmax) / range re-rounds and solves
+ * the weighted least-squares scale and min, keeping the lowest error (ggml returns early for nstep < 1;
+ * every caller passes more).  Stores -min in *neg_min, returns scale. */
 float quant_search_affine(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *neg_min,
                           float rmin, float rdelta, int nstep, bool use_mad)
 {
@@ -143,16 +126,16 @@ float quant_search_affine(int n, int nmax, const float *x, const float *weights,
     float iscale = nmax / (max - min);
     float scale = 1 / iscale;
     for (int i = 0; i < n; i++) {
-        L[i] = (uint8_t)clamp_int(quant_nearest_int(iscale * (x[i] - min)), 0, nmax);
+        L[i] = (uint8_t)quant_clamp_int(quant_nearest_int(iscale * (x[i] - min)), 0, nmax);
     }
     float best_error = affine_error(n, x, weights, L, scale, min, use_mad);
 
-    uint8_t candidate[QUANT_QK_K];
+    uint8_t candidate[32];
     for (int step = 0; step <= nstep; step++) {
         iscale = (rmin + rdelta * step + nmax) / (max - min);
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         for (int i = 0; i < n; i++) {
-            int l = clamp_int(quant_nearest_int(iscale * (x[i] - min)), 0, nmax);
+            int l = quant_clamp_int(quant_nearest_int(iscale * (x[i] - min)), 0, nmax);
             candidate[i] = (uint8_t)l;
             float w = weights[i];
             sum_l += w * l;

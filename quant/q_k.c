@@ -7,8 +7,6 @@
 
 #define QK QUANT_QK_K
 
-static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
 /* Packs 2-bit levels: per 128-weight half, byte l of its 32 holds weights l, l+32, l+64, l+96. */
 static void pack_2bit(const uint8_t L[QK], uint8_t qs[QK / 4])
 {
@@ -84,7 +82,7 @@ static void quantize_q2_K_block(const float *x, block_q2_K *y)
         if (!d) continue;
         const float dm = quant_f16_to_f32(y->dmin) * (y->scales[j] >> 4);
         for (int i = 0; i < 16; i++) {
-            L[16 * j + i] = (uint8_t)clamp_int(quant_nearest_int((x[16 * j + i] + dm) / d), 0, 3);
+            L[16 * j + i] = (uint8_t)quant_clamp_int(quant_nearest_int((x[16 * j + i] + dm) / d), 0, 3);
         }
     }
     pack_2bit(L, y->qs);
@@ -157,7 +155,7 @@ static void quantize_q3_K_block(const float *x, block_q3_K *y)
         int biased[16];
         for (int j = 0; j < QK / 16; j++) {
             /* ggml narrows to int8 before clamping; the clamp range fits, so only the clamp matters. */
-            biased[j] = clamp_int((int8_t)quant_nearest_int(iscale * scales[j]), -32, 31) + 32;
+            biased[j] = quant_clamp_int((int8_t)quant_nearest_int(iscale * scales[j]), -32, 31) + 32;
         }
         q3_K_set_scales(biased, y->scales);
         y->d = quant_f32_to_f16(1 / iscale);
@@ -170,7 +168,7 @@ static void quantize_q3_K_block(const float *x, block_q3_K *y)
         const float d = quant_f16_to_f32(y->d) * q3_K_get_scale(y->scales, j);
         if (!d) continue;
         for (int i = 0; i < 16; i++) {
-            L[16 * j + i] = (int8_t)(clamp_int(quant_nearest_int(x[16 * j + i] / d), -4, 3) + 4);
+            L[16 * j + i] = (int8_t)(quant_clamp_int(quant_nearest_int(x[16 * j + i] / d), -4, 3) + 4);
         }
     }
 
@@ -210,10 +208,9 @@ void quant_q3_K_dequantize(const void *src, float *dst, uint64_t nblocks)
 
 /* ---- Q4_K and Q5_K: 8 sub-blocks of 32, affine, 6-bit scales and mins ---- */
 
-/* Searches the 8 sub-blocks (levels 0..nmax into L) and stores d, dmin and the packed scales; then
- * re-rounds L with the stored values.  Q5_K's weights use twice the sum of squares: ggml's reference
- * accumulates the squares in two identical loops, and the second pass is kept for identical rounding. */
-static void quantize_affine_superblock(const float *x, int nmax, bool double_sum, float rmin, int nstep,
+/* Searches the 8 sub-blocks (levels 0..nmax into L), weighting each weight by |x| plus the sub-block's
+ * RMS, stores d, dmin and the packed scales, then re-rounds L with the stored values. */
+static void quantize_affine_superblock(const float *x, int nmax, float rmin, int nstep,
                                        uint8_t L[QK], uint16_t *d_out, uint16_t *dmin_out,
                                        uint8_t scales_out[QUANT_K_SCALE_SIZE])
 {
@@ -223,9 +220,6 @@ static void quantize_affine_superblock(const float *x, int nmax, bool double_sum
         const float *xs = x + 32 * j;
         float sum_x2 = 0;
         for (int l = 0; l < 32; l++) sum_x2 += xs[l] * xs[l];
-        if (double_sum) {
-            for (int l = 0; l < 32; l++) sum_x2 += xs[l] * xs[l];
-        }
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(xs[l]);
         scales[j] = quant_search_affine(32, nmax, xs, weights, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
@@ -252,7 +246,7 @@ static void quantize_affine_superblock(const float *x, int nmax, bool double_sum
         if (!d) continue;
         const float dm = quant_f16_to_f32(*dmin_out) * m;
         for (int i = 0; i < 32; i++) {
-            L[32 * j + i] = (uint8_t)clamp_int(quant_nearest_int((x[32 * j + i] + dm) / d), 0, nmax);
+            L[32 * j + i] = (uint8_t)quant_clamp_int(quant_nearest_int((x[32 * j + i] + dm) / d), 0, nmax);
         }
     }
 }
@@ -262,7 +256,7 @@ void quant_q4_K_quantize(const float *src, void *dst, uint64_t nblocks)
     for (uint64_t i = 0; i < nblocks; i++) {
         block_q4_K b;
         uint8_t L[QK];
-        quantize_affine_superblock(src + i * QK, 15, false, -1.f, 20, L, &b.d, &b.dmin, b.scales);
+        quantize_affine_superblock(src + i * QK, 15, -1.f, 20, L, &b.d, &b.dmin, b.scales);
         /* Each 64-weight chunk: 32 bytes, low nibble weight l, high nibble weight l + 32. */
         for (int chunk = 0; chunk < QK / 64; chunk++) {
             for (int l = 0; l < 32; l++) {
@@ -297,7 +291,7 @@ void quant_q5_K_quantize(const float *src, void *dst, uint64_t nblocks)
     for (uint64_t i = 0; i < nblocks; i++) {
         block_q5_K b;
         uint8_t L[QK];
-        quantize_affine_superblock(src + i * QK, 31, true, -0.5f, 15, L, &b.d, &b.dmin, b.scales);
+        quantize_affine_superblock(src + i * QK, 31, -0.5f, 15, L, &b.d, &b.dmin, b.scales);
         /* As Q4_K for the low nibbles; bit 4 of chunk c's weights go to qh bits 2c and 2c+1. */
         memset(b.qh, 0, sizeof b.qh);
         for (int chunk = 0; chunk < QK / 64; chunk++) {
@@ -348,7 +342,7 @@ static void quantize_q6_K_block(const float *x, block_q6_K *y)
         }
     }
     memset(y, 0, sizeof *y);
-    if (max_abs_scale < 1e-15f) return; /* all zero: ggml writes a zero block */
+    if (max_abs_scale < QUANT_GROUP_MAX_EPS) return; /* all zero: ggml writes a zero block */
 
     const float iscale = -128.f / max_scale;
     y->d = quant_f32_to_f16(1 / iscale);
@@ -360,7 +354,7 @@ static void quantize_q6_K_block(const float *x, block_q6_K *y)
         const float d = quant_f16_to_f32(y->d) * y->scales[j];
         if (!d) continue;
         for (int i = 0; i < 16; i++) {
-            L[16 * j + i] = (int8_t)(clamp_int(quant_nearest_int(x[16 * j + i] / d), -32, 31) + 32);
+            L[16 * j + i] = (int8_t)(quant_clamp_int(quant_nearest_int(x[16 * j + i] / d), -32, 31) + 32);
         }
     }
 
@@ -420,14 +414,8 @@ void quant_q8_K_quantize(const float *src, void *dst, uint64_t nblocks)
         const float *x = src + i * QK;
         block_q8_K b;
         memset(&b, 0, sizeof b);
-        float max = 0, amax = 0;
-        for (int j = 0; j < QK; j++) {
-            if (fabsf(x[j]) > amax) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
-        if (amax) {
+        const float max = quant_signed_absmax(QK, x);
+        if (max) {
             const float iscale = -127.f / max;
             for (int j = 0; j < QK; j++) {
                 int v = quant_nearest_int(iscale * x[j]);

@@ -5,19 +5,6 @@
 
 #define QK QUANT_QK_LEGACY
 
-/* The element of largest magnitude, with its sign (the first one on ties), as ggml picks it. */
-static float signed_absmax(const float *x)
-{
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < QK; j++) {
-        if (amax < fabsf(x[j])) {
-            amax = fabsf(x[j]);
-            max = x[j];
-        }
-    }
-    return max;
-}
-
 static void min_max(const float *x, float *min_out, float *max_out)
 {
     float min = INFINITY, max = -INFINITY;
@@ -55,7 +42,7 @@ void quant_q4_0_quantize(const float *src, void *dst, uint64_t nblocks)
 {
     for (uint64_t i = 0; i < nblocks; i++) {
         const float *x = src + i * QK;
-        const float d = signed_absmax(x) / -8;
+        const float d = quant_signed_absmax(QK, x) / -8;
         const float id = d ? 1.0f / d : 0.0f;
         block_q4_0 b;
         b.d = quant_f32_to_f16(d);
@@ -122,7 +109,7 @@ void quant_q5_0_quantize(const float *src, void *dst, uint64_t nblocks)
 {
     for (uint64_t i = 0; i < nblocks; i++) {
         const float *x = src + i * QK;
-        const float d = signed_absmax(x) / -16;
+        const float d = quant_signed_absmax(QK, x) / -16;
         const float id = d ? 1.0f / d : 0.0f;
         uint8_t levels[QK];
         for (int j = 0; j < QK; j++) levels[j] = (uint8_t)quant_truncate_clamped(x[j] * id + 16.5f, 0, 31);

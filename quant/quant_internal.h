@@ -11,10 +11,13 @@
 #include "blocks.h"
 #include "quant.h"
 
-/* Byte-exactness needs the same float operations as ggml's reference C, unfused.  GCC does not contract
- * a*b+c into FMA in ISO C mode (the project builds with -std=c11); clang needs to be told. */
+/* Byte-exactness needs the same float operations as ggml's reference C, each rounded separately: a fused
+ * a*b+c (FMA, with -march=native) changes chosen levels.  GCC in ISO C mode already keeps them apart, but
+ * not in GNU mode; both pragmas make this independent of the build flags (checked with -march=native). */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 /* Quantize or dequantize nblocks consecutive blocks (for F32/F16/BF16 a block is one element). */
@@ -73,6 +76,24 @@ static inline int quant_nearest_int(float v)
     int32_t bits;
     memcpy(&bits, &biased, sizeof bits);
     return (bits & 0x007fffff) - 0x00400000;
+}
+
+/* Below this a K-quant (sub-)block counts as all zero (ggml's GROUP_MAX_EPS). */
+#define QUANT_GROUP_MAX_EPS 1e-15f
+
+static inline int quant_clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* The element of largest magnitude, with its sign; the first one on ties, as ggml picks it. */
+static inline float quant_signed_absmax(int n, const float *x)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    }
+    return max;
 }
 
 /* C's truncating float-to-int conversion, clamped to [lo, hi] first so that it is always defined (NaN

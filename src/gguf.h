@@ -78,7 +78,13 @@ typedef struct gguf_file {
     uint64_t data_offset; /* start of tensor data in the file */
     const uint8_t *map;
     uint64_t map_size;
+    bool owns_map; /* gguf_open mapped it (gguf_close unmaps); false for gguf_open_memory */
 } gguf_file;
+
+/* "uint32", "string", ... ("unknown" past the enum). */
+const char *gguf_type_name(gguf_value_type type);
+/* Bytes of one scalar value in the file; 0 for STRING, ARRAY and unknown types. */
+uint64_t gguf_type_size(gguf_value_type type);
 
 vkllm_status gguf_open(const char *path, gguf_file **out);
 /* Same validation over a caller-owned buffer (tests, fuzzing); the buffer must outlive the result. */
@@ -104,10 +110,15 @@ vkllm_status gguf_array_str(const gguf_array *arr, uint64_t index, gguf_str *out
                                                                                         time; use iterate */
 /* Iterates the strings of a string array in order: *cursor starts at 0. */
 bool gguf_array_next_str(const gguf_array *arr, uint64_t *cursor, gguf_str *out);
-double gguf_array_f64(const gguf_array *arr, uint64_t index); /* numeric element widened */
+/* Iterates the inner arrays of an array of arrays (nested arrays), the same way. */
+bool gguf_array_next_array(const gguf_array *arr, uint64_t *cursor, gguf_array *out);
+/* Numeric (or bool) element widened; 0 for an index out of range or a non-numeric array.  The i64 form
+ * saturates uint64 values above INT64_MAX and truncates floats toward zero. */
+double gguf_array_f64(const gguf_array *arr, uint64_t index);
 int64_t gguf_array_i64(const gguf_array *arr, uint64_t index);
 
-/* Writer. */
+/* Writer.  Setting a key that is already set replaces its value in place (insertion order is kept);
+ * general.alignment must be a power-of-two uint32 and sets the alignment the writer uses. */
 typedef struct gguf_writer gguf_writer;
 vkllm_status gguf_writer_create(gguf_writer **out);
 void gguf_writer_free(gguf_writer *w);
@@ -116,7 +127,9 @@ vkllm_status gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v);
 vkllm_status gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 vkllm_status gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
 vkllm_status gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
-/* Arrays of scalars (type is the element type) or of strings. */
+/* Any scalar type (not STRING or ARRAY); value points at one host value of that type (uint8_t, bool, double, ...). */
+vkllm_status gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_value_type type, const void *value);
+/* Arrays of scalars (type is the element type) or of strings (lens NULL: the strings are NUL-terminated). */
 vkllm_status gguf_writer_set_array(gguf_writer *w, const char *key, gguf_value_type type, const void *data,
                                    uint64_t count);
 vkllm_status gguf_writer_set_str_array(gguf_writer *w, const char *key, const char *const *strs,
@@ -127,6 +140,15 @@ vkllm_status gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
  * ne has n_dims entries; size must match the type's layout. */
 vkllm_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                                     const uint64_t *ne, const void *data, uint64_t size);
+/* Streaming tensors: the bytes are produced at gguf_writer_write time, in file order, so a file larger
+ * than memory (a 7B model) can be written tensor by tensor.  The producer must hand exactly `size` bytes to
+ * gguf_sink_write, in as many calls as it likes; more or fewer is an error that fails the write. */
+typedef struct gguf_sink gguf_sink;
+typedef vkllm_status (*gguf_tensor_producer)(void *ctx, gguf_sink *sink);
+vkllm_status gguf_writer_add_tensor_stream(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                           const uint64_t *ne, uint64_t size, gguf_tensor_producer produce,
+                                           void *ctx);
+vkllm_status gguf_sink_write(gguf_sink *sink, const void *data, uint64_t n);
 vkllm_status gguf_writer_write(gguf_writer *w, const char *path);
 
 #endif

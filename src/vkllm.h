@@ -32,6 +32,131 @@ const char *vkllm_status_name(vkllm_status status);
 /* Message of the last failure on this thread ("" if none). */
 const char *vkllm_last_error(void);
 
+/* ---- Models ---- */
+
+typedef struct vkllm_model vkllm_model;
+typedef struct vkllm_context vkllm_context;
+typedef int32_t vkllm_token;
+
+/* Loads a GGUF model onto the Vulkan device chosen by VKLLM_DEVICE (or the best one); the weights stay
+ * quantized in device memory.  Errors name the file and what is wrong with it. */
+vkllm_status vkllm_model_load(const char *path, vkllm_model **out);
+void vkllm_model_free(vkllm_model *model);
+
+typedef struct vkllm_model_info {
+    const char *architecture; /* "llama", "qwen2" */
+    const char *device;       /* name of the Vulkan device it runs on */
+    uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train;
+    uint64_t n_params;        /* weights in the file */
+    uint64_t file_bytes;      /* bytes of tensor data */
+    const char *chat_template;/* tokenizer.chat_template, "" if none */
+} vkllm_model_info;
+void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *info);
+
+/* ---- Tokens ---- */
+
+vkllm_token vkllm_token_bos(const vkllm_model *model);
+vkllm_token vkllm_token_eos(const vkllm_model *model);
+/* End of generation: EOS, end-of-turn and the like. */
+int vkllm_token_is_eog(const vkllm_model *model, vkllm_token token);
+
+/* Text to tokens.  add_special: BOS (and EOS) as the vocabulary asks; parse_special: "<s>"-style control
+ * tokens written in the text become their ids.  *n_tokens gets the count; a capacity too small gives
+ * VKLLM_ERROR_INVALID_ARGUMENT (call with tokens NULL, capacity 0 to ask). */
+vkllm_status vkllm_tokenize(const vkllm_model *model, const char *text, size_t len, int add_special,
+                            int parse_special, vkllm_token *tokens, size_t capacity, size_t *n_tokens);
+/* The bytes of one token (possibly part of a UTF-8 character), same capacity contract; no NUL written. */
+vkllm_status vkllm_token_to_piece(const vkllm_model *model, vkllm_token token, char *buf, size_t capacity,
+                                  size_t *n_bytes);
+/* Tokens back to text; writes a NUL if there is room past *n_bytes. */
+vkllm_status vkllm_detokenize(const vkllm_model *model, const vkllm_token *tokens, size_t n_tokens, char *buf,
+                              size_t capacity, size_t *n_bytes);
+
+/* ---- Contexts: a KV cache and the buffers of a forward pass ---- */
+
+typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1 } vkllm_kv_type;
+
+typedef struct vkllm_context_params {
+    uint32_t n_ctx;       /* positions per sequence; 0: min(model's training context, 4096) */
+    uint32_t n_batch;     /* most tokens in one forward pass; longer prompts go in chunks.  Default 256 */
+    uint32_t n_seq_max;   /* sequences sharing the cache.  Default 1 */
+    uint32_t n_outputs_max; /* most logits rows one forward pass returns.  Default 8 */
+    vkllm_kv_type kv_type;
+} vkllm_context_params;
+
+vkllm_context_params vkllm_context_default_params(void);
+vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params, vkllm_context **out);
+void vkllm_context_free(vkllm_context *ctx);
+
+/* A batch: token i goes to sequence seq[i] at position pos[i]; rows with want_logits[i] != 0 get logits
+ * (at most n_outputs_max).  Positions of a sequence must continue its cache (0 for a new sequence). */
+typedef struct vkllm_batch {
+    uint32_t n_tokens;
+    const vkllm_token *tokens;
+    const int32_t *pos;
+    const int32_t *seq;
+    const int8_t *want_logits;
+} vkllm_batch;
+
+/* Runs one forward pass (one GPU submission).  VKLLM_ERROR_CONTEXT_FULL if a sequence would pass n_ctx. */
+vkllm_status vkllm_decode(vkllm_context *ctx, const vkllm_batch *batch);
+/* Logits (n_vocab floats) of the i-th row that asked for them in the last vkllm_decode; NULL if none. */
+const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
+/* The same forward pass with greedy sampling on the GPU: only the argmax token of each output row comes
+ * back (tokens[i] for the i-th row that asked), not the logits. */
+vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens);
+/* Forgets positions >= pos of a sequence (pos 0: the whole sequence). */
+vkllm_status vkllm_seq_truncate(vkllm_context *ctx, int32_t seq, uint32_t pos);
+
+/* ---- Sampling and generation ---- */
+
+typedef struct vkllm_sampling {
+    float temperature;    /* 0: greedy (argmax on the GPU).  Default 0.8 */
+    int32_t top_k;        /* <= 0: off.  Default 40 */
+    float top_p;          /* >= 1: off.  Default 0.95 */
+    float min_p;          /* <= 0: off.  Default 0.05 */
+    float repeat_penalty; /* 1: off.  Default 1.0 */
+    int32_t repeat_last_n;/* Default 64 */
+    uint64_t seed;        /* same seed, same text */
+} vkllm_sampling;
+
+vkllm_sampling vkllm_sampling_default(void);
+
+/* Called with each piece of generated text as it is made; return 0 to stop. */
+typedef int (*vkllm_piece_fn)(const char *piece, size_t len, void *user);
+
+typedef struct vkllm_generate_stats {
+    uint32_t n_prompt, n_generated;
+    uint32_t n_decode;             /* single-token forward passes during generation */
+    double prompt_ms, generate_ms; /* wall time of prompt processing (to the first token) and of the rest */
+    int stopped_by_eog;
+} vkllm_generate_stats;
+
+/* Tokenizes prompt (with BOS as the vocabulary asks; parse_special as given), evaluates it in sequence 0
+ * (reusing the cached tokens it shares with the previous call's prompt and output, so a chat re-sends its
+ * whole conversation at the cost of the new part only), and generates up to n_predict tokens (stopping at end of generation), streaming
+ * pieces to on_piece.  stats may be NULL. */
+vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
+                            const vkllm_sampling *sampling, vkllm_piece_fn on_piece, void *user,
+                            vkllm_generate_stats *stats);
+
+/* ---- Chat ---- */
+
+typedef struct vkllm_chat_message {
+    const char *role;    /* "system", "user", "assistant" */
+    const char *content;
+} vkllm_chat_message;
+
+/* Formats a conversation with the model's chat template (llama2, llama3, chatml or zephyr, recognised from
+ * tokenizer.chat_template) or the family named by template_name ("llama3", ...; NULL: the model's).  With
+ * add_assistant the text ends where the assistant's reply begins.  *out is malloc'd: release it with
+ * vkllm_free().  VKLLM_ERROR_UNSUPPORTED when the model's template is none of the supported families. */
+vkllm_status vkllm_chat_format(const vkllm_model *model, const char *template_name, const vkllm_chat_message *messages,
+                               size_t n_messages, int add_assistant, char **out);
+/* The family vkllm_chat_format would use ("llama3", ...), or NULL if none. */
+const char *vkllm_chat_template_name(const vkllm_model *model, const char *template_name);
+void vkllm_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif

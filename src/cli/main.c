@@ -5,8 +5,13 @@
 #include "cli.h"
 
 static const cli_command commands[] = {
+    {"run", "generate text from a prompt", cli_run},
+    {"chat", "chat interactively with a model", cli_chat},
     {"devices", "list Vulkan devices and their capabilities", cli_devices},
     {"bench-ops", "mat-vec and mat-mul speed per weight type vs. copy bandwidth", cli_bench_ops},
+    {"convert", "convert a llama2.c checkpoint and tokenizer to GGUF", cli_convert},
+    {"synth", "write a random-weight model shaped like a real one", cli_synth},
+    {"quantize", "requantize a GGUF model (llama.cpp's type rules)", cli_quantize},
 };
 
 static void usage(FILE *out)

@@ -31,9 +31,14 @@ typedef struct op_tuning {
      * tile_k (a multiple of 8); tile_m * tile_n must be a multiple of matmul_wg. */
     uint32_t matmul_wg;
     uint32_t matmul_tile_m, matmul_tile_n, matmul_tile_k;
-    /* Flash attention: */
-    uint32_t attn_wg;
-    uint32_t attn_block_kv;    /* keys per tile */
+    /* Flash attention (src/ops/attention.c): */
+    uint32_t attn_wg;          /* invocations per (token, head) workgroup; each owns every attn_wg-th key */
+    uint32_t attn_block_kv;    /* keys per tile (rounded to a multiple of attn_wg): the running max is
+                                  rescaled once per tile */
+    uint32_t attn_split_kv;    /* keys per workgroup before a long context is split over workgroups */
+    uint32_t attn_split_rows;  /* split only while (token, head) rows x splits stay within this many
+                                  workgroups: splitting pays when the rows alone cannot fill the device */
+    /* More mat-vec / mat-mul knobs (src/ops/matmul.c): */
     uint32_t matvec_cols;      /* columns of x per mat-vec pass (1..8), bounded by registers */
     uint32_t fp16;             /* 1: use f16 arithmetic where the device has it (packed f16 math) */
     uint32_t matmul_min_n;     /* smallest n for the tiled mat-mul; below, mat-vec blocks of matvec_cols */

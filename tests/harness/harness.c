@@ -45,6 +45,15 @@ void th_reset_device(void)
     th_device();
 }
 
+void th_disable_subgroups(bool disable)
+{
+    if (disable) setenv("VKLLM_DISABLE_SUBGROUP", "1", 1);
+    else unsetenv("VKLLM_DISABLE_SUBGROUP");
+    th_reset_device();
+    if (disable && vkr_device_caps(device)->subgroup_arithmetic)
+        fail_msg("VKLLM_DISABLE_SUBGROUP=1 left subgroup arithmetic on");
+}
+
 static int group_teardown(void **state)
 {
     uint32_t errors = destroy_device();

@@ -6,6 +6,7 @@
 #define VKLLM_TEST_HARNESS_H
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,10 @@ vkr_device *th_device(void);   /* created on first use; fails the test if none *
 ops_context *th_ops(void);
 /* Destroys and recreates the device (after changing VKLLM_DISABLE_* in the environment). */
 void th_reset_device(void);
+/* Sets or clears VKLLM_DISABLE_SUBGROUP and recreates the device, so ops take their shared-memory variants
+ * (disable) or the device's default again; fails the test if the device still reports subgroup arithmetic
+ * after disabling it. */
+void th_disable_subgroups(bool disable);
 
 /* Reproducible random numbers (splitmix64). */
 typedef struct th_rng {
@@ -77,6 +82,10 @@ typedef struct th_op {
 
 /* Runs op at every shape; prints "name shape: nmse" and fails on a bound miss. */
 void th_check_op(const th_op *op, const th_shape *shapes, size_t n_shapes);
+
+/* th_check_op with the tuning's workgroup sizes (elementwise_wg, row_wg) set to wg for the call: exercises
+ * workgroup shapes the device's own tuning does not pick (several subgroups, sizes not powers of two). */
+void th_check_op_wg(const th_op *op, const th_shape *shapes, size_t n_shapes, uint32_t wg);
 
 /* Half-precision helpers (in a separate object, linked when used). */
 void th_f32_to_f16(const float *src, uint16_t *dst, size_t n);

@@ -87,3 +87,16 @@ void th_check_op(const th_op *op, const th_shape *shapes, size_t n_shapes)
 {
     for (size_t i = 0; i < n_shapes; i++) check_one(op, &shapes[i], 1000 + i);
 }
+
+void th_check_op_wg(const th_op *op, const th_shape *shapes, size_t n_shapes, uint32_t wg)
+{
+    ops_context *ops = th_ops();
+    const op_tuning *saved = ops->tuning;
+    static op_tuning tuning; /* static: stays valid if a failed check leaves it installed */
+    tuning = *saved;
+    tuning.elementwise_wg = tuning.row_wg = wg;
+    ops->tuning = &tuning;
+    printf("  (workgroup size %u)\n", wg);
+    th_check_op(op, shapes, n_shapes);
+    ops->tuning = saved;
+}

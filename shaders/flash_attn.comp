@@ -1,0 +1,118 @@
+#version 450
+// Flash attention over a paged KV cache.  One workgroup per (token, head, split of the keys).  Each
+// invocation owns every WG-th key of the split and runs its own online softmax over them (tiles of
+// KEYS_PER_LANE keys per invocation, so the running max is rescaled once per tile): the loop needs no
+// barrier and no cross-lane traffic, and the query, being the same for the whole workgroup, is a uniform
+// load.  At the end the invocations merge their (max, sum, accumulator) through shared memory (two
+// barriers per workgroup).  With one split the result goes to out; with several, each workgroup writes
+// its partial record to scratch for flash_attn_combine.comp, and workgroups whose split lies past the
+// token's context exit at once.  Scores are in base 2: q is scaled by scale * log2(e) up front.
+#include "common.glsl"
+#include "kv_cache.glsl"
+
+layout(constant_id = 1) const uint HD4 = 16;          // head_dim / 4
+layout(constant_id = 2) const uint KEYS_PER_LANE = 4; // keys each invocation scores per tile
+
+layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };            // [n_tokens][n_heads][HD4]
+layout(std430, binding = 1) readonly buffer KCache { KV_CHUNK k_cache[]; };
+layout(std430, binding = 2) readonly buffer VCache { KV_CHUNK v_cache[]; };
+layout(std430, binding = 3) readonly buffer Pages { int page_table[]; }; // [n_seqs][max_pages_per_seq]
+layout(std430, binding = 4) readonly buffer Tokens { ivec2 tokens[]; };  // {seq, pos}
+// n_splits == 1: [n_tokens][n_heads][HD4] normalized output; else scratch records
+// [n_tokens][n_heads][n_splits][1 + HD4]: (max, sum, 0, 0) then the unnormalized accumulator.
+layout(std430, binding = 5) writeonly buffer Out { vec4 out4[]; };
+
+layout(push_constant) uniform Push {
+    uint n_tokens, n_heads, group, n_kv_heads;   // group = n_heads / n_kv_heads
+    uint page_shift, n_pages, n_seqs, max_pages_per_seq;
+    uint n_splits, split_len;                    // split_len: keys per split, a multiple of the tile
+    float scale_log2;
+} p;
+
+const float NO_SCORE = -3.0e38;  // below any real score; exp2(NO_SCORE - finite) == 0
+const uint WG = gl_WorkGroupSize.x;
+
+shared float sh_max[WG];
+shared float sh_sum[WG];
+shared vec4 sh_acc[HD4 * WG];
+
+void main()
+{
+    uint wg = linear_group();
+    if (wg >= p.n_tokens * p.n_heads * p.n_splits) return;
+    uint split = wg % p.n_splits;
+    uint row = wg / p.n_splits;     // token * n_heads + head
+    uint t = row / p.n_heads;
+    uint h = row % p.n_heads;
+    uint lane = gl_LocalInvocationID.x;
+
+    ivec2 sp = tokens[t];
+    bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
+                 (uint(sp.y) >> p.page_shift) < p.max_pages_per_seq;
+    uint context = valid ? min(uint(sp.y) + 1u, p.n_splits * p.split_len) : 0u;
+    uint key_begin = split * p.split_len;
+    uint key_end = min(context, key_begin + p.split_len);
+    if (p.n_splits > 1 && key_begin >= key_end) return;   // uniform: the combine skips this split
+
+    vec4 q[HD4];
+    for (uint c = 0; c < HD4; c++) q[c] = q4[row * HD4 + c] * p.scale_log2;
+    vec4 acc[HD4];
+    for (uint c = 0; c < HD4; c++) acc[c] = vec4(0.0);
+    float run_max = NO_SCORE, run_sum = 0.0;
+
+    uint seq_pages = valid ? uint(sp.x) * p.max_pages_per_seq : 0u;
+    uint kv_head = h / p.group;
+    uint slot_mask = (1u << p.page_shift) - 1u;
+    for (uint tile = key_begin; tile < key_end; tile += WG * KEYS_PER_LANE) {
+        float score[KEYS_PER_LANE];
+        uint base[KEYS_PER_LANE];
+        float tile_max = NO_SCORE;
+        for (uint i = 0; i < KEYS_PER_LANE; i++) {
+            uint key = tile + i * WG + lane;
+            score[i] = NO_SCORE;
+            base[i] = 0u;
+            int page = key < key_end ? page_table[seq_pages + (key >> p.page_shift)] : -1;
+            if (page >= 0 && uint(page) < p.n_pages) {
+                base[i] = ((uint(page) * p.n_kv_heads + kv_head) << p.page_shift | (key & slot_mask)) * HD4;
+                float s = 0.0;
+                for (uint c = 0; c < HD4; c++) s += dot(q[c], kv_unpack(k_cache[base[i] + c]));
+                score[i] = s;
+                tile_max = max(tile_max, s);
+            }
+        }
+        if (tile_max == NO_SCORE) continue;
+        float new_max = max(run_max, tile_max);
+        float rescale = exp2(run_max - new_max);
+        run_sum *= rescale;
+        for (uint c = 0; c < HD4; c++) acc[c] *= rescale;
+        for (uint i = 0; i < KEYS_PER_LANE; i++) {
+            if (score[i] == NO_SCORE) continue;
+            float w = exp2(score[i] - new_max);
+            run_sum += w;
+            for (uint c = 0; c < HD4; c++) acc[c] += w * kv_unpack(v_cache[base[i] + c]);
+        }
+        run_max = new_max;
+    }
+
+    // Merge the invocations: rescale each to the workgroup's max, then sum.
+    sh_max[lane] = run_max;
+    barrier();
+    float wg_max = NO_SCORE;
+    for (uint j = 0; j < WG; j++) wg_max = max(wg_max, sh_max[j]);
+    float factor = exp2(run_max - wg_max);
+    sh_sum[lane] = run_sum * factor;
+    for (uint c = 0; c < HD4; c++) sh_acc[c * WG + lane] = acc[c] * factor;
+    barrier();
+    float wg_sum = 0.0;
+    for (uint j = 0; j < WG; j++) wg_sum += sh_sum[j];
+    uint record = (row * p.n_splits + split) * (HD4 + 1u);
+    if (p.n_splits > 1 && lane == 0) out4[record] = vec4(wg_max, wg_sum, 0.0, 0.0);
+    for (uint c = lane; c < HD4; c += WG) {
+        vec4 a = vec4(0.0);
+        for (uint j = 0; j < WG; j++) a += sh_acc[c * WG + j];
+        if (p.n_splits > 1)
+            out4[record + 1u + c] = a;
+        else
+            out4[row * HD4 + c] = wg_sum > 0.0 ? a / wg_sum : vec4(0.0);
+    }
+}

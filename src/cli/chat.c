@@ -1,0 +1,119 @@
+/* vkllm chat: an interactive conversation.  Each turn re-sends the whole conversation through the chat
+ * template; vkllm_generate keeps the cached prefix, so only the new text is processed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "options.h"
+
+static const char usage[] =
+    "usage: vkllm chat [-m MODEL] [--template llama2|llama3|chatml|zephyr] [--system TEXT] [-n N]\n"
+    "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N]\n"
+    "  Type a message and press enter; an empty line or end of input ends the chat.\n";
+
+typedef struct reply {
+    char *text;
+    size_t len, cap;
+} reply;
+
+static int collect(const char *piece, size_t len, void *user)
+{
+    reply *r = user;
+    if (r->len + len + 1 > r->cap) {
+        size_t cap = (r->cap + len + 1) * 2;
+        char *grown = realloc(r->text, cap);
+        if (!grown) return 0;
+        r->text = grown;
+        r->cap = cap;
+    }
+    memcpy(r->text + r->len, piece, len);
+    r->len += len;
+    r->text[r->len] = '\0';
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+    return 1;
+}
+
+typedef struct conversation {
+    vkllm_chat_message *messages;
+    char **owned; /* contents to free */
+    size_t n, cap;
+} conversation;
+
+static int add(conversation *c, const char *role, char *content)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        vkllm_chat_message *m = realloc(c->messages, cap * sizeof *m);
+        if (!m) return -1;
+        c->messages = m;
+        char **o = realloc(c->owned, cap * sizeof *o);
+        if (!o) return -1;
+        c->owned = o;
+        c->cap = cap;
+    }
+    c->messages[c->n] = (vkllm_chat_message){role, content};
+    c->owned[c->n++] = content;
+    return 0;
+}
+
+static int turn(vkllm_model *model, vkllm_context *ctx, const cli_options *o, conversation *c)
+{
+    char *prompt = NULL;
+    vkllm_status st = vkllm_chat_format(model, o->chat_template, c->messages, c->n, 1, &prompt);
+    reply r = {0};
+    vkllm_generate_stats stats;
+    if (st == VKLLM_OK) st = vkllm_generate(ctx, prompt, 1, (uint32_t)o->n_predict, &o->sampling, collect, &r, &stats);
+    vkllm_free(prompt);
+    printf("\n");
+    if (st != VKLLM_OK) {
+        fprintf(stderr, "vkllm chat: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
+        free(r.text);
+        return -1;
+    }
+    fprintf(stderr, "[%u prompt tokens, %u generated, %.1f tokens/s]\n", stats.n_prompt, stats.n_generated,
+            stats.generate_ms > 0 ? 1e3 * stats.n_decode / stats.generate_ms : 0.0);
+    return add(c, "assistant", r.text ? r.text : strdup(""));
+}
+
+int cli_chat(int argc, char **argv)
+{
+    cli_options o;
+    int r = cli_parse_options(argc, argv, &o, usage);
+    if (r) return r < 0 ? 2 : 0;
+    const char *path = cli_model_path(&o);
+    if (!path) return 1;
+    vkllm_model *model = NULL;
+    vkllm_context *ctx = NULL;
+    vkllm_status st = vkllm_model_load(path, &model);
+    vkllm_context_params cp = vkllm_context_default_params();
+    cp.n_ctx = o.n_ctx;
+    if (st == VKLLM_OK) st = vkllm_context_create(model, &cp, &ctx);
+    if (st == VKLLM_OK && !vkllm_chat_template_name(model, o.chat_template)) {
+        fprintf(stderr, "vkllm chat: %s; pass --template llama2|llama3|chatml|zephyr\n",
+                o.chat_template ? "unknown --template" : "the model has no chat template vkllm knows");
+        st = VKLLM_ERROR_UNSUPPORTED;
+    } else if (st != VKLLM_OK) {
+        fprintf(stderr, "vkllm chat: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
+    }
+    conversation c = {0};
+    if (st == VKLLM_OK && o.system && add(&c, "system", strdup(o.system)) != 0) st = VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+    if (st == VKLLM_OK) fprintf(stderr, "chat template: %s\n", vkllm_chat_template_name(model, o.chat_template));
+    char line[8192];
+    while (st == VKLLM_OK) {
+        printf("> ");
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin)) break;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!*line) break;
+        char *text = strdup(line);
+        if (!text || add(&c, "user", text) != 0 || turn(model, ctx, &o, &c) != 0) st = VKLLM_ERROR_INVALID_ARGUMENT;
+    }
+    for (size_t i = 0; i < c.n; i++) free(c.owned[i]);
+    free(c.messages);
+    free(c.owned);
+    vkllm_context_free(ctx);
+    vkllm_model_free(model);
+    return st == VKLLM_OK ? 0 : 1;
+}

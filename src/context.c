@@ -1,0 +1,142 @@
+/* Context creation: sizes the paged KV cache and every buffer of the forward pass up front, so that a
+ * context either fits the device or fails at creation with the amount it needed. */
+#include "context.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant/quant.h"
+#include "runtime/error.h"
+
+#define KV_PAGE_SIZE 16
+
+vkllm_context_params vkllm_context_default_params(void)
+{
+    return (vkllm_context_params){.n_ctx = 0, .n_batch = 256, .n_seq_max = 1, .n_outputs_max = 8,
+                                  .kv_type = VKLLM_KV_F16};
+}
+
+static vkllm_status device_buffer(vkllm_context *ctx, uint64_t bytes, vkr_buffer *out)
+{
+    return vkr_buffer_alloc(ctx->model->dev, bytes ? bytes : 4, VKR_MEMORY_DEVICE, out);
+}
+
+/* Lays out step_inputs inside one host-visible buffer, each part aligned for a copy. */
+static vkllm_status create_inputs(vkllm_context *ctx)
+{
+    const vkllm_context_params *p = &ctx->params;
+    uint64_t sizes[5] = {4ull * p->n_batch, 8ull * p->n_batch, 4ull * p->n_batch, 4ull * p->n_outputs_max,
+                         4ull * p->n_seq_max * ctx->kv.max_pages_per_seq};
+    uint64_t *offsets[5] = {&ctx->off_ids, &ctx->off_tokens, &ctx->off_pos, &ctx->off_out_rows, &ctx->off_page_table};
+    vkr_buffer *devs[5] = {&ctx->ids, &ctx->tokens, &ctx->pos, &ctx->out_rows, &ctx->page_table};
+    uint64_t total = 0;
+    for (int i = 0; i < 5; i++) {
+        *offsets[i] = total;
+        total += (sizes[i] + VKR_ALLOC_ALIGNMENT - 1) / VKR_ALLOC_ALIGNMENT * VKR_ALLOC_ALIGNMENT;
+        VKLLM_TRY(device_buffer(ctx, sizes[i], devs[i]));
+    }
+    VKLLM_TRY(vkr_buffer_alloc(ctx->model->dev, total, VKR_MEMORY_HOST, &ctx->host_in));
+    uint8_t *base = ctx->host_in.mapped;
+    memset(base, 0, total);
+    ctx->in = (step_inputs){(int32_t *)(base + ctx->off_ids), (int32_t *)(base + ctx->off_tokens),
+                            (int32_t *)(base + ctx->off_pos), (int32_t *)(base + ctx->off_out_rows),
+                            (int32_t *)(base + ctx->off_page_table)};
+    return VKLLM_OK;
+}
+
+static vkllm_status create_activations(vkllm_context *ctx)
+{
+    const model_config *c = &ctx->model->cfg;
+    uint64_t nb = ctx->params.n_batch, no = ctx->params.n_outputs_max;
+    uint64_t qd = (uint64_t)c->n_head * c->head_dim, kvd = (uint64_t)c->n_head_kv * c->head_dim;
+    struct { vkr_buffer *b; uint64_t floats; } all[] = {
+        {&ctx->x, nb * c->n_embd}, {&ctx->h, nb * c->n_embd}, {&ctx->q, nb * qd}, {&ctx->qr, nb * qd},
+        {&ctx->k, nb * kvd}, {&ctx->kr, nb * kvd}, {&ctx->v, nb * kvd}, {&ctx->att, nb * qd},
+        {&ctx->o, nb * c->n_embd}, {&ctx->gate, nb * c->n_ff}, {&ctx->up, nb * c->n_ff}, {&ctx->act, nb * c->n_ff},
+        {&ctx->xo, no * c->n_embd}, {&ctx->ho, no * c->n_embd}, {&ctx->logits, no * c->n_vocab}, {&ctx->argmax, no},
+    };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) VKLLM_TRY(device_buffer(ctx, 4 * all[i].floats, all[i].b));
+    VKLLM_TRY(vkr_buffer_alloc(ctx->model->dev, 4 * no * c->n_vocab + 4 * no, VKR_MEMORY_HOST, &ctx->host_out));
+    /* Scratch for the largest shape any recording can have: every batch size at the full context. */
+    uint64_t scratch = 0;
+    for (uint32_t n = 1; n <= ctx->params.n_batch; n++) {
+        ops_attention_shape s = {.n_tokens = n, .n_heads = c->n_head, .max_context = ctx->params.n_ctx,
+                                 .scale = 1.0f, .kv = ctx->kv};
+        uint64_t b = ops_attention_scratch_bytes(ctx->model->ops, &s);
+        if (b > scratch) scratch = b;
+    }
+    return device_buffer(ctx, scratch, &ctx->scratch);
+}
+
+static vkllm_status create_cache(vkllm_context *ctx)
+{
+    const model_config *c = &ctx->model->cfg;
+    uint32_t max_pages = (ctx->params.n_ctx + KV_PAGE_SIZE - 1) / KV_PAGE_SIZE;
+    ctx->kv = (ops_kv_layout){.n_pages = max_pages * ctx->params.n_seq_max, .n_kv_heads = c->n_head_kv,
+                              .head_dim = c->head_dim, .page_size = KV_PAGE_SIZE, .n_seqs = ctx->params.n_seq_max,
+                              .max_pages_per_seq = max_pages, .f16 = ctx->params.kv_type == VKLLM_KV_F16};
+    VKLLM_TRY(kv_pages_create(ctx->kv.n_pages, KV_PAGE_SIZE, ctx->params.n_seq_max, max_pages, &ctx->pages));
+    ctx->k_cache = calloc(c->n_layer, sizeof *ctx->k_cache);
+    ctx->v_cache = calloc(c->n_layer, sizeof *ctx->v_cache);
+    if (!ctx->k_cache || !ctx->v_cache) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "KV cache list");
+    uint64_t bytes = ops_kv_cache_bytes(&ctx->kv);
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        VKLLM_TRY(device_buffer(ctx, bytes, &ctx->k_cache[l]));
+        VKLLM_TRY(device_buffer(ctx, bytes, &ctx->v_cache[l]));
+    }
+    return VKLLM_OK;
+}
+
+static vkllm_status check_params(const vkllm_model *model, vkllm_context_params *p)
+{
+    if (p->n_ctx == 0) p->n_ctx = model->cfg.n_ctx_train < 4096 ? model->cfg.n_ctx_train : 4096;
+    if (p->n_batch == 0 || p->n_seq_max == 0 || p->n_outputs_max == 0 || p->n_ctx == 0 ||
+        (p->kv_type != VKLLM_KV_F16 && p->kv_type != VKLLM_KV_F32))
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "context: n_ctx %u, n_batch %u, n_seq_max %u, n_outputs_max %u, "
+                          "kv_type %d", p->n_ctx, p->n_batch, p->n_seq_max, p->n_outputs_max, (int)p->kv_type);
+    if (p->n_outputs_max > p->n_batch) p->n_outputs_max = p->n_batch;
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params, vkllm_context **out)
+{
+    *out = NULL;
+    if (!model) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_context_create: model is NULL");
+    vkllm_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "context");
+    ctx->model = model;
+    ctx->params = params ? *params : vkllm_context_default_params();
+    vkllm_status st = check_params(model, &ctx->params);
+    if (st == VKLLM_OK) st = create_cache(ctx);
+    if (st == VKLLM_OK) st = create_inputs(ctx);
+    if (st == VKLLM_OK) st = create_activations(ctx);
+    if (st == VKLLM_OK && !(ctx->history = malloc(ctx->params.n_ctx * sizeof *ctx->history)))
+        st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "context history");
+    if (st != VKLLM_OK) {
+        vkllm_context_free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return VKLLM_OK;
+}
+
+void vkllm_context_free(vkllm_context *ctx)
+{
+    if (!ctx) return;
+    vkr_device *dev = ctx->model->dev;
+    for (int i = 0; i < CONTEXT_MAX_RECORDINGS; i++) vkr_sequence_destroy(ctx->recordings[i].seq);
+    for (uint32_t l = 0; ctx->k_cache && l < ctx->model->cfg.n_layer; l++) {
+        vkr_buffer_free(dev, &ctx->k_cache[l]);
+        vkr_buffer_free(dev, &ctx->v_cache[l]);
+    }
+    free(ctx->k_cache);
+    free(ctx->v_cache);
+    vkr_buffer *all[] = {&ctx->host_in, &ctx->ids, &ctx->tokens, &ctx->pos, &ctx->out_rows, &ctx->page_table,
+                         &ctx->x, &ctx->h, &ctx->q, &ctx->k, &ctx->v, &ctx->qr, &ctx->kr, &ctx->att, &ctx->o,
+                         &ctx->gate, &ctx->up, &ctx->act, &ctx->xo, &ctx->ho, &ctx->logits, &ctx->argmax,
+                         &ctx->scratch, &ctx->host_out};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) vkr_buffer_free(dev, all[i]);
+    kv_pages_free(ctx->pages);
+    free(ctx->history);
+    free(ctx);
+}

@@ -1,0 +1,71 @@
+/* A context: the paged KV cache of a model, the buffers of a forward pass, and the recorded command
+ * sequences that run it (one per batch shape, replayed). */
+#ifndef VKLLM_CONTEXT_H
+#define VKLLM_CONTEXT_H
+
+#include "kv_pages.h"
+#include "model.h"
+#include "ops/attention.h"
+
+#define CONTEXT_MAX_RECORDINGS 16
+
+/* What a recording depends on: everything else lives in buffers rewritten before each run. */
+typedef struct forward_shape {
+    uint32_t n_tokens;    /* tokens in the batch */
+    uint32_t n_out;       /* rows that produce logits */
+    uint32_t max_context; /* bound on pos + 1 of every token (power-of-two bucket, <= n_ctx) */
+    bool greedy;          /* argmax on the device instead of returning logits */
+} forward_shape;
+
+typedef struct recording {
+    forward_shape shape;
+    vkr_sequence *seq;
+    uint64_t last_used;
+} recording;
+
+/* Host-visible staging of one step's inputs, copied to the device at the start of each recording. */
+typedef struct step_inputs {
+    int32_t *ids;        /* [n_batch] token ids */
+    int32_t *tokens;     /* [n_batch][2] {seq, pos} */
+    int32_t *pos;        /* [n_batch] positions (RoPE) */
+    int32_t *out_rows;   /* [n_outputs_max] batch rows whose logits are wanted */
+    int32_t *page_table; /* [n_seq_max][max_pages_per_seq] */
+} step_inputs;
+
+struct vkllm_context {
+    vkllm_model *model;
+    vkllm_context_params params;
+    kv_pages *pages;
+    ops_kv_layout kv;
+    vkr_buffer *k_cache, *v_cache;       /* [n_layer] each */
+
+    vkr_buffer host_in;                  /* staging of step_inputs (host-visible) */
+    step_inputs in;                      /* pointers into host_in */
+    vkr_buffer ids, tokens, pos, out_rows, page_table; /* device copies */
+    uint64_t off_ids, off_tokens, off_pos, off_out_rows, off_page_table; /* offsets in host_in */
+
+    vkr_buffer x, h, q, k, v, qr, kr;    /* activations: x,h [n_batch][n_embd]; q,qr [n_batch][n_head*hd];
+                                            k,kr,v [n_batch][n_kv*hd] */
+    vkr_buffer att, o;                   /* [n_batch][n_head*hd], [n_batch][n_embd] */
+    vkr_buffer gate, up, act;            /* [n_batch][n_ff] */
+    vkr_buffer xo, ho;                   /* [n_outputs_max][n_embd]: rows that produce logits */
+    vkr_buffer logits;                   /* [n_outputs_max][n_vocab] */
+    vkr_buffer argmax;                   /* [n_outputs_max] int32 */
+    vkr_buffer scratch;                  /* flash-attention split-K partials */
+    vkr_buffer host_out;                 /* host-visible: logits rows, then argmax ids */
+
+    vkllm_token *history;                /* [n_ctx] tokens whose keys sequence 0 holds (vkllm_generate) */
+    uint32_t n_history;
+
+    recording recordings[CONTEXT_MAX_RECORDINGS];
+    uint64_t clock;
+    uint32_t n_out_last;                 /* rows of logits the last decode returned */
+};
+
+/* vkllm_decode (greedy: vkllm_decode_greedy, tokens receiving the ids) without touching the history. */
+vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, vkllm_token *tokens);
+
+/* Records the forward pass of a batch shape into seq. */
+vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *shape);
+
+#endif

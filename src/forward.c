@@ -1,0 +1,110 @@
+/* The llama-family forward pass, recorded once per batch shape (see context.h) and replayed.  Read top to
+ * bottom it is the model: embedding, then per layer RMSNorm -> Q/K/V -> RoPE -> KV write -> flash
+ * attention -> output projection + residual -> RMSNorm -> SwiGLU FFN + residual; then the final norm on
+ * the rows that want logits, the LM head, and (greedy) argmax. */
+#include "context.h"
+
+#include <math.h>
+
+#include "quant/quant.h"
+#include "runtime/error.h"
+
+#define W(b) vkr_whole(&(b))
+
+/* Inputs staged on the host are copied to their device buffers first. */
+static vkllm_status copy_inputs(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s)
+{
+    const vkllm_context_params *p = &ctx->params;
+    struct { uint64_t off, bytes; vkr_buffer *dst; } parts[] = {
+        {ctx->off_ids, 4ull * s->n_tokens, &ctx->ids},
+        {ctx->off_tokens, 8ull * s->n_tokens, &ctx->tokens},
+        {ctx->off_pos, 4ull * s->n_tokens, &ctx->pos},
+        {ctx->off_out_rows, 4ull * s->n_out, &ctx->out_rows},
+        {ctx->off_page_table, 4ull * p->n_seq_max * ctx->kv.max_pages_per_seq, &ctx->page_table},
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        VKLLM_TRY(vkr_sequence_copy(seq, vkr_sub(&ctx->host_in, parts[i].off, parts[i].bytes),
+                                    vkr_sub(parts[i].dst, 0, parts[i].bytes)));
+    return VKLLM_OK;
+}
+
+static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l, const forward_shape *s)
+{
+    const vkllm_model *m = ctx->model;
+    const model_config *c = &m->cfg;
+    const model_layer *L = &m->layers[l];
+    ops_context *ops = m->ops;
+    uint32_t n = s->n_tokens, qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
+
+    VKLLM_TRY(ops_rms_norm_f32(ops, seq, W(ctx->x), W(L->attn_norm), W(ctx->h), n, c->n_embd, c->rms_eps));
+    VKLLM_TRY(ops_matmul(ops, seq, L->wq, W(ctx->h), W(ctx->q), n));
+    VKLLM_TRY(ops_matmul(ops, seq, L->wk, W(ctx->h), W(ctx->k), n));
+    VKLLM_TRY(ops_matmul(ops, seq, L->wv, W(ctx->h), W(ctx->v), n));
+    if (c->attn_bias) {
+        VKLLM_TRY(ops_binary_f32(ops, seq, OPS_ADD, W(ctx->q), W(L->bq), W(ctx->q), n * qd, qd));
+        VKLLM_TRY(ops_binary_f32(ops, seq, OPS_ADD, W(ctx->k), W(L->bk), W(ctx->k), n * kvd, kvd));
+        VKLLM_TRY(ops_binary_f32(ops, seq, OPS_ADD, W(ctx->v), W(L->bv), W(ctx->v), n * kvd, kvd));
+    }
+    ops_rope_params rope = {.mode = c->rope_neox ? OPS_ROPE_NEOX : OPS_ROPE_NORMAL, .n_rot = c->n_rot,
+                            .freq_base = c->rope_base, .freq_scale = c->rope_freq_scale};
+    VKLLM_TRY(ops_rope_f32(ops, seq, W(ctx->q), W(ctx->pos), W(ctx->qr), n, c->n_head, c->head_dim, &rope));
+    VKLLM_TRY(ops_rope_f32(ops, seq, W(ctx->k), W(ctx->pos), W(ctx->kr), n, c->n_head_kv, c->head_dim, &rope));
+    VKLLM_TRY(ops_kv_write(ops, seq, W(ctx->kr), W(ctx->v), W(ctx->tokens), W(ctx->page_table), W(ctx->k_cache[l]),
+                           W(ctx->v_cache[l]), n, &ctx->kv));
+    ops_attention_shape shape = {.n_tokens = n, .n_heads = c->n_head, .max_context = s->max_context,
+                                 .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv};
+    VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]), W(ctx->page_table),
+                                  W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));
+    VKLLM_TRY(ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n));
+    return ops_binary_f32(ops, seq, OPS_ADD, W(ctx->x), W(ctx->o), W(ctx->x), n * c->n_embd, n * c->n_embd);
+}
+
+static vkllm_status ffn_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l, const forward_shape *s)
+{
+    const vkllm_model *m = ctx->model;
+    const model_config *c = &m->cfg;
+    const model_layer *L = &m->layers[l];
+    ops_context *ops = m->ops;
+    uint32_t n = s->n_tokens;
+
+    VKLLM_TRY(ops_rms_norm_f32(ops, seq, W(ctx->x), W(L->ffn_norm), W(ctx->h), n, c->n_embd, c->rms_eps));
+    VKLLM_TRY(ops_matmul(ops, seq, L->w_gate, W(ctx->h), W(ctx->gate), n));
+    VKLLM_TRY(ops_matmul(ops, seq, L->w_up, W(ctx->h), W(ctx->up), n));
+    VKLLM_TRY(ops_swiglu_f32(ops, seq, W(ctx->gate), W(ctx->up), W(ctx->act), n * c->n_ff));
+    VKLLM_TRY(ops_matmul(ops, seq, L->w_down, W(ctx->act), W(ctx->o), n));
+    return ops_binary_f32(ops, seq, OPS_ADD, W(ctx->x), W(ctx->o), W(ctx->x), n * c->n_embd, n * c->n_embd);
+}
+
+/* Final norm and LM head on the rows that want logits; greedy: argmax on the device. */
+static vkllm_status head(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s)
+{
+    const vkllm_model *m = ctx->model;
+    const model_config *c = &m->cfg;
+    ops_context *ops = m->ops;
+    VKLLM_TRY(ops_get_rows(ops, seq, QUANT_F32, W(ctx->x), W(ctx->out_rows), W(ctx->xo), s->n_tokens, c->n_embd,
+                           s->n_out));
+    VKLLM_TRY(ops_rms_norm_f32(ops, seq, W(ctx->xo), W(m->output_norm), W(ctx->ho), s->n_out, c->n_embd, c->rms_eps));
+    VKLLM_TRY(ops_matmul(ops, seq, m->output, W(ctx->ho), W(ctx->logits), s->n_out));
+    uint64_t logits_bytes = 4ull * s->n_out * c->n_vocab;
+    if (s->greedy) {
+        VKLLM_TRY(ops_argmax_f32(ops, seq, W(ctx->logits), W(ctx->argmax), s->n_out, c->n_vocab));
+        uint64_t at = 4ull * ctx->params.n_outputs_max * c->n_vocab;
+        return vkr_sequence_copy(seq, vkr_sub(&ctx->argmax, 0, 4ull * s->n_out), vkr_sub(&ctx->host_out, at, 4ull * s->n_out));
+    }
+    return vkr_sequence_copy(seq, vkr_sub(&ctx->logits, 0, logits_bytes), vkr_sub(&ctx->host_out, 0, logits_bytes));
+}
+
+vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s)
+{
+    const vkllm_model *m = ctx->model;
+    VKLLM_TRY(vkr_sequence_begin(seq));
+    VKLLM_TRY(copy_inputs(ctx, seq, s));
+    VKLLM_TRY(ops_get_rows(m->ops, seq, m->token_embd_type, W(m->token_embd), W(ctx->ids), W(ctx->x), m->cfg.n_vocab,
+                           m->cfg.n_embd, s->n_tokens));
+    for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
+        VKLLM_TRY(attention_block(ctx, seq, l, s));
+        VKLLM_TRY(ffn_block(ctx, seq, l, s));
+    }
+    VKLLM_TRY(head(ctx, seq, s));
+    return vkr_sequence_end(seq);
+}

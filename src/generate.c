@@ -1,0 +1,123 @@
+/* vkllm_generate: prompt in chunks of n_batch, then one token per forward pass, streamed as text.  Greedy
+ * decoding samples on the GPU (only the token id comes back); other settings read one row of logits and
+ * run the CPU sampler chain. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "context.h"
+#include "runtime/error.h"
+#include "sampling.h"
+
+vkllm_sampling vkllm_sampling_default(void)
+{
+    vkllm_sampler_params d = sampler_params_default();
+    return (vkllm_sampling){.temperature = d.temperature, .top_k = d.top_k, .top_p = d.top_p, .min_p = d.min_p,
+                            .repeat_penalty = d.repeat_penalty, .repeat_last_n = d.repeat_last_n, .seed = d.seed};
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+/* Evaluates tokens at positions start.. of sequence 0 (recording them in the history); the last one yields
+ * the next token. */
+static vkllm_status eval(vkllm_context *ctx, const vkllm_token *tokens, uint32_t n, uint32_t start, sampler *smp,
+                         vkllm_token *next)
+{
+    int32_t *pos = malloc(n * sizeof *pos), *seq = calloc(n, sizeof *seq);
+    int8_t *want = calloc(n, 1);
+    vkllm_status st = pos && seq && want ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "eval");
+    for (uint32_t done = 0; done < n && st == VKLLM_OK;) {
+        uint32_t chunk = n - done < ctx->params.n_batch ? n - done : ctx->params.n_batch;
+        for (uint32_t i = 0; i < chunk; i++) pos[i] = (int32_t)(start + done + i);
+        bool last = done + chunk == n;
+        want[chunk - 1] = last;
+        vkllm_batch b = {chunk, tokens + done, pos, seq, want};
+        if (!last) st = context_decode(ctx, &b, false, NULL);
+        else if (!smp) st = context_decode(ctx, &b, true, next);
+        else if ((st = context_decode(ctx, &b, false, NULL)) == VKLLM_OK)
+            st = sampler_sample(smp, vkllm_get_logits(ctx, 0), next);
+        want[chunk - 1] = 0;
+        if (st == VKLLM_OK) memcpy(ctx->history + start + done, tokens + done, chunk * sizeof *tokens);
+        ctx->n_history = st == VKLLM_OK ? start + done + chunk : start + done;
+        done += chunk;
+    }
+    free(pos), free(seq), free(want);
+    return st;
+}
+
+static vkllm_status emit(vkllm_context *ctx, vkllm_token token, vkllm_piece_fn on_piece, void *user, bool *stop)
+{
+    char piece[256];
+    size_t n = 0;
+    VKLLM_TRY(vkllm_token_to_piece(ctx->model, token, piece, sizeof piece, &n));
+    if (on_piece && !on_piece(piece, n, user)) *stop = true;
+    return VKLLM_OK;
+}
+
+static vkllm_status generate(vkllm_context *ctx, const vkllm_token *prompt, uint32_t n_prompt, uint32_t n_predict,
+                             sampler *smp, vkllm_piece_fn on_piece, void *user, vkllm_generate_stats *stats)
+{
+    double t0 = now_ms();
+    vkllm_token next;
+    for (uint32_t i = 0; smp && i < n_prompt; i++) VKLLM_TRY(sampler_accept(smp, prompt[i]));
+    /* Keys of a shared prefix are kept; the last prompt token is always evaluated for its logits. */
+    uint32_t keep = 0;
+    while (keep < ctx->n_history && keep + 1 < n_prompt && ctx->history[keep] == prompt[keep]) keep++;
+    VKLLM_TRY(vkllm_seq_truncate(ctx, 0, keep));
+    VKLLM_TRY(eval(ctx, prompt + keep, n_prompt - keep, keep, smp, &next));
+    double t1 = now_ms();
+    stats->prompt_ms = t1 - t0;
+    uint32_t pos = n_prompt;
+    bool stop = false;
+    while (stats->n_generated < n_predict && !stop) {
+        if (vkllm_token_is_eog(ctx->model, next)) {
+            stats->stopped_by_eog = 1;
+            break;
+        }
+        VKLLM_TRY(emit(ctx, next, on_piece, user, &stop));
+        stats->n_generated++;
+        if (smp) VKLLM_TRY(sampler_accept(smp, next));
+        if (stop || stats->n_generated == n_predict || pos >= ctx->params.n_ctx) break;
+        vkllm_token input = next;
+        VKLLM_TRY(eval(ctx, &input, 1, pos++, smp, &next));
+        stats->n_decode++;
+    }
+    stats->generate_ms = now_ms() - t1;
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
+                            const vkllm_sampling *sampling, vkllm_piece_fn on_piece, void *user,
+                            vkllm_generate_stats *stats_out)
+{
+    if (!ctx || !prompt) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_generate: context or prompt is NULL");
+    vkllm_sampling s = sampling ? *sampling : vkllm_sampling_default();
+    vkllm_generate_stats stats = {0};
+    size_t n = 0, len = strlen(prompt);
+    vkllm_status st = vkllm_tokenize(ctx->model, prompt, len, 1, parse_special, NULL, 0, &n);
+    if (st != VKLLM_OK && st != VKLLM_ERROR_INVALID_ARGUMENT) return st;
+    if (n == 0) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_generate: the prompt has no tokens");
+    if (n >= ctx->params.n_ctx)
+        return vkllm_fail(VKLLM_ERROR_CONTEXT_FULL, "the prompt is %zu tokens; the context holds %u", n, ctx->params.n_ctx);
+    vkllm_token *tokens = malloc(n * sizeof *tokens);
+    if (!tokens) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "prompt tokens");
+    st = vkllm_tokenize(ctx->model, prompt, len, 1, parse_special, tokens, n, &n);
+    sampler *smp = NULL;
+    if (st == VKLLM_OK && s.temperature > 0) {
+        vkllm_sampler_params p = {.temperature = s.temperature, .top_p = s.top_p, .min_p = s.min_p,
+                                  .repeat_penalty = s.repeat_penalty, .top_k = s.top_k,
+                                  .repeat_last_n = s.repeat_last_n, .seed = s.seed};
+        st = sampler_create(&p, (int32_t)ctx->model->cfg.n_vocab, &smp);
+    }
+    stats.n_prompt = (uint32_t)n;
+    if (st == VKLLM_OK) st = generate(ctx, tokens, (uint32_t)n, n_predict, smp, on_piece, user, &stats);
+    sampler_free(smp);
+    free(tokens);
+    if (stats_out) *stats_out = stats;
+    return st;
+}

@@ -1,0 +1,209 @@
+/* Loading: metadata and shapes checked first, then every weight uploaded (quantized types repacked by
+ * ops_weight_create), so a bad file fails before any device memory is spent. */
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant/quant.h"
+#include "runtime/error.h"
+
+static vkllm_status upload_f32(vkllm_model *m, const gguf_tensor_info *t, vkr_buffer *out)
+{
+    if (t->type != QUANT_F32)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: tensor '%.*s' must be F32 (is %s)", m->path, (int)t->name.len,
+                          t->name.data, quant_get_traits(t->type)->name);
+    VKLLM_TRY(vkr_buffer_alloc(m->dev, t->size, VKR_MEMORY_DEVICE, out));
+    return vkr_upload(m->dev, out, 0, t->data, t->size);
+}
+
+static vkllm_status vector(vkllm_model *m, const char *name, uint32_t n, bool optional, vkr_buffer *out)
+{
+    const gguf_tensor_info *t;
+    uint64_t ne[1] = {n};
+    VKLLM_TRY(model_tensor(m->gguf, name, 1, ne, optional, &t));
+    if (!t) return VKLLM_OK;
+    m->n_params += n;
+    m->weight_bytes += t->size;
+    return upload_f32(m, t, out);
+}
+
+static vkllm_status matrix(vkllm_model *m, const char *name, uint32_t rows, uint32_t cols, ops_weight **out)
+{
+    const gguf_tensor_info *t;
+    uint64_t ne[2] = {cols, rows};
+    VKLLM_TRY(model_tensor(m->gguf, name, 2, ne, false, &t));
+    m->n_params += (uint64_t)rows * cols;
+    m->weight_bytes += t->size;
+    vkllm_status st = ops_weight_create(m->ops, t->type, rows, cols, t->data, out);
+    if (st != VKLLM_OK) return vkllm_fail_context(st, "%s: tensor '%s'", m->path, name);
+    return VKLLM_OK;
+}
+
+/* The embedding table as get_rows reads it: F32 or F16 as stored, any other type dequantized to F16. */
+static vkllm_status embedding(vkllm_model *m)
+{
+    const model_config *c = &m->cfg;
+    const gguf_tensor_info *t;
+    uint64_t ne[2] = {c->n_embd, c->n_vocab};
+    VKLLM_TRY(model_tensor(m->gguf, "token_embd.weight", 2, ne, false, &t));
+    m->n_params += (uint64_t)c->n_vocab * c->n_embd;
+    m->weight_bytes += t->size;
+    if (t->type == QUANT_F32 || t->type == QUANT_F16) {
+        m->token_embd_type = t->type;
+        VKLLM_TRY(vkr_buffer_alloc(m->dev, (t->size + 3) / 4 * 4, VKR_MEMORY_DEVICE, &m->token_embd));
+        return vkr_upload(m->dev, &m->token_embd, 0, t->data, t->size);
+    }
+    m->token_embd_type = QUANT_F16;
+    uint64_t n = (uint64_t)c->n_vocab * c->n_embd, row_bytes = quant_row_size(t->type, c->n_embd);
+    VKLLM_TRY(vkr_buffer_alloc(m->dev, (n * 2 + 3) / 4 * 4, VKR_MEMORY_DEVICE, &m->token_embd));
+    float *row = malloc(c->n_embd * sizeof *row);
+    uint16_t *half = malloc((size_t)c->n_embd * 2);
+    vkllm_status st = row && half ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "embedding row");
+    for (uint32_t r = 0; r < c->n_vocab && st == VKLLM_OK; r++) {
+        st = quant_dequantize_row(t->type, (const uint8_t *)t->data + r * row_bytes, row, c->n_embd);
+        for (uint32_t i = 0; i < c->n_embd && st == VKLLM_OK; i++) half[i] = quant_f32_to_f16(row[i]);
+        if (st == VKLLM_OK) st = vkr_upload(m->dev, &m->token_embd, (uint64_t)r * c->n_embd * 2, half, c->n_embd * 2ull);
+    }
+    free(row);
+    free(half);
+    return st;
+}
+
+static vkllm_status load_layer(vkllm_model *m, uint32_t l)
+{
+    const model_config *c = &m->cfg;
+    model_layer *L = &m->layers[l];
+    uint32_t qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
+    char name[96];
+#define NAME(suffix) (snprintf(name, sizeof name, "blk.%u.%s", l, suffix), name)
+    VKLLM_TRY(vector(m, NAME("attn_norm.weight"), c->n_embd, false, &L->attn_norm));
+    VKLLM_TRY(vector(m, NAME("ffn_norm.weight"), c->n_embd, false, &L->ffn_norm));
+    VKLLM_TRY(matrix(m, NAME("attn_q.weight"), qd, c->n_embd, &L->wq));
+    VKLLM_TRY(matrix(m, NAME("attn_k.weight"), kvd, c->n_embd, &L->wk));
+    VKLLM_TRY(matrix(m, NAME("attn_v.weight"), kvd, c->n_embd, &L->wv));
+    VKLLM_TRY(matrix(m, NAME("attn_output.weight"), c->n_embd, qd, &L->wo));
+    VKLLM_TRY(matrix(m, NAME("ffn_gate.weight"), c->n_ff, c->n_embd, &L->w_gate));
+    VKLLM_TRY(matrix(m, NAME("ffn_up.weight"), c->n_ff, c->n_embd, &L->w_up));
+    VKLLM_TRY(matrix(m, NAME("ffn_down.weight"), c->n_embd, c->n_ff, &L->w_down));
+    if (c->attn_bias) {
+        VKLLM_TRY(vector(m, NAME("attn_q.bias"), qd, false, &L->bq));
+        VKLLM_TRY(vector(m, NAME("attn_k.bias"), kvd, false, &L->bk));
+        VKLLM_TRY(vector(m, NAME("attn_v.bias"), kvd, false, &L->bv));
+    }
+#undef NAME
+    return VKLLM_OK;
+}
+
+/* Every shape is checked before anything is uploaded. */
+static vkllm_status check_shapes(vkllm_model *m)
+{
+    const model_config *c = &m->cfg;
+    uint32_t qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
+    const gguf_tensor_info *t;
+    uint64_t embd[2] = {c->n_embd, c->n_vocab}, vec[1] = {c->n_embd};
+    VKLLM_TRY(model_tensor(m->gguf, "output_norm.weight", 1, vec, false, &t));
+    VKLLM_TRY(model_tensor(m->gguf, "output.weight", 2, embd, true, &t));
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        struct { const char *suffix; uint32_t n_dims; uint64_t ne[2]; bool optional; } want[] = {
+            {"attn_norm.weight", 1, {c->n_embd}, false}, {"ffn_norm.weight", 1, {c->n_embd}, false},
+            {"attn_q.weight", 2, {c->n_embd, qd}, false}, {"attn_k.weight", 2, {c->n_embd, kvd}, false},
+            {"attn_v.weight", 2, {c->n_embd, kvd}, false}, {"attn_output.weight", 2, {qd, c->n_embd}, false},
+            {"ffn_gate.weight", 2, {c->n_embd, c->n_ff}, false}, {"ffn_up.weight", 2, {c->n_embd, c->n_ff}, false},
+            {"ffn_down.weight", 2, {c->n_ff, c->n_embd}, false}, {"attn_q.bias", 1, {qd}, !c->attn_bias},
+            {"attn_k.bias", 1, {kvd}, !c->attn_bias}, {"attn_v.bias", 1, {kvd}, !c->attn_bias},
+        };
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "blk.%u.%s", l, want[i].suffix);
+            VKLLM_TRY(model_tensor(m->gguf, name, want[i].n_dims, want[i].ne, want[i].optional, &t));
+        }
+    }
+    return VKLLM_OK;
+}
+
+static vkllm_status load(vkllm_model *m)
+{
+    VKLLM_TRY(gguf_open(m->path, &m->gguf));
+    VKLLM_TRY(model_config_read(m->gguf, &m->cfg));
+    VKLLM_TRY(check_shapes(m));
+    vkllm_status st = tokenizer_create_from_gguf(m->gguf, &m->tok);
+    if (st != VKLLM_OK) return vkllm_fail_context(st, "%s: tokenizer", m->path);
+    gguf_str tmpl = {"", 0};
+    if (gguf_find_kv(m->gguf, "tokenizer.chat_template")) VKLLM_TRY(gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl));
+    m->chat_template = malloc(tmpl.len + 1);
+    if (!m->chat_template) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "chat template");
+    memcpy(m->chat_template, tmpl.data, tmpl.len);
+    m->chat_template[tmpl.len] = '\0';
+
+    VKLLM_TRY(vkr_device_create(&m->dev));
+    VKLLM_TRY(ops_create(m->dev, &m->ops));
+    VKLLM_TRY(embedding(m));
+    VKLLM_TRY(vector(m, "output_norm.weight", m->cfg.n_embd, false, &m->output_norm));
+    if (m->cfg.tied_output) {
+        const gguf_tensor_info *t = gguf_find_tensor(m->gguf, "token_embd.weight");
+        VKLLM_TRY(ops_weight_create(m->ops, t->type, m->cfg.n_vocab, m->cfg.n_embd, t->data, &m->output));
+    } else {
+        VKLLM_TRY(matrix(m, "output.weight", m->cfg.n_vocab, m->cfg.n_embd, &m->output));
+    }
+    m->layers = calloc(m->cfg.n_layer, sizeof *m->layers);
+    if (!m->layers) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "layers");
+    for (uint32_t l = 0; l < m->cfg.n_layer; l++) VKLLM_TRY(load_layer(m, l));
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_model_load(const char *path, vkllm_model **out)
+{
+    *out = NULL;
+    if (!path) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_model_load: path is NULL");
+    vkllm_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(path))) {
+        free(m);
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "loading %s", path);
+    }
+    vkllm_status st = load(m);
+    if (st != VKLLM_OK) {
+        vkllm_model_free(m);
+        return st;
+    }
+    *out = m;
+    return VKLLM_OK;
+}
+
+void vkllm_model_free(vkllm_model *m)
+{
+    if (!m) return;
+    if (m->layers) {
+        for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
+            model_layer *L = &m->layers[l];
+            vkr_buffer *vectors[] = {&L->attn_norm, &L->ffn_norm, &L->bq, &L->bk, &L->bv};
+            for (size_t i = 0; i < sizeof vectors / sizeof *vectors; i++) vkr_buffer_free(m->dev, vectors[i]);
+            ops_weight *weights[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+            for (size_t i = 0; i < sizeof weights / sizeof *weights; i++) ops_weight_free(m->ops, weights[i]);
+        }
+        free(m->layers);
+    }
+    if (m->dev) {
+        ops_weight_free(m->ops, m->output);
+        vkr_buffer_free(m->dev, &m->token_embd);
+        vkr_buffer_free(m->dev, &m->output_norm);
+    }
+    ops_free(m->ops);
+    vkr_device_destroy(m->dev);
+    tokenizer_free(m->tok);
+    gguf_close(m->gguf);
+    free(m->chat_template);
+    free(m->path);
+    free(m);
+}
+
+void vkllm_model_get_info(const vkllm_model *m, vkllm_model_info *info)
+{
+    const model_config *c = &m->cfg;
+    *info = (vkllm_model_info){.architecture = c->arch_name, .device = vkr_device_caps(m->dev)->name,
+                               .n_vocab = c->n_vocab, .n_embd = c->n_embd, .n_layer = c->n_layer,
+                               .n_head = c->n_head, .n_head_kv = c->n_head_kv, .n_ff = c->n_ff,
+                               .n_ctx_train = c->n_ctx_train, .n_params = m->n_params,
+                               .file_bytes = m->weight_bytes, .chat_template = m->chat_template};
+}

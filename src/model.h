@@ -1,0 +1,38 @@
+/* A loaded model: its config, tokenizer and weights on the device. */
+#ifndef VKLLM_MODEL_H
+#define VKLLM_MODEL_H
+
+#include "gguf.h"
+#include "model_config.h"
+#include "ops/matmul.h"
+#include "ops/ops.h"
+#include "tokenizer.h"
+#include "vkllm.h"
+
+typedef struct model_layer {
+    vkr_buffer attn_norm, ffn_norm;  /* F32 [n_embd] */
+    vkr_buffer bq, bk, bv;           /* F32 [n_head*hd], [n_kv*hd] x2 (qwen2), else empty */
+    ops_weight *wq;                  /* [n_head*hd rows][n_embd] */
+    ops_weight *wk, *wv;             /* [n_kv*hd][n_embd] */
+    ops_weight *wo;                  /* [n_embd][n_head*hd] */
+    ops_weight *w_gate, *w_up;       /* [n_ff][n_embd] */
+    ops_weight *w_down;              /* [n_embd][n_ff] */
+} model_layer;
+
+struct vkllm_model {
+    char *path;
+    gguf_file *gguf;                 /* kept open (mapped) for metadata and the chat template */
+    model_config cfg;
+    tokenizer *tok;
+    vkr_device *dev;
+    ops_context *ops;
+    vkr_buffer token_embd;           /* [n_vocab][n_embd], F32 or F16 (other types dequantized to F16) */
+    uint32_t token_embd_type;        /* QUANT_F32 or QUANT_F16 */
+    vkr_buffer output_norm;          /* F32 [n_embd] */
+    ops_weight *output;              /* [n_vocab][n_embd]: output.weight, or token_embd when tied */
+    model_layer *layers;             /* [n_layer] */
+    uint64_t n_params, weight_bytes;
+    char *chat_template;             /* NUL-terminated copy, "" if none */
+};
+
+#endif

@@ -1,0 +1,148 @@
+/* Flash attention over the paged KV cache: shaders/flash_attn.comp, and for long contexts split over
+ * workgroups, shaders/flash_attn_combine.comp.  See attention.h for the layouts. */
+#include "attention.h"
+
+#include <math.h>
+
+#include "check.h"
+
+/* Keeps every loop of the shader far below lavapipe's silent cut at 65,535 iterations. */
+#define ATTN_MAX_TILES_PER_SPLIT 16384u
+
+/* How a shape is spread over workgroups; fixed at record time from max_context. */
+typedef struct attn_plan {
+    uint32_t wg;             /* invocations per workgroup */
+    uint32_t keys_per_lane;  /* per tile */
+    uint32_t n_splits;       /* workgroups per (token, head) row */
+    uint32_t split_len;      /* keys per split, a multiple of the tile wg * keys_per_lane */
+} attn_plan;
+
+static attn_plan plan_of(const ops_context *ops, const ops_attention_shape *s)
+{
+    const op_tuning *tu = ops->tuning;
+    attn_plan p = {.wg = tu->attn_wg};
+    p.keys_per_lane = tu->attn_block_kv > p.wg ? tu->attn_block_kv / p.wg : 1;
+    uint32_t tile = p.wg * p.keys_per_lane;
+    uint32_t context = s->max_context ? s->max_context : 1;
+    uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;
+    uint32_t wanted = vkr_div_up(context, tu->attn_split_kv > tile ? tu->attn_split_kv : tile);
+    uint32_t room = rows >= tu->attn_split_rows ? 1 : (uint32_t)(tu->attn_split_rows / rows);
+    p.n_splits = wanted < room ? wanted : room;
+    /* However few rows, a split holds at most ATTN_MAX_TILES_PER_SPLIT tiles. */
+    uint32_t least = vkr_div_up(vkr_div_up(context, tile), ATTN_MAX_TILES_PER_SPLIT);
+    if (p.n_splits < least) p.n_splits = least;
+    p.split_len = vkr_div_up(vkr_div_up(context, p.n_splits), tile) * tile;
+    return p;
+}
+
+static uint64_t scratch_bytes_of(const ops_attention_shape *s, const attn_plan *p)
+{
+    if (p->n_splits == 1) return 0;
+    return (uint64_t)s->n_tokens * s->n_heads * p->n_splits * (s->kv.head_dim + 4) * 4;
+}
+
+uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape *shape)
+{
+    return plan_of(ops, shape).n_splits;
+}
+
+uint64_t ops_attention_scratch_bytes(const ops_context *ops, const ops_attention_shape *shape)
+{
+    attn_plan p = plan_of(ops, shape);
+    return scratch_bytes_of(shape, &p);
+}
+
+static vkllm_status check_shape(const ops_context *ops, const char *name, const ops_attention_shape *s)
+{
+    if (s->n_tokens == 0 || s->n_heads == 0 || s->max_context == 0)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: n_tokens %u, n_heads %u, max_context %u must be non-zero",
+                          name, s->n_tokens, s->n_heads, s->max_context);
+    if (s->kv.n_kv_heads == 0 || s->n_heads % s->kv.n_kv_heads)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: n_heads %u must be a multiple of n_kv_heads %u", name,
+                          s->n_heads, s->kv.n_kv_heads);
+    if ((uint64_t)s->n_tokens * s->n_heads * s->kv.head_dim > INT32_MAX)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u tokens x %u heads x %u dims is too large a batch",
+                          name, s->n_tokens, s->n_heads, s->kv.head_dim);
+    if (!isfinite(s->scale))
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: scale %g is not finite", name, (double)s->scale);
+    return VKLLM_OK;
+}
+
+typedef struct attn_push {
+    uint32_t n_tokens, n_heads, group, n_kv_heads;
+    uint32_t page_shift, n_pages, n_seqs, max_pages_per_seq;
+    uint32_t n_splits, split_len;
+    float scale_log2;
+} attn_push;
+
+typedef struct combine_push {
+    uint32_t n_tokens, n_heads, n_seqs, max_positions;
+    uint32_t n_splits, split_len;
+} combine_push;
+
+static vkllm_status record_combine(ops_context *ops, vkr_sequence *seq, vkr_range scratch, vkr_range tokens,
+                                   vkr_range out, const ops_attention_shape *s, const attn_plan *plan)
+{
+    uint32_t spec[2] = {plan->wg, s->kv.head_dim / 4};
+    const vkr_pipeline *p;
+    VKLLM_TRY(ops_pipeline(ops, "flash_attn_combine", 3, 0x3, sizeof(combine_push), spec, 2, &p));
+    combine_push push = {s->n_tokens, s->n_heads, s->kv.n_seqs, s->kv.max_pages_per_seq * s->kv.page_size,
+                         plan->n_splits, plan->split_len};
+    uint32_t groups[3];
+    vkr_groups_1d(ops->dev, s->n_tokens * s->n_heads, groups);
+    vkr_range bind[3] = {scratch, tokens, out};
+    return vkr_sequence_dispatch(seq, p, bind, &push, groups, "flash_attn_combine");
+}
+
+vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                 vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
+                                 vkr_range out, const ops_attention_shape *s)
+{
+    const char *name = s->kv.f16 ? "flash_attn_f16" : "flash_attn_f32";
+    VKLLM_TRY(check_shape(ops, name, s));
+    VKLLM_TRY(ops_kv_check(ops, name, &s->kv, k_cache, v_cache, page_table));
+    uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;
+    VKLLM_TRY(ops_check_bytes(name, "q", q, rows * s->kv.head_dim * 4));
+    VKLLM_TRY(ops_check_bytes(name, "out", out, rows * s->kv.head_dim * 4));
+    VKLLM_TRY(ops_check_bytes(name, "tokens", tokens, 8ull * s->n_tokens));
+
+    attn_plan plan = plan_of(ops, s);
+    uint64_t scratch_bytes = scratch_bytes_of(s, &plan);
+    if (scratch_bytes > ops->caps->max_storage_buffer_range)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: scratch of %llu bytes is above maxStorageBufferRange %llu",
+                          name, (unsigned long long)scratch_bytes,
+                          (unsigned long long)ops->caps->max_storage_buffer_range);
+    if (scratch_bytes) VKLLM_TRY(ops_check_bytes(name, "scratch", scratch, scratch_bytes));
+    uint32_t head_dim4 = s->kv.head_dim / 4;
+    uint64_t shared = (uint64_t)plan.wg * (16 * head_dim4 + 8);
+    if (shared > ops->caps->max_shared_memory)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: head_dim %u with %u invocations needs %llu bytes of shared "
+                          "memory, the device has %u", name, s->kv.head_dim, plan.wg, (unsigned long long)shared,
+                          ops->caps->max_shared_memory);
+    uint64_t groups_total = rows * plan.n_splits;
+    if (groups_total > UINT32_MAX ||
+        groups_total > (uint64_t)ops->caps->max_workgroup_count[0] * ops->caps->max_workgroup_count[1])
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %llu workgroups exceed the device's grid", name,
+                          (unsigned long long)groups_total);
+
+    uint32_t spec[3] = {plan.wg, head_dim4, plan.keys_per_lane};
+    const vkr_pipeline *p;
+    VKLLM_TRY(ops_pipeline(ops, name, 6, 0x1f, sizeof(attn_push), spec, 3, &p));
+    attn_push push = {s->n_tokens,
+                      s->n_heads,
+                      s->n_heads / s->kv.n_kv_heads,
+                      s->kv.n_kv_heads,
+                      ops_kv_page_shift(&s->kv),
+                      s->kv.n_pages,
+                      s->kv.n_seqs,
+                      s->kv.max_pages_per_seq,
+                      plan.n_splits,
+                      plan.split_len,
+                      s->scale * 1.4426950408889634f};
+    uint32_t groups[3];
+    vkr_groups_1d(ops->dev, (uint32_t)groups_total, groups);
+    vkr_range bind[6] = {q, k_cache, v_cache, page_table, tokens, plan.n_splits > 1 ? scratch : out};
+    VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, name));
+    if (plan.n_splits == 1) return VKLLM_OK;
+    return record_combine(ops, seq, scratch, tokens, out, s, &plan);
+}

@@ -1,0 +1,188 @@
+/* vkllm quantize: one streamed output tensor per input tensor, converted a row at a time. */
+#include "quantize.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "runtime/error.h"
+
+static vkllm_status arch_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t fallback,
+                             uint32_t *out)
+{
+    char key[96];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (!gguf_find_kv(f, key)) {
+        if (fallback) {
+            *out = fallback;
+            return VKLLM_OK;
+        }
+        return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: metadata key '%s' is missing", f->path, key);
+    }
+    return gguf_get_u32(f, key, out);
+}
+
+vkllm_status quantize_model_shape(const gguf_file *f, quant_model_shape *m)
+{
+    memset(m, 0, sizeof *m);
+    gguf_str arch;
+    VKLLM_TRY(gguf_get_str(f, "general.architecture", &arch));
+    if (arch.len >= sizeof m->arch)
+        return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: general.architecture is %llu bytes long", f->path,
+                          (unsigned long long)arch.len);
+    memcpy(m->arch, arch.data, (size_t)arch.len);
+    VKLLM_TRY(arch_u32(f, m->arch, "block_count", 0, &m->n_layer));
+    VKLLM_TRY(arch_u32(f, m->arch, "attention.head_count", 0, &m->n_head));
+    VKLLM_TRY(arch_u32(f, m->arch, "attention.head_count_kv", m->n_head, &m->n_head_kv));
+    uint32_t n_expert = 0;
+    VKLLM_TRY(arch_u32(f, m->arch, "expert_count", 1, &n_expert));
+    if (n_expert > 1)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: mixture-of-experts models (%u experts) are not supported",
+                          f->path, n_expert);
+    m->tied_embeddings = true;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        gguf_str name = f->tensors[i].name;
+        if (gguf_str_eq(name, "output.weight")) m->tied_embeddings = false;
+        static const char *const v_like[] = {"attn_v.weight", "attn_qkv.weight", "attn_kv_b.weight"};
+        for (size_t k = 0; k < 3; k++) {
+            size_t n = strlen(v_like[k]);
+            if (name.len >= n && memcmp(name.data + name.len - n, v_like[k], n) == 0) m->n_attn_v++;
+        }
+    }
+    return VKLLM_OK;
+}
+
+typedef struct tensor_job {
+    const gguf_tensor_info *in;
+    char name[256];
+    quant_type type;
+    float *row;         /* ne[0] floats, shared */
+    uint8_t *packed;    /* one output row, shared */
+    uint64_t *done;
+    uint64_t total;
+    vkllm_progress_fn progress;
+    void *progress_ctx;
+} tensor_job;
+
+static uint64_t rows_of(const gguf_tensor_info *t)
+{
+    uint64_t rows = 1;
+    for (uint32_t d = 1; d < t->n_dims; d++) rows *= t->ne[d];
+    return rows;
+}
+
+static void report(tensor_job *job, uint64_t bytes)
+{
+    *job->done += bytes;
+    if (job->progress) job->progress(job->progress_ctx, job->name, *job->done, job->total);
+}
+
+static vkllm_status produce_tensor(void *ctx, gguf_sink *sink)
+{
+    tensor_job *job = ctx;
+    const gguf_tensor_info *in = job->in;
+    if (job->type == in->type) { /* same type: the bytes as they are */
+        VKLLM_TRY(gguf_sink_write(sink, in->data, in->size));
+        report(job, in->size);
+        return VKLLM_OK;
+    }
+    const uint64_t n = in->ne[0], rows = rows_of(in);
+    const uint64_t in_row = quant_row_size(in->type, n), out_row = quant_row_size(job->type, n);
+    for (uint64_t r = 0; r < rows; r++) {
+        const uint8_t *src = (const uint8_t *)in->data + r * in_row;
+        VKLLM_TRY(quant_dequantize_row(in->type, src, job->row, n));
+        const void *bytes = job->row;
+        if (job->type != QUANT_F32) {
+            VKLLM_TRY(quant_quantize_row(job->type, job->row, job->packed, n));
+            bytes = job->packed;
+        }
+        VKLLM_TRY(gguf_sink_write(sink, bytes, out_row));
+        report(job, out_row);
+    }
+    return VKLLM_OK;
+}
+
+/* Chooses every tensor's type and checks up front that each conversion is possible. */
+static vkllm_status plan_jobs(const gguf_file *in, const quant_recipe *recipe, tensor_job *jobs, uint64_t *widest,
+                              uint64_t *total)
+{
+    quant_model_shape shape;
+    VKLLM_TRY(quantize_model_shape(in, &shape));
+    for (uint64_t i = 0; i < in->n_tensors; i++) {
+        const gguf_tensor_info *t = &in->tensors[i];
+        tensor_job *job = &jobs[i];
+        job->in = t;
+        snprintf(job->name, sizeof job->name, "%.*s", (int)(t->name.len < 255 ? t->name.len : 255), t->name.data);
+        if (t->name.len != strlen(job->name))
+            return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: tensor name '%s...' is too long", in->path, job->name);
+        job->type = quant_recipe_tensor_type(recipe, &shape, job->name, t->n_dims, t->ne, (quant_type)t->type);
+        if (job->type != t->type) {
+            const quant_traits *traits = quant_get_traits(t->type);
+            if (!traits || !traits->supported)
+                return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: tensor '%s' has type %s, which vkllm cannot decode",
+                                  in->path, job->name, traits ? traits->name : "unknown");
+            if (t->ne[0] > *widest) *widest = t->ne[0];
+        }
+        *total += job->type == t->type ? t->size : quant_row_size(job->type, t->ne[0]) * rows_of(t);
+    }
+    return VKLLM_OK;
+}
+
+static vkllm_status copy_metadata(const gguf_file *in, const quant_recipe *recipe, gguf_writer *w)
+{
+    for (uint64_t i = 0; i < in->n_kv; i++) VKLLM_TRY(gguf_writer_copy_kv(w, &in->kv[i]));
+    VKLLM_TRY(gguf_writer_set_u32(w, "general.quantization_version", 2));
+    return gguf_writer_set_u32(w, "general.file_type", recipe->ftype);
+}
+
+static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe, tensor_job *jobs,
+                                 const char *out_path, vkllm_progress_fn progress, void *progress_ctx)
+{
+    uint64_t widest = 0, total = 0, done = 0;
+    VKLLM_TRY(plan_jobs(in, recipe, jobs, &widest, &total));
+    gguf_writer *w = NULL;
+    VKLLM_TRY(gguf_writer_create(&w));
+    float *row = malloc((widest ? widest : 1) * sizeof *row);
+    uint8_t *packed = malloc((widest ? widest : 1) * sizeof *row); /* no type is wider than F32 */
+    vkllm_status status = row && packed ? copy_metadata(in, recipe, w)
+                                        : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for a row");
+    for (uint64_t i = 0; status == VKLLM_OK && i < in->n_tensors; i++) {
+        tensor_job *job = &jobs[i];
+        job->row = row;
+        job->packed = packed;
+        job->done = &done;
+        job->total = total;
+        job->progress = progress;
+        job->progress_ctx = progress_ctx;
+        uint64_t size = job->type == job->in->type ? job->in->size
+                                                   : quant_row_size(job->type, job->in->ne[0]) * rows_of(job->in);
+        status = gguf_writer_add_tensor_stream(w, job->name, job->type, job->in->n_dims, job->in->ne, size,
+                                               produce_tensor, job);
+    }
+    if (status == VKLLM_OK) status = gguf_writer_write(w, out_path);
+    gguf_writer_free(w);
+    free(row);
+    free(packed);
+    return status;
+}
+
+vkllm_status quantize_file(const char *in_path, const char *out_path, const quant_recipe *recipe,
+                           vkllm_progress_fn progress, void *progress_ctx)
+{
+    /* Writing over the mapped input would pull the data out from under the reader. */
+    struct stat a, b;
+    if (stat(in_path, &a) == 0 && stat(out_path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "quantize: %s is both input and output", in_path);
+    gguf_file *in = NULL;
+    VKLLM_TRY(gguf_open(in_path, &in));
+    tensor_job *jobs = calloc(in->n_tensors ? in->n_tensors : 1, sizeof *jobs);
+    vkllm_status status = jobs ? write_output(in, recipe, jobs, out_path, progress, progress_ctx)
+                               : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for %llu tensors",
+                                            (unsigned long long)in->n_tensors);
+    free(jobs);
+    gguf_close(in);
+    if (status != VKLLM_OK)
+        return vkllm_fail_context(status, "quantize %s -> %s (%s)", in_path, out_path, recipe->name);
+    return VKLLM_OK;
+}

@@ -1,0 +1,19 @@
+/* Requantizing GGUF files: every tensor gets the type quant_recipe_tensor_type chooses, from any type
+ * vkllm can decode (dequantized to F32, then quantized).  Metadata is copied; general.file_type and
+ * general.quantization_version are set as llama-quantize sets them.  Tensors keep their order; the output
+ * is written one row at a time. */
+#ifndef VKLLM_QUANTIZE_H
+#define VKLLM_QUANTIZE_H
+
+#include "gguf.h"
+#include "progress.h"
+#include "quant_recipe.h"
+
+/* What the recipe's rules need, from the file's metadata and tensor names. */
+vkllm_status quantize_model_shape(const gguf_file *file, quant_model_shape *out);
+
+/* progress (optional) counts bytes written. */
+vkllm_status quantize_file(const char *in_path, const char *out_path, const quant_recipe *recipe,
+                           vkllm_progress_fn progress, void *progress_ctx);
+
+#endif

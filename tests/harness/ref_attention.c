@@ -1,0 +1,67 @@
+#include "ref_attention.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+void ref_shuffled_page_table(th_rng *rng, const ops_kv_layout *kv, int32_t *table)
+{
+    uint32_t n = kv->n_seqs * kv->max_pages_per_seq;
+    int32_t *pages = malloc(sizeof *pages * kv->n_pages);
+    assert_non_null(pages);
+    assert_true(kv->n_pages >= n);
+    for (uint32_t i = 0; i < kv->n_pages; i++) pages[i] = (int32_t)i;
+    for (uint32_t i = kv->n_pages - 1; i > 0; i--) {
+        uint32_t j = (uint32_t)(th_next(rng) % (i + 1));
+        int32_t swap = pages[i];
+        pages[i] = pages[j];
+        pages[j] = swap;
+    }
+    for (uint32_t i = 0; i < n; i++) table[i] = pages[i];
+    free(pages);
+}
+
+void ref_kv_store(const ops_kv_layout *kv, const int32_t *table, void *cache, uint32_t seq, uint32_t pos,
+                  const float *row)
+{
+    uint32_t page = (uint32_t)table[seq * kv->max_pages_per_seq + pos / kv->page_size];
+    for (uint32_t h = 0; h < kv->n_kv_heads; h++) {
+        size_t at = (((size_t)page * kv->n_kv_heads + h) * kv->page_size + pos % kv->page_size) * kv->head_dim;
+        const float *src = row + (size_t)h * kv->head_dim;
+        if (kv->f16)
+            th_f32_to_f16(src, (uint16_t *)cache + at, kv->head_dim);
+        else
+            memcpy((float *)cache + at, src, sizeof(float) * kv->head_dim);
+    }
+}
+
+void ref_attention(const float *q, const float *k, const float *v, uint32_t context, uint32_t n_heads,
+                   uint32_t n_kv_heads, uint32_t head_dim, double scale, float *out)
+{
+    double *score = malloc(sizeof *score * context);
+    double *acc = malloc(sizeof *acc * head_dim);
+    assert_non_null(score);
+    assert_non_null(acc);
+    uint32_t group = n_heads / n_kv_heads;
+    for (uint32_t h = 0; h < n_heads; h++) {
+        const float *qh = q + (size_t)h * head_dim;
+        uint32_t kvh = h / group;
+        double max = -INFINITY, sum = 0;
+        for (uint32_t j = 0; j < context; j++) {
+            const float *kj = k + ((size_t)j * n_kv_heads + kvh) * head_dim;
+            double dot = 0;
+            for (uint32_t d = 0; d < head_dim; d++) dot += (double)qh[d] * kj[d];
+            score[j] = dot * scale;
+            if (score[j] > max) max = score[j];
+        }
+        for (uint32_t d = 0; d < head_dim; d++) acc[d] = 0;
+        for (uint32_t j = 0; j < context; j++) {
+            double w = exp(score[j] - max);
+            sum += w;
+            const float *vj = v + ((size_t)j * n_kv_heads + kvh) * head_dim;
+            for (uint32_t d = 0; d < head_dim; d++) acc[d] += w * vj[d];
+        }
+        for (uint32_t d = 0; d < head_dim; d++) out[(size_t)h * head_dim + d] = (float)(acc[d] / sum);
+    }
+    free(score);
+    free(acc);
+}

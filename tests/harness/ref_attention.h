@@ -1,0 +1,23 @@
+/* Host model of the paged KV cache and a plain attention reference, for tests/test_ops_kv.c and
+ * tests/test_ops_attention.c.  Layouts as in src/ops/attention.h. */
+#ifndef VKLLM_TEST_REF_ATTENTION_H
+#define VKLLM_TEST_REF_ATTENTION_H
+
+#include "harness.h"
+#include "ops/attention.h"
+
+/* Gives every (seq, page) entry of table [n_seqs][max_pages_per_seq] its own page, in shuffled order;
+ * needs n_pages >= n_seqs * max_pages_per_seq. */
+void ref_shuffled_page_table(th_rng *rng, const ops_kv_layout *kv, int32_t *table);
+
+/* Stores row [n_kv_heads][head_dim] of position pos of sequence seq into cache (the device's bytes:
+ * float, or uint16 halves rounded to nearest even). */
+void ref_kv_store(const ops_kv_layout *kv, const int32_t *table, void *cache, uint32_t seq, uint32_t pos,
+                  const float *row);
+
+/* out [n_heads][head_dim] = causal attention of one token's q [n_heads][head_dim] over the first context
+ * positions of an explicit history k, v [context][n_kv_heads][head_dim], computed in double. */
+void ref_attention(const float *q, const float *k, const float *v, uint32_t context, uint32_t n_heads,
+                   uint32_t n_kv_heads, uint32_t head_dim, double scale, float *out);
+
+#endif

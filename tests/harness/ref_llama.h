@@ -1,0 +1,20 @@
+/* A plain-C reference forward pass for llama-family GGUF models, in double precision, for tests: weights
+ * dequantized with the CPU dequantizers, attention over the whole history, no batching, no cache tricks.
+ * Written to be read top to bottom (after llama2.c's run.c), not to be fast. */
+#ifndef VKLLM_TEST_REF_LLAMA_H
+#define VKLLM_TEST_REF_LLAMA_H
+
+#include <stdint.h>
+
+#include "vkllm.h"
+
+typedef struct ref_model ref_model;
+
+vkllm_status ref_model_load(const char *path, ref_model **out);
+void ref_model_free(ref_model *m);
+uint32_t ref_model_n_vocab(const ref_model *m);
+
+/* Runs tokens[0..n) at positions 0..n-1 and writes the logits of the last position (n_vocab doubles). */
+void ref_model_forward(ref_model *m, const int32_t *tokens, uint32_t n, double *logits);
+
+#endif

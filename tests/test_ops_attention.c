@@ -1,0 +1,380 @@
+/* Flash attention over the paged cache against plain attention in double: head sizes 8..128, MHA and GQA,
+ * contexts from 1 to past the split-K threshold, batches mixing a prompt chunk with decode tokens of other
+ * sequences, F32 and F16 caches, and a recording replayed as the context grows. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "ref_attention.h"
+
+/* NMSE bounds.  F16: the reference attends over the unrounded F32 keys and values, so the bound covers the
+ * cache's rounding (relative 2^-11 per element). */
+#define BOUND_F32 1e-10
+#define BOUND_F16 1e-6
+
+typedef struct attn_token {
+    uint32_t seq, pos;
+} attn_token;
+
+typedef struct attn_case {
+    uint32_t n_heads, n_kv_heads, head_dim;
+    uint32_t n_tokens;
+    attn_token tok[8];
+    uint32_t max_context;   /* 0: the largest pos + 1 */
+} attn_case;
+
+/* Device and host state of one case: a cache whose every position of every sequence holds data (so that
+ * keys past a token's position must be masked, not merely absent). */
+typedef struct attn_fixture {
+    ops_attention_shape shape;
+    uint32_t positions;        /* per sequence: max_pages_per_seq * page_size */
+    float *k_hist, *v_hist;    /* [n_seqs][positions][n_kv_heads][head_dim] */
+    float *q;                  /* [n_tokens][n_heads][head_dim] */
+    int32_t *table, *tokens;
+    vkr_buffer b_q, b_k, b_v, b_table, b_tokens, b_scratch, b_out;
+} attn_fixture;
+
+static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32_t page_size, th_rng *rng)
+{
+    memset(f, 0, sizeof *f);
+    uint32_t n_seqs = 1, context = 1;
+    for (uint32_t t = 0; t < c->n_tokens; t++) {
+        if (c->tok[t].seq + 1 > n_seqs) n_seqs = c->tok[t].seq + 1;
+        if (c->tok[t].pos + 1 > context) context = c->tok[t].pos + 1;
+    }
+    if (c->max_context > context) context = c->max_context;
+    uint32_t pages = vkr_div_up(context, page_size);
+    ops_attention_shape *s = &f->shape;
+    *s = (ops_attention_shape){.n_tokens = c->n_tokens,
+                               .n_heads = c->n_heads,
+                               .max_context = context,
+                               .scale = 1.0f / sqrtf((float)c->head_dim),
+                               .kv = {.n_pages = n_seqs * pages + 2,
+                                      .n_kv_heads = c->n_kv_heads,
+                                      .head_dim = c->head_dim,
+                                      .page_size = page_size,
+                                      .n_seqs = n_seqs,
+                                      .max_pages_per_seq = pages,
+                                      .f16 = f16}};
+    f->positions = pages * page_size;
+    size_t row = (size_t)c->n_kv_heads * c->head_dim, q_len = (size_t)c->n_tokens * c->n_heads * c->head_dim;
+    size_t hist = (size_t)n_seqs * f->positions * row;
+    f->k_hist = malloc(sizeof(float) * hist);
+    f->v_hist = malloc(sizeof(float) * hist);
+    f->q = malloc(sizeof(float) * q_len);
+    f->table = malloc(sizeof(int32_t) * n_seqs * pages);
+    f->tokens = malloc(sizeof(int32_t) * 2 * c->n_tokens);
+    size_t cache_bytes = ops_kv_cache_bytes(&s->kv);
+    void *k_cache = calloc(1, cache_bytes), *v_cache = calloc(1, cache_bytes);
+    assert_true(f->k_hist && f->v_hist && f->q && f->table && f->tokens && k_cache && v_cache);
+
+    for (size_t i = 0; i < hist; i++) f->k_hist[i] = th_normal(rng);
+    for (size_t i = 0; i < hist; i++) f->v_hist[i] = th_normal(rng);
+    for (size_t i = 0; i < q_len; i++) f->q[i] = th_normal(rng);
+    ref_shuffled_page_table(rng, &s->kv, f->table);
+    for (uint32_t q = 0; q < n_seqs; q++)
+        for (uint32_t p = 0; p < f->positions; p++) {
+            size_t at = ((size_t)q * f->positions + p) * row;
+            ref_kv_store(&s->kv, f->table, k_cache, q, p, f->k_hist + at);
+            ref_kv_store(&s->kv, f->table, v_cache, q, p, f->v_hist + at);
+        }
+    for (uint32_t t = 0; t < c->n_tokens; t++) {
+        f->tokens[2 * t] = (int32_t)c->tok[t].seq;
+        f->tokens[2 * t + 1] = (int32_t)c->tok[t].pos;
+    }
+    f->b_q = th_upload(f->q, sizeof(float) * q_len);
+    f->b_k = th_upload(k_cache, cache_bytes);
+    f->b_v = th_upload(v_cache, cache_bytes);
+    f->b_table = th_upload(f->table, sizeof(int32_t) * n_seqs * pages);
+    f->b_tokens = th_upload(f->tokens, sizeof(int32_t) * 2 * c->n_tokens);
+    f->b_scratch = th_alloc(ops_attention_scratch_bytes(th_ops(), s));
+    f->b_out = th_alloc(sizeof(float) * q_len);
+    free(k_cache);
+    free(v_cache);
+}
+
+static void fixture_free(attn_fixture *f)
+{
+    vkr_buffer *b[] = {&f->b_q, &f->b_k, &f->b_v, &f->b_table, &f->b_tokens, &f->b_scratch, &f->b_out};
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++) th_free(b[i]);
+    free(f->k_hist);
+    free(f->v_hist);
+    free(f->q);
+    free(f->table);
+    free(f->tokens);
+}
+
+static vkllm_status record_attention(vkr_sequence *seq, attn_fixture *f)
+{
+    return ops_flash_attention(th_ops(), seq, vkr_whole(&f->b_q), vkr_whole(&f->b_k), vkr_whole(&f->b_v),
+                               vkr_whole(&f->b_table), vkr_whole(&f->b_tokens), vkr_whole(&f->b_scratch),
+                               vkr_whole(&f->b_out), &f->shape);
+}
+
+/* Reference output of every token, from the explicit histories. */
+static void fixture_reference(const attn_fixture *f, float *out)
+{
+    const ops_attention_shape *s = &f->shape;
+    size_t q_row = (size_t)s->n_heads * s->kv.head_dim, kv_row = (size_t)s->kv.n_kv_heads * s->kv.head_dim;
+    for (uint32_t t = 0; t < s->n_tokens; t++) {
+        size_t hist = (size_t)f->tokens[2 * t] * f->positions * kv_row;
+        ref_attention(f->q + t * q_row, f->k_hist + hist, f->v_hist + hist, (uint32_t)f->tokens[2 * t + 1] + 1,
+                      s->n_heads, s->kv.n_kv_heads, s->kv.head_dim, s->scale, out + t * q_row);
+    }
+}
+
+static double check_output(const attn_fixture *f, const char *what)
+{
+    size_t n = (size_t)f->shape.n_tokens * f->shape.n_heads * f->shape.kv.head_dim;
+    float *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    assert_true(want && got);
+    fixture_reference(f, want);
+    th_download(&f->b_out, got, sizeof(float) * n);
+    double nmse = th_nmse(want, got, n);
+    printf("%s: nmse %.3g\n", what, nmse);
+    th_assert_nmse(what, want, got, n, f->shape.kv.f16 ? BOUND_F16 : BOUND_F32);
+    free(want);
+    free(got);
+    return nmse;
+}
+
+/* Runs one case; returns the number of key splits it used. */
+static uint32_t run_case(const attn_case *c, bool f16, uint32_t page_size)
+{
+    th_rng rng = {c->head_dim * 131ull + c->n_heads * 17ull + c->n_kv_heads + c->tok[0].pos * 7ull + f16};
+    attn_fixture f;
+    fixture_create(&f, c, f16, page_size, &rng);
+    vkr_sequence *seq;
+    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
+    th_check_status(vkr_sequence_begin(seq), "begin");
+    th_check_status(record_attention(seq, &f), "ops_flash_attention");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    uint32_t splits = ops_attention_splits(th_ops(), &f.shape);
+    char what[160];
+    snprintf(what, sizeof what, "%s heads %u/%u head_dim %u page %u tokens %u (first pos %u) max_context %u splits %u",
+             f16 ? "f16" : "f32", c->n_heads, c->n_kv_heads, c->head_dim, page_size, c->n_tokens, c->tok[0].pos,
+             f.shape.max_context, splits);
+    check_output(&f, what);
+    vkr_sequence_destroy(seq);
+    fixture_free(&f);
+    return splits;
+}
+
+static void run_cases(const attn_case *cases, size_t n, uint32_t page_size)
+{
+    for (size_t i = 0; i < n; i++) {
+        run_case(&cases[i], false, page_size);
+        run_case(&cases[i], true, page_size);
+    }
+}
+
+#define DECODE(seq, pos) 1, {{seq, pos}}
+
+static void test_head_dims(void **state)
+{
+    static const attn_case cases[] = {
+        {8, 8, 8, DECODE(0, 32)},   {4, 4, 16, DECODE(0, 32)},  {4, 4, 48, DECODE(0, 32)},
+        {4, 4, 64, DECODE(0, 32)},  {3, 3, 80, DECODE(0, 32)},  {4, 4, 96, DECODE(0, 32)},
+        {2, 2, 128, DECODE(0, 32)}, {2, 2, 128, 3, {{0, 40}, {0, 41}, {0, 42}}},
+    };
+    run_cases(cases, sizeof cases / sizeof *cases, 16);
+}
+
+static void test_gqa(void **state)
+{
+    static const attn_case cases[] = {
+        {8, 4, 64, DECODE(0, 256)}, {8, 2, 64, DECODE(0, 256)}, {8, 1, 64, DECODE(0, 256)},
+        {12, 3, 16, 2, {{0, 100}, {0, 101}}}, {16, 2, 128, DECODE(0, 70)},
+    };
+    run_cases(cases, sizeof cases / sizeof *cases, 16);
+}
+
+static void test_contexts(void **state)
+{
+    static const attn_case cases[] = {
+        {4, 2, 64, DECODE(0, 0)},   {4, 2, 64, DECODE(0, 6)},    {4, 2, 64, DECODE(0, 32)},
+        {4, 2, 64, DECODE(0, 256)}, {4, 2, 64, DECODE(0, 1029)}, {8, 8, 64, DECODE(0, 2500)},
+        {2, 1, 32, 3, {{0, 1200}, {0, 1201}, {0, 1202}}},
+    };
+    uint32_t most_splits = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int f16 = 0; f16 < 2; f16++) {
+            uint32_t splits = run_case(&cases[i], f16, 16);
+            if (splits > most_splits) most_splits = splits;
+        }
+    /* The long contexts must have gone through split-K and the combine pass. */
+    assert_true(most_splits > 1);
+}
+
+static void test_page_sizes(void **state)
+{
+    static const attn_case cases[] = {{4, 2, 64, DECODE(0, 300)}, {2, 2, 16, 2, {{0, 3}, {0, 77}}}};
+    run_cases(cases, 2, 1);
+    run_cases(cases, 2, 4);
+    run_cases(cases, 2, 64);
+}
+
+static void test_mixed_batch(void **state)
+{
+    /* A 5-token prompt chunk of seq 0 at positions 10..14 between decode tokens of seqs 1 and 2; the second
+     * case splits its keys, and most of its splits are empty for all but the token at 1500. */
+    static const attn_case cases[] = {
+        {8, 2, 64, 7, {{1, 40}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {2, 3}}},
+        {2, 2, 48, 7, {{2, 1500}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {1, 0}}, 2048},
+    };
+    run_case(&cases[0], false, 16);
+    run_case(&cases[0], true, 16);
+    assert_true(run_case(&cases[1], false, 16) > 1);
+    assert_true(run_case(&cases[1], true, 16) > 1);
+}
+
+/* Writes positions [from, to) of seq 0's history into the cache with ops_kv_write. */
+static void write_history(attn_fixture *f, uint32_t from, uint32_t to)
+{
+    const ops_kv_layout *kv = &f->shape.kv;
+    uint32_t n = to - from;
+    size_t row = (size_t)kv->n_kv_heads * kv->head_dim;
+    int32_t *tokens = malloc(sizeof(int32_t) * 2 * n);
+    assert_non_null(tokens);
+    for (uint32_t i = 0; i < n; i++) {
+        tokens[2 * i] = 0;
+        tokens[2 * i + 1] = (int32_t)(from + i);
+    }
+    vkr_buffer b_tokens = th_upload(tokens, sizeof(int32_t) * 2 * n);
+    vkr_buffer b_k = th_upload(f->k_hist + from * row, sizeof(float) * n * row);
+    vkr_buffer b_v = th_upload(f->v_hist + from * row, sizeof(float) * n * row);
+    vkr_sequence *seq;
+    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
+    th_check_status(vkr_sequence_begin(seq), "begin");
+    th_check_status(ops_kv_write(th_ops(), seq, vkr_whole(&b_k), vkr_whole(&b_v), vkr_whole(&b_tokens),
+                                 vkr_whole(&f->b_table), vkr_whole(&f->b_k), vkr_whole(&f->b_v), n, kv),
+                    "ops_kv_write");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    vkr_sequence_destroy(seq);
+    th_free(&b_tokens);
+    th_free(&b_k);
+    th_free(&b_v);
+    free(tokens);
+}
+
+/* Records once for max_context 512 (and 2048, where the keys are split and the splits past the context
+ * stay empty) and replays at context 5, then at 300 after more keys are written and the token info
+ * changes. */
+static void test_replay(void **state)
+{
+    for (int i = 0; i < 4; i++) {
+        bool f16 = i & 1;
+        th_rng rng = {99 + (uint64_t)i};
+        const attn_case c = {8, 2, 64, 2, {{0, 4}, {0, 4}}, i < 2 ? 512 : 2048};
+        attn_fixture f;
+        fixture_create(&f, &c, f16, 16, &rng);
+        /* Start from a cache of zeros: only what ops_kv_write stores counts. */
+        th_check_status(vkr_fill(th_device(), &f.b_k, 0, f.b_k.size, 0), "fill");
+        th_check_status(vkr_fill(th_device(), &f.b_v, 0, f.b_v.size, 0), "fill");
+        vkr_sequence *seq;
+        th_check_status(vkr_sequence_create(th_device(), &seq), "create");
+        th_check_status(vkr_sequence_begin(seq), "begin");
+        th_check_status(record_attention(seq, &f), "ops_flash_attention");
+        th_check_status(vkr_sequence_end(seq), "end");
+        printf("replay with max_context %u: %u split(s)\n", f.shape.max_context,
+               ops_attention_splits(th_ops(), &f.shape));
+
+        write_history(&f, 0, 5);
+        th_check_status(vkr_sequence_run(seq), "run at context 5");
+        check_output(&f, f16 ? "replay f16 at context 5 (both tokens at pos 4)" : "replay f32 at context 5");
+
+        write_history(&f, 5, 300);
+        f.tokens[1] = 299;   /* token 0 at the new end, token 1 a little behind */
+        f.tokens[3] = 250;
+        th_check_status(vkr_upload(th_device(), &f.b_tokens, 0, f.tokens, sizeof(int32_t) * 4), "upload tokens");
+        th_check_status(vkr_sequence_run(seq), "run at context 300");
+        check_output(&f, f16 ? "replay f16 at context 300 (pos 299 and 250)" : "replay f32 at context 300");
+        vkr_sequence_destroy(seq);
+        fixture_free(&f);
+    }
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* Informational: one decode token, 8 heads x 64, context 512 (no assertion on the time). */
+static void test_decode_time(void **state)
+{
+    for (int f16 = 0; f16 < 2; f16++) {
+        th_rng rng = {7};
+        const attn_case c = {8, 8, 64, DECODE(0, 511)};
+        attn_fixture f;
+        fixture_create(&f, &c, f16, 16, &rng);
+        vkr_sequence *seq;
+        th_check_status(vkr_sequence_create(th_device(), &seq), "create");
+        th_check_status(vkr_sequence_begin(seq), "begin");
+        th_check_status(record_attention(seq, &f), "ops_flash_attention");
+        th_check_status(vkr_sequence_end(seq), "end");
+        th_check_status(vkr_sequence_run(seq), "warm-up");
+        enum { RUNS = 20 };
+        double start = now_us();
+        for (int i = 0; i < RUNS; i++) th_check_status(vkr_sequence_run(seq), "run");
+        printf("decode attention, %s cache, 8 heads x 64, context 512, %u dispatch(es): %.0f us per run "
+               "(submit and wait included)\n",
+               f16 ? "F16" : "F32", vkr_sequence_dispatch_count(seq), (now_us() - start) / RUNS);
+        check_output(&f, "decode timing case");
+        vkr_sequence_destroy(seq);
+        fixture_free(&f);
+    }
+}
+
+static void test_attention_bad_shapes(void **state)
+{
+    ops_context *o = th_ops();
+    vkr_buffer buf = th_alloc(1 << 16);
+    vkr_range r = vkr_whole(&buf);
+    vkr_sequence *seq;
+    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
+    th_check_status(vkr_sequence_begin(seq), "begin");
+    ops_attention_shape s = {.n_tokens = 2, .n_heads = 4, .max_context = 32, .scale = 0.125f,
+                             .kv = {.n_pages = 2, .n_kv_heads = 2, .head_dim = 64, .page_size = 16, .n_seqs = 1,
+                                    .max_pages_per_seq = 2}};
+    th_check_status(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), "a valid shape");
+    ops_attention_shape bad = s;
+    bad.n_heads = 5;   /* not a multiple of n_kv_heads */
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &bad), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_last_error(), "n_kv_heads"));
+    bad = s;
+    bad.kv.head_dim = 260;
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &bad), VKLLM_ERROR_INVALID_ARGUMENT);
+    bad = s;
+    bad.n_tokens = 200;   /* q and out too small */
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &bad), VKLLM_ERROR_INVALID_ARGUMENT);
+    bad = s;
+    bad.kv.n_pages = 1u << 26;   /* a layer's cache above maxStorageBufferRange */
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &bad), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_last_error(), "maxStorageBufferRange"));
+    bad = s;
+    bad.max_context = 1 << 20;   /* needs a scratch buffer the empty range cannot be */
+    bad.n_tokens = 1;
+    vkr_range none = {0};
+    assert_true(ops_attention_scratch_bytes(o, &bad) > 0);
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, none, r, &bad), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_last_error(), "scratch"));
+    th_check_status(vkr_sequence_end(seq), "end");
+    vkr_sequence_destroy(seq);
+    th_free(&buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_head_dims),    cmocka_unit_test(test_gqa),
+        cmocka_unit_test(test_contexts),     cmocka_unit_test(test_page_sizes),
+        cmocka_unit_test(test_mixed_batch),  cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_decode_time),  cmocka_unit_test(test_attention_bad_shapes),
+    };
+    return TH_RUN("ops_attention", tests);
+}
