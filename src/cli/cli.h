@@ -10,6 +10,7 @@ typedef struct cli_command {
 int cli_devices(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_chat(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_synth(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
