@@ -207,3 +207,9 @@ void vkllm_model_get_info(const vkllm_model *m, vkllm_model_info *info)
                                .n_ctx_train = c->n_ctx_train, .n_params = m->n_params,
                                .file_bytes = m->weight_bytes, .chat_template = m->chat_template};
 }
+
+void vkllm_model_memory(const vkllm_model *m, uint64_t *device_bytes, uint64_t *peak_device_bytes)
+{
+    *device_bytes = vkr_memory_in_use(m->dev, VKR_MEMORY_DEVICE);
+    *peak_device_bytes = vkr_memory_peak_device(m->dev);
+}

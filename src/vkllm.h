@@ -52,6 +52,8 @@ typedef struct vkllm_model_info {
     const char *chat_template;/* tokenizer.chat_template, "" if none */
 } vkllm_model_info;
 void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *info);
+/* Device-local memory the model's device holds now (weights, and the caches of its contexts) and its peak. */
+void vkllm_model_memory(const vkllm_model *model, uint64_t *device_bytes, uint64_t *peak_device_bytes);
 
 /* ---- Tokens ---- */
 

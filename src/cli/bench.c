@@ -1,0 +1,199 @@
+/* vkllm bench: prompt processing and generation speed the way llama-bench measures them (pp: one batch of
+ * p prompt tokens; tg: n single-token steps from an empty cache), median and spread of r runs after a
+ * warm-up; peak device memory; time to first token from a cold start and with a warm pipeline cache. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "vkllm.h"
+
+typedef struct bench_args {
+    const char *model;
+    uint32_t n_prompt, n_gen, reps;
+    int json;
+} bench_args;
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median and half the spread between min and max of tokens/s over reps runs. */
+typedef struct rate {
+    double median, spread;
+} rate;
+
+static rate summarize(double *tps, uint32_t n)
+{
+    qsort(tps, n, sizeof *tps, by_value);
+    double median = n % 2 ? tps[n / 2] : 0.5 * (tps[n / 2 - 1] + tps[n / 2]);
+    return (rate){median, 0.5 * (tps[n - 1] - tps[0])};
+}
+
+static void bench_tokens(uint32_t n_vocab, int32_t *tokens, uint32_t n)
+{
+    uint32_t s = 42;
+    tokens[0] = 1;
+    for (uint32_t i = 1; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        tokens[i] = (int32_t)(3 + s % (n_vocab - 3));
+    }
+}
+
+/* One pp run: the whole prompt in one batch, logits of the last token. */
+static vkllm_status run_pp(vkllm_context *ctx, const int32_t *tokens, int32_t *pos, int32_t *seq, int8_t *want,
+                           uint32_t n, double *ms)
+{
+    vkllm_status st = vkllm_seq_truncate(ctx, 0, 0);
+    for (uint32_t i = 0; i < n; i++) pos[i] = (int32_t)i, seq[i] = 0, want[i] = i == n - 1;
+    double t = now_ms();
+    vkllm_batch b = {n, tokens, pos, seq, want};
+    if (st == VKLLM_OK) st = vkllm_decode(ctx, &b);
+    *ms = now_ms() - t;
+    return st;
+}
+
+/* One tg run: n steps of one token each, logits returned every step. */
+static vkllm_status run_tg(vkllm_context *ctx, const int32_t *tokens, uint32_t n, double *ms)
+{
+    vkllm_status st = vkllm_seq_truncate(ctx, 0, 0);
+    double t = now_ms();
+    for (uint32_t i = 0; i < n && st == VKLLM_OK; i++) {
+        int32_t pos = (int32_t)i, seq = 0;
+        int8_t want = 1;
+        vkllm_batch b = {1, tokens + i, &pos, &seq, &want};
+        st = vkllm_decode(ctx, &b);
+    }
+    *ms = now_ms() - t;
+    return st;
+}
+
+/* Load, context, one short prompt, first token: what a user waits for at start-up. */
+static vkllm_status time_to_first_token(const char *model_path, double *ms)
+{
+    double t = now_ms();
+    vkllm_model *m = NULL;
+    vkllm_context *c = NULL;
+    vkllm_status st = vkllm_model_load(model_path, &m);
+    if (st == VKLLM_OK) st = vkllm_context_create(m, NULL, &c);
+    vkllm_sampling greedy = vkllm_sampling_default();
+    greedy.temperature = 0;
+    if (st == VKLLM_OK) st = vkllm_generate(c, "Once upon a time", 0, 1, &greedy, NULL, NULL, NULL);
+    *ms = now_ms() - t;
+    vkllm_context_free(c);
+    vkllm_model_free(m);
+    return st;
+}
+
+static vkllm_status measure_ttft(const char *model_path, double *cold, double *warm)
+{
+    /* A fresh cache folder: both vkllm's pipeline cache and the driver's shader cache start empty. */
+    char dir[] = "/tmp/vkllm-bench-cache-XXXXXX";
+    if (!mkdtemp(dir)) return VKLLM_ERROR_IO;
+    char *old = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
+    setenv("XDG_CACHE_HOME", dir, 1);
+    vkllm_status st = time_to_first_token(model_path, cold);
+    if (st == VKLLM_OK) st = time_to_first_token(model_path, warm);
+    if (old) setenv("XDG_CACHE_HOME", old, 1);
+    else unsetenv("XDG_CACHE_HOME");
+    free(old);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "vkllm bench: could not remove %s\n", dir);
+    return st;
+}
+
+static int parse(int argc, char **argv, bench_args *a)
+{
+    *a = (bench_args){.n_prompt = 512, .n_gen = 128, .reps = 5};
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--json")) a->json = 1;
+        else if (!strcmp(argv[i], "-m") && v) a->model = v, i++;
+        else if (!strcmp(argv[i], "-p") && v) a->n_prompt = (uint32_t)atoi(v), i++;
+        else if (!strcmp(argv[i], "-n") && v) a->n_gen = (uint32_t)atoi(v), i++;
+        else if (!strcmp(argv[i], "-r") && v) a->reps = (uint32_t)atoi(v), i++;
+        else {
+            fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json]\n");
+            return -1;
+        }
+    }
+    if (!a->model || a->reps == 0) {
+        fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json]\n");
+        return -1;
+    }
+    return 0;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    bench_args a;
+    if (parse(argc, argv, &a) != 0) return 2;
+    double ttft_cold = 0, ttft_warm = 0;
+    vkllm_status st = measure_ttft(a.model, &ttft_cold, &ttft_warm);
+    vkllm_model *m = NULL;
+    vkllm_context *c = NULL;
+    if (st == VKLLM_OK) st = vkllm_model_load(a.model, &m);
+    vkllm_model_info info = {0};
+    if (st == VKLLM_OK) vkllm_model_get_info(m, &info);
+    vkllm_context_params p = vkllm_context_default_params();
+    p.n_ctx = (a.n_prompt > a.n_gen ? a.n_prompt : a.n_gen) + 1;
+    p.n_batch = a.n_prompt ? a.n_prompt : 1;
+    if (st == VKLLM_OK) st = vkllm_context_create(m, &p, &c);
+    uint32_t n_tok = (a.n_prompt > a.n_gen ? a.n_prompt : a.n_gen) + 1;
+    int32_t *tokens = malloc(n_tok * 4), *pos = malloc(n_tok * 4), *seq = malloc(n_tok * 4);
+    int8_t *want = malloc(n_tok);
+    double *pp = calloc(a.reps, sizeof *pp), *tg = calloc(a.reps, sizeof *tg);
+    if (st == VKLLM_OK && (!tokens || !pos || !seq || !want || !pp || !tg)) st = VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+    if (st == VKLLM_OK) bench_tokens(info.n_vocab, tokens, n_tok);
+    double ms;
+    /* Warm-up records the command sequences of both shapes. */
+    if (st == VKLLM_OK && a.n_prompt) st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms);
+    if (st == VKLLM_OK && a.n_gen) st = run_tg(c, tokens, 2, &ms);
+    for (uint32_t r = 0; r < a.reps && st == VKLLM_OK; r++) {
+        if (a.n_prompt && (st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms)) == VKLLM_OK) pp[r] = 1e3 * a.n_prompt / ms;
+        if (st == VKLLM_OK && a.n_gen && (st = run_tg(c, tokens, a.n_gen, &ms)) == VKLLM_OK) tg[r] = 1e3 * a.n_gen / ms;
+    }
+    if (st != VKLLM_OK) {
+        fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
+    } else {
+        uint64_t now_bytes, peak;
+        vkllm_model_memory(m, &now_bytes, &peak);
+        rate rp = a.n_prompt ? summarize(pp, a.reps) : (rate){0, 0}, rg = a.n_gen ? summarize(tg, a.reps) : (rate){0, 0};
+        if (a.json) {
+            printf("{\"model\": \"%s\", \"device\": \"%s\", \"n_params\": %llu, \"model_bytes\": %llu, "
+                   "\"pp\": %u, \"pp_tps\": %.2f, \"pp_spread\": %.2f, \"tg\": %u, \"tg_tps\": %.2f, "
+                   "\"tg_spread\": %.2f, \"reps\": %u, \"peak_device_bytes\": %llu, \"ttft_cold_ms\": %.1f, "
+                   "\"ttft_warm_ms\": %.1f}\n",
+                   a.model, info.device, (unsigned long long)info.n_params, (unsigned long long)info.file_bytes,
+                   a.n_prompt, rp.median, rp.spread, a.n_gen, rg.median, rg.spread, a.reps,
+                   (unsigned long long)peak, ttft_cold, ttft_warm);
+        } else {
+            printf("model   %s (%s, %.1fM params, %.1f MiB)\ndevice  %s\n", a.model, info.architecture,
+                   (double)info.n_params / 1e6, (double)info.file_bytes / 1048576.0, info.device);
+            printf("%-10s %14s\n", "test", "tokens/s");
+            if (a.n_prompt) printf("pp%-8u %8.2f ± %.2f\n", a.n_prompt, rp.median, rp.spread);
+            if (a.n_gen) printf("tg%-8u %8.2f ± %.2f\n", a.n_gen, rg.median, rg.spread);
+            printf("peak device memory  %.1f MiB\n", (double)peak / 1048576.0);
+            printf("time to first token %.1f ms cold, %.1f ms with a warm pipeline cache\n", ttft_cold, ttft_warm);
+            printf("(median ± half the min-max spread of %u runs after a warm-up)\n", a.reps);
+        }
+    }
+    free(tokens), free(pos), free(seq), free(want), free(pp), free(tg);
+    vkllm_context_free(c);
+    vkllm_model_free(m);
+    return st == VKLLM_OK ? 0 : 1;
+}

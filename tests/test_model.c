@@ -1,0 +1,415 @@
+/* The forward pass on Vulkan against the plain-C reference (tests/harness/ref_llama.c) and against
+ * llama2.c's published greedy text, plus batching, chunking, caching and bad input.
+ *
+ * Bounds (NMSE of the last position's logits against the double-precision reference, over the vocabulary):
+ *  - F32 weights and KV cache: the GPU computes in float; errors are float rounding, ~1e-11.
+ *  - F16 KV cache: each cached key and value is rounded to 11 significant bits, ~1e-7.
+ *  - Quantized weights: the reference dequantizes the same blocks, so only arithmetic differs (f16 dot
+ *    products where the device has fp16, float otherwise) plus the F16 cache: well under 1e-4. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "model.h"
+#include "ref_llama.h"
+#include "synth.h"
+#include "vkllm.h"
+
+#define STORIES VKLLM_SHARED_DIR "/models/stories260K.gguf"
+
+static char tmpdir[] = "/tmp/vkllm-test-model-XXXXXX";
+
+static void synth_model(const char *preset, const char *type, const char *path)
+{
+    synth_options o = {.seed = 42};
+    assert_true(quant_recipe_from_name(type, true, &o.recipe));
+    th_check_status(synth_write(synth_preset_find(preset), &o, path), "synth_write");
+}
+
+static vkllm_model *load(const char *path)
+{
+    vkllm_model *m = NULL;
+    th_check_status(vkllm_model_load(path, &m), path);
+    return m;
+}
+
+/* Every model's device runs under the validation layer in CTest: none of its errors may pass unnoticed. */
+static void free_model(vkllm_model *m)
+{
+    uint32_t errors = vkr_device_validation_errors(m->dev);
+    free_model(m);
+    if (errors) fail_msg("%u Vulkan validation errors", errors);
+}
+
+static vkllm_context *context(vkllm_model *m, uint32_t n_ctx, uint32_t n_batch, vkllm_kv_type kv)
+{
+    vkllm_context_params p = vkllm_context_default_params();
+    p.n_ctx = n_ctx;
+    p.n_batch = n_batch;
+    p.kv_type = kv;
+    p.n_seq_max = 3;
+    vkllm_context *c = NULL;
+    th_check_status(vkllm_context_create(m, &p, &c), "vkllm_context_create");
+    return c;
+}
+
+/* Logits of the last of tokens[0..n) evaluated as one sequence (in chunks of the context's n_batch). */
+static void gpu_logits(vkllm_context *c, const int32_t *tokens, uint32_t n, uint32_t n_batch, int32_t seq, float *out,
+                       uint32_t n_vocab)
+{
+    th_check_status(vkllm_seq_truncate(c, seq, 0), "truncate");
+    int32_t pos[512], seqs[512];
+    int8_t want[512] = {0};
+    for (uint32_t done = 0; done < n;) {
+        uint32_t k = n - done < n_batch ? n - done : n_batch;
+        for (uint32_t i = 0; i < k; i++) pos[i] = (int32_t)(done + i), seqs[i] = seq, want[i] = done + i == n - 1;
+        vkllm_batch b = {k, tokens + done, pos, seqs, want};
+        th_check_status(vkllm_decode(c, &b), "vkllm_decode");
+        done += k;
+    }
+    const float *l = vkllm_get_logits(c, 0);
+    assert_non_null(l);
+    memcpy(out, l, n_vocab * sizeof *out);
+}
+
+static double logits_nmse(const double *ref, const float *got, uint32_t n)
+{
+    double err = 0, norm = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        double d = ref[i] - got[i];
+        err += d * d;
+        norm += ref[i] * ref[i];
+    }
+    return err / norm;
+}
+
+static void prompt_tokens(uint32_t n_vocab, int32_t *tokens, uint32_t n)
+{
+    tokens[0] = 1;
+    uint32_t s = 42;
+    for (uint32_t i = 1; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        tokens[i] = (int32_t)(3 + s % (n_vocab - 3));
+    }
+}
+
+/* One model file against the reference, with both caches and with the prompt in one batch and in chunks. */
+static void check_against_reference(const char *path, const char *what, double bound_f32, double bound_f16)
+{
+    ref_model *ref;
+    th_check_status(ref_model_load(path, &ref), "ref_model_load");
+    uint32_t n_vocab = ref_model_n_vocab(ref);
+    enum { N = 23 };
+    int32_t tokens[N];
+    prompt_tokens(n_vocab, tokens, N);
+    double *expect = malloc(n_vocab * sizeof *expect);
+    float *got = malloc(n_vocab * sizeof *got);
+    ref_model_forward(ref, tokens, N, expect);
+    vkllm_model *m = load(path);
+    struct { vkllm_kv_type kv; uint32_t n_batch; double bound; const char *name; } cases[] = {
+        {VKLLM_KV_F32, 64, bound_f32, "kv f32, one batch"},
+        {VKLLM_KV_F32, 5, bound_f32, "kv f32, chunks of 5"},
+        {VKLLM_KV_F16, 64, bound_f16, "kv f16, one batch"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        vkllm_context *c = context(m, 128, cases[i].n_batch, cases[i].kv);
+        gpu_logits(c, tokens, N, cases[i].n_batch, 0, got, n_vocab);
+        double e = logits_nmse(expect, got, n_vocab);
+        printf("  %-28s %-20s logits nmse %.3g (bound %.0e)\n", what, cases[i].name, e, cases[i].bound);
+        if (!(e <= cases[i].bound)) fail_msg("%s %s: nmse %.3g", what, cases[i].name, e);
+        vkllm_context_free(c);
+    }
+    free_model(m);
+    ref_model_free(ref);
+    free(expect);
+    free(got);
+}
+
+static void test_stories_against_reference(void **state)
+{
+    check_against_reference(STORIES, "stories260K F32", 1e-9, 1e-5);
+}
+
+static void test_synth_types_against_reference(void **state)
+{
+    static const struct { const char *preset, *type; double f32, f16; } models[] = {
+        {"tiny", "F32", 1e-9, 1e-5},     {"tiny", "F16", 1e-5, 1e-5},     {"tiny", "Q8_0", 1e-4, 1e-4},
+        {"tiny", "Q4_0", 1e-4, 1e-4},    {"tiny", "Q4_K", 1e-4, 1e-4},    {"tiny", "Q6_K", 1e-4, 1e-4},
+        {"tiny-qwen2", "F32", 1e-9, 1e-5}, {"tiny-qwen2", "Q8_0", 1e-4, 1e-4},
+    };
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+        char path[256], what[64];
+        snprintf(path, sizeof path, "%s/%s-%s.gguf", tmpdir, models[i].preset, models[i].type);
+        snprintf(what, sizeof what, "%s %s", models[i].preset, models[i].type);
+        synth_model(models[i].preset, models[i].type, path);
+        check_against_reference(path, what, models[i].f32, models[i].f16);
+        remove(path);
+    }
+}
+
+typedef struct text {
+    char buf[8192];
+    size_t len;
+} text;
+
+static int append(const char *piece, size_t len, void *user)
+{
+    text *t = user;
+    if (t->len + len >= sizeof t->buf) return 0;
+    memcpy(t->buf + t->len, piece, len);
+    t->len += len;
+    t->buf[t->len] = '\0';
+    return 1;
+}
+
+/* llama2.c's doc/stories260K.md: `./run stories260K.bin -z tok512.bin -t 0.0` (256 positions). */
+static const char llama2c_text[] =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she "
+    "saw a big, red ball. She wanted to play with it, but it was too high.\n"
+    "Lily's mom said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do. She said, \"I want "
+    "to play with your ball, but I can't find it.\"\n"
+    "Lily was sad and didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\n"
+    "Lily didn't want to help her mom, so she said, \"I'm sorry, mom. I didn't know what to do.\" Her mom said, "
+    "\"Don't worry, Lily. We can help you.";
+
+static void test_stories_greedy_matches_llama2c(void **state)
+{
+    vkllm_model *m = load(STORIES);
+    vkllm_context *c = context(m, 256, 64, VKLLM_KV_F16);
+    const char *prompt = "Once upon a time";
+    size_t n_prompt = 0;
+    assert_int_equal(vkllm_tokenize(m, prompt, strlen(prompt), 1, 0, NULL, 0, &n_prompt), VKLLM_ERROR_INVALID_ARGUMENT);
+    text t = {0};
+    append(prompt, strlen(prompt), &t);
+    vkllm_sampling greedy = vkllm_sampling_default();
+    greedy.temperature = 0;
+    vkllm_generate_stats stats;
+    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(256 - n_prompt), &greedy, append, &t, &stats), "generate");
+    printf("  %u prompt tokens, %u generated; prompt %.1f ms, generation %.1f ms\n", stats.n_prompt, stats.n_generated,
+           stats.prompt_ms, stats.generate_ms);
+    if (strcmp(t.buf, llama2c_text) != 0) {
+        size_t i = 0;
+        while (t.buf[i] && t.buf[i] == llama2c_text[i]) i++;
+        fail_msg("text differs from llama2.c at byte %zu:\n got: %.80s\nwant: %.80s", i, t.buf + i, llama2c_text + i);
+    }
+    /* Same again: the cached prefix is reused and the output does not change. */
+    text again = {0};
+    append(prompt, strlen(prompt), &again);
+    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(256 - n_prompt), &greedy, append, &again, NULL), "again");
+    assert_string_equal(again.buf, t.buf);
+    vkllm_context_free(c);
+    free_model(m);
+}
+
+/* The converted llama2.c checkpoint gives the same greedy tokens as the GGUF. */
+static void test_converted_checkpoint_same_tokens(void **state)
+{
+    char path[256], cmd[1024];
+    snprintf(path, sizeof path, "%s/converted.gguf", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s/vkllm convert %s/models/stories260K.bin --tokenizer %s/models/tok512.bin -o %s",
+             VKLLM_BINARY_DIR, VKLLM_SHARED_DIR, VKLLM_SHARED_DIR, path);
+    assert_int_equal(system(cmd), 0);
+    const char *files[2] = {STORIES, path};
+    text out[2] = {0};
+    for (int f = 0; f < 2; f++) {
+        vkllm_model *m = load(files[f]);
+        vkllm_context *c = context(m, 128, 32, VKLLM_KV_F16);
+        vkllm_sampling greedy = vkllm_sampling_default();
+        greedy.temperature = 0;
+        th_check_status(vkllm_generate(c, "One day", 0, 60, &greedy, append, &out[f], NULL), "generate");
+        vkllm_context_free(c);
+        free_model(m);
+    }
+    assert_string_equal(out[0].buf, out[1].buf);
+    remove(path);
+}
+
+/* Two sequences in one batch (a decode step beside a prompt chunk) give the logits each gets alone. */
+static void test_batched_sequences(void **state)
+{
+    vkllm_model *m = load(STORIES);
+    vkllm_context *c = context(m, 128, 64, VKLLM_KV_F32);
+    vkllm_model_info info;
+    vkllm_model_get_info(m, &info);
+    uint32_t V = info.n_vocab;
+    int32_t a[9], b[6];
+    prompt_tokens(V, a, 9);
+    prompt_tokens(V, b, 6);
+    b[3] = 77;
+    float *alone_a = malloc(V * 4), *alone_b = malloc(V * 4);
+    gpu_logits(c, a, 9, 64, 1, alone_a, V);
+    gpu_logits(c, b, 6, 64, 2, alone_b, V);
+    /* Now: seq 1 holds a[0..8) and decodes a[8]; seq 2 gets b whole, in the same batch. */
+    th_check_status(vkllm_seq_truncate(c, 1, 8), "truncate");
+    th_check_status(vkllm_seq_truncate(c, 2, 0), "truncate");
+    int32_t tokens[7] = {a[8], b[0], b[1], b[2], b[3], b[4], b[5]};
+    int32_t pos[7] = {8, 0, 1, 2, 3, 4, 5}, seq[7] = {1, 2, 2, 2, 2, 2, 2};
+    int8_t want[7] = {1, 0, 0, 0, 0, 0, 1};
+    vkllm_batch batch = {7, tokens, pos, seq, want};
+    th_check_status(vkllm_decode(c, &batch), "mixed batch");
+    th_assert_nmse("seq 1 in a mixed batch", alone_a, vkllm_get_logits(c, 0), V, 1e-10);
+    th_assert_nmse("seq 2 in a mixed batch", alone_b, vkllm_get_logits(c, 1), V, 1e-10);
+    assert_null(vkllm_get_logits(c, 2));
+    /* Greedy on the device agrees with the argmax of the logits. */
+    vkllm_token ids[2];
+    th_check_status(vkllm_seq_truncate(c, 1, 8), "truncate");
+    th_check_status(vkllm_seq_truncate(c, 2, 0), "truncate");
+    th_check_status(vkllm_decode_greedy(c, &batch, ids), "greedy");
+    for (int r = 0; r < 2; r++) {
+        const float *l = r == 0 ? alone_a : alone_b;
+        int32_t best = 0;
+        for (uint32_t i = 1; i < V; i++)
+            if (l[i] > l[best]) best = (int32_t)i;
+        assert_int_equal(ids[r], best);
+    }
+    free(alone_a);
+    free(alone_b);
+    vkllm_context_free(c);
+    free_model(m);
+}
+
+static void test_sampling_is_seeded(void **state)
+{
+    vkllm_model *m = load(STORIES);
+    vkllm_context *c = context(m, 128, 32, VKLLM_KV_F16);
+    vkllm_sampling s = vkllm_sampling_default();
+    s.temperature = 1.0f;
+    s.seed = 1234;
+    text t[3] = {0};
+    for (int i = 0; i < 3; i++) {
+        if (i == 2) s.seed = 99;
+        th_check_status(vkllm_generate(c, "Once upon a time", 0, 40, &s, append, &t[i], NULL), "generate");
+    }
+    assert_string_equal(t[0].buf, t[1].buf);
+    assert_string_not_equal(t[0].buf, t[2].buf);
+    vkllm_context_free(c);
+    free_model(m);
+}
+
+static void test_context_limits(void **state)
+{
+    vkllm_model *m = load(STORIES);
+    vkllm_context *c = context(m, 16, 8, VKLLM_KV_F16);
+    const char *long_prompt = "Once upon a time there was a little girl who lived in a small house near the woods.";
+    assert_int_equal(vkllm_generate(c, long_prompt, 0, 4, NULL, NULL, NULL, NULL), VKLLM_ERROR_CONTEXT_FULL);
+    assert_non_null(strstr(vkllm_last_error(), "context"));
+    int32_t tok = 5, pos = 16, seq = 0;
+    vkllm_batch b = {1, &tok, &pos, &seq, NULL};
+    assert_int_equal(vkllm_decode(c, &b), VKLLM_ERROR_CONTEXT_FULL);
+    pos = 3; /* a gap: sequence 0 is empty */
+    assert_int_equal(vkllm_decode(c, &b), VKLLM_ERROR_INVALID_ARGUMENT);
+    pos = 0;
+    tok = 100000;
+    assert_int_equal(vkllm_decode(c, &b), VKLLM_ERROR_INVALID_ARGUMENT);
+    /* Generation stops at the end of the context instead of failing. */
+    vkllm_generate_stats stats;
+    th_check_status(vkllm_generate(c, "Once", 0, 100, NULL, NULL, NULL, &stats), "generate to the end");
+    assert_true(stats.n_prompt + stats.n_generated <= 17);
+    vkllm_context_free(c);
+    free_model(m);
+}
+
+/* Writes a copy of stories260K.gguf with `edit` applied to its bytes. */
+static void write_edited(const char *path, size_t keep, void (*edit)(uint8_t *data, size_t size))
+{
+    FILE *f = fopen(STORIES, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    size_t size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *data = malloc(size);
+    assert_int_equal(fread(data, 1, size, f), size);
+    fclose(f);
+    if (edit) edit(data, size);
+    f = fopen(path, "wb");
+    fwrite(data, 1, keep && keep < size ? keep : size, f);
+    fclose(f);
+    free(data);
+}
+
+/* Finds a tensor-info record by name and changes its first dimension. */
+static void wrong_shape(uint8_t *data, size_t size)
+{
+    const char *name = "blk.0.attn_q.weight";
+    size_t n = strlen(name);
+    for (size_t i = 0; i + n + 16 < size; i++)
+        if (memcmp(data + i, name, n) == 0 && data[i + n] != '.' && data[i - 8] == n) {
+            uint64_t ne0 = 65; /* n_dims (u32) follows the name, then ne[0] */
+            memcpy(data + i + n + 4, &ne0, 8);
+            return;
+        }
+}
+
+static void unknown_type(uint8_t *data, size_t size)
+{
+    const char *name = "blk.1.ffn_up.weight";
+    size_t n = strlen(name);
+    for (size_t i = 0; i + n + 32 < size; i++)
+        if (memcmp(data + i, name, n) == 0 && data[i - 8] == n) {
+            uint32_t n_dims;
+            memcpy(&n_dims, data + i + n, 4);
+            uint32_t type = 26; /* retired Q4_0_4_4: no block layout vkllm knows */
+            memcpy(data + i + n + 4 + 8 * n_dims, &type, 4);
+            return;
+        }
+}
+
+static void unknown_arch(uint8_t *data, size_t size)
+{
+    for (size_t i = 0; i + 5 < size; i++)
+        if (memcmp(data + i, "llama", 5) == 0 && data[i - 8] == 5) {
+            memcpy(data + i, "mamba", 5);
+            return;
+        }
+}
+
+static void test_bad_files(void **state)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/bad.gguf", tmpdir);
+    vkllm_model *m = NULL;
+    struct { size_t keep; void (*edit)(uint8_t *, size_t); vkllm_status status; const char *message; } cases[] = {
+        {1000, NULL, VKLLM_ERROR_BAD_FORMAT, "bad.gguf"},
+        {200000, NULL, VKLLM_ERROR_BAD_FORMAT, "past end"},
+        {0, wrong_shape, VKLLM_ERROR_BAD_FORMAT, "blk.0.attn_q.weight"},
+        {0, unknown_type, VKLLM_ERROR_BAD_FORMAT, "type"},
+        {0, unknown_arch, VKLLM_ERROR_UNSUPPORTED, "mamba"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_edited(path, cases[i].keep, cases[i].edit);
+        vkllm_status st = vkllm_model_load(path, &m);
+        printf("  case %zu: %s: %s\n", i, vkllm_status_name(st), vkllm_last_error());
+        assert_int_equal(st, cases[i].status);
+        assert_null(m);
+        assert_non_null(strstr(vkllm_last_error(), cases[i].message));
+    }
+    assert_int_equal(vkllm_model_load("/nonexistent/model.gguf", &m), VKLLM_ERROR_IO);
+    remove(path);
+}
+
+static int setup(void **state)
+{
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    return rmdir(tmpdir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stories_greedy_matches_llama2c),
+        cmocka_unit_test(test_stories_against_reference),
+        cmocka_unit_test(test_synth_types_against_reference),
+        cmocka_unit_test(test_converted_checkpoint_same_tokens),
+        cmocka_unit_test(test_batched_sequences),
+        cmocka_unit_test(test_sampling_is_seeded),
+        cmocka_unit_test(test_context_limits),
+        cmocka_unit_test(test_bad_files),
+    };
+    return cmocka_run_group_tests_name("model", tests, setup, teardown);
+}
