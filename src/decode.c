@@ -109,7 +109,7 @@ static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greedy, vkllm_token *tokens)
 {
     if (!ctx) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode: context is NULL");
-    uint32_t n_out, max_context;
+    uint32_t n_out = 0, max_context = 0; /* set by validate; gcc -O3 cannot see it */
     VKLLM_TRY(validate(ctx, b, &n_out, &max_context));
     ctx->n_out_last = 0;
     if (n_out == 0 && greedy) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode_greedy: no row wants a token");

@@ -39,7 +39,7 @@ static vkllm_model *load(const char *path)
 static void free_model(vkllm_model *m)
 {
     uint32_t errors = vkr_device_validation_errors(m->dev);
-    free_model(m);
+    vkllm_model_free(m);
     if (errors) fail_msg("%u Vulkan validation errors", errors);
 }
 
