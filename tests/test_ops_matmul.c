@@ -68,7 +68,8 @@ static void test_tiled_matmul(void **state)
     th_ops()->tuning = own;
 }
 
-/* 33000 x 2048 F16 is 135 MB, above lavapipe's 128 MiB binding limit: bound in two row chunks. */
+/* 33000 x 2048 F16 is 135 MB, above lavapipe's 128 MiB binding limit: bound in two row chunks, by the
+ * mat-vec (n = 1) and the tiled mat-mul (n = 9, forced). */
 static void test_larger_than_binding(void **state)
 {
     const uint32_t rows = 33000, cols = 2048;
@@ -77,8 +78,15 @@ static void test_larger_than_binding(void **state)
         print_message("  maxStorageBufferRange %llu holds the matrix; not split\n",
                       (unsigned long long)th_ops()->caps->max_storage_buffer_range);
     }
+    static op_tuning tiled; /* static: outlives a failed check */
+    const op_tuning *own = th_ops()->tuning;
+    tiled = *own;
+    tiled.name = "tiled";
+    tiled.matmul_min_n = 9;
+    th_ops()->tuning = &tiled;
     static const uint32_t ns[] = {1, 9};
     th_check_matmul(QUANT_F16, rows, cols, ns, 2, bound());
+    th_ops()->tuning = own;
 }
 
 static void expect_error(vkllm_status got, vkllm_status want, const char *needle)

@@ -47,6 +47,11 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
     uint8_t *data = random_weights(&rng, type, rows, cols);
     ops_weight *w;
     th_check_status(ops_weight_create(th_ops(), type, rows, cols, data, &w), "ops_weight_create");
+    if (w->chunk_rows < rows) printf("  bound in chunks of %u rows\n", w->chunk_rows);
+    /* A matrix the device cannot bind whole must come in chunks that each fit. */
+    if ((uint64_t)rows * w->quant_row_bytes > th_ops()->caps->max_storage_buffer_range)
+        assert_true(w->chunk_rows < rows &&
+                    (uint64_t)w->chunk_rows * w->quant_row_bytes <= th_ops()->caps->max_storage_buffer_range);
 
     size_t x_n = (size_t)max_n * cols, y_n = (size_t)max_n * rows;
     float *x = malloc(sizeof *x * x_n), *ref = malloc(sizeof *ref * y_n), *got = malloc(sizeof *got * y_n);
