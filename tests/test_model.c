@@ -164,7 +164,8 @@ static int append(const char *piece, size_t len, void *user)
     return 1;
 }
 
-/* llama2.c's doc/stories260K.md: `./run stories260K.bin -z tok512.bin -t 0.0` (256 positions). */
+/* llama2.c's doc/stories260K.md: `./run stories260K.bin -z tok512.bin -t 0.0`: forward passes at positions
+ * 0..255, each printing the token it predicts, so 257 - n_prompt tokens after a prompt of n_prompt. */
 static const char llama2c_text[] =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she "
     "saw a big, red ball. She wanted to play with it, but it was too high.\n"
@@ -186,7 +187,7 @@ static void test_stories_greedy_matches_llama2c(void **state)
     vkllm_sampling greedy = vkllm_sampling_default();
     greedy.temperature = 0;
     vkllm_generate_stats stats;
-    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(256 - n_prompt), &greedy, append, &t, &stats), "generate");
+    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(257 - n_prompt), &greedy, append, &t, &stats), "generate");
     printf("  %u prompt tokens, %u generated; prompt %.1f ms, generation %.1f ms\n", stats.n_prompt, stats.n_generated,
            stats.prompt_ms, stats.generate_ms);
     if (strcmp(t.buf, llama2c_text) != 0) {
@@ -197,7 +198,7 @@ static void test_stories_greedy_matches_llama2c(void **state)
     /* Same again: the cached prefix is reused and the output does not change. */
     text again = {0};
     append(prompt, strlen(prompt), &again);
-    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(256 - n_prompt), &greedy, append, &again, NULL), "again");
+    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(257 - n_prompt), &greedy, append, &again, NULL), "again");
     assert_string_equal(again.buf, t.buf);
     vkllm_context_free(c);
     free_model(m);
@@ -342,7 +343,8 @@ static void wrong_shape(uint8_t *data, size_t size)
         }
 }
 
-static void unknown_type(uint8_t *data, size_t size)
+/* Sets the type id of blk.1.ffn_up.weight. */
+static void set_type(uint8_t *data, size_t size, uint32_t type)
 {
     const char *name = "blk.1.ffn_up.weight";
     size_t n = strlen(name);
@@ -350,17 +352,22 @@ static void unknown_type(uint8_t *data, size_t size)
         if (memcmp(data + i, name, n) == 0 && data[i - 8] == n) {
             uint32_t n_dims;
             memcpy(&n_dims, data + i + n, 4);
-            uint32_t type = 26; /* retired Q4_0_4_4: no block layout vkllm knows */
             memcpy(data + i + n + 4 + 8 * n_dims, &type, 4);
             return;
         }
 }
 
+static void integer_type(uint8_t *data, size_t size) { set_type(data, size, 26); /* ggml's I32 */ }
+static void unknown_type(uint8_t *data, size_t size) { set_type(data, size, 77); /* no ggml type */ }
+
+/* general.architecture = "llama" becomes "mamba": key, value type (u32 8 = string), length (u64), bytes. */
 static void unknown_arch(uint8_t *data, size_t size)
 {
-    for (size_t i = 0; i + 5 < size; i++)
-        if (memcmp(data + i, "llama", 5) == 0 && data[i - 8] == 5) {
-            memcpy(data + i, "mamba", 5);
+    const char *key = "general.architecture";
+    size_t n = strlen(key);
+    for (size_t i = 0; i + n + 17 < size; i++)
+        if (memcmp(data + i, key, n) == 0 && memcmp(data + i + n + 12, "llama", 5) == 0) {
+            memcpy(data + i + n + 12, "mamba", 5);
             return;
         }
 }
@@ -374,8 +381,9 @@ static void test_bad_files(void **state)
         {1000, NULL, VKLLM_ERROR_BAD_FORMAT, "bad.gguf"},
         {200000, NULL, VKLLM_ERROR_BAD_FORMAT, "past end"},
         {0, wrong_shape, VKLLM_ERROR_BAD_FORMAT, "blk.0.attn_q.weight"},
-        {0, unknown_type, VKLLM_ERROR_BAD_FORMAT, "type"},
-        {0, unknown_arch, VKLLM_ERROR_UNSUPPORTED, "mamba"},
+        {0, integer_type, VKLLM_ERROR_UNSUPPORTED, "I32"},
+        {0, unknown_type, VKLLM_ERROR_BAD_FORMAT, "77"},
+        {0, unknown_arch, VKLLM_ERROR_UNSUPPORTED, "architecture 'mamba'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         write_edited(path, cases[i].keep, cases[i].edit);
