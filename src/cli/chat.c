@@ -67,6 +67,7 @@ static int turn(vkllm_model *model, vkllm_context *ctx, const cli_options *o, co
     if (st == VKLLM_OK) st = vkllm_generate(ctx, prompt, 1, (uint32_t)o->n_predict, &o->sampling, collect, &r, &stats);
     vkllm_free(prompt);
     printf("\n");
+    fflush(stdout);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm chat: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
         free(r.text);
