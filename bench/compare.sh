@@ -172,7 +172,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) p
 device_of() { cat "$work/device.$1" 2>/dev/null || echo "?"; }
 
 echo
-echo "vkllm: $(device_of vkllm); llama.cpp Vulkan: $(device_of vulkan); llama.cpp CPU: $(device_of cpu), $threads threads"
+echo "vkllm: $(device_of vkllm); llama.cpp Vulkan: $(device_of vulkan); llama.cpp CPU: $(device_of cpu), -t $threads"
 echo "median tokens/s of $rounds rounds (each: vkllm, llama.cpp Vulkan, llama.cpp CPU, one run after a warm-up)"
 echo
 echo "| model | type | test | vkllm | llama.cpp Vulkan | vkllm / Vulkan | llama.cpp CPU | vkllm / CPU |"
