@@ -26,8 +26,10 @@
 layout(constant_id = 1) const uint ROWS = 8;  // rows per invocation group
 layout(constant_id = 2) const uint SPLIT = 1; // invocations per invocation group (power of two)
 layout(constant_id = 3) const uint NCOL = 1;  // columns of x per dispatch (1..8)
+layout(constant_id = 4) const bool X_ALIGNED = true; // cols % 8 == 0 (only the float types allow others)
 
-layout(std430, binding = 2) readonly buffer X { float x[]; };   // [n][cols]
+layout(std430, binding = 2) readonly buffer X { float x[]; };    // [n][cols]
+layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };  // the same floats, 4 by 4
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };  // [n][y_stride]
 
 layout(push_constant) uniform Push {
@@ -49,14 +51,24 @@ shared float partial[gl_WorkGroupSize.x * ROWS * NCOL];
 #endif
 
 // Element k of column `col` of x.
-float x_at(uint col, uint k)
+// Elements k..k+7 of column col of x.  The loop counters make every address here differ per lane as far as
+// lavapipe knows, so each load is a gather of one value per lane: two aligned vec4 loads cost 4x fewer
+// gathers than eight floats (measured 1.6x faster for Q4_0 with 8 columns).
+void load_x8(uint col, uint k, out vec4 l, out vec4 h)
 {
+    const uint i = col * p.cols + k;
 #if defined(PADDED_ROWS)
-    // The last group of a row may run past cols (zero weights); keep the read inside x.
-    return k < p.cols ? x[col * p.cols + k] : 0.0;
-#else
-    return x[col * p.cols + k];
+    // The last group of a row may run past cols (zero weights), and odd cols misalign the vec4s.
+    if (!X_ALIGNED) {
+        float v[8];
+        [[unroll]] for (uint e = 0; e < 8u; e++) v[e] = k + e < p.cols ? x[i + e] : 0.0;
+        l = vec4(v[0], v[1], v[2], v[3]);
+        h = vec4(v[4], v[5], v[6], v[7]);
+        return;
+    }
 #endif
+    l = x4[i / 4u];
+    h = x4[i / 4u + 1u];
 }
 
 void main()
@@ -76,21 +88,20 @@ void main()
     for (uint g = sub; g < p.groups; g += SPLIT) {
         Group grp[ROWS];
         [[unroll]] for (uint r = 0; r < ROWS; r++) grp[r] = load_group(base[r] + g);
-        // Not unrolled: the body is already ROWS x NCOL wide, and unrolling it CHUNKS times more only
-        // multiplies LLVM compile time on lavapipe.
-        [[dont_unroll]] for (uint j = 0; j < CHUNKS; j++) {
+        // Unrolled so that the chunk's word of the group is a constant index (measured on lavapipe: Q4_0
+        // n = 1 1.3x, F16 with 8 columns 1.4x faster, at a longer LLVM compile).
+        [[unroll]] for (uint j = 0; j < CHUNKS; j++) {
             const uint k = g * GROUP + 8u * j;
             XVEC xl[NCOL], xh[NCOL];
-#if defined(HAS_MIN)
+#if defined(HAS_MIN) && defined(FP16)
             float xsum[NCOL];
 #endif
             [[unroll]] for (uint c = 0; c < NCOL; c++) {
-                const uint col = col0 + c;
-                vec4 l = vec4(x_at(col, k), x_at(col, k + 1u), x_at(col, k + 2u), x_at(col, k + 3u));
-                vec4 h = vec4(x_at(col, k + 4u), x_at(col, k + 5u), x_at(col, k + 6u), x_at(col, k + 7u));
+                vec4 l, h;
+                load_x8(col0 + c, k, l, h);
                 xl[c] = XVEC(l);
                 xh[c] = XVEC(h);
-#if defined(HAS_MIN)
+#if defined(HAS_MIN) && defined(FP16)
                 xsum[c] = dot(l + h, vec4(1.0));
 #endif
             }
@@ -98,6 +109,23 @@ void main()
                 vec4 lo, hi;
                 float s, m;
                 chunk(grp[r], j, lo, hi, s, m);
+#if !defined(FP16)
+                // The weights scaled once, then one fma per weight and column: on lavapipe (lanes = rows)
+                // this is 8 fmas per column where dot products and the scale took twice the instructions.
+                lo = fma(lo, vec4(s), vec4(m));
+                hi = fma(hi, vec4(s), vec4(m));
+                [[unroll]] for (uint c = 0; c < NCOL; c++) {
+                    float a = acc[r][c];
+                    a = fma(lo.x, xl[c].x, a);
+                    a = fma(lo.y, xl[c].y, a);
+                    a = fma(lo.z, xl[c].z, a);
+                    a = fma(lo.w, xl[c].w, a);
+                    a = fma(hi.x, xh[c].x, a);
+                    a = fma(hi.y, xh[c].y, a);
+                    a = fma(hi.z, xh[c].z, a);
+                    acc[r][c] = fma(hi.w, xh[c].w, a);
+                }
+#else
                 XVEC ql = XVEC(lo), qh = XVEC(hi);
                 [[unroll]] for (uint c = 0; c < NCOL; c++) {
                     float d = float(dot(ql, xl[c]) + dot(qh, xh[c]));
@@ -107,6 +135,7 @@ void main()
                     acc[r][c] += s * d;
 #endif
                 }
+#endif
             }
         }
     }

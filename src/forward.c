@@ -1,6 +1,7 @@
 /* The llama-family forward pass, recorded once per batch shape (see context.h) and replayed.  Read top to
  * bottom it is the model: embedding, then per layer RMSNorm -> Q/K/V -> RoPE -> KV write -> flash
- * attention -> output projection + residual -> RMSNorm -> SwiGLU FFN + residual; then the final norm on
+ * attention -> output projection + residual -> RMSNorm -> SwiGLU FFN + residual (each residual add runs
+ * inside the RMSNorm after it, the last one on its own); then the final norm on
  * the rows that want logits, the LM head, and (greedy) argmax. */
 #include "context.h"
 
@@ -36,7 +37,11 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     ops_context *ops = m->ops;
     uint32_t n = s->n_tokens, qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
 
-    VKLLM_TRY(ops_rms_norm_f32(ops, seq, W(ctx->x), W(L->attn_norm), W(ctx->h), n, c->n_embd, c->rms_eps));
+    if (l == 0)
+        VKLLM_TRY(ops_rms_norm_f32(ops, seq, W(ctx->x), W(L->attn_norm), W(ctx->h), n, c->n_embd, c->rms_eps));
+    else /* the previous layer's FFN output joins the residual here */
+        VKLLM_TRY(ops_add_rms_norm_f32(ops, seq, W(ctx->x), W(ctx->o), W(L->attn_norm), W(ctx->h), n, c->n_embd,
+                                       c->rms_eps));
     VKLLM_TRY(ops_matmul(ops, seq, L->wq, W(ctx->h), W(ctx->q), n));
     VKLLM_TRY(ops_matmul(ops, seq, L->wk, W(ctx->h), W(ctx->k), n));
     VKLLM_TRY(ops_matmul(ops, seq, L->wv, W(ctx->h), W(ctx->v), n));
@@ -55,8 +60,7 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
                                  .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv};
     VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]), W(ctx->page_table),
                                   W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));
-    VKLLM_TRY(ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n));
-    return ops_binary_f32(ops, seq, OPS_ADD, W(ctx->x), W(ctx->o), W(ctx->x), n * c->n_embd, n * c->n_embd);
+    return ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n); /* added to x by the FFN's norm */
 }
 
 static vkllm_status ffn_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l, const forward_shape *s)
@@ -67,12 +71,12 @@ static vkllm_status ffn_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l,
     ops_context *ops = m->ops;
     uint32_t n = s->n_tokens;
 
-    VKLLM_TRY(ops_rms_norm_f32(ops, seq, W(ctx->x), W(L->ffn_norm), W(ctx->h), n, c->n_embd, c->rms_eps));
+    VKLLM_TRY(ops_add_rms_norm_f32(ops, seq, W(ctx->x), W(ctx->o), W(L->ffn_norm), W(ctx->h), n, c->n_embd,
+                                   c->rms_eps));
     VKLLM_TRY(ops_matmul(ops, seq, L->w_gate, W(ctx->h), W(ctx->gate), n));
     VKLLM_TRY(ops_matmul(ops, seq, L->w_up, W(ctx->h), W(ctx->up), n));
     VKLLM_TRY(ops_swiglu_f32(ops, seq, W(ctx->gate), W(ctx->up), W(ctx->act), n * c->n_ff));
-    VKLLM_TRY(ops_matmul(ops, seq, L->w_down, W(ctx->act), W(ctx->o), n));
-    return ops_binary_f32(ops, seq, OPS_ADD, W(ctx->x), W(ctx->o), W(ctx->x), n * c->n_embd, n * c->n_embd);
+    return ops_matmul(ops, seq, L->w_down, W(ctx->act), W(ctx->o), n); /* added by the next norm */
 }
 
 /* Final norm and LM head on the rows that want logits; greedy: argmax on the device. */
@@ -105,6 +109,8 @@ vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward
         VKLLM_TRY(attention_block(ctx, seq, l, s));
         VKLLM_TRY(ffn_block(ctx, seq, l, s));
     }
+    uint32_t n_x = s->n_tokens * m->cfg.n_embd; /* the last layer's FFN output */
+    VKLLM_TRY(ops_binary_f32(m->ops, seq, OPS_ADD, W(ctx->x), W(ctx->o), W(ctx->x), n_x, n_x));
     VKLLM_TRY(head(ctx, seq, s));
     return vkr_sequence_end(seq);
 }

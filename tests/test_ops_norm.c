@@ -1,6 +1,7 @@
 /* RMSNorm (fused with its weight) against a double-precision C reference, in both reduction variants:
  * subgroup arithmetic (where the device has it) and the shared-memory tree (VKLLM_DISABLE_SUBGROUP=1). */
 #include <math.h>
+#include <stdlib.h>
 
 #include "harness.h"
 
@@ -42,6 +43,52 @@ static const th_shape rms_shapes[] = {
  * room for devices whose inversesqrt is 2 ulp. */
 static const th_op rms_op = {"rms_norm", 1e-11, 2, {TH_F32, TH_F32}, TH_F32, rms_sizes, NULL, rms_ref, rms_record};
 
+/* The residual add fused before the norm: inputs x, add [rows][cols], w [cols]. */
+static void add_sizes(const th_shape *s, size_t in[TH_MAX_INPUTS], size_t *out)
+{
+    in[0] = in[1] = (size_t)s->d[0] * s->d[1];
+    in[2] = s->d[1];
+    *out = in[0];
+}
+
+/* x + add as the device rounds it (one float add). */
+static void residual_sum(const th_shape *s, const void *const in[TH_MAX_INPUTS], float *sum)
+{
+    const float *x = in[0], *a = in[1];
+    for (size_t i = 0; i < (size_t)s->d[0] * s->d[1]; i++) sum[i] = x[i] + a[i];
+}
+
+static void add_norm_ref(const th_shape *s, const void *const in[TH_MAX_INPUTS], float *out)
+{
+    float *sum = malloc((size_t)s->d[0] * s->d[1] * sizeof *sum);
+    assert_non_null(sum);
+    residual_sum(s, in, sum);
+    const void *const norm_in[TH_MAX_INPUTS] = {sum, in[2]};
+    rms_ref(s, norm_in, out);
+    free(sum);
+}
+
+static vkllm_status add_norm_record(ops_context *o, vkr_sequence *seq, const th_shape *s,
+                                    const vkr_range in[TH_MAX_INPUTS], vkr_range out)
+{
+    return ops_add_rms_norm_f32(o, seq, in[0], in[1], in[2], out, s->d[0], s->d[1], s->f[0]);
+}
+
+/* The updated x: the norm goes to out, then x is copied over it. */
+static void add_sum_ref(const th_shape *s, const void *const in[TH_MAX_INPUTS], float *out) { residual_sum(s, in, out); }
+
+static vkllm_status add_sum_record(ops_context *o, vkr_sequence *seq, const th_shape *s,
+                                   const vkr_range in[TH_MAX_INPUTS], vkr_range out)
+{
+    VKLLM_TRY(ops_add_rms_norm_f32(o, seq, in[0], in[1], in[2], out, s->d[0], s->d[1], s->f[0]));
+    return vkr_sequence_copy(seq, in[0], out);
+}
+
+static const th_op add_norm_op = {"add_rms_norm", 1e-11, 3, {TH_F32, TH_F32, TH_F32}, TH_F32, add_sizes, NULL,
+                                  add_norm_ref, add_norm_record};
+static const th_op add_sum_op = {"add_rms_norm (x)", 0, 3, {TH_F32, TH_F32, TH_F32}, TH_F32, add_sizes, NULL,
+                                 add_sum_ref, add_sum_record};
+
 /* Also at workgroup sizes of several subgroups, one not a power of two; those runs leave out the 70,000
  * rows (lavapipe runs a 256-wide group as 32 passes of 8 lanes: seconds). */
 static void check_rms_norm_all_sizes(void)
@@ -50,6 +97,9 @@ static void check_rms_norm_all_sizes(void)
     th_check_op(&rms_op, rms_shapes, n);
     th_check_op_wg(&rms_op, rms_shapes, n - 1, 24);
     th_check_op_wg(&rms_op, rms_shapes, n - 1, 256);
+    th_check_op(&add_norm_op, rms_shapes, n);
+    th_check_op(&add_sum_op, rms_shapes, n);
+    th_check_op_wg(&add_norm_op, rms_shapes, n - 1, 24);
 }
 
 static void test_rms_norm(void **state)
@@ -81,6 +131,8 @@ static void test_bad_shapes(void **state)
     assert_int_equal(ops_rms_norm_f32(o, seq, rx, rw, ro, 4, 4, -1.0f), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_int_equal(ops_rms_norm_f32(o, seq, rx, rw, ro, 1, 0xfffffff0u, 1e-6f), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "iterations"));
+    assert_int_equal(ops_add_rms_norm_f32(o, seq, rx, rw, rw, ro, 4, 4, 1e-6f), VKLLM_ERROR_INVALID_ARGUMENT); /* add */
+    assert_non_null(strstr(vkllm_last_error(), "add_rms_norm_f32"));
     assert_int_equal(vkr_sequence_dispatch_count(seq), 0);
     th_check_status(vkr_sequence_end(seq), "end");
     vkr_sequence_destroy(seq);

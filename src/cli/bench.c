@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "model.h"
 #include "vkllm.h"
 
 typedef struct bench_args {
     const char *model;
     uint32_t n_prompt, n_gen, reps;
     int json;
+    int profile; /* per-op GPU time tables of the pp and tg runs (VKLLM_PROFILE=1) */
 } bench_args;
 
 static double now_ms(void)
@@ -116,23 +118,36 @@ static vkllm_status measure_ttft(const char *model_path, double *cold, double *w
     return st;
 }
 
+/* The GPU time per op of the runs since the last call, to stderr (title NULL: discarded).  Timestamps
+ * around every dispatch slow the runs themselves: read shares, not the tokens/s of a profiled bench. */
+static void print_profile(vkllm_model *m, const char *title)
+{
+    if (!vkr_device_profiling(m->dev)) return;
+    FILE *out = title ? stderr : fopen("/dev/null", "w");
+    if (!out) return;
+    if (title) fprintf(stderr, "\n%s:\n", title);
+    vkr_device_print_profile(m->dev, out);
+    if (!title) fclose(out);
+}
+
 static int parse(int argc, char **argv, bench_args *a)
 {
     *a = (bench_args){.n_prompt = 512, .n_gen = 128, .reps = 5};
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--json")) a->json = 1;
+        else if (!strcmp(argv[i], "--profile")) a->profile = 1;
         else if (!strcmp(argv[i], "-m") && v) a->model = v, i++;
         else if (!strcmp(argv[i], "-p") && v) a->n_prompt = (uint32_t)atoi(v), i++;
         else if (!strcmp(argv[i], "-n") && v) a->n_gen = (uint32_t)atoi(v), i++;
         else if (!strcmp(argv[i], "-r") && v) a->reps = (uint32_t)atoi(v), i++;
         else {
-            fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json]\n");
+            fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile]\n");
             return -1;
         }
     }
     if (!a->model || a->reps == 0) {
-        fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json]\n");
+        fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile]\n");
         return -1;
     }
     return 0;
@@ -146,6 +161,7 @@ int cli_bench(int argc, char **argv)
     vkllm_status st = measure_ttft(a.model, &ttft_cold, &ttft_warm);
     vkllm_model *m = NULL;
     vkllm_context *c = NULL;
+    if (a.profile) setenv("VKLLM_PROFILE", "1", 1); /* read when the device is created */
     if (st == VKLLM_OK) st = vkllm_model_load(a.model, &m);
     vkllm_model_info info = {0};
     if (st == VKLLM_OK) vkllm_model_get_info(m, &info);
@@ -163,9 +179,12 @@ int cli_bench(int argc, char **argv)
     /* Warm-up records the command sequences of both shapes. */
     if (st == VKLLM_OK && a.n_prompt) st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms);
     if (st == VKLLM_OK && a.n_gen) st = run_tg(c, tokens, 2, &ms);
+    if (st == VKLLM_OK && a.profile) print_profile(m, NULL); /* drops the warm-up's timings */
     for (uint32_t r = 0; r < a.reps && st == VKLLM_OK; r++) {
         if (a.n_prompt && (st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms)) == VKLLM_OK) pp[r] = 1e3 * a.n_prompt / ms;
+        if (a.profile) print_profile(m, r + 1 == a.reps ? "pp, the last run" : NULL);
         if (st == VKLLM_OK && a.n_gen && (st = run_tg(c, tokens, a.n_gen, &ms)) == VKLLM_OK) tg[r] = 1e3 * a.n_gen / ms;
+        if (a.profile) print_profile(m, r + 1 == a.reps ? "tg, the last run (all its steps)" : NULL);
     }
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());

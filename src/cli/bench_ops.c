@@ -31,10 +31,14 @@ static const uint32_t bench_types[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT
                                        QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q2_K, QUANT_Q3_K,
                                        QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
 
+/* --cpu-time: the process's CPU time (all threads, lavapipe's workers included) instead of the wall clock:
+ * steadier on a machine shared with other jobs; on a CPU device it sums the worker threads' time. */
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double now_seconds(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(bench_clock, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -225,10 +229,11 @@ static bool parse_shapes(const char *text, bench_options *opt)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: vkllm bench-ops [--shapes small|large|RxC,...] [--types F16,Q4_0,...] [--batch N]\n"
-                 "                       [--runs N]\n"
+                 "                       [--runs N] [--cpu-time]\n"
                  "  --shapes  weight shapes, rows x cols (default: small on CPU devices, large on GPUs)\n"
                  "  --batch   columns of the mat-mul (default 128)\n"
-                 "  --runs    timed replays per measurement, median reported (default 5)\n");
+                 "  --runs    timed replays per measurement, median reported (default 5)\n"
+                 "  --cpu-time  time in process CPU seconds (steadier on a shared machine; sums worker threads)\n");
 }
 
 int cli_bench_ops(int argc, char **argv)
@@ -241,6 +246,7 @@ int cli_bench_ops(int argc, char **argv)
         else if (strcmp(argv[i], "--types") == 0 && value) opt.types = argv[++i];
         else if (strcmp(argv[i], "--batch") == 0 && value) opt.batch = (uint32_t)atoi(argv[++i]);
         else if (strcmp(argv[i], "--runs") == 0 && value) opt.runs = (uint32_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--cpu-time") == 0) bench_clock = CLOCK_PROCESS_CPUTIME_ID;
         else {
             usage(strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ? stdout : stderr);
             return strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ? 0 : 2;

@@ -72,9 +72,9 @@ static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const o
                                     uint32_t blocks)
 {
     const op_tuning *t = ops->tuning;
-    const uint32_t spec[4] = {t->matvec_wg, t->matvec_rows, t->matvec_split, ncol};
+    const uint32_t spec[5] = {t->matvec_wg, t->matvec_rows, t->matvec_split, ncol, w->cols % 8 == 0};
     const vkr_pipeline *p;
-    VKLLM_TRY(get_pipeline(ops, name, spec, 4, sg, &p));
+    VKLLM_TRY(get_pipeline(ops, name, spec, 5, sg, &p));
     uint32_t rows_per_wg = t->matvec_wg / t->matvec_split * t->matvec_rows;
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
         uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
@@ -86,7 +86,9 @@ static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const o
         uint32_t groups[3];
         vkr_groups_1d(ops->dev, vkr_div_up(rows, rows_per_wg), groups);
         groups[2] = blocks;
-        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matvec"));
+        char label[48]; /* the shape tells the profile's weights apart */
+        snprintf(label, sizeof label, "matvec %ux%u n%u", w->rows, w->cols, ncol * blocks);
+        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, label));
     }
     return VKLLM_OK;
 }

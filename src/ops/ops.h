@@ -40,6 +40,10 @@ vkllm_status ops_scale_f32(ops_context *ops, vkr_sequence *seq, vkr_range a, vkr
  * out[r][c] = x[r][c] / sqrt(mean_c(x[r][c]^2) + eps) * w[c]. */
 vkllm_status ops_rms_norm_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_range w, vkr_range out,
                               uint32_t rows, uint32_t cols, float eps);
+/* The residual add and the norm after it in one pass: x[r][c] += add[r][c] (x updated in place), then out as
+ * above from the sum.  add [rows][cols] F32 must not alias x or out. */
+vkllm_status ops_add_rms_norm_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_range add, vkr_range w,
+                                  vkr_range out, uint32_t rows, uint32_t cols, float eps);
 
 /* Softmax of each row of x * scale.  x, out [rows][cols] F32.  causal: row r sees the columns
  * c <= r + pos_offset and the others give 0 (pos_offset: the position of row 0 among the keys). */
