@@ -9,7 +9,7 @@
 
 static const char usage[] =
     "usage: vkllm chat [-m MODEL] [--template llama2|llama3|chatml|zephyr] [--system TEXT] [-n N]\n"
-    "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N]\n"
+    "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--kv f16|f32]\n"
     "  Type a message and press enter; an empty line or end of input ends the chat.\n";
 
 typedef struct reply {
@@ -83,20 +83,14 @@ int cli_chat(int argc, char **argv)
     cli_options o;
     int r = cli_parse_options(argc, argv, &o, usage);
     if (r) return r < 0 ? 2 : 0;
-    const char *path = cli_model_path(&o);
-    if (!path) return 1;
-    vkllm_model *model = NULL;
-    vkllm_context *ctx = NULL;
-    vkllm_status st = vkllm_model_load(path, &model);
-    vkllm_context_params cp = vkllm_context_default_params();
-    cp.n_ctx = o.n_ctx;
-    if (st == VKLLM_OK) st = vkllm_context_create(model, &cp, &ctx);
-    if (st == VKLLM_OK && !vkllm_chat_template_name(model, o.chat_template)) {
+    vkllm_model *model;
+    vkllm_context *ctx;
+    if (cli_open_model("chat", &o, &model, &ctx) != 0) return 1;
+    vkllm_status st = VKLLM_OK;
+    if (!vkllm_chat_template_name(model, o.chat_template)) {
         fprintf(stderr, "vkllm chat: %s; pass --template llama2|llama3|chatml|zephyr\n",
                 o.chat_template ? "unknown --template" : "the model has no chat template vkllm knows");
         st = VKLLM_ERROR_UNSUPPORTED;
-    } else if (st != VKLLM_OK) {
-        fprintf(stderr, "vkllm chat: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
     }
     conversation c = {0};
     if (st == VKLLM_OK && o.system && add(&c, "system", strdup(o.system)) != 0) st = VKLLM_ERROR_OUT_OF_HOST_MEMORY;

@@ -109,3 +109,23 @@ const char *cli_model_path(const cli_options *o)
                     "~/.local/share/vkllm/ (see README)\n");
     return NULL;
 }
+
+int cli_open_model(const char *command, const cli_options *o, vkllm_model **model, vkllm_context **ctx)
+{
+    *model = NULL;
+    *ctx = NULL;
+    const char *path = cli_model_path(o);
+    if (!path) return -1;
+    vkllm_status st = vkllm_model_load(path, model);
+    vkllm_context_params cp = vkllm_context_default_params();
+    cp.n_ctx = o->n_ctx;
+    cp.kv_type = o->kv_f32 ? VKLLM_KV_F32 : VKLLM_KV_F16;
+    if (st == VKLLM_OK) st = vkllm_context_create(*model, &cp, ctx);
+    if (st != VKLLM_OK) {
+        fprintf(stderr, "vkllm %s: %s: %s\n", command, vkllm_status_name(st), vkllm_last_error());
+        vkllm_model_free(*model);
+        *model = NULL;
+        return -1;
+    }
+    return 0;
+}

@@ -20,5 +20,8 @@ int cli_parse_options(int argc, char **argv, cli_options *o, const char *usage);
 /* The model file to load: -m, $VKLLM_MODEL, or the first existing default location; NULL if none (message
  * printed). */
 const char *cli_model_path(const cli_options *o);
+/* Loads the model cli_model_path names and a context with --ctx and --kv.  On failure it prints
+ * "vkllm COMMAND: ..." and returns -1 with *model and *ctx NULL. */
+int cli_open_model(const char *command, const cli_options *o, vkllm_model **model, vkllm_context **ctx);
 
 #endif

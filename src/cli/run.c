@@ -26,21 +26,13 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "vkllm run: -p PROMPT is required\n%s", usage);
         return 2;
     }
-    const char *path = cli_model_path(&o);
-    if (!path) return 1;
-    vkllm_model *model = NULL;
-    vkllm_context *ctx = NULL;
-    vkllm_status st = vkllm_model_load(path, &model);
-    vkllm_context_params cp = vkllm_context_default_params();
-    cp.n_ctx = o.n_ctx;
-    cp.kv_type = o.kv_f32 ? VKLLM_KV_F32 : VKLLM_KV_F16;
-    if (st == VKLLM_OK) st = vkllm_context_create(model, &cp, &ctx);
+    vkllm_model *model;
+    vkllm_context *ctx;
+    if (cli_open_model("run", &o, &model, &ctx) != 0) return 1;
     vkllm_generate_stats stats = {0};
-    if (st == VKLLM_OK) {
-        fputs(o.prompt, stdout);
-        st = vkllm_generate(ctx, o.prompt, 0, (uint32_t)o.n_predict, &o.sampling, print_piece, NULL, &stats);
-        fputc('\n', stdout);
-    }
+    fputs(o.prompt, stdout);
+    vkllm_status st = vkllm_generate(ctx, o.prompt, 0, (uint32_t)o.n_predict, &o.sampling, print_piece, NULL, &stats);
+    fputc('\n', stdout);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm run: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
     } else {
