@@ -110,8 +110,9 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
     if (st == VKLLM_OK) st = create_cache(ctx);
     if (st == VKLLM_OK) st = create_inputs(ctx);
     if (st == VKLLM_OK) st = create_activations(ctx);
-    if (st == VKLLM_OK && !(ctx->history = malloc(ctx->params.n_ctx * sizeof *ctx->history)))
-        st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "context history");
+    if (st == VKLLM_OK && (!(ctx->history = malloc(ctx->params.n_ctx * sizeof *ctx->history)) ||
+                           !(ctx->next_len = malloc(ctx->params.n_seq_max * sizeof *ctx->next_len))))
+        st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "context history and scratch");
     if (st != VKLLM_OK) {
         vkllm_context_free(ctx);
         return st;
@@ -138,5 +139,6 @@ void vkllm_context_free(vkllm_context *ctx)
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) vkr_buffer_free(dev, all[i]);
     kv_pages_free(ctx->pages);
     free(ctx->history);
+    free(ctx->next_len);
     free(ctx);
 }

@@ -54,6 +54,7 @@ struct vkllm_context {
     vkr_buffer scratch;                  /* flash-attention split-K partials */
     vkr_buffer host_out;                 /* host-visible: logits rows, then argmax ids */
 
+    uint32_t *next_len;                  /* [n_seq_max] scratch of vkllm_decode: lengths after the batch */
     vkllm_token *history;                /* [n_ctx] tokens whose keys sequence 0 holds (vkllm_generate) */
     uint32_t n_history;
 

@@ -46,8 +46,7 @@ static vkllm_status validate(vkllm_context *ctx, const vkllm_batch *b, uint32_t 
 /* Positions must continue each sequence: a position past the cached length leaves a hole. */
 static vkllm_status map_pages(vkllm_context *ctx, const vkllm_batch *b)
 {
-    uint32_t *len = calloc(ctx->params.n_seq_max, sizeof *len);
-    if (!len) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "decode");
+    uint32_t *len = ctx->next_len;
     memcpy(len, ctx->pages->seq_len, ctx->params.n_seq_max * sizeof *len);
     vkllm_status st = VKLLM_OK;
     for (uint32_t i = 0; i < b->n_tokens && st == VKLLM_OK; i++) {
@@ -59,7 +58,6 @@ static vkllm_status map_pages(vkllm_context *ctx, const vkllm_batch *b)
             len[s]++;
     }
     for (uint32_t s = 0; s < ctx->params.n_seq_max && st == VKLLM_OK; s++) st = kv_pages_grow(ctx->pages, s, len[s]);
-    free(len);
     return st;
 }
 

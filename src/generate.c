@@ -23,14 +23,35 @@ static double now_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
+/* The per-token arrays of a batch of up to n_batch tokens of sequence 0, allocated once per generation. */
+typedef struct batch_arrays {
+    int32_t *pos;  /* [n_batch] */
+    int32_t *seq;  /* [n_batch], all 0 */
+    int8_t *want;  /* [n_batch], all 0 between calls */
+} batch_arrays;
+
+static vkllm_status batch_arrays_create(uint32_t n_batch, batch_arrays *a)
+{
+    a->pos = malloc(n_batch * sizeof *a->pos);
+    a->seq = calloc(n_batch, sizeof *a->seq);
+    a->want = calloc(n_batch, 1);
+    if (a->pos && a->seq && a->want) return VKLLM_OK;
+    return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "batch arrays for %u tokens", n_batch);
+}
+
+static void batch_arrays_free(batch_arrays *a)
+{
+    free(a->pos), free(a->seq), free(a->want);
+}
+
 /* Evaluates tokens at positions start.. of sequence 0 (recording them in the history); the last one yields
  * the next token. */
-static vkllm_status eval(vkllm_context *ctx, const vkllm_token *tokens, uint32_t n, uint32_t start, sampler *smp,
-                         vkllm_token *next)
+static vkllm_status eval(vkllm_context *ctx, batch_arrays *a, const vkllm_token *tokens, uint32_t n, uint32_t start,
+                         sampler *smp, vkllm_token *next)
 {
-    int32_t *pos = malloc(n * sizeof *pos), *seq = calloc(n, sizeof *seq);
-    int8_t *want = calloc(n, 1);
-    vkllm_status st = pos && seq && want ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "eval");
+    int32_t *pos = a->pos, *seq = a->seq;
+    int8_t *want = a->want;
+    vkllm_status st = VKLLM_OK;
     for (uint32_t done = 0; done < n && st == VKLLM_OK;) {
         uint32_t chunk = n - done < ctx->params.n_batch ? n - done : ctx->params.n_batch;
         for (uint32_t i = 0; i < chunk; i++) pos[i] = (int32_t)(start + done + i);
@@ -46,7 +67,6 @@ static vkllm_status eval(vkllm_context *ctx, const vkllm_token *tokens, uint32_t
         ctx->n_history = st == VKLLM_OK ? start + done + chunk : start + done;
         done += chunk;
     }
-    free(pos), free(seq), free(want);
     return st;
 }
 
@@ -59,8 +79,9 @@ static vkllm_status emit(vkllm_context *ctx, vkllm_token token, vkllm_piece_fn o
     return VKLLM_OK;
 }
 
-static vkllm_status generate(vkllm_context *ctx, const vkllm_token *prompt, uint32_t n_prompt, uint32_t n_predict,
-                             sampler *smp, vkllm_piece_fn on_piece, void *user, vkllm_generate_stats *stats)
+static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_token *prompt, uint32_t n_prompt,
+                             uint32_t n_predict, sampler *smp, vkllm_piece_fn on_piece, void *user,
+                             vkllm_generate_stats *stats)
 {
     double t0 = now_ms();
     vkllm_token next;
@@ -69,7 +90,7 @@ static vkllm_status generate(vkllm_context *ctx, const vkllm_token *prompt, uint
     uint32_t keep = 0;
     while (keep < ctx->n_history && keep + 1 < n_prompt && ctx->history[keep] == prompt[keep]) keep++;
     VKLLM_TRY(vkllm_seq_truncate(ctx, 0, keep));
-    VKLLM_TRY(eval(ctx, prompt + keep, n_prompt - keep, keep, smp, &next));
+    VKLLM_TRY(eval(ctx, a, prompt + keep, n_prompt - keep, keep, smp, &next));
     double t1 = now_ms();
     stats->prompt_ms = t1 - t0;
     uint32_t pos = n_prompt;
@@ -84,7 +105,7 @@ static vkllm_status generate(vkllm_context *ctx, const vkllm_token *prompt, uint
         if (smp) VKLLM_TRY(sampler_accept(smp, next));
         if (stop || stats->n_generated == n_predict || pos >= ctx->params.n_ctx) break;
         vkllm_token input = next;
-        VKLLM_TRY(eval(ctx, &input, 1, pos++, smp, &next));
+        VKLLM_TRY(eval(ctx, a, &input, 1, pos++, smp, &next));
         stats->n_decode++;
     }
     stats->generate_ms = now_ms() - t1;
@@ -115,7 +136,10 @@ vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_sp
         st = sampler_create(&p, (int32_t)ctx->model->cfg.n_vocab, &smp);
     }
     stats.n_prompt = (uint32_t)n;
-    if (st == VKLLM_OK) st = generate(ctx, tokens, (uint32_t)n, n_predict, smp, on_piece, user, &stats);
+    batch_arrays arrays = {0};
+    if (st == VKLLM_OK) st = batch_arrays_create(ctx->params.n_batch, &arrays);
+    if (st == VKLLM_OK) st = generate(ctx, &arrays, tokens, (uint32_t)n, n_predict, smp, on_piece, user, &stats);
+    batch_arrays_free(&arrays);
     sampler_free(smp);
     free(tokens);
     if (stats_out) *stats_out = stats;
