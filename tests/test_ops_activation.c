@@ -82,9 +82,7 @@ static void test_bad_shapes(void **state)
 {
     ops_context *o = th_ops();
     vkr_buffer a = th_alloc(64), b = th_alloc(32), out = th_alloc(64);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     vkr_range ra = vkr_whole(&a), rb = vkr_whole(&b), ro = vkr_whole(&out);
     assert_int_equal(ops_swiglu_f32(o, seq, ra, rb, ro, 0), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "swiglu_f32"));
@@ -94,8 +92,7 @@ static void test_bad_shapes(void **state)
     assert_int_equal(ops_gelu_f32(o, seq, ra, rb, 16), VKLLM_ERROR_INVALID_ARGUMENT); /* out holds 8 */
     assert_non_null(strstr(vkllm_last_error(), "gelu_f32"));
     assert_int_equal(vkr_sequence_dispatch_count(seq), 0);
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&a), th_free(&b), th_free(&out);
 }
 

@@ -79,9 +79,7 @@ static void test_bad_shapes(void **state)
 {
     ops_context *o = th_ops();
     vkr_buffer x = th_alloc(64), out = th_alloc(8);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     vkr_range rx = vkr_whole(&x), ro = vkr_whole(&out);
     assert_int_equal(ops_argmax_f32(o, seq, rx, ro, 0, 4), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "argmax_f32"));
@@ -90,8 +88,7 @@ static void test_bad_shapes(void **state)
     assert_int_equal(ops_argmax_f32(o, seq, rx, ro, 2, 9), VKLLM_ERROR_INVALID_ARGUMENT); /* x holds 16 */
     assert_int_equal(ops_argmax_f32(o, seq, rx, ro, 1, 0x80000000u), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_int_equal(vkr_sequence_dispatch_count(seq), 0);
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&x), th_free(&out);
 }
 

@@ -145,9 +145,7 @@ static uint32_t run_case(const attn_case *c, bool f16, uint32_t page_size)
     th_rng rng = {c->head_dim * 131ull + c->n_heads * 17ull + c->n_kv_heads + c->tok[0].pos * 7ull + f16};
     attn_fixture f;
     fixture_create(&f, c, f16, page_size, &rng);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     th_check_status(record_attention(seq, &f), "ops_flash_attention");
     th_check_status(vkr_sequence_end(seq), "end");
     th_check_status(vkr_sequence_run(seq), "run");
@@ -245,9 +243,7 @@ static void write_history(attn_fixture *f, uint32_t from, uint32_t to)
     vkr_buffer b_tokens = th_upload(tokens, sizeof(int32_t) * 2 * n);
     vkr_buffer b_k = th_upload(f->k_hist + from * row, sizeof(float) * n * row);
     vkr_buffer b_v = th_upload(f->v_hist + from * row, sizeof(float) * n * row);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     th_check_status(ops_kv_write(th_ops(), seq, vkr_whole(&b_k), vkr_whole(&b_v), vkr_whole(&b_tokens),
                                  vkr_whole(&f->b_table), vkr_whole(&f->b_k), vkr_whole(&f->b_v), n, kv),
                     "ops_kv_write");
@@ -274,9 +270,7 @@ static void test_replay(void **state)
         /* Start from a cache of zeros: only what ops_kv_write stores counts. */
         th_check_status(vkr_fill(th_device(), &f.b_k, 0, f.b_k.size, 0), "fill");
         th_check_status(vkr_fill(th_device(), &f.b_v, 0, f.b_v.size, 0), "fill");
-        vkr_sequence *seq;
-        th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-        th_check_status(vkr_sequence_begin(seq), "begin");
+        vkr_sequence *seq = th_begin();
         th_check_status(record_attention(seq, &f), "ops_flash_attention");
         th_check_status(vkr_sequence_end(seq), "end");
         printf("replay with max_context %u: %u split(s)\n", f.shape.max_context,
@@ -312,9 +306,7 @@ static void test_decode_time(void **state)
         const attn_case c = {8, 8, 64, DECODE(0, 511)};
         attn_fixture f;
         fixture_create(&f, &c, f16, 16, &rng);
-        vkr_sequence *seq;
-        th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-        th_check_status(vkr_sequence_begin(seq), "begin");
+        vkr_sequence *seq = th_begin();
         th_check_status(record_attention(seq, &f), "ops_flash_attention");
         th_check_status(vkr_sequence_end(seq), "end");
         th_check_status(vkr_sequence_run(seq), "warm-up");
@@ -335,9 +327,7 @@ static void test_attention_bad_shapes(void **state)
     ops_context *o = th_ops();
     vkr_buffer buf = th_alloc(1 << 16);
     vkr_range r = vkr_whole(&buf);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     ops_attention_shape s = {.n_tokens = 2, .n_heads = 4, .max_context = 32, .scale = 0.125f,
                              .kv = {.n_pages = 2, .n_kv_heads = 2, .head_dim = 64, .page_size = 16, .n_seqs = 1,
                                     .max_pages_per_seq = 2}};
@@ -363,8 +353,7 @@ static void test_attention_bad_shapes(void **state)
     assert_true(ops_attention_scratch_bytes(o, &bad) > 0);
     assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, none, r, &bad), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "scratch"));
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&buf);
 }
 

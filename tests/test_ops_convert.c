@@ -101,9 +101,7 @@ static void run_convert(bool to_f16, const void *src, size_t src_bytes, void *ds
 {
     vkr_buffer in = th_upload(src, src_bytes), out = th_alloc(dst_bytes);
     th_check_status(vkr_fill(th_device(), &out, 0, dst_bytes, 0xdeadbeefu), "poison");
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     th_check_status(to_f16 ? ops_f32_to_f16(th_ops(), seq, vkr_whole(&in), vkr_whole(&out), n)
                            : ops_f16_to_f32(th_ops(), seq, vkr_whole(&in), vkr_whole(&out), n),
                     "convert");
@@ -163,9 +161,7 @@ static void test_bad_shapes(void **state)
 {
     ops_context *o = th_ops();
     vkr_buffer a = th_alloc(28), b = th_alloc(12);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     vkr_range ra = vkr_whole(&a), rb = vkr_whole(&b);
     assert_int_equal(ops_f32_to_f16(o, seq, ra, rb, 0), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "f32_to_f16"));
@@ -178,8 +174,7 @@ static void test_bad_shapes(void **state)
     assert_int_equal(vkr_sequence_dispatch_count(seq), 0);
     /* Odd n, whole words: fine. */
     th_check_status(ops_f32_to_f16(o, seq, ra, rb, 5), "f32_to_f16 n=5");
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&a), th_free(&b);
 }
 

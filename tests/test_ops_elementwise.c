@@ -79,17 +79,14 @@ static void test_bad_shapes(void **state)
 {
     ops_context *o = th_ops();
     vkr_buffer a = th_alloc(64), b = th_alloc(64);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     /* b_len must divide n; operands must hold the shape. */
     assert_int_equal(ops_binary_f32(o, seq, OPS_ADD, vkr_whole(&a), vkr_whole(&b), vkr_whole(&a), 16, 5),
                      VKLLM_ERROR_INVALID_ARGUMENT);
     assert_int_equal(ops_binary_f32(o, seq, OPS_ADD, vkr_whole(&a), vkr_whole(&b), vkr_whole(&a), 17, 17),
                      VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "add_f32"));
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&a);
     th_free(&b);
 }

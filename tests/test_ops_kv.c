@@ -51,9 +51,7 @@ static void run_case(const kv_case *c, bool f16)
     vkr_buffer b_v = th_upload(v_new, sizeof(float) * row * c->n_tokens);
     vkr_buffer b_tokens = th_upload(tokens, sizeof(int32_t) * 2 * c->n_tokens);
     vkr_buffer b_table = th_upload(table, sizeof(int32_t) * c->n_seqs * c->max_pages_per_seq);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     th_check_status(ops_kv_write(th_ops(), seq, vkr_whole(&b_k), vkr_whole(&b_v), vkr_whole(&b_tokens),
                                  vkr_whole(&b_table), vkr_whole(&k_cache), vkr_whole(&v_cache), c->n_tokens, &kv),
                     "ops_kv_write");
@@ -107,9 +105,7 @@ static void test_kv_bad_shapes(void **state)
     ops_context *o = th_ops();
     vkr_buffer buf = th_alloc(4096);
     vkr_range r = vkr_whole(&buf);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     ops_kv_layout kv = {.n_pages = 2, .n_kv_heads = 2, .head_dim = 8, .page_size = 16, .n_seqs = 1,
                         .max_pages_per_seq = 2};
     th_check_status(ops_kv_write(o, seq, r, r, r, r, r, r, 4, &kv), "a valid shape");
@@ -130,8 +126,7 @@ static void test_kv_bad_shapes(void **state)
     assert_int_equal(ops_kv_write(o, seq, r, r, r, r, r, r, 4, &bad), VKLLM_ERROR_UNSUPPORTED);
     assert_non_null(strstr(vkllm_last_error(), "maxStorageBufferRange"));
     assert_int_equal(ops_kv_write(o, seq, r, r, r, r, r, r, 0, &kv), VKLLM_ERROR_INVALID_ARGUMENT);
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&buf);
 }
 

@@ -111,15 +111,12 @@ static void test_bad_shapes(void **state)
 
     th_check_status(ops_weight_create(o, QUANT_Q8_0, 4, 32, data, &w), "ops_weight_create");
     vkr_buffer x = th_alloc(4 * 32 * 2), y = th_alloc(4 * 4 * 2);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     expect_error(ops_matmul(o, seq, w, vkr_whole(&x), vkr_whole(&y), 0), VKLLM_ERROR_INVALID_ARGUMENT, "n is 0");
     expect_error(ops_matmul(o, seq, w, vkr_whole(&x), vkr_whole(&y), 3), VKLLM_ERROR_INVALID_ARGUMENT, "x holds");
     expect_error(ops_matmul(o, seq, NULL, vkr_whole(&x), vkr_whole(&y), 1), VKLLM_ERROR_INVALID_ARGUMENT, "weight");
     th_check_status(ops_matmul(o, seq, w, vkr_whole(&x), vkr_whole(&y), 2), "n = 2 fits");
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&x);
     th_free(&y);
     ops_weight_free(o, w);

@@ -119,9 +119,7 @@ static void test_bad_shapes(void **state)
 {
     ops_context *o = th_ops();
     vkr_buffer x = th_alloc(64), w = th_alloc(16), out = th_alloc(64);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     vkr_range rx = vkr_whole(&x), rw = vkr_whole(&w), ro = vkr_whole(&out);
     assert_int_equal(ops_rms_norm_f32(o, seq, rx, rw, ro, 0, 4, 1e-6f), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "rms_norm_f32"));
@@ -134,8 +132,7 @@ static void test_bad_shapes(void **state)
     assert_int_equal(ops_add_rms_norm_f32(o, seq, rx, rw, rw, ro, 4, 4, 1e-6f), VKLLM_ERROR_INVALID_ARGUMENT); /* add */
     assert_non_null(strstr(vkllm_last_error(), "add_rms_norm_f32"));
     assert_int_equal(vkr_sequence_dispatch_count(seq), 0);
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&x), th_free(&w), th_free(&out);
 }
 

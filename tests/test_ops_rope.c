@@ -101,9 +101,7 @@ static void test_bad_shapes(void **state)
 {
     ops_context *o = th_ops();
     vkr_buffer x = th_alloc(4 * 64), pos = th_alloc(16), out = th_alloc(4 * 64);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     vkr_range rx = vkr_whole(&x), rp = vkr_whole(&pos), ro = vkr_whole(&out);
     ops_rope_params p = {OPS_ROPE_NORMAL, 8, 10000.0f, 1.0f};
     assert_int_equal(ops_rope_f32(o, seq, rx, rp, ro, 4, 2, 7, &p), VKLLM_ERROR_INVALID_ARGUMENT); /* odd dim */
@@ -123,8 +121,7 @@ static void test_bad_shapes(void **state)
     p.mode = OPS_ROPE_NEOX, p.freq_base = 0.0f;
     assert_int_equal(ops_rope_f32(o, seq, rx, rp, ro, 4, 2, 8, &p), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_int_equal(vkr_sequence_dispatch_count(seq), 0);
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&x), th_free(&pos), th_free(&out);
 }
 

@@ -130,9 +130,7 @@ static void test_bad_shapes(void **state)
 {
     ops_context *o = th_ops();
     vkr_buffer table = th_alloc(4 * 60), ids = th_alloc(16), out = th_alloc(4 * 60);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     vkr_range rt = vkr_whole(&table), ri = vkr_whole(&ids), ro = vkr_whole(&out);
     assert_int_equal(ops_get_rows(o, seq, QUANT_F32, rt, ri, ro, 0, 6, 4), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "get_rows"));
@@ -156,8 +154,7 @@ static void test_bad_shapes(void **state)
     o->caps = saved;
     assert_int_equal(vkr_sequence_dispatch_count(seq), 0);
     th_check_status(ops_get_rows(o, seq, QUANT_F16, vkr_sub(&table, 0, 240), ri, ro, 7, 17, 3), "7 x 17 F16");
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&table), th_free(&ids), th_free(&out);
 }
 

@@ -86,9 +86,7 @@ static void test_bad_shapes(void **state)
 {
     ops_context *o = th_ops();
     vkr_buffer x = th_alloc(64), out = th_alloc(32);
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     vkr_range rx = vkr_whole(&x), ro = vkr_whole(&out);
     assert_int_equal(ops_softmax_f32(o, seq, rx, ro, 0, 4, 1.0f, false, 0), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "softmax_f32"));
@@ -97,8 +95,7 @@ static void test_bad_shapes(void **state)
     assert_non_null(strstr(vkllm_last_error(), "out"));
     assert_int_equal(ops_softmax_f32(o, seq, rx, ro, 1, 0x7ffffff0u, 1.0f, false, 0), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_int_equal(vkr_sequence_dispatch_count(seq), 0);
-    th_check_status(vkr_sequence_end(seq), "end");
-    vkr_sequence_destroy(seq);
+    th_end_and_free(seq);
     th_free(&x), th_free(&out);
 }
 

@@ -99,6 +99,20 @@ void th_check_status(vkllm_status status, const char *what)
     if (status != VKLLM_OK) fail_msg("%s: %s: %s", what, vkllm_status_name(status), vkllm_last_error());
 }
 
+vkr_sequence *th_begin(void)
+{
+    vkr_sequence *seq;
+    th_check_status(vkr_sequence_create(th_device(), &seq), "vkr_sequence_create");
+    th_check_status(vkr_sequence_begin(seq), "vkr_sequence_begin");
+    return seq;
+}
+
+void th_end_and_free(vkr_sequence *seq)
+{
+    th_check_status(vkr_sequence_end(seq), "vkr_sequence_end");
+    vkr_sequence_destroy(seq);
+}
+
 vkr_buffer th_alloc(size_t bytes)
 {
     vkr_buffer b;

@@ -44,8 +44,11 @@ vkr_buffer th_alloc(size_t bytes);
 vkr_buffer th_upload(const void *data, size_t bytes);
 void th_download(const vkr_buffer *buffer, void *data, size_t bytes);
 void th_free(vkr_buffer *buffer);
-/* Records with fn, runs once, checks status. */
+/* Fails the test with the status name and message unless status is VKLLM_OK. */
 void th_check_status(vkllm_status status, const char *what);
+/* A new sequence, recording; th_end_and_free ends the recording without running it and destroys it. */
+vkr_sequence *th_begin(void);
+void th_end_and_free(vkr_sequence *seq);
 
 /* sum (ref-got)^2 / sum ref^2 (or the plain sum when ref is all zero); NaN anywhere gives INFINITY. */
 double th_nmse(const float *ref, const float *got, size_t n);

@@ -49,9 +49,7 @@ static void check_one(const th_op *op, const th_shape *s, uint64_t seed)
     vkr_buffer out_buf = th_alloc((out_bytes + 3) / 4 * 4);
     th_check_status(vkr_fill(th_device(), &out_buf, 0, out_buf.size, 0x7fc07fc0u), "poison output");
 
-    vkr_sequence *seq;
-    th_check_status(vkr_sequence_create(th_device(), &seq), "vkr_sequence_create");
-    th_check_status(vkr_sequence_begin(seq), "begin");
+    vkr_sequence *seq = th_begin();
     th_check_status(op->record(th_ops(), seq, s, in_range, vkr_whole(&out_buf)), op->name);
     th_check_status(vkr_sequence_end(seq), "end");
     th_check_status(vkr_sequence_run(seq), "run");
