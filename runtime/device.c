@@ -287,6 +287,7 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     caps->storage16 = f11.storageBuffer16BitAccess;
     caps->storage8 = f12.storageBuffer8BitAccess;
     caps->int8_arith = f12.shaderInt8;
+    caps->int64 = feats.features.shaderInt64;
     if (has_int_dot && dot_feat.shaderIntegerDotProduct) {
         caps->int_dot = true;
         caps->int_dot_accelerated = dot_props.integerDotProduct4x8BitPackedSignedAccelerated;
@@ -298,6 +299,7 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     if (env_flag("VKLLM_DISABLE_STORAGE8")) caps->storage8 = false;
     if (env_flag("VKLLM_DISABLE_INT_DOT")) caps->int_dot = caps->int_dot_accelerated = false;
     if (env_flag("VKLLM_DISABLE_SUBGROUP")) caps->subgroup_compute = false;
+    if (env_flag("VKLLM_DISABLE_INT64")) caps->int64 = false;
     caps->subgroup_arithmetic = caps->subgroup_compute && (caps->subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
 
     const VkPhysicalDeviceLimits *lim = &base.limits;
@@ -639,6 +641,7 @@ void vkr_caps_print(const vkr_caps *c, FILE *out)
             c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_CLUSTERED_BIT) ? "clustered" : "");
     fprintf(out, "  fp16 arithmetic          %s\n", c->fp16_arith ? "yes" : "no");
     fprintf(out, "  16-bit / 8-bit storage   %s / %s\n", c->storage16 ? "yes" : "no", c->storage8 ? "yes" : "no");
+    fprintf(out, "  64-bit integers          %s\n", c->int64 ? "yes" : "no");
     fprintf(out, "  integer dot product      %s%s\n", c->int_dot ? "yes" : "no",
             c->int_dot ? (c->int_dot_accelerated ? " (accelerated)" : " (not accelerated)") : "");
     fprintf(out, "  maxStorageBufferRange    %" PRIu64 "\n", c->max_storage_buffer_range);

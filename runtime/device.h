@@ -46,6 +46,7 @@ typedef struct vkr_caps {
     bool storage16;                 /* storageBuffer16BitAccess */
     bool storage8;                  /* storageBuffer8BitAccess */
     bool int8_arith;                /* shaderInt8 */
+    bool int64;                     /* shaderInt64 (64-bit loads in the CPU mat-vec) */
     bool int_dot;                   /* shaderIntegerDotProduct */
     bool int_dot_accelerated;       /* 4x8-bit packed signed dot product is accelerated */
 
@@ -78,6 +79,7 @@ vkllm_status vkr_list_devices(vkr_caps **caps, uint32_t *count, uint32_t *chosen
 /* Creates the device chosen by VKLLM_DEVICE (index or name substring) or else discrete > integrated >
  * virtual > CPU.  Environment: VKLLM_VALIDATION=1 enables the Khronos validation layer (its errors are
  * counted); VKLLM_DISABLE_F16, VKLLM_DISABLE_STORAGE16, VKLLM_DISABLE_STORAGE8, VKLLM_DISABLE_SUBGROUP,
+ * VKLLM_DISABLE_INT64,
  * VKLLM_DISABLE_INT_DOT force the fallbacks as if the device lacked the feature; VKLLM_PROFILE=1 collects
  * GPU timestamps per dispatch. */
 vkllm_status vkr_device_create(vkr_device **out);

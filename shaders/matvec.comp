@@ -12,6 +12,8 @@
 //     SUBGROUP: subgroupAdd, then shared memory across subgroups if SPLIT spans several; otherwise shared
 //     memory only.
 // FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.
+// WIDE_LOADS: weights and x read through 64-bit components (fewer per-lane loads on lavapipe; needs
+// shaderInt64).
 #extension GL_EXT_control_flow_attributes : require
 #if defined(FP16)
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -29,7 +31,17 @@ layout(constant_id = 3) const uint NCOL = 1;  // columns of x per dispatch (1..8
 layout(constant_id = 4) const bool X_ALIGNED = true; // cols % 8 == 0 (only the float types allow others)
 
 layout(std430, binding = 2) readonly buffer X { float x[]; };    // [n][cols]
+#if defined(WIDE_LOADS)
+layout(std430, binding = 2) readonly buffer X4 { u64vec2 x4[]; }; // the same floats, 4 by 4 (64-bit loads)
+vec4 x_quad(uint i)
+{
+    const u64vec2 v = x4[i];
+    return vec4(uintBitsToFloat(unpackUint2x32(v.x)), uintBitsToFloat(unpackUint2x32(v.y)));
+}
+#else
 layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };  // the same floats, 4 by 4
+vec4 x_quad(uint i) { return x4[i]; }
+#endif
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };  // [n][y_stride]
 
 layout(push_constant) uniform Push {
@@ -67,8 +79,8 @@ void load_x8(uint col, uint k, out vec4 l, out vec4 h)
         return;
     }
 #endif
-    l = x4[i / 4u];
-    h = x4[i / 4u + 1u];
+    l = x_quad(i / 4u);
+    h = x_quad(i / 4u + 1u);
 }
 
 void main()

@@ -1,8 +1,9 @@
 /* Every shader variant of ops_matmul on lavapipe: the GPU tuning rows (an invocation group per row pair,
  * reduced with subgroupAdd or through shared memory), f16 arithmetic, and each forced fallback
- * (VKLLM_DISABLE_F16 / _SUBGROUP / _STORAGE16 / _STORAGE8).  Variants per type: matvec_T, matvec_T_sg,
- * matvec_T_f16, matvec_T_sg_f16, matmul_T, matmul_T_f16 (the _f16 ones not for F32 and BF16); lavapipe's
- * own tuning (test_ops_matmul) covers matvec_T, and matmul_T where it forces the tiled mat-mul. */
+ * (VKLLM_DISABLE_F16 / _SUBGROUP / _STORAGE16 / _STORAGE8 / _INT64).  Variants per type: matvec_T,
+ * matvec_T_sg, matvec_T_wide, matvec_T_f16, matvec_T_sg_f16, matmul_T, matmul_T_f16 (the _f16 ones not for
+ * F32 and BF16); lavapipe's own tuning (test_ops_matmul) covers matvec_T_wide, and matmul_T where it forces
+ * the tiled mat-mul. */
 #include <stdlib.h>
 
 #include "matmul_check.h"
@@ -95,6 +96,17 @@ static void test_other_rows(void **state)
     check_all(main_types, sizeof main_types / sizeof *main_types, &cpu_f16);
 }
 
+/* The CPU row without 64-bit integers: matvec_T with one invocation per row group (32-bit loads). */
+static void test_cpu_row_no_int64(void **state)
+{
+    setenv("VKLLM_DISABLE_INT64", "1", 1);
+    set_env(NULL, NULL);
+    assert_false(th_ops()->caps->int64);
+    check_all(all_types, sizeof all_types / sizeof *all_types, tuning_row(TUNING_CPU));
+    unsetenv("VKLLM_DISABLE_INT64");
+    set_env(NULL, NULL);
+}
+
 /* The repacked layout reads 32-bit words only: nothing changes without 16- and 8-bit storage. */
 static void test_no_small_storage(void **state)
 {
@@ -116,6 +128,7 @@ int main(void)
         cmocka_unit_test(test_gpu_row_no_subgroup),
         cmocka_unit_test(test_gpu_row_no_subgroup_no_f16),
         cmocka_unit_test(test_other_rows),
+        cmocka_unit_test(test_cpu_row_no_int64),
         cmocka_unit_test(test_no_small_storage),
     };
     return TH_RUN("ops_matmul_variants", tests);

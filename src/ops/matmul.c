@@ -103,7 +103,9 @@ static vkllm_status record_matvec(ops_context *ops, vkr_sequence *seq, const ops
                           t->name, t->matvec_wg, t->matvec_split);
     uint32_t sg = subgroup_size_for(ops->caps, t->matvec_split);
     char name[64];
-    snprintf(name, sizeof name, "matvec_%s%s%s", w->format->name, sg ? "_sg" : "", use_fp16(ops, w) ? "_f16" : "");
+    bool fp16 = use_fp16(ops, w), wide = t->matvec_wide && ops->caps->int64 && !sg && !fp16;
+    snprintf(name, sizeof name, "matvec_%s%s%s%s", w->format->name, sg ? "_sg" : "", wide ? "_wide" : "",
+             fp16 ? "_f16" : "");
     uint32_t per_block = matvec_cols_per_pass(ops);
     uint32_t blocks = n / per_block, rest = n % per_block;
     if (blocks > ops->caps->max_workgroup_count[2])

@@ -21,15 +21,15 @@
  * F16), and few splits, as 2 worker threads are filled by the heads alone.
  * Columns in field order: name, elementwise_wg, row_wg, matvec_wg, matvec_rows, matvec_split, matmul_wg,
  * matmul_tile_m, _n, _k, attn_wg, attn_block_kv, attn_split_kv, attn_split_rows, matvec_cols, fp16,
- * matmul_min_n. */
+ * matmul_min_n, matvec_wide. */
 static const op_tuning table[TUNING_CLASS_COUNT] = {
-    [TUNING_CPU] = {"cpu", 64, 8, 8, 16, 1, 64, 16, 16, 16, 8, 8, 512, 32, 8, 0, UINT32_MAX},
-    [TUNING_NVIDIA] = {"nvidia", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9},
-    [TUNING_AMD_WAVE32] = {"amd-wave32", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9},
-    [TUNING_AMD_WAVE64] = {"amd-wave64", 256, 256, 256, 2, 64, 256, 64, 64, 16, 64, 128, 256, 2048, 8, 1, 9},
-    [TUNING_INTEL] = {"intel", 128, 128, 64, 2, 16, 128, 32, 32, 16, 16, 32, 256, 1024, 8, 1, 9},
-    [TUNING_APPLE] = {"apple", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 1024, 8, 1, 9},
-    [TUNING_UNKNOWN] = {"unknown", 128, 128, 64, 2, 16, 128, 32, 32, 16, 32, 64, 256, 1024, 8, 0, 9},
+    [TUNING_CPU] = {"cpu", 64, 8, 8, 16, 1, 64, 16, 16, 16, 8, 8, 512, 32, 8, 0, UINT32_MAX, 1},
+    [TUNING_NVIDIA] = {"nvidia", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0},
+    [TUNING_AMD_WAVE32] = {"amd-wave32", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0},
+    [TUNING_AMD_WAVE64] = {"amd-wave64", 256, 256, 256, 2, 64, 256, 64, 64, 16, 64, 128, 256, 2048, 8, 1, 9, 0},
+    [TUNING_INTEL] = {"intel", 128, 128, 64, 2, 16, 128, 32, 32, 16, 16, 32, 256, 1024, 8, 1, 9, 0},
+    [TUNING_APPLE] = {"apple", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 1024, 8, 1, 9, 0},
+    [TUNING_UNKNOWN] = {"unknown", 128, 128, 64, 2, 16, 128, 32, 32, 16, 32, 64, 256, 1024, 8, 0, 9, 0},
 };
 
 tuning_class tuning_class_of(const vkr_caps *caps)
