@@ -307,6 +307,7 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     caps->max_memory_allocation = p11.maxMemoryAllocationSize;
     caps->min_storage_offset_alignment = lim->minStorageBufferOffsetAlignment;
     caps->max_shared_memory = lim->maxComputeSharedMemorySize;
+    caps->max_storage_buffers = lim->maxPerStageDescriptorStorageBuffers;
     caps->max_workgroup_invocations = lim->maxComputeWorkGroupInvocations;
     memcpy(caps->max_workgroup_size, lim->maxComputeWorkGroupSize, sizeof caps->max_workgroup_size);
     memcpy(caps->max_workgroup_count, lim->maxComputeWorkGroupCount, sizeof caps->max_workgroup_count);

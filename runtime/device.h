@@ -54,6 +54,7 @@ typedef struct vkr_caps {
     uint64_t max_memory_allocation;
     uint64_t min_storage_offset_alignment;
     uint32_t max_shared_memory;
+    uint32_t max_storage_buffers;   /* maxPerStageDescriptorStorageBuffers */
     uint32_t max_workgroup_invocations;
     uint32_t max_workgroup_size[3];
     uint32_t max_workgroup_count[3];

@@ -24,6 +24,9 @@ static vkllm_status check_desc(const vkr_device *dev, const vkr_pipeline_desc *d
         d->push_size > 128 || strlen(d->shader) >= sizeof ((vkr_pipeline *)0)->shader_name)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "pipeline '%s': %u bindings, %u constants, %u push bytes",
                           d->shader ? d->shader : "(null)", d->n_bindings, d->n_spec, d->push_size);
+    if (d->n_bindings > dev->caps.max_storage_buffers)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "pipeline '%s' binds %u storage buffers; '%s' allows %u per stage",
+                          d->shader, d->n_bindings, dev->caps.name, dev->caps.max_storage_buffers);
     if (d->required_subgroup_size &&
         (!dev->caps.subgroup_size_control || d->required_subgroup_size < dev->caps.min_subgroup_size ||
          d->required_subgroup_size > dev->caps.max_subgroup_size))

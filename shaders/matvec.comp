@@ -14,6 +14,9 @@
 // FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.
 // WIDE_LOADS: weights and x read through 64-bit components (fewer per-lane loads on lavapipe; needs
 // shaderInt64).
+// Fused epilogues (rows come in pairs (2i, 2i+1), which one invocation group always holds, ROWS being even):
+//   STORE_SWIGLU: W stacks gate and up rows alternately; y[c][i] = silu(gate_i) * up_i, y_stride = rows / 2.
+//   STORE_QKV: W stacks Q, K and V; pairs go through qkv_store.glsl (bias, RoPE, Q out, paged KV cache).
 #extension GL_EXT_control_flow_attributes : require
 #if defined(FP16)
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -42,7 +45,12 @@ vec4 x_quad(uint i)
 layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };  // the same floats, 4 by 4
 vec4 x_quad(uint i) { return x4[i]; }
 #endif
+#if defined(STORE_QKV)
+#define QKV_BINDING 3
+#include "qkv_store.glsl"
+#else
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };  // [n][y_stride]
+#endif
 
 layout(push_constant) uniform Push {
     uint rows;     // rows of this chunk of W
@@ -51,7 +59,25 @@ layout(push_constant) uniform Push {
     uint col0;     // first column of x (and y) of this dispatch; workgroup z takes NCOL more each
     uint y_stride; // elements between columns of y (rows of the whole matrix)
     uint y_row0;   // row of y of this chunk's first row
+#if defined(STORE_QKV)
+    QkvParams qkv;
+#endif
 } p;
+
+#if defined(STORE_QKV) || defined(STORE_SWIGLU)
+#define PAIRED_STORE 1
+// Rows `row` (even, of this chunk) and row + 1 of column col.
+void store_pair(uint col, uint row, float a, float b)
+{
+#if defined(STORE_QKV)
+    qkv_store_pair(p.qkv, col, p.y_row0 + row, a, b);
+#else
+    y[col * (p.y_stride / 2u) + (p.y_row0 + row) / 2u] = a / (1.0 + exp(-a)) * b;
+#endif
+}
+#else
+void store_one(uint col, uint row, float v) { y[col * p.y_stride + p.y_row0 + row] = v; }
+#endif
 
 const uint INV_GROUPS = gl_WorkGroupSize.x / SPLIT; // invocation groups per workgroup
 shared float partial[gl_WorkGroupSize.x * ROWS * NCOL];
@@ -83,6 +109,29 @@ void load_x8(uint col, uint k, out vec4 l, out vec4 h)
     h = x_quad(i / 4u + 1u);
 }
 
+float acc[ROWS][NCOL]; // this invocation's partial sums
+
+// Stores the sums of rows first..first + ROWS - 1 (those below p.rows) for the NCOL columns from col0.
+void store_block(uint first, uint col0)
+{
+    [[unroll]] for (uint c = 0; c < NCOL; c++)
+#if defined(PAIRED_STORE)
+        [[unroll]] for (uint r = 0; r < ROWS; r += 2u)
+            if (first + r < p.rows) store_pair(col0 + c, first + r, acc[r][c], acc[r + 1u][c]);
+#else
+        [[unroll]] for (uint r = 0; r < ROWS; r++)
+            if (first + r < p.rows) store_one(col0 + c, first + r, acc[r][c]);
+#endif
+}
+
+// Sum over the parts of element o of `partial` (shared-memory reduction).
+float reduced(uint o, uint parts)
+{
+    float sum = 0.0;
+    for (uint i = 0; i < parts; i++) sum += partial[o * parts + i];
+    return sum;
+}
+
 void main()
 {
     const uint lid = gl_LocalInvocationID.x;
@@ -93,7 +142,6 @@ void main()
     uint base[ROWS]; // first group of each row; rows past the end read the last row and are not written
     [[unroll]] for (uint r = 0; r < ROWS; r++) base[r] = min(first_row + r, p.rows - 1u) * p.groups;
 
-    float acc[ROWS][NCOL];
     [[unroll]] for (uint r = 0; r < ROWS; r++)
         [[unroll]] for (uint c = 0; c < NCOL; c++) acc[r][c] = 0.0;
 
@@ -153,10 +201,7 @@ void main()
     }
 
     if (SPLIT == 1u) {
-        [[unroll]] for (uint r = 0; r < ROWS; r++)
-            if (first_row + r < p.rows)
-                [[unroll]] for (uint c = 0; c < NCOL; c++)
-                    y[(col0 + c) * p.y_stride + p.y_row0 + first_row + r] = acc[r][c];
+        store_block(first_row, col0);
         return;
     }
 
@@ -165,11 +210,7 @@ void main()
     [[unroll]] for (uint r = 0; r < ROWS; r++)
         [[unroll]] for (uint c = 0; c < NCOL; c++) acc[r][c] = subgroupAdd(acc[r][c]);
     if (SPLIT == gl_SubgroupSize) {
-        if (gl_SubgroupInvocationID == 0u)
-            [[unroll]] for (uint r = 0; r < ROWS; r++)
-                if (first_row + r < p.rows)
-                    [[unroll]] for (uint c = 0; c < NCOL; c++)
-                        y[(col0 + c) * p.y_stride + p.y_row0 + first_row + r] = acc[r][c];
+        if (gl_SubgroupInvocationID == 0u) store_block(first_row, col0);
         return;
     }
     // SPLIT spans several subgroups (the host makes SPLIT a multiple of the subgroup size).
@@ -187,11 +228,18 @@ void main()
             [[unroll]] for (uint c = 0; c < NCOL; c++)
                 partial[(((lid / SPLIT) * ROWS + r) * NCOL + c) * parts + part] = acc[r][c];
     barrier();
+#if defined(PAIRED_STORE)
+    // One invocation per pair of rows: element o = (group * ROWS + r) * NCOL + c with r even, partner o + NCOL.
+    for (uint q = lid; q < INV_GROUPS * ROWS / 2u * NCOL; q += gl_WorkGroupSize.x) {
+        uint c = q % NCOL, o = (q / NCOL) * 2u * NCOL + c;
+        uint row = linear_group() * INV_GROUPS * ROWS + 2u * (q / NCOL);
+        if (row < p.rows) store_pair(col0 + c, row, reduced(o, parts), reduced(o + NCOL, parts));
+    }
+#else
     for (uint o = lid; o < INV_GROUPS * ROWS * NCOL; o += gl_WorkGroupSize.x) {
-        float sum = 0.0;
-        for (uint i = 0; i < parts; i++) sum += partial[o * parts + i];
         uint c = o % NCOL;
         uint row = linear_group() * INV_GROUPS * ROWS + o / NCOL; // (group * ROWS + r)
-        if (row < p.rows) y[(col0 + c) * p.y_stride + p.y_row0 + row] = sum;
+        if (row < p.rows) store_one(col0 + c, row, reduced(o, parts));
     }
+#endif
 }

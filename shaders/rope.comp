@@ -4,6 +4,7 @@
 //   ROPE_NEOX set   (mode 2, NeoX):                 pair j rotates (x[j], x[j + n_rot/2]);
 // by theta = pos[token] * base^(-2j/n_rot) * freq_scale, for j < n_rot/2; dims from n_rot on are copied.
 #include "common.glsl"
+#include "rope.glsl"
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer Pos { int pos[]; };
 layout(std430, binding = 2) writeonly buffer Out { float result[]; };
@@ -15,10 +16,6 @@ layout(push_constant) uniform Push {
     float freq_base;
     float freq_scale;
 } p;
-
-// 2*pi split so that k * TWO_PI_HI is exact for |k| < 2^16 (TWO_PI_HI has 8 significant bits).
-const float TWO_PI_HI = 6.28125;
-const float TWO_PI_LO = 1.9353071795864769e-3;
 
 void main()
 {
@@ -38,15 +35,7 @@ void main()
 #else
     uint i0 = base + 2 * j, i1 = base + 2 * j + 1;
 #endif
-    // llama.cpp's angle: pos * theta_scale^j * freq_scale with theta_scale = base^(-2/n_rot), taken here as one
-    // pow (no error accumulating over j).  The angle is then reduced to [-pi, pi] exactly (Cody-Waite), where
-    // GPU sin/cos are specified, so large positions cost only the rounding of theta itself.
-    float inv_freq = pow(p.freq_base, -2.0 * float(j) / float(p.n_rot));
-    precise float theta = float(pos[row / p.n_heads]) * inv_freq * p.freq_scale;
-    float k = round(theta * 0.15915494309189535);
-    precise float r = (theta - k * TWO_PI_HI) - k * TWO_PI_LO;
-    float c = cos(r), s = sin(r);
-    float x0 = x[i0], x1 = x[i1];
-    result[i0] = x0 * c - x1 * s;
-    result[i1] = x0 * s + x1 * c;
+    vec2 v = rope_rotate(x[i0], x[i1], pos[row / p.n_heads], j, p.n_rot, p.freq_base, p.freq_scale);
+    result[i0] = v.x;
+    result[i1] = v.y;
 }

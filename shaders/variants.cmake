@@ -5,22 +5,31 @@ vkllm_shader(add_f32 binary.comp OP_ADD=1)
 vkllm_shader(mul_f32 binary.comp OP_MUL=1)
 vkllm_shader(scale_f32 scale.comp)
 
-# Weight-matrix products (src/ops/matmul.c), per GGUF type: mat-vec with the shared-memory reduction or
-# with subgroup arithmetic (_sg), with 64-bit loads (_wide, for lavapipe), and the tiled mat-mul; _f16
-# computes in f16 where the device has it
-# (not for F32 and BF16 weights, which f16 cannot hold).
+# Weight-matrix products (src/ops/matmul.c, src/ops/matmul_fused.c), per GGUF type: mat-vec with the
+# shared-memory reduction or with subgroup arithmetic (_sg), with 64-bit loads (_wide, for lavapipe), and the
+# tiled mat-mul; _f16 computes in f16 where the device has it (not for F32 and BF16 weights, which f16 cannot
+# hold).  Each mat-vec also comes with its fused epilogues: _swiglu (stacked gate/up rows) and _qkv_f16 /
+# _qkv_f32 (stacked Q/K/V rows into an F16 / F32 KV cache).
+function(vkllm_matvec name)
+    vkllm_shader(${name} matvec.comp ${ARGN})
+    vkllm_shader(${name}_swiglu matvec.comp ${ARGN} STORE_SWIGLU=1)
+    vkllm_shader(${name}_qkv_f16 matvec.comp ${ARGN} STORE_QKV=1 KV_F16=1)
+    vkllm_shader(${name}_qkv_f32 matvec.comp ${ARGN} STORE_QKV=1)
+endfunction()
 foreach(type f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k)
     string(TOUPPER ${type} upper)
-    vkllm_shader(matvec_${type} matvec.comp TYPE_${upper}=1)
-    vkllm_shader(matvec_${type}_sg matvec.comp TYPE_${upper}=1 SUBGROUP=1)
-    vkllm_shader(matvec_${type}_wide matvec.comp TYPE_${upper}=1 WIDE_LOADS=1)
+    vkllm_matvec(matvec_${type} TYPE_${upper}=1)
+    vkllm_matvec(matvec_${type}_sg TYPE_${upper}=1 SUBGROUP=1)
+    vkllm_matvec(matvec_${type}_wide TYPE_${upper}=1 WIDE_LOADS=1)
     vkllm_shader(matmul_${type} matmul.comp TYPE_${upper}=1)
     if(NOT type STREQUAL "f32" AND NOT type STREQUAL "bf16")
-        vkllm_shader(matvec_${type}_f16 matvec.comp TYPE_${upper}=1 FP16=1)
-        vkllm_shader(matvec_${type}_sg_f16 matvec.comp TYPE_${upper}=1 SUBGROUP=1 FP16=1)
+        vkllm_matvec(matvec_${type}_f16 TYPE_${upper}=1 FP16=1)
+        vkllm_matvec(matvec_${type}_sg_f16 TYPE_${upper}=1 SUBGROUP=1 FP16=1)
         vkllm_shader(matmul_${type}_f16 matmul.comp TYPE_${upper}=1 FP16=1)
     endif()
 endforeach()
+vkllm_shader(qkv_store_f16 qkv_store.comp KV_F16=1)
+vkllm_shader(qkv_store_f32 qkv_store.comp)
 vkllm_shader(rms_norm_f32 rms_norm.comp)
 vkllm_shader(rms_norm_f32_sg rms_norm.comp USE_SUBGROUP=1)
 vkllm_shader(add_rms_norm_f32 rms_norm.comp ADD_RESIDUAL=1)
@@ -32,6 +41,7 @@ vkllm_shader(argmax_f32_sg argmax.comp USE_SUBGROUP=1)
 vkllm_shader(rope_norm_f32 rope.comp)
 vkllm_shader(rope_neox_f32 rope.comp ROPE_NEOX=1)
 vkllm_shader(swiglu_f32 activation.comp OP_SWIGLU=1)
+vkllm_shader(swiglu_pairs_f32 activation.comp OP_SWIGLU_PAIRS=1)
 vkllm_shader(gelu_f32 activation.comp OP_GELU=1)
 vkllm_shader(f32_to_f16 convert.comp TO_F16=1)
 vkllm_shader(f16_to_f32 convert.comp TO_F32=1)

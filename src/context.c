@@ -50,9 +50,8 @@ static vkllm_status create_activations(vkllm_context *ctx)
     uint64_t nb = ctx->params.n_batch, no = ctx->params.n_outputs_max;
     uint64_t qd = (uint64_t)c->n_head * c->head_dim, kvd = (uint64_t)c->n_head_kv * c->head_dim;
     struct { vkr_buffer *b; uint64_t floats; } all[] = {
-        {&ctx->x, nb * c->n_embd}, {&ctx->h, nb * c->n_embd}, {&ctx->q, nb * qd}, {&ctx->qr, nb * qd},
-        {&ctx->k, nb * kvd}, {&ctx->kr, nb * kvd}, {&ctx->v, nb * kvd}, {&ctx->att, nb * qd},
-        {&ctx->o, nb * c->n_embd}, {&ctx->gate, nb * c->n_ff}, {&ctx->up, nb * c->n_ff}, {&ctx->act, nb * c->n_ff},
+        {&ctx->x, nb * c->n_embd}, {&ctx->h, nb * c->n_embd}, {&ctx->qkv, nb * (qd + 2 * kvd)}, {&ctx->qr, nb * qd},
+        {&ctx->att, nb * qd}, {&ctx->o, nb * c->n_embd}, {&ctx->gate_up, nb * 2 * c->n_ff}, {&ctx->act, nb * c->n_ff},
         {&ctx->xo, no * c->n_embd}, {&ctx->ho, no * c->n_embd}, {&ctx->logits, no * c->n_vocab}, {&ctx->argmax, no},
     };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) VKLLM_TRY(device_buffer(ctx, 4 * all[i].floats, all[i].b));
@@ -133,9 +132,8 @@ void vkllm_context_free(vkllm_context *ctx)
     free(ctx->k_cache);
     free(ctx->v_cache);
     vkr_buffer *all[] = {&ctx->host_in, &ctx->ids, &ctx->tokens, &ctx->pos, &ctx->out_rows, &ctx->page_table,
-                         &ctx->x, &ctx->h, &ctx->q, &ctx->k, &ctx->v, &ctx->qr, &ctx->kr, &ctx->att, &ctx->o,
-                         &ctx->gate, &ctx->up, &ctx->act, &ctx->xo, &ctx->ho, &ctx->logits, &ctx->argmax,
-                         &ctx->scratch, &ctx->host_out};
+                         &ctx->x, &ctx->h, &ctx->qkv, &ctx->qr, &ctx->att, &ctx->o, &ctx->gate_up, &ctx->act,
+                         &ctx->xo, &ctx->ho, &ctx->logits, &ctx->argmax, &ctx->scratch, &ctx->host_out};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) vkr_buffer_free(dev, all[i]);
     kv_pages_free(ctx->pages);
     free(ctx->history);

@@ -44,10 +44,11 @@ struct vkllm_context {
     vkr_buffer ids, tokens, pos, out_rows, page_table; /* device copies */
     uint64_t off_ids, off_tokens, off_pos, off_out_rows, off_page_table; /* offsets in host_in */
 
-    vkr_buffer x, h, q, k, v, qr, kr;    /* activations: x,h [n_batch][n_embd]; q,qr [n_batch][n_head*hd];
-                                            k,kr,v [n_batch][n_kv*hd] */
-    vkr_buffer att, o;                   /* [n_batch][n_head*hd], [n_batch][n_embd] */
-    vkr_buffer gate, up, act;            /* [n_batch][n_ff] */
+    vkr_buffer x, h;                     /* activations [n_batch][n_embd] */
+    vkr_buffer qkv;                      /* [n_batch][(n_head + 2 n_kv) * hd]: Q/K/V before RoPE, when the
+                                            mat-vec cannot store them itself (ops_qkv_project) */
+    vkr_buffer qr, att, o;               /* [n_batch][n_head*hd] rotated Q, attention; [n_batch][n_embd] */
+    vkr_buffer gate_up, act;             /* [n_batch][2 n_ff] (scratch of ops_swiglu_project), [n_batch][n_ff] */
     vkr_buffer xo, ho;                   /* [n_outputs_max][n_embd]: rows that produce logits */
     vkr_buffer logits;                   /* [n_outputs_max][n_vocab] */
     vkr_buffer argmax;                   /* [n_outputs_max] int32 */

@@ -1,9 +1,10 @@
 /* The llama-family forward pass, recorded once per batch shape (see context.h) and replayed.  Read top to
- * bottom it is the model: embedding, then per layer RMSNorm -> Q/K/V -> RoPE -> KV write -> flash
- * attention -> output projection + residual -> RMSNorm -> SwiGLU FFN + residual (each residual add runs
- * inside the RMSNorm after it, the last one on its own); then the final norm on
- * the rows that want logits, the LM head, and (greedy) argmax. */
+ * bottom it is the model: embedding, then per layer RMSNorm -> Q/K/V with RoPE and the KV write in the same
+ * pass -> flash attention -> output projection + residual -> RMSNorm -> gate/up with SwiGLU in the same pass
+ * -> down projection + residual (each residual add runs inside the RMSNorm after it, the last one on its
+ * own); then the final norm on the rows that want logits, the LM head, and (greedy) argmax. */
 #include "context.h"
+#include "ops/matmul_fused.h"
 
 #include <math.h>
 
@@ -35,27 +36,21 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     const model_config *c = &m->cfg;
     const model_layer *L = &m->layers[l];
     ops_context *ops = m->ops;
-    uint32_t n = s->n_tokens, qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
+    uint32_t n = s->n_tokens;
 
     if (l == 0)
         VKLLM_TRY(ops_rms_norm_f32(ops, seq, W(ctx->x), W(L->attn_norm), W(ctx->h), n, c->n_embd, c->rms_eps));
     else /* the previous layer's FFN output joins the residual here */
         VKLLM_TRY(ops_add_rms_norm_f32(ops, seq, W(ctx->x), W(ctx->o), W(L->attn_norm), W(ctx->h), n, c->n_embd,
                                        c->rms_eps));
-    VKLLM_TRY(ops_matmul(ops, seq, L->wq, W(ctx->h), W(ctx->q), n));
-    VKLLM_TRY(ops_matmul(ops, seq, L->wk, W(ctx->h), W(ctx->k), n));
-    VKLLM_TRY(ops_matmul(ops, seq, L->wv, W(ctx->h), W(ctx->v), n));
-    if (c->attn_bias) {
-        VKLLM_TRY(ops_binary_f32(ops, seq, OPS_ADD, W(ctx->q), W(L->bq), W(ctx->q), n * qd, qd));
-        VKLLM_TRY(ops_binary_f32(ops, seq, OPS_ADD, W(ctx->k), W(L->bk), W(ctx->k), n * kvd, kvd));
-        VKLLM_TRY(ops_binary_f32(ops, seq, OPS_ADD, W(ctx->v), W(L->bv), W(ctx->v), n * kvd, kvd));
-    }
-    ops_rope_params rope = {.mode = c->rope_neox ? OPS_ROPE_NEOX : OPS_ROPE_NORMAL, .n_rot = c->n_rot,
-                            .freq_base = c->rope_base, .freq_scale = c->rope_freq_scale};
-    VKLLM_TRY(ops_rope_f32(ops, seq, W(ctx->q), W(ctx->pos), W(ctx->qr), n, c->n_head, c->head_dim, &rope));
-    VKLLM_TRY(ops_rope_f32(ops, seq, W(ctx->k), W(ctx->pos), W(ctx->kr), n, c->n_head_kv, c->head_dim, &rope));
-    VKLLM_TRY(ops_kv_write(ops, seq, W(ctx->kr), W(ctx->v), W(ctx->tokens), W(ctx->page_table), W(ctx->k_cache[l]),
-                           W(ctx->v_cache[l]), n, &ctx->kv));
+    /* Q/K/V, bias, RoPE (Q/K rows are in the normal layout, see model.h) and the KV-cache write: one pass */
+    ops_qkv qkv = {.stacked = L->wqkv, .q = L->wq, .k = L->wk, .v = L->wv, .bias = W(L->bqkv),
+                   .n_head = c->n_head, .n_head_kv = c->n_head_kv, .head_dim = c->head_dim, .n_rot = c->n_rot,
+                   .freq_base = c->rope_base, .freq_scale = c->rope_freq_scale};
+    ops_qkv_dest dest = {.q = W(ctx->qr), .tokens = W(ctx->tokens), .page_table = W(ctx->page_table),
+                         .k_cache = W(ctx->k_cache[l]), .v_cache = W(ctx->v_cache[l]), .kv = &ctx->kv,
+                         .scratch = W(ctx->qkv)};
+    VKLLM_TRY(ops_qkv_project(ops, seq, &qkv, W(ctx->h), n, &dest));
     ops_attention_shape shape = {.n_tokens = n, .n_heads = c->n_head, .max_context = s->max_context,
                                  .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv};
     VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]), W(ctx->page_table),
@@ -73,9 +68,15 @@ static vkllm_status ffn_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l,
 
     VKLLM_TRY(ops_add_rms_norm_f32(ops, seq, W(ctx->x), W(ctx->o), W(L->ffn_norm), W(ctx->h), n, c->n_embd,
                                    c->rms_eps));
-    VKLLM_TRY(ops_matmul(ops, seq, L->w_gate, W(ctx->h), W(ctx->gate), n));
-    VKLLM_TRY(ops_matmul(ops, seq, L->w_up, W(ctx->h), W(ctx->up), n));
-    VKLLM_TRY(ops_swiglu_f32(ops, seq, W(ctx->gate), W(ctx->up), W(ctx->act), n * c->n_ff));
+    if (L->w_gate_up) {
+        VKLLM_TRY(ops_swiglu_project(ops, seq, L->w_gate_up, W(ctx->h), W(ctx->act), n, W(ctx->gate_up)));
+    } else { /* gate and up of different types: two products into the halves of the scratch */
+        vkr_range gate = vkr_sub(&ctx->gate_up, 0, 4ull * n * c->n_ff);
+        vkr_range up = vkr_sub(&ctx->gate_up, 4ull * n * c->n_ff, 4ull * n * c->n_ff);
+        VKLLM_TRY(ops_matmul(ops, seq, L->w_gate, W(ctx->h), gate, n));
+        VKLLM_TRY(ops_matmul(ops, seq, L->w_up, W(ctx->h), up, n));
+        VKLLM_TRY(ops_swiglu_f32(ops, seq, gate, up, W(ctx->act), n * c->n_ff));
+    }
     return ops_matmul(ops, seq, L->w_down, W(ctx->act), W(ctx->o), n); /* added by the next norm */
 }
 

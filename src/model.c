@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/matmul_fused.h"
 #include "quant/quant.h"
 #include "runtime/error.h"
 
@@ -71,27 +72,122 @@ static vkllm_status embedding(vkllm_model *m)
     return st;
 }
 
+/* Tensor blk.l.suffix, shape-checked, counted in the model's size. */
+static vkllm_status layer_tensor(vkllm_model *m, uint32_t l, const char *suffix, uint32_t n_dims, uint32_t rows,
+                                 uint32_t cols, const gguf_tensor_info **out)
+{
+    char name[96];
+    snprintf(name, sizeof name, "blk.%u.%s", l, suffix);
+    uint64_t ne[2] = {n_dims == 1 ? rows : cols, rows};
+    VKLLM_TRY(model_tensor(m->gguf, name, n_dims, ne, false, out));
+    m->n_params += (uint64_t)rows * (n_dims == 1 ? 1 : cols);
+    m->weight_bytes += (*out)->size;
+    return VKLLM_OK;
+}
+
+/* A weight from row pointers; rows[] is freed here. */
+static vkllm_status weight_from_rows(vkllm_model *m, uint32_t l, const char *what, uint32_t type, uint32_t n_rows,
+                                     uint32_t cols, const void **rows, ops_weight **out)
+{
+    vkllm_status st = ops_weight_create_rows(m->ops, type, n_rows, cols, rows, out);
+    free(rows);
+    if (st != VKLLM_OK) return vkllm_fail_context(st, "%s: layer %u %s", m->path, l, what);
+    return VKLLM_OK;
+}
+
+/* Source row of row r of Q or K (r counts within the matrix): NeoX models are permuted into RoPE's normal
+ * layout, head by head (the same permutation on Q and K leaves every q.k, so attention, unchanged). */
+static uint32_t qk_source_row(const model_config *c, uint32_t r)
+{
+    if (!c->rope_neox) return r;
+    return r / c->head_dim * c->head_dim + ops_rope_neox_source_row(r % c->head_dim, c->n_rot);
+}
+
+/* Row pointers of Q, K or V ([rows][n_embd] in t), Q/K rows permuted by qk_source_row. */
+static void qkv_rows(const model_config *c, const gguf_tensor_info *t, bool is_qk, uint32_t rows, const void **out)
+{
+    uint64_t row_bytes = quant_row_size(t->type, c->n_embd);
+    for (uint32_t r = 0; r < rows; r++)
+        out[r] = (const uint8_t *)t->data + (is_qk ? qk_source_row(c, r) : r) * row_bytes;
+}
+
+/* Q, K and V stacked into one weight when they share a type (else three), biases stacked alike. */
+static vkllm_status qkv_weights(vkllm_model *m, uint32_t l, model_layer *L)
+{
+    const model_config *c = &m->cfg;
+    const char *names[3] = {"attn_q.weight", "attn_k.weight", "attn_v.weight"};
+    const char *bias_names[3] = {"attn_q.bias", "attn_k.bias", "attn_v.bias"};
+    uint32_t rows[3] = {c->n_head * c->head_dim, c->n_head_kv * c->head_dim, c->n_head_kv * c->head_dim};
+    uint32_t total = rows[0] + rows[1] + rows[2];
+    const gguf_tensor_info *t[3];
+    for (int i = 0; i < 3; i++) VKLLM_TRY(layer_tensor(m, l, names[i], 2, rows[i], c->n_embd, &t[i]));
+    if (t[0]->type == t[1]->type && t[1]->type == t[2]->type) {
+        const void **ptrs = malloc(total * sizeof *ptrs);
+        if (!ptrs) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "layer %u Q/K/V rows", l);
+        for (uint32_t i = 0, first = 0; i < 3; first += rows[i], i++) qkv_rows(c, t[i], i < 2, rows[i], ptrs + first);
+        VKLLM_TRY(weight_from_rows(m, l, "stacked Q/K/V", t[0]->type, total, c->n_embd, ptrs, &L->wqkv));
+    } else {
+        ops_weight **apart[3] = {&L->wq, &L->wk, &L->wv};
+        for (uint32_t i = 0; i < 3; i++) {
+            const void **ptrs = malloc(rows[i] * sizeof *ptrs);
+            if (!ptrs) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "layer %u %s rows", l, names[i]);
+            qkv_rows(c, t[i], i < 2, rows[i], ptrs);
+            VKLLM_TRY(weight_from_rows(m, l, names[i], t[i]->type, rows[i], c->n_embd, ptrs, apart[i]));
+        }
+    }
+    if (!c->attn_bias) return VKLLM_OK;
+    float *bias = malloc(total * sizeof *bias);
+    if (!bias) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "layer %u Q/K/V biases", l);
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t i = 0, first = 0; i < 3 && st == VKLLM_OK; first += rows[i], i++) {
+        const gguf_tensor_info *b;
+        st = layer_tensor(m, l, bias_names[i], 1, rows[i], 1, &b);
+        if (st == VKLLM_OK && b->type != QUANT_F32)
+            st = vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: layer %u %s must be F32 (is %s)", m->path, l, bias_names[i],
+                            quant_get_traits(b->type)->name);
+        for (uint32_t r = 0; r < rows[i] && st == VKLLM_OK; r++)
+            bias[first + r] = ((const float *)b->data)[i < 2 ? qk_source_row(c, r) : r];
+    }
+    if (st == VKLLM_OK) st = vkr_buffer_alloc(m->dev, total * sizeof *bias, VKR_MEMORY_DEVICE, &L->bqkv);
+    if (st == VKLLM_OK) st = vkr_upload(m->dev, &L->bqkv, 0, bias, total * sizeof *bias);
+    free(bias);
+    return st;
+}
+
+/* Gate and up rows alternating in one weight when they share a type (else two). */
+static vkllm_status gate_up_weights(vkllm_model *m, uint32_t l, model_layer *L)
+{
+    const model_config *c = &m->cfg;
+    const gguf_tensor_info *gate, *up;
+    VKLLM_TRY(layer_tensor(m, l, "ffn_gate.weight", 2, c->n_ff, c->n_embd, &gate));
+    VKLLM_TRY(layer_tensor(m, l, "ffn_up.weight", 2, c->n_ff, c->n_embd, &up));
+    if (gate->type != up->type) {
+        VKLLM_TRY(ops_weight_create(m->ops, gate->type, c->n_ff, c->n_embd, gate->data, &L->w_gate));
+        return ops_weight_create(m->ops, up->type, c->n_ff, c->n_embd, up->data, &L->w_up);
+    }
+    const void **ptrs = malloc(2ull * c->n_ff * sizeof *ptrs);
+    if (!ptrs) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "layer %u gate/up rows", l);
+    uint64_t row_bytes = quant_row_size(gate->type, c->n_embd);
+    for (uint32_t r = 0; r < c->n_ff; r++) {
+        ptrs[2 * r] = (const uint8_t *)gate->data + r * row_bytes;
+        ptrs[2 * r + 1] = (const uint8_t *)up->data + r * row_bytes;
+    }
+    return weight_from_rows(m, l, "stacked gate/up", gate->type, 2 * c->n_ff, c->n_embd, ptrs, &L->w_gate_up);
+}
+
 static vkllm_status load_layer(vkllm_model *m, uint32_t l)
 {
     const model_config *c = &m->cfg;
     model_layer *L = &m->layers[l];
-    uint32_t qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
+    uint32_t qd = c->n_head * c->head_dim;
     char name[96];
 #define NAME(suffix) (snprintf(name, sizeof name, "blk.%u.%s", l, suffix), name)
     VKLLM_TRY(vector(m, NAME("attn_norm.weight"), c->n_embd, false, &L->attn_norm));
     VKLLM_TRY(vector(m, NAME("ffn_norm.weight"), c->n_embd, false, &L->ffn_norm));
-    VKLLM_TRY(matrix(m, NAME("attn_q.weight"), qd, c->n_embd, &L->wq));
-    VKLLM_TRY(matrix(m, NAME("attn_k.weight"), kvd, c->n_embd, &L->wk));
-    VKLLM_TRY(matrix(m, NAME("attn_v.weight"), kvd, c->n_embd, &L->wv));
+    VKLLM_TRY(qkv_weights(m, l, L));
     VKLLM_TRY(matrix(m, NAME("attn_output.weight"), c->n_embd, qd, &L->wo));
-    VKLLM_TRY(matrix(m, NAME("ffn_gate.weight"), c->n_ff, c->n_embd, &L->w_gate));
-    VKLLM_TRY(matrix(m, NAME("ffn_up.weight"), c->n_ff, c->n_embd, &L->w_up));
+    VKLLM_TRY(gate_up_weights(m, l, L));
     VKLLM_TRY(matrix(m, NAME("ffn_down.weight"), c->n_embd, c->n_ff, &L->w_down));
-    if (c->attn_bias) {
-        VKLLM_TRY(vector(m, NAME("attn_q.bias"), qd, false, &L->bq));
-        VKLLM_TRY(vector(m, NAME("attn_k.bias"), kvd, false, &L->bk));
-        VKLLM_TRY(vector(m, NAME("attn_v.bias"), kvd, false, &L->bv));
-    }
 #undef NAME
     return VKLLM_OK;
 }
@@ -177,9 +273,9 @@ void vkllm_model_free(vkllm_model *m)
     if (m->layers) {
         for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
             model_layer *L = &m->layers[l];
-            vkr_buffer *vectors[] = {&L->attn_norm, &L->ffn_norm, &L->bq, &L->bk, &L->bv};
+            vkr_buffer *vectors[] = {&L->attn_norm, &L->ffn_norm, &L->bqkv};
             for (size_t i = 0; i < sizeof vectors / sizeof *vectors; i++) vkr_buffer_free(m->dev, vectors[i]);
-            ops_weight *weights[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+            ops_weight *weights[] = {L->wqkv, L->wq, L->wk, L->wv, L->wo, L->w_gate_up, L->w_gate, L->w_up, L->w_down};
             for (size_t i = 0; i < sizeof weights / sizeof *weights; i++) ops_weight_free(m->ops, weights[i]);
         }
         free(m->layers);

@@ -11,11 +11,14 @@
 
 typedef struct model_layer {
     vkr_buffer attn_norm, ffn_norm;  /* F32 [n_embd] */
-    vkr_buffer bq, bk, bv;           /* F32 [n_head*hd], [n_kv*hd] x2 (qwen2), else empty */
-    ops_weight *wq;                  /* [n_head*hd rows][n_embd] */
-    ops_weight *wk, *wv;             /* [n_kv*hd][n_embd] */
+    /* Q, K and V are stacked into one matrix (ops_qkv_project), Q/K rows in RoPE's normal layout (NeoX
+     * models have them permuted within each head); when their types differ they stay three matrices. */
+    ops_weight *wqkv;                /* [(n_head + 2 n_kv)*hd rows][n_embd], or NULL: */
+    ops_weight *wq, *wk, *wv;        /* [n_head*hd][n_embd], [n_kv*hd][n_embd] x2 (NULL when stacked) */
+    vkr_buffer bqkv;                 /* F32 [(n_head + 2 n_kv)*hd]: the biases, stacked alike (qwen2), else empty */
     ops_weight *wo;                  /* [n_embd][n_head*hd] */
-    ops_weight *w_gate, *w_up;       /* [n_ff][n_embd] */
+    ops_weight *w_gate_up;           /* [2 n_ff][n_embd]: gate row i at 2i, up row i at 2i + 1, or NULL: */
+    ops_weight *w_gate, *w_up;       /* [n_ff][n_embd] each (NULL when stacked) */
     ops_weight *w_down;              /* [n_embd][n_ff] */
 } model_layer;
 

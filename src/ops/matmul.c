@@ -3,9 +3,11 @@
  * knobs from its tuning row, and records one dispatch per row chunk (two for a mat-vec whose columns do
  * not divide into equal blocks). */
 #include <stdio.h>
+#include <string.h>
 
 #include "check.h"
 #include "matmul.h"
+#include "matmul_record.h"
 #include "quant/quant.h"
 #include "weight_format.h"
 
@@ -33,11 +35,14 @@ static uint32_t subgroup_size_for(const vkr_caps *caps, uint32_t split)
     return 0;
 }
 
+static const matvec_store plain_store = {.suffix = ""}; /* the tiled mat-mul's pipeline: plain bindings */
+
 static vkllm_status get_pipeline(ops_context *ops, const char *name, const uint32_t *spec, uint32_t n_spec,
-                                 uint32_t subgroup_size, const vkr_pipeline **out)
+                                 uint32_t subgroup_size, const matvec_store *store, const vkr_pipeline **out)
 {
-    vkr_pipeline_desc desc = {.shader = name, .n_bindings = 4, .readonly_mask = 0x7,
-                              .push_size = sizeof(matmul_push), .n_spec = n_spec,
+    vkr_pipeline_desc desc = {.shader = name, .n_bindings = 4 + store->n_extra,
+                              .readonly_mask = 0x7 | store->extra_readonly << 4,
+                              .push_size = (uint32_t)sizeof(matmul_push) + store->push_tail_bytes, .n_spec = n_spec,
                               .required_subgroup_size = subgroup_size};
     for (uint32_t i = 0; i < n_spec; i++) desc.spec[i] = spec[i];
     return vkr_pipeline_get(ops->dev, &desc, out);
@@ -69,33 +74,49 @@ static uint32_t matvec_cols_per_pass(const ops_context *ops)
 /* One mat-vec dispatch per row chunk for `blocks` blocks of ncol columns from col0 (workgroup z = block). */
 static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
                                     vkr_range y, const char *name, uint32_t sg, uint32_t col0, uint32_t ncol,
-                                    uint32_t blocks)
+                                    uint32_t blocks, const matvec_store *store)
 {
     const op_tuning *t = ops->tuning;
     const uint32_t spec[5] = {t->matvec_wg, t->matvec_rows, t->matvec_split, ncol, w->cols % 8 == 0};
     const vkr_pipeline *p;
-    VKLLM_TRY(get_pipeline(ops, name, spec, 5, sg, &p));
+    VKLLM_TRY(get_pipeline(ops, name, spec, 5, sg, store, &p));
     uint32_t rows_per_wg = t->matvec_wg / t->matvec_split * t->matvec_rows;
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
         uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
-        vkr_range bind[4];
+        vkr_range bind[VKR_MAX_BINDINGS];
         weight_ranges(w, r0, rows, &bind[0], &bind[1]);
         bind[2] = x;
         bind[3] = y;
-        matmul_push push = {rows, w->cols, w->groups, col0, w->rows, r0};
+        for (uint32_t i = 0; i < store->n_extra; i++) bind[4 + i] = store->extra[i];
+        uint8_t push[128];
+        matmul_push head = {rows, w->cols, w->groups, col0, store->y_stride ? store->y_stride : w->rows,
+                            store->y_row0 + r0};
+        memcpy(push, &head, sizeof head);
+        if (store->push_tail_bytes) memcpy(push + sizeof head, store->push_tail, store->push_tail_bytes);
         uint32_t groups[3];
         vkr_groups_1d(ops->dev, vkr_div_up(rows, rows_per_wg), groups);
         groups[2] = blocks;
-        char label[48]; /* the shape tells the profile's weights apart */
-        snprintf(label, sizeof label, "matvec %ux%u n%u", w->rows, w->cols, ncol * blocks);
-        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, label));
+        char label[64]; /* the shape tells the profile's weights apart */
+        snprintf(label, sizeof label, "matvec%s %ux%u n%u", store->suffix, w->rows, w->cols, ncol * blocks);
+        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, push, groups, label));
     }
     return VKLLM_OK;
 }
 
+bool ops_matmul_is_matvec(const ops_context *ops, uint32_t n)
+{
+    return !(n > OPS_MATVEC_MAX_N && n >= ops->tuning->matmul_min_n);
+}
+
+bool ops_matvec_pairs_rows(const ops_context *ops)
+{
+    const op_tuning *t = ops->tuning;
+    return t->matvec_rows % 2 == 0 && ops->caps->max_storage_buffers >= 4 + MATVEC_STORE_MAX_EXTRA;
+}
+
 /* Full blocks of columns in one dispatch, the remainder in a second. */
-static vkllm_status record_matvec(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
-                                  vkr_range y, uint32_t n)
+vkllm_status ops_matvec_record(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
+                               uint32_t n, const matvec_store *store)
 {
     const op_tuning *t = ops->tuning;
     if (t->matvec_split == 0 || t->matvec_wg % t->matvec_split || t->matvec_rows == 0)
@@ -104,15 +125,15 @@ static vkllm_status record_matvec(ops_context *ops, vkr_sequence *seq, const ops
     uint32_t sg = subgroup_size_for(ops->caps, t->matvec_split);
     char name[64];
     bool fp16 = use_fp16(ops, w), wide = t->matvec_wide && ops->caps->int64 && !sg && !fp16;
-    snprintf(name, sizeof name, "matvec_%s%s%s%s", w->format->name, sg ? "_sg" : "", wide ? "_wide" : "",
-             fp16 ? "_f16" : "");
+    snprintf(name, sizeof name, "matvec_%s%s%s%s%s", w->format->name, sg ? "_sg" : "", wide ? "_wide" : "",
+             fp16 ? "_f16" : "", store->suffix);
     uint32_t per_block = matvec_cols_per_pass(ops);
     uint32_t blocks = n / per_block, rest = n % per_block;
     if (blocks > ops->caps->max_workgroup_count[2])
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matvec: %u blocks of %u columns exceed %u workgroups in z", blocks,
                           per_block, ops->caps->max_workgroup_count[2]);
-    if (blocks) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, 0, per_block, blocks));
-    if (rest) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, blocks * per_block, rest, 1));
+    if (blocks) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, 0, per_block, blocks, store));
+    if (rest) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, blocks * per_block, rest, 1, store));
     return VKLLM_OK;
 }
 
@@ -133,7 +154,7 @@ static vkllm_status tile_split(const op_tuning *t, uint32_t *tm, uint32_t *tn)
 }
 
 static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
-                                  vkr_range y, uint32_t n)
+                                  vkr_range y, uint32_t n, uint32_t y_stride, uint32_t y_row0)
 {
     const op_tuning *t = ops->tuning;
     uint32_t tm, tn;
@@ -147,26 +168,29 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
     snprintf(name, sizeof name, "matmul_%s%s", w->format->name, fp16 ? "_f16" : "");
     const uint32_t spec[6] = {t->matmul_wg, t->matmul_tile_m, t->matmul_tile_n, t->matmul_tile_k, tm, tn};
     const vkr_pipeline *p;
-    VKLLM_TRY(get_pipeline(ops, name, spec, 6, 0, &p));
+    VKLLM_TRY(get_pipeline(ops, name, spec, 6, 0, &plain_store, &p));
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
         uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
         vkr_range bind[4];
         weight_ranges(w, r0, rows, &bind[0], &bind[1]);
         bind[2] = x;
         bind[3] = y;
-        matmul_push push = {rows, w->cols, w->groups, n, w->rows, r0};
+        matmul_push push = {rows, w->cols, w->groups, n, y_stride, y_row0 + r0};
         uint32_t groups[3] = {vkr_div_up(rows, t->matmul_tile_m), vkr_div_up(n, t->matmul_tile_n), 1};
         VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matmul"));
     }
     return VKLLM_OK;
 }
 
-vkllm_status ops_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
-                        uint32_t n)
+vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
+                             uint32_t n, uint32_t y_stride, uint32_t y_row0)
 {
     if (!w) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matmul: no weight");
     if (n == 0) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matmul: n is 0 (no columns of x)");
-    uint64_t x_bytes = 4ull * n * w->cols, y_bytes = 4ull * n * w->rows;
+    if ((uint64_t)y_row0 + w->rows > y_stride)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matmul: rows %u..%u of y do not fit its %u rows", y_row0,
+                          y_row0 + w->rows, y_stride);
+    uint64_t x_bytes = 4ull * n * w->cols, y_bytes = 4ull * n * y_stride;
     VKLLM_TRY(ops_check_bytes("matmul", "x", x, x_bytes));
     VKLLM_TRY(ops_check_bytes("matmul", "y", y, y_bytes));
     uint64_t range = ops->caps->max_storage_buffer_range;
@@ -177,6 +201,13 @@ vkllm_status ops_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w
                           (unsigned long long)range);
     x.size = x_bytes;
     y.size = y_bytes;
-    bool tiled = n > OPS_MATVEC_MAX_N && n >= ops->tuning->matmul_min_n;
-    return tiled ? record_matmul(ops, seq, w, x, y, n) : record_matvec(ops, seq, w, x, y, n);
+    if (!ops_matmul_is_matvec(ops, n)) return record_matmul(ops, seq, w, x, y, n, y_stride, y_row0);
+    matvec_store store = {.suffix = "", .y_stride = y_stride, .y_row0 = y_row0};
+    return ops_matvec_record(ops, seq, w, x, y, n, &store);
+}
+
+vkllm_status ops_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
+                        uint32_t n)
+{
+    return ops_matmul_into(ops, seq, w, x, y, n, w ? w->rows : 0, 0);
 }

@@ -31,6 +31,10 @@ typedef struct ops_weight {
  * host copy.  ggml_data holds rows * quant_row_size(type, cols) bytes. */
 vkllm_status ops_weight_create(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols,
                                const void *ggml_data, ops_weight **out);
+/* The same from a pointer per row (rows * cols elements in all): stacks rows of several matrices of one type
+ * (the fused Q/K/V and gate/up weights, src/ops/matmul_fused.h) or reorders them. */
+vkllm_status ops_weight_create_rows(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols,
+                                    const void *const *row_data, ops_weight **out);
 void ops_weight_free(ops_context *ops, ops_weight *w); /* NULL-safe */
 /* Bytes the weight occupies on the device (what one mat-vec reads). */
 uint64_t ops_weight_bytes(const ops_weight *w);
@@ -40,6 +44,10 @@ uint64_t ops_weight_bytes(const ops_weight *w);
  * tuning row raises matmul_min_n (CPUs), where blocks of mat-vec columns are faster. */
 vkllm_status ops_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
                         uint32_t n);
+
+/* The same into rows y_row0.. of y [n][y_stride] (several matrices writing one stacked output). */
+vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
+                             uint32_t n, uint32_t y_stride, uint32_t y_row0);
 
 /* Largest n handled by the mat-vec. */
 #define OPS_MATVEC_MAX_N 8u

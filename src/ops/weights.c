@@ -55,20 +55,27 @@ static vkllm_status check_shape(uint32_t type, uint32_t rows, uint32_t cols, con
     return VKLLM_OK;
 }
 
+/* Where the GGUF bytes of each row are: one contiguous matrix, or a pointer per row. */
+typedef struct row_source {
+    const uint8_t *matrix;
+    const void *const *rows;
+} row_source;
+
 /* Repacks rows [first, first + count) into quants/aux (zeroed first: padding stays zero). */
-static void repack_rows(const ops_weight *w, const uint8_t *src, uint32_t first, uint32_t count, uint8_t *quants,
+static void repack_rows(const ops_weight *w, row_source src, uint32_t first, uint32_t count, uint8_t *quants,
                         uint8_t *aux)
 {
     uint64_t src_row = quant_row_size(w->type, w->cols);
     memset(quants, 0, count * w->quant_row_bytes);
     if (aux) memset(aux, 0, count * w->aux_row_bytes);
-    for (uint32_t r = 0; r < count; r++)
-        w->format->repack_row(src + (first + r) * src_row, w->cols, quants + r * w->quant_row_bytes,
-                              aux ? aux + r * w->aux_row_bytes : NULL);
+    for (uint32_t r = 0; r < count; r++) {
+        const uint8_t *row = src.rows ? src.rows[first + r] : src.matrix + (first + r) * src_row;
+        w->format->repack_row(row, w->cols, quants + r * w->quant_row_bytes, aux ? aux + r * w->aux_row_bytes : NULL);
+    }
 }
 
 /* Writes rows [first, first + count) of both arrays: straight into mapped memory, else through a slab. */
-static vkllm_status upload_rows(ops_context *ops, ops_weight *w, const uint8_t *src, uint32_t first,
+static vkllm_status upload_rows(ops_context *ops, ops_weight *w, row_source src, uint32_t first,
                                 uint32_t count, uint8_t *slab)
 {
     uint64_t q_off = first * w->quant_row_bytes, a_off = first * w->aux_row_bytes;
@@ -84,7 +91,7 @@ static vkllm_status upload_rows(ops_context *ops, ops_weight *w, const uint8_t *
     return VKLLM_OK;
 }
 
-static vkllm_status upload(ops_context *ops, ops_weight *w, const uint8_t *src)
+static vkllm_status upload(ops_context *ops, ops_weight *w, row_source src)
 {
     uint64_t row_bytes = w->quant_row_bytes + w->aux_row_bytes;
     uint32_t slab_rows = (uint32_t)(SLAB_BYTES / row_bytes ? SLAB_BYTES / row_bytes : 1);
@@ -101,12 +108,12 @@ static vkllm_status upload(ops_context *ops, ops_weight *w, const uint8_t *src)
     return st;
 }
 
-vkllm_status ops_weight_create(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols,
-                               const void *ggml_data, ops_weight **out)
+static vkllm_status create(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols, row_source src,
+                           ops_weight **out)
 {
     const struct weight_format *format;
     *out = NULL;
-    VKLLM_TRY(check_shape(type, rows, cols, ggml_data, &format));
+    VKLLM_TRY(check_shape(type, rows, cols, src.rows ? (const void *)src.rows : src.matrix, &format));
     ops_weight *w = calloc(1, sizeof *w);
     if (!w) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "weight: allocating");
     w->type = type;
@@ -122,7 +129,7 @@ vkllm_status ops_weight_create(ops_context *ops, uint32_t type, uint32_t rows, u
     /* aux is read as 32-bit words: round its size up. */
     if (st == VKLLM_OK && w->aux_row_bytes)
         st = vkr_buffer_alloc(ops->dev, (rows * w->aux_row_bytes + 3) / 4 * 4, VKR_MEMORY_DEVICE, &w->aux);
-    if (st == VKLLM_OK) st = upload(ops, w, ggml_data);
+    if (st == VKLLM_OK) st = upload(ops, w, src);
     if (st != VKLLM_OK) {
         vkllm_fail_context(st, "weight %s %ux%u: ", name, rows, cols);
         ops_weight_free(ops, w);
@@ -130,6 +137,24 @@ vkllm_status ops_weight_create(ops_context *ops, uint32_t type, uint32_t rows, u
     }
     *out = w;
     return VKLLM_OK;
+}
+
+vkllm_status ops_weight_create(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols,
+                               const void *ggml_data, ops_weight **out)
+{
+    return create(ops, type, rows, cols, (row_source){.matrix = ggml_data}, out);
+}
+
+vkllm_status ops_weight_create_rows(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols,
+                                    const void *const *row_data, ops_weight **out)
+{
+    if (row_data)
+        for (uint32_t r = 0; r < rows; r++)
+            if (!row_data[r]) {
+                *out = NULL;
+                return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "weight: row %u of %u has no data", r, rows);
+            }
+    return create(ops, type, rows, cols, (row_source){.rows = row_data}, out);
 }
 
 void ops_weight_free(ops_context *ops, ops_weight *w)
