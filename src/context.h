@@ -26,8 +26,7 @@ typedef struct recording {
 /* Host-visible staging of one step's inputs, copied to the device at the start of each recording. */
 typedef struct step_inputs {
     int32_t *ids;        /* [n_batch] token ids */
-    int32_t *tokens;     /* [n_batch][2] {seq, pos} */
-    int32_t *pos;        /* [n_batch] positions (RoPE) */
+    int32_t *tokens;     /* [n_batch][2] {seq, pos}: the cache slot and the RoPE position */
     int32_t *out_rows;   /* [n_outputs_max] batch rows whose logits are wanted */
     int32_t *page_table; /* [n_seq_max][max_pages_per_seq] */
 } step_inputs;
@@ -41,8 +40,8 @@ struct vkllm_context {
 
     vkr_buffer host_in;                  /* staging of step_inputs (host-visible) */
     step_inputs in;                      /* pointers into host_in */
-    vkr_buffer ids, tokens, pos, out_rows, page_table; /* device copies */
-    uint64_t off_ids, off_tokens, off_pos, off_out_rows, off_page_table; /* offsets in host_in */
+    vkr_buffer ids, tokens, out_rows, page_table; /* device copies */
+    uint64_t off_ids, off_tokens, off_out_rows, off_page_table; /* offsets in host_in */
 
     vkr_buffer x, h;                     /* activations [n_batch][n_embd] */
     vkr_buffer qkv;                      /* [n_batch][(n_head + 2 n_kv) * hd]: Q/K/V before RoPE, when the

@@ -68,7 +68,6 @@ static void stage(vkllm_context *ctx, const vkllm_batch *b)
         ctx->in.ids[i] = b->tokens[i];
         ctx->in.tokens[2 * i] = b->seq[i];
         ctx->in.tokens[2 * i + 1] = b->pos[i];
-        ctx->in.pos[i] = b->pos[i];
         if (!b->want_logits || b->want_logits[i]) ctx->in.out_rows[out++] = (int32_t)i;
     }
     memcpy(ctx->in.page_table, ctx->pages->page_table,

@@ -20,7 +20,6 @@ static vkllm_status copy_inputs(vkllm_context *ctx, vkr_sequence *seq, const for
     struct { uint64_t off, bytes; vkr_buffer *dst; } parts[] = {
         {ctx->off_ids, 4ull * s->n_tokens, &ctx->ids},
         {ctx->off_tokens, 8ull * s->n_tokens, &ctx->tokens},
-        {ctx->off_pos, 4ull * s->n_tokens, &ctx->pos},
         {ctx->off_out_rows, 4ull * s->n_out, &ctx->out_rows},
         {ctx->off_page_table, 4ull * p->n_seq_max * ctx->kv.max_pages_per_seq, &ctx->page_table},
     };
