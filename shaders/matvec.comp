@@ -28,8 +28,17 @@ layout(constant_id = 2) const uint SPLIT = 1; // invocations per invocation grou
 layout(constant_id = 3) const uint NCOL = 1;  // columns of x per dispatch (1..8)
 layout(constant_id = 4) const bool X_ALIGNED = true; // cols % 8 == 0 (only the float types allow others)
 
+#if defined(TEXEL_LOADS)
+// [n][cols] through a uniform texel buffer: the host views it as RGBA32F when X_ALIGNED, else as R32F.
+layout(binding = 2) uniform samplerBuffer x_texels;
+#define X_AT(i) texelFetch(x_texels, int(i)).x
+#define X4_AT(i) texelFetch(x_texels, int(i))
+#else
 layout(std430, binding = 2) readonly buffer X { float x[]; };    // [n][cols]
 layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };  // the same floats, 4 by 4
+#define X_AT(i) x[i]
+#define X4_AT(i) x4[i]
+#endif
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };  // [n][y_stride]
 
 layout(push_constant) uniform Push {
@@ -61,14 +70,14 @@ void load_x8(uint col, uint k, out vec4 l, out vec4 h)
     // The last group of a row may run past cols (zero weights), and odd cols misalign the vec4s.
     if (!X_ALIGNED) {
         float v[8];
-        [[unroll]] for (uint e = 0; e < 8u; e++) v[e] = k + e < p.cols ? x[i + e] : 0.0;
+        [[unroll]] for (uint e = 0; e < 8u; e++) v[e] = k + e < p.cols ? X_AT(i + e) : 0.0;
         l = vec4(v[0], v[1], v[2], v[3]);
         h = vec4(v[4], v[5], v[6], v[7]);
         return;
     }
 #endif
-    l = x4[i / 4u];
-    h = x4[i / 4u + 1u];
+    l = X4_AT(i / 4u);
+    h = X4_AT(i / 4u + 1u);
 }
 
 void main()
