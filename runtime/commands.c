@@ -29,6 +29,9 @@ struct vkr_sequence {
     VkDescriptorPool *descriptor_pools;
     uint32_t descriptor_pool_count, descriptor_pool_used;
 
+    VkBufferView *views; /* of the texel-buffer bindings recorded; live until the next begin */
+    uint32_t view_count, view_capacity;
+
     access *accesses; /* since the last barrier */
     uint32_t access_count, access_capacity;
 
@@ -70,16 +73,24 @@ vkllm_status vkr_sequence_create(vkr_device *dev, vkr_sequence **out)
     return VKLLM_OK;
 }
 
+static void destroy_views(vkr_sequence *seq)
+{
+    for (uint32_t i = 0; i < seq->view_count; i++) vkDestroyBufferView(seq->dev->device, seq->views[i], NULL);
+    seq->view_count = 0;
+}
+
 void vkr_sequence_destroy(vkr_sequence *seq)
 {
     if (!seq) return;
     VkDevice d = seq->dev->device;
     if (seq->in_flight) vkWaitForFences(d, 1, &seq->fence, VK_TRUE, FENCE_TIMEOUT_NS);
     for (uint32_t i = 0; i < seq->descriptor_pool_count; i++) vkDestroyDescriptorPool(d, seq->descriptor_pools[i], NULL);
+    destroy_views(seq);
     for (uint32_t i = 0; i < seq->query_pool_count; i++) vkDestroyQueryPool(d, seq->query_pools[i], NULL);
     if (seq->fence) vkDestroyFence(d, seq->fence, NULL);
     if (seq->pool) vkDestroyCommandPool(d, seq->pool, NULL);
     free(seq->descriptor_pools);
+    free(seq->views);
     free(seq->query_pools);
     free(seq->accesses);
     free(seq->labels);
@@ -91,9 +102,10 @@ static vkllm_status add_descriptor_pool(vkr_sequence *seq)
     VkDescriptorPool *grown = realloc(seq->descriptor_pools, (seq->descriptor_pool_count + 1) * sizeof *grown);
     if (!grown) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "descriptor pool list");
     seq->descriptor_pools = grown;
-    VkDescriptorPoolSize size = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * VKR_MAX_BINDINGS};
+    VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * VKR_MAX_BINDINGS},
+                                     {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * VKR_MAX_BINDINGS}};
     VkDescriptorPoolCreateInfo info = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                       .maxSets = SETS_PER_POOL, .poolSizeCount = 1, .pPoolSizes = &size};
+                                       .maxSets = SETS_PER_POOL, .poolSizeCount = 2, .pPoolSizes = sizes};
     VKR_CHECK(vkCreateDescriptorPool(seq->dev->device, &info, NULL, &seq->descriptor_pools[seq->descriptor_pool_count]));
     seq->descriptor_pool_count++;
     return VKLLM_OK;
@@ -161,6 +173,7 @@ vkllm_status vkr_sequence_begin(vkr_sequence *seq)
     for (uint32_t i = 0; i < seq->descriptor_pool_count; i++)
         VKR_CHECK(vkResetDescriptorPool(seq->dev->device, seq->descriptor_pools[i], 0));
     seq->descriptor_pool_used = 0;
+    destroy_views(seq); /* the command buffer that used them was reset above */
     seq->access_count = 0;
     seq->dispatches = 0;
     seq->queries = 0;
@@ -210,6 +223,48 @@ static vkllm_status track(vkr_sequence *seq, const access *list, uint32_t n)
     return VKLLM_OK;
 }
 
+/* Bytes per texel of the formats texel bindings use; 0 for others. */
+static uint32_t texel_bytes(VkFormat format)
+{
+    switch (format) {
+    case VK_FORMAT_R32G32B32A32_UINT:
+    case VK_FORMAT_R32G32B32A32_SFLOAT: return 16;
+    case VK_FORMAT_R32_UINT:
+    case VK_FORMAT_R32_SFLOAT: return 4;
+    default: return 0;
+    }
+}
+
+static vkllm_status check_texel_range(const vkr_device *dev, const vkr_range *r, VkFormat format, const char *label,
+                                      uint32_t i)
+{
+    uint32_t bytes = texel_bytes(format);
+    if (bytes == 0 || r->size % bytes || r->size / bytes > dev->caps.max_texel_buffer_elements)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: texel binding %u spans %llu bytes: not whole texels of "
+                          "format %d or above maxTexelBufferElements %u", label, i, (unsigned long long)r->size,
+                          (int)format, dev->caps.max_texel_buffer_elements);
+    if ((r->buffer->offset + r->offset) % dev->caps.min_texel_offset_alignment)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: texel binding %u offset %llu is not a multiple of %llu",
+                          label, i, (unsigned long long)r->offset, (unsigned long long)dev->caps.min_texel_offset_alignment);
+    return VKLLM_OK;
+}
+
+static vkllm_status add_view(vkr_sequence *seq, const vkr_range *r, VkFormat format, VkBufferView *view)
+{
+    if (seq->view_count == seq->view_capacity) {
+        uint32_t cap = seq->view_capacity ? 2 * seq->view_capacity : 64;
+        VkBufferView *grown = realloc(seq->views, cap * sizeof *grown);
+        if (!grown) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "buffer view list");
+        seq->views = grown;
+        seq->view_capacity = cap;
+    }
+    VkBufferViewCreateInfo info = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = r->buffer->handle,
+                                   .format = format, .offset = r->buffer->offset + r->offset, .range = r->size};
+    VKR_CHECK(vkCreateBufferView(seq->dev->device, &info, NULL, view));
+    seq->views[seq->view_count++] = *view;
+    return VKLLM_OK;
+}
+
 static vkllm_status check_range(const vkr_device *dev, const vkr_range *r, const char *label, uint32_t i,
                                 bool binding)
 {
@@ -239,19 +294,27 @@ vkllm_status vkr_sequence_dispatch(vkr_sequence *seq, const vkr_pipeline *pipeli
                               groups[k], k, dev->caps.max_workgroup_count[k]);
     access list[VKR_MAX_BINDINGS];
     VkDescriptorBufferInfo infos[VKR_MAX_BINDINGS];
+    VkBufferView views[VKR_MAX_BINDINGS];
     VkWriteDescriptorSet writes[VKR_MAX_BINDINGS];
     VkDescriptorSet set;
     VKLLM_TRY(allocate_set(seq, pipeline->set_layout, &set));
     for (uint32_t i = 0; i < d->n_bindings; i++) {
         const vkr_range *r = &bindings[i];
-        VKLLM_TRY(check_range(dev, r, label, i, true));
+        bool texel = d->texel_format[i] != VK_FORMAT_UNDEFINED;
+        VKLLM_TRY(check_range(dev, r, label, i, !texel));
         VkDeviceSize begin = r->buffer->offset + r->offset;
-        list[i] = (access){r->buffer->handle, begin, begin + r->size, !(d->readonly_mask & (1u << i))};
-        infos[i] = (VkDescriptorBufferInfo){r->buffer->handle, begin, r->size};
+        list[i] = (access){r->buffer->handle, begin, begin + r->size, !texel && !(d->readonly_mask & (1u << i))};
         writes[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set,
                                            .dstBinding = i, .descriptorCount = 1,
-                                           .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                           .pBufferInfo = &infos[i]};
+                                           .descriptorType = vkr_descriptor_type(d, i)};
+        if (texel) {
+            VKLLM_TRY(check_texel_range(dev, r, d->texel_format[i], label, i));
+            VKLLM_TRY(add_view(seq, r, d->texel_format[i], &views[i]));
+            writes[i].pTexelBufferView = &views[i];
+        } else {
+            infos[i] = (VkDescriptorBufferInfo){r->buffer->handle, begin, r->size};
+            writes[i].pBufferInfo = &infos[i];
+        }
     }
     vkUpdateDescriptorSets(dev->device, d->n_bindings, writes, 0, NULL);
     VKLLM_TRY(track(seq, list, d->n_bindings));

@@ -24,7 +24,10 @@ void vkr_sequence_destroy(vkr_sequence *seq);
 /* Starts recording, discarding what was recorded before. */
 vkllm_status vkr_sequence_begin(vkr_sequence *seq);
 /* bindings[i] is bound at binding i; each range must be <= maxStorageBufferRange and its offset a multiple
- * of minStorageBufferOffsetAlignment.  groups = workgroup counts (x, y, z), each within the device limit. */
+ * of minStorageBufferOffsetAlignment -- or, for a texel binding (the pipeline's texel_format), whole texels,
+ * at most maxTexelBufferElements, offset a multiple of minTexelBufferOffsetAlignment: the sequence creates
+ * a VkBufferView for it, kept until the next vkr_sequence_begin or vkr_sequence_destroy.
+ * groups = workgroup counts (x, y, z), each within the device limit. */
 vkllm_status vkr_sequence_dispatch(vkr_sequence *seq, const vkr_pipeline *pipeline, const vkr_range *bindings,
                                    const void *push, const uint32_t groups[3], const char *label);
 vkllm_status vkr_sequence_copy(vkr_sequence *seq, vkr_range src, vkr_range dst);

@@ -219,7 +219,15 @@ static int queue_family_for_compute(VkPhysicalDevice pd, bool *timestamps)
     return best;
 }
 
+static bool uniform_texel(VkPhysicalDevice pd, VkFormat format)
+{
+    VkFormatProperties props;
+    vkGetPhysicalDeviceFormatProperties(pd, format, &props);
+    return (props.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
+}
+
 /* Reads caps; false if the device cannot run vkllm (below Vulkan 1.2 or no compute queue). */
+
 static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *features)
 {
     memset(caps, 0, sizeof *caps);
@@ -287,7 +295,6 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     caps->storage16 = f11.storageBuffer16BitAccess;
     caps->storage8 = f12.storageBuffer8BitAccess;
     caps->int8_arith = f12.shaderInt8;
-    caps->int64 = feats.features.shaderInt64;
     if (has_int_dot && dot_feat.shaderIntegerDotProduct) {
         caps->int_dot = true;
         caps->int_dot_accelerated = dot_props.integerDotProduct4x8BitPackedSignedAccelerated;
@@ -299,13 +306,16 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     if (env_flag("VKLLM_DISABLE_STORAGE8")) caps->storage8 = false;
     if (env_flag("VKLLM_DISABLE_INT_DOT")) caps->int_dot = caps->int_dot_accelerated = false;
     if (env_flag("VKLLM_DISABLE_SUBGROUP")) caps->subgroup_compute = false;
-    if (env_flag("VKLLM_DISABLE_INT64")) caps->int64 = false;
     caps->subgroup_arithmetic = caps->subgroup_compute && (caps->subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
 
     const VkPhysicalDeviceLimits *lim = &base.limits;
     caps->max_storage_buffer_range = lim->maxStorageBufferRange;
     caps->max_memory_allocation = p11.maxMemoryAllocationSize;
     caps->min_storage_offset_alignment = lim->minStorageBufferOffsetAlignment;
+    caps->max_texel_buffer_elements = lim->maxTexelBufferElements;
+    caps->min_texel_offset_alignment = lim->minTexelBufferOffsetAlignment;
+    caps->texel_rgba32 = uniform_texel(pd, VK_FORMAT_R32G32B32A32_UINT) &&
+                         uniform_texel(pd, VK_FORMAT_R32G32B32A32_SFLOAT) && !env_flag("VKLLM_DISABLE_TEXEL");
     caps->max_shared_memory = lim->maxComputeSharedMemorySize;
     caps->max_storage_buffers = lim->maxPerStageDescriptorStorageBuffers;
     caps->max_workgroup_invocations = lim->maxComputeWorkGroupInvocations;
@@ -562,6 +572,8 @@ void vkr_device_destroy(vkr_device *dev)
 
 const vkr_caps *vkr_device_caps(const vkr_device *dev) { return &dev->caps; }
 
+bool vkr_uniform_texel_format(const vkr_device *dev, VkFormat format) { return uniform_texel(dev->physical, format); }
+
 uint32_t vkr_device_validation_errors(const vkr_device *dev)
 {
     return atomic_load((atomic_uint *)&dev->validation_errors);
@@ -642,10 +654,11 @@ void vkr_caps_print(const vkr_caps *c, FILE *out)
             c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_CLUSTERED_BIT) ? "clustered" : "");
     fprintf(out, "  fp16 arithmetic          %s\n", c->fp16_arith ? "yes" : "no");
     fprintf(out, "  16-bit / 8-bit storage   %s / %s\n", c->storage16 ? "yes" : "no", c->storage8 ? "yes" : "no");
-    fprintf(out, "  64-bit integers          %s\n", c->int64 ? "yes" : "no");
     fprintf(out, "  integer dot product      %s%s\n", c->int_dot ? "yes" : "no",
             c->int_dot ? (c->int_dot_accelerated ? " (accelerated)" : " (not accelerated)") : "");
     fprintf(out, "  maxStorageBufferRange    %" PRIu64 "\n", c->max_storage_buffer_range);
+    fprintf(out, "  uniform texel buffers    %s (max %u texels)\n", c->texel_rgba32 ? "R32G32B32A32" : "no",
+            c->max_texel_buffer_elements);
     fprintf(out, "  maxMemoryAllocationSize  %" PRIu64 "\n", c->max_memory_allocation);
     fprintf(out, "  max shared memory        %u bytes\n", c->max_shared_memory);
     fprintf(out, "  max workgroup            %u invocations (%u x %u x %u)\n", c->max_workgroup_invocations,

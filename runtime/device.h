@@ -46,13 +46,15 @@ typedef struct vkr_caps {
     bool storage16;                 /* storageBuffer16BitAccess */
     bool storage8;                  /* storageBuffer8BitAccess */
     bool int8_arith;                /* shaderInt8 */
-    bool int64;                     /* shaderInt64 (64-bit loads in the CPU mat-vec) */
     bool int_dot;                   /* shaderIntegerDotProduct */
     bool int_dot_accelerated;       /* 4x8-bit packed signed dot product is accelerated */
 
     uint64_t max_storage_buffer_range;
     uint64_t max_memory_allocation;
     uint64_t min_storage_offset_alignment;
+    uint32_t max_texel_buffer_elements; /* texels one uniform texel buffer view may span */
+    uint64_t min_texel_offset_alignment; /* of a texel buffer view's offset */
+    bool texel_rgba32;              /* R32G32B32A32 UINT and SFLOAT usable as uniform texel buffers */
     uint32_t max_shared_memory;
     uint32_t max_storage_buffers;   /* maxPerStageDescriptorStorageBuffers */
     uint32_t max_workgroup_invocations;
@@ -80,13 +82,15 @@ vkllm_status vkr_list_devices(vkr_caps **caps, uint32_t *count, uint32_t *chosen
 /* Creates the device chosen by VKLLM_DEVICE (index or name substring) or else discrete > integrated >
  * virtual > CPU.  Environment: VKLLM_VALIDATION=1 enables the Khronos validation layer (its errors are
  * counted); VKLLM_DISABLE_F16, VKLLM_DISABLE_STORAGE16, VKLLM_DISABLE_STORAGE8, VKLLM_DISABLE_SUBGROUP,
- * VKLLM_DISABLE_INT64,
- * VKLLM_DISABLE_INT_DOT force the fallbacks as if the device lacked the feature; VKLLM_PROFILE=1 collects
- * GPU timestamps per dispatch. */
+ * VKLLM_DISABLE_INT_DOT, VKLLM_DISABLE_TEXEL (texel_rgba32) force the fallbacks as if the device lacked the
+ * feature; VKLLM_PROFILE=1 collects GPU timestamps per dispatch. */
 vkllm_status vkr_device_create(vkr_device **out);
 void vkr_device_destroy(vkr_device *dev);
 
 const vkr_caps *vkr_device_caps(const vkr_device *dev);
+/* Whether the device reads `format` through uniform texel buffers (VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT
+ * in its buffer features). */
+bool vkr_uniform_texel_format(const vkr_device *dev, VkFormat format);
 /* Validation-layer errors reported since creation (0 without VKLLM_VALIDATION). */
 uint32_t vkr_device_validation_errors(const vkr_device *dev);
 bool vkr_device_profiling(const vkr_device *dev);

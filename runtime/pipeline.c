@@ -15,6 +15,7 @@ static bool same_desc(const vkr_pipeline *p, const vkr_pipeline_desc *d)
     return strcmp(p->shader_name, d->shader) == 0 && a->n_bindings == d->n_bindings &&
            a->readonly_mask == d->readonly_mask && a->push_size == d->push_size && a->n_spec == d->n_spec &&
            a->required_subgroup_size == d->required_subgroup_size &&
+           memcmp(a->texel_format, d->texel_format, sizeof d->texel_format) == 0 &&
            memcmp(a->spec, d->spec, d->n_spec * sizeof d->spec[0]) == 0;
 }
 
@@ -27,6 +28,10 @@ static vkllm_status check_desc(const vkr_device *dev, const vkr_pipeline_desc *d
     if (d->n_bindings > dev->caps.max_storage_buffers)
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "pipeline '%s' binds %u storage buffers; '%s' allows %u per stage",
                           d->shader, d->n_bindings, dev->caps.name, dev->caps.max_storage_buffers);
+    for (uint32_t i = 0; i < d->n_bindings; i++)
+        if (d->texel_format[i] != VK_FORMAT_UNDEFINED && !vkr_uniform_texel_format(dev, d->texel_format[i]))
+            return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "pipeline '%s': binding %u needs format %d as a uniform texel buffer, "
+                              "which '%s' does not support", d->shader, i, (int)d->texel_format[i], dev->caps.name);
     if (d->required_subgroup_size &&
         (!dev->caps.subgroup_size_control || d->required_subgroup_size < dev->caps.min_subgroup_size ||
          d->required_subgroup_size > dev->caps.max_subgroup_size))
@@ -50,7 +55,7 @@ static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipe
     VkDescriptorSetLayoutBinding bindings[VKR_MAX_BINDINGS];
     for (uint32_t i = 0; i < d->n_bindings; i++)
         bindings[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                                     .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                                     .descriptorType = vkr_descriptor_type(d, i),
                                                      .descriptorCount = 1,
                                                      .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo set_info = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,

@@ -13,27 +13,25 @@
 #ifndef VKLLM_DEQUANT_GLSL
 #define VKLLM_DEQUANT_GLSL
 
-#if defined(WIDE_LOADS)
-// On lavapipe every load whose address is not built from constants alone is a loop over the 8 lanes, one
-// scalar load per lane and component: reading the quants as two 64-bit components instead of four 32-bit
-// ones halves that work (measured Q4_0 32000x768: n = 1 10%, n = 128 14% less CPU time).
-#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
-layout(std430, binding = 0) readonly buffer WeightQuants { u64vec2 wq[]; };
-uvec4 quants(uint i)
-{
-    const u64vec2 v = wq[i];
-    return uvec4(unpackUint2x32(v.x), unpackUint2x32(v.y));
-}
+// WQ(i) / WA(i): element i of wq / wa.  TEXEL_LOADS reads both through uniform texel buffers (views of
+// the same bytes, RGBA32UI and R32UI): lavapipe fetches texels with vector address arithmetic, where an
+// SSBO load at a per-lane address is a scalar loop over the lanes (2x faster mat-vec there).
+#if defined(TEXEL_LOADS)
+layout(binding = 0) uniform usamplerBuffer wq_texels;
+#define WQ(i) texelFetch(wq_texels, int(i))
+layout(binding = 1) uniform usamplerBuffer wa_texels;
+#define WA(i) texelFetch(wa_texels, int(i)).x
 #else
 layout(std430, binding = 0) readonly buffer WeightQuants { uvec4 wq[]; };
-uvec4 quants(uint i) { return wq[i]; }
-#endif
 layout(std430, binding = 1) readonly buffer WeightAux { uint wa[]; };
+#define WQ(i) wq[i]
+#define WA(i) wa[i]
+#endif
 
 // Half number i of the aux array (types with one f16 scale per group).
 float aux_half(uint i)
 {
-    return unpackHalf2x16(wa[i >> 1] >> ((i & 1u) * 16u)).x;
+    return unpackHalf2x16(WA(i >> 1) >> ((i & 1u) * 16u)).x;
 }
 
 // 4-bit levels of chunk word w: lo = weights 0..3, hi = weights 4..7.
@@ -71,7 +69,7 @@ void pairs8(uint h, out vec4 lo, out vec4 hi)
 #define GROUP 8u
 #define PADDED_ROWS 1 // rows padded with zeros to a multiple of GROUP
 struct Group { uvec4 a, b; };
-Group load_group(uint G) { return Group(quants(2u * G), quants(2u * G + 1u)); }
+Group load_group(uint G) { return Group(WQ(2u * G), WQ(2u * G + 1u)); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
     lo = uintBitsToFloat(g.a);
@@ -84,7 +82,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 #define GROUP 8u
 #define PADDED_ROWS 1
 struct Group { uvec4 a; };
-Group load_group(uint G) { return Group(quants(G)); }
+Group load_group(uint G) { return Group(WQ(G)); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
     lo = vec4(unpackHalf2x16(g.a.x), unpackHalf2x16(g.a.y));
@@ -97,7 +95,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 #define GROUP 8u
 #define PADDED_ROWS 1
 struct Group { uvec4 a; };
-Group load_group(uint G) { return Group(quants(G)); }
+Group load_group(uint G) { return Group(WQ(G)); }
 vec2 bf16x2(uint w) { return uintBitsToFloat(uvec2(w << 16, w & 0xffff0000u)); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
@@ -111,7 +109,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 // 32 int8 levels in 2 uvec4 (word w = weights 4w..4w+3); aux: one f16 scale per group.
 #define GROUP 32u
 struct Group { uvec4 a, b; float d; };
-Group load_group(uint G) { return Group(quants(2u * G), quants(2u * G + 1u), aux_half(G)); }
+Group load_group(uint G) { return Group(WQ(2u * G), WQ(2u * G + 1u), aux_half(G)); }
 vec4 int8x4(uint w) { return vec4(ivec4(w << 24, w << 16, w << 8, w) >> 24); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
@@ -127,7 +125,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 // 32 nibbles in one uvec4; aux: one f16 scale per group.
 #define GROUP 32u
 struct Group { uvec4 q; float d; };
-Group load_group(uint G) { return Group(quants(G), aux_half(G)); }
+Group load_group(uint G) { return Group(WQ(G), aux_half(G)); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
     nibbles(g.q[j], lo, hi);
@@ -142,7 +140,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 #define GROUP 32u
 #define HAS_MIN 1
 struct Group { uvec4 q; vec2 dm; };
-Group load_group(uint G) { return Group(quants(G), unpackHalf2x16(wa[G])); }
+Group load_group(uint G) { return Group(WQ(G), unpackHalf2x16(WA(G))); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
     nibbles(g.q[j], lo, hi);
@@ -154,7 +152,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 // aux: 2 words per group: the fifth bits (bit t = weight t), d.
 #define GROUP 32u
 struct Group { uvec4 q; uint qh; float d; };
-Group load_group(uint G) { return Group(quants(G), wa[2u * G], unpackHalf2x16(wa[2u * G + 1u]).x); }
+Group load_group(uint G) { return Group(WQ(G), WA(2u * G), unpackHalf2x16(WA(2u * G + 1u)).x); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
     vec4 bl, bh;
@@ -171,7 +169,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 #define GROUP 32u
 #define HAS_MIN 1
 struct Group { uvec4 q; uint qh; vec2 dm; };
-Group load_group(uint G) { return Group(quants(G), wa[2u * G], unpackHalf2x16(wa[2u * G + 1u])); }
+Group load_group(uint G) { return Group(WQ(G), WA(2u * G), unpackHalf2x16(WA(2u * G + 1u))); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
     vec4 bl, bh;
@@ -192,7 +190,7 @@ struct Group { uvec4 q; uint sc; vec2 dm; };
 Group load_group(uint G)
 {
     uint base = 5u * (G >> 2);
-    return Group(quants(G), wa[base + (G & 3u)], unpackHalf2x16(wa[base + 4u]));
+    return Group(WQ(G), WA(base + (G & 3u)), unpackHalf2x16(WA(base + 4u)));
 }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
@@ -210,8 +208,8 @@ struct Group { uvec4 q; uint sc; uvec2 h; float d; };
 Group load_group(uint G)
 {
     uint base = 13u * (G >> 2), i = G & 3u;
-    return Group(quants(G), wa[base + 1u + i], uvec2(wa[base + 5u + 2u * i], wa[base + 6u + 2u * i]),
-                 unpackHalf2x16(wa[base]).x);
+    return Group(WQ(G), WA(base + 1u + i), uvec2(WA(base + 5u + 2u * i), WA(base + 6u + 2u * i)),
+                 unpackHalf2x16(WA(base)).x);
 }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
@@ -238,15 +236,15 @@ struct Group { uvec4 q; uint qh; float s, m; };
 Group load_group(uint G)
 {
     uint base = AUX_WORDS * (G >> 3), i = G & 7u, shift = 8u * (i & 3u);
-    vec2 dm = unpackHalf2x16(wa[base]);
-    float sc = float((wa[base + 1u + (i >> 2)] >> shift) & 255u);
-    float mn = float((wa[base + 3u + (i >> 2)] >> shift) & 255u);
+    vec2 dm = unpackHalf2x16(WA(base));
+    float sc = float((WA(base + 1u + (i >> 2)) >> shift) & 255u);
+    float mn = float((WA(base + 3u + (i >> 2)) >> shift) & 255u);
 #if defined(TYPE_Q5_K)
-    uint qh = wa[base + 5u + i];
+    uint qh = WA(base + 5u + i);
 #else
     uint qh = 0u;
 #endif
-    return Group(quants(G), qh, dm.x * sc, -dm.y * mn);
+    return Group(WQ(G), qh, dm.x * sc, -dm.y * mn);
 }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {
@@ -269,8 +267,8 @@ struct Group { uvec4 q; uvec2 h; uint sc; float d; };
 Group load_group(uint G)
 {
     uint base = 21u * (G >> 3), i = G & 7u;
-    return Group(quants(G), uvec2(wa[base + 5u + 2u * i], wa[base + 6u + 2u * i]),
-                 wa[base + 1u + (i >> 1)] >> (16u * (i & 1u)), unpackHalf2x16(wa[base]).x);
+    return Group(WQ(G), uvec2(WA(base + 5u + 2u * i), WA(base + 6u + 2u * i)),
+                 WA(base + 1u + (i >> 1)) >> (16u * (i & 1u)), unpackHalf2x16(WA(base)).x);
 }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 {

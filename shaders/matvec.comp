@@ -12,8 +12,8 @@
 //     SUBGROUP: subgroupAdd, then shared memory across subgroups if SPLIT spans several; otherwise shared
 //     memory only.
 // FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.
-// WIDE_LOADS: weights and x read through 64-bit components (fewer per-lane loads on lavapipe; needs
-// shaderInt64).
+// TEXEL_LOADS: weights and x read as texels (uniform texel buffers), which lavapipe gathers with vector
+// addressing where a storage-buffer load at a per-lane address is a scalar loop over the lanes.
 // Fused epilogues (rows come in pairs (2i, 2i+1), which one invocation group always holds, ROWS being even):
 //   STORE_SWIGLU: W stacks gate and up rows alternately; y[c][i] = silu(gate_i) * up_i, y_stride = rows / 2.
 //   STORE_QKV: W stacks Q, K and V; pairs go through qkv_store.glsl (bias, RoPE, Q out, paged KV cache).
@@ -33,17 +33,16 @@ layout(constant_id = 2) const uint SPLIT = 1; // invocations per invocation grou
 layout(constant_id = 3) const uint NCOL = 1;  // columns of x per dispatch (1..8)
 layout(constant_id = 4) const bool X_ALIGNED = true; // cols % 8 == 0 (only the float types allow others)
 
-layout(std430, binding = 2) readonly buffer X { float x[]; };    // [n][cols]
-#if defined(WIDE_LOADS)
-layout(std430, binding = 2) readonly buffer X4 { u64vec2 x4[]; }; // the same floats, 4 by 4 (64-bit loads)
-vec4 x_quad(uint i)
-{
-    const u64vec2 v = x4[i];
-    return vec4(uintBitsToFloat(unpackUint2x32(v.x)), uintBitsToFloat(unpackUint2x32(v.y)));
-}
+#if defined(TEXEL_LOADS)
+// [n][cols] through a uniform texel buffer: the host views it as RGBA32F when X_ALIGNED, else as R32F.
+layout(binding = 2) uniform samplerBuffer x_texels;
+#define X_AT(i) texelFetch(x_texels, int(i)).x
+#define X4_AT(i) texelFetch(x_texels, int(i))
 #else
+layout(std430, binding = 2) readonly buffer X { float x[]; };    // [n][cols]
 layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };  // the same floats, 4 by 4
-vec4 x_quad(uint i) { return x4[i]; }
+#define X_AT(i) x[i]
+#define X4_AT(i) x4[i]
 #endif
 #if defined(STORE_QKV)
 #define QKV_BINDING 3
@@ -99,14 +98,14 @@ void load_x8(uint col, uint k, out vec4 l, out vec4 h)
     // The last group of a row may run past cols (zero weights), and odd cols misalign the vec4s.
     if (!X_ALIGNED) {
         float v[8];
-        [[unroll]] for (uint e = 0; e < 8u; e++) v[e] = k + e < p.cols ? x[i + e] : 0.0;
+        [[unroll]] for (uint e = 0; e < 8u; e++) v[e] = k + e < p.cols ? X_AT(i + e) : 0.0;
         l = vec4(v[0], v[1], v[2], v[3]);
         h = vec4(v[4], v[5], v[6], v[7]);
         return;
     }
 #endif
-    l = x_quad(i / 4u);
-    h = x_quad(i / 4u + 1u);
+    l = X4_AT(i / 4u);
+    h = X4_AT(i / 4u + 1u);
 }
 
 float acc[ROWS][NCOL]; // this invocation's partial sums

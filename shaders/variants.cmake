@@ -6,7 +6,7 @@ vkllm_shader(mul_f32 binary.comp OP_MUL=1)
 vkllm_shader(scale_f32 scale.comp)
 
 # Weight-matrix products (src/ops/matmul.c, src/ops/matmul_fused.c), per GGUF type: mat-vec with the
-# shared-memory reduction or with subgroup arithmetic (_sg), with 64-bit loads (_wide, for lavapipe), and the
+# shared-memory reduction or with subgroup arithmetic (_sg), reading texels (_tx, for lavapipe), and the
 # tiled mat-mul; _f16 computes in f16 where the device has it (not for F32 and BF16 weights, which f16 cannot
 # hold).  Each mat-vec also comes with its fused epilogues: _swiglu (stacked gate/up rows) and _qkv_f16 /
 # _qkv_f32 (stacked Q/K/V rows into an F16 / F32 KV cache).
@@ -20,7 +20,7 @@ foreach(type f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k)
     string(TOUPPER ${type} upper)
     vkllm_matvec(matvec_${type} TYPE_${upper}=1)
     vkllm_matvec(matvec_${type}_sg TYPE_${upper}=1 SUBGROUP=1)
-    vkllm_matvec(matvec_${type}_wide TYPE_${upper}=1 WIDE_LOADS=1)
+    vkllm_matvec(matvec_${type}_tx TYPE_${upper}=1 TEXEL_LOADS=1)
     vkllm_shader(matmul_${type} matmul.comp TYPE_${upper}=1)
     if(NOT type STREQUAL "f32" AND NOT type STREQUAL "bf16")
         vkllm_matvec(matvec_${type}_f16 TYPE_${upper}=1 FP16=1)

@@ -1,7 +1,7 @@
 /* ops_qkv_project and ops_swiglu_project against plain C: y = W x (+ bias) in double from the dequantized
  * weights, RoPE in double, the paged cache through the host model of test_ops_kv, silu(gate) * up.  Each
- * runs through every path: the fused mat-vec epilogue of each tuning row's variant (_wide on the CPU row,
- * _sg / _sg_f16 / _f16 / plain on the GPU rows), the tiled mat-mul plus the separate pass (qkv_store,
+ * runs through every path: the fused mat-vec epilogue of each tuning row's variant (_tx on the CPU row,
+ * _sg / _sg_f16 / _f16 on the GPU rows, plain without texels), the tiled mat-mul plus the separate pass (qkv_store,
  * swiglu_pairs), three unstacked Q/K/V weights, and a row count per invocation that cannot hold pairs. */
 #include <math.h>
 #include <stdio.h>
@@ -264,22 +264,23 @@ static void use_row(const op_tuning *row, const char *disable)
 {
     unsetenv("VKLLM_DISABLE_F16");
     unsetenv("VKLLM_DISABLE_SUBGROUP");
-    unsetenv("VKLLM_DISABLE_INT64");
+    unsetenv("VKLLM_DISABLE_TEXEL");
     if (disable) setenv(disable, "1", 1);
     th_reset_device();
     th_ops()->tuning = row;
 }
 
-/* Every variant of the epilogues: _wide (CPU row), _sg_f16, _sg, _f16 and plain (GPU rows). */
+/* Every variant of the epilogues: _tx (CPU row), _sg_f16, _sg, _f16 (GPU rows) and plain (CPU row without
+ * texel loads). */
 static void test_fused_variants(void **state)
 {
     const size_t n = sizeof all_types / sizeof *all_types;
     const struct { tuning_class row; const char *disable; } runs[] = {
-        {TUNING_CPU, NULL},                         /* matvec_T_wide_* */
+        {TUNING_CPU, NULL},                         /* matvec_T_tx_* */
         {TUNING_NVIDIA, NULL},                      /* matvec_T_sg_f16_* (F32/BF16: _sg) */
         {TUNING_NVIDIA, "VKLLM_DISABLE_F16"},       /* matvec_T_sg_* */
         {TUNING_NVIDIA, "VKLLM_DISABLE_SUBGROUP"},  /* matvec_T_f16_* (F32/BF16: plain) */
-        {TUNING_CPU, "VKLLM_DISABLE_INT64"},        /* matvec_T_* */
+        {TUNING_CPU, "VKLLM_DISABLE_TEXEL"},        /* matvec_T_* */
     };
     for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
         use_row(tuning_row(runs[r].row), runs[r].disable);

@@ -1,9 +1,10 @@
 /* Every shader variant of ops_matmul on lavapipe: the GPU tuning rows (an invocation group per row pair,
  * reduced with subgroupAdd or through shared memory), f16 arithmetic, and each forced fallback
- * (VKLLM_DISABLE_F16 / _SUBGROUP / _STORAGE16 / _STORAGE8 / _INT64).  Variants per type: matvec_T,
- * matvec_T_sg, matvec_T_wide, matvec_T_f16, matvec_T_sg_f16, matmul_T, matmul_T_f16 (the _f16 ones not for
- * F32 and BF16); lavapipe's own tuning (test_ops_matmul) covers matvec_T_wide, and matmul_T where it forces
- * the tiled mat-mul. */
+ * (VKLLM_DISABLE_F16 / _SUBGROUP / _STORAGE16 / _STORAGE8).  Variants per type: matvec_T, matvec_T_sg,
+ * matvec_T_f16, matvec_T_sg_f16, matmul_T, matmul_T_f16 (the _f16 ones not for F32 and BF16); lavapipe's
+ * own tuning (test_ops_matmul) covers matvec_T_tx (texel loads), and matmul_T where it forces the tiled
+ * mat-mul; the CPU row without texel loads (knob off, VKLLM_DISABLE_TEXEL, or a texel limit too small for
+ * x) covers matvec_T, and weights chunked for a small maxTexelBufferElements matvec_T_tx with chunks. */
 #include <stdlib.h>
 
 #include "matmul_check.h"
@@ -96,15 +97,46 @@ static void test_other_rows(void **state)
     check_all(main_types, sizeof main_types / sizeof *main_types, &cpu_f16);
 }
 
-/* The CPU row without 64-bit integers: matvec_T with one invocation per row group (32-bit loads). */
-static void test_cpu_row_no_int64(void **state)
+/* The CPU row's storage-buffer fallback: with the knob off, and where the device lacks the texel formats. */
+static void test_cpu_row_without_texels(void **state)
 {
-    setenv("VKLLM_DISABLE_INT64", "1", 1);
+    static op_tuning ssbo; /* static: outlives a failed check */
     set_env(NULL, NULL);
-    assert_false(th_ops()->caps->int64);
-    check_all(all_types, sizeof all_types / sizeof *all_types, tuning_row(TUNING_CPU));
-    unsetenv("VKLLM_DISABLE_INT64");
+    ssbo = *tuning_row(TUNING_CPU);
+    ssbo.name = "cpu-ssbo";
+    ssbo.texel_loads = 0;
+    check_all(all_types, sizeof all_types / sizeof *all_types, &ssbo);
+    setenv("VKLLM_DISABLE_TEXEL", "1", 1);
     set_env(NULL, NULL);
+    assert_false(th_ops()->caps->texel_rgba32);
+    check_all(main_types, sizeof main_types / sizeof *main_types, tuning_row(TUNING_CPU));
+    unsetenv("VKLLM_DISABLE_TEXEL");
+    set_env(NULL, NULL);
+}
+
+/* A device with few texels per view (4096 here): weights are bound in chunks of 256 rows that fit one, and
+ * an x too large for a view (n = 67 at 416 columns) falls back to the storage-buffer variant. */
+static void test_small_texel_limit(void **state)
+{
+    set_env(NULL, NULL);
+    ops_context *o = th_ops();
+    const vkr_caps *own = o->caps;
+    static vkr_caps small; /* static: outlives a failed check */
+    small = *own;
+    small.max_texel_buffer_elements = 4096;
+    o->caps = &small;
+    o->tuning = tuning_row(TUNING_CPU);
+    /* Q4_0 at 416 columns: 208 bytes of quants per row, 315 rows per 64 KiB view, so 256-row chunks. */
+    static uint8_t data[600 * 13 * 18];
+    ops_weight *w = NULL;
+    th_check_status(ops_weight_create(o, QUANT_Q4_0, 600, 416, data, &w), "ops_weight_create");
+    assert_int_equal(w->chunk_rows, 256);
+    ops_weight_free(o, w);
+    static const uint32_t ns[] = {1, 8, 9, 67};
+    th_check_matmul(QUANT_Q4_0, 600, 416, ns, 4, TH_MATMUL_NMSE_F32);
+    th_check_matmul(QUANT_F16, 600, 97, ns, 4, TH_MATMUL_NMSE_F32);
+    th_check_matmul(QUANT_Q4_K, 300, 512, ns, 2, TH_MATMUL_NMSE_F32);
+    o->caps = own;
 }
 
 /* The repacked layout reads 32-bit words only: nothing changes without 16- and 8-bit storage. */
@@ -128,8 +160,9 @@ int main(void)
         cmocka_unit_test(test_gpu_row_no_subgroup),
         cmocka_unit_test(test_gpu_row_no_subgroup_no_f16),
         cmocka_unit_test(test_other_rows),
-        cmocka_unit_test(test_cpu_row_no_int64),
         cmocka_unit_test(test_no_small_storage),
+        cmocka_unit_test(test_cpu_row_without_texels),
+        cmocka_unit_test(test_small_texel_limit),
     };
     return TH_RUN("ops_matmul_variants", tests);
 }

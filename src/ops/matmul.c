@@ -37,13 +37,37 @@ static uint32_t subgroup_size_for(const vkr_caps *caps, uint32_t split)
 
 static const matvec_store plain_store = {.suffix = ""}; /* the tiled mat-mul's pipeline: plain bindings */
 
+/* Whether the mat-vec reads weights and x through uniform texel buffers (the _tx variants): where the tuning
+ * asks for it, the device has the formats, and every binding fits a texel view (the weight's chunks were
+ * sized for it unless it was created under another tuning row); else the storage-buffer variants. */
+static bool use_texels(const ops_context *ops, const ops_weight *w, uint32_t subgroup_size, vkr_range x)
+{
+    const vkr_caps *caps = ops->caps;
+    if (!ops->tuning->texel_loads || !caps->texel_rgba32 || subgroup_size || use_fp16(ops, w)) return false;
+    uint64_t texels = caps->max_texel_buffer_elements;
+    uint64_t align = caps->min_texel_offset_alignment ? caps->min_texel_offset_alignment : 1;
+    uint64_t x_texel = w->cols % 8 == 0 ? 16 : 4; /* see get_pipeline */
+    bool chunks_fit = (uint64_t)w->chunk_rows * w->quant_row_bytes <= 16 * texels &&
+                      (uint64_t)w->chunk_rows * w->aux_row_bytes + 3 <= 4 * texels && w->quants.offset % align == 0 &&
+                      w->aux.offset % align == 0 && (w->chunk_rows == w->rows || w->chunk_rows % align == 0);
+    return chunks_fit && x.size / x_texel <= texels && (x.buffer->offset + x.offset) % align == 0;
+}
+
+/* texel: bindings 0 (quants RGBA32UI), 1 (aux R32UI) and 2 (x) are uniform texel buffers; x is viewed as
+ * vec4s when x_aligned, else as single floats. */
 static vkllm_status get_pipeline(ops_context *ops, const char *name, const uint32_t *spec, uint32_t n_spec,
-                                 uint32_t subgroup_size, const matvec_store *store, const vkr_pipeline **out)
+                                 uint32_t subgroup_size, bool texel, bool x_aligned, const matvec_store *store,
+                                 const vkr_pipeline **out)
 {
     vkr_pipeline_desc desc = {.shader = name, .n_bindings = 4 + store->n_extra,
                               .readonly_mask = 0x7 | store->extra_readonly << 4,
                               .push_size = (uint32_t)sizeof(matmul_push) + store->push_tail_bytes, .n_spec = n_spec,
                               .required_subgroup_size = subgroup_size};
+    if (texel) {
+        desc.texel_format[0] = VK_FORMAT_R32G32B32A32_UINT;
+        desc.texel_format[1] = VK_FORMAT_R32_UINT;
+        desc.texel_format[2] = x_aligned ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+    }
     for (uint32_t i = 0; i < n_spec; i++) desc.spec[i] = spec[i];
     return vkr_pipeline_get(ops->dev, &desc, out);
 }
@@ -57,7 +81,8 @@ static void weight_ranges(const ops_weight *w, uint32_t r0, uint32_t rows, vkr_r
         end = (end + 3) / 4 * 4; /* read as words; the allocation is rounded up the same way */
         *aux = vkr_sub(&w->aux, begin, end - begin);
     } else {
-        *aux = *quants; /* unused by the float types' shaders, but every binding needs a buffer */
+        /* unused by the float types' shaders, but every binding needs a buffer (of whole texels) */
+        *aux = vkr_sub(&w->quants, quants->offset, 16);
     }
 }
 
@@ -73,13 +98,13 @@ static uint32_t matvec_cols_per_pass(const ops_context *ops)
 
 /* One mat-vec dispatch per row chunk for `blocks` blocks of ncol columns from col0 (workgroup z = block). */
 static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
-                                    vkr_range y, const char *name, uint32_t sg, uint32_t col0, uint32_t ncol,
-                                    uint32_t blocks, const matvec_store *store)
+                                    vkr_range y, const char *name, uint32_t sg, bool texel, uint32_t col0,
+                                    uint32_t ncol, uint32_t blocks, const matvec_store *store)
 {
     const op_tuning *t = ops->tuning;
     const uint32_t spec[5] = {t->matvec_wg, t->matvec_rows, t->matvec_split, ncol, w->cols % 8 == 0};
     const vkr_pipeline *p;
-    VKLLM_TRY(get_pipeline(ops, name, spec, 5, sg, store, &p));
+    VKLLM_TRY(get_pipeline(ops, name, spec, 5, sg, texel, w->cols % 8 == 0, store, &p));
     uint32_t rows_per_wg = t->matvec_wg / t->matvec_split * t->matvec_rows;
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
         uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
@@ -123,17 +148,17 @@ vkllm_status ops_matvec_record(ops_context *ops, vkr_sequence *seq, const ops_we
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matvec: tuning row %s: workgroup %u is not a multiple of split %u",
                           t->name, t->matvec_wg, t->matvec_split);
     uint32_t sg = subgroup_size_for(ops->caps, t->matvec_split);
+    bool texel = use_texels(ops, w, sg, x);
     char name[64];
-    bool fp16 = use_fp16(ops, w), wide = t->matvec_wide && ops->caps->int64 && !sg && !fp16;
-    snprintf(name, sizeof name, "matvec_%s%s%s%s%s", w->format->name, sg ? "_sg" : "", wide ? "_wide" : "",
-             fp16 ? "_f16" : "", store->suffix);
+    snprintf(name, sizeof name, "matvec_%s%s%s%s%s", w->format->name, sg ? "_sg" : "", texel ? "_tx" : "",
+             use_fp16(ops, w) ? "_f16" : "", store->suffix);
     uint32_t per_block = matvec_cols_per_pass(ops);
     uint32_t blocks = n / per_block, rest = n % per_block;
     if (blocks > ops->caps->max_workgroup_count[2])
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matvec: %u blocks of %u columns exceed %u workgroups in z", blocks,
                           per_block, ops->caps->max_workgroup_count[2]);
-    if (blocks) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, 0, per_block, blocks, store));
-    if (rest) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, blocks * per_block, rest, 1, store));
+    if (blocks) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, texel, 0, per_block, blocks, store));
+    if (rest) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, texel, blocks * per_block, rest, 1, store));
     return VKLLM_OK;
 }
 
@@ -168,7 +193,7 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
     snprintf(name, sizeof name, "matmul_%s%s", w->format->name, fp16 ? "_f16" : "");
     const uint32_t spec[6] = {t->matmul_wg, t->matmul_tile_m, t->matmul_tile_n, t->matmul_tile_k, tm, tn};
     const vkr_pipeline *p;
-    VKLLM_TRY(get_pipeline(ops, name, spec, 6, 0, &plain_store, &p));
+    VKLLM_TRY(get_pipeline(ops, name, spec, 6, 0, false, false, &plain_store, &p));
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
         uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
         vkr_range bind[4];

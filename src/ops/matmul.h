@@ -6,7 +6,8 @@
  *
  * The weights arrive as GGUF stores them (row-major, rows of `cols` elements in ggml blocks) and are
  * repacked on the CPU into the layout of shaders/dequant.glsl: quants as aligned uvec4s, scales in their
- * own array.  A matrix larger than maxStorageBufferRange is bound in row chunks, one dispatch each. */
+ * own array.  A matrix larger than maxStorageBufferRange (or, where the mat-vec reads texels, than
+ * maxTexelBufferElements texels) is bound in row chunks, one dispatch each. */
 #ifndef VKLLM_OPS_MATMUL_H
 #define VKLLM_OPS_MATMUL_H
 

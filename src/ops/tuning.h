@@ -42,8 +42,8 @@ typedef struct op_tuning {
     uint32_t matvec_cols;      /* columns of x per mat-vec pass (1..8), bounded by registers */
     uint32_t fp16;             /* 1: use f16 arithmetic where the device has it (packed f16 math) */
     uint32_t matmul_min_n;     /* smallest n for the tiled mat-mul; below, mat-vec blocks of matvec_cols */
-    uint32_t matvec_wide;      /* 1: mat-vec reads weights and x as 64-bit components where shaderInt64
-                                  exists (CPU devices: per-lane loads cost per component) */
+    uint32_t texel_loads;      /* 1: the mat-vec reads weights and x through uniform texel buffers where the
+                                  device has them (lavapipe gathers texels without a per-lane loop) */
 } op_tuning;
 
 tuning_class tuning_class_of(const vkr_caps *caps);

@@ -1,5 +1,5 @@
 /* Weight matrices on the device: shape checks, repacking (weight_repack.c) in slabs of rows, upload, and the
- * row chunking that keeps every binding within maxStorageBufferRange. */
+ * row chunking that keeps every binding within maxStorageBufferRange (and maxTexelBufferElements). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,23 +16,33 @@ uint64_t ops_weight_bytes(const ops_weight *w)
 }
 
 /* Rows per binding: a multiple of `granule` rows (so every chunk's offsets stay aligned) whose quants and aux
- * both fit maxStorageBufferRange. */
-static vkllm_status choose_chunk_rows(const vkr_caps *caps, ops_weight *w, const char *type_name)
+ * both fit maxStorageBufferRange and, where the mat-vec reads them as texels (matmul.c), maxTexelBufferElements
+ * texels of 16 (quants) and 4 (aux) bytes. */
+static vkllm_status choose_chunk_rows(const ops_context *ops, ops_weight *w, const char *type_name)
 {
-    uint64_t row_bytes = w->quant_row_bytes > w->aux_row_bytes ? w->quant_row_bytes : w->aux_row_bytes;
-    uint64_t range = caps->max_storage_buffer_range;
-    if (row_bytes * w->rows <= range) {
+    const vkr_caps *caps = ops->caps;
+    uint64_t quant_range = caps->max_storage_buffer_range, aux_range = quant_range;
+    uint64_t granule = caps->min_storage_offset_alignment > 256 ? caps->min_storage_offset_alignment : 256;
+    if (ops->tuning->texel_loads && caps->texel_rgba32) {
+        uint64_t texels = caps->max_texel_buffer_elements;
+        if (16 * texels < quant_range) quant_range = 16 * texels;
+        if (4 * texels < aux_range) aux_range = 4 * texels;
+        if (caps->min_texel_offset_alignment > granule) granule = caps->min_texel_offset_alignment;
+    }
+    uint64_t rows = quant_range / w->quant_row_bytes;
+    if (w->aux_row_bytes && aux_range / w->aux_row_bytes < rows) rows = aux_range / w->aux_row_bytes;
+    if (rows >= w->rows) {
         w->chunk_rows = w->rows;
         return VKLLM_OK;
     }
     /* offset = first_row * row_bytes is a multiple of the alignment when first_row is. */
-    uint64_t granule = caps->min_storage_offset_alignment > 256 ? caps->min_storage_offset_alignment : 256;
-    uint64_t rows = range / row_bytes / granule * granule;
+    rows = rows / granule * granule;
     if (rows == 0)
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED,
-                          "weight %s %ux%u: %llu rows of %llu bytes exceed maxStorageBufferRange %llu", type_name,
-                          w->rows, w->cols, (unsigned long long)granule, (unsigned long long)row_bytes,
-                          (unsigned long long)range);
+                          "weight %s %ux%u: %llu rows of %llu + %llu bytes exceed the binding range (%llu / %llu bytes)",
+                          type_name, w->rows, w->cols, (unsigned long long)granule,
+                          (unsigned long long)w->quant_row_bytes, (unsigned long long)w->aux_row_bytes,
+                          (unsigned long long)quant_range, (unsigned long long)aux_range);
     w->chunk_rows = (uint32_t)rows;
     return VKLLM_OK;
 }
@@ -124,7 +134,7 @@ static vkllm_status create(ops_context *ops, uint32_t type, uint32_t rows, uint3
     w->quant_row_bytes = (uint64_t)w->groups * format->group_bytes;
     w->aux_row_bytes = (uint64_t)w->groups * format->group / format->aux_span * format->aux_bytes;
     const char *name = quant_get_traits(type)->name;
-    vkllm_status st = choose_chunk_rows(ops->caps, w, name);
+    vkllm_status st = choose_chunk_rows(ops, w, name);
     if (st == VKLLM_OK) st = vkr_buffer_alloc(ops->dev, rows * w->quant_row_bytes, VKR_MEMORY_DEVICE, &w->quants);
     /* aux is read as 32-bit words: round its size up. */
     if (st == VKLLM_OK && w->aux_row_bytes)
