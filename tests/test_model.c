@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "bench_prompt.h"
 #include "harness.h"
 #include "model.h"
 #include "ref_llama.h"
@@ -85,16 +86,6 @@ static double logits_nmse(const double *ref, const float *got, uint32_t n)
     return err / norm;
 }
 
-static void prompt_tokens(uint32_t n_vocab, int32_t *tokens, uint32_t n)
-{
-    tokens[0] = 1;
-    uint32_t s = 42;
-    for (uint32_t i = 1; i < n; i++) {
-        s = s * 1664525u + 1013904223u;
-        tokens[i] = (int32_t)(3 + s % (n_vocab - 3));
-    }
-}
-
 /* One model file against the reference, with both caches and with the prompt in one batch and in chunks. */
 static void check_against_reference(const char *path, const char *what, double bound_f32, double bound_f16)
 {
@@ -103,7 +94,7 @@ static void check_against_reference(const char *path, const char *what, double b
     uint32_t n_vocab = ref_model_n_vocab(ref);
     enum { N = 23 };
     int32_t tokens[N];
-    prompt_tokens(n_vocab, tokens, N);
+    bench_prompt_tokens(n_vocab, tokens, N);
     double *expect = malloc(n_vocab * sizeof *expect);
     float *got = malloc(n_vocab * sizeof *got);
     ref_model_forward(ref, tokens, N, expect);
@@ -236,8 +227,8 @@ static void test_batched_sequences(void **state)
     vkllm_model_get_info(m, &info);
     uint32_t V = info.n_vocab;
     int32_t a[9], b[6];
-    prompt_tokens(V, a, 9);
-    prompt_tokens(V, b, 6);
+    bench_prompt_tokens(V, a, 9);
+    bench_prompt_tokens(V, b, 6);
     b[3] = 77;
     float *alone_a = malloc(V * 4), *alone_b = malloc(V * 4);
     gpu_logits(c, a, 9, 64, 1, alone_a, V);

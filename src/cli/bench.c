@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_prompt.h"
 #include "cli.h"
 #include "model.h"
 #include "vkllm.h"
@@ -43,16 +44,6 @@ static rate summarize(double *tps, uint32_t n)
     qsort(tps, n, sizeof *tps, by_value);
     double median = n % 2 ? tps[n / 2] : 0.5 * (tps[n / 2 - 1] + tps[n / 2]);
     return (rate){median, 0.5 * (tps[n - 1] - tps[0])};
-}
-
-static void bench_tokens(uint32_t n_vocab, int32_t *tokens, uint32_t n)
-{
-    uint32_t s = 42;
-    tokens[0] = 1;
-    for (uint32_t i = 1; i < n; i++) {
-        s = s * 1664525u + 1013904223u;
-        tokens[i] = (int32_t)(3 + s % (n_vocab - 3));
-    }
 }
 
 /* One pp run: the whole prompt in one batch, logits of the last token. */
@@ -174,7 +165,7 @@ int cli_bench(int argc, char **argv)
     int8_t *want = malloc(n_tok);
     double *pp = calloc(a.reps, sizeof *pp), *tg = calloc(a.reps, sizeof *tg);
     if (st == VKLLM_OK && (!tokens || !pos || !seq || !want || !pp || !tg)) st = VKLLM_ERROR_OUT_OF_HOST_MEMORY;
-    if (st == VKLLM_OK) bench_tokens(info.n_vocab, tokens, n_tok);
+    if (st == VKLLM_OK) bench_prompt_tokens(info.n_vocab, tokens, n_tok);
     double ms;
     /* Warm-up records the command sequences of both shapes. */
     if (st == VKLLM_OK && a.n_prompt) st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms);
