@@ -138,40 +138,33 @@ static void write_llama2(prompt_builder *b, const chat_message *messages, size_t
     }
 }
 
-static void write_llama3(prompt_builder *b, const chat_message *messages, size_t n, bool add_generation_prompt)
-{
-    for (size_t i = 0; i < n; i++) {
-        append(b, "<|start_header_id|>");
-        append(b, messages[i].role);
-        append(b, "<|end_header_id|>\n\n");
-        append_trimmed(b, messages[i].content);
-        append(b, "<|eot_id|>");
-    }
-    if (add_generation_prompt) append(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-}
+/* The templates that wrap every message as  before ROLE after CONTENT end  and open the assistant's turn the
+ * same way: llama3 (which trims the content), chatml and zephyr. */
+typedef struct role_markers {
+    const char *before_role, *after_role, *end;
+    bool trim_content;
+} role_markers;
 
-static void write_chatml(prompt_builder *b, const chat_message *messages, size_t n, bool add_generation_prompt)
-{
-    for (size_t i = 0; i < n; i++) {
-        append(b, "<|im_start|>");
-        append(b, messages[i].role);
-        append(b, "\n");
-        append(b, messages[i].content);
-        append(b, "<|im_end|>\n");
-    }
-    if (add_generation_prompt) append(b, "<|im_start|>assistant\n");
-}
+static const role_markers llama3_markers = {"<|start_header_id|>", "<|end_header_id|>\n\n", "<|eot_id|>", true};
+static const role_markers chatml_markers = {"<|im_start|>", "\n", "<|im_end|>\n", false};
+static const role_markers zephyr_markers = {"<|", "|>\n", "</s>\n", false};
 
-static void write_zephyr(prompt_builder *b, const chat_message *messages, size_t n, bool add_generation_prompt)
+static void write_marked(prompt_builder *b, const role_markers *m, const chat_message *messages, size_t n,
+                         bool add_generation_prompt)
 {
     for (size_t i = 0; i < n; i++) {
-        append(b, "<|");
+        append(b, m->before_role);
         append(b, messages[i].role);
-        append(b, "|>\n");
-        append(b, messages[i].content);
-        append(b, "</s>\n");
+        append(b, m->after_role);
+        if (m->trim_content) append_trimmed(b, messages[i].content);
+        else append(b, messages[i].content);
+        append(b, m->end);
     }
-    if (add_generation_prompt) append(b, "<|assistant|>\n");
+    if (add_generation_prompt) {
+        append(b, m->before_role);
+        append(b, "assistant");
+        append(b, m->after_role);
+    }
 }
 
 static vkllm_status check_messages(const chat_message *messages, size_t n)
@@ -200,9 +193,9 @@ vkllm_status chat_format(chat_template tmpl, const chat_message *messages, size_
     append(&b, ""); /* an empty conversation still yields a string */
     switch (tmpl) {
     case CHAT_TEMPLATE_LLAMA2: write_llama2(&b, messages, n_messages); break;
-    case CHAT_TEMPLATE_LLAMA3: write_llama3(&b, messages, n_messages, add_generation_prompt); break;
-    case CHAT_TEMPLATE_CHATML: write_chatml(&b, messages, n_messages, add_generation_prompt); break;
-    case CHAT_TEMPLATE_ZEPHYR: write_zephyr(&b, messages, n_messages, add_generation_prompt); break;
+    case CHAT_TEMPLATE_LLAMA3: write_marked(&b, &llama3_markers, messages, n_messages, add_generation_prompt); break;
+    case CHAT_TEMPLATE_CHATML: write_marked(&b, &chatml_markers, messages, n_messages, add_generation_prompt); break;
+    case CHAT_TEMPLATE_ZEPHYR: write_marked(&b, &zephyr_markers, messages, n_messages, add_generation_prompt); break;
     default: break; /* ruled out above */
     }
     if (b.out_of_memory) {
