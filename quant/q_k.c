@@ -51,8 +51,9 @@ static void set_scale_min(int j, uint8_t q[QUANT_K_SCALE_SIZE], uint8_t scale, u
 
 /* ---- Q2_K ---- */
 
-static void quantize_q2_K_block(const float *x, block_q2_K *y)
+void quant_q2_K_quantize_block(const float *x, void *block)
 {
+    block_q2_K *y = block;
     uint8_t L[QK];
     float weights[16], mins[QK / 16], scales[QK / 16];
     float max_scale = 0, max_min = 0; /* mins are subtracted, so scales come out positive */
@@ -88,28 +89,15 @@ static void quantize_q2_K_block(const float *x, block_q2_K *y)
     pack_2bit(L, y->qs);
 }
 
-void quant_q2_K_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q2_K_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q2_K b;
-        quantize_q2_K_block(src + i * QK, &b);
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
-    }
-}
-
-void quant_q2_K_dequantize(const void *src, float *dst, uint64_t nblocks)
-{
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q2_K b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        const float min = quant_f16_to_f32(b.dmin);
-        float *y = dst + i * QK;
-        for (int j = 0; j < QK; j++) {
-            const uint8_t sc = b.scales[j / 16];
-            const float dl = d * (sc & 0xf), ml = min * (sc >> 4);
-            y[j] = dl * unpack_2bit(b.qs, j) - ml;
-        }
+    const block_q2_K *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    const float min = quant_f16_to_f32(b->dmin);
+    for (int j = 0; j < QK; j++) {
+        const uint8_t sc = b->scales[j / 16];
+        const float dl = d * (sc & 0xf), ml = min * (sc >> 4);
+        y[j] = dl * unpack_2bit(b->qs, j) - ml;
     }
 }
 
@@ -137,8 +125,9 @@ static void q3_K_set_scales(const int biased[16], uint8_t scales[12])
     }
 }
 
-static void quantize_q3_K_block(const float *x, block_q3_K *y)
+void quant_q3_K_quantize_block(const float *x, void *block)
 {
+    block_q3_K *y = block;
     int8_t L[QK];
     float scales[QK / 16];
     float max_scale = 0, amax = 0; /* the signed scale of largest magnitude */
@@ -182,27 +171,14 @@ static void quantize_q3_K_block(const float *x, block_q3_K *y)
     pack_2bit(low, y->qs);
 }
 
-void quant_q3_K_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q3_K_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q3_K b;
-        quantize_q3_K_block(src + i * QK, &b);
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
-    }
-}
-
-void quant_q3_K_dequantize(const void *src, float *dst, uint64_t nblocks)
-{
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q3_K b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d_all = quant_f16_to_f32(b.d);
-        float *y = dst + i * QK;
-        for (int j = 0; j < QK; j++) {
-            const float dl = d_all * q3_K_get_scale(b.scales, j / 16);
-            const int high = (b.hmask[j % 32] >> (j / 32)) & 1;
-            y[j] = dl * (unpack_2bit(b.qs, j) - (high ? 0 : 4));
-        }
+    const block_q3_K *b = block;
+    const float d_all = quant_f16_to_f32(b->d);
+    for (int j = 0; j < QK; j++) {
+        const float dl = d_all * q3_K_get_scale(b->scales, j / 16);
+        const int high = (b->hmask[j % 32] >> (j / 32)) & 1;
+        y[j] = dl * (unpack_2bit(b->qs, j) - (high ? 0 : 4));
     }
 }
 
@@ -251,86 +227,73 @@ static void quantize_affine_superblock(const float *x, int nmax, float rmin, int
     }
 }
 
-void quant_q4_K_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q4_K_quantize_block(const float *x, void *block)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q4_K b;
-        uint8_t L[QK];
-        quantize_affine_superblock(src + i * QK, 15, -1.f, 20, L, &b.d, &b.dmin, b.scales);
-        /* Each 64-weight chunk: 32 bytes, low nibble weight l, high nibble weight l + 32. */
-        for (int chunk = 0; chunk < QK / 64; chunk++) {
-            for (int l = 0; l < 32; l++) {
-                b.qs[32 * chunk + l] = (uint8_t)(L[64 * chunk + l] | (L[64 * chunk + l + 32] << 4));
-            }
-        }
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
-    }
-}
-
-void quant_q4_K_dequantize(const void *src, float *dst, uint64_t nblocks)
-{
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q4_K b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        const float min = quant_f16_to_f32(b.dmin);
-        float *y = dst + i * QK;
-        for (int j = 0; j < QK / 32; j++) {
-            uint8_t sc, m;
-            get_scale_min(j, b.scales, &sc, &m);
-            const float dl = d * sc, ml = min * m;
-            const uint8_t *q = b.qs + 32 * (j / 2);
-            const int shift = 4 * (j % 2);
-            for (int l = 0; l < 32; l++) y[32 * j + l] = dl * ((q[l] >> shift) & 0xf) - ml;
+    block_q4_K *b = block;
+    uint8_t L[QK];
+    quantize_affine_superblock(x, 15, -1.f, 20, L, &b->d, &b->dmin, b->scales);
+    /* Each 64-weight chunk: 32 bytes, low nibble weight l, high nibble weight l + 32. */
+    for (int chunk = 0; chunk < QK / 64; chunk++) {
+        for (int l = 0; l < 32; l++) {
+            b->qs[32 * chunk + l] = (uint8_t)(L[64 * chunk + l] | (L[64 * chunk + l + 32] << 4));
         }
     }
 }
 
-void quant_q5_K_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q4_K_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q5_K b;
-        uint8_t L[QK];
-        quantize_affine_superblock(src + i * QK, 31, -0.5f, 15, L, &b.d, &b.dmin, b.scales);
-        /* As Q4_K for the low nibbles; bit 4 of chunk c's weights go to qh bits 2c and 2c+1. */
-        memset(b.qh, 0, sizeof b.qh);
-        for (int chunk = 0; chunk < QK / 64; chunk++) {
-            for (int l = 0; l < 32; l++) {
-                const uint8_t lo = L[64 * chunk + l], hi = L[64 * chunk + l + 32];
-                b.qh[l] |= (uint8_t)(((lo >> 4) << (2 * chunk)) | ((hi >> 4) << (2 * chunk + 1)));
-                b.qs[32 * chunk + l] = (uint8_t)((lo & 0xf) | ((hi & 0xf) << 4));
-            }
-        }
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
+    const block_q4_K *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    const float min = quant_f16_to_f32(b->dmin);
+    for (int j = 0; j < QK / 32; j++) {
+        uint8_t sc, m;
+        get_scale_min(j, b->scales, &sc, &m);
+        const float dl = d * sc, ml = min * m;
+        const uint8_t *q = b->qs + 32 * (j / 2);
+        const int shift = 4 * (j % 2);
+        for (int l = 0; l < 32; l++) y[32 * j + l] = dl * ((q[l] >> shift) & 0xf) - ml;
     }
 }
 
-void quant_q5_K_dequantize(const void *src, float *dst, uint64_t nblocks)
+void quant_q5_K_quantize_block(const float *x, void *block)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q5_K b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        const float min = quant_f16_to_f32(b.dmin);
-        float *y = dst + i * QK;
-        for (int j = 0; j < QK / 32; j++) {
-            uint8_t sc, m;
-            get_scale_min(j, b.scales, &sc, &m);
-            const float dl = d * sc, ml = min * m;
-            const uint8_t *q = b.qs + 32 * (j / 2);
-            const int shift = 4 * (j % 2);
-            for (int l = 0; l < 32; l++) {
-                const int high = (b.qh[l] >> j) & 1; /* sub-block j's fifth bits sit at bit j */
-                y[32 * j + l] = dl * (((q[l] >> shift) & 0xf) + (high ? 16 : 0)) - ml;
-            }
+    block_q5_K *b = block;
+    uint8_t L[QK];
+    quantize_affine_superblock(x, 31, -0.5f, 15, L, &b->d, &b->dmin, b->scales);
+    /* As Q4_K for the low nibbles; bit 4 of chunk c's weights go to qh bits 2c and 2c+1. */
+    memset(b->qh, 0, sizeof b->qh);
+    for (int chunk = 0; chunk < QK / 64; chunk++) {
+        for (int l = 0; l < 32; l++) {
+            const uint8_t lo = L[64 * chunk + l], hi = L[64 * chunk + l + 32];
+            b->qh[l] |= (uint8_t)(((lo >> 4) << (2 * chunk)) | ((hi >> 4) << (2 * chunk + 1)));
+            b->qs[32 * chunk + l] = (uint8_t)((lo & 0xf) | ((hi & 0xf) << 4));
+        }
+    }
+}
+
+void quant_q5_K_dequantize_block(const void *block, float *y)
+{
+    const block_q5_K *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    const float min = quant_f16_to_f32(b->dmin);
+    for (int j = 0; j < QK / 32; j++) {
+        uint8_t sc, m;
+        get_scale_min(j, b->scales, &sc, &m);
+        const float dl = d * sc, ml = min * m;
+        const uint8_t *q = b->qs + 32 * (j / 2);
+        const int shift = 4 * (j % 2);
+        for (int l = 0; l < 32; l++) {
+            const int high = (b->qh[l] >> j) & 1; /* sub-block j's fifth bits sit at bit j */
+            y[32 * j + l] = dl * (((q[l] >> shift) & 0xf) + (high ? 16 : 0)) - ml;
         }
     }
 }
 
 /* ---- Q6_K ---- */
 
-static void quantize_q6_K_block(const float *x, block_q6_K *y)
+void quant_q6_K_quantize_block(const float *x, void *block)
 {
+    block_q6_K *y = block;
     int8_t L[QK];
     float scales[QK / 16];
     float max_scale = 0, max_abs_scale = 0;
@@ -371,72 +334,52 @@ static void quantize_q6_K_block(const float *x, block_q6_K *y)
     }
 }
 
-void quant_q6_K_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q6_K_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q6_K b;
-        quantize_q6_K_block(src + i * QK, &b);
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
-    }
-}
-
-void quant_q6_K_dequantize(const void *src, float *dst, uint64_t nblocks)
-{
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q6_K b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        for (int half = 0; half < 2; half++) {
-            const uint8_t *ql = b.ql + 64 * half;
-            const uint8_t *qh = b.qh + 32 * half;
-            const int8_t *sc = b.scales + 8 * half;
-            float *y = dst + i * QK + 128 * half;
-            for (int l = 0; l < 32; l++) {
-                const int is = l / 16;
-                const int q1 = ((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                const int q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                y[l] = d * sc[is + 0] * q1;
-                y[l + 32] = d * sc[is + 2] * q2;
-                y[l + 64] = d * sc[is + 4] * q3;
-                y[l + 96] = d * sc[is + 6] * q4;
-            }
+    const block_q6_K *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    for (int half = 0; half < 2; half++) {
+        const uint8_t *ql = b->ql + 64 * half;
+        const uint8_t *qh = b->qh + 32 * half;
+        const int8_t *sc = b->scales + 8 * half;
+        float *yh = y + 128 * half;
+        for (int l = 0; l < 32; l++) {
+            const int is = l / 16;
+            const int q1 = ((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
+            const int q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            yh[l] = d * sc[is + 0] * q1;
+            yh[l + 32] = d * sc[is + 2] * q2;
+            yh[l + 64] = d * sc[is + 4] * q3;
+            yh[l + 96] = d * sc[is + 6] * q4;
         }
     }
 }
 
 /* ---- Q8_K: d = max / -127 (float), q = round(x / d), bsums per 16 ---- */
 
-void quant_q8_K_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q8_K_quantize_block(const float *x, void *block)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        const float *x = src + i * QK;
-        block_q8_K b;
-        memset(&b, 0, sizeof b);
-        const float max = quant_signed_absmax(QK, x);
-        if (max) {
-            const float iscale = -127.f / max;
-            for (int j = 0; j < QK; j++) {
-                int v = quant_nearest_int(iscale * x[j]);
-                b.qs[j] = (int8_t)(v < 127 ? v : 127);
-            }
-            for (int j = 0; j < QK / 16; j++) {
-                int sum = 0;
-                for (int l = 0; l < 16; l++) sum += b.qs[16 * j + l];
-                b.bsums[j] = (int16_t)sum;
-            }
-            b.d = 1 / iscale;
-        }
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
+    block_q8_K *b = block;
+    memset(b, 0, sizeof *b);
+    const float max = quant_signed_absmax(QK, x);
+    if (!max) return; /* all zero: d, levels and sums stay 0 */
+    const float iscale = -127.f / max;
+    for (int j = 0; j < QK; j++) {
+        int v = quant_nearest_int(iscale * x[j]);
+        b->qs[j] = (int8_t)(v < 127 ? v : 127);
     }
+    for (int j = 0; j < QK / 16; j++) {
+        int sum = 0;
+        for (int l = 0; l < 16; l++) sum += b->qs[16 * j + l];
+        b->bsums[j] = (int16_t)sum;
+    }
+    b->d = 1 / iscale;
 }
 
-void quant_q8_K_dequantize(const void *src, float *dst, uint64_t nblocks)
+void quant_q8_K_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q8_K b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        for (int j = 0; j < QK; j++) dst[i * QK + j] = b.d * b.qs[j];
-    }
+    const block_q8_K *b = block;
+    for (int j = 0; j < QK; j++) y[j] = b->d * b->qs[j];
 }

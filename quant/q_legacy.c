@@ -1,6 +1,7 @@
 /* Legacy block types (32 weights per block): Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1.  The quantizers are
- * ggml's round-to-nearest references (quantize_row_*_ref) step for step, so the bytes match; blocks are
- * assembled in a local struct and copied, so callers' buffers need no alignment. */
+ * ggml's round-to-nearest references (quantize_row_*_ref) step for step, so the bytes match.  Each codec
+ * handles one block in aligned scratch; quant.c loops over blocks and copies them to or from callers'
+ * buffers, which need no alignment. */
 #include "quant_internal.h"
 
 #define QK QUANT_QK_LEGACY
@@ -38,129 +39,99 @@ static void unpack_5bit(const uint8_t qs[QK / 2], const uint8_t qh_bytes[4], uin
     }
 }
 
-void quant_q4_0_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q4_0_quantize_block(const float *x, void *block)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        const float *x = src + i * QK;
-        const float d = quant_signed_absmax(QK, x) / -8;
-        const float id = d ? 1.0f / d : 0.0f;
-        block_q4_0 b;
-        b.d = quant_f32_to_f16(d);
-        for (int j = 0; j < QK / 2; j++) {
-            /* +8.5 then truncation rounds half up onto [0, 16]; 16 (the max itself) is clamped to 15. */
-            int lo = quant_truncate_clamped(x[j] * id + 8.5f, 0, 15);
-            int hi = quant_truncate_clamped(x[j + QK / 2] * id + 8.5f, 0, 15);
-            b.qs[j] = (uint8_t)(lo | (hi << 4));
-        }
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
+    block_q4_0 *b = block;
+    const float d = quant_signed_absmax(QK, x) / -8;
+    const float id = d ? 1.0f / d : 0.0f;
+    b->d = quant_f32_to_f16(d);
+    for (int j = 0; j < QK / 2; j++) {
+        /* +8.5 then truncation rounds half up onto [0, 16]; 16 (the max itself) is clamped to 15. */
+        int lo = quant_truncate_clamped(x[j] * id + 8.5f, 0, 15);
+        int hi = quant_truncate_clamped(x[j + QK / 2] * id + 8.5f, 0, 15);
+        b->qs[j] = (uint8_t)(lo | (hi << 4));
     }
 }
 
-void quant_q4_0_dequantize(const void *src, float *dst, uint64_t nblocks)
+void quant_q4_0_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q4_0 b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        float *y = dst + i * QK;
-        for (int j = 0; j < QK / 2; j++) {
-            y[j] = ((b.qs[j] & 0x0f) - 8) * d;
-            y[j + QK / 2] = ((b.qs[j] >> 4) - 8) * d;
-        }
+    const block_q4_0 *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    for (int j = 0; j < QK / 2; j++) {
+        y[j] = ((b->qs[j] & 0x0f) - 8) * d;
+        y[j + QK / 2] = ((b->qs[j] >> 4) - 8) * d;
     }
 }
 
-void quant_q4_1_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q4_1_quantize_block(const float *x, void *block)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        const float *x = src + i * QK;
-        float min, max;
-        min_max(x, &min, &max);
-        const float d = (max - min) / 15;
-        const float id = d ? 1.0f / d : 0.0f;
-        block_q4_1 b;
-        b.d = quant_f32_to_f16(d);
-        b.m = quant_f32_to_f16(min);
-        for (int j = 0; j < QK / 2; j++) {
-            int lo = quant_truncate_clamped((x[j] - min) * id + 0.5f, 0, 15);
-            int hi = quant_truncate_clamped((x[j + QK / 2] - min) * id + 0.5f, 0, 15);
-            b.qs[j] = (uint8_t)(lo | (hi << 4));
-        }
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
+    block_q4_1 *b = block;
+    float min, max;
+    min_max(x, &min, &max);
+    const float d = (max - min) / 15;
+    const float id = d ? 1.0f / d : 0.0f;
+    b->d = quant_f32_to_f16(d);
+    b->m = quant_f32_to_f16(min);
+    for (int j = 0; j < QK / 2; j++) {
+        int lo = quant_truncate_clamped((x[j] - min) * id + 0.5f, 0, 15);
+        int hi = quant_truncate_clamped((x[j + QK / 2] - min) * id + 0.5f, 0, 15);
+        b->qs[j] = (uint8_t)(lo | (hi << 4));
     }
 }
 
-void quant_q4_1_dequantize(const void *src, float *dst, uint64_t nblocks)
+void quant_q4_1_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q4_1 b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        const float m = quant_f16_to_f32(b.m);
-        float *y = dst + i * QK;
-        for (int j = 0; j < QK / 2; j++) {
-            y[j] = (b.qs[j] & 0x0f) * d + m;
-            y[j + QK / 2] = (b.qs[j] >> 4) * d + m;
-        }
+    const block_q4_1 *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    const float m = quant_f16_to_f32(b->m);
+    for (int j = 0; j < QK / 2; j++) {
+        y[j] = (b->qs[j] & 0x0f) * d + m;
+        y[j + QK / 2] = (b->qs[j] >> 4) * d + m;
     }
 }
 
-void quant_q5_0_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q5_0_quantize_block(const float *x, void *block)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        const float *x = src + i * QK;
-        const float d = quant_signed_absmax(QK, x) / -16;
-        const float id = d ? 1.0f / d : 0.0f;
-        uint8_t levels[QK];
-        for (int j = 0; j < QK; j++) levels[j] = (uint8_t)quant_truncate_clamped(x[j] * id + 16.5f, 0, 31);
-        block_q5_0 b;
-        b.d = quant_f32_to_f16(d);
-        pack_5bit(levels, b.qs, b.qh);
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
-    }
+    block_q5_0 *b = block;
+    const float d = quant_signed_absmax(QK, x) / -16;
+    const float id = d ? 1.0f / d : 0.0f;
+    uint8_t levels[QK];
+    for (int j = 0; j < QK; j++) levels[j] = (uint8_t)quant_truncate_clamped(x[j] * id + 16.5f, 0, 31);
+    b->d = quant_f32_to_f16(d);
+    pack_5bit(levels, b->qs, b->qh);
 }
 
-void quant_q5_0_dequantize(const void *src, float *dst, uint64_t nblocks)
+void quant_q5_0_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q5_0 b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        uint8_t levels[QK];
-        unpack_5bit(b.qs, b.qh, levels);
-        for (int j = 0; j < QK; j++) dst[i * QK + j] = (levels[j] - 16) * d;
-    }
+    const block_q5_0 *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    uint8_t levels[QK];
+    unpack_5bit(b->qs, b->qh, levels);
+    for (int j = 0; j < QK; j++) y[j] = (levels[j] - 16) * d;
 }
 
-void quant_q5_1_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q5_1_quantize_block(const float *x, void *block)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        const float *x = src + i * QK;
-        float min, max;
-        min_max(x, &min, &max);
-        const float d = (max - min) / 31;
-        const float id = d ? 1.0f / d : 0.0f;
-        uint8_t levels[QK];
-        for (int j = 0; j < QK; j++) levels[j] = (uint8_t)quant_truncate_clamped((x[j] - min) * id + 0.5f, 0, 31);
-        block_q5_1 b;
-        b.d = quant_f32_to_f16(d);
-        b.m = quant_f32_to_f16(min);
-        pack_5bit(levels, b.qs, b.qh);
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
-    }
+    block_q5_1 *b = block;
+    float min, max;
+    min_max(x, &min, &max);
+    const float d = (max - min) / 31;
+    const float id = d ? 1.0f / d : 0.0f;
+    uint8_t levels[QK];
+    for (int j = 0; j < QK; j++) levels[j] = (uint8_t)quant_truncate_clamped((x[j] - min) * id + 0.5f, 0, 31);
+    b->d = quant_f32_to_f16(d);
+    b->m = quant_f32_to_f16(min);
+    pack_5bit(levels, b->qs, b->qh);
 }
 
-void quant_q5_1_dequantize(const void *src, float *dst, uint64_t nblocks)
+void quant_q5_1_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q5_1 b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        const float m = quant_f16_to_f32(b.m);
-        uint8_t levels[QK];
-        unpack_5bit(b.qs, b.qh, levels);
-        for (int j = 0; j < QK; j++) dst[i * QK + j] = levels[j] * d + m;
-    }
+    const block_q5_1 *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    const float m = quant_f16_to_f32(b->m);
+    uint8_t levels[QK];
+    unpack_5bit(b->qs, b->qh, levels);
+    for (int j = 0; j < QK; j++) y[j] = levels[j] * d + m;
 }
 
 /* Q8_0 and Q8_1 share the symmetric 8-bit rounding: d = absmax / 127, q = round(x / d) (half away). */
@@ -174,44 +145,32 @@ static float quantize_8bit(const float *x, int8_t qs[QK])
     return d;
 }
 
-void quant_q8_0_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q8_0_quantize_block(const float *x, void *block)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q8_0 b;
-        b.d = quant_f32_to_f16(quantize_8bit(src + i * QK, b.qs));
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
-    }
+    block_q8_0 *b = block;
+    b->d = quant_f32_to_f16(quantize_8bit(x, b->qs));
 }
 
-void quant_q8_0_dequantize(const void *src, float *dst, uint64_t nblocks)
+void quant_q8_0_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q8_0 b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        for (int j = 0; j < QK; j++) dst[i * QK + j] = b.qs[j] * d;
-    }
+    const block_q8_0 *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    for (int j = 0; j < QK; j++) y[j] = b->qs[j] * d;
 }
 
-void quant_q8_1_quantize(const float *src, void *dst, uint64_t nblocks)
+void quant_q8_1_quantize_block(const float *x, void *block)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q8_1 b;
-        const float d = quantize_8bit(src + i * QK, b.qs);
-        int sum = 0;
-        for (int j = 0; j < QK; j++) sum += b.qs[j];
-        b.d = quant_f32_to_f16(d);
-        b.s = quant_f32_to_f16(sum * d);
-        memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
-    }
+    block_q8_1 *b = block;
+    const float d = quantize_8bit(x, b->qs);
+    int sum = 0;
+    for (int j = 0; j < QK; j++) sum += b->qs[j];
+    b->d = quant_f32_to_f16(d);
+    b->s = quant_f32_to_f16(sum * d);
 }
 
-void quant_q8_1_dequantize(const void *src, float *dst, uint64_t nblocks)
+void quant_q8_1_dequantize_block(const void *block, float *y)
 {
-    for (uint64_t i = 0; i < nblocks; i++) {
-        block_q8_1 b;
-        memcpy(&b, (const uint8_t *)src + i * sizeof b, sizeof b);
-        const float d = quant_f16_to_f32(b.d);
-        for (int j = 0; j < QK; j++) dst[i * QK + j] = b.qs[j] * d;
-    }
+    const block_q8_1 *b = block;
+    const float d = quant_f16_to_f32(b->d);
+    for (int j = 0; j < QK; j++) y[j] = b->qs[j] * d;
 }

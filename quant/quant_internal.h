@@ -1,5 +1,5 @@
 /* Shared by the quant/ files: per-type block codecs and the rounding helpers that make their bytes equal
- * ggml's.  Callers (quant.c) have already validated sizes and pointers; codecs take whole blocks. */
+ * ggml's.  Callers (quant.c) have already validated sizes and pointers. */
 #ifndef VKLLM_QUANT_INTERNAL_H
 #define VKLLM_QUANT_INTERNAL_H
 
@@ -20,41 +20,48 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-/* Quantize or dequantize nblocks consecutive blocks (for F32/F16/BF16 a block is one element). */
-typedef void (*quant_quantize_blocks_fn)(const float *src, void *dst, uint64_t nblocks);
-typedef void (*quant_dequantize_blocks_fn)(const void *src, float *dst, uint64_t nblocks);
+/* Block formats: one block at a time.  `block` is aligned scratch of the type's block struct; quant.c
+ * copies it to or from the caller's (possibly unaligned, mmapped) bytes and runs the loop over blocks. */
+typedef void (*quant_quantize_block_fn)(const float *x, void *block);
+typedef void (*quant_dequantize_block_fn)(const void *block, float *y);
+/* Element formats (F32/F16/BF16) convert n elements at once: a call per element would cost more than the
+ * conversion.  src/dst may be unaligned. */
+typedef void (*quant_quantize_elements_fn)(const float *src, void *dst, uint64_t n);
+typedef void (*quant_dequantize_elements_fn)(const void *src, float *dst, uint64_t n);
 
-/* Element formats (half.c); src/dst may be unaligned (mmapped files). */
+/* half.c */
 void quant_f16_quantize(const float *src, void *dst, uint64_t n);
 void quant_f16_dequantize(const void *src, float *dst, uint64_t n);
 void quant_bf16_quantize(const float *src, void *dst, uint64_t n);
 void quant_bf16_dequantize(const void *src, float *dst, uint64_t n);
 
-void quant_q4_0_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q4_1_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q5_0_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q5_1_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q8_0_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q8_1_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q4_0_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q4_1_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q5_0_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q5_1_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q8_0_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q8_1_dequantize(const void *src, float *dst, uint64_t nblocks);
+/* q_legacy.c: x and y hold QUANT_QK_LEGACY floats. */
+void quant_q4_0_quantize_block(const float *x, void *block);
+void quant_q4_1_quantize_block(const float *x, void *block);
+void quant_q5_0_quantize_block(const float *x, void *block);
+void quant_q5_1_quantize_block(const float *x, void *block);
+void quant_q8_0_quantize_block(const float *x, void *block);
+void quant_q8_1_quantize_block(const float *x, void *block);
+void quant_q4_0_dequantize_block(const void *block, float *y);
+void quant_q4_1_dequantize_block(const void *block, float *y);
+void quant_q5_0_dequantize_block(const void *block, float *y);
+void quant_q5_1_dequantize_block(const void *block, float *y);
+void quant_q8_0_dequantize_block(const void *block, float *y);
+void quant_q8_1_dequantize_block(const void *block, float *y);
 
-void quant_q2_K_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q3_K_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q4_K_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q5_K_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q6_K_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q8_K_quantize(const float *src, void *dst, uint64_t nblocks);
-void quant_q2_K_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q3_K_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q4_K_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q5_K_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q6_K_dequantize(const void *src, float *dst, uint64_t nblocks);
-void quant_q8_K_dequantize(const void *src, float *dst, uint64_t nblocks);
+/* q_k.c: x and y hold QUANT_QK_K floats. */
+void quant_q2_K_quantize_block(const float *x, void *block);
+void quant_q3_K_quantize_block(const float *x, void *block);
+void quant_q4_K_quantize_block(const float *x, void *block);
+void quant_q5_K_quantize_block(const float *x, void *block);
+void quant_q6_K_quantize_block(const float *x, void *block);
+void quant_q8_K_quantize_block(const float *x, void *block);
+void quant_q2_K_dequantize_block(const void *block, float *y);
+void quant_q3_K_dequantize_block(const void *block, float *y);
+void quant_q4_K_dequantize_block(const void *block, float *y);
+void quant_q5_K_dequantize_block(const void *block, float *y);
+void quant_q6_K_dequantize_block(const void *block, float *y);
+void quant_q8_K_dequantize_block(const void *block, float *y);
 
 /* Sub-block scale searches of the K-quants (k_search.c), ggml's make_*_quants without importance
  * weights.  L receives the levels; each returns the sub-block's float scale. */
