@@ -1,5 +1,7 @@
 #include "check.h"
 
+#include <math.h>
+
 vkllm_status ops_check_bytes(const char *op, const char *operand, vkr_range r, uint64_t bytes)
 {
     if (!r.buffer || r.size < bytes)
@@ -15,5 +17,13 @@ vkllm_status ops_check_row_loop(const char *op, uint32_t cols, uint32_t wg)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
                           "%s: a row of %u columns needs %llu iterations per invocation at workgroup size %u; at most "
                           "65535 are allowed", op, cols, (unsigned long long)iterations, wg);
+    return VKLLM_OK;
+}
+
+vkllm_status ops_check_rope_freq(const char *op, float freq_base, float freq_scale)
+{
+    if (!(freq_base > 0.0f) || !isfinite(freq_base) || !isfinite(freq_scale))
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: freq_base %g must be finite and > 0, freq_scale %g finite",
+                          op, (double)freq_base, (double)freq_scale);
     return VKLLM_OK;
 }

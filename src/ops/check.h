@@ -15,4 +15,7 @@ static inline vkr_range ops_head(vkr_range r, uint64_t bytes) { return (vkr_rang
  * iterations per invocation: lavapipe silently cuts loops there. */
 vkllm_status ops_check_row_loop(const char *op, uint32_t cols, uint32_t wg);
 
+/* VKLLM_ERROR_INVALID_ARGUMENT naming op unless RoPE's freq_base is finite and > 0 and freq_scale finite. */
+vkllm_status ops_check_rope_freq(const char *op, float freq_base, float freq_scale);
+
 #endif

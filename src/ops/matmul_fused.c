@@ -2,8 +2,6 @@
  * (shaders/qkv_store.comp, activation.comp OP_SWIGLU_PAIRS). */
 #include "matmul_fused.h"
 
-#include <math.h>
-
 #include "check.h"
 #include "matmul_record.h"
 
@@ -30,9 +28,7 @@ static vkllm_status check_qkv(const ops_context *ops, const ops_qkv *qkv, vkr_ra
     if (qkv->head_dim % 2 || qkv->n_rot % 2 || qkv->n_rot > qkv->head_dim || q_rows == 0 || kv_rows == 0)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: head_dim %u and n_rot %u must be even, n_rot <= head_dim",
                           op, qkv->head_dim, qkv->n_rot);
-    if (!(qkv->freq_base > 0.0f) || !isfinite(qkv->freq_base) || !isfinite(qkv->freq_scale))
-        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: freq_base %g must be finite and > 0, freq_scale %g finite",
-                          op, (double)qkv->freq_base, (double)qkv->freq_scale);
+    VKLLM_TRY(ops_check_rope_freq(op, qkv->freq_base, qkv->freq_scale));
     if (dst->kv->head_dim != qkv->head_dim || dst->kv->n_kv_heads != qkv->n_head_kv)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: cache of %u heads x %u dims for %u kv heads x %u dims", op,
                           dst->kv->n_kv_heads, dst->kv->head_dim, qkv->n_head_kv, qkv->head_dim);

@@ -1,6 +1,4 @@
 /* Rotary position embedding, normal and NeoX layouts (shaders/rope.comp). */
-#include <math.h>
-
 #include "check.h"
 #include "ops.h"
 
@@ -25,9 +23,7 @@ static vkllm_status check_rope_shape(uint32_t n_tokens, uint32_t n_heads, uint32
     if (params->n_rot == 0 || params->n_rot % 2 || params->n_rot > head_dim)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: n_rot %u must be even, > 0 and <= head_dim %u", name,
                           params->n_rot, head_dim);
-    if (!(params->freq_base > 0.0f) || !isfinite(params->freq_base) || !isfinite(params->freq_scale))
-        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: freq_base %g must be finite and > 0, freq_scale %g finite",
-                          name, (double)params->freq_base, (double)params->freq_scale);
+    VKLLM_TRY(ops_check_rope_freq(name, params->freq_base, params->freq_scale));
     if ((uint64_t)n_tokens * n_heads * head_dim / 2 > UINT32_MAX)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u x %u x %u is too many elements", name, n_tokens,
                           n_heads, head_dim);
