@@ -240,19 +240,30 @@ void quant_q4_K_quantize_block(const float *x, void *block)
     }
 }
 
+/* Q4_K and Q5_K share their dequantization: sub-block j of 32 weights is d * scale_j * level - dmin * min_j,
+ * levels from the nibbles of qs, plus 16 where qh (Q5_K; NULL for Q4_K) has bit j set. */
+static void dequantize_affine_superblock(uint16_t d16, uint16_t dmin16, const uint8_t *scales, const uint8_t *qs,
+                                         const uint8_t *qh, float *y)
+{
+    const float d = quant_f16_to_f32(d16);
+    const float min = quant_f16_to_f32(dmin16);
+    for (int j = 0; j < QK / 32; j++) {
+        uint8_t sc, m;
+        get_scale_min(j, scales, &sc, &m);
+        const float dl = d * sc, ml = min * m;
+        const uint8_t *q = qs + 32 * (j / 2);
+        const int shift = 4 * (j % 2);
+        for (int l = 0; l < 32; l++) {
+            const int high = qh && ((qh[l] >> j) & 1) ? 16 : 0;
+            y[32 * j + l] = dl * (((q[l] >> shift) & 0xf) + high) - ml;
+        }
+    }
+}
+
 void quant_q4_K_dequantize_block(const void *block, float *y)
 {
     const block_q4_K *b = block;
-    const float d = quant_f16_to_f32(b->d);
-    const float min = quant_f16_to_f32(b->dmin);
-    for (int j = 0; j < QK / 32; j++) {
-        uint8_t sc, m;
-        get_scale_min(j, b->scales, &sc, &m);
-        const float dl = d * sc, ml = min * m;
-        const uint8_t *q = b->qs + 32 * (j / 2);
-        const int shift = 4 * (j % 2);
-        for (int l = 0; l < 32; l++) y[32 * j + l] = dl * ((q[l] >> shift) & 0xf) - ml;
-    }
+    dequantize_affine_superblock(b->d, b->dmin, b->scales, b->qs, NULL, y);
 }
 
 void quant_q5_K_quantize_block(const float *x, void *block)
@@ -274,19 +285,7 @@ void quant_q5_K_quantize_block(const float *x, void *block)
 void quant_q5_K_dequantize_block(const void *block, float *y)
 {
     const block_q5_K *b = block;
-    const float d = quant_f16_to_f32(b->d);
-    const float min = quant_f16_to_f32(b->dmin);
-    for (int j = 0; j < QK / 32; j++) {
-        uint8_t sc, m;
-        get_scale_min(j, b->scales, &sc, &m);
-        const float dl = d * sc, ml = min * m;
-        const uint8_t *q = b->qs + 32 * (j / 2);
-        const int shift = 4 * (j % 2);
-        for (int l = 0; l < 32; l++) {
-            const int high = (b->qh[l] >> j) & 1; /* sub-block j's fifth bits sit at bit j */
-            y[32 * j + l] = dl * (((q[l] >> shift) & 0xf) + (high ? 16 : 0)) - ml;
-        }
-    }
+    dequantize_affine_superblock(b->d, b->dmin, b->scales, b->qs, b->qh, y);
 }
 
 /* ---- Q6_K ---- */
