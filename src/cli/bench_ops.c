@@ -302,7 +302,8 @@ static vkllm_status bench_matvec(ops_context *ops, const bench_options *opt, con
         for (uint32_t i = 0; i < opt->n_ns; i++) printf(", \"us_n%u\": %.3f", opt->ns[i], t[i] * 1e6);
         printf(", \"gbps\": %.2f, \"pct_copy\": %.1f, \"t_last_over_t_first\": %.3f}\n", gbps, pct, ratio);
     } else {
-        printf("| %s | %-5s | %6u x %-5u | %7.1f x %-2u |", config, name, s.rows, s.cols, bytes / 1048576.0, ws->copies);
+        printf("| %s | %-5s | %6u x %-5u | %7.1f x %-2u |", config, name, s.rows, s.cols, bytes / 1048576.0,
+               ws->copies);
         printf(" %9.2f | %7.1f | %5.0f%% |", t[0] * 1e6, gbps, pct);
         for (uint32_t i = 1; i < opt->n_ns; i++) printf(" %9.2f |", t[i] * 1e6);
         printf(" %5.2f |\n", ratio);
@@ -514,10 +515,10 @@ static void usage(FILE *out)
             "                       [--cpu-time] [--fields]\n"
             "  --types      weight types (default %s)\n"
             "  --shapes     mat-vec weight shapes, rows x cols (GPU default: large = 4096x4096,32000x4096,\n"
-            "               14336x4096,4096x14336; CPU devices and --quick: 4096x768)\n"
-            "  --mm-shapes  mat-mul shapes (GPU default 4096x4096,11008x4096; CPU/--quick: 4096x768)\n"
+            "               14336x4096,4096x14336; CPU devices and --quick: 4096x768; none: no mat-vecs)\n"
+            "  --mm-shapes  mat-mul shapes (GPU default 4096x4096,11008x4096; CPU/--quick: 4096x768; none)\n"
             "  --ns         mat-vec columns timed, 1..8 (default 1,2,4,8); GB/s is of the first\n"
-            "  --batches    mat-mul columns, > 8 (GPU default 128,512; CPU/--quick: 128); --batch N: one\n"
+            "  --batches    mat-mul columns, > 8 (GPU default 128,512; CPU/--quick: 128; none: no mat-muls)\n"
             "  --rotate-mb  distinct weight copies per measurement, this many MiB in all, so that each dispatch\n"
             "               reads memory, not the last-level cache; also the copy shader's buffer size\n"
             "               (GPU default 256; CPU/--quick: 0, one copy and 64 MiB)\n"
@@ -579,14 +580,19 @@ int cli_bench_ops(int argc, char **argv)
         }
     }
     if (config_count(&opt) > 4096) return fail_usage("%s: more than 4096 configurations", "--sweep");
+    /* "none" leaves out the mat-vecs (--shapes none) or the mat-muls (--mm-shapes none, --batches none). */
+    bool no_mv = raw.shapes && strcmp(raw.shapes, "none") == 0;
+    bool no_mm = (raw.mm_shapes && strcmp(raw.mm_shapes, "none") == 0) ||
+                 (raw.batches && strcmp(raw.batches, "none") == 0);
     if (raw.ns && !parse_list(raw.ns, opt.ns, &opt.n_ns, MAX_NS, 1, OPS_MATVEC_MAX_N))
         return fail_usage("bad --ns '%s' (want up to 8 values in 1..8)", raw.ns);
-    if (raw.batches && !parse_list(raw.batches, opt.batches, &opt.n_batches, MAX_NS, OPS_MATVEC_MAX_N + 1, 1u << 16))
-        return fail_usage("bad --batches '%s' (want up to 8 values above 8)", raw.batches);
-    if (raw.shapes && !parse_shapes(raw.shapes, opt.mv, &opt.n_mv))
-        return fail_usage("bad --shapes '%s' (want small, large or RxC,RxC...)", raw.shapes);
-    if (raw.mm_shapes && !parse_shapes(raw.mm_shapes, opt.mm, &opt.n_mm))
-        return fail_usage("bad --mm-shapes '%s' (want RxC,RxC...)", raw.mm_shapes);
+    if (raw.batches && !no_mm &&
+        !parse_list(raw.batches, opt.batches, &opt.n_batches, MAX_NS, OPS_MATVEC_MAX_N + 1, 1u << 16))
+        return fail_usage("bad --batches '%s' (want up to 8 values above 8, or none)", raw.batches);
+    if (raw.shapes && !no_mv && !parse_shapes(raw.shapes, opt.mv, &opt.n_mv))
+        return fail_usage("bad --shapes '%s' (want small, large, RxC,RxC... or none)", raw.shapes);
+    if (raw.mm_shapes && !no_mm && !parse_shapes(raw.mm_shapes, opt.mm, &opt.n_mm))
+        return fail_usage("bad --mm-shapes '%s' (want RxC,RxC... or none)", raw.mm_shapes);
     if (raw.runs == 0 || raw.runs > 64 || raw.min_ms == 0 || raw.rotate_mb < -1)
         return fail_usage("%s: --runs must be 1..64, --min-ms positive, --rotate-mb >= 0", "options");
 
@@ -628,10 +634,12 @@ int cli_bench_ops(int argc, char **argv)
 
     /* Defaults: big shapes and weights rotated beyond the cache on GPUs, a run of about a minute on CPUs. */
     bool small = raw.quick || ops->caps->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
-    if (!opt.n_mv) parse_shapes(small ? "4096x768" : "large", opt.mv, &opt.n_mv);
-    if (!opt.n_mm) parse_shapes(small ? "4096x768" : "4096x4096,11008x4096", opt.mm, &opt.n_mm);
+    if (!opt.n_mv && !no_mv) parse_shapes(small ? "4096x768" : "large", opt.mv, &opt.n_mv);
+    if (!opt.n_mm && !no_mm) parse_shapes(small ? "4096x768" : "4096x4096,11008x4096", opt.mm, &opt.n_mm);
     if (!opt.n_ns) parse_list("1,2,4,8", opt.ns, &opt.n_ns, MAX_NS, 1, 8);
-    if (!opt.n_batches) parse_list(small ? "128" : "128,512", opt.batches, &opt.n_batches, MAX_NS, 9, 1u << 16);
+    if (!opt.n_batches && !no_mm)
+        parse_list(small ? "128" : "128,512", opt.batches, &opt.n_batches, MAX_NS, 9, 1u << 16);
+    if (no_mm) opt.n_mm = 0;
     opt.rotate_bytes = (uint64_t)(raw.rotate_mb >= 0 ? raw.rotate_mb : small ? 0 : 256) << 20;
     opt.runs = (uint32_t)(raw.runs > 0 ? raw.runs : small ? 3 : 5);
     opt.min_seconds = (raw.min_ms > 0 ? (double)raw.min_ms : small ? 30 : 50) * 1e-3;
@@ -666,6 +674,8 @@ int cli_bench_ops(int argc, char **argv)
                    (double)opt.rotate_bytes / 1048576.0);
         else
             printf("weights: one copy of each matrix (--rotate-mb 0)\n\n");
+    }
+    if (!opt.json && opt.n_mv) {
         printf("mat-vec: microseconds per product at n columns; GB/s of weight bytes at n=%u; %%copy of copy_u4's\n",
                opt.ns[0]);
         printf("| config | type  | rows x cols    | MiB x copies | n=%-2u us   | GB/s    | %%copy  |", opt.ns[0]);
@@ -677,9 +687,9 @@ int cli_bench_ops(int argc, char **argv)
     fflush(stdout);
     uint32_t failures = 0;
     st = run_kind(ops, &opt, &base, true, copy_gbps, &failures);
-    if (st == VKLLM_OK && opt.n_batches) {
+    if (st == VKLLM_OK && opt.n_batches && opt.n_mm) {
         if (!opt.json) {
-            printf("\nmat-mul: milliseconds per product, GFLOP/s = 2 rows cols n / time\n");
+            printf("%smat-mul: milliseconds per product, GFLOP/s = 2 rows cols n / time\n", opt.n_mv ? "\n" : "");
             printf("| config | type  | rows x cols    | n     | ms        | GFLOP/s   |\n");
             printf("| --- | --- | --- | ---: | ---: | ---: |\n");
         }
