@@ -137,16 +137,19 @@ for f in "$gpu"/debs/vulkan-validationlayers_*.deb "$gpu"/debs/libcmocka0_*.deb;
     [[ -e $f ]] && { deb_x "$f" "$root" 2>>"$LOG" || log "ERROR: could not unpack $f"; }
 done
 if [[ $mode == gpu ]]; then
-    if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
-        for f in "$gpu"/debs/*.deb; do
-            case $(basename "$f") in vulkan-validationlayers_*|libcmocka0_*) continue ;; esac
-            deb_x "$f" / 2>>"$LOG" || log "ERROR: could not unpack $f into /"
+    # Each package only where the system lacks its library (never over a newer one).
+    unpacked=()
+    for pkg_lib in libvulkan1:libvulkan.so.1 libglvnd0:libGLdispatch.so.0 libglx0:libGLX.so.0 libegl1:libEGL.so.1 \
+                   libgl1:libGL.so.1 libopengl0:libOpenGL.so.0 libgles2:libGLESv2.so.2; do
+        pkg=${pkg_lib%%:*} lib=${pkg_lib#*:}
+        ldconfig -p 2>/dev/null | grep -q -F "$lib " && continue
+        for f in "$gpu"/debs/"${pkg}"_*.deb; do
+            [[ -e $f ]] || { log "ERROR: no package $pkg in .gpu/debs"; continue; }
+            deb_x "$f" / 2>>"$LOG" && unpacked+=("$pkg") || log "ERROR: could not unpack $f into /"
         done
-        ldconfig
-        log "Vulkan loader and glvnd unpacked into /"
-    else
-        log "a Vulkan loader is installed already: / left alone"
-    fi
+    done
+    ldconfig
+    log "unpacked into /: ${unpacked[*]:-nothing (the system has every library)}"
     icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
     if [[ ! -r $icd ]]; then
         icd=$(find /usr/local/nvidia /usr/share/vulkan /etc/vulkan /usr/lib /opt -name 'nvidia_icd*.json' 2>/dev/null | head -1)
@@ -389,6 +392,7 @@ e2e_pair() { # NAME ROUND VKLLM_TIMEOUT LLAMA_TIMEOUT [extra vkllm args]
     local name=$1 round=$2 tv=$3 tl=$4
     shift 4
     wait_model "$name" || return
+    printf '%s\tbytes\t0\tfile\t%s\n' "$name" "$(stat -c %s "${model_path[$name]}")" >>"$E2E"
     e2e_one "$name" "${model_path[$name]}" "$round" vkllm "$tv" "$@"
     e2e_one "$name" "${model_path[$name]}" "$round" llama "$tl"
 }
@@ -511,7 +515,7 @@ SUM=$OUT/summary.md
             if (n == 0) return ""
             return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
         }
-        $2 == "bytes" { bytes[$1] = $5; next }
+        $2 == "bytes" { if ($4 == "bytes" || !($1 in bytes)) bytes[$1] = $5; next }
         $5 > 0 { v[$1, $2, $4] = v[$1, $2, $4] " " $5; cnt[$1, $2, $4]++; if (!($1 in seen)) { seen[$1] = 1; order[++nm] = $1 } }
         END {
             for (i = 1; i <= nm; i++) {
@@ -612,7 +616,7 @@ SUM=$OUT/summary.md
         echo
         echo "(every configuration: results.tar.gz, logs/sweep-matvec.log)"
     }
-    [[ -s $work/logs/sweep-coopmat.log ]] && jsum "$work/logs/sweep-coopmat.log" "Cooperative-matrix sweep (n = 512)"
+    [[ -s $work/logs/sweep-coopmat.log ]] && jsum "$work/logs/sweep-coopmat.log" "Cooperative-matrix sweep (mat-mul)"
 
     if [[ -s $work/logs/profile.log ]]; then
         echo
@@ -635,6 +639,15 @@ SUM=$OUT/summary.md
         done
     fi
 } >"$SUM" 2>>"$LOG"
+
+# Syntheses still running (a model the budget left no time for) end here.
+for pid in "${model_pid[@]}"; do
+    [[ $pid == "$$" ]] && continue
+    if kill -0 "$pid" 2>/dev/null; then
+        command -v pkill >/dev/null && pkill -TERM -P "$pid" 2>/dev/null
+        kill "$pid" 2>/dev/null
+    fi
+done
 
 # ---- results archive (at most 8 files come back: log, summary, this) ------------------------------------------
 cp "$STEPS" "$work/logs/steps.tsv" 2>/dev/null
