@@ -38,8 +38,13 @@ while (($#)); do
         *) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
     esac
 done
+[[ -d /usr/local/nvidia/bin ]] && PATH=$PATH:/usr/local/nvidia/bin
 if [[ $mode == auto ]]; then
-    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then mode=gpu; else mode=dry; fi
+    if { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; } || [[ -e /dev/nvidia0 ]]; then
+        mode=gpu
+    else
+        mode=dry
+    fi
 fi
 budget=${budget:-$([[ $mode == gpu ]] && echo 420 || echo 360)}
 DEADLINE=$((T0 + budget))
@@ -176,7 +181,7 @@ if ! grep -q '\[chosen\]' "$work/logs/devices.log"; then
     ldconfig -p | grep -i -E 'vulkan|GLX|EGL' | tee -a "$LOG"
 fi
 device_name=$(awk '/\[chosen\]/ { c = 1 } c && $1 == "name" { $1 = ""; sub(/^ +/, ""); print; exit }' "$work/logs/devices.log")
-if [[ $mode == gpu ]]; then
+if [[ $mode == gpu ]] && command -v nvidia-smi >/dev/null 2>&1; then
     run_step nvidia-smi 20 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw,pstate --format=csv
     show "$work/logs/nvidia-smi.log"
 fi
@@ -355,19 +360,23 @@ copy_gbps=${copy_gbps:-0}
 if [[ $mode == gpu ]]; then P=512 N=128 R=3; else P=64 N=16 R=1; fi
 E2E=$work/e2e.tsv # model engine round test tokens/s
 : >"$E2E"
-declare -A vk_stalled
+# After vkllm bench times out on a model (a stall), it is not run again on a model as large or larger.
+stall_bytes=0
+declare -A vk_ok # models vkllm bench ran on
 e2e_one() { # MODEL-NAME PATH ROUND ENGINE TIMEOUT [extra vkllm args]
     local name=$1 path=$2 round=$3 engine=$4 t=$5
     shift 5
-    local step="e2e-$name-$engine-r$round"
+    local step="e2e-$name-$engine-r$round" bytes
+    bytes=$(stat -c %s "$path")
     if [[ $engine == vkllm ]]; then
-        if [[ -n ${vk_stalled[any]:-} && $name != llama-134m-Q4_0 ]]; then
-            note_step "$step" "skipped (vkllm timed out before)" 0
+        if ((stall_bytes > 0 && bytes >= stall_bytes)); then
+            note_step "$step" "skipped (vkllm timed out on a model this size before)" 0
             return
         fi
         VKLLM_LOG=${VKLLM_LOG:-info} run_step "$step" "$t" "$VK" bench -m "$path" -p "$P" -n "$N" -r "$R" --json "$@"
         local rc=$?
-        ((rc == 124 || rc == 137)) && vk_stalled[any]=1
+        ((rc == 124 || rc == 137)) && ((stall_bytes == 0 || bytes < stall_bytes)) && stall_bytes=$bytes
+        ((rc == 0)) && vk_ok[$name]=1
         awk -v m="$name" -v r="$round" '
             /"pp_tps"/ { match($0, /"pp_tps": [0-9.]+/); pp = substr($0, RSTART + 10, RLENGTH - 10)
                          match($0, /"tg_tps": [0-9.]+/); tg = substr($0, RSTART + 10, RLENGTH - 10)
@@ -410,13 +419,16 @@ else
 fi
 
 # ---- profile ---------------------------------------------------------------------------------------------
-if [[ $mode == gpu ]]; then prof_model=llama2-7b-Q4_0; prof=(-p 512 -n 32); else prof_model=llama-134m-Q4_0; prof=(-p 64 -n 8); fi
-if [[ -n ${vk_stalled[any]:-} ]]; then
-    note_step profile "skipped (vkllm bench timed out before)" 0
-elif [[ -e ${model_path[$prof_model]:-/nonexistent} ]]; then
+# The largest model vkllm bench ran on, llama2-7b Q4_0 if it did.
+if [[ $mode == gpu ]]; then prof=(-p 512 -n 32); else prof=(-p 64 -n 8); fi
+prof_model=
+for m in llama2-7b-Q4_0 tinyllama-1.1b-Q4_K_M llama-134m-Q4_0; do
+    [[ -n ${vk_ok[$m]:-} ]] && { prof_model=$m; break; }
+done
+if [[ -n $prof_model ]]; then
     VKLLM_PROFILE=1 run_step profile 60 "$VK" bench -m "${model_path[$prof_model]}" "${prof[@]}" -r 1 --profile --no-ttft
 else
-    note_step profile "skipped ($prof_model missing)" 0
+    note_step profile "skipped (vkllm bench ran on no model)" 0
 fi
 
 # ---- sweeps of the tuning knobs ------------------------------------------------------------------------------
@@ -626,7 +638,7 @@ SUM=$OUT/summary.md
         grep -v '^{' "$work/logs/profile.log" | head -70
         echo '```'
     fi
-    if [[ -n ${vk_stalled[any]:-} ]]; then
+    if ((stall_bytes > 0)); then
         echo
         echo "## vkllm bench timed out: the end of its log"
         for f in "$work"/logs/e2e-*-vkllm-*.log; do
