@@ -74,7 +74,7 @@ run_step() {
     local t=$want l
     l=$(left)
     ((t > l)) && t=$l
-    if ((t < 5)); then
+    if ((l < 5)); then
         note_step "$name" "skipped (deadline)" 0
         log "SKIP $name: the global budget is spent"
         return 125
