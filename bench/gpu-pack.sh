@@ -15,7 +15,8 @@
 #   lib/          libcmocka.so.0
 #   MANIFEST      commit, date, sizes
 # and fails when the working tree that travels plus .gpu exceeds 60 MiB (the limit is 64 MiB).
-# Environment: PEER_HOME, SHARED_DIR (default ../shared beside the checkout), GPU_BUILD_DIR (default build-gpu).
+# Environment: PEER_HOME, SHARED_DIR (default ../shared beside the checkout), GPU_BUILD_DIR (default build-gpu),
+# JOBS (ninja's, default 2).  Takes 1-10 minutes (the build; ccache shares objects with other checkouts).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,19 +45,28 @@ lists=/tmp/vkllm-gpu-apt-lists
 mkdir -p "$lists/partial"
 apt_opts=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 "-oDir::State::Lists=$lists")
 packages=(libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2 vulkan-validationlayers libcmocka0)
-say "downloading ${packages[*]}"
+# Kept in a cache folder between packs (downloaded again only when one is missing there).
+debs_cache=${XDG_CACHE_HOME:-$HOME/.cache}/vkllm-gpu-pack/debs
+mkdir -p "$debs_cache"
+have_all() { local p; for p in "${packages[@]}"; do compgen -G "$debs_cache/${p}_*.deb" >/dev/null || return 1; done; }
 # (apt warns that root downloads unsandboxed into a folder _apt cannot write: harmless, filtered)
 quiet_apt() { apt-get "${apt_opts[@]}" "$@" 2>&1 >/dev/null | { grep -v -e 'unsandboxed as root' -e '^N: ' >&2 || true; }; }
-if ! (cd "$out/debs" && apt-get "${apt_opts[@]}" download "${packages[@]}" >/dev/null 2>&1); then
-    quiet_apt update || die "apt-get update failed"
-    (cd "$out/debs" && quiet_apt download "${packages[@]}") || die "apt-get download failed"
+if ! have_all; then
+    say "downloading ${packages[*]}"
+    rm -f "$debs_cache"/*.deb
+    if ! (cd "$debs_cache" && apt-get "${apt_opts[@]}" download "${packages[@]}" >/dev/null 2>&1); then
+        quiet_apt update || die "apt-get update failed"
+        (cd "$debs_cache" && quiet_apt download "${packages[@]}") || die "apt-get download failed"
+    fi
 fi
-for p in "${packages[@]}"; do compgen -G "$out/debs/${p}_*.deb" >/dev/null || die "missing package $p"; done
+have_all || die "missing packages in $debs_cache"
+for p in "${packages[@]}"; do cp "$debs_cache/${p}"_*.deb "$out/debs/"; done
 
 # ---- vkllm, its tests and samples ----------------------------------------------------------------------
 say "building into $build"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache)
+export CCACHE_BASEDIR=$repo # paths relative to the checkout: cache hits from other checkouts of the same sources
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVKLLM_WERROR=ON -DVKLLM_BUILD_TESTS=ON \
     "${launcher[@]}" >/dev/null
 ninja -C "$build" -j"${JOBS:-2}" >/dev/null || die "build failed (ninja -C $build)"
