@@ -21,7 +21,7 @@
 # Output, in $OUT (default /tmp/vkllm-gpu-out): gpu-check.log (everything), summary.md (the tables),
 # results.tar.gz (every step's own log and JSON); the summary is printed at the end too.
 # --dry-run (also chosen when nvidia-smi finds no GPU): the same steps at toy sizes on whatever Vulkan device
-# there is (lavapipe here): stories260K and llama-134m only, five tests, short benchmarks, a small sweep.
+# there is (lavapipe here): stories260K and llama-134m only, six tests, short benchmarks, a small sweep.
 # --quick: no tests (a rerun of the benchmarks).
 set -uo pipefail
 
@@ -329,12 +329,12 @@ else
             case " ${entries[*]} " in *" $n:"*) continue ;; esac
             [[ $n == test_ops_fused || $n == test_ops_matmul_variants ]] || entries+=("$n:100")
         done
-        entries+=(test_model:120 cli_run:60 sample_simple:60 sample_logits:60 cli_bench_json:60 cli_bench_ops_sweep:60)
+        entries+=(test_convert:30 test_model:120 cli_run:60 sample_simple:60 sample_logits:60 cli_bench_json:60 cli_bench_ops_sweep:60)
         [[ -x $B/tests/test_ops_fused ]] && entries+=(test_ops_fused:150)
         [[ -x $B/tests/test_ops_matmul_variants ]] && entries+=(test_ops_matmul_variants:150)
         test_budget=100 parallel=6
     else
-        entries=(test_runtime:60 test_tuning:60 test_ops_norm:90 cli_run:60 cli_bench_ops_sweep:60)
+        entries=(test_runtime:60 test_tuning:60 test_convert:30 test_ops_norm:90 cli_run:60 cli_bench_ops_sweep:60)
         test_budget=90 parallel=2
     fi
     s=$(date +%s)

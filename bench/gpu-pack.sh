@@ -11,7 +11,8 @@
 #   build.tar.xz  build/: vkllm, sample-*, tests/test_* (Release, -Werror), built in ./build-gpu
 #   llama.tar.xz  llama/: llama.cpp's llama-bench on its Vulkan backend with exactly the libraries it loads
 #                 (from $PEER_HOME/vulkan, default ~/.cache/llama-peer: ../shared/peer/setup.sh --tools)
-#   shared/models/ stories260K.gguf, stories260K.bin, tok512.bin (the tests' models; ../shared does not travel)
+#   shared/models/ stories260K.gguf, stories260K.bin, tok512.bin, tokenizer.bin (the tests' models; ../shared
+#                 does not travel)
 #   lib/          libcmocka.so.0
 #   MANIFEST      commit, date, sizes
 # and fails when the working tree that travels plus .gpu exceeds 60 MiB (the limit is 64 MiB).
@@ -102,7 +103,7 @@ tar -C "$stage" -cJf "$out/llama.tar.xz" llama
 say "llama.tar.xz: $(du -h "$out/llama.tar.xz" | cut -f1)"
 
 # ---- models for the tests, cmocka ------------------------------------------------------------------------
-for f in stories260K.gguf stories260K.bin tok512.bin; do
+for f in stories260K.gguf stories260K.bin tok512.bin tokenizer.bin; do
     [[ -r $shared/models/$f ]] && cp "$shared/models/$f" "$out/shared/models/"
 done
 cmocka=$(ldd "$build/tests/test_runtime" | awk '/libcmocka/ { print $3 }')
