@@ -481,7 +481,9 @@ SUM=$OUT/summary.md
     echo "- when: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(($(date +%s) - T0)) s of a ${budget} s budget"
     [[ -r $gpu/MANIFEST ]] && echo "- pack: $(head -1 "$gpu/MANIFEST")"
     echo "- device: ${device_name:-none found}"
-    [[ -s $work/logs/nvidia-smi.log ]] && echo "- nvidia-smi: $(tail -1 "$work/logs/nvidia-smi.log")"
+    [[ -s $work/logs/nvidia-smi.log ]] && echo "- nvidia-smi at the start: $(tail -1 "$work/logs/nvidia-smi.log")"
+    [[ $mode == gpu ]] && command -v nvidia-smi >/dev/null 2>&1 &&
+        echo "- nvidia-smi at the end: $(timeout 10 nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw,pstate --format=csv,noheader 2>&1 | head -1) (SM clock, memory clock, temperature, power, state)"
     [[ -s $work/llama-gpu.txt ]] && echo "- llama.cpp's device: $(sort -u "$work/llama-gpu.txt" | head -1 | sed 's/^ *//')"
     echo "- tuning: $(awk '{ printf "%s=%s ", $1, $2 }' "$work/logs/fields.log")"
     echo "- copy_u4: ${copy_gbps} GB/s read (as much written)"
