@@ -7,6 +7,7 @@
  * checkpoint's seq_len 512, general.name is "llama" there and the file name here, it stores the null
  * separator/padding ids 0xFFFFFFFF that vkllm leaves out, and vkllm adds llama.rope.freq_base = 10000. */
 #include "harness.h"
+#include "paths.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,16 +18,15 @@
 #include "gguf.h"
 #include "llama2c.h"
 
-#define MODELS VKLLM_SHARED_DIR "/models"
-
 static char g_out[512];
 
 static int convert_once(void **state)
 {
     (void)state;
-    if (access(MODELS "/stories260K.bin", R_OK) != 0) return 0;
-    snprintf(g_out, sizeof g_out, "%s/test_convert_%ld.gguf", VKLLM_BINARY_DIR, (long)getpid());
-    if (llama2c_convert(MODELS "/stories260K.bin", MODELS "/tok512.bin", g_out) != VKLLM_OK) {
+    if (access(th_shared_path("models/stories260K.bin"), R_OK) != 0) return 0;
+    snprintf(g_out, sizeof g_out, "%s/test_convert_%ld.gguf", th_binary_dir(), (long)getpid());
+    if (llama2c_convert(th_shared_path("models/stories260K.bin"), th_shared_path("models/tok512.bin"), g_out) !=
+        VKLLM_OK) {
         fprintf(stderr, "convert failed: %s\n", vkllm_last_error());
         return -1;
     }
@@ -44,7 +44,7 @@ static void open_both(gguf_file **converted, gguf_file **shipped)
 {
     if (!g_out[0]) skip();
     assert_int_equal(gguf_open(g_out, converted), VKLLM_OK);
-    assert_int_equal(gguf_open(MODELS "/stories260K.gguf", shipped), VKLLM_OK);
+    assert_int_equal(gguf_open(th_shared_path("models/stories260K.gguf"), shipped), VKLLM_OK);
 }
 
 static void test_tensors_equal_shipped(void **state)
@@ -121,9 +121,9 @@ static void test_bad_inputs(void **state)
     (void)state;
     if (!g_out[0]) skip();
     char bad[512];
-    snprintf(bad, sizeof bad, "%s/test_convert_bad_%ld.bin", VKLLM_BINARY_DIR, (long)getpid());
+    snprintf(bad, sizeof bad, "%s/test_convert_bad_%ld.bin", th_binary_dir(), (long)getpid());
     /* A checkpoint cut short by one float. */
-    FILE *in = fopen(MODELS "/stories260K.bin", "rb"), *out = fopen(bad, "wb");
+    FILE *in = fopen(th_shared_path("models/stories260K.bin"), "rb"), *out = fopen(bad, "wb");
     assert_non_null(in);
     assert_non_null(out);
     char chunk[4096];
@@ -151,13 +151,14 @@ static void test_bad_inputs(void **state)
     unlink(bad);
 
     /* The 32000-token Llama 2 tokenizer does not belong to a 512-token model. */
-    assert_int_equal(llama2c_convert(MODELS "/stories260K.bin", MODELS "/tokenizer.bin", bad),
-                     VKLLM_ERROR_BAD_FORMAT);
+    assert_int_equal(
+        llama2c_convert(th_shared_path("models/stories260K.bin"), th_shared_path("models/tokenizer.bin"), bad),
+        VKLLM_ERROR_BAD_FORMAT);
     assert_non_null(strstr(vkllm_last_error(), "bytes left after 512 tokens"));
     llama2c_vocab *v;
-    assert_int_equal(llama2c_vocab_load(MODELS "/tok512.bin", 600, &v), VKLLM_ERROR_BAD_FORMAT);
+    assert_int_equal(llama2c_vocab_load(th_shared_path("models/tok512.bin"), 600, &v), VKLLM_ERROR_BAD_FORMAT);
     assert_non_null(strstr(vkllm_last_error(), "ends at token 512"));
-    assert_int_equal(llama2c_convert("/nonexistent.bin", MODELS "/tok512.bin", bad), VKLLM_ERROR_IO);
+    assert_int_equal(llama2c_convert("/nonexistent.bin", th_shared_path("models/tok512.bin"), bad), VKLLM_ERROR_IO);
     assert_int_equal(access(bad, F_OK), -1);
 }
 
@@ -166,7 +167,7 @@ static void test_model_reader(void **state)
     (void)state;
     if (!g_out[0]) skip();
     llama2c_model *m;
-    assert_int_equal(llama2c_model_open(MODELS "/stories260K.bin", &m), VKLLM_OK);
+    assert_int_equal(llama2c_model_open(th_shared_path("models/stories260K.bin"), &m), VKLLM_OK);
     assert_int_equal(m->config.dim, 64);
     assert_int_equal(m->config.hidden_dim, 172);
     assert_int_equal(m->config.n_layers, 5);
@@ -178,7 +179,7 @@ static void test_model_reader(void **state)
     assert_ptr_equal(m->wcls, m->token_embedding);
     llama2c_model_close(m);
     llama2c_vocab *v;
-    assert_int_equal(llama2c_vocab_load(MODELS "/tok512.bin", 512, &v), VKLLM_OK);
+    assert_int_equal(llama2c_vocab_load(th_shared_path("models/tok512.bin"), 512, &v), VKLLM_OK);
     assert_int_equal(v->max_token_length, 7);
     assert_string_equal(v->text[1], "\n<s>\n");
     assert_string_equal(v->text[259], " t");

@@ -2,6 +2,7 @@
  * stories260K.gguf, and malformed files built in memory, each of which must fail with
  * VKLLM_ERROR_BAD_FORMAT and a message naming what is wrong. */
 #include "harness.h"
+#include "paths.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -325,7 +326,7 @@ static void test_open_missing_file_is_io_error(void **state)
 
 static void temp_path(char *out, size_t size, const char *tag)
 {
-    snprintf(out, size, "%s/test_gguf_%s_%ld.gguf", VKLLM_BINARY_DIR, tag, (long)getpid());
+    snprintf(out, size, "%s/test_gguf_%s_%ld.gguf", th_binary_dir(), tag, (long)getpid());
 }
 
 static const gguf_kv *must_find(const gguf_file *f, const char *key, gguf_value_type type)
@@ -668,7 +669,7 @@ static void test_nested_arrays_round_trip(void **state)
 static void test_stories260k(void **state)
 {
     (void)state;
-    const char *path = VKLLM_SHARED_DIR "/models/stories260K.gguf";
+    const char *path = th_shared_path("models/stories260K.gguf");
     if (access(path, R_OK) != 0) skip();
     gguf_file *f;
     assert_int_equal(gguf_open(path, &f), VKLLM_OK);

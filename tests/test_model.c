@@ -14,11 +14,12 @@
 #include "bench_prompt.h"
 #include "harness.h"
 #include "model.h"
+#include "paths.h"
 #include "ref_llama.h"
 #include "synth.h"
 #include "vkllm.h"
 
-#define STORIES VKLLM_SHARED_DIR "/models/stories260K.gguf"
+#define STORIES th_shared_path("models/stories260K.gguf")
 
 static char tmpdir[] = "/tmp/vkllm-test-model-XXXXXX";
 
@@ -201,7 +202,7 @@ static void test_converted_checkpoint_same_tokens(void **state)
     char path[256], cmd[1024];
     snprintf(path, sizeof path, "%s/converted.gguf", tmpdir);
     snprintf(cmd, sizeof cmd, "%s/vkllm convert %s/models/stories260K.bin --tokenizer %s/models/tok512.bin -o %s",
-             VKLLM_BINARY_DIR, VKLLM_SHARED_DIR, VKLLM_SHARED_DIR, path);
+             th_binary_dir(), th_shared_dir(), th_shared_dir(), path);
     assert_int_equal(system(cmd), 0);
     const char *files[2] = {STORIES, path};
     text out[2] = {0};

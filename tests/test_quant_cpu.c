@@ -2,6 +2,7 @@
  * tests/data/quant/make_vectors.py, round-trip error bounds, half/bfloat16 edge cases, traits
  * arithmetic and argument errors. */
 #include "harness.h"
+#include "paths.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ static const type_case cases[] = {
 static void *read_fixture(const char *name, size_t *size_out)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/quant/%s", VKLLM_TEST_DATA, name);
+    snprintf(path, sizeof path, "%s/quant/%s", th_test_data_dir(), name);
     FILE *f = fopen(path, "rb");
     if (f == NULL) fail_msg("cannot open fixture %s", path);
     fseek(f, 0, SEEK_END);

@@ -2,6 +2,7 @@
  * F32 data, mixtures with llama.cpp's choices (the tables below are what llama-quantize chose for the same
  * files), synth and quantize agreeing byte for byte, requantizing, and bad inputs. */
 #include "harness.h"
+#include "paths.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +27,9 @@ static int setup(void **state)
 {
     (void)state;
     long pid = (long)getpid();
-    snprintf(g_tiny, sizeof g_tiny, "%s/test_quantize_tiny_%ld.gguf", VKLLM_BINARY_DIR, pid);
-    snprintf(g_qwen, sizeof g_qwen, "%s/test_quantize_qwen_%ld.gguf", VKLLM_BINARY_DIR, pid);
-    snprintf(g_out, sizeof g_out, "%s/test_quantize_out_%ld.gguf", VKLLM_BINARY_DIR, pid);
+    snprintf(g_tiny, sizeof g_tiny, "%s/test_quantize_tiny_%ld.gguf", th_binary_dir(), pid);
+    snprintf(g_qwen, sizeof g_qwen, "%s/test_quantize_qwen_%ld.gguf", th_binary_dir(), pid);
+    snprintf(g_out, sizeof g_out, "%s/test_quantize_out_%ld.gguf", th_binary_dir(), pid);
     synth_options o = {.seed = 3};
     quant_recipe_from_name("F32", false, &o.recipe);
     if (synth_write(synth_preset_find("tiny"), &o, g_tiny) != VKLLM_OK ||

@@ -2,6 +2,7 @@
  * streaming GGUF writer it relies on.  Only the tiny presets are written; the big ones are checked through
  * their plan and metadata. */
 #include "harness.h"
+#include "paths.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 
 static void temp_path(char *buf, size_t n, const char *tag)
 {
-    snprintf(buf, n, "%s/test_synth_%s_%ld.gguf", VKLLM_BINARY_DIR, tag, (long)getpid());
+    snprintf(buf, n, "%s/test_synth_%s_%ld.gguf", th_binary_dir(), tag, (long)getpid());
 }
 
 static uint8_t *read_all(const char *path, size_t *size)

@@ -8,11 +8,11 @@
 
 #include "gguf.h"
 #include "harness.h"
+#include "paths.h"
 #include "tokenizer.h"
 #include "tokenizer_cases.h"
 #include "vocab.h"
 
-#define MODELS VKLLM_SHARED_DIR "/models"
 
 static tokenizer *load_gguf(const char *path)
 {
@@ -29,14 +29,14 @@ static tokenizer *load_gguf(const char *path)
 static void test_stories260K(void **state)
 {
     (void)state;
-    tokenizer *t = load_gguf(MODELS "/stories260K.gguf");
+    tokenizer *t = load_gguf(th_shared_path("models/stories260K.gguf"));
     assert_int_equal(tokenizer_n_vocab(t), 512);
     assert_int_equal(tokenizer_bos(t), 1);
     assert_int_equal(tokenizer_eos(t), 2);
     assert_int_equal(t->pad, TOKEN_NONE); /* the file says 4294967295: ignored, as llama.cpp does */
 
     size_t size = 0;
-    char *data = read_whole_file(VKLLM_TEST_DATA "/tokenizer/stories260K.txt", &size);
+    char *data = read_whole_file(th_data_path("tokenizer/stories260K.txt"), &size);
     assert_non_null(data);
     vocab_cases cases;
     assert_true(load_fixture(data, size, &cases));
@@ -46,7 +46,7 @@ static void test_stories260K(void **state)
 
     /* The llama2.c file holds the same vocabulary. */
     tokenizer *bin = NULL;
-    assert_int_equal(tokenizer_create_from_llama2c(MODELS "/tok512.bin", &bin), VKLLM_OK);
+    assert_int_equal(tokenizer_create_from_llama2c(th_shared_path("models/tok512.bin"), &bin), VKLLM_OK);
     for (int32_t id = 0; id < 512; id++) {
         assert_int_equal(t->tokens[id].len, bin->tokens[id].len);
         assert_memory_equal(vocab_token_text(t, id), vocab_token_text(bin, id), t->tokens[id].len);
@@ -73,8 +73,8 @@ static void test_llama_spm_gguf(void **state)
     fclose(f);
     tokenizer *t = load_gguf(path);
     vocab_cases cases;
-    assert_true(vocab_cases_load(MODELS "/vocab/ggml-vocab-llama-spm.gguf.inp",
-                                 MODELS "/vocab/ggml-vocab-llama-spm.gguf.out", &cases));
+    assert_true(vocab_cases_load(th_shared_path("models/vocab/ggml-vocab-llama-spm.gguf.inp"),
+                                 th_shared_path("models/vocab/ggml-vocab-llama-spm.gguf.out"), &cases));
     assert_int_equal(run_vocab_cases(t, &cases, true, "llama-spm (gguf)"), 0);
     vocab_cases_free(&cases);
     tokenizer_free(t);

@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "harness.h"
+#include "paths.h"
 #include "tokenizer.h"
 #include "tokenizer_cases.h"
 #include "vocab.h"
 
-#define MODELS VKLLM_SHARED_DIR "/models"
 
 static tokenizer *load(const char *path)
 {
@@ -24,11 +24,11 @@ static tokenizer *load(const char *path)
 static void test_llama_spm_cases(void **state)
 {
     (void)state;
-    tokenizer *t = load(MODELS "/tokenizer.bin");
+    tokenizer *t = load(th_shared_path("models/tokenizer.bin"));
     assert_int_equal(tokenizer_n_vocab(t), 32000);
     vocab_cases cases;
-    assert_true(vocab_cases_load(MODELS "/vocab/ggml-vocab-llama-spm.gguf.inp",
-                                 MODELS "/vocab/ggml-vocab-llama-spm.gguf.out", &cases));
+    assert_true(vocab_cases_load(th_shared_path("models/vocab/ggml-vocab-llama-spm.gguf.inp"),
+                                 th_shared_path("models/vocab/ggml-vocab-llama-spm.gguf.out"), &cases));
     assert_int_equal(cases.n, 46); /* 46 inputs and 46 id lines (the .out ends with a newline) */
     assert_int_equal(run_vocab_cases(t, &cases, true, "llama-spm"), 0);
     vocab_cases_free(&cases);
@@ -38,10 +38,10 @@ static void test_llama_spm_cases(void **state)
 static void test_stories260K_fixture(void **state)
 {
     (void)state;
-    tokenizer *t = load(MODELS "/tok512.bin");
+    tokenizer *t = load(th_shared_path("models/tok512.bin"));
     assert_int_equal(tokenizer_n_vocab(t), 512);
     size_t size = 0;
-    char *data = read_whole_file(VKLLM_TEST_DATA "/tokenizer/stories260K.txt", &size);
+    char *data = read_whole_file(th_data_path("tokenizer/stories260K.txt"), &size);
     assert_non_null(data);
     vocab_cases cases;
     assert_true(load_fixture(data, size, &cases));
@@ -63,7 +63,7 @@ static size_t encode(const tokenizer *t, const char *text, bool add_special, boo
 static void test_special_tokens(void **state)
 {
     (void)state;
-    tokenizer *t = load(MODELS "/tokenizer.bin");
+    tokenizer *t = load(th_shared_path("models/tokenizer.bin"));
     int32_t ids[64];
     assert_int_equal(tokenizer_bos(t), 1);
     assert_int_equal(tokenizer_eos(t), 2);
@@ -119,7 +119,7 @@ static void test_special_tokens(void **state)
 static void test_byte_fallback(void **state)
 {
     (void)state;
-    tokenizer *t = load(MODELS "/tokenizer.bin");
+    tokenizer *t = load(th_shared_path("models/tokenizer.bin"));
     /* Invalid UTF-8 and a character outside the vocabulary go out as <0xNN> tokens and come back exactly. */
     const char input[] = "a\xff\xfe\xf0\x9f\xa6\x99z";
     int32_t ids[32];
@@ -142,7 +142,7 @@ static void test_byte_fallback(void **state)
 static void test_random_bytes_round_trip(void **state)
 {
     (void)state;
-    tokenizer *t = load(MODELS "/tok512.bin");
+    tokenizer *t = load(th_shared_path("models/tok512.bin"));
     uint32_t seed = 42;
     char text[200], back[400];
     int32_t ids[512];
@@ -168,7 +168,7 @@ static void test_random_bytes_round_trip(void **state)
 static void test_buffer_sizes(void **state)
 {
     (void)state;
-    tokenizer *t = load(MODELS "/tokenizer.bin");
+    tokenizer *t = load(th_shared_path("models/tokenizer.bin"));
     const char *text = "Hello world, this is a test";
     size_t needed = 0;
     assert_int_equal(tokenizer_encode(t, text, strlen(text), true, false, NULL, 0, &needed),
@@ -205,7 +205,7 @@ static void test_bad_input(void **state)
 {
     (void)state;
     tokenizer *t = NULL;
-    assert_int_equal(tokenizer_create_from_llama2c(MODELS "/no-such-tokenizer.bin", &t), VKLLM_ERROR_IO);
+    assert_int_equal(tokenizer_create_from_llama2c(th_shared_path("models/no-such-tokenizer.bin"), &t), VKLLM_ERROR_IO);
     assert_null(t);
 
     /* A truncated file: the header, then a token that claims more bytes than remain. */
@@ -225,7 +225,7 @@ static void test_bad_input(void **state)
     printf("truncated file: %s\n", vkllm_last_error());
     remove(path);
 
-    t = load(MODELS "/tok512.bin");
+    t = load(th_shared_path("models/tok512.bin"));
     const int32_t bad[] = {1, 512};
     char text[16];
     size_t len;

@@ -19,6 +19,7 @@ typedef struct bench_args {
     uint32_t n_prompt, n_gen, reps;
     int json;
     int profile; /* per-op GPU time tables of the pp and tg runs (VKLLM_PROFILE=1) */
+    int no_ttft; /* skip the two time-to-first-token loads (reported as 0) */
 } bench_args;
 
 static double now_ms(void)
@@ -128,17 +129,19 @@ static int parse(int argc, char **argv, bench_args *a)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--json")) a->json = 1;
         else if (!strcmp(argv[i], "--profile")) a->profile = 1;
+        else if (!strcmp(argv[i], "--no-ttft")) a->no_ttft = 1;
         else if (!strcmp(argv[i], "-m") && v) a->model = v, i++;
         else if (!strcmp(argv[i], "-p") && v) a->n_prompt = (uint32_t)atoi(v), i++;
         else if (!strcmp(argv[i], "-n") && v) a->n_gen = (uint32_t)atoi(v), i++;
         else if (!strcmp(argv[i], "-r") && v) a->reps = (uint32_t)atoi(v), i++;
         else {
-            fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile]\n");
+            fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile] "
+                            "[--no-ttft]\n");
             return -1;
         }
     }
     if (!a->model || a->reps == 0) {
-        fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile]\n");
+        fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile] [--no-ttft]\n");
         return -1;
     }
     return 0;
@@ -149,7 +152,8 @@ int cli_bench(int argc, char **argv)
     bench_args a;
     if (parse(argc, argv, &a) != 0) return 2;
     double ttft_cold = 0, ttft_warm = 0;
-    vkllm_status st = measure_ttft(a.model, &ttft_cold, &ttft_warm);
+    /* --no-ttft: one load instead of three (a large model on a slow disk, or a benchmark in rounds). */
+    vkllm_status st = a.no_ttft ? VKLLM_OK : measure_ttft(a.model, &ttft_cold, &ttft_warm);
     vkllm_model *m = NULL;
     vkllm_context *c = NULL;
     if (a.profile) setenv("VKLLM_PROFILE", "1", 1); /* read when the device is created */
@@ -198,7 +202,8 @@ int cli_bench(int argc, char **argv)
             if (a.n_prompt) printf("pp%-8u %8.2f ± %.2f\n", a.n_prompt, rp.median, rp.spread);
             if (a.n_gen) printf("tg%-8u %8.2f ± %.2f\n", a.n_gen, rg.median, rg.spread);
             printf("peak device memory  %.1f MiB\n", (double)peak / 1048576.0);
-            printf("time to first token %.1f ms cold, %.1f ms with a warm pipeline cache\n", ttft_cold, ttft_warm);
+            if (!a.no_ttft)
+                printf("time to first token %.1f ms cold, %.1f ms with a warm pipeline cache\n", ttft_cold, ttft_warm);
             printf("(median ± half the min-max spread of %u runs after a warm-up)\n", a.reps);
         }
     }

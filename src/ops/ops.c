@@ -8,7 +8,12 @@ vkllm_status ops_create(vkr_device *dev, ops_context **out)
     if (!ops) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "allocating the op context");
     ops->dev = dev;
     ops->caps = vkr_device_caps(dev);
-    ops->tuning = tuning_for(ops->caps);
+    vkllm_status st = tuning_resolve(ops->caps, &ops->resolved);
+    if (st != VKLLM_OK) {
+        free(ops);
+        return st;
+    }
+    ops->tuning = &ops->resolved;
     *out = ops;
     return VKLLM_OK;
 }

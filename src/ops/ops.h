@@ -14,9 +14,11 @@
 typedef struct ops_context {
     vkr_device *dev;
     const vkr_caps *caps;
-    const op_tuning *tuning;
+    const op_tuning *tuning; /* what ops read: &resolved, unless a test or benchmark points it elsewhere */
+    op_tuning resolved;      /* the device's row, or $VKLLM_TUNING's, with $VKLLM_TUNE applied */
 } ops_context;
 
+/* Fails (VKLLM_ERROR_INVALID_ARGUMENT, nothing created) when $VKLLM_TUNING or $VKLLM_TUNE is bad. */
 vkllm_status ops_create(vkr_device *dev, ops_context **out);
 void ops_free(ops_context *ops);
 

@@ -1,5 +1,11 @@
 #include "tuning.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
 /* Starting points from the published shape of each architecture, to be replaced by measurements:
  *  - CPU (lavapipe): workgroups run as 8-wide SIMD on one thread; several rows per invocation with the
  *    input held in registers beats any cooperative scheme (../shared/notes/lavapipe.md), and a mat-vec
@@ -50,3 +56,174 @@ tuning_class tuning_class_of(const vkr_caps *caps)
 const op_tuning *tuning_for(const vkr_caps *caps) { return &table[tuning_class_of(caps)]; }
 
 const op_tuning *tuning_row(tuning_class cls) { return &table[cls < TUNING_CLASS_COUNT ? cls : TUNING_UNKNOWN]; }
+
+const op_tuning *tuning_row_named(const char *name)
+{
+    for (int c = 0; name && c < TUNING_CLASS_COUNT; c++)
+        if (strcasecmp(table[c].name, name) == 0) return &table[c];
+    return NULL;
+}
+
+/* ---- fields by name (VKLLM_TUNE, bench-ops --set / --sweep) ---- */
+
+typedef struct tuning_field {
+    const char *name;
+    size_t offset;
+    uint32_t min, max;
+    bool pow2; /* a power of two */
+} tuning_field;
+
+#define FIELD(f, lo, hi, p2) {#f, offsetof(op_tuning, f), lo, hi, p2}
+static const tuning_field fields[] = {
+    FIELD(elementwise_wg, 1, 1024, false),
+    FIELD(row_wg, 1, 1024, false),
+    FIELD(matvec_wg, 1, 1024, false),
+    FIELD(matvec_rows, 1, 64, false),
+    FIELD(matvec_split, 1, 1024, true),
+    FIELD(matmul_wg, 1, 1024, false),
+    FIELD(matmul_tile_m, 1, 1024, false),
+    FIELD(matmul_tile_n, 1, 1024, false),
+    FIELD(matmul_tile_k, 8, 1024, false),
+    FIELD(attn_wg, 1, 1024, false),
+    FIELD(attn_block_kv, 1, 65536, false),
+    FIELD(attn_split_kv, 1, UINT32_MAX, false),
+    FIELD(attn_split_rows, 1, UINT32_MAX, false),
+    FIELD(matvec_cols, 1, 8, false),
+    FIELD(fp16, 0, 1, false),
+    FIELD(matmul_min_n, 0, UINT32_MAX, false),
+    FIELD(texel_loads, 0, 1, false),
+};
+#undef FIELD
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+/* A field added to op_tuning without a line above makes the struct larger than the table says (caught
+ * here whenever the padding does not hide it: keep the table in step with the struct). */
+_Static_assert(sizeof(op_tuning) == (offsetof(op_tuning, elementwise_wg) + N_FIELDS * sizeof(uint32_t) +
+                                     _Alignof(op_tuning) - 1) / _Alignof(op_tuning) * _Alignof(op_tuning),
+               "every uint32_t field of op_tuning needs a line in the fields table of tuning.c");
+
+static const tuning_field *find_field(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_FIELDS; i++)
+        if (strlen(fields[i].name) == len && strncmp(fields[i].name, name, len) == 0) return &fields[i];
+    return NULL;
+}
+
+const char *tuning_field_name(size_t i) { return i < N_FIELDS ? fields[i].name : NULL; }
+
+/* "a, b, c" of every field, for error messages. */
+static const char *field_list(void)
+{
+    static char list[512];
+    size_t used = 0;
+    for (size_t i = 0; i < N_FIELDS && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", fields[i].name);
+    return list;
+}
+
+static vkllm_status set_field(op_tuning *t, const tuning_field *f, uint32_t value)
+{
+    if (value < f->min || value > f->max)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "tuning: %s=%u is outside %u..%u", f->name, value, f->min,
+                          f->max);
+    if (f->pow2 && (value & (value - 1)))
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "tuning: %s=%u is not a power of two", f->name, value);
+    memcpy((char *)t + f->offset, &value, sizeof value);
+    return VKLLM_OK;
+}
+
+vkllm_status tuning_set(op_tuning *t, const char *field, uint32_t value)
+{
+    const tuning_field *f = field ? find_field(field, strlen(field)) : NULL;
+    if (!f)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "tuning: unknown field '%s' (fields: %s)",
+                          field ? field : "(null)", field_list());
+    return set_field(t, f, value);
+}
+
+bool tuning_get(const op_tuning *t, const char *field, uint32_t *value)
+{
+    const tuning_field *f = field ? find_field(field, strlen(field)) : NULL;
+    if (f && value) memcpy(value, (const char *)t + f->offset, sizeof *value);
+    return f != NULL;
+}
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }
+
+/* [begin, end) without surrounding spaces. */
+static void trim(const char **begin, const char **end)
+{
+    while (*begin < *end && is_space(**begin)) (*begin)++;
+    while (*end > *begin && is_space((*end)[-1])) (*end)--;
+}
+
+static bool parse_value(const char *begin, const char *end, uint32_t *value)
+{
+    char text[32];
+    size_t len = (size_t)(end - begin);
+    if (len == 0 || len >= sizeof text) return false;
+    memcpy(text, begin, len);
+    text[len] = 0;
+    if (strcasecmp(text, "max") == 0) {
+        *value = UINT32_MAX;
+        return true;
+    }
+    if (text[0] < '0' || text[0] > '9') return false; /* no sign, no spaces: strtoull would take them */
+    char *stop;
+    errno = 0;
+    unsigned long long v = strtoull(text, &stop, 0);
+    if (errno || *stop || v > UINT32_MAX) return false;
+    *value = (uint32_t)v;
+    return true;
+}
+
+vkllm_status tuning_apply(op_tuning *t, const char *overrides)
+{
+    for (const char *p = overrides ? overrides : ""; *p;) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *name = p, *name_end = eq ? eq : end;
+        trim(&name, &name_end);
+        if (name == name_end && !eq) { /* empty item (",," or a trailing comma) */
+            p = *end ? end + 1 : end;
+            continue;
+        }
+        if (!eq)
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "tuning: '%.*s' is not field=value", (int)(end - p), p);
+        const tuning_field *f = find_field(name, (size_t)(name_end - name));
+        if (!f)
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "tuning: unknown field '%.*s' (fields: %s)",
+                              (int)(name_end - name), name, field_list());
+        const char *v = eq + 1, *v_end = end;
+        trim(&v, &v_end);
+        uint32_t value;
+        if (!parse_value(v, v_end, &value))
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                              "tuning: %s='%.*s' is not a number (decimal, 0x hex, or max)", f->name,
+                              (int)(v_end - v), v);
+        VKLLM_TRY(set_field(t, f, value));
+        p = *end ? end + 1 : end;
+    }
+    return VKLLM_OK;
+}
+
+vkllm_status tuning_resolve(const vkr_caps *caps, op_tuning *out)
+{
+    const char *row = getenv("VKLLM_TUNING"), *tune = getenv("VKLLM_TUNE");
+    const op_tuning *base = tuning_for(caps);
+    if (row && *row) {
+        base = tuning_row_named(row);
+        if (!base) {
+            char names[256];
+            size_t used = 0;
+            for (int c = 0; c < TUNING_CLASS_COUNT && used < sizeof names; c++)
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", c ? ", " : "", table[c].name);
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_TUNING=%s: no such tuning row (rows: %s)", row,
+                              names);
+        }
+    }
+    *out = *base;
+    vkllm_status st = tuning_apply(out, tune);
+    if (st != VKLLM_OK) return vkllm_fail_context(st, "VKLLM_TUNE=\"%s\"", tune);
+    return VKLLM_OK;
+}

@@ -1,11 +1,16 @@
 /* Per-device tuning, as data: one row per device class, feeding specialization constants.  No vendor
- * branches elsewhere: code asks tuning_for(caps) and uses the numbers. */
+ * branches elsewhere: code asks tuning_for(caps) and uses the numbers.  Overrides are data too:
+ * VKLLM_TUNING=<row name> picks a row, VKLLM_TUNE="field=value,..." changes fields of it by name
+ * (tuning_resolve, called by ops_create), and benchmarks sweep fields through tuning_set. */
 #ifndef VKLLM_OPS_TUNING_H
 #define VKLLM_OPS_TUNING_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "runtime/device.h"
+#include "runtime/error.h"
 
 typedef enum tuning_class {
     TUNING_CPU = 0,      /* lavapipe/llvmpipe: a workgroup is SIMD lanes on one CPU thread; barriers dear */
@@ -18,6 +23,8 @@ typedef enum tuning_class {
     TUNING_CLASS_COUNT
 } tuning_class;
 
+/* Every uint32_t field below needs a line in tuning.c's field table (its name for VKLLM_TUNE and
+ * `vkllm bench-ops --set/--sweep`, and its range). */
 typedef struct op_tuning {
     const char *name;
     uint32_t elementwise_wg;   /* workgroup size of element-wise ops */
@@ -50,5 +57,21 @@ tuning_class tuning_class_of(const vkr_caps *caps);
 const op_tuning *tuning_for(const vkr_caps *caps);
 /* The row of a class (tests run the GPU rows on lavapipe to exercise their code paths). */
 const op_tuning *tuning_row(tuning_class cls);
+/* The row named `name` (cpu, nvidia, amd-wave32, amd-wave64, intel, apple, unknown; any case), or NULL. */
+const op_tuning *tuning_row_named(const char *name);
+
+/* The tuning ops use on a device: the row $VKLLM_TUNING names (else the device's class row), then the
+ * overrides of $VKLLM_TUNE ("field=value,field=value").  An unknown row, field or a bad value fails with
+ * VKLLM_ERROR_INVALID_ARGUMENT and a message naming it (and what is valid). */
+vkllm_status tuning_resolve(const vkr_caps *caps, op_tuning *out);
+/* Applies "field=value,field=value" (values: decimal, 0x hex, or `max` for 4294967295; spaces ignored; an
+ * empty text changes nothing).  Fields are set left to right; on failure *t may hold the earlier ones. */
+vkllm_status tuning_apply(op_tuning *t, const char *overrides);
+/* Sets one field by name; fails on an unknown name or a value outside the field's range. */
+vkllm_status tuning_set(op_tuning *t, const char *field, uint32_t value);
+/* Whether `field` names a field; if so and value is not NULL, *value is its value in *t. */
+bool tuning_get(const op_tuning *t, const char *field, uint32_t *value);
+/* The name of field i (0, 1, ... in struct order), NULL past the last. */
+const char *tuning_field_name(size_t i);
 
 #endif
