@@ -413,6 +413,18 @@ static vkllm_status enumerate(VkInstance instance, VkPhysicalDevice **pds, vkr_c
     return VKLLM_OK;
 }
 
+/* volk keeps one instance's and one device's function pointers in globals.  A listing, or a creation that fails,
+ * loads those of an instance it then destroys: put back the ones of the device created last, if still alive (an
+ * instance without the debug extension has no vkDestroyDebugUtilsMessengerEXT, for one). */
+static vkr_device *live_device;
+
+static void volk_restore(void)
+{
+    if (!live_device) return;
+    volkLoadInstanceOnly(live_device->instance);
+    volkLoadDevice(live_device->device);
+}
+
 vkllm_status vkr_list_devices(vkr_caps **caps_out, uint32_t *count, uint32_t *chosen)
 {
     VkInstance instance;
@@ -422,6 +434,7 @@ vkllm_status vkr_list_devices(vkr_caps **caps_out, uint32_t *count, uint32_t *ch
     device_features *features;
     vkllm_status st = enumerate(instance, &pds, caps_out, &features, count);
     vkDestroyInstance(instance, NULL);
+    volk_restore();
     if (st != VKLLM_OK) return st;
     free(pds);
     free(features);
@@ -547,8 +560,10 @@ vkllm_status vkr_device_create(vkr_device **out)
     vkllm_status st = device_init(dev);
     if (st != VKLLM_OK) {
         vkr_device_destroy(dev);
+        volk_restore();
         return st;
     }
+    live_device = dev;
     *out = dev;
     return VKLLM_OK;
 }
@@ -556,6 +571,7 @@ vkllm_status vkr_device_create(vkr_device **out)
 void vkr_device_destroy(vkr_device *dev)
 {
     if (!dev) return;
+    if (dev == live_device) live_device = NULL;
     if (dev->device) {
         vkDeviceWaitIdle(dev->device);
         vkr_pipelines_destroy(dev);
