@@ -486,6 +486,15 @@ static bool coopmat_nv_size(VkPhysicalDevice pd, uint32_t size[3])
     return found;
 }
 
+/* The kind VKLLM_COOPMAT names: khr, nv, emulate (or emulated); VKR_COOPMAT_NONE for anything else. */
+static vkr_coopmat coopmat_requested(const char *want)
+{
+    if (strcmp(want, "khr") == 0) return VKR_COOPMAT_KHR;
+    if (strcmp(want, "nv") == 0) return VKR_COOPMAT_NV;
+    if (strcmp(want, "emulate") == 0 || strcmp(want, "emulated") == 0) return VKR_COOPMAT_EMULATED;
+    return VKR_COOPMAT_NONE;
+}
+
 /* Which cooperative-matrix kinds the device has (caps->coopmat_khr / _nv and their sizes) and which one to use.
  * khr_validated: false when the validation layer in use predates VK_KHR_cooperative_matrix; it would report the
  * extension's structures (even in a feature query) and SPIR-V as errors, so KHR is then not even probed. */
@@ -518,10 +527,11 @@ static void read_coopmat(VkPhysicalDevice pd, PFN_vkGetPhysicalDeviceCooperative
     if (env_flag("VKLLM_DISABLE_COOPMAT")) {
         /* none */
     } else if (want && *want) { /* only the kind asked for; vkr_device_create reports it missing */
-        static const uint32_t emulated[3] = {16, 16, 16};
-        if (strcmp(want, "khr") == 0 && caps->coopmat_khr) caps->coopmat = VKR_COOPMAT_KHR, size = caps->coopmat_khr_size;
-        if (strcmp(want, "nv") == 0 && caps->coopmat_nv) caps->coopmat = VKR_COOPMAT_NV, size = caps->coopmat_nv_size;
-        if (strncmp(want, "emulate", 7) == 0 && caps->fp16_arith) caps->coopmat = VKR_COOPMAT_EMULATED, size = emulated;
+        static const uint32_t emulated[3] = {16, 16, 16}; /* any size works; the common one */
+        vkr_coopmat kind = coopmat_requested(want);
+        if (kind == VKR_COOPMAT_KHR && caps->coopmat_khr) caps->coopmat = kind, size = caps->coopmat_khr_size;
+        if (kind == VKR_COOPMAT_NV && caps->coopmat_nv) caps->coopmat = kind, size = caps->coopmat_nv_size;
+        if (kind == VKR_COOPMAT_EMULATED && caps->fp16_arith) caps->coopmat = kind, size = emulated;
     } else if (caps->coopmat_khr) {
         caps->coopmat = VKR_COOPMAT_KHR, size = caps->coopmat_khr_size;
     } else if (caps->coopmat_nv) {
@@ -535,10 +545,7 @@ static vkllm_status check_coopmat_request(const vkr_caps *caps)
 {
     const char *want = getenv("VKLLM_COOPMAT");
     if (!want || !*want || env_flag("VKLLM_DISABLE_COOPMAT")) return VKLLM_OK;
-    vkr_coopmat kind = strcmp(want, "khr") == 0  ? VKR_COOPMAT_KHR
-                       : strcmp(want, "nv") == 0 ? VKR_COOPMAT_NV
-                       : strcmp(want, "emulate") == 0 || strcmp(want, "emulated") == 0 ? VKR_COOPMAT_EMULATED
-                                                                                         : VKR_COOPMAT_NONE;
+    vkr_coopmat kind = coopmat_requested(want);
     if (kind == VKR_COOPMAT_NONE)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_COOPMAT='%s': expected khr, nv or emulate", want);
     if (caps->coopmat != kind)

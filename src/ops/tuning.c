@@ -42,7 +42,7 @@ static const op_tuning table[TUNING_CLASS_COUNT] = {
      *    and every B fragment 4; per loaded element 128 x 128 does twice the math of 64 x 64.  k 16 double-
      *    buffered: 24 KiB of tiles + 8 KiB of stages = 32 KiB, under the 48 KiB available without opt-in and
      *    small enough for two workgroups per SM.  To sweep first: tile_k 32 (48 KiB), tile_n 64 (more
-     *    workgroups for 4096-row matrices: 128 x 128 tiles give 128 for n = 512, under two per SM on 132 SMs).
+     *    workgroups for 4096-row matrices: 128 x 128 tiles give 128 for n = 512, fewer than the H200's 132 SMs).
      *  - AMD RDNA3 (WMMA 16x16x16, native at wave32, 64 KiB LDS): as NVIDIA.  Wave64 parts: 4 waves of 64 in a
      *    2 x 2 grid, 64 x 64 each (16 accumulators of 4 f32 per lane).
      *  - Intel Xe (DPAS: 8 rows deep, K 16; SIMD8 on Alchemist, SIMD16 on Xe2): 8 subgroups of 16 over 64 x 64
