@@ -28,6 +28,51 @@ function(vkllm_shader name source)
     set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_OUTPUTS ${out})
 endfunction()
 
+# Cooperative-matrix variants: vkllm_shader_coopmat(NAME SOURCE SPEC_M SPEC_N SPEC_K [DEFINE=VALUE ...]) compiles
+# SOURCE with COOPMAT_NV=1 once to a SPIR-V binary, validates it with spirv-val (where installed), and embeds it
+# as NAME_nv and, rewritten by tools/spirv_coopmat_khr for SPV_KHR_cooperative_matrix (which this glslang cannot
+# compile), as NAME_khr.  SPEC_M/N/K are the constant_ids that size the matrices (see tools/spirv_coopmat.h).
+# spirv-tools 2023.1 does not know the KHR extension: the KHR binaries are checked structurally by
+# tests/test_spirv_coopmat.c only.
+find_program(SPIRV_VAL spirv-val)
+if(NOT SPIRV_VAL)
+    message(STATUS "spirv-val not found: cooperative-matrix shaders are not validated at build time")
+endif()
+add_executable(spirv_coopmat_khr ${CMAKE_SOURCE_DIR}/tools/spirv_coopmat_khr.c ${CMAKE_SOURCE_DIR}/tools/spirv_coopmat.c)
+
+function(vkllm_shader_coopmat name source spec_m spec_n spec_k)
+    set(spv ${VKLLM_SHADER_OUT}/${name}_nv.spv)
+    set(defines "-DCOOPMAT_NV=1")
+    foreach(d ${ARGN})
+        list(APPEND defines "-D${d}")
+    endforeach()
+    set(validate "")
+    if(SPIRV_VAL)
+        set(validate COMMAND ${SPIRV_VAL} --target-env vulkan1.2 ${spv})
+    endif()
+    add_custom_command(
+        OUTPUT ${spv}
+        COMMAND ${GLSLC} --target-env=vulkan1.2 -O -MD -MF ${spv}.d
+                -I${CMAKE_SOURCE_DIR}/shaders ${defines}
+                -o ${spv} ${CMAKE_SOURCE_DIR}/shaders/${source}
+        ${validate}
+        DEPENDS ${CMAKE_SOURCE_DIR}/shaders/${source}
+        DEPFILE ${spv}.d
+        COMMENT "glslc ${name}_nv (${source} ${ARGN})"
+        VERBATIM)
+    set(nv ${VKLLM_SHADER_OUT}/${name}_nv.spv.inc)
+    set(khr ${VKLLM_SHADER_OUT}/${name}_khr.spv.inc)
+    add_custom_command(
+        OUTPUT ${nv} ${khr}
+        COMMAND spirv_coopmat_khr ${spv} ${nv}
+        COMMAND spirv_coopmat_khr --khr ${spec_m} ${spec_n} ${spec_k} ${spv} ${khr}
+        DEPENDS ${spv} spirv_coopmat_khr
+        COMMENT "spirv_coopmat_khr ${name}_nv, ${name}_khr"
+        VERBATIM)
+    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_NAMES ${name}_nv ${name}_khr)
+    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_OUTPUTS ${nv} ${khr})
+endfunction()
+
 # Writes the registry source (name -> SPIR-V words) once all variants are declared.
 function(vkllm_shader_registry out_var)
     get_property(names GLOBAL PROPERTY VKLLM_SHADER_NAMES)

@@ -8,6 +8,34 @@
 
 static const char validation_layer[] = "VK_LAYER_KHRONOS_validation";
 
+/* VK_KHR_cooperative_matrix arrived in the Vulkan headers 1.3.255; Debian 12 has 1.3.239, so its types are
+ * declared here (as the registry defines them) where the headers lack them. */
+#ifndef VK_KHR_cooperative_matrix
+#define VK_KHR_cooperative_matrix 1
+#define VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME "VK_KHR_cooperative_matrix"
+#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType)1000506000)
+#define VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType)1000506001)
+#define VK_COMPONENT_TYPE_FLOAT16_KHR 0
+#define VK_COMPONENT_TYPE_FLOAT32_KHR 1
+#define VK_SCOPE_SUBGROUP_KHR 3
+typedef struct VkCooperativeMatrixPropertiesKHR {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t MSize, NSize, KSize;
+    uint32_t AType, BType, CType, ResultType; /* VkComponentTypeKHR */
+    VkBool32 saturatingAccumulation;
+    uint32_t scope; /* VkScopeKHR */
+} VkCooperativeMatrixPropertiesKHR;
+typedef struct VkPhysicalDeviceCooperativeMatrixFeaturesKHR {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrix;
+    VkBool32 cooperativeMatrixRobustBufferAccess;
+} VkPhysicalDeviceCooperativeMatrixFeaturesKHR;
+typedef VkResult(VKAPI_PTR *PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)(
+    VkPhysicalDevice physicalDevice, uint32_t *pPropertyCount, VkCooperativeMatrixPropertiesKHR *pProperties);
+#endif
+
 const char *vkr_result_name(VkResult result)
 {
     switch (result) {
@@ -43,6 +71,12 @@ const char *vkr_vendor_name(vkr_vendor vendor)
     return (unsigned)vendor < VKR_VENDOR_COUNT ? names[vendor] : "unknown";
 }
 
+const char *vkr_coopmat_name(vkr_coopmat kind)
+{
+    static const char *const names[] = {"none", "KHR", "NV", "emulated"};
+    return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
+}
+
 static bool env_flag(const char *name)
 {
     const char *v = getenv(name);
@@ -75,6 +109,20 @@ static bool layer_available(const char *name)
         for (uint32_t i = 0; i < count && !found; i++) found = strcmp(layers[i].layerName, name) == 0;
     free(layers);
     return found;
+}
+
+/* The Vulkan header version a layer was built for (its specVersion); 0 if it is not installed. */
+static uint32_t layer_spec_version(const char *name)
+{
+    uint32_t count = 0, version = 0;
+    if (vkEnumerateInstanceLayerProperties(&count, NULL) != VK_SUCCESS) return 0;
+    VkLayerProperties *layers = calloc(count ? count : 1, sizeof *layers);
+    if (!layers) return 0;
+    if (vkEnumerateInstanceLayerProperties(&count, layers) == VK_SUCCESS)
+        for (uint32_t i = 0; i < count; i++)
+            if (strcmp(layers[i].layerName, name) == 0) version = layers[i].specVersion;
+    free(layers);
+    return version;
 }
 
 static bool instance_extension_available(const char *name)
@@ -197,6 +245,7 @@ static vkr_vendor vendor_of(uint32_t vendor_id, VkDriverId driver, VkPhysicalDev
 typedef struct device_features {
     bool size_control_ext, int_dot_ext; /* need the extension (device below Vulkan 1.3) */
     bool size_control, int_dot;
+    bool full_subgroups;                /* computeFullSubgroups */
 } device_features;
 
 static int queue_family_for_compute(VkPhysicalDevice pd, bool *timestamps)
@@ -288,6 +337,8 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
         caps->subgroup_size_control = true;
         caps->min_subgroup_size = size_props.minSubgroupSize;
         caps->max_subgroup_size = size_props.maxSubgroupSize;
+        caps->max_workgroup_subgroups = size_props.maxComputeWorkgroupSubgroups;
+        caps->full_subgroups = features->full_subgroups = size_feat.computeFullSubgroups;
         features->size_control = true;
         features->size_control_ext = !v13;
     }
@@ -382,10 +433,141 @@ static int choose_device(const vkr_caps *caps, uint32_t count)
     return best;
 }
 
-/* Physical devices usable by vkllm, with their caps (and the features to enable). */
-static vkllm_status enumerate(VkInstance instance, VkPhysicalDevice **pds, vkr_caps **caps,
+/* The f16 x f16 + f32 -> f32 subgroup-scope size among a kind's listed sizes: 16x16x16 where listed (the
+ * tuning rows' tiles are multiples of it), else the first (the specification asks drivers to list their
+ * preferred sizes first). */
+static void offer_size(bool *found, uint32_t size[3], uint32_t m, uint32_t n, uint32_t k)
+{
+    if (*found && !(m == 16 && n == 16 && k == 16)) return;
+    if (*found && size[0] == 16 && size[1] == 16 && size[2] == 16) return;
+    size[0] = m, size[1] = n, size[2] = k;
+    *found = true;
+}
+
+static bool coopmat_khr_size(VkPhysicalDevice pd, PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get,
+                             uint32_t size[3])
+{
+    uint32_t count = 0;
+    if (!get || get(pd, &count, NULL) != VK_SUCCESS || count == 0) return false;
+    VkCooperativeMatrixPropertiesKHR *props = calloc(count, sizeof *props);
+    if (!props) return false;
+    for (uint32_t i = 0; i < count; i++) props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+    bool found = false;
+    VkResult r = get(pd, &count, props);
+    for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < count; i++) {
+        const VkCooperativeMatrixPropertiesKHR *p = &props[i];
+        if (p->AType == VK_COMPONENT_TYPE_FLOAT16_KHR && p->BType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+            p->CType == VK_COMPONENT_TYPE_FLOAT32_KHR && p->ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
+            !p->saturatingAccumulation && p->scope == VK_SCOPE_SUBGROUP_KHR)
+            offer_size(&found, size, p->MSize, p->NSize, p->KSize);
+    }
+    free(props);
+    return found;
+}
+
+static bool coopmat_nv_size(VkPhysicalDevice pd, uint32_t size[3])
+{
+    uint32_t count = 0;
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = vkGetPhysicalDeviceCooperativeMatrixPropertiesNV;
+    if (!get || get(pd, &count, NULL) != VK_SUCCESS || count == 0) return false;
+    VkCooperativeMatrixPropertiesNV *props = calloc(count, sizeof *props);
+    if (!props) return false;
+    for (uint32_t i = 0; i < count; i++) props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    bool found = false;
+    VkResult r = get(pd, &count, props);
+    for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < count; i++) {
+        const VkCooperativeMatrixPropertiesNV *p = &props[i];
+        if (p->AType == VK_COMPONENT_TYPE_FLOAT16_NV && p->BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+            p->CType == VK_COMPONENT_TYPE_FLOAT32_NV && p->DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+            p->scope == VK_SCOPE_SUBGROUP_NV)
+            offer_size(&found, size, p->MSize, p->NSize, p->KSize);
+    }
+    free(props);
+    return found;
+}
+
+/* The kind VKLLM_COOPMAT names: khr, nv, emulate (or emulated); VKR_COOPMAT_NONE for anything else. */
+static vkr_coopmat coopmat_requested(const char *want)
+{
+    if (strcmp(want, "khr") == 0) return VKR_COOPMAT_KHR;
+    if (strcmp(want, "nv") == 0) return VKR_COOPMAT_NV;
+    if (strcmp(want, "emulate") == 0 || strcmp(want, "emulated") == 0) return VKR_COOPMAT_EMULATED;
+    return VKR_COOPMAT_NONE;
+}
+
+/* Which cooperative-matrix kinds the device has (caps->coopmat_khr / _nv and their sizes) and which one to use.
+ * khr_validated: false when the validation layer in use predates VK_KHR_cooperative_matrix; it would report the
+ * extension's structures (even in a feature query) and SPIR-V as errors, so KHR is then not even probed. */
+static void read_coopmat(VkPhysicalDevice pd, PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get_khr,
+                         bool khr_validated, vkr_caps *caps)
+{
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR khr = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV nv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    bool listed_khr = device_extension_available(pd, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    bool has_khr = listed_khr && khr_validated;
+    bool has_nv = device_extension_available(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    void **tail = &f12.pNext;
+    if (has_khr) *tail = &khr, tail = &khr.pNext;
+    if (has_nv) *tail = &nv, tail = &nv.pNext;
+    VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
+    vkGetPhysicalDeviceFeatures2(pd, &feats);
+    /* The shaders need f16 (shaderFloat16, also off under VKLLM_DISABLE_F16), the Vulkan memory model (glslang
+     * declares it with GL_KHR_memory_scope_semantics) and gl_SubgroupID. */
+    bool shaders_run = caps->fp16_arith && f12.vulkanMemoryModel && caps->subgroup_compute &&
+                       (caps->subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT);
+    caps->coopmat_khr = shaders_run && has_khr && khr.cooperativeMatrix && coopmat_khr_size(pd, get_khr, caps->coopmat_khr_size);
+    caps->coopmat_nv = shaders_run && has_nv && nv.cooperativeMatrix && coopmat_nv_size(pd, caps->coopmat_nv_size);
+    caps->coopmat_khr_unvalidated = listed_khr && !khr_validated;
+
+    const char *want = getenv("VKLLM_COOPMAT");
+    const uint32_t *size = NULL;
+    caps->coopmat = VKR_COOPMAT_NONE;
+    if (env_flag("VKLLM_DISABLE_COOPMAT")) {
+        /* none */
+    } else if (want && *want) { /* only the kind asked for; vkr_device_create reports it missing */
+        static const uint32_t emulated[3] = {16, 16, 16}; /* any size works; the common one */
+        vkr_coopmat kind = coopmat_requested(want);
+        if (kind == VKR_COOPMAT_KHR && caps->coopmat_khr) caps->coopmat = kind, size = caps->coopmat_khr_size;
+        if (kind == VKR_COOPMAT_NV && caps->coopmat_nv) caps->coopmat = kind, size = caps->coopmat_nv_size;
+        if (kind == VKR_COOPMAT_EMULATED && caps->fp16_arith) caps->coopmat = kind, size = emulated;
+    } else if (caps->coopmat_khr) {
+        caps->coopmat = VKR_COOPMAT_KHR, size = caps->coopmat_khr_size;
+    } else if (caps->coopmat_nv) {
+        caps->coopmat = VKR_COOPMAT_NV, size = caps->coopmat_nv_size;
+    }
+    if (size) caps->coopmat_m = size[0], caps->coopmat_n = size[1], caps->coopmat_k = size[2];
+}
+
+/* VKLLM_COOPMAT named a kind: the chosen device must have it. */
+static vkllm_status check_coopmat_request(const vkr_caps *caps)
+{
+    const char *want = getenv("VKLLM_COOPMAT");
+    if (!want || !*want || env_flag("VKLLM_DISABLE_COOPMAT")) return VKLLM_OK;
+    vkr_coopmat kind = coopmat_requested(want);
+    if (kind == VKR_COOPMAT_NONE)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_COOPMAT='%s': expected khr, nv or emulate", want);
+    if (caps->coopmat != kind)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "VKLLM_COOPMAT=%s, but '%s' has no usable %s cooperative matrices "
+                          "(the extension with its cooperativeMatrix feature and an f16 x f16 + f32 subgroup size, "
+                          "shaderFloat16, vulkanMemoryModel, subgroup basic ops; see 'vkllm devices')%s",
+                          want, caps->name, vkr_coopmat_name(kind),
+                          kind == VKR_COOPMAT_KHR && caps->coopmat_khr_unvalidated
+                              ? "; the validation layer in use predates VK_KHR_cooperative_matrix: run without VKLLM_VALIDATION"
+                              : "");
+    return VKLLM_OK;
+}
+
+/* Physical devices usable by vkllm, with their caps (and the features to enable).  khr_validated: see
+ * read_coopmat. */
+static vkllm_status enumerate(VkInstance instance, bool khr_validated, VkPhysicalDevice **pds, vkr_caps **caps,
                               device_features **features, uint32_t *count)
 {
+    /* Not in volk 1.3.239 (older than the extension): looked up by name. */
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get_khr =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+            instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
     uint32_t n = 0;
     VKR_CHECK(vkEnumeratePhysicalDevices(instance, &n, NULL));
     *pds = calloc(n ? n : 1, sizeof **pds);
@@ -403,7 +585,10 @@ static vkllm_status enumerate(VkInstance instance, VkPhysicalDevice **pds, vkr_c
     VkResult r = vkEnumeratePhysicalDevices(instance, &n, all);
     uint32_t usable = 0;
     for (uint32_t i = 0; r == VK_SUCCESS && i < n; i++)
-        if (read_caps(all[i], &(*caps)[usable], &(*features)[usable])) (*pds)[usable++] = all[i];
+        if (read_caps(all[i], &(*caps)[usable], &(*features)[usable])) {
+            read_coopmat(all[i], get_khr, khr_validated, &(*caps)[usable]);
+            (*pds)[usable++] = all[i];
+        }
     free(all);
     if (r != VK_SUCCESS) {
         free(*pds), free(*caps), free(*features);
@@ -413,6 +598,18 @@ static vkllm_status enumerate(VkInstance instance, VkPhysicalDevice **pds, vkr_c
     return VKLLM_OK;
 }
 
+/* volk keeps one instance's and one device's function pointers in globals.  A listing, or a creation that fails,
+ * loads those of an instance it then destroys: put back the ones of the device created last, if still alive (an
+ * instance without the debug extension has no vkDestroyDebugUtilsMessengerEXT, for one). */
+static vkr_device *live_device;
+
+static void volk_restore(void)
+{
+    if (!live_device) return;
+    volkLoadInstanceOnly(live_device->instance);
+    volkLoadDevice(live_device->device);
+}
+
 vkllm_status vkr_list_devices(vkr_caps **caps_out, uint32_t *count, uint32_t *chosen)
 {
     VkInstance instance;
@@ -420,8 +617,9 @@ vkllm_status vkr_list_devices(vkr_caps **caps_out, uint32_t *count, uint32_t *ch
     VKLLM_TRY(create_instance(NULL, &instance, &messenger));
     VkPhysicalDevice *pds;
     device_features *features;
-    vkllm_status st = enumerate(instance, &pds, caps_out, &features, count);
+    vkllm_status st = enumerate(instance, true, &pds, caps_out, &features, count);
     vkDestroyInstance(instance, NULL);
+    volk_restore();
     if (st != VKLLM_OK) return st;
     free(pds);
     free(features);
@@ -451,13 +649,19 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
         .shaderIntegerDotProduct = VK_TRUE};
     VkPhysicalDeviceSubgroupSizeControlFeatures size = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES,
-        .subgroupSizeControl = VK_TRUE, .computeFullSubgroups = VK_FALSE};
+        .subgroupSizeControl = VK_TRUE, .computeFullSubgroups = features->full_subgroups};
+    /* Only the kind in use: an older validation layer rejects the KHR structure it does not know. */
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR coopmat_khr = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR, .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV coopmat_nv = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE};
     VkPhysicalDeviceVulkan12Features f12 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
         .storageBuffer8BitAccess = s12.storageBuffer8BitAccess,
         .uniformAndStorageBuffer8BitAccess = s12.uniformAndStorageBuffer8BitAccess,
         .shaderFloat16 = s12.shaderFloat16,
         .shaderInt8 = s12.shaderInt8,
+        .vulkanMemoryModel = s12.vulkanMemoryModel, /* the cooperative-matrix shaders' memory model */
         .timelineSemaphore = s12.timelineSemaphore,
         .hostQueryReset = s12.hostQueryReset,
     };
@@ -468,7 +672,7 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
         .uniformAndStorageBuffer16BitAccess = s11.uniformAndStorageBuffer16BitAccess,
     };
     void **tail = &f12.pNext;
-    const char *extensions[2];
+    const char *extensions[3];
     uint32_t n_ext = 0;
     if (features->size_control) {
         *tail = &size;
@@ -479,6 +683,15 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
         *tail = &dot;
         tail = &dot.pNext;
         if (features->int_dot_ext) extensions[n_ext++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+    }
+    if (dev->caps.coopmat == VKR_COOPMAT_KHR) {
+        *tail = &coopmat_khr;
+        tail = &coopmat_khr.pNext;
+        extensions[n_ext++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    } else if (dev->caps.coopmat == VKR_COOPMAT_NV) {
+        *tail = &coopmat_nv;
+        tail = &coopmat_nv.pNext;
+        extensions[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
     }
     VkPhysicalDeviceFeatures2 enabled = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
@@ -514,7 +727,9 @@ static vkllm_status device_init(vkr_device *dev)
     vkr_caps *caps;
     device_features *features;
     uint32_t count = 0;
-    VKLLM_TRY(enumerate(dev->instance, &pds, &caps, &features, &count));
+    /* The layer checks structures and SPIR-V against its own headers: VK_KHR_cooperative_matrix is 1.3.255. */
+    bool khr_validated = !validation || layer_spec_version(validation_layer) >= VK_MAKE_API_VERSION(0, 1, 3, 255);
+    VKLLM_TRY(enumerate(dev->instance, khr_validated, &pds, &caps, &features, &count));
     int chosen = choose_device(caps, count);
     vkllm_status st = VKLLM_OK;
     if (count == 0)
@@ -526,7 +741,8 @@ static vkllm_status device_init(vkr_device *dev)
     if (st == VKLLM_OK) {
         dev->physical = pds[chosen];
         dev->caps = caps[chosen];
-        st = create_logical_device(dev, &features[chosen]);
+        st = check_coopmat_request(&dev->caps);
+        if (st == VKLLM_OK) st = create_logical_device(dev, &features[chosen]);
     }
     free(pds);
     free(caps);
@@ -547,8 +763,10 @@ vkllm_status vkr_device_create(vkr_device **out)
     vkllm_status st = device_init(dev);
     if (st != VKLLM_OK) {
         vkr_device_destroy(dev);
+        volk_restore();
         return st;
     }
+    live_device = dev;
     *out = dev;
     return VKLLM_OK;
 }
@@ -556,6 +774,7 @@ vkllm_status vkr_device_create(vkr_device **out)
 void vkr_device_destroy(vkr_device *dev)
 {
     if (!dev) return;
+    if (dev == live_device) live_device = NULL;
     if (dev->device) {
         vkDeviceWaitIdle(dev->device);
         vkr_pipelines_destroy(dev);
@@ -656,6 +875,14 @@ void vkr_caps_print(const vkr_caps *c, FILE *out)
     fprintf(out, "  16-bit / 8-bit storage   %s / %s\n", c->storage16 ? "yes" : "no", c->storage8 ? "yes" : "no");
     fprintf(out, "  integer dot product      %s%s\n", c->int_dot ? "yes" : "no",
             c->int_dot ? (c->int_dot_accelerated ? " (accelerated)" : " (not accelerated)") : "");
+    fprintf(out, "  cooperative matrix       %s", vkr_coopmat_name(c->coopmat));
+    if (c->coopmat != VKR_COOPMAT_NONE) fprintf(out, " %ux%ux%u", c->coopmat_m, c->coopmat_n, c->coopmat_k);
+    fprintf(out, " (KHR %s", c->coopmat_khr ? "yes" : "no");
+    if (c->coopmat_khr) fprintf(out, " %ux%ux%u", c->coopmat_khr_size[0], c->coopmat_khr_size[1], c->coopmat_khr_size[2]);
+    if (c->coopmat_khr_unvalidated) fprintf(out, " (listed; not probed: the validation layer predates it)");
+    fprintf(out, ", NV %s", c->coopmat_nv ? "yes" : "no");
+    if (c->coopmat_nv) fprintf(out, " %ux%ux%u", c->coopmat_nv_size[0], c->coopmat_nv_size[1], c->coopmat_nv_size[2]);
+    fprintf(out, "; f16 x f16 + f32, subgroup scope)\n");
     fprintf(out, "  maxStorageBufferRange    %" PRIu64 "\n", c->max_storage_buffer_range);
     fprintf(out, "  uniform texel buffers    %s (max %u texels)\n", c->texel_rgba32 ? "R32G32B32A32" : "no",
             c->max_texel_buffer_elements);

@@ -25,6 +25,14 @@ typedef enum vkr_vendor {
 
 #define VKR_MAX_HEAPS 16
 
+/* Cooperative matrices (tensor cores, matrix cores): which kind the prompt mat-mul uses. */
+typedef enum vkr_coopmat {
+    VKR_COOPMAT_NONE = 0,
+    VKR_COOPMAT_KHR,      /* VK_KHR_cooperative_matrix */
+    VKR_COOPMAT_NV,       /* VK_NV_cooperative_matrix */
+    VKR_COOPMAT_EMULATED, /* plain GLSL with the same tiling (VKLLM_COOPMAT=emulate; tests): no matrix hardware */
+} vkr_coopmat;
+
 /* Everything vkllm needs to know about a physical device, read once. */
 typedef struct vkr_caps {
     char name[256];
@@ -61,6 +69,19 @@ typedef struct vkr_caps {
     uint32_t max_workgroup_size[3];
     uint32_t max_workgroup_count[3];
     uint32_t max_push_constants;
+    uint32_t max_workgroup_subgroups; /* maxComputeWorkgroupSubgroups (with size control; else 0: unknown) */
+    bool full_subgroups;            /* computeFullSubgroups: pipelines may require full subgroups */
+
+    /* Cooperative matrices, f16 x f16 + f32 -> f32 at subgroup scope.  A kind counts where the device has the
+     * extension, its cooperativeMatrix feature, such a size, shaderFloat16, vulkanMemoryModel (the shaders use
+     * the Vulkan memory model) and subgroup basic ops in compute. */
+    vkr_coopmat coopmat;            /* the kind in use: KHR, else NV, else none (VKLLM_COOPMAT, _DISABLE_COOPMAT) */
+    uint32_t coopmat_m, coopmat_n, coopmat_k; /* its size (M x K times K x N) */
+    bool coopmat_khr, coopmat_nv;   /* which kinds the device has */
+    uint32_t coopmat_khr_size[3], coopmat_nv_size[3]; /* their sizes: 16x16x16 where listed, else the first */
+    bool coopmat_khr_unvalidated;   /* the device lists VK_KHR_cooperative_matrix, but the validation layer in
+                                       use predates it (1.3.255) and would reject its structures and SPIR-V:
+                                       KHR is left out (coopmat_khr false); run without validation to use it */
 
     uint32_t heap_count;
     uint64_t heap_size[VKR_MAX_HEAPS];
@@ -82,8 +103,9 @@ vkllm_status vkr_list_devices(vkr_caps **caps, uint32_t *count, uint32_t *chosen
 /* Creates the device chosen by VKLLM_DEVICE (index or name substring) or else discrete > integrated >
  * virtual > CPU.  Environment: VKLLM_VALIDATION=1 enables the Khronos validation layer (its errors are
  * counted); VKLLM_DISABLE_F16, VKLLM_DISABLE_STORAGE16, VKLLM_DISABLE_STORAGE8, VKLLM_DISABLE_SUBGROUP,
- * VKLLM_DISABLE_INT_DOT, VKLLM_DISABLE_TEXEL (texel_rgba32) force the fallbacks as if the device lacked the
- * feature; VKLLM_PROFILE=1 collects GPU timestamps per dispatch. */
+ * VKLLM_DISABLE_INT_DOT, VKLLM_DISABLE_TEXEL (texel_rgba32), VKLLM_DISABLE_COOPMAT force the fallbacks as if
+ * the device lacked the feature; VKLLM_COOPMAT=khr|nv|emulate picks that cooperative-matrix kind (failing if the
+ * device lacks it); VKLLM_PROFILE=1 collects GPU timestamps per dispatch. */
 vkllm_status vkr_device_create(vkr_device **out);
 void vkr_device_destroy(vkr_device *dev);
 
@@ -99,6 +121,7 @@ void vkr_device_print_profile(vkr_device *dev, FILE *out);
 
 void vkr_caps_print(const vkr_caps *caps, FILE *out);
 const char *vkr_vendor_name(vkr_vendor vendor);
+const char *vkr_coopmat_name(vkr_coopmat kind); /* "none", "KHR", "NV", "emulated" */
 const char *vkr_result_name(VkResult result);
 
 /* Fails with the Vulkan call and VkResult named in the message. */

@@ -14,7 +14,7 @@ static bool same_desc(const vkr_pipeline *p, const vkr_pipeline_desc *d)
     const vkr_pipeline_desc *a = &p->desc;
     return strcmp(p->shader_name, d->shader) == 0 && a->n_bindings == d->n_bindings &&
            a->readonly_mask == d->readonly_mask && a->push_size == d->push_size && a->n_spec == d->n_spec &&
-           a->required_subgroup_size == d->required_subgroup_size &&
+           a->required_subgroup_size == d->required_subgroup_size && a->full_subgroups == d->full_subgroups &&
            memcmp(a->texel_format, d->texel_format, sizeof d->texel_format) == 0 &&
            memcmp(a->spec, d->spec, d->n_spec * sizeof d->spec[0]) == 0;
 }
@@ -38,6 +38,9 @@ static vkllm_status check_desc(const vkr_device *dev, const vkr_pipeline_desc *d
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "pipeline '%s' needs subgroup size %u; '%s' allows %u..%u%s",
                           d->shader, d->required_subgroup_size, dev->caps.name, dev->caps.min_subgroup_size,
                           dev->caps.max_subgroup_size, dev->caps.subgroup_size_control ? "" : " (no size control)");
+    if (d->full_subgroups && !dev->caps.full_subgroups)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "pipeline '%s' needs full subgroups; '%s' lacks computeFullSubgroups",
+                          d->shader, dev->caps.name);
     return VKLLM_OK;
 }
 
@@ -84,6 +87,7 @@ static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipe
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .pNext = d->required_subgroup_size ? &subgroup : NULL,
+                  .flags = d->full_subgroups ? VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT : 0,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = module,
                   .pName = "main",

@@ -24,6 +24,8 @@ typedef struct vkr_pipeline_desc {
                                       local_size_x */
     uint32_t spec[VKR_MAX_SPEC];
     uint32_t required_subgroup_size; /* 0: the driver's choice; else needs subgroup size control */
+    bool full_subgroups;           /* every subgroup full (computeFullSubgroups): subgroup-scope cooperative
+                                      matrices need all of their subgroup's invocations */
 } vkr_pipeline_desc;
 
 typedef struct vkr_pipeline {

@@ -28,6 +28,14 @@ foreach(type f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k)
         vkllm_shader(matmul_${type}_f16 matmul.comp TYPE_${upper}=1 FP16=1)
     endif()
 endforeach()
+# Cooperative-matrix mat-mul (tensor cores; shaders/matmul_coopmat.comp) for the types f16 holds: _cm_nv
+# (VK_NV_cooperative_matrix), _cm_khr (the same SPIR-V rewritten for VK_KHR_cooperative_matrix) and _cm_emu
+# (plain GLSL of the same semantics, which the tests run on devices without cooperative matrices).
+foreach(type f16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k)
+    string(TOUPPER ${type} upper)
+    vkllm_shader_coopmat(matmul_${type}_cm matmul_coopmat.comp 8 9 10 TYPE_${upper}=1)
+    vkllm_shader(matmul_${type}_cm_emu matmul_coopmat.comp TYPE_${upper}=1 COOPMAT_EMULATE=1)
+endforeach()
 vkllm_shader(qkv_store_f16 qkv_store.comp KV_F16=1)
 vkllm_shader(qkv_store_f32 qkv_store.comp)
 vkllm_shader(rms_norm_f32 rms_norm.comp)

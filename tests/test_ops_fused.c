@@ -28,7 +28,9 @@ static uint32_t cols_for(uint32_t type)
 
 static bool f16_math(uint32_t type)
 {
-    return th_ops()->tuning->fp16 && th_ops()->caps->fp16_arith && type != QUANT_F32 && type != QUANT_BF16;
+    const ops_context *o = th_ops();
+    bool coopmat = o->caps->coopmat != VKR_COOPMAT_NONE && o->tuning->coopmat.on; /* f16 inputs above n = 8 */
+    return ((o->tuning->fp16 && o->caps->fp16_arith) || coopmat) && type != QUANT_F32 && type != QUANT_BF16;
 }
 
 /* Random rows quantized to type, and their dequantized values [rows][cols]. */

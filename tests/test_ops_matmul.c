@@ -1,7 +1,9 @@
 /* ops_matmul for every GGUF type against the CPU reference (dequantize, then double-precision dots), with
- * the device's own tuning (mat-vec for n = 1..8; above, the tiled mat-mul or, on CPUs, blocks of 8 mat-vec
- * columns) and with the tiled mat-mul forced; odd row counts, K not a multiple of 256 where the type
- * allows; a weight larger than maxStorageBufferRange; bad shapes. */
+ * the device's own tuning (mat-vec for n = 1..8; above, the cooperative-matrix or the tiled mat-mul or, on
+ * CPUs, blocks of 8 mat-vec columns), with the tiled mat-mul forced, and with each kind of cooperative
+ * matrices the device has (NV, KHR); odd row counts, K not a multiple of 256 where the type allows; a weight
+ * larger than maxStorageBufferRange; bad shapes. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "matmul_check.h"
@@ -12,8 +14,11 @@ static const uint32_t all_n[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 67};
 
 static double bound(void)
 {
-    /* The default tuning computes in f16 only where it says so and the device can. */
-    return th_ops()->tuning->fp16 && th_ops()->caps->fp16_arith ? TH_MATMUL_NMSE_F16 : TH_MATMUL_NMSE_F32;
+    /* The default tuning computes in f16 only where it says so and the device can, or where the mat-mul runs
+     * on cooperative matrices (f16 inputs). */
+    const ops_context *o = th_ops();
+    bool coopmat = o->caps->coopmat != VKR_COOPMAT_NONE && o->tuning->coopmat.on;
+    return (o->tuning->fp16 && o->caps->fp16_arith) || coopmat ? TH_MATMUL_NMSE_F16 : TH_MATMUL_NMSE_F32;
 }
 
 static void check_types(const uint32_t *types, size_t n_types, const uint32_t (*shapes)[2], size_t n_shapes)
@@ -47,7 +52,8 @@ static void test_k_types(void **state)
     check_types(types, 5, shapes, 3);
 }
 
-/* The tiled mat-mul at the CPU row's 16x16 tiles: n and rows not multiples of the tile. */
+/* The tiled mat-mul at the device row's tiles (also where it has cooperative matrices: the fallback): n and rows
+ * not multiples of the tile. */
 static void test_tiled_matmul(void **state)
 {
     static const uint32_t types[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0,
@@ -59,6 +65,7 @@ static void test_tiled_matmul(void **state)
     tiled = *own;
     tiled.name = "tiled";
     tiled.matmul_min_n = 9;
+    tiled.coopmat.on = 0;
     th_ops()->tuning = &tiled;
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         uint32_t block = quant_get_traits(types[t])->block_elems;
@@ -83,10 +90,85 @@ static void test_larger_than_binding(void **state)
     tiled = *own;
     tiled.name = "tiled";
     tiled.matmul_min_n = 9;
+    tiled.coopmat.on = 0;
     th_ops()->tuning = &tiled;
     static const uint32_t ns[] = {1, 9};
     th_check_matmul(QUANT_F16, rows, cols, ns, 2, bound());
     th_ops()->tuning = own;
+}
+
+/* One kind of cooperative matrices ("nv", "khr") through VKLLM_COOPMAT: every type f16 holds, the device's own
+ * tuning row with cooperative matrices on, partial tiles (37 and 129 rows, one row, n = 9..300) and a few full
+ * ones.  KHR runs without the validation layer where the installed one predates VK_KHR_cooperative_matrix
+ * (1.3.255): it would report the extension's structures and SPIR-V as errors. */
+static void check_coopmat_kind(const char *kind, bool drop_validation)
+{
+    static const uint32_t types[] = {QUANT_F16,  QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1,
+                                     QUANT_Q2_K, QUANT_Q3_K, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+    static const uint32_t ns[] = {9, 17, 64, 67, 130, 300};
+    const char *was = getenv("VKLLM_VALIDATION");
+    char *validation = was ? strdup(was) : NULL;
+    if (drop_validation) {
+        print_message("  %s without the validation layer: the installed one predates VK_KHR_cooperative_matrix\n", kind);
+        unsetenv("VKLLM_VALIDATION");
+    }
+    setenv("VKLLM_COOPMAT", kind, 1);
+    /* Listed but, under the old layer, unprobed: probe (a device listing, which has no validation layer; a second
+     * device would replace volk's function pointers under the harness's) rather than fail on the listing. */
+    vkr_caps *listed = NULL;
+    uint32_t count = 0, chosen = 0;
+    th_check_status(vkr_list_devices(&listed, &count, &chosen), "vkr_list_devices");
+    vkr_coopmat want = strcmp(kind, "nv") == 0 ? VKR_COOPMAT_NV : strcmp(kind, "khr") == 0 ? VKR_COOPMAT_KHR
+                                                                                        : VKR_COOPMAT_EMULATED;
+    bool usable = chosen < count && listed[chosen].coopmat == want;
+    free(listed);
+    if (!usable) {
+        print_message("  %s cooperative matrices are listed but not usable (see 'vkllm devices')\n", kind);
+    } else {
+        th_reset_device();
+        const vkr_caps *caps = th_ops()->caps;
+        static op_tuning row; /* static: outlives a failed check */
+        row = *th_ops()->tuning;
+        static char name[32];
+        snprintf(name, sizeof name, "device-%s", kind);
+        row.name = name;
+        row.coopmat.on = 1;
+        row.matmul_min_n = 9;
+        th_ops()->tuning = &row;
+        print_message("  %s cooperative matrices %ux%ux%u, tuning row %s's tiles\n", vkr_coopmat_name(caps->coopmat),
+                      caps->coopmat_m, caps->coopmat_n, caps->coopmat_k, tuning_for(caps)->name);
+        for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+            uint32_t block = quant_get_traits(types[t])->block_elems;
+            uint32_t cols = block == 1 ? 97 : block == 32 ? 416 : 512;
+            th_check_matmul(types[t], 37, cols, ns, 6, TH_MATMUL_NMSE_F16);
+            th_check_matmul(types[t], 129, 2 * cols, ns, 3, TH_MATMUL_NMSE_F16);
+            th_check_matmul(types[t], 1, cols, ns, 2, TH_MATMUL_NMSE_F16);
+        }
+        static const uint32_t big[] = {300, 512};
+        th_check_matmul(QUANT_Q4_0, 1024, 1024, big, 2, TH_MATMUL_NMSE_F16);
+        th_check_matmul(QUANT_Q4_K, 1000, 1024, big, 1, TH_MATMUL_NMSE_F16);
+        th_check_matmul(QUANT_F16, 1000, 1000, big, 1, TH_MATMUL_NMSE_F16);
+    }
+    unsetenv("VKLLM_COOPMAT");
+    if (validation) setenv("VKLLM_VALIDATION", validation, 1);
+    free(validation);
+    th_reset_device();
+}
+
+/* The real cooperative-matrix variants (matmul_T_cm_nv, matmul_T_cm_khr), each kind the device has.  Skipped on
+ * devices without (lavapipe), where test_ops_matmul_coopmat runs their emulated twin. */
+static void test_coopmat_device(void **state)
+{
+    const vkr_caps *caps = th_ops()->caps;
+    bool nv = caps->coopmat_nv, khr = caps->coopmat_khr || caps->coopmat_khr_unvalidated;
+    bool old_layer = caps->coopmat_khr_unvalidated;
+    if (!nv && !khr) {
+        print_message("  '%s' has no cooperative matrices: the NV / KHR variants run only on a device with them "
+                      "(test_ops_matmul_coopmat tests their emulated twin here)\n", caps->name);
+        skip();
+    }
+    if (nv) check_coopmat_kind("nv", false);
+    if (khr) check_coopmat_kind("khr", old_layer);
 }
 
 static void expect_error(vkllm_status got, vkllm_status want, const char *needle)
@@ -130,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_k_types),
         cmocka_unit_test(test_tiled_matmul),
         cmocka_unit_test(test_larger_than_binding),
+        cmocka_unit_test(test_coopmat_device),
         cmocka_unit_test(test_bad_shapes),
     };
     return TH_RUN("ops_matmul", tests);

@@ -38,7 +38,9 @@ static void check_all(const uint32_t *types, size_t n_types, const op_tuning *tu
     ops_context *o = th_ops();
     o->tuning = tuning;
     for (size_t t = 0; t < n_types; t++) {
-        bool f16 = tuning->fp16 && o->caps->fp16_arith && types[t] != QUANT_F32 && types[t] != QUANT_BF16;
+        /* f16 arithmetic, or cooperative matrices (f16 inputs) where the device has them, for n = 9 */
+        bool f16 = (tuning->fp16 && o->caps->fp16_arith) || (o->caps->coopmat != VKR_COOPMAT_NONE && tuning->coopmat.on);
+        f16 = f16 && types[t] != QUANT_F32 && types[t] != QUANT_BF16;
         th_check_matmul(types[t], 37, cols_for(types[t]), variant_n, sizeof variant_n / sizeof *variant_n,
                         f16 ? TH_MATMUL_NMSE_F16 : TH_MATMUL_NMSE_F32);
         th_check_matmul(types[t], 129, 2 * cols_for(types[t]), variant_n, 1,

@@ -1,7 +1,7 @@
-/* y = x Wᵀ for repacked weights: picks the mat-vec (n <= 8, or below the tuning's matmul_min_n) or the
- * tiled mat-mul, the shader variant (subgroup reduction, f16 arithmetic) from the device's caps and the
- * knobs from its tuning row, and records one dispatch per row chunk (two for a mat-vec whose columns do
- * not divide into equal blocks). */
+/* y = x Wᵀ for repacked weights: picks the mat-vec (n <= 8, or below the tuning's matmul_min_n), the
+ * cooperative-matrix mat-mul (where the device has cooperative matrices) or the tiled mat-mul, the shader
+ * variant (subgroup reduction, f16 arithmetic) from the device's caps and the knobs from its tuning row, and
+ * records one dispatch per row chunk (two for a mat-vec whose columns do not divide into equal blocks). */
 #include <stdio.h>
 #include <string.h>
 
@@ -207,6 +207,90 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
     return VKLLM_OK;
 }
 
+/* Cooperative matrices for this weight: where the device has a kind, the tuning turns them on, and f16 holds the
+ * weights (F32 and BF16 keep the f32 tiled mat-mul, as they have no _f16 variants). */
+static bool use_coopmat(const ops_context *ops, const ops_weight *w)
+{
+    return ops->caps->coopmat != VKR_COOPMAT_NONE && ops->tuning->coopmat.on && w->format->fp16;
+}
+
+/* The subgroup size the cooperative-matrix tiles are laid out for, and whether the pipeline pins it: the
+ * tuning's where size control allows, else the device's one fixed size.  The emulated variant only groups
+ * invocations by that size (no subgroup operations), so any size goes. */
+static vkllm_status coopmat_subgroup(const vkr_caps *caps, const op_coopmat_tuning *t, uint32_t *size, bool *pin)
+{
+    uint32_t want = t->subgroup ? t->subgroup : caps->subgroup_size;
+    *pin = false;
+    *size = want;
+    if (caps->coopmat == VKR_COOPMAT_EMULATED) return VKLLM_OK;
+    if (caps->subgroup_size_control && want >= caps->min_subgroup_size && want <= caps->max_subgroup_size) {
+        *pin = true;
+        return VKLLM_OK;
+    }
+    *size = caps->subgroup_size;
+    if (caps->min_subgroup_size == caps->max_subgroup_size) return VKLLM_OK;
+    return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: cooperative matrices need a known subgroup size; '%s' picks "
+                      "one of %u..%u and cannot pin %u (set VKLLM_DISABLE_COOPMAT=1 for the tiled mat-mul)",
+                      caps->name, caps->min_subgroup_size, caps->max_subgroup_size, want);
+}
+
+/* shaders/matmul_coopmat.comp over the tuning's coopmat tiles; shapes that do not split into the device's
+ * matrices, or tiles beyond its shared memory, are errors naming the tuning row (a row to fix). */
+static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
+                                   vkr_range y, uint32_t n, uint32_t y_stride, uint32_t y_row0)
+{
+    const vkr_caps *c = ops->caps;
+    const op_coopmat_tuning *t = &ops->tuning->coopmat;
+    uint32_t sg;
+    bool pin;
+    VKLLM_TRY(coopmat_subgroup(c, t, &sg, &pin));
+    uint32_t cm_m = c->coopmat_m, cm_n = c->coopmat_n, cm_k = c->coopmat_k;
+    uint32_t nsg = sg && t->wg % sg == 0 ? t->wg / sg : 0;
+    uint32_t sg_n = t->subgroups_m && nsg % t->subgroups_m == 0 ? nsg / t->subgroups_m : 0;
+    bool emulated = c->coopmat == VKR_COOPMAT_EMULATED;
+    if (!nsg || !sg_n || !cm_m || !cm_n || !cm_k || !t->tile_m || !t->tile_n || !t->tile_k ||
+        t->tile_m % (t->subgroups_m * cm_m) || t->tile_n % (sg_n * cm_n) || t->tile_k % 8 || t->tile_k % cm_k ||
+        (t->buffers != 1 && t->buffers != 2) || (emulated && cm_m * cm_n % sg))
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                          "matmul: tuning row %s: the %ux%u cooperative-matrix tile (k %u, %u buffers) does not split "
+                          "into %u invocations in subgroups of %u, %u along the rows, holding %ux%ux%u matrices "
+                          "(set VKLLM_DISABLE_COOPMAT=1 for the tiled mat-mul)",
+                          ops->tuning->name, t->tile_m, t->tile_n, t->tile_k, t->buffers, t->wg, sg, t->subgroups_m,
+                          cm_m, cm_n, cm_k);
+    if (t->wg > c->max_workgroup_invocations || t->wg > c->max_workgroup_size[0] ||
+        (!emulated && c->max_workgroup_subgroups && nsg > c->max_workgroup_subgroups))
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: tuning row %s: a workgroup of %u invocations (%u subgroups) "
+                          "exceeds '%s' (%u invocations, %u subgroups)", ops->tuning->name, t->wg, nsg, c->name,
+                          c->max_workgroup_invocations, c->max_workgroup_subgroups);
+    /* as declared in the shader: f16 tiles with rows padded by 8, one f32 matrix per subgroup */
+    uint64_t shared = 2ull * t->buffers * (t->tile_m + t->tile_n) * (t->tile_k + 8) + 4ull * nsg * cm_m * cm_n;
+    if (shared > c->max_shared_memory)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: tuning row %s: the cooperative-matrix tiles need %llu bytes "
+                          "of shared memory, '%s' has %u", ops->tuning->name, (unsigned long long)shared, c->name,
+                          c->max_shared_memory);
+    char name[64];
+    snprintf(name, sizeof name, "matmul_%s_cm_%s", w->format->name,
+             c->coopmat == VKR_COOPMAT_KHR ? "khr" : c->coopmat == VKR_COOPMAT_NV ? "nv" : "emu");
+    vkr_pipeline_desc desc = {.shader = name, .n_bindings = 4, .readonly_mask = 0x7,
+                              .push_size = (uint32_t)sizeof(matmul_push), .n_spec = 11,
+                              .required_subgroup_size = pin ? sg : 0, .full_subgroups = pin && c->full_subgroups,
+                              .spec = {t->wg, t->tile_m, t->tile_n, t->tile_k, sg, t->subgroups_m, t->buffers,
+                                       w->cols % 4 == 0, cm_m, cm_n, cm_k}};
+    const vkr_pipeline *p;
+    VKLLM_TRY(vkr_pipeline_get(ops->dev, &desc, &p));
+    for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
+        uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
+        vkr_range bind[4];
+        weight_ranges(w, r0, rows, &bind[0], &bind[1]);
+        bind[2] = x;
+        bind[3] = y;
+        matmul_push push = {rows, w->cols, w->groups, n, y_stride, y_row0 + r0};
+        uint32_t groups[3] = {vkr_div_up(rows, t->tile_m), vkr_div_up(n, t->tile_n), 1};
+        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matmul coopmat"));
+    }
+    return VKLLM_OK;
+}
+
 vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
                              uint32_t n, uint32_t y_stride, uint32_t y_row0)
 {
@@ -226,7 +310,9 @@ vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weig
                           (unsigned long long)range);
     x.size = x_bytes;
     y.size = y_bytes;
-    if (!ops_matmul_is_matvec(ops, n)) return record_matmul(ops, seq, w, x, y, n, y_stride, y_row0);
+    if (!ops_matmul_is_matvec(ops, n))
+        return use_coopmat(ops, w) ? record_coopmat(ops, seq, w, x, y, n, y_stride, y_row0)
+                                   : record_matmul(ops, seq, w, x, y, n, y_stride, y_row0);
     matvec_store store = {.suffix = "", .y_stride = y_stride, .y_row0 = y_row0};
     return ops_matvec_record(ops, seq, w, x, y, n, &store);
 }

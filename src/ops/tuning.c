@@ -39,6 +39,32 @@ static const op_tuning table[TUNING_CLASS_COUNT] = {
     [TUNING_INTEL] = {"intel", 128, 128, 64, 2, 16, 128, 32, 32, 16, 16, 32, 256, 1024, 8, 1, 9, 0},
     [TUNING_APPLE] = {"apple", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 1024, 8, 1, 9, 0},
     [TUNING_UNKNOWN] = {"unknown", 128, 128, 64, 2, 16, 128, 32, 32, 16, 32, 64, 256, 1024, 8, 0, 9, 0},
+
+    /* Cooperative-matrix mat-mul: on, wg, tile_m, tile_n, tile_k, subgroups_m, subgroup, buffers.  Shared memory
+     * is buffers x (tile_m + tile_n) x (tile_k + 8) halves plus one f32 matrix per subgroup; every row stays
+     * within 32 KiB, so the tests run each one as is on lavapipe (emulated).
+     *  - NVIDIA (mma.sync on tensor cores; the drivers list 16x16x16): 8 warps in a 2 x 4 grid, each 64 x 32 of a
+     *    128 x 128 tile, 4 x 2 accumulators (64 f32 registers per lane), so every A fragment serves 2 products
+     *    and every B fragment 4; per loaded element 128 x 128 does twice the math of 64 x 64.  k 16 double-
+     *    buffered: 24 KiB of tiles + 8 KiB of stages = 32 KiB, under the 48 KiB available without opt-in and
+     *    small enough for two workgroups per SM.  To sweep first: tile_k 32 (48 KiB), tile_n 64 (more
+     *    workgroups for 4096-row matrices: 128 x 128 tiles give 128 for n = 512, fewer than the H200's 132 SMs).
+     *  - AMD RDNA3 (WMMA 16x16x16, native at wave32, 64 KiB LDS): as NVIDIA.  Wave64 parts: 4 waves of 64 in a
+     *    2 x 2 grid, 64 x 64 each (16 accumulators of 4 f32 per lane).
+     *  - Intel Xe (DPAS: 8 rows deep, K 16; SIMD8 on Alchemist, SIMD16 on Xe2): 8 subgroups of 16 over 64 x 64
+     *    (32 x 16 each), k 32 = two DPAS steps per barrier; a smaller register budget per lane than NVIDIA's.
+     *    Whether the driver's matrices want subgroup 8 or 16 is unmeasured.
+     *  - Apple (MoltenVK exposes no cooperative matrices today; simdgroup matrices are 8 x 8): 4 SIMD groups of
+     *    32 over 64 x 64, within 32 KiB of threadgroup memory.
+     *  - Unknown: the same modest tile, pinned to 32 where size control allows (else the device's fixed size).
+     *  - CPU: off (lavapipe has no cooperative matrices; the emulated variant exists for the tests). */
+    [TUNING_CPU].coopmat = {0, 128, 64, 64, 16, 2, 32, 2},
+    [TUNING_NVIDIA].coopmat = {1, 256, 128, 128, 16, 2, 32, 2},
+    [TUNING_AMD_WAVE32].coopmat = {1, 256, 128, 128, 16, 2, 32, 2},
+    [TUNING_AMD_WAVE64].coopmat = {1, 256, 128, 128, 16, 2, 64, 2},
+    [TUNING_INTEL].coopmat = {1, 128, 64, 64, 32, 2, 16, 2},
+    [TUNING_APPLE].coopmat = {1, 128, 64, 64, 16, 2, 32, 2},
+    [TUNING_UNKNOWN].coopmat = {1, 128, 64, 64, 16, 2, 32, 2},
 };
 
 tuning_class tuning_class_of(const vkr_caps *caps)
@@ -92,6 +118,14 @@ static const tuning_field fields[] = {
     FIELD(fp16, 0, 1, false),
     FIELD(matmul_min_n, 0, UINT32_MAX, false),
     FIELD(texel_loads, 0, 1, false),
+    FIELD(coopmat.on, 0, 1, false),
+    FIELD(coopmat.wg, 1, 1024, false),
+    FIELD(coopmat.tile_m, 1, 1024, false),
+    FIELD(coopmat.tile_n, 1, 1024, false),
+    FIELD(coopmat.tile_k, 8, 1024, false),
+    FIELD(coopmat.subgroups_m, 1, 64, false),
+    FIELD(coopmat.subgroup, 0, 128, false),
+    FIELD(coopmat.buffers, 1, 2, false),
 };
 #undef FIELD
 #define N_FIELDS (sizeof fields / sizeof fields[0])

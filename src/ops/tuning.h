@@ -23,6 +23,20 @@ typedef enum tuning_class {
     TUNING_CLASS_COUNT
 } tuning_class;
 
+/* Cooperative-matrix mat-mul (prompts on tensor / matrix cores; shaders/matmul_coopmat.comp): replaces the
+ * tiled mat-mul where `on`, the device has cooperative matrices (caps->coopmat) and the weight type an f16 form.
+ * The workgroup's subgroups form a subgroups_m x (wg / subgroup / subgroups_m) grid over the tile_m x tile_n
+ * tile; each one's share must be whole matrices of the device's size. */
+typedef struct op_coopmat_tuning {
+    uint32_t on;               /* 1: use where the device has cooperative matrices */
+    uint32_t wg;               /* invocations per workgroup, whole subgroups */
+    uint32_t tile_m, tile_n;   /* rows of W x columns of x per workgroup */
+    uint32_t tile_k;           /* k per step: a multiple of 8 and of the device's K */
+    uint32_t subgroups_m;      /* subgroups along the rows; the others go along the columns */
+    uint32_t subgroup;         /* subgroup size to pin where size control allows (0: the device's default) */
+    uint32_t buffers;          /* shared tile buffers (1 or 2: the next step's loads overlap this step's math) */
+} op_coopmat_tuning;
+
 /* Every uint32_t field below needs a line in tuning.c's field table (its name for VKLLM_TUNE and
  * `vkllm bench-ops --set/--sweep`, and its range). */
 typedef struct op_tuning {
@@ -51,6 +65,9 @@ typedef struct op_tuning {
     uint32_t matmul_min_n;     /* smallest n for the tiled mat-mul; below, mat-vec blocks of matvec_cols */
     uint32_t texel_loads;      /* 1: the mat-vec reads weights and x through uniform texel buffers where the
                                   device has them (lavapipe gathers texels without a per-lane loop) */
+    /* Keep last: tuning.c sets it with designated initializers below the positional rows, so new positional
+     * columns belong above this line. */
+    op_coopmat_tuning coopmat;
 } op_tuning;
 
 tuning_class tuning_class_of(const vkr_caps *caps);
