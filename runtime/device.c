@@ -533,6 +533,7 @@ static vkllm_status device_init(vkr_device *dev)
     free(features);
     if (st != VKLLM_OK) return st;
     dev->profiling = env_flag("VKLLM_PROFILE") && dev->caps.timestamps;
+    VKLLM_TRY(vkr_queue_init(dev));
     VKLLM_TRY(vkr_memory_init(dev));
     return vkr_pipeline_cache_open(dev);
 }

@@ -83,7 +83,7 @@ vkllm_status vkr_list_devices(vkr_caps **caps, uint32_t *count, uint32_t *chosen
  * virtual > CPU.  Environment: VKLLM_VALIDATION=1 enables the Khronos validation layer (its errors are
  * counted); VKLLM_DISABLE_F16, VKLLM_DISABLE_STORAGE16, VKLLM_DISABLE_STORAGE8, VKLLM_DISABLE_SUBGROUP,
  * VKLLM_DISABLE_INT_DOT, VKLLM_DISABLE_TEXEL (texel_rgba32) force the fallbacks as if the device lacked the
- * feature; VKLLM_PROFILE=1 collects GPU timestamps per dispatch. */
+ * feature; VKLLM_PROFILE=1 collects GPU timestamps per dispatch; VKLLM_FENCE_TIMEOUT_MS bounds every fence wait. */
 vkllm_status vkr_device_create(vkr_device **out);
 void vkr_device_destroy(vkr_device *dev);
 
@@ -96,6 +96,13 @@ uint32_t vkr_device_validation_errors(const vkr_device *dev);
 bool vkr_device_profiling(const vkr_device *dev);
 /* Prints op, count and total GPU time per label collected under VKLLM_PROFILE=1; clears the table. */
 void vkr_device_print_profile(vkr_device *dev, FILE *out);
+
+/* Queue submissions made on the device so far, one-shot transfers and sequences alike (loading a model costs a
+ * number proportional to its tensors, not to its rows). */
+uint64_t vkr_submit_count(const vkr_device *dev);
+/* How long one fence wait may take before it fails with an error naming the work it waited for.  The device
+ * starts with VKLLM_FENCE_TIMEOUT_MS, else 60 s (600 s on CPU devices such as lavapipe); 0 restores that. */
+void vkr_set_fence_timeout(vkr_device *dev, uint64_t milliseconds);
 
 void vkr_caps_print(const vkr_caps *caps, FILE *out);
 const char *vkr_vendor_name(vkr_vendor vendor);

@@ -3,8 +3,11 @@
  * An allocation larger than the block size gets a block of its own. */
 #include "device_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 #define DEFAULT_BLOCK_BYTES (256ull << 20)
 #define STAGING_BYTES (64ull << 20)
@@ -59,6 +62,12 @@ static vkllm_status choose_memory_types(vkr_device *dev)
 vkllm_status vkr_memory_init(vkr_device *dev)
 {
     VKLLM_TRY(choose_memory_types(dev));
+    VkCommandBufferAllocateInfo alloc = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                         .commandPool = dev->command_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                         .commandBufferCount = 1};
+    VKR_CHECK(vkAllocateCommandBuffers(dev->device, &alloc, &dev->transfer_cmd));
+    VkFenceCreateInfo fence = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VKR_CHECK(vkCreateFence(dev->device, &fence, NULL, &dev->transfer_fence));
     return vkr_buffer_alloc(dev, STAGING_BYTES, VKR_MEMORY_HOST, &dev->staging);
 }
 
@@ -77,6 +86,8 @@ static void block_destroy(vkr_device *dev, vkr_block *b)
 void vkr_memory_destroy(vkr_device *dev)
 {
     vkr_buffer_free(dev, &dev->staging);
+    if (dev->transfer_fence) vkDestroyFence(dev->device, dev->transfer_fence, NULL);
+    if (dev->transfer_cmd) vkFreeCommandBuffers(dev->device, dev->command_pool, 1, &dev->transfer_cmd);
     for (int k = 0; k < VKR_MEMORY_KIND_COUNT; k++) {
         while (dev->blocks[k]) {
             vkr_block *next = dev->blocks[k]->next;
@@ -280,52 +291,43 @@ void vkr_buffer_free(vkr_device *dev, vkr_buffer *buffer)
 uint64_t vkr_memory_in_use(const vkr_device *dev, vkr_memory_kind kind) { return dev->bytes_allocated[kind]; }
 uint64_t vkr_memory_peak_device(const vkr_device *dev) { return dev->peak_device_bytes; }
 
-/* One-shot command buffer around a transfer; the caller holds dev->lock. */
+/* One-shot transfers: the device's one command buffer and fence, reset and re-recorded for each; the caller
+ * holds dev->lock.  `what` names the transfer in errors and the debug log. */
 typedef void (*record_fn)(VkCommandBuffer cmd, const void *args);
 
-static vkllm_status run_once(vkr_device *dev, record_fn record, const void *args)
+static vkllm_status run_once(vkr_device *dev, record_fn record, const void *args, const char *what)
 {
-    VkCommandBufferAllocateInfo alloc = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-        .commandPool = dev->command_pool,
-        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-        .commandBufferCount = 1,
-    };
-    VkCommandBuffer cmd;
-    VKR_CHECK(vkAllocateCommandBuffers(dev->device, &alloc, &cmd));
+    if (dev->transfer_pending) {
+        /* An earlier wait failed (timed out): the command buffer and fence may still be in use. */
+        VKLLM_TRY(vkr_fence_wait(dev, dev->transfer_fence, dev->transfer_submitted_at, "an earlier one-shot transfer"));
+        dev->transfer_pending = false;
+    }
+    VkCommandBuffer cmd = dev->transfer_cmd;
+    VKR_CHECK(vkResetFences(dev->device, 1, &dev->transfer_fence));
+    VKR_CHECK(vkResetCommandBuffer(cmd, 0));
     VkCommandBufferBeginInfo begin = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                       .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-    VkResult r = vkBeginCommandBuffer(cmd, &begin);
-    if (r == VK_SUCCESS) {
-        /* Order after earlier GPU work on the same bytes, and make the result visible to the host. */
-        VkMemoryBarrier before = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                                  .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-                                  .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
-        vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                             VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
-        record(cmd, args);
-        VkMemoryBarrier after = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                                 .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-                                 .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT};
-        vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                             VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &after, 0,
-                             NULL, 0, NULL);
-        r = vkEndCommandBuffer(cmd);
-    }
-    VkFence fence = VK_NULL_HANDLE;
-    if (r == VK_SUCCESS) {
-        VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-        r = vkCreateFence(dev->device, &fi, NULL, &fence);
-    }
-    if (r == VK_SUCCESS) {
-        VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1,
-                               .pCommandBuffers = &cmd};
-        r = vkQueueSubmit(dev->queue, 1, &submit, fence);
-    }
-    if (r == VK_SUCCESS) r = vkWaitForFences(dev->device, 1, &fence, VK_TRUE, UINT64_MAX);
-    if (fence) vkDestroyFence(dev->device, fence, NULL);
-    vkFreeCommandBuffers(dev->device, dev->command_pool, 1, &cmd);
-    if (r != VK_SUCCESS) return vkr_fail_vk(r, "one-shot transfer", __FILE__, __LINE__);
+    VKR_CHECK(vkBeginCommandBuffer(cmd, &begin));
+    /* Order after earlier GPU work on the same bytes, and make the result visible to the host. */
+    VkMemoryBarrier before = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
+    record(cmd, args);
+    VkMemoryBarrier after = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                             .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                             .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT};
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &after, 0,
+                         NULL, 0, NULL);
+    VKR_CHECK(vkEndCommandBuffer(cmd));
+    double submitted_at = vkllm_log_clock();
+    VKLLM_TRY(vkr_queue_submit(dev, cmd, dev->transfer_fence, what));
+    dev->transfer_pending = true;
+    dev->transfer_submitted_at = submitted_at;
+    VKLLM_TRY(vkr_fence_wait(dev, dev->transfer_fence, submitted_at, what));
+    dev->transfer_pending = false;
     return VKLLM_OK;
 }
 
@@ -375,7 +377,9 @@ vkllm_status vkr_upload(vkr_device *dev, const vkr_buffer *dst, VkDeviceSize off
         VkDeviceSize n = size - done < dev->staging.size ? size - done : dev->staging.size;
         memcpy(dev->staging.mapped, (const uint8_t *)src + done, n);
         copy_args a = {dev->staging.handle, dst->handle, {dev->staging.offset, dst->offset + offset + done, n}};
-        st = run_once(dev, record_copy, &a);
+        char what[64];
+        snprintf(what, sizeof what, "one-shot transfer (upload of %.2f MiB)", (double)n / 1048576.0);
+        st = run_once(dev, record_copy, &a, what);
         done += n;
     }
     pthread_mutex_unlock(&dev->lock);
@@ -395,7 +399,9 @@ vkllm_status vkr_download(vkr_device *dev, const vkr_buffer *src, VkDeviceSize o
     for (VkDeviceSize done = 0; done < size && st == VKLLM_OK;) {
         VkDeviceSize n = size - done < dev->staging.size ? size - done : dev->staging.size;
         copy_args a = {src->handle, dev->staging.handle, {src->offset + offset + done, dev->staging.offset, n}};
-        st = run_once(dev, record_copy, &a);
+        char what[64];
+        snprintf(what, sizeof what, "one-shot transfer (download of %.2f MiB)", (double)n / 1048576.0);
+        st = run_once(dev, record_copy, &a, what);
         if (st == VKLLM_OK) memcpy((uint8_t *)dst + done, dev->staging.mapped, n);
         done += n;
     }
@@ -413,7 +419,7 @@ vkllm_status vkr_fill(vkr_device *dev, const vkr_buffer *dst, VkDeviceSize offse
     if (size == 0) return VKLLM_OK;
     pthread_mutex_lock(&dev->lock);
     fill_args a = {dst->handle, dst->offset + offset, size, word};
-    vkllm_status st = run_once(dev, record_fill, &a);
+    vkllm_status st = run_once(dev, record_fill, &a, "one-shot transfer (fill)");
     pthread_mutex_unlock(&dev->lock);
     return st;
 }

@@ -289,6 +289,79 @@ static void test_pipeline_cache_file(void **state)
     rmdir(dir);
 }
 
+/* A sequence of one test_spin dispatch (shaders/test_spin.comp): `groups` workgroups of 64 invocations, each
+ * stepping its generator n times. */
+static vkr_sequence *record_spin(const vkr_buffer *out, uint32_t groups, uint32_t n, uint32_t guard_limit)
+{
+    vkr_pipeline_desc desc = {.shader = "test_spin", .n_bindings = 1, .push_size = 8, .n_spec = 1, .spec = {64}};
+    const vkr_pipeline *p;
+    th_check_status(vkr_pipeline_get(th_device(), &desc, &p), "test_spin pipeline");
+    vkr_sequence *seq = th_begin();
+    vkr_sequence_set_label(seq, "spin test");
+    uint32_t push[2] = {n, guard_limit}, g[3];
+    vkr_groups_1d(th_device(), groups, g);
+    vkr_range bind[1] = {vkr_sub(out, 0, groups * 64ull * 4)};
+    th_check_status(vkr_sequence_dispatch(seq, p, bind, push, g, "spin"), "dispatch spin");
+    th_check_status(vkr_sequence_end(seq), "end");
+    return seq;
+}
+
+static uint32_t spin_expected(uint32_t invocation, uint32_t n)
+{
+    uint32_t x = invocation;
+    for (uint32_t i = 0; i < n; i++) x = x * 1664525u + 1013904223u;
+    return x;
+}
+
+/* A wait that outlasts its timeout fails with a message naming the sequence and the likely cause; the
+ * sequence stays in flight, and a later wait with the normal timeout collects it. */
+static void test_fence_timeout_names_the_work(void **state)
+{
+    vkr_device *dev = th_device();
+    enum { GROUPS = 512, N = 30000 }; /* ~10^9 serial steps: far beyond 1 ms on lavapipe */
+    vkr_buffer out = th_alloc(GROUPS * 64 * 4);
+    vkr_sequence *seq = record_spin(&out, GROUPS, N, N);
+    vkr_set_fence_timeout(dev, 1);
+    th_check_status(vkr_sequence_submit(seq), "submit");
+    vkllm_status st = vkr_sequence_wait(seq);
+    vkr_set_fence_timeout(dev, 0);
+    char message[1024];
+    snprintf(message, sizeof message, "%s", vkllm_last_error());
+    th_check_status(vkr_sequence_wait(seq), "the wait after the timeout");
+    uint32_t *got = malloc(GROUPS * 64 * 4);
+    th_download(&out, got, GROUPS * 64 * 4);
+    for (uint32_t i = 0; i < GROUPS * 64; i += 4099) assert_int_equal(got[i], spin_expected(i, N));
+    free(got);
+    vkr_sequence_destroy(seq);
+    th_free(&out);
+    if (st == VKLLM_OK) {
+        printf("  the spin finished within 1 ms on this device: the timeout path was not taken\n");
+        skip();
+    }
+    printf("  %s\n", message);
+    assert_int_equal(st, VKLLM_ERROR_VULKAN);
+    assert_non_null(strstr(message, "sequence 'spin test'"));
+    assert_non_null(strstr(message, "from 'spin'"));
+    assert_non_null(strstr(message, "has not finished"));
+    assert_non_null(strstr(message, "may be hung"));
+    assert_non_null(strstr(message, "VKLLM_FENCE_TIMEOUT_MS"));
+}
+
+/* One-shot transfers reuse the device's command buffer and fence, and every submit is counted. */
+static void test_submits_are_counted(void **state)
+{
+    vkr_device *dev = th_device();
+    uint32_t data[256] = {0};
+    vkr_buffer b = th_alloc(sizeof data);
+    uint64_t before = vkr_submit_count(dev);
+    for (int i = 0; i < 5; i++) th_check_status(vkr_upload(dev, &b, 0, data, sizeof data), "upload");
+    th_check_status(vkr_fill(dev, &b, 0, sizeof data, 7), "fill");
+    th_download(&b, data, sizeof data);
+    assert_int_equal(data[255], 7);
+    assert_int_equal(vkr_submit_count(dev) - before, 7);
+    th_free(&b);
+}
+
 static void test_shader_registry(void **state)
 {
     assert_true(vkr_shader_count() >= 1);
@@ -314,6 +387,8 @@ int main(void)
         cmocka_unit_test(test_copy_in_sequence_and_limits),
         cmocka_unit_test(test_profile),
         cmocka_unit_test(test_pipeline_cache_file),
+        cmocka_unit_test(test_submits_are_counted),
+        cmocka_unit_test(test_fence_timeout_names_the_work),
     };
     return TH_RUN("runtime", tests);
 }
