@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "device_internal.h"
+#include "log.h"
 #include "shaders.h"
 
 static bool same_desc(const vkr_pipeline *p, const vkr_pipeline_desc *d)
@@ -121,8 +122,14 @@ vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, co
         p->desc = *desc;
         snprintf(p->shader_name, sizeof p->shader_name, "%s", desc->shader);
         p->desc.shader = p->shader_name;
+        double started = vkllm_log_clock();
         st = build(dev, blob, p);
         if (st != VKLLM_OK) vkllm_fail_context(st, "building pipeline '%s'", desc->shader);
+        double seconds = vkllm_log_clock() - started;
+        dev->pipelines_built++;
+        dev->pipeline_build_seconds += seconds;
+        vkllm_log(VKLLM_LOG_DEBUG, "pipeline %s built in %.1f ms (%u spec constants%s)", desc->shader, 1e3 * seconds,
+                  desc->n_spec, desc->required_subgroup_size ? ", pinned subgroup size" : "");
     }
     if (st == VKLLM_OK) {
         dev->pipelines[dev->pipeline_count++] = p;
@@ -132,6 +139,12 @@ vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, co
     }
     pthread_mutex_unlock(&dev->lock);
     return st;
+}
+
+void vkr_pipeline_stats(const vkr_device *dev, uint32_t *built, double *seconds)
+{
+    *built = dev->pipelines_built;
+    *seconds = dev->pipeline_build_seconds;
 }
 
 /* $XDG_CACHE_HOME/vkllm or ~/.cache/vkllm, created if missing; NULL if neither variable is set. */

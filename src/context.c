@@ -7,6 +7,7 @@
 
 #include "quant/quant.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
 
 #define KV_PAGE_SIZE 16
 
@@ -105,6 +106,7 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
     if (!ctx) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "context");
     ctx->model = model;
     ctx->params = params ? *params : vkllm_context_default_params();
+    double started = vkllm_log_clock();
     vkllm_status st = check_params(model, &ctx->params);
     if (st == VKLLM_OK) st = create_cache(ctx);
     if (st == VKLLM_OK) st = create_inputs(ctx);
@@ -116,6 +118,11 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
         vkllm_context_free(ctx);
         return st;
     }
+    vkllm_log(VKLLM_LOG_INFO, "context: %u positions x %u sequences, batches of %u, %s KV cache of %.1f MiB; "
+              "created in %.1f ms (%.1f MiB of device memory held)", ctx->params.n_ctx, ctx->params.n_seq_max,
+              ctx->params.n_batch, ctx->kv.f16 ? "F16" : "F32",
+              2.0 * model->cfg.n_layer * (double)ops_kv_cache_bytes(&ctx->kv) / 1048576.0,
+              1e3 * (vkllm_log_clock() - started), (double)vkr_memory_in_use(model->dev, VKR_MEMORY_DEVICE) / 1048576.0);
     *out = ctx;
     return VKLLM_OK;
 }
