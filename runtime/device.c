@@ -331,14 +331,10 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
         caps->heap_device_local[i] = (mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0;
         if (caps->heap_device_local[i]) caps->device_local_bytes += mem.memoryHeaps[i].size;
     }
-    /* UMA: the largest device-local heap is reachable by a host-visible device-local memory type. */
-    for (uint32_t i = 0; i < mem.memoryTypeCount; i++) {
-        VkMemoryPropertyFlags f = mem.memoryTypes[i].propertyFlags;
-        uint32_t heap = mem.memoryTypes[i].heapIndex;
-        if ((f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && (f & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
-            mem.memoryHeaps[heap].size * 2 > caps->device_local_bytes)
-            caps->uma = true;
-    }
+    /* UMA by the device's type: integrated GPUs and CPUs share the host's memory.  A memory type that is both
+     * device-local and host-visible says nothing: discrete GPUs expose their whole VRAM that way through a
+     * resizable BAR (NVIDIA's H200 does), and that memory is still across the PCIe bus from the host. */
+    caps->uma = base.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU || base.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     caps->timestamps = timestamps && lim->timestampComputeAndGraphics;
     caps->timestamp_period_ns = lim->timestampPeriod;
     caps->queue_family = (uint32_t)family;

@@ -66,7 +66,7 @@ typedef struct vkr_caps {
     uint64_t heap_size[VKR_MAX_HEAPS];
     bool heap_device_local[VKR_MAX_HEAPS];
     uint64_t device_local_bytes;    /* sum of device-local heaps */
-    bool uma;                       /* device-local memory is also host-visible (integrated, CPU) */
+    bool uma;                       /* integrated GPU or CPU: device memory is the host's (by device type) */
 
     bool timestamps;                /* compute queue supports timestamps */
     float timestamp_period_ns;

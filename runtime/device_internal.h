@@ -66,6 +66,8 @@ vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at,
 vkllm_status vkr_queue_init(vkr_device *dev); /* reads VKLLM_FENCE_TIMEOUT_MS */
 void vkr_memory_destroy(vkr_device *dev);
 vkllm_status vkr_memory_init(vkr_device *dev);
+/* The memory type buffers of `kind` are allocated from (memory.c), -1 if none fits. */
+int vkr_memory_type_for(const VkPhysicalDeviceMemoryProperties *mem, vkr_memory_kind kind, bool uma);
 vkllm_status vkr_pipeline_cache_open(vkr_device *dev);
 void vkr_profile_add(vkr_device *dev, const char *label, double ms);
 

@@ -30,32 +30,49 @@ struct vkr_block {
 
 static VkDeviceSize align_up(VkDeviceSize v, VkDeviceSize a) { return (v + a - 1) / a * a; }
 
+/* The first memory type with every `required` flag, best first: with the `preferred` flags and none of the
+ * `avoided` ones, then without the avoided ones, then any; -1 if none has the required flags. */
 static int find_memory_type(const VkPhysicalDeviceMemoryProperties *mem, VkMemoryPropertyFlags required,
-                            VkMemoryPropertyFlags preferred)
+                            VkMemoryPropertyFlags preferred, VkMemoryPropertyFlags avoided)
 {
-    int fallback = -1;
+    int best = -1, best_rank = 3;
     for (uint32_t i = 0; i < mem->memoryTypeCount; i++) {
         VkMemoryPropertyFlags f = mem->memoryTypes[i].propertyFlags;
         if ((f & required) != required) continue;
-        if ((f & preferred) == preferred) return (int)i;
-        if (fallback < 0) fallback = (int)i;
+        int rank = (f & avoided) ? 2 : (f & preferred) == preferred ? 0 : 1;
+        if (rank < best_rank) best = (int)i, best_rank = rank;
     }
-    return fallback;
+    return best;
+}
+
+int vkr_memory_type_for(const VkPhysicalDeviceMemoryProperties *mem, vkr_memory_kind kind, bool uma)
+{
+    /* On a discrete GPU weights and activations belong in VRAM that the host cannot map (a host-visible
+     * device-local type is the PCIe BAR window, meant for small host-written buffers), and staging and
+     * read-backs in cached system memory.  Where memory is unified any device-local type will do. */
+    if (kind == VKR_MEMORY_DEVICE) {
+        int device = find_memory_type(mem, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0,
+                                      uma ? 0 : VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+        return device >= 0 ? device : find_memory_type(mem, 0, 0, 0);
+    }
+    return find_memory_type(mem, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                            VK_MEMORY_PROPERTY_HOST_CACHED_BIT, uma ? 0 : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
 }
 
 static vkllm_status choose_memory_types(vkr_device *dev)
 {
     VkPhysicalDeviceMemoryProperties mem;
     vkGetPhysicalDeviceMemoryProperties(dev->physical, &mem);
-    int device = find_memory_type(&mem, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
-    if (device < 0) device = find_memory_type(&mem, 0, 0);
-    int host = find_memory_type(&mem, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
-                                VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
+    int device = vkr_memory_type_for(&mem, VKR_MEMORY_DEVICE, dev->caps.uma);
+    int host = vkr_memory_type_for(&mem, VKR_MEMORY_HOST, dev->caps.uma);
     if (device < 0 || host < 0)
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "device '%s' has no %s memory type", dev->caps.name,
                           device < 0 ? "device" : "host-visible coherent");
     dev->memory_type[VKR_MEMORY_DEVICE] = (uint32_t)device;
     dev->memory_type[VKR_MEMORY_HOST] = (uint32_t)host;
+    vkllm_log(VKLLM_LOG_DEBUG, "memory: device buffers in type %d (flags 0x%x, heap %u), host buffers in type %d "
+              "(flags 0x%x, heap %u)", device, mem.memoryTypes[device].propertyFlags, mem.memoryTypes[device].heapIndex,
+              host, mem.memoryTypes[host].propertyFlags, mem.memoryTypes[host].heapIndex);
     return VKLLM_OK;
 }
 

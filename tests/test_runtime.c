@@ -15,8 +15,35 @@ static void test_caps(void **state)
     assert_true(c->max_storage_buffer_range >= (1u << 27) || c->max_storage_buffer_range >= (1u << 20));
     assert_true(c->max_workgroup_invocations >= 128);
     assert_true(c->min_storage_offset_alignment <= VKR_ALLOC_ALIGNMENT);
+    /* UMA only by device type, never because a memory type is device-local and host-visible (resizable BAR) */
+    assert_int_equal(c->uma, c->type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU || c->type == VK_PHYSICAL_DEVICE_TYPE_CPU);
     printf("  device %s: subgroup %u, maxStorageBufferRange %llu\n", c->name, c->subgroup_size,
            (unsigned long long)c->max_storage_buffer_range);
+}
+
+/* The memory types of a discrete NVIDIA GPU with resizable BAR (as the H200 reports them): weights go to
+ * device-local memory the host cannot map, staging to cached system memory, never to the BAR window. */
+static void test_memory_types_discrete(void **state)
+{
+    enum { DL = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, HV = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT,
+           HC = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, CA = VK_MEMORY_PROPERTY_HOST_CACHED_BIT };
+    VkPhysicalDeviceMemoryProperties nvidia = {
+        .memoryTypeCount = 5,
+        .memoryTypes = {{0, 1}, {DL, 0}, {HV | HC, 1}, {HV | HC | CA, 1}, {DL | HV | HC, 0}},
+        .memoryHeapCount = 2,
+    };
+    assert_int_equal(vkr_memory_type_for(&nvidia, VKR_MEMORY_DEVICE, false), 1);
+    assert_int_equal(vkr_memory_type_for(&nvidia, VKR_MEMORY_HOST, false), 3);
+    /* BAR type listed first: still not chosen for either kind on a discrete GPU */
+    VkPhysicalDeviceMemoryProperties bar_first = {
+        .memoryTypeCount = 3, .memoryTypes = {{DL | HV | HC, 0}, {DL, 0}, {HV | HC, 1}}, .memoryHeapCount = 2};
+    assert_int_equal(vkr_memory_type_for(&bar_first, VKR_MEMORY_DEVICE, false), 1);
+    assert_int_equal(vkr_memory_type_for(&bar_first, VKR_MEMORY_HOST, false), 2);
+    /* unified memory (an integrated GPU, lavapipe): one type serves both */
+    VkPhysicalDeviceMemoryProperties unified = {
+        .memoryTypeCount = 1, .memoryTypes = {{DL | HV | HC | CA, 0}}, .memoryHeapCount = 1};
+    assert_int_equal(vkr_memory_type_for(&unified, VKR_MEMORY_DEVICE, true), 0);
+    assert_int_equal(vkr_memory_type_for(&unified, VKR_MEMORY_HOST, true), 0);
 }
 
 static void test_device_choice(void **state)
@@ -380,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_shader_registry),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_device_choice),
+        cmocka_unit_test(test_memory_types_discrete),
         cmocka_unit_test(test_validation_is_counted),
         cmocka_unit_test(test_allocator),
         cmocka_unit_test(test_buffer_above_binding_limit),
