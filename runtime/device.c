@@ -49,6 +49,24 @@ static bool env_flag(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
+/* A byte count with an optional binary suffix K, M or G ("64M"); false if s is not one. */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s) return false;
+    int shift = 0;
+    if (*end == 'K' || *end == 'k') shift = 10, end++;
+    else if (*end == 'M' || *end == 'm') shift = 20, end++;
+    else if (*end == 'G' || *end == 'g') shift = 30, end++;
+    if (*end != '\0' || v > (UINT64_MAX >> shift)) return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
+/* The smallest VKLLM_MAX_ALLOCATION accepted: the staging buffer and every small buffer must still fit. */
+#define MIN_ALLOCATION_OVERRIDE (64u << 10)
+
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
                                                        VkDebugUtilsMessageTypeFlagsEXT types,
                                                        const VkDebugUtilsMessengerCallbackDataEXT *data,
@@ -311,6 +329,15 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     const VkPhysicalDeviceLimits *lim = &base.limits;
     caps->max_storage_buffer_range = lim->maxStorageBufferRange;
     caps->max_memory_allocation = p11.maxMemoryAllocationSize;
+    /* VKLLM_MAX_ALLOCATION lowers the limit (tests of the sub-allocator's small blocks and of chunked weights
+     * on devices whose own limit is far above any test model); device_init rejects a malformed value. */
+    uint64_t lower = 0;
+    const char *max_allocation = getenv("VKLLM_MAX_ALLOCATION");
+    if (max_allocation && parse_bytes(max_allocation, &lower) && lower >= MIN_ALLOCATION_OVERRIDE &&
+        (lower < caps->max_memory_allocation || !caps->max_memory_allocation)) {
+        caps->max_memory_allocation = lower;
+        caps->max_memory_allocation_lowered = true;
+    }
     caps->min_storage_offset_alignment = lim->minStorageBufferOffsetAlignment;
     caps->max_texel_buffer_elements = lim->maxTexelBufferElements;
     caps->min_texel_offset_alignment = lim->minTexelBufferOffsetAlignment;
@@ -504,6 +531,11 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
 
 static vkllm_status device_init(vkr_device *dev)
 {
+    const char *max_allocation = getenv("VKLLM_MAX_ALLOCATION");
+    uint64_t bytes = 0;
+    if (max_allocation && *max_allocation && (!parse_bytes(max_allocation, &bytes) || bytes < MIN_ALLOCATION_OVERRIDE))
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_MAX_ALLOCATION='%s' is not a byte count of at least %u "
+                          "(digits with an optional K, M or G)", max_allocation, MIN_ALLOCATION_OVERRIDE);
     bool validation = env_flag("VKLLM_VALIDATION");
     VKLLM_TRY(create_instance(validation ? &dev->validation_errors : NULL, &dev->instance, &dev->messenger));
     VkPhysicalDevice *pds;
@@ -656,7 +688,8 @@ void vkr_caps_print(const vkr_caps *c, FILE *out)
     fprintf(out, "  maxStorageBufferRange    %" PRIu64 "\n", c->max_storage_buffer_range);
     fprintf(out, "  uniform texel buffers    %s (max %u texels)\n", c->texel_rgba32 ? "R32G32B32A32" : "no",
             c->max_texel_buffer_elements);
-    fprintf(out, "  maxMemoryAllocationSize  %" PRIu64 "\n", c->max_memory_allocation);
+    fprintf(out, "  maxMemoryAllocationSize  %" PRIu64 " (%.1f MiB)%s\n", c->max_memory_allocation,
+            (double)c->max_memory_allocation / 1048576.0, c->max_memory_allocation_lowered ? ", lowered by VKLLM_MAX_ALLOCATION" : "");
     fprintf(out, "  max shared memory        %u bytes\n", c->max_shared_memory);
     fprintf(out, "  max workgroup            %u invocations (%u x %u x %u)\n", c->max_workgroup_invocations,
             c->max_workgroup_size[0], c->max_workgroup_size[1], c->max_workgroup_size[2]);

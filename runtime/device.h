@@ -50,7 +50,8 @@ typedef struct vkr_caps {
     bool int_dot_accelerated;       /* 4x8-bit packed signed dot product is accelerated */
 
     uint64_t max_storage_buffer_range;
-    uint64_t max_memory_allocation;
+    uint64_t max_memory_allocation; /* maxMemoryAllocationSize: the largest single vkAllocateMemory */
+    bool max_memory_allocation_lowered; /* by VKLLM_MAX_ALLOCATION */
     uint64_t min_storage_offset_alignment;
     uint32_t max_texel_buffer_elements; /* texels one uniform texel buffer view may span */
     uint64_t min_texel_offset_alignment; /* of a texel buffer view's offset */
@@ -83,7 +84,8 @@ vkllm_status vkr_list_devices(vkr_caps **caps, uint32_t *count, uint32_t *chosen
  * virtual > CPU.  Environment: VKLLM_VALIDATION=1 enables the Khronos validation layer (its errors are
  * counted); VKLLM_DISABLE_F16, VKLLM_DISABLE_STORAGE16, VKLLM_DISABLE_STORAGE8, VKLLM_DISABLE_SUBGROUP,
  * VKLLM_DISABLE_INT_DOT, VKLLM_DISABLE_TEXEL (texel_rgba32) force the fallbacks as if the device lacked the
- * feature; VKLLM_PROFILE=1 collects GPU timestamps per dispatch; VKLLM_FENCE_TIMEOUT_MS bounds every fence wait. */
+ * feature; VKLLM_PROFILE=1 collects GPU timestamps per dispatch; VKLLM_FENCE_TIMEOUT_MS bounds every fence wait;
+ * VKLLM_MAX_ALLOCATION (bytes, K/M/G suffixes) lowers maxMemoryAllocationSize. */
 vkllm_status vkr_device_create(vkr_device **out);
 void vkr_device_destroy(vkr_device *dev);
 

@@ -1,6 +1,7 @@
 /* Sub-allocator: VkDeviceMemory comes in blocks (default 256 MiB, capped by maxMemoryAllocationSize and a
  * quarter of the heap), each bound to one VkBuffer; allocations are first-fit ranges inside a block.
- * An allocation larger than the block size gets a block of its own. */
+ * An allocation larger than the block size gets a block of its own; none may pass maxMemoryAllocationSize
+ * (4 GiB on NVIDIA's H200), which callers meet by chunking (src/ops/weights.c). */
 #include "device_internal.h"
 
 #include <stdio.h>
@@ -29,6 +30,7 @@ struct vkr_block {
 };
 
 static VkDeviceSize align_up(VkDeviceSize v, VkDeviceSize a) { return (v + a - 1) / a * a; }
+static VkDeviceSize block_size_for(const vkr_device *dev, vkr_memory_kind kind);
 
 /* The first memory type with every `required` flag, best first: with the `preferred` flags and none of the
  * `avoided` ones, then without the avoided ones, then any; -1 if none has the required flags. */
@@ -85,7 +87,9 @@ vkllm_status vkr_memory_init(vkr_device *dev)
     VKR_CHECK(vkAllocateCommandBuffers(dev->device, &alloc, &dev->transfer_cmd));
     VkFenceCreateInfo fence = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VKR_CHECK(vkCreateFence(dev->device, &fence, NULL, &dev->transfer_fence));
-    return vkr_buffer_alloc(dev, STAGING_BYTES, VKR_MEMORY_HOST, &dev->staging);
+    VkDeviceSize staging = STAGING_BYTES, block = block_size_for(dev, VKR_MEMORY_HOST);
+    if (staging > block) staging = block; /* within maxMemoryAllocationSize */
+    return vkr_buffer_alloc(dev, staging, VKR_MEMORY_HOST, &dev->staging);
 }
 
 static void block_destroy(vkr_device *dev, vkr_block *b)
@@ -132,6 +136,10 @@ static vkllm_status block_create(vkr_device *dev, vkr_memory_kind kind, VkDevice
     if (r == VK_SUCCESS) {
         vkGetBufferMemoryRequirements(dev->device, b->buffer, &req);
         if (!(req.memoryTypeBits & (1u << dev->memory_type[kind]))) r = VK_ERROR_FEATURE_NOT_PRESENT;
+        /* The driver may pad the buffer's memory; past the device's limit the allocation would fail or,
+         * on some drivers, appear to succeed and misbehave. */
+        if (dev->caps.max_memory_allocation && req.size > dev->caps.max_memory_allocation)
+            r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
     }
     if (r == VK_SUCCESS) {
         VkMemoryAllocateInfo alloc = {
@@ -244,7 +252,7 @@ static VkDeviceSize block_size_for(const vkr_device *dev, vkr_memory_kind kind)
 {
     VkDeviceSize size = DEFAULT_BLOCK_BYTES;
     if (dev->caps.max_memory_allocation && size > dev->caps.max_memory_allocation)
-        size = dev->caps.max_memory_allocation;
+        size = dev->caps.max_memory_allocation / VKR_ALLOC_ALIGNMENT * VKR_ALLOC_ALIGNMENT;
     VkDeviceSize smallest_heap = UINT64_MAX;
     for (uint32_t i = 0; i < dev->caps.heap_count; i++)
         if (dev->caps.heap_size[i] < smallest_heap) smallest_heap = dev->caps.heap_size[i];
@@ -258,11 +266,14 @@ vkllm_status vkr_buffer_alloc(vkr_device *dev, VkDeviceSize size, vkr_memory_kin
     if (size == 0 || (unsigned)kind >= VKR_MEMORY_KIND_COUNT)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkr_buffer_alloc: size %llu, kind %d",
                           (unsigned long long)size, (int)kind);
-    if (dev->caps.max_memory_allocation && size > dev->caps.max_memory_allocation)
-        return vkllm_fail(VKLLM_ERROR_OUT_OF_DEVICE_MEMORY, "a buffer of %llu bytes exceeds "
-                          "maxMemoryAllocationSize (%llu) of '%s'", (unsigned long long)size,
-                          (unsigned long long)dev->caps.max_memory_allocation, dev->caps.name);
     VkDeviceSize rounded = align_up(size, VKR_ALLOC_ALIGNMENT);
+    if (dev->caps.max_memory_allocation && rounded > dev->caps.max_memory_allocation)
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_DEVICE_MEMORY, "a buffer of %llu bytes (%.1f MiB) exceeds "
+                          "maxMemoryAllocationSize (%llu bytes%s) of '%s': one allocation cannot hold it",
+                          (unsigned long long)size, (double)size / 1048576.0,
+                          (unsigned long long)dev->caps.max_memory_allocation,
+                          dev->caps.max_memory_allocation_lowered ? ", lowered by VKLLM_MAX_ALLOCATION" : "",
+                          dev->caps.name);
     pthread_mutex_lock(&dev->lock);
     vkllm_status st = VKLLM_OK;
     VkDeviceSize offset = 0;

@@ -72,7 +72,9 @@ static vkllm_status embedding(vkllm_model *m)
     m->n_params += (uint64_t)m->cfg.n_vocab * m->cfg.n_embd;
     m->weight_bytes += t->size;
     double started = vkllm_log_clock();
-    VKLLM_TRY(embedding_upload(m, t));
+    vkllm_status st = embedding_upload(m, t);
+    if (st != VKLLM_OK)
+        return vkllm_fail_context(st, "%s: token_embd.weight (get_rows' table, one allocation)", m->path);
     log_tensor(m, "token_embd.weight (as get_rows' table)", t->type, t->size, started);
     return VKLLM_OK;
 }
