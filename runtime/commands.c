@@ -5,6 +5,7 @@
 
 #include "device_internal.h"
 #include "log.h"
+#include "shader_checks.h"
 
 #define SETS_PER_POOL 256
 #define QUERIES_PER_POOL 512
@@ -334,6 +335,7 @@ vkllm_status vkr_sequence_dispatch(vkr_sequence *seq, const vkr_pipeline *pipeli
     VKLLM_TRY(track(seq, list, d->n_bindings));
     vkCmdBindPipeline(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline->pipeline);
     vkCmdBindDescriptorSets(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline->layout, 0, 1, &set, 0, NULL);
+    if (vkr_shader_checks_enabled()) vkr_shader_checks_bind(seq->dev, seq->cmd, pipeline->layout);
     if (d->push_size) vkCmdPushConstants(seq->cmd, pipeline->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, push);
     vkCmdDispatch(seq->cmd, groups[0], groups[1], groups[2]);
     if (seq->dispatches++ == 0) snprintf(seq->first_dispatch, sizeof seq->first_dispatch, "%s", label);
@@ -381,8 +383,8 @@ void vkr_sequence_set_label(vkr_sequence *seq, const char *label)
 /* "sequence 'decode 1 token' (37 dispatches from 'get_rows')" for errors and the log. */
 static const char *describe(const vkr_sequence *seq, char *out, size_t size)
 {
-    snprintf(out, size, "sequence '%s' (%u dispatches from '%s')", seq->label[0] ? seq->label : "unnamed",
-             seq->dispatches, seq->dispatches ? seq->first_dispatch : "none");
+    snprintf(out, size, "sequence '%s' (%u dispatch%s from '%s')", seq->label[0] ? seq->label : "unnamed",
+             seq->dispatches, seq->dispatches == 1 ? "" : "es", seq->dispatches ? seq->first_dispatch : "none");
     return out;
 }
 
@@ -423,6 +425,8 @@ vkllm_status vkr_sequence_wait(vkr_sequence *seq)
     VKLLM_TRY(vkr_fence_wait(seq->dev, seq->fence, seq->submitted_at, describe(seq, what, sizeof what)));
     seq->in_flight = false;
     if (seq->dev->profiling) collect_profile(seq);
+    /* A guard's record may come from another sequence that finished meanwhile; most callers run one at a time. */
+    VKLLM_TRY(vkr_shader_checks_collect(seq->dev, what));
     return VKLLM_OK;
 }
 

@@ -1,5 +1,6 @@
 /* Instance creation through volk, capability discovery, device choice and logical device creation. */
 #include "device_internal.h"
+#include "shader_checks.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -563,6 +564,7 @@ static vkllm_status device_init(vkr_device *dev)
     dev->profiling = env_flag("VKLLM_PROFILE") && dev->caps.timestamps;
     VKLLM_TRY(vkr_queue_init(dev));
     VKLLM_TRY(vkr_memory_init(dev));
+    VKLLM_TRY(vkr_shader_checks_init(dev));
     return vkr_pipeline_cache_open(dev);
 }
 
@@ -588,6 +590,7 @@ void vkr_device_destroy(vkr_device *dev)
     if (dev->device) {
         vkDeviceWaitIdle(dev->device);
         vkr_pipelines_destroy(dev);
+        vkr_shader_checks_destroy(dev);
         vkr_memory_destroy(dev);
         if (dev->command_pool) vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
         vkDestroyDevice(dev->device, NULL);

@@ -52,6 +52,12 @@ struct vkr_device {
 
     vkr_buffer staging;           /* host-visible bounce buffer for uploads and read-backs */
 
+    /* The shader-check build's debug buffer, bound at set 1 of every pipeline (shader_checks.c). */
+    vkr_buffer checks_buffer;
+    VkDescriptorSetLayout checks_layout;
+    VkDescriptorPool checks_pool;
+    VkDescriptorSet checks_set;
+
     vkr_profile_entry *profile;
     uint32_t profile_count, profile_capacity;
 };

@@ -127,7 +127,10 @@ void store_block(uint first, uint col0)
 float reduced(uint o, uint parts)
 {
     float sum = 0.0;
-    for (uint i = 0; i < parts; i++) sum += partial[o * parts + i];
+    for (uint i = 0, guard = 0u; i < parts; i++) {
+        LOOP_GUARD(guard, SPLIT);
+        sum += partial[o * parts + i];
+    }
     return sum;
 }
 
@@ -144,7 +147,8 @@ void main()
     [[unroll]] for (uint r = 0; r < ROWS; r++)
         [[unroll]] for (uint c = 0; c < NCOL; c++) acc[r][c] = 0.0;
 
-    for (uint g = sub; g < p.groups; g += SPLIT) {
+    for (uint g = sub, guard = 0u; g < p.groups; g += SPLIT) {
+        LOOP_GUARD(guard, p.groups);
         Group grp[ROWS];
         [[unroll]] for (uint r = 0; r < ROWS; r++) grp[r] = load_group(base[r] + g);
         // Unrolled so that the chunk's word of the group is a constant index (measured on lavapipe: Q4_0

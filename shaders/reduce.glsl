@@ -25,7 +25,10 @@ float reduce_workgroup(float v, bool is_max)
     if (subgroupElect()) reduce_scratch[gl_SubgroupID] = s;
     barrier();
     float total = reduce_scratch[0];
-    for (uint i = 1; i < gl_NumSubgroups; i++) total = reduce_combine(total, reduce_scratch[i], is_max);
+    for (uint i = 1, guard = 0u; i < gl_NumSubgroups; i++) {
+        LOOP_GUARD(guard, gl_WorkGroupSize.x);
+        total = reduce_combine(total, reduce_scratch[i], is_max);
+    }
     return total;
 }
 #else

@@ -6,6 +6,7 @@
 
 #include "device_internal.h"
 #include "harness.h"
+#include "runtime/shader_checks.h"
 #include "runtime/shaders.h"
 
 static void test_caps(void **state)
@@ -374,6 +375,44 @@ static void test_fence_timeout_names_the_work(void **state)
     assert_non_null(strstr(message, "VKLLM_FENCE_TIMEOUT_MS"));
 }
 
+/* The shader-check build: a loop that runs past its guard's bound (from its push constant, or the cap of every
+ * guard below lavapipe's silent cut at 65,535 iterations) fails the wait, naming the shader and line; the
+ * record is cleared, and a loop within its bound runs to the end. */
+static void test_loop_guard_fires(void **state)
+{
+    if (!vkr_shader_checks_enabled()) {
+        printf("  built without -DVKLLM_SHADER_CHECKS=ON: no guards to fire\n");
+        skip();
+    }
+    struct { uint32_t n, limit; vkllm_status want; const char *bound; } cases[] = {
+        {1000, 1000, VKLLM_OK, NULL},
+        {1000, 100, VKLLM_ERROR_VALIDATION, "bound of 100 iterations"},
+        {1u << 30, 1u << 30, VKLLM_ERROR_VALIDATION, "bound of 65000 iterations"},
+        {70000, 100000, VKLLM_ERROR_VALIDATION, "bound of 65000 iterations"},
+        {64999, 100000, VKLLM_OK, NULL},
+    };
+    vkr_buffer out = th_alloc(64 * 4);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        vkr_sequence *seq = record_spin(&out, 1, cases[i].n, cases[i].limit);
+        vkllm_status st = vkr_sequence_run(seq);
+        printf("  n %u, bound %u: %s%s%s\n", cases[i].n, cases[i].limit, vkllm_status_name(st),
+               st ? ": " : "", st ? vkllm_last_error() : "");
+        assert_int_equal(st, cases[i].want);
+        if (cases[i].want == VKLLM_OK) {
+            uint32_t got[64];
+            th_download(&out, got, sizeof got);
+            assert_int_equal(got[63], spin_expected(63, cases[i].n));
+        } else {
+            const char *e = vkllm_last_error();
+            assert_non_null(strstr(e, "shader 'test_spin' (line 12 of"));
+            assert_non_null(strstr(e, cases[i].bound));
+            assert_non_null(strstr(e, "sequence 'spin test'"));
+        }
+        vkr_sequence_destroy(seq);
+    }
+    th_free(&out);
+}
+
 /* One-shot transfers reuse the device's command buffer and fence, and every submit is counted. */
 static void test_submits_are_counted(void **state)
 {
@@ -417,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_cache_file),
         cmocka_unit_test(test_submits_are_counted),
         cmocka_unit_test(test_fence_timeout_names_the_work),
+        cmocka_unit_test(test_loop_guard_fires),
     };
     return TH_RUN("runtime", tests);
 }
