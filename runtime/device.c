@@ -216,6 +216,7 @@ static vkr_vendor vendor_of(uint32_t vendor_id, VkDriverId driver, VkPhysicalDev
 typedef struct device_features {
     bool size_control_ext, int_dot_ext; /* need the extension (device below Vulkan 1.3) */
     bool size_control, int_dot;
+    bool full_subgroups; /* computeFullSubgroups */
 } device_features;
 
 static int queue_family_for_compute(VkPhysicalDevice pd, bool *timestamps)
@@ -309,6 +310,7 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
         caps->max_subgroup_size = size_props.maxSubgroupSize;
         features->size_control = true;
         features->size_control_ext = !v13;
+        caps->full_subgroups = features->full_subgroups = size_feat.computeFullSubgroups;
     }
     caps->fp16_arith = f12.shaderFloat16;
     caps->storage16 = f11.storageBuffer16BitAccess;
@@ -475,7 +477,7 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
         .shaderIntegerDotProduct = VK_TRUE};
     VkPhysicalDeviceSubgroupSizeControlFeatures size = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES,
-        .subgroupSizeControl = VK_TRUE, .computeFullSubgroups = VK_FALSE};
+        .subgroupSizeControl = VK_TRUE, .computeFullSubgroups = features->full_subgroups};
     VkPhysicalDeviceVulkan12Features f12 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
         .storageBuffer8BitAccess = s12.storageBuffer8BitAccess,
@@ -676,8 +678,9 @@ void vkr_caps_print(const vkr_caps *c, FILE *out)
     fprintf(out, "  driver                   %s (%s)\n", c->driver_name, c->driver_info);
     fprintf(out, "  Vulkan                   %u.%u.%u\n", VK_API_VERSION_MAJOR(c->api_version),
             VK_API_VERSION_MINOR(c->api_version), VK_API_VERSION_PATCH(c->api_version));
-    fprintf(out, "  subgroup size            %u (min %u, max %u, size control %s)\n", c->subgroup_size,
-            c->min_subgroup_size, c->max_subgroup_size, c->subgroup_size_control ? "yes" : "no");
+    fprintf(out, "  subgroup size            %u (min %u, max %u, size control %s, full subgroups %s)\n",
+            c->subgroup_size, c->min_subgroup_size, c->max_subgroup_size, c->subgroup_size_control ? "yes" : "no",
+            c->full_subgroups ? "yes" : "no");
     fprintf(out, "  subgroup ops (compute)   %s%s%s%s%s%s\n", c->subgroup_compute ? "" : "none",
             c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) ? "basic " : "",
             c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) ? "arithmetic " : "",

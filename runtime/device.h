@@ -38,6 +38,7 @@ typedef struct vkr_caps {
     uint32_t min_subgroup_size;     /* with subgroup size control; else == subgroup_size */
     uint32_t max_subgroup_size;
     bool subgroup_size_control;     /* requiredSubgroupSize usable in compute */
+    bool full_subgroups;            /* computeFullSubgroups: pipelines may require every subgroup full */
     bool subgroup_compute;          /* subgroup ops available in compute shaders */
     VkSubgroupFeatureFlags subgroup_ops; /* basic, arithmetic, shuffle, ... */
     bool subgroup_arithmetic;       /* subgroupAdd & co. usable in compute (and not disabled) */

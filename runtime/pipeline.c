@@ -94,10 +94,17 @@ static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipe
     VkPipelineShaderStageRequiredSubgroupSizeCreateInfo subgroup = {
         .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO,
         .requiredSubgroupSize = d->required_subgroup_size};
+    /* A shader that pins its subgroup size splits the workgroup into whole subgroups of it (the _sg mat-vec gives
+     * each subgroup its own rows): where the device can promise full subgroups, ask for them rather than
+     * trust that the driver launches no partial one. */
+    VkPipelineShaderStageCreateFlags stage_flags = 0;
+    if (d->required_subgroup_size && dev->caps.full_subgroups && d->n_spec && d->spec[0] % d->required_subgroup_size == 0)
+        stage_flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
     VkComputePipelineCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .pNext = d->required_subgroup_size ? &subgroup : NULL,
+                  .flags = stage_flags,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = module,
                   .pName = "main",
