@@ -72,6 +72,8 @@ static int group_teardown(void **state)
 
 int th_run(const char *group, const struct CMUnitTest *tests, size_t count)
 {
+    const char *filter = getenv("TH_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
     return _cmocka_run_group_tests(group, tests, count, NULL, group_teardown);
 }
 
