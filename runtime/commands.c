@@ -87,13 +87,17 @@ void vkr_sequence_destroy(vkr_sequence *seq)
 {
     if (!seq) return;
     VkDevice d = seq->dev->device;
-    char earlier_error[1024];
-    snprintf(earlier_error, sizeof earlier_error, "%s", vkllm_last_error());
-    if (seq->in_flight && vkr_sequence_wait(seq) != VKLLM_OK) {
-        /* Still running (or the device is lost): its Vulkan objects may be in use, so they are left to the
-         * device's destruction rather than freed under the GPU's feet.  The caller's error message stays. */
-        vkllm_log(VKLLM_LOG_INFO, "destroying a sequence that has not finished: %s", vkllm_last_error());
+    if (seq->in_flight) {
+        /* Destroying reports nothing: the caller's error message stays whatever the wait says. */
+        char earlier_error[1024];
+        snprintf(earlier_error, sizeof earlier_error, "%s", vkllm_last_error());
+        if (vkr_sequence_wait(seq) != VKLLM_OK)
+            vkllm_log(VKLLM_LOG_INFO, "destroying a sequence: %s", vkllm_last_error());
         vkllm_fail(VKLLM_OK, "%s", earlier_error);
+    }
+    if (seq->in_flight) {
+        /* Still running (or the device is lost): its Vulkan objects may be in use, so they are left to the
+         * device's destruction rather than freed under the GPU's feet. */
         free(seq->descriptor_pools), free(seq->views), free(seq->query_pools), free(seq->accesses), free(seq->labels);
         free(seq);
         return;
