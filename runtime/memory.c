@@ -138,8 +138,14 @@ static vkllm_status block_create(vkr_device *dev, vkr_memory_kind kind, VkDevice
         if (!(req.memoryTypeBits & (1u << dev->memory_type[kind]))) r = VK_ERROR_FEATURE_NOT_PRESENT;
         /* The driver may pad the buffer's memory; past the device's limit the allocation would fail or,
          * on some drivers, appear to succeed and misbehave. */
-        if (dev->caps.max_memory_allocation && req.size > dev->caps.max_memory_allocation)
-            r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+        if (dev->caps.max_memory_allocation && req.size > dev->caps.max_memory_allocation) {
+            vkDestroyBuffer(dev->device, b->buffer, NULL);
+            free(b);
+            return vkllm_fail(VKLLM_ERROR_OUT_OF_DEVICE_MEMORY, "a %.1f MiB memory block needs %llu bytes of memory on "
+                              "'%s', above its maxMemoryAllocationSize of %llu", (double)size / 1048576.0,
+                              (unsigned long long)req.size, dev->caps.name,
+                              (unsigned long long)dev->caps.max_memory_allocation);
+        }
     }
     if (r == VK_SUCCESS) {
         VkMemoryAllocateInfo alloc = {

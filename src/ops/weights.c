@@ -24,10 +24,11 @@ static vkllm_status choose_chunk_rows(const ops_context *ops, ops_weight *w, con
 {
     const vkr_caps *caps = ops->caps;
     uint64_t quant_range = caps->max_storage_buffer_range, aux_range = quant_range;
-    if (caps->max_memory_allocation && caps->max_memory_allocation < quant_range)
-        quant_range = caps->max_memory_allocation;
-    if (caps->max_memory_allocation && caps->max_memory_allocation / 4 * 4 < aux_range)
-        aux_range = caps->max_memory_allocation / 4 * 4;
+    /* The sub-allocator rounds every allocation up to VKR_ALLOC_ALIGNMENT: a chunk stays within the limit
+     * after that rounding. */
+    uint64_t allocation = caps->max_memory_allocation / VKR_ALLOC_ALIGNMENT * VKR_ALLOC_ALIGNMENT;
+    if (allocation && allocation < quant_range) quant_range = allocation;
+    if (allocation && allocation < aux_range) aux_range = allocation;
     bool texels = ops->tuning->texel_loads && caps->texel_rgba32;
     if (texels) {
         uint64_t n = caps->max_texel_buffer_elements;
