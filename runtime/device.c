@@ -364,7 +364,8 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     /* UMA by the device's type: integrated GPUs and CPUs share the host's memory.  A memory type that is both
      * device-local and host-visible says nothing: discrete GPUs expose their whole VRAM that way through a
      * resizable BAR (NVIDIA's H200 does), and that memory is still across the PCIe bus from the host. */
-    caps->uma = base.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU || base.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    caps->uma = base.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ||
+                base.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     caps->timestamps = timestamps && lim->timestampComputeAndGraphics;
     caps->timestamp_period_ns = lim->timestampPeriod;
     caps->queue_family = (uint32_t)family;
@@ -695,7 +696,8 @@ void vkr_caps_print(const vkr_caps *c, FILE *out)
     fprintf(out, "  uniform texel buffers    %s (max %u texels)\n", c->texel_rgba32 ? "R32G32B32A32" : "no",
             c->max_texel_buffer_elements);
     fprintf(out, "  maxMemoryAllocationSize  %" PRIu64 " (%.1f MiB)%s\n", c->max_memory_allocation,
-            (double)c->max_memory_allocation / 1048576.0, c->max_memory_allocation_lowered ? ", lowered by VKLLM_MAX_ALLOCATION" : "");
+            (double)c->max_memory_allocation / 1048576.0,
+            c->max_memory_allocation_lowered ? ", lowered by VKLLM_MAX_ALLOCATION" : "");
     fprintf(out, "  max shared memory        %u bytes\n", c->max_shared_memory);
     fprintf(out, "  max workgroup            %u invocations (%u x %u x %u)\n", c->max_workgroup_invocations,
             c->max_workgroup_size[0], c->max_workgroup_size[1], c->max_workgroup_size[2]);

@@ -98,7 +98,8 @@ static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipe
      * each subgroup its own rows): where the device can promise full subgroups, ask for them rather than
      * trust that the driver launches no partial one. */
     VkPipelineShaderStageCreateFlags stage_flags = 0;
-    if (d->required_subgroup_size && dev->caps.full_subgroups && d->n_spec && d->spec[0] % d->required_subgroup_size == 0)
+    if (d->required_subgroup_size && dev->caps.full_subgroups && d->n_spec &&
+        d->spec[0] % d->required_subgroup_size == 0)
         stage_flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
     VkComputePipelineCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,

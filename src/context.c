@@ -122,7 +122,8 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
               "created in %.1f ms (%.1f MiB of device memory held)", ctx->params.n_ctx, ctx->params.n_seq_max,
               ctx->params.n_batch, ctx->kv.f16 ? "F16" : "F32",
               2.0 * model->cfg.n_layer * (double)ops_kv_cache_bytes(&ctx->kv) / 1048576.0,
-              1e3 * (vkllm_log_clock() - started), (double)vkr_memory_in_use(model->dev, VKR_MEMORY_DEVICE) / 1048576.0);
+              1e3 * (vkllm_log_clock() - started),
+              (double)vkr_memory_in_use(model->dev, VKR_MEMORY_DEVICE) / 1048576.0);
     *out = ctx;
     return VKLLM_OK;
 }

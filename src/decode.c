@@ -107,8 +107,9 @@ static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape
     vkr_sequence_set_label(slot->seq, label);
     vkr_pipeline_stats(ctx->model->dev, &built_after, &seconds_after);
     vkllm_log(VKLLM_LOG_INFO, "recorded the %s: %u dispatches in %.1f ms, %u new pipelines built in %.1f ms "
-              "(%u in all, %.1f ms)", label, vkr_sequence_dispatch_count(slot->seq), 1e3 * (vkllm_log_clock() - started),
-              built_after - built_before, 1e3 * (seconds_after - seconds_before), built_after, 1e3 * seconds_after);
+              "(%u in all, %.1f ms)", label, vkr_sequence_dispatch_count(slot->seq),
+              1e3 * (vkllm_log_clock() - started), built_after - built_before, 1e3 * (seconds_after - seconds_before),
+              built_after, 1e3 * seconds_after);
     slot->shape = *shape;
     slot->last_used = ++ctx->clock;
     *out = slot->seq;

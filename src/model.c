@@ -106,7 +106,8 @@ static vkllm_status embedding_upload(vkllm_model *m, const gguf_tensor_info *t)
             uint16_t *half = slab + (size_t)r * c->n_embd;
             for (uint32_t i = 0; i < c->n_embd && st == VKLLM_OK; i++) half[i] = quant_f32_to_f16(row[i]);
         }
-        if (st == VKLLM_OK) st = vkr_upload(m->dev, &m->token_embd, first * half_row_bytes, slab, rows * half_row_bytes);
+        if (st == VKLLM_OK)
+            st = vkr_upload(m->dev, &m->token_embd, first * half_row_bytes, slab, rows * half_row_bytes);
     }
     free(row);
     free(slab);

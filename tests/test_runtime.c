@@ -17,7 +17,8 @@ static void test_caps(void **state)
     assert_true(c->max_workgroup_invocations >= 128);
     assert_true(c->min_storage_offset_alignment <= VKR_ALLOC_ALIGNMENT);
     /* UMA only by device type, never because a memory type is device-local and host-visible (resizable BAR) */
-    assert_int_equal(c->uma, c->type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU || c->type == VK_PHYSICAL_DEVICE_TYPE_CPU);
+    assert_int_equal(c->uma,
+                     c->type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU || c->type == VK_PHYSICAL_DEVICE_TYPE_CPU);
     printf("  device %s: subgroup %u, maxStorageBufferRange %llu\n", c->name, c->subgroup_size,
            (unsigned long long)c->max_storage_buffer_range);
 }

@@ -19,8 +19,8 @@ vkr_device *th_device(void)
         const char *want = getenv("VKLLM_TEST_LAVAPIPE_SUBGROUP");
         const vkr_caps *caps = vkr_device_caps(device);
         if (want && caps->vendor == VKR_VENDOR_MESA_CPU && caps->subgroup_size != (uint32_t)atoi(want))
-            fail_msg("lavapipe runs subgroups of %u, the test asks for %s (LP_NATIVE_VECTOR_WIDTH)", caps->subgroup_size,
-                     want);
+            fail_msg("lavapipe runs subgroups of %u, the test asks for %s (LP_NATIVE_VECTOR_WIDTH)",
+                     caps->subgroup_size, want);
     }
     return device;
 }
