@@ -80,6 +80,14 @@ static vkllm_status create_cache(vkllm_context *ctx)
     ctx->v_cache = calloc(c->n_layer, sizeof *ctx->v_cache);
     if (!ctx->k_cache || !ctx->v_cache) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "KV cache list");
     uint64_t bytes = ops_kv_cache_bytes(&ctx->kv);
+    /* Attention binds a layer's cache whole: say so now rather than when the first forward pass is recorded. */
+    const vkr_caps *caps = vkr_device_caps(ctx->model->dev);
+    if (bytes > caps->max_storage_buffer_range)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "context: a layer's %s KV cache for %u positions x %u sequences is "
+                          "%.1f MiB, above the %.1f MiB one shader binding may span on '%s' (maxStorageBufferRange); "
+                          "ask for fewer positions", ctx->kv.f16 ? "F16" : "F32", ctx->params.n_ctx,
+                          ctx->params.n_seq_max, (double)bytes / 1048576.0,
+                          (double)caps->max_storage_buffer_range / 1048576.0, caps->name);
     for (uint32_t l = 0; l < c->n_layer; l++) {
         VKLLM_TRY(device_buffer(ctx, bytes, &ctx->k_cache[l]));
         VKLLM_TRY(device_buffer(ctx, bytes, &ctx->v_cache[l]));

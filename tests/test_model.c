@@ -359,6 +359,13 @@ static void test_context_limits(void **state)
     th_check_status(vkllm_generate(c, "Once", 0, 100, NULL, NULL, NULL, &stats), "generate to the end");
     assert_true(stats.n_prompt + stats.n_generated <= 17);
     vkllm_context_free(c);
+    /* A layer's KV cache is bound whole by attention: one that passes maxStorageBufferRange fails at creation. */
+    uint64_t range = vkr_device_caps(m->dev)->max_storage_buffer_range;
+    vkllm_context_params p = vkllm_context_default_params(); /* F16 cache: 2 bytes per element */
+    p.n_ctx = (uint32_t)(range / (2ull * m->cfg.n_head_kv * m->cfg.head_dim) + 64);
+    assert_int_equal(vkllm_context_create(m, &p, &c), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_last_error(), "maxStorageBufferRange"));
+    assert_null(c);
     free_model(m);
 }
 
