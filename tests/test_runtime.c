@@ -318,9 +318,11 @@ static void test_pipeline_cache_file(void **state)
     rmdir(dir);
 }
 
-/* A sequence of one test_spin dispatch (shaders/test_spin.comp): `groups` workgroups of 64 invocations, each
- * stepping its generator n times. */
-static vkr_sequence *record_spin(const vkr_buffer *out, uint32_t groups, uint32_t n, uint32_t guard_limit)
+/* A sequence of `dispatches` test_spin dispatches (shaders/test_spin.comp), one after the other (each writes
+ * all of out, so a barrier separates them): `groups` workgroups of 64 invocations, each stepping its generator
+ * n times. */
+static vkr_sequence *record_spins(const vkr_buffer *out, uint32_t groups, uint32_t n, uint32_t guard_limit,
+                                  uint32_t dispatches)
 {
     vkr_pipeline_desc desc = {.shader = "test_spin", .n_bindings = 1, .push_size = 8, .n_spec = 1, .spec = {64}};
     const vkr_pipeline *p;
@@ -330,9 +332,15 @@ static vkr_sequence *record_spin(const vkr_buffer *out, uint32_t groups, uint32_
     uint32_t push[2] = {n, guard_limit}, g[3];
     vkr_groups_1d(th_device(), groups, g);
     vkr_range bind[1] = {vkr_sub(out, 0, groups * 64ull * 4)};
-    th_check_status(vkr_sequence_dispatch(seq, p, bind, push, g, "spin"), "dispatch spin");
+    for (uint32_t i = 0; i < dispatches; i++)
+        th_check_status(vkr_sequence_dispatch(seq, p, bind, push, g, "spin"), "dispatch spin");
     th_check_status(vkr_sequence_end(seq), "end");
     return seq;
+}
+
+static vkr_sequence *record_spin(const vkr_buffer *out, uint32_t groups, uint32_t n, uint32_t guard_limit)
+{
+    return record_spins(out, groups, n, guard_limit, 1);
 }
 
 static uint32_t spin_expected(uint32_t invocation, uint32_t n)
@@ -347,9 +355,11 @@ static uint32_t spin_expected(uint32_t invocation, uint32_t n)
 static void test_fence_timeout_names_the_work(void **state)
 {
     vkr_device *dev = th_device();
-    enum { GROUPS = 512, N = 30000 }; /* ~10^9 serial steps: far beyond 1 ms on lavapipe */
+    /* 32 dispatches in a row of 60,000 dependent steps per invocation: ~100 ms on lavapipe (2 x 10^8 steps), and
+     * still milliseconds on a large GPU, where the steps of one invocation cannot overlap. */
+    enum { GROUPS = 8, N = 60000, DISPATCHES = 32 };
     vkr_buffer out = th_alloc(GROUPS * 64 * 4);
-    vkr_sequence *seq = record_spin(&out, GROUPS, N, N);
+    vkr_sequence *seq = record_spins(&out, GROUPS, N, N, DISPATCHES);
     vkr_set_fence_timeout(dev, 1);
     th_check_status(vkr_sequence_submit(seq), "submit");
     vkllm_status st = vkr_sequence_wait(seq);
@@ -359,7 +369,7 @@ static void test_fence_timeout_names_the_work(void **state)
     th_check_status(vkr_sequence_wait(seq), "the wait after the timeout");
     uint32_t *got = malloc(GROUPS * 64 * 4);
     th_download(&out, got, GROUPS * 64 * 4);
-    for (uint32_t i = 0; i < GROUPS * 64; i += 4099) assert_int_equal(got[i], spin_expected(i, N));
+    for (uint32_t i = 0; i < GROUPS * 64; i += 61) assert_int_equal(got[i], spin_expected(i, N));
     free(got);
     vkr_sequence_destroy(seq);
     th_free(&out);
@@ -369,8 +379,7 @@ static void test_fence_timeout_names_the_work(void **state)
     }
     printf("  %s\n", message);
     assert_int_equal(st, VKLLM_ERROR_VULKAN);
-    assert_non_null(strstr(message, "sequence 'spin test'"));
-    assert_non_null(strstr(message, "from 'spin'"));
+    assert_non_null(strstr(message, "sequence 'spin test' (32 dispatches from 'spin')"));
     assert_non_null(strstr(message, "has not finished"));
     assert_non_null(strstr(message, "may be hung"));
     assert_non_null(strstr(message, "VKLLM_FENCE_TIMEOUT_MS"));
