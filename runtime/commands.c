@@ -4,10 +4,11 @@
 #include <string.h>
 
 #include "device_internal.h"
+#include "log.h"
+#include "shader_checks.h"
 
 #define SETS_PER_POOL 256
 #define QUERIES_PER_POOL 512
-#define FENCE_TIMEOUT_NS (600ull * 1000 * 1000 * 1000) /* lavapipe is slow, a hang is not */
 
 typedef struct access {
     VkBuffer buffer;
@@ -25,6 +26,9 @@ struct vkr_sequence {
     VkCommandBuffer cmd;
     VkFence fence;
     bool recording, recorded, in_flight;
+    double submitted_at;  /* vkllm_log_clock() at the last submit */
+    char label[64];       /* what the owner calls it (vkr_sequence_set_label), for errors and the log */
+    char first_dispatch[48]; /* the label of the first dispatch recorded, to tell unnamed sequences apart */
 
     VkDescriptorPool *descriptor_pools;
     uint32_t descriptor_pool_count, descriptor_pool_used;
@@ -83,7 +87,21 @@ void vkr_sequence_destroy(vkr_sequence *seq)
 {
     if (!seq) return;
     VkDevice d = seq->dev->device;
-    if (seq->in_flight) vkWaitForFences(d, 1, &seq->fence, VK_TRUE, FENCE_TIMEOUT_NS);
+    if (seq->in_flight) {
+        /* Destroying reports nothing: the caller's error message stays whatever the wait says. */
+        char earlier_error[1024];
+        snprintf(earlier_error, sizeof earlier_error, "%s", vkllm_last_error());
+        if (vkr_sequence_wait(seq) != VKLLM_OK)
+            vkllm_log(VKLLM_LOG_INFO, "destroying a sequence: %s", vkllm_last_error());
+        vkllm_fail(VKLLM_OK, "%s", earlier_error);
+    }
+    if (seq->in_flight) {
+        /* Still running (or the device is lost): its Vulkan objects may be in use, so they are left to the
+         * device's destruction rather than freed under the GPU's feet. */
+        free(seq->descriptor_pools), free(seq->views), free(seq->query_pools), free(seq->accesses), free(seq->labels);
+        free(seq);
+        return;
+    }
     for (uint32_t i = 0; i < seq->descriptor_pool_count; i++) vkDestroyDescriptorPool(d, seq->descriptor_pools[i], NULL);
     destroy_views(seq);
     for (uint32_t i = 0; i < seq->query_pool_count; i++) vkDestroyQueryPool(d, seq->query_pools[i], NULL);
@@ -178,6 +196,7 @@ vkllm_status vkr_sequence_begin(vkr_sequence *seq)
     seq->dispatches = 0;
     seq->queries = 0;
     seq->recorded = false;
+    seq->first_dispatch[0] = '\0';
     VkCommandBufferBeginInfo begin = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     VKR_CHECK(vkBeginCommandBuffer(seq->cmd, &begin));
     seq->recording = true;
@@ -320,9 +339,10 @@ vkllm_status vkr_sequence_dispatch(vkr_sequence *seq, const vkr_pipeline *pipeli
     VKLLM_TRY(track(seq, list, d->n_bindings));
     vkCmdBindPipeline(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline->pipeline);
     vkCmdBindDescriptorSets(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline->layout, 0, 1, &set, 0, NULL);
+    if (vkr_shader_checks_enabled()) vkr_shader_checks_bind(seq->dev, seq->cmd, pipeline->layout);
     if (d->push_size) vkCmdPushConstants(seq->cmd, pipeline->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, push);
     vkCmdDispatch(seq->cmd, groups[0], groups[1], groups[2]);
-    seq->dispatches++;
+    if (seq->dispatches++ == 0) snprintf(seq->first_dispatch, sizeof seq->first_dispatch, "%s", label);
     if (seq->dev->profiling) VKLLM_TRY(write_timestamp(seq, label));
     return VKLLM_OK;
 }
@@ -359,17 +379,31 @@ vkllm_status vkr_sequence_end(vkr_sequence *seq)
     return VKLLM_OK;
 }
 
+void vkr_sequence_set_label(vkr_sequence *seq, const char *label)
+{
+    snprintf(seq->label, sizeof seq->label, "%s", label ? label : "");
+}
+
+/* "sequence 'decode 1 token' (37 dispatches from 'get_rows')" for errors and the log. */
+static const char *describe(const vkr_sequence *seq, char *out, size_t size)
+{
+    snprintf(out, size, "sequence '%s' (%u dispatch%s from '%s')", seq->label[0] ? seq->label : "unnamed",
+             seq->dispatches, seq->dispatches == 1 ? "" : "es", seq->dispatches ? seq->first_dispatch : "none");
+    return out;
+}
+
 vkllm_status vkr_sequence_submit(vkr_sequence *seq)
 {
     if (!seq->recorded) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkr_sequence_submit: nothing recorded");
     if (seq->in_flight) VKLLM_TRY(vkr_sequence_wait(seq));
     VKR_CHECK(vkResetFences(seq->dev->device, 1, &seq->fence));
-    VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1,
-                           .pCommandBuffers = &seq->cmd};
+    char what[160];
+    describe(seq, what, sizeof what);
     pthread_mutex_lock(&seq->dev->lock);
-    VkResult r = vkQueueSubmit(seq->dev->queue, 1, &submit, seq->fence);
+    seq->submitted_at = vkllm_log_clock();
+    vkllm_status st = vkr_queue_submit(seq->dev, seq->cmd, seq->fence, what);
     pthread_mutex_unlock(&seq->dev->lock);
-    if (r != VK_SUCCESS) return vkr_fail_vk(r, "vkQueueSubmit", __FILE__, __LINE__);
+    if (st != VKLLM_OK) return st;
     seq->in_flight = true;
     return VKLLM_OK;
 }
@@ -391,10 +425,12 @@ static void collect_profile(vkr_sequence *seq)
 vkllm_status vkr_sequence_wait(vkr_sequence *seq)
 {
     if (!seq->in_flight) return VKLLM_OK;
-    VkResult r = vkWaitForFences(seq->dev->device, 1, &seq->fence, VK_TRUE, FENCE_TIMEOUT_NS);
-    if (r != VK_SUCCESS) return vkr_fail_vk(r, "vkWaitForFences", __FILE__, __LINE__);
+    char what[160];
+    VKLLM_TRY(vkr_fence_wait(seq->dev, seq->fence, seq->submitted_at, describe(seq, what, sizeof what)));
     seq->in_flight = false;
     if (seq->dev->profiling) collect_profile(seq);
+    /* A guard's record may come from another sequence that finished meanwhile; most callers run one at a time. */
+    VKLLM_TRY(vkr_shader_checks_collect(seq->dev, what));
     return VKLLM_OK;
 }
 

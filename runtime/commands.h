@@ -33,7 +33,11 @@ vkllm_status vkr_sequence_dispatch(vkr_sequence *seq, const vkr_pipeline *pipeli
 vkllm_status vkr_sequence_copy(vkr_sequence *seq, vkr_range src, vkr_range dst);
 vkllm_status vkr_sequence_end(vkr_sequence *seq);
 
+/* Names the sequence in errors (a wait that times out) and the stage log, e.g. "decode 1 token". */
+void vkr_sequence_set_label(vkr_sequence *seq, const char *label);
 vkllm_status vkr_sequence_submit(vkr_sequence *seq);
+/* Waits at most the device's fence timeout (vkr_set_fence_timeout); on a timeout the sequence stays in flight
+ * and the error names it, its first dispatch and how long ago it was submitted. */
 vkllm_status vkr_sequence_wait(vkr_sequence *seq);
 vkllm_status vkr_sequence_run(vkr_sequence *seq);
 uint32_t vkr_sequence_dispatch_count(const vkr_sequence *seq);

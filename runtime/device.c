@@ -1,5 +1,6 @@
 /* Instance creation through volk, capability discovery, device choice and logical device creation. */
 #include "device_internal.h"
+#include "shader_checks.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -82,6 +83,24 @@ static bool env_flag(const char *name)
     const char *v = getenv(name);
     return v && *v && strcmp(v, "0") != 0;
 }
+
+/* A byte count with an optional binary suffix K, M or G ("64M"); false if s is not one. */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s) return false;
+    int shift = 0;
+    if (*end == 'K' || *end == 'k') shift = 10, end++;
+    else if (*end == 'M' || *end == 'm') shift = 20, end++;
+    else if (*end == 'G' || *end == 'g') shift = 30, end++;
+    if (*end != '\0' || v > (UINT64_MAX >> shift)) return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
+/* The smallest VKLLM_MAX_ALLOCATION accepted: the staging buffer and every small buffer must still fit. */
+#define MIN_ALLOCATION_OVERRIDE (64u << 10)
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
                                                        VkDebugUtilsMessageTypeFlagsEXT types,
@@ -245,7 +264,7 @@ static vkr_vendor vendor_of(uint32_t vendor_id, VkDriverId driver, VkPhysicalDev
 typedef struct device_features {
     bool size_control_ext, int_dot_ext; /* need the extension (device below Vulkan 1.3) */
     bool size_control, int_dot;
-    bool full_subgroups;                /* computeFullSubgroups */
+    bool full_subgroups; /* computeFullSubgroups */
 } device_features;
 
 static int queue_family_for_compute(VkPhysicalDevice pd, bool *timestamps)
@@ -362,6 +381,15 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     const VkPhysicalDeviceLimits *lim = &base.limits;
     caps->max_storage_buffer_range = lim->maxStorageBufferRange;
     caps->max_memory_allocation = p11.maxMemoryAllocationSize;
+    /* VKLLM_MAX_ALLOCATION lowers the limit (tests of the sub-allocator's small blocks and of chunked weights
+     * on devices whose own limit is far above any test model); device_init rejects a malformed value. */
+    uint64_t lower = 0;
+    const char *max_allocation = getenv("VKLLM_MAX_ALLOCATION");
+    if (max_allocation && parse_bytes(max_allocation, &lower) && lower >= MIN_ALLOCATION_OVERRIDE &&
+        (lower < caps->max_memory_allocation || !caps->max_memory_allocation)) {
+        caps->max_memory_allocation = lower;
+        caps->max_memory_allocation_lowered = true;
+    }
     caps->min_storage_offset_alignment = lim->minStorageBufferOffsetAlignment;
     caps->max_texel_buffer_elements = lim->maxTexelBufferElements;
     caps->min_texel_offset_alignment = lim->minTexelBufferOffsetAlignment;
@@ -382,14 +410,11 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
         caps->heap_device_local[i] = (mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0;
         if (caps->heap_device_local[i]) caps->device_local_bytes += mem.memoryHeaps[i].size;
     }
-    /* UMA: the largest device-local heap is reachable by a host-visible device-local memory type. */
-    for (uint32_t i = 0; i < mem.memoryTypeCount; i++) {
-        VkMemoryPropertyFlags f = mem.memoryTypes[i].propertyFlags;
-        uint32_t heap = mem.memoryTypes[i].heapIndex;
-        if ((f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && (f & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
-            mem.memoryHeaps[heap].size * 2 > caps->device_local_bytes)
-            caps->uma = true;
-    }
+    /* UMA by the device's type: integrated GPUs and CPUs share the host's memory.  A memory type that is both
+     * device-local and host-visible says nothing: discrete GPUs expose their whole VRAM that way through a
+     * resizable BAR (NVIDIA's H200 does), and that memory is still across the PCIe bus from the host. */
+    caps->uma = base.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ||
+                base.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     caps->timestamps = timestamps && lim->timestampComputeAndGraphics;
     caps->timestamp_period_ns = lim->timestampPeriod;
     caps->queue_family = (uint32_t)family;
@@ -721,6 +746,11 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
 
 static vkllm_status device_init(vkr_device *dev)
 {
+    const char *max_allocation = getenv("VKLLM_MAX_ALLOCATION");
+    uint64_t bytes = 0;
+    if (max_allocation && *max_allocation && (!parse_bytes(max_allocation, &bytes) || bytes < MIN_ALLOCATION_OVERRIDE))
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_MAX_ALLOCATION='%s' is not a byte count of at least %u "
+                          "(digits with an optional K, M or G)", max_allocation, MIN_ALLOCATION_OVERRIDE);
     bool validation = env_flag("VKLLM_VALIDATION");
     VKLLM_TRY(create_instance(validation ? &dev->validation_errors : NULL, &dev->instance, &dev->messenger));
     VkPhysicalDevice *pds;
@@ -749,7 +779,9 @@ static vkllm_status device_init(vkr_device *dev)
     free(features);
     if (st != VKLLM_OK) return st;
     dev->profiling = env_flag("VKLLM_PROFILE") && dev->caps.timestamps;
+    VKLLM_TRY(vkr_queue_init(dev));
     VKLLM_TRY(vkr_memory_init(dev));
+    VKLLM_TRY(vkr_shader_checks_init(dev));
     return vkr_pipeline_cache_open(dev);
 }
 
@@ -778,6 +810,7 @@ void vkr_device_destroy(vkr_device *dev)
     if (dev->device) {
         vkDeviceWaitIdle(dev->device);
         vkr_pipelines_destroy(dev);
+        vkr_shader_checks_destroy(dev);
         vkr_memory_destroy(dev);
         if (dev->command_pool) vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
         vkDestroyDevice(dev->device, NULL);
@@ -863,8 +896,9 @@ void vkr_caps_print(const vkr_caps *c, FILE *out)
     fprintf(out, "  driver                   %s (%s)\n", c->driver_name, c->driver_info);
     fprintf(out, "  Vulkan                   %u.%u.%u\n", VK_API_VERSION_MAJOR(c->api_version),
             VK_API_VERSION_MINOR(c->api_version), VK_API_VERSION_PATCH(c->api_version));
-    fprintf(out, "  subgroup size            %u (min %u, max %u, size control %s)\n", c->subgroup_size,
-            c->min_subgroup_size, c->max_subgroup_size, c->subgroup_size_control ? "yes" : "no");
+    fprintf(out, "  subgroup size            %u (min %u, max %u, size control %s, full subgroups %s)\n",
+            c->subgroup_size, c->min_subgroup_size, c->max_subgroup_size, c->subgroup_size_control ? "yes" : "no",
+            c->full_subgroups ? "yes" : "no");
     fprintf(out, "  subgroup ops (compute)   %s%s%s%s%s%s\n", c->subgroup_compute ? "" : "none",
             c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) ? "basic " : "",
             c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) ? "arithmetic " : "",
@@ -886,7 +920,9 @@ void vkr_caps_print(const vkr_caps *c, FILE *out)
     fprintf(out, "  maxStorageBufferRange    %" PRIu64 "\n", c->max_storage_buffer_range);
     fprintf(out, "  uniform texel buffers    %s (max %u texels)\n", c->texel_rgba32 ? "R32G32B32A32" : "no",
             c->max_texel_buffer_elements);
-    fprintf(out, "  maxMemoryAllocationSize  %" PRIu64 "\n", c->max_memory_allocation);
+    fprintf(out, "  maxMemoryAllocationSize  %" PRIu64 " (%.1f MiB)%s\n", c->max_memory_allocation,
+            (double)c->max_memory_allocation / 1048576.0,
+            c->max_memory_allocation_lowered ? ", lowered by VKLLM_MAX_ALLOCATION" : "");
     fprintf(out, "  max shared memory        %u bytes\n", c->max_shared_memory);
     fprintf(out, "  max workgroup            %u invocations (%u x %u x %u)\n", c->max_workgroup_invocations,
             c->max_workgroup_size[0], c->max_workgroup_size[1], c->max_workgroup_size[2]);

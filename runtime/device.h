@@ -46,6 +46,7 @@ typedef struct vkr_caps {
     uint32_t min_subgroup_size;     /* with subgroup size control; else == subgroup_size */
     uint32_t max_subgroup_size;
     bool subgroup_size_control;     /* requiredSubgroupSize usable in compute */
+    bool full_subgroups;            /* computeFullSubgroups: pipelines may require every subgroup full */
     bool subgroup_compute;          /* subgroup ops available in compute shaders */
     VkSubgroupFeatureFlags subgroup_ops; /* basic, arithmetic, shuffle, ... */
     bool subgroup_arithmetic;       /* subgroupAdd & co. usable in compute (and not disabled) */
@@ -58,7 +59,8 @@ typedef struct vkr_caps {
     bool int_dot_accelerated;       /* 4x8-bit packed signed dot product is accelerated */
 
     uint64_t max_storage_buffer_range;
-    uint64_t max_memory_allocation;
+    uint64_t max_memory_allocation; /* maxMemoryAllocationSize: the largest single vkAllocateMemory */
+    bool max_memory_allocation_lowered; /* by VKLLM_MAX_ALLOCATION */
     uint64_t min_storage_offset_alignment;
     uint32_t max_texel_buffer_elements; /* texels one uniform texel buffer view may span */
     uint64_t min_texel_offset_alignment; /* of a texel buffer view's offset */
@@ -70,7 +72,6 @@ typedef struct vkr_caps {
     uint32_t max_workgroup_count[3];
     uint32_t max_push_constants;
     uint32_t max_workgroup_subgroups; /* maxComputeWorkgroupSubgroups (with size control; else 0: unknown) */
-    bool full_subgroups;            /* computeFullSubgroups: pipelines may require full subgroups */
 
     /* Cooperative matrices, f16 x f16 + f32 -> f32 at subgroup scope.  A kind counts where the device has the
      * extension, its cooperativeMatrix feature, such a size, shaderFloat16, vulkanMemoryModel (the shaders use
@@ -87,7 +88,7 @@ typedef struct vkr_caps {
     uint64_t heap_size[VKR_MAX_HEAPS];
     bool heap_device_local[VKR_MAX_HEAPS];
     uint64_t device_local_bytes;    /* sum of device-local heaps */
-    bool uma;                       /* device-local memory is also host-visible (integrated, CPU) */
+    bool uma;                       /* integrated GPU or CPU: device memory is the host's (by device type) */
 
     bool timestamps;                /* compute queue supports timestamps */
     float timestamp_period_ns;
@@ -105,7 +106,8 @@ vkllm_status vkr_list_devices(vkr_caps **caps, uint32_t *count, uint32_t *chosen
  * counted); VKLLM_DISABLE_F16, VKLLM_DISABLE_STORAGE16, VKLLM_DISABLE_STORAGE8, VKLLM_DISABLE_SUBGROUP,
  * VKLLM_DISABLE_INT_DOT, VKLLM_DISABLE_TEXEL (texel_rgba32), VKLLM_DISABLE_COOPMAT force the fallbacks as if
  * the device lacked the feature; VKLLM_COOPMAT=khr|nv|emulate picks that cooperative-matrix kind (failing if the
- * device lacks it); VKLLM_PROFILE=1 collects GPU timestamps per dispatch. */
+ * device lacks it); VKLLM_PROFILE=1 collects GPU timestamps per dispatch; VKLLM_FENCE_TIMEOUT_MS bounds every fence wait;
+ * VKLLM_MAX_ALLOCATION (bytes, K/M/G suffixes) lowers maxMemoryAllocationSize. */
 vkllm_status vkr_device_create(vkr_device **out);
 void vkr_device_destroy(vkr_device *dev);
 
@@ -118,6 +120,13 @@ uint32_t vkr_device_validation_errors(const vkr_device *dev);
 bool vkr_device_profiling(const vkr_device *dev);
 /* Prints op, count and total GPU time per label collected under VKLLM_PROFILE=1; clears the table. */
 void vkr_device_print_profile(vkr_device *dev, FILE *out);
+
+/* Queue submissions made on the device so far, one-shot transfers and sequences alike (loading a model costs a
+ * number proportional to its tensors, not to its rows). */
+uint64_t vkr_submit_count(const vkr_device *dev);
+/* How long one fence wait may take before it fails with an error naming the work it waited for.  The device
+ * starts with VKLLM_FENCE_TIMEOUT_MS, else 60 s (600 s on CPU devices such as lavapipe); 0 restores that. */
+void vkr_set_fence_timeout(vkr_device *dev, uint64_t milliseconds);
 
 void vkr_caps_print(const vkr_caps *caps, FILE *out);
 const char *vkr_vendor_name(vkr_vendor vendor);

@@ -1,10 +1,14 @@
 /* Sub-allocator: VkDeviceMemory comes in blocks (default 256 MiB, capped by maxMemoryAllocationSize and a
  * quarter of the heap), each bound to one VkBuffer; allocations are first-fit ranges inside a block.
- * An allocation larger than the block size gets a block of its own. */
+ * An allocation larger than the block size gets a block of its own; none may pass maxMemoryAllocationSize
+ * (4 GiB on NVIDIA's H200), which callers meet by chunking (src/ops/weights.c). */
 #include "device_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 #define DEFAULT_BLOCK_BYTES (256ull << 20)
 #define STAGING_BYTES (64ull << 20)
@@ -26,40 +30,66 @@ struct vkr_block {
 };
 
 static VkDeviceSize align_up(VkDeviceSize v, VkDeviceSize a) { return (v + a - 1) / a * a; }
+static VkDeviceSize block_size_for(const vkr_device *dev, vkr_memory_kind kind);
 
+/* The first memory type with every `required` flag, best first: with the `preferred` flags and none of the
+ * `avoided` ones, then without the avoided ones, then any; -1 if none has the required flags. */
 static int find_memory_type(const VkPhysicalDeviceMemoryProperties *mem, VkMemoryPropertyFlags required,
-                            VkMemoryPropertyFlags preferred)
+                            VkMemoryPropertyFlags preferred, VkMemoryPropertyFlags avoided)
 {
-    int fallback = -1;
+    int best = -1, best_rank = 3;
     for (uint32_t i = 0; i < mem->memoryTypeCount; i++) {
         VkMemoryPropertyFlags f = mem->memoryTypes[i].propertyFlags;
         if ((f & required) != required) continue;
-        if ((f & preferred) == preferred) return (int)i;
-        if (fallback < 0) fallback = (int)i;
+        int rank = (f & avoided) ? 2 : (f & preferred) == preferred ? 0 : 1;
+        if (rank < best_rank) best = (int)i, best_rank = rank;
     }
-    return fallback;
+    return best;
+}
+
+int vkr_memory_type_for(const VkPhysicalDeviceMemoryProperties *mem, vkr_memory_kind kind, bool uma)
+{
+    /* On a discrete GPU weights and activations belong in VRAM that the host cannot map (a host-visible
+     * device-local type is the PCIe BAR window, meant for small host-written buffers), and staging and
+     * read-backs in cached system memory.  Where memory is unified any device-local type will do. */
+    if (kind == VKR_MEMORY_DEVICE) {
+        int device = find_memory_type(mem, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0,
+                                      uma ? 0 : VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+        return device >= 0 ? device : find_memory_type(mem, 0, 0, 0);
+    }
+    return find_memory_type(mem, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                            VK_MEMORY_PROPERTY_HOST_CACHED_BIT, uma ? 0 : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
 }
 
 static vkllm_status choose_memory_types(vkr_device *dev)
 {
     VkPhysicalDeviceMemoryProperties mem;
     vkGetPhysicalDeviceMemoryProperties(dev->physical, &mem);
-    int device = find_memory_type(&mem, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
-    if (device < 0) device = find_memory_type(&mem, 0, 0);
-    int host = find_memory_type(&mem, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
-                                VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
+    int device = vkr_memory_type_for(&mem, VKR_MEMORY_DEVICE, dev->caps.uma);
+    int host = vkr_memory_type_for(&mem, VKR_MEMORY_HOST, dev->caps.uma);
     if (device < 0 || host < 0)
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "device '%s' has no %s memory type", dev->caps.name,
                           device < 0 ? "device" : "host-visible coherent");
     dev->memory_type[VKR_MEMORY_DEVICE] = (uint32_t)device;
     dev->memory_type[VKR_MEMORY_HOST] = (uint32_t)host;
+    vkllm_log(VKLLM_LOG_DEBUG, "memory: device buffers in type %d (flags 0x%x, heap %u), host buffers in type %d "
+              "(flags 0x%x, heap %u)", device, mem.memoryTypes[device].propertyFlags, mem.memoryTypes[device].heapIndex,
+              host, mem.memoryTypes[host].propertyFlags, mem.memoryTypes[host].heapIndex);
     return VKLLM_OK;
 }
 
 vkllm_status vkr_memory_init(vkr_device *dev)
 {
     VKLLM_TRY(choose_memory_types(dev));
-    return vkr_buffer_alloc(dev, STAGING_BYTES, VKR_MEMORY_HOST, &dev->staging);
+    VkCommandBufferAllocateInfo alloc = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                         .commandPool = dev->command_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                         .commandBufferCount = 1};
+    VKR_CHECK(vkAllocateCommandBuffers(dev->device, &alloc, &dev->transfer_cmd));
+    VkFenceCreateInfo fence = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VKR_CHECK(vkCreateFence(dev->device, &fence, NULL, &dev->transfer_fence));
+    VkDeviceSize staging = STAGING_BYTES, block = block_size_for(dev, VKR_MEMORY_HOST);
+    if (staging > block) staging = block; /* within maxMemoryAllocationSize */
+    return vkr_buffer_alloc(dev, staging, VKR_MEMORY_HOST, &dev->staging);
 }
 
 static void block_destroy(vkr_device *dev, vkr_block *b)
@@ -77,6 +107,8 @@ static void block_destroy(vkr_device *dev, vkr_block *b)
 void vkr_memory_destroy(vkr_device *dev)
 {
     vkr_buffer_free(dev, &dev->staging);
+    if (dev->transfer_fence) vkDestroyFence(dev->device, dev->transfer_fence, NULL);
+    if (dev->transfer_cmd) vkFreeCommandBuffers(dev->device, dev->command_pool, 1, &dev->transfer_cmd);
     for (int k = 0; k < VKR_MEMORY_KIND_COUNT; k++) {
         while (dev->blocks[k]) {
             vkr_block *next = dev->blocks[k]->next;
@@ -104,6 +136,16 @@ static vkllm_status block_create(vkr_device *dev, vkr_memory_kind kind, VkDevice
     if (r == VK_SUCCESS) {
         vkGetBufferMemoryRequirements(dev->device, b->buffer, &req);
         if (!(req.memoryTypeBits & (1u << dev->memory_type[kind]))) r = VK_ERROR_FEATURE_NOT_PRESENT;
+        /* The driver may pad the buffer's memory; past the device's limit the allocation would fail or,
+         * on some drivers, appear to succeed and misbehave. */
+        if (dev->caps.max_memory_allocation && req.size > dev->caps.max_memory_allocation) {
+            vkDestroyBuffer(dev->device, b->buffer, NULL);
+            free(b);
+            return vkllm_fail(VKLLM_ERROR_OUT_OF_DEVICE_MEMORY, "a %.1f MiB memory block needs %llu bytes of memory on "
+                              "'%s', above its maxMemoryAllocationSize of %llu", (double)size / 1048576.0,
+                              (unsigned long long)req.size, dev->caps.name,
+                              (unsigned long long)dev->caps.max_memory_allocation);
+        }
     }
     if (r == VK_SUCCESS) {
         VkMemoryAllocateInfo alloc = {
@@ -216,7 +258,7 @@ static VkDeviceSize block_size_for(const vkr_device *dev, vkr_memory_kind kind)
 {
     VkDeviceSize size = DEFAULT_BLOCK_BYTES;
     if (dev->caps.max_memory_allocation && size > dev->caps.max_memory_allocation)
-        size = dev->caps.max_memory_allocation;
+        size = dev->caps.max_memory_allocation / VKR_ALLOC_ALIGNMENT * VKR_ALLOC_ALIGNMENT;
     VkDeviceSize smallest_heap = UINT64_MAX;
     for (uint32_t i = 0; i < dev->caps.heap_count; i++)
         if (dev->caps.heap_size[i] < smallest_heap) smallest_heap = dev->caps.heap_size[i];
@@ -230,11 +272,14 @@ vkllm_status vkr_buffer_alloc(vkr_device *dev, VkDeviceSize size, vkr_memory_kin
     if (size == 0 || (unsigned)kind >= VKR_MEMORY_KIND_COUNT)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkr_buffer_alloc: size %llu, kind %d",
                           (unsigned long long)size, (int)kind);
-    if (dev->caps.max_memory_allocation && size > dev->caps.max_memory_allocation)
-        return vkllm_fail(VKLLM_ERROR_OUT_OF_DEVICE_MEMORY, "a buffer of %llu bytes exceeds "
-                          "maxMemoryAllocationSize (%llu) of '%s'", (unsigned long long)size,
-                          (unsigned long long)dev->caps.max_memory_allocation, dev->caps.name);
     VkDeviceSize rounded = align_up(size, VKR_ALLOC_ALIGNMENT);
+    if (dev->caps.max_memory_allocation && rounded > dev->caps.max_memory_allocation)
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_DEVICE_MEMORY, "a buffer of %llu bytes (%.1f MiB) exceeds "
+                          "maxMemoryAllocationSize (%llu bytes%s) of '%s': one allocation cannot hold it",
+                          (unsigned long long)size, (double)size / 1048576.0,
+                          (unsigned long long)dev->caps.max_memory_allocation,
+                          dev->caps.max_memory_allocation_lowered ? ", lowered by VKLLM_MAX_ALLOCATION" : "",
+                          dev->caps.name);
     pthread_mutex_lock(&dev->lock);
     vkllm_status st = VKLLM_OK;
     VkDeviceSize offset = 0;
@@ -280,52 +325,43 @@ void vkr_buffer_free(vkr_device *dev, vkr_buffer *buffer)
 uint64_t vkr_memory_in_use(const vkr_device *dev, vkr_memory_kind kind) { return dev->bytes_allocated[kind]; }
 uint64_t vkr_memory_peak_device(const vkr_device *dev) { return dev->peak_device_bytes; }
 
-/* One-shot command buffer around a transfer; the caller holds dev->lock. */
+/* One-shot transfers: the device's one command buffer and fence, reset and re-recorded for each; the caller
+ * holds dev->lock.  `what` names the transfer in errors and the debug log. */
 typedef void (*record_fn)(VkCommandBuffer cmd, const void *args);
 
-static vkllm_status run_once(vkr_device *dev, record_fn record, const void *args)
+static vkllm_status run_once(vkr_device *dev, record_fn record, const void *args, const char *what)
 {
-    VkCommandBufferAllocateInfo alloc = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-        .commandPool = dev->command_pool,
-        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-        .commandBufferCount = 1,
-    };
-    VkCommandBuffer cmd;
-    VKR_CHECK(vkAllocateCommandBuffers(dev->device, &alloc, &cmd));
+    if (dev->transfer_pending) {
+        /* An earlier wait failed (timed out): the command buffer and fence may still be in use. */
+        VKLLM_TRY(vkr_fence_wait(dev, dev->transfer_fence, dev->transfer_submitted_at, "an earlier one-shot transfer"));
+        dev->transfer_pending = false;
+    }
+    VkCommandBuffer cmd = dev->transfer_cmd;
+    VKR_CHECK(vkResetFences(dev->device, 1, &dev->transfer_fence));
+    VKR_CHECK(vkResetCommandBuffer(cmd, 0));
     VkCommandBufferBeginInfo begin = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                       .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-    VkResult r = vkBeginCommandBuffer(cmd, &begin);
-    if (r == VK_SUCCESS) {
-        /* Order after earlier GPU work on the same bytes, and make the result visible to the host. */
-        VkMemoryBarrier before = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                                  .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-                                  .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
-        vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                             VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
-        record(cmd, args);
-        VkMemoryBarrier after = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                                 .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-                                 .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT};
-        vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                             VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &after, 0,
-                             NULL, 0, NULL);
-        r = vkEndCommandBuffer(cmd);
-    }
-    VkFence fence = VK_NULL_HANDLE;
-    if (r == VK_SUCCESS) {
-        VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-        r = vkCreateFence(dev->device, &fi, NULL, &fence);
-    }
-    if (r == VK_SUCCESS) {
-        VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1,
-                               .pCommandBuffers = &cmd};
-        r = vkQueueSubmit(dev->queue, 1, &submit, fence);
-    }
-    if (r == VK_SUCCESS) r = vkWaitForFences(dev->device, 1, &fence, VK_TRUE, UINT64_MAX);
-    if (fence) vkDestroyFence(dev->device, fence, NULL);
-    vkFreeCommandBuffers(dev->device, dev->command_pool, 1, &cmd);
-    if (r != VK_SUCCESS) return vkr_fail_vk(r, "one-shot transfer", __FILE__, __LINE__);
+    VKR_CHECK(vkBeginCommandBuffer(cmd, &begin));
+    /* Order after earlier GPU work on the same bytes, and make the result visible to the host. */
+    VkMemoryBarrier before = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
+    record(cmd, args);
+    VkMemoryBarrier after = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                             .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                             .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT};
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &after, 0,
+                         NULL, 0, NULL);
+    VKR_CHECK(vkEndCommandBuffer(cmd));
+    double submitted_at = vkllm_log_clock();
+    VKLLM_TRY(vkr_queue_submit(dev, cmd, dev->transfer_fence, what));
+    dev->transfer_pending = true;
+    dev->transfer_submitted_at = submitted_at;
+    VKLLM_TRY(vkr_fence_wait(dev, dev->transfer_fence, submitted_at, what));
+    dev->transfer_pending = false;
     return VKLLM_OK;
 }
 
@@ -375,7 +411,9 @@ vkllm_status vkr_upload(vkr_device *dev, const vkr_buffer *dst, VkDeviceSize off
         VkDeviceSize n = size - done < dev->staging.size ? size - done : dev->staging.size;
         memcpy(dev->staging.mapped, (const uint8_t *)src + done, n);
         copy_args a = {dev->staging.handle, dst->handle, {dev->staging.offset, dst->offset + offset + done, n}};
-        st = run_once(dev, record_copy, &a);
+        char what[64];
+        snprintf(what, sizeof what, "one-shot transfer (upload of %.2f MiB)", (double)n / 1048576.0);
+        st = run_once(dev, record_copy, &a, what);
         done += n;
     }
     pthread_mutex_unlock(&dev->lock);
@@ -395,7 +433,9 @@ vkllm_status vkr_download(vkr_device *dev, const vkr_buffer *src, VkDeviceSize o
     for (VkDeviceSize done = 0; done < size && st == VKLLM_OK;) {
         VkDeviceSize n = size - done < dev->staging.size ? size - done : dev->staging.size;
         copy_args a = {src->handle, dev->staging.handle, {src->offset + offset + done, dev->staging.offset, n}};
-        st = run_once(dev, record_copy, &a);
+        char what[64];
+        snprintf(what, sizeof what, "one-shot transfer (download of %.2f MiB)", (double)n / 1048576.0);
+        st = run_once(dev, record_copy, &a, what);
         if (st == VKLLM_OK) memcpy((uint8_t *)dst + done, dev->staging.mapped, n);
         done += n;
     }
@@ -413,7 +453,7 @@ vkllm_status vkr_fill(vkr_device *dev, const vkr_buffer *dst, VkDeviceSize offse
     if (size == 0) return VKLLM_OK;
     pthread_mutex_lock(&dev->lock);
     fill_args a = {dst->handle, dst->offset + offset, size, word};
-    vkllm_status st = run_once(dev, record_fill, &a);
+    vkllm_status st = run_once(dev, record_fill, &a, "one-shot transfer (fill)");
     pthread_mutex_unlock(&dev->lock);
     return st;
 }

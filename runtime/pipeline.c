@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "device_internal.h"
+#include "log.h"
+#include "shader_checks.h"
 #include "shaders.h"
 
 static bool same_desc(const vkr_pipeline *p, const vkr_pipeline_desc *d)
@@ -52,7 +54,8 @@ static void pipeline_destroy(vkr_device *dev, vkr_pipeline *p)
     free(p);
 }
 
-static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipeline *p)
+/* shader_check_id: the pipeline's 1-based place in dev->pipelines, for the shader-check build. */
+static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipeline *p, uint32_t shader_check_id)
 {
     const vkr_pipeline_desc *d = &p->desc;
     VkDescriptorSetLayoutBinding bindings[VKR_MAX_BINDINGS];
@@ -65,9 +68,11 @@ static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipe
                                                 .bindingCount = d->n_bindings, .pBindings = bindings};
     VKR_CHECK(vkCreateDescriptorSetLayout(dev->device, &set_info, NULL, &p->set_layout));
     VkPushConstantRange push = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = d->push_size};
+    /* Set 1: the shader-check build's debug buffer (shader_checks.h). */
+    VkDescriptorSetLayout sets[2] = {p->set_layout, vkr_shader_checks_layout(dev)};
     VkPipelineLayoutCreateInfo layout_info = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
-                                              .setLayoutCount = 1, .pSetLayouts = &p->set_layout,
-                                              .pushConstantRangeCount = d->push_size ? 1 : 0,
+                                              .setLayoutCount = vkr_shader_checks_enabled() ? 2 : 1,
+                                              .pSetLayouts = sets, .pushConstantRangeCount = d->push_size ? 1 : 0,
                                               .pPushConstantRanges = &push};
     VKR_CHECK(vkCreatePipelineLayout(dev->device, &layout_info, NULL, &p->layout));
 
@@ -75,23 +80,39 @@ static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipe
                                             .codeSize = blob->size, .pCode = blob->code};
     VkShaderModule module;
     VKR_CHECK(vkCreateShaderModule(dev->device, &module_info, NULL, &module));
-    VkSpecializationMapEntry entries[VKR_MAX_SPEC];
-    for (uint32_t i = 0; i < d->n_spec; i++)
+    VkSpecializationMapEntry entries[VKR_MAX_SPEC + 1];
+    uint32_t values[VKR_MAX_SPEC + 1], n_entries = d->n_spec;
+    for (uint32_t i = 0; i < d->n_spec; i++) {
         entries[i] = (VkSpecializationMapEntry){.constantID = i, .offset = i * 4, .size = 4};
-    VkSpecializationInfo spec = {.mapEntryCount = d->n_spec, .pMapEntries = entries,
-                                 .dataSize = d->n_spec * 4, .pData = d->spec};
+        values[i] = d->spec[i];
+    }
+    if (vkr_shader_checks_enabled()) {
+        /* The pipeline's number, which a firing loop guard records so the error can name the shader. */
+        entries[n_entries] = (VkSpecializationMapEntry){.constantID = VKR_SHADER_CHECK_ID_CONSTANT,
+                                                        .offset = n_entries * 4, .size = 4};
+        values[n_entries++] = shader_check_id;
+    }
+    VkSpecializationInfo spec = {.mapEntryCount = n_entries, .pMapEntries = entries, .dataSize = n_entries * 4,
+                                 .pData = values};
     VkPipelineShaderStageRequiredSubgroupSizeCreateInfo subgroup = {
         .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO,
         .requiredSubgroupSize = d->required_subgroup_size};
+    /* A shader that pins its subgroup size splits the workgroup into whole subgroups of it (the _sg mat-vec gives
+     * each subgroup its own rows): where the device can promise full subgroups, ask for them rather than
+     * trust that the driver launches no partial one. */
+    VkPipelineShaderStageCreateFlags stage_flags = 0;
+    if (d->full_subgroups || (d->required_subgroup_size && dev->caps.full_subgroups && d->n_spec &&
+                              d->spec[0] % d->required_subgroup_size == 0))
+        stage_flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
     VkComputePipelineCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .pNext = d->required_subgroup_size ? &subgroup : NULL,
-                  .flags = d->full_subgroups ? VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT : 0,
+                  .flags = stage_flags,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = module,
                   .pName = "main",
-                  .pSpecializationInfo = d->n_spec ? &spec : NULL},
+                  .pSpecializationInfo = n_entries ? &spec : NULL},
         .layout = p->layout,
     };
     VkResult r = vkCreateComputePipelines(dev->device, dev->pipeline_cache, 1, &info, NULL, &p->pipeline);
@@ -125,8 +146,14 @@ vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, co
         p->desc = *desc;
         snprintf(p->shader_name, sizeof p->shader_name, "%s", desc->shader);
         p->desc.shader = p->shader_name;
-        st = build(dev, blob, p);
+        double started = vkllm_log_clock();
+        st = build(dev, blob, p, dev->pipeline_count + 1);
         if (st != VKLLM_OK) vkllm_fail_context(st, "building pipeline '%s'", desc->shader);
+        double seconds = vkllm_log_clock() - started;
+        dev->pipelines_built++;
+        dev->pipeline_build_seconds += seconds;
+        vkllm_log(VKLLM_LOG_DEBUG, "pipeline %s built in %.1f ms (%u spec constants%s)", desc->shader, 1e3 * seconds,
+                  desc->n_spec, desc->required_subgroup_size ? ", pinned subgroup size" : "");
     }
     if (st == VKLLM_OK) {
         dev->pipelines[dev->pipeline_count++] = p;
@@ -136,6 +163,12 @@ vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, co
     }
     pthread_mutex_unlock(&dev->lock);
     return st;
+}
+
+void vkr_pipeline_stats(const vkr_device *dev, uint32_t *built, double *seconds)
+{
+    *built = dev->pipelines_built;
+    *seconds = dev->pipeline_build_seconds;
 }
 
 /* $XDG_CACHE_HOME/vkllm or ~/.cache/vkllm, created if missing; NULL if neither variable is set. */

@@ -45,6 +45,10 @@ static inline VkDescriptorType vkr_descriptor_type(const vkr_pipeline_desc *d, u
 /* Creates or returns the cached pipeline; fails if the shader is unknown or the device rejects it. */
 vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, const vkr_pipeline **out);
 
+/* Pipelines built on the device so far and the seconds vkCreateComputePipelines took for them (drivers that
+ * compile on first dispatch, as lavapipe does, spend the rest of it in the first submission). */
+void vkr_pipeline_stats(const vkr_device *dev, uint32_t *built, double *seconds);
+
 /* Writes the pipeline cache file now (also done by vkr_device_destroy). */
 vkllm_status vkr_pipeline_cache_save(vkr_device *dev);
 

@@ -29,7 +29,8 @@ void main()
     // whatever its value, so a row of -inf still gives index 0.
     float v = -1.0 / 0.0;
     uint idx = NONE;
-    for (uint c = t; c < p.cols; c += gl_WorkGroupSize.x) {
+    for (uint c = t, guard = 0u; c < p.cols; c += gl_WorkGroupSize.x) {
+        LOOP_GUARD(guard, p.cols);
         float xc = x[base + c];
         if (idx == NONE || xc > v) {
             v = xc;
@@ -40,18 +41,22 @@ void main()
     float m = subgroupMax(v);
     idx = subgroupMin(v == m ? idx : NONE);
     v = m;
-    if (gl_NumSubgroups > 1) {
+    // Subgroups in the workgroup (not gl_NumSubgroups, which lavapipe rounds down: see reduce.glsl).
+    const uint n_subgroups = (gl_WorkGroupSize.x + gl_SubgroupSize - 1u) / gl_SubgroupSize;
+    if (n_subgroups > 1u) {
         if (subgroupElect()) {
             best_value[gl_SubgroupID] = v;
             best_index[gl_SubgroupID] = idx;
         }
         barrier();
         if (t == 0)
-            for (uint s = 1; s < gl_NumSubgroups; s++)
+            for (uint s = 1, guard = 0u; s < n_subgroups; s++) {
+                LOOP_GUARD(guard, gl_WorkGroupSize.x);
                 if (beats(best_value[s], best_index[s], v, idx)) {
                     v = best_value[s];
                     idx = best_index[s];
                 }
+            }
     }
 #else
     uint n = gl_WorkGroupSize.x;

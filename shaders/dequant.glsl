@@ -5,7 +5,8 @@
 // (counted over the whole bound chunk of rows: row * groups_per_row + g) keeps its quants in QV4
 // consecutive uvec4s of `wq`, and its scales (and high bits) in `wa`.  A group is decoded in chunks of 8
 // weights: chunk(grp, j, lo, hi, s, m) gives the levels of weights 8j..8j+3 (lo) and 8j+4..8j+7 (hi) with
-// w = s * level + m.  Symmetric types return levels already centred (m = 0); HAS_MIN marks affine types.
+// w = s * level + m.  Symmetric types return levels already centred (m = 0); HAS_MIN marks affine types, whose
+// levels are unsigned, and LEVEL_MID is the middle of their range (the f16 mat-vec centres them on it).
 //
 // The quants are bit-shuffled at load time so that a chunk is one 32-bit word (4-bit types: byte b holds
 // weights 8j+b and 8j+4+b in its nibbles) or half a word (2-bit types), which makes a chunk a few shifts
@@ -139,6 +140,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 // aux: d | m << 16 per group.
 #define GROUP 32u
 #define HAS_MIN 1
+#define LEVEL_MID 8.0
 struct Group { uvec4 q; vec2 dm; };
 Group load_group(uint G) { return Group(WQ(G), unpackHalf2x16(WA(G))); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
@@ -168,6 +170,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 // aux: 2 words per group: the fifth bits, d | m << 16.
 #define GROUP 32u
 #define HAS_MIN 1
+#define LEVEL_MID 16.0
 struct Group { uvec4 q; uint qh; vec2 dm; };
 Group load_group(uint G) { return Group(WQ(G), WA(2u * G), unpackHalf2x16(WA(2u * G + 1u))); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
@@ -186,6 +189,7 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 // 16 sub-block bytes (scale | min << 4; group i uses word i), then d | dmin << 16.
 #define GROUP 64u
 #define HAS_MIN 1
+#define LEVEL_MID 2.0
 struct Group { uvec4 q; uint sc; vec2 dm; };
 Group load_group(uint G)
 {
@@ -229,8 +233,10 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 #define HAS_MIN 1
 #if defined(TYPE_Q5_K)
 #define AUX_WORDS 13u
+#define LEVEL_MID 16.0
 #else
 #define AUX_WORDS 5u
+#define LEVEL_MID 8.0
 #endif
 struct Group { uvec4 q; uint qh; float s, m; };
 Group load_group(uint G)

@@ -63,7 +63,8 @@ void main()
     uint seq_pages = valid ? uint(sp.x) * p.max_pages_per_seq : 0u;
     uint kv_head = h / p.group;
     uint slot_mask = (1u << p.page_shift) - 1u;
-    for (uint tile = key_begin; tile < key_end; tile += WG * KEYS_PER_LANE) {
+    for (uint tile = key_begin, guard = 0u; tile < key_end; tile += WG * KEYS_PER_LANE) {
+        LOOP_GUARD(guard, p.split_len);
         float score[KEYS_PER_LANE];
         uint base[KEYS_PER_LANE];
         float tile_max = NO_SCORE;

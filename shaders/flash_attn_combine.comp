@@ -29,15 +29,20 @@ void main()
     uint first = row * p.n_splits * (HD4 + 1u);
 
     float row_max = NO_SCORE;
-    for (uint s = 0; s < used; s++) row_max = max(row_max, scratch[first + s * (HD4 + 1u)].x);
+    for (uint s = 0, guard = 0u; s < used; s++) {
+        LOOP_GUARD(guard, p.n_splits);
+        row_max = max(row_max, scratch[first + s * (HD4 + 1u)].x);
+    }
     float row_sum = 0.0;
-    for (uint s = 0; s < used; s++) {
+    for (uint s = 0, guard = 0u; s < used; s++) {
+        LOOP_GUARD(guard, p.n_splits);
         vec4 m = scratch[first + s * (HD4 + 1u)];
         row_sum += m.y * exp2(m.x - row_max);
     }
     for (uint c = gl_LocalInvocationID.x; c < HD4; c += gl_WorkGroupSize.x) {
         vec4 a = vec4(0.0);
-        for (uint s = 0; s < used; s++) {
+        for (uint s = 0, guard = 0u; s < used; s++) {
+            LOOP_GUARD(guard, p.n_splits);
             uint r = first + s * (HD4 + 1u);
             a += scratch[r + 1u + c] * exp2(scratch[r].x - row_max);
         }

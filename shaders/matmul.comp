@@ -50,7 +50,8 @@ void main()
     [[unroll]] for (uint i = 0; i < TM; i++)
         [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
 
-    for (uint k0 = 0; k0 < kpad; k0 += BK) {
+    for (uint k0 = 0, guard = 0u; k0 < kpad; k0 += BK) {
+        LOOP_GUARD(guard, kpad); // the same bound in every invocation: the barriers below stay uniform
         for (uint i = lid; i < BM * (BK / 8u); i += gl_WorkGroupSize.x) {
             const uint r = i / (BK / 8u), kc = i % (BK / 8u);
             const uint row = m0 + r, k = k0 + 8u * kc;

@@ -11,7 +11,10 @@
 //   - GPUs use SPLIT = 32 or 64 (a subgroup per row group, coalesced uvec4 loads), and reduce at the end:
 //     SUBGROUP: subgroupAdd, then shared memory across subgroups if SPLIT spans several; otherwise shared
 //     memory only.
-// FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.
+// FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.  The unsigned levels
+// of the types with a minimum (HAS_MIN) are centred first, w = s (level - mid) + (m + s mid): the f16 dot then
+// holds values half as large with mixed signs, and s d + m' xsum no longer cancels two large terms (emulated
+// for Q4_1 1x32, the H200's failing shape: nmse 8e-3 -> 1.4e-5).
 // TEXEL_LOADS: weights and x read as texels (uniform texel buffers), which lavapipe gathers with vector
 // addressing where a storage-buffer load at a per-lane address is a scalar loop over the lanes.
 // Fused epilogues (rows come in pairs (2i, 2i+1), which one invocation group always holds, ROWS being even):
@@ -127,7 +130,10 @@ void store_block(uint first, uint col0)
 float reduced(uint o, uint parts)
 {
     float sum = 0.0;
-    for (uint i = 0; i < parts; i++) sum += partial[o * parts + i];
+    for (uint i = 0, guard = 0u; i < parts; i++) {
+        LOOP_GUARD(guard, SPLIT);
+        sum += partial[o * parts + i];
+    }
     return sum;
 }
 
@@ -144,7 +150,8 @@ void main()
     [[unroll]] for (uint r = 0; r < ROWS; r++)
         [[unroll]] for (uint c = 0; c < NCOL; c++) acc[r][c] = 0.0;
 
-    for (uint g = sub; g < p.groups; g += SPLIT) {
+    for (uint g = sub, guard = 0u; g < p.groups; g += SPLIT) {
+        LOOP_GUARD(guard, p.groups);
         Group grp[ROWS];
         [[unroll]] for (uint r = 0; r < ROWS; r++) grp[r] = load_group(base[r] + g);
         // Unrolled so that the chunk's word of the group is a constant index (measured on lavapipe: Q4_0
@@ -185,7 +192,12 @@ void main()
                     acc[r][c] = fma(hi.w, xh[c].w, a);
                 }
 #else
+#if defined(HAS_MIN)
+                XVEC ql = XVEC(lo - LEVEL_MID), qh = XVEC(hi - LEVEL_MID);
+                m = fma(s, LEVEL_MID, m);
+#else
                 XVEC ql = XVEC(lo), qh = XVEC(hi);
+#endif
                 [[unroll]] for (uint c = 0; c < NCOL; c++) {
                     float d = float(dot(ql, xl[c]) + dot(qh, xh[c]));
 #if defined(HAS_MIN)

@@ -17,15 +17,24 @@ shared float reduce_scratch[gl_WorkGroupSize.x];
 float reduce_combine(float a, float b, bool is_max) { return is_max ? max(a, b) : a + b; }
 
 #ifdef USE_SUBGROUP
+// Subgroups in the workgroup, the last one partial when the size does not divide.  Not gl_NumSubgroups:
+// lavapipe (Mesa 22.3) rounds that down (24 invocations in subgroups of 16 report 1 subgroup, though
+// gl_SubgroupID reaches 1), and a merge over it drops the partial subgroup's values.
+uint workgroup_subgroups() { return (gl_WorkGroupSize.x + gl_SubgroupSize - 1u) / gl_SubgroupSize; }
+
 float reduce_workgroup(float v, bool is_max)
 {
     float s = is_max ? subgroupMax(v) : subgroupAdd(v);
-    if (gl_NumSubgroups == 1) return s;
+    const uint n_subgroups = workgroup_subgroups();
+    if (n_subgroups == 1u) return s;
     barrier(); // an earlier reduction's readers are done with the scratch
     if (subgroupElect()) reduce_scratch[gl_SubgroupID] = s;
     barrier();
     float total = reduce_scratch[0];
-    for (uint i = 1; i < gl_NumSubgroups; i++) total = reduce_combine(total, reduce_scratch[i], is_max);
+    for (uint i = 1, guard = 0u; i < n_subgroups; i++) {
+        LOOP_GUARD(guard, gl_WorkGroupSize.x);
+        total = reduce_combine(total, reduce_scratch[i], is_max);
+    }
     return total;
 }
 #else

@@ -20,7 +20,8 @@ void main()
     if (row >= p.rows) return; // the whole workgroup leaves together: barriers stay in uniform control flow
     uint base = row * p.cols;
     float squares = 0.0;
-    for (uint c = gl_LocalInvocationID.x; c < p.cols; c += gl_WorkGroupSize.x) {
+    for (uint c = gl_LocalInvocationID.x, guard = 0u; c < p.cols; c += gl_WorkGroupSize.x) {
+        LOOP_GUARD(guard, p.cols);
 #if defined(ADD_RESIDUAL)
         float v = x[base + c] + add[base + c];
         x[base + c] = v; // read back below by this same invocation: no barrier needed
@@ -30,6 +31,8 @@ void main()
         squares += v * v;
     }
     float scale = inversesqrt(workgroup_sum(squares) / float(p.cols) + p.eps);
-    for (uint c = gl_LocalInvocationID.x; c < p.cols; c += gl_WorkGroupSize.x)
+    for (uint c = gl_LocalInvocationID.x, guard = 0u; c < p.cols; c += gl_WorkGroupSize.x) {
+        LOOP_GUARD(guard, p.cols);
         result[base + c] = x[base + c] * scale * w[c];
+    }
 }

@@ -19,11 +19,19 @@ void main()
     if (p.causal != 0 && p.pos_offset < last && row < last - p.pos_offset) visible = row + p.pos_offset + 1;
 
     float m = -1.0 / 0.0;
-    for (uint c = gl_LocalInvocationID.x; c < visible; c += gl_WorkGroupSize.x) m = max(m, x[base + c] * p.scale);
+    for (uint c = gl_LocalInvocationID.x, guard = 0u; c < visible; c += gl_WorkGroupSize.x) {
+        LOOP_GUARD(guard, p.cols);
+        m = max(m, x[base + c] * p.scale);
+    }
     m = workgroup_max(m);
     float sum = 0.0;
-    for (uint c = gl_LocalInvocationID.x; c < visible; c += gl_WorkGroupSize.x) sum += exp(x[base + c] * p.scale - m);
+    for (uint c = gl_LocalInvocationID.x, guard = 0u; c < visible; c += gl_WorkGroupSize.x) {
+        LOOP_GUARD(guard, p.cols);
+        sum += exp(x[base + c] * p.scale - m);
+    }
     float inv = 1.0 / workgroup_sum(sum);
-    for (uint c = gl_LocalInvocationID.x; c < p.cols; c += gl_WorkGroupSize.x)
+    for (uint c = gl_LocalInvocationID.x, guard = 0u; c < p.cols; c += gl_WorkGroupSize.x) {
+        LOOP_GUARD(guard, p.cols);
         result[base + c] = c < visible ? exp(x[base + c] * p.scale - m) * inv : 0.0;
+    }
 }

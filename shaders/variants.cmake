@@ -60,3 +60,5 @@ vkllm_shader(kv_write_f16 kv_write.comp KV_F16=1)
 vkllm_shader(flash_attn_f32 flash_attn.comp)
 vkllm_shader(flash_attn_f16 flash_attn.comp KV_F16=1)
 vkllm_shader(flash_attn_combine flash_attn_combine.comp)
+# Test-only: a loop whose length is a push constant (fence timeouts, loop guards; tests/test_runtime.c).
+vkllm_shader(test_spin test_spin.comp)

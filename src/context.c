@@ -7,6 +7,7 @@
 
 #include "quant/quant.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
 
 #define KV_PAGE_SIZE 16
 
@@ -79,6 +80,14 @@ static vkllm_status create_cache(vkllm_context *ctx)
     ctx->v_cache = calloc(c->n_layer, sizeof *ctx->v_cache);
     if (!ctx->k_cache || !ctx->v_cache) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "KV cache list");
     uint64_t bytes = ops_kv_cache_bytes(&ctx->kv);
+    /* Attention binds a layer's cache whole: say so now rather than when the first forward pass is recorded. */
+    const vkr_caps *caps = vkr_device_caps(ctx->model->dev);
+    if (bytes > caps->max_storage_buffer_range)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "context: a layer's %s KV cache for %u positions x %u sequences is "
+                          "%.1f MiB, above the %.1f MiB one shader binding may span on '%s' (maxStorageBufferRange); "
+                          "ask for fewer positions", ctx->kv.f16 ? "F16" : "F32", ctx->params.n_ctx,
+                          ctx->params.n_seq_max, (double)bytes / 1048576.0,
+                          (double)caps->max_storage_buffer_range / 1048576.0, caps->name);
     for (uint32_t l = 0; l < c->n_layer; l++) {
         VKLLM_TRY(device_buffer(ctx, bytes, &ctx->k_cache[l]));
         VKLLM_TRY(device_buffer(ctx, bytes, &ctx->v_cache[l]));
@@ -105,6 +114,7 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
     if (!ctx) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "context");
     ctx->model = model;
     ctx->params = params ? *params : vkllm_context_default_params();
+    double started = vkllm_log_clock();
     vkllm_status st = check_params(model, &ctx->params);
     if (st == VKLLM_OK) st = create_cache(ctx);
     if (st == VKLLM_OK) st = create_inputs(ctx);
@@ -116,6 +126,12 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
         vkllm_context_free(ctx);
         return st;
     }
+    vkllm_log(VKLLM_LOG_INFO, "context: %u positions x %u sequences, batches of %u, %s KV cache of %.1f MiB; "
+              "created in %.1f ms (%.1f MiB of device memory held)", ctx->params.n_ctx, ctx->params.n_seq_max,
+              ctx->params.n_batch, ctx->kv.f16 ? "F16" : "F32",
+              2.0 * model->cfg.n_layer * (double)ops_kv_cache_bytes(&ctx->kv) / 1048576.0,
+              1e3 * (vkllm_log_clock() - started),
+              (double)vkr_memory_in_use(model->dev, VKR_MEMORY_DEVICE) / 1048576.0);
     *out = ctx;
     return VKLLM_OK;
 }

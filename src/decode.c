@@ -5,6 +5,7 @@
 
 #include "context.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
 
 static uint32_t context_bucket(const vkllm_context *ctx, uint32_t need)
 {
@@ -95,8 +96,20 @@ static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape
     }
     if (!slot->seq) VKLLM_TRY(vkr_sequence_create(ctx->model->dev, &slot->seq));
     slot->shape = (forward_shape){0};
+    uint32_t built_before, built_after;
+    double seconds_before, seconds_after, started = vkllm_log_clock();
+    vkr_pipeline_stats(ctx->model->dev, &built_before, &seconds_before);
     vkllm_status st = forward_record(ctx, slot->seq, shape);
     if (st != VKLLM_OK) return st;
+    char label[64];
+    snprintf(label, sizeof label, "forward of %u tokens (%u out, context %u%s)", shape->n_tokens, shape->n_out,
+             shape->max_context, shape->greedy ? ", greedy" : "");
+    vkr_sequence_set_label(slot->seq, label);
+    vkr_pipeline_stats(ctx->model->dev, &built_after, &seconds_after);
+    vkllm_log(VKLLM_LOG_INFO, "recorded the %s: %u dispatches in %.1f ms, %u new pipelines built in %.1f ms "
+              "(%u in all, %.1f ms)", label, vkr_sequence_dispatch_count(slot->seq),
+              1e3 * (vkllm_log_clock() - started), built_after - built_before, 1e3 * (seconds_after - seconds_before),
+              built_after, 1e3 * seconds_after);
     slot->shape = *shape;
     slot->last_used = ++ctx->clock;
     *out = slot->seq;

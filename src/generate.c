@@ -7,6 +7,7 @@
 
 #include "context.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
 #include "sampling.h"
 
 vkllm_sampling vkllm_sampling_default(void)
@@ -90,9 +91,13 @@ static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_to
     uint32_t keep = 0;
     while (keep < ctx->n_history && keep + 1 < n_prompt && ctx->history[keep] == prompt[keep]) keep++;
     VKLLM_TRY(vkllm_seq_truncate(ctx, 0, keep));
+    vkllm_log(VKLLM_LOG_INFO, "generate: prompt of %u tokens (%u kept from the last call), in batches of up to %u",
+              n_prompt, keep, ctx->params.n_batch);
     VKLLM_TRY(eval(ctx, a, prompt + keep, n_prompt - keep, keep, smp, &next));
     double t1 = now_ms();
     stats->prompt_ms = t1 - t0;
+    vkllm_log(VKLLM_LOG_INFO, "generate: prompt evaluated in %.1f ms; generating up to %u tokens", stats->prompt_ms,
+              n_predict);
     uint32_t pos = n_prompt;
     bool stop = false;
     while (stats->n_generated < n_predict && !stop) {
@@ -109,6 +114,8 @@ static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_to
         stats->n_decode++;
     }
     stats->generate_ms = now_ms() - t1;
+    vkllm_log(VKLLM_LOG_INFO, "generate: %u tokens in %.1f ms%s", stats->n_generated, stats->generate_ms,
+              stats->stopped_by_eog ? " (end of generation token)" : "");
     return VKLLM_OK;
 }
 

@@ -9,6 +9,20 @@
 #include "ops/matmul_fused.h"
 #include "quant/quant.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
+
+/* Host memory the embedding's F16 conversion fills before each upload. */
+#define EMBEDDING_SLAB_BYTES (16u << 20)
+
+/* Debug log line of one tensor (or stacked group) converted and uploaded since `started`. */
+static void log_tensor(vkllm_model *m, const char *name, uint32_t type, uint64_t bytes, double started)
+{
+    m->tensors_loaded++;
+    if (!vkllm_log_enabled(VKLLM_LOG_DEBUG)) return;
+    vkllm_log(VKLLM_LOG_DEBUG, "load: %-30s %-5s %9.2f MiB in %8.1f ms (%llu submits so far)", name,
+              quant_get_traits(type) ? quant_get_traits(type)->name : "?", (double)bytes / 1048576.0,
+              1e3 * (vkllm_log_clock() - started), (unsigned long long)vkr_submit_count(m->dev));
+}
 
 static vkllm_status upload_f32(vkllm_model *m, const gguf_tensor_info *t, vkr_buffer *out)
 {
@@ -27,7 +41,10 @@ static vkllm_status vector(vkllm_model *m, const char *name, uint32_t n, bool op
     if (!t) return VKLLM_OK;
     m->n_params += n;
     m->weight_bytes += t->size;
-    return upload_f32(m, t, out);
+    double started = vkllm_log_clock();
+    VKLLM_TRY(upload_f32(m, t, out));
+    log_tensor(m, name, t->type, t->size, started);
+    return VKLLM_OK;
 }
 
 static vkllm_status matrix(vkllm_model *m, const char *name, uint32_t rows, uint32_t cols, ops_weight **out)
@@ -37,20 +54,34 @@ static vkllm_status matrix(vkllm_model *m, const char *name, uint32_t rows, uint
     VKLLM_TRY(model_tensor(m->gguf, name, 2, ne, false, &t));
     m->n_params += (uint64_t)rows * cols;
     m->weight_bytes += t->size;
+    double started = vkllm_log_clock();
     vkllm_status st = ops_weight_create(m->ops, t->type, rows, cols, t->data, out);
     if (st != VKLLM_OK) return vkllm_fail_context(st, "%s: tensor '%s'", m->path, name);
+    log_tensor(m, name, t->type, t->size, started);
     return VKLLM_OK;
 }
 
 /* The embedding table as get_rows reads it: F32 or F16 as stored, any other type dequantized to F16. */
+static vkllm_status embedding_upload(vkllm_model *m, const gguf_tensor_info *t);
+
 static vkllm_status embedding(vkllm_model *m)
 {
-    const model_config *c = &m->cfg;
     const gguf_tensor_info *t;
-    uint64_t ne[2] = {c->n_embd, c->n_vocab};
+    uint64_t ne[2] = {m->cfg.n_embd, m->cfg.n_vocab};
     VKLLM_TRY(model_tensor(m->gguf, "token_embd.weight", 2, ne, false, &t));
-    m->n_params += (uint64_t)c->n_vocab * c->n_embd;
+    m->n_params += (uint64_t)m->cfg.n_vocab * m->cfg.n_embd;
     m->weight_bytes += t->size;
+    double started = vkllm_log_clock();
+    vkllm_status st = embedding_upload(m, t);
+    if (st != VKLLM_OK)
+        return vkllm_fail_context(st, "%s: token_embd.weight (get_rows' table, one allocation)", m->path);
+    log_tensor(m, "token_embd.weight (as get_rows' table)", t->type, t->size, started);
+    return VKLLM_OK;
+}
+
+static vkllm_status embedding_upload(vkllm_model *m, const gguf_tensor_info *t)
+{
+    const model_config *c = &m->cfg;
     if (t->type == QUANT_F32 || t->type == QUANT_F16) {
         m->token_embd_type = t->type;
         VKLLM_TRY(vkr_buffer_alloc(m->dev, (t->size + 3) / 4 * 4, VKR_MEMORY_DEVICE, &m->token_embd));
@@ -59,16 +90,27 @@ static vkllm_status embedding(vkllm_model *m)
     m->token_embd_type = QUANT_F16;
     uint64_t n = (uint64_t)c->n_vocab * c->n_embd, row_bytes = quant_row_size(t->type, c->n_embd);
     VKLLM_TRY(vkr_buffer_alloc(m->dev, (n * 2 + 3) / 4 * 4, VKR_MEMORY_DEVICE, &m->token_embd));
+    /* Rows are converted into a slab of host memory and each slab is uploaded at once: an upload is a queue
+     * submission and a fence wait, and one per row cost a 32,000-row embedding seconds on a real GPU. */
+    uint64_t half_row_bytes = 2ull * c->n_embd;
+    uint32_t slab_rows = (uint32_t)(EMBEDDING_SLAB_BYTES / half_row_bytes ? EMBEDDING_SLAB_BYTES / half_row_bytes : 1);
+    if (slab_rows > c->n_vocab) slab_rows = c->n_vocab;
     float *row = malloc(c->n_embd * sizeof *row);
-    uint16_t *half = malloc((size_t)c->n_embd * 2);
-    vkllm_status st = row && half ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "embedding row");
-    for (uint32_t r = 0; r < c->n_vocab && st == VKLLM_OK; r++) {
-        st = quant_dequantize_row(t->type, (const uint8_t *)t->data + r * row_bytes, row, c->n_embd);
-        for (uint32_t i = 0; i < c->n_embd && st == VKLLM_OK; i++) half[i] = quant_f32_to_f16(row[i]);
-        if (st == VKLLM_OK) st = vkr_upload(m->dev, &m->token_embd, (uint64_t)r * c->n_embd * 2, half, c->n_embd * 2ull);
+    uint16_t *slab = malloc(slab_rows * half_row_bytes);
+    vkllm_status st = row && slab ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "embedding slab");
+    for (uint32_t first = 0; first < c->n_vocab && st == VKLLM_OK; first += slab_rows) {
+        uint32_t rows = c->n_vocab - first < slab_rows ? c->n_vocab - first : slab_rows;
+        for (uint32_t r = 0; r < rows && st == VKLLM_OK; r++) {
+            st = quant_dequantize_row(t->type, (const uint8_t *)t->data + (uint64_t)(first + r) * row_bytes, row,
+                                      c->n_embd);
+            uint16_t *half = slab + (size_t)r * c->n_embd;
+            for (uint32_t i = 0; i < c->n_embd && st == VKLLM_OK; i++) half[i] = quant_f32_to_f16(row[i]);
+        }
+        if (st == VKLLM_OK)
+            st = vkr_upload(m->dev, &m->token_embd, first * half_row_bytes, slab, rows * half_row_bytes);
     }
     free(row);
-    free(half);
+    free(slab);
     return st;
 }
 
@@ -89,9 +131,13 @@ static vkllm_status layer_tensor(vkllm_model *m, uint32_t l, const char *suffix,
 static vkllm_status weight_from_rows(vkllm_model *m, uint32_t l, const char *what, uint32_t type, uint32_t n_rows,
                                      uint32_t cols, const void **rows, ops_weight **out)
 {
+    double started = vkllm_log_clock();
     vkllm_status st = ops_weight_create_rows(m->ops, type, n_rows, cols, rows, out);
     free(rows);
     if (st != VKLLM_OK) return vkllm_fail_context(st, "%s: layer %u %s", m->path, l, what);
+    char name[64];
+    snprintf(name, sizeof name, "blk.%u %s", l, what);
+    log_tensor(m, name, type, quant_row_size(type, cols) * n_rows, started);
     return VKLLM_OK;
 }
 
@@ -148,9 +194,15 @@ static vkllm_status qkv_weights(vkllm_model *m, uint32_t l, model_layer *L)
         for (uint32_t r = 0; r < rows[i] && st == VKLLM_OK; r++)
             bias[first + r] = ((const float *)b->data)[i < 2 ? qk_source_row(c, r) : r];
     }
+    double started = vkllm_log_clock();
     if (st == VKLLM_OK) st = vkr_buffer_alloc(m->dev, total * sizeof *bias, VKR_MEMORY_DEVICE, &L->bqkv);
     if (st == VKLLM_OK) st = vkr_upload(m->dev, &L->bqkv, 0, bias, total * sizeof *bias);
     free(bias);
+    if (st == VKLLM_OK) {
+        char name[64];
+        snprintf(name, sizeof name, "blk.%u stacked Q/K/V bias", l);
+        log_tensor(m, name, QUANT_F32, total * sizeof *bias, started);
+    }
     return st;
 }
 
@@ -162,8 +214,13 @@ static vkllm_status gate_up_weights(vkllm_model *m, uint32_t l, model_layer *L)
     VKLLM_TRY(layer_tensor(m, l, "ffn_gate.weight", 2, c->n_ff, c->n_embd, &gate));
     VKLLM_TRY(layer_tensor(m, l, "ffn_up.weight", 2, c->n_ff, c->n_embd, &up));
     if (gate->type != up->type) {
+        double started = vkllm_log_clock();
         VKLLM_TRY(ops_weight_create(m->ops, gate->type, c->n_ff, c->n_embd, gate->data, &L->w_gate));
-        return ops_weight_create(m->ops, up->type, c->n_ff, c->n_embd, up->data, &L->w_up);
+        log_tensor(m, "ffn_gate.weight", gate->type, gate->size, started);
+        started = vkllm_log_clock();
+        VKLLM_TRY(ops_weight_create(m->ops, up->type, c->n_ff, c->n_embd, up->data, &L->w_up));
+        log_tensor(m, "ffn_up.weight", up->type, up->size, started);
+        return VKLLM_OK;
     }
     const void **ptrs = malloc(2ull * c->n_ff * sizeof *ptrs);
     if (!ptrs) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "layer %u gate/up rows", l);
@@ -221,7 +278,11 @@ static vkllm_status check_shapes(vkllm_model *m)
 
 static vkllm_status load(vkllm_model *m)
 {
+    double started = vkllm_log_clock();
+    vkllm_log(VKLLM_LOG_INFO, "load: mapping %s", m->path);
     VKLLM_TRY(gguf_open(m->path, &m->gguf));
+    vkllm_log(VKLLM_LOG_INFO, "load: mapped %.1f MiB, %llu tensors, in %.1f ms", (double)m->gguf->map_size / 1048576.0,
+              (unsigned long long)m->gguf->n_tensors, 1e3 * (vkllm_log_clock() - started));
     VKLLM_TRY(model_config_read(m->gguf, &m->cfg));
     VKLLM_TRY(check_shapes(m));
     vkllm_status st = tokenizer_create_from_gguf(m->gguf, &m->tok);
@@ -233,19 +294,30 @@ static vkllm_status load(vkllm_model *m)
     memcpy(m->chat_template, tmpl.data, tmpl.len);
     m->chat_template[tmpl.len] = '\0';
 
+    double device_started = vkllm_log_clock();
     VKLLM_TRY(vkr_device_create(&m->dev));
     VKLLM_TRY(ops_create(m->dev, &m->ops));
+    vkllm_log(VKLLM_LOG_INFO, "load: device '%s' ready in %.1f ms; uploading the weights of %u layers",
+              vkr_device_caps(m->dev)->name, 1e3 * (vkllm_log_clock() - device_started), m->cfg.n_layer);
+    double upload_started = vkllm_log_clock();
     VKLLM_TRY(embedding(m));
     VKLLM_TRY(vector(m, "output_norm.weight", m->cfg.n_embd, false, &m->output_norm));
     if (m->cfg.tied_output) {
         const gguf_tensor_info *t = gguf_find_tensor(m->gguf, "token_embd.weight");
+        double tied_started = vkllm_log_clock();
         VKLLM_TRY(ops_weight_create(m->ops, t->type, m->cfg.n_vocab, m->cfg.n_embd, t->data, &m->output));
+        log_tensor(m, "token_embd.weight (as the output)", t->type, t->size, tied_started);
     } else {
         VKLLM_TRY(matrix(m, "output.weight", m->cfg.n_vocab, m->cfg.n_embd, &m->output));
     }
     m->layers = calloc(m->cfg.n_layer, sizeof *m->layers);
     if (!m->layers) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "layers");
     for (uint32_t l = 0; l < m->cfg.n_layer; l++) VKLLM_TRY(load_layer(m, l));
+    double now = vkllm_log_clock();
+    vkllm_log(VKLLM_LOG_INFO, "load: %u weights (%.1f MiB of device memory held) uploaded in %.2f s with %llu submits; "
+              "the whole load took %.2f s", m->tensors_loaded,
+              (double)vkr_memory_in_use(m->dev, VKR_MEMORY_DEVICE) / 1048576.0, now - upload_started,
+              (unsigned long long)vkr_submit_count(m->dev), now - started);
     return VKLLM_OK;
 }
 

@@ -35,6 +35,7 @@ struct vkllm_model {
     ops_weight *output;              /* [n_vocab][n_embd]: output.weight, or token_embd when tied */
     model_layer *layers;             /* [n_layer] */
     uint64_t n_params, weight_bytes;
+    uint32_t tensors_loaded;         /* weights (or stacked groups of them) uploaded, for the stage log */
     char *chat_template;             /* NUL-terminated copy, "" if none */
 };
 

@@ -23,7 +23,7 @@ typedef enum vkllm_status {
     VKLLM_ERROR_IO,                  /* a file could not be opened, read, mapped or written */
     VKLLM_ERROR_BAD_FORMAT,          /* a file is malformed or truncated */
     VKLLM_ERROR_CONTEXT_FULL,        /* a prompt or generation does not fit the context */
-    VKLLM_ERROR_VALIDATION,          /* the Vulkan validation layer reported an error */
+    VKLLM_ERROR_VALIDATION,          /* the validation layer, or a shader check (VKLLM_SHADER_CHECKS), found an error */
     VKLLM_STATUS_COUNT
 } vkllm_status;
 

@@ -141,6 +141,65 @@ static void test_synth_types_against_reference(void **state)
     }
 }
 
+/* Loading costs a few queue submissions per weight, not one per row: the tiny preset's Q4_0 embedding (512
+ * rows) is converted to F16 in slabs, each uploaded at once.  (One upload per row made a 32,000-row embedding
+ * take 32,000 submit-and-wait round trips, silent seconds on a real GPU.) */
+static void test_load_submits_per_tensor(void **state)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/tiny-Q4_0-submits.gguf", tmpdir);
+    synth_model("tiny", "Q4_0", path);
+    vkllm_model *m = load(path);
+    uint64_t submits = vkr_submit_count(m->dev);
+    printf("  %u weights loaded with %llu submits (embedding of %u rows)\n", m->tensors_loaded,
+           (unsigned long long)submits, m->cfg.n_vocab);
+    assert_true(m->cfg.n_vocab >= 512);
+    /* quants and aux of each repacked weight are one upload each (every one is below the 16 MiB slab) */
+    assert_true(submits <= 2ull * m->tensors_loaded);
+    free_model(m);
+    remove(path);
+}
+
+/* Logits of the last of 23 prompt tokens with a context of 128 positions in batches of 16. */
+static void small_context_logits(const char *path, float *out, uint32_t *n_vocab, uint32_t *max_chunks)
+{
+    vkllm_model *m = load(path);
+    vkllm_context *c = context(m, 128, 16, VKLLM_KV_F32);
+    *n_vocab = m->cfg.n_vocab;
+    *max_chunks = 1;
+    for (uint32_t l = 0; l < m->cfg.n_layer; l++)
+        if (m->layers[l].w_gate_up && m->layers[l].w_gate_up->n_chunks > *max_chunks)
+            *max_chunks = m->layers[l].w_gate_up->n_chunks;
+    int32_t tokens[23];
+    bench_prompt_tokens(m->cfg.n_vocab, tokens, 23);
+    gpu_logits(c, tokens, 23, 16, 0, out, m->cfg.n_vocab);
+    vkllm_context_free(c);
+    free_model(m);
+}
+
+/* With VKLLM_MAX_ALLOCATION=256K the sub-allocator works in 256 KiB blocks and the tiny F16 model's stacked
+ * gate/up weight (1024 x 256 F16, 512 KiB) is kept in two chunks: the logits are the very same. */
+static void test_small_allocations_same_logits(void **state)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/tiny-F16-allocations.gguf", tmpdir);
+    synth_model("tiny", "F16", path);
+    float *whole = malloc(512 * sizeof *whole), *chunked = malloc(512 * sizeof *chunked);
+    uint32_t n_vocab = 0, chunks_whole = 0, chunks_small = 0;
+    small_context_logits(path, whole, &n_vocab, &chunks_whole);
+    assert_int_equal(n_vocab, 512);
+    setenv("VKLLM_MAX_ALLOCATION", "256K", 1);
+    small_context_logits(path, chunked, &n_vocab, &chunks_small);
+    unsetenv("VKLLM_MAX_ALLOCATION");
+    printf("  gate/up in %u chunk(s), then %u with 256 KiB allocations\n", chunks_whole, chunks_small);
+    assert_int_equal(chunks_whole, 1);
+    assert_true(chunks_small >= 2);
+    assert_memory_equal(whole, chunked, n_vocab * sizeof *whole);
+    free(whole);
+    free(chunked);
+    remove(path);
+}
+
 typedef struct text {
     char buf[8192];
     size_t len;
@@ -301,6 +360,13 @@ static void test_context_limits(void **state)
     th_check_status(vkllm_generate(c, "Once", 0, 100, NULL, NULL, NULL, &stats), "generate to the end");
     assert_true(stats.n_prompt + stats.n_generated <= 17);
     vkllm_context_free(c);
+    /* A layer's KV cache is bound whole by attention: one that passes maxStorageBufferRange fails at creation. */
+    uint64_t range = vkr_device_caps(m->dev)->max_storage_buffer_range;
+    vkllm_context_params p = vkllm_context_default_params(); /* F16 cache: 2 bytes per element */
+    p.n_ctx = (uint32_t)(range / (2ull * m->cfg.n_head_kv * m->cfg.head_dim) + 64);
+    assert_int_equal(vkllm_context_create(m, &p, &c), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_last_error(), "maxStorageBufferRange"));
+    assert_null(c);
     free_model(m);
 }
 
@@ -405,6 +471,8 @@ int main(void)
         cmocka_unit_test(test_stories_greedy_matches_llama2c),
         cmocka_unit_test(test_stories_against_reference),
         cmocka_unit_test(test_synth_types_against_reference),
+        cmocka_unit_test(test_load_submits_per_tensor),
+        cmocka_unit_test(test_small_allocations_same_logits),
         cmocka_unit_test(test_converted_checkpoint_same_tokens),
         cmocka_unit_test(test_batched_sequences),
         cmocka_unit_test(test_sampling_is_seeded),

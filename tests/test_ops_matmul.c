@@ -2,7 +2,7 @@
  * the device's own tuning (mat-vec for n = 1..8; above, the cooperative-matrix or the tiled mat-mul or, on
  * CPUs, blocks of 8 mat-vec columns), with the tiled mat-mul forced, and with each kind of cooperative
  * matrices the device has (NV, KHR); odd row counts, K not a multiple of 256 where the type allows; a weight
- * larger than maxStorageBufferRange; bad shapes. */
+ * larger than maxStorageBufferRange, and one larger than a (lowered) maxMemoryAllocationSize; bad shapes. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -171,6 +171,45 @@ static void test_coopmat_device(void **state)
     if (khr) check_coopmat_kind("khr", old_layer);
 }
 
+/* With VKLLM_MAX_ALLOCATION=64K a 1000 x 512 weight no longer fits one allocation: it is kept in row chunks
+ * of their own (the mat-vec and the tiled mat-mul dispatch per chunk), and the products stay right. */
+static void test_larger_than_allocation(void **state)
+{
+    setenv("VKLLM_MAX_ALLOCATION", "64K", 1);
+    th_reset_device();
+    assert_int_equal(th_ops()->caps->max_memory_allocation, 65536);
+    static const uint32_t types[] = {QUANT_F16, QUANT_Q4_0, QUANT_Q6_K};
+    const uint32_t rows = 1000, cols = 512;
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        uint64_t bytes = quant_row_size(types[t], cols) * rows;
+        uint8_t *zeros = calloc(1, bytes);
+        ops_weight *w = NULL;
+        th_check_status(ops_weight_create(th_ops(), types[t], rows, cols, zeros, &w), "ops_weight_create");
+        print_message("  %s %ux%u: %u chunks of %u rows\n", quant_get_traits(types[t])->name, rows, cols, w->n_chunks,
+                      w->chunk_rows);
+        assert_true(w->n_chunks > 1);
+        for (uint32_t c = 0; c < w->n_chunks; c++) assert_true(w->quants[c].size <= 65536);
+        ops_weight_free(th_ops(), w);
+        free(zeros);
+        static op_tuning tiled; /* static: outlives a failed check */
+        const op_tuning *own = th_ops()->tuning;
+        tiled = *own;
+        tiled.name = "tiled";
+        tiled.matmul_min_n = 9;
+        tiled.coopmat.on = 0;
+        th_ops()->tuning = &tiled;
+        static const uint32_t ns[] = {1, 3, 9};
+        th_check_matmul(types[t], rows, cols, ns, 3, bound());
+        th_ops()->tuning = own;
+    }
+    /* A buffer that cannot be chunked is refused with the limit named. */
+    vkr_buffer big;
+    assert_int_equal(vkr_buffer_alloc(th_device(), 65537, VKR_MEMORY_DEVICE, &big), VKLLM_ERROR_OUT_OF_DEVICE_MEMORY);
+    assert_non_null(strstr(vkllm_last_error(), "maxMemoryAllocationSize"));
+    unsetenv("VKLLM_MAX_ALLOCATION");
+    th_reset_device();
+}
+
 static void expect_error(vkllm_status got, vkllm_status want, const char *needle)
 {
     assert_int_equal(got, want);
@@ -213,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_tiled_matmul),
         cmocka_unit_test(test_larger_than_binding),
         cmocka_unit_test(test_coopmat_device),
+        cmocka_unit_test(test_larger_than_allocation),
         cmocka_unit_test(test_bad_shapes),
     };
     return TH_RUN("ops_matmul", tests);

@@ -116,8 +116,9 @@ static void test_cpu_row_without_texels(void **state)
     set_env(NULL, NULL);
 }
 
-/* A device with few texels per view (4096 here): weights are bound in chunks of 256 rows that fit one, and
- * an x too large for a view (n = 67 at 416 columns) falls back to the storage-buffer variant. */
+/* A device with few texels per view (4096 here): weights are kept in chunks of as many rows as fit one view
+ * (each chunk its own allocation), and an x too large for a view (n = 67 at 416 columns) falls back to the
+ * storage-buffer variant. */
 static void test_small_texel_limit(void **state)
 {
     set_env(NULL, NULL);
@@ -128,11 +129,12 @@ static void test_small_texel_limit(void **state)
     small.max_texel_buffer_elements = 4096;
     o->caps = &small;
     o->tuning = tuning_row(TUNING_CPU);
-    /* Q4_0 at 416 columns: 208 bytes of quants per row, 315 rows per 64 KiB view, so 256-row chunks. */
+    /* Q4_0 at 416 columns: 208 bytes of quants per row, 315 rows per 64 KiB view: chunks of 315 and 285. */
     static uint8_t data[600 * 13 * 18];
     ops_weight *w = NULL;
     th_check_status(ops_weight_create(o, QUANT_Q4_0, 600, 416, data, &w), "ops_weight_create");
-    assert_int_equal(w->chunk_rows, 256);
+    assert_int_equal(w->chunk_rows, 315);
+    assert_int_equal(w->n_chunks, 2);
     ops_weight_free(o, w);
     static const uint32_t ns[] = {1, 8, 9, 67};
     th_check_matmul(QUANT_Q4_0, 600, 416, ns, 4, TH_MATMUL_NMSE_F32);

@@ -6,6 +6,7 @@
 
 #include "device_internal.h"
 #include "harness.h"
+#include "runtime/shader_checks.h"
 #include "runtime/shaders.h"
 
 static void test_caps(void **state)
@@ -15,8 +16,36 @@ static void test_caps(void **state)
     assert_true(c->max_storage_buffer_range >= (1u << 27) || c->max_storage_buffer_range >= (1u << 20));
     assert_true(c->max_workgroup_invocations >= 128);
     assert_true(c->min_storage_offset_alignment <= VKR_ALLOC_ALIGNMENT);
+    /* UMA only by device type, never because a memory type is device-local and host-visible (resizable BAR) */
+    assert_int_equal(c->uma,
+                     c->type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU || c->type == VK_PHYSICAL_DEVICE_TYPE_CPU);
     printf("  device %s: subgroup %u, maxStorageBufferRange %llu\n", c->name, c->subgroup_size,
            (unsigned long long)c->max_storage_buffer_range);
+}
+
+/* The memory types of a discrete NVIDIA GPU with resizable BAR (as the H200 reports them): weights go to
+ * device-local memory the host cannot map, staging to cached system memory, never to the BAR window. */
+static void test_memory_types_discrete(void **state)
+{
+    enum { DL = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, HV = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT,
+           HC = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, CA = VK_MEMORY_PROPERTY_HOST_CACHED_BIT };
+    VkPhysicalDeviceMemoryProperties nvidia = {
+        .memoryTypeCount = 5,
+        .memoryTypes = {{0, 1}, {DL, 0}, {HV | HC, 1}, {HV | HC | CA, 1}, {DL | HV | HC, 0}},
+        .memoryHeapCount = 2,
+    };
+    assert_int_equal(vkr_memory_type_for(&nvidia, VKR_MEMORY_DEVICE, false), 1);
+    assert_int_equal(vkr_memory_type_for(&nvidia, VKR_MEMORY_HOST, false), 3);
+    /* BAR type listed first: still not chosen for either kind on a discrete GPU */
+    VkPhysicalDeviceMemoryProperties bar_first = {
+        .memoryTypeCount = 3, .memoryTypes = {{DL | HV | HC, 0}, {DL, 0}, {HV | HC, 1}}, .memoryHeapCount = 2};
+    assert_int_equal(vkr_memory_type_for(&bar_first, VKR_MEMORY_DEVICE, false), 1);
+    assert_int_equal(vkr_memory_type_for(&bar_first, VKR_MEMORY_HOST, false), 2);
+    /* unified memory (an integrated GPU, lavapipe): one type serves both */
+    VkPhysicalDeviceMemoryProperties unified = {
+        .memoryTypeCount = 1, .memoryTypes = {{DL | HV | HC | CA, 0}}, .memoryHeapCount = 1};
+    assert_int_equal(vkr_memory_type_for(&unified, VKR_MEMORY_DEVICE, true), 0);
+    assert_int_equal(vkr_memory_type_for(&unified, VKR_MEMORY_HOST, true), 0);
 }
 
 static void test_device_choice(void **state)
@@ -289,6 +318,126 @@ static void test_pipeline_cache_file(void **state)
     rmdir(dir);
 }
 
+/* A sequence of `dispatches` test_spin dispatches (shaders/test_spin.comp), one after the other (each writes
+ * all of out, so a barrier separates them): `groups` workgroups of 64 invocations, each stepping its generator
+ * n times. */
+static vkr_sequence *record_spins(const vkr_buffer *out, uint32_t groups, uint32_t n, uint32_t guard_limit,
+                                  uint32_t dispatches)
+{
+    vkr_pipeline_desc desc = {.shader = "test_spin", .n_bindings = 1, .push_size = 8, .n_spec = 1, .spec = {64}};
+    const vkr_pipeline *p;
+    th_check_status(vkr_pipeline_get(th_device(), &desc, &p), "test_spin pipeline");
+    vkr_sequence *seq = th_begin();
+    vkr_sequence_set_label(seq, "spin test");
+    uint32_t push[2] = {n, guard_limit}, g[3];
+    vkr_groups_1d(th_device(), groups, g);
+    vkr_range bind[1] = {vkr_sub(out, 0, groups * 64ull * 4)};
+    for (uint32_t i = 0; i < dispatches; i++)
+        th_check_status(vkr_sequence_dispatch(seq, p, bind, push, g, "spin"), "dispatch spin");
+    th_check_status(vkr_sequence_end(seq), "end");
+    return seq;
+}
+
+static vkr_sequence *record_spin(const vkr_buffer *out, uint32_t groups, uint32_t n, uint32_t guard_limit)
+{
+    return record_spins(out, groups, n, guard_limit, 1);
+}
+
+static uint32_t spin_expected(uint32_t invocation, uint32_t n)
+{
+    uint32_t x = invocation;
+    for (uint32_t i = 0; i < n; i++) x = x * 1664525u + 1013904223u;
+    return x;
+}
+
+/* A wait that outlasts its timeout fails with a message naming the sequence and the likely cause; the
+ * sequence stays in flight, and a later wait with the normal timeout collects it. */
+static void test_fence_timeout_names_the_work(void **state)
+{
+    vkr_device *dev = th_device();
+    /* 32 dispatches in a row of 60,000 dependent steps per invocation: ~100 ms on lavapipe (2 x 10^8 steps), and
+     * still milliseconds on a large GPU, where the steps of one invocation cannot overlap. */
+    enum { GROUPS = 8, N = 60000, DISPATCHES = 32 };
+    vkr_buffer out = th_alloc(GROUPS * 64 * 4);
+    vkr_sequence *seq = record_spins(&out, GROUPS, N, N, DISPATCHES);
+    vkr_set_fence_timeout(dev, 1);
+    th_check_status(vkr_sequence_submit(seq), "submit");
+    vkllm_status st = vkr_sequence_wait(seq);
+    vkr_set_fence_timeout(dev, 0);
+    char message[1024];
+    snprintf(message, sizeof message, "%s", vkllm_last_error());
+    th_check_status(vkr_sequence_wait(seq), "the wait after the timeout");
+    uint32_t *got = malloc(GROUPS * 64 * 4);
+    th_download(&out, got, GROUPS * 64 * 4);
+    for (uint32_t i = 0; i < GROUPS * 64; i += 61) assert_int_equal(got[i], spin_expected(i, N));
+    free(got);
+    vkr_sequence_destroy(seq);
+    th_free(&out);
+    if (st == VKLLM_OK) {
+        printf("  the spin finished within 1 ms on this device: the timeout path was not taken\n");
+        skip();
+    }
+    printf("  %s\n", message);
+    assert_int_equal(st, VKLLM_ERROR_VULKAN);
+    assert_non_null(strstr(message, "sequence 'spin test' (32 dispatches from 'spin')"));
+    assert_non_null(strstr(message, "has not finished"));
+    assert_non_null(strstr(message, "may be hung"));
+    assert_non_null(strstr(message, "VKLLM_FENCE_TIMEOUT_MS"));
+}
+
+/* The shader-check build: a loop that runs past its guard's bound (from its push constant, or the cap of every
+ * guard below lavapipe's silent cut at 65,535 iterations) fails the wait, naming the shader and line; the
+ * record is cleared, and a loop within its bound runs to the end. */
+static void test_loop_guard_fires(void **state)
+{
+    if (!vkr_shader_checks_enabled()) {
+        printf("  built without -DVKLLM_SHADER_CHECKS=ON: no guards to fire\n");
+        skip();
+    }
+    struct { uint32_t n, limit; vkllm_status want; const char *bound; } cases[] = {
+        {1000, 1000, VKLLM_OK, NULL},
+        {1000, 100, VKLLM_ERROR_VALIDATION, "bound of 100 iterations"},
+        {1u << 30, 1u << 30, VKLLM_ERROR_VALIDATION, "bound of 65000 iterations"},
+        {70000, 100000, VKLLM_ERROR_VALIDATION, "bound of 65000 iterations"},
+        {64999, 100000, VKLLM_OK, NULL},
+    };
+    vkr_buffer out = th_alloc(64 * 4);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        vkr_sequence *seq = record_spin(&out, 1, cases[i].n, cases[i].limit);
+        vkllm_status st = vkr_sequence_run(seq);
+        printf("  n %u, bound %u: %s%s%s\n", cases[i].n, cases[i].limit, vkllm_status_name(st),
+               st ? ": " : "", st ? vkllm_last_error() : "");
+        assert_int_equal(st, cases[i].want);
+        if (cases[i].want == VKLLM_OK) {
+            uint32_t got[64];
+            th_download(&out, got, sizeof got);
+            assert_int_equal(got[63], spin_expected(63, cases[i].n));
+        } else {
+            const char *e = vkllm_last_error();
+            assert_non_null(strstr(e, "shader 'test_spin' (line 12 of"));
+            assert_non_null(strstr(e, cases[i].bound));
+            assert_non_null(strstr(e, "sequence 'spin test'"));
+        }
+        vkr_sequence_destroy(seq);
+    }
+    th_free(&out);
+}
+
+/* One-shot transfers reuse the device's command buffer and fence, and every submit is counted. */
+static void test_submits_are_counted(void **state)
+{
+    vkr_device *dev = th_device();
+    uint32_t data[256] = {0};
+    vkr_buffer b = th_alloc(sizeof data);
+    uint64_t before = vkr_submit_count(dev);
+    for (int i = 0; i < 5; i++) th_check_status(vkr_upload(dev, &b, 0, data, sizeof data), "upload");
+    th_check_status(vkr_fill(dev, &b, 0, sizeof data, 7), "fill");
+    th_download(&b, data, sizeof data);
+    assert_int_equal(data[255], 7);
+    assert_int_equal(vkr_submit_count(dev) - before, 7);
+    th_free(&b);
+}
+
 static void test_shader_registry(void **state)
 {
     assert_true(vkr_shader_count() >= 1);
@@ -307,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_shader_registry),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_device_choice),
+        cmocka_unit_test(test_memory_types_discrete),
         cmocka_unit_test(test_validation_is_counted),
         cmocka_unit_test(test_allocator),
         cmocka_unit_test(test_buffer_above_binding_limit),
@@ -314,6 +464,9 @@ int main(void)
         cmocka_unit_test(test_copy_in_sequence_and_limits),
         cmocka_unit_test(test_profile),
         cmocka_unit_test(test_pipeline_cache_file),
+        cmocka_unit_test(test_submits_are_counted),
+        cmocka_unit_test(test_fence_timeout_names_the_work),
+        cmocka_unit_test(test_loop_guard_fires),
     };
     return TH_RUN("runtime", tests);
 }

@@ -92,14 +92,23 @@ static vkllm_status time_to_first_token(const char *model_path, double *ms)
     return st;
 }
 
-static vkllm_status measure_ttft(const char *model_path, double *cold, double *warm)
+/* What bench is doing, on stderr, so a run whose output goes to a pipe or a file still shows where it is
+ * (loading a large model three times takes a while before the first result). */
+static void progress(const char *what, double started_ms)
+{
+    fprintf(stderr, "vkllm bench: %s (%.1f s)\n", what, (now_ms() - started_ms) / 1e3);
+}
+
+static vkllm_status measure_ttft(const char *model_path, double *cold, double *warm, double started_ms)
 {
     /* A fresh cache folder: both vkllm's pipeline cache and the driver's shader cache start empty. */
     char dir[] = "/tmp/vkllm-bench-cache-XXXXXX";
     if (!mkdtemp(dir)) return VKLLM_ERROR_IO;
     char *old = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
     setenv("XDG_CACHE_HOME", dir, 1);
+    progress("time to first token, cold: load, context and one token with empty caches", started_ms);
     vkllm_status st = time_to_first_token(model_path, cold);
+    if (st == VKLLM_OK) progress("time to first token, with the pipeline cache now warm", started_ms);
     if (st == VKLLM_OK) st = time_to_first_token(model_path, warm);
     if (old) setenv("XDG_CACHE_HOME", old, 1);
     else unsetenv("XDG_CACHE_HOME");
@@ -151,12 +160,13 @@ int cli_bench(int argc, char **argv)
 {
     bench_args a;
     if (parse(argc, argv, &a) != 0) return 2;
-    double ttft_cold = 0, ttft_warm = 0;
+    double ttft_cold = 0, ttft_warm = 0, started = now_ms();
     /* --no-ttft: one load instead of three (a large model on a slow disk, or a benchmark in rounds). */
-    vkllm_status st = a.no_ttft ? VKLLM_OK : measure_ttft(a.model, &ttft_cold, &ttft_warm);
+    vkllm_status st = a.no_ttft ? VKLLM_OK : measure_ttft(a.model, &ttft_cold, &ttft_warm, started);
     vkllm_model *m = NULL;
     vkllm_context *c = NULL;
     if (a.profile) setenv("VKLLM_PROFILE", "1", 1); /* read when the device is created */
+    if (st == VKLLM_OK) progress("loading the model for the measured runs", started);
     if (st == VKLLM_OK) st = vkllm_model_load(a.model, &m);
     vkllm_model_info info = {0};
     if (st == VKLLM_OK) vkllm_model_get_info(m, &info);
@@ -172,10 +182,14 @@ int cli_bench(int argc, char **argv)
     if (st == VKLLM_OK) bench_prompt_tokens(info.n_vocab, tokens, n_tok);
     double ms;
     /* Warm-up records the command sequences of both shapes. */
+    if (st == VKLLM_OK) progress("warm-up: recording both shapes", started);
     if (st == VKLLM_OK && a.n_prompt) st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms);
     if (st == VKLLM_OK && a.n_gen) st = run_tg(c, tokens, 2, &ms);
     if (st == VKLLM_OK && a.profile) print_profile(m, NULL); /* drops the warm-up's timings */
     for (uint32_t r = 0; r < a.reps && st == VKLLM_OK; r++) {
+        char what[64];
+        snprintf(what, sizeof what, "run %u of %u: pp%u, tg%u", r + 1, a.reps, a.n_prompt, a.n_gen);
+        progress(what, started);
         if (a.n_prompt && (st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms)) == VKLLM_OK) pp[r] = 1e3 * a.n_prompt / ms;
         if (a.profile) print_profile(m, r + 1 == a.reps ? "pp, the last run" : NULL);
         if (st == VKLLM_OK && a.n_gen && (st = run_tg(c, tokens, a.n_gen, &ms)) == VKLLM_OK) tg[r] = 1e3 * a.n_gen / ms;

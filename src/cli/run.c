@@ -31,6 +31,7 @@ int cli_run(int argc, char **argv)
     if (cli_open_model("run", &o, &model, &ctx) != 0) return 1;
     vkllm_generate_stats stats = {0};
     fputs(o.prompt, stdout);
+    fflush(stdout); /* the prompt shows before generation starts, even when stdout is a pipe */
     vkllm_status st = vkllm_generate(ctx, o.prompt, 0, (uint32_t)o.n_predict, &o.sampling, print_piece, NULL, &stats);
     fputc('\n', stdout);
     if (st != VKLLM_OK) {

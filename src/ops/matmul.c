@@ -48,8 +48,9 @@ static bool use_texels(const ops_context *ops, const ops_weight *w, uint32_t sub
     uint64_t align = caps->min_texel_offset_alignment ? caps->min_texel_offset_alignment : 1;
     uint64_t x_texel = w->cols % 8 == 0 ? 16 : 4; /* see get_pipeline */
     bool chunks_fit = (uint64_t)w->chunk_rows * w->quant_row_bytes <= 16 * texels &&
-                      (uint64_t)w->chunk_rows * w->aux_row_bytes + 3 <= 4 * texels && w->quants.offset % align == 0 &&
-                      w->aux.offset % align == 0 && (w->chunk_rows == w->rows || w->chunk_rows % align == 0);
+                      (uint64_t)w->chunk_rows * w->aux_row_bytes + 3 <= 4 * texels;
+    for (uint32_t c = 0; c < w->n_chunks; c++)
+        chunks_fit = chunks_fit && w->quants[c].offset % align == 0 && (!w->aux || w->aux[c].offset % align == 0);
     return chunks_fit && x.size / x_texel <= texels && (x.buffer->offset + x.offset) % align == 0;
 }
 
@@ -72,17 +73,18 @@ static vkllm_status get_pipeline(ops_context *ops, const char *name, const uint3
     return vkr_pipeline_get(ops->dev, &desc, out);
 }
 
-/* The weight bindings of rows [r0, r0 + rows). */
+/* The weight bindings of rows [r0, r0 + rows), which lie in one chunk (r0 is a chunk's first row or past it). */
 static void weight_ranges(const ops_weight *w, uint32_t r0, uint32_t rows, vkr_range *quants, vkr_range *aux)
 {
-    *quants = vkr_sub(&w->quants, r0 * w->quant_row_bytes, rows * w->quant_row_bytes);
+    uint32_t c = r0 / w->chunk_rows, first = r0 - c * w->chunk_rows;
+    *quants = vkr_sub(&w->quants[c], first * w->quant_row_bytes, rows * w->quant_row_bytes);
     if (w->aux_row_bytes) {
-        uint64_t begin = r0 * w->aux_row_bytes, end = (r0 + rows) * w->aux_row_bytes;
+        uint64_t begin = first * w->aux_row_bytes, end = (first + rows) * w->aux_row_bytes;
         end = (end + 3) / 4 * 4; /* read as words; the allocation is rounded up the same way */
-        *aux = vkr_sub(&w->aux, begin, end - begin);
+        *aux = vkr_sub(&w->aux[c], begin, end - begin);
     } else {
         /* unused by the float types' shaders, but every binding needs a buffer (of whole texels) */
-        *aux = vkr_sub(&w->quants, quants->offset, 16);
+        *aux = vkr_sub(&w->quants[c], quants->offset, 16);
     }
 }
 

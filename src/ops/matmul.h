@@ -6,8 +6,8 @@
  *
  * The weights arrive as GGUF stores them (row-major, rows of `cols` elements in ggml blocks) and are
  * repacked on the CPU into the layout of shaders/dequant.glsl: quants as aligned uvec4s, scales in their
- * own array.  A matrix larger than maxStorageBufferRange (or, where the mat-vec reads texels, than
- * maxTexelBufferElements texels) is bound in row chunks, one dispatch each. */
+ * own array.  A matrix larger than maxStorageBufferRange or maxMemoryAllocationSize (or, where the mat-vec reads
+ * texels, than maxTexelBufferElements texels) is kept and bound in row chunks, one dispatch each. */
 #ifndef VKLLM_OPS_MATMUL_H
 #define VKLLM_OPS_MATMUL_H
 
@@ -22,9 +22,13 @@ typedef struct ops_weight {
     uint32_t groups;            /* repacked groups per row (cols rounded up to the group size) */
     uint64_t quant_row_bytes;   /* bytes of a row in `quants` */
     uint64_t aux_row_bytes;     /* bytes of a row in `aux` (0 for float types) */
-    uint32_t chunk_rows;        /* rows per binding (all rows when the matrix fits one) */
-    vkr_buffer quants;          /* [rows][quant_row_bytes] */
-    vkr_buffer aux;             /* [rows][aux_row_bytes], padded to 4 bytes; unallocated if none */
+    /* Rows are kept in chunks of chunk_rows (the last one shorter), each its own allocation and binding, so that
+     * none exceeds maxStorageBufferRange, maxMemoryAllocationSize or (texel loads) maxTexelBufferElements; a
+     * matrix that fits them all is one chunk. */
+    uint32_t chunk_rows;
+    uint32_t n_chunks;
+    vkr_buffer *quants;         /* [n_chunks]: [chunk's rows][quant_row_bytes] */
+    vkr_buffer *aux;            /* [n_chunks]: [chunk's rows][aux_row_bytes], padded to 4 bytes; NULL if none */
     const weight_format *format;
 } ops_weight;
 

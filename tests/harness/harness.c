@@ -15,6 +15,12 @@ vkr_device *th_device(void)
         if (st != VKLLM_OK) fail_msg("vkr_device_create: %s: %s", vkllm_status_name(st), vkllm_last_error());
         st = ops_create(device, &ops);
         if (st != VKLLM_OK) fail_msg("ops_create: %s", vkllm_last_error());
+        /* The _sg16 runs (tests/CMakeLists.txt) mean nothing if lavapipe ignored LP_NATIVE_VECTOR_WIDTH. */
+        const char *want = getenv("VKLLM_TEST_LAVAPIPE_SUBGROUP");
+        const vkr_caps *caps = vkr_device_caps(device);
+        if (want && caps->vendor == VKR_VENDOR_MESA_CPU && caps->subgroup_size != (uint32_t)atoi(want))
+            fail_msg("lavapipe runs subgroups of %u, the test asks for %s (LP_NATIVE_VECTOR_WIDTH)",
+                     caps->subgroup_size, want);
     }
     return device;
 }
@@ -66,6 +72,8 @@ static int group_teardown(void **state)
 
 int th_run(const char *group, const struct CMUnitTest *tests, size_t count)
 {
+    const char *filter = getenv("TH_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
     return _cmocka_run_group_tests(group, tests, count, NULL, group_teardown);
 }
 

@@ -17,7 +17,9 @@
 #include "ops/ops.h"
 #include "runtime/commands.h"
 
-/* Runs the tests with a group teardown that destroys the device and fails on validation errors. */
+/* Runs the tests with a group teardown that destroys the device and fails on validation errors.  With
+ * TH_TEST_FILTER set (a cmocka pattern, e.g. "test_small_*") only the matching tests run: for iterating on one
+ * test of a long program. */
 int th_run(const char *group, const struct CMUnitTest *tests, size_t count);
 #define TH_RUN(group, tests) th_run(group, tests, sizeof(tests) / sizeof((tests)[0]))
 

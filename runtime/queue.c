@@ -1,0 +1,75 @@
+/* Queue submissions and fence waits.  Every submission is counted (vkr_submit_count), and a wait never blocks
+ * for ever: past the timeout it fails with a message naming the work it waited for and how long ago that
+ * work was submitted, so a hung GPU (or a shader that never ends) becomes an error the caller sees, not a
+ * process that prints nothing. */
+#include <stdlib.h>
+
+#include "device_internal.h"
+#include "log.h"
+
+/* Far above any single submission of a forward pass on a GPU, yet short enough that a hang is reported
+ * while someone is still watching. */
+#define DEFAULT_TIMEOUT_MS 60000ull
+/* Software drivers (lavapipe) run the same work one or two orders of magnitude slower, on shared cores. */
+#define DEFAULT_TIMEOUT_CPU_MS 600000ull
+
+vkllm_status vkr_queue_init(vkr_device *dev)
+{
+    uint64_t ms = dev->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? DEFAULT_TIMEOUT_CPU_MS : DEFAULT_TIMEOUT_MS;
+    const char *v = getenv("VKLLM_FENCE_TIMEOUT_MS");
+    if (v && *v) {
+        char *end = NULL;
+        unsigned long long parsed = strtoull(v, &end, 10);
+        if (*end != '\0' || parsed == 0 || parsed > UINT64_MAX / 1000000)
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                              "VKLLM_FENCE_TIMEOUT_MS='%s' is not a positive number of milliseconds", v);
+        ms = parsed;
+    }
+    dev->fence_timeout_ns = dev->fence_timeout_default_ns = ms * 1000000;
+    return VKLLM_OK;
+}
+
+void vkr_set_fence_timeout(vkr_device *dev, uint64_t ms)
+{
+    if (ms > UINT64_MAX / 1000000) ms = UINT64_MAX / 1000000;
+    dev->fence_timeout_ns = ms ? ms * 1000000 : dev->fence_timeout_default_ns;
+}
+
+uint64_t vkr_submit_count(const vkr_device *dev) { return atomic_load(&((vkr_device *)dev)->submits); }
+
+vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fence, const char *what)
+{
+    VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cmd};
+    VkResult r = vkQueueSubmit(dev->queue, 1, &submit, fence);
+    if (r == VK_ERROR_DEVICE_LOST)
+        return vkllm_fail(VKLLM_ERROR_VULKAN, "submitting %s: the device '%s' was lost (VK_ERROR_DEVICE_LOST): an "
+                          "earlier submission hung or faulted the GPU", what, dev->caps.name);
+    if (r != VK_SUCCESS)
+        return vkllm_fail(r == VK_ERROR_OUT_OF_DEVICE_MEMORY ? VKLLM_ERROR_OUT_OF_DEVICE_MEMORY : VKLLM_ERROR_VULKAN,
+                          "vkQueueSubmit of %s failed with %s", what, vkr_result_name(r));
+    atomic_fetch_add(&dev->submits, 1);
+    vkllm_log(VKLLM_LOG_DEBUG, "submit %s", what);
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what)
+{
+    double begin = vkllm_log_clock();
+    VkResult r = vkWaitForFences(dev->device, 1, &fence, VK_TRUE, dev->fence_timeout_ns);
+    double end = vkllm_log_clock();
+    if (r == VK_SUCCESS) {
+        vkllm_log(VKLLM_LOG_DEBUG, "done %s: waited %.3f ms, %.3f ms after its submit", what, 1e3 * (end - begin),
+                  1e3 * (end - submitted_at));
+        return VKLLM_OK;
+    }
+    if (r == VK_TIMEOUT)
+        return vkllm_fail(VKLLM_ERROR_VULKAN, "%s has not finished %.3f s after its submission (the fence wait gave up "
+                          "after %.3f s; VKLLM_FENCE_TIMEOUT_MS sets that limit): the GPU '%s' may be hung, e.g. by a "
+                          "shader that never ends", what, end - submitted_at, end - begin, dev->caps.name);
+    if (r == VK_ERROR_DEVICE_LOST)
+        return vkllm_fail(VKLLM_ERROR_VULKAN, "the device '%s' was lost (VK_ERROR_DEVICE_LOST) while waiting for %s, "
+                          "%.1f s after its submission: the GPU hung or faulted, e.g. a shader that never ends or "
+                          "accesses memory out of bounds", dev->caps.name, what, end - submitted_at);
+    return vkllm_fail(VKLLM_ERROR_VULKAN, "waiting for %s failed with %s (%d), %.1f s after its submission", what,
+                      vkr_result_name(r), (int)r, end - submitted_at);
+}
