@@ -133,8 +133,8 @@ static void test_tile_variations(void **state)
     restore();
 }
 
-/* A weight bound in row chunks (a device with a 64 KiB binding range: chunks of 256 rows): each chunk's
- * dispatch writes its rows from y_row0 on. */
+/* A weight bound in row chunks (a device with a 64 KiB binding range: chunks of as many rows as fit): each
+ * chunk's dispatch writes its rows from y_row0 on. */
 static void test_row_chunks(void **state)
 {
     use(tuning_row(TUNING_NVIDIA), "nvidia-chunked", 16, 16, 16);
@@ -142,7 +142,7 @@ static void test_row_chunks(void **state)
     static uint8_t data[600 * 13 * 18];
     ops_weight *w = NULL;
     th_check_status(ops_weight_create(th_ops(), QUANT_Q4_0, 600, 416, data, &w), "ops_weight_create");
-    assert_int_equal(w->chunk_rows, 256);
+    assert_true(w->n_chunks > 1 && w->chunk_rows < 600);
     ops_weight_free(th_ops(), w);
     static const uint32_t ns[] = {9, 26}; /* x and y stay within the 64 KiB range */
     th_check_matmul(QUANT_Q4_0, 600, 416, ns, 2, TH_MATMUL_NMSE_F16);
