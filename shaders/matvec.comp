@@ -11,7 +11,9 @@
 //   - GPUs use SPLIT = 32 or 64 (a subgroup per row group, coalesced uvec4 loads), and reduce at the end:
 //     SUBGROUP: subgroupAdd, then shared memory across subgroups if SPLIT spans several; otherwise shared
 //     memory only.
-// FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.
+// FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.  Only for types whose
+// levels are centred (no HAS_MIN): an f16 dot of levels 0..15, cancelled afterwards against m * sum(x), kept
+// the f16 rounding of the large dot in a small result (Q4_1 1x32: nmse 0.014 on lavapipe, 0.0045 on an H200).
 // TEXEL_LOADS: weights and x read as texels (uniform texel buffers), which lavapipe gathers with vector
 // addressing where a storage-buffer load at a per-lane address is a scalar loop over the lanes.
 // Fused epilogues (rows come in pairs (2i, 2i+1), which one invocation group always holds, ROWS being even):
@@ -27,6 +29,9 @@
 #endif
 #include "common.glsl"
 #include "dequant.glsl"
+#if defined(FP16) && defined(HAS_MIN)
+#error "matvec.comp: FP16 only for types with centred levels (see above)"
+#endif
 
 layout(constant_id = 1) const uint ROWS = 8;  // rows per invocation group
 layout(constant_id = 2) const uint SPLIT = 1; // invocations per invocation group (power of two)
@@ -152,17 +157,11 @@ void main()
         [[unroll]] for (uint j = 0; j < CHUNKS; j++) {
             const uint k = g * GROUP + 8u * j;
             XVEC xl[NCOL], xh[NCOL];
-#if defined(HAS_MIN) && defined(FP16)
-            float xsum[NCOL];
-#endif
             [[unroll]] for (uint c = 0; c < NCOL; c++) {
                 vec4 l, h;
                 load_x8(col0 + c, k, l, h);
                 xl[c] = XVEC(l);
                 xh[c] = XVEC(h);
-#if defined(HAS_MIN) && defined(FP16)
-                xsum[c] = dot(l + h, vec4(1.0));
-#endif
             }
             [[unroll]] for (uint r = 0; r < ROWS; r++) {
                 vec4 lo, hi;
@@ -186,14 +185,8 @@ void main()
                 }
 #else
                 XVEC ql = XVEC(lo), qh = XVEC(hi);
-                [[unroll]] for (uint c = 0; c < NCOL; c++) {
-                    float d = float(dot(ql, xl[c]) + dot(qh, xh[c]));
-#if defined(HAS_MIN)
-                    acc[r][c] += s * d + m * xsum[c];
-#else
-                    acc[r][c] += s * d;
-#endif
-                }
+                [[unroll]] for (uint c = 0; c < NCOL; c++)
+                    acc[r][c] = fma(s, float(dot(ql, xl[c]) + dot(qh, xh[c])), acc[r][c]);
 #endif
             }
         }

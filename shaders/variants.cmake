@@ -8,7 +8,7 @@ vkllm_shader(scale_f32 scale.comp)
 # Weight-matrix products (src/ops/matmul.c, src/ops/matmul_fused.c), per GGUF type: mat-vec with the
 # shared-memory reduction or with subgroup arithmetic (_sg), reading texels (_tx, for lavapipe), and the
 # tiled mat-mul; _f16 computes in f16 where the device has it (not for F32 and BF16 weights, which f16 cannot
-# hold).  Each mat-vec also comes with its fused epilogues: _swiglu (stacked gate/up rows) and _qkv_f16 /
+# hold; the mat-vec not for the types with a minimum, whose levels are not centred: see matvec.comp).  Each mat-vec also comes with its fused epilogues: _swiglu (stacked gate/up rows) and _qkv_f16 /
 # _qkv_f32 (stacked Q/K/V rows into an F16 / F32 KV cache).
 function(vkllm_matvec name)
     vkllm_shader(${name} matvec.comp ${ARGN})
@@ -23,9 +23,11 @@ foreach(type f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k)
     vkllm_matvec(matvec_${type}_tx TYPE_${upper}=1 TEXEL_LOADS=1)
     vkllm_shader(matmul_${type} matmul.comp TYPE_${upper}=1)
     if(NOT type STREQUAL "f32" AND NOT type STREQUAL "bf16")
+        vkllm_shader(matmul_${type}_f16 matmul.comp TYPE_${upper}=1 FP16=1)
+    endif()
+    if(type MATCHES "^(f16|q8_0|q4_0|q5_0|q3_k|q6_k)$") # src/ops/weight_repack.c: f16_dots
         vkllm_matvec(matvec_${type}_f16 TYPE_${upper}=1 FP16=1)
         vkllm_matvec(matvec_${type}_sg_f16 TYPE_${upper}=1 SUBGROUP=1 FP16=1)
-        vkllm_shader(matmul_${type}_f16 matmul.comp TYPE_${upper}=1 FP16=1)
     endif()
 endforeach()
 vkllm_shader(qkv_store_f16 qkv_store.comp KV_F16=1)

@@ -10,18 +10,11 @@
 
 static const uint32_t all_n[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 67};
 
-static double bound(void)
-{
-    /* The default tuning computes in f16 only where it says so and the device can. */
-    return th_ops()->tuning->fp16 && th_ops()->caps->fp16_arith ? TH_MATMUL_NMSE_F16 : TH_MATMUL_NMSE_F32;
-}
-
 static void check_types(const uint32_t *types, size_t n_types, const uint32_t (*shapes)[2], size_t n_shapes)
 {
     for (size_t t = 0; t < n_types; t++)
         for (size_t s = 0; s < n_shapes; s++)
-            th_check_matmul(types[t], shapes[s][0], shapes[s][1], all_n, sizeof all_n / sizeof *all_n,
-                            types[t] == QUANT_F32 ? TH_MATMUL_NMSE_F32 : bound());
+            th_check_matmul(types[t], shapes[s][0], shapes[s][1], all_n, sizeof all_n / sizeof *all_n);
 }
 
 /* Float types take any cols: odd ones leave a partial last group of 8. */
@@ -63,7 +56,7 @@ static void test_tiled_matmul(void **state)
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         uint32_t block = quant_get_traits(types[t])->block_elems;
         uint32_t cols = block == 1 ? 97 : block == 32 ? 416 : 512;
-        th_check_matmul(types[t], 37, cols, ns, 3, types[t] == QUANT_F32 ? TH_MATMUL_NMSE_F32 : bound());
+        th_check_matmul(types[t], 37, cols, ns, 3);
     }
     th_ops()->tuning = own;
 }
@@ -85,7 +78,7 @@ static void test_larger_than_binding(void **state)
     tiled.matmul_min_n = 9;
     th_ops()->tuning = &tiled;
     static const uint32_t ns[] = {1, 9};
-    th_check_matmul(QUANT_F16, rows, cols, ns, 2, bound());
+    th_check_matmul(QUANT_F16, rows, cols, ns, 2);
     th_ops()->tuning = own;
 }
 

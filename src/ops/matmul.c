@@ -17,9 +17,10 @@ typedef struct matmul_push {
     uint32_t rows, cols, groups, col0_or_n, y_stride, y_row0;
 } matmul_push;
 
-static bool use_fp16(const ops_context *ops, const ops_weight *w)
+/* f16 arithmetic in the tiled mat-mul (matmul: true) or the mat-vec. */
+static bool use_fp16(const ops_context *ops, const ops_weight *w, bool matmul)
 {
-    return ops->tuning->fp16 && ops->caps->fp16_arith && w->format->fp16;
+    return ops->tuning->fp16 && ops->caps->fp16_arith && (matmul ? w->format->fp16 : w->format->f16_dots);
 }
 
 /* Subgroup size to pin for the _sg mat-vec: one that divides `split` so that a row group is whole
@@ -43,7 +44,7 @@ static const matvec_store plain_store = {.suffix = ""}; /* the tiled mat-mul's p
 static bool use_texels(const ops_context *ops, const ops_weight *w, uint32_t subgroup_size, vkr_range x)
 {
     const vkr_caps *caps = ops->caps;
-    if (!ops->tuning->texel_loads || !caps->texel_rgba32 || subgroup_size || use_fp16(ops, w)) return false;
+    if (!ops->tuning->texel_loads || !caps->texel_rgba32 || subgroup_size || use_fp16(ops, w, false)) return false;
     uint64_t texels = caps->max_texel_buffer_elements;
     uint64_t align = caps->min_texel_offset_alignment ? caps->min_texel_offset_alignment : 1;
     uint64_t x_texel = w->cols % 8 == 0 ? 16 : 4; /* see get_pipeline */
@@ -133,6 +134,20 @@ bool ops_matmul_is_matvec(const ops_context *ops, uint32_t n)
     return !(n > OPS_MATVEC_MAX_N && n >= ops->tuning->matmul_min_n);
 }
 
+ops_matmul_path ops_matmul_path_of(const ops_context *ops, const ops_weight *w, uint32_t n)
+{
+    return use_fp16(ops, w, !ops_matmul_is_matvec(ops, n)) ? OPS_PATH_F16 : OPS_PATH_F32;
+}
+
+const char *ops_matmul_path_name(ops_matmul_path path)
+{
+    switch (path) {
+    case OPS_PATH_F32: return "f32";
+    case OPS_PATH_F16: return "f16";
+    }
+    return "?";
+}
+
 bool ops_matvec_pairs_rows(const ops_context *ops)
 {
     const op_tuning *t = ops->tuning;
@@ -151,7 +166,7 @@ vkllm_status ops_matvec_record(ops_context *ops, vkr_sequence *seq, const ops_we
     bool texel = use_texels(ops, w, sg, x);
     char name[64];
     snprintf(name, sizeof name, "matvec_%s%s%s%s%s", w->format->name, sg ? "_sg" : "", texel ? "_tx" : "",
-             use_fp16(ops, w) ? "_f16" : "", store->suffix);
+             use_fp16(ops, w, false) ? "_f16" : "", store->suffix);
     uint32_t per_block = matvec_cols_per_pass(ops);
     uint32_t blocks = n / per_block, rest = n % per_block;
     if (blocks > ops->caps->max_workgroup_count[2])
@@ -184,7 +199,7 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
     const op_tuning *t = ops->tuning;
     uint32_t tm, tn;
     VKLLM_TRY(tile_split(t, &tm, &tn));
-    bool fp16 = use_fp16(ops, w);
+    bool fp16 = use_fp16(ops, w, true);
     uint64_t shared = (uint64_t)t->matmul_tile_k * (t->matmul_tile_m + t->matmul_tile_n) * (fp16 ? 2 : 4);
     if (shared > ops->caps->max_shared_memory)
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: tuning row %s needs %llu bytes of shared memory, %s has %u",

@@ -53,4 +53,13 @@ vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weig
 /* Largest n handled by the mat-vec. */
 #define OPS_MATVEC_MAX_N 8u
 
+/* How ops_matmul computes n columns of x with w under the context's tuning and device (tests choose their
+ * error bounds by it, vkllm bench-ops labels its rows with it). */
+typedef enum ops_matmul_path {
+    OPS_PATH_F32, /* weights decoded to f32, f32 arithmetic */
+    OPS_PATH_F16, /* f16 arithmetic: the mat-vec's 8-weight dot products, or the tiled mat-mul's tiles */
+} ops_matmul_path;
+ops_matmul_path ops_matmul_path_of(const ops_context *ops, const ops_weight *w, uint32_t n);
+const char *ops_matmul_path_name(ops_matmul_path path);
+
 #endif
