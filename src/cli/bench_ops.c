@@ -1,5 +1,6 @@
-/* vkllm bench-ops: mat-vec bandwidth and mat-mul throughput per weight type, beside the device's own
- * streaming bandwidth (the copy_u4 shader) measured in the same run.
+/* vkllm bench-ops: mat-vec bandwidth and mat-mul throughput per weight type (quantized types on the float
+ * and the integer mat-vec path), beside the device's own streaming bandwidth (the copy_u4 shader) measured
+ * in the same run.
  *
  * Each measurement records one sequence of many repeated dispatches (amortizing the submit and, on
  * lavapipe, the ~40 us per dispatch), runs it once to warm up, then times `runs` replays with the wall
@@ -172,21 +173,34 @@ static vkllm_status bench_one(ops_context *ops, const bench_options *opt, uint32
     if (st == VKLLM_OK) st = vkr_buffer_alloc(ops->dev, 4ull * n * cols, VKR_MEMORY_DEVICE, &x);
     if (st == VKLLM_OK) st = vkr_buffer_alloc(ops->dev, 4ull * n * rows, VKR_MEMORY_DEVICE, &y);
     if (st == VKLLM_OK) st = vkr_fill(ops->dev, &x, 0, x.size, 0x3c000000u); /* 2^-7 */
-    double t_vec = 0, t_vec8 = 0, t_mat = 0;
-    matmul_arg m = {w, vkr_whole(&x), vkr_whole(&y), 1};
-    if (st == VKLLM_OK) st = time_op(ops, opt, record_matmul, &m, &t_vec);
-    m.n = 8;
-    if (st == VKLLM_OK) st = time_op(ops, opt, record_matmul, &m, &t_vec8);
-    m.n = n;
-    if (st == VKLLM_OK) st = time_op(ops, opt, record_matmul, &m, &t_mat);
-    if (st == VKLLM_OK) {
-        double gb = (double)ops_weight_bytes(w) * 1e-9;
-        double flops = 2.0 * rows * cols * n;
-        printf("| %-5s | %6u x %-5u | %9.1f | %6.2f | %5.0f%% | %9.1f | %6.2f | %9.2f | %7.1f |\n",
-               quant_get_traits(type)->name, rows, cols, t_vec * 1e6, gb / t_vec, 100 * gb / t_vec / copy_gbps,
-               t_vec8 * 1e6, gb / t_vec8, t_mat * 1e3, flops / t_mat * 1e-9);
-        fflush(stdout);
+    /* Quantized types on both mat-vec paths (the tuning's matvec_int_dot off, then on); the path column
+     * names the mat-vec's. */
+    const op_tuning *own = ops->tuning;
+    op_tuning path_row = *own;
+    ops->tuning = &path_row;
+    for (uint32_t int_dot = 0; int_dot < 2 && st == VKLLM_OK; int_dot++) {
+        path_row.matvec_int_dot = 0;
+        ops_matmul_path float_path = ops_matmul_path_of(ops, w, 1);
+        path_row.matvec_int_dot = int_dot;
+        ops_matmul_path path = ops_matmul_path_of(ops, w, 1);
+        if (int_dot && path == float_path) break; /* no integer path for this type */
+        double t_vec = 0, t_vec8 = 0, t_mat = 0;
+        matmul_arg m = {w, vkr_whole(&x), vkr_whole(&y), 1};
+        st = time_op(ops, opt, record_matmul, &m, &t_vec);
+        m.n = 8;
+        if (st == VKLLM_OK) st = time_op(ops, opt, record_matmul, &m, &t_vec8);
+        m.n = n;
+        if (st == VKLLM_OK) st = time_op(ops, opt, record_matmul, &m, &t_mat);
+        if (st == VKLLM_OK) {
+            double gb = (double)ops_weight_bytes(w) * 1e-9;
+            double flops = 2.0 * rows * cols * n;
+            printf("| %-5s | %-5s | %6u x %-5u | %9.1f | %6.2f | %5.0f%% | %9.1f | %6.2f | %9.2f | %7.1f |\n",
+                   quant_get_traits(type)->name, ops_matmul_path_name(path), rows, cols, t_vec * 1e6, gb / t_vec,
+                   100 * gb / t_vec / copy_gbps, t_vec8 * 1e6, gb / t_vec8, t_mat * 1e3, flops / t_mat * 1e-9);
+            fflush(stdout);
+        }
     }
+    ops->tuning = own;
     vkr_buffer_free(ops->dev, &x);
     vkr_buffer_free(ops->dev, &y);
     ops_weight_free(ops, w);
@@ -278,9 +292,9 @@ int cli_bench_ops(int argc, char **argv)
     if (st == VKLLM_OK) {
         printf("device: %s (%s), tuning row %s\n", ops->caps->name, ops->caps->driver_info, ops->tuning->name);
         printf("copy_u4 (64 MiB, bytes copied per second): %.2f GB/s\n\n", copy_gbps);
-        printf("| type  | rows x cols    | n=1 us    | GB/s   | %%copy  | n=8 us    | GB/s   | n=%-4u ms | GFLOP/s |\n",
+        printf("| type  | path  | rows x cols    | n=1 us    | GB/s   | %%copy  | n=8 us    | GB/s   | n=%-4u ms | GFLOP/s |\n",
                opt.batch);
-        printf("| ----- | -------------- | --------- | ------ | ------ | --------- | ------ | --------- | ------- |\n");
+        printf("| ----- | ----- | -------------- | --------- | ------ | ------ | --------- | ------ | --------- | ------- |\n");
     }
     for (uint32_t s = 0; s < opt.n_shapes && st == VKLLM_OK; s++)
         for (size_t t = 0; t < sizeof bench_types / sizeof *bench_types && st == VKLLM_OK; t++)

@@ -44,11 +44,17 @@ typedef struct op_tuning {
     uint32_t matmul_min_n;     /* smallest n for the tiled mat-mul; below, mat-vec blocks of matvec_cols */
     uint32_t texel_loads;      /* 1: the mat-vec reads weights and x through uniform texel buffers where the
                                   device has them (lavapipe gathers texels without a per-lane loop) */
+    uint32_t matvec_int_dot;   /* 1: the mat-vec of quantized weights takes the integer path (x quantized to
+                                  8-bit blocks first, integer dot products: the device's own where it has
+                                  shaderIntegerDotProduct, plain integer arithmetic otherwise); 0: the float
+                                  path (weights decoded to floats) */
 } op_tuning;
 
 tuning_class tuning_class_of(const vkr_caps *caps);
 const op_tuning *tuning_for(const vkr_caps *caps);
 /* The row of a class (tests run the GPU rows on lavapipe to exercise their code paths). */
 const op_tuning *tuning_row(tuning_class cls);
+/* The row named name ("cpu", "nvidia", ...), or NULL. */
+const op_tuning *tuning_by_name(const char *name);
 
 #endif

@@ -17,6 +17,7 @@ struct weight_format {
                                The types with a minimum (levels 0..2^b - 1, w = s * level + m) keep f32: an f16
                                dot of uncentred levels, later cancelled against m * sum(x), loses the result's
                                leading bits (and centring them still leaves 5e-5 nmse on one-row shapes). */
+    bool q8;                /* has _q8 mat-vec variants (the integer path): integer levels in dequant.glsl */
     /* Repacks one row of cols elements from ggml blocks into groups * group_bytes quant bytes and the
      * row's aux bytes (both zeroed by the caller). */
     void (*repack_row)(const uint8_t *src, uint32_t cols, uint8_t *quants, uint8_t *aux);
