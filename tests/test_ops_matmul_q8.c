@@ -102,20 +102,22 @@ static void test_quantize_q8(void **state)
  * columns): the same bits.  Speculative decoding verifies draft tokens in one pass and must match what
  * decoding them one by one gives. */
 /* Without the device's integer dot product: the same integer math in plain integer arithmetic,
- * matvec_T_sg_q8 on NVIDIA's row; without subgroups too, matvec_T_q8 on the wave64 row. */
+ * matvec_T_sg_q8 on NVIDIA's row (n = 1, 5, 8); without subgroups too, matvec_T_q8 on the wave64 row (n = 3
+ * only: one more pipeline per type, whose parts the runs before exercise). */
 static void test_no_int_dot(void **state)
 {
+    static const uint32_t ns[] = {1, 5, 8}, n3[] = {3};
     set_env(NULL, "1");
     assert_false(th_ops()->caps->int_dot);
-    th_check_matmul_shapes(quant_types, COUNT(quant_types), tuning_row(TUNING_NVIDIA));
+    th_check_matmul_shapes_n(quant_types, COUNT(quant_types), tuning_row(TUNING_NVIDIA), ns, COUNT(ns));
     set_env("1", "1");
-    th_check_matmul_shapes(quant_types, COUNT(quant_types), tuning_row(TUNING_AMD_WAVE64));
+    th_check_matmul_shapes_n(quant_types, COUNT(quant_types), tuning_row(TUNING_AMD_WAVE64), n3, 1);
     set_env(NULL, NULL);
 }
 
 /* Row groups of 2 lanes inside a subgroup (shuffle butterflies), 8 rows per lane (64 sums at n = 8), on both
- * paths; and the CPU row's shape on the integer path (one lane per 16 rows, no reduction; n = 5, 8 and 9 in
- * blocks of 3 columns). */
+ * paths; and the CPU row's shape on the integer path (one lane per 16 rows, no reduction; n = 5 in blocks of
+ * 3 and 2 columns). */
 static op_tuning in_subgroup; /* static: outlives a failed check */
 
 static const op_tuning *rows_in_subgroup(void)
@@ -131,14 +133,15 @@ static const op_tuning *rows_in_subgroup(void)
 static void test_other_rows(void **state)
 {
     static op_tuning cpu_q8; /* static: outlives a failed check */
+    static const uint32_t ns[] = {1, 5, 8}, n5[] = {5};
     set_env(NULL, NULL);
-    th_check_matmul_shapes(some_quant_types, COUNT(some_quant_types), rows_in_subgroup());
-    th_check_matmul_shapes(main_types, COUNT(main_types), th_float_path(rows_in_subgroup(), 0));
+    th_check_matmul_shapes_n(some_quant_types, COUNT(some_quant_types), rows_in_subgroup(), ns, COUNT(ns));
+    th_check_matmul_shapes_n(main_types, COUNT(main_types), th_float_path(rows_in_subgroup(), 0), ns, COUNT(ns));
     cpu_q8 = *tuning_row(TUNING_CPU);
     cpu_q8.name = "cpu-q8";
     cpu_q8.matvec_int_dot = 1;
     cpu_q8.matvec_cols = 3;
-    th_check_matmul_shapes(some_quant_types, COUNT(some_quant_types), &cpu_q8);
+    th_check_matmul_shapes_n(some_quant_types, COUNT(some_quant_types), &cpu_q8, n5, 1);
 }
 
 static void check_invariance(uint32_t type, const op_tuning *row)
@@ -194,7 +197,8 @@ static void check_invariance_all(const uint32_t *types, size_t n_types, const op
 
 /* Every mat-vec path of the GPU rows: subgroupAdd + shared memory (NVIDIA's row on lavapipe's subgroups of 8),
  * shuffles (row groups of 2 lanes), shared memory only; integer path with and without the device's dot
- * product; f16 and f32 float paths; column blocks of 3. */
+ * product (every type through the dot product: each has its own group_dot); f16 and f32 float paths (F16,
+ * Q8_0 and Q4_0 in f16, Q4_K in f32); column blocks of 3. */
 static void test_batch_invariance(void **state)
 {
     static op_tuning blocks_of_3; /* static: outlives a failed check */
@@ -203,12 +207,12 @@ static void test_batch_invariance(void **state)
     blocks_of_3.name = "amd-wave64-cols-3";
     blocks_of_3.matvec_cols = 3;
     check_invariance_all(all_types, COUNT(all_types), tuning_row(TUNING_NVIDIA));
-    check_invariance_all(quant_types, COUNT(quant_types), th_float_path(tuning_row(TUNING_NVIDIA), 0));
+    check_invariance_all(main_types, COUNT(main_types), th_float_path(tuning_row(TUNING_NVIDIA), 0));
     check_invariance_all(main_types, COUNT(main_types), rows_in_subgroup());
     check_invariance_all(main_types, COUNT(main_types), &blocks_of_3);
     check_invariance_all(main_types, COUNT(main_types), tuning_row(TUNING_INTEL));
     set_env(NULL, "1");
-    check_invariance_all(quant_types, COUNT(quant_types), tuning_row(TUNING_NVIDIA));
+    check_invariance_all(some_quant_types, COUNT(some_quant_types), tuning_row(TUNING_NVIDIA));
     set_env("1", NULL);
     check_invariance_all(main_types, COUNT(main_types), tuning_row(TUNING_NVIDIA));
     check_invariance_all(main_types, COUNT(main_types), th_float_path(tuning_row(TUNING_NVIDIA), 0));

@@ -207,17 +207,23 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
     return worst;
 }
 
-void th_check_matmul_shapes(const uint32_t *types, size_t n_types, const op_tuning *tuning)
+void th_check_matmul_shapes_n(const uint32_t *types, size_t n_types, const op_tuning *tuning, const uint32_t *ns,
+                              size_t n_ns)
 {
-    static const uint32_t ns[] = {1, 5, 8, 9};
     th_ops()->tuning = tuning;
     for (size_t t = 0; t < n_types; t++) {
         uint32_t block = quant_get_traits(types[t])->block_elems;
         uint32_t cols = block == 1 ? 97 : block == 32 ? 96 : 256;
-        th_check_matmul(types[t], 37, cols, ns, 4);
+        th_check_matmul(types[t], 37, cols, ns, n_ns);
         th_check_matmul(types[t], 129, 2 * cols, ns, 1);
-        th_check_matmul(types[t], 1, block == 1 ? 3 : block, ns, 4);
+        th_check_matmul(types[t], 1, block == 1 ? 3 : block, ns, n_ns);
     }
+}
+
+void th_check_matmul_shapes(const uint32_t *types, size_t n_types, const op_tuning *tuning)
+{
+    static const uint32_t ns[] = {1, 5, 8, 9};
+    th_check_matmul_shapes_n(types, n_types, tuning, ns, 4);
 }
 
 const op_tuning *th_float_path(const op_tuning *row, int slot)

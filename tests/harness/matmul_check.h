@@ -17,6 +17,10 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
  * (whose output is one sum: f16 rounding that the multi-row shapes average out shows there, e.g. the old f16
  * dots of Q4_1's uncentred levels). */
 void th_check_matmul_shapes(const uint32_t *types, size_t n_types, const op_tuning *tuning);
+/* The same shapes with other n: fewer n, fewer pipelines to compile (each costs LLVM 0.1-2 s on lavapipe,
+ * the mat-vec's per number of columns). */
+void th_check_matmul_shapes_n(const uint32_t *types, size_t n_types, const op_tuning *tuning, const uint32_t *ns,
+                              size_t n_ns);
 /* A copy of row that keeps quantized weights on the float path (matvec_int_dot = 0), named row-float; static
  * storage (it outlives a failed check), one per slot < 4. */
 const op_tuning *th_float_path(const op_tuning *row, int slot);
