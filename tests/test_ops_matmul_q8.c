@@ -117,7 +117,7 @@ static void test_no_int_dot(void **state)
 
 /* Row groups of 2 lanes inside a subgroup (shuffle butterflies), 8 rows per lane (64 sums at n = 8), on both
  * paths; and the CPU row's shape on the integer path (one lane per 16 rows, no reduction; n = 5 in blocks of
- * 3 and 2 columns). */
+ * 3 and 2 columns, n = 9 in three blocks: the mat-vec serves batches there). */
 static op_tuning in_subgroup; /* static: outlives a failed check */
 
 static const op_tuning *rows_in_subgroup(void)
@@ -133,7 +133,7 @@ static const op_tuning *rows_in_subgroup(void)
 static void test_other_rows(void **state)
 {
     static op_tuning cpu_q8; /* static: outlives a failed check */
-    static const uint32_t ns[] = {1, 5, 8}, n5[] = {5};
+    static const uint32_t ns[] = {1, 5, 8}, n59[] = {5, 9};
     set_env(NULL, NULL);
     th_check_matmul_shapes_n(some_quant_types, COUNT(some_quant_types), rows_in_subgroup(), ns, COUNT(ns));
     th_check_matmul_shapes_n(main_types, COUNT(main_types), th_float_path(rows_in_subgroup(), 0), ns, COUNT(ns));
@@ -141,7 +141,7 @@ static void test_other_rows(void **state)
     cpu_q8.name = "cpu-q8";
     cpu_q8.matvec_int_dot = 1;
     cpu_q8.matvec_cols = 3;
-    th_check_matmul_shapes_n(some_quant_types, COUNT(some_quant_types), &cpu_q8, n5, 1);
+    th_check_matmul_shapes_n(some_quant_types, COUNT(some_quant_types), &cpu_q8, n59, COUNT(n59));
 }
 
 static void check_invariance(uint32_t type, const op_tuning *row)
