@@ -445,20 +445,20 @@ else
 fi
 coop_fields=$(awk '$1 ~ /^coopmat/ { print $1 }' "$work/logs/fields.log")
 if [[ -n $coop_fields ]]; then
-    coop_args=()
-    for f in $coop_fields; do
-        v=$(awk -v f="$f" '$1 == f { print $2 }' "$work/logs/fields.log")
-        case $f in
-            *tile_m|*tile_n) coop_args+=(--sweep "$f=32,64,128") ;;
-            *) [[ $v == 0 || $v == 1 ]] && coop_args+=(--sweep "$f=0,1") ;;
-        esac
-    done
+    # Tiles x k step x buffering, the workgroup and its 2 x 4 subgroup grid as in the nvidia row; on 0 is the
+    # tiled mat-mul beside them.
+    coop_args=(--sweep "coopmat.tile_m=64,128" --sweep "coopmat.tile_n=64,128" --sweep "coopmat.tile_k=16,32"
+               --sweep "coopmat.buffers=1,2")
     if [[ $mode == gpu ]]; then
-        run_step sweep-coopmat 45 "$VK" bench-ops --json --types Q4_0,Q8_0,F16,Q4_K --shapes none \
-            --mm-shapes 4096x4096 --batches 512 --runs 3 --min-ms 10 "${coop_args[@]}"
+        run_step sweep-coopmat 60 "$VK" bench-ops --json --types Q4_0,Q8_0,F16,Q4_K --shapes none \
+            --mm-shapes 4096x4096,11008x4096 --batches 512 --runs 3 --min-ms 10 "${coop_args[@]}"
+        run_step sweep-coopmat-off 20 "$VK" bench-ops --json --types Q4_0,F16 --shapes none \
+            --mm-shapes 4096x4096 --batches 512 --runs 3 --min-ms 10 --set coopmat.on=0
+        VKLLM_COOPMAT=nv run_step sweep-coopmat-nv 20 "$VK" bench-ops --json --types Q4_0,F16 --shapes none \
+            --mm-shapes 4096x4096 --batches 512 --runs 3 --min-ms 10
     else
         run_step sweep-coopmat 60 "$VK" bench-ops --json --quick --types Q4_0 --shapes none --mm-shapes 256x768 \
-            --batches 64 --runs 1 --min-ms 5 "${coop_args[@]}"
+            --batches 64 --runs 1 --min-ms 5 --sweep "coopmat.tile_k=16,32"
     fi
 else
     note_step sweep-coopmat "skipped (no coopmat_* tuning fields in this build)" 0
@@ -631,6 +631,8 @@ SUM=$OUT/summary.md
         echo "(every configuration: results.tar.gz, logs/sweep-matvec.log)"
     }
     [[ -s $work/logs/sweep-coopmat.log ]] && jsum "$work/logs/sweep-coopmat.log" "Cooperative-matrix sweep (mat-mul)"
+    [[ -s $work/logs/sweep-coopmat-off.log ]] && jsum "$work/logs/sweep-coopmat-off.log" "Tiled mat-mul (coopmat.on=0)"
+    [[ -s $work/logs/sweep-coopmat-nv.log ]] && jsum "$work/logs/sweep-coopmat-nv.log" "Cooperative matrices, NV kind"
 
     if [[ -s $work/logs/profile.log ]]; then
         echo

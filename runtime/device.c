@@ -368,15 +368,18 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     if (has_int_dot && dot_feat.shaderIntegerDotProduct) {
         caps->int_dot = true;
         caps->int_dot_accelerated = dot_props.integerDotProduct4x8BitPackedSignedAccelerated;
+        caps->int_dot_mixed_accelerated = dot_props.integerDotProduct4x8BitPackedMixedSignednessAccelerated;
         features->int_dot = true;
         features->int_dot_ext = !v13;
     }
     if (env_flag("VKLLM_DISABLE_F16")) caps->fp16_arith = false;
     if (env_flag("VKLLM_DISABLE_STORAGE16")) caps->storage16 = false;
     if (env_flag("VKLLM_DISABLE_STORAGE8")) caps->storage8 = false;
-    if (env_flag("VKLLM_DISABLE_INT_DOT")) caps->int_dot = caps->int_dot_accelerated = false;
+    if (env_flag("VKLLM_DISABLE_INT_DOT"))
+        caps->int_dot = caps->int_dot_accelerated = caps->int_dot_mixed_accelerated = false;
     if (env_flag("VKLLM_DISABLE_SUBGROUP")) caps->subgroup_compute = false;
     caps->subgroup_arithmetic = caps->subgroup_compute && (caps->subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    caps->subgroup_shuffle = caps->subgroup_compute && (caps->subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
 
     const VkPhysicalDeviceLimits *lim = &base.limits;
     caps->max_storage_buffer_range = lim->maxStorageBufferRange;
@@ -907,8 +910,10 @@ void vkr_caps_print(const vkr_caps *c, FILE *out)
             c->subgroup_compute && (c->subgroup_ops & VK_SUBGROUP_FEATURE_CLUSTERED_BIT) ? "clustered" : "");
     fprintf(out, "  fp16 arithmetic          %s\n", c->fp16_arith ? "yes" : "no");
     fprintf(out, "  16-bit / 8-bit storage   %s / %s\n", c->storage16 ? "yes" : "no", c->storage8 ? "yes" : "no");
-    fprintf(out, "  integer dot product      %s%s\n", c->int_dot ? "yes" : "no",
-            c->int_dot ? (c->int_dot_accelerated ? " (accelerated)" : " (not accelerated)") : "");
+    fprintf(out, "  integer dot product      %s%s%s\n", c->int_dot ? "yes" : "no",
+            c->int_dot ? (c->int_dot_accelerated ? " (4x8 signed accelerated" : " (4x8 signed not accelerated") : "",
+            c->int_dot ? (c->int_dot_mixed_accelerated ? ", mixed signedness accelerated)"
+                                                       : ", mixed signedness not accelerated)") : "");
     fprintf(out, "  cooperative matrix       %s", vkr_coopmat_name(c->coopmat));
     if (c->coopmat != VKR_COOPMAT_NONE) fprintf(out, " %ux%ux%u", c->coopmat_m, c->coopmat_n, c->coopmat_k);
     fprintf(out, " (KHR %s", c->coopmat_khr ? "yes" : "no");

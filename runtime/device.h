@@ -50,6 +50,7 @@ typedef struct vkr_caps {
     bool subgroup_compute;          /* subgroup ops available in compute shaders */
     VkSubgroupFeatureFlags subgroup_ops; /* basic, arithmetic, shuffle, ... */
     bool subgroup_arithmetic;       /* subgroupAdd & co. usable in compute (and not disabled) */
+    bool subgroup_shuffle;          /* subgroupShuffleXor & co. usable in compute (and not disabled) */
 
     bool fp16_arith;                /* shaderFloat16 */
     bool storage16;                 /* storageBuffer16BitAccess */
@@ -57,6 +58,7 @@ typedef struct vkr_caps {
     bool int8_arith;                /* shaderInt8 */
     bool int_dot;                   /* shaderIntegerDotProduct */
     bool int_dot_accelerated;       /* 4x8-bit packed signed dot product is accelerated */
+    bool int_dot_mixed_accelerated; /* 4x8-bit packed mixed-signedness dot product is accelerated */
 
     uint64_t max_storage_buffer_range;
     uint64_t max_memory_allocation; /* maxMemoryAllocationSize: the largest single vkAllocateMemory */

@@ -6,11 +6,19 @@
 // consecutive uvec4s of `wq`, and its scales (and high bits) in `wa`.  A group is decoded in chunks of 8
 // weights: chunk(grp, j, lo, hi, s, m) gives the levels of weights 8j..8j+3 (lo) and 8j+4..8j+7 (hi) with
 // w = s * level + m.  Symmetric types return levels already centred (m = 0); HAS_MIN marks affine types, whose
-// levels are unsigned, and LEVEL_MID is the middle of their range (the f16 mat-vec centres them on it).
+// levels are unsigned.
 //
 // The quants are bit-shuffled at load time so that a chunk is one 32-bit word (4-bit types: byte b holds
 // weights 8j+b and 8j+4+b in its nibbles) or half a word (2-bit types), which makes a chunk a few shifts
 // and masks; all loads are 32-bit words or uvec4s, so no 8/16-bit storage feature is needed.
+//
+// INT_DOT (the mat-vec's integer path, the quantized types only) adds two functions per type:
+//   levels(grp, lv): the group's levels as bytes, four per word in weight order (word i: weights 4i..4i+3),
+//     each a non-negative level below 128 (the offset, if any, left to group_dot) or Q8_0's int8;
+//   group_dot(grp, s, xs, dx): the group's product with x from the integer dot products s[u] of its levels
+//     with x's int8 levels over each unit u of 16 weights, the sums xs[u] of x's levels over the unit, and
+//     the scale dx[b] of x's block b of 32 (see q8.glsl).  Offsets and minimums are integer corrections by
+//     xs: the scales multiply exact integers.
 #ifndef VKLLM_DEQUANT_GLSL
 #define VKLLM_DEQUANT_GLSL
 
@@ -65,6 +73,23 @@ void pairs8(uint h, out vec4 lo, out vec4 hi)
     lo = vec4(uvec4(h, h >> 2, h >> 4, h >> 6) & 3u);
     hi = vec4(uvec4(h >> 8, h >> 10, h >> 12, h >> 14) & 3u);
 }
+
+#if defined(INT_DOT)
+// Bits 0..3 of h into bit 0 of bytes 0..3 (the shifted copies of h do not overlap, so no carries).
+uint spread1(uint h) { return ((h & 15u) * 0x00204081u) & 0x01010101u; }
+// Bit pairs 0..3 of h into bits 0..1 of bytes 0..3.
+uint spread2(uint h)
+{
+    uint t = (h | (h << 12)) & 0x000f000fu; // pairs 0, 1 at bits 0..3; pairs 2, 3 at bits 16..19
+    return (t | (t << 6)) & 0x03030303u;
+}
+// The low and the high nibbles of chunk word w (weights 8j..8j+3 and 8j+4..8j+7) as level words.
+void nibble_words(uint w, out uint lo, out uint hi)
+{
+    lo = w & 0x0f0f0f0fu;
+    hi = (w >> 4) & 0x0f0f0f0fu;
+}
+#endif
 
 #if defined(TYPE_F32)
 #define GROUP 8u
@@ -121,6 +146,14 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
     s = g.d;
     m = 0.0;
 }
+#if defined(INT_DOT)
+void levels(Group g, out uint lv[8]) { lv = uint[8](g.a.x, g.a.y, g.a.z, g.a.w, g.b.x, g.b.y, g.b.z, g.b.w); }
+float group_dot(Group g, int s[2], int xs[2], float dx[1])
+{
+    precise float r = dx[0] * g.d * float(s[0] + s[1]);
+    return r;
+}
+#endif
 
 #elif defined(TYPE_Q4_0)
 // 32 nibbles in one uvec4; aux: one f16 scale per group.
@@ -135,12 +168,22 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
     s = g.d;
     m = 0.0;
 }
+#if defined(INT_DOT)
+void levels(Group g, out uint lv[8])
+{
+    [[unroll]] for (uint j = 0; j < 4u; j++) nibble_words(g.q[j], lv[2u * j], lv[2u * j + 1u]);
+}
+float group_dot(Group g, int s[2], int xs[2], float dx[1])
+{
+    precise float r = dx[0] * g.d * float(s[0] + s[1] - 8 * (xs[0] + xs[1]));
+    return r;
+}
+#endif
 
 #elif defined(TYPE_Q4_1)
 // aux: d | m << 16 per group.
 #define GROUP 32u
 #define HAS_MIN 1
-#define LEVEL_MID 8.0
 struct Group { uvec4 q; vec2 dm; };
 Group load_group(uint G) { return Group(WQ(G), unpackHalf2x16(WA(G))); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
@@ -149,6 +192,17 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
     s = g.dm.x;
     m = g.dm.y;
 }
+#if defined(INT_DOT)
+void levels(Group g, out uint lv[8])
+{
+    [[unroll]] for (uint j = 0; j < 4u; j++) nibble_words(g.q[j], lv[2u * j], lv[2u * j + 1u]);
+}
+float group_dot(Group g, int s[2], int xs[2], float dx[1])
+{
+    precise float r = dx[0] * (g.dm.x * float(s[0] + s[1]) + g.dm.y * float(xs[0] + xs[1]));
+    return r;
+}
+#endif
 
 #elif defined(TYPE_Q5_0)
 // aux: 2 words per group: the fifth bits (bit t = weight t), d.
@@ -165,12 +219,27 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
     s = g.d;
     m = 0.0;
 }
+#if defined(INT_DOT)
+// Nibbles and fifth bits (bit t = weight t of the group) as levels 0..31.
+void levels(Group g, out uint lv[8])
+{
+    [[unroll]] for (uint j = 0; j < 4u; j++) {
+        nibble_words(g.q[j], lv[2u * j], lv[2u * j + 1u]);
+        lv[2u * j] |= spread1(g.qh >> (8u * j)) << 4;
+        lv[2u * j + 1u] |= spread1(g.qh >> (8u * j + 4u)) << 4;
+    }
+}
+float group_dot(Group g, int s[2], int xs[2], float dx[1])
+{
+    precise float r = dx[0] * g.d * float(s[0] + s[1] - 16 * (xs[0] + xs[1]));
+    return r;
+}
+#endif
 
 #elif defined(TYPE_Q5_1)
 // aux: 2 words per group: the fifth bits, d | m << 16.
 #define GROUP 32u
 #define HAS_MIN 1
-#define LEVEL_MID 16.0
 struct Group { uvec4 q; uint qh; vec2 dm; };
 Group load_group(uint G) { return Group(WQ(G), WA(2u * G), unpackHalf2x16(WA(2u * G + 1u))); }
 void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
@@ -183,13 +252,27 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
     s = g.dm.x;
     m = g.dm.y;
 }
+#if defined(INT_DOT)
+void levels(Group g, out uint lv[8])
+{
+    [[unroll]] for (uint j = 0; j < 4u; j++) {
+        nibble_words(g.q[j], lv[2u * j], lv[2u * j + 1u]);
+        lv[2u * j] |= spread1(g.qh >> (8u * j)) << 4;
+        lv[2u * j + 1u] |= spread1(g.qh >> (8u * j + 4u)) << 4;
+    }
+}
+float group_dot(Group g, int s[2], int xs[2], float dx[1])
+{
+    precise float r = dx[0] * (g.dm.x * float(s[0] + s[1]) + g.dm.y * float(xs[0] + xs[1]));
+    return r;
+}
+#endif
 
 #elif defined(TYPE_Q2_K)
 // Groups of 64 (4 per super-block of 256), 2-bit levels in one uvec4.  aux: 5 words per super-block: the
 // 16 sub-block bytes (scale | min << 4; group i uses word i), then d | dmin << 16.
 #define GROUP 64u
 #define HAS_MIN 1
-#define LEVEL_MID 2.0
 struct Group { uvec4 q; uint sc; vec2 dm; };
 Group load_group(uint G)
 {
@@ -203,6 +286,33 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
     s = g.dm.x * float(b & 15u);
     m = -g.dm.y * float((b >> 4) & 15u);
 }
+#if defined(INT_DOT)
+// Chunk j's crumbs: bit pairs 2(j%2) and 2(j%2)+1 of word j/2's bytes.
+void levels(Group g, out uint lv[16])
+{
+    [[unroll]] for (uint j = 0; j < 8u; j++) {
+        uint w = g.q[j >> 1] >> (4u * (j & 1u));
+        lv[2u * j] = w & 0x03030303u;
+        lv[2u * j + 1u] = (w >> 2) & 0x03030303u;
+    }
+}
+// Scale and minimum per unit of 16 (byte u of sc: scale | min << 4), both integers times d or dmin.
+float group_dot(Group g, int s[4], int xs[4], float dx[2])
+{
+    int ts[2], tm[2];
+    [[unroll]] for (uint b = 0; b < 2u; b++) {
+        ts[b] = tm[b] = 0;
+        [[unroll]] for (uint h = 0; h < 2u; h++) {
+            uint sc = g.sc >> (8u * (2u * b + h));
+            ts[b] += int(sc & 15u) * s[2u * b + h];
+            tm[b] += int((sc >> 4) & 15u) * xs[2u * b + h];
+        }
+    }
+    precise float r = dx[0] * (g.dm.x * float(ts[0]) - g.dm.y * float(tm[0])) +
+                      dx[1] * (g.dm.x * float(ts[1]) - g.dm.y * float(tm[1]));
+    return r;
+}
+#endif
 
 #elif defined(TYPE_Q3_K)
 // Groups of 64, low 2 bits as Q2_K.  aux: 13 words per super-block: d, the 16 scales as int8 (already
@@ -225,6 +335,31 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
     s = g.d * float(int(g.sc << (24u - 8u * (j >> 1))) >> 24);
     m = 0.0;
 }
+#if defined(INT_DOT)
+// Crumbs as Q2_K plus the third bits: levels 0..7.
+void levels(Group g, out uint lv[16])
+{
+    [[unroll]] for (uint j = 0; j < 8u; j++) {
+        uint w = g.q[j >> 1] >> (4u * (j & 1u)), h = g.h[j >> 2] >> (8u * (j & 3u));
+        lv[2u * j] = (w & 0x03030303u) | (spread1(h) << 2);
+        lv[2u * j + 1u] = ((w >> 2) & 0x03030303u) | (spread1(h >> 4) << 2);
+    }
+}
+// int8 scale per unit of 16 (byte u of sc), offset 4.
+float group_dot(Group g, int s[4], int xs[4], float dx[2])
+{
+    int t[2];
+    [[unroll]] for (uint b = 0; b < 2u; b++) {
+        t[b] = 0;
+        [[unroll]] for (uint h = 0; h < 2u; h++) {
+            uint u = 2u * b + h;
+            t[b] += (int(g.sc << (24u - 8u * u)) >> 24) * (s[u] - 4 * xs[u]);
+        }
+    }
+    precise float r = dx[0] * g.d * float(t[0]) + dx[1] * g.d * float(t[1]);
+    return r;
+}
+#endif
 
 #elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
 // Groups of 32 (8 per super-block), nibbles as Q4_0.  aux per super-block: d | dmin << 16, the 8 scales
@@ -233,10 +368,8 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
 #define HAS_MIN 1
 #if defined(TYPE_Q5_K)
 #define AUX_WORDS 13u
-#define LEVEL_MID 16.0
 #else
 #define AUX_WORDS 5u
-#define LEVEL_MID 8.0
 #endif
 struct Group { uvec4 q; uint qh; float s, m; };
 Group load_group(uint G)
@@ -264,6 +397,23 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
     s = g.s;
     m = g.m;
 }
+#if defined(INT_DOT)
+void levels(Group g, out uint lv[8])
+{
+    [[unroll]] for (uint j = 0; j < 4u; j++) {
+        nibble_words(g.q[j], lv[2u * j], lv[2u * j + 1u]);
+#if defined(TYPE_Q5_K)
+        lv[2u * j] |= spread1(g.qh >> (8u * j)) << 4;
+        lv[2u * j + 1u] |= spread1(g.qh >> (8u * j + 4u)) << 4;
+#endif
+    }
+}
+float group_dot(Group g, int s[2], int xs[2], float dx[1])
+{
+    precise float r = dx[0] * (g.s * float(s[0] + s[1]) + g.m * float(xs[0] + xs[1]));
+    return r;
+}
+#endif
 
 #elif defined(TYPE_Q6_K)
 // Groups of 32 (8 per super-block), low nibbles as Q4_0.  aux: 21 words per super-block: d, the 16 int8
@@ -286,6 +436,25 @@ void chunk(Group g, uint j, out vec4 lo, out vec4 hi, out float s, out float m)
     s = g.d * float(int(g.sc << (24u - 8u * (j >> 1))) >> 24);
     m = 0.0;
 }
+#if defined(INT_DOT)
+// Nibbles and high bit pairs (pair t of h = weight t of the group) as levels 0..63.
+void levels(Group g, out uint lv[8])
+{
+    [[unroll]] for (uint j = 0; j < 4u; j++) {
+        uint h = g.h[j >> 1] >> (16u * (j & 1u));
+        nibble_words(g.q[j], lv[2u * j], lv[2u * j + 1u]);
+        lv[2u * j] |= spread2(h & 255u) << 4;
+        lv[2u * j + 1u] |= spread2((h >> 8) & 255u) << 4;
+    }
+}
+// int8 scale per unit of 16 (byte u of sc), offset 32.
+float group_dot(Group g, int s[2], int xs[2], float dx[1])
+{
+    int t = (int(g.sc << 24) >> 24) * (s[0] - 32 * xs[0]) + (int(g.sc << 16) >> 24) * (s[1] - 32 * xs[1]);
+    precise float r = dx[0] * g.d * float(t);
+    return r;
+}
+#endif
 
 #else
 #error "dequant.glsl: define one TYPE_*"

@@ -201,7 +201,8 @@ void main()
     load_step(0u);
     store_step(0u, 0u);
     barrier();
-    for (uint s = 0u; s < steps; s++) {
+    for (uint s = 0u, guard = 0u; s < steps; s++) {
+        LOOP_GUARD(guard, steps);
         const uint cur = BUFS == 2u ? (s & 1u) : 0u;
         const bool more = s + 1u < steps; // uniform: every invocation sees the same steps
         if (more) load_step((s + 1u) * BK);

@@ -6,15 +6,22 @@
 // Work split (specialization constants from src/ops/tuning.c):
 //   - SPLIT invocations form an "invocation group" that owns ROWS rows; each takes every SPLIT-th weight
 //     group of those rows and keeps ROWS x NCOL partial sums in registers.
-//   - CPU-like devices (lavapipe) use SPLIT = 1 and ROWS = 8: the chunk of x is loaded once (the address is
-//     the same in every lane, so one scalar load) and reused across the 8 rows; no barrier in the loop.
-//   - GPUs use SPLIT = 32 or 64 (a subgroup per row group, coalesced uvec4 loads), and reduce at the end:
-//     SUBGROUP: subgroupAdd, then shared memory across subgroups if SPLIT spans several; otherwise shared
-//     memory only.
-// FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.  The unsigned levels
-// of the types with a minimum (HAS_MIN) are centred first, w = s (level - mid) + (m + s mid): the f16 dot then
-// holds values half as large with mixed signs, and s d + m' xsum no longer cancels two large terms (emulated
-// for Q4_1 1x32, the H200's failing shape: nmse 8e-3 -> 1.4e-5).
+//   - CPU-like devices (lavapipe) use SPLIT = 1 and ROWS = 16: the chunk of x is loaded once (the address is
+//     the same in every lane, so one scalar load) and reused across the rows; no barrier in the loop.
+//   - GPUs use SPLIT of about a subgroup (coalesced uvec4 loads of consecutive groups), and reduce at the end:
+//     SUBGROUP: subgroupAdd where SPLIT is the subgroup size; shuffle-xor butterflies inside each run of
+//     SPLIT lanes where it is smaller (several row groups per subgroup); subgroupAdd, then shared memory
+//     across subgroups where it spans several.  Otherwise shared memory only.
+//   - A column's sums do not depend on NCOL or on the other columns (the same operations in the same order;
+//     explicit fma and `precise` per-group values leave the compiler nothing to contract differently), so a
+//     column computed alone or among 8 gives the same bits (speculative decoding verifies in one pass).
+// INT_DOT, the integer path (quantized types): x comes quantized to 8-bit blocks of 32 (quantize_q8.comp,
+// q8.glsl); per group, the integer dot products of the weight levels (dequant.glsl levels()) with x's levels
+// over each 16 weights, then one float expression per group (group_dot()).  INT_DOT_EXT takes the dot
+// products of 4 int8 pairs from SPV_KHR_integer_dot_product (OpSDot), else from plain integer arithmetic.
+// FP16: the 8-weight dot products run in f16 (levels and x rounded to f16), sums in f32.  Only for types whose
+// levels are centred (no HAS_MIN): an f16 dot of levels 0..15, cancelled afterwards against m * sum(x), kept
+// the f16 rounding of the large dot in a small result (Q4_1 1x32: nmse 0.014 on lavapipe, 0.0045 on an H200).
 // TEXEL_LOADS: weights and x read as texels (uniform texel buffers), which lavapipe gathers with vector
 // addressing where a storage-buffer load at a per-lane address is a scalar loop over the lanes.
 // Fused epilogues (rows come in pairs (2i, 2i+1), which one invocation group always holds, ROWS being even):
@@ -27,16 +34,30 @@
 #if defined(SUBGROUP)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
+#if defined(INT_DOT_EXT)
+#extension GL_EXT_spirv_intrinsics : require
 #endif
 #include "common.glsl"
 #include "dequant.glsl"
+#if defined(FP16) && defined(HAS_MIN)
+#error "matvec.comp: FP16 only for types with centred levels (see above)"
+#endif
+#if defined(INT_DOT) && (defined(FP16) || defined(TEXEL_LOADS))
+#error "matvec.comp: INT_DOT computes in integers from storage buffers"
+#endif
 
 layout(constant_id = 1) const uint ROWS = 8;  // rows per invocation group
 layout(constant_id = 2) const uint SPLIT = 1; // invocations per invocation group (power of two)
 layout(constant_id = 3) const uint NCOL = 1;  // columns of x per dispatch (1..8)
 layout(constant_id = 4) const bool X_ALIGNED = true; // cols % 8 == 0 (only the float types allow others)
 
-#if defined(TEXEL_LOADS)
+#if defined(INT_DOT)
+#include "q8.glsl"
+layout(std430, binding = 2) readonly buffer XQ4 { uvec4 xq4[]; }; // [n][Q8_COL_WORDS(cols)] words, q8.glsl
+layout(std430, binding = 2) readonly buffer XQ2 { uvec2 xq2[]; };
+#elif defined(TEXEL_LOADS)
 // [n][cols] through a uniform texel buffer: the host views it as RGBA32F when X_ALIGNED, else as R32F.
 layout(binding = 2) uniform samplerBuffer x_texels;
 #define X_AT(i) texelFetch(x_texels, int(i)).x
@@ -84,13 +105,13 @@ void store_one(uint col, uint row, float v) { y[col * p.y_stride + p.y_row0 + ro
 const uint INV_GROUPS = gl_WorkGroupSize.x / SPLIT; // invocation groups per workgroup
 shared float partial[gl_WorkGroupSize.x * ROWS * NCOL];
 
+#if !defined(INT_DOT)
 #if defined(FP16)
 #define XVEC f16vec4
 #else
 #define XVEC vec4
 #endif
 
-// Element k of column `col` of x.
 // Elements k..k+7 of column col of x.  The loop counters make every address here differ per lane as far as
 // lavapipe knows, so each load is a gather of one value per lane: two aligned vec4 loads cost 4x fewer
 // gathers than eight floats (measured 1.6x faster for Q4_0 with 8 columns).
@@ -110,8 +131,61 @@ void load_x8(uint col, uint k, out vec4 l, out vec4 h)
     l = X4_AT(i / 4u);
     h = X4_AT(i / 4u + 1u);
 }
+#endif
 
 float acc[ROWS][NCOL]; // this invocation's partial sums
+
+#if defined(INT_DOT)
+#if defined(INT_DOT_EXT)
+// OpSDot with PackedVectorFormat4x8Bit: the sum of the products of the four int8 pairs of a and b.
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot_4x8(uint a, uint b, spirv_literal int packed_vector_format);
+int dot4(uint a, uint b) { return sdot_4x8(a, b, 0); }
+#else
+int dot4(uint a, uint b)
+{
+    ivec4 u = ivec4(uvec4(a << 24, a << 16, a << 8, a)) >> 24, v = ivec4(uvec4(b << 24, b << 16, b << 8, b)) >> 24;
+    return u.x * v.x + u.y * v.y + u.z * v.z + u.w * v.w;
+}
+#endif
+
+const uint XB = GROUP / 32u; // x blocks per weight group
+const uint UNITS = GROUP / 16u;
+
+// The groups g of rows base[r] + g times the NCOL columns of quantized x from col0.
+void int_step(uint base[ROWS], uint g, uint col0)
+{
+    Group grp[ROWS];
+    uint lv[ROWS][GROUP / 4u];
+    [[unroll]] for (uint r = 0; r < ROWS; r++) {
+        grp[r] = load_group(base[r] + g);
+        levels(grp[r], lv[r]);
+    }
+    const uint col_words = Q8_COL_WORDS(p.cols), level_words = Q8_LEVEL_WORDS(p.cols);
+    [[unroll]] for (uint c = 0; c < NCOL; c++) {
+        const uint cw = (col0 + c) * col_words;
+        uvec4 xw[UNITS]; // unit u: words 4u..4u+3 of the group's stretch of x
+        int xs[UNITS];
+        float dx[XB];
+        [[unroll]] for (uint b = 0; b < XB; b++) {
+            const uint blk = g * XB + b;
+            xw[2u * b] = xq4[cw / 4u + 2u * blk];
+            xw[2u * b + 1u] = xq4[cw / 4u + 2u * blk + 1u];
+            const uvec2 ds = xq2[(cw + level_words) / 2u + blk];
+            dx[b] = uintBitsToFloat(ds.x);
+            xs[2u * b] = int(ds.y << 16) >> 16;
+            xs[2u * b + 1u] = int(ds.y) >> 16;
+        }
+        [[unroll]] for (uint r = 0; r < ROWS; r++) {
+            int s[UNITS];
+            [[unroll]] for (uint u = 0; u < UNITS; u++)
+                s[u] = dot4(lv[r][4u * u], xw[u].x) + dot4(lv[r][4u * u + 1u], xw[u].y) +
+                       dot4(lv[r][4u * u + 2u], xw[u].z) + dot4(lv[r][4u * u + 3u], xw[u].w);
+            acc[r][c] += group_dot(grp[r], s, xs, dx);
+        }
+    }
+}
+#endif
 
 // Stores the sums of rows first..first + ROWS - 1 (those below p.rows) for the NCOL columns from col0.
 void store_block(uint first, uint col0)
@@ -150,6 +224,12 @@ void main()
     [[unroll]] for (uint r = 0; r < ROWS; r++)
         [[unroll]] for (uint c = 0; c < NCOL; c++) acc[r][c] = 0.0;
 
+#if defined(INT_DOT)
+    for (uint g = sub, guard = 0u; g < p.groups; g += SPLIT) {
+        LOOP_GUARD(guard, p.groups);
+        int_step(base, g, col0);
+    }
+#else
     for (uint g = sub, guard = 0u; g < p.groups; g += SPLIT) {
         LOOP_GUARD(guard, p.groups);
         Group grp[ROWS];
@@ -159,17 +239,11 @@ void main()
         [[unroll]] for (uint j = 0; j < CHUNKS; j++) {
             const uint k = g * GROUP + 8u * j;
             XVEC xl[NCOL], xh[NCOL];
-#if defined(HAS_MIN) && defined(FP16)
-            float xsum[NCOL];
-#endif
             [[unroll]] for (uint c = 0; c < NCOL; c++) {
                 vec4 l, h;
                 load_x8(col0 + c, k, l, h);
                 xl[c] = XVEC(l);
                 xh[c] = XVEC(h);
-#if defined(HAS_MIN) && defined(FP16)
-                xsum[c] = dot(l + h, vec4(1.0));
-#endif
             }
             [[unroll]] for (uint r = 0; r < ROWS; r++) {
                 vec4 lo, hi;
@@ -192,24 +266,14 @@ void main()
                     acc[r][c] = fma(hi.w, xh[c].w, a);
                 }
 #else
-#if defined(HAS_MIN)
-                XVEC ql = XVEC(lo - LEVEL_MID), qh = XVEC(hi - LEVEL_MID);
-                m = fma(s, LEVEL_MID, m);
-#else
                 XVEC ql = XVEC(lo), qh = XVEC(hi);
-#endif
-                [[unroll]] for (uint c = 0; c < NCOL; c++) {
-                    float d = float(dot(ql, xl[c]) + dot(qh, xh[c]));
-#if defined(HAS_MIN)
-                    acc[r][c] += s * d + m * xsum[c];
-#else
-                    acc[r][c] += s * d;
-#endif
-                }
+                [[unroll]] for (uint c = 0; c < NCOL; c++)
+                    acc[r][c] = fma(s, float(dot(ql, xl[c]) + dot(qh, xh[c])), acc[r][c]);
 #endif
             }
         }
     }
+#endif
 
     if (SPLIT == 1u) {
         store_block(first_row, col0);
@@ -218,6 +282,13 @@ void main()
 
     // Reduce the SPLIT partial sums of each (row, column) of the invocation group.
 #if defined(SUBGROUP)
+    if (SPLIT < gl_SubgroupSize) { // row groups of SPLIT lanes inside a subgroup: every lane gets the sum
+        [[unroll]] for (uint r = 0; r < ROWS; r++)
+            [[unroll]] for (uint c = 0; c < NCOL; c++)
+                for (uint o = SPLIT / 2u; o > 0u; o /= 2u) acc[r][c] += subgroupShuffleXor(acc[r][c], o);
+        if (sub == 0u) store_block(first_row, col0);
+        return;
+    }
     [[unroll]] for (uint r = 0; r < ROWS; r++)
         [[unroll]] for (uint c = 0; c < NCOL; c++) acc[r][c] = subgroupAdd(acc[r][c]);
     if (SPLIT == gl_SubgroupSize) {

@@ -5,7 +5,13 @@
  *  - F32 weights and KV cache: the GPU computes in float; errors are float rounding, ~1e-11.
  *  - F16 KV cache: each cached key and value is rounded to 11 significant bits, ~1e-7.
  *  - Quantized weights: the reference dequantizes the same blocks, so only arithmetic differs (f16 dot
- *    products where the device has fp16, float otherwise) plus the F16 cache: well under 1e-4. */
+ *    products where the device has fp16, float otherwise) plus the F16 cache: well under 1e-4.
+ *  - The mat-vec's integer path (GPU tuning rows) rounds the input of each product to 8 bits per element,
+ *    which alone gives these small random models up to 9.3e-5.  The reference quantizes those inputs the same
+ *    way (ref_model_forward_q8: the layers' when the prompt comes in chunks the mat-vec takes, the head's
+ *    always), and most runs then agree to 1e-14; but where the GPU's activation and the reference's (equal
+ *    to f32 rounding, or to f16 where the tiled mat-mul computes in f16) fall on either side of a rounding
+ *    step, that one element moves the logits as much again (measured up to 8.9e-5 on lavapipe): 1e-3. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +21,7 @@
 #include "harness.h"
 #include "model.h"
 #include "paths.h"
+#include "ops/matmul_record.h"
 #include "ref_llama.h"
 #include "synth.h"
 #include "vkllm.h"
@@ -98,19 +105,25 @@ static void check_against_reference(const char *path, const char *what, double b
     bench_prompt_tokens(n_vocab, tokens, N);
     double *expect = malloc(n_vocab * sizeof *expect);
     float *got = malloc(n_vocab * sizeof *got);
-    ref_model_forward(ref, tokens, N, expect);
     vkllm_model *m = load(path);
+    const ops_context *ops = m->ops;
     struct { vkllm_kv_type kv; uint32_t n_batch; double bound; const char *name; } cases[] = {
         {VKLLM_KV_F32, 64, bound_f32, "kv f32, one batch"},
         {VKLLM_KV_F32, 5, bound_f32, "kv f32, chunks of 5"},
         {VKLLM_KV_F16, 64, bound_f16, "kv f16, one batch"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint32_t chunk = cases[i].n_batch < N ? cases[i].n_batch : N;
+        bool q8_layers = ops->tuning->matvec_int_dot && ops_matmul_is_matvec(ops, chunk);
+        bool q8_head = ops->tuning->matvec_int_dot && ops_matmul_is_matvec(ops, 1);
+        ref_model_forward_q8(ref, tokens, N, q8_layers, q8_head, expect);
         vkllm_context *c = context(m, 128, cases[i].n_batch, cases[i].kv);
         gpu_logits(c, tokens, N, cases[i].n_batch, 0, got, n_vocab);
         double e = logits_nmse(expect, got, n_vocab);
-        printf("  %-28s %-20s logits nmse %.3g (bound %.0e)\n", what, cases[i].name, e, cases[i].bound);
-        if (!(e <= cases[i].bound)) fail_msg("%s %s: nmse %.3g", what, cases[i].name, e);
+        bool q8 = (q8_layers || q8_head) && ref_model_has_quantized(ref);
+        double bound = q8 && cases[i].bound < 1e-3 ? 1e-3 : cases[i].bound;
+        printf("  %-28s %-20s logits nmse %.3g (bound %.0e)\n", what, cases[i].name, e, bound);
+        if (!(e <= bound)) fail_msg("%s %s: nmse %.3g", what, cases[i].name, e);
         vkllm_context_free(c);
     }
     free_model(m);

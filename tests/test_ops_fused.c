@@ -1,18 +1,21 @@
 /* ops_qkv_project and ops_swiglu_project against plain C: y = W x (+ bias) in double from the dequantized
- * weights, RoPE in double, the paged cache through the host model of test_ops_kv, silu(gate) * up.  Each
- * runs through every path: the fused mat-vec epilogue of each tuning row's variant (_tx on the CPU row,
- * _sg / _sg_f16 / _f16 on the GPU rows, plain without texels), the tiled mat-mul plus the separate pass (qkv_store,
- * swiglu_pairs), three unstacked Q/K/V weights, and a row count per invocation that cannot hold pairs. */
+ * weights, RoPE in double, the paged cache through the host model of test_ops_kv, silu(gate) * up; where the
+ * product takes the integer path, x is its q8 round trip (th_q8_round_trip).  Each runs through every path:
+ * the fused mat-vec epilogue of each tuning row's variant (_tx on the CPU row; _sg_q8dot / _sg_q8 / _q8dot /
+ * _q8 / _sg / _sg_f16 / _f16 on the GPU rows, plain without texels), the tiled mat-mul plus the separate
+ * pass (qkv_store, swiglu_pairs), three unstacked Q/K/V weights, and a row count per invocation that cannot
+ * hold pairs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "matmul_check.h"
 #include "ops/matmul_fused.h"
 #include "quant/quant.h"
 #include "ref_attention.h"
 
-/* NMSE bounds: f32 products and RoPE at positions below 20, measured <= 5.3e-13 on lavapipe; f16 arithmetic
- * or an F16 cache (rounding to 2^-11), measured <= 4.4e-6. */
+/* NMSE bounds: f32 products (or the integer path against x's q8 round trip) and RoPE at positions below 20,
+ * measured <= 5.3e-13 on lavapipe; f16 arithmetic or an F16 cache (rounding to 2^-11), measured <= 4.4e-6. */
 #define BOUND_F32 1e-9
 #define BOUND_F16 2e-5
 
@@ -26,11 +29,16 @@ static uint32_t cols_for(uint32_t type)
     return block == 1 ? 40 : block == 32 ? 96 : 256;
 }
 
-static bool f16_math(uint32_t type)
+/* The path the products of n tokens take (one for all the weights: the tests mix quantized types only), and
+ * x [n][cols] as that path sees it. */
+static ops_matmul_path path_and_x(const ops_weight *const *w, size_t n_w, uint32_t n, const float *x, uint32_t cols,
+                                  float *x_seen)
 {
-    const ops_context *o = th_ops();
-    bool coopmat = o->caps->coopmat != VKR_COOPMAT_NONE && o->tuning->coopmat.on; /* f16 inputs above n = 8 */
-    return ((o->tuning->fp16 && o->caps->fp16_arith) || coopmat) && type != QUANT_F32 && type != QUANT_BF16;
+    ops_matmul_path path = ops_matmul_path_of(th_ops(), w[0], n);
+    for (size_t i = 1; i < n_w; i++) assert_int_equal(ops_matmul_path_of(th_ops(), w[i], n), path);
+    if (path == OPS_PATH_Q8 || path == OPS_PATH_Q8_DOT) th_q8_round_trip(x, n, cols, x_seen);
+    else memcpy(x_seen, x, sizeof *x * n * cols);
+    return path;
 }
 
 /* Random rows quantized to type, and their dequantized values [rows][cols]. */
@@ -106,6 +114,8 @@ static void check_qkv(const qkv_case *c, const uint32_t types[3], bool kv_f16, c
 
     float *w = malloc(sizeof *w * rows * cols), *bias = malloc(sizeof *bias * rows);
     float *x = malloc(sizeof *x * max_n * cols), *want = malloc(sizeof *want * rows);
+    float *x_seen = malloc(sizeof *x_seen * max_n * cols);
+    assert_non_null(x_seen);
     const void **row_ptrs = malloc(sizeof *row_ptrs * rows);
     assert_true(w && bias && x && want && row_ptrs);
     uint8_t *parts[3];
@@ -148,13 +158,16 @@ static void check_qkv(const qkv_case *c, const uint32_t types[3], bool kv_f16, c
     ops_qkv_dest dest = {.q = vkr_whole(&b_q), .tokens = vkr_whole(&b_tokens), .page_table = vkr_whole(&b_table),
                          .k_cache = vkr_whole(&b_k), .v_cache = vkr_whole(&b_v), .kv = &kv,
                          .scratch = vkr_whole(&b_scratch)};
-    bool f16 = f16_math(types[0]) || f16_math(types[1]) || f16_math(types[2]);
+    const ops_weight *const used[3] = {stacked ? stack : weights[0], weights[1], weights[2]};
     for (size_t i = 0; i < n_ns; i++) {
         uint32_t n = ns[i];
+        ops_matmul_path path = path_and_x(used, stacked ? 1 : 3, n, x, cols, x_seen);
+        bool f16 = path == OPS_PATH_F16 || path == OPS_PATH_COOPMAT; /* f16 inputs */
         memcpy(k_want, zero, cache_bytes);
         memcpy(v_want, zero, cache_bytes);
         for (uint32_t t = 0; t < n; t++) {
-            qkv_reference(c, w, c->bias ? bias : NULL, x + (size_t)t * cols, cols, (uint32_t)tokens[2 * t + 1], want);
+            qkv_reference(c, w, c->bias ? bias : NULL, x_seen + (size_t)t * cols, cols, (uint32_t)tokens[2 * t + 1],
+                          want);
             memcpy(q_want + (size_t)t * q_rows, want, sizeof *want * q_rows);
             ref_kv_store(&kv, table, k_want, (uint32_t)tokens[2 * t], (uint32_t)tokens[2 * t + 1], want + q_rows);
             ref_kv_store(&kv, table, v_want, (uint32_t)tokens[2 * t], (uint32_t)tokens[2 * t + 1],
@@ -193,7 +206,7 @@ static void check_qkv(const qkv_case *c, const uint32_t types[3], bool kv_f16, c
         free(parts[i]);
     }
     ops_weight_free(th_ops(), stack);
-    free(w), free(bias), free(x), free(want), free(row_ptrs), free(zero);
+    free(w), free(bias), free(x), free(x_seen), free(want), free(row_ptrs), free(zero);
     free(k_want), free(v_want), free(k_got), free(v_got), free(q_want), free(q_got);
 }
 
@@ -222,21 +235,25 @@ static void check_swiglu(uint32_t type, uint32_t n_ff, const uint32_t *ns, size_
     uint32_t cols = cols_for(type), rows = 2 * n_ff, max_n = 0;
     for (size_t i = 0; i < n_ns; i++) max_n = ns[i] > max_n ? ns[i] : max_n;
     float *w = malloc(sizeof *w * rows * cols), *x = malloc(sizeof *x * max_n * cols);
+    float *x_seen = malloc(sizeof *x_seen * max_n * cols);
     float *want = malloc(sizeof *want * max_n * n_ff), *got = malloc(sizeof *got * max_n * n_ff);
-    assert_true(w && x && want && got);
+    assert_true(w && x && x_seen && want && got);
     uint8_t *data = random_matrix(&rng, type, rows, cols, w);
     ops_weight *gate_up;
     th_check_status(ops_weight_create(th_ops(), type, rows, cols, data, &gate_up), "weight");
     th_fill_uniform(&rng, x, (size_t)max_n * cols, -1.0f, 1.0f);
-    for (uint32_t t = 0; t < max_n; t++)
-        for (uint32_t i = 0; i < n_ff; i++) {
-            double g = dot(w + (size_t)2 * i * cols, x + (size_t)t * cols, cols);
-            double u = dot(w + (size_t)(2 * i + 1) * cols, x + (size_t)t * cols, cols);
-            want[(size_t)t * n_ff + i] = (float)(g / (1 + exp(-g)) * u);
-        }
     vkr_buffer b_x = th_upload(x, sizeof *x * max_n * cols), b_act = th_alloc(sizeof *got * max_n * n_ff);
     vkr_buffer b_scratch = th_alloc(4ull * max_n * rows);
     for (size_t i = 0; i < n_ns; i++) {
+        const ops_weight *const used[1] = {gate_up};
+        ops_matmul_path path = path_and_x(used, 1, ns[i], x, cols, x_seen);
+        bool f16 = path == OPS_PATH_F16 || path == OPS_PATH_COOPMAT; /* f16 inputs */
+        for (uint32_t t = 0; t < ns[i]; t++)
+            for (uint32_t f = 0; f < n_ff; f++) {
+                double g = dot(w + (size_t)2 * f * cols, x_seen + (size_t)t * cols, cols);
+                double u = dot(w + (size_t)(2 * f + 1) * cols, x_seen + (size_t)t * cols, cols);
+                want[(size_t)t * n_ff + f] = (float)(g / (1 + exp(-g)) * u);
+            }
         th_check_status(vkr_fill(th_device(), &b_act, 0, b_act.size, 0x7fc00000u), "poison");
         vkr_sequence *seq = th_begin();
         th_check_status(ops_swiglu_project(th_ops(), seq, gate_up, vkr_whole(&b_x), vkr_whole(&b_act), ns[i],
@@ -249,11 +266,11 @@ static void check_swiglu(uint32_t type, uint32_t n_ff, const uint32_t *ns, size_
         snprintf(what, sizeof what, "swiglu %s n_ff %u n=%u (tuning %s)", quant_get_traits(type)->name, n_ff, ns[i],
                  th_ops()->tuning->name);
         printf("  %s: nmse %.2g\n", what, th_nmse(want, got, (size_t)ns[i] * n_ff));
-        th_assert_nmse(what, want, got, (size_t)ns[i] * n_ff, f16_math(type) ? BOUND_F16 : BOUND_F32);
+        th_assert_nmse(what, want, got, (size_t)ns[i] * n_ff, f16 ? BOUND_F16 : BOUND_F32);
     }
     th_free(&b_x), th_free(&b_act), th_free(&b_scratch);
     ops_weight_free(th_ops(), gate_up);
-    free(data), free(w), free(x), free(want), free(got);
+    free(data), free(w), free(x), free(x_seen), free(want), free(got);
 }
 
 static void check_all_swiglu(const uint32_t *types, size_t n_types)
@@ -263,36 +280,51 @@ static void check_all_swiglu(const uint32_t *types, size_t n_types)
 
 /* ---- tuning rows and paths ---- */
 
-static void use_row(const op_tuning *row, const char *disable)
+static void use_row(const op_tuning *row, const char *disable, const char *disable2)
 {
     unsetenv("VKLLM_DISABLE_F16");
     unsetenv("VKLLM_DISABLE_SUBGROUP");
     unsetenv("VKLLM_DISABLE_TEXEL");
+    unsetenv("VKLLM_DISABLE_INT_DOT");
     if (disable) setenv(disable, "1", 1);
+    if (disable2) setenv(disable2, "1", 1);
     th_reset_device();
     th_ops()->tuning = row;
 }
 
-/* Every variant of the epilogues: _tx (CPU row), _sg_f16, _sg, _f16 (GPU rows) and plain (CPU row without
- * texel loads). */
+static const uint32_t quant_types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1,
+                                       QUANT_Q2_K, QUANT_Q3_K, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+
+/* Every variant of the epilogues: _tx (CPU row); on NVIDIA's row _sg_q8dot, _sg_q8, _q8dot and _q8 (the
+ * integer path of quantized types), _sg_f16 / _f16 (F16) and _sg / plain (F32, BF16), and on its float-path
+ * copy _sg_f16, _sg and _f16 for the quantized types; plain (CPU row without texel loads). */
 static void test_fused_variants(void **state)
 {
-    const size_t n = sizeof all_types / sizeof *all_types;
-    const struct { tuning_class row; const char *disable; } runs[] = {
-        {TUNING_CPU, NULL},                         /* matvec_T_tx_* */
-        {TUNING_NVIDIA, NULL},                      /* matvec_T_sg_f16_* (F32/BF16: _sg) */
-        {TUNING_NVIDIA, "VKLLM_DISABLE_F16"},       /* matvec_T_sg_* */
-        {TUNING_NVIDIA, "VKLLM_DISABLE_SUBGROUP"},  /* matvec_T_f16_* (F32/BF16: plain) */
-        {TUNING_CPU, "VKLLM_DISABLE_TEXEL"},        /* matvec_T_* */
+    static op_tuning nvidia_float; /* static: outlives a failed check */
+    nvidia_float = *tuning_row(TUNING_NVIDIA);
+    nvidia_float.name = "nvidia-float";
+    nvidia_float.matvec_int_dot = 0;
+    const struct { const op_tuning *row; const char *disable, *disable2; const uint32_t *types; size_t n; } runs[] = {
+        {tuning_row(TUNING_CPU), NULL, NULL, all_types, 13},                    /* matvec_T_tx_* */
+        {tuning_row(TUNING_NVIDIA), NULL, NULL, all_types, 13},                 /* _sg_q8dot_*, F16 _sg_f16_* */
+        {tuning_row(TUNING_NVIDIA), "VKLLM_DISABLE_INT_DOT", NULL, quant_types, 10},           /* _sg_q8_* */
+        {tuning_row(TUNING_NVIDIA), "VKLLM_DISABLE_SUBGROUP", NULL, all_types, 13}, /* _q8dot_*, F16 _f16_* */
+        {tuning_row(TUNING_NVIDIA), "VKLLM_DISABLE_SUBGROUP", "VKLLM_DISABLE_INT_DOT", quant_types, 10}, /* _q8_* */
+        {&nvidia_float, NULL, NULL, quant_types, 10},                     /* _sg_f16_* (types with a min: _sg) */
+        {&nvidia_float, "VKLLM_DISABLE_F16", NULL, all_types, 13},                               /* _sg_* */
+        {&nvidia_float, "VKLLM_DISABLE_SUBGROUP", NULL, quant_types, 10},          /* _f16_* (with a min: plain) */
+        {tuning_row(TUNING_CPU), "VKLLM_DISABLE_TEXEL", NULL, all_types, 13},                     /* matvec_T_* */
     };
+    assert_int_equal(sizeof all_types / sizeof *all_types, 13);
     for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
-        use_row(tuning_row(runs[r].row), runs[r].disable);
-        printf("tuning %s%s%s\n", th_ops()->tuning->name, runs[r].disable ? " with " : "",
-               runs[r].disable ? runs[r].disable : "");
-        check_all_qkv(all_types, n);
-        check_all_swiglu(all_types, n);
+        use_row(runs[r].row, runs[r].disable, runs[r].disable2);
+        printf("tuning %s%s%s%s%s\n", th_ops()->tuning->name, runs[r].disable ? " with " : "",
+               runs[r].disable ? runs[r].disable : "", runs[r].disable2 ? " and " : "",
+               runs[r].disable2 ? runs[r].disable2 : "");
+        check_all_qkv(runs[r].types, runs[r].n);
+        check_all_swiglu(runs[r].types, runs[r].n);
     }
-    use_row(tuning_row(TUNING_CPU), NULL);
+    use_row(tuning_row(TUNING_CPU), NULL, NULL);
 }
 
 /* Batches: blocks of mat-vec columns on the CPU row (n up to 16), the tiled mat-mul and the separate passes
@@ -307,7 +339,7 @@ static void test_fused_paths(void **state)
     odd_rows.name = "cpu-3-rows";
     odd_rows.matvec_rows = 3;
     for (int r = 0; r < 3; r++) {
-        use_row(rows[r], NULL);
+        use_row(rows[r], NULL, NULL);
         for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
             uint32_t same[3] = {types[t], types[t], types[t]};
             check_qkv(&qkv_cases[1], same, true, mat_vec_n, n_all);
@@ -316,7 +348,7 @@ static void test_fused_paths(void **state)
         check_qkv(&qkv_cases[0], mixed, true, mat_vec_n, n_all);
         check_qkv(&qkv_cases[1], mixed, false, mat_vec_n, n_all);
     }
-    use_row(tuning_row(TUNING_CPU), NULL);
+    use_row(tuning_row(TUNING_CPU), NULL, NULL);
 }
 
 static void test_fused_bad_shapes(void **state)

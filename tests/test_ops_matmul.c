@@ -12,21 +12,11 @@
 
 static const uint32_t all_n[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 67};
 
-static double bound(void)
-{
-    /* The default tuning computes in f16 only where it says so and the device can, or where the mat-mul runs
-     * on cooperative matrices (f16 inputs). */
-    const ops_context *o = th_ops();
-    bool coopmat = o->caps->coopmat != VKR_COOPMAT_NONE && o->tuning->coopmat.on;
-    return (o->tuning->fp16 && o->caps->fp16_arith) || coopmat ? TH_MATMUL_NMSE_F16 : TH_MATMUL_NMSE_F32;
-}
-
 static void check_types(const uint32_t *types, size_t n_types, const uint32_t (*shapes)[2], size_t n_shapes)
 {
     for (size_t t = 0; t < n_types; t++)
         for (size_t s = 0; s < n_shapes; s++)
-            th_check_matmul(types[t], shapes[s][0], shapes[s][1], all_n, sizeof all_n / sizeof *all_n,
-                            types[t] == QUANT_F32 ? TH_MATMUL_NMSE_F32 : bound());
+            th_check_matmul(types[t], shapes[s][0], shapes[s][1], all_n, sizeof all_n / sizeof *all_n);
 }
 
 /* Float types take any cols: odd ones leave a partial last group of 8. */
@@ -70,7 +60,7 @@ static void test_tiled_matmul(void **state)
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         uint32_t block = quant_get_traits(types[t])->block_elems;
         uint32_t cols = block == 1 ? 97 : block == 32 ? 416 : 512;
-        th_check_matmul(types[t], 37, cols, ns, 3, types[t] == QUANT_F32 ? TH_MATMUL_NMSE_F32 : bound());
+        th_check_matmul(types[t], 37, cols, ns, 3);
     }
     th_ops()->tuning = own;
 }
@@ -93,7 +83,7 @@ static void test_larger_than_binding(void **state)
     tiled.coopmat.on = 0;
     th_ops()->tuning = &tiled;
     static const uint32_t ns[] = {1, 9};
-    th_check_matmul(QUANT_F16, rows, cols, ns, 2, bound());
+    th_check_matmul(QUANT_F16, rows, cols, ns, 2);
     th_ops()->tuning = own;
 }
 
@@ -140,14 +130,14 @@ static void check_coopmat_kind(const char *kind, bool drop_validation)
         for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
             uint32_t block = quant_get_traits(types[t])->block_elems;
             uint32_t cols = block == 1 ? 97 : block == 32 ? 416 : 512;
-            th_check_matmul(types[t], 37, cols, ns, 6, TH_MATMUL_NMSE_F16);
-            th_check_matmul(types[t], 129, 2 * cols, ns, 3, TH_MATMUL_NMSE_F16);
-            th_check_matmul(types[t], 1, cols, ns, 2, TH_MATMUL_NMSE_F16);
+            th_check_matmul(types[t], 37, cols, ns, 6);
+            th_check_matmul(types[t], 129, 2 * cols, ns, 3);
+            th_check_matmul(types[t], 1, cols, ns, 2);
         }
         static const uint32_t big[] = {300, 512};
-        th_check_matmul(QUANT_Q4_0, 1024, 1024, big, 2, TH_MATMUL_NMSE_F16);
-        th_check_matmul(QUANT_Q4_K, 1000, 1024, big, 1, TH_MATMUL_NMSE_F16);
-        th_check_matmul(QUANT_F16, 1000, 1000, big, 1, TH_MATMUL_NMSE_F16);
+        th_check_matmul(QUANT_Q4_0, 1024, 1024, big, 2);
+        th_check_matmul(QUANT_Q4_K, 1000, 1024, big, 1);
+        th_check_matmul(QUANT_F16, 1000, 1000, big, 1);
     }
     unsetenv("VKLLM_COOPMAT");
     if (validation) setenv("VKLLM_VALIDATION", validation, 1);
@@ -199,7 +189,7 @@ static void test_larger_than_allocation(void **state)
         tiled.coopmat.on = 0;
         th_ops()->tuning = &tiled;
         static const uint32_t ns[] = {1, 3, 9};
-        th_check_matmul(types[t], rows, cols, ns, 3, bound());
+        th_check_matmul(types[t], rows, cols, ns, 3);
         th_ops()->tuning = own;
     }
     /* A buffer that cannot be chunked is refused with the limit named. */

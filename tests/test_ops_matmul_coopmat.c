@@ -56,8 +56,7 @@ static void check(const uint32_t *types, size_t n_types, const uint32_t (*shapes
 {
     for (size_t t = 0; t < n_types; t++)
         for (size_t s = 0; s < n_shapes; s++)
-            th_check_matmul(types[t], shapes[s][0], shapes[s][1] ? shapes[s][1] : cols_for(types[t]), ns, n_ns,
-                            TH_MATMUL_NMSE_F16);
+            th_check_matmul(types[t], shapes[s][0], shapes[s][1] ? shapes[s][1] : cols_for(types[t]), ns, n_ns);
 }
 
 /* Each GPU row's tiles as they ship, with a matrix size its vendor lists: every type at 37 rows (a partial row
@@ -145,7 +144,7 @@ static void test_row_chunks(void **state)
     assert_true(w->n_chunks > 1 && w->chunk_rows < 600);
     ops_weight_free(th_ops(), w);
     static const uint32_t ns[] = {9, 26}; /* x and y stay within the 64 KiB range */
-    th_check_matmul(QUANT_Q4_0, 600, 416, ns, 2, TH_MATMUL_NMSE_F16);
+    th_check_matmul(QUANT_Q4_0, 600, 416, ns, 2);
     restore();
 }
 
@@ -156,7 +155,7 @@ static void test_f32_types_stay_tiled(void **state)
     use(tuning_row(TUNING_NVIDIA), "nvidia", 16, 16, 16);
     static const uint32_t types[] = {QUANT_F32, QUANT_BF16};
     static const uint32_t ns[] = {9, 67};
-    for (size_t t = 0; t < 2; t++) th_check_matmul(types[t], 37, 97, ns, 2, TH_MATMUL_NMSE_F32);
+    for (size_t t = 0; t < 2; t++) th_check_matmul(types[t], 37, 97, ns, 2);
     restore();
 }
 
@@ -217,7 +216,7 @@ static void test_environment(void **state)
     on.name = "nvidia-env";
     th_ops()->tuning = &on;
     static const uint32_t ns[] = {9, 40};
-    th_check_matmul(QUANT_Q4_K, 77, 256, ns, 2, TH_MATMUL_NMSE_F16);
+    th_check_matmul(QUANT_Q4_K, 77, 256, ns, 2);
 
     setenv("VKLLM_DISABLE_COOPMAT", "1", 1);
     th_reset_device();

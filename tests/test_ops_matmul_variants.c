@@ -1,10 +1,15 @@
-/* Every shader variant of ops_matmul on lavapipe: the GPU tuning rows (an invocation group per row pair,
- * reduced with subgroupAdd or through shared memory), f16 arithmetic, and each forced fallback
- * (VKLLM_DISABLE_F16 / _SUBGROUP / _STORAGE16 / _STORAGE8).  Variants per type: matvec_T, matvec_T_sg,
- * matvec_T_f16, matvec_T_sg_f16, matmul_T, matmul_T_f16 (the _f16 ones not for F32 and BF16); lavapipe's
- * own tuning (test_ops_matmul) covers matvec_T_tx (texel loads), and matmul_T where it forces the tiled
- * mat-mul; the CPU row without texel loads (knob off, VKLLM_DISABLE_TEXEL, or a texel limit too small for
- * x) covers matvec_T, and weights chunked for a small maxTexelBufferElements matvec_T_tx with chunks. */
+/* Every shader variant of ops_matmul on lavapipe: the GPU tuning rows (an invocation group per 4 rows,
+ * reduced with subgroupAdd, then shared memory, or through shared memory only), their integer path through
+ * the device's integer dot product, f16 arithmetic, and each forced fallback (VKLLM_DISABLE_F16 / _SUBGROUP /
+ * _STORAGE16 / _STORAGE8).  Variants per type: matvec_T, matvec_T_sg, matvec_T_f16 and matvec_T_sg_f16
+ * (types with centred levels), matvec_T_q8dot and matvec_T_sg_q8dot (quantized types), matmul_T and
+ * matmul_T_f16 (not F32 and BF16); the GPU rows run the float path of quantized types as copies with
+ * matvec_int_dot = 0.  test_ops_matmul_q8 covers the rest of the integer path (matvec_T_q8, matvec_T_sg_q8,
+ * quantize_q8, row groups inside a subgroup, batch invariance); lavapipe's own tuning (test_ops_matmul)
+ * covers matvec_T_tx (texel loads), and matmul_T where it forces the tiled mat-mul; the CPU row without
+ * texel loads (knob off, VKLLM_DISABLE_TEXEL, or a texel limit too small for x) covers matvec_T, and weights
+ * chunked for a small maxTexelBufferElements matvec_T_tx with chunks.  Run by hand with
+ * LP_NATIVE_VECTOR_WIDTH=512 too (subgroups of 16: other reduction branches). */
 #include <stdlib.h>
 
 #include "matmul_check.h"
@@ -14,15 +19,10 @@
 static const uint32_t all_types[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0,
                                      QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q2_K, QUANT_Q3_K,
                                      QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+static const uint32_t quant_types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1,
+                                       QUANT_Q2_K, QUANT_Q3_K, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
 static const uint32_t main_types[] = {QUANT_F16, QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_K};
-static const uint32_t variant_n[] = {1, 5, 8, 9};
-
-/* Odd rows; K not a multiple of 256 where the block allows. */
-static uint32_t cols_for(uint32_t type)
-{
-    uint32_t block = quant_get_traits(type)->block_elems;
-    return block == 1 ? 97 : block == 32 ? 96 : 256;
-}
+#define COUNT(a) (sizeof(a) / sizeof *(a))
 
 static void set_env(const char *f16, const char *subgroup)
 {
@@ -33,70 +33,62 @@ static void set_env(const char *f16, const char *subgroup)
     th_reset_device();
 }
 
-static void check_all(const uint32_t *types, size_t n_types, const op_tuning *tuning)
-{
-    ops_context *o = th_ops();
-    o->tuning = tuning;
-    for (size_t t = 0; t < n_types; t++) {
-        /* f16 arithmetic, or cooperative matrices (f16 inputs) where the device has them, for n = 9 */
-        bool f16 = (tuning->fp16 && o->caps->fp16_arith) || (o->caps->coopmat != VKR_COOPMAT_NONE && tuning->coopmat.on);
-        f16 = f16 && types[t] != QUANT_F32 && types[t] != QUANT_BF16;
-        th_check_matmul(types[t], 37, cols_for(types[t]), variant_n, sizeof variant_n / sizeof *variant_n,
-                        f16 ? TH_MATMUL_NMSE_F16 : TH_MATMUL_NMSE_F32);
-        th_check_matmul(types[t], 129, 2 * cols_for(types[t]), variant_n, 1,
-                        f16 ? TH_MATMUL_NMSE_F16 : TH_MATMUL_NMSE_F32);
-    }
-}
-
-/* NVIDIA's row: 32 invocations per row pair (4 lavapipe subgroups: subgroupAdd, then shared memory),
- * f16 arithmetic, 64x64 mat-mul tiles: matvec_T_sg_f16 and matmul_T_f16. */
+/* NVIDIA's row: 32 invocations per 4 rows (4 lavapipe subgroups: subgroupAdd, then shared memory), 64x64
+ * mat-mul tiles: the integer path through lavapipe's integer dot product (matvec_T_sg_q8dot), f16
+ * arithmetic for F16 (matvec_F16_sg_f16) and matmul_T_f16; on the float path matvec_T_sg_f16 (matvec_T_sg
+ * for the types with a minimum). */
 static void test_gpu_row_subgroup_f16(void **state)
 {
     set_env(NULL, NULL);
-    check_all(all_types, sizeof all_types / sizeof *all_types, tuning_row(TUNING_NVIDIA));
+    assert_true(th_ops()->caps->int_dot);
+    th_check_matmul_shapes(all_types, COUNT(all_types), tuning_row(TUNING_NVIDIA));
+    th_check_matmul_shapes(quant_types, COUNT(quant_types), th_float_path(tuning_row(TUNING_NVIDIA), 0));
 }
 
-/* Without f16 arithmetic: matvec_T_sg. */
+/* Without f16 arithmetic, the float path: matvec_T_sg. */
 static void test_gpu_row_no_f16(void **state)
 {
     set_env("1", NULL);
     assert_false(th_ops()->caps->fp16_arith);
-    check_all(all_types, sizeof all_types / sizeof *all_types, tuning_row(TUNING_NVIDIA));
+    th_check_matmul_shapes(all_types, COUNT(all_types), th_float_path(tuning_row(TUNING_NVIDIA), 0));
 }
 
-/* Without subgroup arithmetic: the shared-memory reduction, matvec_T_f16 (and matvec_T for F32/BF16). */
+/* Without subgroup arithmetic: the shared-memory reduction, matvec_T_q8dot (and matvec_F16_f16, matvec_T for
+ * F32/BF16); on the float path matvec_T_f16 or matvec_T. */
 static void test_gpu_row_no_subgroup(void **state)
 {
     set_env(NULL, "1");
     assert_false(th_ops()->caps->subgroup_arithmetic);
-    check_all(all_types, sizeof all_types / sizeof *all_types, tuning_row(TUNING_NVIDIA));
+    th_check_matmul_shapes(all_types, COUNT(all_types), tuning_row(TUNING_NVIDIA));
+    th_check_matmul_shapes(quant_types, COUNT(quant_types), th_float_path(tuning_row(TUNING_NVIDIA), 0));
 }
 
-/* Both fallbacks at once, on the wave64 row (64 invocations per row group, wider workgroups). */
+/* Both float fallbacks at once, on the wave64 row (64 invocations per row group, wider workgroups). */
 static void test_gpu_row_no_subgroup_no_f16(void **state)
 {
     set_env("1", "1");
-    check_all(main_types, sizeof main_types / sizeof *main_types, tuning_row(TUNING_AMD_WAVE64));
+    th_check_matmul_shapes(main_types, COUNT(main_types), th_float_path(tuning_row(TUNING_AMD_WAVE64), 0));
 }
 
-/* Other code paths of the same variants: a row group of exactly one subgroup (subgroupAdd alone), the
- * Intel and unknown rows, and the CPU row with f16 arithmetic (no reduction, f16 dots). */
+/* Other code paths of the same variants: a row group of exactly one subgroup (subgroupAdd alone), the Intel
+ * and unknown rows, and the CPU row with f16 arithmetic (no reduction, f16 dots). */
 static void test_other_rows(void **state)
 {
     set_env(NULL, NULL);
     static op_tuning one_subgroup, cpu_f16; /* static: outlive a failed check */
-    one_subgroup = *tuning_row(TUNING_UNKNOWN);
+    one_subgroup = *tuning_row(TUNING_NVIDIA);
     one_subgroup.name = "split-8";
     one_subgroup.matvec_wg = 32;
     one_subgroup.matvec_split = 8; /* lavapipe's subgroup size */
-    check_all(main_types, sizeof main_types / sizeof *main_types, &one_subgroup);
-    check_all(main_types, sizeof main_types / sizeof *main_types, tuning_row(TUNING_INTEL));
-    check_all(main_types, sizeof main_types / sizeof *main_types, tuning_row(TUNING_UNKNOWN));
+    th_check_matmul_shapes(main_types, COUNT(main_types), &one_subgroup);
+    th_check_matmul_shapes(main_types, COUNT(main_types), th_float_path(&one_subgroup, 0));
+    th_check_matmul_shapes(main_types, COUNT(main_types), tuning_row(TUNING_INTEL));
+    th_check_matmul_shapes(main_types, COUNT(main_types), tuning_row(TUNING_UNKNOWN));
     cpu_f16 = *tuning_row(TUNING_CPU);
     cpu_f16.name = "cpu-f16";
     cpu_f16.fp16 = 1;
     cpu_f16.matvec_cols = 3; /* n = 5 and 8 take several passes */
-    check_all(main_types, sizeof main_types / sizeof *main_types, &cpu_f16);
+    th_check_matmul_shapes(main_types, COUNT(main_types), &cpu_f16);
 }
 
 /* The CPU row's storage-buffer fallback: with the knob off, and where the device lacks the texel formats. */
@@ -107,11 +99,11 @@ static void test_cpu_row_without_texels(void **state)
     ssbo = *tuning_row(TUNING_CPU);
     ssbo.name = "cpu-ssbo";
     ssbo.texel_loads = 0;
-    check_all(all_types, sizeof all_types / sizeof *all_types, &ssbo);
+    th_check_matmul_shapes(all_types, COUNT(all_types), &ssbo);
     setenv("VKLLM_DISABLE_TEXEL", "1", 1);
     set_env(NULL, NULL);
     assert_false(th_ops()->caps->texel_rgba32);
-    check_all(main_types, sizeof main_types / sizeof *main_types, tuning_row(TUNING_CPU));
+    th_check_matmul_shapes(main_types, COUNT(main_types), tuning_row(TUNING_CPU));
     unsetenv("VKLLM_DISABLE_TEXEL");
     set_env(NULL, NULL);
 }
@@ -137,9 +129,9 @@ static void test_small_texel_limit(void **state)
     assert_int_equal(w->n_chunks, 2);
     ops_weight_free(o, w);
     static const uint32_t ns[] = {1, 8, 9, 67};
-    th_check_matmul(QUANT_Q4_0, 600, 416, ns, 4, TH_MATMUL_NMSE_F32);
-    th_check_matmul(QUANT_F16, 600, 97, ns, 4, TH_MATMUL_NMSE_F32);
-    th_check_matmul(QUANT_Q4_K, 300, 512, ns, 2, TH_MATMUL_NMSE_F32);
+    th_check_matmul(QUANT_Q4_0, 600, 416, ns, 4);
+    th_check_matmul(QUANT_F16, 600, 97, ns, 4);
+    th_check_matmul(QUANT_Q4_K, 300, 512, ns, 2);
     o->caps = own;
 }
 
@@ -150,7 +142,7 @@ static void test_no_small_storage(void **state)
     setenv("VKLLM_DISABLE_STORAGE8", "1", 1);
     set_env(NULL, NULL);
     assert_false(th_ops()->caps->storage16 || th_ops()->caps->storage8);
-    check_all(main_types, sizeof main_types / sizeof *main_types, th_ops()->tuning);
+    th_check_matmul_shapes(main_types, COUNT(main_types), th_ops()->tuning);
     unsetenv("VKLLM_DISABLE_STORAGE16");
     unsetenv("VKLLM_DISABLE_STORAGE8");
     set_env(NULL, NULL);

@@ -1,7 +1,8 @@
 /* y = x Wᵀ for repacked weights: picks the mat-vec (n <= 8, or below the tuning's matmul_min_n), the
  * cooperative-matrix mat-mul (where the device has cooperative matrices) or the tiled mat-mul, the shader
- * variant (subgroup reduction, f16 arithmetic) from the device's caps and the knobs from its tuning row, and
- * records one dispatch per row chunk (two for a mat-vec whose columns do not divide into equal blocks). */
+ * variant (subgroup reduction, f16 arithmetic, the integer path) from the device's caps and the knobs from its
+ * tuning row, and records one dispatch per row chunk (two for a mat-vec whose columns do not divide into equal
+ * blocks), after the quantization of x on the integer path. */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,22 +18,31 @@ typedef struct matmul_push {
     uint32_t rows, cols, groups, col0_or_n, y_stride, y_row0;
 } matmul_push;
 
-static bool use_fp16(const ops_context *ops, const ops_weight *w)
+/* f16 arithmetic in the tiled mat-mul (matmul: true) or the mat-vec. */
+static bool use_fp16(const ops_context *ops, const ops_weight *w, bool matmul)
 {
-    return ops->tuning->fp16 && ops->caps->fp16_arith && w->format->fp16;
+    return ops->tuning->fp16 && ops->caps->fp16_arith && (matmul ? w->format->fp16 : w->format->f16_dots);
 }
 
-/* Subgroup size to pin for the _sg mat-vec: one that divides `split` so that a row group is whole
- * subgroups; 0 if the subgroup variant cannot be used. */
+/* The integer path (x quantized to 8-bit blocks, integer dot products): where the tuning asks for it and
+ * the type has integer levels. */
+static bool use_q8(const ops_context *ops, const ops_weight *w)
+{
+    return ops->tuning->matvec_int_dot && w->format->q8;
+}
+
+/* Subgroup size the _sg mat-vec runs at (pinned where the device has size control); 0 if the subgroup
+ * variant cannot be used.  A row group of split lanes is whole subgroups (a size dividing split is
+ * preferred: subgroupAdd) or a run of lanes inside one (split below the smallest size: shuffles); both
+ * powers of two, one divides the other. */
 static uint32_t subgroup_size_for(const vkr_caps *caps, uint32_t split)
 {
-    if (split <= 1 || !caps->subgroup_arithmetic) return 0;
+    if (split <= 1 || !caps->subgroup_arithmetic || !caps->subgroup_shuffle) return 0;
     if (!caps->subgroup_size_control)
-        return caps->min_subgroup_size == caps->max_subgroup_size && split % caps->subgroup_size == 0
-                   ? caps->subgroup_size : 0;
+        return caps->min_subgroup_size == caps->max_subgroup_size ? caps->subgroup_size : 0;
     for (uint32_t size = caps->max_subgroup_size; size >= caps->min_subgroup_size && size > 0; size /= 2)
         if (split % size == 0) return size;
-    return 0;
+    return caps->min_subgroup_size;
 }
 
 static const matvec_store plain_store = {.suffix = ""}; /* the tiled mat-mul's pipeline: plain bindings */
@@ -43,7 +53,7 @@ static const matvec_store plain_store = {.suffix = ""}; /* the tiled mat-mul's p
 static bool use_texels(const ops_context *ops, const ops_weight *w, uint32_t subgroup_size, vkr_range x)
 {
     const vkr_caps *caps = ops->caps;
-    if (!ops->tuning->texel_loads || !caps->texel_rgba32 || subgroup_size || use_fp16(ops, w)) return false;
+    if (!ops->tuning->texel_loads || !caps->texel_rgba32 || subgroup_size || use_fp16(ops, w, false)) return false;
     uint64_t texels = caps->max_texel_buffer_elements;
     uint64_t align = caps->min_texel_offset_alignment ? caps->min_texel_offset_alignment : 1;
     uint64_t x_texel = w->cols % 8 == 0 ? 16 : 4; /* see get_pipeline */
@@ -63,7 +73,7 @@ static vkllm_status get_pipeline(ops_context *ops, const char *name, const uint3
     vkr_pipeline_desc desc = {.shader = name, .n_bindings = 4 + store->n_extra,
                               .readonly_mask = 0x7 | store->extra_readonly << 4,
                               .push_size = (uint32_t)sizeof(matmul_push) + store->push_tail_bytes, .n_spec = n_spec,
-                              .required_subgroup_size = subgroup_size};
+                              .required_subgroup_size = ops->caps->subgroup_size_control ? subgroup_size : 0};
     if (texel) {
         desc.texel_format[0] = VK_FORMAT_R32G32B32A32_UINT;
         desc.texel_format[1] = VK_FORMAT_R32_UINT;
@@ -135,6 +145,58 @@ bool ops_matmul_is_matvec(const ops_context *ops, uint32_t n)
     return !(n > OPS_MATVEC_MAX_N && n >= ops->tuning->matmul_min_n);
 }
 
+/* Cooperative matrices for this weight: where the device has a kind, the tuning turns them on, and f16 holds the
+ * weights (F32 and BF16 keep the f32 tiled mat-mul, as they have no _f16 variants). */
+static bool use_coopmat(const ops_context *ops, const ops_weight *w)
+{
+    return ops->caps->coopmat != VKR_COOPMAT_NONE && ops->tuning->coopmat.on && w->format->fp16;
+}
+
+ops_matmul_path ops_matmul_path_of(const ops_context *ops, const ops_weight *w, uint32_t n)
+{
+    bool matvec = ops_matmul_is_matvec(ops, n);
+    if (matvec && use_q8(ops, w)) return ops->caps->int_dot ? OPS_PATH_Q8_DOT : OPS_PATH_Q8;
+    if (!matvec && use_coopmat(ops, w)) return OPS_PATH_COOPMAT;
+    return use_fp16(ops, w, !matvec) ? OPS_PATH_F16 : OPS_PATH_F32;
+}
+
+const char *ops_matmul_path_name(ops_matmul_path path)
+{
+    switch (path) {
+    case OPS_PATH_F32: return "f32";
+    case OPS_PATH_F16: return "f16";
+    case OPS_PATH_Q8: return "q8";
+    case OPS_PATH_Q8_DOT: return "q8dot";
+    case OPS_PATH_COOPMAT: return "coopmat";
+    }
+    return "?";
+}
+
+uint64_t ops_q8_bytes(uint32_t n, uint32_t cols)
+{
+    /* shaders/q8.glsl: Q8_COL_WORDS */
+    return 4ull * n * ((10ull * (cols / 32) + 3) / 4 * 4);
+}
+
+vkllm_status ops_quantize_q8(ops_context *ops, vkr_sequence *seq, vkr_range x, uint32_t n, uint32_t cols,
+                             vkr_range out)
+{
+    const char *op = "quantize_q8";
+    uint64_t blocks = (uint64_t)n * (cols / 32);
+    if (n == 0 || cols == 0 || cols % 32 || blocks > UINT32_MAX)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u columns of %u (a multiple of 32)", op, n, cols);
+    VKLLM_TRY(ops_check_bytes(op, "x", x, 4ull * n * cols));
+    VKLLM_TRY(ops_check_bytes(op, "out", out, ops_q8_bytes(n, cols)));
+    struct { uint32_t blocks, cols; } push = {(uint32_t)blocks, cols};
+    uint32_t wg = ops->tuning->elementwise_wg;
+    const vkr_pipeline *p;
+    VKLLM_TRY(ops_pipeline(ops, op, 2, 0x1, sizeof push, &wg, 1, &p));
+    uint32_t groups[3];
+    vkr_groups_1d(ops->dev, vkr_div_up(push.blocks, wg), groups);
+    vkr_range bind[2] = {ops_head(x, 4ull * n * cols), ops_head(out, ops_q8_bytes(n, cols))};
+    return vkr_sequence_dispatch(seq, p, bind, &push, groups, op);
+}
+
 bool ops_matvec_pairs_rows(const ops_context *ops)
 {
     const op_tuning *t = ops->tuning;
@@ -146,14 +208,24 @@ vkllm_status ops_matvec_record(ops_context *ops, vkr_sequence *seq, const ops_we
                                uint32_t n, const matvec_store *store)
 {
     const op_tuning *t = ops->tuning;
-    if (t->matvec_split == 0 || t->matvec_wg % t->matvec_split || t->matvec_rows == 0)
-        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matvec: tuning row %s: workgroup %u is not a multiple of split %u",
-                          t->name, t->matvec_wg, t->matvec_split);
+    if (t->matvec_split == 0 || (t->matvec_split & (t->matvec_split - 1)) || t->matvec_wg % t->matvec_split ||
+        t->matvec_rows == 0)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                          "matvec: tuning row %s: split %u is not a power of two dividing the workgroup %u", t->name,
+                          t->matvec_split, t->matvec_wg);
     uint32_t sg = subgroup_size_for(ops->caps, t->matvec_split);
-    bool texel = use_texels(ops, w, sg, x);
+    bool q8 = use_q8(ops, w);
+    bool texel = !q8 && use_texels(ops, w, sg, x);
     char name[64];
-    snprintf(name, sizeof name, "matvec_%s%s%s%s%s", w->format->name, sg ? "_sg" : "", texel ? "_tx" : "",
-             use_fp16(ops, w) ? "_f16" : "", store->suffix);
+    snprintf(name, sizeof name, "matvec_%s%s%s%s%s%s", w->format->name, sg ? "_sg" : "",
+             q8 ? (ops->caps->int_dot ? "_q8dot" : "_q8") : "", texel ? "_tx" : "",
+             !q8 && use_fp16(ops, w, false) ? "_f16" : "", store->suffix);
+    if (q8) { /* one quantization of x for all the dispatches; the mat-vec reads it from the scratch */
+        vkr_range xq;
+        VKLLM_TRY(ops_scratch(ops, ops_q8_bytes(n, w->cols), &xq));
+        VKLLM_TRY(ops_quantize_q8(ops, seq, x, n, w->cols, xq));
+        x = xq;
+    }
     uint32_t per_block = matvec_cols_per_pass(ops);
     uint32_t blocks = n / per_block, rest = n % per_block;
     if (blocks > ops->caps->max_workgroup_count[2])
@@ -186,7 +258,7 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
     const op_tuning *t = ops->tuning;
     uint32_t tm, tn;
     VKLLM_TRY(tile_split(t, &tm, &tn));
-    bool fp16 = use_fp16(ops, w);
+    bool fp16 = use_fp16(ops, w, true);
     uint64_t shared = (uint64_t)t->matmul_tile_k * (t->matmul_tile_m + t->matmul_tile_n) * (fp16 ? 2 : 4);
     if (shared > ops->caps->max_shared_memory)
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: tuning row %s needs %llu bytes of shared memory, %s has %u",
@@ -207,13 +279,6 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
         VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matmul"));
     }
     return VKLLM_OK;
-}
-
-/* Cooperative matrices for this weight: where the device has a kind, the tuning turns them on, and f16 holds the
- * weights (F32 and BF16 keep the f32 tiled mat-mul, as they have no _f16 variants). */
-static bool use_coopmat(const ops_context *ops, const ops_weight *w)
-{
-    return ops->caps->coopmat != VKR_COOPMAT_NONE && ops->tuning->coopmat.on && w->format->fp16;
 }
 
 /* The subgroup size the cooperative-matrix tiles are laid out for, and whether the pipeline pins it: the

@@ -57,4 +57,25 @@ vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weig
 /* Largest n handled by the mat-vec. */
 #define OPS_MATVEC_MAX_N 8u
 
+/* How ops_matmul computes n columns of x with w under the context's tuning and device (tests choose their
+ * error bounds by it, vkllm bench-ops labels its rows with it). */
+typedef enum ops_matmul_path {
+    OPS_PATH_F32,    /* weights decoded to f32, f32 arithmetic */
+    OPS_PATH_F16,    /* f16 arithmetic: the mat-vec's 8-weight dot products, or the tiled mat-mul's tiles */
+    OPS_PATH_Q8,     /* the mat-vec's integer path: x quantized to 8-bit blocks (ops_quantize_q8), integer
+                        dot products of weight and x levels in plain integer arithmetic, scales in f32 */
+    OPS_PATH_Q8_DOT, /* the same through the device's integer dot product (shaderIntegerDotProduct) */
+    OPS_PATH_COOPMAT, /* the mat-mul on cooperative matrices: f16 inputs (weights and x rounded once), f32 sums */
+} ops_matmul_path;
+ops_matmul_path ops_matmul_path_of(const ops_context *ops, const ops_weight *w, uint32_t n);
+const char *ops_matmul_path_name(ops_matmul_path path);
+
+/* x F32 [n][cols] (cols a multiple of 32) quantized to 8-bit blocks of 32 into out, ops_q8_bytes(n, cols)
+ * bytes laid out as shaders/q8.glsl says: per block d = amax * fl(1/127) and levels round(127 x / amax), ties
+ * away from zero, exact (no device-dependent division), and the sums of the levels of each half.  The
+ * mat-vec's integer path runs it on its input; it is here for tests to compare with their C mirror. */
+vkllm_status ops_quantize_q8(ops_context *ops, vkr_sequence *seq, vkr_range x, uint32_t n, uint32_t cols,
+                             vkr_range out);
+uint64_t ops_q8_bytes(uint32_t n, uint32_t cols);
+
 #endif

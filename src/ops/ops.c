@@ -4,6 +4,7 @@
 
 vkllm_status ops_create(vkr_device *dev, ops_context **out)
 {
+    *out = NULL;
     ops_context *ops = calloc(1, sizeof *ops);
     if (!ops) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "allocating the op context");
     ops->dev = dev;
@@ -18,7 +19,34 @@ vkllm_status ops_create(vkr_device *dev, ops_context **out)
     return VKLLM_OK;
 }
 
-void ops_free(ops_context *ops) { free(ops); }
+void ops_free(ops_context *ops)
+{
+    if (!ops) return;
+    vkr_buffer_free(ops->dev, &ops->scratch);
+    for (uint32_t i = 0; i < ops->n_retired; i++) vkr_buffer_free(ops->dev, &ops->retired[i]);
+    free(ops->retired);
+    free(ops);
+}
+
+vkllm_status ops_scratch(ops_context *ops, uint64_t bytes, vkr_range *out)
+{
+    if (bytes == 0) bytes = 4;
+    if (ops->scratch.size < bytes) {
+        uint64_t old = ops->scratch.size;
+        if (old) {
+            vkr_buffer *r = realloc(ops->retired, sizeof *r * (ops->n_retired + 1));
+            if (!r) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "ops scratch");
+            ops->retired = r;
+            ops->retired[ops->n_retired++] = ops->scratch;
+            ops->scratch = (vkr_buffer){0};
+        }
+        /* Doubling keeps the outgrown buffers below the final size in all. */
+        uint64_t size = bytes < 2 * old ? 2 * old : bytes;
+        VKLLM_TRY(vkr_buffer_alloc(ops->dev, size, VKR_MEMORY_DEVICE, &ops->scratch));
+    }
+    *out = vkr_sub(&ops->scratch, 0, bytes);
+    return VKLLM_OK;
+}
 
 vkllm_status ops_pipeline(ops_context *ops, const char *shader, uint32_t n_bindings, uint32_t readonly_mask,
                           uint32_t push_size, const uint32_t *spec, uint32_t n_spec, const vkr_pipeline **out)

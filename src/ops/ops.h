@@ -16,11 +16,20 @@ typedef struct ops_context {
     const vkr_caps *caps;
     const op_tuning *tuning; /* what ops read: &resolved, unless a test or benchmark points it elsewhere */
     op_tuning resolved;      /* the device's row, or $VKLLM_TUNING's, with $VKLLM_TUNE applied */
+    /* Scratch that ops use between their own dispatches (the mat-vec's quantized x), see ops_scratch. */
+    vkr_buffer scratch;
+    vkr_buffer *retired; /* scratch buffers outgrown: sequences recorded before still bind them */
+    uint32_t n_retired;
 } ops_context;
 
 /* Fails (VKLLM_ERROR_INVALID_ARGUMENT, nothing created) when $VKLLM_TUNING or $VKLLM_TUNE is bad. */
 vkllm_status ops_create(vkr_device *dev, ops_context **out);
 void ops_free(ops_context *ops);
+
+/* At least `bytes` of the context's scratch, grown on demand (the buffers it outgrows live until ops_free).
+ * One scratch serves every sequence recorded through the context: barriers order its uses inside a
+ * sequence, so sequences of one context must not run at the same time (vkr_sequence_run waits for each). */
+vkllm_status ops_scratch(ops_context *ops, uint64_t bytes, vkr_range *out);
 
 /* Looks up (creating once) the pipeline of a shader variant; id 0 of spec is local_size_x. */
 vkllm_status ops_pipeline(ops_context *ops, const char *shader, uint32_t n_bindings, uint32_t readonly_mask,

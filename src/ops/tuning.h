@@ -65,6 +65,10 @@ typedef struct op_tuning {
     uint32_t matmul_min_n;     /* smallest n for the tiled mat-mul; below, mat-vec blocks of matvec_cols */
     uint32_t texel_loads;      /* 1: the mat-vec reads weights and x through uniform texel buffers where the
                                   device has them (lavapipe gathers texels without a per-lane loop) */
+    uint32_t matvec_int_dot;   /* 1: the mat-vec of quantized weights takes the integer path (x quantized to
+                                  8-bit blocks first, integer dot products: the device's own where it has
+                                  shaderIntegerDotProduct, plain integer arithmetic otherwise); 0: the float
+                                  path (weights decoded to floats) */
     /* Keep last: tuning.c sets it with designated initializers below the positional rows, so new positional
      * columns belong above this line. */
     op_coopmat_tuning coopmat;

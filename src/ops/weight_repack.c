@@ -277,19 +277,20 @@ static void repack_q6_K(const uint8_t *src, uint32_t cols, uint8_t *q, uint8_t *
 }
 
 static const struct weight_format formats[] = {
-    {QUANT_F32, "f32", 8, 32, 8, 0, false, repack_f32},
-    {QUANT_F16, "f16", 8, 16, 8, 0, true, repack_f16},
-    {QUANT_BF16, "bf16", 8, 16, 8, 0, false, repack_f16},
-    {QUANT_Q8_0, "q8_0", 32, 32, 32, 2, true, repack_q8_0},
-    {QUANT_Q4_0, "q4_0", 32, 16, 32, 2, true, repack_q4_0},
-    {QUANT_Q4_1, "q4_1", 32, 16, 32, 4, true, repack_q4_1},
-    {QUANT_Q5_0, "q5_0", 32, 16, 32, 8, true, repack_q5_0},
-    {QUANT_Q5_1, "q5_1", 32, 16, 32, 8, true, repack_q5_1},
-    {QUANT_Q2_K, "q2_k", 64, 16, QKK, 20, true, repack_q2_K},
-    {QUANT_Q3_K, "q3_k", 64, 16, QKK, 52, true, repack_q3_K},
-    {QUANT_Q4_K, "q4_k", 32, 16, QKK, 20, true, repack_q4_K},
-    {QUANT_Q5_K, "q5_k", 32, 16, QKK, 52, true, repack_q5_K},
-    {QUANT_Q6_K, "q6_k", 32, 16, QKK, 84, true, repack_q6_K},
+    /* type, name, group, group_bytes, aux_span, aux_bytes, fp16, f16_dots, q8, repack_row */
+    {QUANT_F32, "f32", 8, 32, 8, 0, false, false, false, repack_f32},
+    {QUANT_F16, "f16", 8, 16, 8, 0, true, true, false, repack_f16},
+    {QUANT_BF16, "bf16", 8, 16, 8, 0, false, false, false, repack_f16},
+    {QUANT_Q8_0, "q8_0", 32, 32, 32, 2, true, true, true, repack_q8_0},
+    {QUANT_Q4_0, "q4_0", 32, 16, 32, 2, true, true, true, repack_q4_0},
+    {QUANT_Q4_1, "q4_1", 32, 16, 32, 4, true, false, true, repack_q4_1},
+    {QUANT_Q5_0, "q5_0", 32, 16, 32, 8, true, true, true, repack_q5_0},
+    {QUANT_Q5_1, "q5_1", 32, 16, 32, 8, true, false, true, repack_q5_1},
+    {QUANT_Q2_K, "q2_k", 64, 16, QKK, 20, true, false, true, repack_q2_K},
+    {QUANT_Q3_K, "q3_k", 64, 16, QKK, 52, true, true, true, repack_q3_K},
+    {QUANT_Q4_K, "q4_k", 32, 16, QKK, 20, true, false, true, repack_q4_K},
+    {QUANT_Q5_K, "q5_k", 32, 16, QKK, 52, true, false, true, repack_q5_K},
+    {QUANT_Q6_K, "q6_k", 32, 16, QKK, 84, true, true, true, repack_q6_K},
 };
 
 const struct weight_format *weight_format_of(uint32_t type)

@@ -1,5 +1,6 @@
 /* Checks ops_matmul against a CPU reference: random weights quantized to the type with quant_quantize_row,
- * dequantized again with quant_dequantize_row, and a double-precision dot product per output. */
+ * dequantized again with quant_dequantize_row, and a double-precision dot product per output.  The bound
+ * follows the path the op takes for each n (ops_matmul_path_of). */
 #ifndef VKLLM_TEST_MATMUL_CHECK_H
 #define VKLLM_TEST_MATMUL_CHECK_H
 
@@ -7,12 +8,41 @@
 
 #include "harness.h"
 
-/* Every n in ns for one weight of type at rows x cols; fails above bound.  Returns the largest NMSE. */
-double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32_t *ns, size_t n_ns, double bound);
+/* Every n in ns for one weight of type at rows x cols under the current tuning; fails above the path's
+ * bound.  Returns the largest error measure (see below). */
+double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32_t *ns, size_t n_ns);
 
-/* Bounds of the normalized squared error against the reference, by arithmetic: the reference sees the
- * very weights the GPU decodes, so only the rounding of the products and sums is left. */
-#define TH_MATMUL_NMSE_F32 1e-9  /* f32 arithmetic throughout */
-#define TH_MATMUL_NMSE_F16 1e-5  /* x rounded to f16 (2^-11 relative) and 8-term f16 dots (measured <= 1.4e-6) */
+/* th_check_matmul for each type at three shapes under `tuning` (made the context's): odd rows and K not a
+ * multiple of 256 where the block allows (n = 1, 5, 8, 9), twice the columns (n = 1), and one row of one block
+ * (whose output is one sum: f16 rounding that the multi-row shapes average out shows there, e.g. the old f16
+ * dots of Q4_1's uncentred levels). */
+void th_check_matmul_shapes(const uint32_t *types, size_t n_types, const op_tuning *tuning);
+/* The same shapes with other n: fewer n, fewer pipelines to compile (each costs LLVM 0.1-2 s on lavapipe,
+ * the mat-vec's per number of columns). */
+void th_check_matmul_shapes_n(const uint32_t *types, size_t n_types, const op_tuning *tuning, const uint32_t *ns,
+                              size_t n_ns);
+/* A copy of row that keeps quantized weights on the float path (matvec_int_dot = 0), named row-float; static
+ * storage (it outlives a failed check), one per slot < 4. */
+const op_tuning *th_float_path(const op_tuning *row, int slot);
+
+/* Bounds of the squared error against the reference, normalized per output by the larger of ref^2 and
+ * (sum_k |w_k x_k|)^2 / cols: rounding errors of a sum follow the size of its terms, so an output that
+ * cancels to near zero (one-row shapes) would make a plain nmse measure luck; for outputs of typical size
+ * the two are the same.  The reference sees the very weights the GPU decodes, so only the rounding of the
+ * products and sums is left. */
+#define TH_MATMUL_NMSE_F32 1e-9 /* f32 arithmetic throughout */
+#define TH_MATMUL_NMSE_Q8 1e-10 /* the integer path against the reference on x's q8 round trip (th_q8_quantize):
+                                   exact integer dot products, f32 scales and sums */
+#define TH_MATMUL_NMSE_F16 5e-6 /* x rounded to f16 (2^-11 relative) and 8-term f16 dots: measured <= 1.7e-6
+                                  on lavapipe, which rounds every f16 operation (one-row Q4_0); the old
+                                  f16 dots of Q4_1's uncentred levels gave 1.1e-5 */
+
+/* The C mirror of ops_quantize_q8 for one column of cols (a multiple of 32) elements: levels[cols] and
+ * d[cols / 32], bit for bit.  round(127 x / amax) in double equals the shader's exact integer rounding: 127 x
+ * is exact, and a quotient that is not a tie lies at least 2^-33 from one, far beyond double's rounding. */
+void th_q8_quantize(const float *x, uint32_t cols, int8_t *levels, float *d);
+/* x [n][cols] replaced by its q8 round trip d * level (rounded to float: 2^-24 relative), for references of
+ * ops that run the integer path. */
+void th_q8_round_trip(const float *x, uint32_t n, uint32_t cols, float *out);
 
 #endif

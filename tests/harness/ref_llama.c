@@ -6,14 +6,22 @@
 #include <string.h>
 
 #include "gguf.h"
+#include "matmul_check.h"
 #include "quant/quant.h"
 #include "runtime/error.h"
 
+/* A weight matrix; quantized: a block type, whose products the GPU's integer path computes on x quantized
+ * to 8-bit blocks. */
+typedef struct ref_matrix {
+    double *w;
+    bool quantized;
+} ref_matrix;
+
 typedef struct ref_layer {
-    double *attn_norm, *ffn_norm;   /* [dim] */
-    double *wq, *wk, *wv, *wo;      /* [n_head*hd][dim], [n_kv*hd][dim] x2, [dim][n_head*hd] */
-    double *bq, *bk, *bv;           /* biases (qwen2) or NULL */
-    double *w_gate, *w_up, *w_down; /* [ff][dim], [ff][dim], [dim][ff] */
+    double *attn_norm, *ffn_norm;       /* [dim] */
+    ref_matrix wq, wk, wv, wo;          /* [n_head*hd][dim], [n_kv*hd][dim] x2, [dim][n_head*hd] */
+    double *bq, *bk, *bv;               /* biases (qwen2) or NULL */
+    ref_matrix w_gate, w_up, w_down;    /* [ff][dim], [ff][dim], [dim][ff] */
 } ref_layer;
 
 struct ref_model {
@@ -21,15 +29,19 @@ struct ref_model {
     double eps, rope_base;
     bool neox;                      /* qwen2: rotate (i, i + hd/2); llama: adjacent pairs */
     double *embd;                   /* [vocab][dim] */
+    bool embd_quantized;
+    double *embd_rows;              /* [vocab][dim]: the rows looked up (embd, or its F16 rounding) */
     double *out_norm;               /* [dim] */
-    double *output;                 /* [vocab][dim] (the embedding when tied) */
+    ref_matrix output;              /* [vocab][dim] (the embedding when tied) */
     ref_layer *layers;
 };
 
-/* Tensor as doubles, rows x cols; NULL if absent (optional) */
-static double *load_tensor(const gguf_file *f, const char *name, uint64_t expect_elems, bool optional)
+/* Tensor as doubles, rows x cols; NULL if absent (optional).  *quantized (if given): of a block type. */
+static double *load_tensor_q(const gguf_file *f, const char *name, uint64_t expect_elems, bool optional,
+                             bool *quantized)
 {
     const gguf_tensor_info *t = gguf_find_tensor(f, name);
+    if (quantized) *quantized = t && quant_get_traits(t->type) && quant_get_traits(t->type)->block_elems > 1;
     if (!t) {
         if (!optional) fprintf(stderr, "ref: missing tensor %s\n", name);
         return NULL;
@@ -54,6 +66,18 @@ static double *load_tensor(const gguf_file *f, const char *name, uint64_t expect
     }
     free(row);
     return out;
+}
+
+static double *load_tensor(const gguf_file *f, const char *name, uint64_t expect_elems, bool optional)
+{
+    return load_tensor_q(f, name, expect_elems, optional, NULL);
+}
+
+static ref_matrix load_matrix(const gguf_file *f, const char *name, uint64_t expect_elems, bool optional)
+{
+    ref_matrix m;
+    m.w = load_tensor_q(f, name, expect_elems, optional, &m.quantized);
+    return m;
 }
 
 static char *key(char *buf, size_t n, const char *arch, const char *suffix)
@@ -84,29 +108,40 @@ vkllm_status ref_model_load(const char *path, ref_model **out)
     if (!te) return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "ref: no token_embd.weight");
     m->vocab = (uint32_t)te->ne[1];
     uint32_t dim = m->dim, qd = m->n_head * m->head_dim, kvd = m->n_kv * m->head_dim;
-    m->embd = load_tensor(f, "token_embd.weight", (uint64_t)m->vocab * dim, false);
+    m->embd = load_tensor_q(f, "token_embd.weight", (uint64_t)m->vocab * dim, false, &m->embd_quantized);
     m->out_norm = load_tensor(f, "output_norm.weight", dim, false);
-    m->output = load_tensor(f, "output.weight", (uint64_t)m->vocab * dim, true);
-    if (!m->output) m->output = m->embd;
+    m->output = load_matrix(f, "output.weight", (uint64_t)m->vocab * dim, true);
+    if (!m->output.w) m->output = (ref_matrix){m->embd, m->embd_quantized};
+    m->embd_rows = m->embd;
+    if (m->embd_quantized && m->embd) {
+        /* vkllm keeps a quantized embedding table as F16 (src/model.c): the rows the model looks up are
+         * those halves; the tied LM head still multiplies the quantized matrix. */
+        m->embd_rows = malloc((uint64_t)m->vocab * dim * sizeof *m->embd_rows);
+        if (!m->embd_rows) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "ref: embedding");
+        for (uint64_t i = 0; i < (uint64_t)m->vocab * dim; i++)
+            m->embd_rows[i] = quant_f16_to_f32(quant_f32_to_f16((float)m->embd[i]));
+    }
     m->layers = calloc(m->n_layer, sizeof *m->layers);
     for (uint32_t l = 0; l < m->n_layer; l++) {
         ref_layer *L = &m->layers[l];
 #define T(field, name, n, opt) snprintf(k, sizeof k, "blk.%u.%s", l, name), L->field = load_tensor(f, k, n, opt)
+#define M(field, name, n) snprintf(k, sizeof k, "blk.%u.%s", l, name), L->field = load_matrix(f, k, n, false)
         T(attn_norm, "attn_norm.weight", dim, false);
         T(ffn_norm, "ffn_norm.weight", dim, false);
-        T(wq, "attn_q.weight", (uint64_t)qd * dim, false);
-        T(wk, "attn_k.weight", (uint64_t)kvd * dim, false);
-        T(wv, "attn_v.weight", (uint64_t)kvd * dim, false);
-        T(wo, "attn_output.weight", (uint64_t)dim * qd, false);
+        M(wq, "attn_q.weight", (uint64_t)qd * dim);
+        M(wk, "attn_k.weight", (uint64_t)kvd * dim);
+        M(wv, "attn_v.weight", (uint64_t)kvd * dim);
+        M(wo, "attn_output.weight", (uint64_t)dim * qd);
         T(bq, "attn_q.bias", qd, true);
         T(bk, "attn_k.bias", kvd, true);
         T(bv, "attn_v.bias", kvd, true);
-        T(w_gate, "ffn_gate.weight", (uint64_t)m->ff * dim, false);
-        T(w_up, "ffn_up.weight", (uint64_t)m->ff * dim, false);
-        T(w_down, "ffn_down.weight", (uint64_t)dim * m->ff, false);
+        M(w_gate, "ffn_gate.weight", (uint64_t)m->ff * dim);
+        M(w_up, "ffn_up.weight", (uint64_t)m->ff * dim);
+        M(w_down, "ffn_down.weight", (uint64_t)dim * m->ff);
 #undef T
-        if (!L->attn_norm || !L->ffn_norm || !L->wq || !L->wk || !L->wv || !L->wo || !L->w_gate || !L->w_up ||
-            !L->w_down) {
+#undef M
+        if (!L->attn_norm || !L->ffn_norm || !L->wq.w || !L->wk.w || !L->wv.w || !L->wo.w || !L->w_gate.w ||
+            !L->w_up.w || !L->w_down.w) {
             gguf_close(f);
             ref_model_free(m);
             return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "ref: layer %u incomplete in %s", l, path);
@@ -122,18 +157,30 @@ void ref_model_free(ref_model *m)
     if (!m) return;
     for (uint32_t l = 0; l < m->n_layer && m->layers; l++) {
         ref_layer *L = &m->layers[l];
-        double *all[] = {L->attn_norm, L->ffn_norm, L->wq, L->wk, L->wv, L->wo, L->bq, L->bk, L->bv,
-                         L->w_gate, L->w_up, L->w_down};
+        double *all[] = {L->attn_norm, L->ffn_norm, L->wq.w, L->wk.w, L->wv.w, L->wo.w, L->bq, L->bk, L->bv,
+                         L->w_gate.w, L->w_up.w, L->w_down.w};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
     }
     free(m->layers);
-    if (m->output != m->embd) free(m->output);
+    if (m->output.w != m->embd) free(m->output.w);
+    if (m->embd_rows != m->embd) free(m->embd_rows);
     free(m->embd);
     free(m->out_norm);
     free(m);
 }
 
 uint32_t ref_model_n_vocab(const ref_model *m) { return m->vocab; }
+
+bool ref_model_has_quantized(const ref_model *m)
+{
+    bool any = m->output.quantized;
+    for (uint32_t l = 0; l < m->n_layer; l++) {
+        const ref_layer *L = &m->layers[l];
+        any = any || L->wq.quantized || L->wk.quantized || L->wv.quantized || L->wo.quantized ||
+              L->w_gate.quantized || L->w_up.quantized || L->w_down.quantized;
+    }
+    return any;
+}
 
 static void rmsnorm(double *out, const double *x, const double *w, uint32_t n, double eps)
 {
@@ -143,14 +190,29 @@ static void rmsnorm(double *out, const double *x, const double *w, uint32_t n, d
     for (uint32_t i = 0; i < n; i++) out[i] = x[i] * s * w[i];
 }
 
-/* out[r] = sum_c w[r][c] * x[c] (+ bias) */
-static void matvec(double *out, const double *w, const double *x, const double *bias, uint32_t rows, uint32_t cols)
+/* out[r] = sum_c w[r][c] * x[c] (+ bias); with q8 and quantized weights, x as the GPU's integer path sees it:
+ * rounded to float (its activations), then its q8 round trip (th_q8_quantize). */
+static void matvec(double *out, const ref_matrix *m, const double *x, const double *bias, uint32_t rows,
+                   uint32_t cols, bool q8)
 {
+    double *xq = NULL;
+    if (q8 && m->quantized && cols > 0 && cols % 32 == 0) {
+        float *xf = calloc(cols, sizeof *xf), *d = calloc(cols / 32, sizeof *d);
+        int8_t *levels = malloc(cols);
+        xq = malloc(sizeof *xq * cols);
+        assert_true(xf && d && levels && xq);
+        for (uint32_t c = 0; c < cols; c++) xf[c] = (float)x[c];
+        th_q8_quantize(xf, cols, levels, d);
+        for (uint32_t c = 0; c < cols; c++) xq[c] = (double)d[c / 32] * levels[c];
+        x = xq;
+        free(xf), free(d), free(levels);
+    }
     for (uint32_t r = 0; r < rows; r++) {
         double s = bias ? bias[r] : 0;
-        for (uint32_t c = 0; c < cols; c++) s += w[(uint64_t)r * cols + c] * x[c];
+        for (uint32_t c = 0; c < cols; c++) s += m->w[(uint64_t)r * cols + c] * x[c];
         out[r] = s;
     }
+    free(xq);
 }
 
 static void rope(double *v, uint32_t n_heads, uint32_t hd, uint32_t pos, double base, bool neox)
@@ -170,20 +232,26 @@ static void rope(double *v, uint32_t n_heads, uint32_t hd, uint32_t pos, double 
 
 void ref_model_forward(ref_model *m, const int32_t *tokens, uint32_t n, double *logits)
 {
+    ref_model_forward_q8(m, tokens, n, false, false, logits);
+}
+
+void ref_model_forward_q8(ref_model *m, const int32_t *tokens, uint32_t n, bool q8_layers, bool q8_head,
+                          double *logits)
+{
     uint32_t dim = m->dim, hd = m->head_dim, qd = m->n_head * hd, kvd = m->n_kv * hd, ff = m->ff;
     double *x = malloc(dim * sizeof *x), *h = malloc(dim * sizeof *h), *q = malloc(qd * sizeof *q);
     double *att = malloc(qd * sizeof *att), *o = malloc(dim * sizeof *o), *score = malloc(n * sizeof *score);
     double *g = malloc(ff * sizeof *g), *u = malloc(ff * sizeof *u);
     double *kc = malloc((size_t)m->n_layer * n * kvd * sizeof *kc), *vc = malloc((size_t)m->n_layer * n * kvd * sizeof *vc);
     for (uint32_t p = 0; p < n; p++) {
-        memcpy(x, m->embd + (uint64_t)tokens[p] * dim, dim * sizeof *x);
+        memcpy(x, m->embd_rows + (uint64_t)tokens[p] * dim, dim * sizeof *x);
         for (uint32_t l = 0; l < m->n_layer; l++) {
             const ref_layer *L = &m->layers[l];
             double *k = kc + ((size_t)l * n + p) * kvd, *v = vc + ((size_t)l * n + p) * kvd;
             rmsnorm(h, x, L->attn_norm, dim, m->eps);
-            matvec(q, L->wq, h, L->bq, qd, dim);
-            matvec(k, L->wk, h, L->bk, kvd, dim);
-            matvec(v, L->wv, h, L->bv, kvd, dim);
+            matvec(q, &L->wq, h, L->bq, qd, dim, q8_layers);
+            matvec(k, &L->wk, h, L->bk, kvd, dim, q8_layers);
+            matvec(v, &L->wv, h, L->bv, kvd, dim, q8_layers);
             rope(q, m->n_head, hd, p, m->rope_base, m->neox);
             rope(k, m->n_kv, hd, p, m->rope_base, m->neox);
             for (uint32_t head = 0; head < m->n_head; head++) {
@@ -203,17 +271,17 @@ void ref_model_forward(ref_model *m, const int32_t *tokens, uint32_t n, double *
                     att[head * hd + i] = acc / sum;
                 }
             }
-            matvec(o, L->wo, att, NULL, dim, qd);
+            matvec(o, &L->wo, att, NULL, dim, qd, q8_layers);
             for (uint32_t i = 0; i < dim; i++) x[i] += o[i];
             rmsnorm(h, x, L->ffn_norm, dim, m->eps);
-            matvec(g, L->w_gate, h, NULL, ff, dim);
-            matvec(u, L->w_up, h, NULL, ff, dim);
+            matvec(g, &L->w_gate, h, NULL, ff, dim, q8_layers);
+            matvec(u, &L->w_up, h, NULL, ff, dim, q8_layers);
             for (uint32_t i = 0; i < ff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-            matvec(o, L->w_down, g, NULL, dim, ff);
+            matvec(o, &L->w_down, g, NULL, dim, ff, q8_layers);
             for (uint32_t i = 0; i < dim; i++) x[i] += o[i];
         }
     }
     rmsnorm(h, x, m->out_norm, dim, m->eps);
-    matvec(logits, m->output, h, NULL, m->vocab, dim);
+    matvec(logits, &m->output, h, NULL, m->vocab, dim, q8_head);
     free(x), free(h), free(q), free(att), free(o), free(score), free(g), free(u), free(kc), free(vc);
 }

@@ -4,6 +4,7 @@
 #ifndef VKLLM_TEST_REF_LLAMA_H
 #define VKLLM_TEST_REF_LLAMA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vkllm.h"
@@ -13,8 +14,14 @@ typedef struct ref_model ref_model;
 vkllm_status ref_model_load(const char *path, ref_model **out);
 void ref_model_free(ref_model *m);
 uint32_t ref_model_n_vocab(const ref_model *m);
+/* Whether any weight matrix is of a quantized (block) type. */
+bool ref_model_has_quantized(const ref_model *m);
 
 /* Runs tokens[0..n) at positions 0..n-1 and writes the logits of the last position (n_vocab doubles). */
 void ref_model_forward(ref_model *m, const int32_t *tokens, uint32_t n, double *logits);
+/* The same with the products of quantized weights taken on x's q8 round trip, as the GPU's integer mat-vec
+ * path computes them: in the layers (q8_layers) and in the LM head (q8_head). */
+void ref_model_forward_q8(ref_model *m, const int32_t *tokens, uint32_t n, bool q8_layers, bool q8_head,
+                          double *logits);
 
 #endif
