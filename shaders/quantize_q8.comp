@@ -8,13 +8,24 @@
 // d = amax * fl(1/127) and level = round(127 * x / amax), ties away from zero, computed exactly in integers:
 // every device (whatever its division precision) and the C reference (tests/harness) agree bit for bit, and
 // x = d * level to within d / 2 (plus amax's rounding).
+//
+// SUBGROUP (quantize_q8_sg): 8 invocations per block, one word (4 elements) each, the block's amax and level
+// sums through shuffles among those 8 lanes (the host pins a subgroup size that is a multiple of 8 and makes
+// the workgroup whole subgroups).  On a GPU a block per invocation is a chain of 8 loads and 32 integer
+// divisions on few lanes: for one token's 4096 elements, 128 invocations wait on it, where 1024 each take
+// one load and 4 divisions.  The same arithmetic per element, so both variants give the same bits.
 #extension GL_EXT_control_flow_attributes : require
+#if defined(SUBGROUP)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 #include "common.glsl"
 #include "q8.glsl"
 
 layout(std430, binding = 0) readonly buffer X { vec4 x4[]; };
 layout(std430, binding = 1) writeonly buffer Q4 { uvec4 q4[]; };
 layout(std430, binding = 1) writeonly buffer Q2 { uvec2 q2[]; };
+layout(std430, binding = 1) writeonly buffer Q1 { uint q1[]; };
 
 layout(push_constant) uniform Push {
     uint blocks; // n * cols / 32
@@ -35,6 +46,44 @@ uint level(float v, uint ma, uint ea)
     return q + (r >= den - r ? 1u : 0u);
 }
 
+#if defined(SUBGROUP)
+// Lanes lane ^ 1, ^ 2, ^ 4 of the same block (8 consecutive invocations, aligned in the subgroup).
+float block_max(float v)
+{
+    v = max(v, subgroupShuffleXor(v, 1u));
+    v = max(v, subgroupShuffleXor(v, 2u));
+    return max(v, subgroupShuffleXor(v, 4u));
+}
+
+void main()
+{
+    const uint i = linear_invocation(), block = i / 8u, lane = i % 8u;
+    // Every lane takes part in the shuffles; those past the last block load zeros and store nothing.
+    const bool live = block < p.blocks;
+    const uint nb = p.cols / 32u, c = live ? block / nb : 0u, b = live ? block % nb : 0u;
+    const vec4 v = live ? x4[(c * p.cols + 32u * b) / 4u + lane] : vec4(0.0);
+    const float amax = block_max(max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w))));
+    const uint ua = floatBitsToUint(amax);
+    const uint ea = max(ua >> 23, 1u), ma = (ua & 0x7fffffu) | (ua >= 0x800000u ? 0x800000u : 0u);
+    uint word = 0u;
+    int sum = 0;
+    [[unroll]] for (uint e = 0; e < 4u; e++) {
+        int q = ma == 0u ? 0 : int(level(v[e], ma, ea));
+        q = v[e] < 0.0 ? -q : q;
+        sum += q;
+        word |= uint(q & 255) << (8u * e);
+    }
+    sum += subgroupShuffleXor(sum, 1u); // lanes 0..3: levels 0..15; lanes 4..7: levels 16..31
+    sum += subgroupShuffleXor(sum, 2u);
+    const int upper = subgroupShuffleXor(sum, 4u);
+    if (!live) return;
+    const uint base = c * Q8_COL_WORDS(p.cols);
+    q1[base + 8u * b + lane] = word;
+    if (lane == 0u)
+        q2[(base + Q8_LEVEL_WORDS(p.cols)) / 2u + b] =
+            uvec2(floatBitsToUint(amax * Q8_INV_127), uint(sum & 0xffff) | (uint(upper) << 16));
+}
+#else
 void main()
 {
     const uint i = linear_invocation();
@@ -66,3 +115,4 @@ void main()
     q2[(base + Q8_LEVEL_WORDS(p.cols)) / 2u + b] =
         uvec2(floatBitsToUint(amax * Q8_INV_127), uint(sums[0] & 0xffff) | (uint(sums[1]) << 16));
 }
+#endif

@@ -35,9 +35,8 @@ static void set_env(const char *subgroup, const char *int_dot)
 /* quantize_q8 against its C mirror (th_q8_quantize), bit for bit: random blocks, a zero block, exact ties
  * (127 x / amax = k + 1/2 rounds away from zero), huge and tiny magnitudes, lone values, negative zeros;
  * the levels, d and the sums of each half. */
-static void test_quantize_q8(void **state)
+static void check_quantize_q8(void)
 {
-    set_env(NULL, NULL);
     enum { N = 3, COLS = 160, BLOCKS = COLS / 32 }; /* an odd number of blocks: columns padded in the layout */
     static float x[N * COLS];
     th_rng rng = {77};
@@ -96,6 +95,20 @@ static void test_quantize_q8(void **state)
     free(words);
     th_free(&xb);
     th_free(&qb);
+}
+
+/* Both variants: quantize_q8_sg (8 lanes per block, shuffles) where the device has subgroup shuffles, and
+ * quantize_q8 (a block per invocation) without subgroups. */
+static void test_quantize_q8(void **state)
+{
+    set_env(NULL, NULL);
+    print_message("  quantize_q8%s\n", th_ops()->caps->subgroup_shuffle ? "_sg" : "");
+    check_quantize_q8();
+    set_env("1", NULL);
+    assert_false(th_ops()->caps->subgroup_shuffle);
+    print_message("  quantize_q8 (VKLLM_DISABLE_SUBGROUP=1)\n");
+    check_quantize_q8();
+    set_env(NULL, NULL);
 }
 
 /* y of column 5 of x, computed alone (n = 1 from its offset), among 8 and among 5 (and in blocks of 3

@@ -178,6 +178,18 @@ uint64_t ops_q8_bytes(uint32_t n, uint32_t cols)
     return 4ull * n * ((10ull * (cols / 32) + 3) / 4 * 4);
 }
 
+/* Subgroup size to pin for quantize_q8_sg, whose blocks are 8 lanes reduced by shuffles: a multiple of 8 that
+ * divides the workgroup (whole subgroups); 0 for the one-invocation-per-block variant. */
+static uint32_t q8_subgroup_size(const vkr_caps *caps, uint32_t wg)
+{
+    if (!caps->subgroup_shuffle) return 0;
+    if (!caps->subgroup_size_control)
+        return caps->subgroup_size % 8 == 0 && wg % caps->subgroup_size == 0 ? caps->subgroup_size : 0;
+    for (uint32_t size = caps->max_subgroup_size; size >= caps->min_subgroup_size && size >= 8; size /= 2)
+        if (size % 8 == 0 && wg % size == 0) return size;
+    return 0;
+}
+
 vkllm_status ops_quantize_q8(ops_context *ops, vkr_sequence *seq, vkr_range x, uint32_t n, uint32_t cols,
                              vkr_range out)
 {
@@ -189,10 +201,13 @@ vkllm_status ops_quantize_q8(ops_context *ops, vkr_sequence *seq, vkr_range x, u
     VKLLM_TRY(ops_check_bytes(op, "out", out, ops_q8_bytes(n, cols)));
     struct { uint32_t blocks, cols; } push = {(uint32_t)blocks, cols};
     uint32_t wg = ops->tuning->elementwise_wg;
+    uint32_t sg = 8 * blocks <= UINT32_MAX ? q8_subgroup_size(ops->caps, wg) : 0;
+    vkr_pipeline_desc desc = {.shader = sg ? "quantize_q8_sg" : op, .n_bindings = 2, .readonly_mask = 0x1,
+                              .push_size = sizeof push, .n_spec = 1, .spec = {wg}, .required_subgroup_size = sg};
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, op, 2, 0x1, sizeof push, &wg, 1, &p));
-    uint32_t groups[3];
-    vkr_groups_1d(ops->dev, vkr_div_up(push.blocks, wg), groups);
+    VKLLM_TRY(vkr_pipeline_get(ops->dev, &desc, &p));
+    uint32_t groups[3]; /* a block per invocation, or 8 invocations per block (a word each) */
+    vkr_groups_1d(ops->dev, vkr_div_up((uint32_t)(sg ? 8 * blocks : blocks), wg), groups);
     vkr_range bind[2] = {ops_head(x, 4ull * n * cols), ops_head(out, ops_q8_bytes(n, cols))};
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, op);
 }

@@ -31,7 +31,10 @@
  *    split 16 or 8 (several row groups per subgroup, reduced by shuffles; their lanes' x loads coincide and
  *    are served once), rows 2 or 8.  matvec_int_dot: the integer path (the float path decodes each weight
  *    to a float, ~100 instructions per group of 32, and reads x as f32: 128 bytes per group).
- *  - NVIDIA: 32-wide warps; 64x64 mat-mul tiles with 4x4 outputs per invocation.
+ *  - NVIDIA: 32-wide warps; 2 rows per lane: the H200 sweep (docs/gpu.md; 14336x4096, Q4_0/Q4_K/Q8_0/Q6_K)
+ *    had 2 rows x split 32 within a few percent of the best at n = 1 and the best or near it at n = 8, where
+ *    4 rows were slower at n = 1; the integer path beat the float path by 1.1-1.5x at n = 1 and 3-4x at n = 8.
+ *    64x64 tiled mat-mul tiles with 4x4 outputs per invocation (the fallback of cooperative matrices).
  *  - AMD RDNA: wave32, large register file; GCN/CDNA: wave64 (a wave per 4 rows, 1 KiB per load).  Packed
  *    f16 math.
  *  - Intel Xe: SIMD8-32 (16 pinned where size control exists), smaller register budget per lane: 2 rows
@@ -45,7 +48,7 @@
  * matmul_min_n, texel_loads, matvec_int_dot. */
 static const op_tuning table[TUNING_CLASS_COUNT] = {
     [TUNING_CPU] = {"cpu", 64, 8, 8, 16, 1, 64, 16, 16, 16, 8, 8, 512, 32, 8, 0, UINT32_MAX, 1, 0},
-    [TUNING_NVIDIA] = {"nvidia", 256, 256, 128, 4, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1},
+    [TUNING_NVIDIA] = {"nvidia", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1},
     [TUNING_AMD_WAVE32] = {"amd-wave32", 256, 256, 128, 4, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1},
     [TUNING_AMD_WAVE64] = {"amd-wave64", 256, 256, 256, 4, 64, 256, 64, 64, 16, 64, 128, 256, 2048, 8, 1, 9, 0, 1},
     [TUNING_INTEL] = {"intel", 128, 128, 64, 2, 16, 128, 32, 32, 16, 16, 32, 256, 1024, 8, 1, 9, 0, 1},
@@ -55,12 +58,12 @@ static const op_tuning table[TUNING_CLASS_COUNT] = {
     /* Cooperative-matrix mat-mul: on, wg, tile_m, tile_n, tile_k, subgroups_m, subgroup, buffers.  Shared memory
      * is buffers x (tile_m + tile_n) x (tile_k + 8) halves plus one f32 matrix per subgroup; every row stays
      * within 32 KiB, so the tests run each one as is on lavapipe (emulated).
-     *  - NVIDIA (mma.sync on tensor cores; the drivers list 16x16x16): 8 warps in a 2 x 4 grid, each 64 x 32 of a
-     *    128 x 128 tile, 4 x 2 accumulators (64 f32 registers per lane), so every A fragment serves 2 products
-     *    and every B fragment 4; per loaded element 128 x 128 does twice the math of 64 x 64.  k 16 double-
-     *    buffered: 24 KiB of tiles + 8 KiB of stages = 32 KiB, under the 48 KiB available without opt-in and
-     *    small enough for two workgroups per SM.  To sweep first: tile_k 32 (48 KiB), tile_n 64 (more
-     *    workgroups for 4096-row matrices: 128 x 128 tiles give 128 for n = 512, fewer than the H200's 132 SMs).
+     *  - NVIDIA (mma.sync on tensor cores; the drivers list 16x16x16): 8 warps in a 2 x 4 grid over a 128 x 64
+     *    tile (64 x 16 each, 4 x 1 accumulators), k 32, one buffer.  Chosen by the H200 sweep of docs/gpu.md over
+     *    tiles 64/128 x 64/128, k 16/32 and 1/2 buffers (n = 512, 4096 and 11008 rows): 128 x 64 gives twice as
+     *    many workgroups as 128 x 128 (a 4096-row matrix at n = 512 is 256 of them, past the 132 SMs), k 32
+     *    halves the barriers per product, and the second buffer cost more (its shared memory lowers the
+     *    workgroups per SM) than its overlap bought.
      *  - AMD RDNA3 (WMMA 16x16x16, native at wave32, 64 KiB LDS): as NVIDIA.  Wave64 parts: 4 waves of 64 in a
      *    2 x 2 grid, 64 x 64 each (16 accumulators of 4 f32 per lane).
      *  - Intel Xe (DPAS: 8 rows deep, K 16; SIMD8 on Alchemist, SIMD16 on Xe2): 8 subgroups of 16 over 64 x 64
@@ -71,7 +74,7 @@ static const op_tuning table[TUNING_CLASS_COUNT] = {
      *  - Unknown: the same modest tile, pinned to 32 where size control allows (else the device's fixed size).
      *  - CPU: off (lavapipe has no cooperative matrices; the emulated variant exists for the tests). */
     [TUNING_CPU].coopmat = {0, 128, 64, 64, 16, 2, 32, 2},
-    [TUNING_NVIDIA].coopmat = {1, 256, 128, 128, 16, 2, 32, 2},
+    [TUNING_NVIDIA].coopmat = {1, 256, 128, 64, 32, 2, 32, 1},
     [TUNING_AMD_WAVE32].coopmat = {1, 256, 128, 128, 16, 2, 32, 2},
     [TUNING_AMD_WAVE64].coopmat = {1, 256, 128, 128, 16, 2, 64, 2},
     [TUNING_INTEL].coopmat = {1, 128, 64, 64, 32, 2, 16, 2},
