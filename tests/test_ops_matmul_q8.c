@@ -114,6 +114,27 @@ static void test_quantize_q8(void **state)
 /* y of column 5 of x, computed alone (n = 1 from its offset), among 8 and among 5 (and in blocks of 3
  * columns): the same bits.  Speculative decoding verifies draft tokens in one pass and must match what
  * decoding them one by one gives. */
+/* A matrix with long rows widens the mat-vec's split (matvec_max_split): split 8 on a row of 129 groups of 32
+ * becomes 32 (4 groups per lane at most), one of 33 groups 16; the integer and the float path, n = 1..8. */
+static void test_long_rows_widen_split(void **state)
+{
+    set_env(NULL, NULL);
+    static op_tuning wide;
+    wide = *tuning_row(TUNING_NVIDIA);
+    wide.name = "nvidia-split8-max32";
+    wide.matvec_split = 8;
+    wide.matvec_max_split = 32;
+    th_ops()->tuning = &wide;
+    static const uint32_t ns[] = {1, 3, 8};
+    th_check_matmul(QUANT_Q4_0, 37, 4128, ns, COUNT(ns));
+    th_check_matmul(QUANT_Q6_K, 9, 33 * 256, ns, 1);
+    th_check_matmul(QUANT_Q4_0, 16, 1056, ns, COUNT(ns));
+    th_ops()->tuning = th_float_path(&wide, 0);
+    th_check_matmul(QUANT_Q4_0, 37, 4128, ns, COUNT(ns));
+    th_check_matmul(QUANT_F16, 21, 1000, ns, COUNT(ns));
+    th_ops()->tuning = &th_ops()->resolved;
+}
+
 /* Without the device's integer dot product: the same integer math in plain integer arithmetic,
  * matvec_T_sg_q8 on NVIDIA's row (n = 1, 5, 8); without subgroups too, matvec_T_q8 on the wave64 row (n = 3
  * only: one more pipeline per type, whose parts the runs before exercise). */
@@ -236,6 +257,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize_q8),
+        cmocka_unit_test(test_long_rows_widen_split),
         cmocka_unit_test(test_no_int_dot),
         cmocka_unit_test(test_other_rows),
         cmocka_unit_test(test_batch_invariance),

@@ -108,16 +108,31 @@ static uint32_t matvec_cols_per_pass(const ops_context *ops)
     return cols;
 }
 
+/* Groups of a row one lane may take before the row's split is widened (tuning's matvec_max_split). */
+#define MATVEC_GROUPS_PER_LANE 4
+
+/* Invocations per row group for w: the tuning's split, doubled while a lane would take more than
+ * MATVEC_GROUPS_PER_LANE groups of a row and matvec_max_split and the workgroup allow.  A property of the
+ * matrix alone, so every n gets the same reduction order. */
+static uint32_t matvec_split_for(const op_tuning *t, const ops_weight *w)
+{
+    uint32_t split = t->matvec_split;
+    while (split < t->matvec_max_split && 2 * split <= t->matvec_wg &&
+           w->groups > (uint64_t)MATVEC_GROUPS_PER_LANE * split)
+        split *= 2;
+    return split;
+}
+
 /* One mat-vec dispatch per row chunk for `blocks` blocks of ncol columns from col0 (workgroup z = block). */
 static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
-                                    vkr_range y, const char *name, uint32_t sg, bool texel, uint32_t col0,
-                                    uint32_t ncol, uint32_t blocks, const matvec_store *store)
+                                    vkr_range y, const char *name, uint32_t split, uint32_t sg, bool texel,
+                                    uint32_t col0, uint32_t ncol, uint32_t blocks, const matvec_store *store)
 {
     const op_tuning *t = ops->tuning;
-    const uint32_t spec[5] = {t->matvec_wg, t->matvec_rows, t->matvec_split, ncol, w->cols % 8 == 0};
+    const uint32_t spec[5] = {t->matvec_wg, t->matvec_rows, split, ncol, w->cols % 8 == 0};
     const vkr_pipeline *p;
     VKLLM_TRY(get_pipeline(ops, name, spec, 5, sg, texel, w->cols % 8 == 0, store, &p));
-    uint32_t rows_per_wg = t->matvec_wg / t->matvec_split * t->matvec_rows;
+    uint32_t rows_per_wg = t->matvec_wg / split * t->matvec_rows;
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
         uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
         vkr_range bind[VKR_MAX_BINDINGS];
@@ -228,7 +243,8 @@ vkllm_status ops_matvec_record(ops_context *ops, vkr_sequence *seq, const ops_we
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
                           "matvec: tuning row %s: split %u is not a power of two dividing the workgroup %u", t->name,
                           t->matvec_split, t->matvec_wg);
-    uint32_t sg = subgroup_size_for(ops->caps, t->matvec_split);
+    uint32_t split = matvec_split_for(t, w);
+    uint32_t sg = subgroup_size_for(ops->caps, split);
     bool q8 = use_q8(ops, w);
     bool texel = !q8 && use_texels(ops, w, sg, x);
     char name[64];
@@ -246,8 +262,9 @@ vkllm_status ops_matvec_record(ops_context *ops, vkr_sequence *seq, const ops_we
     if (blocks > ops->caps->max_workgroup_count[2])
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matvec: %u blocks of %u columns exceed %u workgroups in z", blocks,
                           per_block, ops->caps->max_workgroup_count[2]);
-    if (blocks) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, texel, 0, per_block, blocks, store));
-    if (rest) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, sg, texel, blocks * per_block, rest, 1, store));
+    if (blocks) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, split, sg, texel, 0, per_block, blocks, store));
+    if (rest)
+        VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, split, sg, texel, blocks * per_block, rest, 1, store));
     return VKLLM_OK;
 }
 

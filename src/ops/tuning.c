@@ -45,15 +45,15 @@
  * F16), and few splits, as 2 worker threads are filled by the heads alone.
  * Columns in field order: name, elementwise_wg, row_wg, matvec_wg, matvec_rows, matvec_split, matmul_wg,
  * matmul_tile_m, _n, _k, attn_wg, attn_block_kv, attn_split_kv, attn_split_rows, matvec_cols, fp16,
- * matmul_min_n, texel_loads, matvec_int_dot. */
+ * matmul_min_n, texel_loads, matvec_int_dot, matvec_max_split. */
 static const op_tuning table[TUNING_CLASS_COUNT] = {
-    [TUNING_CPU] = {"cpu", 64, 8, 8, 16, 1, 64, 16, 16, 16, 8, 8, 512, 32, 8, 0, UINT32_MAX, 1, 0},
-    [TUNING_NVIDIA] = {"nvidia", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1},
-    [TUNING_AMD_WAVE32] = {"amd-wave32", 256, 256, 128, 4, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1},
-    [TUNING_AMD_WAVE64] = {"amd-wave64", 256, 256, 256, 4, 64, 256, 64, 64, 16, 64, 128, 256, 2048, 8, 1, 9, 0, 1},
-    [TUNING_INTEL] = {"intel", 128, 128, 64, 2, 16, 128, 32, 32, 16, 16, 32, 256, 1024, 8, 1, 9, 0, 1},
-    [TUNING_APPLE] = {"apple", 256, 256, 128, 4, 32, 256, 64, 64, 16, 32, 64, 256, 1024, 8, 1, 9, 0, 1},
-    [TUNING_UNKNOWN] = {"unknown", 128, 128, 64, 2, 16, 128, 32, 32, 16, 32, 64, 256, 1024, 8, 0, 9, 0, 0},
+    [TUNING_CPU] = {"cpu", 64, 8, 8, 16, 1, 64, 16, 16, 16, 8, 8, 512, 32, 8, 0, UINT32_MAX, 1, 0, 1},
+    [TUNING_NVIDIA] = {"nvidia", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1, 128},
+    [TUNING_AMD_WAVE32] = {"amd-wave32", 256, 256, 128, 4, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1, 32},
+    [TUNING_AMD_WAVE64] = {"amd-wave64", 256, 256, 256, 4, 64, 256, 64, 64, 16, 64, 128, 256, 2048, 8, 1, 9, 0, 1, 64},
+    [TUNING_INTEL] = {"intel", 128, 128, 64, 2, 16, 128, 32, 32, 16, 16, 32, 256, 1024, 8, 1, 9, 0, 1, 16},
+    [TUNING_APPLE] = {"apple", 256, 256, 128, 4, 32, 256, 64, 64, 16, 32, 64, 256, 1024, 8, 1, 9, 0, 1, 32},
+    [TUNING_UNKNOWN] = {"unknown", 128, 128, 64, 2, 16, 128, 32, 32, 16, 32, 64, 256, 1024, 8, 0, 9, 0, 0, 16},
 
     /* Cooperative-matrix mat-mul: on, wg, tile_m, tile_n, tile_k, subgroups_m, subgroup, buffers.  Shared memory
      * is buffers x (tile_m + tile_n) x (tile_k + 8) halves plus one f32 matrix per subgroup; every row stays
@@ -134,6 +134,7 @@ static const tuning_field fields[] = {
     FIELD(matmul_min_n, 0, UINT32_MAX, false),
     FIELD(texel_loads, 0, 1, false),
     FIELD(matvec_int_dot, 0, 1, false),
+    FIELD(matvec_max_split, 1, 1024, true),
     FIELD(coopmat.on, 0, 1, false),
     FIELD(coopmat.wg, 1, 1024, false),
     FIELD(coopmat.tile_m, 1, 1024, false),

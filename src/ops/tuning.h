@@ -69,6 +69,10 @@ typedef struct op_tuning {
                                   8-bit blocks first, integer dot products: the device's own where it has
                                   shaderIntegerDotProduct, plain integer arithmetic otherwise); 0: the float
                                   path (weights decoded to floats) */
+    uint32_t matvec_max_split; /* the mat-vec of a matrix with long rows widens its split (doubling, within the
+                                  workgroup) up to this, while a lane would take more than 4 groups of a row:
+                                  a lane's steps through a row wait on memory one after the other, so on a GPU
+                                  a long row is bound by latency, not bandwidth.  matvec_split: never wider */
     /* Keep last: tuning.c sets it with designated initializers below the positional rows, so new positional
      * columns belong above this line. */
     op_coopmat_tuning coopmat;
