@@ -2,7 +2,7 @@
 # bench/gpu-check.sh: the one-shot check of vkllm on a lent GPU machine (docs/gpu.md), run from the repository
 # root there after bench/gpu-pack.sh prepared .gpu/ here:
 #
-#   bash bench/gpu-check.sh [--dry-run] [--quick] [--budget SECONDS]
+#   bash bench/gpu-check.sh [--dry-run] [--quick] [--focus] [--budget SECONDS]
 #
 # Steps, each under its own timeout, all inside one global budget (default 420 s; the steps left when it runs
 # out are skipped, and the summary says so), in this order:
@@ -23,16 +23,20 @@
 # --dry-run (also chosen when nvidia-smi finds no GPU): the same steps at toy sizes on whatever Vulkan device
 # there is (lavapipe here): stories260K and llama-134m only, six tests, short benchmarks, a small sweep.
 # --quick: no tests (a rerun of the benchmarks).
+# --focus: a short second call after a change: llama-134m and llama2-7b Q4_0 only, the tests of the mat-vec,
+#          the norms and the model, bench-ops at the decode shapes, vkllm alone under a few tuning overrides
+#          (FOCUS_TUNES, ';'-separated VKLLM_TUNE values) on llama2-7b, and a small sweep of the mat-vec split.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 2
 T0=$(date +%s)
-mode=auto quick=0 budget=
+mode=auto quick=0 focus=0 budget=
 while (($#)); do
     case $1 in
         --dry-run) mode=dry; shift ;;
         --quick) quick=1; shift ;;
+        --focus) focus=1; shift ;;
         --budget) budget=${2:?}; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
@@ -200,6 +204,7 @@ log "tuning fields: $(awk '{ printf "%s=%s ", $1, $2 }' "$work/logs/fields.log")
 declare -A model_path model_pid
 if [[ $mode == gpu ]]; then
     models=(llama-134m:Q4_0 llama2-7b:Q4_0 tinyllama-1.1b:Q4_K_M llama2-7b:Q8_0)
+    ((focus)) && models=(llama-134m:Q4_0 llama2-7b:Q4_0)
 else
     models=(llama-134m:Q4_0)
 fi
@@ -333,6 +338,11 @@ else
         [[ -x $B/tests/test_ops_fused ]] && entries+=(test_ops_fused:150)
         [[ -x $B/tests/test_ops_matmul_variants ]] && entries+=(test_ops_matmul_variants:150)
         test_budget=100 parallel=6
+        if ((focus)); then
+            entries=(test_ops_norm:60 test_ops_softmax:60 test_ops_argmax:60 test_ops_matmul_q8:80 test_ops_matmul:80
+                     test_model:80 cli_run:40 sample_logits:40)
+            test_budget=80
+        fi
     else
         entries=(test_runtime:60 test_tuning:60 test_convert:30 test_ops_norm:90 cli_run:60 cli_bench_ops_sweep:60)
         test_budget=90 parallel=2
@@ -347,7 +357,10 @@ else
 fi
 
 # ---- bench-ops: the big shapes ---------------------------------------------------------------------------
-if [[ $mode == gpu ]]; then
+if [[ $mode == gpu ]] && ((focus)); then
+    run_step bench-ops 60 "$VK" bench-ops --json --runs 3 --min-ms 20 --types F16,Q8_0,Q4_0,Q4_K,Q6_K \
+        --shapes 4096x4096,4096x11008,11008x4096,4096x14336 --mm-shapes 4096x4096,11008x4096 --batches 512
+elif [[ $mode == gpu ]]; then
     run_step bench-ops 110 "$VK" bench-ops --json --runs 3 --min-ms 20
 else
     run_step bench-ops 60 "$VK" bench-ops --json --quick --types Q4_0,F16 --ns 1,8 --runs 1 --min-ms 5
@@ -405,7 +418,24 @@ e2e_pair() { # NAME ROUND VKLLM_TIMEOUT LLAMA_TIMEOUT [extra vkllm args]
     e2e_one "$name" "${model_path[$name]}" "$round" vkllm "$tv" "$@"
     e2e_one "$name" "${model_path[$name]}" "$round" llama "$tl"
 }
-if [[ $mode == gpu ]]; then
+if [[ $mode == gpu ]] && ((focus)); then
+    e2e_pair llama-134m-Q4_0 1 45 60 --no-ttft
+    e2e_pair llama2-7b-Q4_0 1 90 90 --no-ttft
+    e2e_pair llama-134m-Q4_0 2 45 60 --no-ttft
+    e2e_pair llama2-7b-Q4_0 2 60 60 --no-ttft
+    # vkllm alone under tuning overrides, llama2-7b Q4_0: tokens/s beside the default's rounds above
+    VARIANTS=$work/variants.tsv
+    IFS=';' read -r -a tunes <<<"${FOCUS_TUNES:-row_wg=1024;matvec_max_split=32;matvec_rows=1;coopmat.tile_n=128}"
+    for tune in "${tunes[@]}"; do
+        [[ -n $tune ]] || continue
+        step="e2e-variant-$(echo "$tune" | tr -c 'a-zA-Z0-9_=' '_')"
+        VKLLM_TUNE=$tune run_step "$step" 40 "$VK" bench -m "${model_path[llama2-7b-Q4_0]}" -p "$P" -n "$N" -r 2 --json \
+            --no-ttft
+        awk -v t="$tune" '/"pp_tps"/ { match($0, /"pp_tps": [0-9.]+/); pp = substr($0, RSTART + 10, RLENGTH - 10)
+                                        match($0, /"tg_tps": [0-9.]+/); tg = substr($0, RSTART + 10, RLENGTH - 10)
+                                        printf "%s\t%s\t%s\n", t, pp, tg }' "$work/logs/$step.log" >>"$VARIANTS"
+    done
+elif [[ $mode == gpu ]]; then
     e2e_pair llama-134m-Q4_0 1 45 60 --no-ttft
     e2e_pair llama-134m-Q4_0 2 45 60
     e2e_pair llama2-7b-Q4_0 1 90 90 --no-ttft
@@ -434,7 +464,11 @@ fi
 # ---- sweeps of the tuning knobs ------------------------------------------------------------------------------
 sweep_args=(--sweep "matvec_rows=1,2,4,8" --sweep "matvec_split=8,16,32,64")
 has_field matvec_int_dot && sweep_args+=(--sweep "matvec_int_dot=0,1")
-if [[ $mode == gpu ]]; then
+if [[ $mode == gpu ]] && ((focus)); then
+    sweep_args=(--sweep "matvec_rows=1,2" --sweep "matvec_split=32,64" --sweep "matvec_max_split=32,128")
+    run_step sweep-matvec 45 "$VK" bench-ops --json --types Q4_0,Q4_K --shapes 4096x4096,4096x14336,14336x4096 \
+        --batches none --ns 1,8 --runs 3 --min-ms 8 "${sweep_args[@]}"
+elif [[ $mode == gpu ]]; then
     run_step sweep-matvec 75 "$VK" bench-ops --json --types Q4_0,Q4_K,Q8_0,Q6_K --shapes 4096x4096,14336x4096 \
         --batches none --ns 1,8 --runs 3 --min-ms 8 "${sweep_args[@]}"
 else
@@ -444,6 +478,7 @@ else
         --runs 1 --min-ms 5 "${sweep_args[@]}"
 fi
 coop_fields=$(awk '$1 ~ /^coopmat/ { print $1 }' "$work/logs/fields.log")
+((focus)) && coop_fields= # the focus run keeps the tiles the first call chose
 if [[ -n $coop_fields ]]; then
     # Tiles x k step x buffering, the workgroup and its 2 x 4 subgroup grid as in the nvidia row; on 0 is the
     # tiled mat-mul beside them.
@@ -465,7 +500,7 @@ else
 fi
 
 # ---- the last model, then more rounds, while the budget lasts ------------------------------------------------------
-if [[ $mode == gpu ]]; then
+if [[ $mode == gpu && $focus == 0 ]]; then
     if (($(left) > 70)); then e2e_pair llama2-7b-Q8_0 1 90 90 --no-ttft; else note_step e2e-llama2-7b-Q8_0 "skipped (deadline)" 0; fi
     for m in llama2-7b-Q4_0 tinyllama-1.1b-Q4_K_M; do
         (($(left) > 100)) && e2e_pair "$m" 2 60 60
@@ -631,6 +666,14 @@ SUM=$OUT/summary.md
         echo "(every configuration: results.tar.gz, logs/sweep-matvec.log)"
     }
     [[ -s $work/logs/sweep-coopmat.log ]] && jsum "$work/logs/sweep-coopmat.log" "Cooperative-matrix sweep (mat-mul)"
+    if [[ -s $work/variants.tsv ]]; then
+        echo
+        echo "## vkllm alone under tuning overrides (VKLLM_TUNE), llama2-7b Q4_0, -p $P -n $N -r 2, tokens/s"
+        echo
+        echo "| VKLLM_TUNE | pp | tg |"
+        echo "| --- | ---: | ---: |"
+        awk -F'\t' '{ printf "| %s | %s | %s |\n", $1, $2, $3 }' "$work/variants.tsv"
+    fi
     [[ -s $work/logs/sweep-coopmat-off.log ]] && jsum "$work/logs/sweep-coopmat-off.log" "Tiled mat-mul (coopmat.on=0)"
     [[ -s $work/logs/sweep-coopmat-nv.log ]] && jsum "$work/logs/sweep-coopmat-nv.log" "Cooperative matrices, NV kind"
 

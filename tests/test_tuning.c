@@ -87,8 +87,8 @@ static void test_fields_by_name(void **state)
     for (const char *name; (name = tuning_field_name(n)); n++) {
         uint32_t old, now, value = 0;
         assert_true(tuning_get(&t, name, &old));
-        static const uint32_t candidates[] = {1, 8, 0};
-        for (size_t c = 0; c < 3; c++)
+        static const uint32_t candidates[] = {1, 8, 0, 2};
+        for (size_t c = 0; c < sizeof candidates / sizeof *candidates; c++)
             if (candidates[c] != old && tuning_set(&t, name, candidates[c]) == VKLLM_OK) {
                 value = candidates[c];
                 break;
