@@ -31,8 +31,10 @@
  *    split 16 or 8 (several row groups per subgroup, reduced by shuffles; their lanes' x loads coincide and
  *    are served once), rows 2 or 8.  matvec_int_dot: the integer path (the float path decodes each weight
  *    to a float, ~100 instructions per group of 32, and reads x as f32: 128 bytes per group).
- *  - NVIDIA: 32-wide warps; 2 rows per lane: the H200 sweep (docs/gpu.md; 14336x4096, Q4_0/Q4_K/Q8_0/Q6_K)
- *    had 2 rows x split 32 within a few percent of the best at n = 1 and the best or near it at n = 8, where
+ *  - NVIDIA: row_wg 1024: a decoded token's norm, softmax or argmax row is one workgroup on one SM, bound
+ *    by memory latency, and 1024 invocations take a 4096-wide row in one step of loads where 256 take four
+ *    (H200, llama2-7b Q4_0 tg128: 331 against 298 tokens/s with 256, docs/gpu.md).  Mat-vec: 2 rows per
+ *    lane: the H200 sweep (docs/gpu.md; 14336x4096, Q4_0/Q4_K/Q8_0/Q6_K) had 2 rows x split 32 within a few percent of the best at n = 1 and the best or near it at n = 8, where
  *    4 rows were slower at n = 1; the integer path beat the float path by 1.1-1.5x at n = 1 and 3-4x at n = 8.
  *    64x64 tiled mat-mul tiles with 4x4 outputs per invocation (the fallback of cooperative matrices).
  *  - AMD RDNA: wave32, large register file; GCN/CDNA: wave64 (a wave per 4 rows, 1 KiB per load).  Packed
@@ -48,7 +50,7 @@
  * matmul_min_n, texel_loads, matvec_int_dot, matvec_max_split. */
 static const op_tuning table[TUNING_CLASS_COUNT] = {
     [TUNING_CPU] = {"cpu", 64, 8, 8, 16, 1, 64, 16, 16, 16, 8, 8, 512, 32, 8, 0, UINT32_MAX, 1, 0, 1},
-    [TUNING_NVIDIA] = {"nvidia", 256, 256, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1, 128},
+    [TUNING_NVIDIA] = {"nvidia", 256, 1024, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1, 128},
     [TUNING_AMD_WAVE32] = {"amd-wave32", 256, 256, 128, 4, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1, 32},
     [TUNING_AMD_WAVE64] = {"amd-wave64", 256, 256, 256, 4, 64, 256, 64, 64, 16, 64, 128, 256, 2048, 8, 1, 9, 0, 1, 64},
     [TUNING_INTEL] = {"intel", 128, 128, 64, 2, 16, 128, 32, 32, 16, 16, 32, 256, 1024, 8, 1, 9, 0, 1, 16},
