@@ -39,7 +39,7 @@ struct vkr_sequence {
     access *accesses; /* since the last barrier */
     uint32_t access_count, access_capacity;
 
-    uint32_t dispatches;
+    uint32_t dispatches, barriers;
 
     /* Profiling: timestamp i+1 ends command i; labels[i] names it. */
     VkQueryPool *query_pools;
@@ -194,6 +194,7 @@ vkllm_status vkr_sequence_begin(vkr_sequence *seq)
     destroy_views(seq); /* the command buffer that used them was reset above */
     seq->access_count = 0;
     seq->dispatches = 0;
+    seq->barriers = 0;
     seq->queries = 0;
     seq->recorded = false;
     seq->first_dispatch[0] = '\0';
@@ -213,6 +214,7 @@ static void barrier(vkr_sequence *seq)
     VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
     vkCmdPipelineBarrier(seq->cmd, stages, stages, 0, 1, &b, 0, NULL, 0, NULL);
     seq->access_count = 0;
+    seq->barriers++;
 }
 
 static bool conflicts(const vkr_sequence *seq, const access *a)
@@ -428,7 +430,10 @@ vkllm_status vkr_sequence_wait(vkr_sequence *seq)
     char what[160];
     VKLLM_TRY(vkr_fence_wait(seq->dev, seq->fence, seq->submitted_at, describe(seq, what, sizeof what)));
     seq->in_flight = false;
-    if (seq->dev->profiling) collect_profile(seq);
+    if (seq->dev->profiling) {
+        collect_profile(seq);
+        vkr_profile_count(seq->dev, seq->dispatches, seq->barriers);
+    }
     /* A guard's record may come from another sequence that finished meanwhile; most callers run one at a time. */
     VKLLM_TRY(vkr_shader_checks_collect(seq->dev, what));
     return VKLLM_OK;
@@ -441,6 +446,7 @@ vkllm_status vkr_sequence_run(vkr_sequence *seq)
 }
 
 uint32_t vkr_sequence_dispatch_count(const vkr_sequence *seq) { return seq->dispatches; }
+uint32_t vkr_sequence_barrier_count(const vkr_sequence *seq) { return seq->barriers; }
 
 void vkr_groups_1d(const vkr_device *dev, uint32_t n, uint32_t groups[3])
 {

@@ -41,6 +41,9 @@ vkllm_status vkr_sequence_submit(vkr_sequence *seq);
 vkllm_status vkr_sequence_wait(vkr_sequence *seq);
 vkllm_status vkr_sequence_run(vkr_sequence *seq);
 uint32_t vkr_sequence_dispatch_count(const vkr_sequence *seq);
+/* Pipeline barriers recorded since the last begin: only where a dispatch reads or writes bytes an earlier
+ * one since the previous barrier wrote (or writes bytes it read). */
+uint32_t vkr_sequence_barrier_count(const vkr_sequence *seq);
 
 /* Spreads n workgroups over x and y within maxComputeWorkGroupCount; shaders recover the linear index as
  * gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x and must skip indices >= n. */

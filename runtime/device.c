@@ -876,7 +876,16 @@ void vkr_device_print_profile(vkr_device *dev, FILE *out)
                 1000.0 * e->total_ms / (double)e->count, all > 0 ? 100.0 * e->total_ms / all : 0.0);
     }
     fprintf(out, "%-32s %10s %12.3f\n", "total", "", all);
+    fprintf(out, "%" PRIu64 " dispatches, %" PRIu64 " barriers between them\n", dev->profile_dispatches,
+            dev->profile_barriers);
     dev->profile_count = 0;
+    dev->profile_dispatches = dev->profile_barriers = 0;
+}
+
+void vkr_profile_count(vkr_device *dev, uint32_t dispatches, uint32_t barriers)
+{
+    dev->profile_dispatches += dispatches;
+    dev->profile_barriers += barriers;
 }
 
 static const char *type_name(VkPhysicalDeviceType type)

@@ -60,6 +60,7 @@ struct vkr_device {
 
     vkr_profile_entry *profile;
     uint32_t profile_count, profile_capacity;
+    uint64_t profile_dispatches, profile_barriers; /* of the sequences profiled since the last print */
 };
 
 void vkr_pipelines_destroy(vkr_device *dev);
@@ -76,5 +77,7 @@ vkllm_status vkr_memory_init(vkr_device *dev);
 int vkr_memory_type_for(const VkPhysicalDeviceMemoryProperties *mem, vkr_memory_kind kind, bool uma);
 vkllm_status vkr_pipeline_cache_open(vkr_device *dev);
 void vkr_profile_add(vkr_device *dev, const char *label, double ms);
+/* Adds a profiled sequence's dispatches and barriers to the next vkr_device_print_profile's totals. */
+void vkr_profile_count(vkr_device *dev, uint32_t dispatches, uint32_t barriers);
 
 #endif
