@@ -690,6 +690,8 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
         .shaderFloat16 = s12.shaderFloat16,
         .shaderInt8 = s12.shaderInt8,
         .vulkanMemoryModel = s12.vulkanMemoryModel, /* the cooperative-matrix shaders' memory model */
+        /* With the memory model on, a Device-scoped atomic (the shader-check guards') needs this too. */
+        .vulkanMemoryModelDeviceScope = s12.vulkanMemoryModelDeviceScope,
         .timelineSemaphore = s12.timelineSemaphore,
         .hostQueryReset = s12.hostQueryReset,
     };
