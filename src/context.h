@@ -5,7 +5,7 @@
 
 #include "kv_pages.h"
 #include "model.h"
-#include "ops/attention.h"
+#include "ops/flash_attn.h"
 
 #define CONTEXT_MAX_RECORDINGS 16
 

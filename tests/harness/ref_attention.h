@@ -4,7 +4,7 @@
 #define VKLLM_TEST_REF_ATTENTION_H
 
 #include "harness.h"
-#include "ops/attention.h"
+#include "ops/flash_attn.h"
 
 /* Gives every (seq, page) entry of table [n_seqs][max_pages_per_seq] its own page, in shuffled order;
  * needs n_pages >= n_seqs * max_pages_per_seq. */

@@ -1,6 +1,6 @@
 /* Flash attention over the paged KV cache: shaders/flash_attn.comp, and for long contexts split over
  * workgroups, shaders/flash_attn_combine.comp.  See attention.h for the layouts. */
-#include "attention.h"
+#include "flash_attn.h"
 
 #include <math.h>
 

@@ -18,8 +18,8 @@
  * Out-of-range entries in tokens or page_table (negative, seq >= n_seqs, pos past the page table, page >=
  * n_pages) are skipped on the device rather than read or written out of bounds: such a token's output is
  * zero and the key positions behind a bad page entry are left out. */
-#ifndef VKLLM_OPS_ATTENTION_H
-#define VKLLM_OPS_ATTENTION_H
+#ifndef VKLLM_OPS_FLASH_ATTN_H
+#define VKLLM_OPS_FLASH_ATTN_H
 
 #include <stdbool.h>
 #include <stdint.h>
