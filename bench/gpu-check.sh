@@ -325,7 +325,7 @@ else
     if [[ $mode == gpu ]]; then
         # Op tests first (the slow ones last), then the model tests; CPU-only tests are left out.
         for t in test_runtime test_tuning test_ops_elementwise test_ops_activation test_ops_argmax test_ops_convert \
-                 test_ops_norm test_ops_rope test_ops_rows test_ops_softmax test_ops_kv test_ops_attention \
+                 test_ops_rms_norm test_ops_rope test_ops_get_rows test_ops_softmax test_ops_kv_write test_ops_flash_attn \
                  test_ops_matmul; do
             [[ -x $B/tests/$t ]] && entries+=("$t:100")
         done
@@ -339,12 +339,12 @@ else
         [[ -x $B/tests/test_ops_matmul_variants ]] && entries+=(test_ops_matmul_variants:150)
         test_budget=100 parallel=6
         if ((focus)); then
-            entries=(test_ops_norm:60 test_ops_softmax:60 test_ops_argmax:60 test_ops_matmul_q8:80 test_ops_matmul:80
+            entries=(test_ops_rms_norm:60 test_ops_softmax:60 test_ops_argmax:60 test_ops_matmul_q8:80 test_ops_matmul:80
                      test_model:80 cli_run:40 sample_logits:40)
             test_budget=80
         fi
     else
-        entries=(test_runtime:60 test_tuning:60 test_convert:30 test_ops_norm:90 cli_run:60 cli_bench_ops_sweep:60)
+        entries=(test_runtime:60 test_tuning:60 test_convert:30 test_ops_rms_norm:90 cli_run:60 cli_bench_ops_sweep:60)
         test_budget=90 parallel=2
     fi
     s=$(date +%s)

@@ -1,5 +1,5 @@
 /* ops_qkv_project and ops_swiglu_project against plain C: y = W x (+ bias) in double from the dequantized
- * weights, RoPE in double, the paged cache through the host model of test_ops_kv, silu(gate) * up; where the
+ * weights, RoPE in double, the paged cache through the host model of test_ops_kv_write, silu(gate) * up; where the
  * product takes the integer path, x is its q8 round trip (th_q8_round_trip).  Each runs through every path:
  * the fused mat-vec epilogue of each tuning row's variant (_tx on the CPU row; _sg_q8dot / _sg_q8 / _q8dot /
  * _q8 / _sg / _sg_f16 / _f16 on the GPU rows, plain without texels), the tiled mat-mul plus the separate

@@ -1,5 +1,5 @@
 /* Flash attention over the paged KV cache: shaders/flash_attn.comp, and for long contexts split over
- * workgroups, shaders/flash_attn_combine.comp.  See attention.h for the layouts. */
+ * workgroups, shaders/flash_attn_combine.comp.  See flash_attn.h for the layouts. */
 #include "flash_attn.h"
 
 #include <math.h>

@@ -44,7 +44,7 @@ vkllm_status ops_binary_f32(ops_context *ops, vkr_sequence *seq, ops_binary op, 
 vkllm_status ops_scale_f32(ops_context *ops, vkr_sequence *seq, vkr_range a, vkr_range out, uint32_t n,
                            float scale);
 
-/* ---- Row reductions: one row per workgroup (src/ops/norm.c, softmax.c, argmax.c).  Each invocation walks
+/* ---- Row reductions: one row per workgroup (src/ops/rms_norm.c, softmax.c, argmax.c).  Each invocation walks
  * ceil(cols / row_wg) columns of its row, which must stay <= 65,535 (lavapipe cuts longer loops). ---- */
 
 /* RMSNorm fused with its weight.  x, out [rows][cols] F32; w [cols] F32.
@@ -94,7 +94,7 @@ vkllm_status ops_swiglu_f32(ops_context *ops, vkr_sequence *seq, vkr_range gate,
 /* x, out [n]: GELU, ggml's tanh approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))). */
 vkllm_status ops_gelu_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_range out, uint32_t n);
 
-/* ---- Embedding gather (src/ops/rows.c) ---- */
+/* ---- Embedding gather (src/ops/get_rows.c) ---- */
 /* out[i][c] = table[ids[i]][c].  table [n_rows][row_len] of type QUANT_F32 or QUANT_F16 (F16: halves packed
  * two per 32-bit word, the range holding whole words: n_rows*row_len rounded up to even, offset a multiple
  * of 4); ids [n_ids] int32; out [n_ids][row_len] F32.  The table may exceed maxStorageBufferRange: it is

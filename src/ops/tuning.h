@@ -52,7 +52,7 @@ typedef struct op_tuning {
      * tile_k (a multiple of 8); tile_m * tile_n must be a multiple of matmul_wg. */
     uint32_t matmul_wg;
     uint32_t matmul_tile_m, matmul_tile_n, matmul_tile_k;
-    /* Flash attention (src/ops/attention.c): */
+    /* Flash attention (src/ops/flash_attn.c): */
     uint32_t attn_wg;          /* invocations per (token, head) workgroup; each owns every attn_wg-th key */
     uint32_t attn_block_kv;    /* keys per tile (rounded to a multiple of attn_wg): the running max is
                                   rescaled once per tile */
