@@ -2,7 +2,7 @@
  * blocks for the per-block codecs of q_legacy.c and q_k.c, or hand whole rows to half.c's element formats. */
 #include <ctype.h>
 
-#include "error.h"
+#include "runtime/error.h"
 #include "quant_internal.h"
 
 /* Aligned room for any one block: block codecs work on this, and the loops below copy it to or from the

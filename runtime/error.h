@@ -2,7 +2,7 @@
 #ifndef VKLLM_RUNTIME_ERROR_H
 #define VKLLM_RUNTIME_ERROR_H
 
-#include "../src/vkllm.h"
+#include "vkllm.h"
 
 #if defined(__GNUC__)
 #define VKLLM_PRINTF(a, b) __attribute__((format(printf, a, b)))

@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
-"""Generates src/unicode_table.c: the Unicode general-category ranges and the whitespace set that the
+"""Generates src/tokenizer/unicode_table.c: the Unicode general-category ranges and the whitespace set that the
 BPE pre-tokenizers need (\\p{L}, \\p{N}, \\p{P}, \\s).
 
 The facts come from llama.cpp's src/unicode-data.cpp (itself generated from UnicodeData.txt), so that
 vkllm classifies every code point exactly as the llama.cpp build it is compared against.  Python's own
 unicodedata is not used: its Unicode version differs from llama.cpp's.
 
-Usage: scripts/gen_unicode_table.py [path/to/llama.cpp/src/unicode-data.cpp] > src/unicode_table.c
+Usage: scripts/gen_unicode_table.py [path/to/llama.cpp/src/unicode-data.cpp] > src/tokenizer/unicode_table.c
 """
 import os
 import re
 import sys
 
-# llama.cpp's unicode_cpt_flags category bits -> vkllm's unicode_category (src/unicode.h).
+# llama.cpp's unicode_cpt_flags category bits -> vkllm's unicode_category (src/tokenizer/unicode.h).
 FLAG_TO_CATEGORY = {
     0x0001: "UNICODE_UNDEFINED",
     0x0002: "UNICODE_NUMBER",

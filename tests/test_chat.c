@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
+#include "chat/chat.h"
 
 static const chat_message conversation[] = {
     { "system", "You are a helpful assistant" },

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "gguf.h"
-#include "llama2c.h"
+#include "runtime/error.h"
+#include "gguf/gguf.h"
+#include "tools/llama2c.h"
 
 static char g_out[512];
 

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "gguf.h"
+#include "runtime/error.h"
+#include "gguf/gguf.h"
 #include "quant/quant.h"
 
 /* ---- an in-memory GGUF builder for hand-made (and broken) files ---- */

@@ -17,13 +17,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "bench_prompt.h"
+#include "tools/bench_prompt.h"
 #include "harness.h"
-#include "model.h"
+#include "model/model.h"
 #include "paths.h"
 #include "ops/matmul_record.h"
 #include "ref_llama.h"
-#include "synth.h"
+#include "tools/synth.h"
 #include "vkllm.h"
 
 #define STORIES th_shared_path("models/stories260K.gguf")

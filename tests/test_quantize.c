@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "gguf.h"
-#include "quantize.h"
-#include "synth.h"
+#include "runtime/error.h"
+#include "gguf/gguf.h"
+#include "tools/quantize.h"
+#include "tools/synth.h"
 
 static char g_tiny[512], g_qwen[512], g_out[512];
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "device_internal.h"
+#include "runtime/device_internal.h"
 #include "harness.h"
 #include "runtime/shader_checks.h"
 #include "runtime/shaders.h"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sampling.h"
+#include "sampling/sampling.h"
 
 /* A sampler with every filter off: temperature 1 draws straight from softmax(logits). */
 static vkllm_sampler_params plain_params(void)

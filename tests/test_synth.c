@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "gguf.h"
-#include "model_config.h"
-#include "synth.h"
+#include "runtime/error.h"
+#include "gguf/gguf.h"
+#include "model/model_config.h"
+#include "tools/synth.h"
 
 static void temp_path(char *buf, size_t n, const char *tag)
 {

@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "harness.h"
-#include "tokenize.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenize.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer_cases.h"
-#include "utf8.h"
-#include "vocab.h"
+#include "tokenizer/utf8.h"
+#include "tokenizer/vocab.h"
 
 /* ---- pre-tokenizer ---- */
 

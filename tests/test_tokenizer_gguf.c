@@ -6,12 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "harness.h"
 #include "paths.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer_cases.h"
-#include "vocab.h"
+#include "tokenizer/vocab.h"
 
 
 static tokenizer *load_gguf(const char *path)

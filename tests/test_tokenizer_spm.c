@@ -7,9 +7,9 @@
 
 #include "harness.h"
 #include "paths.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer_cases.h"
-#include "vocab.h"
+#include "tokenizer/vocab.h"
 
 
 static tokenizer *load(const char *path)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct vocab_case {
     const char *text; /* into vocab_cases.inp, not NUL-terminated */

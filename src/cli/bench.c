@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench_prompt.h"
+#include "tools/bench_prompt.h"
 #include "cli.h"
-#include "model.h"
+#include "model/model.h"
 #include "vkllm.h"
 
 typedef struct bench_args {

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "llama2c.h"
+#include "tools/llama2c.h"
 
 static void convert_usage(FILE *out)
 {

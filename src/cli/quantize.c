@@ -4,7 +4,7 @@
 
 #include "cli.h"
 #include "progress_bar.h"
-#include "quantize.h"
+#include "tools/quantize.h"
 
 static void quantize_usage(FILE *out)
 {

@@ -6,7 +6,7 @@
 
 #include "cli.h"
 #include "progress_bar.h"
-#include "synth.h"
+#include "tools/synth.h"
 
 static void synth_usage(FILE *out)
 {

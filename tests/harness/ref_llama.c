@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "matmul_check.h"
 #include "quant/quant.h"
 #include "runtime/error.h"
@@ -114,7 +114,7 @@ vkllm_status ref_model_load(const char *path, ref_model **out)
     if (!m->output.w) m->output = (ref_matrix){m->embd, m->embd_quantized};
     m->embd_rows = m->embd;
     if (m->embd_quantized && m->embd) {
-        /* vkllm keeps a quantized embedding table as F16 (src/model.c): the rows the model looks up are
+        /* vkllm keeps a quantized embedding table as F16 (src/model/model.c): the rows the model looks up are
          * those halves; the tied LM head still multiplies the quantized matrix. */
         m->embd_rows = malloc((uint64_t)m->vocab * dim * sizeof *m->embd_rows);
         if (!m->embd_rows) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "ref: embedding");

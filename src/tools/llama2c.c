@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mapped_file.h"
+#include "gguf/mapped_file.h"
 #include "runtime/error.h"
 
 #define LLAMA2C_HEADER_INTS 7

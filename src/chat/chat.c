@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "runtime/error.h"
 
 static const char *const template_names[CHAT_TEMPLATE_COUNT] = {
     [CHAT_TEMPLATE_UNKNOWN] = "unknown",

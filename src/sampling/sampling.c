@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "runtime/error.h"
 
 typedef struct sampler_candidate {
     int32_t id;

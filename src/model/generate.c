@@ -8,7 +8,7 @@
 #include "context.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
-#include "sampling.h"
+#include "sampling/sampling.h"
 
 vkllm_sampling vkllm_sampling_default(void)
 {

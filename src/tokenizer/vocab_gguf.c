@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "runtime/error.h"
 #include "tokenizer.h"
 #include "vocab.h"

@@ -2,11 +2,11 @@
 #ifndef VKLLM_MODEL_H
 #define VKLLM_MODEL_H
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "model_config.h"
 #include "ops/matmul.h"
 #include "ops/ops.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "vkllm.h"
 
 typedef struct model_layer {

@@ -1,8 +1,8 @@
-/* The public chat-template functions over src/chat.c. */
+/* The public chat-template functions over src/chat/chat.c. */
 #include <stdlib.h>
 
-#include "chat.h"
-#include "model.h"
+#include "chat/chat.h"
+#include "model/model.h"
 #include "runtime/error.h"
 
 static chat_template pick(const vkllm_model *model, const char *template_name)

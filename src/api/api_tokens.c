@@ -1,5 +1,5 @@
 /* The public token functions: thin wrappers over the model's tokenizer. */
-#include "model.h"
+#include "model/model.h"
 #include "runtime/error.h"
 
 vkllm_token vkllm_token_bos(const vkllm_model *model) { return tokenizer_bos(model->tok); }

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 
 typedef enum model_arch {
     MODEL_ARCH_LLAMA = 0, /* Llama 1/2/3, TinyLlama, Mistral, SmolLM, ... */

@@ -5,7 +5,7 @@
 #ifndef VKLLM_QUANTIZE_H
 #define VKLLM_QUANTIZE_H
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "progress.h"
 #include "quant_recipe.h"
 

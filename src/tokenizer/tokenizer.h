@@ -1,7 +1,7 @@
 /* Tokenizers, as llama.cpp implements them: SentencePiece-style (tokenizer.ggml.model = "llama") and
  * byte-level BPE (tokenizer.ggml.model = "gpt2", pre-tokenizers default / gpt-2 / llama-bpe / qwen2).
  *
- * A tokenizer is its vocabulary (src/vocab.h); the algorithms keep no state, so one tokenizer may be
+ * A tokenizer is its vocabulary (src/tokenizer/vocab.h); the algorithms keep no state, so one tokenizer may be
  * used from several threads at once.  Token ids are int32_t; TOKEN_NONE (-1) means "no such token". */
 #ifndef VKLLM_TOKENIZER_H
 #define VKLLM_TOKENIZER_H
@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "vkllm.h"
 
 typedef struct vocab tokenizer;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "llama2c.h"
 #include "quant/quant.h"
 #include "runtime/error.h"

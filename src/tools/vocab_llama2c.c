@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "runtime/error.h"
-#include "tokenizer.h"
-#include "vocab.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab.h"
 
 typedef struct llama2c_reader {
     const uint8_t *data;
