@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "device_internal.h"
+#include "queue.h"
 #include "log.h"
 #include "shader_checks.h"
 

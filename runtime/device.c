@@ -1,6 +1,5 @@
 /* Instance creation through volk, capability discovery, device choice and logical device creation. */
 #include "device_internal.h"
-#include "shader_checks.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -749,7 +748,7 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
     return VKLLM_OK;
 }
 
-static vkllm_status device_init(vkr_device *dev)
+vkllm_status vkr_device_open(vkr_device *dev)
 {
     const char *max_allocation = getenv("VKLLM_MAX_ALLOCATION");
     uint64_t bytes = 0;
@@ -784,48 +783,24 @@ static vkllm_status device_init(vkr_device *dev)
     free(features);
     if (st != VKLLM_OK) return st;
     dev->profiling = env_flag("VKLLM_PROFILE") && dev->caps.timestamps;
-    VKLLM_TRY(vkr_queue_init(dev));
-    VKLLM_TRY(vkr_memory_init(dev));
-    VKLLM_TRY(vkr_shader_checks_init(dev));
-    return vkr_pipeline_cache_open(dev);
-}
-
-vkllm_status vkr_device_create(vkr_device **out)
-{
-    *out = NULL;
-    vkr_device *dev = calloc(1, sizeof *dev);
-    if (!dev) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "allocating the device");
-    pthread_mutex_init(&dev->lock, NULL);
-    atomic_init(&dev->validation_errors, 0);
-    vkllm_status st = device_init(dev);
-    if (st != VKLLM_OK) {
-        vkr_device_destroy(dev);
-        volk_restore();
-        return st;
-    }
-    live_device = dev;
-    *out = dev;
     return VKLLM_OK;
 }
 
-void vkr_device_destroy(vkr_device *dev)
+void vkr_device_close(vkr_device *dev)
 {
-    if (!dev) return;
     if (dev == live_device) live_device = NULL;
     if (dev->device) {
-        vkDeviceWaitIdle(dev->device);
-        vkr_pipelines_destroy(dev);
-        vkr_shader_checks_destroy(dev);
-        vkr_memory_destroy(dev);
         if (dev->command_pool) vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
         vkDestroyDevice(dev->device, NULL);
     }
     if (dev->messenger) vkDestroyDebugUtilsMessengerEXT(dev->instance, dev->messenger, NULL);
     if (dev->instance) vkDestroyInstance(dev->instance, NULL);
-    pthread_mutex_destroy(&dev->lock);
     free(dev->profile);
-    free(dev);
 }
+
+void vkr_device_set_live(vkr_device *dev) { live_device = dev; }
+
+void vkr_device_restore_live(void) { volk_restore(); }
 
 const vkr_caps *vkr_device_caps(const vkr_device *dev) { return &dev->caps; }
 

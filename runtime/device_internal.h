@@ -1,4 +1,15 @@
-/* The device struct, shared by the runtime's own files only. */
+/* The device struct, shared by the runtime's own files only, and the parts of device.c that the device's
+ * creation (device_create.c) calls.
+ *
+ * The runtime's files call one way, down this list (each one's internal entry points in its own header):
+ *   error.c, log.c              messages and the stage log
+ *   device.c (+ queue.c)        instance, capabilities, device choice, logical device; submits and fence waits
+ *   memory.c                    the sub-allocator and one-shot transfers (memory.h)
+ *   pipeline.c                  pipelines and the pipeline cache (pipeline.h)
+ *   shader_checks.c             the shader-check build's debug buffer (shader_checks.h)
+ *   device_create.c             vkr_device_create / vkr_device_destroy: opens the device, then each part above
+ *   commands.c                  recorded sequences, over all of them
+ * This header holds data only, and device.c's functions. */
 #ifndef VKLLM_RUNTIME_DEVICE_INTERNAL_H
 #define VKLLM_RUNTIME_DEVICE_INTERNAL_H
 
@@ -63,19 +74,15 @@ struct vkr_device {
     uint64_t profile_dispatches, profile_barriers; /* of the sequences profiled since the last print */
 };
 
-void vkr_pipelines_destroy(vkr_device *dev);
-/* Queue submission and fence waits (queue.c): every submit is counted, every wait has a timeout and names
- * what it waited for ("what") in its error. */
-/* The caller holds dev->lock (the queue must be externally synchronized). */
-vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fence, const char *what);
-/* submitted_at: vkllm_log_clock() at the submission, for the elapsed time an error reports. */
-vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what);
-vkllm_status vkr_queue_init(vkr_device *dev); /* reads VKLLM_FENCE_TIMEOUT_MS */
-void vkr_memory_destroy(vkr_device *dev);
-vkllm_status vkr_memory_init(vkr_device *dev);
-/* The memory type buffers of `kind` are allocated from (memory.c), -1 if none fits. */
-int vkr_memory_type_for(const VkPhysicalDeviceMemoryProperties *mem, vkr_memory_kind kind, bool uma);
-vkllm_status vkr_pipeline_cache_open(vkr_device *dev);
+/* device.c: instance, physical device and logical device of a calloc'd, mutex-initialized dev (reads VKLLM_DEVICE,
+ * VKLLM_VALIDATION, VKLLM_DISABLE_*, VKLLM_PROFILE, VKLLM_MAX_ALLOCATION); vkr_device_close undoes it (also after a
+ * failed open) and frees the profile table. */
+vkllm_status vkr_device_open(vkr_device *dev);
+void vkr_device_close(vkr_device *dev);
+/* volk keeps one device's function pointers in globals: vkr_device_set_live names the device whose pointers a
+ * listing or a failed creation puts back (vkr_device_restore_live). */
+void vkr_device_set_live(vkr_device *dev);
+void vkr_device_restore_live(void);
 void vkr_profile_add(vkr_device *dev, const char *label, double ms);
 /* Adds a profiled sequence's dispatches and barriers to the next vkr_device_print_profile's totals. */
 void vkr_profile_count(vkr_device *dev, uint32_t dispatches, uint32_t barriers);

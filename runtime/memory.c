@@ -3,6 +3,7 @@
  * An allocation larger than the block size gets a block of its own; none may pass maxMemoryAllocationSize
  * (4 GiB on NVIDIA's H200), which callers meet by chunking (src/ops/weights.c). */
 #include "device_internal.h"
+#include "queue.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -61,4 +61,11 @@ vkllm_status vkr_fill(vkr_device *dev, const vkr_buffer *dst, VkDeviceSize offse
 uint64_t vkr_memory_in_use(const vkr_device *dev, vkr_memory_kind kind);
 uint64_t vkr_memory_peak_device(const vkr_device *dev);
 
+/* The device's lifetime (device_create.c): memory types chosen, staging and one-shot transfer state; every block
+ * freed. */
+vkllm_status vkr_memory_init(vkr_device *dev);
+void vkr_memory_destroy(vkr_device *dev);
+/* The memory type buffers of `kind` are allocated from, -1 if none fits. */
+int vkr_memory_type_for(const VkPhysicalDeviceMemoryProperties *mem, vkr_memory_kind kind, bool uma);
+
 #endif

@@ -69,7 +69,7 @@ static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipe
     VKR_CHECK(vkCreateDescriptorSetLayout(dev->device, &set_info, NULL, &p->set_layout));
     VkPushConstantRange push = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = d->push_size};
     /* Set 1: the shader-check build's debug buffer (shader_checks.h). */
-    VkDescriptorSetLayout sets[2] = {p->set_layout, vkr_shader_checks_layout(dev)};
+    VkDescriptorSetLayout sets[2] = {p->set_layout, dev->checks_layout};
     VkPipelineLayoutCreateInfo layout_info = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
                                               .setLayoutCount = vkr_shader_checks_enabled() ? 2 : 1,
                                               .pSetLayouts = sets, .pushConstantRangeCount = d->push_size ? 1 : 0,

@@ -52,4 +52,8 @@ void vkr_pipeline_stats(const vkr_device *dev, uint32_t *built, double *seconds)
 /* Writes the pipeline cache file now (also done by vkr_device_destroy). */
 vkllm_status vkr_pipeline_cache_save(vkr_device *dev);
 
+/* The device's lifetime (device_create.c): the cache file read; the cache saved and every pipeline destroyed. */
+vkllm_status vkr_pipeline_cache_open(vkr_device *dev);
+void vkr_pipelines_destroy(vkr_device *dev);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "device_internal.h"
+#include "queue.h"
 #include "log.h"
 
 /* Far above any single submission of a forward pass on a GPU, yet short enough that a hang is reported

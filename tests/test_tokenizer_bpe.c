@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "tokenizer/tokenize.h"
+#include "tokenizer/tokenizer_internal.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer_cases.h"
 #include "tokenizer/utf8.h"

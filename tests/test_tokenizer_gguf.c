@@ -10,6 +10,7 @@
 #include "harness.h"
 #include "paths.h"
 #include "tokenizer/tokenizer.h"
+#include "tools/llama2c.h"
 #include "tokenizer_cases.h"
 #include "tokenizer/vocab.h"
 

@@ -1,6 +1,7 @@
 /* Context creation: sizes the paged KV cache and every buffer of the forward pass up front, so that a
  * context either fits the device or fails at creation with the amount it needed. */
 #include "context.h"
+#include "ops/flash_attn.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 
 #include "kv_pages.h"
 #include "model.h"
-#include "ops/flash_attn.h"
+#include "ops/kv_cache.h"
 
 #define CONTEXT_MAX_RECORDINGS 16
 

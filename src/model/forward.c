@@ -4,6 +4,7 @@
  * -> down projection + residual (each residual add runs inside the RMSNorm after it, the last one on its
  * own); then the final norm on the rows that want logits, the LM head, and (greedy) argmax. */
 #include "context.h"
+#include "ops/flash_attn.h"
 #include "ops/matmul_fused.h"
 
 #include <math.h>

@@ -1,5 +1,5 @@
 /* The paged KV cache: layout checks and the write of a batch's K and V rows (shaders/kv_write.comp). */
-#include "flash_attn.h"
+#include "kv_cache.h"
 #include "check.h"
 
 #define KV_MAX_HEAD_DIM 256u

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "runtime/error.h"
-#include "tokenize.h"
+#include "tokenizer_internal.h"
 #include "unicode.h"
 
 void word_lengths_free(word_lengths *w)

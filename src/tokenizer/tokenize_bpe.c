@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
-#include "tokenize.h"
+#include "tokenizer_internal.h"
 #include "utf8.h"
 
 /* GPT-2 keeps the printable bytes ! .. ~, ¡ .. ¬, ® .. ÿ as their own code points and moves the other
@@ -29,81 +28,29 @@ int gpt2_cpt_to_byte(uint32_t cpt)
     return -1;
 }
 
-/* A run of the word being merged: bytes [offset, offset + n) of the encoded word, linked in order. */
-typedef struct bpe_symbol {
-    int prev, next;
-    size_t offset, n; /* n == 0: merged into its left neighbour */
-} bpe_symbol;
-
-typedef struct bpe_bigram {
-    int left, right;
-    int32_t rank;
-    size_t size; /* bytes of left + right when queued; a later mismatch means the pair is stale */
-} bpe_bigram;
-
-/* Lower rank first, then the leftmost pair. */
-static bool bigram_before(const bpe_bigram *a, const bpe_bigram *b)
+/* A pair merges when "left right" is a merge; the lower its rank, the earlier. */
+static bool bpe_priority(const void *user, const char *left, size_t left_len, const char *right, size_t right_len,
+                         double *priority)
 {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-typedef struct bpe_word {
-    const vocab *v;
-    const char *text; /* the GPT-2 encoded word */
-    bpe_symbol *symbols;
-    bpe_bigram *heap;
-    size_t n_heap;
-} bpe_word;
-
-static void heap_push(bpe_word *w, bpe_bigram b)
-{
-    size_t i = w->n_heap++;
-    while (i > 0 && bigram_before(&b, &w->heap[(i - 1) / 2])) {
-        w->heap[i] = w->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    w->heap[i] = b;
-}
-
-static bpe_bigram heap_pop(bpe_word *w)
-{
-    const bpe_bigram top = w->heap[0];
-    const bpe_bigram last = w->heap[--w->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= w->n_heap) break;
-        if (child + 1 < w->n_heap && bigram_before(&w->heap[child + 1], &w->heap[child])) child++;
-        if (!bigram_before(&w->heap[child], &last)) break;
-        w->heap[i] = w->heap[child];
-        i = child;
-    }
-    if (w->n_heap > 0) w->heap[i] = last;
-    return top;
-}
-
-static void try_add_bigram(bpe_word *w, int left, int right)
-{
-    if (left < 0 || right < 0) return;
-    const bpe_symbol *l = &w->symbols[left], *r = &w->symbols[right];
-    const int32_t rank = vocab_find_merge(w->v, w->text + l->offset, l->n, w->text + r->offset, r->n);
-    if (rank < 0) return;
-    heap_push(w, (bpe_bigram){.left = left, .right = right, .rank = rank, .size = l->n + r->n});
+    const int32_t rank = vocab_find_merge(user, left, left_len, right, right_len);
+    if (rank < 0) return false;
+    *priority = -(double)rank;
+    return true;
 }
 
 /* Writes the tokens of a finished word.  A symbol that is not a token (possible only with odd merges)
  * falls back to its single bytes, and bytes that are not tokens either are dropped, as in llama.cpp. */
-static vkllm_status emit_symbols(const bpe_word *w, token_buffer *out)
+static vkllm_status emit_symbols(const vocab *v, const merge_state *w, token_buffer *out)
 {
     for (int i = 0; i >= 0; i = w->symbols[i].next) {
-        const bpe_symbol *s = &w->symbols[i];
-        const int32_t id = vocab_find_token(w->v, w->text + s->offset, s->n);
+        const merge_symbol *s = &w->symbols[i];
+        const int32_t id = vocab_find_token(v, w->text + s->offset, s->n);
         if (id != TOKEN_NONE) {
             VKLLM_TRY(token_buffer_push(out, id));
             continue;
         }
         for (size_t j = 0; j < s->n; j++) {
-            const int32_t byte_id = vocab_find_token(w->v, w->text + s->offset + j, 1);
+            const int32_t byte_id = vocab_find_token(v, w->text + s->offset + j, 1);
             if (byte_id != TOKEN_NONE) VKLLM_TRY(token_buffer_push(out, byte_id));
         }
     }
@@ -111,35 +58,14 @@ static vkllm_status emit_symbols(const bpe_word *w, token_buffer *out)
 }
 
 /* Merges one encoded word (len > 0 bytes); symbols and heap have room for len and 3 * len entries. */
-static vkllm_status merge_word(bpe_word *w, size_t len, token_buffer *out)
+static vkllm_status merge_word(const vocab *v, merge_state *w, size_t len, token_buffer *out)
 {
-    const vocab *v = w->v;
     if (v->ignore_merges) {
         const int32_t id = vocab_find_token(v, w->text, len);
         if (id != TOKEN_NONE) return token_buffer_push(out, id);
     }
-    int n = 0;
-    for (size_t offset = 0; offset < len; n++) {
-        size_t char_len = utf8_sequence_length((uint8_t)w->text[offset]);
-        if (char_len > len - offset) char_len = len - offset;
-        w->symbols[n] = (bpe_symbol){.prev = n - 1, .next = offset + char_len == len ? -1 : n + 1, .offset = offset,
-                                     .n = char_len};
-        offset += char_len;
-    }
-    w->n_heap = 0;
-    for (int i = 1; i < n; i++) try_add_bigram(w, i - 1, i);
-    while (w->n_heap > 0) {
-        const bpe_bigram b = heap_pop(w);
-        bpe_symbol *left = &w->symbols[b.left], *right = &w->symbols[b.right];
-        if (left->n == 0 || right->n == 0 || left->n + right->n != b.size) continue; /* stale */
-        left->n += right->n;
-        right->n = 0;
-        left->next = right->next;
-        if (right->next >= 0) w->symbols[right->next].prev = b.left;
-        try_add_bigram(w, left->prev, b.left);
-        try_add_bigram(w, b.left, left->next);
-    }
-    return emit_symbols(w, out);
+    merge_text(w, len);
+    return emit_symbols(v, w, out);
 }
 
 /* Writes the code points of one word as GPT-2 encoded UTF-8 into buf (room for 2 bytes per input byte). */
@@ -168,7 +94,7 @@ vkllm_status bpe_tokenize(const vocab *v, const char *text, size_t len, token_bu
     uint32_t *cpts = NULL;
     size_t n_cpts = 0;
     word_lengths words = {0};
-    bpe_word w = {.v = v};
+    merge_state w = {.priority = bpe_priority, .user = v};
     char *encoded = NULL;
     vkllm_status status = decode_text(text, len, &cpts, &n_cpts);
     if (status == VKLLM_OK) status = pretokenize(v->pre, cpts, n_cpts, &words);
@@ -186,7 +112,7 @@ vkllm_status bpe_tokenize(const vocab *v, const char *text, size_t len, token_bu
         const size_t encoded_len = encode_word(cpts + start, words.len[i], encoded);
         start += words.len[i];
         w.text = encoded;
-        status = merge_word(&w, encoded_len, out);
+        status = merge_word(v, &w, encoded_len, out);
     }
     free(encoded);
     free(w.symbols);

@@ -6,22 +6,9 @@
 #include <string.h>
 
 #include "runtime/error.h"
-#include "tokenize.h"
+#include "tokenizer_internal.h"
 #include "utf8.h"
 #include "vocab.h"
-
-vkllm_status token_buffer_push(token_buffer *b, int32_t id)
-{
-    if (b->n == b->cap) {
-        const size_t cap = b->cap ? b->cap * 2 : 64;
-        int32_t *grown = realloc(b->ids, cap * sizeof *grown);
-        if (!grown) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "tokenizer: no memory for %zu ids", cap);
-        b->ids = grown;
-        b->cap = cap;
-    }
-    b->ids[b->n++] = id;
-    return VKLLM_OK;
-}
 
 void tokenizer_free(tokenizer *t) { vocab_free(t); }
 

@@ -15,10 +15,9 @@
 
 typedef struct vocab tokenizer;
 
-/* From the tokenizer.ggml.* metadata of a GGUF file; the file may be closed afterwards. */
+/* From the tokenizer.ggml.* metadata of a GGUF file; the file may be closed afterwards.  (From a llama2.c
+ * tokenizer file: tokenizer_create_from_llama2c, src/tools/llama2c.h.) */
 vkllm_status tokenizer_create_from_gguf(const gguf_file *file, tokenizer **out);
-/* From a llama2.c tokenizer file (tokenizer.bin, tok512.bin): a SentencePiece vocabulary. */
-vkllm_status tokenizer_create_from_llama2c(const char *path, tokenizer **out);
 void tokenizer_free(tokenizer *t);
 
 /* Text (len bytes, any bytes) to ids.

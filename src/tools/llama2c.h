@@ -56,6 +56,11 @@ typedef struct llama2c_vocab {
     float *score;    /* [n_tokens] */
 } llama2c_vocab;
 
+/* A llama2.c tokenizer file (tokenizer.bin, tok512.bin) as a tokenizer (src/tokenizer/tokenizer.h's `tokenizer`
+ * is a struct vocab): a SentencePiece vocabulary (vocab_llama2c.c). */
+struct vocab;
+vkllm_status tokenizer_create_from_llama2c(const char *path, struct vocab **out);
+
 /* The file holds no token count, so the model's vocab_size is passed; the file must hold exactly that many. */
 vkllm_status llama2c_vocab_load(const char *path, uint32_t n_tokens, llama2c_vocab **out);
 void llama2c_vocab_free(llama2c_vocab *vocab);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llama2c.h"
 #include "runtime/error.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"

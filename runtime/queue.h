@@ -1,0 +1,14 @@
+/* Queue submissions and fence waits (queue.c): every submit is counted, every wait has a timeout and names what
+ * it waited for ("what") in its error.  Runtime-internal (memory.c's one-shot transfers, commands.c). */
+#ifndef VKLLM_RUNTIME_QUEUE_H
+#define VKLLM_RUNTIME_QUEUE_H
+
+#include "device_internal.h"
+
+vkllm_status vkr_queue_init(vkr_device *dev); /* reads VKLLM_FENCE_TIMEOUT_MS */
+/* The caller holds dev->lock (the queue must be externally synchronized). */
+vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fence, const char *what);
+/* submitted_at: vkllm_log_clock() at the submission, for the elapsed time an error reports. */
+vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what);
+
+#endif
