@@ -2,14 +2,31 @@
  *
  * Every function that can fail returns a vkllm_status; on failure, vkllm_last_error() gives a message
  * that names what failed and where (thread-local, valid until the next failing call on the thread). */
-#ifndef VKLLM_H
-#define VKLLM_H
+
+/* The status part comes first and on its own: vkllm's runtime includes it alone (with VKLLM_STATUS_ONLY defined),
+ * as the runtime knows nothing of models.  Embedders include the whole header. */
+#ifndef VKLLM_H_STATUS
+#define VKLLM_H_STATUS
 
 #include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* The version of this header; vkllm_version() gives the library's. */
+#define VKLLM_VERSION_MAJOR 0
+#define VKLLM_VERSION_MINOR 1
+#define VKLLM_VERSION_PATCH 0
+#define VKLLM_VERSION_STRING "0.1.0"
+
+/* Marks the library's exported functions: the library is built with hidden visibility, so only these are in
+ * the shared library's dynamic symbol table. */
+#if defined(__GNUC__) || defined(__clang__)
+#define VKLLM_API __attribute__((visibility("default")))
+#else
+#define VKLLM_API
 #endif
 
 typedef enum vkllm_status {
@@ -27,10 +44,25 @@ typedef enum vkllm_status {
     VKLLM_STATUS_COUNT
 } vkllm_status;
 
-/* "VKLLM_ERROR_IO" etc. */
-const char *vkllm_status_name(vkllm_status status);
-/* Message of the last failure on this thread ("" if none). */
-const char *vkllm_last_error(void);
+/* "VKLLM_ERROR_IO" etc.: a static string ("VKLLM_STATUS_UNKNOWN" for a value out of range). */
+VKLLM_API const char *vkllm_status_name(vkllm_status status);
+/* Message of the last failure on this thread ("" if none): valid until the next failing call on the thread. */
+VKLLM_API const char *vkllm_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VKLLM_H_STATUS */
+
+#if !defined(VKLLM_H) && !defined(VKLLM_STATUS_ONLY)
+#define VKLLM_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "0.1.0": the version of the library linked (the header's is VKLLM_VERSION_STRING); a static string. */
+VKLLM_API const char *vkllm_version(void);
 
 /* ---- Models ---- */
 
@@ -40,8 +72,8 @@ typedef int32_t vkllm_token;
 
 /* Loads a GGUF model onto the Vulkan device chosen by VKLLM_DEVICE (or the best one); the weights stay
  * quantized in device memory.  Errors name the file and what is wrong with it. */
-vkllm_status vkllm_model_load(const char *path, vkllm_model **out);
-void vkllm_model_free(vkllm_model *model);
+VKLLM_API vkllm_status vkllm_model_load(const char *path, vkllm_model **out);
+VKLLM_API void vkllm_model_free(vkllm_model *model);
 
 typedef struct vkllm_model_info {
     const char *architecture; /* "llama", "qwen2" */
@@ -51,27 +83,27 @@ typedef struct vkllm_model_info {
     uint64_t file_bytes;      /* bytes of tensor data */
     const char *chat_template;/* tokenizer.chat_template, "" if none */
 } vkllm_model_info;
-void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *info);
+VKLLM_API void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *info);
 /* Device-local memory the model's device holds now (weights, and the caches of its contexts) and its peak. */
-void vkllm_model_memory(const vkllm_model *model, uint64_t *device_bytes, uint64_t *peak_device_bytes);
+VKLLM_API void vkllm_model_memory(const vkllm_model *model, uint64_t *device_bytes, uint64_t *peak_device_bytes);
 
 /* ---- Tokens ---- */
 
-vkllm_token vkllm_token_bos(const vkllm_model *model);
-vkllm_token vkllm_token_eos(const vkllm_model *model);
+VKLLM_API vkllm_token vkllm_token_bos(const vkllm_model *model);
+VKLLM_API vkllm_token vkllm_token_eos(const vkllm_model *model);
 /* End of generation: EOS, end-of-turn and the like. */
-int vkllm_token_is_eog(const vkllm_model *model, vkllm_token token);
+VKLLM_API int vkllm_token_is_eog(const vkllm_model *model, vkllm_token token);
 
 /* Text to tokens.  add_special: BOS (and EOS) as the vocabulary asks; parse_special: "<s>"-style control
  * tokens written in the text become their ids.  *n_tokens gets the count; a capacity too small gives
  * VKLLM_ERROR_INVALID_ARGUMENT (call with tokens NULL, capacity 0 to ask). */
-vkllm_status vkllm_tokenize(const vkllm_model *model, const char *text, size_t len, int add_special,
+VKLLM_API vkllm_status vkllm_tokenize(const vkllm_model *model, const char *text, size_t len, int add_special,
                             int parse_special, vkllm_token *tokens, size_t capacity, size_t *n_tokens);
 /* The bytes of one token (possibly part of a UTF-8 character), same capacity contract; no NUL written. */
-vkllm_status vkllm_token_to_piece(const vkllm_model *model, vkllm_token token, char *buf, size_t capacity,
+VKLLM_API vkllm_status vkllm_token_to_piece(const vkllm_model *model, vkllm_token token, char *buf, size_t capacity,
                                   size_t *n_bytes);
 /* Tokens back to text; writes a NUL if there is room past *n_bytes. */
-vkllm_status vkllm_detokenize(const vkllm_model *model, const vkllm_token *tokens, size_t n_tokens, char *buf,
+VKLLM_API vkllm_status vkllm_detokenize(const vkllm_model *model, const vkllm_token *tokens, size_t n_tokens, char *buf,
                               size_t capacity, size_t *n_bytes);
 
 /* ---- Contexts: a KV cache and the buffers of a forward pass ---- */
@@ -86,9 +118,9 @@ typedef struct vkllm_context_params {
     vkllm_kv_type kv_type;
 } vkllm_context_params;
 
-vkllm_context_params vkllm_context_default_params(void);
-vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params, vkllm_context **out);
-void vkllm_context_free(vkllm_context *ctx);
+VKLLM_API vkllm_context_params vkllm_context_default_params(void);
+VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params, vkllm_context **out);
+VKLLM_API void vkllm_context_free(vkllm_context *ctx);
 
 /* A batch: token i goes to sequence seq[i] at position pos[i]; rows with want_logits[i] != 0 get logits
  * (at most n_outputs_max).  Positions of a sequence must continue its cache (0 for a new sequence). */
@@ -101,14 +133,14 @@ typedef struct vkllm_batch {
 } vkllm_batch;
 
 /* Runs one forward pass (one GPU submission).  VKLLM_ERROR_CONTEXT_FULL if a sequence would pass n_ctx. */
-vkllm_status vkllm_decode(vkllm_context *ctx, const vkllm_batch *batch);
+VKLLM_API vkllm_status vkllm_decode(vkllm_context *ctx, const vkllm_batch *batch);
 /* Logits (n_vocab floats) of the i-th row that asked for them in the last vkllm_decode; NULL if none. */
-const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
+VKLLM_API const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
 /* The same forward pass with greedy sampling on the GPU: only the argmax token of each output row comes
  * back (tokens[i] for the i-th row that asked), not the logits. */
-vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens);
+VKLLM_API vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens);
 /* Forgets positions >= pos of a sequence (pos 0: the whole sequence). */
-vkllm_status vkllm_seq_truncate(vkllm_context *ctx, int32_t seq, uint32_t pos);
+VKLLM_API vkllm_status vkllm_seq_truncate(vkllm_context *ctx, int32_t seq, uint32_t pos);
 
 /* ---- Sampling and generation ---- */
 
@@ -122,7 +154,7 @@ typedef struct vkllm_sampling {
     uint64_t seed;        /* same seed, same text */
 } vkllm_sampling;
 
-vkllm_sampling vkllm_sampling_default(void);
+VKLLM_API vkllm_sampling vkllm_sampling_default(void);
 
 /* Called with each piece of generated text as it is made; return 0 to stop. */
 typedef int (*vkllm_piece_fn)(const char *piece, size_t len, void *user);
@@ -138,7 +170,7 @@ typedef struct vkllm_generate_stats {
  * (reusing the cached tokens it shares with the previous call's prompt and output, so a chat re-sends its
  * whole conversation at the cost of the new part only), and generates up to n_predict tokens (stopping at end of generation), streaming
  * pieces to on_piece.  stats may be NULL. */
-vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
+VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
                             const vkllm_sampling *sampling, vkllm_piece_fn on_piece, void *user,
                             vkllm_generate_stats *stats);
 
@@ -153,13 +185,13 @@ typedef struct vkllm_chat_message {
  * tokenizer.chat_template) or the family named by template_name ("llama3", ...; NULL: the model's).  With
  * add_assistant the text ends where the assistant's reply begins.  *out is malloc'd: release it with
  * vkllm_free().  VKLLM_ERROR_UNSUPPORTED when the model's template is none of the supported families. */
-vkllm_status vkllm_chat_format(const vkllm_model *model, const char *template_name, const vkllm_chat_message *messages,
+VKLLM_API vkllm_status vkllm_chat_format(const vkllm_model *model, const char *template_name, const vkllm_chat_message *messages,
                                size_t n_messages, int add_assistant, char **out);
 /* The family vkllm_chat_format would use ("llama3", ...), or NULL if none. */
-const char *vkllm_chat_template_name(const vkllm_model *model, const char *template_name);
-void vkllm_free(void *p);
+VKLLM_API const char *vkllm_chat_template_name(const vkllm_model *model, const char *template_name);
+VKLLM_API void vkllm_free(void *p);
 
 #ifdef __cplusplus
 }
 #endif
-#endif
+#endif /* VKLLM_H */

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vkllm.h"
+#include "runtime/error.h"
 
 /* ggml's type ids, as stored in GGUF. */
 typedef enum quant_type {

@@ -6,27 +6,7 @@
 
 static _Thread_local char last_error[1024];
 
-static const char *const status_names[VKLLM_STATUS_COUNT] = {
-    [VKLLM_OK] = "VKLLM_OK",
-    [VKLLM_ERROR_INVALID_ARGUMENT] = "VKLLM_ERROR_INVALID_ARGUMENT",
-    [VKLLM_ERROR_OUT_OF_HOST_MEMORY] = "VKLLM_ERROR_OUT_OF_HOST_MEMORY",
-    [VKLLM_ERROR_OUT_OF_DEVICE_MEMORY] = "VKLLM_ERROR_OUT_OF_DEVICE_MEMORY",
-    [VKLLM_ERROR_NO_DEVICE] = "VKLLM_ERROR_NO_DEVICE",
-    [VKLLM_ERROR_VULKAN] = "VKLLM_ERROR_VULKAN",
-    [VKLLM_ERROR_UNSUPPORTED] = "VKLLM_ERROR_UNSUPPORTED",
-    [VKLLM_ERROR_IO] = "VKLLM_ERROR_IO",
-    [VKLLM_ERROR_BAD_FORMAT] = "VKLLM_ERROR_BAD_FORMAT",
-    [VKLLM_ERROR_CONTEXT_FULL] = "VKLLM_ERROR_CONTEXT_FULL",
-    [VKLLM_ERROR_VALIDATION] = "VKLLM_ERROR_VALIDATION",
-};
-
-const char *vkllm_status_name(vkllm_status status)
-{
-    if ((unsigned)status >= VKLLM_STATUS_COUNT) return "VKLLM_STATUS_UNKNOWN";
-    return status_names[status];
-}
-
-const char *vkllm_last_error(void) { return last_error; }
+const char *vkllm_error_message(void) { return last_error; }
 
 void vkllm_clear_error(void) { last_error[0] = '\0'; }
 

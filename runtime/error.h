@@ -1,8 +1,16 @@
-/* Errors: a status enum (from the public header) plus a thread-local message naming what failed. */
+/* Errors: a status (the codes of the public header's status part, the only part of it the runtime sees) plus a
+ * thread-local message naming what failed.  The public vkllm_status_name() and vkllm_last_error() are the API's
+ * (src/api/api_status.c); the runtime only writes the message. */
 #ifndef VKLLM_RUNTIME_ERROR_H
 #define VKLLM_RUNTIME_ERROR_H
 
+#ifndef VKLLM_STATUS_ONLY
+#define VKLLM_STATUS_ONLY
 #include "vkllm.h"
+#undef VKLLM_STATUS_ONLY
+#else
+#include "vkllm.h"
+#endif
 
 #if defined(__GNUC__)
 #define VKLLM_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -18,6 +26,9 @@ vkllm_status vkllm_fail(vkllm_status status, const char *fmt, ...) VKLLM_PRINTF(
 vkllm_status vkllm_fail_context(vkllm_status status, const char *fmt, ...) VKLLM_PRINTF(2, 3);
 
 void vkllm_clear_error(void);
+
+/* The message of the last failure on this thread ("" if none): what vkllm_last_error() returns. */
+const char *vkllm_error_message(void);
 
 /* Propagate a failure unchanged. */
 #define VKLLM_TRY(expr)                                                                            \

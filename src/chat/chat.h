@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "vkllm.h"
+#include "runtime/error.h"
 
 typedef enum chat_template {
     CHAT_TEMPLATE_UNKNOWN = 0,

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vkllm.h"
+#include "runtime/error.h"
 
 typedef enum gguf_value_type {
     GGUF_TYPE_UINT8 = 0,

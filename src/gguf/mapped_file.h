@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "vkllm.h"
+#include "runtime/error.h"
 
 typedef struct mapped_file {
     const uint8_t *data; /* NULL for an empty file */

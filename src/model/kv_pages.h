@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "vkllm.h"
+#include "runtime/error.h"
 
 typedef struct kv_pages {
     uint32_t page_size;         /* positions per page (power of two) */

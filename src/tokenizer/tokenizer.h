@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "gguf/gguf.h"
-#include "vkllm.h"
+#include "runtime/error.h"
 
 typedef struct vocab tokenizer;
 

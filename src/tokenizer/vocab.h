@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vkllm.h"
+#include "runtime/error.h"
 
 #define TOKEN_NONE (-1)
 

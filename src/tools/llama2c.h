@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vkllm.h"
+#include "runtime/error.h"
 
 typedef struct llama2c_config {
     uint32_t dim;        /* embedding width */
