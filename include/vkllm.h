@@ -1,7 +1,17 @@
 /* vkllm: LLM inference on any Vulkan 1.2 device.  The one public header.
  *
  * Every function that can fail returns a vkllm_status; on failure, vkllm_last_error() gives a message
- * that names what failed and where (thread-local, valid until the next failing call on the thread). */
+ * that names what failed and where (thread-local, valid until the next failing call on the thread).
+ *
+ * Lifetimes: a model outlives its contexts (free every context before its model).  Strings and arrays the
+ * library returns belong to it: vkllm_model_info's strings live as long as the model; vkllm_get_logits' rows
+ * until the next vkllm_decode / vkllm_decode_greedy / vkllm_generate on that context or its free; the
+ * vkllm_status_name, vkllm_version and template-name strings are static.  Only vkllm_chat_format hands over
+ * memory (release it with vkllm_free).
+ *
+ * Threads: any function may be called from any thread, but one model and its contexts are used by one thread
+ * at a time (calls on the same model or any of its contexts must not overlap; distinct models are
+ * independent).  The device functions (vkllm_device_*) and the status functions are safe everywhere. */
 
 /* The status part comes first and on its own: vkllm's runtime includes it alone (with VKLLM_STATUS_ONLY defined),
  * as the runtime knows nothing of models.  Embedders include the whole header. */
@@ -41,6 +51,7 @@ typedef enum vkllm_status {
     VKLLM_ERROR_BAD_FORMAT,          /* a file is malformed or truncated */
     VKLLM_ERROR_CONTEXT_FULL,        /* a prompt or generation does not fit the context */
     VKLLM_ERROR_VALIDATION,          /* the validation layer, or a shader check (VKLLM_SHADER_CHECKS), found an error */
+    VKLLM_ERROR_BUFFER_TOO_SMALL,    /* a caller's buffer cannot hold the result; the size needed is returned */
     VKLLM_STATUS_COUNT
 } vkllm_status;
 
@@ -70,8 +81,59 @@ typedef struct vkllm_model vkllm_model;
 typedef struct vkllm_context vkllm_context;
 typedef int32_t vkllm_token;
 
-/* Loads a GGUF model onto the Vulkan device chosen by VKLLM_DEVICE (or the best one); the weights stay
- * quantized in device memory.  Errors name the file and what is wrong with it. */
+/* ---- Devices ---- */
+
+/* One Vulkan device vkllm can run on (Vulkan 1.2 and a compute queue). */
+typedef struct vkllm_device_properties {
+    char name[256];              /* "NVIDIA H200", "llvmpipe (LLVM 15.0.6, 256 bits)" */
+    const char *type;            /* "discrete GPU", "integrated GPU", "virtual GPU", "CPU" or "other" (static) */
+    const char *vendor;          /* "NVIDIA", "AMD", "Intel", "Apple", "Mesa CPU (lavapipe)", ... (static) */
+    uint32_t vendor_id, device_id;
+    uint64_t device_local_bytes; /* the device-local heaps together */
+    int uma;                     /* device memory is the host's (integrated GPU or CPU) */
+    uint32_t subgroup_size;
+    const char *cooperative_matrix; /* the kind vkllm would use: "KHR", "NV" or "none" (static) */
+    int is_default;              /* the device a model loads onto by default (VKLLM_DEVICE, else the best by type) */
+} vkllm_device_properties;
+
+/* How many devices there are (the indices of vkllm_device_info and vkllm_model_params.device). */
+VKLLM_API vkllm_status vkllm_device_count(uint32_t *count);
+VKLLM_API vkllm_status vkllm_device_info(uint32_t index, vkllm_device_properties *properties);
+/* Every capability vkllm reads from device `index`, as the lines `vkllm devices` prints: written to buf with a
+ * NUL, *n_bytes the length without it; VKLLM_ERROR_BUFFER_TOO_SMALL if capacity <= *n_bytes (buf NULL and
+ * capacity 0 to ask). */
+VKLLM_API vkllm_status vkllm_device_describe(uint32_t index, char *buf, size_t capacity, size_t *n_bytes);
+
+/* ---- Models ---- */
+
+/* Features that can be turned off, so the model runs the fallback path as if the device lacked them. */
+typedef enum vkllm_feature {
+    VKLLM_FEATURE_F16 = 1u << 0,       /* f16 arithmetic in shaders */
+    VKLLM_FEATURE_STORAGE16 = 1u << 1, /* 16-bit storage buffers */
+    VKLLM_FEATURE_STORAGE8 = 1u << 2,  /* 8-bit storage buffers */
+    VKLLM_FEATURE_SUBGROUP = 1u << 3,  /* subgroup operations */
+    VKLLM_FEATURE_INT_DOT = 1u << 4,   /* integer dot product */
+    VKLLM_FEATURE_TEXEL = 1u << 5,     /* RGBA32 uniform texel buffers */
+    VKLLM_FEATURE_COOPMAT = 1u << 6,   /* cooperative matrices (tensor cores) */
+} vkllm_feature;
+
+typedef struct vkllm_model_params {
+    /* The device: its index ("1") or a case-insensitive substring of its name ("H200", "llvmpipe").  NULL or "":
+     * the VKLLM_DEVICE variable if set, else the best device (discrete > integrated > virtual > CPU). */
+    const char *device;
+    /* VKLLM_FEATURE_* bits to turn off; the VKLLM_DISABLE_F16, _STORAGE16, _STORAGE8, _SUBGROUP, _INT_DOT,
+     * _TEXEL and _COOPMAT variables add theirs. */
+    uint32_t disable_features;
+    /* 1: the Khronos validation layer (its errors fail the calls that caused them), 0: off, -1 (default): the
+     * VKLLM_VALIDATION variable. */
+    int validation;
+} vkllm_model_params;
+
+VKLLM_API vkllm_model_params vkllm_model_default_params(void);
+/* Loads a GGUF model onto the device params name (NULL: the defaults); the weights stay quantized in device
+ * memory.  Errors name the file and what is wrong with it, or the device asked for and the ones there are. */
+VKLLM_API vkllm_status vkllm_model_load_params(const char *path, const vkllm_model_params *params, vkllm_model **out);
+/* vkllm_model_load_params with the defaults. */
 VKLLM_API vkllm_status vkllm_model_load(const char *path, vkllm_model **out);
 VKLLM_API void vkllm_model_free(vkllm_model *model);
 
@@ -96,7 +158,7 @@ VKLLM_API int vkllm_token_is_eog(const vkllm_model *model, vkllm_token token);
 
 /* Text to tokens.  add_special: BOS (and EOS) as the vocabulary asks; parse_special: "<s>"-style control
  * tokens written in the text become their ids.  *n_tokens gets the count; a capacity too small gives
- * VKLLM_ERROR_INVALID_ARGUMENT (call with tokens NULL, capacity 0 to ask). */
+ * VKLLM_ERROR_BUFFER_TOO_SMALL with the count needed (call with tokens NULL, capacity 0 to ask). */
 VKLLM_API vkllm_status vkllm_tokenize(const vkllm_model *model, const char *text, size_t len, int add_special,
                             int parse_special, vkllm_token *tokens, size_t capacity, size_t *n_tokens);
 /* The bytes of one token (possibly part of a UTF-8 character), same capacity contract; no NUL written. */
@@ -134,7 +196,8 @@ typedef struct vkllm_batch {
 
 /* Runs one forward pass (one GPU submission).  VKLLM_ERROR_CONTEXT_FULL if a sequence would pass n_ctx. */
 VKLLM_API vkllm_status vkllm_decode(vkllm_context *ctx, const vkllm_batch *batch);
-/* Logits (n_vocab floats) of the i-th row that asked for them in the last vkllm_decode; NULL if none. */
+/* Logits (n_vocab floats) of the i-th row that asked for them in the last vkllm_decode; NULL if none.  Owned by
+ * the context: valid until its next decode or generate call. */
 VKLLM_API const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
 /* The same forward pass with greedy sampling on the GPU: only the argmax token of each output row comes
  * back (tokens[i] for the i-th row that asked), not the logits. */

@@ -293,9 +293,9 @@ static bool uniform_texel(VkPhysicalDevice pd, VkFormat format)
     return (props.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
 }
 
-/* Reads caps; false if the device cannot run vkllm (below Vulkan 1.2 or no compute queue). */
-
-static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *features)
+/* Reads caps, less the VKR_DISABLE_* features in disable; false if the device cannot run vkllm (below Vulkan 1.2
+ * or no compute queue). */
+static bool read_caps(VkPhysicalDevice pd, uint32_t disable, vkr_caps *caps, device_features *features)
 {
     memset(caps, 0, sizeof *caps);
     memset(features, 0, sizeof *features);
@@ -371,12 +371,12 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
         features->int_dot = true;
         features->int_dot_ext = !v13;
     }
-    if (env_flag("VKLLM_DISABLE_F16")) caps->fp16_arith = false;
-    if (env_flag("VKLLM_DISABLE_STORAGE16")) caps->storage16 = false;
-    if (env_flag("VKLLM_DISABLE_STORAGE8")) caps->storage8 = false;
-    if (env_flag("VKLLM_DISABLE_INT_DOT"))
+    if (disable & VKR_DISABLE_F16) caps->fp16_arith = false;
+    if (disable & VKR_DISABLE_STORAGE16) caps->storage16 = false;
+    if (disable & VKR_DISABLE_STORAGE8) caps->storage8 = false;
+    if (disable & VKR_DISABLE_INT_DOT)
         caps->int_dot = caps->int_dot_accelerated = caps->int_dot_mixed_accelerated = false;
-    if (env_flag("VKLLM_DISABLE_SUBGROUP")) caps->subgroup_compute = false;
+    if (disable & VKR_DISABLE_SUBGROUP) caps->subgroup_compute = false;
     caps->subgroup_arithmetic = caps->subgroup_compute && (caps->subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
     caps->subgroup_shuffle = caps->subgroup_compute && (caps->subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
 
@@ -396,7 +396,7 @@ static bool read_caps(VkPhysicalDevice pd, vkr_caps *caps, device_features *feat
     caps->max_texel_buffer_elements = lim->maxTexelBufferElements;
     caps->min_texel_offset_alignment = lim->minTexelBufferOffsetAlignment;
     caps->texel_rgba32 = uniform_texel(pd, VK_FORMAT_R32G32B32A32_UINT) &&
-                         uniform_texel(pd, VK_FORMAT_R32G32B32A32_SFLOAT) && !env_flag("VKLLM_DISABLE_TEXEL");
+                         uniform_texel(pd, VK_FORMAT_R32G32B32A32_SFLOAT) && !(disable & VKR_DISABLE_TEXEL);
     caps->max_shared_memory = lim->maxComputeSharedMemorySize;
     caps->max_storage_buffers = lim->maxPerStageDescriptorStorageBuffers;
     caps->max_workgroup_invocations = lim->maxComputeWorkGroupInvocations;
@@ -442,11 +442,34 @@ static int type_rank(VkPhysicalDeviceType type)
     }
 }
 
-/* Index into caps[] per VKLLM_DEVICE or the type ranking; -1 and an error if VKLLM_DEVICE matches none. */
-static int choose_device(const vkr_caps *caps, uint32_t count)
+/* The device the options name (VKLLM_DEVICE where they name none), NULL if neither does. */
+static const char *wanted_device(const vkr_device_options *options)
 {
-    const char *want = getenv("VKLLM_DEVICE");
-    if (want && *want) {
+    if (options->device && *options->device) return options->device;
+    const char *env = getenv("VKLLM_DEVICE");
+    return env && *env ? env : NULL;
+}
+
+/* The features turned off: the options' bits and those of the VKLLM_DISABLE_* variables. */
+static uint32_t disabled_features(const vkr_device_options *options)
+{
+    static const struct { const char *variable; uint32_t bit; } vars[] = {
+        {"VKLLM_DISABLE_F16", VKR_DISABLE_F16},           {"VKLLM_DISABLE_STORAGE16", VKR_DISABLE_STORAGE16},
+        {"VKLLM_DISABLE_STORAGE8", VKR_DISABLE_STORAGE8}, {"VKLLM_DISABLE_SUBGROUP", VKR_DISABLE_SUBGROUP},
+        {"VKLLM_DISABLE_INT_DOT", VKR_DISABLE_INT_DOT},   {"VKLLM_DISABLE_TEXEL", VKR_DISABLE_TEXEL},
+        {"VKLLM_DISABLE_COOPMAT", VKR_DISABLE_COOPMAT},
+    };
+    uint32_t bits = options->disable;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (env_flag(vars[i].variable)) bits |= vars[i].bit;
+    return bits;
+}
+
+/* Index into caps[] per the wanted device (an index or a name substring) or the type ranking; -1 if the wanted
+ * device matches none. */
+static int choose_device(const char *want, const vkr_caps *caps, uint32_t count)
+{
+    if (want) {
         char *end = NULL;
         long index = strtol(want, &end, 10);
         if (*end == '\0') return (index >= 0 && index < (long)count) ? (int)index : -1;
@@ -526,7 +549,7 @@ static vkr_coopmat coopmat_requested(const char *want)
  * khr_validated: false when the validation layer in use predates VK_KHR_cooperative_matrix; it would report the
  * extension's structures (even in a feature query) and SPIR-V as errors, so KHR is then not even probed. */
 static void read_coopmat(VkPhysicalDevice pd, PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get_khr,
-                         bool khr_validated, vkr_caps *caps)
+                         bool khr_validated, uint32_t disable, vkr_caps *caps)
 {
     VkPhysicalDeviceCooperativeMatrixFeaturesKHR khr = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
@@ -551,7 +574,7 @@ static void read_coopmat(VkPhysicalDevice pd, PFN_vkGetPhysicalDeviceCooperative
     const char *want = getenv("VKLLM_COOPMAT");
     const uint32_t *size = NULL;
     caps->coopmat = VKR_COOPMAT_NONE;
-    if (env_flag("VKLLM_DISABLE_COOPMAT")) {
+    if (disable & VKR_DISABLE_COOPMAT) {
         /* none */
     } else if (want && *want) { /* only the kind asked for; vkr_device_create reports it missing */
         static const uint32_t emulated[3] = {16, 16, 16}; /* any size works; the common one */
@@ -568,10 +591,10 @@ static void read_coopmat(VkPhysicalDevice pd, PFN_vkGetPhysicalDeviceCooperative
 }
 
 /* VKLLM_COOPMAT named a kind: the chosen device must have it. */
-static vkllm_status check_coopmat_request(const vkr_caps *caps)
+static vkllm_status check_coopmat_request(const vkr_caps *caps, uint32_t disable)
 {
     const char *want = getenv("VKLLM_COOPMAT");
-    if (!want || !*want || env_flag("VKLLM_DISABLE_COOPMAT")) return VKLLM_OK;
+    if (!want || !*want || (disable & VKR_DISABLE_COOPMAT)) return VKLLM_OK;
     vkr_coopmat kind = coopmat_requested(want);
     if (kind == VKR_COOPMAT_NONE)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_COOPMAT='%s': expected khr, nv or emulate", want);
@@ -588,8 +611,8 @@ static vkllm_status check_coopmat_request(const vkr_caps *caps)
 
 /* Physical devices usable by vkllm, with their caps (and the features to enable).  khr_validated: see
  * read_coopmat. */
-static vkllm_status enumerate(VkInstance instance, bool khr_validated, VkPhysicalDevice **pds, vkr_caps **caps,
-                              device_features **features, uint32_t *count)
+static vkllm_status enumerate(VkInstance instance, bool khr_validated, uint32_t disable, VkPhysicalDevice **pds,
+                              vkr_caps **caps, device_features **features, uint32_t *count)
 {
     /* Not in volk 1.3.239 (older than the extension): looked up by name. */
     PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get_khr =
@@ -612,8 +635,8 @@ static vkllm_status enumerate(VkInstance instance, bool khr_validated, VkPhysica
     VkResult r = vkEnumeratePhysicalDevices(instance, &n, all);
     uint32_t usable = 0;
     for (uint32_t i = 0; r == VK_SUCCESS && i < n; i++)
-        if (read_caps(all[i], &(*caps)[usable], &(*features)[usable])) {
-            read_coopmat(all[i], get_khr, khr_validated, &(*caps)[usable]);
+        if (read_caps(all[i], disable, &(*caps)[usable], &(*features)[usable])) {
+            read_coopmat(all[i], get_khr, khr_validated, disable, &(*caps)[usable]);
             (*pds)[usable++] = all[i];
         }
     free(all);
@@ -637,20 +660,23 @@ static void volk_restore(void)
     volkLoadDevice(live_device->device);
 }
 
-vkllm_status vkr_list_devices(vkr_caps **caps_out, uint32_t *count, uint32_t *chosen)
+vkllm_status vkr_list_devices(const vkr_device_options *options, vkr_caps **caps_out, uint32_t *count,
+                              uint32_t *chosen)
 {
+    vkr_device_options defaults = VKR_DEVICE_OPTIONS_DEFAULT;
+    if (!options) options = &defaults;
     VkInstance instance;
     VkDebugUtilsMessengerEXT messenger;
     VKLLM_TRY(create_instance(NULL, &instance, &messenger));
     VkPhysicalDevice *pds;
     device_features *features;
-    vkllm_status st = enumerate(instance, true, &pds, caps_out, &features, count);
+    vkllm_status st = enumerate(instance, true, disabled_features(options), &pds, caps_out, &features, count);
     vkDestroyInstance(instance, NULL);
     volk_restore();
     if (st != VKLLM_OK) return st;
     free(pds);
     free(features);
-    int c = choose_device(*caps_out, *count);
+    int c = choose_device(wanted_device(options), *caps_out, *count);
     *chosen = c < 0 ? UINT32_MAX : (uint32_t)c;
     return VKLLM_OK;
 }
@@ -748,14 +774,18 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
     return VKLLM_OK;
 }
 
-vkllm_status vkr_device_open(vkr_device *dev)
+vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
 {
+    vkr_device_options defaults = VKR_DEVICE_OPTIONS_DEFAULT;
+    if (!options) options = &defaults;
     const char *max_allocation = getenv("VKLLM_MAX_ALLOCATION");
     uint64_t bytes = 0;
     if (max_allocation && *max_allocation && (!parse_bytes(max_allocation, &bytes) || bytes < MIN_ALLOCATION_OVERRIDE))
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_MAX_ALLOCATION='%s' is not a byte count of at least %u "
                           "(digits with an optional K, M or G)", max_allocation, MIN_ALLOCATION_OVERRIDE);
-    bool validation = env_flag("VKLLM_VALIDATION");
+    bool validation = options->validation < 0 ? env_flag("VKLLM_VALIDATION") : options->validation > 0;
+    uint32_t disable = disabled_features(options);
+    const char *want = wanted_device(options);
     VKLLM_TRY(create_instance(validation ? &dev->validation_errors : NULL, &dev->instance, &dev->messenger));
     VkPhysicalDevice *pds;
     vkr_caps *caps;
@@ -763,19 +793,19 @@ vkllm_status vkr_device_open(vkr_device *dev)
     uint32_t count = 0;
     /* The layer checks structures and SPIR-V against its own headers: VK_KHR_cooperative_matrix is 1.3.255. */
     bool khr_validated = !validation || layer_spec_version(validation_layer) >= VK_MAKE_API_VERSION(0, 1, 3, 255);
-    VKLLM_TRY(enumerate(dev->instance, khr_validated, &pds, &caps, &features, &count));
-    int chosen = choose_device(caps, count);
+    VKLLM_TRY(enumerate(dev->instance, khr_validated, disable, &pds, &caps, &features, &count));
+    int chosen = choose_device(want, caps, count);
     vkllm_status st = VKLLM_OK;
     if (count == 0)
         st = vkllm_fail(VKLLM_ERROR_NO_DEVICE, "no Vulkan 1.2 device with a compute queue "
                         "(on a machine without a GPU, install mesa-vulkan-drivers for lavapipe)");
     else if (chosen < 0)
-        st = vkllm_fail(VKLLM_ERROR_NO_DEVICE, "VKLLM_DEVICE='%s' matches none of the %u Vulkan devices "
-                        "(see 'vkllm devices')", getenv("VKLLM_DEVICE"), count);
+        st = vkllm_fail(VKLLM_ERROR_NO_DEVICE, "%s='%s' matches none of the %u Vulkan devices (see 'vkllm devices')",
+                        options->device && *options->device ? "the device asked for" : "VKLLM_DEVICE", want, count);
     if (st == VKLLM_OK) {
         dev->physical = pds[chosen];
         dev->caps = caps[chosen];
-        st = check_coopmat_request(&dev->caps);
+        st = check_coopmat_request(&dev->caps, disable);
         if (st == VKLLM_OK) st = create_logical_device(dev, &features[chosen]);
     }
     free(pds);

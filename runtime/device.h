@@ -99,9 +99,34 @@ typedef struct vkr_caps {
 
 typedef struct vkr_device vkr_device;
 
+/* Features a caller can turn off, so that the fallback runs as if the device lacked them (tests, bisecting a
+ * driver bug).  The values are the public VKLLM_FEATURE_* bits (include/vkllm.h). */
+enum {
+    VKR_DISABLE_F16 = 1u << 0,       /* shaderFloat16 arithmetic */
+    VKR_DISABLE_STORAGE16 = 1u << 1, /* 16-bit storage */
+    VKR_DISABLE_STORAGE8 = 1u << 2,  /* 8-bit storage */
+    VKR_DISABLE_SUBGROUP = 1u << 3,  /* subgroup operations */
+    VKR_DISABLE_INT_DOT = 1u << 4,   /* integer dot product */
+    VKR_DISABLE_TEXEL = 1u << 5,     /* RGBA32 uniform texel buffers */
+    VKR_DISABLE_COOPMAT = 1u << 6,   /* cooperative matrices */
+    VKR_DISABLE_ALL = (1u << 7) - 1,
+};
+
+/* What to open.  Each field left at its default defers to the environment, so the CLI and tests keep their
+ * variables: device NULL or "" reads VKLLM_DEVICE; validation < 0 reads VKLLM_VALIDATION; the VKLLM_DISABLE_*
+ * variables add their bits to disable. */
+typedef struct vkr_device_options {
+    const char *device; /* index ("1") or a case-insensitive name substring ("llvmpipe"); NULL: best by type */
+    int validation;     /* > 0: the Khronos validation layer on (its errors counted), 0: off, < 0: the variable */
+    uint32_t disable;   /* VKR_DISABLE_* bits */
+} vkr_device_options;
+
+#define VKR_DEVICE_OPTIONS_DEFAULT ((vkr_device_options){.device = NULL, .validation = -1, .disable = 0})
+
 /* Lists every physical device with Vulkan 1.2 and a compute queue; *chosen is the index vkr_device_create
- * would pick.  The caller frees *caps with free(). */
-vkllm_status vkr_list_devices(vkr_caps **caps, uint32_t *count, uint32_t *chosen);
+ * would pick for these options (NULL: the defaults), UINT32_MAX if options name no device.  The caller frees
+ * *caps with free(). */
+vkllm_status vkr_list_devices(const vkr_device_options *options, vkr_caps **caps, uint32_t *count, uint32_t *chosen);
 
 /* Creates the device chosen by VKLLM_DEVICE (index or name substring) or else discrete > integrated >
  * virtual > CPU.  Environment: VKLLM_VALIDATION=1 enables the Khronos validation layer (its errors are
@@ -111,6 +136,8 @@ vkllm_status vkr_list_devices(vkr_caps **caps, uint32_t *count, uint32_t *chosen
  * device lacks it); VKLLM_PROFILE=1 collects GPU timestamps per dispatch; VKLLM_FENCE_TIMEOUT_MS bounds every fence wait;
  * VKLLM_MAX_ALLOCATION (bytes, K/M/G suffixes) lowers maxMemoryAllocationSize. */
 vkllm_status vkr_device_create(vkr_device **out);
+/* The same with options (NULL: the defaults, i.e. vkr_device_create). */
+vkllm_status vkr_device_create_with(const vkr_device_options *options, vkr_device **out);
 void vkr_device_destroy(vkr_device *dev);
 
 const vkr_caps *vkr_device_caps(const vkr_device *dev);

@@ -7,14 +7,16 @@
 #include "queue.h"
 #include "shader_checks.h"
 
-vkllm_status vkr_device_create(vkr_device **out)
+vkllm_status vkr_device_create(vkr_device **out) { return vkr_device_create_with(NULL, out); }
+
+vkllm_status vkr_device_create_with(const vkr_device_options *options, vkr_device **out)
 {
     *out = NULL;
     vkr_device *dev = calloc(1, sizeof *dev);
     if (!dev) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "allocating the device");
     pthread_mutex_init(&dev->lock, NULL);
     atomic_init(&dev->validation_errors, 0);
-    vkllm_status st = vkr_device_open(dev);
+    vkllm_status st = vkr_device_open(dev, options);
     if (st == VKLLM_OK) st = vkr_queue_init(dev);
     if (st == VKLLM_OK) st = vkr_memory_init(dev);
     if (st == VKLLM_OK) st = vkr_shader_checks_init(dev);

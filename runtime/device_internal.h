@@ -77,7 +77,7 @@ struct vkr_device {
 /* device.c: instance, physical device and logical device of a calloc'd, mutex-initialized dev (reads VKLLM_DEVICE,
  * VKLLM_VALIDATION, VKLLM_DISABLE_*, VKLLM_PROFILE, VKLLM_MAX_ALLOCATION); vkr_device_close undoes it (also after a
  * failed open) and frees the profile table. */
-vkllm_status vkr_device_open(vkr_device *dev);
+vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options);
 void vkr_device_close(vkr_device *dev);
 /* volk keeps one device's function pointers in globals: vkr_device_set_live names the device whose pointers a
  * listing or a failed creation puts back (vkr_device_restore_live). */

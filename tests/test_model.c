@@ -245,7 +245,7 @@ static void test_stories_greedy_matches_llama2c(void **state)
     vkllm_context *c = context(m, 256, 64, VKLLM_KV_F16);
     const char *prompt = "Once upon a time";
     size_t n_prompt = 0;
-    assert_int_equal(vkllm_tokenize(m, prompt, strlen(prompt), 1, 0, NULL, 0, &n_prompt), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_int_equal(vkllm_tokenize(m, prompt, strlen(prompt), 1, 0, NULL, 0, &n_prompt), VKLLM_ERROR_BUFFER_TOO_SMALL);
     text t = {0};
     append(prompt, strlen(prompt), &t);
     vkllm_sampling greedy = vkllm_sampling_default();

@@ -107,7 +107,7 @@ static void check_coopmat_kind(const char *kind, bool drop_validation)
      * device would replace volk's function pointers under the harness's) rather than fail on the listing. */
     vkr_caps *listed = NULL;
     uint32_t count = 0, chosen = 0;
-    th_check_status(vkr_list_devices(&listed, &count, &chosen), "vkr_list_devices");
+    th_check_status(vkr_list_devices(NULL, &listed, &count, &chosen), "vkr_list_devices");
     vkr_coopmat want = strcmp(kind, "nv") == 0 ? VKR_COOPMAT_NV : strcmp(kind, "khr") == 0 ? VKR_COOPMAT_KHR
                                                                                         : VKR_COOPMAT_EMULATED;
     bool usable = chosen < count && listed[chosen].coopmat == want;

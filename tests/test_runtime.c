@@ -52,7 +52,7 @@ static void test_device_choice(void **state)
 {
     vkr_caps *caps;
     uint32_t count, chosen;
-    th_check_status(vkr_list_devices(&caps, &count, &chosen), "vkr_list_devices");
+    th_check_status(vkr_list_devices(NULL, &caps, &count, &chosen), "vkr_list_devices");
     assert_true(count >= 1 && chosen < count);
     free(caps);
 

@@ -173,24 +173,24 @@ static void test_buffer_sizes(void **state)
     const char *text = "Hello world, this is a test";
     size_t needed = 0;
     assert_int_equal(tokenizer_encode(t, text, strlen(text), true, false, NULL, 0, &needed),
-                     VKLLM_ERROR_INVALID_ARGUMENT);
+                     VKLLM_ERROR_BUFFER_TOO_SMALL);
     assert_true(needed > 2);
     int32_t ids[64];
     size_t n = 0;
     assert_int_equal(tokenizer_encode(t, text, strlen(text), true, false, ids, needed - 1, &n),
-                     VKLLM_ERROR_INVALID_ARGUMENT);
+                     VKLLM_ERROR_BUFFER_TOO_SMALL);
     assert_int_equal(n, needed);
     assert_int_equal(tokenizer_encode(t, text, strlen(text), true, false, ids, needed, &n), VKLLM_OK);
     assert_int_equal(n, needed);
 
     char out[64];
     size_t len = 0;
-    assert_int_equal(tokenizer_decode(t, ids, n, true, false, out, 4, &len), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_int_equal(tokenizer_decode(t, ids, n, true, false, out, 4, &len), VKLLM_ERROR_BUFFER_TOO_SMALL);
     assert_true(len > 4);
     const size_t want = len;
     assert_int_equal(tokenizer_decode(t, ids, n, true, false, out, want, &len), VKLLM_OK);
     assert_int_equal(len, want);
-    assert_int_equal(tokenizer_token_piece(t, 15043, false, out, 2, &len), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_int_equal(tokenizer_token_piece(t, 15043, false, out, 2, &len), VKLLM_ERROR_BUFFER_TOO_SMALL);
     assert_int_equal(len, 6);
 
     /* Empty text: nothing, or just BOS. */

@@ -15,6 +15,7 @@ static const char *const status_names[VKLLM_STATUS_COUNT] = {
     [VKLLM_ERROR_BAD_FORMAT] = "VKLLM_ERROR_BAD_FORMAT",
     [VKLLM_ERROR_CONTEXT_FULL] = "VKLLM_ERROR_CONTEXT_FULL",
     [VKLLM_ERROR_VALIDATION] = "VKLLM_ERROR_VALIDATION",
+    [VKLLM_ERROR_BUFFER_TOO_SMALL] = "VKLLM_ERROR_BUFFER_TOO_SMALL",
 };
 
 const char *vkllm_status_name(vkllm_status status)

@@ -128,7 +128,7 @@ vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_sp
     vkllm_generate_stats stats = {0};
     size_t n = 0, len = strlen(prompt);
     vkllm_status st = vkllm_tokenize(ctx->model, prompt, len, 1, parse_special, NULL, 0, &n);
-    if (st != VKLLM_OK && st != VKLLM_ERROR_INVALID_ARGUMENT) return st;
+    if (st != VKLLM_OK && st != VKLLM_ERROR_BUFFER_TOO_SMALL) return st;
     if (n == 0) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_generate: the prompt has no tokens");
     if (n >= ctx->params.n_ctx)
         return vkllm_fail(VKLLM_ERROR_CONTEXT_FULL, "the prompt is %zu tokens; the context holds %u", n, ctx->params.n_ctx);

@@ -295,7 +295,7 @@ static vkllm_status load(vkllm_model *m)
     m->chat_template[tmpl.len] = '\0';
 
     double device_started = vkllm_log_clock();
-    VKLLM_TRY(vkr_device_create(&m->dev));
+    VKLLM_TRY(vkr_device_create_with(&m->device_options, &m->dev));
     VKLLM_TRY(ops_create(m->dev, &m->ops));
     vkllm_log(VKLLM_LOG_INFO, "load: device '%s' ready in %.1f ms; uploading the weights of %u layers",
               vkr_device_caps(m->dev)->name, 1e3 * (vkllm_log_clock() - device_started), m->cfg.n_layer);
@@ -321,16 +321,39 @@ static vkllm_status load(vkllm_model *m)
     return VKLLM_OK;
 }
 
-vkllm_status vkllm_model_load(const char *path, vkllm_model **out)
+vkllm_model_params vkllm_model_default_params(void)
 {
+    return (vkllm_model_params){.device = NULL, .disable_features = 0, .validation = -1};
+}
+
+/* The public feature bits are the runtime's: one list, checked here. */
+#define SAME_BIT(feature) ((unsigned)VKLLM_FEATURE_##feature == (unsigned)VKR_DISABLE_##feature)
+_Static_assert(SAME_BIT(F16) && SAME_BIT(STORAGE16) && SAME_BIT(STORAGE8) && SAME_BIT(SUBGROUP) && SAME_BIT(INT_DOT) &&
+                   SAME_BIT(TEXEL) && SAME_BIT(COOPMAT),
+               "vkllm_feature and VKR_DISABLE_* differ");
+#undef SAME_BIT
+
+vkllm_status vkllm_model_load(const char *path, vkllm_model **out) { return vkllm_model_load_params(path, NULL, out); }
+
+vkllm_status vkllm_model_load_params(const char *path, const vkllm_model_params *params, vkllm_model **out)
+{
+    if (!out) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_model_load: out is NULL");
     *out = NULL;
     if (!path) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_model_load: path is NULL");
+    vkllm_model_params defaults = vkllm_model_default_params();
+    if (!params) params = &defaults;
+    if (params->disable_features & ~(uint32_t)VKR_DISABLE_ALL)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_model_load: disable_features 0x%x has bits that name "
+                          "no feature (VKLLM_FEATURE_*: 0x%x)", params->disable_features, (unsigned)VKR_DISABLE_ALL);
     vkllm_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
         free(m);
         return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "loading %s", path);
     }
+    m->device_options = (vkr_device_options){
+        .device = params->device, .validation = params->validation, .disable = params->disable_features};
     vkllm_status st = load(m);
+    m->device_options.device = NULL; /* the caller's string: not kept past the load */
     if (st != VKLLM_OK) {
         vkllm_model_free(m);
         return st;

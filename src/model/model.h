@@ -27,6 +27,7 @@ struct vkllm_model {
     gguf_file *gguf;                 /* kept open (mapped) for metadata and the chat template */
     model_config cfg;
     tokenizer *tok;
+    vkr_device_options device_options; /* the load's (vkllm_model_params) */
     vkr_device *dev;
     ops_context *ops;
     vkr_buffer token_embd;           /* [n_vocab][n_embd], F32 or F16 (other types dequantized to F16) */

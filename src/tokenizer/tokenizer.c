@@ -168,7 +168,7 @@ vkllm_status tokenizer_encode(const tokenizer *t, const char *text, size_t len, 
     if (status == VKLLM_OK) {
         *n_ids = out.n;
         if (out.n > capacity)
-            status = vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "tokenizer_encode: %zu ids do not fit in %zu", out.n,
+            status = vkllm_fail(VKLLM_ERROR_BUFFER_TOO_SMALL, "tokenizer_encode: %zu ids do not fit in %zu", out.n,
                                 capacity);
         else if (out.n > 0)
             memcpy(ids, out.ids, out.n * sizeof *ids);
@@ -275,7 +275,7 @@ static vkllm_status finish_sink(const byte_sink *s, size_t *n_bytes, const char 
 {
     *n_bytes = s->total;
     if (s->total > s->capacity)
-        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %zu bytes do not fit in %zu", where, s->total,
+        return vkllm_fail(VKLLM_ERROR_BUFFER_TOO_SMALL, "%s: %zu bytes do not fit in %zu", where, s->total,
                           s->capacity);
     return VKLLM_OK;
 }

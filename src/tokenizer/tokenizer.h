@@ -25,7 +25,7 @@ void tokenizer_free(tokenizer *t);
  * parse_special: control tokens written in the text ("<s>", "<|eot_id|>") become their ids; without it
  * they are tokenized as text.  User-defined tokens are always matched, as in llama.cpp.
  * *n_ids receives the count; if it exceeds capacity, nothing is written past capacity and the call
- * returns VKLLM_ERROR_INVALID_ARGUMENT (ids may be NULL with capacity 0 to ask for the size). */
+ * returns VKLLM_ERROR_BUFFER_TOO_SMALL (ids may be NULL with capacity 0 to ask for the size). */
 vkllm_status tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool add_special,
                               bool parse_special, int32_t *ids, size_t capacity, size_t *n_ids);
 
