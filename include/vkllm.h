@@ -207,14 +207,18 @@ VKLLM_API vkllm_status vkllm_seq_truncate(vkllm_context *ctx, int32_t seq, uint3
 
 /* ---- Sampling and generation ---- */
 
+/* The sampler chain, llama.cpp's order and defaults: penalties over the last repeat_last_n tokens, top-k, top-p,
+ * min-p, temperature, then a seeded draw.  Every float must be finite. */
 typedef struct vkllm_sampling {
-    float temperature;    /* 0: greedy (argmax on the GPU).  Default 0.8 */
-    int32_t top_k;        /* <= 0: off.  Default 40 */
-    float top_p;          /* >= 1: off.  Default 0.95 */
-    float min_p;          /* <= 0: off.  Default 0.05 */
-    float repeat_penalty; /* 1: off.  Default 1.0 */
-    int32_t repeat_last_n;/* Default 64 */
-    uint64_t seed;        /* same seed, same text */
+    float temperature;       /* <= 0: greedy (argmax on the GPU).  Default 0.8 */
+    int32_t top_k;           /* keep the k highest logits; <= 0: off.  Default 40 */
+    float top_p;             /* keep the smallest most-likely set with probability >= top_p; >= 1: off.  Default 0.95 */
+    float min_p;             /* keep tokens with probability >= min_p * the highest; <= 0: off.  Default 0.05 */
+    float repeat_penalty;    /* > 0: a repeated token's logit > 0 divided by it, else multiplied; 1: off (default) */
+    int32_t repeat_last_n;   /* >= 0: the window of tokens the penalties look at; 0: off.  Default 64 */
+    uint64_t seed;           /* same seed, same text.  Default 0x5eed: the library never picks a random one */
+    float frequency_penalty; /* subtracted once per occurrence in the window; 0: off (default) */
+    float presence_penalty;  /* subtracted once if the token is in the window at all; 0: off (default) */
 } vkllm_sampling;
 
 VKLLM_API vkllm_sampling vkllm_sampling_default(void);

@@ -8,9 +8,9 @@
 #include "sampling/sampling.h"
 
 /* A sampler with every filter off: temperature 1 draws straight from softmax(logits). */
-static vkllm_sampler_params plain_params(void)
+static vkllm_sampling plain_params(void)
 {
-    vkllm_sampler_params p = sampler_params_default();
+    vkllm_sampling p = vkllm_sampling_default();
     p.temperature = 1.0f;
     p.top_k = 0;
     p.top_p = 1.0f;
@@ -19,7 +19,7 @@ static vkllm_sampler_params plain_params(void)
     return p;
 }
 
-static sampler *create_or_fail(const vkllm_sampler_params *p, int32_t n_vocab)
+static sampler *create_or_fail(const vkllm_sampling *p, int32_t n_vocab)
 {
     sampler *s = NULL;
     vkllm_status st = sampler_create(p, n_vocab, &s);
@@ -54,7 +54,7 @@ static void logits_from_probs(const double *probs, float *logits, int n)
 
 /* The set a filter keeps shows as the support of a very hot sampler: temperature only runs after
  * the filters, and at temperature 1000 the survivors are drawn almost uniformly. */
-static void expect_support(const vkllm_sampler_params *p, const float *logits, int32_t n_vocab,
+static void expect_support(const vkllm_sampling *p, const float *logits, int32_t n_vocab,
                            const int *expected_kept)
 {
     sampler *s = create_or_fail(p, n_vocab);
@@ -72,7 +72,7 @@ static void expect_support(const vkllm_sampler_params *p, const float *logits, i
 static void test_defaults_match_llama_cpp(void **state)
 {
     (void)state;
-    vkllm_sampler_params p = sampler_params_default();
+    vkllm_sampling p = vkllm_sampling_default();
     assert_true(p.temperature == 0.8f);
     assert_int_equal(p.top_k, 40);
     assert_true(p.top_p == 0.95f);
@@ -86,7 +86,7 @@ static void test_greedy_is_argmax(void **state)
 {
     (void)state;
     const float logits[6] = { 0.5f, -1.0f, 3.0f, 2.9f, 3.0f, -INFINITY };
-    vkllm_sampler_params p = sampler_params_default();
+    vkllm_sampling p = vkllm_sampling_default();
     p.temperature = 0.0f;
     sampler *s = create_or_fail(&p, 6);
     for (int i = 0; i < 5; i++) assert_int_equal(sample_or_fail(s, logits), 2); /* first of the tied maxima */
@@ -104,7 +104,7 @@ static void test_top_k_1_is_argmax_at_any_temperature(void **state)
     const float logits[5] = { 1.0f, 4.0f, 3.99f, -2.0f, 0.0f };
     const float temperatures[] = { 0.1f, 1.0f, 5.0f, 1000.0f };
     for (size_t t = 0; t < sizeof(temperatures) / sizeof(temperatures[0]); t++) {
-        vkllm_sampler_params p = plain_params();
+        vkllm_sampling p = plain_params();
         p.top_k = 1;
         p.temperature = temperatures[t];
         p.seed = 7 + t;
@@ -121,7 +121,7 @@ static void fill_varied_logits(float *logits, int n)
 
 static void draw_sequence(uint64_t seed, const float *logits, int n_vocab, int32_t *out, int n)
 {
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.seed = seed;
     sampler *s = create_or_fail(&p, n_vocab);
     for (int i = 0; i < n; i++) out[i] = sample_or_fail(s, logits);
@@ -148,7 +148,7 @@ static void test_reset_restarts_stream(void **state)
     enum { VOCAB = 50, N = 20 };
     float logits[VOCAB];
     fill_varied_logits(logits, VOCAB);
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     sampler *s = create_or_fail(&p, VOCAB);
     int32_t first[N], again[N];
     for (int i = 0; i < N; i++) first[i] = sample_or_fail(s, logits);
@@ -179,7 +179,7 @@ static void test_frequencies_match_softmax(void **state)
     const float logits[VOCAB] = { 1.0f, 2.0f, 0.5f, 3.0f, -1.0f };
     double softmax[VOCAB], total = 0.0;
     for (int i = 0; i < VOCAB; i++) total += softmax[i] = exp(logits[i]);
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.seed = 2024;
     sampler *s = create_or_fail(&p, VOCAB);
     int counts[VOCAB];
@@ -199,7 +199,7 @@ static void test_temperature_sharpens(void **state)
     (void)state;
     enum { VOCAB = 3, N = 5000 };
     const float logits[VOCAB] = { 1.0f, 0.0f, 0.0f };
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.temperature = 0.25f; /* softmax(4, 0, 0): token 0 with probability e^4 / (e^4 + 2) = 0.965 */
     sampler *s = create_or_fail(&p, VOCAB);
     int counts[VOCAB];
@@ -215,7 +215,7 @@ static void test_top_p_keeps_smallest_set_reaching_p(void **state)
     const double probs[VOCAB] = { 0.15, 0.5, 0.05, 0.3 }; /* ranked: 1 (0.5), 3 (0.8), 0 (0.95), 2 (1.0) */
     float logits[VOCAB];
     logits_from_probs(probs, logits, VOCAB);
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.temperature = 1000.0f;
 
     p.top_p = 0.75f;
@@ -246,7 +246,7 @@ static void test_top_p_large_vocab(void **state)
     for (int i = 0; i <= CUT; i++) cumulative[i] = (sum += exp((double)logits[(i * 7) % VOCAB]) / total);
     for (int i = 0; i <= CUT; i++) expected[(i * 7) % VOCAB] = 1;
 
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.temperature = 1000.0f;
     p.top_p = (float)((cumulative[CUT - 1] + cumulative[CUT]) / 2.0); /* the set is ranks 0..CUT */
     sampler *s = create_or_fail(&p, VOCAB);
@@ -268,7 +268,7 @@ static void test_top_k_keeps_k_best(void **state)
     (void)state;
     enum { VOCAB = 6 };
     const float logits[VOCAB] = { 0.1f, 2.0f, -3.0f, 1.5f, 1.9f, 0.0f };
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.temperature = 1000.0f;
     p.top_k = 3;
     expect_support(&p, logits, VOCAB, (const int[VOCAB]){ 0, 1, 0, 1, 1, 0 });
@@ -283,7 +283,7 @@ static void test_min_p_relative_to_best(void **state)
     const double probs[VOCAB] = { 0.5, 0.3, 0.15, 0.05 };
     float logits[VOCAB];
     logits_from_probs(probs, logits, VOCAB);
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.temperature = 1000.0f;
 
     p.min_p = 0.2f; /* keep p >= 0.1 */
@@ -304,7 +304,7 @@ static void test_filters_compose(void **state)
     const double probs[VOCAB] = { 0.02, 0.4, 0.08, 0.25, 0.2, 0.05 };
     float logits[VOCAB];
     logits_from_probs(probs, logits, VOCAB);
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.temperature = 1000.0f;
     p.top_k = 4;    /* 1, 3, 4, 2 -> renormalized 0.4/0.93 = 0.43, 0.27, 0.215, 0.086 */
     p.top_p = 0.9f; /* 0.43, 0.70, 0.91: keeps 1, 3, 4 */
@@ -312,7 +312,7 @@ static void test_filters_compose(void **state)
     expect_support(&p, logits, VOCAB, (const int[VOCAB]){ 0, 1, 0, 1, 0, 0 });
 }
 
-static int32_t greedy_after_history(vkllm_sampler_params p, const float *logits, int32_t n_vocab,
+static int32_t greedy_after_history(vkllm_sampling p, const float *logits, int32_t n_vocab,
                                     const int32_t *history, int n_history)
 {
     p.temperature = 0.0f;
@@ -326,7 +326,7 @@ static int32_t greedy_after_history(vkllm_sampler_params p, const float *logits,
 static void test_repeat_penalty(void **state)
 {
     (void)state;
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.repeat_penalty = 1.5f;
     p.repeat_last_n = 2;
 
@@ -352,7 +352,7 @@ static void test_frequency_and_presence_penalties(void **state)
 {
     (void)state;
     const float logits[2] = { 2.0f, 1.5f };
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.frequency_penalty = 0.2f;
     /* one occurrence: 2.0 - 0.2 = 1.8 still wins; two: 2.0 - 0.4 = 1.6 still; three: 1.4 loses */
     assert_int_equal(greedy_after_history(p, logits, 2, (const int32_t[]){ 0, 0 }, 2), 0);
@@ -368,7 +368,7 @@ static void test_reset_clears_history(void **state)
 {
     (void)state;
     const float logits[2] = { 2.0f, 1.9f };
-    vkllm_sampler_params p = plain_params();
+    vkllm_sampling p = plain_params();
     p.temperature = 0.0f;
     p.repeat_penalty = 2.0f;
     sampler *s = create_or_fail(&p, 2);
@@ -382,7 +382,7 @@ static void test_reset_clears_history(void **state)
 static void test_bad_logits_are_errors(void **state)
 {
     (void)state;
-    vkllm_sampler_params p = sampler_params_default();
+    vkllm_sampling p = vkllm_sampling_default();
     sampler *s = create_or_fail(&p, 3);
     int32_t token = 0;
     assert_int_equal(sampler_sample(s, (const float[3]){ 1.0f, NAN, 0.0f }, &token), VKLLM_ERROR_INVALID_ARGUMENT);
@@ -395,7 +395,7 @@ static void test_bad_logits_are_errors(void **state)
     sampler_free(s);
 
     /* -inf masks a token: never drawn, even where it would otherwise be likely */
-    vkllm_sampler_params plain = plain_params();
+    vkllm_sampling plain = plain_params();
     plain.temperature = 1000.0f;
     expect_support(&plain, (const float[3]){ -INFINITY, 0.0f, 1.0f }, 3, (const int[3]){ 0, 1, 1 });
 }
@@ -404,24 +404,24 @@ static void test_bad_params_are_errors(void **state)
 {
     (void)state;
     sampler *s = (sampler *)&s;
-    vkllm_sampler_params p = sampler_params_default();
+    vkllm_sampling p = vkllm_sampling_default();
     p.temperature = NAN;
     assert_int_equal(sampler_create(&p, 10, &s), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_null(s);
 
-    p = sampler_params_default();
+    p = vkllm_sampling_default();
     p.top_p = NAN;
     assert_int_equal(sampler_create(&p, 10, &s), VKLLM_ERROR_INVALID_ARGUMENT);
-    p = sampler_params_default();
+    p = vkllm_sampling_default();
     p.min_p = INFINITY;
     assert_int_equal(sampler_create(&p, 10, &s), VKLLM_ERROR_INVALID_ARGUMENT);
-    p = sampler_params_default();
+    p = vkllm_sampling_default();
     p.repeat_penalty = 0.0f;
     assert_int_equal(sampler_create(&p, 10, &s), VKLLM_ERROR_INVALID_ARGUMENT);
-    p = sampler_params_default();
+    p = vkllm_sampling_default();
     p.repeat_last_n = -1;
     assert_int_equal(sampler_create(&p, 10, &s), VKLLM_ERROR_INVALID_ARGUMENT);
-    p = sampler_params_default();
+    p = vkllm_sampling_default();
     assert_int_equal(sampler_create(&p, 0, &s), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_int_equal(sampler_create(NULL, 10, &s), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_int_equal(sampler_create(&p, 10, NULL), VKLLM_ERROR_INVALID_ARGUMENT);
@@ -440,7 +440,7 @@ static void test_single_token_vocab(void **state)
 {
     (void)state;
     const float logit = -7.5f;
-    vkllm_sampler_params p = sampler_params_default();
+    vkllm_sampling p = vkllm_sampling_default();
     p.repeat_penalty = 1.3f;
     sampler *s = create_or_fail(&p, 1);
     for (int i = 0; i < 5; i++) {
@@ -469,7 +469,7 @@ static void test_large_vocab_default_chain(void **state)
     int best = 0;
     for (int i = 1; i < VOCAB; i++)
         if (logits[i] > logits[best]) best = i;
-    vkllm_sampler_params p = sampler_params_default();
+    vkllm_sampling p = vkllm_sampling_default();
     sampler *s = create_or_fail(&p, VOCAB);
     for (int i = 0; i < 20; i++) {
         int32_t t = sample_or_fail(s, logits);

@@ -2,7 +2,8 @@
  * bottom it is the model: embedding, then per layer RMSNorm -> Q/K/V with RoPE and the KV write in the same
  * pass -> flash attention -> output projection + residual -> RMSNorm -> gate/up with SwiGLU in the same pass
  * -> down projection + residual (each residual add runs inside the RMSNorm after it, the last one on its
- * own); then the final norm on the rows that want logits, the LM head, and (greedy) argmax. */
+ * own); then the final norm on the rows that want logits, the LM head, and (greedy) argmax.
+ * The same model in plain C, one loop per op, is tests/harness/ref_llama.c: the tests hold this pass to it. */
 #include "context.h"
 #include "ops/flash_attn.h"
 #include "ops/matmul_fused.h"

@@ -10,13 +10,6 @@
 #include "runtime/log.h"
 #include "sampling/sampling.h"
 
-vkllm_sampling vkllm_sampling_default(void)
-{
-    vkllm_sampler_params d = sampler_params_default();
-    return (vkllm_sampling){.temperature = d.temperature, .top_k = d.top_k, .top_p = d.top_p, .min_p = d.min_p,
-                            .repeat_penalty = d.repeat_penalty, .repeat_last_n = d.repeat_last_n, .seed = d.seed};
-}
-
 static double now_ms(void)
 {
     struct timespec t;
@@ -137,10 +130,7 @@ vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_sp
     st = vkllm_tokenize(ctx->model, prompt, len, 1, parse_special, tokens, n, &n);
     sampler *smp = NULL;
     if (st == VKLLM_OK && s.temperature > 0) {
-        vkllm_sampler_params p = {.temperature = s.temperature, .top_p = s.top_p, .min_p = s.min_p,
-                                  .repeat_penalty = s.repeat_penalty, .top_k = s.top_k,
-                                  .repeat_last_n = s.repeat_last_n, .seed = s.seed};
-        st = sampler_create(&p, (int32_t)ctx->model->cfg.n_vocab, &smp);
+        st = sampler_create(&s, (int32_t)ctx->model->cfg.n_vocab, &smp);
     }
     stats.n_prompt = (uint32_t)n;
     batch_arrays arrays = {0};

@@ -34,8 +34,8 @@
  *  - NVIDIA: row_wg 1024: a decoded token's norm, softmax or argmax row is one workgroup on one SM, bound
  *    by memory latency, and 1024 invocations take a 4096-wide row in one step of loads where 256 take four
  *    (H200, llama2-7b Q4_0 tg128: 331 against 298 tokens/s with 256, docs/gpu.md).  Mat-vec: 2 rows per
- *    lane: the H200 sweep (docs/gpu.md; 14336x4096, Q4_0/Q4_K/Q8_0/Q6_K) had 2 rows x split 32 within a few percent of the best at n = 1 and the best or near it at n = 8, where
- *    4 rows were slower at n = 1; the integer path beat the float path by 1.1-1.5x at n = 1 and 3-4x at n = 8.
+ *    lane: the H200 sweep (docs/gpu.md; 14336x4096, Q4_0/Q4_K/Q8_0/Q6_K) had 2 rows x split 32 within a few
+ *    percent of the best at n = 1 and the best or near it at n = 8, where 4 rows were slower at n = 1; the integer path beat the float path by 1.1-1.5x at n = 1 and 3-4x at n = 8.
  *    64x64 tiled mat-mul tiles with 4x4 outputs per invocation (the fallback of cooperative matrices).
  *  - AMD RDNA: wave32, large register file; GCN/CDNA: wave64 (a wave per 4 rows, 1 KiB per load).  Packed
  *    f16 math.
@@ -45,19 +45,9 @@
  * Attention: one subgroup-sized workgroup per (token, head); on the CPU 8 lanes (one SIMD register), one key
  * per lane per tile (measured: 8 keys per tile 276 us, 32 keys 330 us for a 512-key decode, 8 heads x 64,
  * F16), and few splits, as 2 worker threads are filled by the heads alone.
- * Columns in field order: name, elementwise_wg, row_wg, matvec_wg, matvec_rows, matvec_split, matmul_wg,
- * matmul_tile_m, _n, _k, attn_wg, attn_block_kv, attn_split_kv, attn_split_rows, matvec_cols, fp16,
- * matmul_min_n, texel_loads, matvec_int_dot, matvec_max_split. */
+ * Every field is named: a field a row leaves out is 0 (test_tuning checks each row against the field ranges). */
 static const op_tuning table[TUNING_CLASS_COUNT] = {
-    [TUNING_CPU] = {"cpu", 64, 8, 8, 16, 1, 64, 16, 16, 16, 8, 8, 512, 32, 8, 0, UINT32_MAX, 1, 0, 1},
-    [TUNING_NVIDIA] = {"nvidia", 256, 1024, 128, 2, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1, 128},
-    [TUNING_AMD_WAVE32] = {"amd-wave32", 256, 256, 128, 4, 32, 256, 64, 64, 16, 32, 64, 256, 2048, 8, 1, 9, 0, 1, 32},
-    [TUNING_AMD_WAVE64] = {"amd-wave64", 256, 256, 256, 4, 64, 256, 64, 64, 16, 64, 128, 256, 2048, 8, 1, 9, 0, 1, 64},
-    [TUNING_INTEL] = {"intel", 128, 128, 64, 2, 16, 128, 32, 32, 16, 16, 32, 256, 1024, 8, 1, 9, 0, 1, 16},
-    [TUNING_APPLE] = {"apple", 256, 256, 128, 4, 32, 256, 64, 64, 16, 32, 64, 256, 1024, 8, 1, 9, 0, 1, 32},
-    [TUNING_UNKNOWN] = {"unknown", 128, 128, 64, 2, 16, 128, 32, 32, 16, 32, 64, 256, 1024, 8, 0, 9, 0, 0, 16},
-
-    /* Cooperative-matrix mat-mul: on, wg, tile_m, tile_n, tile_k, subgroups_m, subgroup, buffers.  Shared memory
+    /* Cooperative-matrix mat-mul (.coopmat below).  Shared memory
      * is buffers x (tile_m + tile_n) x (tile_k + 8) halves plus one f32 matrix per subgroup; every row stays
      * within 32 KiB, so the tests run each one as is on lavapipe (emulated).
      *  - NVIDIA (mma.sync on tensor cores; the drivers list 16x16x16): 8 warps in a 2 x 4 grid over a 128 x 64
@@ -75,13 +65,83 @@ static const op_tuning table[TUNING_CLASS_COUNT] = {
      *    32 over 64 x 64, within 32 KiB of threadgroup memory.
      *  - Unknown: the same modest tile, pinned to 32 where size control allows (else the device's fixed size).
      *  - CPU: off (lavapipe has no cooperative matrices; the emulated variant exists for the tests). */
-    [TUNING_CPU].coopmat = {0, 128, 64, 64, 16, 2, 32, 2},
-    [TUNING_NVIDIA].coopmat = {1, 256, 128, 64, 32, 2, 32, 1},
-    [TUNING_AMD_WAVE32].coopmat = {1, 256, 128, 128, 16, 2, 32, 2},
-    [TUNING_AMD_WAVE64].coopmat = {1, 256, 128, 128, 16, 2, 64, 2},
-    [TUNING_INTEL].coopmat = {1, 128, 64, 64, 32, 2, 16, 2},
-    [TUNING_APPLE].coopmat = {1, 128, 64, 64, 16, 2, 32, 2},
-    [TUNING_UNKNOWN].coopmat = {1, 128, 64, 64, 16, 2, 32, 2},
+    [TUNING_CPU] = {
+        .name = "cpu",
+        .elementwise_wg = 64, .row_wg = 8,
+        .matvec_wg = 8, .matvec_rows = 16, .matvec_split = 1,
+        .matvec_cols = 8, .matvec_int_dot = 0, .matvec_max_split = 1,
+        .matmul_wg = 64, .matmul_tile_m = 16, .matmul_tile_n = 16, .matmul_tile_k = 16, .matmul_min_n = UINT32_MAX,
+        .attn_wg = 8, .attn_block_kv = 8, .attn_split_kv = 512, .attn_split_rows = 32,
+        .fp16 = 0, .texel_loads = 1,
+        .coopmat = {.on = 0, .wg = 128, .tile_m = 64, .tile_n = 64, .tile_k = 16,
+                    .subgroups_m = 2, .subgroup = 32, .buffers = 2},
+    },
+    [TUNING_NVIDIA] = {
+        .name = "nvidia",
+        .elementwise_wg = 256, .row_wg = 1024,
+        .matvec_wg = 128, .matvec_rows = 2, .matvec_split = 32,
+        .matvec_cols = 8, .matvec_int_dot = 1, .matvec_max_split = 128,
+        .matmul_wg = 256, .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 16, .matmul_min_n = 9,
+        .attn_wg = 32, .attn_block_kv = 64, .attn_split_kv = 256, .attn_split_rows = 2048,
+        .fp16 = 1, .texel_loads = 0,
+        .coopmat = {.on = 1, .wg = 256, .tile_m = 128, .tile_n = 64, .tile_k = 32,
+                    .subgroups_m = 2, .subgroup = 32, .buffers = 1},
+    },
+    [TUNING_AMD_WAVE32] = {
+        .name = "amd-wave32",
+        .elementwise_wg = 256, .row_wg = 256,
+        .matvec_wg = 128, .matvec_rows = 4, .matvec_split = 32,
+        .matvec_cols = 8, .matvec_int_dot = 1, .matvec_max_split = 32,
+        .matmul_wg = 256, .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 16, .matmul_min_n = 9,
+        .attn_wg = 32, .attn_block_kv = 64, .attn_split_kv = 256, .attn_split_rows = 2048,
+        .fp16 = 1, .texel_loads = 0,
+        .coopmat = {.on = 1, .wg = 256, .tile_m = 128, .tile_n = 128, .tile_k = 16,
+                    .subgroups_m = 2, .subgroup = 32, .buffers = 2},
+    },
+    [TUNING_AMD_WAVE64] = {
+        .name = "amd-wave64",
+        .elementwise_wg = 256, .row_wg = 256,
+        .matvec_wg = 256, .matvec_rows = 4, .matvec_split = 64,
+        .matvec_cols = 8, .matvec_int_dot = 1, .matvec_max_split = 64,
+        .matmul_wg = 256, .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 16, .matmul_min_n = 9,
+        .attn_wg = 64, .attn_block_kv = 128, .attn_split_kv = 256, .attn_split_rows = 2048,
+        .fp16 = 1, .texel_loads = 0,
+        .coopmat = {.on = 1, .wg = 256, .tile_m = 128, .tile_n = 128, .tile_k = 16,
+                    .subgroups_m = 2, .subgroup = 64, .buffers = 2},
+    },
+    [TUNING_INTEL] = {
+        .name = "intel",
+        .elementwise_wg = 128, .row_wg = 128,
+        .matvec_wg = 64, .matvec_rows = 2, .matvec_split = 16,
+        .matvec_cols = 8, .matvec_int_dot = 1, .matvec_max_split = 16,
+        .matmul_wg = 128, .matmul_tile_m = 32, .matmul_tile_n = 32, .matmul_tile_k = 16, .matmul_min_n = 9,
+        .attn_wg = 16, .attn_block_kv = 32, .attn_split_kv = 256, .attn_split_rows = 1024,
+        .fp16 = 1, .texel_loads = 0,
+        .coopmat = {.on = 1, .wg = 128, .tile_m = 64, .tile_n = 64, .tile_k = 32,
+                    .subgroups_m = 2, .subgroup = 16, .buffers = 2},
+    },
+    [TUNING_APPLE] = {
+        .name = "apple",
+        .elementwise_wg = 256, .row_wg = 256,
+        .matvec_wg = 128, .matvec_rows = 4, .matvec_split = 32,
+        .matvec_cols = 8, .matvec_int_dot = 1, .matvec_max_split = 32,
+        .matmul_wg = 256, .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 16, .matmul_min_n = 9,
+        .attn_wg = 32, .attn_block_kv = 64, .attn_split_kv = 256, .attn_split_rows = 1024,
+        .fp16 = 1, .texel_loads = 0,
+        .coopmat = {.on = 1, .wg = 128, .tile_m = 64, .tile_n = 64, .tile_k = 16,
+                    .subgroups_m = 2, .subgroup = 32, .buffers = 2},
+    },
+    [TUNING_UNKNOWN] = {
+        .name = "unknown",
+        .elementwise_wg = 128, .row_wg = 128,
+        .matvec_wg = 64, .matvec_rows = 2, .matvec_split = 16,
+        .matvec_cols = 8, .matvec_int_dot = 0, .matvec_max_split = 16,
+        .matmul_wg = 128, .matmul_tile_m = 32, .matmul_tile_n = 32, .matmul_tile_k = 16, .matmul_min_n = 9,
+        .attn_wg = 32, .attn_block_kv = 64, .attn_split_kv = 256, .attn_split_rows = 1024,
+        .fp16 = 0, .texel_loads = 0,
+        .coopmat = {.on = 1, .wg = 128, .tile_m = 64, .tile_n = 64, .tile_k = 16,
+                    .subgroups_m = 2, .subgroup = 32, .buffers = 2},
+    },
 };
 
 tuning_class tuning_class_of(const vkr_caps *caps)

@@ -73,8 +73,6 @@ typedef struct op_tuning {
                                   workgroup) up to this, while a lane would take more than 4 groups of a row:
                                   a lane's steps through a row wait on memory one after the other, so on a GPU
                                   a long row is bound by latency, not bandwidth.  matvec_split: never wider */
-    /* Keep last: tuning.c sets it with designated initializers below the positional rows, so new positional
-     * columns belong above this line. */
     op_coopmat_tuning coopmat;
 } op_tuning;
 

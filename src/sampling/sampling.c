@@ -22,7 +22,7 @@ typedef struct candidate_list {
 } candidate_list;
 
 struct sampler {
-    vkllm_sampler_params params;
+    vkllm_sampling params;
     int32_t n_vocab;
     sampler_candidate *candidates; /* [n_vocab] scratch, refilled by every sample */
     float *weights;                /* [n_vocab] scratch: unnormalized probabilities for the draw */
@@ -75,9 +75,9 @@ static double rng_uniform(uint64_t s[4]) { return (double)(xoshiro256ss_next(s) 
 
 /* ---- parameters ---- */
 
-vkllm_sampler_params sampler_params_default(void)
+vkllm_sampling vkllm_sampling_default(void)
 {
-    return (vkllm_sampler_params){
+    return (vkllm_sampling){
         .temperature = 0.8f,
         .top_p = 0.95f,
         .min_p = 0.05f,
@@ -98,7 +98,7 @@ static vkllm_status check_finite(const char *name, float value)
     return VKLLM_OK;
 }
 
-static vkllm_status validate_params(const vkllm_sampler_params *p, int32_t n_vocab)
+static vkllm_status validate_params(const vkllm_sampling *p, int32_t n_vocab)
 {
     if (n_vocab <= 0)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "sampler_create: n_vocab is %d, expected > 0", n_vocab);
@@ -118,7 +118,7 @@ static vkllm_status validate_params(const vkllm_sampler_params *p, int32_t n_voc
     return VKLLM_OK;
 }
 
-static bool penalties_enabled(const vkllm_sampler_params *p)
+static bool penalties_enabled(const vkllm_sampling *p)
 {
     return p->repeat_last_n > 0 &&
            (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
@@ -126,7 +126,7 @@ static bool penalties_enabled(const vkllm_sampler_params *p)
 
 /* ---- lifetime ---- */
 
-vkllm_status sampler_create(const vkllm_sampler_params *params, int32_t n_vocab, sampler **out)
+vkllm_status sampler_create(const vkllm_sampling *params, int32_t n_vocab, sampler **out)
 {
     if (!params || !out)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "sampler_create: params and out must not be NULL");
@@ -195,7 +195,7 @@ vkllm_status sampler_accept(sampler *s, int32_t token)
 
 /* ---- stage: penalties (on the full row, where candidates[id].id == id) ---- */
 
-static float penalized_logit(const vkllm_sampler_params *p, float logit, int32_t count)
+static float penalized_logit(const vkllm_sampling *p, float logit, int32_t count)
 {
     /* Dividing a negative logit would make the token more likely, so those are multiplied instead. */
     logit = logit <= 0.0f ? logit * p->repeat_penalty : logit / p->repeat_penalty;
@@ -438,7 +438,7 @@ vkllm_status sampler_sample(sampler *s, const float *logits, int32_t *token)
     candidate_list list;
     VKLLM_TRY(load_candidates(s, logits, &list));
 
-    const vkllm_sampler_params *p = &s->params;
+    const vkllm_sampling *p = &s->params;
     if (p->temperature <= 0.0f) {
         *token = argmax_token(&list);
         return VKLLM_OK;

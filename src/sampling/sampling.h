@@ -18,33 +18,15 @@
 
 #include "vkllm.h"
 
-typedef struct vkllm_sampler_params {
-    float temperature;       /* <= 0: greedy.  Default 0.8 */
-    float top_p;             /* keep the smallest most-likely set with total probability >= top_p;
-                                >= 1: off.  Default 0.95 */
-    float min_p;             /* keep tokens with probability >= min_p * max probability; <= 0: off.
-                                Default 0.05 */
-    float repeat_penalty;    /* > 0; for tokens in the window: logit > 0 divided by it, else multiplied;
-                                1: off.  Default 1.0 */
-    float frequency_penalty; /* subtracted once per occurrence in the window; 0: off (default) */
-    float presence_penalty;  /* subtracted once if the token is in the window at all; 0: off (default) */
-    int32_t top_k;           /* keep the k highest logits; <= 0: off.  Default 40 */
-    int32_t repeat_last_n;   /* >= 0; window of accepted tokens the penalties look at; 0: off.
-                                Default 64.  llama.cpp's -1 ("whole context") is for the caller to
-                                resolve to its context size. */
-    uint64_t seed;           /* default VKLLM_SAMPLER_DEFAULT_SEED; the library never picks a random one */
-} vkllm_sampler_params;
+/* The sampler's parameters are the public vkllm_sampling (include/vkllm.h: fields, ranges, defaults). */
 
 #define VKLLM_SAMPLER_DEFAULT_SEED UINT64_C(0x5eed)
-
-/* llama.cpp's defaults (listed above). */
-vkllm_sampler_params sampler_params_default(void);
 
 typedef struct sampler sampler;
 
 /* Validates params (every float finite, repeat_penalty > 0, repeat_last_n >= 0, n_vocab > 0) and
  * allocates all scratch for n_vocab tokens, so sampler_sample never allocates. */
-vkllm_status sampler_create(const vkllm_sampler_params *params, int32_t n_vocab, sampler **out);
+vkllm_status sampler_create(const vkllm_sampling *params, int32_t n_vocab, sampler **out);
 void sampler_free(sampler *s);
 
 /* Records a token in the penalty window.  Accept the prompt tokens and every generated token, as
