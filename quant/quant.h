@@ -9,25 +9,30 @@
 
 #include "runtime/error.h"
 
-/* ggml's type ids, as stored in GGUF. */
+/* The weight types vkllm runs on the GPU, in one list: X(NAME, ggml type id as stored in GGUF).  The enum below,
+ * the GPU formats (src/ops/weight_repack.c, checked against it at compile time), the tests' lists of every type
+ * and the shader variants per type (shaders/variants.cmake reads this list from this file) follow it. */
+#define QUANT_FLOAT_TYPES(X) X(F32, 0) X(F16, 1) X(BF16, 30)
+#define QUANT_BLOCK_TYPES(X)                                                                                       \
+    X(Q8_0, 8) X(Q4_0, 2) X(Q4_1, 3) X(Q5_0, 6) X(Q5_1, 7) X(Q2_K, 10) X(Q3_K, 11) X(Q4_K, 12) X(Q5_K, 13)       \
+    X(Q6_K, 14)
+#define QUANT_WEIGHT_TYPES(X) QUANT_FLOAT_TYPES(X) QUANT_BLOCK_TYPES(X)
+/* Types only the CPU uses: the other operand of the quantized dot products. */
+#define QUANT_CPU_ONLY_TYPES(X) X(Q8_1, 9) X(Q8_K, 15)
+
 typedef enum quant_type {
-    QUANT_F32 = 0,
-    QUANT_F16 = 1,
-    QUANT_Q4_0 = 2,
-    QUANT_Q4_1 = 3,
-    QUANT_Q5_0 = 6,
-    QUANT_Q5_1 = 7,
-    QUANT_Q8_0 = 8,
-    QUANT_Q8_1 = 9,
-    QUANT_Q2_K = 10,
-    QUANT_Q3_K = 11,
-    QUANT_Q4_K = 12,
-    QUANT_Q5_K = 13,
-    QUANT_Q6_K = 14,
-    QUANT_Q8_K = 15,
-    QUANT_BF16 = 30,
+#define QUANT_ENUMERATOR(name, id) QUANT_##name = id,
+    QUANT_WEIGHT_TYPES(QUANT_ENUMERATOR) QUANT_CPU_ONLY_TYPES(QUANT_ENUMERATOR)
+#undef QUANT_ENUMERATOR
     QUANT_TYPE_LIMIT = 40 /* ids are < this */
 } quant_type;
+
+/* The lists as array initializers: static const uint32_t all[] = {QUANT_WEIGHT_TYPE_IDS}; */
+#define QUANT_ID_ITEM(name, id) QUANT_##name,
+#define QUANT_WEIGHT_TYPE_IDS QUANT_WEIGHT_TYPES(QUANT_ID_ITEM)
+#define QUANT_BLOCK_TYPE_IDS QUANT_BLOCK_TYPES(QUANT_ID_ITEM)
+#define QUANT_COUNT_ITEM(name, id) +1
+enum { QUANT_WEIGHT_TYPE_COUNT = 0 QUANT_WEIGHT_TYPES(QUANT_COUNT_ITEM) };
 
 typedef struct quant_traits {
     const char *name;     /* "Q4_0" as llama.cpp spells it */

@@ -19,9 +19,7 @@
 #define BOUND_F32 1e-9
 #define BOUND_F16 2e-5
 
-static const uint32_t all_types[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0,
-                                     QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q2_K, QUANT_Q3_K,
-                                     QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+static const uint32_t all_types[] = {QUANT_WEIGHT_TYPE_IDS};
 
 static uint32_t cols_for(uint32_t type)
 {
@@ -292,8 +290,7 @@ static void use_row(const op_tuning *row, const char *disable, const char *disab
     th_ops()->tuning = row;
 }
 
-static const uint32_t quant_types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1,
-                                       QUANT_Q2_K, QUANT_Q3_K, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+static const uint32_t quant_types[] = {QUANT_BLOCK_TYPE_IDS};
 
 /* Every variant of the epilogues: _tx (CPU row); on NVIDIA's row _sg_q8dot, _sg_q8, _q8dot and _q8 (the
  * integer path of quantized types), _sg_f16 / _f16 (F16) and _sg / plain (F32, BF16), and on its float-path

@@ -46,9 +46,7 @@ static void test_k_types(void **state)
  * not multiples of the tile. */
 static void test_tiled_matmul(void **state)
 {
-    static const uint32_t types[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0,
-                                     QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q2_K, QUANT_Q3_K,
-                                     QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+    static const uint32_t types[] = {QUANT_WEIGHT_TYPE_IDS};
     static const uint32_t ns[] = {9, 17, 67};
     static op_tuning tiled; /* static: outlives a failed check */
     const op_tuning *own = th_ops()->tuning;

@@ -16,11 +16,8 @@
 #include "ops/matmul.h"
 #include "quant/quant.h"
 
-static const uint32_t all_types[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0,
-                                     QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q2_K, QUANT_Q3_K,
-                                     QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
-static const uint32_t quant_types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1,
-                                       QUANT_Q2_K, QUANT_Q3_K, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+static const uint32_t all_types[] = {QUANT_WEIGHT_TYPE_IDS};
+static const uint32_t quant_types[] = {QUANT_BLOCK_TYPE_IDS};
 static const uint32_t main_types[] = {QUANT_F16, QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_K};
 #define COUNT(a) (sizeof(a) / sizeof *(a))
 

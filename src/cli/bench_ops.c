@@ -56,9 +56,7 @@ typedef struct bench_options {
     bool json;
 } bench_options;
 
-static const uint32_t all_types[] = {QUANT_F32,  QUANT_F16,  QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0,
-                                     QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q2_K, QUANT_Q3_K,
-                                     QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+static const uint32_t all_types[] = {QUANT_WEIGHT_TYPE_IDS};
 static const char default_types[] = "F16,Q8_0,Q4_0,Q4_K,Q5_K,Q6_K";
 
 /* --cpu-time: the process's CPU time (all threads, lavapipe's workers included) instead of the wall clock:

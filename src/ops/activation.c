@@ -27,7 +27,7 @@ vkllm_status ops_swiglu_f32(ops_context *ops, vkr_sequence *seq, vkr_range gate,
     VKLLM_TRY(ops_check_bytes("swiglu_f32", "up", up, 4ull * n));
     VKLLM_TRY(ops_check_bytes("swiglu_f32", "out", out, 4ull * n));
     vkr_range bind[3] = {ops_head(gate, 4ull * n), ops_head(up, 4ull * n), ops_head(out, 4ull * n)};
-    return record_activation(ops, seq, "swiglu_f32", bind, 3, n);
+    return record_activation(ops, seq, SHADER(swiglu_f32), bind, 3, n);
 }
 
 vkllm_status ops_gelu_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_range out, uint32_t n)
@@ -36,5 +36,5 @@ vkllm_status ops_gelu_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_
     VKLLM_TRY(ops_check_bytes("gelu_f32", "x", x, 4ull * n));
     VKLLM_TRY(ops_check_bytes("gelu_f32", "out", out, 4ull * n));
     vkr_range bind[2] = {ops_head(x, 4ull * n), ops_head(out, 4ull * n)};
-    return record_activation(ops, seq, "gelu_f32", bind, 2, n);
+    return record_activation(ops, seq, SHADER(gelu_f32), bind, 2, n);
 }

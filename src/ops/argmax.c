@@ -19,7 +19,7 @@ vkllm_status ops_argmax_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vk
     VKLLM_TRY(ops_check_bytes(name, "x", x, 4ull * rows * cols));
     VKLLM_TRY(ops_check_bytes(name, "out", out, 4ull * rows));
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, ops->caps->subgroup_arithmetic ? "argmax_f32_sg" : "argmax_f32", 2, 0x1,
+    VKLLM_TRY(ops_pipeline(ops, ops->caps->subgroup_arithmetic ? SHADER(argmax_f32_sg) : SHADER(argmax_f32), 2, 0x1,
                            sizeof(argmax_push), &wg, 1, &p));
     argmax_push push = {rows, cols};
     uint32_t groups[3];

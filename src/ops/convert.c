@@ -27,7 +27,7 @@ vkllm_status ops_f32_to_f16(ops_context *ops, vkr_sequence *seq, vkr_range src, 
     if (n == 0) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "f32_to_f16: n is 0");
     VKLLM_TRY(ops_check_bytes("f32_to_f16", "src", src, 4ull * n));
     VKLLM_TRY(ops_check_bytes("f32_to_f16", "dst (whole words of halves)", dst, half_words_bytes(n)));
-    return record_convert(ops, seq, "f32_to_f16", ops_head(src, 4ull * n), ops_head(dst, half_words_bytes(n)), n);
+    return record_convert(ops, seq, SHADER(f32_to_f16), ops_head(src, 4ull * n), ops_head(dst, half_words_bytes(n)), n);
 }
 
 vkllm_status ops_f16_to_f32(ops_context *ops, vkr_sequence *seq, vkr_range src, vkr_range dst, uint32_t n)
@@ -35,5 +35,5 @@ vkllm_status ops_f16_to_f32(ops_context *ops, vkr_sequence *seq, vkr_range src, 
     if (n == 0) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "f16_to_f32: n is 0");
     VKLLM_TRY(ops_check_bytes("f16_to_f32", "src (whole words of halves)", src, half_words_bytes(n)));
     VKLLM_TRY(ops_check_bytes("f16_to_f32", "dst", dst, 4ull * n));
-    return record_convert(ops, seq, "f16_to_f32", ops_head(src, half_words_bytes(n)), ops_head(dst, 4ull * n), n);
+    return record_convert(ops, seq, SHADER(f16_to_f32), ops_head(src, half_words_bytes(n)), ops_head(dst, 4ull * n), n);
 }

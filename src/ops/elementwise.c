@@ -9,7 +9,7 @@ typedef struct binary_push {
 vkllm_status ops_binary_f32(ops_context *ops, vkr_sequence *seq, ops_binary op, vkr_range a, vkr_range b,
                             vkr_range out, uint32_t n, uint32_t b_len)
 {
-    const char *name = op == OPS_ADD ? "add_f32" : "mul_f32";
+    const char *name = op == OPS_ADD ? SHADER(add_f32) : SHADER(mul_f32);
     if (n == 0 || b_len == 0 || n % b_len)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: b_len %u must divide n %u", name, b_len, n);
     VKLLM_TRY(ops_check_bytes(name, "a", a, 4ull * n));
@@ -38,7 +38,7 @@ vkllm_status ops_scale_f32(ops_context *ops, vkr_sequence *seq, vkr_range a, vkr
     VKLLM_TRY(ops_check_bytes("scale_f32", "out", out, 4ull * n));
     uint32_t wg = ops->tuning->elementwise_wg;
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, "scale_f32", 2, 0x1, sizeof(scale_push), &wg, 1, &p));
+    VKLLM_TRY(ops_pipeline(ops, SHADER(scale_f32), 2, 0x1, sizeof(scale_push), &wg, 1, &p));
     scale_push push = {n, scale};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, vkr_div_up(n, wg), groups);

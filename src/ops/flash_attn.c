@@ -85,7 +85,7 @@ static vkllm_status record_combine(ops_context *ops, vkr_sequence *seq, vkr_rang
 {
     uint32_t spec[2] = {plan->wg, s->kv.head_dim / 4};
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, "flash_attn_combine", 3, 0x3, sizeof(combine_push), spec, 2, &p));
+    VKLLM_TRY(ops_pipeline(ops, SHADER(flash_attn_combine), 3, 0x3, sizeof(combine_push), spec, 2, &p));
     combine_push push = {s->n_tokens, s->n_heads, s->kv.n_seqs, s->kv.max_pages_per_seq * s->kv.page_size,
                          plan->n_splits, plan->split_len};
     uint32_t groups[3];
@@ -98,7 +98,7 @@ vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range 
                                  vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
                                  vkr_range out, const ops_attention_shape *s)
 {
-    const char *name = s->kv.f16 ? "flash_attn_f16" : "flash_attn_f32";
+    const char *name = s->kv.f16 ? SHADER(flash_attn_f16) : SHADER(flash_attn_f32);
     VKLLM_TRY(check_shape(ops, name, s));
     VKLLM_TRY(ops_kv_check(ops, name, &s->kv, k_cache, v_cache, page_table));
     uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;

@@ -77,7 +77,7 @@ vkllm_status ops_get_rows(ops_context *ops, vkr_sequence *seq, uint32_t table_ty
                           vkr_range out, uint32_t n_rows, uint32_t row_len, uint32_t n_ids)
 {
     VKLLM_TRY(check_get_rows(ops, table_type, table, ids, out, n_rows, row_len, n_ids));
-    const char *shader = table_type == QUANT_F32 ? "get_rows_f32" : "get_rows_f16";
+    const char *shader = table_type == QUANT_F32 ? SHADER(get_rows_f32) : SHADER(get_rows_f16);
     uint32_t elem_bytes = table_type == QUANT_F32 ? 4 : 2;
     uint64_t row_bytes = (uint64_t)row_len * elem_bytes;
     uint64_t align = max_u64(ops->caps->min_storage_offset_alignment, 4);

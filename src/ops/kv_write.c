@@ -46,7 +46,7 @@ vkllm_status ops_kv_write(ops_context *ops, vkr_sequence *seq, vkr_range k_new, 
                           vkr_range tokens, vkr_range page_table, vkr_range k_cache, vkr_range v_cache,
                           uint32_t n_tokens, const ops_kv_layout *kv)
 {
-    const char *name = kv->f16 ? "kv_write_f16" : "kv_write_f32";
+    const char *name = kv->f16 ? SHADER(kv_write_f16) : SHADER(kv_write_f32);
     VKLLM_TRY(ops_kv_check(ops, name, kv, k_cache, v_cache, page_table));
     uint64_t chunks = (uint64_t)n_tokens * kv->n_kv_heads * (kv->head_dim / 4);
     if (n_tokens == 0 || chunks > INT32_MAX)

@@ -208,7 +208,7 @@ static uint32_t q8_subgroup_size(const vkr_caps *caps, uint32_t wg)
 vkllm_status ops_quantize_q8(ops_context *ops, vkr_sequence *seq, vkr_range x, uint32_t n, uint32_t cols,
                              vkr_range out)
 {
-    const char *op = "quantize_q8";
+    const char *op = SHADER(quantize_q8);
     uint64_t blocks = (uint64_t)n * (cols / 32);
     if (n == 0 || cols == 0 || cols % 32 || blocks > UINT32_MAX)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u columns of %u (a multiple of 32)", op, n, cols);
@@ -217,7 +217,7 @@ vkllm_status ops_quantize_q8(ops_context *ops, vkr_sequence *seq, vkr_range x, u
     struct { uint32_t blocks, cols; } push = {(uint32_t)blocks, cols};
     uint32_t wg = ops->tuning->elementwise_wg;
     uint32_t sg = 8 * blocks <= UINT32_MAX ? q8_subgroup_size(ops->caps, wg) : 0;
-    vkr_pipeline_desc desc = {.shader = sg ? "quantize_q8_sg" : op, .n_bindings = 2, .readonly_mask = 0x1,
+    vkr_pipeline_desc desc = {.shader = sg ? SHADER(quantize_q8_sg) : op, .n_bindings = 2, .readonly_mask = 0x1,
                               .push_size = sizeof push, .n_spec = 1, .spec = {wg}, .required_subgroup_size = sg};
     const vkr_pipeline *p;
     VKLLM_TRY(vkr_pipeline_get(ops->dev, &desc, &p));

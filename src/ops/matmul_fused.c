@@ -62,7 +62,7 @@ static qkv_params params_of(const ops_qkv *qkv, const ops_kv_layout *kv)
 static vkllm_status qkv_store_pass(ops_context *ops, vkr_sequence *seq, const ops_qkv *qkv, uint32_t n,
                                    const ops_qkv_dest *dst, vkr_range bias)
 {
-    const char *name = dst->kv->f16 ? "qkv_store_f16" : "qkv_store_f32";
+    const char *name = dst->kv->f16 ? SHADER(qkv_store_f16) : SHADER(qkv_store_f32);
     struct { uint32_t n_pairs; qkv_params p; } push = {0, params_of(qkv, dst->kv)};
     uint64_t rows = push.p.q_rows + 2ull * push.p.kv_rows, pairs = n * rows / 2;
     if (pairs > INT32_MAX) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u tokens are too many", name, n);
@@ -122,7 +122,7 @@ vkllm_status ops_swiglu_project(ops_context *ops, vkr_sequence *seq, const ops_w
     if (act_elems > UINT32_MAX) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u tokens are too many", op, n);
     uint32_t wg = ops->tuning->elementwise_wg, count = (uint32_t)act_elems;
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, "swiglu_pairs_f32", 2, 0x1, sizeof count, &wg, 1, &p));
+    VKLLM_TRY(ops_pipeline(ops, SHADER(swiglu_pairs_f32), 2, 0x1, sizeof count, &wg, 1, &p));
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, vkr_div_up(count, wg), groups);
     vkr_range bind[2] = {ops_head(scratch, 8 * act_elems), ops_head(act, 4 * act_elems)};

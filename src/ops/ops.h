@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "runtime/commands.h"
+#include "shader_names.h" /* generated: SHADER(name), a variant name checked at compile time */
 #include "tuning.h"
 
 typedef struct ops_context {

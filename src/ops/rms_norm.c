@@ -1,6 +1,5 @@
 /* RMSNorm fused with its weight (and optionally the residual add before it), one row per workgroup
  * (shaders/rms_norm.comp). */
-#include <stdio.h>
 
 #include "check.h"
 #include "ops.h"
@@ -14,7 +13,7 @@ typedef struct rms_norm_push {
 static vkllm_status record_norm(ops_context *ops, vkr_sequence *seq, vkr_range x, const vkr_range *add, vkr_range w,
                                 vkr_range out, uint32_t rows, uint32_t cols, float eps)
 {
-    const char *name = add ? "add_rms_norm_f32" : "rms_norm_f32";
+    const char *name = add ? SHADER(add_rms_norm_f32) : SHADER(rms_norm_f32);
     if (rows == 0 || cols == 0)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: empty shape, %u rows of %u columns", name, rows, cols);
     if (!(eps >= 0.0f)) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: eps %g is not >= 0", name, (double)eps);
@@ -25,8 +24,9 @@ static vkllm_status record_norm(ops_context *ops, vkr_sequence *seq, vkr_range x
     if (add) VKLLM_TRY(ops_check_bytes(name, "add", *add, bytes));
     VKLLM_TRY(ops_check_bytes(name, "w", w, 4ull * cols));
     VKLLM_TRY(ops_check_bytes(name, "out", out, bytes));
-    char shader[32];
-    snprintf(shader, sizeof shader, "%s%s", name, ops->caps->subgroup_arithmetic ? "_sg" : "");
+    bool sg = ops->caps->subgroup_arithmetic;
+    const char *shader = add ? (sg ? SHADER(add_rms_norm_f32_sg) : SHADER(add_rms_norm_f32))
+                             : (sg ? SHADER(rms_norm_f32_sg) : SHADER(rms_norm_f32));
     const vkr_pipeline *p;
     /* bindings: x (written back by the add variant), w, out, add */
     VKLLM_TRY(ops_pipeline(ops, shader, add ? 4 : 3, add ? 0xa : 0x3, sizeof(rms_norm_push), &wg, 1, &p));

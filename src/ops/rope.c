@@ -41,7 +41,7 @@ vkllm_status ops_rope_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_
     VKLLM_TRY(ops_check_bytes(name, "out", out, 4 * elements));
     uint32_t wg = ops->tuning->elementwise_wg;
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, params->mode == OPS_ROPE_NEOX ? "rope_neox_f32" : "rope_norm_f32", 3, 0x3,
+    VKLLM_TRY(ops_pipeline(ops, params->mode == OPS_ROPE_NEOX ? SHADER(rope_neox_f32) : SHADER(rope_norm_f32), 3, 0x3,
                            sizeof(rope_push), &wg, 1, &p));
     rope_push push = {(uint32_t)(elements / 2), n_heads, head_dim, params->n_rot, params->freq_base,
                       params->freq_scale};

@@ -293,6 +293,9 @@ static const struct weight_format formats[] = {
     {QUANT_Q6_K, "q6_k", 32, 16, QKK, 84, true, true, true, repack_q6_K},
 };
 
+_Static_assert(sizeof formats / sizeof formats[0] == QUANT_WEIGHT_TYPE_COUNT,
+               "one GPU format per type of QUANT_WEIGHT_TYPES (quant/quant.h)");
+
 const struct weight_format *weight_format_of(uint32_t type)
 {
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
