@@ -10,7 +10,7 @@
 #include "runtime/error.h"
 
 /* The weight types vkllm runs on the GPU, in one list: X(NAME, ggml type id as stored in GGUF).  The enum below,
- * the GPU formats (src/ops/weight_repack.c, checked against it at compile time), the tests' lists of every type
+ * the GPU formats (src/ops/matmul/weight_repack.c, checked against it at compile time), the tests' lists of every type
  * and the shader variants per type (shaders/variants.cmake reads this list from this file) follow it. */
 #define QUANT_FLOAT_TYPES(X) X(F32, 0) X(F16, 1) X(BF16, 30)
 #define QUANT_BLOCK_TYPES(X)                                                                                       \

@@ -1,7 +1,7 @@
 /* Sub-allocator: VkDeviceMemory comes in blocks (default 256 MiB, capped by maxMemoryAllocationSize and a
  * quarter of the heap), each bound to one VkBuffer; allocations are first-fit ranges inside a block.
  * An allocation larger than the block size gets a block of its own; none may pass maxMemoryAllocationSize
- * (4 GiB on NVIDIA's H200), which callers meet by chunking (src/ops/weights.c). */
+ * (4 GiB on NVIDIA's H200), which callers meet by chunking (src/ops/matmul/weights.c). */
 #include "device_internal.h"
 #include "queue.h"
 

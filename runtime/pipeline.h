@@ -10,7 +10,7 @@
 
 #include "device.h"
 
-#define VKR_MAX_BINDINGS 10 /* the fused Q/K/V mat-vec uses 9 (src/ops/matmul_fused.c) */
+#define VKR_MAX_BINDINGS 10 /* the fused Q/K/V mat-vec uses 9 (src/ops/matmul/matmul_fused.c) */
 #define VKR_MAX_SPEC 16
 
 typedef struct vkr_pipeline_desc {

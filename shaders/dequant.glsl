@@ -1,4 +1,4 @@
-// Repacked weight matrices (written by src/ops/weights.c): the per-type decoding shared by the mat-vec and
+// Repacked weight matrices (written by src/ops/matmul/weights.c): the per-type decoding shared by the mat-vec and
 // mat-mul shaders.  One TYPE_* define selects the type.
 //
 // A row is cut into groups of GROUP weights (8 for the float types, 32 or 64 for quantized ones); group G

@@ -3,7 +3,7 @@
 // are read once for all of them (workgroup z picks further blocks of NCOL columns: on CPU-like devices this
 // also serves batches, see matmul_min_n).  W is a repacked weight matrix (dequant.glsl, one TYPE_* define).
 //
-// Work split (specialization constants from src/ops/tuning.c):
+// Work split (specialization constants from src/tuning/tuning.c):
 //   - SPLIT invocations form an "invocation group" that owns ROWS rows; each takes every SPLIT-th weight
 //     group of those rows and keeps ROWS x NCOL partial sums in registers.
 //   - CPU-like devices (lavapipe) use SPLIT = 1 and ROWS = 16: the chunk of x is loaded once (the address is

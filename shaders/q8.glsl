@@ -1,5 +1,5 @@
 // The layout of x quantized to 8-bit blocks of 32 (written by quantize_q8.comp, read by matvec.comp INT_DOT;
-// src/ops/matmul.c sizes it the same way): per column of cols elements, 8 words of levels per block, then a
+// src/ops/matmul/matmul.c sizes it the same way): per column of cols elements, 8 words of levels per block, then a
 // pair of words (d, level sums) per block, the column padded to whole uvec4s.
 #ifndef VKLLM_Q8_GLSL
 #define VKLLM_Q8_GLSL

@@ -5,7 +5,7 @@ vkllm_shader(add_f32 binary.comp OP_ADD=1)
 vkllm_shader(mul_f32 binary.comp OP_MUL=1)
 vkllm_shader(scale_f32 scale.comp)
 
-# Weight-matrix products (src/ops/matmul.c, src/ops/matmul_fused.c), per GGUF type: mat-vec with the
+# Weight-matrix products (src/ops/matmul/matmul.c, src/ops/matmul/matmul_fused.c), per GGUF type: mat-vec with the
 # shared-memory reduction or with subgroup arithmetic (_sg: subgroupAdd, or shuffles for row groups smaller
 # than a subgroup), reading texels (_tx, for lavapipe), and the tiled mat-mul; _f16 computes in f16 where the
 # device has it (not for F32 and BF16 weights, which f16 cannot hold; the mat-vec not for the types with a
@@ -45,7 +45,7 @@ foreach(type ${VKLLM_WEIGHT_TYPES})
     if(NOT type STREQUAL "f32" AND NOT type STREQUAL "bf16")
         vkllm_shader(matmul_${type}_f16 matmul.comp TYPE_${upper}=1 FP16=1)
     endif()
-    if(type MATCHES "^(f16|q8_0|q4_0|q5_0|q3_k|q6_k)$") # src/ops/weight_repack.c: f16_dots
+    if(type MATCHES "^(f16|q8_0|q4_0|q5_0|q3_k|q6_k)$") # src/ops/matmul/weight_repack.c: f16_dots
         vkllm_matvec(matvec_${type}_f16 TYPE_${upper}=1 FP16=1)
         vkllm_matvec(matvec_${type}_sg_f16 TYPE_${upper}=1 SUBGROUP=1 FP16=1)
     endif()

@@ -21,7 +21,7 @@
 #include "harness.h"
 #include "model/model.h"
 #include "paths.h"
-#include "ops/matmul_record.h"
+#include "ops/matmul/matmul_record.h"
 #include "ref_llama.h"
 #include "tools/synth.h"
 #include "vkllm.h"

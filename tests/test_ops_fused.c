@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "matmul_check.h"
-#include "ops/matmul_fused.h"
+#include "ops/matmul/matmul_fused.h"
 #include "quant/quant.h"
 #include "ref_attention.h"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "matmul_check.h"
-#include "ops/matmul.h"
+#include "ops/matmul/matmul.h"
 #include "quant/quant.h"
 
 static const uint32_t all_n[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 67};

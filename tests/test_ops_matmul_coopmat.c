@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "matmul_check.h"
-#include "ops/matmul.h"
+#include "ops/matmul/matmul.h"
 #include "quant/quant.h"
 
 static const uint32_t cm_types[] = {QUANT_F16,  QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1,

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 #include "matmul_check.h"
-#include "ops/matmul.h"
+#include "ops/matmul/matmul.h"
 #include "quant/quant.h"
 
 static const uint32_t all_types[] = {QUANT_WEIGHT_TYPE_IDS};

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "ops/tuning.h"
+#include "tuning/tuning.h"
 
 static vkr_caps caps_of(vkr_vendor vendor, VkPhysicalDeviceType type)
 {

@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "ops/matmul.h"
+#include "ops/matmul/matmul.h"
 #include "quant/quant.h"
 #include "runtime/commands.h"
 

@@ -6,7 +6,7 @@
  * The same model in plain C, one loop per op, is tests/harness/ref_llama.c: the tests hold this pass to it. */
 #include "context.h"
 #include "ops/flash_attn.h"
-#include "ops/matmul_fused.h"
+#include "ops/matmul/matmul_fused.h"
 
 #include <math.h>
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/matmul_fused.h"
+#include "ops/matmul/matmul_fused.h"
 #include "quant/quant.h"
 #include "runtime/error.h"
 #include "runtime/log.h"

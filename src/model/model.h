@@ -4,7 +4,7 @@
 
 #include "gguf/gguf.h"
 #include "model_config.h"
-#include "ops/matmul.h"
+#include "ops/matmul/matmul.h"
 #include "ops/ops.h"
 #include "tokenizer/tokenizer.h"
 #include "vkllm.h"

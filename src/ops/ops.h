@@ -10,7 +10,7 @@
 
 #include "runtime/commands.h"
 #include "shader_names.h" /* generated: SHADER(name), a variant name checked at compile time */
-#include "tuning.h"
+#include "tuning/tuning.h"
 
 typedef struct ops_context {
     vkr_device *dev;

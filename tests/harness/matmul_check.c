@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ops/matmul.h"
+#include "ops/matmul/matmul.h"
 #include "quant/quant.h"
 
 /* Random weights in [-1, 1] quantized to `type`, row by row. */

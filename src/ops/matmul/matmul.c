@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "check.h"
+#include "ops/check.h"
 #include "matmul.h"
 #include "matmul_record.h"
 #include "quant/quant.h"

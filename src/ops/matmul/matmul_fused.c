@@ -2,7 +2,7 @@
  * (shaders/qkv_store.comp, activation.comp OP_SWIGLU_PAIRS). */
 #include "matmul_fused.h"
 
-#include "check.h"
+#include "ops/check.h"
 #include "matmul_record.h"
 
 /* Push constants of qkv_store.glsl (struct QkvParams). */

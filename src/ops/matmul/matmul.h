@@ -11,9 +11,9 @@
 #ifndef VKLLM_OPS_MATMUL_H
 #define VKLLM_OPS_MATMUL_H
 
-#include "ops.h"
+#include "ops/ops.h"
 
-/* The GPU layout of one weight type (src/ops/weights.c). */
+/* The GPU layout of one weight type (src/ops/matmul/weights.c). */
 typedef struct weight_format weight_format;
 
 typedef struct ops_weight {
@@ -37,7 +37,7 @@ typedef struct ops_weight {
 vkllm_status ops_weight_create(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols,
                                const void *ggml_data, ops_weight **out);
 /* The same from a pointer per row (rows * cols elements in all): stacks rows of several matrices of one type
- * (the fused Q/K/V and gate/up weights, src/ops/matmul_fused.h) or reorders them. */
+ * (the fused Q/K/V and gate/up weights, src/ops/matmul/matmul_fused.h) or reorders them. */
 vkllm_status ops_weight_create_rows(ops_context *ops, uint32_t type, uint32_t rows, uint32_t cols,
                                     const void *const *row_data, ops_weight **out);
 void ops_weight_free(ops_context *ops, ops_weight *w); /* NULL-safe */

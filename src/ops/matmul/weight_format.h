@@ -1,4 +1,4 @@
-/* Per-type GPU layouts of weight matrices (src/ops/weights.c), as read by shaders/dequant.glsl. */
+/* Per-type GPU layouts of weight matrices (src/ops/matmul/weights.c), as read by shaders/dequant.glsl. */
 #ifndef VKLLM_OPS_WEIGHT_FORMAT_H
 #define VKLLM_OPS_WEIGHT_FORMAT_H
 

@@ -11,7 +11,7 @@
 #ifndef VKLLM_OPS_MATMUL_FUSED_H
 #define VKLLM_OPS_MATMUL_FUSED_H
 
-#include "kv_cache.h"
+#include "ops/kv_cache.h"
 #include "matmul.h"
 
 typedef struct ops_qkv {
