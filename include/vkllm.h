@@ -181,7 +181,8 @@ typedef struct vkllm_context_params {
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);
-VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params, vkllm_context **out);
+VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params,
+                                            vkllm_context **out);
 VKLLM_API void vkllm_context_free(vkllm_context *ctx);
 
 /* A batch: token i goes to sequence seq[i] at position pos[i]; rows with want_logits[i] != 0 get logits
@@ -235,7 +236,8 @@ typedef struct vkllm_generate_stats {
 
 /* Tokenizes prompt (with BOS as the vocabulary asks; parse_special as given), evaluates it in sequence 0
  * (reusing the cached tokens it shares with the previous call's prompt and output, so a chat re-sends its
- * whole conversation at the cost of the new part only), and generates up to n_predict tokens (stopping at end of generation), streaming
+ * whole conversation at the cost of the new part only), and generates up to n_predict tokens (stopping at end of
+ * generation), streaming
  * pieces to on_piece.  stats may be NULL. */
 VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
                             const vkllm_sampling *sampling, vkllm_piece_fn on_piece, void *user,
@@ -252,7 +254,8 @@ typedef struct vkllm_chat_message {
  * tokenizer.chat_template) or the family named by template_name ("llama3", ...; NULL: the model's).  With
  * add_assistant the text ends where the assistant's reply begins.  *out is malloc'd: release it with
  * vkllm_free().  VKLLM_ERROR_UNSUPPORTED when the model's template is none of the supported families. */
-VKLLM_API vkllm_status vkllm_chat_format(const vkllm_model *model, const char *template_name, const vkllm_chat_message *messages,
+VKLLM_API vkllm_status vkllm_chat_format(const vkllm_model *model, const char *template_name,
+                                         const vkllm_chat_message *messages,
                                size_t n_messages, int add_assistant, char **out);
 /* The family vkllm_chat_format would use ("llama3", ...), or NULL if none. */
 VKLLM_API const char *vkllm_chat_template_name(const vkllm_model *model, const char *template_name);

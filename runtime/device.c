@@ -895,7 +895,7 @@ void vkr_profile_count(vkr_device *dev, uint32_t dispatches, uint32_t barriers)
     dev->profile_barriers += barriers;
 }
 
-static const char *type_name(VkPhysicalDeviceType type)
+const char *vkr_device_type_name(VkPhysicalDeviceType type)
 {
     switch (type) {
     case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
@@ -909,7 +909,7 @@ static const char *type_name(VkPhysicalDeviceType type)
 void vkr_caps_print(const vkr_caps *c, FILE *out)
 {
     fprintf(out, "  name                     %s\n", c->name);
-    fprintf(out, "  type                     %s\n", type_name(c->type));
+    fprintf(out, "  type                     %s\n", vkr_device_type_name(c->type));
     fprintf(out, "  vendor                   %s (0x%04x), device 0x%04x\n", vkr_vendor_name(c->vendor),
             c->vendor_id, c->device_id);
     fprintf(out, "  driver                   %s (%s)\n", c->driver_name, c->driver_info);

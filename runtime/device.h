@@ -157,6 +157,8 @@ uint64_t vkr_submit_count(const vkr_device *dev);
  * starts with VKLLM_FENCE_TIMEOUT_MS, else 60 s (600 s on CPU devices such as lavapipe); 0 restores that. */
 void vkr_set_fence_timeout(vkr_device *dev, uint64_t milliseconds);
 
+/* "discrete GPU", "integrated GPU", "virtual GPU", "CPU" or "other": a static string. */
+const char *vkr_device_type_name(VkPhysicalDeviceType type);
 void vkr_caps_print(const vkr_caps *caps, FILE *out);
 const char *vkr_vendor_name(vkr_vendor vendor);
 const char *vkr_coopmat_name(vkr_coopmat kind); /* "none", "KHR", "NV", "emulated" */

@@ -14,21 +14,6 @@
 #define STORIES th_shared_path("models/stories260K.gguf")
 #define STORIES_TEXT "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."
 
-typedef struct text {
-    char buf[4096];
-    size_t len;
-} text;
-
-static int append(const char *piece, size_t len, void *user)
-{
-    text *t = user;
-    if (t->len + len >= sizeof t->buf) return 0;
-    memcpy(t->buf + t->len, piece, len);
-    t->len += len;
-    t->buf[t->len] = '\0';
-    return 1;
-}
-
 /* Greedy text of stories260K on a model loaded with params; fails on any validation error. */
 static void check_stories(const vkllm_model_params *params, const char *what)
 {
@@ -38,9 +23,9 @@ static void check_stories(const vkllm_model_params *params, const char *what)
     th_check_status(vkllm_context_create(m, NULL, &c), what);
     vkllm_sampling greedy = vkllm_sampling_default();
     greedy.temperature = 0;
-    text t = {.len = 0};
-    append("Once upon a time", 16, &t);
-    th_check_status(vkllm_generate(c, "Once upon a time", 0, 32, &greedy, append, &t, NULL), what);
+    th_text t = {.len = 0};
+    th_text_append("Once upon a time", 16, &t);
+    th_check_status(vkllm_generate(c, "Once upon a time", 0, 32, &greedy, th_text_append, &t, NULL), what);
     if (strncmp(t.buf, STORIES_TEXT, strlen(STORIES_TEXT)) != 0) fail_msg("%s: got '%s'", what, t.buf);
     uint32_t errors = vkr_device_validation_errors(m->dev);
     vkllm_context_free(c);

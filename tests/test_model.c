@@ -213,21 +213,6 @@ static void test_small_allocations_same_logits(void **state)
     remove(path);
 }
 
-typedef struct text {
-    char buf[8192];
-    size_t len;
-} text;
-
-static int append(const char *piece, size_t len, void *user)
-{
-    text *t = user;
-    if (t->len + len >= sizeof t->buf) return 0;
-    memcpy(t->buf + t->len, piece, len);
-    t->len += len;
-    t->buf[t->len] = '\0';
-    return 1;
-}
-
 /* llama2.c's doc/stories260K.md: `./run stories260K.bin -z tok512.bin -t 0.0`: forward passes at positions
  * 0..255, each printing the token it predicts, so 257 - n_prompt tokens after a prompt of n_prompt. */
 static const char llama2c_text[] =
@@ -246,12 +231,13 @@ static void test_stories_greedy_matches_llama2c(void **state)
     const char *prompt = "Once upon a time";
     size_t n_prompt = 0;
     assert_int_equal(vkllm_tokenize(m, prompt, strlen(prompt), 1, 0, NULL, 0, &n_prompt), VKLLM_ERROR_BUFFER_TOO_SMALL);
-    text t = {0};
-    append(prompt, strlen(prompt), &t);
+    th_text t = {0};
+    th_text_append(prompt, strlen(prompt), &t);
     vkllm_sampling greedy = vkllm_sampling_default();
     greedy.temperature = 0;
     vkllm_generate_stats stats;
-    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(257 - n_prompt), &greedy, append, &t, &stats), "generate");
+    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(257 - n_prompt), &greedy, th_text_append, &t, &stats),
+                    "generate");
     printf("  %u prompt tokens, %u generated; prompt %.1f ms, generation %.1f ms\n", stats.n_prompt, stats.n_generated,
            stats.prompt_ms, stats.generate_ms);
     if (strcmp(t.buf, llama2c_text) != 0) {
@@ -260,9 +246,10 @@ static void test_stories_greedy_matches_llama2c(void **state)
         fail_msg("text differs from llama2.c at byte %zu:\n got: %.80s\nwant: %.80s", i, t.buf + i, llama2c_text + i);
     }
     /* Same again: the cached prefix is reused and the output does not change. */
-    text again = {0};
-    append(prompt, strlen(prompt), &again);
-    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(257 - n_prompt), &greedy, append, &again, NULL), "again");
+    th_text again = {0};
+    th_text_append(prompt, strlen(prompt), &again);
+    th_check_status(vkllm_generate(c, prompt, 0, (uint32_t)(257 - n_prompt), &greedy, th_text_append, &again, NULL),
+                    "again");
     assert_string_equal(again.buf, t.buf);
     vkllm_context_free(c);
     free_model(m);
@@ -277,13 +264,13 @@ static void test_converted_checkpoint_same_tokens(void **state)
              th_binary_dir(), th_shared_dir(), th_shared_dir(), path);
     assert_int_equal(system(cmd), 0);
     const char *files[2] = {STORIES, path};
-    text out[2] = {0};
+    th_text out[2] = {0};
     for (int f = 0; f < 2; f++) {
         vkllm_model *m = load(files[f]);
         vkllm_context *c = context(m, 128, 32, VKLLM_KV_F16);
         vkllm_sampling greedy = vkllm_sampling_default();
         greedy.temperature = 0;
-        th_check_status(vkllm_generate(c, "One day", 0, 60, &greedy, append, &out[f], NULL), "generate");
+        th_check_status(vkllm_generate(c, "One day", 0, 60, &greedy, th_text_append, &out[f], NULL), "generate");
         vkllm_context_free(c);
         free_model(m);
     }
@@ -342,10 +329,10 @@ static void test_sampling_is_seeded(void **state)
     vkllm_sampling s = vkllm_sampling_default();
     s.temperature = 1.0f;
     s.seed = 1234;
-    text t[3] = {0};
+    th_text t[3] = {0};
     for (int i = 0; i < 3; i++) {
         if (i == 2) s.seed = 99;
-        th_check_status(vkllm_generate(c, "Once upon a time", 0, 40, &s, append, &t[i], NULL), "generate");
+        th_check_status(vkllm_generate(c, "Once upon a time", 0, 40, &s, th_text_append, &t[i], NULL), "generate");
     }
     assert_string_equal(t[0].buf, t[1].buf);
     assert_string_not_equal(t[0].buf, t[2].buf);

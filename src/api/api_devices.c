@@ -32,17 +32,6 @@ vkllm_status vkllm_device_count(uint32_t *count)
     return VKLLM_OK;
 }
 
-static const char *type_name(VkPhysicalDeviceType type)
-{
-    switch (type) {
-    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
-    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
-    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
-    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
-    default: return "other";
-    }
-}
-
 vkllm_status vkllm_device_info(uint32_t index, vkllm_device_properties *properties)
 {
     if (!properties) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_device_info: properties is NULL");
@@ -53,14 +42,16 @@ vkllm_status vkllm_device_info(uint32_t index, vkllm_device_properties *properti
     const vkr_caps *c = &caps[index];
     memcpy(properties->name, c->name, sizeof properties->name);
     properties->name[sizeof properties->name - 1] = '\0';
-    properties->type = type_name(c->type);
+    properties->type = vkr_device_type_name(c->type);
     properties->vendor = vkr_vendor_name(c->vendor);
     properties->vendor_id = c->vendor_id;
     properties->device_id = c->device_id;
     properties->device_local_bytes = c->device_local_bytes;
     properties->uma = c->uma;
     properties->subgroup_size = c->subgroup_size;
-    properties->cooperative_matrix = c->coopmat == VKR_COOPMAT_KHR ? "KHR" : c->coopmat == VKR_COOPMAT_NV ? "NV" : "none";
+    properties->cooperative_matrix = c->coopmat == VKR_COOPMAT_KHR ? "KHR"
+                                     : c->coopmat == VKR_COOPMAT_NV ? "NV"
+                                                                     : "none";
     properties->is_default = index == chosen;
     free(caps);
     return VKLLM_OK;
@@ -69,7 +60,8 @@ vkllm_status vkllm_device_info(uint32_t index, vkllm_device_properties *properti
 vkllm_status vkllm_device_describe(uint32_t index, char *buf, size_t capacity, size_t *n_bytes)
 {
     if (!n_bytes || (!buf && capacity))
-        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_device_describe: n_bytes is NULL, or buf with a capacity");
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                          "vkllm_device_describe: n_bytes is NULL, or buf is NULL with a capacity");
     *n_bytes = 0;
     vkr_caps *caps = NULL;
     uint32_t chosen = 0;

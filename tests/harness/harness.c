@@ -170,3 +170,13 @@ void th_assert_nmse(const char *what, const float *ref, const float *got, size_t
         fail_msg("%s: nmse %.3g above %.3g", what, e, bound);
     }
 }
+
+int th_text_append(const char *piece, size_t len, void *user)
+{
+    th_text *t = user;
+    if (t->len + len >= sizeof t->buf) return 0;
+    memcpy(t->buf + t->len, piece, len);
+    t->len += len;
+    t->buf[t->len] = '\0';
+    return 1;
+}

@@ -47,6 +47,13 @@ vkr_buffer th_upload(const void *data, size_t bytes);
 void th_download(const vkr_buffer *buffer, void *data, size_t bytes);
 void th_free(vkr_buffer *buffer);
 /* Fails the test with the status name and message unless status is VKLLM_OK. */
+/* Generated text collected by a vkllm_piece_fn (NUL-terminated; stops the generation when full). */
+typedef struct th_text {
+    char buf[8192];
+    size_t len;
+} th_text;
+int th_text_append(const char *piece, size_t len, void *user);
+
 void th_check_status(vkllm_status status, const char *what);
 /* A new sequence, recording; th_end_and_free ends the recording without running it and destroys it. */
 vkr_sequence *th_begin(void);
