@@ -255,8 +255,8 @@ typedef struct vkllm_chat_message {
  * add_assistant the text ends where the assistant's reply begins.  *out is malloc'd: release it with
  * vkllm_free().  VKLLM_ERROR_UNSUPPORTED when the model's template is none of the supported families. */
 VKLLM_API vkllm_status vkllm_chat_format(const vkllm_model *model, const char *template_name,
-                                         const vkllm_chat_message *messages,
-                               size_t n_messages, int add_assistant, char **out);
+                                         const vkllm_chat_message *messages, size_t n_messages, int add_assistant,
+                                         char **out);
 /* The family vkllm_chat_format would use ("llama3", ...), or NULL if none. */
 VKLLM_API const char *vkllm_chat_template_name(const vkllm_model *model, const char *template_name);
 VKLLM_API void vkllm_free(void *p);
