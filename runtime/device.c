@@ -101,6 +101,9 @@ static bool parse_bytes(const char *s, uint64_t *out)
 /* The smallest VKLLM_MAX_ALLOCATION accepted: the staging buffer and every small buffer must still fit. */
 #define MIN_ALLOCATION_OVERRIDE (64u << 10)
 
+/* Every device's errors, also those reported while its device and instance are destroyed (leaked objects). */
+static atomic_uint process_validation_errors;
+
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
                                                        VkDebugUtilsMessageTypeFlagsEXT types,
                                                        const VkDebugUtilsMessengerCallbackDataEXT *data,
@@ -109,6 +112,7 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(VkDebugUtilsMessageSeveri
     if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
         atomic_uint *errors = user;
         atomic_fetch_add(errors, 1);
+        atomic_fetch_add(&process_validation_errors, 1);
         fprintf(stderr, "vkllm: validation error: %s\n", data->pMessage);
     } else if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
         fprintf(stderr, "vkllm: validation warning: %s\n", data->pMessage);
@@ -810,6 +814,10 @@ uint32_t vkr_device_validation_errors(const vkr_device *dev)
 {
     return atomic_load((atomic_uint *)&dev->validation_errors);
 }
+
+uint32_t vkr_validation_errors_total(void) { return atomic_load(&process_validation_errors); }
+
+void vkr_device_inject_fault(vkr_device *dev, vkr_fault_kind kind, uint64_t n) { vkr_faults_arm(&dev->faults, kind, n); }
 
 bool vkr_device_profiling(const vkr_device *dev) { return dev->profiling; }
 

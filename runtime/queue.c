@@ -41,7 +41,8 @@ uint64_t vkr_submit_count(const vkr_device *dev) { return atomic_load(&((vkr_dev
 vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fence, const char *what)
 {
     VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cmd};
-    VkResult r = vkQueueSubmit(dev->queue, 1, &submit, fence);
+    VkResult r = vkr_fault_fires(&dev->faults, VKR_FAULT_SUBMIT) ? VK_ERROR_DEVICE_LOST
+                                                                 : vkQueueSubmit(dev->queue, 1, &submit, fence);
     if (r == VK_ERROR_DEVICE_LOST)
         return vkllm_fail(VKLLM_ERROR_VULKAN, "submitting %s: the device '%s' was lost (VK_ERROR_DEVICE_LOST): an "
                           "earlier submission hung or faulted the GPU", what, dev->caps.name);
@@ -56,7 +57,9 @@ vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fenc
 vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what)
 {
     double begin = vkllm_log_clock();
-    VkResult r = vkWaitForFences(dev->device, 1, &fence, VK_TRUE, dev->fence_timeout_ns);
+    VkResult r = vkr_fault_fires(&dev->faults, VKR_FAULT_TIMEOUT)
+                     ? VK_TIMEOUT
+                     : vkWaitForFences(dev->device, 1, &fence, VK_TRUE, dev->fence_timeout_ns);
     double end = vkllm_log_clock();
     if (r == VK_SUCCESS) {
         vkllm_log(VKLLM_LOG_DEBUG, "done %s: waited %.3f ms, %.3f ms after its submit", what, 1e3 * (end - begin),
