@@ -7,7 +7,7 @@
 #include "cli.h"
 #include "options.h"
 
-static const char usage[] =
+static const char usage_text[] =
     "usage: vkllm chat [-m MODEL] [--template llama2|llama3|chatml|zephyr] [--system TEXT] [-n N]\n"
     "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--kv f16|f32]\n"
     "  Type a message and press enter; an empty line or end of input ends the chat.\n";
@@ -16,6 +16,8 @@ typedef struct reply {
     char *text;
     size_t len, cap;
 } reply;
+
+static void usage(FILE *out) { fputs(usage_text, out); }
 
 static int collect(const char *piece, size_t len, void *user)
 {
@@ -81,8 +83,9 @@ static int turn(vkllm_model *model, vkllm_context *ctx, const cli_options *o, co
 int cli_chat(int argc, char **argv)
 {
     cli_options o;
-    int r = cli_parse_options(argc, argv, &o, usage);
-    if (r) return r < 0 ? 2 : 0;
+    char err[256];
+    cli_parse_result r = cli_parse_run_options(argc, argv, &o, err, sizeof err);
+    if (r != CLI_PARSE_OK) return cli_parse_exit("chat", r, err, usage);
     vkllm_model *model;
     vkllm_context *ctx;
     if (cli_open_model("chat", &o, &model, &ctx) != 0) return 1;

@@ -3,10 +3,16 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "options.h"
 #include "runtime/device.h"
+
+static void usage(FILE *out) { fputs("usage: vkllm devices\n  lists every Vulkan device vkllm can use\n", out); }
 
 int cli_devices(int argc, char **argv)
 {
+    char err[256];
+    cli_parse_result parsed = cli_parse_devices_options(argc, argv, err, sizeof err);
+    if (parsed != CLI_PARSE_OK) return cli_parse_exit("devices", parsed, err, usage);
     vkr_caps *caps = NULL;
     uint32_t count = 0, chosen = 0;
     vkllm_status st = vkr_list_devices(&caps, &count, &chosen);
