@@ -819,6 +819,11 @@ uint32_t vkr_validation_errors_total(void) { return atomic_load(&process_validat
 
 void vkr_device_inject_fault(vkr_device *dev, vkr_fault_kind kind, uint64_t n) { vkr_faults_arm(&dev->faults, kind, n); }
 
+uint64_t vkr_device_fault_calls(const vkr_device *dev, vkr_fault_kind kind)
+{
+    return atomic_load((_Atomic uint64_t *)&dev->faults.calls[kind]);
+}
+
 bool vkr_device_profiling(const vkr_device *dev) { return dev->profiling; }
 
 void vkr_profile_add(vkr_device *dev, const char *label, double ms)

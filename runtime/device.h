@@ -127,6 +127,8 @@ uint32_t vkr_device_validation_errors(const vkr_device *dev);
 uint32_t vkr_validation_errors_total(void);
 /* The n-th call of this kind from now fails as VKLLM_FAIL_INJECT describes (fault.h); 0 disarms. */
 void vkr_device_inject_fault(vkr_device *dev, vkr_fault_kind kind, uint64_t n);
+/* Calls of this kind (memory allocations, queue submissions, fence waits) made since the device's creation. */
+uint64_t vkr_device_fault_calls(const vkr_device *dev, vkr_fault_kind kind);
 bool vkr_device_profiling(const vkr_device *dev);
 /* Prints op, count and total GPU time per label collected under VKLLM_PROFILE=1; clears the table. */
 void vkr_device_print_profile(vkr_device *dev, FILE *out);

@@ -43,8 +43,9 @@ void vkr_faults_arm(vkr_faults *faults, vkr_fault_kind kind, uint64_t n)
 
 bool vkr_fault_fires(vkr_faults *faults, vkr_fault_kind kind)
 {
-    if (!faults->at[kind]) return false;
+    /* Counted also when nothing is armed, so a test can learn how many calls a step makes (vkr_device_fault_calls). */
     uint64_t call = atomic_fetch_add_explicit(&faults->calls[kind], 1, memory_order_relaxed) + 1;
+    if (!faults->at[kind]) return false;
     /* A lost device stays lost: every submission from the chosen one on fails. */
     return kind == VKR_FAULT_SUBMIT ? call >= faults->at[kind] : call == faults->at[kind];
 }

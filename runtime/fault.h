@@ -1,6 +1,7 @@
 /* Fault injection for the failure-path tests: VKLLM_FAIL_INJECT names Vulkan calls of a device that fail as
  * a real device would fail them, so out-of-memory, device-lost and hung-GPU paths run on any machine.  Always
- * compiled in and inert unless the variable is set (one relaxed atomic increment per guarded call).
+ * compiled in and inert unless the variable is set (one relaxed atomic increment per guarded call: the calls are
+ * counted either way).
  *
  *   VKLLM_FAIL_INJECT=KIND:N[,KIND:N...]   counts from the device's creation, N >= 1
  *     alloc:N    the N-th vkAllocateMemory reports VK_ERROR_OUT_OF_DEVICE_MEMORY (that one only: an

@@ -124,8 +124,10 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
                            !(ctx->next_len = malloc(ctx->params.n_seq_max * sizeof *ctx->next_len))))
         st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "context history and scratch");
     if (st != VKLLM_OK) {
+        /* Everything taken so far goes back; the model stays usable (a smaller context may fit). */
+        uint32_t n_ctx = ctx->params.n_ctx, n_seq = ctx->params.n_seq_max;
         vkllm_context_free(ctx);
-        return st;
+        return vkllm_fail_context(st, "creating a context of %u positions x %u sequences", n_ctx, n_seq);
     }
     vkllm_log(VKLLM_LOG_INFO, "context: %u positions x %u sequences, batches of %u, %s KV cache of %.1f MiB; "
               "created in %.1f ms (%.1f MiB of device memory held)", ctx->params.n_ctx, ctx->params.n_seq_max,
