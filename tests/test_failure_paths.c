@@ -184,6 +184,33 @@ static void test_fence_timeout_names_sequence_and_last_dispatch(void **state)
     free_and_check_leaks(m, errors_before);
 }
 
+/* Context sizes whose page counts or positions would overflow are refused, naming the limit, and the model
+ * still makes a context. */
+static void test_context_parameters_out_of_range(void **state)
+{
+    uint32_t errors_before = vkr_validation_errors_total();
+    vkllm_model *m = load();
+    struct { uint32_t n_ctx, n_batch, n_seq_max; const char *needle; } cases[] = {
+        {UINT32_MAX, 256, 1, "n_ctx 4294967295 (at most 1073741824)"},
+        {4096, UINT32_MAX, 1, "n_batch 4294967295 (at most 1048576)"},
+        {4096, 256, UINT32_MAX, "n_seq_max 4294967295 (at most 4096)"},
+        {1u << 30, 256, 4096, "n_ctx 1073741824 x n_seq_max 4096 positions"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        vkllm_context_params p = vkllm_context_default_params();
+        p.n_ctx = cases[i].n_ctx, p.n_batch = cases[i].n_batch, p.n_seq_max = cases[i].n_seq_max;
+        vkllm_context *c = (vkllm_context *)(uintptr_t)1;
+        assert_int_equal(vkllm_context_create(m, &p, &c), VKLLM_ERROR_INVALID_ARGUMENT);
+        assert_null(c);
+        expect_message("context parameters", cases[i].needle);
+    }
+    vkllm_context *c = NULL;
+    th_check_status(vkllm_context_create(m, NULL, &c), "a context after the refusals");
+    expect_generates(c);
+    vkllm_context_free(c);
+    free_and_check_leaks(m, errors_before);
+}
+
 /* A malformed VKLLM_FAIL_INJECT fails the device's creation, naming the variable and the entry. */
 static void test_bad_fault_spec(void **state)
 {
@@ -206,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_out_of_memory_creating_a_context),
         cmocka_unit_test(test_device_lost),
         cmocka_unit_test(test_fence_timeout_names_sequence_and_last_dispatch),
+        cmocka_unit_test(test_context_parameters_out_of_range),
         cmocka_unit_test(test_bad_fault_spec),
     };
     /* Memory in blocks of 1 MiB (small enough for many, large enough for the default context's buffers): a load and a context make
