@@ -60,7 +60,7 @@ static void test_numbers_are_strict(void **state)
     expect_error("run --repeat-penalty 0", "--repeat-penalty needs a number in [0.01, 100]");
     expect_error("run --top-k nan", "--top-k needs an integer in [-1, 2147483647]");
     expect_error("run --top-k 2.5", "--top-k needs an integer");
-    expect_error("run --repeat-last-n -1", "--repeat-last-n needs an integer in [0, 2147483647]");
+    expect_error("run --repeat-last-n -1", "--repeat-last-n needs an integer in [0, 16777216]");
     expect_error("run --seed -1", "--seed needs an integer in [0, 18446744073709551615]");
     expect_error("run --seed 18446744073709551616", "got '18446744073709551616'");
     expect_error("chat --seed 0x10", "got '0x10'");

@@ -153,7 +153,8 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, ch
             if (!REAL(0.01, 100)) return CLI_PARSE_ERROR;
             o->sampling.repeat_penalty = (float)x;
         } else if (!strcmp(a, "--repeat-last-n")) {
-            if (!INTEGER(0, INT32_MAX)) return CLI_PARSE_ERROR;
+            /* A window past the longest context sees nothing more, and the sampler allocates it whole. */
+            if (!INTEGER(0, CLI_MAX_CTX)) return CLI_PARSE_ERROR;
             o->sampling.repeat_last_n = (int32_t)n;
         } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
             if (!VALUE() || cli_parse_u64(a, v, &o->sampling.seed, err, err_len) != CLI_PARSE_OK) return CLI_PARSE_ERROR;

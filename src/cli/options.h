@@ -47,7 +47,8 @@ typedef struct cli_options {
     const char *prompt;         /* -p */
     int n_predict;              /* -n, [0, CLI_MAX_N_PREDICT]; default 128 */
     uint32_t n_ctx;             /* --ctx, [0, CLI_MAX_CTX]; 0: the model's (at most 4096) */
-    vkllm_sampling sampling;    /* --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed */
+    vkllm_sampling sampling;    /* --temp [0, 100], --top-k [-1, INT32_MAX], --top-p and --min-p [0, 1],
+                                   --repeat-penalty [0.01, 100], --repeat-last-n [0, CLI_MAX_CTX], --seed (u64) */
     const char *chat_template;  /* --template */
     const char *system;         /* --system */
     int kv_f32;                 /* --kv f32 */
