@@ -1,6 +1,7 @@
 /* Instance creation through volk, capability discovery, device choice and logical device creation. */
 #include "device_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,12 @@ static bool env_flag(const char *name)
 /* A byte count with an optional binary suffix K, M or G ("64M"); false if s is not one. */
 static bool parse_bytes(const char *s, uint64_t *out)
 {
+    /* Digits first: strtoull alone takes "-1" as the largest value and skips leading spaces. */
+    if (*s < '0' || *s > '9') return false;
     char *end = NULL;
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s) return false;
+    if (end == s || errno == ERANGE) return false;
     int shift = 0;
     if (*end == 'K' || *end == 'k') shift = 10, end++;
     else if (*end == 'M' || *end == 'm') shift = 20, end++;
