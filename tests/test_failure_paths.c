@@ -182,6 +182,21 @@ static void test_fence_timeout_names_sequence_and_last_dispatch(void **state)
     expect_generates(c);
     vkllm_context_free(c);
     free_and_check_leaks(m, errors_before);
+
+    /* A timeout while the weights upload: the load fails naming the transfer, and the transfer still in flight
+     * is waited for before the device goes, leaking nothing. */
+    errors_before = vkr_validation_errors_total();
+    setenv("VKLLM_FAIL_INJECT", "timeout:3", 1);
+    m = (vkllm_model *)(uintptr_t)1;
+    st = vkllm_model_load(STORIES, &m);
+    unsetenv("VKLLM_FAIL_INJECT");
+    printf("  load: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
+    assert_int_equal(st, VKLLM_ERROR_VULKAN);
+    assert_null(m);
+    expect_message("load timeout", "one-shot transfer");
+    expect_message("load timeout", "has not finished");
+    uint32_t errors = vkr_validation_errors_total() - errors_before;
+    if (errors) fail_msg("%u validation errors after a timed-out load", errors);
 }
 
 /* Context sizes whose page counts or positions would overflow are refused, naming the limit, and the model
