@@ -237,8 +237,8 @@ typedef struct vkllm_generate_stats {
 /* Tokenizes prompt (with BOS as the vocabulary asks; parse_special as given), evaluates it in sequence 0
  * (reusing the cached tokens it shares with the previous call's prompt and output, so a chat re-sends its
  * whole conversation at the cost of the new part only), and generates up to n_predict tokens (stopping at end of
- * generation), streaming
- * pieces to on_piece.  stats may be NULL. */
+ * generation), streaming pieces to on_piece.  stats may be NULL.  VKLLM_ERROR_CONTEXT_FULL if the context fills
+ * first (stats still set). */
 VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
                             const vkllm_sampling *sampling, vkllm_piece_fn on_piece, void *user,
                             vkllm_generate_stats *stats);

@@ -30,6 +30,7 @@ struct vkr_sequence {
     double submitted_at;  /* vkllm_log_clock() at the last submit */
     char label[64];       /* what the owner calls it (vkr_sequence_set_label), for errors and the log */
     char first_dispatch[48]; /* the label of the first dispatch recorded, to tell unnamed sequences apart */
+    char last_dispatch[48];  /* and of the last: where a hang or fault most likely is */
 
     VkDescriptorPool *descriptor_pools;
     uint32_t descriptor_pool_count, descriptor_pool_used;
@@ -199,6 +200,7 @@ vkllm_status vkr_sequence_begin(vkr_sequence *seq)
     seq->queries = 0;
     seq->recorded = false;
     seq->first_dispatch[0] = '\0';
+    seq->last_dispatch[0] = '\0';
     VkCommandBufferBeginInfo begin = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     VKR_CHECK(vkBeginCommandBuffer(seq->cmd, &begin));
     seq->recording = true;
@@ -346,6 +348,7 @@ vkllm_status vkr_sequence_dispatch(vkr_sequence *seq, const vkr_pipeline *pipeli
     if (d->push_size) vkCmdPushConstants(seq->cmd, pipeline->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, push);
     vkCmdDispatch(seq->cmd, groups[0], groups[1], groups[2]);
     if (seq->dispatches++ == 0) snprintf(seq->first_dispatch, sizeof seq->first_dispatch, "%s", label);
+    snprintf(seq->last_dispatch, sizeof seq->last_dispatch, "%s", label);
     if (seq->dev->profiling) VKLLM_TRY(write_timestamp(seq, label));
     return VKLLM_OK;
 }
@@ -387,11 +390,13 @@ void vkr_sequence_set_label(vkr_sequence *seq, const char *label)
     snprintf(seq->label, sizeof seq->label, "%s", label ? label : "");
 }
 
-/* "sequence 'decode 1 token' (37 dispatches from 'get_rows')" for errors and the log. */
+/* "sequence 'decode 1 token' (37 dispatches from 'get_rows' to 'argmax')" for errors and the log: a timeout or a
+ * lost device names the recording and its last dispatch, where the GPU most likely stopped. */
 static const char *describe(const vkr_sequence *seq, char *out, size_t size)
 {
-    snprintf(out, size, "sequence '%s' (%u dispatch%s from '%s')", seq->label[0] ? seq->label : "unnamed",
-             seq->dispatches, seq->dispatches == 1 ? "" : "es", seq->dispatches ? seq->first_dispatch : "none");
+    snprintf(out, size, "sequence '%s' (%u dispatch%s from '%s' to '%s')", seq->label[0] ? seq->label : "unnamed",
+             seq->dispatches, seq->dispatches == 1 ? "" : "es", seq->dispatches ? seq->first_dispatch : "none",
+             seq->dispatches ? seq->last_dispatch : "none");
     return out;
 }
 
@@ -400,7 +405,7 @@ vkllm_status vkr_sequence_submit(vkr_sequence *seq)
     if (!seq->recorded) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkr_sequence_submit: nothing recorded");
     if (seq->in_flight) VKLLM_TRY(vkr_sequence_wait(seq));
     VKR_CHECK(vkResetFences(seq->dev->device, 1, &seq->fence));
-    char what[160];
+    char what[256];
     describe(seq, what, sizeof what);
     pthread_mutex_lock(&seq->dev->lock);
     seq->submitted_at = vkllm_log_clock();
@@ -428,7 +433,7 @@ static void collect_profile(vkr_sequence *seq)
 vkllm_status vkr_sequence_wait(vkr_sequence *seq)
 {
     if (!seq->in_flight) return VKLLM_OK;
-    char what[160];
+    char what[256];
     VKLLM_TRY(vkr_fence_wait(seq->dev, seq->fence, seq->submitted_at, describe(seq, what, sizeof what)));
     seq->in_flight = false;
     if (seq->dev->profiling) {

@@ -1,6 +1,7 @@
 /* Instance creation through volk, capability discovery, device choice and logical device creation. */
 #include "device_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,12 @@ static bool env_flag(const char *name)
 /* A byte count with an optional binary suffix K, M or G ("64M"); false if s is not one. */
 static bool parse_bytes(const char *s, uint64_t *out)
 {
+    /* Digits first: strtoull alone takes "-1" as the largest value and skips leading spaces. */
+    if (*s < '0' || *s > '9') return false;
     char *end = NULL;
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s) return false;
+    if (end == s || errno == ERANGE) return false;
     int shift = 0;
     if (*end == 'K' || *end == 'k') shift = 10, end++;
     else if (*end == 'M' || *end == 'm') shift = 20, end++;
@@ -101,6 +105,9 @@ static bool parse_bytes(const char *s, uint64_t *out)
 /* The smallest VKLLM_MAX_ALLOCATION accepted: the staging buffer and every small buffer must still fit. */
 #define MIN_ALLOCATION_OVERRIDE (64u << 10)
 
+/* Every device's errors, also those reported while its device and instance are destroyed (leaked objects). */
+static atomic_uint process_validation_errors;
+
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
                                                        VkDebugUtilsMessageTypeFlagsEXT types,
                                                        const VkDebugUtilsMessengerCallbackDataEXT *data,
@@ -109,6 +116,7 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(VkDebugUtilsMessageSeveri
     if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
         atomic_uint *errors = user;
         atomic_fetch_add(errors, 1);
+        atomic_fetch_add(&process_validation_errors, 1);
         fprintf(stderr, "vkllm: validation error: %s\n", data->pMessage);
     } else if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
         fprintf(stderr, "vkllm: validation warning: %s\n", data->pMessage);
@@ -800,8 +808,8 @@ vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
         st = vkllm_fail(VKLLM_ERROR_NO_DEVICE, "no Vulkan 1.2 device with a compute queue "
                         "(on a machine without a GPU, install mesa-vulkan-drivers for lavapipe)");
     else if (chosen < 0)
-        st = vkllm_fail(VKLLM_ERROR_NO_DEVICE, "%s='%s' matches none of the %u Vulkan devices (see 'vkllm devices')",
-                        options->device && *options->device ? "the device asked for" : "VKLLM_DEVICE", want, count);
+        st = vkllm_fail(VKLLM_ERROR_NO_DEVICE, "%s'%s' matches none of the %u Vulkan devices (see 'vkllm devices')",
+                        options->device && *options->device ? "device " : "VKLLM_DEVICE=", want, count);
     if (st == VKLLM_OK) {
         dev->physical = pds[chosen];
         dev->caps = caps[chosen];
@@ -839,6 +847,15 @@ bool vkr_uniform_texel_format(const vkr_device *dev, VkFormat format) { return u
 uint32_t vkr_device_validation_errors(const vkr_device *dev)
 {
     return atomic_load((atomic_uint *)&dev->validation_errors);
+}
+
+uint32_t vkr_validation_errors_total(void) { return atomic_load(&process_validation_errors); }
+
+void vkr_device_inject_fault(vkr_device *dev, vkr_fault_kind kind, uint64_t n) { vkr_faults_arm(&dev->faults, kind, n); }
+
+uint64_t vkr_device_fault_calls(const vkr_device *dev, vkr_fault_kind kind)
+{
+    return atomic_load((_Atomic uint64_t *)&dev->faults.calls[kind]);
 }
 
 bool vkr_device_profiling(const vkr_device *dev) { return dev->profiling; }

@@ -10,6 +10,7 @@
 #include <volk.h>
 
 #include "error.h"
+#include "fault.h"
 
 typedef enum vkr_vendor {
     VKR_VENDOR_UNKNOWN = 0,
@@ -134,7 +135,8 @@ vkllm_status vkr_list_devices(const vkr_device_options *options, vkr_caps **caps
  * VKLLM_DISABLE_INT_DOT, VKLLM_DISABLE_TEXEL (texel_rgba32), VKLLM_DISABLE_COOPMAT force the fallbacks as if
  * the device lacked the feature; VKLLM_COOPMAT=khr|nv|emulate picks that cooperative-matrix kind (failing if the
  * device lacks it); VKLLM_PROFILE=1 collects GPU timestamps per dispatch; VKLLM_FENCE_TIMEOUT_MS bounds every fence wait;
- * VKLLM_MAX_ALLOCATION (bytes, K/M/G suffixes) lowers maxMemoryAllocationSize. */
+ * VKLLM_MAX_ALLOCATION (bytes, K/M/G suffixes) lowers maxMemoryAllocationSize; VKLLM_FAIL_INJECT makes chosen
+ * allocations, submissions or fence waits fail (fault.h). */
 vkllm_status vkr_device_create(vkr_device **out);
 /* The same with options (NULL: the defaults, i.e. vkr_device_create). */
 vkllm_status vkr_device_create_with(const vkr_device_options *options, vkr_device **out);
@@ -146,6 +148,14 @@ const vkr_caps *vkr_device_caps(const vkr_device *dev);
 bool vkr_uniform_texel_format(const vkr_device *dev, VkFormat format);
 /* Validation-layer errors reported since creation (0 without VKLLM_VALIDATION). */
 uint32_t vkr_device_validation_errors(const vkr_device *dev);
+/* Validation-layer errors of every device of the process so far, including those reported while a device is
+ * destroyed: the object tracker names each Vulkan object still alive at vkDestroyDevice / vkDestroyInstance, so
+ * a count unchanged across a create-fail-destroy cycle shows that the failure path leaked nothing. */
+uint32_t vkr_validation_errors_total(void);
+/* The n-th call of this kind from now fails as VKLLM_FAIL_INJECT describes (fault.h); 0 disarms. */
+void vkr_device_inject_fault(vkr_device *dev, vkr_fault_kind kind, uint64_t n);
+/* Calls of this kind (memory allocations, queue submissions, fence waits) made since the device's creation. */
+uint64_t vkr_device_fault_calls(const vkr_device *dev, vkr_fault_kind kind);
 bool vkr_device_profiling(const vkr_device *dev);
 /* Prints op, count and total GPU time per label collected under VKLLM_PROFILE=1; clears the table. */
 void vkr_device_print_profile(vkr_device *dev, FILE *out);

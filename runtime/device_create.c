@@ -16,7 +16,8 @@ vkllm_status vkr_device_create_with(const vkr_device_options *options, vkr_devic
     if (!dev) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "allocating the device");
     pthread_mutex_init(&dev->lock, NULL);
     atomic_init(&dev->validation_errors, 0);
-    vkllm_status st = vkr_device_open(dev, options);
+    vkllm_status st = vkr_faults_parse(getenv("VKLLM_FAIL_INJECT"), &dev->faults);
+    if (st == VKLLM_OK) st = vkr_device_open(dev, options);
     if (st == VKLLM_OK) st = vkr_queue_init(dev);
     if (st == VKLLM_OK) st = vkr_memory_init(dev);
     if (st == VKLLM_OK) st = vkr_shader_checks_init(dev);

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 
 #include "device.h"
+#include "fault.h"
 #include "memory.h"
 
 typedef struct vkr_pipeline vkr_pipeline;
@@ -49,6 +50,7 @@ struct vkr_device {
     double pipeline_build_seconds;
     vkr_caps caps;
     atomic_uint validation_errors;
+    vkr_faults faults;            /* VKLLM_FAIL_INJECT (fault.h), read at creation */
     bool profiling;
 
     vkr_pipeline **pipelines;     /* every pipeline created so far (cached by shader + spec constants) */

@@ -154,7 +154,8 @@ static vkllm_status block_create(vkr_device *dev, vkr_memory_kind kind, VkDevice
             .allocationSize = req.size,
             .memoryTypeIndex = dev->memory_type[kind],
         };
-        r = vkAllocateMemory(dev->device, &alloc, NULL, &b->memory);
+        r = vkr_fault_fires(&dev->faults, VKR_FAULT_ALLOC) ? VK_ERROR_OUT_OF_DEVICE_MEMORY
+                                                            : vkAllocateMemory(dev->device, &alloc, NULL, &b->memory);
     }
     if (r == VK_SUCCESS) r = vkBindBufferMemory(dev->device, b->buffer, b->memory, 0);
     if (r == VK_SUCCESS && kind == VKR_MEMORY_HOST) r = vkMapMemory(dev->device, b->memory, 0, VK_WHOLE_SIZE, 0, (void **)&b->mapped);

@@ -2,6 +2,7 @@
  * for ever: past the timeout it fails with a message naming the work it waited for and how long ago that
  * work was submitted, so a hung GPU (or a shader that never ends) becomes an error the caller sees, not a
  * process that prints nothing. */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "device_internal.h"
@@ -20,8 +21,10 @@ vkllm_status vkr_queue_init(vkr_device *dev)
     const char *v = getenv("VKLLM_FENCE_TIMEOUT_MS");
     if (v && *v) {
         char *end = NULL;
-        unsigned long long parsed = strtoull(v, &end, 10);
-        if (*end != '\0' || parsed == 0 || parsed > UINT64_MAX / 1000000)
+        errno = 0;
+        /* Digits only: strtoull alone takes "-1" as the largest value. */
+        unsigned long long parsed = *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+        if (!end || *end != '\0' || errno == ERANGE || parsed == 0 || parsed > UINT64_MAX / 1000000)
             return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
                               "VKLLM_FENCE_TIMEOUT_MS='%s' is not a positive number of milliseconds", v);
         ms = parsed;
@@ -41,7 +44,8 @@ uint64_t vkr_submit_count(const vkr_device *dev) { return atomic_load(&((vkr_dev
 vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fence, const char *what)
 {
     VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cmd};
-    VkResult r = vkQueueSubmit(dev->queue, 1, &submit, fence);
+    VkResult r = vkr_fault_fires(&dev->faults, VKR_FAULT_SUBMIT) ? VK_ERROR_DEVICE_LOST
+                                                                 : vkQueueSubmit(dev->queue, 1, &submit, fence);
     if (r == VK_ERROR_DEVICE_LOST)
         return vkllm_fail(VKLLM_ERROR_VULKAN, "submitting %s: the device '%s' was lost (VK_ERROR_DEVICE_LOST): an "
                           "earlier submission hung or faulted the GPU", what, dev->caps.name);
@@ -56,7 +60,9 @@ vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fenc
 vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what)
 {
     double begin = vkllm_log_clock();
-    VkResult r = vkWaitForFences(dev->device, 1, &fence, VK_TRUE, dev->fence_timeout_ns);
+    VkResult r = vkr_fault_fires(&dev->faults, VKR_FAULT_TIMEOUT)
+                     ? VK_TIMEOUT
+                     : vkWaitForFences(dev->device, 1, &fence, VK_TRUE, dev->fence_timeout_ns);
     double end = vkllm_log_clock();
     if (r == VK_SUCCESS) {
         vkllm_log(VKLLM_LOG_DEBUG, "done %s: waited %.3f ms, %.3f ms after its submit", what, 1e3 * (end - begin),

@@ -22,21 +22,46 @@ typedef struct options {
     vkllm_kv_type kv;
 } options;
 
+/* A decimal count in [lo, hi]: strtoul alone would take "-1" as 4294967295, "0x10" as 0 and "4.7" as 4. */
+static int count(const char *flag, const char *text, unsigned long lo, unsigned long hi, uint32_t *out)
+{
+    char *end = NULL;
+    unsigned long v = 0;
+    int ok = text && *text >= '0' && *text <= '9' && strlen(text) <= 10;
+    if (ok) v = strtoul(text, &end, 10);
+    if (!ok || *end || v < lo || v > hi) {
+        fprintf(stderr, "sample-logits: %s needs an integer in [%lu, %lu], got '%s'\n", flag, lo, hi, text ? text : "");
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
 static int parse(int argc, char **argv, options *o)
 {
     *o = (options){.n_prompt = 64, .n_gen = 16, .seed = 42, .kv = VKLLM_KV_F16};
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "-n") && v) o->n_prompt = (uint32_t)strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "-m") && v) o->n_gen = (uint32_t)strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "--seed") && v) o->seed = (uint32_t)strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "-o") && v) o->out = v, i++;
-        else if (!strcmp(argv[i], "--kv") && v && (!strcmp(v, "f16") || !strcmp(v, "f32")))
+        if (!strcmp(argv[i], "-n") && v) {
+            if (count("-n", v, 1, 1u << 16, &o->n_prompt)) return -1;
+            i++;
+        } else if (!strcmp(argv[i], "-m") && v) {
+            if (count("-m", v, 1, 1u << 16, &o->n_gen)) return -1;
+            i++;
+        } else if (!strcmp(argv[i], "--seed") && v) {
+            if (count("--seed", v, 0, UINT32_MAX, &o->seed)) return -1;
+            i++;
+        } else if (!strcmp(argv[i], "-o") && v) {
+            o->out = v, i++;
+        } else if (!strcmp(argv[i], "--kv") && v && (!strcmp(v, "f16") || !strcmp(v, "f32"))) {
             o->kv = !strcmp(v, "f32") ? VKLLM_KV_F32 : VKLLM_KV_F16, i++;
-        else if (argv[i][0] != '-' && !o->model) o->model = argv[i];
-        else return -1;
+        } else if (argv[i][0] != '-' && !o->model) {
+            o->model = argv[i];
+        } else {
+            return -1;
+        }
     }
-    return o->model && o->n_prompt >= 1 && o->n_gen >= 1 ? 0 : -1;
+    return o->model ? 0 : -1;
 }
 
 /* bench.mjs's deterministic prompt. */
@@ -125,7 +150,11 @@ static int write_json(FILE *f, const options *o, const char *device, const vkllm
     fprintf(f, ", ");
     write_ids(f, "generated", generated, o->n_gen);
     fprintf(f, ", \"logprobs\": [");
-    for (uint32_t i = 0; i < n_vocab; i++) fprintf(f, "%s%.9g", i ? ", " : "", logprobs[i]);
+    /* JSON has no NaN or infinity: such a value is written as null (and main reports it). */
+    for (uint32_t i = 0; i < n_vocab; i++) {
+        if (isfinite(logprobs[i])) fprintf(f, "%s%.9g", i ? ", " : "", logprobs[i]);
+        else fprintf(f, "%snull", i ? ", " : "");
+    }
     fprintf(f, "]}\n");
     return ferror(f) ? -1 : 0;
 }
@@ -151,6 +180,11 @@ int main(int argc, char **argv)
         p.kv_type = o.kv;
         st = vkllm_context_create(model, &p, &ctx);
     }
+    if (st == VKLLM_OK && info.n_vocab < 4) {
+        /* The prompt draws ids from [3, n_vocab). */
+        fprintf(stderr, "sample-logits: the vocabulary has %u tokens; bench.mjs's prompt needs at least 4\n", info.n_vocab);
+        st = VKLLM_ERROR_UNSUPPORTED;
+    }
     if (st == VKLLM_OK) {
         prompt = malloc(o.n_prompt * sizeof *prompt);
         generated = malloc(o.n_gen * sizeof *generated);
@@ -172,6 +206,13 @@ int main(int argc, char **argv)
             rc = 1;
         }
         if (f && f != stdout && fclose(f) != 0) rc = 1;
+        uint32_t non_finite = 0;
+        for (uint32_t i = 0; i < info.n_vocab; i++) non_finite += !isfinite(logprobs[i]);
+        if (non_finite) {
+            fprintf(stderr, "sample-logits: the model produced NaN or infinite logits: %u of the %u log-probabilities "
+                    "are not finite (written as null)\n", non_finite, info.n_vocab);
+            rc = 1;
+        }
     }
     free(prompt), free(generated), free(logprobs);
     vkllm_context_free(ctx);

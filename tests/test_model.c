@@ -355,10 +355,13 @@ static void test_context_limits(void **state)
     pos = 0;
     tok = 100000;
     assert_int_equal(vkllm_decode(c, &b), VKLLM_ERROR_INVALID_ARGUMENT);
-    /* Generation stops at the end of the context instead of failing. */
+    /* Generation that fills the context streams what fits, then says the context is full (stats filled). */
     vkllm_generate_stats stats;
-    th_check_status(vkllm_generate(c, "Once", 0, 100, NULL, NULL, NULL, &stats), "generate to the end");
-    assert_true(stats.n_prompt + stats.n_generated <= 17);
+    assert_int_equal(vkllm_generate(c, "Once", 0, 100, NULL, NULL, NULL, &stats), VKLLM_ERROR_CONTEXT_FULL);
+    assert_non_null(strstr(vkllm_last_error(), "the context of 16 positions is full"));
+    assert_int_equal(stats.n_prompt + stats.n_generated, 17);
+    /* The context stays usable: a generation that fits succeeds. */
+    th_check_status(vkllm_generate(c, "Once", 0, 4, NULL, NULL, NULL, &stats), "generate after a full context");
     vkllm_context_free(c);
     /* A layer's KV cache is bound whole by attention: one that passes maxStorageBufferRange fails at creation. */
     uint64_t range = vkr_device_caps(m->dev)->max_storage_buffer_range;

@@ -379,7 +379,7 @@ static void test_fence_timeout_names_the_work(void **state)
     }
     printf("  %s\n", message);
     assert_int_equal(st, VKLLM_ERROR_VULKAN);
-    assert_non_null(strstr(message, "sequence 'spin test' (32 dispatches from 'spin')"));
+    assert_non_null(strstr(message, "sequence 'spin test' (32 dispatches from 'spin' to 'spin')"));
     assert_non_null(strstr(message, "has not finished"));
     assert_non_null(strstr(message, "may be hung"));
     assert_non_null(strstr(message, "VKLLM_FENCE_TIMEOUT_MS"));

@@ -11,16 +11,9 @@
 
 #include "tools/bench_prompt.h"
 #include "cli.h"
+#include "options.h"
 #include "model/model.h"
 #include "vkllm.h"
-
-typedef struct bench_args {
-    const char *model;
-    uint32_t n_prompt, n_gen, reps;
-    int json;
-    int profile; /* per-op GPU time tables of the pp and tg runs (VKLLM_PROFILE=1) */
-    int no_ttft; /* skip the two time-to-first-token loads (reported as 0) */
-} bench_args;
 
 static double now_ms(void)
 {
@@ -76,12 +69,12 @@ static vkllm_status run_tg(vkllm_context *ctx, const int32_t *tokens, uint32_t n
 }
 
 /* Load, context, one short prompt, first token: what a user waits for at start-up. */
-static vkllm_status time_to_first_token(const char *model_path, double *ms)
+static vkllm_status time_to_first_token(const char *model_path, const vkllm_model_params *mp, double *ms)
 {
     double t = now_ms();
     vkllm_model *m = NULL;
     vkllm_context *c = NULL;
-    vkllm_status st = vkllm_model_load(model_path, &m);
+    vkllm_status st = vkllm_model_load_params(model_path, mp, &m);
     if (st == VKLLM_OK) st = vkllm_context_create(m, NULL, &c);
     vkllm_sampling greedy = vkllm_sampling_default();
     greedy.temperature = 0;
@@ -99,7 +92,8 @@ static void progress(const char *what, double started_ms)
     fprintf(stderr, "vkllm bench: %s (%.1f s)\n", what, (now_ms() - started_ms) / 1e3);
 }
 
-static vkllm_status measure_ttft(const char *model_path, double *cold, double *warm, double started_ms)
+static vkllm_status measure_ttft(const char *model_path, const vkllm_model_params *mp, double *cold, double *warm,
+                                 double started_ms)
 {
     /* A fresh cache folder: both vkllm's pipeline cache and the driver's shader cache start empty. */
     char dir[] = "/tmp/vkllm-bench-cache-XXXXXX";
@@ -107,9 +101,9 @@ static vkllm_status measure_ttft(const char *model_path, double *cold, double *w
     char *old = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
     setenv("XDG_CACHE_HOME", dir, 1);
     progress("time to first token, cold: load, context and one token with empty caches", started_ms);
-    vkllm_status st = time_to_first_token(model_path, cold);
+    vkllm_status st = time_to_first_token(model_path, mp, cold);
     if (st == VKLLM_OK) progress("time to first token, with the pipeline cache now warm", started_ms);
-    if (st == VKLLM_OK) st = time_to_first_token(model_path, warm);
+    if (st == VKLLM_OK) st = time_to_first_token(model_path, mp, warm);
     if (old) setenv("XDG_CACHE_HOME", old, 1);
     else unsetenv("XDG_CACHE_HOME");
     free(old);
@@ -131,52 +125,40 @@ static void print_profile(vkllm_model *m, const char *title)
     if (!title) fclose(out);
 }
 
-static int parse(int argc, char **argv, bench_args *a)
+static void usage(FILE *out)
 {
-    *a = (bench_args){.n_prompt = 512, .n_gen = 128, .reps = 5};
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "--json")) a->json = 1;
-        else if (!strcmp(argv[i], "--profile")) a->profile = 1;
-        else if (!strcmp(argv[i], "--no-ttft")) a->no_ttft = 1;
-        else if (!strcmp(argv[i], "-m") && v) a->model = v, i++;
-        else if (!strcmp(argv[i], "-p") && v) a->n_prompt = (uint32_t)atoi(v), i++;
-        else if (!strcmp(argv[i], "-n") && v) a->n_gen = (uint32_t)atoi(v), i++;
-        else if (!strcmp(argv[i], "-r") && v) a->reps = (uint32_t)atoi(v), i++;
-        else {
-            fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile] "
-                            "[--no-ttft]\n");
-            return -1;
-        }
-    }
-    if (!a->model || a->reps == 0) {
-        fprintf(stderr, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile] [--no-ttft]\n");
-        return -1;
-    }
-    return 0;
+    fprintf(out, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile] [--no-ttft]\n"
+                 "                   [--device INDEX|NAME]\n"
+                 "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n", CLI_BENCH_MAX_TOKENS,
+            CLI_BENCH_MAX_REPS);
 }
 
 int cli_bench(int argc, char **argv)
 {
-    bench_args a;
-    if (parse(argc, argv, &a) != 0) return 2;
+    cli_bench_options a;
+    char err[256];
+    cli_parse_result parsed = cli_parse_bench_options(argc, argv, &a, err, sizeof err);
+    if (parsed != CLI_PARSE_OK) return cli_parse_exit("bench", parsed, err, usage);
     double ttft_cold = 0, ttft_warm = 0, started = now_ms();
     /* --no-ttft: one load instead of three (a large model on a slow disk, or a benchmark in rounds). */
-    vkllm_status st = a.no_ttft ? VKLLM_OK : measure_ttft(a.model, &ttft_cold, &ttft_warm, started);
+    vkllm_model_params mp = vkllm_model_default_params();
+    mp.device = a.device;
+    vkllm_status st = a.no_ttft ? VKLLM_OK : measure_ttft(a.model, &mp, &ttft_cold, &ttft_warm, started);
     vkllm_model *m = NULL;
     vkllm_context *c = NULL;
     if (a.profile) setenv("VKLLM_PROFILE", "1", 1); /* read when the device is created */
     if (st == VKLLM_OK) progress("loading the model for the measured runs", started);
-    if (st == VKLLM_OK) st = vkllm_model_load(a.model, &m);
+    if (st == VKLLM_OK) st = vkllm_model_load_params(a.model, &mp, &m);
     vkllm_model_info info = {0};
     if (st == VKLLM_OK) vkllm_model_get_info(m, &info);
     vkllm_context_params p = vkllm_context_default_params();
-    p.n_ctx = (a.n_prompt > a.n_gen ? a.n_prompt : a.n_gen) + 1;
+    /* The parser bounds -p and -n by CLI_BENCH_MAX_TOKENS, so the longer run plus one stays far inside 32 bits. */
+    uint32_t n_tok = (a.n_prompt > a.n_gen ? a.n_prompt : a.n_gen) + 1;
+    p.n_ctx = n_tok;
     p.n_batch = a.n_prompt ? a.n_prompt : 1;
     if (st == VKLLM_OK) st = vkllm_context_create(m, &p, &c);
-    uint32_t n_tok = (a.n_prompt > a.n_gen ? a.n_prompt : a.n_gen) + 1;
-    int32_t *tokens = malloc(n_tok * 4), *pos = malloc(n_tok * 4), *seq = malloc(n_tok * 4);
-    int8_t *want = malloc(n_tok);
+    int32_t *tokens = calloc(n_tok, sizeof *tokens), *pos = calloc(n_tok, sizeof *pos), *seq = calloc(n_tok, sizeof *seq);
+    int8_t *want = calloc(n_tok, sizeof *want);
     double *pp = calloc(a.reps, sizeof *pp), *tg = calloc(a.reps, sizeof *tg);
     if (st == VKLLM_OK && (!tokens || !pos || !seq || !want || !pp || !tg)) st = VKLLM_ERROR_OUT_OF_HOST_MEMORY;
     if (st == VKLLM_OK) bench_prompt_tokens(info.n_vocab, tokens, n_tok);

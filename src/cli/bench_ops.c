@@ -16,26 +16,20 @@
 #include <time.h>
 
 #include "cli.h"
+#include "options.h"
 #include "ops/matmul/matmul.h"
 #include "quant/quant.h"
 #include "runtime/commands.h"
 
-#define MAX_SHAPES 8
-#define MAX_NS 8
-#define MAX_SWEEPS 8
-#define MAX_SWEEP_VALUES 16
+#define MAX_SHAPES CLI_BENCH_OPS_MAX_SHAPES
+#define MAX_NS CLI_BENCH_OPS_MAX_NS
+#define MAX_SWEEPS CLI_BENCH_OPS_MAX_SWEEPS
 #define MAX_COPIES 64
 #define SAMPLE_ROWS 16 /* distinct rows quantized; the matrix repeats them (timing does not need more) */
 
-typedef struct shape {
-    uint32_t rows, cols;
-} shape;
-
-typedef struct sweep {
-    char field[64];
-    uint32_t values[MAX_SWEEP_VALUES];
-    uint32_t n;
-} sweep;
+/* Shapes and sweeps as the option parser (options.h) reads them. */
+typedef cli_shape shape;
+typedef cli_sweep sweep;
 
 typedef struct bench_options {
     shape mv[MAX_SHAPES]; /* mat-vec shapes, rows x cols */
@@ -454,56 +448,6 @@ static void print_tuning(const bench_options *opt, const op_tuning *t)
 
 /* ---- options ---- */
 
-static bool parse_shapes(const char *text, shape *out, uint32_t *count)
-{
-    if (strcmp(text, "small") == 0) text = "4096x768,32000x768";
-    else if (strcmp(text, "large") == 0) text = "4096x4096,32000x4096,14336x4096,4096x14336";
-    *count = 0;
-    while (*text) {
-        unsigned rows, cols;
-        int used = 0;
-        if (*count == MAX_SHAPES || sscanf(text, "%ux%u%n", &rows, &cols, &used) != 2 || rows == 0 || cols == 0)
-            return false;
-        out[*count] = (shape){rows, cols};
-        (*count)++;
-        text += used;
-        if (*text == ',') text++;
-        else if (*text) return false;
-    }
-    return *count > 0;
-}
-
-/* "1,2,4,8" into at most max values in [lo, hi]. */
-static bool parse_list(const char *text, uint32_t *out, uint32_t *count, uint32_t max, uint32_t lo, uint32_t hi)
-{
-    *count = 0;
-    while (*text) {
-        char *end;
-        if (*text < '0' || *text > '9' || *count == max) return false;
-        unsigned long long v = strtoull(text, &end, 0);
-        if (end == text || v < lo || v > hi) return false;
-        out[(*count)++] = (uint32_t)v;
-        text = end;
-        if (*text == ',') text++;
-        else if (*text) return false;
-    }
-    return *count > 0;
-}
-
-static bool parse_sweep(const char *text, sweep *sw)
-{
-    const char *eq = strchr(text, '=');
-    if (!eq || eq == text || (size_t)(eq - text) >= sizeof sw->field) return false;
-    memcpy(sw->field, text, (size_t)(eq - text));
-    sw->field[eq - text] = 0;
-    if (strcasecmp(eq + 1, "max") == 0) {
-        sw->values[0] = UINT32_MAX;
-        sw->n = 1;
-        return true;
-    }
-    return parse_list(eq + 1, sw->values, &sw->n, MAX_SWEEP_VALUES, 0, UINT32_MAX);
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -531,68 +475,21 @@ static void usage(FILE *out)
             default_types);
 }
 
-typedef struct raw_options {
-    const char *shapes, *mm_shapes, *ns, *batches;
-    long rotate_mb, runs, min_ms;
-    bool quick, fields;
-} raw_options;
-
-static int fail_usage(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "vkllm bench-ops: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (vkllm bench-ops --help)\n");
-    return 2;
-}
-
 int cli_bench_ops(int argc, char **argv)
 {
-    bench_options opt = {0};
-    raw_options raw = {.rotate_mb = -1, .runs = -1, .min_ms = -1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-        bool takes = value != NULL;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--shapes") == 0 && takes) raw.shapes = argv[++i];
-        else if (strcmp(a, "--mm-shapes") == 0 && takes) raw.mm_shapes = argv[++i];
-        else if (strcmp(a, "--types") == 0 && takes) opt.types = argv[++i];
-        else if (strcmp(a, "--ns") == 0 && takes) raw.ns = argv[++i];
-        else if ((strcmp(a, "--batches") == 0 || strcmp(a, "--batch") == 0) && takes) raw.batches = argv[++i];
-        else if (strcmp(a, "--rotate-mb") == 0 && takes) raw.rotate_mb = atol(argv[++i]);
-        else if (strcmp(a, "--runs") == 0 && takes) raw.runs = atol(argv[++i]);
-        else if (strcmp(a, "--min-ms") == 0 && takes) raw.min_ms = atol(argv[++i]);
-        else if (strcmp(a, "--set") == 0 && takes) opt.set = argv[++i];
-        else if (strcmp(a, "--sweep") == 0 && takes) {
-            if (opt.n_sweeps == MAX_SWEEPS) return fail_usage("more than 8 --sweep options at %s", value);
-            if (!parse_sweep(argv[++i], &opt.sweeps[opt.n_sweeps++]))
-                return fail_usage("bad --sweep '%s' (want field=v1,v2,... with at most 16 values)", value);
-        } else if (strcmp(a, "--quick") == 0) raw.quick = true;
-        else if (strcmp(a, "--json") == 0) opt.json = true;
-        else if (strcmp(a, "--fields") == 0) raw.fields = true;
-        else if (strcmp(a, "--cpu-time") == 0) bench_clock = CLOCK_PROCESS_CPUTIME_ID;
-        else {
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (config_count(&opt) > 4096) return fail_usage("%s: more than 4096 configurations", "--sweep");
-    /* "none" leaves out the mat-vecs (--shapes none) or the mat-muls (--mm-shapes none, --batches none). */
-    bool no_mv = raw.shapes && strcmp(raw.shapes, "none") == 0;
-    bool no_mm = (raw.mm_shapes && strcmp(raw.mm_shapes, "none") == 0) ||
-                 (raw.batches && strcmp(raw.batches, "none") == 0);
-    if (raw.ns && !parse_list(raw.ns, opt.ns, &opt.n_ns, MAX_NS, 1, OPS_MATVEC_MAX_N))
-        return fail_usage("bad --ns '%s' (want up to 8 values in 1..8)", raw.ns);
-    if (raw.batches && !no_mm &&
-        !parse_list(raw.batches, opt.batches, &opt.n_batches, MAX_NS, OPS_MATVEC_MAX_N + 1, 1u << 16))
-        return fail_usage("bad --batches '%s' (want up to 8 values above 8, or none)", raw.batches);
-    if (raw.shapes && !no_mv && !parse_shapes(raw.shapes, opt.mv, &opt.n_mv))
-        return fail_usage("bad --shapes '%s' (want small, large, RxC,RxC... or none)", raw.shapes);
-    if (raw.mm_shapes && !no_mm && !parse_shapes(raw.mm_shapes, opt.mm, &opt.n_mm))
-        return fail_usage("bad --mm-shapes '%s' (want RxC,RxC... or none)", raw.mm_shapes);
-    if (raw.runs == 0 || raw.runs > 64 || raw.min_ms == 0 || raw.rotate_mb < -1)
-        return fail_usage("%s: --runs must be 1..64, --min-ms positive, --rotate-mb >= 0", "options");
+    cli_bench_ops_options po;
+    char err[512];
+    cli_parse_result parsed = cli_parse_bench_ops_options(argc, argv, &po, err, sizeof err);
+    if (parsed != CLI_PARSE_OK) return cli_parse_exit("bench-ops", parsed, err, usage);
+    bench_options opt = {.n_mv = po.n_mv, .n_mm = po.n_mm, .n_ns = po.n_ns, .n_batches = po.n_batches,
+                         .types = po.types, .set = po.set, .n_sweeps = po.n_sweeps, .json = po.json};
+    memcpy(opt.mv, po.mv, sizeof opt.mv);
+    memcpy(opt.mm, po.mm, sizeof opt.mm);
+    memcpy(opt.ns, po.ns, sizeof opt.ns);
+    memcpy(opt.batches, po.batches, sizeof opt.batches);
+    memcpy(opt.sweeps, po.sweeps, sizeof opt.sweeps);
+    if (po.cpu_time) bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+    bool no_mv = po.no_mv, no_mm = po.no_mm;
 
     vkr_device *dev = NULL;
     ops_context *ops = NULL;
@@ -619,7 +516,7 @@ int cli_bench_ops(int argc, char **argv)
         vkr_device_destroy(dev);
         return 2;
     }
-    if (raw.fields) {
+    if (po.fields) {
         for (size_t i = 0; tuning_field_name(i); i++) {
             uint32_t v = 0;
             tuning_get(&base, tuning_field_name(i), &v);
@@ -631,16 +528,16 @@ int cli_bench_ops(int argc, char **argv)
     }
 
     /* Defaults: big shapes and weights rotated beyond the cache on GPUs, a run of about a minute on CPUs. */
-    bool small = raw.quick || ops->caps->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
-    if (!opt.n_mv && !no_mv) parse_shapes(small ? "4096x768" : "large", opt.mv, &opt.n_mv);
-    if (!opt.n_mm && !no_mm) parse_shapes(small ? "4096x768" : "4096x4096,11008x4096", opt.mm, &opt.n_mm);
-    if (!opt.n_ns) parse_list("1,2,4,8", opt.ns, &opt.n_ns, MAX_NS, 1, 8);
+    bool small = po.quick || ops->caps->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    if (!opt.n_mv && !no_mv) cli_parse_shapes(small ? "4096x768" : "large", opt.mv, &opt.n_mv);
+    if (!opt.n_mm && !no_mm) cli_parse_shapes(small ? "4096x768" : "4096x4096,11008x4096", opt.mm, &opt.n_mm);
+    if (!opt.n_ns) cli_parse_list("1,2,4,8", opt.ns, &opt.n_ns, MAX_NS, 1, 8);
     if (!opt.n_batches && !no_mm)
-        parse_list(small ? "128" : "128,512", opt.batches, &opt.n_batches, MAX_NS, 9, 1u << 16);
+        cli_parse_list(small ? "128" : "128,512", opt.batches, &opt.n_batches, MAX_NS, 9, 1u << 16);
     if (no_mm) opt.n_mm = 0;
-    opt.rotate_bytes = (uint64_t)(raw.rotate_mb >= 0 ? raw.rotate_mb : small ? 0 : 256) << 20;
-    opt.runs = (uint32_t)(raw.runs > 0 ? raw.runs : small ? 3 : 5);
-    opt.min_seconds = (raw.min_ms > 0 ? (double)raw.min_ms : small ? 30 : 50) * 1e-3;
+    opt.rotate_bytes = (uint64_t)(po.rotate_mb >= 0 ? po.rotate_mb : small ? 0 : 256) << 20;
+    opt.runs = (uint32_t)(po.runs > 0 ? po.runs : small ? 3 : 5);
+    opt.min_seconds = (po.min_ms > 0 ? (double)po.min_ms : small ? 30 : 50) * 1e-3;
 
     uint64_t copy_bytes = 0;
     double copy_gbps = 0;

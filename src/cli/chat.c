@@ -7,15 +7,18 @@
 #include "cli.h"
 #include "options.h"
 
-static const char usage[] =
+static const char usage_text[] =
     "usage: vkllm chat [-m MODEL] [--template llama2|llama3|chatml|zephyr] [--system TEXT] [-n N]\n"
     "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--kv f16|f32]\n"
+    "                  [--device INDEX|NAME]\n"
     "  Type a message and press enter; an empty line or end of input ends the chat.\n";
 
 typedef struct reply {
     char *text;
     size_t len, cap;
 } reply;
+
+static void usage(FILE *out) { fputs(usage_text, out); }
 
 static int collect(const char *piece, size_t len, void *user)
 {
@@ -75,14 +78,20 @@ static int turn(vkllm_model *model, vkllm_context *ctx, const cli_options *o, co
     }
     fprintf(stderr, "[%u prompt tokens, %u generated, %.1f tokens/s]\n", stats.n_prompt, stats.n_generated,
             stats.generate_ms > 0 ? 1e3 * stats.n_decode / stats.generate_ms : 0.0);
-    return add(c, "assistant", r.text ? r.text : strdup(""));
+    char *content = r.text ? r.text : strdup("");
+    if (!content || add(c, "assistant", content) != 0) {
+        free(content);
+        return -1;
+    }
+    return 0;
 }
 
 int cli_chat(int argc, char **argv)
 {
     cli_options o;
-    int r = cli_parse_options(argc, argv, &o, usage);
-    if (r) return r < 0 ? 2 : 0;
+    char err[256];
+    cli_parse_result r = cli_parse_run_options(argc, argv, &o, err, sizeof err);
+    if (r != CLI_PARSE_OK) return cli_parse_exit("chat", r, err, usage);
     vkllm_model *model;
     vkllm_context *ctx;
     if (cli_open_model("chat", &o, &model, &ctx) != 0) return 1;
@@ -95,16 +104,24 @@ int cli_chat(int argc, char **argv)
     conversation c = {0};
     if (st == VKLLM_OK && o.system && add(&c, "system", strdup(o.system)) != 0) st = VKLLM_ERROR_OUT_OF_HOST_MEMORY;
     if (st == VKLLM_OK) fprintf(stderr, "chat template: %s\n", vkllm_chat_template_name(model, o.chat_template));
-    char line[8192];
+    /* A whole line however long: a fixed buffer would split a long message into several turns. */
+    char *line = NULL;
+    size_t line_cap = 0;
     while (st == VKLLM_OK) {
         printf("> ");
         fflush(stdout);
-        if (!fgets(line, sizeof line, stdin)) break;
+        if (getline(&line, &line_cap, stdin) < 0) break;
         line[strcspn(line, "\r\n")] = '\0';
         if (!*line) break;
         char *text = strdup(line);
-        if (!text || add(&c, "user", text) != 0 || turn(model, ctx, &o, &c) != 0) st = VKLLM_ERROR_INVALID_ARGUMENT;
+        if (!text || add(&c, "user", text) != 0) {
+            free(text);
+            st = VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+        } else if (turn(model, ctx, &o, &c) != 0) {
+            st = VKLLM_ERROR_INVALID_ARGUMENT; /* turn printed why */
+        }
     }
+    free(line);
     for (size_t i = 0; i < c.n; i++) free(c.owned[i]);
     free(c.messages);
     free(c.owned);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "tools/llama2c.h"
 
 static void convert_usage(FILE *out)
@@ -13,27 +14,11 @@ static void convert_usage(FILE *out)
 
 int cli_convert(int argc, char **argv)
 {
-    const char *model = NULL, *tokenizer = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            convert_usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) {
-            tokenizer = argv[++i];
-        } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
-            out = argv[++i];
-        } else if (argv[i][0] != '-' && !model) {
-            model = argv[i];
-        } else {
-            fprintf(stderr, "vkllm convert: unexpected argument '%s'\n", argv[i]);
-            convert_usage(stderr);
-            return 2;
-        }
-    }
-    if (!model || !tokenizer || !out) {
-        convert_usage(stderr);
-        return 2;
-    }
+    cli_convert_options co;
+    char err[256];
+    cli_parse_result parsed = cli_parse_convert_options(argc, argv, &co, err, sizeof err);
+    if (parsed != CLI_PARSE_OK) return cli_parse_exit("convert", parsed, err, convert_usage);
+    const char *model = co.model, *tokenizer = co.tokenizer, *out = co.out;
     if (llama2c_convert(model, tokenizer, out) != VKLLM_OK) {
         fprintf(stderr, "vkllm convert: %s\n", vkllm_last_error());
         return 1;

@@ -4,10 +4,16 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "options.h"
 #include "vkllm.h"
+
+static void usage(FILE *out) { fputs("usage: vkllm devices\n  lists every Vulkan device vkllm can use\n", out); }
 
 int cli_devices(int argc, char **argv)
 {
+    char err[256];
+    cli_parse_result parsed = cli_parse_devices_options(argc, argv, err, sizeof err);
+    if (parsed != CLI_PARSE_OK) return cli_parse_exit("devices", parsed, err, usage);
     uint32_t count = 0;
     vkllm_status st = vkllm_device_count(&count);
     if (st == VKLLM_OK && count == 0) printf("no Vulkan 1.2 device with a compute queue\n");

@@ -1,22 +1,175 @@
-/* Flags shared by the generating commands (run, chat, bench) and the model search path. */
+/* Command-line options of every vkllm subcommand, parsed in one place without side effects.
+ *
+ * Each cli_parse_*_options function reads a whole command's argv (argv[0] is the command name, as main passes it)
+ * into its options struct.  It opens no file, prints nothing, allocates nothing and keeps no state: on a bad
+ * argument it writes one line naming the option and what it accepts into err (always NUL-terminated when
+ * err_len > 0) and returns CLI_PARSE_ERROR; for -h/--help it returns CLI_PARSE_HELP (the caller prints the
+ * usage).  The out struct's strings point into argv.  Numbers are strict: decimal only (no hex, octal or
+ * leading '+'), integers without a fraction or exponent, reals finite (no nan, inf or hex floats), and every
+ * value within the range the message states.
+ *
+ * cli_parse_command_line is the single entry point for a fuzz target: argv[1] names the command, and the
+ * result is the same as the command's own parser on argv + 1. */
 #ifndef VKLLM_CLI_OPTIONS_H
 #define VKLLM_CLI_OPTIONS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
 #include "vkllm.h"
+
+typedef enum cli_parse_result {
+    CLI_PARSE_ERROR = -1, /* err says what is wrong */
+    CLI_PARSE_OK = 0,
+    CLI_PARSE_HELP = 1,   /* -h or --help */
+} cli_parse_result;
+
+/* ---- one value ---- */
+
+/* A decimal integer in [lo, hi] ("-12", "4096"); not "0x10", "4.7", "1e3", " 5", "+5". */
+cli_parse_result cli_parse_integer(const char *option, const char *text, int64_t lo, int64_t hi, int64_t *out,
+                                   char *err, size_t err_len);
+/* A decimal integer in [0, UINT64_MAX] (seeds). */
+cli_parse_result cli_parse_u64(const char *option, const char *text, uint64_t *out, char *err, size_t err_len);
+/* A finite decimal real in [lo, hi] ("0.8", "1e-3", "2"); not "nan", "inf", "0x1p3". */
+cli_parse_result cli_parse_real(const char *option, const char *text, double lo, double hi, double *out, char *err,
+                                size_t err_len);
+
+/* ---- run and chat ---- */
+
+#define CLI_MAX_N_PREDICT 1000000000
+#define CLI_MAX_CTX (1 << 24)
 
 typedef struct cli_options {
     const char *model;          /* -m; else VKLLM_MODEL; else the default location */
+    const char *device;         /* --device: index or name substring (vkllm_model_params.device); NULL: default */
     const char *prompt;         /* -p */
-    int n_predict;              /* -n; default 128 */
-    uint32_t n_ctx;             /* --ctx; 0: the model's (at most 4096) */
-    vkllm_sampling sampling;    /* --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed */
+    int n_predict;              /* -n, [0, CLI_MAX_N_PREDICT]; default 128 */
+    uint32_t n_ctx;             /* --ctx, [0, CLI_MAX_CTX]; 0: the model's (at most 4096) */
+    vkllm_sampling sampling;    /* --temp [0, 100], --top-k [-1, INT32_MAX], --top-p and --min-p [0, 1],
+                                   --repeat-penalty [0.01, 100], --repeat-last-n [0, CLI_MAX_CTX], --seed (u64) */
     const char *chat_template;  /* --template */
     const char *system;         /* --system */
     int kv_f32;                 /* --kv f32 */
 } cli_options;
 
-/* Parses argv[1..]; prints what is wrong and returns -1 on a bad flag, 1 for --help (usage printed). */
-int cli_parse_options(int argc, char **argv, cli_options *o, const char *usage);
+cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *out, char *err, size_t err_len);
+
+/* ---- bench ---- */
+
+#define CLI_BENCH_MAX_TOKENS (1u << 20)
+#define CLI_BENCH_MAX_REPS 1000u
+
+typedef struct cli_bench_options {
+    const char *model;               /* -m (required) */
+    const char *device;              /* --device, as run's */
+    uint32_t n_prompt, n_gen, reps;  /* -p [0, 2^20] (512), -n [0, 2^20] (128), not both 0; -r [1, 1000] (5) */
+    bool json, profile, no_ttft;     /* --json, --profile, --no-ttft */
+} cli_bench_options;
+
+cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *out, char *err, size_t err_len);
+
+/* ---- synth, quantize, convert, devices ---- */
+
+typedef struct cli_synth_options {
+    const char *preset, *type, *out; /* --preset, --type, -o (required; names checked by the command) */
+    uint64_t seed;                   /* --seed, decimal; default 0 */
+    bool pure;                       /* --pure */
+} cli_synth_options;
+
+cli_parse_result cli_parse_synth_options(int argc, char **argv, cli_synth_options *out, char *err, size_t err_len);
+
+typedef struct cli_quantize_options {
+    const char *in, *out, *type; /* IN.gguf OUT.gguf TYPE */
+    bool pure;                   /* --pure */
+} cli_quantize_options;
+
+cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_options *out, char *err,
+                                            size_t err_len);
+
+typedef struct cli_convert_options {
+    const char *model, *tokenizer, *out; /* MODEL.bin --tokenizer TOKENIZER.bin -o OUT.gguf */
+} cli_convert_options;
+
+cli_parse_result cli_parse_convert_options(int argc, char **argv, cli_convert_options *out, char *err,
+                                           size_t err_len);
+
+/* devices takes no arguments but -h. */
+cli_parse_result cli_parse_devices_options(int argc, char **argv, char *err, size_t err_len);
+
+/* ---- bench-ops ---- */
+
+#define CLI_BENCH_OPS_MAX_SHAPES 8
+#define CLI_BENCH_OPS_MAX_NS 8
+#define CLI_BENCH_OPS_MAX_SWEEPS 8
+#define CLI_BENCH_OPS_MAX_SWEEP_VALUES 16
+#define CLI_BENCH_OPS_MAX_ROWS (1u << 20)  /* rows and columns of a benchmarked shape */
+#define CLI_BENCH_OPS_MAX_COLS (1u << 18)
+#define CLI_BENCH_OPS_MAX_ROTATE_MB (1 << 20)
+
+typedef struct cli_shape {
+    uint32_t rows, cols;
+} cli_shape;
+
+typedef struct cli_sweep {
+    char field[64];
+    uint32_t values[CLI_BENCH_OPS_MAX_SWEEP_VALUES]; /* UINT32_MAX: "max" */
+    uint32_t n;
+} cli_sweep;
+
+typedef struct cli_bench_ops_options {
+    cli_shape mv[CLI_BENCH_OPS_MAX_SHAPES]; /* --shapes, rows x cols */
+    uint32_t n_mv;
+    cli_shape mm[CLI_BENCH_OPS_MAX_SHAPES]; /* --mm-shapes */
+    uint32_t n_mm;
+    uint32_t ns[CLI_BENCH_OPS_MAX_NS];      /* --ns, 1..OPS_MATVEC_MAX_N */
+    uint32_t n_ns;
+    uint32_t batches[CLI_BENCH_OPS_MAX_NS]; /* --batches, > OPS_MATVEC_MAX_N */
+    uint32_t n_batches;
+    bool no_mv, no_mm;      /* --shapes none; --mm-shapes none or --batches none */
+    int64_t rotate_mb;      /* --rotate-mb [0, 2^20]; -1: the device's default */
+    int64_t runs;           /* --runs [1, 64]; -1: default */
+    int64_t min_ms;         /* --min-ms [1, 600000]; -1: default */
+    const char *types;      /* --types: names checked by the command */
+    const char *set;        /* --set: checked against the tuning by the command */
+    cli_sweep sweeps[CLI_BENCH_OPS_MAX_SWEEPS];
+    uint32_t n_sweeps;
+    bool quick, json, fields, cpu_time;
+} cli_bench_ops_options;
+
+cli_parse_result cli_parse_bench_ops_options(int argc, char **argv, cli_bench_ops_options *out, char *err,
+                                             size_t err_len);
+/* "4096x768,32000x768", "small" or "large" into at most CLI_BENCH_OPS_MAX_SHAPES shapes (also the defaults). */
+bool cli_parse_shapes(const char *text, cli_shape *out, uint32_t *count);
+/* "1,2,4,8": at most max decimal values in [lo, hi]. */
+bool cli_parse_list(const char *text, uint32_t *out, uint32_t *count, uint32_t max, uint32_t lo, uint32_t hi);
+
+/* ---- every command ---- */
+
+typedef struct cli_command_options {
+    const char *command; /* argv[1] */
+    union {
+        cli_options run;  /* run and chat */
+        cli_bench_options bench;
+        cli_bench_ops_options bench_ops;
+        cli_synth_options synth;
+        cli_quantize_options quantize;
+        cli_convert_options convert;
+    } u;
+} cli_command_options;
+
+/* argv[0] is the program, argv[1] the command (run, chat, bench, bench-ops, synth, quantize, convert,
+ * devices); the rest goes to that command's parser.  An unknown or missing command is an error. */
+cli_parse_result cli_parse_command_line(int argc, char **argv, cli_command_options *out, char *err, size_t err_len);
+
+/* What a command does with a parse that is not CLI_PARSE_OK: for help, the usage on stdout and exit code 0;
+ * for an error, "vkllm COMMAND: ERR" and the usage on stderr and exit code 2.  Returns the exit code. */
+int cli_parse_exit(const char *command, cli_parse_result result, const char *err, void (*usage)(FILE *out));
+
+/* ---- model loading for run, chat ---- */
+
 /* The model file to load: -m, $VKLLM_MODEL, or the first existing default location; NULL if none (message
  * printed). */
 const char *cli_model_path(const cli_options *o);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "progress_bar.h"
 #include "tools/quantize.h"
 
@@ -16,27 +17,12 @@ static void quantize_usage(FILE *out)
 
 int cli_quantize(int argc, char **argv)
 {
-    const char *args[3] = {NULL, NULL, NULL};
-    int n_args = 0;
-    bool pure = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            quantize_usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--pure") == 0) {
-            pure = true;
-        } else if (argv[i][0] != '-' && n_args < 3) {
-            args[n_args++] = argv[i];
-        } else {
-            fprintf(stderr, "vkllm quantize: unexpected argument '%s'\n", argv[i]);
-            quantize_usage(stderr);
-            return 2;
-        }
-    }
-    if (n_args != 3) {
-        quantize_usage(stderr);
-        return 2;
-    }
+    cli_quantize_options qo;
+    char err[256];
+    cli_parse_result parsed = cli_parse_quantize_options(argc, argv, &qo, err, sizeof err);
+    if (parsed != CLI_PARSE_OK) return cli_parse_exit("quantize", parsed, err, quantize_usage);
+    const char *args[3] = {qo.in, qo.out, qo.type};
+    bool pure = qo.pure;
     quant_recipe recipe;
     if (!quant_recipe_from_name(args[2], pure, &recipe)) {
         fprintf(stderr, "vkllm quantize: unknown type '%s'\n", args[2]);

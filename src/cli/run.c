@@ -1,17 +1,31 @@
 /* vkllm run: one completion, streamed as it is made; speeds on stderr at the end. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "model/context.h"
 #include "options.h"
 
-static const char usage[] =
+static const char usage_text[] =
     "usage: vkllm run [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
     "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--ctx N] [--kv f16|f32]\n"
-    "  --temp 0 is greedy decoding (argmax on the GPU).\n";
+    "                 [--device INDEX|NAME]\n"
+    "  --temp 0 is greedy decoding (argmax on the GPU); --device picks a device of 'vkllm devices'.\n";
+
+static void usage(FILE *out) { fputs(usage_text, out); }
+
+typedef struct printer {
+    bool at_start; /* nothing printed yet: the prompt was empty */
+} printer;
 
 static int print_piece(const char *piece, size_t len, void *user)
 {
+    printer *p = user;
+    /* SentencePiece pieces carry the space before a word; after an empty prompt the first one has nothing
+     * to separate, and the text would start with a stray space. */
+    if (p->at_start && len && piece[0] == ' ') piece++, len--;
+    if (len) p->at_start = false;
     fwrite(piece, 1, len, stdout);
     fflush(stdout);
     return 1;
@@ -20,20 +34,36 @@ static int print_piece(const char *piece, size_t len, void *user)
 int cli_run(int argc, char **argv)
 {
     cli_options o;
-    int r = cli_parse_options(argc, argv, &o, usage);
-    if (r) return r < 0 ? 2 : 0;
+    char err[256];
+    cli_parse_result r = cli_parse_run_options(argc, argv, &o, err, sizeof err);
+    if (r != CLI_PARSE_OK) return cli_parse_exit("run", r, err, usage);
     if (!o.prompt) {
-        fprintf(stderr, "vkllm run: -p PROMPT is required\n%s", usage);
+        fprintf(stderr, "vkllm run: -p PROMPT is required\n%s", usage_text);
         return 2;
     }
     vkllm_model *model;
     vkllm_context *ctx;
     if (cli_open_model("run", &o, &model, &ctx) != 0) return 1;
+    /* The prompt must fit before it is printed: a long one would otherwise scroll past before the error. */
+    size_t n_prompt = 0;
+    vkllm_status st = vkllm_tokenize(model, o.prompt, strlen(o.prompt), 1, 0, NULL, 0, &n_prompt);
+    if (st == VKLLM_ERROR_BUFFER_TOO_SMALL) st = VKLLM_OK; /* only the count was asked for */
+    if (st == VKLLM_OK && n_prompt >= ctx->params.n_ctx) {
+        fprintf(stderr, "vkllm run: %s: the prompt is %zu tokens and the context holds %u (--ctx; the prompt and "
+                "at least one generated token must fit)\n", vkllm_status_name(VKLLM_ERROR_CONTEXT_FULL), n_prompt,
+                ctx->params.n_ctx);
+        vkllm_context_free(ctx);
+        vkllm_model_free(model);
+        return 1;
+    }
     vkllm_generate_stats stats = {0};
-    fputs(o.prompt, stdout);
-    fflush(stdout); /* the prompt shows before generation starts, even when stdout is a pipe */
-    vkllm_status st = vkllm_generate(ctx, o.prompt, 0, (uint32_t)o.n_predict, &o.sampling, print_piece, NULL, &stats);
-    fputc('\n', stdout);
+    printer p = {.at_start = !*o.prompt};
+    if (st == VKLLM_OK) {
+        fputs(o.prompt, stdout);
+        fflush(stdout); /* the prompt shows before generation starts, even when stdout is a pipe */
+        st = vkllm_generate(ctx, o.prompt, 0, (uint32_t)o.n_predict, &o.sampling, print_piece, &p, &stats);
+        fputc('\n', stdout);
+    }
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm run: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
     } else {

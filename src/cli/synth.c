@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "progress_bar.h"
 #include "tools/synth.h"
 
@@ -21,38 +22,13 @@ static void synth_usage(FILE *out)
 
 int cli_synth(int argc, char **argv)
 {
-    const char *preset_name = NULL, *type_name = NULL, *out = NULL;
-    uint64_t seed = 0;
-    bool pure = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            synth_usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) {
-            preset_name = argv[++i];
-        } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
-            type_name = argv[++i];
-        } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
-            out = argv[++i];
-        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            char *end = NULL;
-            seed = strtoull(argv[++i], &end, 0);
-            if (!*argv[i] || *end) {
-                fprintf(stderr, "vkllm synth: --seed '%s' is not a number\n", argv[i]);
-                return 2;
-            }
-        } else if (strcmp(argv[i], "--pure") == 0) {
-            pure = true;
-        } else {
-            fprintf(stderr, "vkllm synth: unexpected argument '%s'\n", argv[i]);
-            synth_usage(stderr);
-            return 2;
-        }
-    }
-    if (!preset_name || !type_name || !out) {
-        synth_usage(stderr);
-        return 2;
-    }
+    cli_synth_options so;
+    char err[256];
+    cli_parse_result parsed = cli_parse_synth_options(argc, argv, &so, err, sizeof err);
+    if (parsed != CLI_PARSE_OK) return cli_parse_exit("synth", parsed, err, synth_usage);
+    const char *preset_name = so.preset, *type_name = so.type, *out = so.out;
+    uint64_t seed = so.seed;
+    bool pure = so.pure;
     const synth_preset *preset = synth_preset_find(preset_name);
     synth_options options = {.seed = seed};
     if (!preset || !quant_recipe_from_name(type_name, pure, &options.recipe)) {

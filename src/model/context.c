@@ -11,6 +11,10 @@
 #include "runtime/log.h"
 
 #define KV_PAGE_SIZE 16
+#define CONTEXT_MAX_POSITIONS (1u << 30) /* positions are int32 */
+#define CONTEXT_MAX_CACHED (1ull << 32)    /* positions of all sequences together: the page count stays 32-bit */
+#define CONTEXT_MAX_BATCH (1u << 20)
+#define CONTEXT_MAX_SEQUENCES 4096u
 
 vkllm_context_params vkllm_context_default_params(void)
 {
@@ -103,6 +107,15 @@ static vkllm_status check_params(const vkllm_model *model, vkllm_context_params 
         (p->kv_type != VKLLM_KV_F16 && p->kv_type != VKLLM_KV_F32))
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "context: n_ctx %u, n_batch %u, n_seq_max %u, n_outputs_max %u, "
                           "kv_type %d", p->n_ctx, p->n_batch, p->n_seq_max, p->n_outputs_max, (int)p->kv_type);
+    /* Far past any device's memory, yet every count of pages, rows and bytes derived from them stays exact in
+     * the 32- and 64-bit sizes used below. */
+    if (p->n_ctx > CONTEXT_MAX_POSITIONS || p->n_batch > CONTEXT_MAX_BATCH || p->n_seq_max > CONTEXT_MAX_SEQUENCES)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "context: n_ctx %u (at most %u), n_batch %u (at most %u), "
+                          "n_seq_max %u (at most %u)", p->n_ctx, CONTEXT_MAX_POSITIONS, p->n_batch, CONTEXT_MAX_BATCH,
+                          p->n_seq_max, CONTEXT_MAX_SEQUENCES);
+    if ((uint64_t)p->n_ctx * p->n_seq_max > CONTEXT_MAX_CACHED)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "context: n_ctx %u x n_seq_max %u positions, above %llu in all",
+                          p->n_ctx, p->n_seq_max, (unsigned long long)CONTEXT_MAX_CACHED);
     if (p->n_outputs_max > p->n_batch) p->n_outputs_max = p->n_batch;
     return VKLLM_OK;
 }
@@ -124,8 +137,10 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
                            !(ctx->next_len = malloc(ctx->params.n_seq_max * sizeof *ctx->next_len))))
         st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "context history and scratch");
     if (st != VKLLM_OK) {
+        /* Everything taken so far goes back; the model stays usable (a smaller context may fit). */
+        uint32_t n_ctx = ctx->params.n_ctx, n_seq = ctx->params.n_seq_max;
         vkllm_context_free(ctx);
-        return st;
+        return vkllm_fail_context(st, "creating a context of %u positions x %u sequences", n_ctx, n_seq);
     }
     vkllm_log(VKLLM_LOG_INFO, "context: %u positions x %u sequences, batches of %u, %s KV cache of %.1f MiB; "
               "created in %.1f ms (%.1f MiB of device memory held)", ctx->params.n_ctx, ctx->params.n_seq_max,

@@ -133,6 +133,12 @@ vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greed
     if (greedy) {
         const uint8_t *ids = ctx->host_out.mapped + 4ull * ctx->params.n_outputs_max * ctx->model->cfg.n_vocab;
         memcpy(tokens, ids, n_out * sizeof *tokens);
+        /* The argmax skips NaN, so only a row without one number in it comes back without an index. */
+        for (uint32_t i = 0; i < n_out; i++)
+            if (tokens[i] < 0 || (uint32_t)tokens[i] >= ctx->model->cfg.n_vocab)
+                return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "the model produced NaN logits: every one of the %u "
+                                  "logits of output row %u is NaN, so greedy decoding has no token to pick (a weight "
+                                  "holds NaN or an activation overflowed)", ctx->model->cfg.n_vocab, i);
     } else {
         ctx->n_out_last = n_out;
     }

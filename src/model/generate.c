@@ -101,7 +101,14 @@ static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_to
         VKLLM_TRY(emit(ctx, next, on_piece, user, &stop));
         stats->n_generated++;
         if (smp) VKLLM_TRY(sampler_accept(smp, next));
-        if (stop || stats->n_generated == n_predict || pos >= ctx->params.n_ctx) break;
+        if (stop || stats->n_generated == n_predict) break;
+        if (pos >= ctx->params.n_ctx) {
+            /* The text so far was streamed; the caller learns why it ends short of n_predict. */
+            stats->generate_ms = now_ms() - t1;
+            return vkllm_fail(VKLLM_ERROR_CONTEXT_FULL, "the context of %u positions is full after %u prompt and %u "
+                              "generated tokens, short of the %u asked for (a larger n_ctx holds more)",
+                              ctx->params.n_ctx, n_prompt, stats->n_generated, n_predict);
+        }
         vkllm_token input = next;
         VKLLM_TRY(eval(ctx, a, &input, 1, pos++, smp, &next));
         stats->n_decode++;

@@ -287,6 +287,12 @@ static vkllm_status load(vkllm_model *m)
     VKLLM_TRY(check_shapes(m));
     vkllm_status st = tokenizer_create_from_gguf(m->gguf, &m->tok);
     if (st != VKLLM_OK) return vkllm_fail_context(st, "%s: tokenizer", m->path);
+    /* One embedding row (and one output row) per token: a shorter token list would let the model produce ids
+     * it cannot print; a longer one, ids get_rows reads past its table with. */
+    if (tokenizer_n_vocab(m->tok) != m->cfg.n_vocab)
+        return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: metadata key 'tokenizer.ggml.tokens' has %u tokens, but "
+                          "token_embd.weight has %u rows: the vocabulary and the embedding table must match", m->path,
+                          tokenizer_n_vocab(m->tok), m->cfg.n_vocab);
     gguf_str tmpl = {"", 0};
     if (gguf_find_kv(m->gguf, "tokenizer.chat_template")) VKLLM_TRY(gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl));
     m->chat_template = malloc(tmpl.len + 1);

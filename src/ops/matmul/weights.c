@@ -171,7 +171,7 @@ static vkllm_status create(ops_context *ops, uint32_t type, uint32_t rows, uint3
     if (st == VKLLM_OK) st = allocate_chunks(ops, w);
     if (st == VKLLM_OK) st = upload(ops, w, src);
     if (st != VKLLM_OK) {
-        vkllm_fail_context(st, "weight %s %ux%u: ", name, rows, cols);
+        vkllm_fail_context(st, "weight %s %ux%u", name, rows, cols);
         ops_weight_free(ops, w);
         return st;
     }

@@ -1,0 +1,194 @@
+/* The CLI's option parser (src/cli/options.h), without a device: every number is strict (decimal, finite, whole
+ * where it must be, within its range), each refusal names the option and its range, and any argv (long, empty,
+ * cut short, with a tiny error buffer) parses without touching memory it does not own. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/options.h"
+#include "harness.h"
+
+/* Parses "vkllm ARGS..." split at spaces (no argument contains one here). */
+static cli_parse_result parse_line(const char *line, cli_command_options *out, char *err, size_t err_len)
+{
+    static char buf[1024];
+    char *argv[64];
+    int argc = 0;
+    snprintf(buf, sizeof buf, "vkllm %s", line);
+    for (char *tok = strtok(buf, " "); tok && argc < 64; tok = strtok(NULL, " ")) argv[argc++] = tok;
+    return cli_parse_command_line(argc, argv, out, err, err_len);
+}
+
+static void expect_error(const char *line, const char *needle)
+{
+    cli_command_options o;
+    char err[256] = "";
+    cli_parse_result r = parse_line(line, &o, err, sizeof err);
+    printf("  %-48s -> %s\n", line, err);
+    if (r != CLI_PARSE_ERROR) fail_msg("'%s' parsed", line);
+    if (!strstr(err, needle)) fail_msg("'%s': '%s' lacks '%s'", line, err, needle);
+}
+
+static cli_command_options expect_ok(const char *line)
+{
+    cli_command_options o;
+    char err[256] = "";
+    cli_parse_result r = parse_line(line, &o, err, sizeof err);
+    if (r != CLI_PARSE_OK) fail_msg("'%s': %s", line, err);
+    return o;
+}
+
+static void test_numbers_are_strict(void **state)
+{
+    expect_error("run -n nan", "-n needs an integer in [0, 1000000000] (decimal digits), got 'nan'");
+    expect_error("run -n inf", "got 'inf'");
+    expect_error("run -n 0x10", "got '0x10'");
+    expect_error("run -n 4.7", "got '4.7'");
+    expect_error("run -n 1e3", "got '1e3'");
+    expect_error("run -n +5", "got '+5'");
+    expect_error("run -n -1", "got '-1'");
+    expect_error("run -n 1000000001", "got '1000000001'");
+    expect_error("run -n 99999999999999999999999", "got '99999999999999999999999'");
+    expect_error("run --ctx 16777217", "--ctx needs an integer in [0, 16777216]");
+    expect_error("run --temp nan", "--temp needs a number in [0, 100], got 'nan'");
+    expect_error("run --temp -inf", "got '-inf'");
+    expect_error("run --temp 1e999", "got '1e999'");
+    expect_error("run --temp 0x1p3", "got '0x1p3'");
+    expect_error("run --temp 101", "got '101'");
+    expect_error("run --top-p 1.5", "--top-p needs a number in [0, 1]");
+    expect_error("run --min-p -0.1", "--min-p needs a number in [0, 1]");
+    expect_error("run --repeat-penalty 0", "--repeat-penalty needs a number in [0.01, 100]");
+    expect_error("run --top-k nan", "--top-k needs an integer in [-1, 2147483647]");
+    expect_error("run --top-k 2.5", "--top-k needs an integer");
+    expect_error("run --repeat-last-n -1", "--repeat-last-n needs an integer in [0, 16777216]");
+    expect_error("run --seed -1", "--seed needs an integer in [0, 18446744073709551615]");
+    expect_error("run --seed 18446744073709551616", "got '18446744073709551616'");
+    expect_error("chat --seed 0x10", "got '0x10'");
+    expect_error("run --kv f8", "--kv takes f16 or f32");
+    expect_error("run -n", "-n needs a value");
+    expect_error("run --bogus", "unknown flag '--bogus'");
+
+    cli_command_options o = expect_ok("run -m x.gguf -p hi -n 0 --ctx 64 --temp 0.5 --top-k -1 --top-p 1 --min-p 0 "
+                                      "--repeat-penalty 1.1 --repeat-last-n 64 --seed 18446744073709551615 --kv f32");
+    assert_int_equal(o.u.run.n_predict, 0);
+    assert_int_equal(o.u.run.n_ctx, 64);
+    assert_true(o.u.run.sampling.temperature == 0.5f);
+    assert_int_equal(o.u.run.sampling.top_k, -1);
+    assert_true(o.u.run.sampling.seed == UINT64_MAX);
+    assert_int_equal(o.u.run.kv_f32, 1);
+    assert_string_equal(o.u.run.prompt, "hi");
+    o = expect_ok("run -n 010 --temp 1e-3");
+    assert_int_equal(o.u.run.n_predict, 10); /* decimal, not octal */
+    assert_null(o.u.run.device);
+    o = expect_ok("chat --device llvmpipe");
+    assert_string_equal(o.u.run.device, "llvmpipe");
+    expect_error("run --device", "--device needs a value");
+}
+
+static void test_bench(void **state)
+{
+    expect_error("bench -m m.gguf -p 16 -n -1 -r 1", "-n needs an integer in [0, 1048576] (decimal digits), got '-1'");
+    expect_error("bench -m m.gguf -p 1048577", "-p needs an integer in [0, 1048576]");
+    expect_error("bench -m m.gguf -r 0", "-r needs an integer in [1, 1000]");
+    expect_error("bench -m m.gguf -p 0 -n 0", "-p 0 and -n 0 leave nothing to measure");
+    expect_error("bench -p 16", "-m MODEL is required");
+    expect_error("bench -m m.gguf --device", "--device needs a value");
+    assert_string_equal(expect_ok("bench -m m.gguf --device 0").u.bench.device, "0");
+    cli_command_options o = expect_ok("bench -m m.gguf -p 16 -n 8 -r 1 --json --no-ttft");
+    assert_int_equal(o.u.bench.n_prompt, 16);
+    assert_int_equal(o.u.bench.n_gen, 8);
+    assert_int_equal(o.u.bench.reps, 1);
+    assert_true(o.u.bench.json && o.u.bench.no_ttft && !o.u.bench.profile);
+}
+
+static void test_bench_ops(void **state)
+{
+    expect_error("bench-ops --runs 0x10", "--runs needs an integer in [1, 64]");
+    expect_error("bench-ops --runs 65", "--runs needs an integer in [1, 64]");
+    expect_error("bench-ops --min-ms 0", "--min-ms needs an integer in [1, 600000]");
+    expect_error("bench-ops --rotate-mb -2", "--rotate-mb needs an integer in [0, 1048576]");
+    expect_error("bench-ops --shapes -1x4", "bad --shapes '-1x4'");
+    expect_error("bench-ops --shapes 4x", "bad --shapes '4x'");
+    expect_error("bench-ops --shapes 4x4,", "bad --shapes '4x4,'");
+    expect_error("bench-ops --shapes 4294967297x4", "bad --shapes");
+    expect_error("bench-ops --shapes 2000000x4", "R in 1..1048576");
+    expect_error("bench-ops --ns 0x2", "bad --ns '0x2'");
+    expect_error("bench-ops --ns 9", "bad --ns '9'");
+    expect_error("bench-ops --batches 8", "bad --batches '8'");
+    expect_error("bench-ops --sweep matvec_rows=1,,2", "bad --sweep");
+    expect_error("bench-ops --sweep a=1 --sweep b=1 --sweep c=1 --sweep d=1 --sweep e=1 --sweep f=1 --sweep g=1 "
+                 "--sweep h=1 --sweep i=1", "more than 8 --sweep options");
+    expect_error("bench-ops --sweep a=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 --sweep b=1,2,3,4,5,6,7,8,9,10,11,12,13,"
+                 "14,15,16 --sweep c=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 --sweep d=1,2", "more than 4096 configurations");
+    cli_command_options o = expect_ok("bench-ops --types Q4_0 --shapes 256x256 --mm-shapes none --ns 1,2 --runs 1 "
+                                      "--min-ms 1 --rotate-mb 0 --sweep matvec_rows=max --json --cpu-time");
+    assert_int_equal(o.u.bench_ops.n_mv, 1);
+    assert_int_equal(o.u.bench_ops.mv[0].rows, 256);
+    assert_true(o.u.bench_ops.no_mm && !o.u.bench_ops.no_mv);
+    assert_int_equal(o.u.bench_ops.n_ns, 2);
+    assert_int_equal(o.u.bench_ops.runs, 1);
+    assert_int_equal(o.u.bench_ops.rotate_mb, 0);
+    assert_true(o.u.bench_ops.json && o.u.bench_ops.cpu_time);
+}
+
+static void test_other_commands(void **state)
+{
+    expect_error("synth --preset tiny --type F32 -o x.gguf --seed 0x10", "--seed needs an integer");
+    expect_error("synth --preset tiny --type F32", "--preset, --type and -o are required");
+    expect_error("quantize a.gguf b.gguf", "IN.gguf, OUT.gguf and TYPE are required");
+    expect_error("quantize a.gguf b.gguf Q4_0 extra", "unexpected argument 'extra'");
+    expect_error("convert m.bin -o x.gguf", "MODEL.bin, --tokenizer and -o are required");
+    expect_error("devices extra", "unexpected argument 'extra'");
+    expect_error("frobnicate", "unknown command 'frobnicate'");
+    cli_command_options o = expect_ok("synth --preset tiny --type F32 -o x.gguf --seed 42 --pure");
+    assert_true(o.u.synth.seed == 42 && o.u.synth.pure);
+    o = expect_ok("quantize --pure a.gguf b.gguf Q4_0");
+    assert_string_equal(o.u.quantize.type, "Q4_0");
+    o = expect_ok("convert m.bin --tokenizer t.bin -o x.gguf");
+    assert_string_equal(o.u.convert.tokenizer, "t.bin");
+    expect_ok("devices");
+    cli_command_options help;
+    char err[8];
+    assert_int_equal(parse_line("run --help", &help, err, sizeof err), CLI_PARSE_HELP);
+    assert_int_equal(parse_line("bench-ops -h", &help, err, sizeof err), CLI_PARSE_HELP);
+}
+
+/* Odd argv: the error buffer is NUL-terminated even when tiny or empty, a huge argument is quoted in part, an
+ * empty argv or one without a command is an error, and NULL error buffers are allowed. */
+static void test_odd_argv_and_buffers(void **state)
+{
+    cli_command_options o;
+    char tiny[5];
+    memset(tiny, 'x', sizeof tiny);
+    assert_int_equal(parse_line("run -n nan", &o, tiny, sizeof tiny), CLI_PARSE_ERROR);
+    assert_int_equal(strlen(tiny), 4);
+    assert_int_equal(parse_line("run -n nan", &o, NULL, 0), CLI_PARSE_ERROR);
+    char *none[] = {"vkllm"};
+    char err[256];
+    assert_int_equal(cli_parse_command_line(1, none, &o, err, sizeof err), CLI_PARSE_ERROR);
+    assert_int_equal(cli_parse_command_line(0, none, &o, err, sizeof err), CLI_PARSE_ERROR);
+    static char huge[100000];
+    memset(huge, '7', sizeof huge - 1);
+    char *long_value[] = {"vkllm", "run", "-n", huge};
+    assert_int_equal(cli_parse_command_line(4, long_value, &o, err, sizeof err), CLI_PARSE_ERROR);
+    assert_true(strlen(err) < 200);
+    char empty[] = "";
+    char *empty_value[] = {"vkllm", "run", "--temp", empty};
+    assert_int_equal(cli_parse_command_line(4, empty_value, &o, err, sizeof err), CLI_PARSE_ERROR);
+    assert_non_null(strstr(err, "got ''"));
+    char *empty_prompt[] = {"vkllm", "run", "-p", empty};
+    assert_int_equal(cli_parse_command_line(4, empty_prompt, &o, err, sizeof err), CLI_PARSE_OK);
+    assert_string_equal(o.u.run.prompt, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_numbers_are_strict),
+        cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_bench_ops),
+        cmocka_unit_test(test_other_commands),
+        cmocka_unit_test(test_odd_argv_and_buffers),
+    };
+    return TH_RUN("cli_options", tests);
+}
