@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the committed seed corpora of the fuzz targets (fuzz/corpus/TARGET/) and fuzz/gguf.dict.
+"""Writes the committed seed corpora of the fuzz targets (fuzz/corpus/TARGET/) and the dictionaries
+fuzz/gguf.dict and fuzz/options.dict.
 
 Run from anywhere: python3 fuzz/make_corpus.py [SHARED_DIR]  (default: ../shared beside the checkout).
 The seeds are small on purpose (the whole corpus stays under ~200 KB): minimal and truncated GGUF files of every
@@ -296,6 +297,21 @@ def dictionary():
         f.write("\n".join(lines) + "\n")
 
 
+def options_dictionary():
+    flags = ["-m", "--model", "-p", "--prompt", "-n", "--n-predict", "-c", "--ctx", "--temp", "--top-k", "--top-p",
+             "--min-p", "--repeat-penalty", "--repeat-last-n", "-s", "--seed", "--template", "--system", "--kv", "-h",
+             "--help", "f16", "f32"]
+    # Numbers a strict parser must reject or bound: non-finite, hex, fractional, signed, huge.
+    numbers = ["nan", "NaN", "inf", "-inf", "infinity", "0x10", "4.7", "-1", "-0", "1e9", "1e308", "4294967295",
+               "18446744073709551616", " 1", "1 ", "+1", "0"]
+    lines = ["# Options: the flags of src/cli/options.c and numbers at the edges (arguments are NUL-separated)"]
+    lines += ['flag_%d="%s"' % (i, f) for i, f in enumerate(flags)]
+    lines += ['num_%d="%s"' % (i, n) for i, n in enumerate(numbers)]
+    lines.append('sep="\\x00"')
+    with open(os.path.join(ROOT, "fuzz", "options.dict"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
     shutil.rmtree(CORPUS, ignore_errors=True)
     gguf_seeds()
@@ -304,3 +320,4 @@ if __name__ == "__main__":
     llama2c_seeds()
     options_seeds()
     dictionary()
+    options_dictionary()

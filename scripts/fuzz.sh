@@ -40,7 +40,7 @@ for t in "${targets[@]}"; do
   cp -n fuzz/corpus/"$t"/* "$corpus"/
   flags=(-max_total_time="$seconds" -timeout=25 -print_final_stats=1 -close_fd_mask=3
          -artifact_prefix="$artifacts"/)
-  [[ $t == gguf ]] && flags+=(-dict=fuzz/gguf.dict)
+  if [[ -f fuzz/$t.dict ]]; then flags+=(-dict=fuzz/"$t".dict); fi
   echo "fuzz $t: ${seconds}s, corpus $corpus ($(ls "$corpus" | wc -l) inputs), log $log"
   status=0
   "$build"/fuzz/fuzz-"$t" "${flags[@]}" "$@" "$corpus" >"$log" 2>&1 || status=$?
