@@ -47,7 +47,11 @@ for t in "${targets[@]}"; do
   # The last status line (#N DONE cov: ft: corp: exec/s) and the final stats.
   grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1 || true
   grep -E '^stat::' "$log" || true
-  if ((status != 0)); then
+  if ((status == 72)); then
+    # libFuzzer's exit status when interrupted (Ctrl-C, SIGTERM): no finding, but the run was cut short.
+    echo "fuzz $t: interrupted" >&2
+    failed+=("$t (interrupted)")
+  elif ((status != 0)); then
     echo "fuzz $t: FAILED (exit $status); the end of $log:" >&2
     tail -n 60 "$log" >&2
     repro=$(grep -oE 'Test unit written to .*' "$log" | sed 's/^Test unit written to //' | tail -n 1)
@@ -56,6 +60,6 @@ for t in "${targets[@]}"; do
   fi
 done
 if ((${#failed[@]})); then
-  echo "fuzz: crashes in: ${failed[*]}" >&2
+  echo "fuzz: failed: ${failed[*]}" >&2
   exit 1
 fi
