@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 targets_all=(gguf tokenizer chat options llama2c)
 if (($# < 2)); then
-  echo "usage: scripts/fuzz.sh {${targets_all[*]// /|}|all} SECONDS [libFuzzer flags...]" >&2
+  echo "usage: scripts/fuzz.sh {gguf|tokenizer|chat|options|llama2c|all} SECONDS [libFuzzer flags...]" >&2
   exit 2
 fi
 target=$1 seconds=$2
