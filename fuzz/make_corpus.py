@@ -258,12 +258,23 @@ def llama2c_seeds():
 
 
 def options_seeds():
-    lines = [[b"-m", b"model.gguf", b"-p", b"Once upon a time", b"-n", b"16"],
-             [b"--temp", b"0.5", b"--top-k", b"40", b"--top-p", b"0.9", b"--min-p", b"0.05"],
-             [b"--kv", b"f32", b"--ctx", b"512", b"-c", b"0"],
-             [b"-s", b"123", b"--repeat-penalty", b"1.1", b"--repeat-last-n", b"64", b"--seed", b"18446744073709551615"],
-             [b"--template", b"chatml", b"--system", b"be brief", b"--prompt", b""],
-             [b"-h"], [b"--n-predict", b"1e9", b"--temp", b"100"], [b"-n"], [b"--bogus"], [b"--kv", b"q8"]]
+    # Arguments after the program name: the command, then its options.
+    lines = [[b"run", b"-m", b"model.gguf", b"-p", b"Once upon a time", b"-n", b"16"],
+             [b"run", b"--temp", b"0.5", b"--top-k", b"40", b"--top-p", b"0.9", b"--min-p", b"0.05"],
+             [b"chat", b"--kv", b"f32", b"--ctx", b"512", b"-c", b"0", b"--device", b"0"],
+             [b"run", b"-s", b"123", b"--repeat-penalty", b"1.1", b"--repeat-last-n", b"64",
+              b"--seed", b"18446744073709551615"],
+             [b"chat", b"--template", b"chatml", b"--system", b"be brief", b"--prompt", b""],
+             [b"run", b"-h"], [b"run", b"--n-predict", b"1000000000", b"--temp", b"100"], [b"run", b"-n"],
+             [b"run", b"--bogus"], [b"run", b"--kv", b"q8"],
+             [b"bench", b"-m", b"m.gguf", b"-p", b"16", b"-n", b"8", b"-r", b"1", b"--json", b"--no-ttft"],
+             [b"bench-ops", b"--shapes", b"4096x768,32000x768", b"--mm-shapes", b"small", b"--ns", b"1,2,4,8",
+              b"--batches", b"16,512", b"--rotate-mb", b"64", b"--runs", b"3", b"--min-ms", b"100",
+              b"--types", b"q4_0,q8_0", b"--sweep", b"matvec_rows=1,2,4,max", b"--set", b"matvec_split=16",
+              b"--quick", b"--json", b"--fields", b"--cpu-time"],
+             [b"synth", b"--preset", b"tiny", b"--type", b"q4_0", b"-o", b"x.gguf", b"--seed", b"7", b"--pure"],
+             [b"quantize", b"in.gguf", b"out.gguf", b"q8_0", b"--pure"],
+             [b"convert", b"model.bin", b"--tokenizer", b"tok.bin", b"-o", b"out.gguf"], [b"devices"], []]
     for i, line in enumerate(lines):
         write("options", "args%02d" % i, b"\0".join(line))
 
@@ -298,13 +309,19 @@ def dictionary():
 
 
 def options_dictionary():
+    commands = ["run", "chat", "bench", "bench-ops", "synth", "quantize", "convert", "devices"]
     flags = ["-m", "--model", "-p", "--prompt", "-n", "--n-predict", "-c", "--ctx", "--temp", "--top-k", "--top-p",
-             "--min-p", "--repeat-penalty", "--repeat-last-n", "-s", "--seed", "--template", "--system", "--kv", "-h",
-             "--help", "f16", "f32"]
+             "--min-p", "--repeat-penalty", "--repeat-last-n", "-s", "--seed", "--template", "--system", "--kv",
+             "--device", "-h", "--help", "f16", "f32", "-r", "-o", "--json", "--profile", "--no-ttft", "--batch",
+             "--batches", "--cpu-time", "--fields", "--min-ms", "--mm-shapes", "--ns", "--quick", "--rotate-mb",
+             "--runs", "--set", "--shapes", "--sweep", "--types", "--preset", "--type", "--pure", "--tokenizer",
+             "small", "large", "none", "max", "x", ",", "="]
     # Numbers a strict parser must reject or bound: non-finite, hex, fractional, signed, huge.
     numbers = ["nan", "NaN", "inf", "-inf", "infinity", "0x10", "4.7", "-1", "-0", "1e9", "1e308", "4294967295",
-               "18446744073709551616", " 1", "1 ", "+1", "0"]
-    lines = ["# Options: the flags of src/cli/options.c and numbers at the edges (arguments are NUL-separated)"]
+               "18446744073709551616", " 1", "1 ", "+1", "0", "1000000000", "16777216", "1048576"]
+    lines = ["# Options: the commands and flags of src/cli/options.c and numbers at the edges (arguments are "
+             "NUL-separated)"]
+    lines += ['cmd_%d="%s"' % (i, c) for i, c in enumerate(commands)]
     lines += ['flag_%d="%s"' % (i, f) for i, f in enumerate(flags)]
     lines += ['num_%d="%s"' % (i, n) for i, n in enumerate(numbers)]
     lines.append('sep="\\x00"')

@@ -1,6 +1,6 @@
-/* The fuzz-only build links no Vulkan: the library functions src/cli/options.c calls besides the parser
+/* The fuzz-only build links no Vulkan: the library functions src/cli/options.c calls besides the parsers
  * (cli_open_model's model loading, the sampling defaults of src/model/generate.c) are stood in for here.  The
- * fuzz target calls only the parser; the normal build's replay test links the real library instead. */
+ * fuzz target calls only the parsers; the normal build's replay test links the real library instead. */
 #include "fuzz.h"
 #include "vkllm.h"
 
@@ -10,9 +10,11 @@ vkllm_sampling vkllm_sampling_default(void)
                             .repeat_penalty = 1.0f, .repeat_last_n = 64, .seed = 0};
 }
 
-vkllm_status vkllm_model_load(const char *path, vkllm_model **out)
+vkllm_model_params vkllm_model_default_params(void) { return (vkllm_model_params){0}; }
+
+vkllm_status vkllm_model_load_params(const char *path, const vkllm_model_params *params, vkllm_model **out)
 {
-    (void)path;
+    (void)path, (void)params;
     *out = NULL;
     return VKLLM_ERROR_UNSUPPORTED;
 }
