@@ -173,8 +173,23 @@ static vkllm_status load_loader(void)
     return VKLLM_OK;
 }
 
-/* validation_errors non-NULL: enable the validation layer and count its errors there. */
-static vkllm_status create_instance(atomic_uint *validation_errors, VkInstance *instance,
+static bool layer_extension_available(const char *layer, const char *name)
+{
+    uint32_t count = 0;
+    if (vkEnumerateInstanceExtensionProperties(layer, &count, NULL) != VK_SUCCESS) return false;
+    VkExtensionProperties *exts = calloc(count ? count : 1, sizeof *exts);
+    if (!exts) return false;
+    bool found = false;
+    if (vkEnumerateInstanceExtensionProperties(layer, &count, exts) == VK_SUCCESS)
+        for (uint32_t i = 0; i < count && !found; i++) found = strcmp(exts[i].extensionName, name) == 0;
+    free(exts);
+    return found;
+}
+
+/* validation_errors non-NULL: enable the validation layer and count its errors there.  sync_validation adds the
+ * layer's synchronization validation (VK_EXT_validation_features): hazards between commands (a read of what a
+ * dispatch writes with no barrier between, a write over what another still reads) are reported as errors. */
+static vkllm_status create_instance(atomic_uint *validation_errors, bool sync_validation, VkInstance *instance,
                                     VkDebugUtilsMessengerEXT *messenger)
 {
     VKLLM_TRY(load_loader());
@@ -192,7 +207,7 @@ static vkllm_status create_instance(atomic_uint *validation_errors, VkInstance *
         .apiVersion = api,
     };
     const char *layers[1];
-    const char *extensions[2];
+    const char *extensions[3];
     uint32_t n_layers = 0, n_extensions = 0;
     VkInstanceCreateFlags flags = 0;
     if (validation_errors) {
@@ -201,6 +216,12 @@ static vkllm_status create_instance(atomic_uint *validation_errors, VkInstance *
                               "(Debian: vulkan-validationlayers)", validation_layer);
         layers[n_layers++] = validation_layer;
         extensions[n_extensions++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+        if (sync_validation) {
+            if (!layer_extension_available(validation_layer, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME))
+                return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "VKLLM_VALIDATION=sync but %s lacks %s", validation_layer,
+                                  VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
+            extensions[n_extensions++] = VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME;
+        }
     }
     if (instance_extension_available(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
         /* MoltenVK lists its devices only to instances that accept portability drivers. */
@@ -217,9 +238,16 @@ static vkllm_status create_instance(atomic_uint *validation_errors, VkInstance *
         .pfnUserCallback = on_debug_message,
         .pUserData = validation_errors,
     };
+    static const VkValidationFeatureEnableEXT sync_enable = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    VkValidationFeaturesEXT features = {
+        .sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
+        .pNext = &messenger_info,
+        .enabledValidationFeatureCount = 1,
+        .pEnabledValidationFeatures = &sync_enable,
+    };
     VkInstanceCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
-        .pNext = validation_errors ? &messenger_info : NULL,
+        .pNext = !validation_errors ? NULL : sync_validation ? (const void *)&features : (const void *)&messenger_info,
         .flags = flags,
         .pApplicationInfo = &app,
         .enabledLayerCount = n_layers,
@@ -675,7 +703,7 @@ vkllm_status vkr_list_devices(const vkr_device_options *options, vkr_caps **caps
     if (!options) options = &defaults;
     VkInstance instance;
     VkDebugUtilsMessengerEXT messenger;
-    VKLLM_TRY(create_instance(NULL, &instance, &messenger));
+    VKLLM_TRY(create_instance(NULL, false, &instance, &messenger));
     VkPhysicalDevice *pds;
     device_features *features;
     vkllm_status st = enumerate(instance, true, disabled_features(options), &pds, caps_out, &features, count);
@@ -792,9 +820,13 @@ vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_MAX_ALLOCATION='%s' is not a byte count of at least %u "
                           "(digits with an optional K, M or G)", max_allocation, MIN_ALLOCATION_OVERRIDE);
     bool validation = options->validation < 0 ? env_flag("VKLLM_VALIDATION") : options->validation > 0;
+    /* VKLLM_VALIDATION=sync adds synchronization validation however validation was turned on. */
+    const char *validation_env = getenv("VKLLM_VALIDATION");
+    bool sync_validation = validation && validation_env && strcmp(validation_env, "sync") == 0;
     uint32_t disable = disabled_features(options);
     const char *want = wanted_device(options);
-    VKLLM_TRY(create_instance(validation ? &dev->validation_errors : NULL, &dev->instance, &dev->messenger));
+    VKLLM_TRY(create_instance(validation ? &dev->validation_errors : NULL, sync_validation, &dev->instance,
+                              &dev->messenger));
     VkPhysicalDevice *pds;
     vkr_caps *caps;
     device_features *features;

@@ -131,8 +131,8 @@ vkllm_status vkr_list_devices(const vkr_device_options *options, vkr_caps **caps
 
 /* Creates the device chosen by VKLLM_DEVICE (index or name substring) or else discrete > integrated >
  * virtual > CPU.  Environment: VKLLM_VALIDATION=1 enables the Khronos validation layer (its errors are
- * counted); VKLLM_DISABLE_F16, VKLLM_DISABLE_STORAGE16, VKLLM_DISABLE_STORAGE8, VKLLM_DISABLE_SUBGROUP,
- * VKLLM_DISABLE_INT_DOT, VKLLM_DISABLE_TEXEL (texel_rgba32), VKLLM_DISABLE_COOPMAT force the fallbacks as if
+ * counted), VKLLM_VALIDATION=sync the same plus its synchronization validation (hazards count as errors);
+ * VKLLM_DISABLE_F16, VKLLM_DISABLE_STORAGE16, VKLLM_DISABLE_STORAGE8, VKLLM_DISABLE_SUBGROUP, VKLLM_DISABLE_INT_DOT, VKLLM_DISABLE_TEXEL (texel_rgba32), VKLLM_DISABLE_COOPMAT force the fallbacks as if
  * the device lacked the feature; VKLLM_COOPMAT=khr|nv|emulate picks that cooperative-matrix kind (failing if the
  * device lacks it); VKLLM_PROFILE=1 collects GPU timestamps per dispatch; VKLLM_FENCE_TIMEOUT_MS bounds every fence wait;
  * VKLLM_MAX_ALLOCATION (bytes, K/M/G suffixes) lowers maxMemoryAllocationSize; VKLLM_FAIL_INJECT makes chosen

@@ -125,6 +125,20 @@ static void test_merges(void **state)
     tokenizer_free(t);
 }
 
+/* A word of code points above U+FFFF (4 UTF-8 bytes, 8 once GPT-2 encoded): the merge buffer was sized for 6 bytes
+ * per code point and overflowed (found by the tokenizer fuzz target; AddressSanitizer sees it in the sanitizer
+ * build).  The tiny vocabulary has no tokens for those bytes, so only the call itself is checked. */
+static void test_four_byte_code_points(void **state)
+{
+    (void)state;
+    tokenizer *t = tiny_bpe();
+    const char *text = "\xf0\x9f\x99\x82\xf0\x9f\x99\x82\xf0\x9f\x99\x82"; /* three U+1F642, one word */
+    int32_t ids[64];
+    size_t n = 0;
+    assert_int_equal(tokenizer_encode(t, text, strlen(text), false, false, ids, 64, &n), VKLLM_OK);
+    tokenizer_free(t);
+}
+
 static void test_gpt2_byte_map(void **state)
 {
     (void)state;
@@ -279,7 +293,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pretokenize_llama3), cmocka_unit_test(test_pretokenize_gpt2),
         cmocka_unit_test(test_pretokenize_default), cmocka_unit_test(test_merges),
-        cmocka_unit_test(test_gpt2_byte_map),      cmocka_unit_test(test_llama_bpe),
+        cmocka_unit_test(test_four_byte_code_points), cmocka_unit_test(test_gpt2_byte_map),
+        cmocka_unit_test(test_llama_bpe),
         cmocka_unit_test(test_clean_spaces),
         cmocka_unit_test(test_qwen2),              cmocka_unit_test(test_gpt2),
         cmocka_unit_test(test_mpt),                cmocka_unit_test(test_random_bytes),

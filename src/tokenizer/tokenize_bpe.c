@@ -99,8 +99,9 @@ vkllm_status bpe_tokenize(const vocab *v, const char *text, size_t len, token_bu
     vkllm_status status = decode_text(text, len, &cpts, &n_cpts);
     if (status == VKLLM_OK) status = pretokenize(v->pre, cpts, n_cpts, &words);
     if (status == VKLLM_OK) {
-        /* An invalid byte becomes U+FFFD (3 bytes), so 3 UTF-8 bytes per code point, 2 encoded bytes each. */
-        const size_t most = 6 * n_cpts + 1;
+        /* A code point is at most 4 UTF-8 bytes (an invalid byte becomes U+FFFD, 3; U+10000 and above are 4),
+         * each 2 bytes once GPT-2 encoded. */
+        const size_t most = 8 * n_cpts + 1;
         encoded = malloc(most);
         w.symbols = malloc(most * sizeof *w.symbols);
         w.heap = malloc(3 * most * sizeof *w.heap);

@@ -69,7 +69,8 @@ static vkllm_status arena_append(char **arena, uint64_t *size, uint64_t *cap, co
         *arena = grown;
         *cap = new_cap;
     }
-    memcpy(*arena + *size, bytes, len);
+    /* An empty merge line appends nothing to an arena that may not exist yet: NULL + 0 is undefined. */
+    if (len) memcpy(*arena + *size, bytes, len);
     *offset = *size;
     *size += len;
     return VKLLM_OK;

@@ -60,11 +60,16 @@ void th_disable_subgroups(bool disable)
         fail_msg("VKLLM_DISABLE_SUBGROUP=1 left subgroup arithmetic on");
 }
 
+/* Errors the group teardown found: cmocka prints a failed teardown but leaves it out of the count it returns, so
+ * th_run adds it (else a test program whose only failure is validation errors would exit 0). */
+static uint32_t teardown_errors;
+
 static int group_teardown(void **state)
 {
     uint32_t errors = destroy_device();
     if (errors) {
         fprintf(stderr, "FAIL: %u Vulkan validation errors\n", errors);
+        teardown_errors = errors;
         return -1;
     }
     return 0;
@@ -74,7 +79,8 @@ int th_run(const char *group, const struct CMUnitTest *tests, size_t count)
 {
     const char *filter = getenv("TH_TEST_FILTER");
     if (filter && *filter) cmocka_set_test_filter(filter);
-    return _cmocka_run_group_tests(group, tests, count, NULL, group_teardown);
+    int failed = _cmocka_run_group_tests(group, tests, count, NULL, group_teardown);
+    return failed ? failed : teardown_errors ? 1 : 0;
 }
 
 uint64_t th_next(th_rng *rng)
