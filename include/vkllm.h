@@ -117,6 +117,45 @@ typedef enum vkllm_feature {
     VKLLM_FEATURE_COOPMAT = 1u << 6,   /* cooperative matrices (tensor cores) */
 } vkllm_feature;
 
+/* A Vulkan function pointer of any type, e.g. (vkllm_vk_function)vkGetInstanceProcAddr. */
+typedef void (*vkllm_vk_function)(void);
+
+/* The host's own Vulkan device, for vkllm to run on (a game engine's or any application's: see
+ * docs/embedding.md).  Handles are passed as void * so that this header needs no Vulkan header: VkInstance,
+ * VkPhysicalDevice, VkDevice and VkQueue are all pointers.  vkllm loads every Vulkan function it calls from
+ * get_instance_proc_addr, creates only objects of its own on the device (command pools, buffers and memory,
+ * pipelines, fences, a timeline semaphore per context) and destroys them with the model and its contexts; it
+ * never destroys, waits idle or changes anything of the host's.  The host keeps instance, device and queue alive
+ * until every model loaded on them is freed.  Several models (and their contexts) may share one device and queue.
+ *
+ * What the host must enable (docs/embedding.md lists it all): Vulkan 1.2 (api_version and the device), a queue
+ * family with VK_QUEUE_COMPUTE_BIT, and the feature timelineSemaphore (without it the load fails naming it).  Every
+ * other feature vkllm uses is optional: left off, vkllm runs the same fallback as VKLLM_FEATURE_* would select --
+ * shaderFloat16, shaderInt8, storageBuffer16BitAccess, storageBuffer8BitAccess, shaderIntegerDotProduct,
+ * subgroupSizeControl + computeFullSubgroups (with VK_EXT_subgroup_size_control / VK_KHR_shader_integer_dot_product
+ * below 1.3), and cooperativeMatrix with vulkanMemoryModel (VK_KHR_ or VK_NV_cooperative_matrix).  vkllm reads
+ * what was enabled from enabled_features and enabled_extensions, which must be what the host gave vkCreateDevice.
+ *
+ * The queue needs external synchronization: vkllm calls queue_lock / queue_unlock (with queue_lock_user) around
+ * each vkQueueSubmit it makes, from the thread making the vkllm call.  Both NULL: vkllm's submissions to host
+ * queues are serialized by a mutex of its own, and the host must not use the queue during a vkllm call. */
+typedef struct vkllm_host_device {
+    void *instance;              /* VkInstance */
+    void *physical_device;       /* VkPhysicalDevice the device was created on */
+    void *device;                /* VkDevice */
+    uint32_t queue_family;       /* the queue's family: must have VK_QUEUE_COMPUTE_BIT */
+    void *queue;                 /* VkQueue of queue_family that vkllm submits to (may be the host's render queue) */
+    vkllm_vk_function get_instance_proc_addr; /* PFN_vkGetInstanceProcAddr of the loader the instance came from */
+    uint32_t api_version;        /* VkApplicationInfo.apiVersion the instance was created with: at least 1.2 */
+    const void *enabled_features; /* VkDeviceCreateInfo.pNext given to vkCreateDevice: VkPhysicalDeviceFeatures2,
+                                     VkPhysicalDeviceVulkan11/12/13Features or the individual feature structures */
+    const char *const *enabled_extensions; /* VkDeviceCreateInfo.ppEnabledExtensionNames */
+    uint32_t n_enabled_extensions;
+    void (*queue_lock)(void *user);   /* both or neither */
+    void (*queue_unlock)(void *user);
+    void *queue_lock_user;
+} vkllm_host_device;
+
 typedef struct vkllm_model_params {
     /* The device: its index ("1") or a case-insensitive substring of its name ("H200", "llvmpipe").  NULL or "":
      * the VKLLM_DEVICE variable if set, else the best device (discrete > integrated > virtual > CPU). */
@@ -125,8 +164,11 @@ typedef struct vkllm_model_params {
      * _TEXEL and _COOPMAT variables add theirs. */
     uint32_t disable_features;
     /* 1: the Khronos validation layer (its errors fail the calls that caused them), 0: off, -1 (default): the
-     * VKLLM_VALIDATION variable. */
+     * VKLLM_VALIDATION variable.  Ignored with host_device (the host's instance has its own layers). */
     int validation;
+    /* NULL (default): vkllm creates an instance and a device of its own for the model (device above chooses it).
+     * Else the model runs on the host's device (device is ignored); the structure is read during the load only. */
+    const vkllm_host_device *host_device;
 } vkllm_model_params;
 
 VKLLM_API vkllm_model_params vkllm_model_default_params(void);
