@@ -220,6 +220,13 @@ typedef struct vkllm_context_params {
     uint32_t n_seq_max;   /* sequences sharing the cache.  Default 1 */
     uint32_t n_outputs_max; /* most logits rows one forward pass returns.  Default 8 */
     vkllm_kv_type kv_type;
+    /* Frame budget: 0 (default) submits each forward pass at once.  N > 0 splits a pass into submissions of
+     * whole layers, each meant to keep the queue busy at most about N microseconds of GPU time, the split chosen
+     * from each submission's measured GPU time (timestamps; one layer per submission until measured, and always
+     * on a device without timestamps) and adjusted as it runs; one layer that alone takes longer is still one
+     * submission.  The next submission is made only once the previous one finished, by vkllm_ticket_poll /
+     * vkllm_ticket_wait / vkllm_generate_step, so the host's submissions in between run between them. */
+    uint32_t max_submit_us;
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);
@@ -245,6 +252,33 @@ VKLLM_API const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
 /* The same forward pass with greedy sampling on the GPU: only the argmax token of each output row comes
  * back (tokens[i] for the i-th row that asked), not the logits. */
 VKLLM_API vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens);
+/* ---- Asynchronous decoding (docs/embedding.md) ---- */
+
+/* A forward pass submitted by vkllm_decode_submit: done when the context's timeline semaphore reaches value. */
+typedef struct vkllm_ticket {
+    vkllm_context *ctx;
+    uint64_t value;
+} vkllm_ticket;
+
+/* vkllm_decode without waiting: validates and stages the batch, records (or replays) the pass and submits it (its
+ * first submission under max_submit_us), then returns.  One pass is in flight per context: a pass still pending
+ * is waited for first.  Results (vkllm_get_logits) are readable once vkllm_ticket_poll reported it done or
+ * vkllm_ticket_wait returned; the batch's arrays are not used after the call. */
+VKLLM_API vkllm_status vkllm_decode_submit(vkllm_context *ctx, const vkllm_batch *batch, vkllm_ticket *ticket);
+/* Never blocks: *done = 1 once the pass finished and its results were read back (a ticket older than the pending
+ * pass is done).  Under max_submit_us each call also submits the pass's next part when the previous one finished:
+ * call it (or vkllm_generate_step) once per frame or more often. */
+VKLLM_API vkllm_status vkllm_ticket_poll(const vkllm_ticket *ticket, int *done);
+/* Blocks until the pass finished (submitting its remaining parts), at most the fence timeout per part
+ * (VKLLM_FENCE_TIMEOUT_MS). */
+VKLLM_API vkllm_status vkllm_ticket_wait(const vkllm_ticket *ticket);
+/* The context's timeline semaphore: writes its VkSemaphore to *(VkSemaphore *)semaphore.  A ticket's pass signals
+ * it to ticket.value with its last submission; the host may wait on that value in its own submissions (a GPU-side
+ * wait) once that submission was made -- with max_submit_us 0 by vkllm_decode_submit itself, else once
+ * vkllm_ticket_poll has returned done, since a wait on the same queue for a value not yet submitted would block
+ * the queue.  Owned by the context: destroyed by vkllm_context_free (after its passes finished). */
+VKLLM_API vkllm_status vkllm_context_timeline(vkllm_context *ctx, void *semaphore);
+
 /* Forgets positions >= pos of a sequence (pos 0: the whole sequence). */
 VKLLM_API vkllm_status vkllm_seq_truncate(vkllm_context *ctx, int32_t seq, uint32_t pos);
 
@@ -284,6 +318,24 @@ typedef struct vkllm_generate_stats {
 VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
                             const vkllm_sampling *sampling, vkllm_piece_fn on_piece, void *user,
                             vkllm_generate_stats *stats);
+
+/* Step-wise generation for a render loop: vkllm_generate_begin takes what vkllm_generate takes (with the same
+ * prompt cache in sequence 0), submits nothing and returns; each vkllm_generate_step then advances the generation
+ * without blocking on the GPU: it finishes what completed, submits what comes next (the next chunk of the prompt,
+ * the next token, or under max_submit_us the next part of a pass) and returns once it would have to wait or after
+ * budget_us microseconds of its own wall time (0: one pass over the work, never waiting).  The text of the tokens
+ * it produced comes back in *step (owned by the context, valid until the next step, begin, generate or free). */
+typedef struct vkllm_generate_step_result {
+    const char *text;     /* the pieces produced by this step, concatenated (not NUL-terminated); "" if none */
+    size_t len;
+    uint32_t n_tokens;    /* tokens produced by this step */
+    int done;             /* the generation ended (n_predict, end of generation, or an error returned) */
+    vkllm_generate_stats stats; /* so far (prompt_ms: to the first token; generate_ms: since) */
+} vkllm_generate_step_result;
+
+VKLLM_API vkllm_status vkllm_generate_begin(vkllm_context *ctx, const char *prompt, int parse_special,
+                                            uint32_t n_predict, const vkllm_sampling *sampling);
+VKLLM_API vkllm_status vkllm_generate_step(vkllm_context *ctx, uint32_t budget_us, vkllm_generate_step_result *step);
 
 /* ---- Chat ---- */
 

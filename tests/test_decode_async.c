@@ -1,0 +1,133 @@
+/* Asynchronous decoding (issue 17): vkllm_decode_submit with polls and waits gives vkllm_decode's logits and
+ * signals the context's timeline semaphore to the ticket's value; vkllm_generate_begin/_step gives
+ * vkllm_generate's text, with and without a max_submit_us budget (which splits each pass into submissions of
+ * layers: more submissions than passes), one non-blocking step at a time. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "model/context.h"
+#include "paths.h"
+#include "runtime/device_internal.h"
+#include "vkllm.h"
+
+#define STORIES th_shared_path("models/stories260K.gguf")
+#define STORIES_TEXT "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."
+
+static vkllm_model *model;
+
+static int setup(void **state)
+{
+    (void)state;
+    return vkllm_model_load(STORIES, &model) == VKLLM_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    uint32_t errors = vkr_device_validation_errors(model->dev);
+    vkllm_model_free(model);
+    if (errors) fprintf(stderr, "FAIL: %u validation errors\n", errors);
+    return errors ? -1 : 0;
+}
+
+static void test_submit_poll_wait(void **state)
+{
+    (void)state;
+    vkllm_context *sync = NULL, *async = NULL;
+    th_check_status(vkllm_context_create(model, NULL, &sync), "context");
+    th_check_status(vkllm_context_create(model, NULL, &async), "context");
+    vkllm_token tokens[4] = {1, 403, 407, 261};
+    int32_t pos[4] = {0, 1, 2, 3}, seq[4] = {0, 0, 0, 0};
+    int8_t want[4] = {0, 0, 0, 1};
+    vkllm_batch b = {4, tokens, pos, seq, want};
+    th_check_status(vkllm_decode(sync, &b), "vkllm_decode");
+    vkllm_ticket t;
+    th_check_status(vkllm_decode_submit(async, &b, &t), "vkllm_decode_submit");
+    assert_int_equal(t.value, 1);
+    int done = 0;
+    uint32_t polls = 0;
+    while (!done) {
+        th_check_status(vkllm_ticket_poll(&t, &done), "vkllm_ticket_poll");
+        polls++;
+    }
+    printf("  done after %u polls\n", polls);
+    uint64_t value = 0;
+    VkSemaphore timeline = VK_NULL_HANDLE;
+    th_check_status(vkllm_context_timeline(async, &timeline), "vkllm_context_timeline");
+    assert_int_equal(vkGetSemaphoreCounterValue(model->dev->device, timeline, &value), VK_SUCCESS);
+    assert_int_equal(value, 1);
+    const float *a = vkllm_get_logits(sync, 0), *c = vkllm_get_logits(async, 0);
+    assert_non_null(a);
+    assert_non_null(c);
+    for (uint32_t i = 0; i < model->cfg.n_vocab; i++) assert_true(a[i] == c[i]);
+
+    /* The next position through a wait; an old ticket is done; a ticket never handed out is refused. */
+    vkllm_token next = 301;
+    int32_t p4 = 4, s0 = 0;
+    vkllm_batch one = {1, &next, &p4, &s0, NULL};
+    vkllm_ticket t2;
+    th_check_status(vkllm_decode_submit(async, &one, &t2), "vkllm_decode_submit");
+    th_check_status(vkllm_ticket_wait(&t2), "vkllm_ticket_wait");
+    assert_non_null(vkllm_get_logits(async, 0));
+    th_check_status(vkllm_ticket_poll(&t, &done), "old ticket");
+    assert_int_equal(done, 1);
+    vkllm_ticket bogus = {async, 99};
+    assert_int_equal(vkllm_ticket_poll(&bogus, &done), VKLLM_ERROR_INVALID_ARGUMENT);
+    vkllm_context_free(sync);
+    vkllm_context_free(async);
+}
+
+/* Greedy text through steps of budget 0 (never waiting); *passes and *submits: forward passes and submissions. */
+static void generate_in_steps(uint32_t max_submit_us, uint32_t *steps, uint64_t *submits)
+{
+    vkllm_context_params cp = vkllm_context_default_params();
+    cp.max_submit_us = max_submit_us;
+    vkllm_context *c = NULL;
+    th_check_status(vkllm_context_create(model, &cp, &c), "context");
+    vkllm_sampling greedy = vkllm_sampling_default();
+    greedy.temperature = 0;
+    th_check_status(vkllm_generate_begin(c, "Once upon a time", 0, 32, &greedy), "vkllm_generate_begin");
+    th_text t = {.len = 0};
+    th_text_append("Once upon a time", 16, &t);
+    vkllm_generate_step_result r = {0};
+    uint64_t before = vkr_submit_count(model->dev);
+    *steps = 0;
+    do {
+        th_check_status(vkllm_generate_step(c, 0, &r), "vkllm_generate_step");
+        if (r.len) th_text_append(r.text, r.len, &t);
+        ++*steps;
+    } while (!r.done);
+    *submits = vkr_submit_count(model->dev) - before;
+    if (strncmp(t.buf, STORIES_TEXT, strlen(STORIES_TEXT)) != 0)
+        fail_msg("max_submit_us %u: got '%s'", max_submit_us, t.buf);
+    assert_int_equal(r.stats.n_generated, 32);
+    printf("  max_submit_us %u: %u tokens in %u steps, %llu submissions\n", max_submit_us, r.stats.n_generated, *steps,
+           (unsigned long long)*submits);
+    assert_int_equal(vkllm_generate_step(c, 0, &r), VKLLM_ERROR_INVALID_ARGUMENT); /* ended */
+    vkllm_context_free(c);
+}
+
+static void test_generate_steps(void **state)
+{
+    (void)state;
+    uint32_t steps = 0, budget_steps = 0;
+    uint64_t submits = 0, budget_submits = 0;
+    generate_in_steps(0, &steps, &submits);
+    /* One pass per token: the prompt and 31 generated tokens (the 32nd is not evaluated). */
+    assert_int_equal(submits, 32);
+    /* 1 us: below any layer's time, so one layer per submission; 5 layers, so more submissions than passes. */
+    generate_in_steps(1, &budget_steps, &budget_submits);
+    assert_int_equal(budget_submits, 32 * model->cfg.n_layer);
+    assert_true(budget_steps > steps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_submit_poll_wait),
+        cmocka_unit_test(test_generate_steps),
+    };
+    return cmocka_run_group_tests_name("decode_async", tests, setup, teardown);
+}
