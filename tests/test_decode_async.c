@@ -121,6 +121,10 @@ static void test_generate_steps(void **state)
     generate_in_steps(1, &budget_steps, &budget_submits);
     assert_int_equal(budget_submits, 32 * model->cfg.n_layer);
     assert_true(budget_steps > steps);
+    /* 10 s: the first pass of each shape (the prompt's, the first token's) is split by layer until measured, then
+     * every later pass is one submission (where the device has timestamps). */
+    generate_in_steps(10000000, &budget_steps, &budget_submits);
+    if (vkr_device_caps(model->dev)->timestamps) assert_int_equal(budget_submits, 30 + 2 * model->cfg.n_layer);
 }
 
 int main(void)
