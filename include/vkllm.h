@@ -5,13 +5,17 @@
  *
  * Lifetimes: a model outlives its contexts (free every context before its model).  Strings and arrays the
  * library returns belong to it: vkllm_model_info's strings live as long as the model; vkllm_get_logits' rows
- * until the next vkllm_decode / vkllm_decode_greedy / vkllm_generate on that context or its free; the
+ * until the next vkllm_decode / vkllm_decode_greedy / vkllm_decode_submit / vkllm_generate / vkllm_generate_begin or
+ * _step on that context or its free (after vkllm_decode_submit, once its ticket is done); the
  * vkllm_status_name, vkllm_version and template-name strings are static.  Only vkllm_chat_format hands over
  * memory (release it with vkllm_free).
  *
  * Threads: any function may be called from any thread, but one model and its contexts are used by one thread
  * at a time (calls on the same model or any of its contexts must not overlap; distinct models are
- * independent).  The device functions (vkllm_device_*) and the status functions are safe everywhere. */
+ * independent; models on one host device (vkllm_host_device) count as distinct, their submissions to the shared
+ * queue going through the host's queue lock).  The device functions (vkllm_device_*) and the status functions
+ * are safe everywhere.  Embedding in a render loop (the host's own VkDevice, asynchronous decoding, frame
+ * budgets): docs/embedding.md. */
 
 /* The status part comes first and on its own: vkllm's runtime includes it alone (with VKLLM_STATUS_ONLY defined),
  * as the runtime knows nothing of models.  Embedders include the whole header. */

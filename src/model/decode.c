@@ -175,9 +175,14 @@ vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greed
     return VKLLM_OK;
 }
 
-/* A caller's own use of sequence 0 invalidates what vkllm_generate remembers of it. */
+/* A caller's own use of sequence 0 invalidates what vkllm_generate remembers of it; a decode call ends a
+ * step-wise generation (vkllm_generate_begin). */
 static void forget_history(vkllm_context *ctx, const vkllm_batch *b)
 {
+    if (ctx && ctx->gen) {
+        generate_state_free(ctx->gen);
+        ctx->gen = NULL;
+    }
     for (uint32_t i = 0; ctx && b && b->seq && i < b->n_tokens; i++)
         if (b->seq[i] == 0) ctx->n_history = 0;
 }

@@ -138,6 +138,8 @@ vkllm_status vkllm_decode_submit(vkllm_context *ctx, const vkllm_batch *batch, v
     *ticket = (vkllm_ticket){.ctx = NULL, .value = 0};
     for (uint32_t i = 0; batch && batch->seq && i < batch->n_tokens; i++)
         if (batch->seq[i] == 0) ctx->n_history = 0; /* as vkllm_decode: sequence 0 is the caller's now */
+    generate_state_free(ctx->gen); /* and a step-wise generation ends */
+    ctx->gen = NULL;
     recording *rec = NULL;
     uint32_t n_out = 0;
     uint64_t value = 0;
