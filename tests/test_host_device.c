@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "harness.h"
+#include "model/model.h"
 #include "paths.h"
+#include "runtime/pipeline.h"
 #include "vkllm.h"
 
 #define STORIES th_shared_path("models/stories260K.gguf")
@@ -233,6 +235,16 @@ static void test_feature_checks(void **state)
     assert_int_equal(host_open_device(&h, false, true), VK_SUCCESS);
     hd = host_params(&h);
     th_check_status(vkllm_model_load_params(STORIES, &mp, &m), "timelineSemaphore alone");
+    /* Size control left off: a pipeline pinned to the default subgroup size still builds (the H200 run of
+     * sample-render-loop failed on quantize_q8_sg here, its device not enabling subgroupSizeControl). */
+    const vkr_caps *caps = vkr_device_caps(m->dev);
+    assert_false(caps->subgroup_size_control);
+    assert_false(caps->fp16_arith || caps->storage8 || caps->storage16);
+    vkr_pipeline_desc pinned = {.shader = "quantize_q8_sg", .n_bindings = 2, .readonly_mask = 0x1, .push_size = 8,
+                                .n_spec = 1, .spec = {8 * caps->subgroup_size},
+                                .required_subgroup_size = caps->subgroup_size};
+    const vkr_pipeline *pipeline = NULL;
+    th_check_status(vkr_pipeline_get(m->dev, &pinned, &pipeline), "a pipeline pinned to the default subgroup size");
     vkllm_context *c = NULL;
     th_check_status(vkllm_context_create(m, NULL, &c), "context");
     generate_stories(c, "fallbacks of the features left off");
