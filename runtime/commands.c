@@ -218,7 +218,9 @@ vkllm_status vkr_sequence_begin(vkr_sequence *seq)
             VKR_CHECK(vkCreateQueryPool(seq->dev->device, &info, NULL, &seq->timer_pool));
         }
         vkCmdResetQueryPool(seq->cmd, seq->timer_pool, 0, 2);
-        vkCmdWriteTimestamp(seq->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, seq->timer_pool, 0);
+        /* Once the earlier work's compute is done (the sequence's own starts then): the time of the sequence, not
+         * of the wait for what was submitted before it. */
+        vkCmdWriteTimestamp(seq->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, seq->timer_pool, 0);
     }
     return VKLLM_OK;
 }

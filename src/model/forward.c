@@ -105,7 +105,9 @@ vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward
 {
     const vkllm_model *m = ctx->model;
     VKLLM_TRY(vkr_sequence_begin(seq));
-    if (first > 0) VKLLM_TRY(vkr_sequence_barrier(seq)); /* after the previous group's submission */
+    /* After all compute and transfer work submitted before it: the previous part of this pass, or a pass of another
+     * context of the model still in flight (vkllm_decode_submit), which uses the same ops scratch. */
+    VKLLM_TRY(vkr_sequence_barrier(seq));
     if (first == 0) {
         VKLLM_TRY(copy_inputs(ctx, seq, s));
         VKLLM_TRY(ops_get_rows(m->ops, seq, m->token_embd_type, W(m->token_embd), W(ctx->ids), W(ctx->x),

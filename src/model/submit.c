@@ -5,7 +5,11 @@
  * submission, and the next group is submitted only once the previous one finished (by a poll or a wait), so that
  * the host's own submissions to the queue run between them.  Each group is timed on the GPU; the running average
  * of the time per layer picks how many layers a group holds (re-recording the pass when that changes): as many
- * as fit the budget, at least one. */
+ * as fit the budget, at least one.
+ *
+ * Passes of several contexts may be in flight at once; every submission of a pass starts with a barrier after the
+ * compute and transfer work submitted before it (forward_record), so they never overlap on the GPU (the contexts
+ * of one model share its ops scratch). */
 #include <string.h>
 
 #include "context.h"
