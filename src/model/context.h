@@ -93,7 +93,7 @@ struct vkllm_context {
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, vkllm_token *tokens);
 /* decode.c: validates and stages the batch (waiting first for a pass still pending) and finds (or records) its
  * recording; submit.c then submits it. */
-vkllm_status context_prepare(vkllm_context *ctx, const vkllm_batch *b, bool greedy, recording **rec, uint32_t *n_out);
+vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, recording **rec, uint32_t *n_out);
 /* (Re)records rec's groups for rec->layers_per_group layers each. */
 vkllm_status context_record(vkllm_context *ctx, recording *rec);
 

@@ -145,7 +145,7 @@ static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape
     return VKLLM_OK;
 }
 
-vkllm_status context_prepare(vkllm_context *ctx, const vkllm_batch *b, bool greedy, recording **rec, uint32_t *n_out_ret)
+vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, recording **rec, uint32_t *n_out_ret)
 {
     if (!ctx) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode: context is NULL");
     /* One pass in flight per context: its inputs and outputs are the context's buffers. */
@@ -168,7 +168,7 @@ vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greed
     recording *rec = NULL;
     uint32_t n_out = 0;
     uint64_t value = 0;
-    VKLLM_TRY(context_prepare(ctx, b, greedy, &rec, &n_out));
+    VKLLM_TRY(context_stage_batch(ctx, b, greedy, &rec, &n_out));
     VKLLM_TRY(context_submit(ctx, rec, greedy, n_out, &value));
     VKLLM_TRY(context_wait(ctx, value));
     if (greedy) memcpy(tokens, ctx->greedy_tokens, n_out * sizeof *tokens);
