@@ -8,8 +8,8 @@
 
 #include "harness.h"
 #include "matmul_check.h"
-#include "ops/matmul.h"
-#include "ops/matmul_fused.h"
+#include "ops/matmul/matmul.h"
+#include "ops/matmul/matmul_fused.h"
 #include "quant/quant.h"
 
 /* d[0] = rows, d[1] = cols, f[0] = eps; inputs x [rows][cols], w [cols]. */

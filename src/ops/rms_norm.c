@@ -2,7 +2,7 @@
  * (shaders/rms_norm.comp); the _q8 variants also write the output as the mat-vec's integer path reads it. */
 
 #include "check.h"
-#include "matmul.h"
+#include "matmul/matmul.h"
 #include "ops.h"
 
 typedef struct rms_norm_push {
