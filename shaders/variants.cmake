@@ -97,5 +97,11 @@ vkllm_shader(kv_write_f16 kv_write.comp KV_F16=1)
 vkllm_shader(flash_attn_f32 flash_attn.comp)
 vkllm_shader(flash_attn_f16 flash_attn.comp KV_F16=1)
 vkllm_shader(flash_attn_combine flash_attn_combine.comp)
+# Prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp, src/ops/flash_attn.c): _cm_nv, _cm_khr
+# (rewritten from the NV binary) and _cm_emu (plain GLSL, the same tiles, for the tests on any device).
+vkllm_shader_coopmat(flash_attn_f32_cm flash_attn_coopmat.comp 8 9 10)
+vkllm_shader_coopmat(flash_attn_f16_cm flash_attn_coopmat.comp 8 9 10 KV_F16=1)
+vkllm_shader(flash_attn_f32_cm_emu flash_attn_coopmat.comp COOPMAT_EMULATE=1)
+vkllm_shader(flash_attn_f16_cm_emu flash_attn_coopmat.comp KV_F16=1 COOPMAT_EMULATE=1)
 # Test-only: a loop whose length is a push constant (fence timeouts, loop guards; tests/test_runtime.c).
 vkllm_shader(test_spin test_spin.comp)

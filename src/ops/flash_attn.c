@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "check.h"
+#include "matmul/matmul.h"
 
 /* Keeps every loop of the shader far below lavapipe's silent cut at 65,535 iterations. */
 #define ATTN_MAX_TILES_PER_SPLIT 16384u
@@ -94,6 +95,88 @@ static vkllm_status record_combine(ops_context *ops, vkr_sequence *seq, vkr_rang
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, "flash_attn_combine");
 }
 
+/* How the prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp) would run this shape. */
+typedef struct attn_cm_plan {
+    uint32_t wg, keys, sg;
+    bool pin;
+    uint32_t rows;           /* tokens per workgroup: subgroups x the matrices' M */
+    uint64_t shared;         /* bytes of shared memory, as the shader declares it */
+} attn_cm_plan;
+
+/* Does the shape take the cooperative-matrix attention?  Where the device has cooperative matrices, the batch
+ * has at least the tuning's attn_cm_min_tokens tokens and the head and key tiles split into the device's
+ * matrices within its limits; otherwise flash_attn.comp serves every shape, so no error. */
+static bool plan_coopmat(const ops_context *ops, const ops_attention_shape *s, attn_cm_plan *cp)
+{
+    const vkr_caps *c = ops->caps;
+    const op_tuning *tu = ops->tuning;
+    if (c->coopmat == VKR_COOPMAT_NONE || s->n_tokens < tu->attn_cm_min_tokens) return false;
+    bool pin;
+    uint32_t sg;
+    if (ops_coopmat_subgroup(c, &tu->coopmat, &sg, &pin) != VKLLM_OK) {
+        vkllm_clear_error();
+        return false;
+    }
+    uint32_t m = c->coopmat_m, n = c->coopmat_n, k = c->coopmat_k, d = s->kv.head_dim, wg = tu->attn_cm_wg;
+    uint32_t keys = tu->attn_cm_keys;
+    bool emulated = c->coopmat == VKR_COOPMAT_EMULATED;
+    if (!m || !n || !k || !sg || wg % sg || d % k || d % n || keys % k || keys % n || n > keys ||
+        (emulated && (m * n) % sg))
+        return false;
+    uint32_t rows = wg / sg * m;
+    if (!emulated && rows > 2 * keys) return false; /* Q is staged in the K/V tiles */
+    if (wg > c->max_workgroup_invocations || wg > c->max_workgroup_size[0] ||
+        (!emulated && c->max_workgroup_subgroups && wg / sg > c->max_workgroup_subgroups))
+        return false;
+    uint64_t shared = 2ull * 2 * keys * (d + 8) + 4ull * rows * (keys + 4) + 2ull * rows * (keys + 8) +
+                      16ull * rows + 4ull * keys + (emulated ? 2ull * rows * (d + 8) : 0);
+    if (shared > c->max_shared_memory) return false;
+    *cp = (attn_cm_plan){.wg = wg, .keys = keys, .sg = sg, .pin = pin, .rows = rows, .shared = shared};
+    return true;
+}
+
+bool ops_attention_uses_coopmat(const ops_context *ops, const ops_attention_shape *shape)
+{
+    attn_cm_plan cp;
+    return plan_coopmat(ops, shape, &cp);
+}
+
+typedef struct attn_cm_push {
+    uint32_t n_tokens, n_heads, group, n_kv_heads;
+    uint32_t page_shift, n_pages, n_seqs, max_pages_per_seq;
+    uint32_t max_context;
+    float scale_log2;
+} attn_cm_push;
+
+static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                   vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range out,
+                                   const ops_attention_shape *s, const attn_cm_plan *cp)
+{
+    const vkr_caps *c = ops->caps;
+    const char *name;
+    if (c->coopmat == VKR_COOPMAT_KHR)
+        name = s->kv.f16 ? SHADER(flash_attn_f16_cm_khr) : SHADER(flash_attn_f32_cm_khr);
+    else if (c->coopmat == VKR_COOPMAT_NV)
+        name = s->kv.f16 ? SHADER(flash_attn_f16_cm_nv) : SHADER(flash_attn_f32_cm_nv);
+    else
+        name = s->kv.f16 ? SHADER(flash_attn_f16_cm_emu) : SHADER(flash_attn_f32_cm_emu);
+    vkr_pipeline_desc desc = {.shader = name, .n_bindings = 6, .readonly_mask = 0x1f,
+                              .push_size = (uint32_t)sizeof(attn_cm_push), .n_spec = 11,
+                              .required_subgroup_size = cp->pin ? cp->sg : 0, .full_subgroups = cp->pin && c->full_subgroups,
+                              .spec = {cp->wg, s->kv.head_dim, cp->keys, 0, cp->sg, 0, 0, 0,
+                                       c->coopmat_m, c->coopmat_n, c->coopmat_k}};
+    const vkr_pipeline *p;
+    VKLLM_TRY(vkr_pipeline_get(ops->dev, &desc, &p));
+    attn_cm_push push = {s->n_tokens, s->n_heads, s->n_heads / s->kv.n_kv_heads, s->kv.n_kv_heads,
+                         ops_kv_page_shift(&s->kv), s->kv.n_pages, s->kv.n_seqs, s->kv.max_pages_per_seq,
+                         s->max_context, s->scale * 1.4426950408889634f};
+    if (s->n_heads > c->max_workgroup_count[1])
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u heads exceed the device's grid", name, s->n_heads);
+    uint32_t groups[3] = {vkr_div_up(s->n_tokens, cp->rows), s->n_heads, 1};
+    vkr_range bind[6] = {q, k_cache, v_cache, page_table, tokens, out};
+    return vkr_sequence_dispatch(seq, p, bind, &push, groups, "flash_attn coopmat");
+}
+
 vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
                                  vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
                                  vkr_range out, const ops_attention_shape *s)
@@ -105,6 +188,8 @@ vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range 
     VKLLM_TRY(ops_check_bytes(name, "q", q, rows * s->kv.head_dim * 4));
     VKLLM_TRY(ops_check_bytes(name, "out", out, rows * s->kv.head_dim * 4));
     VKLLM_TRY(ops_check_bytes(name, "tokens", tokens, 8ull * s->n_tokens));
+    attn_cm_plan cm;
+    if (plan_coopmat(ops, s, &cm)) return record_coopmat(ops, seq, q, k_cache, v_cache, page_table, tokens, out, s, &cm);
 
     attn_plan plan = plan_of(ops, s);
     uint64_t scratch_bytes = scratch_bytes_of(s, &plan);

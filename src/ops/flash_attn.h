@@ -31,6 +31,10 @@ uint64_t ops_attention_scratch_bytes(const ops_context *ops, const ops_attention
 /* Workgroups each (token, head) row's keys are split over at this shape (1: no split, no combine pass). */
 uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape *shape);
 
+/* Does ops_flash_attention take the prompt attention on cooperative matrices (flash_attn_coopmat.comp, no
+ * scratch, no split) at this shape on this device and tuning? */
+bool ops_attention_uses_coopmat(const ops_context *ops, const ops_attention_shape *shape);
+
 /* Causal attention of each token t (sequence s, position p) and head h over the keys at positions 0..p of
  * sequence s (the batch's own keys must have been written to the cache first, by ops_kv_write):
  *   out[t][h] = sum_j softmax_j(scale * q[t][h] . K_s[j][kvh]) V_s[j][kvh],  kvh = h / (n_heads / n_kv_heads)

@@ -324,7 +324,7 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
 /* The subgroup size the cooperative-matrix tiles are laid out for, and whether the pipeline pins it: the
  * tuning's where size control allows, else the device's one fixed size.  The emulated variant only groups
  * invocations by that size (no subgroup operations), so any size goes. */
-static vkllm_status coopmat_subgroup(const vkr_caps *caps, const op_coopmat_tuning *t, uint32_t *size, bool *pin)
+vkllm_status ops_coopmat_subgroup(const vkr_caps *caps, const op_coopmat_tuning *t, uint32_t *size, bool *pin)
 {
     uint32_t want = t->subgroup ? t->subgroup : caps->subgroup_size;
     *pin = false;
@@ -336,8 +336,8 @@ static vkllm_status coopmat_subgroup(const vkr_caps *caps, const op_coopmat_tuni
     }
     *size = caps->subgroup_size;
     if (caps->min_subgroup_size == caps->max_subgroup_size) return VKLLM_OK;
-    return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: cooperative matrices need a known subgroup size; '%s' picks "
-                      "one of %u..%u and cannot pin %u (set VKLLM_DISABLE_COOPMAT=1 for the tiled mat-mul)",
+    return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "cooperative matrices need a known subgroup size; '%s' picks "
+                      "one of %u..%u and cannot pin %u (set VKLLM_DISABLE_COOPMAT=1 to do without them)",
                       caps->name, caps->min_subgroup_size, caps->max_subgroup_size, want);
 }
 
@@ -350,7 +350,7 @@ static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, const op
     const op_coopmat_tuning *t = &ops->tuning->coopmat;
     uint32_t sg;
     bool pin;
-    VKLLM_TRY(coopmat_subgroup(c, t, &sg, &pin));
+    VKLLM_TRY(ops_coopmat_subgroup(c, t, &sg, &pin));
     uint32_t cm_m = c->coopmat_m, cm_n = c->coopmat_n, cm_k = c->coopmat_k;
     uint32_t nsg = sg && t->wg % sg == 0 ? t->wg / sg : 0;
     uint32_t sg_n = t->subgroups_m && nsg % t->subgroups_m == 0 ? nsg / t->subgroups_m : 0;

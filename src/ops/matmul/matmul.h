@@ -80,6 +80,10 @@ ops_matmul_path ops_matmul_path_of(const ops_context *ops, const ops_weight *w, 
 bool ops_matmul_reads_q8(const ops_context *ops, const ops_weight *w, uint32_t n);
 const char *ops_matmul_path_name(ops_matmul_path path);
 
+/* The subgroup size cooperative-matrix shaders are laid out for (the tuning's coopmat.subgroup where the device
+ * can pin it, else its one fixed size) and whether the pipeline must pin it; an error where neither holds. */
+vkllm_status ops_coopmat_subgroup(const vkr_caps *caps, const op_coopmat_tuning *t, uint32_t *size, bool *pin);
+
 /* x F32 [n][cols] (cols a multiple of 32) quantized to 8-bit blocks of 32 into out, ops_q8_bytes(n, cols)
  * bytes laid out as shaders/q8.glsl says: per block d = amax * fl(1/127) and levels round(127 x / amax), ties
  * away from zero, exact (no device-dependent division), and the sums of the levels of each half.  The
