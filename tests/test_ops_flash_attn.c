@@ -367,7 +367,8 @@ static void restore_device(void)
 static void run_coopmat_case(const attn_case *c, bool f16, uint32_t page_size)
 {
     uint32_t wg = cm_row.attn_cm_wg;
-    if (c->head_dim > 96) cm_row.attn_cm_wg = 2 * (cm_row.coopmat.subgroup ? cm_row.coopmat.subgroup : 32);
+    bool emulated = th_ops()->caps->coopmat == VKR_COOPMAT_EMULATED;
+    if (emulated && c->head_dim > 96) cm_row.attn_cm_wg = 2 * (cm_row.coopmat.subgroup ? cm_row.coopmat.subgroup : 32);
     th_rng rng = {c->head_dim * 7ull + c->n_tokens * 31ull + c->n_kv_heads + f16};
     attn_fixture f;
     fixture_create(&f, c, f16, page_size, &rng);
@@ -377,8 +378,10 @@ static void run_coopmat_case(const attn_case *c, bool f16, uint32_t page_size)
     th_check_status(vkr_sequence_end(seq), "end");
     th_check_status(vkr_sequence_run(seq), "run");
     char what[200];
-    snprintf(what, sizeof what, "coopmat %s (row %s, %ux%ux%u) heads %u/%u head_dim %u page %u tokens %u from %u:%u",
-             f16 ? "f16" : "f32", th_ops()->tuning->name, cm_caps.coopmat_m, cm_caps.coopmat_n, cm_caps.coopmat_k,
+    const vkr_caps *caps = th_ops()->caps;
+    snprintf(what, sizeof what, "coopmat %s %s (row %s, %ux%ux%u) heads %u/%u head_dim %u page %u tokens %u from %u:%u",
+             emulated ? "emulated" : "REAL", f16 ? "f16" : "f32", th_ops()->tuning->name, caps->coopmat_m,
+             caps->coopmat_n, caps->coopmat_k,
              c->n_heads, c->n_kv_heads, c->head_dim, page_size, c->n_tokens, c->tok[0].seq, c->tok[0].pos);
     check_output_bound(&f, what, BOUND_COOPMAT);
     vkr_sequence_destroy(seq);
@@ -400,6 +403,18 @@ static void test_coopmat(void **state)
         {2, 1, 16, 17, PROMPT(0, 5)},
         {4, 2, 96, 50, {{1, 40}, {2, 3}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {0, 15}}},
     };
+    /* A device with real cooperative matrices (a GPU): its own variant and tuning row first. */
+    const vkr_caps *real = vkr_device_caps(th_device());
+    if (real->coopmat == VKR_COOPMAT_KHR || real->coopmat == VKR_COOPMAT_NV) {
+        cm_row = *tuning_for(real);
+        cm_row.attn_cm_min_tokens = 16;
+        th_ops()->tuning = &cm_row;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            run_coopmat_case(&cases[i], true, 16);
+            run_coopmat_case(&cases[i], false, 16);
+        }
+        restore_device();
+    }
     use_coopmat(TUNING_NVIDIA, 16, 16, 16);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         run_coopmat_case(&cases[i], true, 16);
