@@ -479,10 +479,11 @@ else
 fi
 coop_fields=$(awk '$1 ~ /^coopmat/ { print $1 }' "$work/logs/fields.log")
 if [[ $mode == gpu ]] && ((focus)) && [[ -n $coop_fields ]]; then
-    # Larger subgroup tiles than the first call's sweep tried: the workgroup, its grid and the row tile.
+    # The k step, the buffering and the column tile around the shipped tiles (what a change to the shader's
+    # loads and stores moves first); FOCUS_COOPMAT_SWEEP replaces these.
+    read -r -a coop_focus <<<"${FOCUS_COOPMAT_SWEEP:---sweep coopmat.tile_k=16,32 --sweep coopmat.buffers=1,2 --sweep coopmat.tile_n=64,128}"
     run_step sweep-coopmat 70 "$VK" bench-ops --json --types Q4_0,Q4_K --shapes none \
-        --mm-shapes 4096x4096,11008x4096 --batches 512 --runs 3 --min-ms 10 --sweep "coopmat.wg=128,256" \
-        --sweep "coopmat.tile_m=128,256" --sweep "coopmat.tile_n=64,128" --sweep "coopmat.subgroups_m=2,4"
+        --mm-shapes 4096x4096,11008x4096 --batches 512 --runs 3 --min-ms 10 "${coop_focus[@]}"
 elif [[ -n $coop_fields ]]; then
     # Tiles x k step x buffering, the workgroup and its 2 x 4 subgroup grid as in the nvidia row; on 0 is the
     # tiled mat-mul beside them.

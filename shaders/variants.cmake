@@ -97,6 +97,7 @@ vkllm_shader(kv_write_f16 kv_write.comp KV_F16=1)
 vkllm_shader(flash_attn_f32 flash_attn.comp)
 vkllm_shader(flash_attn_f16 flash_attn.comp KV_F16=1)
 vkllm_shader(flash_attn_combine flash_attn_combine.comp)
+vkllm_shader(flash_attn_combine_q8 flash_attn_combine.comp QUANTIZE_Q8=1)
 # Prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp, src/ops/flash_attn.c): _cm_nv, _cm_khr
 # (rewritten from the NV binary) and _cm_emu (plain GLSL, the same tiles, for the tests on any device).
 vkllm_shader_coopmat(flash_attn_f32_cm flash_attn_coopmat.comp 8 9 10)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "matmul_check.h"
+#include "ops/matmul/matmul.h"
 #include "ref_attention.h"
 
 /* NMSE bounds.  F16: the reference attends over the unrounded F32 keys and values, so the bound covers the
@@ -334,6 +336,48 @@ static void test_decode_time(void **state)
     }
 }
 
+/* The output also quantized for the integer mat-vec (ops_flash_attention_q8): the same floats as the plain op,
+ * and bit for bit the C quantizer's blocks of them, whether the combine pass quantizes (split keys, heads of 32k)
+ * or a quantize_q8 dispatch does (no split; heads of 16). */
+static void test_q8_output(void **state)
+{
+    static const attn_case cases[] = {
+        {4, 2, 64, DECODE(0, 1029)}, {4, 2, 64, 3, {{0, 1200}, {1, 700}, {0, 1201}}}, {4, 2, 64, DECODE(0, 6)},
+        {4, 4, 16, DECODE(0, 1029)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        th_rng rng = {77 + i};
+        attn_fixture f;
+        fixture_create(&f, &cases[i], true, 16, &rng);
+        const ops_attention_shape *s = &f.shape;
+        uint32_t cols = s->n_heads * s->kv.head_dim;
+        size_t n = (size_t)s->n_tokens * cols, q8_bytes = ops_q8_bytes(s->n_tokens, cols);
+        vkr_buffer b_q8 = th_alloc(q8_bytes);
+        vkr_sequence *seq = th_begin();
+        th_check_status(ops_flash_attention_q8(th_ops(), seq, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v),
+                                               vkr_whole(&f.b_table), vkr_whole(&f.b_tokens), vkr_whole(&f.b_scratch),
+                                               vkr_whole(&f.b_out), vkr_whole(&b_q8), s),
+                        "ops_flash_attention_q8");
+        th_check_status(vkr_sequence_end(seq), "end");
+        th_check_status(vkr_sequence_run(seq), "run");
+        char what[120];
+        snprintf(what, sizeof what, "q8 output: head_dim %u, %u tokens, %u splits", s->kv.head_dim, s->n_tokens,
+                 ops_attention_splits(th_ops(), s));
+        check_output(&f, what);
+        float *out = malloc(sizeof(float) * n);
+        uint32_t *words = malloc(q8_bytes);
+        assert_true(out && words);
+        th_download(&f.b_out, out, sizeof(float) * n);
+        th_download(&b_q8, words, q8_bytes);
+        th_check_q8_mirror(out, words, s->n_tokens, cols, what);
+        free(out);
+        free(words);
+        vkr_sequence_destroy(seq);
+        th_free(&b_q8);
+        fixture_free(&f);
+    }
+}
+
 /* ---- the prompt attention on cooperative matrices (flash_attn_coopmat.comp), through its emulated variant ---- */
 
 /* Its NMSE bound: Q, K, V and the probabilities are rounded to f16 (relative 2^-11 each) before the products. */
@@ -490,7 +534,7 @@ int main(void)
         cmocka_unit_test(test_contexts),     cmocka_unit_test(test_page_sizes),
         cmocka_unit_test(test_mixed_batch),  cmocka_unit_test(test_replay),
         cmocka_unit_test(test_decode_time),  cmocka_unit_test(test_attention_bad_shapes),
-        cmocka_unit_test(test_coopmat),
+        cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
     };
     return TH_RUN("ops_attention", tests);
 }

@@ -71,9 +71,17 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     VKLLM_TRY(ops_qkv_project_xq(ops, seq, &qkv, W(ctx->h), hq, n, &dest));
     ops_attention_shape shape = {.n_tokens = n, .n_heads = c->n_head, .max_context = s->max_context,
                                  .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv};
-    VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]), W(ctx->page_table),
-                                  W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));
-    return ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n); /* added to x by the FFN's norm */
+    if (!ops_matmul_reads_q8(ops, L->wo, n)) {
+        VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
+                                      W(ctx->page_table), W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));
+        return ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n); /* added to x by the FFN's norm */
+    }
+    /* The output projection reads the attention quantized: the attention writes that form too */
+    vkr_range attq;
+    VKLLM_TRY(ops_scratch(ops, ops_q8_bytes(n, L->wo->cols), &attq));
+    VKLLM_TRY(ops_flash_attention_q8(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]), W(ctx->page_table),
+                                     W(ctx->tokens), W(ctx->scratch), W(ctx->att), attq, &shape));
+    return ops_matmul_into_xq(ops, seq, L->wo, W(ctx->att), attq, W(ctx->o), n, L->wo->rows, 0);
 }
 
 static vkllm_status ffn_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l, const forward_shape *s)

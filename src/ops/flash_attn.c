@@ -82,17 +82,19 @@ typedef struct combine_push {
 } combine_push;
 
 static vkllm_status record_combine(ops_context *ops, vkr_sequence *seq, vkr_range scratch, vkr_range tokens,
-                                   vkr_range out, const ops_attention_shape *s, const attn_plan *plan)
+                                   vkr_range out, const vkr_range *out_q8, const ops_attention_shape *s,
+                                   const attn_plan *plan)
 {
     uint32_t spec[2] = {plan->wg, s->kv.head_dim / 4};
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, SHADER(flash_attn_combine), 3, 0x3, sizeof(combine_push), spec, 2, &p));
+    const char *name = out_q8 ? SHADER(flash_attn_combine_q8) : SHADER(flash_attn_combine);
+    VKLLM_TRY(ops_pipeline(ops, name, out_q8 ? 4 : 3, 0x3, sizeof(combine_push), spec, 2, &p));
     combine_push push = {s->n_tokens, s->n_heads, s->kv.n_seqs, s->kv.max_pages_per_seq * s->kv.page_size,
                          plan->n_splits, plan->split_len};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, s->n_tokens * s->n_heads, groups);
-    vkr_range bind[3] = {scratch, tokens, out};
-    return vkr_sequence_dispatch(seq, p, bind, &push, groups, "flash_attn_combine");
+    vkr_range bind[4] = {scratch, tokens, out, out_q8 ? *out_q8 : out};
+    return vkr_sequence_dispatch(seq, p, bind, &push, groups, name);
 }
 
 /* How the prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp) would run this shape. */
@@ -177,9 +179,10 @@ static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, vkr_rang
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, "flash_attn coopmat");
 }
 
-vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
-                                 vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
-                                 vkr_range out, const ops_attention_shape *s)
+/* out_q8: also out quantized (ops_flash_attention_q8), or NULL. */
+static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache, vkr_range v_cache,
+                              vkr_range page_table, vkr_range tokens, vkr_range scratch, vkr_range out,
+                              const vkr_range *out_q8, const ops_attention_shape *s)
 {
     const char *name = s->kv.f16 ? SHADER(flash_attn_f16) : SHADER(flash_attn_f32);
     VKLLM_TRY(check_shape(ops, name, s));
@@ -188,8 +191,19 @@ vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range 
     VKLLM_TRY(ops_check_bytes(name, "q", q, rows * s->kv.head_dim * 4));
     VKLLM_TRY(ops_check_bytes(name, "out", out, rows * s->kv.head_dim * 4));
     VKLLM_TRY(ops_check_bytes(name, "tokens", tokens, 8ull * s->n_tokens));
+    uint32_t cols = s->n_heads * s->kv.head_dim;
+    if (out_q8) {
+        if (cols % 32)
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: a quantized output needs rows in blocks of 32, not %u",
+                              name, cols);
+        VKLLM_TRY(ops_check_bytes(name, "out_q8", *out_q8, ops_q8_bytes(s->n_tokens, cols)));
+    }
+    vkr_range out_head = ops_head(out, rows * s->kv.head_dim * 4);
     attn_cm_plan cm;
-    if (plan_coopmat(ops, s, &cm)) return record_coopmat(ops, seq, q, k_cache, v_cache, page_table, tokens, out, s, &cm);
+    if (plan_coopmat(ops, s, &cm)) {
+        VKLLM_TRY(record_coopmat(ops, seq, q, k_cache, v_cache, page_table, tokens, out, s, &cm));
+        return out_q8 ? ops_quantize_q8(ops, seq, out_head, s->n_tokens, cols, *out_q8) : VKLLM_OK;
+    }
 
     attn_plan plan = plan_of(ops, s);
     uint64_t scratch_bytes = scratch_bytes_of(s, &plan);
@@ -228,6 +242,24 @@ vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range 
     vkr_groups_1d(ops->dev, (uint32_t)groups_total, groups);
     vkr_range bind[6] = {q, k_cache, v_cache, page_table, tokens, plan.n_splits > 1 ? scratch : out};
     VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, name));
-    if (plan.n_splits == 1) return VKLLM_OK;
-    return record_combine(ops, seq, scratch, tokens, out, s, &plan);
+    /* The combine pass quantizes whole heads of 32-element blocks itself; otherwise a dispatch of its own. */
+    bool combine_q8 = out_q8 && plan.n_splits > 1 && s->kv.head_dim % 32 == 0;
+    if (plan.n_splits > 1)
+        VKLLM_TRY(record_combine(ops, seq, scratch, tokens, out, combine_q8 ? out_q8 : NULL, s, &plan));
+    if (out_q8 && !combine_q8) return ops_quantize_q8(ops, seq, out_head, s->n_tokens, cols, *out_q8);
+    return VKLLM_OK;
+}
+
+vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                 vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
+                                 vkr_range out, const ops_attention_shape *shape)
+{
+    return attention(ops, seq, q, k_cache, v_cache, page_table, tokens, scratch, out, NULL, shape);
+}
+
+vkllm_status ops_flash_attention_q8(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                    vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
+                                    vkr_range out, vkr_range out_q8, const ops_attention_shape *shape)
+{
+    return attention(ops, seq, q, k_cache, v_cache, page_table, tokens, scratch, out, &out_q8, shape);
 }

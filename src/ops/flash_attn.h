@@ -46,4 +46,12 @@ vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range 
                                  vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
                                  vkr_range out, const ops_attention_shape *shape);
 
+/* ops_flash_attention that also writes out quantized as the integer mat-vec reads x (matmul.h: ops_quantize_q8,
+ * ops_matmul_into_xq): out_q8 [ops_q8_bytes(n_tokens, n_heads * head_dim)], n_heads * head_dim a multiple of
+ * 32; bit for bit what ops_quantize_q8 makes of out.  In the combine pass where the keys are split and head_dim
+ * is a multiple of 32, else in a quantize_q8 dispatch after the attention. */
+vkllm_status ops_flash_attention_q8(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                    vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
+                                    vkr_range out, vkr_range out_q8, const ops_attention_shape *shape);
+
 #endif
