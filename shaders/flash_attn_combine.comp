@@ -8,9 +8,6 @@
 //   makes of out.
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
-#if defined(QUANTIZE_Q8)
-#include "q8.glsl"
-#endif
 
 layout(constant_id = 1) const uint HD4 = 16;   // head_dim / 4
 
@@ -18,17 +15,15 @@ layout(constant_id = 1) const uint HD4 = 16;   // head_dim / 4
 layout(std430, binding = 0) readonly buffer Scratch { vec4 scratch[]; };
 layout(std430, binding = 1) readonly buffer Tokens { ivec2 tokens[]; };   // {seq, pos}
 layout(std430, binding = 2) writeonly buffer Out { vec4 out4[]; };       // [n_tokens][n_heads][HD4]
-#if defined(QUANTIZE_Q8)
-layout(std430, binding = 3) writeonly buffer Q8 { uint q8[]; };          // [n_tokens][Q8_COL_WORDS(n_heads 4 HD4)]
-shared vec4 staged[HD4];
-shared float chunk_max[HD4];
-shared int chunk_sum[HD4];
-#endif
 
 layout(push_constant) uniform Push {
     uint n_tokens, n_heads, n_seqs, max_positions;   // max_positions = max_pages_per_seq * page_size
     uint n_splits, split_len;
 } p;
+#if defined(QUANTIZE_Q8)
+#define Q8_BINDING 3
+#include "attn_q8.glsl"
+#endif
 
 const float NO_SCORE = -3.0e38;
 
@@ -63,35 +58,10 @@ void main()
         const vec4 o = row_sum > 0.0 ? a / row_sum : vec4(0.0);
         out4[row * HD4 + c] = o;
 #if defined(QUANTIZE_Q8)
-        staged[c] = o;
-        chunk_max[c] = max(max(abs(o.x), abs(o.y)), max(abs(o.z), abs(o.w)));
+        attn_q8_stage(c, o);
 #endif
     }
 #if defined(QUANTIZE_Q8)
-    // Chunk c (4 elements) is word c % 8 of the head's block c / 8: each invocation quantizes its chunks with
-    // the block's largest magnitude, then one per block writes its scale and level sums.
-    barrier();
-    const uint t = row / p.n_heads, h = row % p.n_heads, cols = 4u * HD4 * p.n_heads;
-    const uint qbase = t * Q8_COL_WORDS(cols), level_words = Q8_LEVEL_WORDS(cols), head_blocks = HD4 / 8u;
-    for (uint c = gl_LocalInvocationID.x, guard = 0u; c < HD4; c += gl_WorkGroupSize.x) {
-        LOOP_GUARD(guard, HD4);
-        const uint blk = c / 8u;
-        float amax = 0.0;
-        [[unroll]] for (uint i = 0u; i < 8u; i++) amax = max(amax, chunk_max[8u * blk + i]);
-        int sum;
-        q8[qbase + 8u * (h * head_blocks + blk) + c % 8u] = q8_word(staged[c], amax, sum);
-        chunk_sum[c] = sum;
-    }
-    barrier();
-    for (uint blk = gl_LocalInvocationID.x, guard = 0u; blk < head_blocks; blk += gl_WorkGroupSize.x) {
-        LOOP_GUARD(guard, head_blocks);
-        float amax = 0.0;
-        int lower = 0, upper = 0;
-        [[unroll]] for (uint i = 0u; i < 8u; i++) amax = max(amax, chunk_max[8u * blk + i]);
-        [[unroll]] for (uint i = 0u; i < 4u; i++) lower += chunk_sum[8u * blk + i], upper += chunk_sum[8u * blk + 4u + i];
-        const uint b = h * head_blocks + blk;
-        q8[qbase + level_words + 2u * b] = floatBitsToUint(amax * Q8_INV_127);
-        q8[qbase + level_words + 2u * b + 1u] = q8_sums_word(lower, upper);
-    }
+    attn_q8_store(row);
 #endif
 }

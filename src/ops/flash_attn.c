@@ -213,7 +213,7 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
                           (unsigned long long)ops->caps->max_storage_buffer_range);
     if (scratch_bytes) VKLLM_TRY(ops_check_bytes(name, "scratch", scratch, scratch_bytes));
     uint32_t head_dim4 = s->kv.head_dim / 4;
-    uint64_t shared = (uint64_t)plan.wg * (16 * head_dim4 + 8);
+    uint64_t shared = (uint64_t)plan.wg * (16 * head_dim4 + 8) + (out_q8 ? 24ull * head_dim4 : 0);
     if (shared > ops->caps->max_shared_memory)
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: head_dim %u with %u invocations needs %llu bytes of shared "
                           "memory, the device has %u", name, s->kv.head_dim, plan.wg, (unsigned long long)shared,
@@ -224,9 +224,14 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %llu workgroups exceed the device's grid", name,
                           (unsigned long long)groups_total);
 
+    /* The quantized output: written by this pass where it has one split, by the combine pass after a split (both
+     * for heads of whole 32-element blocks), else by a quantize dispatch at the end. */
+    bool direct_q8 = out_q8 && plan.n_splits == 1 && s->kv.head_dim % 32 == 0;
+    bool combine_q8 = out_q8 && plan.n_splits > 1 && s->kv.head_dim % 32 == 0;
+    if (direct_q8) name = s->kv.f16 ? SHADER(flash_attn_f16_q8) : SHADER(flash_attn_f32_q8);
     uint32_t spec[3] = {plan.wg, head_dim4, plan.keys_per_lane};
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, name, 6, 0x1f, sizeof(attn_push), spec, 3, &p));
+    VKLLM_TRY(ops_pipeline(ops, name, direct_q8 ? 7 : 6, 0x1f, sizeof(attn_push), spec, 3, &p));
     attn_push push = {s->n_tokens,
                       s->n_heads,
                       s->n_heads / s->kv.n_kv_heads,
@@ -240,13 +245,12 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
                       s->scale * 1.4426950408889634f};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, (uint32_t)groups_total, groups);
-    vkr_range bind[6] = {q, k_cache, v_cache, page_table, tokens, plan.n_splits > 1 ? scratch : out};
+    vkr_range bind[7] = {q, k_cache, v_cache, page_table, tokens, plan.n_splits > 1 ? scratch : out,
+                         direct_q8 ? *out_q8 : out};
     VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, name));
-    /* The combine pass quantizes whole heads of 32-element blocks itself; otherwise a dispatch of its own. */
-    bool combine_q8 = out_q8 && plan.n_splits > 1 && s->kv.head_dim % 32 == 0;
     if (plan.n_splits > 1)
         VKLLM_TRY(record_combine(ops, seq, scratch, tokens, out, combine_q8 ? out_q8 : NULL, s, &plan));
-    if (out_q8 && !combine_q8) return ops_quantize_q8(ops, seq, out_head, s->n_tokens, cols, *out_q8);
+    if (out_q8 && !direct_q8 && !combine_q8) return ops_quantize_q8(ops, seq, out_head, s->n_tokens, cols, *out_q8);
     return VKLLM_OK;
 }
 
