@@ -66,12 +66,8 @@ const uint FM = WM / CM_M, FN = WN / CM_N; // its accumulators
 const uint SA = BK + 8u;                  // row stride of the shared tiles, in halves
 const uint A_SIZE = BM * SA, B_SIZE = BN * SA;
 
-// Four f16 per uvec2 element: a step's decoded chunks go in with 8-byte stores, not one 2-byte store per value
-// (the matrix loads take offsets and strides in uvec2 units, every offset here being a multiple of 4 halves;
-// this glslang's matrix loads take uvec2 arrays, not f16vec4 ones).
-shared uvec2 tile_a[BUFS * A_SIZE / 4u];      // [buffer][row of W][k / 4]
-shared uvec2 tile_b[BUFS * B_SIZE / 4u];      // [buffer][column of x][k / 4]
-uvec2 pack4(vec4 v) { return uvec2(packFloat2x16(f16vec2(v.xy)), packFloat2x16(f16vec2(v.zw))); }
+shared float16_t tile_a[BUFS * A_SIZE];       // [buffer][row of W][k]
+shared float16_t tile_b[BUFS * B_SIZE];       // [buffer][column of x][k]
 shared float stage[NSG * CM_M * CM_N];        // [subgroup][column][row]: accumulators on their way out
 
 #if defined(COOPMAT_EMULATE)
@@ -105,12 +101,7 @@ void emu_mul_add(uint i, uvec3 a, uvec3 b)
     for (uint e = 0u; e < CM_ELEMS; e++) {
         const uint el = lane + e * SG, m = el / CM_N, n = el % CM_N;
         float sum = acc[i * CM_ELEMS + e];
-        for (uint k = 0u; k < CM_K; k++) {
-            const uint ia = emu_at(a, m, k), ib = emu_at(b, k, n);
-            const float wa = float(unpackFloat2x16(tile_a[ia / 4u][(ia % 4u) / 2u])[ia % 2u]);
-            const float xb = float(unpackFloat2x16(tile_b[ib / 4u][(ib % 4u) / 2u])[ib % 2u]);
-            sum = fma(wa, xb, sum);
-        }
+        for (uint k = 0u; k < CM_K; k++) sum = fma(float(tile_a[emu_at(a, m, k)]), float(tile_b[emu_at(b, k, n)]), sum);
         acc[i * CM_ELEMS + e] = sum;
     }
 }
@@ -128,8 +119,8 @@ void emu_store(uint i, uint off, uint stride, bool col_major)
 #define FRAG_A fcoopmatNV<16, gl_ScopeSubgroup, CM_M, CM_K>
 #define FRAG_B fcoopmatNV<16, gl_ScopeSubgroup, CM_K, CM_N>
 #define ACC_T fcoopmatNV<32, gl_ScopeSubgroup, CM_M, CM_N>
-#define LOAD_A(f, off, stride, col_major) coopMatLoadNV(f, tile_a, (off) / 4u, (stride) / 4u, col_major)
-#define LOAD_B(f, off, stride, col_major) coopMatLoadNV(f, tile_b, (off) / 4u, (stride) / 4u, col_major)
+#define LOAD_A(f, off, stride, col_major) coopMatLoadNV(f, tile_a, off, stride, col_major)
+#define LOAD_B(f, off, stride, col_major) coopMatLoadNV(f, tile_b, off, stride, col_major)
 #define ACC_DECL ACC_T acc[FM * FN]
 #define ACC_ZERO(i) acc[i] = ACC_T(0.0)
 #define MUL_ADD(i, a, b) acc[i] = coopMatMulAddNV(a, b, acc[i])
@@ -182,14 +173,17 @@ void store_step(uint k0, uint buf)
             lo = lo * s + m;
             hi = hi * s + m;
         }
-        const uint base = (buf * A_SIZE + r * SA + 8u * kc) / 4u;
-        tile_a[base] = pack4(lo);
-        tile_a[base + 1u] = pack4(hi);
+        const uint base = buf * A_SIZE + r * SA + 8u * kc;
+        [[unroll]] for (uint e = 0u; e < 4u; e++) {
+            tile_a[base + e] = float16_t(lo[e]);
+            tile_a[base + 4u + e] = float16_t(hi[e]);
+        }
     }
     [[unroll]] for (uint i = 0u; i < X_PER; i++) {
         const uint q = lid + i * WG;
         if (q >= X_QUADS) break;
-        tile_b[(buf * B_SIZE + (q / XQ) * SA + 4u * (q % XQ)) / 4u] = pack4(x_reg[i]);
+        const uint base = buf * B_SIZE + (q / XQ) * SA + 4u * (q % XQ);
+        [[unroll]] for (uint e = 0u; e < 4u; e++) tile_b[base + e] = float16_t(x_reg[i][e]);
     }
 }
 
