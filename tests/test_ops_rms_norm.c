@@ -291,20 +291,6 @@ typedef struct xq_fixture {
 
 enum { XQ_N = 3, XQ_COLS = 256, XQ_ROWS = 37, XQ_FF = 24, XQ_HEADS = 2, XQ_HEAD_DIM = 32 };
 
-static uint8_t *random_rows(th_rng *rng, uint32_t type, uint32_t rows, uint32_t cols)
-{
-    uint64_t row_bytes = quant_row_size(type, cols);
-    uint8_t *data = malloc(row_bytes * rows);
-    float *row = malloc(sizeof *row * cols);
-    assert_true(data && row);
-    for (uint32_t r = 0; r < rows; r++) {
-        th_fill_uniform(rng, row, cols, -1.0f, 1.0f);
-        th_check_status(quant_quantize_row(type, row, data + r * row_bytes, cols), "quantize");
-    }
-    free(row);
-    return data;
-}
-
 static vkllm_status record_xq(xq_fixture *f, vkr_sequence *seq, bool given)
 {
     ops_context *o = th_ops();
@@ -330,8 +316,8 @@ static void check_xq(uint32_t type)
     xq_fixture f = {.kv = {.n_pages = 4, .n_kv_heads = 1, .head_dim = XQ_HEAD_DIM, .page_size = 4, .n_seqs = 1,
                            .max_pages_per_seq = 4, .f16 = true}};
     uint32_t qkv_rows = (XQ_HEADS + 2) * XQ_HEAD_DIM;
-    uint8_t *d1 = random_rows(&rng, type, XQ_ROWS, XQ_COLS), *d2 = random_rows(&rng, type, 2 * XQ_FF, XQ_COLS);
-    uint8_t *d3 = random_rows(&rng, type, qkv_rows, XQ_COLS);
+    uint8_t *d1 = th_random_weights(&rng, type, XQ_ROWS, XQ_COLS), *d2 = th_random_weights(&rng, type, 2 * XQ_FF, XQ_COLS);
+    uint8_t *d3 = th_random_weights(&rng, type, qkv_rows, XQ_COLS);
     th_check_status(ops_weight_create(o, type, XQ_ROWS, XQ_COLS, d1, &f.w), "w");
     th_check_status(ops_weight_create(o, type, 2 * XQ_FF, XQ_COLS, d2, &f.gate_up), "gate_up");
     th_check_status(ops_weight_create(o, type, qkv_rows, XQ_COLS, d3, &f.qkv), "qkv");

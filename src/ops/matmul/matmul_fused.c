@@ -95,7 +95,7 @@ vkllm_status ops_qkv_project_xq(ops_context *ops, vkr_sequence *seq, const ops_q
     vkr_range q = ops_head(dst->q, 4ull * n * params.q_rows);
     vkr_range bias = qkv->bias.size ? ops_head(qkv->bias, 4ull * rows) : x; /* bound but unread without bias */
     if (qkv->stacked && ops_matmul_is_matvec(ops, n) && ops_matvec_pairs_rows(ops)) {
-        matvec_store store = {.suffix = dst->kv->f16 ? "_qkv_f16" : "_qkv_f32", .n_extra = 5,
+        matvec_store store = {.epilogue = dst->kv->f16 ? MATVEC_QKV_F16 : MATVEC_QKV_F32, .n_extra = 5,
                               .extra = {bias, dst->tokens, dst->page_table, dst->k_cache, dst->v_cache},
                               .extra_readonly = 0x7, .push_tail = &params, .push_tail_bytes = sizeof params,
                               .x_q8 = x_q8};
@@ -127,7 +127,7 @@ vkllm_status ops_swiglu_project_xq(ops_context *ops, vkr_sequence *seq, const op
     VKLLM_TRY(ops_check_bytes(op, "x", x, 4ull * n * gate_up->cols));
     VKLLM_TRY(ops_check_bytes(op, "act", act, 4 * act_elems));
     if (ops_matmul_is_matvec(ops, n) && ops_matvec_pairs_rows(ops)) {
-        matvec_store store = {.suffix = "_swiglu", .x_q8 = x_q8};
+        matvec_store store = {.epilogue = MATVEC_SWIGLU, .x_q8 = x_q8};
         return ops_matvec_record(ops, seq, gate_up, ops_head(x, 4ull * n * gate_up->cols), ops_head(act, 4 * act_elems),
                                  n, &store);
     }
