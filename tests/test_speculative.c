@@ -125,7 +125,7 @@ static void test_verify_right_and_wrong(void **state)
     vkllm_context *c = context(m, 256, 9);
     vkllm_token prompt[16];
     uint32_t n = tokenize(m, "Once upon a time", prompt, 16);
-    enum { N = 60 };
+    enum { N = 40 };
     vkllm_token plain[N];
     plain_tokens(c, prompt, n, plain, N);
     for (uint32_t k = 0; k <= 8; k++) {
@@ -207,8 +207,8 @@ static void test_rollback_same_logits(void **state)
 
 /* Under tuning row `row`: the logits of every row of a verification pass of k + 1 tokens, k = 1..8, are bitwise
  * those of single-token decoding at the same position, at a position whose context bucket splits the attention's
- * keys (1024: every row splits at 256 or 512 keys).  Returns how many rows of plain (not invariant) batches
- * differed, for the message. */
+ * keys (1024: every row splits at 256 or 512 keys).  Returns how many rows of plain (not invariant) batches of 4
+ * and 9 tokens differed, for the message. */
 static uint32_t check_invariance(const char *row)
 {
     setenv("VKLLM_TUNING", row, 1);
@@ -216,7 +216,7 @@ static uint32_t check_invariance(const char *row)
     unsetenv("VKLLM_TUNING");
     vkllm_context *c = context(m, 2048, 9);
     uint32_t n_vocab = m->cfg.n_vocab;
-    enum { START = 600, K = 8 };
+    enum { START = 520, K = 8 };
     static vkllm_token text[START + K + 1];
     for (uint32_t i = 0; i < START + K + 1; i++) text[i] = (vkllm_token)(1 + (i * 37 + i / 7) % (n_vocab - 1));
     int32_t pos[256], seq[256] = {0};
@@ -245,7 +245,8 @@ static uint32_t check_invariance(const char *row)
             if (memcmp(vkllm_get_logits(c, i), single + (size_t)i * n_vocab, n_vocab * sizeof *single))
                 fail_msg("tuning row %s: row %u of a verification pass of %u tokens differs from single-token "
                          "decoding", row, i, k + 1);
-        /* the same batch as a plain vkllm_decode, for the record */
+        /* the same batch as a plain vkllm_decode, for the record (two sizes: the mat-vec and the mat-mul's) */
+        if (k != 3 && k != 8) continue;
         th_check_status(vkllm_seq_truncate(c, 0, START), "truncate");
         int8_t all[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
         for (uint32_t i = 0; i <= k; i++) pos[i] = (int32_t)(START + i);
@@ -267,7 +268,7 @@ static void test_batch_invariance_every_tuning_row(void **state)
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         uint32_t differ = check_invariance(rows[i]);
         printf("tuning row %-10s: verification passes bitwise equal to single-token decoding; rows of plain batches "
-               "that differ: %u of 44\n", rows[i], differ);
+               "that differ: %u of 14\n", rows[i], differ);
     }
 }
 
@@ -364,7 +365,7 @@ static void test_draft_model_same_text(void **state)
     vkllm_model *m = load(STORIES), *dm = load(path);
     vkllm_context *c = context(m, 512, 9), *dc = context(dm, 512, 8);
     vkllm_sampling s = greedy();
-    run_result plain = run(c, "Once upon a time", 120, &s);
+    run_result plain = run(c, "Once upon a time", 60, &s);
     for (uint32_t k = 1; k <= 8; k++) {
         vkllm_speculation sp = vkllm_speculation_default();
         sp.draft = dc;
@@ -372,7 +373,7 @@ static void test_draft_model_same_text(void **state)
         sp.adaptive = 0;
         sp.draft_min_p = k == 5 ? 0.5f : 0.0f;
         th_check_status(vkllm_context_set_speculation(c, &sp), "set speculation");
-        run_result spec = run(c, "Once upon a time", 120, &s);
+        run_result spec = run(c, "Once upon a time", 60, &s);
         assert_same_run(&plain, &spec, "draft model", k);
         assert_true(spec.stats.n_accepted > spec.stats.n_drafted / 2);
     }
@@ -381,7 +382,7 @@ static void test_draft_model_same_text(void **state)
     vkllm_speculation sp = vkllm_speculation_default();
     sp.draft = self;
     th_check_status(vkllm_context_set_speculation(c, &sp), "set speculation");
-    run_result spec = run(c, "Once upon a time", 120, &s);
+    run_result spec = run(c, "Once upon a time", 60, &s);
     assert_same_run(&plain, &spec, "self-draft", 7);
     assert_int_equal(spec.stats.n_accepted, spec.stats.n_drafted);
     vkllm_context_free(self);
@@ -485,7 +486,7 @@ static void test_sampling_rule_distribution(void **state)
 }
 
 /* End to end: stories260K at temperature 1, the second generated token (the first one a verification pass
- * decides) over 1,500 seeds (3 tokens generated each) with the Q8_0 draft and with lookup, against its distribution from the logits of plain
+ * decides) over 600 seeds (3 tokens generated each) with the Q8_0 draft and with lookup, against its distribution from the logits of plain
  * decoding (the first token's distribution mixed over the seeds' first tokens). */
 static void test_sampling_end_to_end(void **state)
 {
@@ -507,7 +508,7 @@ static void test_sampling_end_to_end(void **state)
     const char *prompt = "The cat sat. The cat sat. The cat";
     vkllm_token toks[32];
     uint32_t n = tokenize(m, prompt, toks, 32);
-    enum { SEEDS = 1500 };
+    enum { SEEDS = 600 };
     double *expect = calloc(n_vocab, sizeof *expect);
     uint32_t *counts = calloc(n_vocab, sizeof *counts);
     float *probs = malloc(n_vocab * sizeof *probs);

@@ -197,6 +197,9 @@ const char *cli_model_path(const cli_options *o);
 int cli_open_speculation(const char *command, const cli_spec_options *o, const char *device, uint32_t n_ctx,
                          vkllm_context *ctx,
                          vkllm_model **draft_model, vkllm_context **draft_ctx);
+/* vkllm bench's speculative part (src/cli/bench_spec.c): greedy text of n_gen tokens with and without speculation
+ * on m, alternated; prints the figures; returns the exit code (1 also when the texts differ). */
+int cli_bench_speculation(const cli_bench_options *a, vkllm_model *m, uint32_t n_gen);
 /* "speculation: D drafted, A accepted (P%), S verification passes, M tokens per pass" on stderr. */
 void cli_print_speculation(const vkllm_generate_stats *stats);
 /* Loads the model cli_model_path names and a context with --ctx and --kv.  On failure it prints
