@@ -30,7 +30,7 @@ vkllm_status spec_check_vocab(const vkllm_model *a, const vkllm_model *b)
     return VKLLM_OK;
 }
 
-/* Evaluates tokens[0..n) of the draft's sequence 0 from position start; the last row's output: greedy, its argmax
+/* Evaluates tokens[0..n) of the draft's sequence 0 from position start, in chunks of powers of two; the last row's output: greedy, its argmax
  * into *token, else its logits stay readable. */
 static vkllm_status eval(vkllm_context *d, const vkllm_token *tokens, uint32_t n, uint32_t start, bool greedy,
                          vkllm_token *token)
@@ -40,7 +40,10 @@ static vkllm_status eval(vkllm_context *d, const vkllm_token *tokens, uint32_t n
     int8_t *want = calloc(cap, 1);
     vkllm_status st = pos && seq && want ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "draft batch");
     for (uint32_t done = 0; done < n && st == VKLLM_OK;) {
-        uint32_t chunk = n - done < cap ? n - done : cap;
+        /* chunks of a power of two: the draft catches up by passes of a few sizes, whose pipelines (the mat-vec's
+         * are per column count) and recordings are soon all made */
+        uint32_t chunk = 1;
+        while (2 * chunk <= n - done && 2 * chunk <= cap) chunk *= 2;
         for (uint32_t i = 0; i < chunk; i++) pos[i] = (int32_t)(start + done + i);
         bool last = done + chunk == n;
         want[chunk - 1] = last;

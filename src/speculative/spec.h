@@ -12,12 +12,24 @@
 
 #define SPEC_MAX_DRAFT 64u
 
-/* Adaptive stop (spec_generate.c): the acceptance of recent passes, and how many passes to skip drafting. */
+/* Adaptive drafting (adaptive.c): the draft length, and pauses of drafting where it does not pay. */
 typedef struct spec_adaptive {
-    double drafted, accepted; /* drafting passes and tokens accepted, exponentially decayed */
-    uint32_t skip;            /* passes left without drafting */
-    uint32_t backoff;         /* the next skip length */
+    bool timed;               /* judged by time (greedy), else by counts (sampling) */
+    double ms_plain, ms_spec; /* averaged ms per token of plain passes, and of drafting passes (draft + verify) */
+    uint32_t n_plain, n_spec; /* passes behind them (n_spec: since the last pause) */
+    double passes, accepted;  /* drafting passes and tokens accepted, exponentially decayed */
+    uint32_t k;               /* the draft length now */
+    uint32_t skip;            /* passes left without drafting (UINT32_MAX: no more drafting) */
+    uint32_t backoff;         /* the next pause */
+    uint32_t pauses, max_pauses;
 } spec_adaptive;
+
+/* timed: judge by time (greedy); model: the drafter is a draft model (gives up after a few pauses). */
+void spec_adaptive_start(spec_adaptive *ad, bool timed, bool model);
+/* The most tokens to draft now, given room (0: a plain pass). */
+uint32_t spec_adaptive_room(spec_adaptive *ad, uint32_t room);
+/* After a pass that drafted k tokens (0: plain) and kept a, taking ms (drafting and verification). */
+void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, uint32_t draft_max);
 
 typedef struct spec_state {
     vkllm_speculation params;

@@ -9,18 +9,7 @@
 #include "runtime/log.h"
 #include "spec.h"
 
-/* Adaptive stop: a drafting pass costs more than a plain one, so drafting pays only while enough drafts are
- * accepted.  Over the recent drafting passes (counts decayed by ADAPT_DECAY per pass) at least ADAPT_MIN_PER_PASS
- * tokens per pass must be accepted (a verification of 4 tokens costs about 1.2 plain passes on lavapipe, of 8 about
- * 1.5; on GPUs, where a pass reads the weights once for all its tokens, less), else drafting pauses for a backoff
- * of passes that doubles each time (ADAPT_SKIP_FIRST to ADAPT_SKIP_MAX) and resets when a probe pays again.  The
- * rule counts tokens, not time, so a seed still gives one text. */
-#define ADAPT_DECAY 0.8
-#define ADAPT_MIN_PER_PASS 0.3
-#define ADAPT_MIN_PASSES 3.0
-#define ADAPT_SKIP_FIRST 8u
-#define ADAPT_SKIP_MAX 256u
-/* Tokens drafted after a lookup match of one token (a pass of 4) */
+/* Tokens drafted after a lookup match of one token (a pass of 4): a weak guess gets a short draft */
 #define LOOKUP_UNIGRAM_DRAFT 3u
 
 static double now_ms(void)
@@ -37,30 +26,6 @@ static vkllm_status emit(vkllm_context *ctx, vkllm_token token, vkllm_piece_fn o
     VKLLM_TRY(vkllm_token_to_piece(ctx->model, token, piece, sizeof piece, &n));
     if (on_piece && !on_piece(piece, n, user)) *stop = true;
     return VKLLM_OK;
-}
-
-static bool adaptive_drafts(spec_state *s)
-{
-    if (!s->params.adaptive) return true;
-    if (s->adaptive.skip == 0) return true;
-    s->adaptive.skip--;
-    return false;
-}
-
-static void adaptive_update(spec_state *s, uint32_t k, uint32_t a)
-{
-    spec_adaptive *ad = &s->adaptive;
-    if (!s->params.adaptive || k == 0) return;
-    ad->drafted = ad->drafted * ADAPT_DECAY + 1.0; /* drafting passes */
-    ad->accepted = ad->accepted * ADAPT_DECAY + a;
-    if (ad->drafted < ADAPT_MIN_PASSES) return;
-    if (ad->accepted >= ADAPT_MIN_PER_PASS * ad->drafted) {
-        ad->backoff = ADAPT_SKIP_FIRST;
-        return;
-    }
-    ad->skip = ad->backoff ? ad->backoff : ADAPT_SKIP_FIRST;
-    ad->backoff = ad->skip * 2 < ADAPT_SKIP_MAX ? ad->skip * 2 : ADAPT_SKIP_MAX;
-    ad->drafted = ad->accepted = 0.0; /* the probes after the pause are judged on themselves */
 }
 
 /* Drafts up to room tokens after hist[0..n) (the last one is the next input); *from_model: they come with the draft
@@ -121,7 +86,7 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
                            vkllm_piece_fn on_piece, void *user, vkllm_generate_stats *stats, double t1)
 {
     spec_state *s = ctx->spec;
-    s->adaptive = (spec_adaptive){0};
+    spec_adaptive_start(&s->adaptive, smp == NULL, s->params.draft && !s->params.lookup_ngram);
     sampler *dsmp = NULL;
     /* the draft model samples its drafts from a stream of its own: the rule needs its draws independent of the
      * acceptance draws */
@@ -161,8 +126,10 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
         vkllm_token input = pending[n_pending - 1];
         ctx->history[pos] = input; /* the drafters read the text through the next input */
         uint32_t left = n_predict - stats->n_generated; /* >= 1: more tokens to emit, the first is the bonus */
-        uint32_t room = adaptive_drafts(s) ? spec_draft_room(ctx, pos, s->params.draft_max) : 0;
+        uint32_t room = spec_draft_room(ctx, pos, s->params.draft_max);
         if (room > left - 1) room = left - 1;
+        if (s->params.adaptive) room = spec_adaptive_room(&s->adaptive, room);
+        double started = now_ms();
         uint32_t k = 0, a = 0;
         vkllm_token bonus = 0;
         bool from_model = false;
@@ -176,7 +143,7 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
         stats->n_drafted += k;
         stats->n_accepted += a;
         stats->n_decode += a + 1;
-        adaptive_update(s, k, a);
+        if (s->params.adaptive) spec_adaptive_update(&s->adaptive, k, a, now_ms() - started, s->params.draft_max);
         memcpy(pending, s->draft, a * sizeof *s->draft);
         pending[a] = bonus;
         n_pending = a + 1;
