@@ -114,6 +114,65 @@ static void test_lookup(void **state)
     assert_int_equal(spec_pass_size(6, 6), 6);
 }
 
+/* Adaptive drafting: the draft length grows on success and shrinks on failure; by counts (sampling) a drafter
+ * that keeps nothing pauses for 8, then 16 passes and drafts again; by time (greedy) plain passes come first to
+ * measure them, a drafting pass twice as slow per token pauses at once; a draft model gives up at its third pause. */
+static void test_adaptive(void **state)
+{
+    (void)state;
+    spec_adaptive ad;
+    spec_adaptive_start(&ad, false, false);
+    assert_int_equal(spec_adaptive_room(&ad, 7), 1);
+    spec_adaptive_update(&ad, 1, 1, 1.0, 7);
+    assert_int_equal(spec_adaptive_room(&ad, 7), 3);
+    spec_adaptive_update(&ad, 3, 3, 1.0, 7);
+    assert_int_equal(spec_adaptive_room(&ad, 7), 7);
+    assert_int_equal(spec_adaptive_room(&ad, 5), 5); /* never past the room */
+    spec_adaptive_update(&ad, 7, 7, 1.0, 7);
+    assert_int_equal(spec_adaptive_room(&ad, 7), 7);
+    spec_adaptive_update(&ad, 7, 0, 1.0, 7);
+    assert_int_equal(spec_adaptive_room(&ad, 7), 3);
+    /* nothing accepted from here: once the decayed acceptance falls below 0.3 per pass, pauses of 8, 16, 32, 64
+     * passes with probes of 2 between them */
+    uint32_t drafting = 0;
+    for (uint32_t pass = 0; pass < 200; pass++) {
+        uint32_t k = spec_adaptive_room(&ad, 7);
+        drafting += k > 0;
+        spec_adaptive_update(&ad, k, 0, 1.0, 7);
+    }
+    printf("adaptive: %u of 200 passes drafted after the acceptance fell to 0\n", drafting);
+    assert_true(drafting >= 8 && drafting <= 25);
+    /* by time: two plain passes first, then a drafting pass at 3x the cost per token pauses drafting */
+    spec_adaptive_start(&ad, true, false);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(spec_adaptive_room(&ad, 7), 0);
+        spec_adaptive_update(&ad, 0, 0, 1.0, 7);
+    }
+    assert_int_equal(spec_adaptive_room(&ad, 7), 1);
+    spec_adaptive_update(&ad, 1, 0, 3.0, 7);
+    assert_int_equal(spec_adaptive_room(&ad, 7), 0);
+    /* a fast drafting pass keeps drafting */
+    spec_adaptive_start(&ad, true, false);
+    spec_adaptive_update(&ad, 0, 0, 1.0, 7);
+    spec_adaptive_update(&ad, 0, 0, 1.0, 7);
+    for (int i = 0; i < 10; i++) {
+        uint32_t k = spec_adaptive_room(&ad, 7);
+        assert_true(k > 0);
+        spec_adaptive_update(&ad, k, k, 1.2, 7);
+    }
+    /* a draft model gives up at its third pause */
+    spec_adaptive_start(&ad, true, true);
+    spec_adaptive_update(&ad, 0, 0, 1.0, 7);
+    spec_adaptive_update(&ad, 0, 0, 1.0, 7);
+    drafting = 0;
+    for (uint32_t i = 0; i < 2000; i++) {
+        uint32_t k = spec_adaptive_room(&ad, 7);
+        drafting += k > 0;
+        spec_adaptive_update(&ad, k, 0, k ? 5.0 : 1.0, 7);
+    }
+    assert_int_equal(drafting, 3);
+}
+
 /* ---- the verification engine ---- */
 
 /* Always-right and always-wrong drafts through vkllm_verify_greedy, k = 0..8: the targets are plain greedy's next
@@ -581,6 +640,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup),
+        cmocka_unit_test(test_adaptive),
         cmocka_unit_test(test_verify_right_and_wrong),
         cmocka_unit_test(test_rollback_same_logits),
         cmocka_unit_test(test_batch_invariance_every_tuning_row),
