@@ -121,7 +121,7 @@ static void test_adaptive(void **state)
 {
     (void)state;
     spec_adaptive ad;
-    spec_adaptive_start(&ad, false, false);
+    spec_adaptive_start(&ad, false, true, 7);
     assert_int_equal(spec_adaptive_room(&ad, 7), 1);
     spec_adaptive_update(&ad, 1, 1, 1.0, 7);
     assert_int_equal(spec_adaptive_room(&ad, 7), 3);
@@ -142,26 +142,27 @@ static void test_adaptive(void **state)
     }
     printf("adaptive: %u of 200 passes drafted after the acceptance fell to 0\n", drafting);
     assert_true(drafting >= 8 && drafting <= 25);
-    /* by time: two plain passes first, then a drafting pass at 3x the cost per token pauses drafting */
-    spec_adaptive_start(&ad, true, false);
+    /* by time (lookup: the whole room): two plain passes first, then a drafting pass at 3x the cost per token
+     * pauses drafting */
+    spec_adaptive_start(&ad, true, false, 7);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(spec_adaptive_room(&ad, 7), 0);
         spec_adaptive_update(&ad, 0, 0, 1.0, 7);
     }
-    assert_int_equal(spec_adaptive_room(&ad, 7), 1);
-    spec_adaptive_update(&ad, 1, 0, 3.0, 7);
+    assert_int_equal(spec_adaptive_room(&ad, 7), 7);
+    spec_adaptive_update(&ad, 7, 0, 3.0, 7);
     assert_int_equal(spec_adaptive_room(&ad, 7), 0);
     /* a fast drafting pass keeps drafting */
-    spec_adaptive_start(&ad, true, false);
+    spec_adaptive_start(&ad, true, false, 7);
     spec_adaptive_update(&ad, 0, 0, 1.0, 7);
     spec_adaptive_update(&ad, 0, 0, 1.0, 7);
     for (int i = 0; i < 10; i++) {
         uint32_t k = spec_adaptive_room(&ad, 7);
         assert_true(k > 0);
-        spec_adaptive_update(&ad, k, k, 1.2, 7);
+        spec_adaptive_update(&ad, k, k, 1.2, 7); /* 1.2 ms for k + 1 tokens */
     }
     /* a draft model gives up at its third pause */
-    spec_adaptive_start(&ad, true, true);
+    spec_adaptive_start(&ad, true, true, 7);
     spec_adaptive_update(&ad, 0, 0, 1.0, 7);
     spec_adaptive_update(&ad, 0, 0, 1.0, 7);
     drafting = 0;

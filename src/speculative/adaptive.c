@@ -1,7 +1,9 @@
 /* Adaptive drafting: how many tokens to draft, and when to stop drafting because it does not pay.
  *
- * Draft length: 1 at first, doubled (1 -> 3 -> 7, up to draft_max) after a pass that kept all of it, halved after a
- * pass that kept less than half of it: a drafter that fails costs little while it is being found out.
+ * Draft length (a draft model, whose every drafted token costs a pass of it): 1 at first, doubled (1 -> 3 -> 7, up
+ * to draft_max) after a pass that kept all of it, halved after a pass that kept less than half of it, so that a
+ * draft that fails costs little while it is being found out.  Lookup drafts cost nothing to make: their length is
+ * the lookup's own (spec_generate.c).
  *
  * Stopping: greedy decoding compares time (its text does not depend on how the passes fall): the milliseconds per
  * token of drafting passes (drafting and verification) against those of plain passes, exponentially averaged;
@@ -23,9 +25,9 @@
 #define ADAPT_SKIP_MAX 256u
 #define ADAPT_MODEL_PAUSES 3u
 
-void spec_adaptive_start(spec_adaptive *ad, bool timed, bool model)
+void spec_adaptive_start(spec_adaptive *ad, bool timed, bool model, uint32_t draft_max)
 {
-    *ad = (spec_adaptive){.timed = timed, .k = 1, .backoff = ADAPT_SKIP_FIRST,
+    *ad = (spec_adaptive){.timed = timed, .model = model, .k = model ? 1 : draft_max, .backoff = ADAPT_SKIP_FIRST,
                           .max_pauses = model ? ADAPT_MODEL_PAUSES : UINT32_MAX};
 }
 
@@ -50,9 +52,8 @@ void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, 
     ad->ms_spec = ewma(ad->ms_spec, ad->n_spec++, ms / (a + 1));
     ad->passes = ad->passes * ADAPT_DECAY + 1.0;
     ad->accepted = ad->accepted * ADAPT_DECAY + a;
-    if (a == k && 2 * ad->k + 1 <= draft_max) ad->k = 2 * ad->k + 1;
-    else if (a == k) ad->k = draft_max;
-    else if (2 * a < k && ad->k > 1) ad->k /= 2;
+    if (ad->model && a == k) ad->k = 2 * ad->k + 1 <= draft_max ? 2 * ad->k + 1 : draft_max;
+    else if (ad->model && 2 * a < k && ad->k > 1) ad->k /= 2;
     /* one pass at more than twice the plain cost per token is verdict enough */
     bool clear = ad->timed && ad->ms_spec > 2.0 * ad->ms_plain;
     if (ad->n_spec < ADAPT_MIN_PASSES && !clear) return;

@@ -15,6 +15,7 @@
 /* Adaptive drafting (adaptive.c): the draft length, and pauses of drafting where it does not pay. */
 typedef struct spec_adaptive {
     bool timed;               /* judged by time (greedy), else by counts (sampling) */
+    bool model;               /* the drafter is a draft model */
     double ms_plain, ms_spec; /* averaged ms per token of plain passes, and of drafting passes (draft + verify) */
     uint32_t n_plain, n_spec; /* passes behind them (n_spec: since the last pause) */
     double passes, accepted;  /* drafting passes and tokens accepted, exponentially decayed */
@@ -24,8 +25,9 @@ typedef struct spec_adaptive {
     uint32_t pauses, max_pauses;
 } spec_adaptive;
 
-/* timed: judge by time (greedy); model: the drafter is a draft model (gives up after a few pauses). */
-void spec_adaptive_start(spec_adaptive *ad, bool timed, bool model);
+/* timed: judge by time (greedy); model: the drafter is a draft model (its draft length adapts; it gives up after a
+ * few pauses). */
+void spec_adaptive_start(spec_adaptive *ad, bool timed, bool model, uint32_t draft_max);
 /* The most tokens to draft now, given room (0: a plain pass). */
 uint32_t spec_adaptive_room(spec_adaptive *ad, uint32_t room);
 /* After a pass that drafted k tokens (0: plain) and kept a, taking ms (drafting and verification). */

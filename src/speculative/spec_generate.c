@@ -86,7 +86,7 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
                            vkllm_piece_fn on_piece, void *user, vkllm_generate_stats *stats, double t1)
 {
     spec_state *s = ctx->spec;
-    spec_adaptive_start(&s->adaptive, smp == NULL, s->params.draft && !s->params.lookup_ngram);
+    spec_adaptive_start(&s->adaptive, smp == NULL, s->params.draft && !s->params.lookup_ngram, s->params.draft_max);
     sampler *dsmp = NULL;
     /* the draft model samples its drafts from a stream of its own: the rule needs its draws independent of the
      * acceptance draws */
