@@ -23,7 +23,7 @@
 #define ADAPT_MIN_PASSES 2u
 #define ADAPT_SKIP_FIRST 8u
 #define ADAPT_SKIP_MAX 256u
-#define ADAPT_MODEL_PAUSES 3u
+#define ADAPT_MODEL_PAUSES 2u
 
 void spec_adaptive_start(spec_adaptive *ad, bool timed, bool model, uint32_t draft_max)
 {
