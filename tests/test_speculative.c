@@ -116,7 +116,8 @@ static void test_lookup(void **state)
 
 /* Adaptive drafting: the draft length grows on success and shrinks on failure; by counts (sampling) a drafter
  * that keeps nothing pauses for 8, then 16 passes and drafts again; by time (greedy) plain passes come first to
- * measure them, a drafting pass twice as slow per token pauses at once; a draft model gives up at its second pause. */
+ * measure them, lookup passes 3x as slow per token pause it after 6 passes; a draft model gives up at its second
+ * pause. */
 static void test_adaptive(void **state)
 {
     (void)state;
@@ -142,14 +143,18 @@ static void test_adaptive(void **state)
     }
     printf("adaptive: %u of 200 passes drafted after the acceptance fell to 0\n", drafting);
     assert_true(drafting >= 8 && drafting <= 25);
-    /* by time (lookup: the whole room): two plain passes first, then a drafting pass at 3x the cost per token
-     * pauses drafting */
+    /* by time (lookup: the whole room): two plain passes first, then drafting passes at 3x the cost per token pause
+     * drafting after 6 of them */
     spec_adaptive_start(&ad, true, false, 7);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(spec_adaptive_room(&ad, 7), 0);
         spec_adaptive_update(&ad, 0, 0, 1.0, 7);
     }
     assert_int_equal(spec_adaptive_room(&ad, 7), 7);
+    for (int i = 0; i < 5; i++) {
+        spec_adaptive_update(&ad, 7, 0, 3.0, 7);
+        assert_int_equal(spec_adaptive_room(&ad, 7), 7); /* lookup is judged over 6 passes */
+    }
     spec_adaptive_update(&ad, 7, 0, 3.0, 7);
     assert_int_equal(spec_adaptive_room(&ad, 7), 0);
     /* a fast drafting pass keeps drafting */

@@ -10,7 +10,8 @@
  * the first ADAPT_BASELINE passes run plain to measure them.  Sampling compares counts, so that a seed keeps giving
  * one text: at least ADAPT_MIN_PER_PASS tokens accepted per drafting pass (a verification of 4 tokens costs about
  * 1.2 plain passes on lavapipe, of 8 about 1.5; on GPUs less).  Either way, after ADAPT_MIN_PASSES drafting passes
- * that do not pay (greedy: after one that costs more than twice a plain pass per token), drafting pauses for a backoff of passes that doubles each time (ADAPT_SKIP_FIRST to
+ * that do not pay (lookup: ADAPT_MIN_PASSES_LOOKUP; a draft model under greedy decoding: one that costs more than
+ * twice a plain pass per token), drafting pauses for a backoff of passes that doubles each time (ADAPT_SKIP_FIRST to
  * ADAPT_SKIP_MAX), probes again with the short draft it had, and the backoff resets when a probe pays.  A draft
  * model stops for the rest of the generation at its ADAPT_MODEL_PAUSES-th pause: each probe makes it catch up with
  * the text skipped, as costly as a prompt of that length for it. */
@@ -21,6 +22,7 @@
 #define ADAPT_DECAY 0.8
 #define ADAPT_MIN_PER_PASS 0.3
 #define ADAPT_MIN_PASSES 2u
+#define ADAPT_MIN_PASSES_LOOKUP 6u
 #define ADAPT_SKIP_FIRST 8u
 #define ADAPT_SKIP_MAX 256u
 #define ADAPT_MODEL_PAUSES 2u
@@ -54,9 +56,10 @@ void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, 
     ad->accepted = ad->accepted * ADAPT_DECAY + a;
     if (ad->model && a == k) ad->k = 2 * ad->k + 1 <= draft_max ? 2 * ad->k + 1 : draft_max;
     else if (ad->model && 2 * a < k && ad->k > 1) ad->k /= 2;
-    /* one pass at more than twice the plain cost per token is verdict enough */
-    bool clear = ad->timed && ad->ms_spec > 2.0 * ad->ms_plain;
-    if (ad->n_spec < ADAPT_MIN_PASSES && !clear) return;
+    /* a draft model's pass at more than twice the plain cost per token is verdict enough; lookup passes keep all
+     * or nothing of their drafts, so they are judged over more of them */
+    bool clear = ad->timed && ad->model && ad->ms_spec > 2.0 * ad->ms_plain;
+    if (ad->n_spec < (ad->model ? ADAPT_MIN_PASSES : ADAPT_MIN_PASSES_LOOKUP) && !clear) return;
     bool pays = ad->timed ? ad->ms_spec <= ad->ms_plain : ad->accepted >= ADAPT_MIN_PER_PASS * ad->passes;
     if (pays) {
         ad->backoff = ADAPT_SKIP_FIRST;
