@@ -5,8 +5,8 @@
 #   bench/speculative.sh [-r REPS] [-n TOKENS] [--models DIR] [--vkllm PATH]
 #
 #   1. stories260K, -p "Once upon a time", --lookup (adaptive, then --no-adaptive)
-#   2. self-draft: llama-134m F16 target, the same preset and seed in Q4_0 as the draft (acceptance, speed-up),
-#      without the adaptive stop and with it
+#   2. self-draft: llama-134m F16 target, the same preset and seed in Q4_0 (and Q8_0) as the draft (acceptance,
+#      speed-up), without the adaptive stop and with it
 #   3. a draft that is almost always wrong (llama-134m Q4_0 of another seed): the adaptive stop must keep the run
 #      within 5% of plain decoding
 # Models are synthesized into DIR (default /tmp/vkllm-spec-models) when missing.  Takes 5-15 minutes on 2 CPUs.
@@ -33,8 +33,10 @@ bench() { echo "== vkllm bench $*"; "$vk" bench -p 0 -r "$reps" --no-ttft "$@" 2
 
 bench -m "$stories" -n "$n" --lookup
 bench -m "$stories" -n "$n" --lookup --no-adaptive
-target=$(synth llama-134m F16 7) draft=$(synth llama-134m Q4_0 7) other=$(synth llama-134m Q4_0 8)
+target=$(synth llama-134m F16 7) draft=$(synth llama-134m Q4_0 7) draft8=$(synth llama-134m Q8_0 7)
+other=$(synth llama-134m Q4_0 8)
 small=$((n < 64 ? n : 64))
 bench -m "$target" -n "$small" --draft "$draft" --no-adaptive
+bench -m "$target" -n "$small" --draft "$draft8" --no-adaptive
 bench -m "$target" -n "$n" --draft "$draft"
 bench -m "$target" -n "$n" --draft "$other"
