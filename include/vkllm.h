@@ -267,6 +267,12 @@ VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, in
 VKLLM_API vkllm_status vkllm_verify_greedy(vkllm_context *ctx, int32_t seq, vkllm_token input, const vkllm_token *draft,
                                            uint32_t k, vkllm_token *target, uint32_t *n_accepted);
 
+/* The same pass returning logits (for a sampling rule of the caller's): rows 0..k through vkllm_get_logits, bitwise
+ * those single-token decoding gives at each position.  The cache then holds every position through pos + k: keep the
+ * accepted ones with vkllm_seq_truncate(ctx, seq, pos + 1 + accepted) (bookkeeping only). */
+VKLLM_API vkllm_status vkllm_verify_logits(vkllm_context *ctx, int32_t seq, vkllm_token input, const vkllm_token *draft,
+                                           uint32_t k);
+
 typedef struct vkllm_speculation {
     uint32_t lookup_ngram;   /* > 0: prompt lookup: the latest earlier occurrence of the last lookup_ngram tokens
                                 (then shorter ones, down to 1) in prompt + output proposes what followed it.  0: off */

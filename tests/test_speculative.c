@@ -211,6 +211,19 @@ static void test_verify_right_and_wrong(void **state)
                 for (uint32_t i = 0; i < k; i++)
                     draft[i] = right ? plain[at + 1 + i] : (plain[at + 1 + i] + 1) % (vkllm_token)m->cfg.n_vocab;
                 uint32_t a = 99;
+                if (k == 3 && at == 4) { /* the logits version: each row's argmax is the greedy target */
+                    uint32_t len = c->pages->seq_len[0];
+                    th_check_status(vkllm_verify_logits(c, 0, plain[at], draft, k), "verify logits");
+                    for (uint32_t i = 0; i <= k; i++) {
+                        const float *l = vkllm_get_logits(c, i);
+                        uint32_t best = 0;
+                        for (uint32_t t = 1; t < m->cfg.n_vocab; t++) best = l[t] > l[best] ? t : best;
+                        if (i == 0 || right) assert_int_equal(best, plain[at + 1 + i]);
+                    }
+                    assert_null(vkllm_get_logits(c, k + 1));
+                    assert_int_equal(c->pages->seq_len[0], len + k + 1);
+                    th_check_status(vkllm_seq_truncate(c, 0, len), "truncate");
+                }
                 th_check_status(vkllm_verify_greedy(c, 0, plain[at], draft, k, target, &a), "verify");
                 assert_int_equal(a, right ? k : 0);
                 for (uint32_t i = 0; i <= a; i++) assert_int_equal(target[i], plain[at + 1 + i]);

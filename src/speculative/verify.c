@@ -80,6 +80,14 @@ vkllm_status vkllm_verify_greedy(vkllm_context *ctx, int32_t seq, vkllm_token in
     return spec_rollback(ctx, seq, pos + 1 + a);
 }
 
+vkllm_status vkllm_verify_logits(vkllm_context *ctx, int32_t seq, vkllm_token input, const vkllm_token *draft,
+                                 uint32_t k)
+{
+    if (!ctx) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_verify_logits: context is NULL");
+    if (seq == 0) ctx->n_history = 0; /* as vkllm_decode: the caller drives sequence 0 now */
+    return spec_verify_pass(ctx, seq, input, draft, k, false, NULL);
+}
+
 vkllm_speculation vkllm_speculation_default(void)
 {
     return (vkllm_speculation){.lookup_ngram = 0, .draft = NULL, .draft_max = 7, .draft_min_p = 0.0f, .adaptive = 1};
