@@ -74,9 +74,9 @@ vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *batch, bool g
 /* The same with the choice of a batch-invariant pass (forward_shape.invariant). */
 vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, bool invariant,
                                vkllm_token *tokens);
-/* Records (without running) the pass of n_tokens tokens of sequence 0 that all want outputs, at the first context
- * bucket, so that its pipelines are built before it is needed. */
-vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, bool greedy, bool invariant);
+/* Records (without running) the pass of n_tokens tokens of sequence 0 of which n_out want outputs, at the first
+ * context bucket, so that its pipelines are built before it is needed. */
+vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant);
 /* The max_context bucket a pass whose last position is pos runs at (a power of two >= 256, at most n_ctx). */
 uint32_t context_bucket(const vkllm_context *ctx, uint32_t need);
 

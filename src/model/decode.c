@@ -153,10 +153,12 @@ vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *b, bool gr
     return VKLLM_OK;
 }
 
-vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, bool greedy, bool invariant)
+vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant)
 {
-    if (n_tokens == 0 || n_tokens > ctx->params.n_batch || n_tokens > ctx->params.n_outputs_max) return VKLLM_OK;
-    forward_shape shape = {n_tokens, n_tokens, context_bucket(ctx, 1), greedy, invariant && n_tokens > 1};
+    if (n_tokens == 0 || n_out == 0 || n_out > n_tokens || n_tokens > ctx->params.n_batch ||
+        n_out > ctx->params.n_outputs_max)
+        return VKLLM_OK;
+    forward_shape shape = {n_tokens, n_out, context_bucket(ctx, 1), greedy, invariant && n_tokens > 1};
     vkr_sequence *seq;
     return recording_for(ctx, &shape, &seq);
 }

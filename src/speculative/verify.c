@@ -123,10 +123,16 @@ vkllm_status vkllm_context_set_speculation(vkllm_context *ctx, const vkllm_specu
     }
     s->params = *spec;
     ctx->spec = s;
-    /* Record the verification passes now (building their pipelines), rather than in the first passes of a
-     * generation: a pass of each size a greedy draft can have. */
-    for (uint32_t k = 1; k < spec->draft_max; k = 2 * k + 1) VKLLM_TRY(context_prepare(ctx, k + 1, true, true));
-    if (spec->draft_max + 1 <= ctx->params.n_outputs_max && spec->draft_max < ctx->params.n_batch)
-        VKLLM_TRY(context_prepare(ctx, spec->draft_max + 1, true, true));
+    /* Record the passes now (building their pipelines), rather than in the first passes of a generation, where
+     * they would be counted against drafting: a verification pass of each size a greedy draft can have. */
+    for (uint32_t k = 1; k < spec->draft_max; k = 2 * k + 1) VKLLM_TRY(context_prepare(ctx, k + 1, k + 1, true, true));
+    VKLLM_TRY(context_prepare(ctx, spec->draft_max + 1, spec->draft_max + 1, true, true));
+    /* The draft model's passes: its steps (greedy, or logits for draft_min_p and sampling) and its catch-up chunks
+     * (powers of two, the last row wanting the next token) */
+    vkllm_context *d = spec->draft;
+    for (uint32_t n = 1; d && n <= 16; n *= 2) {
+        VKLLM_TRY(context_prepare(d, n, 1, true, false));
+        VKLLM_TRY(context_prepare(d, n, 1, false, false));
+    }
     return VKLLM_OK;
 }
