@@ -350,6 +350,61 @@ static void test_batch_invariance_every_tuning_row(void **state)
     }
 }
 
+/* A verification pass of 33 tokens where the tuning row sends prompts of 32 tokens or more to the cooperative-matrix
+ * attention and mat-mul (nvidia, with lavapipe's emulated cooperative matrices; the synthetic tiny model, whose
+ * heads of 64 fit the attention's matrices): its rows stay bitwise those of single-token decoding. */
+static void test_batch_invariance_coopmat_prompt_paths(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/tiny-cm.gguf", tmpdir);
+    synth_options o = {.seed = 3};
+    assert_true(quant_recipe_from_name("F16", true, &o.recipe));
+    th_check_status(synth_write(synth_preset_find("tiny"), &o, path), "synth_write"); /* head_dim 64 */
+    setenv("VKLLM_TUNING", "nvidia", 1);
+    setenv("VKLLM_COOPMAT", "emulate", 1);
+    vkllm_model *m = load(path);
+    unsetenv("VKLLM_TUNING");
+    unsetenv("VKLLM_COOPMAT");
+    vkllm_context *c = context(m, 256, 33);
+    uint32_t n_vocab = m->cfg.n_vocab;
+    enum { START = 40, K = 32 };
+    vkllm_token text[START + K + 1];
+    for (uint32_t i = 0; i < START + K + 1; i++) text[i] = (vkllm_token)(1 + (i * 53 + 11) % (n_vocab - 1));
+    int32_t pos[START + K + 1], seq[START + K + 1] = {0};
+    int8_t want[START + K + 1] = {0};
+    for (uint32_t i = 0; i < START + K + 1; i++) pos[i] = (int32_t)i;
+    vkllm_batch b = {START, text, pos, seq, want};
+    th_check_status(vkllm_decode(c, &b), "prefill");
+    float *single = malloc((size_t)(K + 1) * n_vocab * sizeof *single);
+    for (uint32_t i = 0; i <= K; i++) {
+        int8_t w = 1;
+        vkllm_batch one = {1, &text[START + i], &pos[START + i], seq, &w};
+        th_check_status(vkllm_decode(c, &one), "decode");
+        memcpy(single + (size_t)i * n_vocab, vkllm_get_logits(c, 0), n_vocab * sizeof *single);
+    }
+    th_check_status(vkllm_seq_truncate(c, 0, START), "truncate");
+    th_check_status(vkllm_verify_logits(c, 0, text[START], text + START + 1, K), "verify");
+    for (uint32_t i = 0; i <= K; i++)
+        if (memcmp(vkllm_get_logits(c, i), single + (size_t)i * n_vocab, n_vocab * sizeof *single))
+            fail_msg("row %u of a verification pass of %u tokens differs from single-token decoding", i, K + 1);
+    /* the same batch as a plain vkllm_decode, for the record */
+    th_check_status(vkllm_seq_truncate(c, 0, START), "truncate");
+    int8_t all[K + 1];
+    memset(all, 1, sizeof all);
+    vkllm_batch plain = {K + 1, text + START, pos + START, seq, all};
+    th_check_status(vkllm_decode(c, &plain), "plain batch");
+    uint32_t differ = 0;
+    for (uint32_t i = 0; i <= K; i++)
+        differ += memcmp(vkllm_get_logits(c, i), single + (size_t)i * n_vocab, n_vocab * sizeof *single) != 0;
+    printf("nvidia row, emulated cooperative matrices: a verification pass of %u tokens bitwise equal to single-token "
+           "decoding; rows of the plain batch that differ: %u of %u\n", K + 1, differ, K + 1);
+    free(single);
+    vkllm_context_free(c);
+    free_model(m);
+    remove(path);
+}
+
 /* ---- generation: same text ---- */
 
 typedef struct run_result {
@@ -663,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_verify_right_and_wrong),
         cmocka_unit_test(test_rollback_same_logits),
         cmocka_unit_test(test_batch_invariance_every_tuning_row),
+        cmocka_unit_test(test_batch_invariance_coopmat_prompt_paths),
         cmocka_unit_test(test_lookup_same_text),
         cmocka_unit_test(test_draft_model_same_text),
         cmocka_unit_test(test_draft_vocabulary_check),
