@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "model/context.h"
 #include "model/model.h"
+#include "ops/flash_attn.h"
 #include "paths.h"
 #include "speculative/spec.h"
 #include "tokenizer/vocab.h"
@@ -351,8 +352,9 @@ static void test_batch_invariance_every_tuning_row(void **state)
 }
 
 /* A verification pass of 33 tokens where the tuning row sends prompts of 32 tokens or more to the cooperative-matrix
- * attention and mat-mul (nvidia, with lavapipe's emulated cooperative matrices; the synthetic tiny model, whose
- * heads of 64 fit the attention's matrices): its rows stay bitwise those of single-token decoding. */
+ * attention and mat-mul (nvidia, with emulated cooperative matrices; the synthetic tiny model, heads of 64): its rows
+ * stay bitwise those of single-token decoding.  On lavapipe the plain batch takes the coopmat mat-mul but not the
+ * coopmat attention (printed: the emulated attention does not plan this shape there). */
 static void test_batch_invariance_coopmat_prompt_paths(void **state)
 {
     (void)state;
@@ -397,6 +399,10 @@ static void test_batch_invariance_coopmat_prompt_paths(void **state)
     uint32_t differ = 0;
     for (uint32_t i = 0; i <= K; i++)
         differ += memcmp(vkllm_get_logits(c, i), single + (size_t)i * n_vocab, n_vocab * sizeof *single) != 0;
+    ops_attention_shape as = {.n_tokens = K + 1, .n_heads = m->cfg.n_head, .max_context = 256, .scale = 0.125f,
+                              .kv = c->kv};
+    printf("plain batch of %u tokens: cooperative-matrix attention %s\n", K + 1,
+           ops_attention_uses_coopmat(m->ops, &as) ? "yes" : "no");
     printf("nvidia row, emulated cooperative matrices: a verification pass of %u tokens bitwise equal to single-token "
            "decoding; rows of the plain batch that differ: %u of %u\n", K + 1, differ, K + 1);
     free(single);
