@@ -229,9 +229,14 @@ typedef int (*vkllm_piece_fn)(const char *piece, size_t len, void *user);
 
 typedef struct vkllm_generate_stats {
     uint32_t n_prompt, n_generated;
-    uint32_t n_decode;             /* single-token forward passes during generation */
+    uint32_t n_decode;             /* tokens the forward passes of generation produced (after the prompt's first);
+                                      without speculation one pass each */
     double prompt_ms, generate_ms; /* wall time of prompt processing (to the first token) and of the rest */
     int stopped_by_eog;
+    /* Speculative decoding (vkllm_context_set_speculation); 0 without it */
+    uint32_t n_drafted;            /* tokens the drafter proposed */
+    uint32_t n_accepted;           /* drafted tokens the model kept */
+    uint32_t n_verify;             /* verification passes (each one forward pass of the input and its drafts) */
 } vkllm_generate_stats;
 
 /* Tokenizes prompt (with BOS as the vocabulary asks; parse_special as given), evaluates it in sequence 0
@@ -242,6 +247,47 @@ typedef struct vkllm_generate_stats {
 VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
                             const vkllm_sampling *sampling, vkllm_piece_fn on_piece, void *user,
                             vkllm_generate_stats *stats);
+
+/* ---- Speculative decoding ----
+ *
+ * A drafter proposes the next few tokens; one forward pass over the sequence's next input and the drafts
+ * ("verification") gives the model's own choice after each, and the longest prefix of drafts that matches is
+ * kept.  Greedy output is token for token that of plain greedy decoding: a verification pass computes each row
+ * in the reduction order of a one-token pass (batch-invariant logits).  With temperature > 0 the speculative
+ * sampling rule keeps the output distribution exactly the sampler's (drafts accepted with probability
+ * min(1, p/q), else a token drawn from max(0, p - q) renormalized; a lookup draft counts as q one-hot); the
+ * random stream is used differently, so a seed gives other text than without speculation. */
+
+/* Verifies k drafted tokens of sequence seq in one forward pass: `input` (the sequence's next token) at the
+ * sequence's length pos, then draft[i] at pos + 1 + i.  target[i] (k + 1 entries) receives the model's greedy
+ * choice after position pos + i; *n_accepted the number of leading drafts equal to their target.  The cache keeps
+ * positions up to pos + *n_accepted (the input and the accepted drafts) and forgets the rest by bookkeeping only
+ * (no copy); target[*n_accepted] is the sequence's next input.  k + 1 must fit n_outputs_max and the context
+ * (VKLLM_ERROR_CONTEXT_FULL otherwise); k may be 0 (a plain greedy step). */
+VKLLM_API vkllm_status vkllm_verify_greedy(vkllm_context *ctx, int32_t seq, vkllm_token input, const vkllm_token *draft,
+                                           uint32_t k, vkllm_token *target, uint32_t *n_accepted);
+
+/* The same pass returning logits (for a sampling rule of the caller's): rows 0..k through vkllm_get_logits, bitwise
+ * those single-token decoding gives at each position.  The cache then holds every position through pos + k: keep the
+ * accepted ones with vkllm_seq_truncate(ctx, seq, pos + 1 + accepted) (bookkeeping only). */
+VKLLM_API vkllm_status vkllm_verify_logits(vkllm_context *ctx, int32_t seq, vkllm_token input, const vkllm_token *draft,
+                                           uint32_t k);
+
+typedef struct vkllm_speculation {
+    uint32_t lookup_ngram;   /* > 0: prompt lookup: the latest earlier occurrence of the last lookup_ngram tokens
+                                (then shorter ones, down to 1) in prompt + output proposes what followed it.  0: off */
+    vkllm_context *draft;    /* a draft model's context (its own cache; sequence 0 is used), or NULL.  Its model must
+                                have the target's vocabulary; it must outlive its use; the thread rule covers both */
+    uint32_t draft_max;      /* most tokens drafted per pass (1..64, also bounded by n_outputs_max - 1).  Default 7 */
+    float draft_min_p;       /* the draft model stops drafting when its top probability falls below this.  Default 0 */
+    int adaptive;            /* stop drafting for a while when acceptance is too low to pay.  Default 1 */
+} vkllm_speculation;
+
+VKLLM_API vkllm_speculation vkllm_speculation_default(void);
+/* Turns speculation on for vkllm_generate on ctx (spec NULL, or no drafter: off).  A draft context whose
+ * vocabulary differs is VKLLM_ERROR_INVALID_ARGUMENT naming the first differing token id.  The settings are
+ * copied; the draft context is not owned. */
+VKLLM_API vkllm_status vkllm_context_set_speculation(vkllm_context *ctx, const vkllm_speculation *spec);
 
 /* ---- Chat ---- */
 

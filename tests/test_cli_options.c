@@ -101,6 +101,30 @@ static void test_bench(void **state)
     assert_true(o.u.bench.json && o.u.bench.no_ttft && !o.u.bench.profile);
 }
 
+/* --lookup, --draft and their settings on run, chat and bench. */
+static void test_speculation(void **state)
+{
+    cli_command_options o = expect_ok("run -p hi --lookup --lookup-ngram 4 --draft-max 3 --no-adaptive");
+    assert_true(o.u.run.spec.lookup && o.u.run.spec.no_adaptive);
+    assert_int_equal(o.u.run.spec.lookup_ngram, 4);
+    assert_int_equal(o.u.run.spec.draft_max, 3);
+    assert_null(o.u.run.spec.draft);
+    o = expect_ok("chat --draft d.gguf --draft-min-p 0.5");
+    assert_string_equal(o.u.run.spec.draft, "d.gguf");
+    assert_true(o.u.run.spec.draft_min_p == 0.5f && !o.u.run.spec.lookup);
+    assert_int_equal(o.u.run.spec.draft_max, 7);
+    assert_int_equal(o.u.run.spec.lookup_ngram, 3);
+    o = expect_ok("bench -m m.gguf --lookup --prompt text --draft-max 64");
+    assert_true(o.u.bench.spec.lookup);
+    assert_int_equal(o.u.bench.spec.draft_max, 64);
+    assert_string_equal(o.u.bench.prompt, "text");
+    expect_error("run -p hi --draft-max 0", "--draft-max needs an integer in [1, 64]");
+    expect_error("run -p hi --draft-max 65", "--draft-max needs an integer in [1, 64]");
+    expect_error("run -p hi --lookup-ngram 0", "--lookup-ngram needs an integer in [1, 16]");
+    expect_error("run -p hi --draft-min-p 1.5", "--draft-min-p needs a number in [0, 1]");
+    expect_error("bench -m m.gguf --draft", "--draft needs a value");
+}
+
 static void test_bench_ops(void **state)
 {
     expect_error("bench-ops --runs 0x10", "--runs needs an integer in [1, 64]");
@@ -186,6 +210,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_are_strict),
         cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_speculation),
         cmocka_unit_test(test_bench_ops),
         cmocka_unit_test(test_other_commands),
         cmocka_unit_test(test_odd_argv_and_buffers),

@@ -128,8 +128,12 @@ static void print_profile(vkllm_model *m, const char *title)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile] [--no-ttft]\n"
-                 "                   [--device INDEX|NAME]\n"
-                 "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n", CLI_BENCH_MAX_TOKENS,
+                 "                   [--device INDEX|NAME] [--lookup [--lookup-ngram N]] [--draft D.gguf]\n"
+                 "                   [--draft-max K] [--draft-min-p P] [--no-adaptive] [--prompt TEXT]\n"
+                 "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n"
+                 "  --lookup, --draft: also greedy text of n tokens from --prompt (default \"Once upon a time\") with and\n"
+                 "  without speculation, in alternated runs: tokens/s of each, the speed-up, the speculation stats\n",
+            CLI_BENCH_MAX_TOKENS,
             CLI_BENCH_MAX_REPS);
 }
 
@@ -205,6 +209,12 @@ int cli_bench(int argc, char **argv)
     }
     free(tokens), free(pos), free(seq), free(want), free(pp), free(tg);
     vkllm_context_free(c);
+    c = NULL;
+    int rc = st == VKLLM_OK ? 0 : 1;
+    if (rc == 0 && (a.spec.lookup || a.spec.draft)) {
+        progress("speculation: greedy text with and without it, alternated", started);
+        rc = cli_bench_speculation(&a, m, a.n_gen ? a.n_gen : 128);
+    }
     vkllm_model_free(m);
-    return st == VKLLM_OK ? 0 : 1;
+    return rc;
 }

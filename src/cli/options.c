@@ -102,15 +102,55 @@ static const char *take_value(int argc, char **argv, int *i, char *err, size_t e
 
 static bool is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
+/* ---- speculation ---- */
+
+cli_spec_options cli_spec_default(void)
+{
+    return (cli_spec_options){.lookup_ngram = 3, .draft_max = 7};
+}
+
+cli_parse_result cli_parse_spec_option(int argc, char **argv, int *i, cli_spec_options *o, bool *taken, char *err,
+                                       size_t err_len)
+{
+    const char *a = argv[*i], *v;
+    int64_t n;
+    double x;
+    *taken = true;
+    if (!strcmp(a, "--lookup")) {
+        o->lookup = true;
+    } else if (!strcmp(a, "--no-adaptive")) {
+        o->no_adaptive = true;
+    } else if (!strcmp(a, "--draft")) {
+        if (!(v = take_value(argc, argv, i, err, err_len))) return CLI_PARSE_ERROR;
+        o->draft = v;
+    } else if (!strcmp(a, "--lookup-ngram") || !strcmp(a, "--draft-max")) {
+        bool ngram = !strcmp(a, "--lookup-ngram");
+        if (!(v = take_value(argc, argv, i, err, err_len)) ||
+            cli_parse_integer(a, v, 1, ngram ? 16 : 64, &n, err, err_len) != CLI_PARSE_OK)
+            return CLI_PARSE_ERROR;
+        *(ngram ? &o->lookup_ngram : &o->draft_max) = (uint32_t)n;
+    } else if (!strcmp(a, "--draft-min-p")) {
+        if (!(v = take_value(argc, argv, i, err, err_len)) || cli_parse_real(a, v, 0, 1, &x, err, err_len) != CLI_PARSE_OK)
+            return CLI_PARSE_ERROR;
+        o->draft_min_p = (float)x;
+    } else {
+        *taken = false;
+    }
+    return CLI_PARSE_OK;
+}
+
 /* ---- run and chat ---- */
 
 cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, char *err, size_t err_len)
 {
-    *o = (cli_options){.n_predict = 128, .sampling = vkllm_sampling_default()};
+    *o = (cli_options){.n_predict = 128, .sampling = vkllm_sampling_default(), .spec = cli_spec_default()};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t n;
         double x;
+        bool taken;
+        if (cli_parse_spec_option(argc, argv, &i, &o->spec, &taken, err, err_len) != CLI_PARSE_OK) return CLI_PARSE_ERROR;
+        if (taken) continue;
 #define VALUE() (v = take_value(argc, argv, &i, err, err_len))
 #define INTEGER(lo, hi) (VALUE() && cli_parse_integer(a, v, lo, hi, &n, err, err_len) == CLI_PARSE_OK)
 #define REAL(lo, hi) (VALUE() && cli_parse_real(a, v, lo, hi, &x, err, err_len) == CLI_PARSE_OK)
@@ -175,10 +215,18 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, ch
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *o, char *err, size_t err_len)
 {
-    *o = (cli_bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5};
+    *o = (cli_bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5, .spec = cli_spec_default()};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t n;
+        bool taken;
+        if (cli_parse_spec_option(argc, argv, &i, &o->spec, &taken, err, err_len) != CLI_PARSE_OK) return CLI_PARSE_ERROR;
+        if (taken) continue;
+        if (!strcmp(a, "--prompt")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
+            o->prompt = v;
+            continue;
+        }
         if (is_help(a)) return CLI_PARSE_HELP;
         else if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--profile")) o->profile = true;
@@ -454,6 +502,7 @@ int cli_open_model(const char *command, const cli_options *o, vkllm_model **mode
     vkllm_context_params cp = vkllm_context_default_params();
     cp.n_ctx = o->n_ctx;
     cp.kv_type = o->kv_f32 ? VKLLM_KV_F32 : VKLLM_KV_F16;
+    if (o->spec.lookup || o->spec.draft) cp.n_outputs_max = o->spec.draft_max + 1; /* a verification's rows */
     if (st == VKLLM_OK) st = vkllm_context_create(*model, &cp, ctx);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm %s: %s: %s\n", command, vkllm_status_name(st), vkllm_last_error());

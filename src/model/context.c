@@ -9,6 +9,7 @@
 #include "quant/quant.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
+#include "speculative/spec.h"
 
 #define KV_PAGE_SIZE 16
 #define CONTEXT_MAX_POSITIONS (1u << 30) /* positions are int32 */
@@ -68,6 +69,9 @@ static vkllm_status create_activations(vkllm_context *ctx)
         ops_attention_shape s = {.n_tokens = n, .n_heads = c->n_head, .max_context = ctx->params.n_ctx,
                                  .scale = 1.0f, .kv = ctx->kv};
         uint64_t b = ops_attention_scratch_bytes(ctx->model->ops, &s);
+        if (b > scratch) scratch = b;
+        s.split_tokens = 1; /* verification passes (forward_shape.invariant) split as one token does */
+        b = n <= ctx->params.n_outputs_max ? ops_attention_scratch_bytes(ctx->model->ops, &s) : 0;
         if (b > scratch) scratch = b;
     }
     return device_buffer(ctx, scratch, &ctx->scratch);
@@ -168,6 +172,7 @@ void vkllm_context_free(vkllm_context *ctx)
                          &ctx->xo, &ctx->ho, &ctx->logits, &ctx->argmax, &ctx->scratch, &ctx->host_out};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) vkr_buffer_free(dev, all[i]);
     kv_pages_free(ctx->pages);
+    spec_state_free(ctx->spec);
     free(ctx->history);
     free(ctx->next_len);
     free(ctx);

@@ -15,6 +15,9 @@ typedef struct forward_shape {
     uint32_t n_out;       /* rows that produce logits */
     uint32_t max_context; /* bound on pos + 1 of every token (power-of-two bucket, <= n_ctx) */
     bool greedy;          /* argmax on the device instead of returning logits */
+    bool invariant;       /* a verification pass (src/speculative/): every row is computed in the reduction order
+                             of a one-token pass (mat-vec products, attention split for one token), so its logits
+                             are bitwise those of single-token decoding at the same context bucket */
 } forward_shape;
 
 typedef struct recording {
@@ -58,6 +61,9 @@ struct vkllm_context {
     vkllm_token *history;                /* [n_ctx] tokens whose keys sequence 0 holds (vkllm_generate) */
     uint32_t n_history;
 
+    op_tuning invariant_tuning;          /* the model's tuning with the mat-vec for every n: verification passes */
+    struct spec_state *spec;             /* speculative decoding (src/speculative/spec.h), NULL when off */
+
     recording recordings[CONTEXT_MAX_RECORDINGS];
     uint64_t clock;
     uint32_t n_out_last;                 /* rows of logits the last decode returned */
@@ -65,6 +71,14 @@ struct vkllm_context {
 
 /* vkllm_decode (greedy: vkllm_decode_greedy, tokens receiving the ids) without touching the history. */
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, vkllm_token *tokens);
+/* The same with the choice of a batch-invariant pass (forward_shape.invariant). */
+vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, bool invariant,
+                               vkllm_token *tokens);
+/* Records (without running) the pass of n_tokens tokens of sequence 0 of which n_out want outputs, at the first
+ * context bucket, so that its pipelines are built before it is needed. */
+vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant);
+/* The max_context bucket a pass whose last position is pos runs at (a power of two >= 256, at most n_ctx). */
+uint32_t context_bucket(const vkllm_context *ctx, uint32_t need);
 
 /* Records the forward pass of a batch shape into seq. */
 vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *shape);

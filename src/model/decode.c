@@ -7,7 +7,7 @@
 #include "runtime/error.h"
 #include "runtime/log.h"
 
-static uint32_t context_bucket(const vkllm_context *ctx, uint32_t need)
+uint32_t context_bucket(const vkllm_context *ctx, uint32_t need)
 {
     uint32_t b = 256;
     while (b < need) b *= 2;
@@ -78,7 +78,7 @@ static void stage(vkllm_context *ctx, const vkllm_batch *b)
 static bool same_shape(const forward_shape *a, const forward_shape *b)
 {
     return a->n_tokens == b->n_tokens && a->n_out == b->n_out && a->max_context == b->max_context &&
-           a->greedy == b->greedy;
+           a->greedy == b->greedy && a->invariant == b->invariant;
 }
 
 /* The recorded sequence of this shape, recording it (in the least recently used slot) if needed. */
@@ -102,8 +102,8 @@ static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape
     vkllm_status st = forward_record(ctx, slot->seq, shape);
     if (st != VKLLM_OK) return st;
     char label[64];
-    snprintf(label, sizeof label, "forward of %u tokens (%u out, context %u%s)", shape->n_tokens, shape->n_out,
-             shape->max_context, shape->greedy ? ", greedy" : "");
+    snprintf(label, sizeof label, "forward of %u tokens (%u out, context %u%s%s)", shape->n_tokens, shape->n_out,
+             shape->max_context, shape->greedy ? ", greedy" : "", shape->invariant ? ", invariant" : "");
     vkr_sequence_set_label(slot->seq, label);
     vkr_pipeline_stats(ctx->model->dev, &built_after, &seconds_after);
     vkllm_log(VKLLM_LOG_INFO, "recorded the %s: %u dispatches in %.1f ms, %u new pipelines built in %.1f ms "
@@ -118,6 +118,12 @@ static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape
 
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greedy, vkllm_token *tokens)
 {
+    return context_decode_ex(ctx, b, greedy, false, tokens);
+}
+
+vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant,
+                               vkllm_token *tokens)
+{
     if (!ctx) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode: context is NULL");
     uint32_t n_out = 0, max_context = 0; /* set by validate; gcc -O3 cannot see it */
     VKLLM_TRY(validate(ctx, b, &n_out, &max_context));
@@ -125,7 +131,9 @@ vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greed
     if (n_out == 0 && greedy) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode_greedy: no row wants a token");
     VKLLM_TRY(map_pages(ctx, b));
     stage(ctx, b);
-    forward_shape shape = {b->n_tokens, n_out ? n_out : 1, context_bucket(ctx, max_context), greedy};
+    /* One token is computed alike either way: its shape is the plain one, so decoding replays one recording. */
+    forward_shape shape = {b->n_tokens, n_out ? n_out : 1, context_bucket(ctx, max_context), greedy,
+                           invariant && b->n_tokens > 1};
     if (n_out == 0) ctx->in.out_rows[0] = (int32_t)b->n_tokens - 1; /* the head still runs on one row */
     vkr_sequence *seq;
     VKLLM_TRY(recording_for(ctx, &shape, &seq));
@@ -143,6 +151,16 @@ vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greed
         ctx->n_out_last = n_out;
     }
     return VKLLM_OK;
+}
+
+vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant)
+{
+    if (n_tokens == 0 || n_out == 0 || n_out > n_tokens || n_tokens > ctx->params.n_batch ||
+        n_out > ctx->params.n_outputs_max)
+        return VKLLM_OK;
+    forward_shape shape = {n_tokens, n_out, context_bucket(ctx, 1), greedy, invariant && n_tokens > 1};
+    vkr_sequence *seq;
+    return recording_for(ctx, &shape, &seq);
 }
 
 /* A caller's own use of sequence 0 invalidates what vkllm_generate remembers of it. */

@@ -25,7 +25,7 @@ static attn_plan plan_of(const ops_context *ops, const ops_attention_shape *s)
     p.keys_per_lane = tu->attn_block_kv > p.wg ? tu->attn_block_kv / p.wg : 1;
     uint32_t tile = p.wg * p.keys_per_lane;
     uint32_t context = s->max_context ? s->max_context : 1;
-    uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;
+    uint64_t rows = (uint64_t)(s->split_tokens ? s->split_tokens : s->n_tokens) * s->n_heads;
     uint32_t wanted = vkr_div_up(context, tu->attn_split_kv > tile ? tu->attn_split_kv : tile);
     uint32_t room = rows >= tu->attn_split_rows ? 1 : (uint32_t)(tu->attn_split_rows / rows);
     p.n_splits = wanted < room ? wanted : room;
