@@ -170,14 +170,22 @@ VKLLM_API vkllm_status vkllm_detokenize(const vkllm_model *model, const vkllm_to
 
 /* ---- Contexts: a KV cache and the buffers of a forward pass ---- */
 
-typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1 } vkllm_kv_type;
+/* Element type of the KV cache.  Q8_0 and Q4_0 are ggml's blocks of 32 values with an f16 scale (34 and 18 bytes
+ * per 32 values, against 64 for F16), cut along each token's K (or V) row: within a head when the head size is a
+ * multiple of 32, across heads otherwise, so the row n_head_kv * head_dim must be a multiple of 32. */
+typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1, VKLLM_KV_Q8_0 = 2, VKLLM_KV_Q4_0 = 3 } vkllm_kv_type;
+/* "f16", "f32", "q8_0", "q4_0" (static), or NULL for a value out of range. */
+VKLLM_API const char *vkllm_kv_type_name(vkllm_kv_type type);
+/* The type a name of vkllm_kv_type_name names (case-insensitive); VKLLM_ERROR_INVALID_ARGUMENT otherwise. */
+VKLLM_API vkllm_status vkllm_kv_type_parse(const char *name, vkllm_kv_type *type);
 
 typedef struct vkllm_context_params {
     uint32_t n_ctx;       /* positions per sequence; 0: min(model's training context, 4096) */
     uint32_t n_batch;     /* most tokens in one forward pass; longer prompts go in chunks.  Default 256 */
     uint32_t n_seq_max;   /* sequences sharing the cache.  Default 1 */
     uint32_t n_outputs_max; /* most logits rows one forward pass returns.  Default 8 */
-    vkllm_kv_type kv_type;
+    vkllm_kv_type type_k; /* element type of the keys' cache.  Default VKLLM_KV_F16 */
+    vkllm_kv_type type_v; /* and of the values' cache.  Default VKLLM_KV_F16 */
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);

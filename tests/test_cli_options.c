@@ -64,7 +64,7 @@ static void test_numbers_are_strict(void **state)
     expect_error("run --seed -1", "--seed needs an integer in [0, 18446744073709551615]");
     expect_error("run --seed 18446744073709551616", "got '18446744073709551616'");
     expect_error("chat --seed 0x10", "got '0x10'");
-    expect_error("run --kv f8", "--kv takes f16 or f32");
+    expect_error("run --kv f8", "--kv takes f16, f32, q8_0 or q4_0, got 'f8'");
     expect_error("run -n", "-n needs a value");
     expect_error("run --bogus", "unknown flag '--bogus'");
 
@@ -75,7 +75,8 @@ static void test_numbers_are_strict(void **state)
     assert_true(o.u.run.sampling.temperature == 0.5f);
     assert_int_equal(o.u.run.sampling.top_k, -1);
     assert_true(o.u.run.sampling.seed == UINT64_MAX);
-    assert_int_equal(o.u.run.kv_f32, 1);
+    assert_int_equal(o.u.run.type_k, VKLLM_KV_F32);
+    assert_int_equal(o.u.run.type_v, VKLLM_KV_F32);
     assert_string_equal(o.u.run.prompt, "hi");
     o = expect_ok("run -n 010 --temp 1e-3");
     assert_int_equal(o.u.run.n_predict, 10); /* decimal, not octal */

@@ -57,7 +57,7 @@ static vkllm_context *context(vkllm_model *m, uint32_t n_ctx, uint32_t n_batch, 
     vkllm_context_params p = vkllm_context_default_params();
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
-    p.kv_type = kv;
+    p.type_k = p.type_v = kv;
     p.n_seq_max = 3;
     vkllm_context *c = NULL;
     th_check_status(vkllm_context_create(m, &p, &c), "vkllm_context_create");

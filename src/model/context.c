@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "quant/quant.h"
 #include "runtime/error.h"
@@ -19,7 +20,26 @@
 vkllm_context_params vkllm_context_default_params(void)
 {
     return (vkllm_context_params){.n_ctx = 0, .n_batch = 256, .n_seq_max = 1, .n_outputs_max = 8,
-                                  .kv_type = VKLLM_KV_F16};
+                                  .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16};
+}
+
+static const char *const kv_type_names[] = {[VKLLM_KV_F16] = "f16", [VKLLM_KV_F32] = "f32", [VKLLM_KV_Q8_0] = "q8_0",
+                                            [VKLLM_KV_Q4_0] = "q4_0"};
+
+const char *vkllm_kv_type_name(vkllm_kv_type type)
+{
+    return (unsigned)type < sizeof kv_type_names / sizeof *kv_type_names ? kv_type_names[type] : NULL;
+}
+
+vkllm_status vkllm_kv_type_parse(const char *name, vkllm_kv_type *type)
+{
+    for (unsigned i = 0; name && i < sizeof kv_type_names / sizeof *kv_type_names; i++)
+        if (!strcasecmp(name, kv_type_names[i])) {
+            *type = (vkllm_kv_type)i;
+            return VKLLM_OK;
+        }
+    return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "KV cache type '%.40s': expected f16, f32, q8_0 or q4_0",
+                      name ? name : "(null)");
 }
 
 static vkllm_status device_buffer(vkllm_context *ctx, uint64_t bytes, vkr_buffer *out)
@@ -79,7 +99,7 @@ static vkllm_status create_cache(vkllm_context *ctx)
     uint32_t max_pages = (ctx->params.n_ctx + KV_PAGE_SIZE - 1) / KV_PAGE_SIZE;
     ctx->kv = (ops_kv_layout){.n_pages = max_pages * ctx->params.n_seq_max, .n_kv_heads = c->n_head_kv,
                               .head_dim = c->head_dim, .page_size = KV_PAGE_SIZE, .n_seqs = ctx->params.n_seq_max,
-                              .max_pages_per_seq = max_pages, .f16 = ctx->params.kv_type == VKLLM_KV_F16};
+                              .max_pages_per_seq = max_pages, .f16 = ctx->params.type_k == VKLLM_KV_F16};
     VKLLM_TRY(kv_pages_create(ctx->kv.n_pages, KV_PAGE_SIZE, ctx->params.n_seq_max, max_pages, &ctx->pages));
     ctx->k_cache = calloc(c->n_layer, sizeof *ctx->k_cache);
     ctx->v_cache = calloc(c->n_layer, sizeof *ctx->v_cache);
@@ -104,9 +124,13 @@ static vkllm_status check_params(const vkllm_model *model, vkllm_context_params 
 {
     if (p->n_ctx == 0) p->n_ctx = model->cfg.n_ctx_train < 4096 ? model->cfg.n_ctx_train : 4096;
     if (p->n_batch == 0 || p->n_seq_max == 0 || p->n_outputs_max == 0 || p->n_ctx == 0 ||
-        (p->kv_type != VKLLM_KV_F16 && p->kv_type != VKLLM_KV_F32))
+        !vkllm_kv_type_name(p->type_k) || !vkllm_kv_type_name(p->type_v))
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "context: n_ctx %u, n_batch %u, n_seq_max %u, n_outputs_max %u, "
-                          "kv_type %d", p->n_ctx, p->n_batch, p->n_seq_max, p->n_outputs_max, (int)p->kv_type);
+                          "type_k %d, type_v %d", p->n_ctx, p->n_batch, p->n_seq_max, p->n_outputs_max, (int)p->type_k,
+                          (int)p->type_v);
+    if (p->type_k != p->type_v)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "context: K cache %s with V cache %s",
+                          vkllm_kv_type_name(p->type_k), vkllm_kv_type_name(p->type_v));
     /* Far past any device's memory, yet every count of pages, rows and bytes derived from them stays exact in
      * the 32- and 64-bit sizes used below. */
     if (p->n_ctx > CONTEXT_MAX_POSITIONS || p->n_batch > CONTEXT_MAX_BATCH || p->n_seq_max > CONTEXT_MAX_SEQUENCES)
