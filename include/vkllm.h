@@ -192,6 +192,9 @@ VKLLM_API vkllm_context_params vkllm_context_default_params(void);
 VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params,
                                             vkllm_context **out);
 VKLLM_API void vkllm_context_free(vkllm_context *ctx);
+/* Device bytes of the context's KV cache, every layer, K and V; *bytes_per_token (if not NULL) those one
+ * position of one sequence takes (F16: 4 n_layer n_head_kv head_dim; Q8_0 34/64 of it, Q4_0 18/64). */
+VKLLM_API uint64_t vkllm_context_kv_bytes(const vkllm_context *ctx, uint64_t *bytes_per_token);
 
 /* A batch: token i goes to sequence seq[i] at position pos[i]; rows with want_logits[i] != 0 get logits
  * (at most n_outputs_max).  Positions of a sequence must continue its cache (0 for a new sequence). */

@@ -9,13 +9,32 @@
 // token's context exit at once.  Scores are in base 2: q is scaled by scale * log2(e) up front.
 #include "common.glsl"
 #include "kv_cache.glsl"
+#include "kv_blocks.glsl"
+
+// K and V each F32 or F16 (KV_F16: both; the head-major layout of kv_cache.h), or, in the variants for a
+// quantized cache, KV_K_* and KV_V_* name each side's type: Q8_0 / Q4_0 records (kv_blocks.glsl), dequantized
+// here four values at a time as they are read, or F16 head-major.
+#if defined(KV_K_Q8_0) || defined(KV_K_Q4_0)
+#define K_WORD uint
+#elif defined(KV_K_F16)
+#define K_WORD uvec2
+#else
+#define K_WORD KV_CHUNK
+#endif
+#if defined(KV_V_Q8_0) || defined(KV_V_Q4_0)
+#define V_WORD uint
+#elif defined(KV_V_F16)
+#define V_WORD uvec2
+#else
+#define V_WORD KV_CHUNK
+#endif
 
 layout(constant_id = 1) const uint HD4 = 16;          // head_dim / 4
 layout(constant_id = 2) const uint KEYS_PER_LANE = 4; // keys each invocation scores per tile
 
 layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };            // [n_tokens][n_heads][HD4]
-layout(std430, binding = 1) readonly buffer KCache { KV_CHUNK k_cache[]; };
-layout(std430, binding = 2) readonly buffer VCache { KV_CHUNK v_cache[]; };
+layout(std430, binding = 1) readonly buffer KCache { K_WORD k_cache[]; };
+layout(std430, binding = 2) readonly buffer VCache { V_WORD v_cache[]; };
 layout(std430, binding = 3) readonly buffer Pages { int page_table[]; }; // [n_seqs][max_pages_per_seq]
 layout(std430, binding = 4) readonly buffer Tokens { ivec2 tokens[]; };  // {seq, pos}
 // n_splits == 1: [n_tokens][n_heads][HD4] normalized output; else scratch records
@@ -36,6 +55,48 @@ shared float sh_max[WG];
 shared float sh_sum[WG];
 shared vec4 sh_acc[HD4 * WG];
 
+uint g_row; // values in one token's K (or V) row: n_kv_heads * head_dim
+
+// Chunk c (values 4c..4c+3) of kv head kvh at token slot ts = page << page_shift | slot.
+uint head_major(uint ts, uint kvh, uint c)
+{
+    return (((ts >> p.page_shift) * p.n_kv_heads + kvh) << p.page_shift | (ts & ((1u << p.page_shift) - 1u))) * HD4 + c;
+}
+vec4 load_k(uint ts, uint kvh, uint c)
+{
+    const uint e = kvh * HD4 * 4u + 4u * c;
+#if defined(KV_K_Q8_0)
+    const uint rec = ts * q8_record_words(g_row);
+    return q8_dequant4(k_cache[rec + e / 4u], block_scale(k_cache[rec + q8_scale_offset(g_row) + e / 64u], e / 32u));
+#elif defined(KV_K_Q4_0)
+    const uint rec = ts * q4_record_words(g_row);
+    return q4_dequant4(k_cache[rec + q4_word_index(e)], e,
+                       block_scale(k_cache[rec + q4_scale_offset(g_row) + e / 64u], e / 32u));
+#elif defined(KV_K_F16)
+    const uvec2 w = k_cache[head_major(ts, kvh, c)];
+    return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+#else
+    return kv_unpack(k_cache[head_major(ts, kvh, c)]);
+#endif
+}
+vec4 load_v(uint ts, uint kvh, uint c)
+{
+    const uint e = kvh * HD4 * 4u + 4u * c;
+#if defined(KV_V_Q8_0)
+    const uint rec = ts * q8_record_words(g_row);
+    return q8_dequant4(v_cache[rec + e / 4u], block_scale(v_cache[rec + q8_scale_offset(g_row) + e / 64u], e / 32u));
+#elif defined(KV_V_Q4_0)
+    const uint rec = ts * q4_record_words(g_row);
+    return q4_dequant4(v_cache[rec + q4_word_index(e)], e,
+                       block_scale(v_cache[rec + q4_scale_offset(g_row) + e / 64u], e / 32u));
+#elif defined(KV_V_F16)
+    const uvec2 w = v_cache[head_major(ts, kvh, c)];
+    return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+#else
+    return kv_unpack(v_cache[head_major(ts, kvh, c)]);
+#endif
+}
+
 void main()
 {
     uint wg = linear_group();
@@ -45,6 +106,7 @@ void main()
     uint t = row / p.n_heads;
     uint h = row % p.n_heads;
     uint lane = gl_LocalInvocationID.x;
+    g_row = p.n_kv_heads * HD4 * 4u;
 
     ivec2 sp = tokens[t];
     bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
@@ -74,9 +136,9 @@ void main()
             base[i] = 0u;
             int page = key < key_end ? page_table[seq_pages + (key >> p.page_shift)] : -1;
             if (page >= 0 && uint(page) < p.n_pages) {
-                base[i] = ((uint(page) * p.n_kv_heads + kv_head) << p.page_shift | (key & slot_mask)) * HD4;
+                base[i] = uint(page) << p.page_shift | (key & slot_mask);
                 float s = 0.0;
-                for (uint c = 0; c < HD4; c++) s += dot(q[c], kv_unpack(k_cache[base[i] + c]));
+                for (uint c = 0; c < HD4; c++) s += dot(q[c], load_k(base[i], kv_head, c));
                 score[i] = s;
                 tile_max = max(tile_max, s);
             }
@@ -90,7 +152,7 @@ void main()
             if (score[i] == NO_SCORE) continue;
             float w = exp2(score[i] - new_max);
             run_sum += w;
-            for (uint c = 0; c < HD4; c++) acc[c] += w * kv_unpack(v_cache[base[i] + c]);
+            for (uint c = 0; c < HD4; c++) acc[c] += w * load_v(base[i], kv_head, c);
         }
         run_max = new_max;
     }

@@ -92,5 +92,18 @@ vkllm_shader(kv_write_f16 kv_write.comp KV_F16=1)
 vkllm_shader(flash_attn_f32 flash_attn.comp)
 vkllm_shader(flash_attn_f16 flash_attn.comp KV_F16=1)
 vkllm_shader(flash_attn_combine flash_attn_combine.comp)
+# A cache with a quantized side (src/ops/kv_cache.h): K and V each f16, q8_0 or q4_0, not both f16 (that is
+# flash_attn_f16 / the fused store above).  qkv_store_k*_v* quantizes K and V as it stores them
+# (qkv_store_blocks.comp); flash_attn_k*_v* dequantizes them as it reads them.
+foreach(k f16 q8_0 q4_0)
+    foreach(v f16 q8_0 q4_0)
+        if(NOT (k STREQUAL "f16" AND v STREQUAL "f16"))
+            string(TOUPPER ${k} K)
+            string(TOUPPER ${v} V)
+            vkllm_shader(flash_attn_k${k}_v${v} flash_attn.comp KV_K_${K}=1 KV_V_${V}=1)
+            vkllm_shader(qkv_store_k${k}_v${v} qkv_store_blocks.comp KV_K_${K}=1 KV_V_${V}=1)
+        endif()
+    endforeach()
+endforeach()
 # Test-only: a loop whose length is a push constant (fence timeouts, loop guards; tests/test_runtime.c).
 vkllm_shader(test_spin test_spin.comp)

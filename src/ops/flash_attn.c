@@ -94,11 +94,37 @@ static vkllm_status record_combine(ops_context *ops, vkr_sequence *seq, vkr_rang
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, "flash_attn_combine");
 }
 
+/* The variant for the cache's types: [k][v] over F16, Q8_0, Q4_0 (F16 with F16 is flash_attn_f16). */
+static const char *variant_of(const ops_kv_layout *kv)
+{
+    const char *const mixed[3][3] = {
+        {NULL, SHADER(flash_attn_kf16_vq8_0), SHADER(flash_attn_kf16_vq4_0)},
+        {SHADER(flash_attn_kq8_0_vf16), SHADER(flash_attn_kq8_0_vq8_0), SHADER(flash_attn_kq8_0_vq4_0)},
+        {SHADER(flash_attn_kq4_0_vf16), SHADER(flash_attn_kq4_0_vq8_0), SHADER(flash_attn_kq4_0_vq4_0)},
+    };
+    if (ops_kv_plain(kv)) return kv->k_type == OPS_KV_F16 ? SHADER(flash_attn_f16) : SHADER(flash_attn_f32);
+    if (kv->k_type == OPS_KV_F32 || kv->v_type == OPS_KV_F32 || kv->k_type > OPS_KV_Q4_0 || kv->v_type > OPS_KV_Q4_0)
+        return NULL;
+    return mixed[kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16];
+}
+
+bool ops_attention_coopmat_eligible(const ops_attention_shape *shape)
+{
+    /* A cooperative-matrix prefill reads K and V tiles as F16 matrices straight from the cache; a quantized
+     * side would need a dequantizing load it does not have, so those caches keep the shader above. */
+    return ops_kv_plain(&shape->kv) && shape->kv.k_type == OPS_KV_F16;
+}
+
 vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
                                  vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
                                  vkr_range out, const ops_attention_shape *s)
 {
-    const char *name = s->kv.f16 ? SHADER(flash_attn_f16) : SHADER(flash_attn_f32);
+    const char *name = variant_of(&s->kv);
+    if (!name) {
+        VKLLM_TRY(ops_kv_check(ops, "flash_attn", &s->kv, k_cache, v_cache, page_table)); /* says why */
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "flash_attn: K cache %s with V cache %s",
+                          ops_kv_type_name(s->kv.k_type), ops_kv_type_name(s->kv.v_type));
+    }
     VKLLM_TRY(check_shape(ops, name, s));
     VKLLM_TRY(ops_kv_check(ops, name, &s->kv, k_cache, v_cache, page_table));
     uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;

@@ -31,6 +31,10 @@ uint64_t ops_attention_scratch_bytes(const ops_context *ops, const ops_attention
 /* Workgroups each (token, head) row's keys are split over at this shape (1: no split, no combine pass). */
 uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape *shape);
 
+/* Whether a cooperative-matrix (tensor-core) prefill attention may take this shape: only an F16 cache on both
+ * sides.  Quantized caches always run flash_attn.comp, which dequantizes as it reads. */
+bool ops_attention_coopmat_eligible(const ops_attention_shape *shape);
+
 /* Causal attention of each token t (sequence s, position p) and head h over the keys at positions 0..p of
  * sequence s (the batch's own keys must have been written to the cache first, by ops_kv_write):
  *   out[t][h] = sum_j softmax_j(scale * q[t][h] . K_s[j][kvh]) V_s[j][kvh],  kvh = h / (n_heads / n_kv_heads)
