@@ -201,13 +201,13 @@ int cli_bench(int argc, char **argv)
         if (a.json) {
             printf("{\"model\": \"%s\", \"device\": \"%s\", \"n_params\": %llu, \"model_bytes\": %llu, "
                    "\"pp\": %u, \"pp_tps\": %.2f, \"pp_spread\": %.2f, \"tg\": %u, \"tg_tps\": %.2f, "
-                   "\"tg_spread\": %.2f, \"depth\": %u, \"reps\": %u, \"peak_device_bytes\": %llu, "
-                   "\"kv_k\": \"%s\", \"kv_v\": \"%s\", \"kv_bytes_per_token\": %llu, \"kv_bytes\": %llu, "
-                   "\"ttft_cold_ms\": %.1f, \"ttft_warm_ms\": %.1f}\n",
+                   "\"tg_spread\": %.2f, \"reps\": %u, \"peak_device_bytes\": %llu, \"ttft_cold_ms\": %.1f, "
+                   "\"ttft_warm_ms\": %.1f, \"depth\": %u, \"kv_k\": \"%s\", \"kv_v\": \"%s\", "
+                   "\"kv_bytes_per_token\": %llu, \"kv_bytes\": %llu}\n",
                    a.model, info.device, (unsigned long long)info.n_params, (unsigned long long)info.file_bytes,
-                   a.n_prompt, rp.median, rp.spread, a.n_gen, rg.median, rg.spread, a.depth, a.reps,
-                   (unsigned long long)peak, kv_k, kv_v, (unsigned long long)kv_per_token,
-                   (unsigned long long)kv_bytes, ttft_cold, ttft_warm);
+                   a.n_prompt, rp.median, rp.spread, a.n_gen, rg.median, rg.spread, a.reps, (unsigned long long)peak,
+                   ttft_cold, ttft_warm, a.depth, kv_k, kv_v, (unsigned long long)kv_per_token,
+                   (unsigned long long)kv_bytes);
         } else {
             printf("model   %s (%s, %.1fM params, %.1f MiB)\ndevice  %s\n", a.model, info.architecture,
                    (double)info.n_params / 1e6, (double)info.file_bytes / 1048576.0, info.device);
