@@ -186,6 +186,10 @@ typedef struct vkllm_context_params {
     uint32_t n_outputs_max; /* most logits rows one forward pass returns.  Default 8 */
     vkllm_kv_type type_k; /* element type of the keys' cache.  Default VKLLM_KV_F16 */
     vkllm_kv_type type_v; /* and of the values' cache.  Default VKLLM_KV_F16 */
+    int rotate_k;         /* with a Q8_0 or Q4_0 K cache: 1 (default) passes keys and queries through a Walsh-Hadamard
+                             transform within each head before the keys are quantized (q.k unchanged; outliers
+                             spread over 32 values, so the blocks' scales fit the typical value), 0 does not.
+                             Ignored for F16 and F32 keys.  docs/kv-cache.md has the measurements. */
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);

@@ -76,4 +76,32 @@ uint q4_pack4(float v[32], uint j, float id) // bytes j..j+3 (j < 16): values j.
     return w;
 }
 
+// ROTATE_K: keys (and queries, so that q.k is unchanged) go through an orthonormal Walsh-Hadamard transform in
+// segments of r = gcd(head_dim, 32) values before the keys are quantized: a segment never crosses a head, and the
+// transform spreads one large value over the segment, so the block's scale follows the typical value rather than
+// the outlier.  v[0..n) in place, n a multiple of r; r a power of two up to 32.
+void hadamard_segments(inout float v[32], uint n, uint r)
+{
+    for (uint h = 1u; h < 32u; h *= 2u) {
+        if (h >= r) break;
+        for (uint i = 0u; i < 32u; i++) {
+            if (i >= n) break;
+            if ((i & h) == 0u) {
+                float a = v[i], b = v[i + h];
+                v[i] = a + b;
+                v[i + h] = a - b;
+            }
+        }
+    }
+    // 1 / sqrt(r) as a power of two and, for odd log2(r), one more factor of 1/sqrt(2): the same two roundings
+    // as the C reference (tests/harness/ref_attention.c), where inversesqrt would differ in the last bit.
+    const uint lg = findLSB(r);
+    const float s = 1.0 / float(1u << (lg / 2u));
+    for (uint i = 0u; i < 32u; i++) {
+        if (i >= n) break;
+        v[i] *= s;
+        if ((lg & 1u) != 0u) v[i] *= 0.70710678118654752;
+    }
+}
+
 #endif

@@ -39,6 +39,12 @@ vec2 load_pair(uint t, uint row, bool rotate, int pos)
 #error "qkv_store_blocks.comp needs KV_K_Q8_0, KV_K_Q4_0 or KV_K_F16"
 #endif
 
+#ifdef ROTATE_K
+#define ROTATE(v) if (is_k) hadamard_segments(v, 32u, r);
+#else
+#define ROTATE(v)
+#endif
+
 // One block (32 values starting at element e of the K or V row) into a token record at word rec.
 #define STORE_BLOCK(CACHE, Q8, Q4, F16)                                                                    \
     {                                                                                                      \
@@ -48,6 +54,7 @@ vec2 load_pair(uint t, uint row, bool rotate, int pos)
             v[j] = x.x;                                                                                    \
             v[j + 1u] = x.y;                                                                               \
         }                                                                                                  \
+        ROTATE(v)                                                                                          \
         if (Q8) {                                                                                          \
             float d = q8_scale_of(v), id = d != 0.0 ? 1.0 / d : 0.0;                                       \
             for (uint j = 0u; j < 32u; j += 4u) CACHE[rec + e / 4u + j / 4u] = q8_pack4(v, j, id);         \
@@ -74,8 +81,28 @@ void main()
     if (i >= p.n_tokens * per_token) return;
     const uint t = i / per_token, k = i % per_token;
     const ivec2 sp = tokens[t];
+#ifdef ROTATE_K
+    const uint r = min(p.head_dim & (~p.head_dim + 1u), 32u); // gcd(head_dim, 32): its lowest set bit, at most 32
+#endif
     if (k < q_pairs) {
+#ifdef ROTATE_K
+        // The invocation at the start of each segment of r rows rotates it whole; the others have nothing to do.
+        if ((2u * k) % r != 0u) return;
+        float v[32];
+        for (uint j = 0u; j < 32u; j += 2u) {
+            if (j >= r) break;
+            vec2 x = load_pair(t, 2u * k + j, true, sp.y);
+            v[j] = x.x;
+            v[j + 1u] = x.y;
+        }
+        hadamard_segments(v, r, r);
+        for (uint j = 0u; j < 32u; j += 2u) {
+            if (j >= r) break;
+            q_out[t * q_pairs + k + j / 2u] = vec2(v[j], v[j + 1u]);
+        }
+#else
         q_out[t * q_pairs + k] = load_pair(t, 2u * k, true, sp.y);
+#endif
         return;
     }
     const bool is_k = k < q_pairs + block_pairs;

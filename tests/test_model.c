@@ -167,11 +167,13 @@ static void test_quantized_cache_against_reference(void **state)
     snprintf(qwen, sizeof qwen, "%s/tiny-qwen2-F32-kv.gguf", tmpdir);
     synth_model("tiny", "F32", tiny);
     synth_model("tiny-qwen2", "F32", qwen);
-    static const struct { vkllm_kv_type k, v; int qk, qv; double bound; } types[] = {
-        {VKLLM_KV_Q8_0, VKLLM_KV_Q8_0, QUANT_Q8_0, QUANT_Q8_0, 3e-6},
-        {VKLLM_KV_Q4_0, VKLLM_KV_Q4_0, QUANT_Q4_0, QUANT_Q4_0, 3e-4},
-        {VKLLM_KV_Q8_0, VKLLM_KV_Q4_0, QUANT_Q8_0, QUANT_Q4_0, 3e-4},
-        {VKLLM_KV_F16, VKLLM_KV_Q8_0, QUANT_F16, QUANT_Q8_0, 1e-6},
+    static const struct { vkllm_kv_type k, v; int qk, qv; bool rotate; double bound; } types[] = {
+        {VKLLM_KV_Q8_0, VKLLM_KV_Q8_0, QUANT_Q8_0, QUANT_Q8_0, false, 3e-6},
+        {VKLLM_KV_Q4_0, VKLLM_KV_Q4_0, QUANT_Q4_0, QUANT_Q4_0, false, 3e-4},
+        {VKLLM_KV_Q8_0, VKLLM_KV_Q4_0, QUANT_Q8_0, QUANT_Q4_0, false, 3e-4},
+        {VKLLM_KV_F16, VKLLM_KV_Q8_0, QUANT_F16, QUANT_Q8_0, false, 1e-6},
+        {VKLLM_KV_Q8_0, VKLLM_KV_F16, QUANT_Q8_0, QUANT_F16, true, 3e-6},
+        {VKLLM_KV_Q4_0, VKLLM_KV_Q8_0, QUANT_Q4_0, QUANT_Q8_0, true, 3e-4},
     };
     const char *paths[3] = {STORIES, tiny, qwen}, *names[3] = {"stories260K", "tiny", "tiny-qwen2"};
     enum { N = 23 };
@@ -186,7 +188,7 @@ static void test_quantized_cache_against_reference(void **state)
         assert_true(expect && got);
         vkllm_model *m = load(paths[mi]);
         for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
-            ref_model_set_cache(ref, types[i].qk, types[i].qv);
+            ref_model_set_cache(ref, types[i].qk, types[i].qv, types[i].rotate);
             ref_model_forward(ref, tokens, N, expect);
             for (uint32_t n_batch = 5; n_batch <= 64; n_batch += 59) {
                 vkllm_context_params p = vkllm_context_default_params();
@@ -194,12 +196,14 @@ static void test_quantized_cache_against_reference(void **state)
                 p.n_batch = n_batch;
                 p.type_k = types[i].k;
                 p.type_v = types[i].v;
+                p.rotate_k = types[i].rotate;
                 vkllm_context *c = NULL;
                 th_check_status(vkllm_context_create(m, &p, &c), "vkllm_context_create");
                 gpu_logits(c, tokens, N, n_batch, 0, got, n_vocab);
                 double e = logits_nmse(expect, got, n_vocab);
-                printf("  %-12s K %-5s V %-5s batch %2u: logits nmse %.3g (bound %.0e)\n", names[mi],
-                       vkllm_kv_type_name(types[i].k), vkllm_kv_type_name(types[i].v), n_batch, e, types[i].bound);
+                printf("  %-12s K %-5s%s V %-5s batch %2u: logits nmse %.3g (bound %.0e)\n", names[mi],
+                       vkllm_kv_type_name(types[i].k), types[i].rotate ? " rotated" : "", vkllm_kv_type_name(types[i].v),
+                       n_batch, e, types[i].bound);
                 if (!(e <= types[i].bound))
                     fail_msg("%s K %s V %s: nmse %.3g", names[mi], vkllm_kv_type_name(types[i].k),
                              vkllm_kv_type_name(types[i].v), e);

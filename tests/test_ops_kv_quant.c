@@ -2,10 +2,11 @@
  * holds after ops_qkv_project equal the CPU quantizer's (quant/, ggml's bytes) on the same rows, rearranged as
  * kv_cache.h lays them out; an F16 side beside it equals the CPU's rounding.  The projection is made exact (an F32
  * identity matrix, no RoPE, no bias) so that both sides quantize the very same floats: any difference is the
- * quantizer's.  Every head size, GQA, two sequences on shuffled pages; RoPE through the quantized store is held
- * to the C reference model by test_model. */
+ * quantizer's.  Every head size, GQA, two sequences on shuffled pages, with and without the Hadamard rotation of
+ * keys (and queries); RoPE through the quantized store is held to the C reference model by test_model. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops/matmul/matmul_fused.h"
 #include "quant/quant.h"
@@ -15,7 +16,7 @@ typedef struct store_case {
     uint32_t n_head, n_head_kv, head_dim;
 } store_case;
 
-static void check_store(const store_case *c, ops_kv_type k_type, ops_kv_type v_type)
+static void check_store(const store_case *c, ops_kv_type k_type, ops_kv_type v_type, bool rotate)
 {
     th_rng rng = {c->head_dim * 1009ull + k_type * 31ull + v_type};
     const uint32_t n = 5; /* tokens: 3 of sequence 0, 2 of sequence 1, positions scattered over pages */
@@ -32,7 +33,7 @@ static void check_store(const store_case *c, ops_kv_type k_type, ops_kv_type v_t
     th_check_status(ops_weight_create_rows(th_ops(), QUANT_F32, rows, rows, row_ptrs, &stack), "identity");
 
     ops_kv_layout kv = {.n_kv_heads = c->n_head_kv, .head_dim = c->head_dim, .page_size = 4, .n_seqs = 2,
-                        .max_pages_per_seq = 8, .k_type = k_type, .v_type = v_type};
+                        .max_pages_per_seq = 8, .k_type = k_type, .v_type = v_type, .rotate_k = rotate};
     kv.n_pages = kv.n_seqs * kv.max_pages_per_seq + 1;
     int32_t table[16], tokens[2 * 5] = {0, 3, 1, 9, 0, 4, 0, 17, 1, 30};
     ref_shuffled_page_table(&rng, &kv, table);
@@ -40,8 +41,16 @@ static void check_store(const store_case *c, ops_kv_type k_type, ops_kv_type v_t
     uint8_t *k_want = calloc(1, k_bytes), *v_want = calloc(1, v_bytes), *k_got = malloc(k_bytes), *v_got = malloc(v_bytes);
     float *q_got = malloc(sizeof *q_got * n * q_rows);
     assert_true(k_want && v_want && k_got && v_got && q_got);
+    /* With the rotation, Q and K as the C reference rotates them. */
+    float *expect = malloc(sizeof *expect * n * rows);
+    assert_non_null(expect);
+    memcpy(expect, x, sizeof *x * n * rows);
+    for (uint32_t t = 0; t < n && rotate; t++) {
+        ref_hadamard_segments(expect + (size_t)t * rows, q_rows, ref_rotation_segment(c->head_dim));
+        ref_hadamard_segments(expect + (size_t)t * rows + q_rows, kv_rows, ref_rotation_segment(c->head_dim));
+    }
     for (uint32_t t = 0; t < n; t++) {
-        const float *row = x + (size_t)t * rows;
+        const float *row = expect + (size_t)t * rows;
         ref_kv_store_typed(&kv, k_type, table, k_want, (uint32_t)tokens[2 * t], (uint32_t)tokens[2 * t + 1],
                            row + q_rows, NULL);
         ref_kv_store_typed(&kv, v_type, table, v_want, (uint32_t)tokens[2 * t], (uint32_t)tokens[2 * t + 1],
@@ -66,16 +75,17 @@ static void check_store(const store_case *c, ops_kv_type k_type, ops_kv_type v_t
     th_download(&b_k, k_got, k_bytes);
     th_download(&b_v, v_got, v_bytes);
     th_download(&b_q, q_got, sizeof *q_got * n * q_rows);
-    printf("qkv store heads %u/%u x %u, K %s (%zu bytes), V %s (%zu bytes)\n", c->n_head, c->n_head_kv, c->head_dim,
-           ops_kv_type_name(k_type), k_bytes, ops_kv_type_name(v_type), v_bytes);
-    for (uint32_t t = 0; t < n; t++) assert_memory_equal(q_got + (size_t)t * q_rows, x + (size_t)t * rows, 4 * q_rows);
+    printf("qkv store heads %u/%u x %u, K %s%s (%zu bytes), V %s (%zu bytes)\n", c->n_head, c->n_head_kv, c->head_dim,
+           ops_kv_type_name(k_type), rotate ? " rotated" : "", k_bytes, ops_kv_type_name(v_type), v_bytes);
+    for (uint32_t t = 0; t < n; t++)
+        assert_memory_equal(q_got + (size_t)t * q_rows, expect + (size_t)t * rows, 4 * q_rows);
     assert_memory_equal(k_got, k_want, k_bytes);
     assert_memory_equal(v_got, v_want, v_bytes);
 
     th_free(&b_x), th_free(&b_tokens), th_free(&b_table), th_free(&b_q), th_free(&b_scratch), th_free(&b_k);
     th_free(&b_v);
     ops_weight_free(th_ops(), stack);
-    free(w), free(x), free(row_ptrs), free(k_want), free(v_want), free(k_got), free(v_got), free(q_got);
+    free(expect), free(w), free(x), free(row_ptrs), free(k_want), free(v_want), free(k_got), free(v_got), free(q_got);
 }
 
 static const store_case cases[] = {
@@ -85,9 +95,12 @@ static const store_case cases[] = {
 static void test_store_every_head_size(void **state)
 {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        check_store(&cases[i], OPS_KV_Q8_0, OPS_KV_Q8_0);
-        check_store(&cases[i], OPS_KV_Q4_0, OPS_KV_Q4_0);
+        check_store(&cases[i], OPS_KV_Q8_0, OPS_KV_Q8_0, false);
+        check_store(&cases[i], OPS_KV_Q4_0, OPS_KV_Q4_0, false);
+        check_store(&cases[i], OPS_KV_Q4_0, OPS_KV_Q8_0, true); /* rotated keys: segments of 8, 16 or 32 */
     }
+    check_store(&cases[2], OPS_KV_Q8_0, OPS_KV_Q8_0, true);
+    check_store(&cases[2], OPS_KV_Q4_0, OPS_KV_Q4_0, true);
 }
 
 static void test_store_mixed_types(void **state)
@@ -96,8 +109,9 @@ static void test_store_mixed_types(void **state)
     for (int k = 0; k < 3; k++)
         for (int v = 0; v < 3; v++)
             if (k != v) {
-                check_store(&cases[0], types[k], types[v]); /* blocks across heads */
-                check_store(&cases[3], types[k], types[v]); /* 80: a block across two heads, an odd block count */
+                check_store(&cases[0], types[k], types[v], false); /* blocks across heads */
+                check_store(&cases[3], types[k], types[v], false); /* 80: a block across two heads, odd block count */
+                if (k) check_store(&cases[2], types[k], types[v], true); /* every rotated variant */
             }
 }
 

@@ -140,7 +140,8 @@ static void usage(FILE *out)
                  "                   [--json] [--profile] [--no-ttft] [--device INDEX|NAME]\n"
                  "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n"
                  "  -d: tokens in the cache before the -n decode steps (filled untimed)\n"
-                 "  --kv, --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0\n", CLI_BENCH_MAX_TOKENS,
+                 "  --kv, --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate on|off\n",
+            CLI_BENCH_MAX_TOKENS,
             CLI_BENCH_MAX_REPS);
 }
 
@@ -169,6 +170,7 @@ int cli_bench(int argc, char **argv)
     p.n_batch = a.n_prompt ? a.n_prompt : a.depth ? (a.depth < 512 ? a.depth : 512) : 1;
     p.type_k = a.type_k;
     p.type_v = a.type_v;
+    p.rotate_k = !a.kv_no_rotate;
     if (st == VKLLM_OK) st = vkllm_context_create(m, &p, &c);
     int32_t *tokens = calloc(n_tok, sizeof *tokens), *pos = calloc(n_tok, sizeof *pos), *seq = calloc(n_tok, sizeof *seq);
     int8_t *want = calloc(n_tok, sizeof *want);

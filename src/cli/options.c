@@ -113,6 +113,14 @@ cli_parse_result cli_parse_kv_option(const char *option, const char *value, vkll
     return CLI_PARSE_OK;
 }
 
+cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len)
+{
+    if (!value || (strcmp(value, "on") && strcmp(value, "off")))
+        return fail(err, err_len, "--kv-rotate takes on or off, got '%.*s'", SHOWN(value ? value : ""));
+    *no_rotate = !strcmp(value, "off");
+    return CLI_PARSE_OK;
+}
+
 /* ---- run and chat ---- */
 
 cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, char *err, size_t err_len)
@@ -144,6 +152,8 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, ch
         } else if (!strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v")) {
             if (!VALUE() || cli_parse_kv_option(a, v, &o->type_k, &o->type_v, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
+        } else if (!strcmp(a, "--kv-rotate")) {
+            if (!VALUE() || cli_parse_kv_rotate(v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK) return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!INTEGER(0, CLI_MAX_N_PREDICT)) return CLI_PARSE_ERROR;
             o->n_predict = (int)n;
@@ -197,6 +207,10 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
                 cli_parse_kv_option(a, v, &o->type_k, &o->type_v, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
+        } else if (!strcmp(a, "--kv-rotate")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_kv_rotate(v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "-d")) {
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
                 cli_parse_integer(a, v, 0, CLI_BENCH_MAX_TOKENS, &n, err, err_len) != CLI_PARSE_OK)
@@ -241,6 +255,10 @@ cli_parse_result cli_parse_perplexity_options(int argc, char **argv, cli_perplex
         } else if (!strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v")) {
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
                 cli_parse_kv_option(a, v, &o->type_k, &o->type_v, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+        } else if (!strcmp(a, "--kv-rotate")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_kv_rotate(v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "-c") || !strcmp(a, "-b") || !strcmp(a, "--chunks")) {
             int64_t lo = !strcmp(a, "-c") ? 4 : 1, hi = !strcmp(a, "--chunks") ? INT32_MAX - 1 : CLI_PPL_MAX_CTX;
@@ -514,6 +532,7 @@ int cli_open_model(const char *command, const cli_options *o, vkllm_model **mode
     cp.n_ctx = o->n_ctx;
     cp.type_k = o->type_k;
     cp.type_v = o->type_v;
+    cp.rotate_k = !o->kv_no_rotate;
     if (st == VKLLM_OK) st = vkllm_context_create(*model, &cp, ctx);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm %s: %s: %s\n", command, vkllm_status_name(st), vkllm_last_error());

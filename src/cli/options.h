@@ -53,6 +53,7 @@ typedef struct cli_options {
     const char *chat_template;  /* --template */
     const char *system;         /* --system */
     vkllm_kv_type type_k, type_v; /* --kv TYPE (both), --kv-k, --kv-v (each): f16 (default), f32, q8_0, q4_0 */
+    bool kv_no_rotate;            /* --kv-rotate off: no Hadamard rotation of quantized keys (rotate_k = 0) */
 } cli_options;
 
 cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *out, char *err, size_t err_len);
@@ -61,6 +62,8 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *out, 
  * CLI_PARSE_ERROR (message in err) for a name vkllm_kv_type_parse does not know. */
 cli_parse_result cli_parse_kv_option(const char *option, const char *value, vkllm_kv_type *k, vkllm_kv_type *v,
                                      char *err, size_t err_len);
+/* --kv-rotate on|off: *no_rotate set for off. */
+cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len);
 
 /* ---- bench ---- */
 
@@ -74,6 +77,7 @@ typedef struct cli_bench_options {
     bool json, profile, no_ttft;     /* --json, --profile, --no-ttft */
     uint32_t depth;                  /* -d [0, 2^20]: tokens already in the cache when the tg steps start */
     vkllm_kv_type type_k, type_v;    /* --kv, --kv-k, --kv-v as run's */
+    bool kv_no_rotate;               /* --kv-rotate off */
 } cli_bench_options;
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *out, char *err, size_t err_len);
@@ -89,6 +93,7 @@ typedef struct cli_perplexity_options {
     uint32_t n_batch;               /* -b [1, 2^20]; default -c (one forward pass per chunk) */
     int64_t chunks;                 /* --chunks [1, 2^31); -1: every whole chunk of the text */
     vkllm_kv_type type_k, type_v;   /* --kv, --kv-k, --kv-v */
+    bool kv_no_rotate;              /* --kv-rotate off */
     const char *kl_base;            /* --kl-base OUT: save the log-probabilities */
     const char *kl;                 /* --kl BASE: compare with them (not with --kl-base) */
     bool json;                      /* --json */

@@ -10,8 +10,9 @@
 static const char usage_text[] =
     "usage: vkllm run [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
     "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--ctx N] [--kv TYPE]\n"
-    "                 [--kv-k TYPE] [--kv-v TYPE] [--device INDEX|NAME]\n"
-    "  --kv (K and V), --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0\n"
+    "                 [--kv-k TYPE] [--kv-v TYPE] [--kv-rotate on|off] [--device INDEX|NAME]\n"
+    "  --kv (K and V), --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate off: no\n"
+    "  Hadamard rotation of quantized keys\n"
     "  --temp 0 is greedy decoding (argmax on the GPU); --device picks a device of 'vkllm devices'.\n";
 
 static void usage(FILE *out) { fputs(usage_text, out); }

@@ -20,7 +20,7 @@
 vkllm_context_params vkllm_context_default_params(void)
 {
     return (vkllm_context_params){.n_ctx = 0, .n_batch = 256, .n_seq_max = 1, .n_outputs_max = 8,
-                                  .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16};
+                                  .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16, .rotate_k = 1};
 }
 
 static const char *const kv_type_names[] = {[VKLLM_KV_F16] = "f16", [VKLLM_KV_F32] = "f32", [VKLLM_KV_Q8_0] = "q8_0",
@@ -111,6 +111,7 @@ static vkllm_status create_cache(vkllm_context *ctx)
                               .head_dim = c->head_dim, .page_size = KV_PAGE_SIZE, .n_seqs = ctx->params.n_seq_max,
                               .max_pages_per_seq = max_pages, .k_type = ops_type_of(ctx->params.type_k),
                               .v_type = ops_type_of(ctx->params.type_v)};
+    ctx->kv.rotate_k = ctx->params.rotate_k && ops_kv_type_quantized(ctx->kv.k_type);
     /* A quantized side cuts each token's row into blocks of 32: refuse a shape that cannot be cut now, naming it. */
     if ((ops_kv_type_quantized(ctx->kv.k_type) || ops_kv_type_quantized(ctx->kv.v_type)) &&
         (c->n_head_kv * c->head_dim) % 32)
@@ -187,9 +188,10 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
         vkllm_context_free(ctx);
         return vkllm_fail_context(st, "creating a context of %u positions x %u sequences", n_ctx, n_seq);
     }
-    vkllm_log(VKLLM_LOG_INFO, "context: %u positions x %u sequences, batches of %u, KV cache K %s / V %s of %.1f MiB; "
+    vkllm_log(VKLLM_LOG_INFO, "context: %u positions x %u sequences, batches of %u, KV cache K %s%s / V %s of %.1f MiB; "
               "created in %.1f ms (%.1f MiB of device memory held)", ctx->params.n_ctx, ctx->params.n_seq_max,
-              ctx->params.n_batch, vkllm_kv_type_name(ctx->params.type_k), vkllm_kv_type_name(ctx->params.type_v),
+              ctx->params.n_batch, vkllm_kv_type_name(ctx->params.type_k), ctx->kv.rotate_k ? " (rotated)" : "",
+              vkllm_kv_type_name(ctx->params.type_v),
               (double)vkllm_context_kv_bytes(ctx, NULL) / 1048576.0,
               1e3 * (vkllm_log_clock() - started),
               (double)vkr_memory_in_use(model->dev, VKR_MEMORY_DEVICE) / 1048576.0);

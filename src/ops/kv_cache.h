@@ -46,6 +46,8 @@ typedef struct ops_kv_layout {
     uint32_t n_seqs;            /* rows of the page table */
     uint32_t max_pages_per_seq; /* columns of the page table */
     ops_kv_type k_type, v_type; /* zero: F32 */
+    bool rotate_k;              /* quantized K only: keys and queries through a Walsh-Hadamard transform in
+                                   segments of gcd(head_dim, 32) before the keys are quantized (kv_blocks.glsl) */
 } ops_kv_layout;
 
 /* Both sides F32 or both F16: the head-major layout the fused mat-vec store and kv_write handle. */

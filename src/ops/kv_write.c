@@ -56,6 +56,9 @@ vkllm_status ops_kv_check(const ops_context *ops, const char *op, const ops_kv_l
         ((kv->k_type == OPS_KV_F32) != (kv->v_type == OPS_KV_F32)))
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: a K cache of %s with a V cache of %s: F32 goes with F32 only",
                           op, ops_kv_type_name(kv->k_type), ops_kv_type_name(kv->v_type));
+    if (kv->rotate_k && !ops_kv_type_quantized(kv->k_type))
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: the rotation of keys is for a quantized K cache, not %s", op,
+                          ops_kv_type_name(kv->k_type));
     ops_kv_type types[2] = {kv->k_type, kv->v_type};
     for (int i = 0; i < 2; i++)
         if (ops_kv_type_quantized(types[i]) && (kv->n_kv_heads * kv->head_dim) % 32)

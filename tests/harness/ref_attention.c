@@ -74,6 +74,30 @@ void ref_kv_store_typed(const ops_kv_layout *kv, ops_kv_type type, const int32_t
     free(blocks);
 }
 
+void ref_hadamard_segments(float *v, uint32_t n, uint32_t r)
+{
+    for (uint32_t h = 1; h < r; h *= 2)
+        for (uint32_t i = 0; i < n; i++)
+            if (!(i & h)) {
+                float a = v[i], b = v[i + h];
+                v[i] = a + b;
+                v[i + h] = a - b;
+            }
+    uint32_t lg = 0;
+    while ((1u << lg) < r) lg++;
+    float s = 1.0f / (float)(1u << (lg / 2));
+    for (uint32_t i = 0; i < n; i++) {
+        v[i] *= s;
+        if (lg & 1) v[i] *= 0.70710678118654752f;
+    }
+}
+
+uint32_t ref_rotation_segment(uint32_t head_dim)
+{
+    uint32_t low = head_dim & (~head_dim + 1u);
+    return low < 32 ? low : 32;
+}
+
 void ref_attention(const float *q, const float *k, const float *v, uint32_t context, uint32_t n_heads,
                    uint32_t n_kv_heads, uint32_t head_dim, double scale, float *out)
 {

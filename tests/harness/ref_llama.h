@@ -18,8 +18,9 @@ uint32_t ref_model_n_vocab(const ref_model *m);
 bool ref_model_has_quantized(const ref_model *m);
 
 /* Makes every K (after RoPE) and V row round-trip through the CPU quantizer of these quant types (-1: kept
- * exact), as a quantized KV cache stores them.  Default -1, -1. */
-void ref_model_set_cache(ref_model *m, int k_type, int v_type);
+ * exact), as a quantized KV cache stores them; rotate_k: the keys are quantized in the Hadamard-rotated basis
+ * (ref_hadamard_segments, then back), which the cache's rotated queries make the same.  Default -1, -1, false. */
+void ref_model_set_cache(ref_model *m, int k_type, int v_type, bool rotate_k);
 
 /* Runs tokens[0..n) at positions 0..n-1 and writes the logits of the last position (n_vocab doubles). */
 void ref_model_forward(ref_model *m, const int32_t *tokens, uint32_t n, double *logits);

@@ -68,8 +68,14 @@ static vkllm_status qkv_store_blocks_pass(ops_context *ops, vkr_sequence *seq, c
         {SHADER(qkv_store_kq8_0_vf16), SHADER(qkv_store_kq8_0_vq8_0), SHADER(qkv_store_kq8_0_vq4_0)},
         {SHADER(qkv_store_kq4_0_vf16), SHADER(qkv_store_kq4_0_vq8_0), SHADER(qkv_store_kq4_0_vq4_0)},
     };
+    const char *const rotated[2][3] = {
+        {SHADER(qkv_store_kq8_0_vf16_rot), SHADER(qkv_store_kq8_0_vq8_0_rot), SHADER(qkv_store_kq8_0_vq4_0_rot)},
+        {SHADER(qkv_store_kq4_0_vf16_rot), SHADER(qkv_store_kq4_0_vq8_0_rot), SHADER(qkv_store_kq4_0_vq4_0_rot)},
+    };
     const ops_kv_layout *kv = dst->kv;
-    const char *name = names[kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16]; /* ops_kv_check ran: no F32 */
+    /* ops_kv_check ran: no F32, and rotate_k only with a quantized K */
+    const char *name = kv->rotate_k ? rotated[kv->k_type - OPS_KV_Q8_0][kv->v_type - OPS_KV_F16]
+                                    : names[kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16];
     struct { uint32_t n_tokens; qkv_params p; } push = {n, params_of(qkv, kv)};
     uint64_t rows = push.p.q_rows + 2ull * push.p.kv_rows;
     uint64_t per_token = push.p.q_rows / 2 + 2ull * ((push.p.kv_rows / 32 + 1) / 2), total = per_token * n;
