@@ -17,7 +17,9 @@ reps=${REPS:-2}
 mkdir -p "$out"
 [[ -f $m134 ]] || "$vk" synth --preset llama-134m --type F16 -o "$m134" >/dev/null
 
-types=("f16 f16" "q8_0 q8_0" "q4_0 q4_0" "q8_0 q4_0" "f16 q8_0" "q8_0 f16" "q4_0 f16" "f16 q4_0")
+# K type, V type, rotation of quantized keys (on is the default)
+types=("f16 f16 on" "q8_0 q8_0 on" "q8_0 q8_0 off" "q4_0 q4_0 on" "q4_0 q4_0 off" "q8_0 q4_0 on" "q8_0 q4_0 off"
+       "f16 q8_0 on" "f16 q4_0 on" "q8_0 f16 on" "q8_0 f16 off" "q4_0 f16 on" "q4_0 f16 off")
 echo "# perplexity and KL divergence against the F16 cache (stories260K: all chunks; llama-134m: $chunks_134m chunks)"
 for model in stories260K llama-134m; do
     if [[ $model == stories260K ]]; then m=$stories; extra=(); else m=$m134; extra=(--chunks "$chunks_134m"); fi
@@ -25,8 +27,8 @@ for model in stories260K llama-134m; do
     "$vk" perplexity -m "$m" -f "$text" "${extra[@]}" --kv f16 --kl-base "$base" >/dev/null 2>&1
     for kv in "${types[@]}"; do
         set -- $kv
-        printf '%s k=%s v=%s ' "$model" "$1" "$2"
-        "$vk" perplexity -m "$m" -f "$text" "${extra[@]}" --kv-k "$1" --kv-v "$2" --kl "$base" --json 2>/dev/null
+        printf '%s k=%s v=%s rotate=%s ' "$model" "$1" "$2" "$3"
+        "$vk" perplexity -m "$m" -f "$text" "${extra[@]}" --kv-k "$1" --kv-v "$2" --kv-rotate "$3" --kl "$base" --json 2>/dev/null
     done
     rm -f "$base"
 done
@@ -34,9 +36,9 @@ done
 
 echo "# decode tokens/s at a filled context (llama-134m F16 weights, 16 steps, $reps runs)"
 for depth in 512 4096; do
-    for kv in "f16 f16" "q8_0 q8_0" "q4_0 q4_0" "q8_0 q4_0"; do
+    for kv in "f16 f16 on" "q8_0 q8_0 on" "q8_0 q8_0 off" "q4_0 q4_0 on" "q8_0 q4_0 on"; do
         set -- $kv
-        printf 'd=%s k=%s v=%s ' "$depth" "$1" "$2"
-        "$vk" bench -m "$m134" -p 0 -n 16 -d "$depth" -r "$reps" --kv-k "$1" --kv-v "$2" --no-ttft --json 2>/dev/null
+        printf 'd=%s k=%s v=%s rotate=%s ' "$depth" "$1" "$2" "$3"
+        "$vk" bench -m "$m134" -p 0 -n 16 -d "$depth" -r "$reps" --kv-k "$1" --kv-v "$2" --kv-rotate "$3" --no-ttft --json 2>/dev/null
     done
 done
