@@ -125,7 +125,8 @@ void main()
 #else
         const uint rec = 0u, scale_at = 0u;
 #endif
-        for (uint b = blk0; b < blk_end; b++) {
+        for (uint b = blk0, guard = 0u; b < blk_end; b++) {
+            LOOP_GUARD(guard, 2u);
             const uint e = 32u * b;
 #if defined(KV_K_Q8_0)
             STORE_BLOCK(k_cache, true, false, false)
@@ -146,7 +147,8 @@ void main()
 #else
         const uint rec = 0u, scale_at = 0u;
 #endif
-        for (uint b = blk0; b < blk_end; b++) {
+        for (uint b = blk0, guard = 0u; b < blk_end; b++) {
+            LOOP_GUARD(guard, 2u);
             const uint e = 32u * b;
 #if defined(KV_V_Q8_0)
             STORE_BLOCK(v_cache, true, false, false)
