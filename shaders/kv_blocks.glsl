@@ -16,12 +16,16 @@ uint q8_scale_offset(uint row) { return row / 4u; }
 uint q4_scale_offset(uint row) { return row / 8u; }
 
 // Four values e..e+3 (e a multiple of 4) of a Q8_0 row: their quant word w and the block's scale d.
-vec4 q8_dequant4(uint w, float d)
+vec4 q8_ints4(uint w)
 {
-    ivec4 q = ivec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8), bitfieldExtract(int(w), 16, 8),
-                    bitfieldExtract(int(w), 24, 8));
-    return vec4(q) * d;
+    return vec4(ivec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8), bitfieldExtract(int(w), 16, 8),
+                      bitfieldExtract(int(w), 24, 8)));
 }
+vec4 q8_dequant4(uint w, float d) { return q8_ints4(w) * d; }
+// A Q4_0 word j of a block (bytes 4j..4j+3): values 4j..4j+3 in its low nibbles, 16+4j.. in its high ones, as
+// levels -8..7.
+vec4 q4_lo4(uint w) { return vec4((uvec4(w) >> uvec4(0u, 8u, 16u, 24u)) & 0xFu) - 8.0; }
+vec4 q4_hi4(uint w) { return vec4((uvec4(w) >> uvec4(4u, 12u, 20u, 28u)) & 0xFu) - 8.0; }
 // Word of values e..e+3 in a Q4_0 record: block e / 32, byte (e % 16) of it; the nibble is high for e % 32 >= 16.
 uint q4_word_index(uint e) { return (e / 32u) * 4u + (e % 16u) / 4u; }
 vec4 q4_dequant4(uint w, uint e, float d)
