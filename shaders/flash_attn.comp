@@ -7,6 +7,9 @@
 // barriers per workgroup).  With one split the result goes to out; with several, each workgroup writes
 // its partial record to scratch for flash_attn_combine.comp, and workgroups whose split lies past the
 // token's context exit at once.  Scores are in base 2: q is scaled by scale * log2(e) up front.
+// QUANTIZE_Q8 (dispatched with one split only): the output also quantized for the o-projection's integer
+// mat-vec (attn_q8.glsl), as flash_attn_combine.comp does after a split.
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "kv_cache.glsl"
 #include "kv_blocks.glsl"
@@ -47,6 +50,11 @@ layout(push_constant) uniform Push {
     uint n_splits, split_len;                    // split_len: keys per split, a multiple of the tile
     float scale_log2;
 } p;
+
+#if defined(QUANTIZE_Q8)
+#define Q8_BINDING 6
+#include "attn_q8.glsl"
+#endif
 
 const float NO_SCORE = -3.0e38;  // below any real score; exp2(NO_SCORE - finite) == 0
 const uint WG = gl_WorkGroupSize.x;
@@ -240,7 +248,15 @@ void main()
         for (uint j = 0; j < WG; j++) a += sh_acc[c * WG + j];
         if (p.n_splits > 1)
             out4[record + 1u + c] = a;
-        else
-            out4[row * HD4 + c] = wg_sum > 0.0 ? a / wg_sum : vec4(0.0);
+        else {
+            const vec4 o = wg_sum > 0.0 ? a / wg_sum : vec4(0.0);
+            out4[row * HD4 + c] = o;
+#if defined(QUANTIZE_Q8)
+            attn_q8_stage(c, o);
+#endif
+        }
     }
+#if defined(QUANTIZE_Q8)
+    attn_q8_store(row);
+#endif
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tools/bench_prompt.h"
+#include "model/context.h"
 #include "harness.h"
 #include "model/model.h"
 #include "paths.h"
@@ -226,6 +227,56 @@ static void test_quantized_cache_against_reference(void **state)
     }
     remove(tiny);
     remove(qwen);
+}
+
+/* Dispatches recorded for one decoded token (greedy) of the model at path under the current tuning. */
+static uint32_t decode_dispatches(const char *path)
+{
+    vkllm_model *m = load(path);
+    vkllm_context *c = context(m, 64, 8, VKLLM_KV_F16);
+    int32_t token = 1, pos = 0, seq = 0;
+    vkllm_token out;
+    vkllm_batch b = {1, &token, &pos, &seq, NULL};
+    th_check_status(vkllm_decode_greedy(c, &b, &out), "vkllm_decode_greedy");
+    uint32_t count = 0;
+    for (int i = 0; i < CONTEXT_MAX_RECORDINGS; i++)
+        if (c->recordings[i].seq && c->recordings[i].shape.n_tokens == 1)
+            count = vkr_sequence_dispatch_count(c->recordings[i].seq);
+    vkllm_context_free(c);
+    free_model(m);
+    assert_true(count > 0);
+    return count;
+}
+
+/* The GPU rows (on lavapipe: their shaders, not their speed) against the reference, where the RMSNorms quantize
+ * x for the integer path themselves (ops_rms_norm_f32_q8: the same bits as quantize_q8, so the reference's
+ * bounds hold unchanged); and per decoded token 2 dispatches fewer per layer and one fewer for the head than with
+ * a row_wg the fused norm cannot take (12: the norm, then quantize_q8, as before the fusion). */
+static void test_gpu_rows_quantize_in_the_norm(void **state)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/tiny-Q4_0-rows.gguf", tmpdir);
+    synth_model("tiny", "Q4_0", path);
+    static const char *rows[] = {"nvidia", "amd-wave64", "intel"};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "tiny Q4_0 (tuning %s)", rows[i]);
+        setenv("VKLLM_TUNING", rows[i], 1);
+        check_against_reference(path, what, 1e-4, 1e-4);
+    }
+    setenv("VKLLM_TUNING", "nvidia", 1);
+    uint32_t fused = decode_dispatches(path);
+    setenv("VKLLM_TUNE", "row_wg=12", 1);
+    uint32_t separate = decode_dispatches(path);
+    unsetenv("VKLLM_TUNE");
+    unsetenv("VKLLM_TUNING");
+    vkllm_model *m = load(path);
+    uint32_t layers = m->cfg.n_layer;
+    free_model(m);
+    printf("  one decoded token, tuning nvidia: %u dispatches, %u with quantize_q8 on its own (%u layers)\n", fused,
+           separate, layers);
+    assert_int_equal(separate, fused + 2 * layers + 1);
+    remove(path);
 }
 
 /* Loading costs a few queue submissions per weight, not one per row: the tiny preset's Q4_0 embedding (512
@@ -549,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_stories_against_reference),
         cmocka_unit_test(test_synth_types_against_reference),
         cmocka_unit_test(test_quantized_cache_against_reference),
+        cmocka_unit_test(test_gpu_rows_quantize_in_the_norm),
         cmocka_unit_test(test_load_submits_per_tensor),
         cmocka_unit_test(test_small_allocations_same_logits),
         cmocka_unit_test(test_converted_checkpoint_same_tokens),

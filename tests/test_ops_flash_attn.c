@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "matmul_check.h"
+#include "ops/matmul/matmul.h"
 #include "ref_attention.h"
 
 /* NMSE bounds.  F16: the reference attends over the unrounded F32 keys and values, so the bound covers the
@@ -23,7 +25,7 @@ typedef struct attn_token {
 typedef struct attn_case {
     uint32_t n_heads, n_kv_heads, head_dim;
     uint32_t n_tokens;
-    attn_token tok[8];
+    attn_token tok[8];          /* tokens past the 8th continue the 8th's sequence at the next positions */
     uint32_t max_context;   /* 0: the largest pos + 1 */
 } attn_case;
 
@@ -38,14 +40,21 @@ typedef struct attn_fixture {
     vkr_buffer b_q, b_k, b_v, b_table, b_tokens, b_scratch, b_out;
 } attn_fixture;
 
+static attn_token token_of(const attn_case *c, uint32_t t)
+{
+    if (t < 8) return c->tok[t];
+    return (attn_token){c->tok[7].seq, c->tok[7].pos + (t - 7)};
+}
+
 static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_type k_type, ops_kv_type v_type,
                                  uint32_t page_size, th_rng *rng)
 {
     memset(f, 0, sizeof *f);
     uint32_t n_seqs = 1, context = 1;
     for (uint32_t t = 0; t < c->n_tokens; t++) {
-        if (c->tok[t].seq + 1 > n_seqs) n_seqs = c->tok[t].seq + 1;
-        if (c->tok[t].pos + 1 > context) context = c->tok[t].pos + 1;
+        attn_token k = token_of(c, t);
+        if (k.seq + 1 > n_seqs) n_seqs = k.seq + 1;
+        if (k.pos + 1 > context) context = k.pos + 1;
     }
     if (c->max_context > context) context = c->max_context;
     uint32_t pages = vkr_div_up(context, page_size);
@@ -88,8 +97,8 @@ static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_typ
             ref_kv_store_typed(&s->kv, v_type, f->table, v_cache, q, p, f->v_hist + at, plain ? NULL : f->v_hist + at);
         }
     for (uint32_t t = 0; t < c->n_tokens; t++) {
-        f->tokens[2 * t] = (int32_t)c->tok[t].seq;
-        f->tokens[2 * t + 1] = (int32_t)c->tok[t].pos;
+        f->tokens[2 * t] = (int32_t)token_of(c, t).seq;
+        f->tokens[2 * t + 1] = (int32_t)token_of(c, t).pos;
     }
     f->b_q = th_upload(f->q, sizeof(float) * q_len);
     f->b_k = th_upload(k_cache, k_bytes);
@@ -138,7 +147,7 @@ static void fixture_reference(const attn_fixture *f, float *out)
     }
 }
 
-static double check_output(const attn_fixture *f, const char *what)
+static double check_output_bound(const attn_fixture *f, const char *what, double bound)
 {
     size_t n = (size_t)f->shape.n_tokens * f->shape.n_heads * f->shape.kv.head_dim;
     float *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
@@ -147,11 +156,16 @@ static double check_output(const attn_fixture *f, const char *what)
     th_download(&f->b_out, got, sizeof(float) * n);
     double nmse = th_nmse(want, got, n);
     printf("%s: nmse %.3g\n", what, nmse);
-    const ops_kv_layout *kv = &f->shape.kv;
-    th_assert_nmse(what, want, got, n, !ops_kv_plain(kv) ? BOUND_DECODED : kv->k_type == OPS_KV_F16 ? BOUND_F16 : BOUND_F32);
+    th_assert_nmse(what, want, got, n, bound);
     free(want);
     free(got);
     return nmse;
+}
+
+static double check_output(const attn_fixture *f, const char *what)
+{
+    const ops_kv_layout *kv = &f->shape.kv;
+    return check_output_bound(f, what, !ops_kv_plain(kv) ? BOUND_DECODED : kv->k_type == OPS_KV_F16 ? BOUND_F16 : BOUND_F32);
 }
 
 /* Runs one case; returns the number of key splits it used. */
@@ -400,17 +414,178 @@ static void test_quantized_bad_shapes(void **state)
     s.kv.v_type = OPS_KV_F32; /* F32 only with F32 */
     assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_UNSUPPORTED);
     assert_non_null(strstr(vkllm_last_error(), "F32 goes with F32 only"));
-    /* The cooperative-matrix prefill is for F16 caches alone: never selected for a quantized side. */
-    s.kv.v_type = OPS_KV_F16;
-    assert_false(ops_attention_coopmat_eligible(&s));
-    s.kv.k_type = OPS_KV_F16;
-    assert_true(ops_attention_coopmat_eligible(&s));
-    s.kv.v_type = OPS_KV_Q8_0;
-    assert_false(ops_attention_coopmat_eligible(&s));
-    s.kv.k_type = s.kv.v_type = OPS_KV_F32;
-    assert_false(ops_attention_coopmat_eligible(&s));
+    /* The cooperative-matrix prompt attention reads F32 / F16 tiles: never selected for a quantized side, even for
+     * a prompt long enough to take it (the plain F16 case depends on the device: test_coopmat). */
+    s.n_tokens = 512;
+    s.max_context = 512;
+    s.kv.n_pages = 64;
+    s.kv.max_pages_per_seq = 32;
+    s.kv.n_kv_heads = 2;
+    s.kv.head_dim = 64;
+    const ops_kv_type quantized[3][2] = {{OPS_KV_Q4_0, OPS_KV_F16}, {OPS_KV_F16, OPS_KV_Q8_0}, {OPS_KV_Q8_0, OPS_KV_Q4_0}};
+    for (int i = 0; i < 3; i++) {
+        s.kv.k_type = quantized[i][0];
+        s.kv.v_type = quantized[i][1];
+        assert_false(ops_attention_uses_coopmat(o, &s));
+    }
     th_end_and_free(seq);
     th_free(&buf);
+}
+
+/* The output also quantized for the integer mat-vec (ops_flash_attention_q8): the same floats as the plain op,
+ * and bit for bit the C quantizer's blocks of them, whether the combine pass quantizes (split keys, heads of 32k)
+ * or a quantize_q8 dispatch does (no split; heads of 16). */
+static void test_q8_output(void **state)
+{
+    static const attn_case cases[] = {
+        {4, 2, 64, DECODE(0, 1029)}, {4, 2, 64, 3, {{0, 1200}, {1, 700}, {0, 1201}}}, {4, 2, 64, DECODE(0, 6)},
+        {4, 4, 16, DECODE(0, 1029)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        th_rng rng = {77 + i};
+        attn_fixture f;
+        fixture_create(&f, &cases[i], true, 16, &rng);
+        const ops_attention_shape *s = &f.shape;
+        uint32_t cols = s->n_heads * s->kv.head_dim;
+        size_t n = (size_t)s->n_tokens * cols, q8_bytes = ops_q8_bytes(s->n_tokens, cols);
+        vkr_buffer b_q8 = th_alloc(q8_bytes);
+        vkr_sequence *seq = th_begin();
+        th_check_status(ops_flash_attention_q8(th_ops(), seq, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v),
+                                               vkr_whole(&f.b_table), vkr_whole(&f.b_tokens), vkr_whole(&f.b_scratch),
+                                               vkr_whole(&f.b_out), vkr_whole(&b_q8), s),
+                        "ops_flash_attention_q8");
+        th_check_status(vkr_sequence_end(seq), "end");
+        th_check_status(vkr_sequence_run(seq), "run");
+        char what[120];
+        snprintf(what, sizeof what, "q8 output: head_dim %u, %u tokens, %u splits", s->kv.head_dim, s->n_tokens,
+                 ops_attention_splits(th_ops(), s));
+        check_output(&f, what);
+        float *out = malloc(sizeof(float) * n);
+        uint32_t *words = malloc(q8_bytes);
+        assert_true(out && words);
+        th_download(&f.b_out, out, sizeof(float) * n);
+        th_download(&b_q8, words, q8_bytes);
+        th_check_q8_mirror(out, words, s->n_tokens, cols, what);
+        free(out);
+        free(words);
+        vkr_sequence_destroy(seq);
+        th_free(&b_q8);
+        fixture_free(&f);
+    }
+}
+
+/* ---- the prompt attention on cooperative matrices (flash_attn_coopmat.comp), through its emulated variant ---- */
+
+/* Its NMSE bound: Q, K, V and the probabilities are rounded to f16 (relative 2^-11 each) before the products. */
+#define BOUND_COOPMAT 2e-5
+
+static vkr_caps cm_caps; /* static: outlive a failed check */
+static op_tuning cm_row;
+
+/* The device's caps with emulated m x n x k matrices and the GPU tuning row `cls` (attention on matrices from
+ * 16 tokens on).  Key tiles of 16, not the rows' 32, and for heads of 128 two subgroups: the emulated variant
+ * keeps Q in shared memory too, and lavapipe has 32 KiB of it. */
+static void use_coopmat(tuning_class cls, uint32_t m, uint32_t n, uint32_t k)
+{
+    ops_context *o = th_ops();
+    cm_caps = *vkr_device_caps(th_device());
+    cm_caps.coopmat = VKR_COOPMAT_EMULATED;
+    cm_caps.coopmat_m = m, cm_caps.coopmat_n = n, cm_caps.coopmat_k = k;
+    o->caps = &cm_caps;
+    cm_row = *tuning_row(cls);
+    cm_row.attn_cm_min_tokens = 16;
+    cm_row.attn_cm_keys = 16;
+    o->tuning = &cm_row;
+}
+
+static void restore_device(void)
+{
+    th_ops()->caps = vkr_device_caps(th_device());
+    th_ops()->tuning = tuning_for(th_ops()->caps);
+}
+
+static void run_coopmat_case(const attn_case *c, bool f16, uint32_t page_size)
+{
+    uint32_t wg = cm_row.attn_cm_wg;
+    bool emulated = th_ops()->caps->coopmat == VKR_COOPMAT_EMULATED;
+    if (emulated && c->head_dim > 96) cm_row.attn_cm_wg = 2 * (cm_row.coopmat.subgroup ? cm_row.coopmat.subgroup : 32);
+    th_rng rng = {c->head_dim * 7ull + c->n_tokens * 31ull + c->n_kv_heads + f16};
+    attn_fixture f;
+    fixture_create(&f, c, f16, page_size, &rng);
+    assert_true(ops_attention_uses_coopmat(th_ops(), &f.shape));
+    vkr_sequence *seq = th_begin();
+    th_check_status(record_attention(seq, &f), "ops_flash_attention (coopmat)");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    char what[200];
+    const vkr_caps *caps = th_ops()->caps;
+    snprintf(what, sizeof what, "coopmat %s %s (row %s, %ux%ux%u) heads %u/%u head_dim %u page %u tokens %u from %u:%u",
+             emulated ? "emulated" : "REAL", f16 ? "f16" : "f32", th_ops()->tuning->name, caps->coopmat_m,
+             caps->coopmat_n, caps->coopmat_k,
+             c->n_heads, c->n_kv_heads, c->head_dim, page_size, c->n_tokens, c->tok[0].seq, c->tok[0].pos);
+    check_output_bound(&f, what, BOUND_COOPMAT);
+    vkr_sequence_destroy(seq);
+    fixture_free(&f);
+    cm_row.attn_cm_wg = wg;
+}
+
+#define PROMPT(seq, pos) {{seq, pos}, {seq, pos + 1}, {seq, pos + 2}, {seq, pos + 3}, {seq, pos + 4}, \
+                          {seq, pos + 5}, {seq, pos + 6}, {seq, pos + 7}}
+
+static void test_coopmat(void **state)
+{
+    /* Partial row tiles (70 = 64 + 6 tokens; 17), partial key tiles, a prompt continuing a cached prefix,
+     * GQA, head sizes 16..128, and a batch mixing decode tokens of two other sequences into a prompt chunk
+     * (the workgroup then runs once per sequence). */
+    static const attn_case cases[] = {
+        {8, 2, 64, 70, PROMPT(0, 0)},
+        {4, 4, 128, 40, PROMPT(0, 100)},
+        {2, 1, 16, 17, PROMPT(0, 5)},
+        {4, 2, 96, 50, {{1, 40}, {2, 3}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {0, 15}}},
+    };
+    /* A device with real cooperative matrices (a GPU): its own variant and tuning row first. */
+    const vkr_caps *real = vkr_device_caps(th_device());
+    if (real->coopmat == VKR_COOPMAT_KHR || real->coopmat == VKR_COOPMAT_NV) {
+        cm_row = *tuning_for(real);
+        cm_row.attn_cm_min_tokens = 16;
+        th_ops()->tuning = &cm_row;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            run_coopmat_case(&cases[i], true, 16);
+            run_coopmat_case(&cases[i], false, 16);
+        }
+        restore_device();
+    }
+    use_coopmat(TUNING_NVIDIA, 16, 16, 16);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run_coopmat_case(&cases[i], true, 16);
+        run_coopmat_case(&cases[i], false, i == 1 ? 1 : 16);
+    }
+    /* Other vendors' matrix sizes and subgroups (Intel 8x16x16, Apple 8x8x8, AMD wave64). */
+    use_coopmat(TUNING_INTEL, 8, 16, 16);
+    run_coopmat_case(&cases[0], true, 16);
+    use_coopmat(TUNING_APPLE, 8, 8, 8);
+    run_coopmat_case(&cases[3], true, 16);
+    use_coopmat(TUNING_AMD_WAVE64, 16, 16, 16);
+    run_coopmat_case(&cases[1], true, 16);
+    /* Below attn_cm_min_tokens, or a head the matrices do not divide: flash_attn.comp. */
+    static const attn_case small = {4, 4, 64, 3, {{0, 40}, {0, 41}, {0, 42}}};
+    static const attn_case odd_head = {3, 3, 72, 20, PROMPT(0, 0)};
+    use_coopmat(TUNING_NVIDIA, 16, 16, 16);
+    attn_fixture f;
+    th_rng rng = {1};
+    fixture_create(&f, &small, true, 16, &rng);
+    assert_false(ops_attention_uses_coopmat(th_ops(), &f.shape));
+    fixture_free(&f);
+    use_coopmat(TUNING_APPLE, 8, 8, 8);
+    fixture_create(&f, &odd_head, true, 16, &rng);
+    assert_true(ops_attention_uses_coopmat(th_ops(), &f.shape)); /* 72 = 9 x 8 */
+    fixture_free(&f);
+    use_coopmat(TUNING_NVIDIA, 16, 16, 16);
+    fixture_create(&f, &odd_head, true, 16, &rng);
+    assert_false(ops_attention_uses_coopmat(th_ops(), &f.shape)); /* 72 is not a multiple of 16... */
+    run_case(&odd_head, true, 16);                                 /* ...and flash_attn.comp serves it */
+    fixture_free(&f);
+    restore_device();
 }
 
 static void test_attention_bad_shapes(void **state)
@@ -456,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_mixed_batch),  cmocka_unit_test(test_replay),
         cmocka_unit_test(test_decode_time),  cmocka_unit_test(test_attention_bad_shapes),
         cmocka_unit_test(test_quantized_cache), cmocka_unit_test(test_quantized_bad_shapes),
+        cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
     };
     return TH_RUN("ops_attention", tests);
 }

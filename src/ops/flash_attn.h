@@ -31,9 +31,9 @@ uint64_t ops_attention_scratch_bytes(const ops_context *ops, const ops_attention
 /* Workgroups each (token, head) row's keys are split over at this shape (1: no split, no combine pass). */
 uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape *shape);
 
-/* Whether a cooperative-matrix (tensor-core) prefill attention may take this shape: only an F16 cache on both
- * sides.  Quantized caches always run flash_attn.comp, which dequantizes as it reads. */
-bool ops_attention_coopmat_eligible(const ops_attention_shape *shape);
+/* Does ops_flash_attention take the prompt attention on cooperative matrices (flash_attn_coopmat.comp, no
+ * scratch, no split) at this shape on this device and tuning? */
+bool ops_attention_uses_coopmat(const ops_context *ops, const ops_attention_shape *shape);
 
 /* Causal attention of each token t (sequence s, position p) and head h over the keys at positions 0..p of
  * sequence s (the batch's own keys must have been written to the cache first, by ops_kv_write):
@@ -45,5 +45,13 @@ bool ops_attention_coopmat_eligible(const ops_attention_shape *shape);
 vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
                                  vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
                                  vkr_range out, const ops_attention_shape *shape);
+
+/* ops_flash_attention that also writes out quantized as the integer mat-vec reads x (matmul.h: ops_quantize_q8,
+ * ops_matmul_into_xq): out_q8 [ops_q8_bytes(n_tokens, n_heads * head_dim)], n_heads * head_dim a multiple of
+ * 32; bit for bit what ops_quantize_q8 makes of out.  In the combine pass where the keys are split and head_dim
+ * is a multiple of 32, else in a quantize_q8 dispatch after the attention. */
+vkllm_status ops_flash_attention_q8(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                    vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
+                                    vkr_range out, vkr_range out_q8, const ops_attention_shape *shape);
 
 #endif

@@ -44,5 +44,8 @@ void th_q8_quantize(const float *x, uint32_t cols, int8_t *levels, float *d);
 /* x [n][cols] replaced by its q8 round trip d * level (rounded to float: 2^-24 relative), for references of
  * ops that run the integer path. */
 void th_q8_round_trip(const float *x, uint32_t n, uint32_t cols, float *out);
+/* Fails unless words (rows columns of the device's q8 layout, ops_q8_bytes(rows, cols) bytes) hold exactly what
+ * th_q8_quantize makes of each row of out [rows][cols]: levels, scales and level sums. */
+void th_check_q8_mirror(const float *out, const uint32_t *words, uint32_t rows, uint32_t cols, const char *what);
 
 #endif

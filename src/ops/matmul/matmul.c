@@ -167,6 +167,11 @@ static bool use_coopmat(const ops_context *ops, const ops_weight *w)
     return ops->caps->coopmat != VKR_COOPMAT_NONE && ops->tuning->coopmat.on && w->format->fp16;
 }
 
+bool ops_matmul_reads_q8(const ops_context *ops, const ops_weight *w, uint32_t n)
+{
+    return w && ops_matmul_is_matvec(ops, n) && use_q8(ops, w);
+}
+
 ops_matmul_path ops_matmul_path_of(const ops_context *ops, const ops_weight *w, uint32_t n)
 {
     bool matvec = ops_matmul_is_matvec(ops, n);
@@ -251,7 +256,10 @@ vkllm_status ops_matvec_record(ops_context *ops, vkr_sequence *seq, const ops_we
     snprintf(name, sizeof name, "matvec_%s%s%s%s%s%s", w->format->name, sg ? "_sg" : "",
              q8 ? (ops->caps->int_dot ? "_q8dot" : "_q8") : "", texel ? "_tx" : "",
              !q8 && use_fp16(ops, w, false) ? "_f16" : "", store->suffix);
-    if (q8) { /* one quantization of x for all the dispatches; the mat-vec reads it from the scratch */
+    if (q8 && store->x_q8.size) { /* quantized by the op that produced x (ops_rms_norm_f32_q8) */
+        VKLLM_TRY(ops_check_bytes("matvec", "x_q8", store->x_q8, ops_q8_bytes(n, w->cols)));
+        x = ops_head(store->x_q8, ops_q8_bytes(n, w->cols));
+    } else if (q8) { /* one quantization of x for all the dispatches; the mat-vec reads it from the scratch */
         vkr_range xq;
         VKLLM_TRY(ops_scratch(ops, ops_q8_bytes(n, w->cols), &xq));
         VKLLM_TRY(ops_quantize_q8(ops, seq, x, n, w->cols, xq));
@@ -316,7 +324,7 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
 /* The subgroup size the cooperative-matrix tiles are laid out for, and whether the pipeline pins it: the
  * tuning's where size control allows, else the device's one fixed size.  The emulated variant only groups
  * invocations by that size (no subgroup operations), so any size goes. */
-static vkllm_status coopmat_subgroup(const vkr_caps *caps, const op_coopmat_tuning *t, uint32_t *size, bool *pin)
+vkllm_status ops_coopmat_subgroup(const vkr_caps *caps, const op_coopmat_tuning *t, uint32_t *size, bool *pin)
 {
     uint32_t want = t->subgroup ? t->subgroup : caps->subgroup_size;
     *pin = false;
@@ -328,8 +336,8 @@ static vkllm_status coopmat_subgroup(const vkr_caps *caps, const op_coopmat_tuni
     }
     *size = caps->subgroup_size;
     if (caps->min_subgroup_size == caps->max_subgroup_size) return VKLLM_OK;
-    return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: cooperative matrices need a known subgroup size; '%s' picks "
-                      "one of %u..%u and cannot pin %u (set VKLLM_DISABLE_COOPMAT=1 for the tiled mat-mul)",
+    return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "cooperative matrices need a known subgroup size; '%s' picks "
+                      "one of %u..%u and cannot pin %u (set VKLLM_DISABLE_COOPMAT=1 to do without them)",
                       caps->name, caps->min_subgroup_size, caps->max_subgroup_size, want);
 }
 
@@ -342,7 +350,7 @@ static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, const op
     const op_coopmat_tuning *t = &ops->tuning->coopmat;
     uint32_t sg;
     bool pin;
-    VKLLM_TRY(coopmat_subgroup(c, t, &sg, &pin));
+    VKLLM_TRY(ops_coopmat_subgroup(c, t, &sg, &pin));
     uint32_t cm_m = c->coopmat_m, cm_n = c->coopmat_n, cm_k = c->coopmat_k;
     uint32_t nsg = sg && t->wg % sg == 0 ? t->wg / sg : 0;
     uint32_t sg_n = t->subgroups_m && nsg % t->subgroups_m == 0 ? nsg / t->subgroups_m : 0;
@@ -393,6 +401,12 @@ static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, const op
 vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
                              uint32_t n, uint32_t y_stride, uint32_t y_row0)
 {
+    return ops_matmul_into_xq(ops, seq, w, x, (vkr_range){0}, y, n, y_stride, y_row0);
+}
+
+vkllm_status ops_matmul_into_xq(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
+                                vkr_range x_q8, vkr_range y, uint32_t n, uint32_t y_stride, uint32_t y_row0)
+{
     if (!w) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matmul: no weight");
     if (n == 0) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "matmul: n is 0 (no columns of x)");
     if ((uint64_t)y_row0 + w->rows > y_stride)
@@ -412,7 +426,7 @@ vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weig
     if (!ops_matmul_is_matvec(ops, n))
         return use_coopmat(ops, w) ? record_coopmat(ops, seq, w, x, y, n, y_stride, y_row0)
                                    : record_matmul(ops, seq, w, x, y, n, y_stride, y_row0);
-    matvec_store store = {.suffix = "", .y_stride = y_stride, .y_row0 = y_row0};
+    matvec_store store = {.suffix = "", .y_stride = y_stride, .y_row0 = y_row0, .x_q8 = x_q8};
     return ops_matvec_record(ops, seq, w, x, y, n, &store);
 }
 

@@ -115,6 +115,12 @@ static vkllm_status qkv_store_pass(ops_context *ops, vkr_sequence *seq, const op
 vkllm_status ops_qkv_project(ops_context *ops, vkr_sequence *seq, const ops_qkv *qkv, vkr_range x, uint32_t n,
                              const ops_qkv_dest *dst)
 {
+    return ops_qkv_project_xq(ops, seq, qkv, x, (vkr_range){0}, n, dst);
+}
+
+vkllm_status ops_qkv_project_xq(ops_context *ops, vkr_sequence *seq, const ops_qkv *qkv, vkr_range x,
+                                vkr_range x_q8, uint32_t n, const ops_qkv_dest *dst)
+{
     uint32_t cols = 0;
     VKLLM_TRY(check_qkv(ops, qkv, x, n, dst, &cols));
     qkv_params params = params_of(qkv, dst->kv);
@@ -127,21 +133,28 @@ vkllm_status ops_qkv_project(ops_context *ops, vkr_sequence *seq, const ops_qkv 
     if (qkv->stacked && ops_matmul_is_matvec(ops, n) && ops_matvec_pairs_rows(ops) && ops_kv_plain(dst->kv)) {
         matvec_store store = {.suffix = dst->kv->k_type == OPS_KV_F16 ? "_qkv_f16" : "_qkv_f32", .n_extra = 5,
                               .extra = {bias, dst->tokens, dst->page_table, dst->k_cache, dst->v_cache},
-                              .extra_readonly = 0x7, .push_tail = &params, .push_tail_bytes = sizeof params};
+                              .extra_readonly = 0x7, .push_tail = &params, .push_tail_bytes = sizeof params,
+                              .x_q8 = x_q8};
         return ops_matvec_record(ops, seq, qkv->stacked, x, q, n, &store);
     }
     if (qkv->stacked) {
-        VKLLM_TRY(ops_matmul(ops, seq, qkv->stacked, x, dst->scratch, n));
+        VKLLM_TRY(ops_matmul_into_xq(ops, seq, qkv->stacked, x, x_q8, dst->scratch, n, rows, 0));
     } else {
-        VKLLM_TRY(ops_matmul_into(ops, seq, qkv->q, x, dst->scratch, n, rows, 0));
-        VKLLM_TRY(ops_matmul_into(ops, seq, qkv->k, x, dst->scratch, n, rows, params.q_rows));
-        VKLLM_TRY(ops_matmul_into(ops, seq, qkv->v, x, dst->scratch, n, rows, params.q_rows + params.kv_rows));
+        VKLLM_TRY(ops_matmul_into_xq(ops, seq, qkv->q, x, x_q8, dst->scratch, n, rows, 0));
+        VKLLM_TRY(ops_matmul_into_xq(ops, seq, qkv->k, x, x_q8, dst->scratch, n, rows, params.q_rows));
+        VKLLM_TRY(ops_matmul_into_xq(ops, seq, qkv->v, x, x_q8, dst->scratch, n, rows, params.q_rows + params.kv_rows));
     }
     return qkv_store_pass(ops, seq, qkv, n, dst, bias);
 }
 
 vkllm_status ops_swiglu_project(ops_context *ops, vkr_sequence *seq, const ops_weight *gate_up, vkr_range x,
                                 vkr_range act, uint32_t n, vkr_range scratch)
+{
+    return ops_swiglu_project_xq(ops, seq, gate_up, x, (vkr_range){0}, act, n, scratch);
+}
+
+vkllm_status ops_swiglu_project_xq(ops_context *ops, vkr_sequence *seq, const ops_weight *gate_up, vkr_range x,
+                                   vkr_range x_q8, vkr_range act, uint32_t n, vkr_range scratch)
 {
     const char *op = "swiglu_project";
     if (!gate_up || n == 0 || gate_up->rows % 2)
@@ -150,11 +163,11 @@ vkllm_status ops_swiglu_project(ops_context *ops, vkr_sequence *seq, const ops_w
     VKLLM_TRY(ops_check_bytes(op, "x", x, 4ull * n * gate_up->cols));
     VKLLM_TRY(ops_check_bytes(op, "act", act, 4 * act_elems));
     if (ops_matmul_is_matvec(ops, n) && ops_matvec_pairs_rows(ops)) {
-        matvec_store store = {.suffix = "_swiglu"};
+        matvec_store store = {.suffix = "_swiglu", .x_q8 = x_q8};
         return ops_matvec_record(ops, seq, gate_up, ops_head(x, 4ull * n * gate_up->cols), ops_head(act, 4 * act_elems),
                                  n, &store);
     }
-    VKLLM_TRY(ops_matmul(ops, seq, gate_up, x, scratch, n));
+    VKLLM_TRY(ops_matmul_into_xq(ops, seq, gate_up, x, x_q8, scratch, n, gate_up->rows, 0));
     if (act_elems > UINT32_MAX) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u tokens are too many", op, n);
     uint32_t wg = ops->tuning->elementwise_wg, count = (uint32_t)act_elems;
     const vkr_pipeline *p;

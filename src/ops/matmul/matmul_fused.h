@@ -35,11 +35,16 @@ typedef struct ops_qkv_dest {
 
 vkllm_status ops_qkv_project(ops_context *ops, vkr_sequence *seq, const ops_qkv *qkv, vkr_range x, uint32_t n,
                              const ops_qkv_dest *dst);
+/* The same with x also given quantized (x_q8: see ops_matmul_into_xq; an empty range: none). */
+vkllm_status ops_qkv_project_xq(ops_context *ops, vkr_sequence *seq, const ops_qkv *qkv, vkr_range x,
+                                vkr_range x_q8, uint32_t n, const ops_qkv_dest *dst);
 
 /* act [n][rows / 2] = silu(gate) * up for gate_up [rows] x cols (gate row i at 2i, up row i at 2i + 1);
  * scratch F32 [n][rows], used only when the mat-vec cannot store. */
 vkllm_status ops_swiglu_project(ops_context *ops, vkr_sequence *seq, const ops_weight *gate_up, vkr_range x,
                                 vkr_range act, uint32_t n, vkr_range scratch);
+vkllm_status ops_swiglu_project_xq(ops_context *ops, vkr_sequence *seq, const ops_weight *gate_up, vkr_range x,
+                                   vkr_range x_q8, vkr_range act, uint32_t n, vkr_range scratch);
 
 /* Row r of a head (r < head_dim) in RoPE's normal layout comes from this row of the NeoX layout: pairs
  * (i, i + n_rot/2) become (2i, 2i + 1); rows from n_rot on stay. */

@@ -17,6 +17,8 @@ typedef struct matvec_store {
     uint32_t extra_readonly;   /* bit i: extra binding i is only read */
     const void *push_tail;     /* appended to the push constants */
     uint32_t push_tail_bytes;
+    vkr_range x_q8;            /* x already quantized (ops_q8_bytes(n, cols) bytes), read by the integer path
+                                  instead of quantizing x first; size 0: none */
 } matvec_store;
 
 /* Does ops_matmul take the mat-vec for n columns (else the tiled mat-mul)? */
