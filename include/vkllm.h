@@ -170,20 +170,35 @@ VKLLM_API vkllm_status vkllm_detokenize(const vkllm_model *model, const vkllm_to
 
 /* ---- Contexts: a KV cache and the buffers of a forward pass ---- */
 
-typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1 } vkllm_kv_type;
+/* Element type of the KV cache.  Q8_0 and Q4_0 are ggml's blocks of 32 values with an f16 scale (34 and 18 bytes
+ * per 32 values, against 64 for F16), cut along each token's K (or V) row: within a head when the head size is a
+ * multiple of 32, across heads otherwise, so the row n_head_kv * head_dim must be a multiple of 32. */
+typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1, VKLLM_KV_Q8_0 = 2, VKLLM_KV_Q4_0 = 3 } vkllm_kv_type;
+/* "f16", "f32", "q8_0", "q4_0" (static), or NULL for a value out of range. */
+VKLLM_API const char *vkllm_kv_type_name(vkllm_kv_type type);
+/* The type a name of vkllm_kv_type_name names (case-insensitive); VKLLM_ERROR_INVALID_ARGUMENT otherwise. */
+VKLLM_API vkllm_status vkllm_kv_type_parse(const char *name, vkllm_kv_type *type);
 
 typedef struct vkllm_context_params {
     uint32_t n_ctx;       /* positions per sequence; 0: min(model's training context, 4096) */
     uint32_t n_batch;     /* most tokens in one forward pass; longer prompts go in chunks.  Default 256 */
     uint32_t n_seq_max;   /* sequences sharing the cache.  Default 1 */
     uint32_t n_outputs_max; /* most logits rows one forward pass returns.  Default 8 */
-    vkllm_kv_type kv_type;
+    vkllm_kv_type type_k; /* element type of the keys' cache.  Default VKLLM_KV_F16 */
+    vkllm_kv_type type_v; /* and of the values' cache.  Default VKLLM_KV_F16 */
+    int rotate_k;         /* with a Q8_0 or Q4_0 K cache: 1 (default) passes keys and queries through a Walsh-Hadamard
+                             transform within each head before the keys are quantized (q.k unchanged; outliers
+                             spread over 32 values, so the blocks' scales fit the typical value), 0 does not.
+                             Ignored for F16 and F32 keys.  docs/kv-cache.md has the measurements. */
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);
 VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params,
                                             vkllm_context **out);
 VKLLM_API void vkllm_context_free(vkllm_context *ctx);
+/* Device bytes of the context's KV cache, every layer, K and V; *bytes_per_token (if not NULL) those one
+ * position of one sequence takes (F16: 4 n_layer n_head_kv head_dim; Q8_0 34/64 of it, Q4_0 18/64). */
+VKLLM_API uint64_t vkllm_context_kv_bytes(const vkllm_context *ctx, uint64_t *bytes_per_token);
 
 /* A batch: token i goes to sequence seq[i] at position pos[i]; rows with want_logits[i] != 0 get logits
  * (at most n_outputs_max).  Positions of a sequence must continue its cache (0 for a new sequence). */

@@ -103,6 +103,22 @@ vkllm_shader(flash_attn_f16 flash_attn.comp KV_F16=1)
 vkllm_shader(flash_attn_f32_q8 flash_attn.comp QUANTIZE_Q8=1)
 vkllm_shader(flash_attn_f16_q8 flash_attn.comp KV_F16=1 QUANTIZE_Q8=1)
 vkllm_shader(flash_attn_combine flash_attn_combine.comp)
+# A cache with a quantized side (src/ops/kv_cache.h): K and V each f16, q8_0 or q4_0, not both f16 (that is
+# flash_attn_f16 / the fused store above).  qkv_store_k*_v* quantizes K and V as it stores them
+# (qkv_store_blocks.comp); flash_attn_k*_v* dequantizes them as it reads them.
+foreach(k f16 q8_0 q4_0)
+    foreach(v f16 q8_0 q4_0)
+        if(NOT (k STREQUAL "f16" AND v STREQUAL "f16"))
+            string(TOUPPER ${k} K)
+            string(TOUPPER ${v} V)
+            vkllm_shader(flash_attn_k${k}_v${v} flash_attn.comp KV_K_${K}=1 KV_V_${V}=1)
+            vkllm_shader(qkv_store_k${k}_v${v} qkv_store_blocks.comp KV_K_${K}=1 KV_V_${V}=1)
+            if(NOT k STREQUAL "f16")
+                vkllm_shader(qkv_store_k${k}_v${v}_rot qkv_store_blocks.comp KV_K_${K}=1 KV_V_${V}=1 ROTATE_K=1)
+            endif()
+        endif()
+    endforeach()
+endforeach()
 vkllm_shader(flash_attn_combine_q8 flash_attn_combine.comp QUANTIZE_Q8=1)
 # Prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp, src/ops/flash_attn.c): _cm_nv, _cm_khr
 # (rewritten from the NV binary) and _cm_emu (plain GLSL, the same tiles, for the tests on any device).

@@ -68,11 +68,19 @@ typedef struct cli_options {
                                    --repeat-penalty [0.01, 100], --repeat-last-n [0, CLI_MAX_CTX], --seed (u64) */
     const char *chat_template;  /* --template */
     const char *system;         /* --system */
-    int kv_f32;                 /* --kv f32 */
-    cli_spec_options spec;      /* --lookup, --draft and their settings */
+    vkllm_kv_type type_k, type_v; /* --kv TYPE (both), --kv-k, --kv-v (each): f16 (default), f32, q8_0, q4_0 */
+    bool kv_no_rotate;            /* --kv-rotate off: no Hadamard rotation of quantized keys (rotate_k = 0) */
+    cli_spec_options spec;        /* --lookup, --draft and their settings */
 } cli_options;
 
 cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *out, char *err, size_t err_len);
+
+/* --kv, --kv-k or --kv-v (option) with its value: sets both or one of *k, *v.  Returns CLI_PARSE_OK, or
+ * CLI_PARSE_ERROR (message in err) for a name vkllm_kv_type_parse does not know. */
+cli_parse_result cli_parse_kv_option(const char *option, const char *value, vkllm_kv_type *k, vkllm_kv_type *v,
+                                     char *err, size_t err_len);
+/* --kv-rotate on|off: *no_rotate set for off. */
+cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len);
 
 /* ---- bench ---- */
 
@@ -86,9 +94,32 @@ typedef struct cli_bench_options {
     bool json, profile, no_ttft;     /* --json, --profile, --no-ttft */
     cli_spec_options spec;           /* --lookup, --draft ...: tg measured with and without speculation */
     const char *prompt;              /* --prompt TEXT: with speculation, the text generation starts from */
+    uint32_t depth;                  /* -d [0, 2^20]: tokens already in the cache when the tg steps start */
+    vkllm_kv_type type_k, type_v;    /* --kv, --kv-k, --kv-v as run's */
+    bool kv_no_rotate;               /* --kv-rotate off */
 } cli_bench_options;
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *out, char *err, size_t err_len);
+
+/* ---- perplexity ---- */
+
+#define CLI_PPL_MAX_CTX (1 << 20)
+
+typedef struct cli_perplexity_options {
+    const char *model, *device;     /* -m (else as run's), --device */
+    const char *file;               /* -f TEXT (required) */
+    uint32_t n_ctx;                 /* -c [4, 2^20]; default 512 */
+    uint32_t n_batch;               /* -b [1, 2^20]; default -c (one forward pass per chunk) */
+    int64_t chunks;                 /* --chunks [1, 2^31); -1: every whole chunk of the text */
+    vkllm_kv_type type_k, type_v;   /* --kv, --kv-k, --kv-v */
+    bool kv_no_rotate;              /* --kv-rotate off */
+    const char *kl_base;            /* --kl-base OUT: save the log-probabilities */
+    const char *kl;                 /* --kl BASE: compare with them (not with --kl-base) */
+    bool json;                      /* --json */
+} cli_perplexity_options;
+
+cli_parse_result cli_parse_perplexity_options(int argc, char **argv, cli_perplexity_options *out, char *err,
+                                              size_t err_len);
 
 /* ---- synth, quantize, convert, devices ---- */
 
@@ -172,6 +203,7 @@ typedef struct cli_command_options {
     union {
         cli_options run;  /* run and chat */
         cli_bench_options bench;
+        cli_perplexity_options perplexity;
         cli_bench_ops_options bench_ops;
         cli_synth_options synth;
         cli_quantize_options quantize;

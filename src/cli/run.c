@@ -9,9 +9,12 @@
 
 static const char usage_text[] =
     "usage: vkllm run [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
-    "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--ctx N] [--kv f16|f32]\n"
-    "                 [--device INDEX|NAME] [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
-    "                 [--draft-min-p P] [--no-adaptive]\n"
+    "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--ctx N] [--kv TYPE]\n"
+    "                 [--kv-k TYPE] [--kv-v TYPE] [--kv-rotate on|off] [--device INDEX|NAME]\n"
+    "                 [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K] [--draft-min-p P]\n"
+    "                 [--no-adaptive]\n"
+    "  --kv (K and V), --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate off: no\n"
+    "  Hadamard rotation of quantized keys\n"
     "  --temp 0 is greedy decoding (argmax on the GPU); --device picks a device of 'vkllm devices'.\n"
     "  Speculative decoding (same text greedily, same distribution when sampling): --lookup drafts what followed\n"
     "  the last earlier occurrence of the last N tokens (default 3); --draft drafts with a smaller model of the same\n"
