@@ -339,8 +339,8 @@ else
         [[ -x $B/tests/test_ops_matmul_variants ]] && entries+=(test_ops_matmul_variants:150)
         test_budget=100 parallel=6
         if ((focus)); then
-            entries=(test_ops_rms_norm:60 test_ops_softmax:60 test_ops_argmax:60 test_ops_matmul_q8:80 test_ops_matmul:80
-                     test_model:80 cli_run:40 sample_logits:40)
+            entries=(test_ops_rms_norm:60 test_ops_flash_attn:80 test_ops_matmul_q8:80 test_ops_matmul:80
+                     test_model:80 cli_run:40 sample_logits:40 test_ops_matmul_coopmat:80)
             test_budget=80
         fi
     else
@@ -425,7 +425,7 @@ if [[ $mode == gpu ]] && ((focus)); then
     e2e_pair llama2-7b-Q4_0 2 60 60 --no-ttft
     # vkllm alone under tuning overrides, llama2-7b Q4_0: tokens/s beside the default's rounds above
     VARIANTS=$work/variants.tsv
-    IFS=';' read -r -a tunes <<<"${FOCUS_TUNES:-row_wg=1024;matvec_max_split=32;matvec_rows=1;coopmat.tile_n=128}"
+    IFS=';' read -r -a tunes <<<"${FOCUS_TUNES:-attn_cm_min_tokens=4294967295;attn_cm_wg=64;attn_cm_wg=64,attn_cm_keys=16;row_wg=512}"
     for tune in "${tunes[@]}"; do
         [[ -n $tune ]] || continue
         step="e2e-variant-$(echo "$tune" | tr -c 'a-zA-Z0-9_=' '_')"
@@ -478,8 +478,13 @@ else
         --runs 1 --min-ms 5 "${sweep_args[@]}"
 fi
 coop_fields=$(awk '$1 ~ /^coopmat/ { print $1 }' "$work/logs/fields.log")
-((focus)) && coop_fields= # the focus run keeps the tiles the first call chose
-if [[ -n $coop_fields ]]; then
+if [[ $mode == gpu ]] && ((focus)) && [[ -n $coop_fields ]]; then
+    # The k step, the buffering and the column tile around the shipped tiles (what a change to the shader's
+    # loads and stores moves first); FOCUS_COOPMAT_SWEEP replaces these.
+    read -r -a coop_focus <<<"${FOCUS_COOPMAT_SWEEP:---sweep coopmat.tile_k=16,32 --sweep coopmat.buffers=1,2 --sweep coopmat.tile_n=64,128}"
+    run_step sweep-coopmat 70 "$VK" bench-ops --json --types Q4_0,Q4_K --shapes none \
+        --mm-shapes 4096x4096,11008x4096 --batches 512 --runs 3 --min-ms 10 "${coop_focus[@]}"
+elif [[ -n $coop_fields ]]; then
     # Tiles x k step x buffering, the workgroup and its 2 x 4 subgroup grid as in the nvidia row; on 0 is the
     # tiled mat-mul beside them.
     coop_args=(--sweep "coopmat.tile_m=64,128" --sweep "coopmat.tile_n=64,128" --sweep "coopmat.tile_k=16,32"

@@ -216,14 +216,26 @@ VKLLM_API vkllm_status vkllm_detokenize(const vkllm_model *model, const vkllm_to
 
 /* ---- Contexts: a KV cache and the buffers of a forward pass ---- */
 
-typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1 } vkllm_kv_type;
+/* Element type of the KV cache.  Q8_0 and Q4_0 are ggml's blocks of 32 values with an f16 scale (34 and 18 bytes
+ * per 32 values, against 64 for F16), cut along each token's K (or V) row: within a head when the head size is a
+ * multiple of 32, across heads otherwise, so the row n_head_kv * head_dim must be a multiple of 32. */
+typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1, VKLLM_KV_Q8_0 = 2, VKLLM_KV_Q4_0 = 3 } vkllm_kv_type;
+/* "f16", "f32", "q8_0", "q4_0" (static), or NULL for a value out of range. */
+VKLLM_API const char *vkllm_kv_type_name(vkllm_kv_type type);
+/* The type a name of vkllm_kv_type_name names (case-insensitive); VKLLM_ERROR_INVALID_ARGUMENT otherwise. */
+VKLLM_API vkllm_status vkllm_kv_type_parse(const char *name, vkllm_kv_type *type);
 
 typedef struct vkllm_context_params {
     uint32_t n_ctx;       /* positions per sequence; 0: min(model's training context, 4096) */
     uint32_t n_batch;     /* most tokens in one forward pass; longer prompts go in chunks.  Default 256 */
     uint32_t n_seq_max;   /* sequences sharing the cache.  Default 1 */
     uint32_t n_outputs_max; /* most logits rows one forward pass returns.  Default 8 */
-    vkllm_kv_type kv_type;
+    vkllm_kv_type type_k; /* element type of the keys' cache.  Default VKLLM_KV_F16 */
+    vkllm_kv_type type_v; /* and of the values' cache.  Default VKLLM_KV_F16 */
+    int rotate_k;         /* with a Q8_0 or Q4_0 K cache: 1 (default) passes keys and queries through a Walsh-Hadamard
+                             transform within each head before the keys are quantized (q.k unchanged; outliers
+                             spread over 32 values, so the blocks' scales fit the typical value), 0 does not.
+                             Ignored for F16 and F32 keys.  docs/kv-cache.md has the measurements. */
     /* Frame budget: 0 (default) submits each forward pass at once.  N > 0 splits a pass into submissions of
      * whole layers, each meant to keep the queue busy at most about N microseconds of GPU time, the split chosen
      * from each submission's measured GPU time (timestamps; one layer per submission until measured, and always
@@ -237,6 +249,9 @@ VKLLM_API vkllm_context_params vkllm_context_default_params(void);
 VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params,
                                             vkllm_context **out);
 VKLLM_API void vkllm_context_free(vkllm_context *ctx);
+/* Device bytes of the context's KV cache, every layer, K and V; *bytes_per_token (if not NULL) those one
+ * position of one sequence takes (F16: 4 n_layer n_head_kv head_dim; Q8_0 34/64 of it, Q4_0 18/64). */
+VKLLM_API uint64_t vkllm_context_kv_bytes(const vkllm_context *ctx, uint64_t *bytes_per_token);
 
 /* A batch: token i goes to sequence seq[i] at position pos[i]; rows with want_logits[i] != 0 get logits
  * (at most n_outputs_max).  Positions of a sequence must continue its cache (0 for a new sequence). */
@@ -309,9 +324,14 @@ typedef int (*vkllm_piece_fn)(const char *piece, size_t len, void *user);
 
 typedef struct vkllm_generate_stats {
     uint32_t n_prompt, n_generated;
-    uint32_t n_decode;             /* single-token forward passes during generation */
+    uint32_t n_decode;             /* tokens the forward passes of generation produced (after the prompt's first);
+                                      without speculation one pass each */
     double prompt_ms, generate_ms; /* wall time of prompt processing (to the first token) and of the rest */
     int stopped_by_eog;
+    /* Speculative decoding (vkllm_context_set_speculation); 0 without it */
+    uint32_t n_drafted;            /* tokens the drafter proposed */
+    uint32_t n_accepted;           /* drafted tokens the model kept */
+    uint32_t n_verify;             /* verification passes (each one forward pass of the input and its drafts) */
 } vkllm_generate_stats;
 
 /* Tokenizes prompt (with BOS as the vocabulary asks; parse_special as given), evaluates it in sequence 0
@@ -340,6 +360,47 @@ typedef struct vkllm_generate_step_result {
 VKLLM_API vkllm_status vkllm_generate_begin(vkllm_context *ctx, const char *prompt, int parse_special,
                                             uint32_t n_predict, const vkllm_sampling *sampling);
 VKLLM_API vkllm_status vkllm_generate_step(vkllm_context *ctx, uint32_t budget_us, vkllm_generate_step_result *step);
+
+/* ---- Speculative decoding ----
+ *
+ * A drafter proposes the next few tokens; one forward pass over the sequence's next input and the drafts
+ * ("verification") gives the model's own choice after each, and the longest prefix of drafts that matches is
+ * kept.  Greedy output is token for token that of plain greedy decoding: a verification pass computes each row
+ * in the reduction order of a one-token pass (batch-invariant logits).  With temperature > 0 the speculative
+ * sampling rule keeps the output distribution exactly the sampler's (drafts accepted with probability
+ * min(1, p/q), else a token drawn from max(0, p - q) renormalized; a lookup draft counts as q one-hot); the
+ * random stream is used differently, so a seed gives other text than without speculation. */
+
+/* Verifies k drafted tokens of sequence seq in one forward pass: `input` (the sequence's next token) at the
+ * sequence's length pos, then draft[i] at pos + 1 + i.  target[i] (k + 1 entries) receives the model's greedy
+ * choice after position pos + i; *n_accepted the number of leading drafts equal to their target.  The cache keeps
+ * positions up to pos + *n_accepted (the input and the accepted drafts) and forgets the rest by bookkeeping only
+ * (no copy); target[*n_accepted] is the sequence's next input.  k + 1 must fit n_outputs_max and the context
+ * (VKLLM_ERROR_CONTEXT_FULL otherwise); k may be 0 (a plain greedy step). */
+VKLLM_API vkllm_status vkllm_verify_greedy(vkllm_context *ctx, int32_t seq, vkllm_token input, const vkllm_token *draft,
+                                           uint32_t k, vkllm_token *target, uint32_t *n_accepted);
+
+/* The same pass returning logits (for a sampling rule of the caller's): rows 0..k through vkllm_get_logits, bitwise
+ * those single-token decoding gives at each position.  The cache then holds every position through pos + k: keep the
+ * accepted ones with vkllm_seq_truncate(ctx, seq, pos + 1 + accepted) (bookkeeping only). */
+VKLLM_API vkllm_status vkllm_verify_logits(vkllm_context *ctx, int32_t seq, vkllm_token input, const vkllm_token *draft,
+                                           uint32_t k);
+
+typedef struct vkllm_speculation {
+    uint32_t lookup_ngram;   /* > 0: prompt lookup: the latest earlier occurrence of the last lookup_ngram tokens
+                                (then shorter ones, down to 1) in prompt + output proposes what followed it.  0: off */
+    vkllm_context *draft;    /* a draft model's context (its own cache; sequence 0 is used), or NULL.  Its model must
+                                have the target's vocabulary; it must outlive its use; the thread rule covers both */
+    uint32_t draft_max;      /* most tokens drafted per pass (1..64, also bounded by n_outputs_max - 1).  Default 7 */
+    float draft_min_p;       /* the draft model stops drafting when its top probability falls below this.  Default 0 */
+    int adaptive;            /* stop drafting for a while when acceptance is too low to pay.  Default 1 */
+} vkllm_speculation;
+
+VKLLM_API vkllm_speculation vkllm_speculation_default(void);
+/* Turns speculation on for vkllm_generate on ctx (spec NULL, or no drafter: off).  A draft context whose
+ * vocabulary differs is VKLLM_ERROR_INVALID_ARGUMENT naming the first differing token id.  The settings are
+ * copied; the draft context is not owned. */
+VKLLM_API vkllm_status vkllm_context_set_speculation(vkllm_context *ctx, const vkllm_speculation *spec);
 
 /* ---- Chat ---- */
 

@@ -64,6 +64,8 @@ typedef struct vkr_caps {
     uint64_t max_storage_buffer_range;
     uint64_t max_memory_allocation; /* maxMemoryAllocationSize: the largest single vkAllocateMemory */
     bool max_memory_allocation_lowered; /* by VKLLM_MAX_ALLOCATION */
+    uint64_t max_device_bytes;      /* VKLLM_MAX_DEVICE_MB: device-local memory vkllm may hold in all, as if the
+                                       heap were that small (0: no cap); device-local heaps are reported capped */
     uint64_t min_storage_offset_alignment;
     uint32_t max_texel_buffer_elements; /* texels one uniform texel buffer view may span */
     uint64_t min_texel_offset_alignment; /* of a texel buffer view's offset */

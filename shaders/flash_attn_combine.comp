@@ -2,6 +2,11 @@
 // Second pass of split flash attention: merges the partial records of the splits that hold keys of each
 // (token, head) row.  One workgroup per row; invocations over chunks of 4 output elements.  Splits past
 // the token's context were never written and are not read.
+// QUANTIZE_Q8: the output also quantized to 8-bit blocks of 32 (q8.glsl; token t is column t of that layout,
+//   the head's elements blocks h * head_dim / 32 ...; head_dim a multiple of 32), for the integer mat-vec of
+//   the output projection, which then skips its own quantize_q8 dispatch: the same bits as quantize_q8.comp
+//   makes of out.
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 layout(constant_id = 1) const uint HD4 = 16;   // head_dim / 4
@@ -15,6 +20,10 @@ layout(push_constant) uniform Push {
     uint n_tokens, n_heads, n_seqs, max_positions;   // max_positions = max_pages_per_seq * page_size
     uint n_splits, split_len;
 } p;
+#if defined(QUANTIZE_Q8)
+#define Q8_BINDING 3
+#include "attn_q8.glsl"
+#endif
 
 const float NO_SCORE = -3.0e38;
 
@@ -46,6 +55,13 @@ void main()
             uint r = first + s * (HD4 + 1u);
             a += scratch[r + 1u + c] * exp2(scratch[r].x - row_max);
         }
-        out4[row * HD4 + c] = row_sum > 0.0 ? a / row_sum : vec4(0.0);
+        const vec4 o = row_sum > 0.0 ? a / row_sum : vec4(0.0);
+        out4[row * HD4 + c] = o;
+#if defined(QUANTIZE_Q8)
+        attn_q8_stage(c, o);
+#endif
     }
+#if defined(QUANTIZE_Q8)
+    attn_q8_store(row);
+#endif
 }

@@ -5,7 +5,8 @@
 // the column's levels, word pair b holds the block's scale d (f32 bits) and the sums of its levels 0..15 and
 // 16..31 (int16 each, low half first).
 //
-// d = amax * fl(1/127) and level = round(127 * x / amax), ties away from zero, computed exactly in integers:
+// d = amax * fl(1/127) and level = round(127 * x / amax), ties away from zero, computed exactly in integers
+// (q8.glsl, shared with the RMSNorm that writes this form itself, rms_norm.comp QUANTIZE_Q8):
 // every device (whatever its division precision) and the C reference (tests/harness) agree bit for bit, and
 // x = d * level to within d / 2 (plus amax's rounding).
 //
@@ -32,20 +33,6 @@ layout(push_constant) uniform Push {
     uint cols;
 } p;
 
-// round(127 * |v| / amax), ties away from zero, with amax = ma * 2^(ea - 150) (ma the 24-bit significand,
-// ea the biased exponent, at least 1) and 0 <= |v| <= amax.  The quotient of the significands scaled by
-// 2^-s: for s > 8 it is below 127 * 2^24 / 2^32 < 0.5.
-uint level(float v, uint ma, uint ea)
-{
-    uint u = floatBitsToUint(abs(v));
-    uint e = max(u >> 23, 1u), m = (u & 0x7fffffu) | (u >= 0x800000u ? 0x800000u : 0u);
-    uint s = ea - e;
-    if (s > 8u) return 0u;
-    uint num = 127u * m, den = ma << s; // < 2^31 and < 2^32
-    uint q = num / den, r = num - q * den;
-    return q + (r >= den - r ? 1u : 0u);
-}
-
 #if defined(SUBGROUP)
 // Lanes lane ^ 1, ^ 2, ^ 4 of the same block (8 consecutive invocations, aligned in the subgroup).
 float block_max(float v)
@@ -63,16 +50,8 @@ void main()
     const uint nb = p.cols / 32u, c = live ? block / nb : 0u, b = live ? block % nb : 0u;
     const vec4 v = live ? x4[(c * p.cols + 32u * b) / 4u + lane] : vec4(0.0);
     const float amax = block_max(max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w))));
-    const uint ua = floatBitsToUint(amax);
-    const uint ea = max(ua >> 23, 1u), ma = (ua & 0x7fffffu) | (ua >= 0x800000u ? 0x800000u : 0u);
-    uint word = 0u;
-    int sum = 0;
-    [[unroll]] for (uint e = 0; e < 4u; e++) {
-        int q = ma == 0u ? 0 : int(level(v[e], ma, ea));
-        q = v[e] < 0.0 ? -q : q;
-        sum += q;
-        word |= uint(q & 255) << (8u * e);
-    }
+    int sum;
+    const uint word = q8_word(v, amax, sum);
     sum += subgroupShuffleXor(sum, 1u); // lanes 0..3: levels 0..15; lanes 4..7: levels 16..31
     sum += subgroupShuffleXor(sum, 2u);
     const int upper = subgroupShuffleXor(sum, 4u);
@@ -81,7 +60,7 @@ void main()
     q1[base + 8u * b + lane] = word;
     if (lane == 0u)
         q2[(base + Q8_LEVEL_WORDS(p.cols)) / 2u + b] =
-            uvec2(floatBitsToUint(amax * Q8_INV_127), uint(sum & 0xffff) | (uint(upper) << 16));
+            uvec2(floatBitsToUint(amax * Q8_INV_127), q8_sums_word(sum, upper));
 }
 #else
 void main()
@@ -95,24 +74,17 @@ void main()
         v[w] = x4[(c * p.cols + 32u * b) / 4u + w];
         amax = max(amax, max(max(abs(v[w].x), abs(v[w].y)), max(abs(v[w].z), abs(v[w].w))));
     }
-    const uint ua = floatBitsToUint(amax);
-    const uint ea = max(ua >> 23, 1u), ma = (ua & 0x7fffffu) | (ua >= 0x800000u ? 0x800000u : 0u);
     uint words[8];
     int sums[2] = int[2](0, 0);
     [[unroll]] for (uint w = 0; w < 8u; w++) {
-        uint word = 0u;
-        [[unroll]] for (uint e = 0; e < 4u; e++) {
-            int q = ma == 0u ? 0 : int(level(v[w][e], ma, ea));
-            q = v[w][e] < 0.0 ? -q : q;
-            sums[w / 4u] += q;
-            word |= uint(q & 255) << (8u * e);
-        }
-        words[w] = word;
+        int sum;
+        words[w] = q8_word(v[w], amax, sum);
+        sums[w / 4u] += sum;
     }
     const uint base = c * Q8_COL_WORDS(p.cols);
     q4[base / 4u + 2u * b] = uvec4(words[0], words[1], words[2], words[3]);
     q4[base / 4u + 2u * b + 1u] = uvec4(words[4], words[5], words[6], words[7]);
     q2[(base + Q8_LEVEL_WORDS(p.cols)) / 2u + b] =
-        uvec2(floatBitsToUint(amax * Q8_INV_127), uint(sums[0] & 0xffff) | (uint(sums[1]) << 16));
+        uvec2(floatBitsToUint(amax * Q8_INV_127), q8_sums_word(sums[0], sums[1]));
 }
 #endif

@@ -3,9 +3,17 @@
 //   out[r][c] = x[r][c] / sqrt(mean_c(x[r][c]^2) + eps) * w[c]
 // ADD_RESIDUAL: the residual add before it in the same pass (one dispatch less per norm):
 //   x[r][c] += add[r][c], then the norm of the sum.
+// QUANTIZE_Q8: also out quantized to 8-bit blocks of 32 (q8.glsl; row r is column r of that layout), for the
+//   mat-vec's integer path, which then skips its own quantize_q8 dispatch: the same bits as quantize_q8.comp
+//   makes of out (the same float outputs, the same q8.glsl arithmetic).  The host runs it where the workgroup is
+//   a multiple of 8 invocations and cols of 32: a step of UNROLL * wg outputs is then whole blocks, staged in
+//   shared memory and quantized 8 invocations per block, one word (4 outputs) each.
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "reduce.glsl"
+#if defined(QUANTIZE_Q8)
+#include "q8.glsl"
+#endif
 #if defined(ADD_RESIDUAL)
 layout(std430, binding = 0) restrict buffer X { float x[]; };
 layout(std430, binding = 3) restrict readonly buffer Add { float add[]; };
@@ -14,6 +22,9 @@ layout(std430, binding = 0) restrict readonly buffer X { float x[]; };
 #endif
 layout(std430, binding = 1) restrict readonly buffer W { float w[]; };
 layout(std430, binding = 2) restrict writeonly buffer Out { float result[]; };
+#if defined(QUANTIZE_Q8)
+layout(std430, binding = 4) restrict writeonly buffer Q8 { uint q8[]; }; // [rows][Q8_COL_WORDS(cols)]
+#endif
 layout(push_constant) uniform Push { uint rows; uint cols; float eps; } p;
 
 // Each pass takes UNROLL elements per invocation at a time, all loads before any store: a row is one
@@ -21,6 +32,64 @@ layout(push_constant) uniform Push { uint rows; uint cols; float eps; } p;
 // and a loop of one load and one store per step waits a full round trip per element (the store to x may
 // alias the next load as far as the compiler knows).  `restrict`: no binding aliases another.
 const uint UNROLL = 4u;
+
+#if defined(QUANTIZE_Q8)
+// A step's UNROLL * wg outputs, one float of padding after every 32 (a block): the 8 invocations of a block read
+// words 4 floats apart, and the blocks of one 32-wide subgroup then start in 4 different banks.
+shared float q8_stage[UNROLL * gl_WorkGroupSize.x / 32u * 33u];
+shared float q8_max[gl_WorkGroupSize.x]; // the largest magnitude of each invocation's word
+shared int q8_sum[gl_WorkGroupSize.x];   // the sum of its levels
+uint staged(uint i) { return i + i / 32u; }
+
+// The second pass of the norm (out = x * scale * w) with every output also quantized.  Each invocation computes
+// and stores the outputs the plain variant's invocation does (elements lid + k wg, the same expression: the same
+// bits), stages them; then invocation lid takes word lid % 8 of block lid / 8 of the step.  Three barriers per
+// step, in uniform control flow: every invocation runs the same steps (s0 does not depend on lid).
+void store_quantized(uint row, uint base, float scale)
+{
+    const uint lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    const uint qbase = row * Q8_COL_WORDS(p.cols), level_words = Q8_LEVEL_WORDS(p.cols);
+    const uint blk = lid / 8u, word = lid % 8u; // in the step
+    for (uint s0 = 0u, guard = 0u; s0 < p.cols; s0 += UNROLL * wg) {
+        LOOP_GUARD(guard, p.cols);
+        float v[UNROLL], g[UNROLL];
+        [[unroll]] for (uint u = 0; u < UNROLL; u++) {
+            const uint c = s0 + u * wg + lid;
+            v[u] = c < p.cols ? x[base + c] : 0.0;
+            g[u] = c < p.cols ? w[c] : 0.0;
+        }
+        [[unroll]] for (uint u = 0; u < UNROLL; u++) {
+            const uint c = s0 + u * wg + lid;
+            const float o = v[u] * scale * g[u];
+            if (c < p.cols) result[base + c] = o;
+            q8_stage[staged(u * wg + lid)] = o; // past cols: whole blocks past it, never stored
+        }
+        barrier(); // the step's outputs are staged
+        vec4 mine;
+        [[unroll]] for (uint e = 0; e < 4u; e++) mine[e] = q8_stage[staged(32u * blk + 4u * word + e)];
+        q8_max[lid] = max(max(abs(mine.x), abs(mine.y)), max(abs(mine.z), abs(mine.w)));
+        barrier(); // every word's largest magnitude is in q8_max
+        float amax = q8_max[8u * blk];
+        [[unroll]] for (uint i = 1u; i < 8u; i++) amax = max(amax, q8_max[8u * blk + i]);
+        int sum;
+        const uint levels = q8_word(mine, amax, sum);
+        q8_sum[lid] = sum;
+        const uint b = s0 / 32u + blk; // block of the row (wg % 8 == 0: a step is whole blocks)
+        const bool live = 32u * b < p.cols;
+        if (live) q8[qbase + 8u * b + word] = levels;
+        barrier(); // every word's level sum is in q8_sum
+        if (live && word == 0u) {
+            const int lower = q8_sum[lid] + q8_sum[lid + 1u] + q8_sum[lid + 2u] + q8_sum[lid + 3u];
+            const int upper = q8_sum[lid + 4u] + q8_sum[lid + 5u] + q8_sum[lid + 6u] + q8_sum[lid + 7u];
+            q8[qbase + level_words + 2u * b] = floatBitsToUint(amax * Q8_INV_127);
+            q8[qbase + level_words + 2u * b + 1u] = q8_sums_word(lower, upper);
+        }
+        // The next step writes q8_stage before its first barrier: this step read it before its second.  It
+        // writes q8_max and q8_sum after its first and second: this step read them before its third / before
+        // reaching the next step's first.
+    }
+}
+#endif
 
 void main()
 {
@@ -48,6 +117,9 @@ void main()
         }
     }
     float scale = inversesqrt(workgroup_sum(squares) / float(p.cols) + p.eps);
+#if defined(QUANTIZE_Q8)
+    store_quantized(row, base, scale);
+#else
     for (uint c0 = lid, guard = 0u; c0 < p.cols; c0 += UNROLL * wg) {
         LOOP_GUARD(guard, p.cols);
         float v[UNROLL], g[UNROLL];
@@ -61,4 +133,5 @@ void main()
             if (c < p.cols) result[base + c] = v[u] * scale * g[u];
         }
     }
+#endif
 }

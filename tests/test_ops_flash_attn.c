@@ -6,12 +6,17 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "matmul_check.h"
+#include "ops/matmul/matmul.h"
 #include "ref_attention.h"
 
 /* NMSE bounds.  F16: the reference attends over the unrounded F32 keys and values, so the bound covers the
  * cache's rounding (relative 2^-11 per element). */
 #define BOUND_F32 1e-10
 #define BOUND_F16 1e-6
+/* A cache with a quantized side: the reference attends over the very values the cache holds (the CPU
+ * quantizer's blocks, dequantized; F16 sides rounded), so only the arithmetic differs, as with F32. */
+#define BOUND_DECODED 1e-9
 
 typedef struct attn_token {
     uint32_t seq, pos;
@@ -20,7 +25,7 @@ typedef struct attn_token {
 typedef struct attn_case {
     uint32_t n_heads, n_kv_heads, head_dim;
     uint32_t n_tokens;
-    attn_token tok[8];
+    attn_token tok[8];          /* tokens past the 8th continue the 8th's sequence at the next positions */
     uint32_t max_context;   /* 0: the largest pos + 1 */
 } attn_case;
 
@@ -35,13 +40,21 @@ typedef struct attn_fixture {
     vkr_buffer b_q, b_k, b_v, b_table, b_tokens, b_scratch, b_out;
 } attn_fixture;
 
-static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32_t page_size, th_rng *rng)
+static attn_token token_of(const attn_case *c, uint32_t t)
+{
+    if (t < 8) return c->tok[t];
+    return (attn_token){c->tok[7].seq, c->tok[7].pos + (t - 7)};
+}
+
+static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_type k_type, ops_kv_type v_type,
+                                 uint32_t page_size, th_rng *rng)
 {
     memset(f, 0, sizeof *f);
     uint32_t n_seqs = 1, context = 1;
     for (uint32_t t = 0; t < c->n_tokens; t++) {
-        if (c->tok[t].seq + 1 > n_seqs) n_seqs = c->tok[t].seq + 1;
-        if (c->tok[t].pos + 1 > context) context = c->tok[t].pos + 1;
+        attn_token k = token_of(c, t);
+        if (k.seq + 1 > n_seqs) n_seqs = k.seq + 1;
+        if (k.pos + 1 > context) context = k.pos + 1;
     }
     if (c->max_context > context) context = c->max_context;
     uint32_t pages = vkr_div_up(context, page_size);
@@ -56,7 +69,8 @@ static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32
                                       .page_size = page_size,
                                       .n_seqs = n_seqs,
                                       .max_pages_per_seq = pages,
-                                      .f16 = f16}};
+                                      .k_type = k_type,
+                                      .v_type = v_type}};
     f->positions = pages * page_size;
     size_t row = (size_t)c->n_kv_heads * c->head_dim, q_len = (size_t)c->n_tokens * c->n_heads * c->head_dim;
     size_t hist = (size_t)n_seqs * f->positions * row;
@@ -65,8 +79,8 @@ static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32
     f->q = malloc(sizeof(float) * q_len);
     f->table = malloc(sizeof(int32_t) * n_seqs * pages);
     f->tokens = malloc(sizeof(int32_t) * 2 * c->n_tokens);
-    size_t cache_bytes = ops_kv_cache_bytes(&s->kv);
-    void *k_cache = calloc(1, cache_bytes), *v_cache = calloc(1, cache_bytes);
+    size_t k_bytes = ops_kv_cache_bytes(&s->kv, k_type), v_bytes = ops_kv_cache_bytes(&s->kv, v_type);
+    void *k_cache = calloc(1, k_bytes), *v_cache = calloc(1, v_bytes);
     assert_true(f->k_hist && f->v_hist && f->q && f->table && f->tokens && k_cache && v_cache);
 
     for (size_t i = 0; i < hist; i++) f->k_hist[i] = th_normal(rng);
@@ -76,22 +90,31 @@ static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32
     for (uint32_t q = 0; q < n_seqs; q++)
         for (uint32_t p = 0; p < f->positions; p++) {
             size_t at = ((size_t)q * f->positions + p) * row;
-            ref_kv_store(&s->kv, f->table, k_cache, q, p, f->k_hist + at);
-            ref_kv_store(&s->kv, f->table, v_cache, q, p, f->v_hist + at);
+            /* Plain caches keep the unrounded history (their bounds cover F16's rounding); a quantized one's
+             * history becomes what the cache holds. */
+            bool plain = ops_kv_plain(&s->kv);
+            ref_kv_store_typed(&s->kv, k_type, f->table, k_cache, q, p, f->k_hist + at, plain ? NULL : f->k_hist + at);
+            ref_kv_store_typed(&s->kv, v_type, f->table, v_cache, q, p, f->v_hist + at, plain ? NULL : f->v_hist + at);
         }
     for (uint32_t t = 0; t < c->n_tokens; t++) {
-        f->tokens[2 * t] = (int32_t)c->tok[t].seq;
-        f->tokens[2 * t + 1] = (int32_t)c->tok[t].pos;
+        f->tokens[2 * t] = (int32_t)token_of(c, t).seq;
+        f->tokens[2 * t + 1] = (int32_t)token_of(c, t).pos;
     }
     f->b_q = th_upload(f->q, sizeof(float) * q_len);
-    f->b_k = th_upload(k_cache, cache_bytes);
-    f->b_v = th_upload(v_cache, cache_bytes);
+    f->b_k = th_upload(k_cache, k_bytes);
+    f->b_v = th_upload(v_cache, v_bytes);
     f->b_table = th_upload(f->table, sizeof(int32_t) * n_seqs * pages);
     f->b_tokens = th_upload(f->tokens, sizeof(int32_t) * 2 * c->n_tokens);
     f->b_scratch = th_alloc(ops_attention_scratch_bytes(th_ops(), s));
     f->b_out = th_alloc(sizeof(float) * q_len);
     free(k_cache);
     free(v_cache);
+}
+
+static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32_t page_size, th_rng *rng)
+{
+    ops_kv_type t = f16 ? OPS_KV_F16 : OPS_KV_F32;
+    fixture_create_typed(f, c, t, t, page_size, rng);
 }
 
 static void fixture_free(attn_fixture *f)
@@ -124,7 +147,7 @@ static void fixture_reference(const attn_fixture *f, float *out)
     }
 }
 
-static double check_output(const attn_fixture *f, const char *what)
+static double check_output_bound(const attn_fixture *f, const char *what, double bound)
 {
     size_t n = (size_t)f->shape.n_tokens * f->shape.n_heads * f->shape.kv.head_dim;
     float *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
@@ -133,10 +156,16 @@ static double check_output(const attn_fixture *f, const char *what)
     th_download(&f->b_out, got, sizeof(float) * n);
     double nmse = th_nmse(want, got, n);
     printf("%s: nmse %.3g\n", what, nmse);
-    th_assert_nmse(what, want, got, n, f->shape.kv.f16 ? BOUND_F16 : BOUND_F32);
+    th_assert_nmse(what, want, got, n, bound);
     free(want);
     free(got);
     return nmse;
+}
+
+static double check_output(const attn_fixture *f, const char *what)
+{
+    const ops_kv_layout *kv = &f->shape.kv;
+    return check_output_bound(f, what, !ops_kv_plain(kv) ? BOUND_DECODED : kv->k_type == OPS_KV_F16 ? BOUND_F16 : BOUND_F32);
 }
 
 /* Runs one case; returns the number of key splits it used. */
@@ -322,6 +351,243 @@ static void test_decode_time(void **state)
     }
 }
 
+/* A cache with a quantized K or V: flash_attn_k*_v* against the reference over the dequantized blocks, every
+ * head size (8 and 16 with blocks across heads, 80 with a block across two heads), GQA, three sequences on
+ * shuffled pages, a prompt chunk beside decode tokens, and split-K at a long context. */
+static void run_typed(const attn_case *c, ops_kv_type k, ops_kv_type v)
+{
+    th_rng rng = {c->head_dim * 31ull + k * 7ull + v};
+    attn_fixture f;
+    fixture_create_typed(&f, c, k, v, 16, &rng);
+    vkr_sequence *seq = th_begin();
+    th_check_status(record_attention(seq, &f), "ops_flash_attention");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    char what[160];
+    snprintf(what, sizeof what, "K %s V %s heads %u/%u head_dim %u tokens %u splits %u", ops_kv_type_name(k),
+             ops_kv_type_name(v), c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens,
+             ops_attention_splits(th_ops(), &f.shape));
+    check_output(&f, what);
+    vkr_sequence_destroy(seq);
+    fixture_free(&f);
+}
+
+static void test_quantized_cache(void **state)
+{
+    static const attn_case by_head[] = {
+        {8, 4, 8, 4, {{0, 40}, {1, 5}, {0, 41}, {2, 17}}},  {4, 2, 16, 3, {{0, 33}, {1, 2}, {0, 34}}},
+        {4, 1, 64, 3, {{0, 33}, {1, 2}, {2, 20}}},          {4, 2, 80, 2, {{0, 18}, {1, 31}}},
+        {2, 1, 96, 2, {{0, 18}, {1, 31}}},                  {4, 2, 128, 2, {{0, 18}, {1, 31}}},
+        {2, 1, 256, 2, {{0, 18}, {1, 31}}},
+    };
+    static const ops_kv_type types[3] = {OPS_KV_F16, OPS_KV_Q8_0, OPS_KV_Q4_0};
+    for (size_t i = 0; i < sizeof by_head / sizeof *by_head; i++) {
+        run_typed(&by_head[i], OPS_KV_Q8_0, OPS_KV_Q8_0);
+        run_typed(&by_head[i], OPS_KV_Q4_0, OPS_KV_Q4_0);
+    }
+    /* Every mix, with blocks inside a head (64) and across heads (8). */
+    for (int k = 0; k < 3; k++)
+        for (int v = 0; v < 3; v++)
+            if (k || v) {
+                run_typed(&by_head[2], types[k], types[v]);
+                run_typed(&by_head[0], types[k], types[v]);
+            }
+    /* Split-K over a long context, a prompt chunk and a decode token of another sequence. */
+    const attn_case long_ctx = {4, 2, 64, 3, {{0, 1200}, {0, 1201}, {1, 7}}};
+    run_typed(&long_ctx, OPS_KV_Q8_0, OPS_KV_Q4_0);
+    run_typed(&long_ctx, OPS_KV_Q4_0, OPS_KV_Q8_0);
+}
+
+static void test_quantized_bad_shapes(void **state)
+{
+    ops_context *o = th_ops();
+    vkr_buffer buf = th_alloc(1 << 16);
+    vkr_range r = vkr_whole(&buf);
+    vkr_sequence *seq = th_begin();
+    ops_attention_shape s = {.n_tokens = 1, .n_heads = 2, .max_context = 32, .scale = 0.125f,
+                             .kv = {.n_pages = 2, .n_kv_heads = 1, .head_dim = 80, .page_size = 16, .n_seqs = 1,
+                                    .max_pages_per_seq = 2, .k_type = OPS_KV_Q4_0, .v_type = OPS_KV_F16}};
+    /* One kv head of 80: a row of 80 values cannot be cut into blocks of 32. */
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_last_error(), "row of 1 kv heads x 80 dims = 80 values into blocks of 32"));
+    s.kv.n_kv_heads = 2;
+    s.kv.v_type = OPS_KV_F32; /* F32 only with F32 */
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_last_error(), "F32 goes with F32 only"));
+    /* The cooperative-matrix prompt attention reads F32 / F16 tiles: never selected for a quantized side, even for
+     * a prompt long enough to take it (the plain F16 case depends on the device: test_coopmat). */
+    s.n_tokens = 512;
+    s.max_context = 512;
+    s.kv.n_pages = 64;
+    s.kv.max_pages_per_seq = 32;
+    s.kv.n_kv_heads = 2;
+    s.kv.head_dim = 64;
+    const ops_kv_type quantized[3][2] = {{OPS_KV_Q4_0, OPS_KV_F16}, {OPS_KV_F16, OPS_KV_Q8_0}, {OPS_KV_Q8_0, OPS_KV_Q4_0}};
+    for (int i = 0; i < 3; i++) {
+        s.kv.k_type = quantized[i][0];
+        s.kv.v_type = quantized[i][1];
+        assert_false(ops_attention_uses_coopmat(o, &s));
+    }
+    th_end_and_free(seq);
+    th_free(&buf);
+}
+
+/* The output also quantized for the integer mat-vec (ops_flash_attention_q8): the same floats as the plain op,
+ * and bit for bit the C quantizer's blocks of them, whether the combine pass quantizes (split keys, heads of 32k)
+ * or a quantize_q8 dispatch does (no split; heads of 16). */
+static void test_q8_output(void **state)
+{
+    static const attn_case cases[] = {
+        {4, 2, 64, DECODE(0, 1029)}, {4, 2, 64, 3, {{0, 1200}, {1, 700}, {0, 1201}}}, {4, 2, 64, DECODE(0, 6)},
+        {4, 4, 16, DECODE(0, 1029)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        th_rng rng = {77 + i};
+        attn_fixture f;
+        fixture_create(&f, &cases[i], true, 16, &rng);
+        const ops_attention_shape *s = &f.shape;
+        uint32_t cols = s->n_heads * s->kv.head_dim;
+        size_t n = (size_t)s->n_tokens * cols, q8_bytes = ops_q8_bytes(s->n_tokens, cols);
+        vkr_buffer b_q8 = th_alloc(q8_bytes);
+        vkr_sequence *seq = th_begin();
+        th_check_status(ops_flash_attention_q8(th_ops(), seq, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v),
+                                               vkr_whole(&f.b_table), vkr_whole(&f.b_tokens), vkr_whole(&f.b_scratch),
+                                               vkr_whole(&f.b_out), vkr_whole(&b_q8), s),
+                        "ops_flash_attention_q8");
+        th_check_status(vkr_sequence_end(seq), "end");
+        th_check_status(vkr_sequence_run(seq), "run");
+        char what[120];
+        snprintf(what, sizeof what, "q8 output: head_dim %u, %u tokens, %u splits", s->kv.head_dim, s->n_tokens,
+                 ops_attention_splits(th_ops(), s));
+        check_output(&f, what);
+        float *out = malloc(sizeof(float) * n);
+        uint32_t *words = malloc(q8_bytes);
+        assert_true(out && words);
+        th_download(&f.b_out, out, sizeof(float) * n);
+        th_download(&b_q8, words, q8_bytes);
+        th_check_q8_mirror(out, words, s->n_tokens, cols, what);
+        free(out);
+        free(words);
+        vkr_sequence_destroy(seq);
+        th_free(&b_q8);
+        fixture_free(&f);
+    }
+}
+
+/* ---- the prompt attention on cooperative matrices (flash_attn_coopmat.comp), through its emulated variant ---- */
+
+/* Its NMSE bound: Q, K, V and the probabilities are rounded to f16 (relative 2^-11 each) before the products. */
+#define BOUND_COOPMAT 2e-5
+
+static vkr_caps cm_caps; /* static: outlive a failed check */
+static op_tuning cm_row;
+
+/* The device's caps with emulated m x n x k matrices and the GPU tuning row `cls` (attention on matrices from
+ * 16 tokens on).  Key tiles of 16, not the rows' 32, and for heads of 128 two subgroups: the emulated variant
+ * keeps Q in shared memory too, and lavapipe has 32 KiB of it. */
+static void use_coopmat(tuning_class cls, uint32_t m, uint32_t n, uint32_t k)
+{
+    ops_context *o = th_ops();
+    cm_caps = *vkr_device_caps(th_device());
+    cm_caps.coopmat = VKR_COOPMAT_EMULATED;
+    cm_caps.coopmat_m = m, cm_caps.coopmat_n = n, cm_caps.coopmat_k = k;
+    o->caps = &cm_caps;
+    cm_row = *tuning_row(cls);
+    cm_row.attn_cm_min_tokens = 16;
+    cm_row.attn_cm_keys = 16;
+    o->tuning = &cm_row;
+}
+
+static void restore_device(void)
+{
+    th_ops()->caps = vkr_device_caps(th_device());
+    th_ops()->tuning = tuning_for(th_ops()->caps);
+}
+
+static void run_coopmat_case(const attn_case *c, bool f16, uint32_t page_size)
+{
+    uint32_t wg = cm_row.attn_cm_wg;
+    bool emulated = th_ops()->caps->coopmat == VKR_COOPMAT_EMULATED;
+    if (emulated && c->head_dim > 96) cm_row.attn_cm_wg = 2 * (cm_row.coopmat.subgroup ? cm_row.coopmat.subgroup : 32);
+    th_rng rng = {c->head_dim * 7ull + c->n_tokens * 31ull + c->n_kv_heads + f16};
+    attn_fixture f;
+    fixture_create(&f, c, f16, page_size, &rng);
+    assert_true(ops_attention_uses_coopmat(th_ops(), &f.shape));
+    vkr_sequence *seq = th_begin();
+    th_check_status(record_attention(seq, &f), "ops_flash_attention (coopmat)");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    char what[200];
+    const vkr_caps *caps = th_ops()->caps;
+    snprintf(what, sizeof what, "coopmat %s %s (row %s, %ux%ux%u) heads %u/%u head_dim %u page %u tokens %u from %u:%u",
+             emulated ? "emulated" : "REAL", f16 ? "f16" : "f32", th_ops()->tuning->name, caps->coopmat_m,
+             caps->coopmat_n, caps->coopmat_k,
+             c->n_heads, c->n_kv_heads, c->head_dim, page_size, c->n_tokens, c->tok[0].seq, c->tok[0].pos);
+    check_output_bound(&f, what, BOUND_COOPMAT);
+    vkr_sequence_destroy(seq);
+    fixture_free(&f);
+    cm_row.attn_cm_wg = wg;
+}
+
+#define PROMPT(seq, pos) {{seq, pos}, {seq, pos + 1}, {seq, pos + 2}, {seq, pos + 3}, {seq, pos + 4}, \
+                          {seq, pos + 5}, {seq, pos + 6}, {seq, pos + 7}}
+
+static void test_coopmat(void **state)
+{
+    /* Partial row tiles (70 = 64 + 6 tokens; 17), partial key tiles, a prompt continuing a cached prefix,
+     * GQA, head sizes 16..128, and a batch mixing decode tokens of two other sequences into a prompt chunk
+     * (the workgroup then runs once per sequence). */
+    static const attn_case cases[] = {
+        {8, 2, 64, 70, PROMPT(0, 0)},
+        {4, 4, 128, 40, PROMPT(0, 100)},
+        {2, 1, 16, 17, PROMPT(0, 5)},
+        {4, 2, 96, 50, {{1, 40}, {2, 3}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {0, 15}}},
+    };
+    /* A device with real cooperative matrices (a GPU): its own variant and tuning row first. */
+    const vkr_caps *real = vkr_device_caps(th_device());
+    if (real->coopmat == VKR_COOPMAT_KHR || real->coopmat == VKR_COOPMAT_NV) {
+        cm_row = *tuning_for(real);
+        cm_row.attn_cm_min_tokens = 16;
+        th_ops()->tuning = &cm_row;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            run_coopmat_case(&cases[i], true, 16);
+            run_coopmat_case(&cases[i], false, 16);
+        }
+        restore_device();
+    }
+    use_coopmat(TUNING_NVIDIA, 16, 16, 16);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run_coopmat_case(&cases[i], true, 16);
+        run_coopmat_case(&cases[i], false, i == 1 ? 1 : 16);
+    }
+    /* Other vendors' matrix sizes and subgroups (Intel 8x16x16, Apple 8x8x8, AMD wave64). */
+    use_coopmat(TUNING_INTEL, 8, 16, 16);
+    run_coopmat_case(&cases[0], true, 16);
+    use_coopmat(TUNING_APPLE, 8, 8, 8);
+    run_coopmat_case(&cases[3], true, 16);
+    use_coopmat(TUNING_AMD_WAVE64, 16, 16, 16);
+    run_coopmat_case(&cases[1], true, 16);
+    /* Below attn_cm_min_tokens, or a head the matrices do not divide: flash_attn.comp. */
+    static const attn_case small = {4, 4, 64, 3, {{0, 40}, {0, 41}, {0, 42}}};
+    static const attn_case odd_head = {3, 3, 72, 20, PROMPT(0, 0)};
+    use_coopmat(TUNING_NVIDIA, 16, 16, 16);
+    attn_fixture f;
+    th_rng rng = {1};
+    fixture_create(&f, &small, true, 16, &rng);
+    assert_false(ops_attention_uses_coopmat(th_ops(), &f.shape));
+    fixture_free(&f);
+    use_coopmat(TUNING_APPLE, 8, 8, 8);
+    fixture_create(&f, &odd_head, true, 16, &rng);
+    assert_true(ops_attention_uses_coopmat(th_ops(), &f.shape)); /* 72 = 9 x 8 */
+    fixture_free(&f);
+    use_coopmat(TUNING_NVIDIA, 16, 16, 16);
+    fixture_create(&f, &odd_head, true, 16, &rng);
+    assert_false(ops_attention_uses_coopmat(th_ops(), &f.shape)); /* 72 is not a multiple of 16... */
+    run_case(&odd_head, true, 16);                                 /* ...and flash_attn.comp serves it */
+    fixture_free(&f);
+    restore_device();
+}
+
 static void test_attention_bad_shapes(void **state)
 {
     ops_context *o = th_ops();
@@ -364,6 +630,8 @@ int main(void)
         cmocka_unit_test(test_contexts),     cmocka_unit_test(test_page_sizes),
         cmocka_unit_test(test_mixed_batch),  cmocka_unit_test(test_replay),
         cmocka_unit_test(test_decode_time),  cmocka_unit_test(test_attention_bad_shapes),
+        cmocka_unit_test(test_quantized_cache), cmocka_unit_test(test_quantized_bad_shapes),
+        cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
     };
     return TH_RUN("ops_attention", tests);
 }

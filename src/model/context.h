@@ -16,6 +16,9 @@ typedef struct forward_shape {
     uint32_t n_out;       /* rows that produce logits */
     uint32_t max_context; /* bound on pos + 1 of every token (power-of-two bucket, <= n_ctx) */
     bool greedy;          /* argmax on the device instead of returning logits */
+    bool invariant;       /* a verification pass (src/speculative/): every row is computed in the reduction order
+                             of a one-token pass (mat-vec products, attention split for one token), so its logits
+                             are bitwise those of single-token decoding at the same context bucket */
 } forward_shape;
 
 /* A forward pass of one shape, recorded as n_groups sequences of whole layers: group g runs layers
@@ -77,6 +80,9 @@ struct vkllm_context {
     vkllm_token *history;                /* [n_ctx] tokens whose keys sequence 0 holds (vkllm_generate) */
     uint32_t n_history;
 
+    op_tuning invariant_tuning;          /* the model's tuning with the mat-vec for every n: verification passes */
+    struct spec_state *spec;             /* speculative decoding (src/speculative/spec.h), NULL when off */
+
     recording recordings[CONTEXT_MAX_RECORDINGS];
     uint64_t clock;
     uint32_t n_out_last;                 /* rows of logits the last decode returned */
@@ -93,9 +99,18 @@ struct vkllm_context {
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, vkllm_token *tokens);
 /* decode.c: validates and stages the batch (waiting first for a pass still pending) and finds (or records) its
  * recording; submit.c then submits it. */
-vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, recording **rec, uint32_t *n_out);
+vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant, recording **rec,
+                                 uint32_t *n_out);
 /* (Re)records rec's groups for rec->layers_per_group layers each. */
 vkllm_status context_record(vkllm_context *ctx, recording *rec);
+/* The same with the choice of a batch-invariant pass (forward_shape.invariant). */
+vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, bool invariant,
+                               vkllm_token *tokens);
+/* Records (without running) the pass of n_tokens tokens of sequence 0 of which n_out want outputs, at the first
+ * context bucket, so that its pipelines are built before it is needed. */
+vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant);
+/* The max_context bucket a pass whose last position is pos runs at (a power of two >= 256, at most n_ctx). */
+uint32_t context_bucket(const vkllm_context *ctx, uint32_t need);
 
 /* submit.c: submits the pass of a prepared batch without waiting (the first group, or every group without a
  * budget); *value: its ticket. */

@@ -8,7 +8,7 @@
 #include "runtime/error.h"
 #include "runtime/log.h"
 
-static uint32_t context_bucket(const vkllm_context *ctx, uint32_t need)
+uint32_t context_bucket(const vkllm_context *ctx, uint32_t need)
 {
     uint32_t b = 256;
     while (b < need) b *= 2;
@@ -79,7 +79,7 @@ static void stage(vkllm_context *ctx, const vkllm_batch *b)
 static bool same_shape(const forward_shape *a, const forward_shape *b)
 {
     return a->n_tokens == b->n_tokens && a->n_out == b->n_out && a->max_context == b->max_context &&
-           a->greedy == b->greedy;
+           a->greedy == b->greedy && a->invariant == b->invariant;
 }
 
 /* Records rec's groups for rec->layers_per_group layers each (all layers in one group when 0). */
@@ -106,8 +106,9 @@ vkllm_status context_record(vkllm_context *ctx, recording *rec)
         VKLLM_TRY(forward_record(ctx, *seq, shape, first, end));
         rec->end[n_groups - 1] = end;
         char label[128];
-        snprintf(label, sizeof label, "forward of %u tokens (%u out, context %u%s), layers %u-%u", shape->n_tokens,
-                 shape->n_out, shape->max_context, shape->greedy ? ", greedy" : "", first, end);
+        snprintf(label, sizeof label, "forward of %u tokens (%u out, context %u%s%s), layers %u-%u", shape->n_tokens,
+                 shape->n_out, shape->max_context, shape->greedy ? ", greedy" : "", shape->invariant ? ", invariant" : "",
+                 first, end);
         vkr_sequence_set_label(*seq, label);
         dispatches += vkr_sequence_dispatch_count(*seq);
         if (end >= n_layer) break;
@@ -145,7 +146,8 @@ static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape
     return VKLLM_OK;
 }
 
-vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, recording **rec, uint32_t *n_out_ret)
+vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant, recording **rec,
+                                 uint32_t *n_out_ret)
 {
     if (!ctx) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode: context is NULL");
     /* One pass in flight per context: its inputs and outputs are the context's buffers. */
@@ -156,7 +158,9 @@ vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool 
     if (n_out == 0 && greedy) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode_greedy: no row wants a token");
     VKLLM_TRY(map_pages(ctx, b));
     stage(ctx, b);
-    forward_shape shape = {b->n_tokens, n_out ? n_out : 1, context_bucket(ctx, max_context), greedy};
+    /* One token is computed alike either way: its shape is the plain one, so decoding replays one recording. */
+    forward_shape shape = {b->n_tokens, n_out ? n_out : 1, context_bucket(ctx, max_context), greedy,
+                           invariant && b->n_tokens > 1};
     if (n_out == 0) ctx->in.out_rows[0] = (int32_t)b->n_tokens - 1; /* the head still runs on one row */
     VKLLM_TRY(recording_for(ctx, &shape, rec));
     *n_out_ret = n_out;
@@ -165,14 +169,30 @@ vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool 
 
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greedy, vkllm_token *tokens)
 {
+    return context_decode_ex(ctx, b, greedy, false, tokens);
+}
+
+vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant,
+                               vkllm_token *tokens)
+{
     recording *rec = NULL;
     uint32_t n_out = 0;
     uint64_t value = 0;
-    VKLLM_TRY(context_stage_batch(ctx, b, greedy, &rec, &n_out));
+    VKLLM_TRY(context_stage_batch(ctx, b, greedy, invariant, &rec, &n_out));
     VKLLM_TRY(context_submit(ctx, rec, greedy, n_out, &value));
     VKLLM_TRY(context_wait(ctx, value));
     if (greedy) memcpy(tokens, ctx->greedy_tokens, n_out * sizeof *tokens);
     return VKLLM_OK;
+}
+
+vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant)
+{
+    if (n_tokens == 0 || n_out == 0 || n_out > n_tokens || n_tokens > ctx->params.n_batch ||
+        n_out > ctx->params.n_outputs_max)
+        return VKLLM_OK;
+    forward_shape shape = {n_tokens, n_out, context_bucket(ctx, 1), greedy, invariant && n_tokens > 1};
+    recording *rec;
+    return recording_for(ctx, &shape, &rec);
 }
 
 /* A caller's own use of sequence 0 invalidates what vkllm_generate remembers of it; a decode call ends a

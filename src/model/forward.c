@@ -15,6 +15,23 @@
 
 #define W(b) vkr_whole(&(b))
 
+/* RMSNorm of n rows of x (after adding `add`, if given) into out.  Where a product after it reads x quantized
+ * (reads_q8: the mat-vec's integer path), the norm writes that form too, into the ops scratch (*out_q8), and the
+ * products take it instead of quantizing x themselves (a dispatch fewer each); else *out_q8 is empty. */
+static vkllm_status norm(const vkllm_model *m, vkr_sequence *seq, vkr_range x, const vkr_range *add, vkr_range w,
+                         vkr_range out, uint32_t n, bool reads_q8, vkr_range *out_q8)
+{
+    ops_context *ops = m->ops;
+    const model_config *c = &m->cfg;
+    *out_q8 = (vkr_range){0};
+    if (!reads_q8)
+        return add ? ops_add_rms_norm_f32(ops, seq, x, *add, w, out, n, c->n_embd, c->rms_eps)
+                   : ops_rms_norm_f32(ops, seq, x, w, out, n, c->n_embd, c->rms_eps);
+    VKLLM_TRY(ops_scratch(ops, ops_q8_bytes(n, c->n_embd), out_q8));
+    return add ? ops_add_rms_norm_f32_q8(ops, seq, x, *add, w, out, *out_q8, n, c->n_embd, c->rms_eps)
+               : ops_rms_norm_f32_q8(ops, seq, x, w, out, *out_q8, n, c->n_embd, c->rms_eps);
+}
+
 /* Inputs staged on the host are copied to their device buffers first. */
 static vkllm_status copy_inputs(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s)
 {
@@ -39,11 +56,11 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     ops_context *ops = m->ops;
     uint32_t n = s->n_tokens;
 
-    if (l == 0)
-        VKLLM_TRY(ops_rms_norm_f32(ops, seq, W(ctx->x), W(L->attn_norm), W(ctx->h), n, c->n_embd, c->rms_eps));
-    else /* the previous layer's FFN output joins the residual here */
-        VKLLM_TRY(ops_add_rms_norm_f32(ops, seq, W(ctx->x), W(ctx->o), W(L->attn_norm), W(ctx->h), n, c->n_embd,
-                                       c->rms_eps));
+    bool q8 = L->wqkv ? ops_matmul_reads_q8(ops, L->wqkv, n)
+                      : ops_matmul_reads_q8(ops, L->wq, n) || ops_matmul_reads_q8(ops, L->wk, n) ||
+                            ops_matmul_reads_q8(ops, L->wv, n);
+    vkr_range hq, o = W(ctx->o); /* the previous layer's FFN output joins the residual here */
+    VKLLM_TRY(norm(m, seq, W(ctx->x), l == 0 ? NULL : &o, W(L->attn_norm), W(ctx->h), n, q8, &hq));
     /* Q/K/V, bias, RoPE (Q/K rows are in the normal layout, see model.h) and the KV-cache write: one pass */
     ops_qkv qkv = {.stacked = L->wqkv, .q = L->wq, .k = L->wk, .v = L->wv, .bias = W(L->bqkv),
                    .n_head = c->n_head, .n_head_kv = c->n_head_kv, .head_dim = c->head_dim, .n_rot = c->n_rot,
@@ -51,12 +68,21 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     ops_qkv_dest dest = {.q = W(ctx->qr), .tokens = W(ctx->tokens), .page_table = W(ctx->page_table),
                          .k_cache = W(ctx->k_cache[l]), .v_cache = W(ctx->v_cache[l]), .kv = &ctx->kv,
                          .scratch = W(ctx->qkv)};
-    VKLLM_TRY(ops_qkv_project(ops, seq, &qkv, W(ctx->h), n, &dest));
+    VKLLM_TRY(ops_qkv_project_xq(ops, seq, &qkv, W(ctx->h), hq, n, &dest));
     ops_attention_shape shape = {.n_tokens = n, .n_heads = c->n_head, .max_context = s->max_context,
-                                 .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv};
-    VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]), W(ctx->page_table),
-                                  W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));
-    return ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n); /* added to x by the FFN's norm */
+                                 .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv,
+                                 .split_tokens = s->invariant ? 1 : 0};
+    if (!ops_matmul_reads_q8(ops, L->wo, n)) {
+        VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
+                                      W(ctx->page_table), W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));
+        return ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n); /* added to x by the FFN's norm */
+    }
+    /* The output projection reads the attention quantized: the attention writes that form too */
+    vkr_range attq;
+    VKLLM_TRY(ops_scratch(ops, ops_q8_bytes(n, L->wo->cols), &attq));
+    VKLLM_TRY(ops_flash_attention_q8(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]), W(ctx->page_table),
+                                     W(ctx->tokens), W(ctx->scratch), W(ctx->att), attq, &shape));
+    return ops_matmul_into_xq(ops, seq, L->wo, W(ctx->att), attq, W(ctx->o), n, L->wo->rows, 0);
 }
 
 static vkllm_status ffn_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l, const forward_shape *s)
@@ -67,15 +93,17 @@ static vkllm_status ffn_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l,
     ops_context *ops = m->ops;
     uint32_t n = s->n_tokens;
 
-    VKLLM_TRY(ops_add_rms_norm_f32(ops, seq, W(ctx->x), W(ctx->o), W(L->ffn_norm), W(ctx->h), n, c->n_embd,
-                                   c->rms_eps));
+    bool q8 = L->w_gate_up ? ops_matmul_reads_q8(ops, L->w_gate_up, n)
+                           : ops_matmul_reads_q8(ops, L->w_gate, n) || ops_matmul_reads_q8(ops, L->w_up, n);
+    vkr_range hq, o = W(ctx->o);
+    VKLLM_TRY(norm(m, seq, W(ctx->x), &o, W(L->ffn_norm), W(ctx->h), n, q8, &hq));
     if (L->w_gate_up) {
-        VKLLM_TRY(ops_swiglu_project(ops, seq, L->w_gate_up, W(ctx->h), W(ctx->act), n, W(ctx->gate_up)));
+        VKLLM_TRY(ops_swiglu_project_xq(ops, seq, L->w_gate_up, W(ctx->h), hq, W(ctx->act), n, W(ctx->gate_up)));
     } else { /* gate and up of different types: two products into the halves of the scratch */
         vkr_range gate = vkr_sub(&ctx->gate_up, 0, 4ull * n * c->n_ff);
         vkr_range up = vkr_sub(&ctx->gate_up, 4ull * n * c->n_ff, 4ull * n * c->n_ff);
-        VKLLM_TRY(ops_matmul(ops, seq, L->w_gate, W(ctx->h), gate, n));
-        VKLLM_TRY(ops_matmul(ops, seq, L->w_up, W(ctx->h), up, n));
+        VKLLM_TRY(ops_matmul_into_xq(ops, seq, L->w_gate, W(ctx->h), hq, gate, n, c->n_ff, 0));
+        VKLLM_TRY(ops_matmul_into_xq(ops, seq, L->w_up, W(ctx->h), hq, up, n, c->n_ff, 0));
         VKLLM_TRY(ops_swiglu_f32(ops, seq, gate, up, W(ctx->act), n * c->n_ff));
     }
     return ops_matmul(ops, seq, L->w_down, W(ctx->act), W(ctx->o), n); /* added by the next norm */
@@ -89,8 +117,10 @@ static vkllm_status head(vkllm_context *ctx, vkr_sequence *seq, const forward_sh
     ops_context *ops = m->ops;
     VKLLM_TRY(ops_get_rows(ops, seq, QUANT_F32, W(ctx->x), W(ctx->out_rows), W(ctx->xo), s->n_tokens, c->n_embd,
                            s->n_out));
-    VKLLM_TRY(ops_rms_norm_f32(ops, seq, W(ctx->xo), W(m->output_norm), W(ctx->ho), s->n_out, c->n_embd, c->rms_eps));
-    VKLLM_TRY(ops_matmul(ops, seq, m->output, W(ctx->ho), W(ctx->logits), s->n_out));
+    vkr_range hq;
+    VKLLM_TRY(norm(m, seq, W(ctx->xo), NULL, W(m->output_norm), W(ctx->ho), s->n_out,
+                   ops_matmul_reads_q8(ops, m->output, s->n_out), &hq));
+    VKLLM_TRY(ops_matmul_into_xq(ops, seq, m->output, W(ctx->ho), hq, W(ctx->logits), s->n_out, c->n_vocab, 0));
     uint64_t logits_bytes = 4ull * s->n_out * c->n_vocab;
     if (s->greedy) {
         VKLLM_TRY(ops_argmax_f32(ops, seq, W(ctx->logits), W(ctx->argmax), s->n_out, c->n_vocab));
@@ -100,8 +130,7 @@ static vkllm_status head(vkllm_context *ctx, vkr_sequence *seq, const forward_sh
     return vkr_sequence_copy(seq, vkr_sub(&ctx->logits, 0, logits_bytes), vkr_sub(&ctx->host_out, 0, logits_bytes));
 }
 
-vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s, uint32_t first,
-                            uint32_t end)
+static vkllm_status record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s, uint32_t first, uint32_t end)
 {
     const vkllm_model *m = ctx->model;
     VKLLM_TRY(vkr_sequence_begin(seq));
@@ -122,4 +151,23 @@ vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward
     VKLLM_TRY(ops_binary_f32(m->ops, seq, OPS_ADD, W(ctx->x), W(ctx->o), W(ctx->x), n_x, n_x));
     VKLLM_TRY(head(ctx, seq, s));
     return vkr_sequence_end(seq);
+}
+
+vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s, uint32_t first,
+                            uint32_t end)
+{
+    if (!s->invariant) return record(ctx, seq, s, first, end);
+    /* A verification pass: the weight products run the mat-vec at every n, as single-token decoding does (its
+     * per-row reduction order does not depend on n; the tiled and cooperative-matrix mat-muls' does), and attention
+     * runs flash_attn.comp however many tokens (the cooperative-matrix prompt attention sums in another order).  The
+     * tuning is swapped for the recording only: the recorded dispatches keep what they were recorded with. */
+    ops_context *ops = ctx->model->ops;
+    const op_tuning *saved = ops->tuning;
+    ctx->invariant_tuning = *saved;
+    ctx->invariant_tuning.matmul_min_n = UINT32_MAX;
+    ctx->invariant_tuning.attn_cm_min_tokens = UINT32_MAX; /* flash_attn.comp, as decoding: not the coopmat one */
+    ops->tuning = &ctx->invariant_tuning;
+    vkllm_status st = record(ctx, seq, s, first, end);
+    ops->tuning = saved;
+    return st;
 }

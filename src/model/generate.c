@@ -9,6 +9,7 @@
 #include "runtime/error.h"
 #include "runtime/log.h"
 #include "sampling/sampling.h"
+#include "speculative/spec.h"
 
 static double now_ms(void)
 {
@@ -91,6 +92,7 @@ static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_to
     stats->prompt_ms = t1 - t0;
     vkllm_log(VKLLM_LOG_INFO, "generate: prompt evaluated in %.1f ms; generating up to %u tokens", stats->prompt_ms,
               n_predict);
+    if (ctx->spec) return spec_generate(ctx, next, n_prompt, n_predict, smp, on_piece, user, stats, t1);
     uint32_t pos = n_prompt;
     bool stop = false;
     while (stats->n_generated < n_predict && !stop) {

@@ -120,7 +120,7 @@ static vkllm_status submit(vkllm_context *ctx, generate_state *g, const vkllm_to
     recording *rec = NULL;
     uint32_t n_out = 0;
     ctx->n_history = start; /* the history past start is not in the cache until this pass finished */
-    vkllm_status st = context_stage_batch(ctx, &b, yields && !g->smp, &rec, &n_out);
+    vkllm_status st = context_stage_batch(ctx, &b, yields && !g->smp, false, &rec, &n_out);
     if (st == VKLLM_OK) st = context_submit(ctx, rec, yields && !g->smp, n_out, &g->value);
     g->want[n - 1] = 0;
     if (st != VKLLM_OK) return st;

@@ -147,7 +147,7 @@ vkllm_status vkllm_decode_submit(vkllm_context *ctx, const vkllm_batch *batch, v
     recording *rec = NULL;
     uint32_t n_out = 0;
     uint64_t value = 0;
-    VKLLM_TRY(context_stage_batch(ctx, batch, false, &rec, &n_out));
+    VKLLM_TRY(context_stage_batch(ctx, batch, false, false, &rec, &n_out));
     VKLLM_TRY(context_submit(ctx, rec, false, n_out, &value));
     *ticket = (vkllm_ticket){.ctx = ctx, .value = value};
     return VKLLM_OK;

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "check.h"
+#include "matmul/matmul.h"
 
 /* Keeps every loop of the shader far below lavapipe's silent cut at 65,535 iterations. */
 #define ATTN_MAX_TILES_PER_SPLIT 16384u
@@ -24,7 +25,7 @@ static attn_plan plan_of(const ops_context *ops, const ops_attention_shape *s)
     p.keys_per_lane = tu->attn_block_kv > p.wg ? tu->attn_block_kv / p.wg : 1;
     uint32_t tile = p.wg * p.keys_per_lane;
     uint32_t context = s->max_context ? s->max_context : 1;
-    uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;
+    uint64_t rows = (uint64_t)(s->split_tokens ? s->split_tokens : s->n_tokens) * s->n_heads;
     uint32_t wanted = vkr_div_up(context, tu->attn_split_kv > tile ? tu->attn_split_kv : tile);
     uint32_t room = rows >= tu->attn_split_rows ? 1 : (uint32_t)(tu->attn_split_rows / rows);
     p.n_splits = wanted < room ? wanted : room;
@@ -81,30 +82,150 @@ typedef struct combine_push {
 } combine_push;
 
 static vkllm_status record_combine(ops_context *ops, vkr_sequence *seq, vkr_range scratch, vkr_range tokens,
-                                   vkr_range out, const ops_attention_shape *s, const attn_plan *plan)
+                                   vkr_range out, const vkr_range *out_q8, const ops_attention_shape *s,
+                                   const attn_plan *plan)
 {
     uint32_t spec[2] = {plan->wg, s->kv.head_dim / 4};
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, SHADER(flash_attn_combine), 3, 0x3, sizeof(combine_push), spec, 2, &p));
+    const char *name = out_q8 ? SHADER(flash_attn_combine_q8) : SHADER(flash_attn_combine);
+    VKLLM_TRY(ops_pipeline(ops, name, out_q8 ? 4 : 3, 0x3, sizeof(combine_push), spec, 2, &p));
     combine_push push = {s->n_tokens, s->n_heads, s->kv.n_seqs, s->kv.max_pages_per_seq * s->kv.page_size,
                          plan->n_splits, plan->split_len};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, s->n_tokens * s->n_heads, groups);
-    vkr_range bind[3] = {scratch, tokens, out};
-    return vkr_sequence_dispatch(seq, p, bind, &push, groups, "flash_attn_combine");
+    vkr_range bind[4] = {scratch, tokens, out, out_q8 ? *out_q8 : out};
+    return vkr_sequence_dispatch(seq, p, bind, &push, groups, name);
 }
 
-vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
-                                 vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
-                                 vkr_range out, const ops_attention_shape *s)
+/* The variant for the cache's types: [k][v] over F16, Q8_0, Q4_0 (F16 with F16 is flash_attn_f16). */
+static const char *variant_of(const ops_kv_layout *kv)
 {
-    const char *name = s->kv.f16 ? SHADER(flash_attn_f16) : SHADER(flash_attn_f32);
+    const char *const mixed[3][3] = {
+        {NULL, SHADER(flash_attn_kf16_vq8_0), SHADER(flash_attn_kf16_vq4_0)},
+        {SHADER(flash_attn_kq8_0_vf16), SHADER(flash_attn_kq8_0_vq8_0), SHADER(flash_attn_kq8_0_vq4_0)},
+        {SHADER(flash_attn_kq4_0_vf16), SHADER(flash_attn_kq4_0_vq8_0), SHADER(flash_attn_kq4_0_vq4_0)},
+    };
+    if (ops_kv_plain(kv)) return kv->k_type == OPS_KV_F16 ? SHADER(flash_attn_f16) : SHADER(flash_attn_f32);
+    if (kv->k_type == OPS_KV_F32 || kv->v_type == OPS_KV_F32 || kv->k_type > OPS_KV_Q4_0 || kv->v_type > OPS_KV_Q4_0)
+        return NULL;
+    return mixed[kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16];
+}
+
+/* How the prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp) would run this shape. */
+typedef struct attn_cm_plan {
+    uint32_t wg, keys, sg;
+    bool pin;
+    uint32_t rows;           /* tokens per workgroup: subgroups x the matrices' M */
+    uint64_t shared;         /* bytes of shared memory, as the shader declares it */
+} attn_cm_plan;
+
+/* Does the shape take the cooperative-matrix attention?  Where the device has cooperative matrices, the batch
+ * has at least the tuning's attn_cm_min_tokens tokens and the head and key tiles split into the device's
+ * matrices within its limits; otherwise flash_attn.comp serves every shape, so no error. */
+static bool plan_coopmat(const ops_context *ops, const ops_attention_shape *s, attn_cm_plan *cp)
+{
+    const vkr_caps *c = ops->caps;
+    const op_tuning *tu = ops->tuning;
+    if (c->coopmat == VKR_COOPMAT_NONE || s->n_tokens < tu->attn_cm_min_tokens) return false;
+    /* The tiles are loaded as F32 / F16 matrices straight from the cache: a quantized side would need a
+     * dequantizing load the shader does not have, so such caches always take flash_attn.comp. */
+    if (!ops_kv_plain(&s->kv)) return false;
+    bool pin;
+    uint32_t sg;
+    if (ops_coopmat_subgroup(c, &tu->coopmat, &sg, &pin) != VKLLM_OK) {
+        vkllm_clear_error();
+        return false;
+    }
+    uint32_t m = c->coopmat_m, n = c->coopmat_n, k = c->coopmat_k, d = s->kv.head_dim, wg = tu->attn_cm_wg;
+    uint32_t keys = tu->attn_cm_keys;
+    bool emulated = c->coopmat == VKR_COOPMAT_EMULATED;
+    if (!m || !n || !k || !sg || wg % sg || d % k || d % n || keys % k || keys % n || n > keys ||
+        (emulated && (m * n) % sg))
+        return false;
+    uint32_t rows = wg / sg * m;
+    if (!emulated && rows > 2 * keys) return false; /* Q is staged in the K/V tiles */
+    if (wg > c->max_workgroup_invocations || wg > c->max_workgroup_size[0] ||
+        (!emulated && c->max_workgroup_subgroups && wg / sg > c->max_workgroup_subgroups))
+        return false;
+    uint64_t shared = 2ull * 2 * keys * (d + 8) + 4ull * rows * (keys + 4) + 2ull * rows * (keys + 8) +
+                      16ull * rows + 4ull * keys + (emulated ? 2ull * rows * (d + 8) : 0);
+    if (shared > c->max_shared_memory) return false;
+    *cp = (attn_cm_plan){.wg = wg, .keys = keys, .sg = sg, .pin = pin, .rows = rows, .shared = shared};
+    return true;
+}
+
+bool ops_attention_uses_coopmat(const ops_context *ops, const ops_attention_shape *shape)
+{
+    attn_cm_plan cp;
+    return plan_coopmat(ops, shape, &cp);
+}
+
+typedef struct attn_cm_push {
+    uint32_t n_tokens, n_heads, group, n_kv_heads;
+    uint32_t page_shift, n_pages, n_seqs, max_pages_per_seq;
+    uint32_t max_context;
+    float scale_log2;
+} attn_cm_push;
+
+static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                   vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range out,
+                                   const ops_attention_shape *s, const attn_cm_plan *cp)
+{
+    const vkr_caps *c = ops->caps;
+    const char *name;
+    if (c->coopmat == VKR_COOPMAT_KHR)
+        name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_cm_khr) : SHADER(flash_attn_f32_cm_khr);
+    else if (c->coopmat == VKR_COOPMAT_NV)
+        name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_cm_nv) : SHADER(flash_attn_f32_cm_nv);
+    else
+        name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_cm_emu) : SHADER(flash_attn_f32_cm_emu);
+    vkr_pipeline_desc desc = {.shader = name, .n_bindings = 6, .readonly_mask = 0x1f,
+                              .push_size = (uint32_t)sizeof(attn_cm_push), .n_spec = 11,
+                              .required_subgroup_size = cp->pin ? cp->sg : 0, .full_subgroups = cp->pin && c->full_subgroups,
+                              .spec = {cp->wg, s->kv.head_dim, cp->keys, 0, cp->sg, 0, 0, 0,
+                                       c->coopmat_m, c->coopmat_n, c->coopmat_k}};
+    const vkr_pipeline *p;
+    VKLLM_TRY(vkr_pipeline_get(ops->dev, &desc, &p));
+    attn_cm_push push = {s->n_tokens, s->n_heads, s->n_heads / s->kv.n_kv_heads, s->kv.n_kv_heads,
+                         ops_kv_page_shift(&s->kv), s->kv.n_pages, s->kv.n_seqs, s->kv.max_pages_per_seq,
+                         s->max_context, s->scale * 1.4426950408889634f};
+    if (s->n_heads > c->max_workgroup_count[1])
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u heads exceed the device's grid", name, s->n_heads);
+    uint32_t groups[3] = {vkr_div_up(s->n_tokens, cp->rows), s->n_heads, 1};
+    vkr_range bind[6] = {q, k_cache, v_cache, page_table, tokens, out};
+    return vkr_sequence_dispatch(seq, p, bind, &push, groups, "flash_attn coopmat");
+}
+
+/* out_q8: also out quantized (ops_flash_attention_q8), or NULL. */
+static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache, vkr_range v_cache,
+                              vkr_range page_table, vkr_range tokens, vkr_range scratch, vkr_range out,
+                              const vkr_range *out_q8, const ops_attention_shape *s)
+{
+    const char *name = variant_of(&s->kv);
+    if (!name) {
+        VKLLM_TRY(ops_kv_check(ops, "flash_attn", &s->kv, k_cache, v_cache, page_table)); /* says why */
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "flash_attn: K cache %s with V cache %s",
+                          ops_kv_type_name(s->kv.k_type), ops_kv_type_name(s->kv.v_type));
+    }
     VKLLM_TRY(check_shape(ops, name, s));
     VKLLM_TRY(ops_kv_check(ops, name, &s->kv, k_cache, v_cache, page_table));
     uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;
     VKLLM_TRY(ops_check_bytes(name, "q", q, rows * s->kv.head_dim * 4));
     VKLLM_TRY(ops_check_bytes(name, "out", out, rows * s->kv.head_dim * 4));
     VKLLM_TRY(ops_check_bytes(name, "tokens", tokens, 8ull * s->n_tokens));
+    uint32_t cols = s->n_heads * s->kv.head_dim;
+    if (out_q8) {
+        if (cols % 32)
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: a quantized output needs rows in blocks of 32, not %u",
+                              name, cols);
+        VKLLM_TRY(ops_check_bytes(name, "out_q8", *out_q8, ops_q8_bytes(s->n_tokens, cols)));
+    }
+    vkr_range out_head = ops_head(out, rows * s->kv.head_dim * 4);
+    attn_cm_plan cm;
+    if (plan_coopmat(ops, s, &cm)) {
+        VKLLM_TRY(record_coopmat(ops, seq, q, k_cache, v_cache, page_table, tokens, out, s, &cm));
+        return out_q8 ? ops_quantize_q8(ops, seq, out_head, s->n_tokens, cols, *out_q8) : VKLLM_OK;
+    }
 
     attn_plan plan = plan_of(ops, s);
     uint64_t scratch_bytes = scratch_bytes_of(s, &plan);
@@ -114,7 +235,7 @@ vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range 
                           (unsigned long long)ops->caps->max_storage_buffer_range);
     if (scratch_bytes) VKLLM_TRY(ops_check_bytes(name, "scratch", scratch, scratch_bytes));
     uint32_t head_dim4 = s->kv.head_dim / 4;
-    uint64_t shared = (uint64_t)plan.wg * (16 * head_dim4 + 8);
+    uint64_t shared = (uint64_t)plan.wg * (16 * head_dim4 + 8) + (out_q8 ? 24ull * head_dim4 : 0);
     if (shared > ops->caps->max_shared_memory)
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: head_dim %u with %u invocations needs %llu bytes of shared "
                           "memory, the device has %u", name, s->kv.head_dim, plan.wg, (unsigned long long)shared,
@@ -125,9 +246,16 @@ vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range 
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %llu workgroups exceed the device's grid", name,
                           (unsigned long long)groups_total);
 
+    /* The quantized output: written by this pass where it has one split, by the combine pass after a split (both
+     * for heads of whole 32-element blocks), else by a quantize dispatch at the end. */
+    /* (No _q8 variants of the quantized caches' shaders: their output is quantized by the combine pass or the
+     * dispatch at the end.) */
+    bool direct_q8 = out_q8 && plan.n_splits == 1 && s->kv.head_dim % 32 == 0 && ops_kv_plain(&s->kv);
+    bool combine_q8 = out_q8 && plan.n_splits > 1 && s->kv.head_dim % 32 == 0;
+    if (direct_q8) name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_q8) : SHADER(flash_attn_f32_q8);
     uint32_t spec[3] = {plan.wg, head_dim4, plan.keys_per_lane};
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, name, 6, 0x1f, sizeof(attn_push), spec, 3, &p));
+    VKLLM_TRY(ops_pipeline(ops, name, direct_q8 ? 7 : 6, 0x1f, sizeof(attn_push), spec, 3, &p));
     attn_push push = {s->n_tokens,
                       s->n_heads,
                       s->n_heads / s->kv.n_kv_heads,
@@ -141,8 +269,25 @@ vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range 
                       s->scale * 1.4426950408889634f};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, (uint32_t)groups_total, groups);
-    vkr_range bind[6] = {q, k_cache, v_cache, page_table, tokens, plan.n_splits > 1 ? scratch : out};
+    vkr_range bind[7] = {q, k_cache, v_cache, page_table, tokens, plan.n_splits > 1 ? scratch : out,
+                         direct_q8 ? *out_q8 : out};
     VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, name));
-    if (plan.n_splits == 1) return VKLLM_OK;
-    return record_combine(ops, seq, scratch, tokens, out, s, &plan);
+    if (plan.n_splits > 1)
+        VKLLM_TRY(record_combine(ops, seq, scratch, tokens, out, combine_q8 ? out_q8 : NULL, s, &plan));
+    if (out_q8 && !direct_q8 && !combine_q8) return ops_quantize_q8(ops, seq, out_head, s->n_tokens, cols, *out_q8);
+    return VKLLM_OK;
+}
+
+vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                 vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
+                                 vkr_range out, const ops_attention_shape *shape)
+{
+    return attention(ops, seq, q, k_cache, v_cache, page_table, tokens, scratch, out, NULL, shape);
+}
+
+vkllm_status ops_flash_attention_q8(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                    vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
+                                    vkr_range out, vkr_range out_q8, const ops_attention_shape *shape)
+{
+    return attention(ops, seq, q, k_cache, v_cache, page_table, tokens, scratch, out, &out_q8, shape);
 }

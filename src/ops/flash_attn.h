@@ -23,6 +23,9 @@ typedef struct ops_attention_shape {
                                    the split of long contexts over workgroups; keys past it are ignored */
     float scale;                /* applied to q.k, usually 1 / sqrt(head_dim) */
     ops_kv_layout kv;
+    uint32_t split_tokens;      /* tokens the split of the keys is planned for; 0: n_tokens.  1 gives every row
+                                   the split a one-token pass would have at this max_context, so a row's result
+                                   does not depend on how many tokens share the pass (verification passes) */
 } ops_attention_shape;
 
 /* Bytes of scratch ops_flash_attention needs at this shape (0 when it does not split the keys).  It may
@@ -30,6 +33,10 @@ typedef struct ops_attention_shape {
 uint64_t ops_attention_scratch_bytes(const ops_context *ops, const ops_attention_shape *shape);
 /* Workgroups each (token, head) row's keys are split over at this shape (1: no split, no combine pass). */
 uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape *shape);
+
+/* Does ops_flash_attention take the prompt attention on cooperative matrices (flash_attn_coopmat.comp, no
+ * scratch, no split) at this shape on this device and tuning? */
+bool ops_attention_uses_coopmat(const ops_context *ops, const ops_attention_shape *shape);
 
 /* Causal attention of each token t (sequence s, position p) and head h over the keys at positions 0..p of
  * sequence s (the batch's own keys must have been written to the cache first, by ops_kv_write):
@@ -41,5 +48,13 @@ uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape 
 vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
                                  vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
                                  vkr_range out, const ops_attention_shape *shape);
+
+/* ops_flash_attention that also writes out quantized as the integer mat-vec reads x (matmul.h: ops_quantize_q8,
+ * ops_matmul_into_xq): out_q8 [ops_q8_bytes(n_tokens, n_heads * head_dim)], n_heads * head_dim a multiple of
+ * 32; bit for bit what ops_quantize_q8 makes of out.  In the combine pass where the keys are split and head_dim
+ * is a multiple of 32, else in a quantize_q8 dispatch after the attention. */
+vkllm_status ops_flash_attention_q8(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                    vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
+                                    vkr_range out, vkr_range out_q8, const ops_attention_shape *shape);
 
 #endif

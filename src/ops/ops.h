@@ -56,6 +56,14 @@ vkllm_status ops_rms_norm_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, 
  * above from the sum.  add [rows][cols] F32 must not alias x or out. */
 vkllm_status ops_add_rms_norm_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_range add, vkr_range w,
                                   vkr_range out, uint32_t rows, uint32_t cols, float eps);
+/* Either norm also writing out as the mat-vec's integer path reads x (matmul.h: ops_quantize_q8, ops_matmul_xq):
+ * out_q8 [ops_q8_bytes(rows, cols)] (cols a multiple of 32), bit for bit what ops_quantize_q8 makes of out, in the
+ * same dispatch where the tuning's row_wg is a multiple of 8 (else in a quantize_q8 dispatch after it).  out is
+ * the same bits as the plain op's. */
+vkllm_status ops_rms_norm_f32_q8(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_range w, vkr_range out,
+                                 vkr_range out_q8, uint32_t rows, uint32_t cols, float eps);
+vkllm_status ops_add_rms_norm_f32_q8(ops_context *ops, vkr_sequence *seq, vkr_range x, vkr_range add, vkr_range w,
+                                     vkr_range out, vkr_range out_q8, uint32_t rows, uint32_t cols, float eps);
 
 /* Softmax of each row of x * scale.  x, out [rows][cols] F32.  causal: row r sees the columns
  * c <= r + pos_offset and the others give 0 (pos_offset: the position of row 0 among the keys). */

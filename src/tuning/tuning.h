@@ -73,6 +73,13 @@ typedef struct op_tuning {
                                   workgroup) up to this, while a lane would take more than 4 groups of a row:
                                   a lane's steps through a row wait on memory one after the other, so on a GPU
                                   a long row is bound by latency, not bandwidth.  matvec_split: never wider */
+    /* Prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp): a workgroup of attn_cm_wg
+     * invocations takes (subgroups x the matrices' M) tokens of one head and reads each tile of attn_cm_keys
+     * keys once for all of them; used from attn_cm_min_tokens tokens on where the device has cooperative
+     * matrices (the pipeline's subgroup size is coopmat.subgroup's). */
+    uint32_t attn_cm_wg;
+    uint32_t attn_cm_keys;
+    uint32_t attn_cm_min_tokens; /* UINT32_MAX: never */
     op_coopmat_tuning coopmat;
 } op_tuning;
 

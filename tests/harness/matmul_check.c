@@ -7,8 +7,7 @@
 #include "ops/matmul/matmul.h"
 #include "quant/quant.h"
 
-/* Random weights in [-1, 1] quantized to `type`, row by row. */
-static uint8_t *random_weights(th_rng *rng, uint32_t type, uint32_t rows, uint32_t cols)
+uint8_t *th_random_weights(th_rng *rng, uint32_t type, uint32_t rows, uint32_t cols)
 {
     uint64_t row_bytes = quant_row_size(type, cols);
     uint8_t *data = malloc(row_bytes * rows);
@@ -112,7 +111,7 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
     th_rng rng = {type * 7919ull + rows * 31ull + cols};
     uint32_t max_n = 0;
     for (size_t i = 0; i < n_ns; i++) max_n = ns[i] > max_n ? ns[i] : max_n;
-    uint8_t *data = random_weights(&rng, type, rows, cols);
+    uint8_t *data = th_random_weights(&rng, type, rows, cols);
     ops_weight *w;
     th_check_status(ops_weight_create(th_ops(), type, rows, cols, data, &w), "ops_weight_create");
     if (w->chunk_rows < rows) printf("  bound in chunks of %u rows\n", w->chunk_rows);
@@ -237,4 +236,34 @@ const op_tuning *th_float_path(const op_tuning *row, int slot)
     copies[slot].name = names[slot];
     copies[slot].matvec_int_dot = 0;
     return &copies[slot];
+}
+
+/* The C mirror (th_q8_quantize) of each row of out against the device's words, level by level. */
+void th_check_q8_mirror(const float *out, const uint32_t *words, uint32_t rows, uint32_t cols, const char *what)
+{
+    uint32_t col_words = (uint32_t)(ops_q8_bytes(1, cols) / 4), blocks = cols / 32;
+    int8_t *levels = malloc(cols);
+    float *d = malloc(sizeof *d * blocks);
+    assert_true(levels && d);
+    for (uint32_t r = 0; r < rows; r++) {
+        th_q8_quantize(out + (size_t)r * cols, cols, levels, d);
+        const uint32_t *wr = words + (size_t)r * col_words;
+        for (uint32_t b = 0; b < blocks; b++) {
+            int sums[2] = {0, 0};
+            for (uint32_t k = 0; k < 32; k++) {
+                int8_t got = (int8_t)(wr[8 * b + k / 4] >> (8 * (k % 4)));
+                if (got != levels[32 * b + k])
+                    fail_msg("%s: row %u element %u: level %d, the C mirror %d", what, r, 32 * b + k, got,
+                             levels[32 * b + k]);
+                sums[k / 16] += got;
+            }
+            uint32_t d_bits, packed = wr[8 * blocks + 2 * b + 1];
+            memcpy(&d_bits, &d[b], 4);
+            if (wr[8 * blocks + 2 * b] != d_bits || (int16_t)packed != sums[0] || (int16_t)(packed >> 16) != sums[1])
+                fail_msg("%s: row %u block %u: d %08x sums %d %d, want %08x %d %d", what, r, b, wr[8 * blocks + 2 * b],
+                         (int16_t)packed, (int16_t)(packed >> 16), d_bits, sums[0], sums[1]);
+        }
+    }
+    free(levels);
+    free(d);
 }

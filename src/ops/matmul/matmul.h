@@ -54,6 +54,12 @@ vkllm_status ops_matmul(ops_context *ops, vkr_sequence *seq, const ops_weight *w
 vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
                              uint32_t n, uint32_t y_stride, uint32_t y_row0);
 
+/* ops_matmul_into with x also given quantized: x_q8 holds ops_q8_bytes(n, cols) bytes as ops_quantize_q8 writes
+ * them (e.g. from the RMSNorm that produced x, ops_rms_norm_f32_q8), or is an empty range.  The integer path
+ * reads x_q8 and skips its own quantize_q8 dispatch; every other path reads x. */
+vkllm_status ops_matmul_into_xq(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
+                                vkr_range x_q8, vkr_range y, uint32_t n, uint32_t y_stride, uint32_t y_row0);
+
 /* Largest n handled by the mat-vec. */
 #define OPS_MATVEC_MAX_N 8u
 
@@ -68,7 +74,15 @@ typedef enum ops_matmul_path {
     OPS_PATH_COOPMAT, /* the mat-mul on cooperative matrices: f16 inputs (weights and x rounded once), f32 sums */
 } ops_matmul_path;
 ops_matmul_path ops_matmul_path_of(const ops_context *ops, const ops_weight *w, uint32_t n);
+/* Does the product of w with n columns read x quantized (OPS_PATH_Q8 or OPS_PATH_Q8_DOT)?  Then the op producing x
+ * can quantize it as well (ops_rms_norm_f32_q8) and hand it over (the _xq ops), saving a dispatch.  false for
+ * w == NULL. */
+bool ops_matmul_reads_q8(const ops_context *ops, const ops_weight *w, uint32_t n);
 const char *ops_matmul_path_name(ops_matmul_path path);
+
+/* The subgroup size cooperative-matrix shaders are laid out for (the tuning's coopmat.subgroup where the device
+ * can pin it, else its one fixed size) and whether the pipeline must pin it; an error where neither holds. */
+vkllm_status ops_coopmat_subgroup(const vkr_caps *caps, const op_coopmat_tuning *t, uint32_t *size, bool *pin);
 
 /* x F32 [n][cols] (cols a multiple of 32) quantized to 8-bit blocks of 32 into out, ops_q8_bytes(n, cols)
  * bytes laid out as shaders/q8.glsl says: per block d = amax * fl(1/127) and levels round(127 x / amax), ties
