@@ -5,13 +5,17 @@
  *
  * Lifetimes: a model outlives its contexts (free every context before its model).  Strings and arrays the
  * library returns belong to it: vkllm_model_info's strings live as long as the model; vkllm_get_logits' rows
- * until the next vkllm_decode / vkllm_decode_greedy / vkllm_generate on that context or its free; the
+ * until the next vkllm_decode / vkllm_decode_greedy / vkllm_decode_submit / vkllm_generate / vkllm_generate_begin or
+ * _step on that context or its free (after vkllm_decode_submit, once its ticket is done); the
  * vkllm_status_name, vkllm_version and template-name strings are static.  Only vkllm_chat_format hands over
  * memory (release it with vkllm_free).
  *
  * Threads: any function may be called from any thread, but one model and its contexts are used by one thread
  * at a time (calls on the same model or any of its contexts must not overlap; distinct models are
- * independent).  The device functions (vkllm_device_*) and the status functions are safe everywhere. */
+ * independent; models on one host device (vkllm_host_device) count as distinct, their submissions to the shared
+ * queue going through the host's queue lock).  The device functions (vkllm_device_*) and the status functions
+ * are safe everywhere.  Embedding in a render loop (the host's own VkDevice, asynchronous decoding, frame
+ * budgets): docs/embedding.md. */
 
 /* The status part comes first and on its own: vkllm's runtime includes it alone (with VKLLM_STATUS_ONLY defined),
  * as the runtime knows nothing of models.  Embedders include the whole header. */
@@ -117,6 +121,45 @@ typedef enum vkllm_feature {
     VKLLM_FEATURE_COOPMAT = 1u << 6,   /* cooperative matrices (tensor cores) */
 } vkllm_feature;
 
+/* A Vulkan function pointer of any type, e.g. (vkllm_vk_function)vkGetInstanceProcAddr. */
+typedef void (*vkllm_vk_function)(void);
+
+/* The host's own Vulkan device, for vkllm to run on (a game engine's or any application's: see
+ * docs/embedding.md).  Handles are passed as void * so that this header needs no Vulkan header: VkInstance,
+ * VkPhysicalDevice, VkDevice and VkQueue are all pointers.  vkllm loads every Vulkan function it calls from
+ * get_instance_proc_addr, creates only objects of its own on the device (command pools, buffers and memory,
+ * pipelines, fences, a timeline semaphore per context) and destroys them with the model and its contexts; it
+ * never destroys, waits idle or changes anything of the host's.  The host keeps instance, device and queue alive
+ * until every model loaded on them is freed.  Several models (and their contexts) may share one device and queue.
+ *
+ * What the host must enable (docs/embedding.md lists it all): Vulkan 1.2 (api_version and the device), a queue
+ * family with VK_QUEUE_COMPUTE_BIT, and the feature timelineSemaphore (without it the load fails naming it).  Every
+ * other feature vkllm uses is optional: left off, vkllm runs the same fallback as VKLLM_FEATURE_* would select --
+ * shaderFloat16, shaderInt8, storageBuffer16BitAccess, storageBuffer8BitAccess, shaderIntegerDotProduct,
+ * subgroupSizeControl + computeFullSubgroups (with VK_EXT_subgroup_size_control / VK_KHR_shader_integer_dot_product
+ * below 1.3), and cooperativeMatrix with vulkanMemoryModel (VK_KHR_ or VK_NV_cooperative_matrix).  vkllm reads
+ * what was enabled from enabled_features and enabled_extensions, which must be what the host gave vkCreateDevice.
+ *
+ * The queue needs external synchronization: vkllm calls queue_lock / queue_unlock (with queue_lock_user) around
+ * each vkQueueSubmit it makes, from the thread making the vkllm call.  Both NULL: vkllm's submissions to host
+ * queues are serialized by a mutex of its own, and the host must not use the queue during a vkllm call. */
+typedef struct vkllm_host_device {
+    void *instance;              /* VkInstance */
+    void *physical_device;       /* VkPhysicalDevice the device was created on */
+    void *device;                /* VkDevice */
+    uint32_t queue_family;       /* the queue's family: must have VK_QUEUE_COMPUTE_BIT */
+    void *queue;                 /* VkQueue of queue_family that vkllm submits to (may be the host's render queue) */
+    vkllm_vk_function get_instance_proc_addr; /* PFN_vkGetInstanceProcAddr of the loader the instance came from */
+    uint32_t api_version;        /* VkApplicationInfo.apiVersion the instance was created with: at least 1.2 */
+    const void *enabled_features; /* VkDeviceCreateInfo.pNext given to vkCreateDevice: VkPhysicalDeviceFeatures2,
+                                     VkPhysicalDeviceVulkan11/12/13Features or the individual feature structures */
+    const char *const *enabled_extensions; /* VkDeviceCreateInfo.ppEnabledExtensionNames */
+    uint32_t n_enabled_extensions;
+    void (*queue_lock)(void *user);   /* both or neither */
+    void (*queue_unlock)(void *user);
+    void *queue_lock_user;
+} vkllm_host_device;
+
 typedef struct vkllm_model_params {
     /* The device: its index ("1") or a case-insensitive substring of its name ("H200", "llvmpipe").  NULL or "":
      * the VKLLM_DEVICE variable if set, else the best device (discrete > integrated > virtual > CPU). */
@@ -125,8 +168,11 @@ typedef struct vkllm_model_params {
      * _TEXEL and _COOPMAT variables add theirs. */
     uint32_t disable_features;
     /* 1: the Khronos validation layer (its errors fail the calls that caused them), 0: off, -1 (default): the
-     * VKLLM_VALIDATION variable. */
+     * VKLLM_VALIDATION variable.  Ignored with host_device (the host's instance has its own layers). */
     int validation;
+    /* NULL (default): vkllm creates an instance and a device of its own for the model (device above chooses it).
+     * Else the model runs on the host's device (device is ignored); the structure is read during the load only. */
+    const vkllm_host_device *host_device;
 } vkllm_model_params;
 
 VKLLM_API vkllm_model_params vkllm_model_default_params(void);
@@ -190,6 +236,13 @@ typedef struct vkllm_context_params {
                              transform within each head before the keys are quantized (q.k unchanged; outliers
                              spread over 32 values, so the blocks' scales fit the typical value), 0 does not.
                              Ignored for F16 and F32 keys.  docs/kv-cache.md has the measurements. */
+    /* Frame budget: 0 (default) submits each forward pass at once.  N > 0 splits a pass into submissions of
+     * whole layers, each meant to keep the queue busy at most about N microseconds of GPU time, the split chosen
+     * from each submission's measured GPU time (timestamps; one layer per submission until measured, and always
+     * on a device without timestamps) and adjusted as it runs; one layer that alone takes longer is still one
+     * submission.  The next submission is made only once the previous one finished, by vkllm_ticket_poll /
+     * vkllm_ticket_wait / vkllm_generate_step, so the host's submissions in between run between them. */
+    uint32_t max_submit_us;
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);
@@ -218,6 +271,33 @@ VKLLM_API const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
 /* The same forward pass with greedy sampling on the GPU: only the argmax token of each output row comes
  * back (tokens[i] for the i-th row that asked), not the logits. */
 VKLLM_API vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens);
+/* ---- Asynchronous decoding (docs/embedding.md) ---- */
+
+/* A forward pass submitted by vkllm_decode_submit: done when the context's timeline semaphore reaches value. */
+typedef struct vkllm_ticket {
+    vkllm_context *ctx;
+    uint64_t value;
+} vkllm_ticket;
+
+/* vkllm_decode without waiting: validates and stages the batch, records (or replays) the pass and submits it (its
+ * first submission under max_submit_us), then returns.  One pass is in flight per context: a pass still pending
+ * is waited for first.  Results (vkllm_get_logits) are readable once vkllm_ticket_poll reported it done or
+ * vkllm_ticket_wait returned; the batch's arrays are not used after the call. */
+VKLLM_API vkllm_status vkllm_decode_submit(vkllm_context *ctx, const vkllm_batch *batch, vkllm_ticket *ticket);
+/* Never blocks: *done = 1 once the pass finished and its results were read back (a ticket older than the pending
+ * pass is done).  Under max_submit_us each call also submits the pass's next part when the previous one finished:
+ * call it (or vkllm_generate_step) once per frame or more often. */
+VKLLM_API vkllm_status vkllm_ticket_poll(const vkllm_ticket *ticket, int *done);
+/* Blocks until the pass finished (submitting its remaining parts), at most the fence timeout per part
+ * (VKLLM_FENCE_TIMEOUT_MS). */
+VKLLM_API vkllm_status vkllm_ticket_wait(const vkllm_ticket *ticket);
+/* The context's timeline semaphore: writes its VkSemaphore to *(VkSemaphore *)semaphore.  A ticket's pass signals
+ * it to ticket.value with its last submission; the host may wait on that value in its own submissions (a GPU-side
+ * wait) once that submission was made -- with max_submit_us 0 by vkllm_decode_submit itself, else once
+ * vkllm_ticket_poll has returned done, since a wait on the same queue for a value not yet submitted would block
+ * the queue.  Owned by the context: destroyed by vkllm_context_free (after its passes finished). */
+VKLLM_API vkllm_status vkllm_context_timeline(vkllm_context *ctx, void *semaphore);
+
 /* Forgets positions >= pos of a sequence (pos 0: the whole sequence). */
 VKLLM_API vkllm_status vkllm_seq_truncate(vkllm_context *ctx, int32_t seq, uint32_t pos);
 
@@ -262,6 +342,24 @@ typedef struct vkllm_generate_stats {
 VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
                             const vkllm_sampling *sampling, vkllm_piece_fn on_piece, void *user,
                             vkllm_generate_stats *stats);
+
+/* Step-wise generation for a render loop: vkllm_generate_begin takes what vkllm_generate takes (with the same
+ * prompt cache in sequence 0), submits nothing and returns; each vkllm_generate_step then advances the generation
+ * without blocking on the GPU: it finishes what completed, submits what comes next (the next chunk of the prompt,
+ * the next token, or under max_submit_us the next part of a pass) and returns once it would have to wait or after
+ * budget_us microseconds of its own wall time (0: one pass over the work, never waiting).  The text of the tokens
+ * it produced comes back in *step (owned by the context, valid until the next step, begin, generate or free). */
+typedef struct vkllm_generate_step_result {
+    const char *text;     /* the pieces produced by this step, concatenated (not NUL-terminated); "" if none */
+    size_t len;
+    uint32_t n_tokens;    /* tokens produced by this step */
+    int done;             /* the generation ended (n_predict, end of generation, or an error returned) */
+    vkllm_generate_stats stats; /* so far (prompt_ms: to the first token; generate_ms: since) */
+} vkllm_generate_step_result;
+
+VKLLM_API vkllm_status vkllm_generate_begin(vkllm_context *ctx, const char *prompt, int parse_special,
+                                            uint32_t n_predict, const vkllm_sampling *sampling);
+VKLLM_API vkllm_status vkllm_generate_step(vkllm_context *ctx, uint32_t budget_us, vkllm_generate_step_result *step);
 
 /* ---- Speculative decoding ----
  *

@@ -835,10 +835,25 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
     return VKLLM_OK;
 }
 
+bool vkr_read_device_caps(VkPhysicalDevice pd, uint32_t disable, bool khr_validated, vkr_caps *caps)
+{
+    device_features features;
+    if (!read_caps(pd, disable, caps, &features)) return false;
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get_khr = NULL;
+    if (khr_validated) /* not in volk 1.3.239: looked up by name (the instance is volk's current one) */
+        get_khr = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+            volkGetLoadedInstance(), "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    read_coopmat(pd, get_khr, khr_validated, disable, caps);
+    return true;
+}
+
+uint32_t vkr_disabled_features(const vkr_device_options *options) { return disabled_features(options); }
+
 vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
 {
     vkr_device_options defaults = VKR_DEVICE_OPTIONS_DEFAULT;
     if (!options) options = &defaults;
+    if (options->host) return vkr_device_open_host(dev, options);
     const char *max_allocation = getenv("VKLLM_MAX_ALLOCATION");
     uint64_t bytes = 0;
     if (max_allocation && *max_allocation && (!parse_bytes(max_allocation, &bytes) || bytes < MIN_ALLOCATION_OVERRIDE))
@@ -891,7 +906,11 @@ void vkr_device_close(vkr_device *dev)
     if (dev == live_device) live_device = NULL;
     if (dev->device) {
         if (dev->command_pool) vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
-        vkDestroyDevice(dev->device, NULL);
+        if (!dev->borrowed) vkDestroyDevice(dev->device, NULL);
+    }
+    if (dev->borrowed) { /* the host's instance and device: nothing of theirs is destroyed */
+        free(dev->profile);
+        return;
     }
     if (dev->messenger) vkDestroyDebugUtilsMessengerEXT(dev->instance, dev->messenger, NULL);
     if (dev->instance) vkDestroyInstance(dev->instance, NULL);

@@ -8,6 +8,9 @@
 vkllm_status vkr_queue_init(vkr_device *dev); /* reads VKLLM_FENCE_TIMEOUT_MS */
 /* The caller holds dev->lock (the queue must be externally synchronized). */
 vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fence, const char *what);
+/* The same, also signalling timeline to value (timeline VK_NULL_HANDLE: none). */
+vkllm_status vkr_queue_submit_signal(vkr_device *dev, VkCommandBuffer cmd, VkFence fence, VkSemaphore timeline,
+                                     uint64_t value, const char *what);
 /* submitted_at: vkllm_log_clock() at the submission, for the elapsed time an error reports. */
 vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what);
 

@@ -240,8 +240,8 @@ static uint32_t decode_dispatches(const char *path)
     th_check_status(vkllm_decode_greedy(c, &b, &out), "vkllm_decode_greedy");
     uint32_t count = 0;
     for (int i = 0; i < CONTEXT_MAX_RECORDINGS; i++)
-        if (c->recordings[i].seq && c->recordings[i].shape.n_tokens == 1)
-            count = vkr_sequence_dispatch_count(c->recordings[i].seq);
+        if (c->recordings[i].n_groups == 1 && c->recordings[i].shape.n_tokens == 1)
+            count = vkr_sequence_dispatch_count(c->recordings[i].groups[0]);
     vkllm_context_free(c);
     free_model(m);
     assert_true(count > 0);

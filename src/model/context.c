@@ -21,7 +21,8 @@
 vkllm_context_params vkllm_context_default_params(void)
 {
     return (vkllm_context_params){.n_ctx = 0, .n_batch = 256, .n_seq_max = 1, .n_outputs_max = 8,
-                                  .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16, .rotate_k = 1};
+                                  .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16, .rotate_k = 1,
+                                  .max_submit_us = 0};
 }
 
 static const char *const kv_type_names[] = {[VKLLM_KV_F16] = "f16", [VKLLM_KV_F32] = "f32", [VKLLM_KV_Q8_0] = "q8_0",
@@ -184,7 +185,8 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
     if (st == VKLLM_OK) st = create_inputs(ctx);
     if (st == VKLLM_OK) st = create_activations(ctx);
     if (st == VKLLM_OK && (!(ctx->history = malloc(ctx->params.n_ctx * sizeof *ctx->history)) ||
-                           !(ctx->next_len = malloc(ctx->params.n_seq_max * sizeof *ctx->next_len))))
+                           !(ctx->next_len = malloc(ctx->params.n_seq_max * sizeof *ctx->next_len)) ||
+                           !(ctx->greedy_tokens = malloc(ctx->params.n_outputs_max * sizeof *ctx->greedy_tokens))))
         st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "context history and scratch");
     if (st != VKLLM_OK) {
         /* Everything taken so far goes back; the model stays usable (a smaller context may fit). */
@@ -214,7 +216,11 @@ void vkllm_context_free(vkllm_context *ctx)
 {
     if (!ctx) return;
     vkr_device *dev = ctx->model->dev;
-    for (int i = 0; i < CONTEXT_MAX_RECORDINGS; i++) vkr_sequence_destroy(ctx->recordings[i].seq);
+    /* A pass still in flight is waited for by its sequences' destruction, before the semaphore it signals goes. */
+    for (int i = 0; i < CONTEXT_MAX_RECORDINGS; i++)
+        for (uint32_t g = 0; g < CONTEXT_MAX_GROUPS; g++) vkr_sequence_destroy(ctx->recordings[i].groups[g]);
+    vkr_timeline_destroy(dev, ctx->timeline);
+    generate_state_free(ctx->gen);
     for (uint32_t l = 0; ctx->k_cache && l < ctx->model->cfg.n_layer; l++) {
         vkr_buffer_free(dev, &ctx->k_cache[l]);
         vkr_buffer_free(dev, &ctx->v_cache[l]);
@@ -229,5 +235,6 @@ void vkllm_context_free(vkllm_context *ctx)
     spec_state_free(ctx->spec);
     free(ctx->history);
     free(ctx->next_len);
+    free(ctx->greedy_tokens);
     free(ctx);
 }

@@ -126,6 +126,8 @@ vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_sp
                             vkllm_generate_stats *stats_out)
 {
     if (!ctx || !prompt) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_generate: context or prompt is NULL");
+    generate_state_free(ctx->gen); /* a step-wise generation (vkllm_generate_begin) ends */
+    ctx->gen = NULL;
     vkllm_sampling s = sampling ? *sampling : vkllm_sampling_default();
     vkllm_generate_stats stats = {0};
     size_t n = 0, len = strlen(prompt);
