@@ -528,6 +528,17 @@ if [[ $mode == gpu && $focus == 0 ]]; then
         (($(left) > 100)) && e2e_pair "$m" 2 60 60
     done
     (($(left) > 60)) && e2e_pair llama-134m-Q4_0 3 45 45 --no-ttft
+    # Speculative decoding (docs/speculative.md): the 7B Q8_0 drafted by its Q4_0 and by llama-134m, and lookup on
+    # stories260K; vkllm bench alternates runs with and without speculation and checks the texts agree.
+    if (($(left) > 90)) && wait_model llama2-7b-Q8_0 && wait_model llama2-7b-Q4_0; then
+        run_step spec-draft-7b 60 "$VK" bench -m "${model_path[llama2-7b-Q8_0]}" -p 0 -n 128 -r 3 --no-ttft \
+            --draft "${model_path[llama2-7b-Q4_0]}"
+        show "$work/logs/spec-draft-7b.log"
+        run_step spec-draft-134m 45 "$VK" bench -m "${model_path[llama2-7b-Q8_0]}" -p 0 -n 128 -r 3 --no-ttft \
+            --draft "${model_path[llama-134m-Q4_0]}"
+        run_step spec-lookup 30 "$VK" bench -m "$STORIES" -p 0 -n 256 -r 5 --no-ttft --lookup
+        show "$work/logs/spec-lookup.log"
+    fi
 fi
 
 # ---- summary ---------------------------------------------------------------------------------------------------
