@@ -532,8 +532,13 @@ vkllm_status vkr_timeline_create(vkr_device *dev, VkSemaphore *out)
 void vkr_timeline_destroy(vkr_device *dev, VkSemaphore timeline)
 {
     if (!timeline) return;
-    /* Reading the value first lets lavapipe (Mesa 22.3's emulated timelines) collect the points signalled since the
-     * last read: destroyed with them pending, it leaks them (LeakSanitizer). */
+    /* Mesa 22.3's emulated timelines (lavapipe) release a submission's timeline points in the queue thread after its
+     * fence signals: destroyed before that, the semaphore's memory is used after it is freed (an intermittent
+     * "free(): invalid pointer" in tests that free contexts).  The empty submission behind them settles it; a
+     * failure there (a lost device) still destroys the semaphore. */
+    (void)vkr_queue_drain(dev, "the queue's work before destroying a timeline semaphore");
+    /* Reading the value first lets lavapipe collect the points signalled since the last read: destroyed with them
+     * pending, it leaks them (LeakSanitizer). */
     uint64_t value = 0;
     (void)vkGetSemaphoreCounterValue(dev->device, timeline, &value);
     vkDestroySemaphore(dev->device, timeline, NULL);

@@ -82,6 +82,23 @@ vkllm_status vkr_queue_submit_signal(vkr_device *dev, VkCommandBuffer cmd, VkFen
     return VKLLM_OK;
 }
 
+vkllm_status vkr_queue_drain(vkr_device *dev, const char *what)
+{
+    VkFenceCreateInfo info = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VkFence fence;
+    VKR_CHECK(vkCreateFence(dev->device, &info, NULL, &fence));
+    VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO}; /* no work: only its place in the queue */
+    pthread_mutex_lock(&dev->lock);
+    double at = vkllm_log_clock();
+    VkResult r = queue_submit(dev, &submit, fence);
+    pthread_mutex_unlock(&dev->lock);
+    vkllm_status st = r == VK_SUCCESS ? vkr_fence_wait(dev, fence, at, what)
+                                      : vkllm_fail(VKLLM_ERROR_VULKAN, "vkQueueSubmit of %s failed with %s", what,
+                                                   vkr_result_name(r));
+    vkDestroyFence(dev->device, fence, NULL);
+    return st;
+}
+
 vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what)
 {
     double begin = vkllm_log_clock();
