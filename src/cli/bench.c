@@ -9,18 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/log.h"
 #include "tools/bench_prompt.h"
 #include "cli.h"
 #include "options.h"
 #include "model/model.h"
 #include "vkllm.h"
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
 
 static int by_value(const void *a, const void *b)
 {
@@ -46,10 +40,10 @@ static vkllm_status run_pp(vkllm_context *ctx, const int32_t *tokens, int32_t *p
 {
     vkllm_status st = vkllm_seq_truncate(ctx, 0, 0);
     for (uint32_t i = 0; i < n; i++) pos[i] = (int32_t)i, seq[i] = 0, want[i] = i == n - 1;
-    double t = now_ms();
+    double t = vkllm_log_clock_ms();
     vkllm_batch b = {n, tokens, pos, seq, want};
     if (st == VKLLM_OK) st = vkllm_decode(ctx, &b);
-    *ms = now_ms() - t;
+    *ms = vkllm_log_clock_ms() - t;
     return st;
 }
 
@@ -66,21 +60,21 @@ static vkllm_status run_tg(vkllm_context *ctx, const int32_t *tokens, uint32_t d
         st = vkllm_decode(ctx, &b);
         done += k;
     }
-    double t = now_ms();
+    double t = vkllm_log_clock_ms();
     for (uint32_t i = depth; i < depth + n && st == VKLLM_OK; i++) {
         int32_t p = (int32_t)i, seq = 0;
         int8_t w = 1;
         vkllm_batch b = {1, tokens + i, &p, &seq, &w};
         st = vkllm_decode(ctx, &b);
     }
-    *ms = now_ms() - t;
+    *ms = vkllm_log_clock_ms() - t;
     return st;
 }
 
 /* Load, context, one short prompt, first token: what a user waits for at start-up. */
 static vkllm_status time_to_first_token(const char *model_path, const vkllm_model_params *mp, double *ms)
 {
-    double t = now_ms();
+    double t = vkllm_log_clock_ms();
     vkllm_model *m = NULL;
     vkllm_context *c = NULL;
     vkllm_status st = vkllm_model_load_params(model_path, mp, &m);
@@ -88,7 +82,7 @@ static vkllm_status time_to_first_token(const char *model_path, const vkllm_mode
     vkllm_sampling greedy = vkllm_sampling_default();
     greedy.temperature = 0;
     if (st == VKLLM_OK) st = vkllm_generate(c, "Once upon a time", 0, 1, &greedy, NULL, NULL, NULL);
-    *ms = now_ms() - t;
+    *ms = vkllm_log_clock_ms() - t;
     vkllm_context_free(c);
     vkllm_model_free(m);
     return st;
@@ -98,7 +92,7 @@ static vkllm_status time_to_first_token(const char *model_path, const vkllm_mode
  * (loading a large model three times takes a while before the first result). */
 static void progress(const char *what, double started_ms)
 {
-    fprintf(stderr, "vkllm bench: %s (%.1f s)\n", what, (now_ms() - started_ms) / 1e3);
+    fprintf(stderr, "vkllm bench: %s (%.1f s)\n", what, (vkllm_log_clock_ms() - started_ms) / 1e3);
 }
 
 static vkllm_status measure_ttft(const char *model_path, const vkllm_model_params *mp, double *cold, double *warm,
@@ -155,7 +149,7 @@ int cli_bench(int argc, char **argv)
     char err[256];
     cli_parse_result parsed = cli_parse_bench_options(argc, argv, &a, err, sizeof err);
     if (parsed != CLI_PARSE_OK) return cli_parse_exit("bench", parsed, err, usage);
-    double ttft_cold = 0, ttft_warm = 0, started = now_ms();
+    double ttft_cold = 0, ttft_warm = 0, started = vkllm_log_clock_ms();
     /* --no-ttft: one load instead of three (a large model on a slow disk, or a benchmark in rounds). */
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = a.device;

@@ -158,6 +158,21 @@ cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *e
     return CLI_PARSE_OK;
 }
 
+/* --kv, --kv-k, --kv-v, --kv-rotate: the KV-cache options run, bench and perplexity share. */
+static bool is_kv_option(const char *a)
+{
+    return !strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v") || !strcmp(a, "--kv-rotate");
+}
+
+static cli_parse_result parse_kv_arg(int argc, char **argv, int *i, vkllm_kv_type *k, vkllm_kv_type *v,
+                                     bool *no_rotate, char *err, size_t err_len)
+{
+    const char *a = argv[*i], *value = take_value(argc, argv, i, err, err_len);
+    if (!value) return CLI_PARSE_ERROR;
+    return !strcmp(a, "--kv-rotate") ? cli_parse_kv_rotate(value, no_rotate, err, err_len)
+                                     : cli_parse_kv_option(a, value, k, v, err, err_len);
+}
+
 /* ---- run and chat ---- */
 
 cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, char *err, size_t err_len)
@@ -189,11 +204,9 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, ch
         } else if (!strcmp(a, "--system")) {
             if (!VALUE()) return CLI_PARSE_ERROR;
             o->system = v;
-        } else if (!strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v")) {
-            if (!VALUE() || cli_parse_kv_option(a, v, &o->type_k, &o->type_v, err, err_len) != CLI_PARSE_OK)
+        } else if (is_kv_option(a)) {
+            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
-        } else if (!strcmp(a, "--kv-rotate")) {
-            if (!VALUE() || cli_parse_kv_rotate(v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK) return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!INTEGER(0, CLI_MAX_N_PREDICT)) return CLI_PARSE_ERROR;
             o->n_predict = (int)n;
@@ -251,13 +264,8 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
         else if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--profile")) o->profile = true;
         else if (!strcmp(a, "--no-ttft")) o->no_ttft = true;
-        else if (!strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v")) {
-            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
-                cli_parse_kv_option(a, v, &o->type_k, &o->type_v, err, err_len) != CLI_PARSE_OK)
-                return CLI_PARSE_ERROR;
-        } else if (!strcmp(a, "--kv-rotate")) {
-            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
-                cli_parse_kv_rotate(v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
+        else if (is_kv_option(a)) {
+            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "-d")) {
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
@@ -300,13 +308,8 @@ cli_parse_result cli_parse_perplexity_options(int argc, char **argv, cli_perplex
             if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
             *(!strcmp(a, "-m") ? &o->model : !strcmp(a, "--device") ? &o->device : !strcmp(a, "-f") ? &o->file
               : !strcmp(a, "--kl") ? &o->kl : &o->kl_base) = v;
-        } else if (!strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v")) {
-            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
-                cli_parse_kv_option(a, v, &o->type_k, &o->type_v, err, err_len) != CLI_PARSE_OK)
-                return CLI_PARSE_ERROR;
-        } else if (!strcmp(a, "--kv-rotate")) {
-            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
-                cli_parse_kv_rotate(v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
+        } else if (is_kv_option(a)) {
+            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "-c") || !strcmp(a, "-b") || !strcmp(a, "--chunks")) {
             int64_t lo = !strcmp(a, "-c") ? 4 : 1, hi = !strcmp(a, "--chunks") ? INT32_MAX - 1 : CLI_PPL_MAX_CTX;

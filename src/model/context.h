@@ -121,6 +121,8 @@ vkllm_status context_poll(vkllm_context *ctx, uint64_t value, bool *done);
 /* Blocks until the pass with this ticket value finished (submitting its remaining groups). */
 vkllm_status context_wait(vkllm_context *ctx, uint64_t value);
 
+/* generate.c: token's text to on_piece (if any); *stop when it asks to stop.  Shared with the speculative loop. */
+vkllm_status generate_emit(vkllm_context *ctx, vkllm_token token, vkllm_piece_fn on_piece, void *user, bool *stop);
 /* generate_step.c: frees the step-wise generation's state. */
 void generate_state_free(generate_state *g);
 

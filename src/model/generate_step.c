@@ -33,13 +33,6 @@ struct generate_state {
     size_t len, cap;
 };
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
 void generate_state_free(generate_state *g)
 {
     if (!g) return;
@@ -105,7 +98,7 @@ vkllm_status vkllm_generate_begin(vkllm_context *ctx, const char *prompt, int pa
     g->evaluated = keep;
     g->pos_next = g->n_prompt;
     g->active = true;
-    g->begun_ms = now_ms();
+    g->begun_ms = vkllm_log_clock_ms();
     ctx->gen = g;
     return VKLLM_OK;
 }
@@ -143,7 +136,7 @@ static vkllm_status landed(vkllm_context *ctx, generate_state *g)
     else g->next = ctx->greedy_tokens[0];
     g->have_next = true;
     if (g->first_token_ms == 0) {
-        g->first_token_ms = now_ms();
+        g->first_token_ms = vkllm_log_clock_ms();
         g->stats.prompt_ms = g->first_token_ms - g->begun_ms;
     }
     return VKLLM_OK;
@@ -196,7 +189,7 @@ vkllm_status vkllm_generate_step(vkllm_context *ctx, uint32_t budget_us, vkllm_g
     if (!g || !g->active)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_generate_step: no generation begun on this context "
                           "(vkllm_generate_begin)");
-    double deadline = now_ms() + budget_us * 1e-3;
+    double deadline = vkllm_log_clock_ms() + budget_us * 1e-3;
     g->len = 0;
     vkllm_status st = VKLLM_OK;
     while (st == VKLLM_OK && !g->finished) {
@@ -208,11 +201,11 @@ vkllm_status vkllm_generate_step(vkllm_context *ctx, uint32_t budget_us, vkllm_g
         }
         if (st == VKLLM_OK && !g->in_flight) st = advance(ctx, g, step);
         if (st != VKLLM_OK || g->finished) break;
-        if (now_ms() >= deadline) break;
+        if (vkllm_log_clock_ms() >= deadline) break;
         struct timespec nap = {0, 50000}; /* the GPU is still at it: 50 us before the next look */
         nanosleep(&nap, NULL);
     }
-    if (g->first_token_ms > 0) g->stats.generate_ms = now_ms() - g->first_token_ms;
+    if (g->first_token_ms > 0) g->stats.generate_ms = vkllm_log_clock_ms() - g->first_token_ms;
     if (st != VKLLM_OK || g->finished) {
         g->active = false;
         step->done = 1;

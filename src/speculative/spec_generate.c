@@ -12,22 +12,6 @@
 /* Tokens drafted after a lookup match of one token (a pass of 4): a weak guess gets a short draft */
 #define LOOKUP_UNIGRAM_DRAFT 3u
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
-static vkllm_status emit(vkllm_context *ctx, vkllm_token token, vkllm_piece_fn on_piece, void *user, bool *stop)
-{
-    char piece[256];
-    size_t n = 0;
-    VKLLM_TRY(vkllm_token_to_piece(ctx->model, token, piece, sizeof piece, &n));
-    if (on_piece && !on_piece(piece, n, user)) *stop = true;
-    return VKLLM_OK;
-}
-
 /* Drafts up to room tokens after hist[0..n) (the last one is the next input); *from_model: they come with the draft
  * model's distributions (q_rows), else they are lookups (q one-hot). */
 static vkllm_status draft(vkllm_context *ctx, sampler *dsmp, sampler *smp, const vkllm_token *hist, uint32_t n,
@@ -107,7 +91,7 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
                 done = true;
                 break;
             }
-            st = emit(ctx, pending[i], on_piece, user, &stop);
+            st = generate_emit(ctx, pending[i], on_piece, user, &stop);
             if (st != VKLLM_OK) break;
             stats->n_generated++;
             /* accepted drafts joined the sampler's window when they were verified */
@@ -117,7 +101,7 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
         }
         if (st != VKLLM_OK || done) break;
         if (pos >= ctx->params.n_ctx) {
-            stats->generate_ms = now_ms() - t1;
+            stats->generate_ms = vkllm_log_clock_ms() - t1;
             sampler_free(dsmp);
             return vkllm_fail(VKLLM_ERROR_CONTEXT_FULL, "the context of %u positions is full after %u prompt and %u "
                               "generated tokens, short of the %u asked for (a larger n_ctx holds more)",
@@ -129,7 +113,7 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
         uint32_t room = spec_draft_room(ctx, pos, s->params.draft_max);
         if (room > left - 1) room = left - 1;
         if (s->params.adaptive) room = spec_adaptive_room(&s->adaptive, room);
-        double started = now_ms();
+        double started = vkllm_log_clock_ms();
         uint32_t k = 0, a = 0;
         vkllm_token bonus = 0;
         bool from_model = false;
@@ -143,14 +127,14 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
         stats->n_drafted += k;
         stats->n_accepted += a;
         stats->n_decode += a + 1;
-        if (s->params.adaptive) spec_adaptive_update(&s->adaptive, k, a, now_ms() - started, s->params.draft_max);
+        if (s->params.adaptive) spec_adaptive_update(&s->adaptive, k, a, vkllm_log_clock_ms() - started, s->params.draft_max);
         memcpy(pending, s->draft, a * sizeof *s->draft);
         pending[a] = bonus;
         n_pending = a + 1;
         pos += a + 1;
     }
     sampler_free(dsmp);
-    stats->generate_ms = now_ms() - t1;
+    stats->generate_ms = vkllm_log_clock_ms() - t1;
     if (st != VKLLM_OK) return st;
     /* Leave the cache as plain decoding would: the accepted drafts past the last emitted token are forgotten. */
     uint32_t plain = n_prompt + stats->n_generated - (!stats->stopped_by_eog && stats->n_generated ? 1 : 0);
