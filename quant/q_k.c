@@ -51,6 +51,8 @@ static void set_scale_min(int j, uint8_t q[QUANT_K_SCALE_SIZE], uint8_t scale, u
 
 /* ---- Q2_K ---- */
 
+static void q2_K_finish(const float *x, uint8_t L[QK], block_q2_K *y);
+
 void quant_q2_K_quantize_block(const float *x, void *block)
 {
     block_q2_K *y = block;
@@ -77,7 +79,13 @@ void quant_q2_K_quantize_block(const float *x, void *block)
         }
     }
     y->dmin = quant_f32_to_f16(max_min > 0 ? max_min / q4scale : 0.f);
+    q2_K_finish(x, L, y);
+}
 
+/* Re-rounds every weight with its sub-block's stored scale and min (those whose scale is zero keep the
+ * search's levels), then packs. */
+static void q2_K_finish(const float *x, uint8_t L[QK], block_q2_K *y)
+{
     for (int j = 0; j < QK / 16; j++) {
         const float d = quant_f16_to_f32(y->d) * (y->scales[j] & 0xf);
         if (!d) continue;
@@ -87,6 +95,33 @@ void quant_q2_K_quantize_block(const float *x, void *block)
         }
     }
     pack_2bit(L, y->qs);
+}
+
+/* ggml's quantize_row_q2_K_impl: importance qw times sqrt(sigma2 + x^2) weights each weight (sigma2 the
+ * super-block's mean x^2), a finer affine search per sub-block, and the 4-bit scales and mins fitted by the
+ * sub-blocks' summed weights instead of scaled from the largest. */
+void quant_q2_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block)
+{
+    (void)row_sigma2;
+    block_q2_K *y = block;
+    uint8_t L[QK], Ls[QK / 16], Lm[QK / 16];
+    float weight[16], mins[QK / 16], scales[QK / 16], sw[QK / 16];
+    float sumx2 = 0;
+    for (int j = 0; j < QK; j++) sumx2 += x[j] * x[j];
+    const float sigma2 = sumx2 / QK;
+    for (int j = 0; j < QK / 16; j++) {
+        sw[j] = 0;
+        for (int l = 0; l < 16; l++) weight[l] = qw[16 * j + l] * sqrtf(sigma2 + x[16 * j + l] * x[16 * j + l]);
+        for (int l = 0; l < 16; l++) sw[j] += weight[l];
+        scales[j] = quant_search_affine_weighted(16, 3, x + 16 * j, weight, L + 16 * j, &mins[j], -0.9f, 0.05f, 36,
+                                                 false);
+    }
+    const float dm = quant_search_positive(QK / 16, 15, scales, Ls, sw);
+    const float mm = quant_search_positive(QK / 16, 15, mins, Lm, sw);
+    y->d = quant_f32_to_f16(dm);
+    y->dmin = quant_f32_to_f16(mm);
+    for (int j = 0; j < QK / 16; j++) y->scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+    q2_K_finish(x, L, y);
 }
 
 void quant_q2_K_dequantize_block(const void *block, float *y)
@@ -125,6 +160,8 @@ static void q3_K_set_scales(const int biased[16], uint8_t scales[12])
     }
 }
 
+static void q3_K_finish(const float *x, int8_t L[QK], block_q3_K *y);
+
 void quant_q3_K_quantize_block(const float *x, void *block)
 {
     block_q3_K *y = block;
@@ -152,7 +189,12 @@ void quant_q3_K_quantize_block(const float *x, void *block)
         memset(y->scales, 0, sizeof y->scales);
         y->d = quant_f32_to_f16(0.f);
     }
+    q3_K_finish(x, L, y);
+}
 
+/* Re-rounds with the stored scales (levels + 4 in L), then packs. */
+static void q3_K_finish(const float *x, int8_t L[QK], block_q3_K *y)
+{
     for (int j = 0; j < QK / 16; j++) {
         const float d = quant_f16_to_f32(y->d) * q3_K_get_scale(y->scales, j);
         if (!d) continue;
@@ -171,6 +213,33 @@ void quant_q3_K_quantize_block(const float *x, void *block)
     pack_2bit(low, y->qs);
 }
 
+/* ggml's quantize_row_q3_K_impl: each weight weighted by qw * sqrt(sigma2 + x^2) (sigma2 twice the
+ * super-block's mean x^2) in make_qx_quants' search, and the 6-bit scales fitted by the same search,
+ * weighted by each sub-block's summed weights. */
+void quant_q3_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block)
+{
+    (void)row_sigma2;
+    block_q3_K *y = block;
+    int8_t L[QK], Ls[QK / 16];
+    float scales[QK / 16], weight[16], sw[QK / 16];
+    float sumx2 = 0;
+    for (int j = 0; j < QK; j++) sumx2 += x[j] * x[j];
+    const float sigma2 = 2 * sumx2 / QK;
+    for (int j = 0; j < QK / 16; j++) {
+        for (int l = 0; l < 16; l++) weight[l] = qw[16 * j + l] * sqrtf(sigma2 + x[16 * j + l] * x[16 * j + l]);
+        float sumw = 0;
+        for (int l = 0; l < 16; l++) sumw += weight[l];
+        sw[j] = sumw;
+        scales[j] = quant_search_symmetric(16, 4, x + 16 * j, L + 16 * j, weight);
+    }
+    const float d_block = quant_search_symmetric(QK / 16, 32, scales, Ls, sw);
+    int biased[16];
+    for (int j = 0; j < QK / 16; j++) biased[j] = Ls[j];
+    q3_K_set_scales(biased, y->scales);
+    y->d = quant_f32_to_f16(d_block);
+    q3_K_finish(x, L, y);
+}
+
 void quant_q3_K_dequantize_block(const void *block, float *y)
 {
     const block_q3_K *b = block;
@@ -183,6 +252,9 @@ void quant_q3_K_dequantize_block(const void *block, float *y)
 }
 
 /* ---- Q4_K and Q5_K: 8 sub-blocks of 32, affine, 6-bit scales and mins ---- */
+
+static void requantize_affine_superblock(const float *x, int nmax, uint8_t L[QK], uint16_t d16, uint16_t dmin16,
+                                         const uint8_t scales_out[QUANT_K_SCALE_SIZE]);
 
 /* Searches the 8 sub-blocks (levels 0..nmax into L), weighting each weight by |x| plus the sub-block's
  * RMS, stores d, dmin and the packed scales, then re-rounds L with the stored values. */
@@ -214,15 +286,63 @@ static void quantize_affine_superblock(const float *x, int nmax, float rmin, int
     }
     *d_out = quant_f32_to_f16(max_scale / 63.f);
     *dmin_out = quant_f32_to_f16(max_min / 63.f);
+    requantize_affine_superblock(x, nmax, L, *d_out, *dmin_out, scales_out);
+}
 
+/* ggml's quantize_row_q4_K_impl / q5_K_impl: weights qw * sqrt(sigma2 + x^2) (sigma2 twice the
+ * super-block's mean x^2), make_qkx3_quants per sub-block, and the 6-bit scales and mins fitted by
+ * make_qp_quants with each sub-block's summed weights. */
+static void quantize_affine_superblock_weighted(const float *x, const float *qw, int nmax, uint8_t L[QK],
+                                                uint16_t *d_out, uint16_t *dmin_out,
+                                                uint8_t scales_out[QUANT_K_SCALE_SIZE])
+{
+    float weights[32], mins[QK / 32], scales[QK / 32], sw[QK / 32];
+    uint8_t Ls[QK / 32], Lm[QK / 32];
+    float sum_x2 = 0;
+    for (int l = 0; l < QK; l++) sum_x2 += x[l] * x[l];
+    const float sigma2 = 2 * sum_x2 / QK;
+    for (int j = 0; j < QK / 32; j++) {
+        for (int l = 0; l < 32; l++) weights[l] = qw[32 * j + l] * sqrtf(sigma2 + x[32 * j + l] * x[32 * j + l]);
+        float sumw = 0;
+        for (int l = 0; l < 32; l++) sumw += weights[l];
+        sw[j] = sumw;
+        scales[j] = quant_search_affine_weighted(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], -0.9f, 0.05f,
+                                                 36, false);
+    }
+    const float d_block = quant_search_positive(QK / 32, 63, scales, Ls, sw);
+    const float m_block = quant_search_positive(QK / 32, 63, mins, Lm, sw);
+    memset(scales_out, 0, QUANT_K_SCALE_SIZE);
+    for (int j = 0; j < QK / 32; j++) {
+        /* quant_search_positive keeps levels <= 63; ggml's Q5_K clamps again, Q4_K does not. */
+        set_scale_min(j, scales_out, Ls[j], Lm[j]);
+    }
+    *d_out = quant_f32_to_f16(d_block);
+    *dmin_out = quant_f32_to_f16(m_block);
+    requantize_affine_superblock(x, nmax, L, *d_out, *dmin_out, scales_out);
+}
+
+/* Re-rounds each sub-block with its stored scale and min; those whose scale is zero keep their levels. */
+static void requantize_affine_superblock(const float *x, int nmax, uint8_t L[QK], uint16_t d16, uint16_t dmin16,
+                                         const uint8_t scales_out[QUANT_K_SCALE_SIZE])
+{
     for (int j = 0; j < QK / 32; j++) {
         uint8_t sc, m;
         get_scale_min(j, scales_out, &sc, &m);
-        const float d = quant_f16_to_f32(*d_out) * sc;
+        const float d = quant_f16_to_f32(d16) * sc;
         if (!d) continue;
-        const float dm = quant_f16_to_f32(*dmin_out) * m;
+        const float dm = quant_f16_to_f32(dmin16) * m;
         for (int i = 0; i < 32; i++) {
             L[32 * j + i] = (uint8_t)quant_clamp_int(quant_nearest_int((x[32 * j + i] + dm) / d), 0, nmax);
+        }
+    }
+}
+
+/* Each 64-weight chunk: 32 bytes, low nibble weight l, high nibble weight l + 32. */
+static void q4_K_pack(const uint8_t L[QK], block_q4_K *b)
+{
+    for (int chunk = 0; chunk < QK / 64; chunk++) {
+        for (int l = 0; l < 32; l++) {
+            b->qs[32 * chunk + l] = (uint8_t)(L[64 * chunk + l] | (L[64 * chunk + l + 32] << 4));
         }
     }
 }
@@ -232,12 +352,16 @@ void quant_q4_K_quantize_block(const float *x, void *block)
     block_q4_K *b = block;
     uint8_t L[QK];
     quantize_affine_superblock(x, 15, -1.f, 20, L, &b->d, &b->dmin, b->scales);
-    /* Each 64-weight chunk: 32 bytes, low nibble weight l, high nibble weight l + 32. */
-    for (int chunk = 0; chunk < QK / 64; chunk++) {
-        for (int l = 0; l < 32; l++) {
-            b->qs[32 * chunk + l] = (uint8_t)(L[64 * chunk + l] | (L[64 * chunk + l + 32] << 4));
-        }
-    }
+    q4_K_pack(L, b);
+}
+
+void quant_q4_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block)
+{
+    (void)row_sigma2;
+    block_q4_K *b = block;
+    uint8_t L[QK];
+    quantize_affine_superblock_weighted(x, qw, 15, L, &b->d, &b->dmin, b->scales);
+    q4_K_pack(L, b);
 }
 
 /* Q4_K and Q5_K share their dequantization: sub-block j of 32 weights is d * scale_j * level - dmin * min_j,
@@ -266,12 +390,9 @@ void quant_q4_K_dequantize_block(const void *block, float *y)
     dequantize_affine_superblock(b->d, b->dmin, b->scales, b->qs, NULL, y);
 }
 
-void quant_q5_K_quantize_block(const float *x, void *block)
+/* As Q4_K for the low nibbles; bit 4 of chunk c's weights go to qh bits 2c and 2c+1. */
+static void q5_K_pack(const uint8_t L[QK], block_q5_K *b)
 {
-    block_q5_K *b = block;
-    uint8_t L[QK];
-    quantize_affine_superblock(x, 31, -0.5f, 15, L, &b->d, &b->dmin, b->scales);
-    /* As Q4_K for the low nibbles; bit 4 of chunk c's weights go to qh bits 2c and 2c+1. */
     memset(b->qh, 0, sizeof b->qh);
     for (int chunk = 0; chunk < QK / 64; chunk++) {
         for (int l = 0; l < 32; l++) {
@@ -282,6 +403,23 @@ void quant_q5_K_quantize_block(const float *x, void *block)
     }
 }
 
+void quant_q5_K_quantize_block(const float *x, void *block)
+{
+    block_q5_K *b = block;
+    uint8_t L[QK];
+    quantize_affine_superblock(x, 31, -0.5f, 15, L, &b->d, &b->dmin, b->scales);
+    q5_K_pack(L, b);
+}
+
+void quant_q5_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block)
+{
+    (void)row_sigma2;
+    block_q5_K *b = block;
+    uint8_t L[QK];
+    quantize_affine_superblock_weighted(x, qw, 31, L, &b->d, &b->dmin, b->scales);
+    q5_K_pack(L, b);
+}
+
 void quant_q5_K_dequantize_block(const void *block, float *y)
 {
     const block_q5_K *b = block;
@@ -290,14 +428,14 @@ void quant_q5_K_dequantize_block(const void *block, float *y)
 
 /* ---- Q6_K ---- */
 
-void quant_q6_K_quantize_block(const float *x, void *block)
+/* qw: the importance weights of the scale search (ggml passes them as they are, x^2 without them). */
+static void q6_K_quantize(const float *x, const float *qw, block_q6_K *y)
 {
-    block_q6_K *y = block;
     int8_t L[QK];
     float scales[QK / 16];
     float max_scale = 0, max_abs_scale = 0;
     for (int j = 0; j < QK / 16; j++) {
-        scales[j] = quant_search_symmetric(16, 32, x + 16 * j, L + 16 * j);
+        scales[j] = quant_search_symmetric(16, 32, x + 16 * j, L + 16 * j, qw ? qw + 16 * j : NULL);
         if (fabsf(scales[j]) > max_abs_scale) {
             max_abs_scale = fabsf(scales[j]);
             max_scale = scales[j];
@@ -331,6 +469,14 @@ void quant_q6_K_quantize_block(const float *x, void *block)
                               ((Lh[l + 96] >> 4) << 6));
         }
     }
+}
+
+void quant_q6_K_quantize_block(const float *x, void *block) { q6_K_quantize(x, NULL, block); }
+
+void quant_q6_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block)
+{
+    (void)row_sigma2;
+    q6_K_quantize(x, qw, block);
 }
 
 void quant_q6_K_dequantize_block(const void *block, float *y)

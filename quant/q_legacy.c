@@ -134,6 +134,60 @@ void quant_q5_1_dequantize_block(const void *block, float *y)
     for (int j = 0; j < QK; j++) y[j] = levels[j] * d + m;
 }
 
+/* ---- Importance-weighted (ggml's quantize_row_q4_0_impl etc., used when an imatrix is given): each weight
+ * counts qw * sqrt(sigma2 + x^2), sigma2 the mean x^2 of the whole row, in a least-squares scale search. ---- */
+
+static void legacy_weights(const float *x, const float *qw, float row_sigma2, float weight[QK])
+{
+    for (int j = 0; j < QK; j++) weight[j] = qw[j] * sqrtf(row_sigma2 + x[j] * x[j]);
+}
+
+void quant_q4_0_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block)
+{
+    block_q4_0 *b = block;
+    float weight[QK];
+    int8_t L[QK];
+    legacy_weights(x, qw, row_sigma2, weight);
+    b->d = quant_f32_to_f16(quant_search_symmetric(QK, 8, x, L, weight));
+    for (int j = 0; j < QK / 2; j++) b->qs[j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
+}
+
+void quant_q5_0_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block)
+{
+    block_q5_0 *b = block;
+    float weight[QK];
+    int8_t L[QK];
+    uint8_t levels[QK];
+    legacy_weights(x, qw, row_sigma2, weight);
+    b->d = quant_f32_to_f16(quant_search_symmetric(QK, 16, x, L, weight));
+    for (int j = 0; j < QK; j++) levels[j] = (uint8_t)L[j];
+    pack_5bit(levels, b->qs, b->qh);
+}
+
+void quant_q4_1_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block)
+{
+    block_q4_1 *b = block;
+    float weight[QK], neg_min;
+    uint8_t L[QK];
+    legacy_weights(x, qw, row_sigma2, weight);
+    const float d = quant_search_affine_weighted(QK, 15, x, weight, L, &neg_min, -0.9f, 0.05f, 36, false);
+    b->d = quant_f32_to_f16(d);
+    b->m = quant_f32_to_f16(-neg_min);
+    for (int j = 0; j < QK / 2; j++) b->qs[j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
+}
+
+void quant_q5_1_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block)
+{
+    block_q5_1 *b = block;
+    float weight[QK], neg_min;
+    uint8_t L[QK];
+    legacy_weights(x, qw, row_sigma2, weight);
+    const float d = quant_search_affine_weighted(QK, 31, x, weight, L, &neg_min, -0.9f, 0.05f, 36, false);
+    b->d = quant_f32_to_f16(d);
+    b->m = quant_f32_to_f16(-neg_min);
+    pack_5bit(L, b->qs, b->qh);
+}
+
 /* Q8_0 and Q8_1 share the symmetric 8-bit rounding: d = absmax / 127, q = round(x / d) (half away). */
 static float quantize_8bit(const float *x, int8_t qs[QK])
 {

@@ -78,6 +78,15 @@ static const quant_codec codecs[QUANT_TYPE_LIMIT] = {
     KNOWN_ONLY(39, "MXFP4", 32, 17),
 };
 
+/* The importance-weighted quantizers; the other types ignore importance, as ggml's (Q8_0, F16, ...). */
+static const quant_quantize_block_weighted_fn weighted_codecs[QUANT_TYPE_LIMIT] = {
+    [QUANT_Q4_0] = quant_q4_0_quantize_block_weighted, [QUANT_Q4_1] = quant_q4_1_quantize_block_weighted,
+    [QUANT_Q5_0] = quant_q5_0_quantize_block_weighted, [QUANT_Q5_1] = quant_q5_1_quantize_block_weighted,
+    [QUANT_Q2_K] = quant_q2_K_quantize_block_weighted, [QUANT_Q3_K] = quant_q3_K_quantize_block_weighted,
+    [QUANT_Q4_K] = quant_q4_K_quantize_block_weighted, [QUANT_Q5_K] = quant_q5_K_quantize_block_weighted,
+    [QUANT_Q6_K] = quant_q6_K_quantize_block_weighted,
+};
+
 static const quant_codec *find_codec(uint32_t type)
 {
     if (type >= QUANT_TYPE_LIMIT || codecs[type].traits.name == NULL) return NULL;
@@ -180,6 +189,30 @@ vkllm_status quant_dequantize_row(uint32_t type, const void *src, float *dst, ui
 
 vkllm_status quant_quantize_row(uint32_t type, const float *src, void *dst, uint64_t n)
 {
+    return quant_quantize_row_weighted(type, src, dst, n, NULL);
+}
+
+bool quant_uses_importance(uint32_t type) { return type < QUANT_TYPE_LIMIT && weighted_codecs[type] != NULL; }
+
+/* ggml's quantize_*_impl loops: the row's mean x^2 (sum / n in float, as ggml) feeds the legacy types'
+ * weights; each block gets its slice of the importance vector. */
+static void quantize_blocks_weighted(const quant_codec *codec, quant_quantize_block_weighted_fn fn, const float *src,
+                                     uint8_t *dst, uint64_t n, const float *importance)
+{
+    const uint32_t elems = codec->traits.block_elems, bytes = codec->traits.block_bytes;
+    float sum_x2 = 0;
+    for (uint64_t j = 0; j < n; j++) sum_x2 += src[j] * src[j];
+    const float sigma2 = sum_x2 / (float)(int64_t)n;
+    block_scratch block;
+    for (uint64_t i = 0; i < n / elems; i++) {
+        fn(src + i * elems, importance + i * elems, sigma2, &block);
+        memcpy(dst + i * bytes, &block, bytes);
+    }
+}
+
+vkllm_status quant_quantize_row_weighted(uint32_t type, const float *src, void *dst, uint64_t n,
+                                         const float *importance)
+{
     const quant_codec *codec = NULL;
     VKLLM_TRY(check_row("quant_quantize_row", type, src, dst, n, &codec));
     if (codec->quantize_block == NULL) {
@@ -195,6 +228,10 @@ vkllm_status quant_quantize_row(uint32_t type, const float *src, void *dst, uint
                               (unsigned long long)i, (double)src[i], codec->traits.name);
         }
     }
-    quantize_blocks(codec, src, dst, n / codec->traits.block_elems);
+    if (importance && quant_uses_importance(type)) {
+        quantize_blocks_weighted(codec, weighted_codecs[type], src, dst, n, importance);
+    } else {
+        quantize_blocks(codec, src, dst, n / codec->traits.block_elems);
+    }
     return VKLLM_OK;
 }

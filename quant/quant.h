@@ -51,6 +51,13 @@ uint64_t quant_row_size(uint32_t type, uint64_t n);
 /* CPU reference: n must be a multiple of the type's block_elems. */
 vkllm_status quant_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n);
 vkllm_status quant_quantize_row(uint32_t type, const float *src, void *dst, uint64_t n);
+/* As quant_quantize_row, with importance (n floats: llama.cpp's imatrix entry, the mean squared activation
+ * of each input column) steering the scale searches as llama-quantize --imatrix does, bytes included.
+ * NULL importance, or a type without a weighted search (Q8_0, floats), is plain quant_quantize_row. */
+vkllm_status quant_quantize_row_weighted(uint32_t type, const float *src, void *dst, uint64_t n,
+                                         const float *importance);
+/* True for the types importance changes: Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K. */
+bool quant_uses_importance(uint32_t type);
 
 /* IEEE half and bfloat16 conversions (round to nearest even, as ggml). */
 uint16_t quant_f32_to_f16(float f);

@@ -29,6 +29,11 @@ typedef void (*quant_dequantize_block_fn)(const void *block, float *y);
 typedef void (*quant_quantize_elements_fn)(const float *src, void *dst, uint64_t n);
 typedef void (*quant_dequantize_elements_fn)(const void *src, float *dst, uint64_t n);
 
+/* Importance-weighted block formats (ggml's quantize_*_impl with quant_weights): qw holds the block's
+ * importance per weight (the imatrix's mean squared activation of the weight's input column).  The legacy
+ * types weight by row_sigma2, the mean x^2 of the whole row; the K-quants compute their super-block's. */
+typedef void (*quant_quantize_block_weighted_fn)(const float *x, const float *qw, float row_sigma2, void *block);
+
 /* half.c */
 void quant_f16_quantize(const float *src, void *dst, uint64_t n);
 void quant_f16_dequantize(const void *src, float *dst, uint64_t n);
@@ -42,6 +47,10 @@ void quant_q5_0_quantize_block(const float *x, void *block);
 void quant_q5_1_quantize_block(const float *x, void *block);
 void quant_q8_0_quantize_block(const float *x, void *block);
 void quant_q8_1_quantize_block(const float *x, void *block);
+void quant_q4_0_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block);
+void quant_q4_1_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block);
+void quant_q5_0_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block);
+void quant_q5_1_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block);
 void quant_q4_0_dequantize_block(const void *block, float *y);
 void quant_q4_1_dequantize_block(const void *block, float *y);
 void quant_q5_0_dequantize_block(const void *block, float *y);
@@ -56,6 +65,11 @@ void quant_q4_K_quantize_block(const float *x, void *block);
 void quant_q5_K_quantize_block(const float *x, void *block);
 void quant_q6_K_quantize_block(const float *x, void *block);
 void quant_q8_K_quantize_block(const float *x, void *block);
+void quant_q2_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block);
+void quant_q3_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block);
+void quant_q4_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block);
+void quant_q5_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block);
+void quant_q6_K_quantize_block_weighted(const float *x, const float *qw, float row_sigma2, void *block);
 void quant_q2_K_dequantize_block(const void *block, float *y);
 void quant_q3_K_dequantize_block(const void *block, float *y);
 void quant_q4_K_dequantize_block(const void *block, float *y);
@@ -63,12 +77,15 @@ void quant_q5_K_dequantize_block(const void *block, float *y);
 void quant_q6_K_dequantize_block(const void *block, float *y);
 void quant_q8_K_dequantize_block(const void *block, float *y);
 
-/* Sub-block scale searches of the K-quants (k_search.c), ggml's make_*_quants without importance
- * weights.  L receives the levels; each returns the sub-block's float scale. */
-float quant_search_symmetric(int n, int nmax, const float *x, int8_t *L);   /* Q6_K: make_qx_quants */
+/* Scale searches (k_search.c), ggml's make_*_quants.  L receives the levels; each returns the (sub-)block's
+ * float scale. */
+float quant_search_symmetric(int n, int nmax, const float *x, int8_t *L, const float *qw); /* make_qx_quants */
 float quant_search_symmetric_q3(int n, int nmax, const float *x, int8_t *L); /* Q3_K: make_q3_quants */
 float quant_search_affine(int n, int nmax, const float *x, const float *weights, uint8_t *L,
                           float *neg_min, float rmin, float rdelta, int nstep, bool use_mad); /* make_qkx2 */
+float quant_search_affine_weighted(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                                   float *neg_min, float rmin, float rdelta, int nstep, bool use_mad); /* qkx3 */
+float quant_search_positive(int n, int nmax, const float *x, uint8_t *L, const float *qw); /* make_qp_quants */
 
 /* Round half to even, as ggml's nearest_int (which adds 1.5 * 2^23 and reads the mantissa).  ggml asserts
  * |v| <= 4194303; clamping there (and sending NaN to 0) keeps every input defined without changing any
