@@ -47,6 +47,14 @@ for preset in tiny tiny-qwen2; do
   done
 done
 
+# Importance-weighted quantization (tests/data/quant/tiny-seed7.imatrix.gguf is llama-imatrix's for the tiny
+# preset with seed 7, the files above).
+imatrix=$(dirname "$0")/data/quant/tiny-seed7.imatrix.gguf
+for mixture in Q4_0 Q2_K Q4_K_M; do
+  "$vkllm" quantize --imatrix "$imatrix" "$work/tiny-F32.gguf" "$work/tiny-$mixture-imatrix.gguf" "$mixture" >/dev/null
+  files+=("$work/tiny-$mixture-imatrix.gguf")
+done
+
 # bench/compare_logits.py's comparison as a check, without python: llama.cpp's dump and vkllm's must have the
 # same prompt, the same greedy ids, and log-probabilities of the first generated position within 1e-4 (with
 # F32 weights, F32 KV cache and no flash attention they differ by about 2e-6).

@@ -360,7 +360,9 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
     for (int i = 1; i < argc; i++) {
         if (is_help(argv[i])) return CLI_PARSE_HELP;
         else if (!strcmp(argv[i], "--pure")) o->pure = true;
-        else if (argv[i][0] != '-' && n < 3) *positional[n++] = argv[i];
+        else if (!strcmp(argv[i], "--imatrix")) {
+            if (!(o->imatrix = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
+        } else if (argv[i][0] != '-' && n < 3) *positional[n++] = argv[i];
         else return fail(err, err_len, "unexpected argument '%.*s'", SHOWN(argv[i]));
     }
     if (n != 3) return fail(err, err_len, "IN.gguf, OUT.gguf and TYPE are required");

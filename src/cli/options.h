@@ -134,6 +134,7 @@ cli_parse_result cli_parse_synth_options(int argc, char **argv, cli_synth_option
 typedef struct cli_quantize_options {
     const char *in, *out, *type; /* IN.gguf OUT.gguf TYPE */
     bool pure;                   /* --pure */
+    const char *imatrix;         /* --imatrix FILE: llama.cpp's importance matrix (GGUF or .dat) */
 } cli_quantize_options;
 
 cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_options *out, char *err,

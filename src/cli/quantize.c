@@ -9,9 +9,11 @@
 
 static void quantize_usage(FILE *out)
 {
-    fprintf(out, "usage: vkllm quantize [--pure] IN.gguf OUT.gguf TYPE\n"
+    fprintf(out, "usage: vkllm quantize [--pure] [--imatrix FILE] IN.gguf OUT.gguf TYPE\n"
                  "  types: %s\n"
-                 "  --pure: every 2-D weight in TYPE, also for the mixtures (Q2_K)\n",
+                 "  --pure: every 2-D weight in TYPE, also for the mixtures (Q2_K)\n"
+                 "  --imatrix FILE: importance-weighted rounding with llama.cpp's importance matrix\n"
+                 "                  (llama-imatrix's GGUF or .dat, or vkllm imatrix); same bytes as llama-quantize\n",
             quant_recipe_names());
 }
 
@@ -29,14 +31,22 @@ int cli_quantize(int argc, char **argv)
         quantize_usage(stderr);
         return 2;
     }
+    imatrix_data *imatrix = NULL;
+    if (qo.imatrix && imatrix_load(qo.imatrix, &imatrix) != VKLLM_OK) {
+        fprintf(stderr, "vkllm quantize: %s\n", vkllm_last_error());
+        return 1;
+    }
     progress_bar bar;
     progress_bar_init(&bar);
-    vkllm_status status = quantize_file(args[0], args[1], &recipe, progress_bar_update, &bar);
+    vkllm_status status =
+        quantize_file_imatrix(args[0], args[1], &recipe, imatrix, qo.imatrix, progress_bar_update, &bar);
     progress_bar_finish(&bar);
+    imatrix_free(imatrix);
     if (status != VKLLM_OK) {
         fprintf(stderr, "vkllm quantize: %s\n", vkllm_last_error());
         return 1;
     }
-    printf("wrote %s (%s%s)\n", args[1], recipe.name, recipe.pure ? "" : " mixture");
+    printf("wrote %s (%s%s%s)\n", args[1], recipe.name, recipe.pure ? "" : " mixture",
+           qo.imatrix ? ", importance-weighted" : "");
     return 0;
 }

@@ -39,7 +39,8 @@ bool quant_recipe_from_name(const char *name, bool force_pure, quant_recipe *out
 {
     for (size_t i = 0; name && i < sizeof recipes / sizeof recipes[0]; i++) {
         if (!same_name(name, recipes[i].name)) continue;
-        *out = (quant_recipe){recipes[i].name, recipes[i].ftype, recipes[i].base, recipes[i].pure || force_pure};
+        *out = (quant_recipe){recipes[i].name, recipes[i].ftype, recipes[i].base, recipes[i].pure || force_pure,
+                              false};
         return true;
     }
     return false;
@@ -135,7 +136,8 @@ static quant_type attn_v_type(quant_ftype ftype, quant_type type, const quant_mo
     return type;
 }
 
-static quant_type ffn_down_type(quant_ftype ftype, quant_type type, const quant_model_shape *m, int i)
+static quant_type ffn_down_type(quant_ftype ftype, quant_type type, const quant_model_shape *m, int i,
+                                bool has_imatrix)
 {
     int n = (int)m->n_layer;
     bool falcon = strcmp(m->arch, "falcon") == 0;
@@ -149,6 +151,10 @@ static quant_type ffn_down_type(quant_ftype ftype, quant_type type, const quant_
     }
     if (ftype == QUANT_FTYPE_Q5_K_M && use_more_bits(i, n)) return QUANT_Q6_K;
     if (ftype == QUANT_FTYPE_Q4_K_S && !falcon && i < n / 8) return QUANT_Q5_K;
+    /* llama.cpp guards the first ffn_down layers against "craziness" with an imatrix only, so that files
+     * made without one stay as they were. */
+    if ((ftype == QUANT_FTYPE_Q4_0 || ftype == QUANT_FTYPE_Q5_0) && has_imatrix && i < n / 8)
+        return ftype == QUANT_FTYPE_Q4_0 ? QUANT_Q4_1 : QUANT_Q5_1;
     return type;
 }
 
@@ -170,7 +176,7 @@ static quant_type mixture_type(const quant_recipe *r, const quant_model_shape *m
     case CAT_OUTPUT: return output_type(type, m, ne[0]);
     case CAT_TOKEN_EMBD: return m->tied_embeddings ? output_type(type, m, ne[0]) : type;
     case CAT_ATTN_V: return attn_v_type(r->ftype, type, m, layer_of(name));
-    case CAT_FFN_DOWN: return ffn_down_type(r->ftype, type, m, layer_of(name));
+    case CAT_FFN_DOWN: return ffn_down_type(r->ftype, type, m, layer_of(name), r->has_imatrix);
     case CAT_ATTN_OUTPUT: return attn_output_type(r->ftype, type, m);
     default: return type;
     }

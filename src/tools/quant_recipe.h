@@ -39,6 +39,8 @@ typedef struct quant_recipe {
     quant_ftype ftype; /* written to general.file_type */
     quant_type base;   /* the type most tensors get */
     bool pure;         /* every quantizable tensor in base (with fallbacks) */
+    bool has_imatrix;  /* quantized with an importance matrix: llama.cpp's Q4_0/Q5_0 mixtures then give the
+                          first eighth of the ffn_down layers Q4_1/Q5_1 */
 } quant_recipe;
 
 /* Names: the tensor types F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q3_K Q4_K Q5_K Q6_K are pure; the

@@ -57,6 +57,7 @@ typedef struct tensor_job {
     const gguf_tensor_info *in;
     char name[256];
     quant_type type;
+    const float *importance; /* ne[0] floats from the imatrix, or NULL */
     float *row;         /* ne[0] floats, shared */
     uint8_t *packed;    /* one output row, shared */
     uint64_t *done;
@@ -94,7 +95,7 @@ static vkllm_status produce_tensor(void *ctx, gguf_sink *sink)
         VKLLM_TRY(quant_dequantize_row(in->type, src, job->row, n));
         const void *bytes = job->row;
         if (job->type != QUANT_F32) {
-            VKLLM_TRY(quant_quantize_row(job->type, job->row, job->packed, n));
+            VKLLM_TRY(quant_quantize_row_weighted(job->type, job->row, job->packed, n, job->importance));
             bytes = job->packed;
         }
         VKLLM_TRY(gguf_sink_write(sink, bytes, out_row));
@@ -103,10 +104,31 @@ static vkllm_status produce_tensor(void *ctx, gguf_sink *sink)
     return VKLLM_OK;
 }
 
-/* Chooses every tensor's type and checks up front that each conversion is possible. */
-static vkllm_status plan_jobs(const gguf_file *in, const quant_recipe *recipe, tensor_job *jobs, uint64_t *widest,
-                              uint64_t *total)
+/* llama.cpp's check (llama_model_quantize_impl): an entry must hold one value per column (times the experts);
+ * token_embd is looked up by a get_rows, never a matmul, so a stray entry for it is ignored. */
+static vkllm_status find_importance(const gguf_file *in, const imatrix_data *imatrix, tensor_job *job,
+                                    uint64_t *matched)
 {
+    const imatrix_entry *e = imatrix_find(imatrix, job->name);
+    if (!e) return VKLLM_OK; /* llama-quantize: "did not find weights", quantized without */
+    const uint64_t want = job->in->ne[0] * (job->in->n_dims > 2 ? job->in->ne[2] : 1);
+    if (e->n != want) {
+        if (strcmp(job->name, "token_embd.weight") == 0) return VKLLM_OK;
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                          "%s: the importance matrix has %llu values for tensor '%s', which has %llu columns: "
+                          "the imatrix was made for another model",
+                          in->path, (unsigned long long)e->n, job->name, (unsigned long long)want);
+    }
+    job->importance = e->values;
+    (*matched)++;
+    return VKLLM_OK;
+}
+
+/* Chooses every tensor's type and checks up front that each conversion is possible. */
+static vkllm_status plan_jobs(const gguf_file *in, const quant_recipe *recipe, const imatrix_data *imatrix,
+                              tensor_job *jobs, uint64_t *widest, uint64_t *total)
+{
+    uint64_t matched = 0;
     quant_model_shape shape;
     VKLLM_TRY(quantize_model_shape(in, &shape));
     for (uint64_t i = 0; i < in->n_tensors; i++) {
@@ -123,29 +145,55 @@ static vkllm_status plan_jobs(const gguf_file *in, const quant_recipe *recipe, t
                 return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: tensor '%s' has type %s, which vkllm cannot decode",
                                   in->path, job->name, traits ? traits->name : "unknown");
             if (t->ne[0] > *widest) *widest = t->ne[0];
+            if (imatrix) VKLLM_TRY(find_importance(in, imatrix, job, &matched));
         }
         *total += job->type == t->type ? t->size : quant_row_size(job->type, t->ne[0]) * rows_of(t);
     }
+    if (imatrix && matched == 0)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                          "%s: the importance matrix has no entry for any tensor quantized here (its %llu entries "
+                          "name e.g. '%s'): it was made for another model",
+                          in->path, (unsigned long long)imatrix->n_entries,
+                          imatrix->n_entries ? imatrix->entries[0].name : "");
     return VKLLM_OK;
 }
 
-static vkllm_status copy_metadata(const gguf_file *in, const quant_recipe *recipe, gguf_writer *w)
+/* llama-quantize's kv overrides for an imatrix (strings cut at 127 bytes, as its override buffers). */
+static vkllm_status imatrix_metadata(const imatrix_data *imatrix, const char *path, gguf_writer *w)
+{
+    char text[128];
+    snprintf(text, sizeof text, "%s", path ? path : "");
+    VKLLM_TRY(gguf_writer_set_str(w, "quantize.imatrix.file", text));
+    if (imatrix->dataset && imatrix->dataset[0]) {
+        snprintf(text, sizeof text, "%s", imatrix->dataset);
+        VKLLM_TRY(gguf_writer_set_str(w, "quantize.imatrix.dataset", text));
+    }
+    VKLLM_TRY(gguf_writer_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)imatrix->n_entries));
+    if (imatrix->chunk_count > 0)
+        VKLLM_TRY(gguf_writer_set_u32(w, "quantize.imatrix.chunks_count", imatrix->chunk_count));
+    return VKLLM_OK;
+}
+
+static vkllm_status copy_metadata(const gguf_file *in, const quant_recipe *recipe, const imatrix_data *imatrix,
+                                  const char *imatrix_path, gguf_writer *w)
 {
     for (uint64_t i = 0; i < in->n_kv; i++) VKLLM_TRY(gguf_writer_copy_kv(w, &in->kv[i]));
+    if (imatrix) VKLLM_TRY(imatrix_metadata(imatrix, imatrix_path, w));
     VKLLM_TRY(gguf_writer_set_u32(w, "general.quantization_version", 2));
     return gguf_writer_set_u32(w, "general.file_type", recipe->ftype);
 }
 
-static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe, tensor_job *jobs,
-                                 const char *out_path, vkllm_progress_fn progress, void *progress_ctx)
+static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe, const imatrix_data *imatrix,
+                                 const char *imatrix_path, tensor_job *jobs, const char *out_path,
+                                 vkllm_progress_fn progress, void *progress_ctx)
 {
     uint64_t widest = 0, total = 0, done = 0;
-    VKLLM_TRY(plan_jobs(in, recipe, jobs, &widest, &total));
+    VKLLM_TRY(plan_jobs(in, recipe, imatrix, jobs, &widest, &total));
     gguf_writer *w = NULL;
     VKLLM_TRY(gguf_writer_create(&w));
     float *row = malloc((widest ? widest : 1) * sizeof *row);
     uint8_t *packed = malloc((widest ? widest : 1) * sizeof *row); /* no type is wider than F32 */
-    vkllm_status status = row && packed ? copy_metadata(in, recipe, w)
+    vkllm_status status = row && packed ? copy_metadata(in, recipe, imatrix, imatrix_path, w)
                                         : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for a row");
     for (uint64_t i = 0; status == VKLLM_OK && i < in->n_tensors; i++) {
         tensor_job *job = &jobs[i];
@@ -170,6 +218,16 @@ static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe
 vkllm_status quantize_file(const char *in_path, const char *out_path, const quant_recipe *recipe,
                            vkllm_progress_fn progress, void *progress_ctx)
 {
+    return quantize_file_imatrix(in_path, out_path, recipe, NULL, NULL, progress, progress_ctx);
+}
+
+vkllm_status quantize_file_imatrix(const char *in_path, const char *out_path, const quant_recipe *recipe,
+                                   const imatrix_data *imatrix, const char *imatrix_path,
+                                   vkllm_progress_fn progress, void *progress_ctx)
+{
+    quant_recipe with = *recipe;
+    with.has_imatrix = imatrix != NULL;
+    recipe = &with;
     /* Writing over the mapped input would pull the data out from under the reader. */
     struct stat a, b;
     if (stat(in_path, &a) == 0 && stat(out_path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
@@ -177,7 +235,8 @@ vkllm_status quantize_file(const char *in_path, const char *out_path, const quan
     gguf_file *in = NULL;
     VKLLM_TRY(gguf_open(in_path, &in));
     tensor_job *jobs = calloc(in->n_tensors ? in->n_tensors : 1, sizeof *jobs);
-    vkllm_status status = jobs ? write_output(in, recipe, jobs, out_path, progress, progress_ctx)
+    vkllm_status status = jobs ? write_output(in, recipe, imatrix, imatrix_path, jobs, out_path, progress,
+                                              progress_ctx)
                                : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for %llu tensors",
                                             (unsigned long long)in->n_tensors);
     free(jobs);

@@ -7,6 +7,7 @@
 
 #include "gguf/gguf.h"
 #include "progress.h"
+#include "imatrix_file.h"
 #include "quant_recipe.h"
 
 /* What the recipe's rules need, from the file's metadata and tensor names. */
@@ -15,5 +16,14 @@ vkllm_status quantize_model_shape(const gguf_file *file, quant_model_shape *out)
 /* progress (optional) counts bytes written. */
 vkllm_status quantize_file(const char *in_path, const char *out_path, const quant_recipe *recipe,
                            vkllm_progress_fn progress, void *progress_ctx);
+
+/* With an importance matrix (llama-quantize --imatrix): every tensor it has an entry for is quantized with
+ * that entry's importance (quant_quantize_row_weighted), the recipe's imatrix rules apply, and the file
+ * records quantize.imatrix.* as llama-quantize does.  An entry whose size is not the tensor's row length
+ * (token_embd aside), or an imatrix naming none of the model's tensors, is an error: it was made for another
+ * model.  imatrix_path is what quantize.imatrix.file records. */
+vkllm_status quantize_file_imatrix(const char *in_path, const char *out_path, const quant_recipe *recipe,
+                                   const imatrix_data *imatrix, const char *imatrix_path,
+                                   vkllm_progress_fn progress, void *progress_ctx);
 
 #endif

@@ -1,0 +1,302 @@
+/* Importance-weighted quantization: the imatrix file format (written and read back, llama-quantize's derived
+ * importance), the weighted quantizers lowering the importance-weighted error of round-to-nearest, the
+ * errors for an imatrix made for another model, and, with the llama.cpp peer (llama-imatrix and
+ * llama-quantize in $PEER_HOME/cpu, default ~/.cache/llama-peer/cpu), byte equality with llama-quantize
+ * --imatrix for every weighted type and three mixtures.  The peer part skips without the peer. */
+#include "harness.h"
+#include "paths.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gguf/gguf.h"
+#include "quant/quant.h"
+#include "runtime/error.h"
+#include "tools/imatrix_file.h"
+#include "tools/quantize.h"
+#include "tools/synth.h"
+
+static char g_tiny[512], g_imatrix[512], g_ours[512], g_theirs[512];
+
+static int setup(void **state)
+{
+    (void)state;
+    long pid = (long)getpid();
+    snprintf(g_tiny, sizeof g_tiny, "%s/test_qimx_tiny_%ld.gguf", th_binary_dir(), pid);
+    snprintf(g_imatrix, sizeof g_imatrix, "%s/test_qimx_imatrix_%ld.gguf", th_binary_dir(), pid);
+    snprintf(g_ours, sizeof g_ours, "%s/test_qimx_ours_%ld.gguf", th_binary_dir(), pid);
+    snprintf(g_theirs, sizeof g_theirs, "%s/test_qimx_theirs_%ld.gguf", th_binary_dir(), pid);
+    synth_options o = {.seed = 7};
+    quant_recipe_from_name("F32", false, &o.recipe);
+    if (synth_write(synth_preset_find("tiny"), &o, g_tiny) != VKLLM_OK) {
+        fprintf(stderr, "setup: %s\n", vkllm_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    remove(g_tiny);
+    remove(g_imatrix);
+    remove(g_ours);
+    remove(g_theirs);
+    return 0;
+}
+
+static uint32_t g_rng = 12345;
+static float uniform(void)
+{
+    g_rng = g_rng * 1664525u + 1013904223u;
+    return (float)((g_rng >> 8) & 0xffffff) / 16777216.0f;
+}
+
+/* An imatrix with one entry per 2-D weight of the tiny model (sums = column * count, so the importance
+ * is the column index + 1), one entry counting nothing, written and read back. */
+static void test_imatrix_roundtrip(void **state)
+{
+    (void)state;
+    imatrix_data d = {.chunk_count = 3, .chunk_size = 128, .dataset = "calib.txt"};
+    imatrix_entry e[2] = {{.name = "blk.0.attn_q.weight", .n = 4, .n_mat = 1},
+                          {.name = "blk.0.ffn_down.weight", .n = 4, .n_mat = 1}};
+    float sums0[4] = {10, 20, 30, 40}, counts0[1] = {10}, sums1[4] = {5, 5, 5, 5}, counts1[1] = {0};
+    e[0].sums = sums0, e[0].counts = counts0, e[1].sums = sums1, e[1].counts = counts1;
+    d.entries = e, d.n_entries = 2;
+    if (imatrix_write(&d, g_imatrix) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    imatrix_data *r = NULL;
+    if (imatrix_load(g_imatrix, &r) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    assert_int_equal(r->n_entries, 2);
+    assert_int_equal(r->chunk_count, 3);
+    assert_int_equal(r->chunk_size, 128);
+    assert_string_equal(r->dataset, "calib.txt");
+    const imatrix_entry *q = imatrix_find(r, "blk.0.attn_q.weight");
+    assert_non_null(q);
+    for (int i = 0; i < 4; i++) assert_true(q->values[i] == (float)(i + 1));
+    const imatrix_entry *down = imatrix_find(r, "blk.0.ffn_down.weight");
+    for (int i = 0; i < 4; i++) assert_true(down->values[i] == 1.0f); /* nothing counted: importance 1 */
+    assert_null(imatrix_find(r, "output.weight"));
+    imatrix_free(r);
+}
+
+/* The importance-weighted error sum_j w_j (x_j - q_j)^2 of the weighted quantizers is below round-to-nearest's
+ * on rows whose importance spans six orders of magnitude: what the search is for. */
+static void test_weighted_beats_rtn(void **state)
+{
+    (void)state;
+    static const quant_type types[] = {QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q2_K,
+                                       QUANT_Q3_K, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+    enum { N = 512, ROWS = 16 };
+    float x[N], w[N], y[N];
+    uint8_t packed[N * 2];
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        assert_true(quant_uses_importance(types[t]));
+        double err_rtn = 0, err_weighted = 0;
+        for (int r = 0; r < ROWS; r++) {
+            for (int j = 0; j < N; j++) {
+                x[j] = (uniform() - 0.5f) * (1 + 4 * uniform());
+                w[j] = powf(10.0f, 6 * uniform() - 3);
+            }
+            assert_int_equal(quant_quantize_row(types[t], x, packed, N), VKLLM_OK);
+            assert_int_equal(quant_dequantize_row(types[t], packed, y, N), VKLLM_OK);
+            for (int j = 0; j < N; j++) err_rtn += w[j] * (double)(x[j] - y[j]) * (x[j] - y[j]);
+            assert_int_equal(quant_quantize_row_weighted(types[t], x, packed, N, w), VKLLM_OK);
+            assert_int_equal(quant_dequantize_row(types[t], packed, y, N), VKLLM_OK);
+            for (int j = 0; j < N; j++) err_weighted += w[j] * (double)(x[j] - y[j]) * (x[j] - y[j]);
+        }
+        printf("%-5s weighted error %.4g, round-to-nearest %.4g (%.0f%% lower)\n", quant_get_traits(types[t])->name,
+               err_weighted, err_rtn, 100 * (1 - err_weighted / err_rtn));
+        assert_true(err_weighted < err_rtn);
+    }
+    /* Types without a weighted search ignore the importance. */
+    uint8_t a[N * 2], b[N * 2];
+    assert_false(quant_uses_importance(QUANT_Q8_0));
+    assert_int_equal(quant_quantize_row(QUANT_Q8_0, x, a, N), VKLLM_OK);
+    assert_int_equal(quant_quantize_row_weighted(QUANT_Q8_0, x, b, N, w), VKLLM_OK);
+    assert_memory_equal(a, b, quant_row_size(QUANT_Q8_0, N));
+}
+
+/* An imatrix whose entries have other sizes, or name no tensor of the model: made for another model. */
+static void test_imatrix_for_another_model(void **state)
+{
+    (void)state;
+    float sums[64], counts[1] = {1};
+    for (int i = 0; i < 64; i++) sums[i] = 1;
+    imatrix_entry e = {.name = "blk.0.attn_q.weight", .n = 64, .n_mat = 1, .sums = sums, .counts = counts};
+    imatrix_data d = {.entries = &e, .n_entries = 1, .chunk_count = 1, .chunk_size = 64, .dataset = "x"};
+    assert_int_equal(imatrix_write(&d, g_imatrix), VKLLM_OK);
+    imatrix_data *r = NULL;
+    assert_int_equal(imatrix_load(g_imatrix, &r), VKLLM_OK);
+    quant_recipe recipe;
+    assert_true(quant_recipe_from_name("Q4_0", false, &recipe));
+    assert_int_not_equal(quantize_file_imatrix(g_tiny, g_ours, &recipe, r, g_imatrix, NULL, NULL), VKLLM_OK);
+    assert_non_null(strstr(vkllm_last_error(), "another model"));
+    assert_non_null(strstr(vkllm_last_error(), "blk.0.attn_q.weight"));
+    imatrix_free(r);
+
+    e.name = "blk.0.wq.weight"; /* another naming: nothing matches */
+    assert_int_equal(imatrix_write(&d, g_imatrix), VKLLM_OK);
+    assert_int_equal(imatrix_load(g_imatrix, &r), VKLLM_OK);
+    assert_int_not_equal(quantize_file_imatrix(g_tiny, g_ours, &recipe, r, g_imatrix, NULL, NULL), VKLLM_OK);
+    assert_non_null(strstr(vkllm_last_error(), "another model"));
+    imatrix_free(r);
+
+    /* Not an imatrix at all: a model file has no imatrix metadata. */
+    assert_int_not_equal(imatrix_load(g_tiny, &r), VKLLM_OK);
+    assert_non_null(strstr(vkllm_last_error(), "not an importance matrix"));
+}
+
+/* ---- the peer ---- */
+
+static char g_peer[512];
+
+static bool find_peer(void)
+{
+    const char *home = getenv("PEER_HOME");
+    char base[400];
+    if (home && *home) snprintf(base, sizeof base, "%s", home);
+    else snprintf(base, sizeof base, "%s/.cache/llama-peer", getenv("HOME") ? getenv("HOME") : "");
+    snprintf(g_peer, sizeof g_peer, "%s/cpu", base);
+    char tool[600];
+    snprintf(tool, sizeof tool, "%s/llama-quantize", g_peer);
+    if (access(tool, X_OK) != 0) return false;
+    snprintf(tool, sizeof tool, "%s/llama-imatrix", g_peer);
+    return access(tool, X_OK) == 0;
+}
+
+static int run(const char *cmd)
+{
+    int rc = system(cmd);
+    if (rc != 0) printf("command failed (%d): %s\n", rc, cmd);
+    return rc;
+}
+
+/* Every tensor of the two files: same type and the same bytes.  Returns the mismatches (printed). */
+static int compare_tensors(const char *ours_path, const char *theirs_path)
+{
+    gguf_file *a = NULL, *b = NULL;
+    if (gguf_open(ours_path, &a) != VKLLM_OK || gguf_open(theirs_path, &b) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    int bad = 0;
+    assert_int_equal(a->n_tensors, b->n_tensors);
+    for (uint64_t i = 0; i < a->n_tensors; i++) {
+        const gguf_tensor_info *t = &a->tensors[i];
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+        const gguf_tensor_info *u = gguf_find_tensor(b, name);
+        assert_non_null(u);
+        if (t->type != u->type) {
+            printf("  %s: type %s here, %s in llama-quantize's\n", name, quant_get_traits(t->type)->name,
+                   quant_get_traits(u->type)->name);
+            bad++;
+        } else if (t->size != u->size || memcmp(t->data, u->data, (size_t)t->size) != 0) {
+            uint64_t differ = 0;
+            for (uint64_t k = 0; k < t->size && t->size == u->size; k++)
+                differ += ((const uint8_t *)t->data)[k] != ((const uint8_t *)u->data)[k];
+            printf("  %s (%s): %llu of %llu bytes differ\n", name, quant_get_traits(t->type)->name,
+                   (unsigned long long)differ, (unsigned long long)t->size);
+            bad++;
+        }
+    }
+    gguf_close(a);
+    gguf_close(b);
+    return bad;
+}
+
+typedef struct peer_case {
+    const char *type, *peer; /* vkllm's recipe name, llama-quantize's (it names pure K types by mixtures) */
+    bool pure;
+} peer_case;
+
+/* llama-imatrix on `model` with the calibration text, then llama-quantize --imatrix and vkllm's quantizer
+ * with the same file, for each case: the same bytes in every tensor.  Returns the mismatching tensors. */
+static int peer_bytes(const char *model, const char *calib, uint64_t expect_entries, const peer_case *cases,
+                      size_t n_cases)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "env -u LD_PRELOAD LD_LIBRARY_PATH='%s' '%s/llama-imatrix' -m '%s' -f '%s' -o '%s' -c 128 --chunks 4 "
+             "-t 2 >/dev/null 2>&1",
+             g_peer, g_peer, model, calib, g_imatrix);
+    assert_int_equal(run(cmd), 0);
+    imatrix_data *imatrix = NULL;
+    if (imatrix_load(g_imatrix, &imatrix) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    assert_int_equal(imatrix->n_entries, expect_entries);
+    int bad = 0;
+    for (size_t c = 0; c < n_cases; c++) {
+        quant_recipe recipe;
+        assert_true(quant_recipe_from_name(cases[c].type, cases[c].pure, &recipe));
+        if (quantize_file_imatrix(model, g_ours, &recipe, imatrix, g_imatrix, NULL, NULL) != VKLLM_OK)
+            fail_msg("%s", vkllm_last_error());
+        snprintf(cmd, sizeof cmd,
+                 "env -u LD_PRELOAD LD_LIBRARY_PATH='%s' '%s/llama-quantize' %s--imatrix '%s' '%s' '%s' %s 1 "
+                 ">/dev/null 2>&1",
+                 g_peer, g_peer, cases[c].pure ? "--pure " : "", g_imatrix, model, g_theirs, cases[c].peer);
+        assert_int_equal(run(cmd), 0);
+        int mismatches = compare_tensors(g_ours, g_theirs);
+        printf("%s%s: %s\n", cases[c].type, cases[c].pure ? " (pure)" : "",
+               mismatches ? "DIFFERS from llama-quantize" : "same bytes as llama-quantize");
+        bad += mismatches;
+    }
+    /* The importance matters: round-to-nearest of the last case differs from llama-quantize's. */
+    quant_recipe recipe;
+    assert_true(quant_recipe_from_name(cases[n_cases - 1].type, cases[n_cases - 1].pure, &recipe));
+    if (quantize_file(model, g_ours, &recipe, NULL, NULL) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    printf("without the imatrix:\n");
+    assert_true(compare_tensors(g_ours, g_theirs) > 0);
+    imatrix_free(imatrix);
+    return bad;
+}
+
+static const char *peer_calibration(void)
+{
+    const char *calib = th_join_(th_shared_dir(), "data/stories-calib.txt");
+    if (!find_peer() || access(calib, R_OK) != 0) {
+        printf("no llama.cpp peer tools in %s or no %s: skipped\n", g_peer, calib);
+        return NULL;
+    }
+    return calib;
+}
+
+/* The tiny model (dims 256 and 512: every K-quant applies): every weighted type and three mixtures. */
+static void test_peer_bytes_tiny(void **state)
+{
+    (void)state;
+    const char *calib = peer_calibration();
+    if (!calib) skip();
+    static const peer_case cases[] = {
+        {"Q4_0", "Q4_0", true},   {"Q4_1", "Q4_1", true},      {"Q5_0", "Q5_0", true},
+        {"Q5_1", "Q5_1", true},   {"Q2_K", "Q2_K", true},      {"Q3_K", "Q3_K_M", true},
+        {"Q4_K", "Q4_K_M", true}, {"Q5_K", "Q5_K_M", true},    {"Q6_K", "Q6_K", true},
+        {"Q2_K", "Q2_K", false},  {"Q3_K_M", "Q3_K_M", false}, {"Q4_K_M", "Q4_K_M", false}};
+    /* 2 layers x 7 matrices (llama-imatrix leaves output.weight out unless --process-output). */
+    assert_int_equal(peer_bytes(g_tiny, calib, 14, cases, sizeof cases / sizeof cases[0]), 0);
+}
+
+/* stories260K (dim 64: the K-quants fall back to Q4_0, Q5_0, Q5_1, Q8_0 per tensor) with a real text. */
+static void test_peer_bytes_stories(void **state)
+{
+    (void)state;
+    const char *calib = peer_calibration();
+    const char *model = th_join_(th_shared_dir(), "models/stories260K.gguf");
+    if (!calib || access(model, R_OK) != 0) skip();
+    static const peer_case cases[] = {{"Q4_0", "Q4_0", true},
+                                      {"Q2_K", "Q2_K", false},
+                                      {"Q3_K_M", "Q3_K_M", false},
+                                      {"Q4_K_M", "Q4_K_M", false}};
+    assert_int_equal(peer_bytes(model, calib, 35, cases, sizeof cases / sizeof cases[0]), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_imatrix_roundtrip),
+        cmocka_unit_test(test_weighted_beats_rtn),
+        cmocka_unit_test(test_imatrix_for_another_model),
+        cmocka_unit_test(test_peer_bytes_tiny),
+        cmocka_unit_test(test_peer_bytes_stories),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
