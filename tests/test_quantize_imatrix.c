@@ -15,6 +15,7 @@
 #include "gguf/gguf.h"
 #include "quant/quant.h"
 #include "runtime/error.h"
+#include "tools/imatrix.h"
 #include "tools/imatrix_file.h"
 #include "tools/quantize.h"
 #include "tools/synth.h"
@@ -289,6 +290,58 @@ static void test_peer_bytes_stories(void **state)
     assert_int_equal(peer_bytes(model, calib, 35, cases, sizeof cases / sizeof cases[0]), 0);
 }
 
+/* vkllm imatrix against llama-imatrix on stories260K, same text and chunks: the same entries and token counts,
+ * values within a tolerance (the two engines' activations differ by float rounding); and each tool's file works
+ * in the other's quantizer. */
+static void test_imatrix_vs_peer(void **state)
+{
+    (void)state;
+    const char *calib = peer_calibration();
+    const char *model = th_join_(th_shared_dir(), "models/stories260K.gguf");
+    if (!calib || access(model, R_OK) != 0) skip();
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "env -u LD_PRELOAD LD_LIBRARY_PATH='%s' '%s/llama-imatrix' -m '%s' -f '%s' -o '%s' -c 128 --chunks 4 "
+             "-t 2 >/dev/null 2>&1",
+             g_peer, g_peer, model, calib, g_theirs);
+    assert_int_equal(run(cmd), 0);
+    imatrix_options o = {.model = model, .text_path = calib, .n_ctx = 128, .chunks = 4};
+    imatrix_data *ours = NULL, *theirs = NULL;
+    if (imatrix_compute(&o, NULL, NULL, &ours) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    if (imatrix_write(ours, g_imatrix) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    imatrix_free(ours);
+    if (imatrix_load(g_imatrix, &ours) != VKLLM_OK || imatrix_load(g_theirs, &theirs) != VKLLM_OK)
+        fail_msg("%s", vkllm_last_error());
+    assert_int_equal(ours->n_entries, theirs->n_entries);
+    assert_int_equal(ours->chunk_count, theirs->chunk_count);
+    assert_int_equal(ours->chunk_size, theirs->chunk_size);
+    double worst = 0, sum = 0;
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < theirs->n_entries; i++) {
+        const imatrix_entry *t = &theirs->entries[i], *u = imatrix_find(ours, t->name);
+        assert_non_null(u);
+        assert_int_equal(u->n, t->n);
+        assert_true(u->counts[0] == t->counts[0]); /* the same tokens */
+        for (uint64_t j = 0; j < t->n; j++, n++) {
+            double rel = fabs((double)u->values[j] - t->values[j]) / fmax(fabs((double)t->values[j]), 1e-6);
+            sum += rel;
+            if (rel > worst) worst = rel;
+        }
+    }
+    printf("vkllm imatrix vs llama-imatrix: %llu values, relative difference mean %.2g, max %.2g\n",
+           (unsigned long long)n, sum / (double)n, worst);
+    assert_true(sum / (double)n < 1e-3);
+    assert_true(worst < 1e-2);
+    imatrix_free(ours);
+    imatrix_free(theirs);
+    /* Our file in llama-quantize. */
+    snprintf(cmd, sizeof cmd,
+             "env -u LD_PRELOAD LD_LIBRARY_PATH='%s' '%s/llama-quantize' --imatrix '%s' '%s' '%s' Q4_K_M 1 "
+             ">/dev/null 2>&1",
+             g_peer, g_peer, g_imatrix, model, g_theirs);
+    assert_int_equal(run(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_imatrix_for_another_model),
         cmocka_unit_test(test_peer_bytes_tiny),
         cmocka_unit_test(test_peer_bytes_stories),
+        cmocka_unit_test(test_imatrix_vs_peer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

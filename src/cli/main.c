@@ -13,6 +13,7 @@ static const cli_command commands[] = {
     {"bench-ops", "mat-vec and mat-mul speed per weight type vs. copy bandwidth", cli_bench_ops},
     {"convert", "convert a llama2.c checkpoint and tokenizer to GGUF", cli_convert},
     {"synth", "write a random-weight model shaped like a real one", cli_synth},
+    {"imatrix", "importance matrix of a calibration text (llama.cpp's imatrix GGUF)", cli_imatrix},
     {"quantize", "requantize a GGUF model (llama.cpp's type rules)", cli_quantize},
 };
 

@@ -369,6 +369,32 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
     return CLI_PARSE_OK;
 }
 
+cli_parse_result cli_parse_imatrix_options(int argc, char **argv, cli_imatrix_options *o, char *err, size_t err_len)
+{
+    *o = (cli_imatrix_options){.n_ctx = 512, .chunks = -1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int64_t n;
+        if (is_help(a)) return CLI_PARSE_HELP;
+        else if (!strcmp(a, "--process-output")) o->process_output = true;
+        else if (!strcmp(a, "-m") || !strcmp(a, "-f") || !strcmp(a, "-o") || !strcmp(a, "--device")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
+            *(!strcmp(a, "-m") ? &o->model : !strcmp(a, "-f") ? &o->file : !strcmp(a, "-o") ? &o->out : &o->device) = v;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--chunks")) {
+            int64_t lo = !strcmp(a, "-c") ? 16 : 1, hi = !strcmp(a, "-c") ? CLI_PPL_MAX_CTX : INT32_MAX - 1;
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_integer(a, v, lo, hi, &n, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            if (!strcmp(a, "-c")) o->n_ctx = (uint32_t)n;
+            else o->chunks = n;
+        } else {
+            return fail(err, err_len, "unknown flag '%.*s'", SHOWN(a));
+        }
+    }
+    if (!o->file || !o->out) return fail(err, err_len, "-f TEXT and -o OUT are required");
+    return CLI_PARSE_OK;
+}
+
 cli_parse_result cli_parse_convert_options(int argc, char **argv, cli_convert_options *o, char *err, size_t err_len)
 {
     *o = (cli_convert_options){0};

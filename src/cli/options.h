@@ -131,6 +131,16 @@ typedef struct cli_synth_options {
 
 cli_parse_result cli_parse_synth_options(int argc, char **argv, cli_synth_options *out, char *err, size_t err_len);
 
+typedef struct cli_imatrix_options {
+    const char *model, *file, *out, *device; /* -m, -f, -o, --device */
+    uint32_t n_ctx;                          /* -c, default 512 */
+    int64_t chunks;                          /* --chunks, -1: all */
+    bool process_output;                     /* --process-output */
+} cli_imatrix_options;
+
+cli_parse_result cli_parse_imatrix_options(int argc, char **argv, cli_imatrix_options *out, char *err,
+                                           size_t err_len);
+
 typedef struct cli_quantize_options {
     const char *in, *out, *type; /* IN.gguf OUT.gguf TYPE */
     bool pure;                   /* --pure */

@@ -229,7 +229,8 @@ void vkllm_context_free(vkllm_context *ctx)
     free(ctx->v_cache);
     vkr_buffer *all[] = {&ctx->host_in, &ctx->ids, &ctx->tokens, &ctx->out_rows, &ctx->page_table,
                          &ctx->x, &ctx->h, &ctx->qkv, &ctx->qr, &ctx->att, &ctx->o, &ctx->gate_up, &ctx->act,
-                         &ctx->xo, &ctx->ho, &ctx->logits, &ctx->argmax, &ctx->scratch, &ctx->host_out};
+                         &ctx->xo, &ctx->ho, &ctx->logits, &ctx->argmax, &ctx->scratch, &ctx->host_out,
+                         &ctx->capture};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) vkr_buffer_free(dev, all[i]);
     kv_pages_free(ctx->pages);
     spec_state_free(ctx->spec);

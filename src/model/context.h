@@ -16,6 +16,7 @@ typedef struct forward_shape {
     uint32_t n_out;       /* rows that produce logits */
     uint32_t max_context; /* bound on pos + 1 of every token (power-of-two bucket, <= n_ctx) */
     bool greedy;          /* argmax on the device instead of returning logits */
+    bool capture;         /* copies the inputs of every weight product to the host (context_capture_enable) */
     bool invariant;       /* a verification pass (src/speculative/): every row is computed in the reduction order
                              of a one-token pass (mat-vec products, attention split for one token), so its logits
                              are bitwise those of single-token decoding at the same context bucket */
@@ -93,7 +94,29 @@ struct vkllm_context {
     pending_decode pending;
     vkllm_token *greedy_tokens;          /* [n_outputs_max]: the argmax ids of the last greedy pass */
     generate_state *gen;                 /* vkllm_generate_begin / _step (generate_step.c) */
+
+    bool capture_on;                     /* passes copy their weight products' inputs into capture (capture.c) */
+    vkr_buffer capture;                  /* host-visible: see context_capture_rows */
 };
+
+/* capture.c: activation capture for calibration (vkllm imatrix, GPTQ, AWQ).  Once enabled, every forward pass
+ * also copies, per layer, the F32 inputs of its weight products to a host buffer: the attention norm's output
+ * (what Q, K and V read), the attention output (O), the FFN norm's output (gate and up) and the SwiGLU output
+ * (down); and the final norm's output of the rows that want logits (the LM head).  Read them after the pass. */
+typedef enum capture_kind {
+    CAPTURE_ATTN_IN,  /* [n_tokens][n_embd] */
+    CAPTURE_ATTN_OUT, /* [n_tokens][n_head * head_dim] */
+    CAPTURE_FFN_IN,   /* [n_tokens][n_embd] */
+    CAPTURE_FFN_ACT,  /* [n_tokens][n_ff] */
+    CAPTURE_KINDS,
+    CAPTURE_OUTPUT = CAPTURE_KINDS /* [n_out][n_embd]: only with layer == n_layer */
+} capture_kind;
+vkllm_status context_capture_enable(vkllm_context *ctx);
+/* Columns of a kind; the byte offset of (layer, kind) in ctx->capture. */
+uint32_t context_capture_width(const vkllm_context *ctx, capture_kind kind);
+uint64_t context_capture_offset(const vkllm_context *ctx, uint32_t layer, capture_kind kind);
+/* The rows of the last pass (row-major, width columns), NULL unless capture is on. */
+const float *context_capture_rows(const vkllm_context *ctx, uint32_t layer, capture_kind kind, uint32_t *width);
 
 /* vkllm_decode (greedy: vkllm_decode_greedy, tokens receiving the ids) without touching the history. */
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, vkllm_token *tokens);

@@ -79,7 +79,7 @@ static void stage(vkllm_context *ctx, const vkllm_batch *b)
 static bool same_shape(const forward_shape *a, const forward_shape *b)
 {
     return a->n_tokens == b->n_tokens && a->n_out == b->n_out && a->max_context == b->max_context &&
-           a->greedy == b->greedy && a->invariant == b->invariant;
+           a->greedy == b->greedy && a->invariant == b->invariant && a->capture == b->capture;
 }
 
 /* Records rec's groups for rec->layers_per_group layers each (all layers in one group when 0). */
@@ -160,7 +160,7 @@ vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool 
     stage(ctx, b);
     /* One token is computed alike either way: its shape is the plain one, so decoding replays one recording. */
     forward_shape shape = {b->n_tokens, n_out ? n_out : 1, context_bucket(ctx, max_context), greedy,
-                           invariant && b->n_tokens > 1};
+                           ctx->capture_on, invariant && b->n_tokens > 1};
     if (n_out == 0) ctx->in.out_rows[0] = (int32_t)b->n_tokens - 1; /* the head still runs on one row */
     VKLLM_TRY(recording_for(ctx, &shape, rec));
     *n_out_ret = n_out;
@@ -190,7 +190,7 @@ vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_o
     if (n_tokens == 0 || n_out == 0 || n_out > n_tokens || n_tokens > ctx->params.n_batch ||
         n_out > ctx->params.n_outputs_max)
         return VKLLM_OK;
-    forward_shape shape = {n_tokens, n_out, context_bucket(ctx, 1), greedy, invariant && n_tokens > 1};
+    forward_shape shape = {n_tokens, n_out, context_bucket(ctx, 1), greedy, ctx->capture_on, invariant && n_tokens > 1};
     recording *rec;
     return recording_for(ctx, &shape, &rec);
 }

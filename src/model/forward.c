@@ -32,6 +32,17 @@ static vkllm_status norm(const vkllm_model *m, vkr_sequence *seq, vkr_range x, c
                : ops_rms_norm_f32_q8(ops, seq, x, w, out, *out_q8, n, c->n_embd, c->rms_eps);
 }
 
+/* Capture mode (context_capture_enable): the first `rows` rows of src into the (layer, kind) slot of the host
+ * buffer.  The sequence recorder orders the copy after the op writing src and before the next one rewriting it. */
+static vkllm_status capture(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s, uint32_t layer,
+                            capture_kind kind, vkr_buffer *src, uint32_t rows)
+{
+    if (!s->capture) return VKLLM_OK;
+    uint64_t bytes = 4ull * rows * context_capture_width(ctx, kind);
+    return vkr_sequence_copy(seq, vkr_sub(src, 0, bytes),
+                             vkr_sub(&ctx->capture, context_capture_offset(ctx, layer, kind), bytes));
+}
+
 /* Inputs staged on the host are copied to their device buffers first. */
 static vkllm_status copy_inputs(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s)
 {
@@ -61,6 +72,7 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
                             ops_matmul_reads_q8(ops, L->wv, n);
     vkr_range hq, o = W(ctx->o); /* the previous layer's FFN output joins the residual here */
     VKLLM_TRY(norm(m, seq, W(ctx->x), l == 0 ? NULL : &o, W(L->attn_norm), W(ctx->h), n, q8, &hq));
+    VKLLM_TRY(capture(ctx, seq, s, l, CAPTURE_ATTN_IN, &ctx->h, n));
     /* Q/K/V, bias, RoPE (Q/K rows are in the normal layout, see model.h) and the KV-cache write: one pass */
     ops_qkv qkv = {.stacked = L->wqkv, .q = L->wq, .k = L->wk, .v = L->wv, .bias = W(L->bqkv),
                    .n_head = c->n_head, .n_head_kv = c->n_head_kv, .head_dim = c->head_dim, .n_rot = c->n_rot,
@@ -75,6 +87,7 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     if (!ops_matmul_reads_q8(ops, L->wo, n)) {
         VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
                                       W(ctx->page_table), W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));
+        VKLLM_TRY(capture(ctx, seq, s, l, CAPTURE_ATTN_OUT, &ctx->att, n));
         return ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n); /* added to x by the FFN's norm */
     }
     /* The output projection reads the attention quantized: the attention writes that form too */
@@ -82,6 +95,7 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     VKLLM_TRY(ops_scratch(ops, ops_q8_bytes(n, L->wo->cols), &attq));
     VKLLM_TRY(ops_flash_attention_q8(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]), W(ctx->page_table),
                                      W(ctx->tokens), W(ctx->scratch), W(ctx->att), attq, &shape));
+    VKLLM_TRY(capture(ctx, seq, s, l, CAPTURE_ATTN_OUT, &ctx->att, n));
     return ops_matmul_into_xq(ops, seq, L->wo, W(ctx->att), attq, W(ctx->o), n, L->wo->rows, 0);
 }
 
@@ -97,6 +111,7 @@ static vkllm_status ffn_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l,
                            : ops_matmul_reads_q8(ops, L->w_gate, n) || ops_matmul_reads_q8(ops, L->w_up, n);
     vkr_range hq, o = W(ctx->o);
     VKLLM_TRY(norm(m, seq, W(ctx->x), &o, W(L->ffn_norm), W(ctx->h), n, q8, &hq));
+    VKLLM_TRY(capture(ctx, seq, s, l, CAPTURE_FFN_IN, &ctx->h, n));
     if (L->w_gate_up) {
         VKLLM_TRY(ops_swiglu_project_xq(ops, seq, L->w_gate_up, W(ctx->h), hq, W(ctx->act), n, W(ctx->gate_up)));
     } else { /* gate and up of different types: two products into the halves of the scratch */
@@ -106,6 +121,7 @@ static vkllm_status ffn_block(vkllm_context *ctx, vkr_sequence *seq, uint32_t l,
         VKLLM_TRY(ops_matmul_into_xq(ops, seq, L->w_up, W(ctx->h), hq, up, n, c->n_ff, 0));
         VKLLM_TRY(ops_swiglu_f32(ops, seq, gate, up, W(ctx->act), n * c->n_ff));
     }
+    VKLLM_TRY(capture(ctx, seq, s, l, CAPTURE_FFN_ACT, &ctx->act, n));
     return ops_matmul(ops, seq, L->w_down, W(ctx->act), W(ctx->o), n); /* added by the next norm */
 }
 
@@ -120,6 +136,7 @@ static vkllm_status head(vkllm_context *ctx, vkr_sequence *seq, const forward_sh
     vkr_range hq;
     VKLLM_TRY(norm(m, seq, W(ctx->xo), NULL, W(m->output_norm), W(ctx->ho), s->n_out,
                    ops_matmul_reads_q8(ops, m->output, s->n_out), &hq));
+    VKLLM_TRY(capture(ctx, seq, s, c->n_layer, CAPTURE_OUTPUT, &ctx->ho, s->n_out));
     VKLLM_TRY(ops_matmul_into_xq(ops, seq, m->output, W(ctx->ho), hq, W(ctx->logits), s->n_out, c->n_vocab, 0));
     uint64_t logits_bytes = 4ull * s->n_out * c->n_vocab;
     if (s->greedy) {
