@@ -161,6 +161,7 @@ static void q3_K_set_scales(const int biased[16], uint8_t scales[12])
 }
 
 static void q3_K_finish(const float *x, int8_t L[QK], block_q3_K *y);
+static void q3_K_pack(const int8_t L[QK], block_q3_K *y);
 
 void quant_q3_K_quantize_block(const float *x, void *block)
 {
@@ -203,7 +204,12 @@ static void q3_K_finish(const float *x, int8_t L[QK], block_q3_K *y)
         }
     }
 
-    /* Bit 2 of weight j goes to hmask[j % 32] bit j / 32; the low two bits pack like Q2_K. */
+    q3_K_pack(L, y);
+}
+
+/* Bit 2 of weight j goes to hmask[j % 32] bit j / 32; the low two bits pack like Q2_K.  L: levels + 4. */
+static void q3_K_pack(const int8_t L[QK], block_q3_K *y)
+{
     uint8_t low[QK];
     memset(y->hmask, 0, sizeof y->hmask);
     for (int j = 0; j < QK; j++) {
@@ -428,6 +434,8 @@ void quant_q5_K_dequantize_block(const void *block, float *y)
 
 /* ---- Q6_K ---- */
 
+static void q6_K_pack(const int8_t L[QK], block_q6_K *y);
+
 /* qw: the importance weights of the scale search (ggml passes them as they are, x^2 without them). */
 static void q6_K_quantize(const float *x, const float *qw, block_q6_K *y)
 {
@@ -458,6 +466,13 @@ static void q6_K_quantize(const float *x, const float *qw, block_q6_K *y)
         }
     }
 
+    q6_K_pack(L, y);
+}
+
+/* Per 128-weight half: low nibbles of weights l and l+64 in ql[l], of l+32 and l+96 in ql[l+32]; the high
+ * two bits of the four in qh[l].  L: levels + 32. */
+static void q6_K_pack(const int8_t L[QK], block_q6_K *y)
+{
     for (int half = 0; half < 2; half++) {
         const int8_t *Lh = L + 128 * half;
         uint8_t *ql = y->ql + 64 * half;
@@ -527,4 +542,26 @@ void quant_q8_K_dequantize_block(const void *block, float *y)
 {
     const block_q8_K *b = block;
     for (int j = 0; j < QK; j++) y[j] = b->d * b->qs[j];
+}
+
+/* ---- Levels set directly (GPTQ rounds each weight itself and keeps the block's scales): codes 0..nmax as
+ * the block stores them (Q3_K: level + 4, Q6_K: level + 32). ---- */
+
+void quant_q2_K_set_levels(void *block, const uint8_t *levels) { pack_2bit(levels, ((block_q2_K *)block)->qs); }
+
+void quant_q3_K_set_levels(void *block, const uint8_t *levels)
+{
+    int8_t L[QK];
+    for (int j = 0; j < QK; j++) L[j] = (int8_t)levels[j];
+    q3_K_pack(L, block);
+}
+
+void quant_q4_K_set_levels(void *block, const uint8_t *levels) { q4_K_pack(levels, block); }
+void quant_q5_K_set_levels(void *block, const uint8_t *levels) { q5_K_pack(levels, block); }
+
+void quant_q6_K_set_levels(void *block, const uint8_t *levels)
+{
+    int8_t L[QK];
+    for (int j = 0; j < QK; j++) L[j] = (int8_t)levels[j];
+    q6_K_pack(L, block);
 }

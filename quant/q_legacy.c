@@ -228,3 +228,31 @@ void quant_q8_1_dequantize_block(const void *block, float *y)
     const float d = quant_f16_to_f32(b->d);
     for (int j = 0; j < QK; j++) y[j] = b->qs[j] * d;
 }
+
+/* ---- Levels set directly (GPTQ): codes as stored (Q8_0: q + 128). ---- */
+
+static void pack_4bit(const uint8_t *levels, uint8_t qs[QK / 2])
+{
+    for (int j = 0; j < QK / 2; j++) qs[j] = (uint8_t)(levels[j] | (levels[j + QK / 2] << 4));
+}
+
+void quant_q4_0_set_levels(void *block, const uint8_t *levels) { pack_4bit(levels, ((block_q4_0 *)block)->qs); }
+void quant_q4_1_set_levels(void *block, const uint8_t *levels) { pack_4bit(levels, ((block_q4_1 *)block)->qs); }
+
+void quant_q5_0_set_levels(void *block, const uint8_t *levels)
+{
+    block_q5_0 *b = block;
+    pack_5bit(levels, b->qs, b->qh);
+}
+
+void quant_q5_1_set_levels(void *block, const uint8_t *levels)
+{
+    block_q5_1 *b = block;
+    pack_5bit(levels, b->qs, b->qh);
+}
+
+void quant_q8_0_set_levels(void *block, const uint8_t *levels)
+{
+    block_q8_0 *b = block;
+    for (int j = 0; j < QK; j++) b->qs[j] = (int8_t)(levels[j] - 128);
+}

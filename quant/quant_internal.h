@@ -34,6 +34,19 @@ typedef void (*quant_dequantize_elements_fn)(const void *src, float *dst, uint64
  * types weight by row_sigma2, the mean x^2 of the whole row; the K-quants compute their super-block's. */
 typedef void (*quant_quantize_block_weighted_fn)(const float *x, const float *qw, float row_sigma2, void *block);
 
+/* GPTQ (gptq.c) keeps a block's scales and writes its levels: codes 0..nmax as stored (q_legacy.c, q_k.c). */
+typedef void (*quant_set_levels_fn)(void *block, const uint8_t *levels);
+void quant_q4_0_set_levels(void *block, const uint8_t *levels);
+void quant_q4_1_set_levels(void *block, const uint8_t *levels);
+void quant_q5_0_set_levels(void *block, const uint8_t *levels);
+void quant_q5_1_set_levels(void *block, const uint8_t *levels);
+void quant_q8_0_set_levels(void *block, const uint8_t *levels);
+void quant_q2_K_set_levels(void *block, const uint8_t *levels);
+void quant_q3_K_set_levels(void *block, const uint8_t *levels);
+void quant_q4_K_set_levels(void *block, const uint8_t *levels);
+void quant_q5_K_set_levels(void *block, const uint8_t *levels);
+void quant_q6_K_set_levels(void *block, const uint8_t *levels);
+
 /* half.c */
 void quant_f16_quantize(const float *src, void *dst, uint64_t n);
 void quant_f16_dequantize(const void *src, float *dst, uint64_t n);

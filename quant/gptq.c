@@ -1,0 +1,317 @@
+/* GPTQ onto the GGUF block formats (see gptq.h).  The steps and their names follow the paper's Algorithm 1 and
+ * its reference implementation: H += damp I, H^-1 by Cholesky, U = the upper Cholesky factor of H^-1, then per
+ * batch of columns: round column k, err = (w - q) / U[k][k], subtract err * U[k][j] from the later columns of the
+ * batch at once and from the columns after the batch lazily, once per batch. */
+#include "gptq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant_internal.h"
+
+struct quant_gptq_hessian {
+    uint64_t cols;
+    double *u;       /* cols x cols, upper triangular, in the permuted column order */
+    uint32_t *perm;  /* perm[k]: the original column processed k-th */
+    bool *dead;      /* [cols] original columns no token touched */
+    bool act_order;
+    uint32_t batch;
+};
+
+void quant_gptq_free(quant_gptq_hessian *g)
+{
+    if (!g) return;
+    free(g->u);
+    free(g->perm);
+    free(g->dead);
+    free(g);
+}
+
+/* In place: a (n x n, symmetric) -> its lower Cholesky factor L (a = L L^T; upper part zeroed).  False if a
+ * pivot is not positive. */
+static bool cholesky_lower(double *a, uint64_t n)
+{
+    for (uint64_t j = 0; j < n; j++) {
+        double d = a[j * n + j];
+        for (uint64_t k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
+        if (!(d > 0)) return false;
+        d = sqrt(d);
+        a[j * n + j] = d;
+        for (uint64_t i = j + 1; i < n; i++) {
+            double s = a[i * n + j];
+            const double *ri = a + i * n, *rj = a + j * n;
+            for (uint64_t k = 0; k < j; k++) s -= ri[k] * rj[k];
+            a[i * n + j] = s / d;
+        }
+        for (uint64_t i = 0; i < j; i++) a[i * n + j] = 0;
+    }
+    return true;
+}
+
+/* L lower triangular -> L^-1 (lower), in place. */
+static void invert_lower(double *l, uint64_t n)
+{
+    for (uint64_t j = 0; j < n; j++) {
+        l[j * n + j] = 1.0 / l[j * n + j];
+        for (uint64_t i = j + 1; i < n; i++) {
+            double s = 0;
+            for (uint64_t k = j; k < i; k++) s += l[i * n + k] * l[k * n + j];
+            l[i * n + j] = -s / l[i * n + i];
+        }
+    }
+}
+
+/* H (permuted, damped) -> U with H^-1 = U^T U.  H^-1 = L^-T L^-1; its upper Cholesky factor is the transpose
+ * of the lower one of the same matrix. */
+static bool factor(double *h, uint64_t n, double *scratch)
+{
+    if (!cholesky_lower(h, n)) return false;
+    invert_lower(h, n); /* h = M = L^-1 */
+    /* scratch = M^T M (symmetric) */
+    for (uint64_t i = 0; i < n; i++)
+        for (uint64_t j = i; j < n; j++) {
+            double s = 0;
+            for (uint64_t k = j; k < n; k++) s += h[k * n + i] * h[k * n + j];
+            scratch[i * n + j] = scratch[j * n + i] = s;
+        }
+    if (!cholesky_lower(scratch, n)) return false;
+    for (uint64_t i = 0; i < n; i++) /* U = lower^T */
+        for (uint64_t j = 0; j < n; j++) h[i * n + j] = j >= i ? scratch[j * n + i] : 0;
+    return true;
+}
+
+static const double *g_sort_diag;
+static int by_diag_desc(const void *a, const void *b)
+{
+    double x = g_sort_diag[*(const uint32_t *)a], y = g_sort_diag[*(const uint32_t *)b];
+    if (x != y) return x > y ? -1 : 1;
+    return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1; /* stable: the original order on ties */
+}
+
+vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq_params *params,
+                                quant_gptq_hessian **out)
+{
+    *out = NULL;
+    if (cols == 0 || cols > UINT32_MAX) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gptq: %llu columns",
+                                                          (unsigned long long)cols);
+    quant_gptq_hessian *g = calloc(1, sizeof *g);
+    double *diag = malloc(cols * sizeof *diag), *hp = malloc(cols * cols * sizeof *hp),
+           *scratch = malloc(cols * cols * sizeof *scratch);
+    if (g) {
+        g->u = hp;
+        g->perm = malloc(cols * sizeof *g->perm);
+        g->dead = calloc(cols, sizeof *g->dead);
+    }
+    if (!g || !diag || !hp || !scratch || !g->perm || !g->dead) {
+        if (g) g->u = hp; else free(hp);
+        quant_gptq_free(g);
+        free(diag), free(scratch);
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory for a Hessian of %llu columns",
+                          (unsigned long long)cols);
+    }
+    g->cols = cols;
+    g->act_order = params->act_order;
+    g->batch = params->batch ? params->batch : 128;
+    double mean = 0;
+    for (uint64_t i = 0; i < cols; i++) {
+        diag[i] = h[i * cols + i];
+        g->dead[i] = !(diag[i] > 0);
+        if (g->dead[i]) diag[i] = 1; /* the reference implementation's H[dead, dead] = 1 */
+        mean += diag[i];
+        g->perm[i] = (uint32_t)i;
+    }
+    mean /= (double)cols;
+    if (g->act_order) {
+        g_sort_diag = diag;
+        qsort(g->perm, cols, sizeof *g->perm, by_diag_desc);
+    }
+    vkllm_status st = VKLLM_ERROR_INVALID_ARGUMENT;
+    double damp = params->damp > 0 ? params->damp : 0.01;
+    for (int attempt = 0; attempt < 4 && st != VKLLM_OK; attempt++, damp *= 10) {
+        for (uint64_t a = 0; a < cols; a++) {
+            uint64_t i = g->perm[a];
+            for (uint64_t b = 0; b < cols; b++) {
+                uint64_t j = g->perm[b];
+                double v = g->dead[i] || g->dead[j] ? (i == j ? 1.0 : 0.0) : h[i * cols + j];
+                hp[a * cols + b] = v + (a == b ? damp * mean : 0.0);
+            }
+        }
+        if (factor(hp, cols, scratch)) st = VKLLM_OK;
+    }
+    free(diag), free(scratch);
+    if (st != VKLLM_OK) {
+        quant_gptq_free(g);
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
+                          "gptq: the Hessian of %llu columns is not positive definite even with damping %g",
+                          (unsigned long long)cols, damp / 10);
+    }
+    *out = g;
+    return VKLLM_OK;
+}
+
+enum { GPTQ_MAX_BLOCK = 256 }; /* bytes: the largest block GPTQ writes is Q6_K's 210 */
+_Static_assert(sizeof(block_q6_K) <= GPTQ_MAX_BLOCK && sizeof(block_q5_K) <= GPTQ_MAX_BLOCK, "block scratch");
+
+typedef struct gptq_format {
+    uint32_t type;
+    quant_set_levels_fn set_levels;
+    int nmax; /* codes 0..nmax */
+} gptq_format;
+
+static const gptq_format formats[] = {
+    {QUANT_Q4_0, quant_q4_0_set_levels, 15}, {QUANT_Q4_1, quant_q4_1_set_levels, 15},
+    {QUANT_Q5_0, quant_q5_0_set_levels, 31}, {QUANT_Q5_1, quant_q5_1_set_levels, 31},
+    {QUANT_Q8_0, quant_q8_0_set_levels, 255}, {QUANT_Q2_K, quant_q2_K_set_levels, 3},
+    {QUANT_Q3_K, quant_q3_K_set_levels, 7},   {QUANT_Q4_K, quant_q4_K_set_levels, 15},
+    {QUANT_Q5_K, quant_q5_K_set_levels, 31},  {QUANT_Q6_K, quant_q6_K_set_levels, 63},
+};
+
+static const gptq_format *find_format(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+        if (formats[i].type == type) return &formats[i];
+    return NULL;
+}
+
+bool quant_gptq_supports(uint32_t type) { return find_format(type) != NULL; }
+
+/* The state of one quantization: W in the permuted order, each row's blocks with their chosen scales, and the
+ * grid (value = scale * code + offset) of every weight. */
+typedef struct gptq_run {
+    const gptq_format *fmt;
+    const quant_gptq_hessian *g;
+    uint64_t rows, cols, be, row_bytes;
+    uint64_t *pos;       /* [cols] original column -> permuted position */
+    float *wp;           /* rows x cols, permuted */
+    uint8_t *blocks;     /* rows x row_bytes: the scales chosen, levels filled at the end */
+    float *scale, *off;  /* rows x cols (original order): the grid */
+    uint8_t *codes;      /* rows x cols (original order) */
+    const float *importance;
+} gptq_run;
+
+/* Chooses block bi's scales for every row from the weights as they are now, and records its grid: the block
+ * dequantized with every code 0, and with every code 1. */
+static vkllm_status choose_scales(gptq_run *r, uint64_t bi)
+{
+    float x[QUANT_QK_K], zero[QUANT_QK_K], one[QUANT_QK_K];
+    uint8_t codes[QUANT_QK_K];
+    for (uint64_t row = 0; row < r->rows; row++) {
+        for (uint64_t j = 0; j < r->be; j++) x[j] = r->wp[row * r->cols + r->pos[bi * r->be + j]];
+        uint8_t *block = r->blocks + row * r->row_bytes + bi * (r->row_bytes / (r->cols / r->be));
+        VKLLM_TRY(quant_quantize_row_weighted(r->fmt->type, x, block, r->be,
+                                              r->importance ? r->importance + bi * r->be : NULL));
+        _Alignas(16) uint8_t copy[GPTQ_MAX_BLOCK]; /* aligned: set_levels writes the block struct */
+        const uint64_t bytes = r->row_bytes / (r->cols / r->be);
+        memcpy(copy, block, bytes);
+        memset(codes, 0, r->be);
+        r->fmt->set_levels(copy, codes);
+        VKLLM_TRY(quant_dequantize_row(r->fmt->type, copy, zero, r->be));
+        memset(codes, 1, r->be);
+        r->fmt->set_levels(copy, codes);
+        VKLLM_TRY(quant_dequantize_row(r->fmt->type, copy, one, r->be));
+        for (uint64_t j = 0; j < r->be; j++) {
+            r->off[row * r->cols + bi * r->be + j] = zero[j];
+            r->scale[row * r->cols + bi * r->be + j] = one[j] - zero[j];
+        }
+    }
+    return VKLLM_OK;
+}
+
+/* The nearest grid point of weight (row, original column c); returns its value. */
+static float round_to_grid(gptq_run *r, uint64_t row, uint64_t c, float w)
+{
+    const float a = r->scale[row * r->cols + c], b = r->off[row * r->cols + c];
+    int code = 0;
+    if (a != 0) code = quant_clamp_int(quant_nearest_int((w - b) / a), 0, r->fmt->nmax);
+    r->codes[row * r->cols + c] = (uint8_t)code;
+    return a * (float)code + b;
+}
+
+static vkllm_status run_gptq(gptq_run *r)
+{
+    const quant_gptq_hessian *g = r->g;
+    const uint64_t n = r->cols;
+    uint64_t batch = g->batch;
+    if (batch % r->be) batch = (batch / r->be + 1) * r->be; /* a block never straddles two batches */
+    double *err = malloc(r->rows * batch * sizeof *err);
+    if (!err) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
+    vkllm_status st = VKLLM_OK;
+    if (g->act_order) /* static groups: every block's scales from the original weights */
+        for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = choose_scales(r, bi);
+    for (uint64_t i1 = 0; i1 < n && st == VKLLM_OK; i1 += batch) {
+        const uint64_t i2 = i1 + batch < n ? i1 + batch : n;
+        for (uint64_t k = i1; k < i2 && st == VKLLM_OK; k++) {
+            const uint64_t c = g->perm[k];
+            if (!g->act_order && c % r->be == 0) st = choose_scales(r, c / r->be);
+            const double d = g->u[k * n + k];
+            const double *uk = g->u + k * n;
+            for (uint64_t row = 0; row < r->rows; row++) {
+                float *wr = r->wp + row * n;
+                const float w = wr[k];
+                const double e = ((double)w - round_to_grid(r, row, c, w)) / d;
+                err[row * batch + (k - i1)] = e;
+                for (uint64_t j = k + 1; j < i2; j++) wr[j] -= (float)(e * uk[j]);
+            }
+        }
+        /* The lazy update: the batch's errors reach the later columns in one pass. */
+        for (uint64_t row = 0; row < r->rows && i2 < n; row++) {
+            float *wr = r->wp + row * n;
+            for (uint64_t k = i1; k < i2; k++) {
+                const double e = err[row * batch + (k - i1)];
+                if (e == 0) continue;
+                const double *uk = g->u + k * n;
+                for (uint64_t j = i2; j < n; j++) wr[j] -= (float)(e * uk[j]);
+            }
+        }
+    }
+    free(err);
+    return st;
+}
+
+vkllm_status quant_gptq_quantize(uint32_t type, float *w, uint64_t rows, uint64_t cols,
+                                 const quant_gptq_hessian *g, const float *importance, void *out)
+{
+    const gptq_format *fmt = find_format(type);
+    const quant_traits *traits = quant_get_traits(type);
+    if (!fmt || !traits)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "gptq: type %s has no GPTQ rounding",
+                          traits ? traits->name : "unknown");
+    if (!g || g->cols != cols)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gptq: a Hessian of %llu columns for a weight of %llu",
+                          g ? (unsigned long long)g->cols : 0ull, (unsigned long long)cols);
+    if (cols % traits->block_elems)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gptq: %llu columns are not whole %s blocks",
+                          (unsigned long long)cols, traits->name);
+    gptq_run r = {.fmt = fmt, .g = g, .rows = rows, .cols = cols, .be = traits->block_elems,
+                  .row_bytes = quant_row_size(type, cols), .importance = importance};
+    r.pos = malloc(cols * sizeof *r.pos);
+    r.wp = malloc(rows * cols * sizeof *r.wp);
+    r.scale = malloc(rows * cols * sizeof *r.scale);
+    r.off = malloc(rows * cols * sizeof *r.off);
+    r.codes = malloc(rows * cols);
+    r.blocks = out;
+    vkllm_status st = r.pos && r.wp && r.scale && r.off && r.codes
+                          ? VKLLM_OK
+                          : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory for %llu x %llu weights",
+                                       (unsigned long long)rows, (unsigned long long)cols);
+    if (st == VKLLM_OK) {
+        for (uint64_t k = 0; k < cols; k++) r.pos[g->perm[k]] = k;
+        for (uint64_t row = 0; row < rows; row++)
+            for (uint64_t k = 0; k < cols; k++) {
+                const uint64_t c = g->perm[k];
+                r.wp[row * cols + k] = g->dead[c] ? 0.0f : w[row * cols + c];
+            }
+        st = run_gptq(&r);
+    }
+    const uint64_t bytes = r.row_bytes / (cols / r.be);
+    _Alignas(16) uint8_t block[GPTQ_MAX_BLOCK];
+    for (uint64_t row = 0; row < rows && st == VKLLM_OK; row++)
+        for (uint64_t bi = 0; bi < cols / r.be; bi++) {
+            uint8_t *dst = r.blocks + row * r.row_bytes + bi * bytes;
+            memcpy(block, dst, bytes);
+            fmt->set_levels(block, r.codes + row * cols + bi * r.be);
+            memcpy(dst, block, bytes);
+        }
+    free(r.pos), free(r.wp), free(r.scale), free(r.off), free(r.codes);
+    return st;
+}

@@ -1,0 +1,45 @@
+/* GPTQ (Frantar et al., 2022) onto the GGUF block formats, on the CPU.  For a linear layer y = W x whose inputs
+ * have the second moment H = sum over calibration tokens of x x^T, the columns (inputs) of W are rounded one at a
+ * time, each one's rounding error spread over the columns not yet rounded through the Cholesky factor of H^-1, so
+ * that the layer's output error ||X W^T - X Q^T|| is what is minimised rather than the weights' own error.
+ * Blockwise with lazy batch updates (128 columns, or the format's block if larger), damping of a fraction of
+ * mean(diag H), optional act-order (columns by descending diag H).
+ *
+ * The result is a standard GGUF tensor: each row's block scales (and K-quant sub-block scales and mins) are chosen
+ * by the format's own quantizer (importance-weighted when importance is given) when GPTQ reaches the block, from
+ * the weights as updated so far (with act-order: from the original weights, before any column moves), and held
+ * while GPTQ rounds each weight to that block's grid. */
+#ifndef VKLLM_QUANT_GPTQ_H
+#define VKLLM_QUANT_GPTQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/error.h"
+
+typedef struct quant_gptq_params {
+    double damp;        /* added to diag(H): damp * mean(diag H); 0.01 in the paper */
+    bool act_order;     /* columns by descending diag(H) */
+    uint32_t batch;     /* lazy-batch width in columns; 0: 128 */
+} quant_gptq_params;
+
+/* The factorised Hessian of one input (shared by every weight reading it: Q/K/V, gate/up). */
+typedef struct quant_gptq_hessian quant_gptq_hessian;
+
+/* h: cols x cols, symmetric (any positive multiple of X^T X), not modified.  A column never seen (diag 0) is
+ * treated as llama.cpp's GPTQ ports do: its weights are zeroed before rounding.  Fails if H stays indefinite after
+ * raising the damping tenfold three times. */
+vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq_params *params,
+                                quant_gptq_hessian **out);
+void quant_gptq_free(quant_gptq_hessian *hessian);
+
+/* True for the formats GPTQ can write: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K. */
+bool quant_gptq_supports(uint32_t type);
+
+/* w: rows x cols F32, row-major (a GGUF weight: ne[0] = cols inputs, ne[1] = rows outputs); used as scratch (it
+ * is overwritten).  importance: NULL or cols floats (an imatrix entry) for the scale searches.  out: rows rows of
+ * quant_row_size(type, cols) bytes. */
+vkllm_status quant_gptq_quantize(uint32_t type, float *w, uint64_t rows, uint64_t cols,
+                                 const quant_gptq_hessian *hessian, const float *importance, void *out);
+
+#endif

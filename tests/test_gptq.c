@@ -1,0 +1,153 @@
+/* GPTQ onto the GGUF formats (quant/gptq.c): on a random layer whose inputs are correlated (mixed from fewer
+ * sources, with a few loud channels, as LLM activations are), GPTQ's output error sum_x ||W x - Q x||^2 =
+ * sum_rows (w - q)^T H (w - q) is below round-to-nearest's for every format it writes, with and without
+ * act-order; the files' bytes decode (quant_dequantize_row); bad arguments are refused. */
+#include "harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant/gptq.h"
+#include "quant/quant.h"
+#include "runtime/error.h"
+
+enum { ROWS = 24, COLS = 512, SAMPLES = 1024, SOURCES = 96 };
+
+static uint64_t g_state = 0x9e3779b97f4a7c15ull;
+static double uniform01(void)
+{
+    g_state ^= g_state << 13, g_state ^= g_state >> 7, g_state ^= g_state << 17;
+    return ((g_state >> 11) + 0.5) / 9007199254740992.0;
+}
+static double normal(void) { return sqrt(-2 * log(uniform01())) * cos(6.283185307179586 * uniform01()); }
+
+static double *g_h;
+static float *g_w;
+
+static int setup(void **state)
+{
+    (void)state;
+    g_h = calloc((size_t)COLS * COLS, sizeof *g_h);
+    g_w = malloc((size_t)ROWS * COLS * sizeof *g_w);
+    double *mix = malloc((size_t)COLS * SOURCES * sizeof *mix), *x = malloc(COLS * sizeof *x);
+    double loud[COLS];
+    for (int i = 0; i < COLS; i++) loud[i] = i % 61 == 0 ? 8.0 : 0.5 + uniform01();
+    for (int i = 0; i < COLS * SOURCES; i++) mix[i] = normal();
+    for (int s = 0; s < SAMPLES; s++) {
+        double z[SOURCES];
+        for (int k = 0; k < SOURCES; k++) z[k] = normal();
+        for (int i = 0; i < COLS; i++) {
+            double v = 0.1 * normal();
+            for (int k = 0; k < SOURCES; k++) v += mix[i * SOURCES + k] * z[k];
+            x[i] = loud[i] * v / sqrt(SOURCES);
+        }
+        for (int i = 0; i < COLS; i++)
+            for (int j = 0; j < COLS; j++) g_h[i * COLS + j] += x[i] * x[j];
+    }
+    for (int i = 0; i < ROWS * COLS; i++) g_w[i] = (float)(0.05 * normal());
+    free(mix), free(x);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    free(g_h), free(g_w);
+    return 0;
+}
+
+/* sum over rows of (w - q)^T H (w - q): the output error over the calibration inputs. */
+static double output_error(const float *q)
+{
+    double total = 0;
+    for (int r = 0; r < ROWS; r++) {
+        double e[COLS];
+        for (int i = 0; i < COLS; i++) e[i] = (double)g_w[r * COLS + i] - q[r * COLS + i];
+        for (int i = 0; i < COLS; i++) {
+            double s = 0;
+            for (int j = 0; j < COLS; j++) s += g_h[i * COLS + j] * e[j];
+            total += e[i] * s;
+        }
+    }
+    return total;
+}
+
+static void check_all_types(bool act_order)
+{
+    static const quant_type types[] = {QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q8_0,
+                                       QUANT_Q2_K, QUANT_Q3_K, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+    quant_gptq_params p = {.damp = 0.01, .act_order = act_order};
+    quant_gptq_hessian *g = NULL;
+    if (quant_gptq_prepare(g_h, COLS, &p, &g) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    float *scratch = malloc((size_t)ROWS * COLS * sizeof *scratch), *q = malloc((size_t)ROWS * COLS * sizeof *q);
+    uint8_t *packed = malloc((size_t)ROWS * COLS * 2);
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        assert_true(quant_gptq_supports(types[t]));
+        const uint64_t row_bytes = quant_row_size(types[t], COLS);
+        for (int r = 0; r < ROWS; r++) {
+            assert_int_equal(quant_quantize_row(types[t], g_w + r * COLS, packed, COLS), VKLLM_OK);
+            assert_int_equal(quant_dequantize_row(types[t], packed, q + r * COLS, COLS), VKLLM_OK);
+        }
+        const double rtn = output_error(q);
+        memcpy(scratch, g_w, (size_t)ROWS * COLS * sizeof *scratch);
+        if (quant_gptq_quantize(types[t], scratch, ROWS, COLS, g, NULL, packed) != VKLLM_OK)
+            fail_msg("%s", vkllm_last_error());
+        for (int r = 0; r < ROWS; r++)
+            assert_int_equal(quant_dequantize_row(types[t], packed + r * row_bytes, q + r * COLS, COLS), VKLLM_OK);
+        const double gptq = output_error(q);
+        printf("%-5s%s output error: GPTQ %.4g, round-to-nearest %.4g (%.0f%% lower)\n",
+               quant_get_traits(types[t])->name, act_order ? " act-order" : "", gptq, rtn, 100 * (1 - gptq / rtn));
+        assert_true(gptq < rtn);
+    }
+    free(scratch), free(q), free(packed);
+    quant_gptq_free(g);
+}
+
+static void test_gptq_beats_rtn(void **state)
+{
+    (void)state;
+    check_all_types(false);
+}
+
+static void test_gptq_act_order_beats_rtn(void **state)
+{
+    (void)state;
+    check_all_types(true);
+}
+
+static void test_gptq_bad_arguments(void **state)
+{
+    (void)state;
+    quant_gptq_params p = {.damp = 0.01};
+    quant_gptq_hessian *g = NULL;
+    assert_int_equal(quant_gptq_prepare(g_h, COLS, &p, &g), VKLLM_OK);
+    float w[64 * 2];
+    uint8_t out[1024];
+    memset(w, 0, sizeof w);
+    assert_int_not_equal(quant_gptq_quantize(QUANT_Q4_0, w, 2, 64, g, NULL, out), VKLLM_OK); /* wrong width */
+    assert_non_null(strstr(vkllm_last_error(), "Hessian of 512 columns"));
+    assert_false(quant_gptq_supports(QUANT_F16));
+    assert_int_not_equal(quant_gptq_quantize(QUANT_F16, w, 2, 64, g, NULL, out), VKLLM_OK);
+    quant_gptq_free(g);
+    /* An all-zero Hessian (no token reached the input): every column dead, the weights rounded to zero. */
+    double zero[32 * 32] = {0};
+    assert_int_equal(quant_gptq_prepare(zero, 32, &p, &g), VKLLM_OK);
+    float w32[32], y[32];
+    for (int i = 0; i < 32; i++) w32[i] = (float)i;
+    assert_int_equal(quant_gptq_quantize(QUANT_Q4_0, w32, 1, 32, g, NULL, out), VKLLM_OK);
+    assert_int_equal(quant_dequantize_row(QUANT_Q4_0, out, y, 32), VKLLM_OK);
+    for (int i = 0; i < 32; i++) assert_true(y[i] == 0.0f);
+    quant_gptq_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gptq_beats_rtn),
+        cmocka_unit_test(test_gptq_act_order_beats_rtn),
+        cmocka_unit_test(test_gptq_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
