@@ -7,46 +7,9 @@
 #include <string.h>
 
 #include "gguf/gguf.h"
-#include "model/context.h"
+#include "calib_pass.h"
 #include "runtime/error.h"
 #include "vkllm.h"
-
-static vkllm_status read_text(const char *path, char **text, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return vkllm_fail(VKLLM_ERROR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += got;
-        if (n == cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown) free(buf);
-            buf = grown;
-        }
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    if (!buf) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "%s: reading", path);
-    if (failed) {
-        free(buf);
-        return vkllm_fail(VKLLM_ERROR_IO, "%s: read error", path);
-    }
-    *text = buf;
-    *len = n;
-    return VKLLM_OK;
-}
-
-static vkllm_status tokenize_all(vkllm_model *m, const char *text, size_t len, int add_special, vkllm_token **out,
-                                 size_t *n)
-{
-    *out = NULL;
-    vkllm_status st = vkllm_tokenize(m, text, len, add_special, 0, NULL, 0, n);
-    if (st != VKLLM_OK && st != VKLLM_ERROR_BUFFER_TOO_SMALL) return st;
-    if (!(*out = malloc((*n ? *n : 1) * sizeof **out)))
-        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "%zu tokens", *n);
-    return vkllm_tokenize(m, text, len, add_special, 0, *out, *n, n);
-}
 
 /* One accumulator per captured input; the weights reading it share its sums (q/k/v, gate/up). */
 typedef struct accumulator {
@@ -60,8 +23,8 @@ typedef struct accumulator {
 
 typedef struct imatrix_run {
     const imatrix_options *o;
-    vkllm_model *model;
-    vkllm_context *ctx;
+    const gguf_file *file;
+    const vkllm_context *ctx; /* set by the first chunk */
     accumulator *acc;
     uint32_t n_acc;
     char (*names)[96]; /* storage of the names */
@@ -126,26 +89,16 @@ static void accumulate(imatrix_run *r, uint32_t rows)
     }
 }
 
-static vkllm_status evaluate(imatrix_run *r, const vkllm_token *chunks, uint32_t n_chunks, vkllm_progress_fn progress,
-                             void *progress_ctx)
+/* Per chunk: the accumulators are planned at the first one (the context knows the widths). */
+static vkllm_status on_chunk(void *user, const vkllm_context *ctx, uint32_t rows)
 {
-    const uint32_t n_ctx = r->o->n_ctx, nb = n_ctx;
-    int32_t *pos = malloc(nb * sizeof *pos), *seq = malloc(nb * sizeof *seq);
-    int8_t *want = malloc(nb);
-    vkllm_status st = pos && seq && want ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "batch of %u", nb);
-    for (uint32_t c = 0; c < n_chunks && st == VKLLM_OK; c++) {
-        st = vkllm_seq_truncate(r->ctx, 0, 0);
-        for (uint32_t k = 0; k < n_ctx; k++) {
-            pos[k] = (int32_t)k, seq[k] = 0;
-            want[k] = r->o->process_output; /* the LM head's input of every row, or of none */
-        }
-        vkllm_batch b = {n_ctx, chunks + (size_t)c * n_ctx, pos, seq, want};
-        if (st == VKLLM_OK) st = vkllm_decode(r->ctx, &b);
-        if (st == VKLLM_OK) accumulate(r, n_ctx);
-        if (progress) progress(progress_ctx, "chunk", c + 1, n_chunks);
+    imatrix_run *r = user;
+    if (!r->ctx) {
+        r->ctx = ctx;
+        VKLLM_TRY(plan(r, r->file));
     }
-    free(pos), free(seq), free(want);
-    return st;
+    accumulate(r, rows);
+    return VKLLM_OK;
 }
 
 static vkllm_status build(imatrix_run *r, uint32_t n_chunks, imatrix_data **out)
@@ -188,36 +141,14 @@ vkllm_status imatrix_compute(const imatrix_options *o, vkllm_progress_fn progres
 {
     *out = NULL;
     imatrix_run r = {.o = o};
-    char *text = NULL;
-    size_t len = 0, n_tokens = 0, n_plain = 0;
-    vkllm_token *tokens = NULL, *plain = NULL;
     gguf_file *f = NULL;
-    vkllm_status st = read_text(o->text_path, &text, &len);
-    vkllm_model_params mp = vkllm_model_default_params();
-    mp.device = o->device;
-    if (st == VKLLM_OK) st = vkllm_model_load_params(o->model, &mp, &r.model);
-    /* BOS "as the vocabulary asks": the tokenizer adds it with add_special when the vocabulary says so. */
-    if (st == VKLLM_OK) st = tokenize_all(r.model, text, len, 1, &tokens, &n_tokens);
-    if (st == VKLLM_OK) st = tokenize_all(r.model, text, len, 0, &plain, &n_plain);
-    if (st == VKLLM_OK && n_tokens < 2ull * o->n_ctx)
-        st = vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
-                        "%s: the calibration text is too short: %zu tokens, at least %u (2 chunks of -c %u) needed",
-                        o->text_path, n_tokens, 2 * o->n_ctx, o->n_ctx);
-    size_t max_chunks = n_tokens / (o->n_ctx ? o->n_ctx : 1);
-    uint32_t n_chunks = (uint32_t)(o->chunks >= 0 && (size_t)o->chunks < max_chunks ? (size_t)o->chunks : max_chunks);
-    if (st == VKLLM_OK && n_chunks == 0)
-        st = vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "imatrix: --chunks 0 leaves nothing to measure");
-    if (st == VKLLM_OK && n_tokens > n_plain) /* llama-imatrix puts BOS in front of every chunk */
-        for (uint32_t c = 0; c < n_chunks; c++) tokens[(size_t)c * o->n_ctx] = vkllm_token_bos(r.model);
-    vkllm_context_params cp = vkllm_context_default_params();
-    cp.n_ctx = o->n_ctx;
-    cp.n_batch = o->n_ctx;
-    cp.n_outputs_max = o->n_ctx;
-    if (st == VKLLM_OK) st = vkllm_context_create(r.model, &cp, &r.ctx);
-    if (st == VKLLM_OK) st = context_capture_enable(r.ctx);
-    if (st == VKLLM_OK) st = gguf_open(o->model, &f);
-    if (st == VKLLM_OK) st = plan(&r, f);
-    if (st == VKLLM_OK) st = evaluate(&r, tokens, n_chunks, progress, progress_ctx);
+    uint32_t n_chunks = 0;
+    /* llama-imatrix asks for at least two chunks' worth of tokens. */
+    calib_pass_options po = {.model = o->model, .text_path = o->text_path, .device = o->device, .n_ctx = o->n_ctx,
+                             .chunks = o->chunks, .min_chunks = 2, .want_output = o->process_output};
+    vkllm_status st = gguf_open(o->model, &f);
+    r.file = f;
+    if (st == VKLLM_OK) st = calib_pass_run(&po, on_chunk, &r, progress, progress_ctx, &n_chunks);
     if (st == VKLLM_OK) st = build(&r, n_chunks, out);
     if (st != VKLLM_OK) {
         imatrix_free(*out);
@@ -227,8 +158,5 @@ vkllm_status imatrix_compute(const imatrix_options *o, vkllm_progress_fn progres
     free(r.acc);
     free(r.names);
     gguf_close(f);
-    vkllm_context_free(r.ctx);
-    vkllm_model_free(r.model);
-    free(text), free(tokens), free(plain);
     return st;
 }
