@@ -360,12 +360,33 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
     for (int i = 1; i < argc; i++) {
         if (is_help(argv[i])) return CLI_PARSE_HELP;
         else if (!strcmp(argv[i], "--pure")) o->pure = true;
-        else if (!strcmp(argv[i], "--imatrix")) {
-            if (!(o->imatrix = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
+        else if (!strcmp(argv[i], "--act-order")) o->act_order = true;
+        else if (!strcmp(argv[i], "--imatrix") || !strcmp(argv[i], "--method") || !strcmp(argv[i], "--calib")) {
+            const char *a = argv[i], *v;
+            if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
+            *(!strcmp(a, "--imatrix") ? &o->imatrix : !strcmp(a, "--method") ? &o->method : &o->calib) = v;
+        } else if (!strcmp(argv[i], "--calib-ctx") || !strcmp(argv[i], "--calib-chunks")) {
+            const char *a = argv[i], *v;
+            int64_t value;
+            bool ctx = !strcmp(a, "--calib-ctx");
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_integer(a, v, ctx ? 16 : 1, ctx ? CLI_PPL_MAX_CTX : INT32_MAX - 1, &value, err, err_len) !=
+                    CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            if (ctx) o->calib_ctx = (uint32_t)value;
+            else o->calib_chunks = value;
         } else if (argv[i][0] != '-' && n < 3) *positional[n++] = argv[i];
         else return fail(err, err_len, "unexpected argument '%.*s'", SHOWN(argv[i]));
     }
     if (n != 3) return fail(err, err_len, "IN.gguf, OUT.gguf and TYPE are required");
+    if (!o->method) o->method = "rtn";
+    if (strcmp(o->method, "rtn") && strcmp(o->method, "gptq"))
+        return fail(err, err_len, "--method '%.*s': expected rtn or gptq", SHOWN(o->method));
+    if (!strcmp(o->method, "gptq") && !o->calib) return fail(err, err_len, "--method gptq needs --calib TEXT");
+    if (!strcmp(o->method, "rtn") && (o->calib || o->act_order))
+        return fail(err, err_len, "--calib and --act-order go with --method gptq");
+    if (!o->calib_ctx) o->calib_ctx = 512;
+    if (!o->calib_chunks) o->calib_chunks = -1;
     return CLI_PARSE_OK;
 }
 

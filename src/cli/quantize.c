@@ -5,15 +5,19 @@
 #include "cli.h"
 #include "options.h"
 #include "progress_bar.h"
+#include "runtime/log.h"
 #include "tools/quantize.h"
 
 static void quantize_usage(FILE *out)
 {
-    fprintf(out, "usage: vkllm quantize [--pure] [--imatrix FILE] IN.gguf OUT.gguf TYPE\n"
+    fprintf(out, "usage: vkllm quantize [--pure] [--imatrix FILE] [--method rtn|gptq --calib TEXT [--calib-ctx 512]\n"
+                 "                      [--calib-chunks N] [--act-order]] IN.gguf OUT.gguf TYPE\n"
                  "  types: %s\n"
                  "  --pure: every 2-D weight in TYPE, also for the mixtures (Q2_K)\n"
                  "  --imatrix FILE: importance-weighted rounding with llama.cpp's importance matrix\n"
-                 "                  (llama-imatrix's GGUF or .dat, or vkllm imatrix); same bytes as llama-quantize\n",
+                 "                  (llama-imatrix's GGUF or .dat, or vkllm imatrix); same bytes as llama-quantize\n"
+                 "  --method gptq: GPTQ with the Hessians of IN's own activations on the --calib text (chunks of\n"
+                 "                 --calib-ctx tokens, at most --calib-chunks); --act-order: columns by importance\n",
             quant_recipe_names());
 }
 
@@ -38,15 +42,20 @@ int cli_quantize(int argc, char **argv)
     }
     progress_bar bar;
     progress_bar_init(&bar);
-    vkllm_status status =
-        quantize_file_imatrix(args[0], args[1], &recipe, imatrix, qo.imatrix, progress_bar_update, &bar);
+    quant_calib_options calib = {.text_path = qo.calib, .n_ctx = qo.calib_ctx, .chunks = qo.calib_chunks,
+                                 .gptq = {.damp = 0.01, .act_order = qo.act_order}};
+    quantize_options options = {.imatrix = imatrix, .imatrix_path = qo.imatrix,
+                                .calib = strcmp(qo.method, "gptq") == 0 ? &calib : NULL,
+                                .progress = progress_bar_update, .progress_ctx = &bar};
+    double started = vkllm_log_clock();
+    vkllm_status status = quantize_file_ex(args[0], args[1], &recipe, &options);
     progress_bar_finish(&bar);
     imatrix_free(imatrix);
     if (status != VKLLM_OK) {
         fprintf(stderr, "vkllm quantize: %s\n", vkllm_last_error());
         return 1;
     }
-    printf("wrote %s (%s%s%s)\n", args[1], recipe.name, recipe.pure ? "" : " mixture",
-           qo.imatrix ? ", importance-weighted" : "");
+    printf("wrote %s (%s%s%s%s) in %.1f s\n", args[1], recipe.name, recipe.pure ? "" : " mixture",
+           qo.imatrix ? ", importance-weighted" : "", options.calib ? ", GPTQ" : "", vkllm_log_clock() - started);
     return 0;
 }

@@ -58,6 +58,7 @@ typedef struct tensor_job {
     char name[256];
     quant_type type;
     const float *importance; /* ne[0] floats from the imatrix, or NULL */
+    quant_calib *calib;      /* quantized whole by the calibrated method, or NULL */
     float *row;         /* ne[0] floats, shared */
     uint8_t *packed;    /* one output row, shared */
     uint64_t *done;
@@ -79,6 +80,27 @@ static void report(tensor_job *job, uint64_t bytes)
     if (job->progress) job->progress(job->progress_ctx, job->name, *job->done, job->total);
 }
 
+/* The calibrated method quantizes a weight whole (GPTQ's updates cross rows' columns, not rows: the whole
+ * matrix at once shares the Hessian's factor). */
+static vkllm_status produce_calibrated(tensor_job *job, gguf_sink *sink)
+{
+    const gguf_tensor_info *in = job->in;
+    const uint64_t n = in->ne[0], rows = rows_of(in);
+    const uint64_t in_row = quant_row_size(in->type, n), out_row = quant_row_size(job->type, n);
+    float *w = malloc(rows * n * sizeof *w);
+    uint8_t *out = malloc(rows * out_row);
+    vkllm_status st = w && out ? VKLLM_OK
+                               : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for '%s'", job->name);
+    for (uint64_t r = 0; r < rows && st == VKLLM_OK; r++)
+        st = quant_dequantize_row(in->type, (const uint8_t *)in->data + r * in_row, w + r * n, n);
+    if (st == VKLLM_OK) st = quant_calib_quantize(job->calib, job->name, job->type, w, rows, n, job->importance, out);
+    if (st == VKLLM_OK) st = gguf_sink_write(sink, out, rows * out_row);
+    if (st == VKLLM_OK) report(job, rows * out_row);
+    free(w);
+    free(out);
+    return st;
+}
+
 static vkllm_status produce_tensor(void *ctx, gguf_sink *sink)
 {
     tensor_job *job = ctx;
@@ -90,6 +112,7 @@ static vkllm_status produce_tensor(void *ctx, gguf_sink *sink)
     }
     const uint64_t n = in->ne[0], rows = rows_of(in);
     const uint64_t in_row = quant_row_size(in->type, n), out_row = quant_row_size(job->type, n);
+    if (job->calib) return produce_calibrated(job, sink);
     for (uint64_t r = 0; r < rows; r++) {
         const uint8_t *src = (const uint8_t *)in->data + r * in_row;
         VKLLM_TRY(quant_dequantize_row(in->type, src, job->row, n));
@@ -184,7 +207,7 @@ static vkllm_status copy_metadata(const gguf_file *in, const quant_recipe *recip
 }
 
 static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe, const imatrix_data *imatrix,
-                                 const char *imatrix_path, tensor_job *jobs, const char *out_path,
+                                 const char *imatrix_path, quant_calib *calib, tensor_job *jobs, const char *out_path,
                                  vkllm_progress_fn progress, void *progress_ctx)
 {
     uint64_t widest = 0, total = 0, done = 0;
@@ -203,6 +226,7 @@ static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe
         job->total = total;
         job->progress = progress;
         job->progress_ctx = progress_ctx;
+        if (job->type != job->in->type && quant_calib_applies(calib, job->name, job->type)) job->calib = calib;
         uint64_t size = job->type == job->in->type ? job->in->size
                                                    : quant_row_size(job->type, job->in->ne[0]) * rows_of(job->in);
         status = gguf_writer_add_tensor_stream(w, job->name, job->type, job->in->n_dims, job->in->ne, size,
@@ -225,6 +249,15 @@ vkllm_status quantize_file_imatrix(const char *in_path, const char *out_path, co
                                    const imatrix_data *imatrix, const char *imatrix_path,
                                    vkllm_progress_fn progress, void *progress_ctx)
 {
+    quantize_options o = {.imatrix = imatrix, .imatrix_path = imatrix_path, .progress = progress,
+                          .progress_ctx = progress_ctx};
+    return quantize_file_ex(in_path, out_path, recipe, &o);
+}
+
+vkllm_status quantize_file_ex(const char *in_path, const char *out_path, const quant_recipe *recipe,
+                              const quantize_options *o)
+{
+    const imatrix_data *imatrix = o->imatrix;
     quant_recipe with = *recipe;
     with.has_imatrix = imatrix != NULL;
     recipe = &with;
@@ -235,10 +268,21 @@ vkllm_status quantize_file_imatrix(const char *in_path, const char *out_path, co
     gguf_file *in = NULL;
     VKLLM_TRY(gguf_open(in_path, &in));
     tensor_job *jobs = calloc(in->n_tensors ? in->n_tensors : 1, sizeof *jobs);
-    vkllm_status status = jobs ? write_output(in, recipe, imatrix, imatrix_path, jobs, out_path, progress,
-                                              progress_ctx)
+    quant_calib *calib = NULL;
+    vkllm_status status = jobs ? VKLLM_OK
                                : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for %llu tensors",
                                             (unsigned long long)in->n_tensors);
+    if (status == VKLLM_OK && o->calib) {
+        quant_calib_options co = *o->calib;
+        co.model = in_path;
+        quant_model_shape shape;
+        status = quantize_model_shape(in, &shape);
+        if (status == VKLLM_OK) status = quant_calib_create(&co, in, shape.n_layer, &calib);
+    }
+    if (status == VKLLM_OK)
+        status = write_output(in, recipe, imatrix, o->imatrix_path, calib, jobs, out_path, o->progress,
+                              o->progress_ctx);
+    quant_calib_free(calib);
     free(jobs);
     gguf_close(in);
     if (status != VKLLM_OK)

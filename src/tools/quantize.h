@@ -9,6 +9,7 @@
 #include "progress.h"
 #include "imatrix_file.h"
 #include "quant_recipe.h"
+#include "quantize_calib.h"
 
 /* What the recipe's rules need, from the file's metadata and tensor names. */
 vkllm_status quantize_model_shape(const gguf_file *file, quant_model_shape *out);
@@ -25,5 +26,17 @@ vkllm_status quantize_file(const char *in_path, const char *out_path, const quan
 vkllm_status quantize_file_imatrix(const char *in_path, const char *out_path, const quant_recipe *recipe,
                                    const imatrix_data *imatrix, const char *imatrix_path,
                                    vkllm_progress_fn progress, void *progress_ctx);
+
+/* Everything: an optional imatrix as above, and an optional calibrated method (calib: GPTQ with the input
+ * file's own activations on a text, quantize_calib.h; NULL: round to nearest). */
+typedef struct quantize_options {
+    const imatrix_data *imatrix;
+    const char *imatrix_path;
+    const quant_calib_options *calib;
+    vkllm_progress_fn progress;
+    void *progress_ctx;
+} quantize_options;
+vkllm_status quantize_file_ex(const char *in_path, const char *out_path, const quant_recipe *recipe,
+                              const quantize_options *options);
 
 #endif

@@ -1,0 +1,130 @@
+/* Calibration statistics (see calib_stats.h). */
+#include "calib_stats.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/error.h"
+
+void calib_stats_free(calib_stats *s)
+{
+    if (!s) return;
+    for (uint32_t i = 0; i < s->n_slots; i++) {
+        free(s->slots[i].h);
+        free(s->slots[i].abs_sum);
+    }
+    free(s->slots);
+    free(s);
+}
+
+const calib_slot *calib_stats_find(const calib_stats *s, uint32_t layer, capture_kind kind)
+{
+    for (uint32_t i = 0; s && i < s->n_slots; i++)
+        if (s->slots[i].layer == layer && s->slots[i].kind == kind) return &s->slots[i];
+    return NULL;
+}
+
+bool calib_slot_of(const char *name, uint32_t n_layer, uint32_t *layer, capture_kind *kind)
+{
+    if (strcmp(name, "output.weight") == 0) {
+        *layer = n_layer;
+        *kind = CAPTURE_OUTPUT;
+        return true;
+    }
+    static const struct {
+        const char *suffix;
+        capture_kind kind;
+    } map[] = {{"attn_q.weight", CAPTURE_ATTN_IN},      {"attn_k.weight", CAPTURE_ATTN_IN},
+               {"attn_v.weight", CAPTURE_ATTN_IN},      {"attn_qkv.weight", CAPTURE_ATTN_IN},
+               {"attn_output.weight", CAPTURE_ATTN_OUT}, {"ffn_gate.weight", CAPTURE_FFN_IN},
+               {"ffn_up.weight", CAPTURE_FFN_IN},       {"ffn_down.weight", CAPTURE_FFN_ACT}};
+    unsigned l = 0;
+    int used = 0;
+    if (sscanf(name, "blk.%u.%n", &l, &used) != 1 || used == 0 || l >= n_layer) return false;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(name + used, map[i].suffix) == 0) {
+            *layer = l;
+            *kind = map[i].kind;
+            return true;
+        }
+    return false;
+}
+
+typedef struct collect_run {
+    calib_stats *s;
+    uint32_t first, end;
+} collect_run;
+
+static vkllm_status plan(collect_run *r, const vkllm_context *ctx)
+{
+    const uint32_t n_layer = ctx->model->cfg.n_layer;
+    calib_stats *s = r->s;
+    uint32_t max = (r->end - r->first) * CAPTURE_KINDS + 1;
+    if (!(s->slots = calloc(max, sizeof *s->slots))) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration");
+    for (uint32_t l = r->first; l < r->end && l <= n_layer; l++)
+        for (int k = 0; k < CAPTURE_KINDS; k++) {
+            if (l == n_layer && k > 0) break;
+            calib_slot *slot = &s->slots[s->n_slots++];
+            slot->layer = l;
+            slot->kind = l == n_layer ? CAPTURE_OUTPUT : (capture_kind)k;
+            slot->width = context_capture_width(ctx, slot->kind);
+            slot->h = calloc((size_t)slot->width * slot->width, sizeof *slot->h);
+            slot->abs_sum = calloc(slot->width, sizeof *slot->abs_sum);
+            if (!slot->h || !slot->abs_sum)
+                return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration: no memory for a %u x %u matrix",
+                                  slot->width, slot->width);
+        }
+    return VKLLM_OK;
+}
+
+/* H += x x^T over the chunk's rows: the upper half here, mirrored at the end. */
+static vkllm_status on_chunk(void *user, const vkllm_context *ctx, uint32_t rows)
+{
+    collect_run *r = user;
+    if (!r->s->slots) VKLLM_TRY(plan(r, ctx));
+    for (uint32_t i = 0; i < r->s->n_slots; i++) {
+        calib_slot *slot = &r->s->slots[i];
+        uint32_t w = 0;
+        const float *x = context_capture_rows(ctx, slot->layer, slot->kind, &w);
+        for (uint32_t row = 0; row < rows; row++, x += w) {
+            for (uint32_t a = 0; a < w; a++) {
+                slot->abs_sum[a] += fabsf(x[a]);
+                const float xa = x[a];
+                if (xa == 0) continue;
+                float *ha = slot->h + (size_t)a * w;
+                for (uint32_t b = a; b < w; b++) ha[b] += xa * x[b];
+            }
+        }
+        slot->count += rows;
+    }
+    return VKLLM_OK;
+}
+
+vkllm_status calib_stats_collect(const calib_pass_options *po, uint32_t first, uint32_t end, vkllm_progress_fn progress,
+                                 void *progress_ctx, calib_stats **out)
+{
+    *out = NULL;
+    calib_stats *s = calloc(1, sizeof *s);
+    if (!s) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration");
+    s->first = first;
+    s->end = end;
+    collect_run r = {s, first, end};
+    calib_pass_options o = *po;
+    uint32_t n_chunks = 0;
+    o.want_output = true; /* harmless when the head is not among the layers; needed when it is */
+    vkllm_status st = calib_pass_run(&o, on_chunk, &r, progress, progress_ctx, &n_chunks);
+    for (uint32_t i = 0; st == VKLLM_OK && i < s->n_slots; i++) {
+        calib_slot *slot = &s->slots[i];
+        for (uint32_t a = 0; a < slot->width; a++)
+            for (uint32_t b = a + 1; b < slot->width; b++)
+                slot->h[(size_t)b * slot->width + a] = slot->h[(size_t)a * slot->width + b];
+    }
+    if (st != VKLLM_OK) {
+        calib_stats_free(s);
+        return st;
+    }
+    *out = s;
+    return VKLLM_OK;
+}
