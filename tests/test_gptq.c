@@ -183,7 +183,8 @@ static void test_gptq_model(void **state)
     snprintf(gptq_path, sizeof gptq_path, "%s/test_gptq_gptq_%ld.gguf", th_binary_dir(), (long)getpid());
     quant_recipe recipe;
     assert_true(quant_recipe_from_name("Q4_K_M", false, &recipe));
-    quant_calib_options co = {.text_path = calib, .n_ctx = 128, .chunks = 8, .gptq = {.damp = 0.01}};
+    quant_calib_options co = {.text_path = calib, .n_ctx = 128, .chunks = 8,
+                               .gptq_params = {.damp = 0.01}, .gptq = true};
     quantize_options with = {.calib = &co}, without = {0};
     if (quantize_file_ex(model, rtn_path, &recipe, &without) != VKLLM_OK ||
         quantize_file_ex(model, gptq_path, &recipe, &with) != VKLLM_OK)

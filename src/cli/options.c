@@ -380,11 +380,13 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
     }
     if (n != 3) return fail(err, err_len, "IN.gguf, OUT.gguf and TYPE are required");
     if (!o->method) o->method = "rtn";
-    if (strcmp(o->method, "rtn") && strcmp(o->method, "gptq"))
-        return fail(err, err_len, "--method '%.*s': expected rtn or gptq", SHOWN(o->method));
-    if (!strcmp(o->method, "gptq") && !o->calib) return fail(err, err_len, "--method gptq needs --calib TEXT");
-    if (!strcmp(o->method, "rtn") && (o->calib || o->act_order))
-        return fail(err, err_len, "--calib and --act-order go with --method gptq");
+    if (strcmp(o->method, "rtn") && strcmp(o->method, "gptq") && strcmp(o->method, "awq") &&
+        strcmp(o->method, "awq+gptq"))
+        return fail(err, err_len, "--method '%.*s': expected rtn, gptq, awq or awq+gptq", SHOWN(o->method));
+    if (strcmp(o->method, "rtn") && !o->calib)
+        return fail(err, err_len, "--method %s needs --calib TEXT", o->method);
+    if (!strcmp(o->method, "rtn") && o->calib) return fail(err, err_len, "--calib goes with --method gptq or awq");
+    if (o->act_order && !strstr(o->method, "gptq")) return fail(err, err_len, "--act-order goes with --method gptq");
     if (!o->calib_ctx) o->calib_ctx = 512;
     if (!o->calib_chunks) o->calib_chunks = -1;
     return CLI_PARSE_OK;

@@ -145,8 +145,8 @@ typedef struct cli_quantize_options {
     const char *in, *out, *type; /* IN.gguf OUT.gguf TYPE */
     bool pure;                   /* --pure */
     const char *imatrix;         /* --imatrix FILE: llama.cpp's importance matrix (GGUF or .dat) */
-    const char *method;          /* --method rtn|gptq (default rtn) */
-    const char *calib;           /* --calib TEXT: calibration text of gptq */
+    const char *method;          /* --method rtn|gptq|awq|awq+gptq (default rtn) */
+    const char *calib;           /* --calib TEXT: calibration text of gptq and awq */
     uint32_t calib_ctx;          /* --calib-ctx N: tokens per chunk (default 512) */
     int64_t calib_chunks;        /* --calib-chunks N (default: all) */
     bool act_order;              /* --act-order */

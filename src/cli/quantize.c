@@ -10,14 +10,17 @@
 
 static void quantize_usage(FILE *out)
 {
-    fprintf(out, "usage: vkllm quantize [--pure] [--imatrix FILE] [--method rtn|gptq --calib TEXT [--calib-ctx 512]\n"
+    fprintf(out, "usage: vkllm quantize [--pure] [--imatrix FILE] [--method rtn|gptq|awq|awq+gptq --calib TEXT\n"
+                 "                      [--calib-ctx 512]"
                  "                      [--calib-chunks N] [--act-order]] IN.gguf OUT.gguf TYPE\n"
                  "  types: %s\n"
                  "  --pure: every 2-D weight in TYPE, also for the mixtures (Q2_K)\n"
                  "  --imatrix FILE: importance-weighted rounding with llama.cpp's importance matrix\n"
                  "                  (llama-imatrix's GGUF or .dat, or vkllm imatrix); same bytes as llama-quantize\n"
                  "  --method gptq: GPTQ with the Hessians of IN's own activations on the --calib text (chunks of\n"
-                 "                 --calib-ctx tokens, at most --calib-chunks); --act-order: columns by importance\n",
+                 "                 --calib-ctx tokens, at most --calib-chunks); --act-order: columns by importance\n"
+                 "  --method awq: AWQ's per-channel scales folded into the norms, up and V (same F32 function),\n"
+                 "                then round to nearest; awq+gptq: then GPTQ\n",
             quant_recipe_names());
 }
 
@@ -42,10 +45,11 @@ int cli_quantize(int argc, char **argv)
     }
     progress_bar bar;
     progress_bar_init(&bar);
+    const bool gptq = strstr(qo.method, "gptq") != NULL, awq = strstr(qo.method, "awq") != NULL;
     quant_calib_options calib = {.text_path = qo.calib, .n_ctx = qo.calib_ctx, .chunks = qo.calib_chunks,
-                                 .gptq = {.damp = 0.01, .act_order = qo.act_order}};
+                                 .gptq_params = {.damp = 0.01, .act_order = qo.act_order}, .gptq = gptq, .awq = awq};
     quantize_options options = {.imatrix = imatrix, .imatrix_path = qo.imatrix,
-                                .calib = strcmp(qo.method, "gptq") == 0 ? &calib : NULL,
+                                .calib = gptq || awq ? &calib : NULL,
                                 .progress = progress_bar_update, .progress_ctx = &bar};
     double started = vkllm_log_clock();
     vkllm_status status = quantize_file_ex(args[0], args[1], &recipe, &options);
@@ -56,6 +60,7 @@ int cli_quantize(int argc, char **argv)
         return 1;
     }
     printf("wrote %s (%s%s%s%s) in %.1f s\n", args[1], recipe.name, recipe.pure ? "" : " mixture",
-           qo.imatrix ? ", importance-weighted" : "", options.calib ? ", GPTQ" : "", vkllm_log_clock() - started);
+           qo.imatrix ? ", importance-weighted" : "",
+           awq && gptq ? ", AWQ+GPTQ" : awq ? ", AWQ" : gptq ? ", GPTQ" : "", vkllm_log_clock() - started);
     return 0;
 }

@@ -105,6 +105,7 @@ static vkllm_status produce_tensor(void *ctx, gguf_sink *sink)
 {
     tensor_job *job = ctx;
     const gguf_tensor_info *in = job->in;
+    if (job->calib) return produce_calibrated(job, sink);
     if (job->type == in->type) { /* same type: the bytes as they are */
         VKLLM_TRY(gguf_sink_write(sink, in->data, in->size));
         report(job, in->size);
@@ -112,7 +113,6 @@ static vkllm_status produce_tensor(void *ctx, gguf_sink *sink)
     }
     const uint64_t n = in->ne[0], rows = rows_of(in);
     const uint64_t in_row = quant_row_size(in->type, n), out_row = quant_row_size(job->type, n);
-    if (job->calib) return produce_calibrated(job, sink);
     for (uint64_t r = 0; r < rows; r++) {
         const uint8_t *src = (const uint8_t *)in->data + r * in_row;
         VKLLM_TRY(quant_dequantize_row(in->type, src, job->row, n));
@@ -226,7 +226,7 @@ static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe
         job->total = total;
         job->progress = progress;
         job->progress_ctx = progress_ctx;
-        if (job->type != job->in->type && quant_calib_applies(calib, job->name, job->type)) job->calib = calib;
+        if (quant_calib_applies(calib, job->name, job->type)) job->calib = calib;
         uint64_t size = job->type == job->in->type ? job->in->size
                                                    : quant_row_size(job->type, job->in->ne[0]) * rows_of(job->in);
         status = gguf_writer_add_tensor_stream(w, job->name, job->type, job->in->n_dims, job->in->ne, size,
@@ -277,7 +277,7 @@ vkllm_status quantize_file_ex(const char *in_path, const char *out_path, const q
         co.model = in_path;
         quant_model_shape shape;
         status = quantize_model_shape(in, &shape);
-        if (status == VKLLM_OK) status = quant_calib_create(&co, in, shape.n_layer, &calib);
+        if (status == VKLLM_OK) status = quant_calib_create(&co, in, recipe, &shape, &calib);
     }
     if (status == VKLLM_OK)
         status = write_output(in, recipe, imatrix, o->imatrix_path, calib, jobs, out_path, o->progress,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "awq.h"
 #include "calib_stats.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -18,7 +19,8 @@ struct quant_calib {
     capture_kind h_kind;
     quant_gptq_hessian *hessian;
     float *mean_sq;                /* its diag(H) / tokens: the importance of the scale searches */
-    double seconds_calibrating, seconds_factoring;
+    double seconds_calibrating, seconds_factoring, seconds_awq;
+    awq_scales *awq;
 };
 
 static uint64_t ne0_of(const gguf_file *in, const char *name)
@@ -27,9 +29,12 @@ static uint64_t ne0_of(const gguf_file *in, const char *name)
     return t ? t->ne[0] : 0;
 }
 
-vkllm_status quant_calib_create(const quant_calib_options *o, const gguf_file *in, uint32_t n_layer,
-                                quant_calib **out)
+static vkllm_status slot_for(quant_calib *c, uint32_t layer, capture_kind kind, const calib_slot **out);
+
+vkllm_status quant_calib_create(const quant_calib_options *o, const gguf_file *in, const quant_recipe *recipe,
+                                const quant_model_shape *shape, quant_calib **out)
 {
+    const uint32_t n_layer = shape->n_layer;
     *out = NULL;
     quant_calib *c = calloc(1, sizeof *c);
     if (!c) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration");
@@ -46,6 +51,26 @@ vkllm_status quant_calib_create(const quant_calib_options *o, const gguf_file *i
     c->layers_per_group = per_layer ? (uint32_t)(budget / per_layer) : n_layer;
     if (c->layers_per_group == 0) c->layers_per_group = 1;
     if (c->layers_per_group > n_layer + 1) c->layers_per_group = n_layer + 1;
+    if (o->awq) {
+        if (c->layers_per_group <= n_layer) {
+            vkllm_status st = vkllm_fail(VKLLM_ERROR_UNSUPPORTED,
+                                         "awq: the statistics of all %u layers (%llu MiB) exceed the budget of %llu MiB",
+                                         n_layer, (unsigned long long)(per_layer * n_layer >> 20),
+                                         (unsigned long long)(budget >> 20));
+            quant_calib_free(c);
+            return st;
+        }
+        const calib_slot *slot;
+        vkllm_status st = slot_for(c, 0, CAPTURE_ATTN_IN, &slot); /* every layer */
+        double started = vkllm_log_clock();
+        if (st == VKLLM_OK)
+            st = awq_search(in, o->awq_search_recipe ? o->awq_search_recipe : recipe, shape, c->stats, &c->awq);
+        c->seconds_awq = vkllm_log_clock() - started;
+        if (st != VKLLM_OK) {
+            quant_calib_free(c);
+            return st;
+        }
+    }
     *out = c;
     return VKLLM_OK;
 }
@@ -54,8 +79,9 @@ void quant_calib_free(quant_calib *c)
 {
     if (!c) return;
     if (c->seconds_calibrating > 0)
-        vkllm_log(VKLLM_LOG_INFO, "calibration: %.1f s of forward passes and statistics, %.1f s factorising",
-                  c->seconds_calibrating, c->seconds_factoring);
+        vkllm_log(VKLLM_LOG_INFO, "calibration: %.1f s of forward passes and statistics, %.1f s AWQ search, %.1f s "
+                  "factorising", c->seconds_calibrating, c->seconds_awq, c->seconds_factoring);
+    awq_free(c->awq);
     calib_stats_free(c->stats);
     quant_gptq_free(c->hessian);
     free(c->mean_sq);
@@ -66,7 +92,9 @@ bool quant_calib_applies(const quant_calib *c, const char *name, quant_type type
 {
     uint32_t layer;
     capture_kind kind;
-    return c && quant_gptq_supports(type) && calib_slot_of(name, c->n_layer, &layer, &kind);
+    if (!c) return false;
+    if (awq_touches(c->awq, name)) return true;
+    return c->o.gptq && quant_gptq_supports(type) && calib_slot_of(name, c->n_layer, &layer, &kind);
 }
 
 /* The statistics of (layer, kind): collected, with the group of layers from `layer` on, if not held. */
@@ -109,11 +137,15 @@ static vkllm_status hessian_for(quant_calib *c, uint32_t layer, capture_kind kin
         return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration: a %llu x %llu Hessian", (unsigned long long)cols,
                           (unsigned long long)cols);
     }
-    for (uint64_t i = 0; i < cols * cols; i++) h[i] = slot->h[i];
+    /* After AWQ the input is x / s: H becomes diag(1/s) H diag(1/s). */
+    const float *s = awq_input_scales(c->awq, layer, kind);
     for (uint64_t i = 0; i < cols; i++)
-        c->mean_sq[i] = slot->count > 0 ? (float)(slot->h[i * cols + i] / slot->count) : 1.0f;
+        for (uint64_t j = 0; j < cols; j++)
+            h[i * cols + j] = s ? (double)slot->h[i * cols + j] / ((double)s[i] * s[j]) : slot->h[i * cols + j];
+    for (uint64_t i = 0; i < cols; i++)
+        c->mean_sq[i] = slot->count > 0 ? (float)(h[i * cols + i] / slot->count) : 1.0f;
     double started = vkllm_log_clock();
-    vkllm_status st = quant_gptq_prepare(h, cols, &c->o.gptq, &c->hessian);
+    vkllm_status st = quant_gptq_prepare(h, cols, &c->o.gptq_params, &c->hessian);
     c->seconds_factoring += vkllm_log_clock() - started;
     free(h);
     VKLLM_TRY(st);
@@ -127,8 +159,24 @@ vkllm_status quant_calib_quantize(quant_calib *c, const char *name, quant_type t
 {
     uint32_t layer;
     capture_kind kind;
-    if (!calib_slot_of(name, c->n_layer, &layer, &kind))
-        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "calibration: '%s' reads no captured input", name);
-    VKLLM_TRY(hessian_for(c, layer, kind, cols));
-    return quant_gptq_quantize(type, w, rows, cols, c->hessian, importance ? importance : c->mean_sq, out);
+    awq_apply(c->awq, name, w, rows, cols);
+    const bool reads_capture = calib_slot_of(name, c->n_layer, &layer, &kind);
+    const float *s = reads_capture ? awq_input_scales(c->awq, layer, kind) : NULL;
+    float *scaled = NULL; /* an imatrix entry of the original model: the importance of x / s is imp / s^2 */
+    if (importance && s && (scaled = malloc(cols * sizeof *scaled))) {
+        for (uint64_t i = 0; i < cols; i++) scaled[i] = importance[i] / (s[i] * s[i]);
+        importance = scaled;
+    }
+    vkllm_status st = VKLLM_OK;
+    if (c->o.gptq && reads_capture && quant_gptq_supports(type)) {
+        st = hessian_for(c, layer, kind, cols);
+        if (st == VKLLM_OK)
+            st = quant_gptq_quantize(type, w, rows, cols, c->hessian, importance ? importance : c->mean_sq, out);
+    } else { /* round to nearest (weighted by an imatrix), or a float type */
+        const uint64_t row_bytes = quant_row_size(type, cols);
+        for (uint64_t r = 0; r < rows && st == VKLLM_OK; r++)
+            st = quant_quantize_row_weighted(type, w + r * cols, (uint8_t *)out + r * row_bytes, cols, importance);
+    }
+    free(scaled);
+    return st;
 }

@@ -1,7 +1,8 @@
-/* The calibrated quantizers of vkllm quantize (--method gptq): the calibration statistics of the input file's
- * own forward pass on a text (calib_stats.h), collected in groups of layers within a memory budget as the
- * writer reaches them, and each weight quantized whole by GPTQ (quant/gptq.h) with the Hessian of the input it
- * reads, factorised once per input and shared by the weights reading it (Q/K/V, gate/up). */
+/* The calibrated quantizers of vkllm quantize (--method gptq, awq, awq+gptq): the calibration statistics of the
+ * input file's own forward pass on a text (calib_stats.h), collected in groups of layers within a memory budget as
+ * the writer reaches them (AWQ needs every layer's at once), AWQ's exact rewrite of the weights (awq.h), and each
+ * weight quantized whole by GPTQ (quant/gptq.h) with the Hessian of the input it reads, factorised once per input
+ * and shared by the weights reading it (Q/K/V, gate/up); after AWQ that input is x / s, its Hessian scaled. */
 #ifndef VKLLM_QUANTIZE_CALIB_H
 #define VKLLM_QUANTIZE_CALIB_H
 
@@ -11,26 +12,31 @@
 #include "gguf/gguf.h"
 #include "quant/gptq.h"
 #include "quant/quant.h"
+#include "quant_recipe.h"
 
 typedef struct quant_calib_options {
     const char *model;        /* the file being quantized: its forward pass is calibrated */
     const char *text_path;    /* calibration text */
     uint32_t n_ctx;           /* tokens per chunk, default 512 */
     int64_t chunks;           /* at most this many, < 0: all */
-    quant_gptq_params gptq;   /* damping, act-order */
+    quant_gptq_params gptq_params; /* damping, act-order */
     uint64_t max_bytes;       /* budget of the Hessians held at once; 0: 2 GiB */
+    bool gptq;                /* GPTQ rounding (else round-to-nearest of the possibly rewritten weights) */
+    bool awq;                 /* AWQ's scales first */
+    const quant_recipe *awq_search_recipe; /* the rounding AWQ's search measures; NULL: the output's (a test
+                                              folds with Q4_0's scales into an F32 file, to compare functions) */
 } quant_calib_options;
 
 typedef struct quant_calib quant_calib;
 
-vkllm_status quant_calib_create(const quant_calib_options *o, const gguf_file *in, uint32_t n_layer,
-                                quant_calib **out);
+vkllm_status quant_calib_create(const quant_calib_options *o, const gguf_file *in, const quant_recipe *recipe,
+                                const quant_model_shape *shape, quant_calib **out);
 void quant_calib_free(quant_calib *c);
-/* Whether the calibrated method quantizes tensor `name` to `type` (a weight read from a captured input, in a
- * format GPTQ writes); other tensors are rounded to nearest. */
+/* Whether the calibrated method produces tensor `name` (as `type`): a weight GPTQ rounds (read from a captured
+ * input, in a format GPTQ writes) or one AWQ rewrites (norm vectors included); the others are converted as usual. */
 bool quant_calib_applies(const quant_calib *c, const char *name, quant_type type);
 /* The whole tensor: w (rows x cols F32) is overwritten; importance: an imatrix entry or NULL (then the
- * calibration's own mean x^2 steers the block scale searches); out: rows quantized rows. */
+ * calibration's own mean x^2 steers GPTQ's block scale searches); out: rows rows of `type`. */
 vkllm_status quant_calib_quantize(quant_calib *c, const char *name, quant_type type, float *w, uint64_t rows,
                                   uint64_t cols, const float *importance, void *out);
 
