@@ -54,6 +54,13 @@ for mixture in Q4_0 Q2_K Q4_K_M; do
   "$vkllm" quantize --imatrix "$imatrix" "$work/tiny-F32.gguf" "$work/tiny-$mixture-imatrix.gguf" "$mixture" >/dev/null
   files+=("$work/tiny-$mixture-imatrix.gguf")
 done
+# GPTQ and AWQ write the same block formats (calibrated on one chunk of a short text: what is checked is the file).
+calib=$(dirname "$0")/data/short-text.txt
+for method in gptq awq+gptq; do
+  "$vkllm" quantize --method "$method" --calib "$calib" --calib-ctx 16 "$work/tiny-F32.gguf" \
+    "$work/tiny-Q4_K_M-$method.gguf" Q4_K_M >/dev/null 2>&1
+  files+=("$work/tiny-Q4_K_M-$method.gguf")
+done
 
 # bench/compare_logits.py's comparison as a check, without python: llama.cpp's dump and vkllm's must have the
 # same prompt, the same greedy ids, and log-probabilities of the first generated position within 1e-4 (with
