@@ -290,6 +290,39 @@ static void test_peer_bytes_stories(void **state)
     assert_int_equal(peer_bytes(model, calib, 35, cases, sizeof cases / sizeof cases[0]), 0);
 }
 
+/* llama-imatrix's legacy .dat output (--output-format dat) read by vkllm: the same bytes as llama-quantize with it. */
+static void test_peer_bytes_legacy_dat(void **state)
+{
+    (void)state;
+    const char *calib = peer_calibration();
+    if (!calib) skip();
+    char dat[600], cmd[4096];
+    snprintf(dat, sizeof dat, "%s.dat", g_imatrix);
+    snprintf(cmd, sizeof cmd,
+             "env -u LD_PRELOAD LD_LIBRARY_PATH='%s' '%s/llama-imatrix' -m '%s' -f '%s' -o '%s' --output-format dat "
+             "-c 128 --chunks 4 -t 2 >/dev/null 2>&1",
+             g_peer, g_peer, g_tiny, calib, dat);
+    assert_int_equal(run(cmd), 0);
+    imatrix_data *imatrix = NULL;
+    if (imatrix_load(dat, &imatrix) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    assert_true(imatrix->legacy);
+    assert_int_equal(imatrix->n_entries, 14);
+    assert_int_equal(imatrix->chunk_count, 4);
+    quant_recipe recipe;
+    assert_true(quant_recipe_from_name("Q4_K_M", false, &recipe));
+    if (quantize_file_imatrix(g_tiny, g_ours, &recipe, imatrix, dat, NULL, NULL) != VKLLM_OK)
+        fail_msg("%s", vkllm_last_error());
+    imatrix_free(imatrix);
+    snprintf(cmd, sizeof cmd,
+             "env -u LD_PRELOAD LD_LIBRARY_PATH='%s' '%s/llama-quantize' --imatrix '%s' '%s' '%s' Q4_K_M 1 "
+             ">/dev/null 2>&1",
+             g_peer, g_peer, dat, g_tiny, g_theirs);
+    assert_int_equal(run(cmd), 0);
+    assert_int_equal(compare_tensors(g_ours, g_theirs), 0);
+    printf("Q4_K_M with a .dat imatrix: same bytes as llama-quantize\n");
+    remove(dat);
+}
+
 /* vkllm imatrix against llama-imatrix on stories260K, same text and chunks: the same entries and token counts,
  * values within a tolerance (the two engines' activations differ by float rounding); and each tool's file works
  * in the other's quantizer. */
@@ -350,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_imatrix_for_another_model),
         cmocka_unit_test(test_peer_bytes_tiny),
         cmocka_unit_test(test_peer_bytes_stories),
+        cmocka_unit_test(test_peer_bytes_legacy_dat),
         cmocka_unit_test(test_imatrix_vs_peer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
