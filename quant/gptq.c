@@ -48,35 +48,37 @@ static bool cholesky_lower(double *a, uint64_t n)
     return true;
 }
 
-/* L lower triangular -> L^-1 (lower), in place. */
-static void invert_lower(double *l, uint64_t n)
+/* L lower triangular -> L^-1 (lower), in place, a row at a time: row i of the inverse is
+ * -(sum over k < i of L[i][k] * row k of the inverse) / L[i][i], rows k < i already inverted, all reads
+ * contiguous.  acc: n doubles. */
+static void invert_lower(double *l, uint64_t n, double *acc)
 {
-    for (uint64_t j = 0; j < n; j++) {
-        l[j * n + j] = 1.0 / l[j * n + j];
-        for (uint64_t i = j + 1; i < n; i++) {
-            double s = 0;
-            for (uint64_t k = j; k < i; k++) s += l[i * n + k] * l[k * n + j];
-            l[i * n + j] = -s / l[i * n + i];
+    for (uint64_t i = 0; i < n; i++) {
+        memset(acc, 0, i * sizeof *acc);
+        double *li = l + i * n;
+        for (uint64_t k = 0; k < i; k++) {
+            const double c = li[k];
+            const double *xk = l + k * n;
+            for (uint64_t j = 0; j <= k; j++) acc[j] += c * xk[j];
         }
+        const double inv = 1.0 / li[i];
+        for (uint64_t j = 0; j < i; j++) li[j] = -acc[j] * inv;
+        li[i] = inv;
     }
 }
 
-/* H (permuted, damped) -> U with H^-1 = U^T U.  H^-1 = L^-T L^-1; its upper Cholesky factor is the transpose
- * of the lower one of the same matrix. */
-static bool factor(double *h, uint64_t n, double *scratch)
+/* h (n x n, permuted and damped) -> U, upper triangular with H^-1 = U^T U, in place.  With J the reversal of
+ * the order, J H J = L L^T gives H = R R^T with R = J L J upper triangular, so H^-1 = R^-T R^-1 and
+ * U = R^-1 = J L^-1 J: one Cholesky and one triangular inverse (the reference implementation's cholesky_inverse
+ * then cholesky(upper) computes the same U). */
+static bool factor(double *h, uint64_t n, double *scratch, double *acc)
 {
-    if (!cholesky_lower(h, n)) return false;
-    invert_lower(h, n); /* h = M = L^-1 */
-    /* scratch = M^T M (symmetric) */
-    for (uint64_t i = 0; i < n; i++)
-        for (uint64_t j = i; j < n; j++) {
-            double s = 0;
-            for (uint64_t k = j; k < n; k++) s += h[k * n + i] * h[k * n + j];
-            scratch[i * n + j] = scratch[j * n + i] = s;
-        }
+    for (uint64_t a = 0; a < n; a++)
+        for (uint64_t b = 0; b < n; b++) scratch[a * n + b] = h[(n - 1 - a) * n + (n - 1 - b)];
     if (!cholesky_lower(scratch, n)) return false;
-    for (uint64_t i = 0; i < n; i++) /* U = lower^T */
-        for (uint64_t j = 0; j < n; j++) h[i * n + j] = j >= i ? scratch[j * n + i] : 0;
+    invert_lower(scratch, n, acc);
+    for (uint64_t i = 0; i < n; i++)
+        for (uint64_t j = 0; j < n; j++) h[i * n + j] = j >= i ? scratch[(n - 1 - i) * n + (n - 1 - j)] : 0;
     return true;
 }
 
@@ -95,7 +97,7 @@ vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq
     if (cols == 0 || cols > UINT32_MAX) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gptq: %llu columns",
                                                           (unsigned long long)cols);
     quant_gptq_hessian *g = calloc(1, sizeof *g);
-    double *diag = malloc(cols * sizeof *diag), *hp = malloc(cols * cols * sizeof *hp),
+    double *diag = malloc(2 * cols * sizeof *diag), *hp = malloc(cols * cols * sizeof *hp),
            *scratch = malloc(cols * cols * sizeof *scratch);
     if (g) {
         g->u = hp;
@@ -136,7 +138,7 @@ vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq
                 hp[a * cols + b] = v + (a == b ? damp * mean : 0.0);
             }
         }
-        if (factor(hp, cols, scratch)) st = VKLLM_OK;
+        if (factor(hp, cols, scratch, diag + cols)) st = VKLLM_OK;
     }
     free(diag), free(scratch);
     if (st != VKLLM_OK) {
