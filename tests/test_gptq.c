@@ -221,6 +221,21 @@ static void test_gptq_model(void **state)
     printf("all %d calibrated weights: GPTQ %.4g, round-to-nearest %.4g\n", checked, sum_gptq, sum_rtn);
     assert_true(checked == 5 * 6 + 1); /* ffn_down (172 columns) stays F16: no block divides it */
     calib_stats_free(stats);
+
+    /* A budget of one layer's statistics at a time: the text runs once per layer, the file is the same. */
+    co.max_bytes = 1;
+    if (quantize_file_ex(model, rtn_path, &recipe, &with) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    gguf_close(rtn);
+    assert_int_equal(gguf_open(rtn_path, &rtn), VKLLM_OK);
+    for (uint64_t i = 0; i < gptq->n_tensors; i++) {
+        const gguf_tensor_info *t = &gptq->tensors[i];
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+        const gguf_tensor_info *u = gguf_find_tensor(rtn, name);
+        assert_non_null(u);
+        assert_int_equal(t->size, u->size);
+        assert_memory_equal(t->data, u->data, t->size);
+    }
     gguf_close(f32), gguf_close(rtn), gguf_close(gptq);
     remove(rtn_path), remove(gptq_path);
 }
