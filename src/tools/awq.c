@@ -59,9 +59,16 @@ static vkllm_status scaled_error(quant_type type, const float *w, uint64_t rows,
         for (uint64_t i = 0; i < n; i++) scratch[i] = wr[i] - scratch[i] / s[i];
         for (uint64_t i = 0; i < n; i++) {
             if (scratch[i] == 0) continue;
-            double acc = 0;
+            /* (H e)_i in eight float lanes (what the compiler vectorises), summed in double: the comparison
+             * between alphas needs far less than float's precision. */
+            float lanes[8] = {0};
             const float *hi = h + i * n;
-            for (uint64_t j = 0; j < n; j++) acc += (double)hi[j] * scratch[j];
+            uint64_t j = 0;
+            for (; j + 8 <= n; j += 8)
+                for (int l = 0; l < 8; l++) lanes[l] += hi[j + l] * scratch[j + l];
+            double acc = 0;
+            for (; j < n; j++) acc += (double)hi[j] * scratch[j];
+            for (int l = 0; l < 8; l++) acc += lanes[l];
             total += scratch[i] * acc;
         }
     }
