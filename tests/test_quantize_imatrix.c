@@ -2,7 +2,8 @@
  * importance), the weighted quantizers lowering the importance-weighted error of round-to-nearest, the
  * errors for an imatrix made for another model, and, with the llama.cpp peer (llama-imatrix and
  * llama-quantize in $PEER_HOME/cpu, default ~/.cache/llama-peer/cpu), byte equality with llama-quantize
- * --imatrix for every weighted type and three mixtures.  The peer part skips without the peer. */
+ * --imatrix for every weighted type and three mixtures.  The peer part skips without the peer (fails instead
+ * with VKLLM_REQUIRE_PEER=1, as peer_loads_files). */
 #include "harness.h"
 #include "paths.h"
 
@@ -179,7 +180,8 @@ static int run(const char *cmd)
 static int compare_tensors(const char *ours_path, const char *theirs_path)
 {
     gguf_file *a = NULL, *b = NULL;
-    if (gguf_open(ours_path, &a) != VKLLM_OK || gguf_open(theirs_path, &b) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    if (gguf_open(ours_path, &a) != VKLLM_OK || gguf_open(theirs_path, &b) != VKLLM_OK)
+        fail_msg("%s", vkllm_last_error());
     int bad = 0;
     assert_int_equal(a->n_tensors, b->n_tensors);
     for (uint64_t i = 0; i < a->n_tensors; i++) {
@@ -251,10 +253,15 @@ static int peer_bytes(const char *model, const char *calib, uint64_t expect_entr
     return bad;
 }
 
+/* The calibration text, or NULL to skip: without the peer's tools or the text, unless VKLLM_REQUIRE_PEER=1 (CI),
+ * where that fails the test as it fails peer_loads_files. */
 static const char *peer_calibration(void)
 {
     const char *calib = th_join_(th_shared_dir(), "data/stories-calib.txt");
     if (!find_peer() || access(calib, R_OK) != 0) {
+        const char *require = getenv("VKLLM_REQUIRE_PEER");
+        if (require && strcmp(require, "1") == 0)
+            fail_msg("VKLLM_REQUIRE_PEER=1 but no peer tools in %s or no %s", g_peer, calib);
         printf("no llama.cpp peer tools in %s or no %s: skipped\n", g_peer, calib);
         return NULL;
     }

@@ -36,8 +36,8 @@ int cli_imatrix(int argc, char **argv)
     progress_bar_finish(&bar);
     if (st == VKLLM_OK) st = imatrix_write(d, o.out);
     if (st == VKLLM_OK)
-        printf("wrote %s: %llu entries from %u chunks of %u tokens in %.1f s\n", o.out, (unsigned long long)d->n_entries,
-               d->chunk_count, d->chunk_size, (vkllm_log_clock_ms() - started) / 1e3);
+        printf("wrote %s: %llu entries from %u chunks of %u tokens in %.1f s\n", o.out,
+               (unsigned long long)d->n_entries, d->chunk_count, d->chunk_size, (vkllm_log_clock_ms() - started) / 1e3);
     else
         fprintf(stderr, "vkllm imatrix: %s\n", vkllm_last_error());
     imatrix_free(d);

@@ -43,8 +43,8 @@ vkllm_status context_capture_enable(vkllm_context *ctx)
 
 const float *context_capture_rows(const vkllm_context *ctx, uint32_t layer, capture_kind kind, uint32_t *width)
 {
-    if (!ctx->capture_on || layer > ctx->model->cfg.n_layer || (layer == ctx->model->cfg.n_layer) != (kind == CAPTURE_OUTPUT))
-        return NULL;
+    const uint32_t n_layer = ctx->model->cfg.n_layer;
+    if (!ctx->capture_on || layer > n_layer || (layer == n_layer) != (kind == CAPTURE_OUTPUT)) return NULL;
     *width = context_capture_width(ctx, kind);
     return (const float *)((const uint8_t *)ctx->capture.mapped + context_capture_offset(ctx, layer, kind));
 }

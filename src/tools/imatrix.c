@@ -40,7 +40,8 @@ static vkllm_status plan(imatrix_run *r, const gguf_file *f)
     r->names = calloc(max_acc * 3, sizeof *r->names);
     if (!r->acc || !r->names) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "imatrix: no memory");
     static const char *const readers[CAPTURE_KINDS][3] = {
-        {"attn_q", "attn_k", "attn_v"}, {"attn_output", NULL, NULL}, {"ffn_gate", "ffn_up", NULL}, {"ffn_down", NULL, NULL}};
+        {"attn_q", "attn_k", "attn_v"}, {"attn_output", NULL, NULL}, {"ffn_gate", "ffn_up", NULL},
+        {"ffn_down", NULL, NULL}};
     for (uint32_t l = 0; l <= c->n_layer; l++) {
         for (int k = 0; k < CAPTURE_KINDS; k++) {
             if (l == c->n_layer && k > 0) break;

@@ -53,10 +53,10 @@ vkllm_status quant_calib_create(const quant_calib_options *o, const gguf_file *i
     if (c->layers_per_group > n_layer + 1) c->layers_per_group = n_layer + 1;
     if (o->awq) {
         if (c->layers_per_group <= n_layer) {
-            vkllm_status st = vkllm_fail(VKLLM_ERROR_UNSUPPORTED,
-                                         "awq: the statistics of all %u layers (%llu MiB) exceed the budget of %llu MiB",
-                                         n_layer, (unsigned long long)(per_layer * n_layer >> 20),
-                                         (unsigned long long)(budget >> 20));
+            vkllm_status st =
+                vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "awq: the statistics of all %u layers (%llu MiB) exceed the budget "
+                           "of %llu MiB", n_layer, (unsigned long long)(per_layer * n_layer >> 20),
+                           (unsigned long long)(budget >> 20));
             quant_calib_free(c);
             return st;
         }
@@ -134,8 +134,8 @@ static vkllm_status hessian_for(quant_calib *c, uint32_t layer, capture_kind kin
     c->mean_sq = malloc(cols * sizeof *c->mean_sq);
     if (!h || !c->mean_sq) {
         free(h);
-        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration: a %llu x %llu Hessian", (unsigned long long)cols,
-                          (unsigned long long)cols);
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration: a %llu x %llu Hessian",
+                          (unsigned long long)cols, (unsigned long long)cols);
     }
     /* After AWQ the input is x / s: H becomes diag(1/s) H diag(1/s). */
     const float *s = awq_input_scales(c->awq, layer, kind);
