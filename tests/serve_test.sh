@@ -64,8 +64,15 @@ head -c 1100000 /dev/zero | tr '\0' 'a' >"$work/big"
 [[ $(status "${auth[@]}" "$url/v1/completions" --data-binary @"$work/big") == 413 ]] || fail "big body: not 413"
 [[ $(status "${auth[@]}" "$url/v1/nothing") == 404 ]] || fail "unknown route: not 404"
 
-# A client that hangs up mid-stream: its request is cancelled and its pages return.
-curl -sN --max-time 0.3 "${auth[@]}" "$url/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":240,"temperature":0,"stream":true}' >/dev/null || true
+# Clients that hang up mid-stream (head stops reading after two events): their requests are cancelled and
+# every page returns.
+pids=()
+for i in 1 2 3; do
+    { curl -sN "${auth[@]}" "$url/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":240,"stream":true}' |
+        head -c 300 >/dev/null; } 2>/dev/null &
+    pids+=($!)
+done
+wait "${pids[@]}" || true
 for _ in $(seq 50); do
     metrics=$(curl -sf "$url/metrics")
     grep -q '^vkllm_requests_running 0' <<<"$metrics" && grep -q '^vkllm_kv_pages_used 0' <<<"$metrics" && break
@@ -73,6 +80,7 @@ for _ in $(seq 50); do
 done
 grep -q '^vkllm_kv_pages_used 0' <<<"$metrics" || fail "KV pages still used after every request ended: $metrics"
 grep '^vkllm_requests_cancelled_total\|^vkllm_generated_tokens_total\|^vkllm_kv_pages_cached' <<<"$metrics"
+grep -q '^vkllm_requests_cancelled_total [1-9]' <<<"$metrics" || fail "no request was cancelled by its client hanging up"
 
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "exit code $? after SIGTERM"
