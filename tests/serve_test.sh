@@ -49,6 +49,8 @@ done
 
 chat=$(curl -sf "${auth[@]}" "$url/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":8,"temperature":0}')
 echo "$chat" | grep -q '"object":"chat.completion".*"message":{"role":"assistant","content":"' || fail "chat: $chat"
+# "[INST] Hi [/INST]" (the llama2 template) is 18 tokens of stories260K with BOS.
+echo "$chat" | grep -q '"usage":{"prompt_tokens":18,' || fail "chat usage: $chat"
 curl -sfN "${auth[@]}" "$url/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"stream":true}' >"$work/chat"
 grep -q '"object":"chat.completion.chunk".*"delta":{"role":"assistant"' "$work/chat" || fail "chat stream: $(cat "$work/chat")"
 

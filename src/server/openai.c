@@ -99,6 +99,7 @@ bool openai_parse_request(const char *body, size_t len, bool chat, uint32_t defa
                           bool *stream, char *err, size_t err_len)
 {
     *stream = false;
+    j->chat = chat;
     cJSON *o = cJSON_ParseWithLength(body, len);
     if (!o) return bad(err, err_len, "the body is not valid JSON (near byte %zu)",
                        cJSON_GetErrorPtr() ? (size_t)(cJSON_GetErrorPtr() - body) : (size_t)0);
