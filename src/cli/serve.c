@@ -11,6 +11,7 @@
 static const char usage_text[] =
     "usage: vkllm serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--kv f16|f32]\n"
     "                   [--kv-pages N] [--api-key KEY] [--template NAME] [--max-waiting N] [--device INDEX|NAME]\n"
+    "                   [--max-tokens N] [--no-prefix-cache]\n"
     "  POST /v1/completions, /v1/chat/completions (\"stream\": true for server-sent events); GET /v1/models,\n"
     "  /health, /metrics.  --port 0 picks a free port (printed).  SIGINT/SIGTERM stop it.\n";
 
@@ -28,6 +29,10 @@ int cli_serve(int argc, char **argv)
         const char *a = argv[i];
         int64_t n = 0;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_parse_exit("serve", CLI_PARSE_HELP, "", usage);
+        if (!strcmp(a, "--no-prefix-cache")) {
+            o.no_prefix_cache = 1;
+            continue;
+        }
         if (i + 1 >= argc) {
             snprintf(err, sizeof err, "%s needs a value (or is unknown)", a);
             return cli_parse_exit("serve", CLI_PARSE_ERROR, err, usage);

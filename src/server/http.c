@@ -328,6 +328,7 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
     sp.n_ctx = o->n_ctx;
     sp.kv_type = o->kv_type;
     sp.n_kv_pages = o->n_kv_pages;
+    sp.prefix_cache = !o->no_prefix_cache;
     if (sp.token_budget < sp.n_seq_max) sp.token_budget = sp.n_seq_max;
     uint32_t max_waiting = o->max_waiting ? o->max_waiting : 64 * o->parallel;
     st = engine_start(model, &sp, o->chat_template, max_waiting, &s.engine);

@@ -19,7 +19,8 @@ typedef struct server_options {
     const char *chat_template; /* NULL: the model's */
     const char *device;
     uint32_t max_waiting;      /* 0: 64 x parallel */
-    uint32_t default_max_tokens;
+    uint32_t default_max_tokens;  /* max_tokens when a request names none */
+    int no_prefix_cache;
 } server_options;
 
 /* Serves until *stop becomes nonzero (SIGINT/SIGTERM), then stops accepting, lets running requests finish for a
