@@ -288,6 +288,45 @@ static void test_prefix_cache(void **state)
     free(t);
 }
 
+/* Sampled requests with their own seeds, four at once beside greedy ones: each gives vkllm_generate's text for
+ * its seed (the sampler sees the same logits, and each request has its own random stream). */
+static void test_seeded_sampling(void **state)
+{
+    (void)state;
+    vkllm_context *c;
+    th_check_status(vkllm_context_create(model, NULL, &c), "context");
+    char *want[4];
+    vkllm_request_params p[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = greedy_params();
+        p[i].sampling.temperature = 0.9f;
+        p[i].sampling.seed = 1000u + (uint64_t)i;
+        th_text t = {.len = 0};
+        th_check_status(vkllm_generate(c, prompts[i], 0, N_GEN, &p[i].sampling, th_text_append, &t, NULL), "generate");
+        want[i] = strdup(t.buf);
+    }
+    vkllm_context_free(c);
+    vkllm_scheduler_params sp = vkllm_scheduler_default_params();
+    sp.n_ctx = 256;
+    vkllm_scheduler *s;
+    th_check_status(vkllm_scheduler_create(model, &sp, &s), "create");
+    run_state rs = {.n = 0};
+    vkllm_request_params g = greedy_params();
+    for (int i = 0; i < 4; i++) {
+        submit(s, &rs, i, &p[i]);
+        submit(s, &rs, 4 + i, &g);
+    }
+    run(s, &rs, 1000);
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(rs.text[2 * i].buf, want[i]) != 0)
+            fail_msg("seed %d: alone '%s', batched '%s'", 1000 + i, want[i], rs.text[2 * i].buf);
+        assert_string_equal(rs.text[2 * i + 1].buf, reference[4 + i]);
+        free(want[i]);
+    }
+    check_pool_empty(s);
+    vkllm_scheduler_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_cancel_and_errors),
         cmocka_unit_test(test_stop_string),
         cmocka_unit_test(test_prefix_cache),
+        cmocka_unit_test(test_seeded_sampling),
     };
     return cmocka_run_group_tests_name("scheduler", tests, setup, teardown);
 }
