@@ -327,9 +327,63 @@ static void test_seeded_sampling(void **state)
     vkllm_scheduler_free(s);
 }
 
+/* The reason the texts agree: a row's logits are bitwise the same in a pass alone and beside other sequences,
+ * for prompt chunks (8 tokens per sequence, 8..256 tokens per pass) and decode tokens.  Another model:
+ * VKLLM_TEST_INVARIANCE_MODEL=path (docs/serving.md lists the ones measured). */
+static void test_logits_batch_invariance(void **state)
+{
+    (void)state;
+    const char *path = getenv("VKLLM_TEST_INVARIANCE_MODEL");
+    vkllm_model *m = model;
+    if (path && *path) th_check_status(vkllm_model_load(path, &m), path);
+    vkllm_model_info info;
+    vkllm_model_get_info(m, &info);
+    static const uint32_t ns[] = {1, 2, 5, 16, 32};
+    float *ref = malloc(4ull * info.n_vocab);
+    assert_non_null(ref);
+    for (int decode = 0; decode < 2; decode++)
+        for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+            uint32_t n = ns[k];
+            vkllm_context_params cp = vkllm_context_default_params();
+            cp.n_seq_max = n, cp.n_ctx = 64, cp.n_outputs_max = n, cp.n_batch = 256;
+            vkllm_context *c;
+            th_check_status(vkllm_context_create(m, &cp, &c), "context");
+            vkllm_token tok[256];
+            int32_t pos[256], seq[256];
+            int8_t want[256];
+            uint32_t nt = 0;
+            for (uint32_t s = 0; s < n; s++)
+                for (int i = 0; i < 8; i++, nt++) {
+                    tok[nt] = (vkllm_token)(s == 0 ? 1u + (uint32_t)i * 7 : 1u + (s * 31 + (uint32_t)i * 13) % 400);
+                    pos[nt] = i, seq[nt] = (int32_t)s, want[nt] = i == 7;
+                }
+            if (decode) { /* each prompt alone, then one token of every sequence in one pass */
+                for (uint32_t s = 0; s < n; s++) {
+                    vkllm_batch b = {8, tok + 8 * s, pos + 8 * s, seq + 8 * s, want + 8 * s};
+                    th_check_status(vkllm_decode(c, &b), "prefill");
+                }
+                for (nt = 0; nt < n; nt++)
+                    tok[nt] = (vkllm_token)(nt == 0 ? 42 : (nt * 17) % 400), pos[nt] = 8, seq[nt] = (int32_t)nt,
+                    want[nt] = 1;
+            }
+            vkllm_batch b = {nt, tok, pos, seq, want};
+            th_check_status(vkllm_decode(c, &b), "decode");
+            const float *l = vkllm_get_logits(c, 0);
+            assert_non_null(l);
+            if (k == 0) memcpy(ref, l, 4ull * info.n_vocab);
+            else if (memcmp(ref, l, 4ull * info.n_vocab) != 0)
+                fail_msg("%s: the logits of sequence 0 beside %u others (%u tokens in the pass) differ from alone",
+                         decode ? "decode" : "prefill", n - 1, nt);
+            vkllm_context_free(c);
+        }
+    free(ref);
+    if (m != model) vkllm_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_logits_batch_invariance),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_preemption),
         cmocka_unit_test(test_cancel_and_errors),
