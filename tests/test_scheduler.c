@@ -173,6 +173,19 @@ static void test_preemption(void **state)
     check_all(&rs, which, "preemption");
     check_pool_empty(s);
     vkllm_scheduler_free(s);
+
+    /* A request longer than the whole pool (3 pages) ends with "length" and the text that fit. */
+    sp.n_kv_pages = 3;
+    th_check_status(vkllm_scheduler_create(model, &sp, &s), "create");
+    run_state one = {.n = 0};
+    p.max_tokens = 100;
+    submit(s, &one, 0, &p);
+    run(s, &one, 1000);
+    assert_int_equal(one.finish[0], VKLLM_FINISH_LENGTH);
+    assert_true(one.text[0].len > 0);
+    assert_memory_equal(one.text[0].buf, reference[0], one.text[0].len < strlen(reference[0]) ? one.text[0].len : strlen(reference[0]));
+    check_pool_empty(s);
+    vkllm_scheduler_free(s);
 }
 
 /* Cancelling frees pages at once; the others go on unchanged; unknown ids and overlong prompts are errors. */

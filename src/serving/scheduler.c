@@ -127,6 +127,10 @@ vkllm_status vkllm_scheduler_submit(vkllm_scheduler *s, const vkllm_token *promp
         if (prompt[i] < 0 || (uint32_t)prompt[i] >= s->model->cfg.n_vocab)
             return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "prompt token %d at %zu is outside the vocabulary of %u",
                               prompt[i], i, s->model->cfg.n_vocab);
+    uint32_t pool_positions = s->ctx->pages->n_usable * s->ctx->pages->page_size;
+    if (n_prompt + 1 > pool_positions)
+        return vkllm_fail(VKLLM_ERROR_CONTEXT_FULL, "the prompt is %zu tokens; the KV pool holds %u positions in all",
+                          n_prompt, pool_positions);
     if (s->params.max_waiting && s->stats.n_waiting >= s->params.max_waiting)
         return vkllm_fail(VKLLM_ERROR_BUFFER_TOO_SMALL, "%u requests wait already (max_waiting)", s->stats.n_waiting);
     vkllm_request_params rp = params ? *params : vkllm_request_default_params();
@@ -327,9 +331,10 @@ static void build_batch(vkllm_scheduler *s, uint32_t *n_tokens, uint32_t *n_take
             preempt(s, victim);
         }
         if (need + reserved > kv_pages_available(kv)) {
-            preempt(s, r);
-            /* Nobody before it holds pages either: the whole pool cannot hold this request. */
-            if (*n_take == 0 && pages_needed(s, r, r->n_cached + take) > kv_pages_available(kv)) r->finish = VKLLM_FINISH_LENGTH;
+            /* Alone (nobody older runs, nobody newer is left to preempt), the whole pool cannot hold it: it ends
+             * here with its text, rather than being recomputed to the same point forever. */
+            if (*n_take == 0) r->finish = VKLLM_FINISH_LENGTH;
+            else preempt(s, r);
             break;
         }
         reserved += need;
