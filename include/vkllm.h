@@ -5,12 +5,13 @@
  *
  * Lifetimes: a model outlives its contexts (free every context before its model).  Strings and arrays the
  * library returns belong to it: vkllm_model_info's strings live as long as the model; vkllm_get_logits' rows
- * until the next vkllm_decode / vkllm_decode_greedy / vkllm_generate on that context or its free; the
+ * until the next vkllm_decode / vkllm_decode_greedy / vkllm_generate on that context or its free; a scheduler's
+ * step outputs until its next call; the
  * vkllm_status_name, vkllm_version and template-name strings are static.  Only vkllm_chat_format hands over
  * memory (release it with vkllm_free).
  *
  * Threads: any function may be called from any thread, but one model and its contexts are used by one thread
- * at a time (calls on the same model or any of its contexts must not overlap; distinct models are
+ * at a time (calls on the same model or any of its contexts or schedulers must not overlap; distinct models are
  * independent).  The device functions (vkllm_device_*) and the status functions are safe everywhere. */
 
 /* The status part comes first and on its own: vkllm's runtime includes it alone (with VKLLM_STATUS_ONLY defined),
