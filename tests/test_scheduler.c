@@ -8,6 +8,8 @@
 #include "harness.h"
 #include "model/model.h"
 #include "paths.h"
+#include "serving/request.h"
+#include "tokenizer/utf8.h"
 #include "vkllm.h"
 
 #define STORIES th_shared_path("models/stories260K.gguf")
@@ -248,6 +250,40 @@ static void test_stop_string(void **state)
     vkllm_scheduler_free(s);
 }
 
+/* A character split over byte tokens (<0xE2><0x82><0xAC> is the euro sign) is streamed whole, once its last
+ * byte arrives; text that is not UTF-8 reaches JSON as U+FFFD. */
+static void test_utf8_streaming(void **state)
+{
+    (void)state;
+    const vkllm_token prompt[] = {1};
+    vkllm_request_params p = greedy_params();
+    request *r;
+    th_check_status(request_create(1, 0, prompt, 1, 64, 512, &p, &r), "request");
+    const uint8_t euro[] = {0xE2, 0x82, 0xAC};
+    const char *text;
+    size_t len;
+    for (int i = 0; i < 3; i++) {
+        const vkllm_token byte_token = 3 + euro[i]; /* stories260K: <0x00>..<0xFF> are ids 3..258 */
+        th_check_status(request_accept(r, model, byte_token, 64, &text, &len), "accept");
+        if (i < 2) {
+            assert_int_equal(len, 0);
+        } else {
+            assert_int_equal(len, 3);
+            assert_memory_equal(text, euro, 3);
+        }
+    }
+    request_free(r);
+
+    char out[3 * 8 + 1];
+    assert_int_equal(utf8_incomplete_tail("ab\xE2\x82", 4), 2);
+    assert_int_equal(utf8_incomplete_tail("ab\xE2\x82\xAC", 5), 0);
+    assert_int_equal(utf8_incomplete_tail("\xF0", 1), 1);
+    assert_int_equal(utf8_sanitize("a\xFF\xE2\x82\xAC", 5, out), 7); /* a, U+FFFD, euro */
+    assert_string_equal(out, "a\xEF\xBF\xBD\xE2\x82\xAC");
+    assert_int_equal(utf8_sanitize("\xC0\xAF\xED\xA0\x80", 5, out), 6); /* overlong '/', a surrogate */
+    assert_string_equal(out, "\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
 /* A second request whose prompt starts with the first's maps its full pages from the cache (the counters say
  * so) and gives the same text as without the cache. */
 static void test_prefix_cache(void **state)
@@ -401,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_preemption),
         cmocka_unit_test(test_cancel_and_errors),
         cmocka_unit_test(test_stop_string),
+        cmocka_unit_test(test_utf8_streaming),
         cmocka_unit_test(test_prefix_cache),
         cmocka_unit_test(test_seeded_sampling),
     };

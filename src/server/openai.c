@@ -2,6 +2,7 @@
 #include "openai.h"
 
 #include <cjson/cJSON.h>
+#include "tokenizer/utf8.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -168,12 +169,13 @@ static void add_usage(cJSON *o, const job *j)
     cJSON_AddNumberToObject(d, "cached_tokens", j->n_cached_prompt);
 }
 
+/* JSON strings must be valid UTF-8; a model can emit any bytes, so malformed ones become U+FFFD. */
 static cJSON *string_n(const char *text, size_t len)
 {
-    char *copy = malloc(len + 1);
+    if (!text) len = 0;
+    char *copy = malloc(3 * len + 1);
     if (!copy) return cJSON_CreateString("");
-    memcpy(copy, text ? text : "", len);
-    copy[len] = '\0';
+    utf8_sanitize(text ? text : "", len, copy);
     cJSON *s = cJSON_CreateString(copy);
     free(copy);
     return s;

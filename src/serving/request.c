@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "runtime/error.h"
+#include "tokenizer/utf8.h"
 
 vkllm_request_params vkllm_request_default_params(void)
 {
@@ -118,7 +119,14 @@ vkllm_status request_accept(request *r, const vkllm_model *model, vkllm_token to
         if (!r->finish && ((r->max_tokens && r->n_generated >= r->max_tokens) || r->n_tokens >= n_ctx))
             r->finish = VKLLM_FINISH_LENGTH;
     }
-    size_t keep = r->finish ? 0 : held_back(r);
+    size_t keep = 0;
+    if (!r->finish) {
+        /* Hold back a possible stop string's start and a character whose bytes are not all here yet
+         * (byte-fallback tokens split one character over several tokens). */
+        keep = held_back(r);
+        const size_t partial = utf8_incomplete_tail(r->text + r->emitted, r->text_len - r->emitted);
+        if (partial > keep) keep = partial;
+    }
     if (r->text_len - keep > r->emitted) {
         *new_text = r->text + r->emitted;
         *new_len = r->text_len - keep - r->emitted;
