@@ -335,6 +335,9 @@ else
             [[ $n == test_ops_fused || $n == test_ops_matmul_variants ]] || entries+=("$n:100")
         done
         entries+=(test_convert:30 test_model:120 cli_run:60 sample_simple:60 sample_logits:60 cli_bench_json:60 cli_bench_ops_sweep:60)
+        for t in test_speculative test_host_device test_decode_async; do # the later subsystems' device tests
+            [[ -x $B/tests/$t ]] && entries+=("$t:120")
+        done
         [[ -x $B/tests/test_ops_fused ]] && entries+=(test_ops_fused:150)
         [[ -x $B/tests/test_ops_matmul_variants ]] && entries+=(test_ops_matmul_variants:150)
         test_budget=100 parallel=6
@@ -448,6 +451,20 @@ else
     e2e_pair llama-134m-Q4_0 1 60 90 --no-ttft
 fi
 
+# ---- frame budget: the render loop beside generation on one device (issue 17, docs/embedding.md) -----------------
+if [[ $mode == gpu && -x $B/sample-render-loop ]]; then
+    if wait_model llama2-7b-Q4_0; then
+        run_step render-loop 120 "$B/sample-render-loop" "${model_path[llama2-7b-Q4_0]}" --frames 300 --budget-us 1000 \
+            --triangles 30000 --size 1024
+        show "$work/logs/render-loop.log"
+        run_step render-loop-fast 60 "$B/sample-render-loop" "${model_path[llama2-7b-Q4_0]}" --frames 300 --budget-us 500
+        show "$work/logs/render-loop-fast.log"
+    fi
+elif [[ -x $B/sample-render-loop ]]; then
+    run_step render-loop 60 "$B/sample-render-loop" "$STORIES" --frames 30 --budget-us 1000
+    show "$work/logs/render-loop.log"
+fi
+
 # ---- profile ---------------------------------------------------------------------------------------------
 # The largest model vkllm bench ran on, llama2-7b Q4_0 if it did.
 if [[ $mode == gpu ]]; then prof=(-p 512 -n 32); else prof=(-p 64 -n 8); fi
@@ -511,6 +528,17 @@ if [[ $mode == gpu && $focus == 0 ]]; then
         (($(left) > 100)) && e2e_pair "$m" 2 60 60
     done
     (($(left) > 60)) && e2e_pair llama-134m-Q4_0 3 45 45 --no-ttft
+    # Speculative decoding (docs/speculative.md): the 7B Q8_0 drafted by its Q4_0 and by llama-134m, and lookup on
+    # stories260K; vkllm bench alternates runs with and without speculation and checks the texts agree.
+    if (($(left) > 90)) && wait_model llama2-7b-Q8_0 && wait_model llama2-7b-Q4_0; then
+        run_step spec-draft-7b 60 "$VK" bench -m "${model_path[llama2-7b-Q8_0]}" -p 0 -n 128 -r 3 --no-ttft \
+            --draft "${model_path[llama2-7b-Q4_0]}"
+        show "$work/logs/spec-draft-7b.log"
+        run_step spec-draft-134m 45 "$VK" bench -m "${model_path[llama2-7b-Q8_0]}" -p 0 -n 128 -r 3 --no-ttft \
+            --draft "${model_path[llama-134m-Q4_0]}"
+        run_step spec-lookup 30 "$VK" bench -m "$STORIES" -p 0 -n 256 -r 5 --no-ttft --lookup
+        show "$work/logs/spec-lookup.log"
+    fi
 fi
 
 # ---- summary ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 /* The fuzz-only build links no Vulkan: the library functions src/cli/options.c calls besides the parsers
- * (cli_open_model's model loading, the sampling defaults of src/model/generate.c) are stood in for here.  The
+ * (cli_open_model's model loading, the sampling defaults of src/model/generate.c, the KV type names) are stood
+ * in for here.  The
  * fuzz target calls only the parsers; the normal build's replay test links the real library instead. */
+#include <strings.h>
+
 #include "fuzz.h"
 #include "vkllm.h"
 
@@ -28,4 +31,17 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
     (void)model, (void)params;
     *out = NULL;
     return VKLLM_ERROR_UNSUPPORTED;
+}
+
+/* The real parser's behaviour (src/model/context.c), so that --kv values are fuzzed as the CLI reads them. */
+vkllm_status vkllm_kv_type_parse(const char *name, vkllm_kv_type *type)
+{
+    static const char *const names[] = {[VKLLM_KV_F16] = "f16", [VKLLM_KV_F32] = "f32", [VKLLM_KV_Q8_0] = "q8_0",
+                                        [VKLLM_KV_Q4_0] = "q4_0"};
+    for (unsigned i = 0; name && i < sizeof names / sizeof *names; i++)
+        if (!strcasecmp(name, names[i])) {
+            *type = (vkllm_kv_type)i;
+            return VKLLM_OK;
+        }
+    return VKLLM_ERROR_INVALID_ARGUMENT;
 }

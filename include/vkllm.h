@@ -5,14 +5,18 @@
  *
  * Lifetimes: a model outlives its contexts (free every context before its model).  Strings and arrays the
  * library returns belong to it: vkllm_model_info's strings live as long as the model; vkllm_get_logits' rows
- * until the next vkllm_decode / vkllm_decode_greedy / vkllm_generate on that context or its free; a scheduler's
- * step outputs until its next call; the
+ * until the next vkllm_decode / vkllm_decode_greedy / vkllm_decode_submit / vkllm_generate / vkllm_generate_begin or
+ * _step on that context or its free (after vkllm_decode_submit, once its ticket is done); a scheduler's step
+ * outputs until its next call; the
  * vkllm_status_name, vkllm_version and template-name strings are static.  Only vkllm_chat_format hands over
  * memory (release it with vkllm_free).
  *
  * Threads: any function may be called from any thread, but one model and its contexts are used by one thread
  * at a time (calls on the same model or any of its contexts or schedulers must not overlap; distinct models are
- * independent).  The device functions (vkllm_device_*) and the status functions are safe everywhere. */
+ * independent; models on one host device (vkllm_host_device) count as distinct, their submissions to the shared
+ * queue going through the host's queue lock).  The device functions (vkllm_device_*) and the status functions
+ * are safe everywhere.  Embedding in a render loop (the host's own VkDevice, asynchronous decoding, frame
+ * budgets): docs/embedding.md. */
 
 /* The status part comes first and on its own: vkllm's runtime includes it alone (with VKLLM_STATUS_ONLY defined),
  * as the runtime knows nothing of models.  Embedders include the whole header. */
@@ -118,6 +122,45 @@ typedef enum vkllm_feature {
     VKLLM_FEATURE_COOPMAT = 1u << 6,   /* cooperative matrices (tensor cores) */
 } vkllm_feature;
 
+/* A Vulkan function pointer of any type, e.g. (vkllm_vk_function)vkGetInstanceProcAddr. */
+typedef void (*vkllm_vk_function)(void);
+
+/* The host's own Vulkan device, for vkllm to run on (a game engine's or any application's: see
+ * docs/embedding.md).  Handles are passed as void * so that this header needs no Vulkan header: VkInstance,
+ * VkPhysicalDevice, VkDevice and VkQueue are all pointers.  vkllm loads every Vulkan function it calls from
+ * get_instance_proc_addr, creates only objects of its own on the device (command pools, buffers and memory,
+ * pipelines, fences, a timeline semaphore per context) and destroys them with the model and its contexts; it
+ * never destroys, waits idle or changes anything of the host's.  The host keeps instance, device and queue alive
+ * until every model loaded on them is freed.  Several models (and their contexts) may share one device and queue.
+ *
+ * What the host must enable (docs/embedding.md lists it all): Vulkan 1.2 (api_version and the device), a queue
+ * family with VK_QUEUE_COMPUTE_BIT, and the feature timelineSemaphore (without it the load fails naming it).  Every
+ * other feature vkllm uses is optional: left off, vkllm runs the same fallback as VKLLM_FEATURE_* would select --
+ * shaderFloat16, shaderInt8, storageBuffer16BitAccess, storageBuffer8BitAccess, shaderIntegerDotProduct,
+ * subgroupSizeControl + computeFullSubgroups (with VK_EXT_subgroup_size_control / VK_KHR_shader_integer_dot_product
+ * below 1.3), and cooperativeMatrix with vulkanMemoryModel (VK_KHR_ or VK_NV_cooperative_matrix).  vkllm reads
+ * what was enabled from enabled_features and enabled_extensions, which must be what the host gave vkCreateDevice.
+ *
+ * The queue needs external synchronization: vkllm calls queue_lock / queue_unlock (with queue_lock_user) around
+ * each vkQueueSubmit it makes, from the thread making the vkllm call.  Both NULL: vkllm's submissions to host
+ * queues are serialized by a mutex of its own, and the host must not use the queue during a vkllm call. */
+typedef struct vkllm_host_device {
+    void *instance;              /* VkInstance */
+    void *physical_device;       /* VkPhysicalDevice the device was created on */
+    void *device;                /* VkDevice */
+    uint32_t queue_family;       /* the queue's family: must have VK_QUEUE_COMPUTE_BIT */
+    void *queue;                 /* VkQueue of queue_family that vkllm submits to (may be the host's render queue) */
+    vkllm_vk_function get_instance_proc_addr; /* PFN_vkGetInstanceProcAddr of the loader the instance came from */
+    uint32_t api_version;        /* VkApplicationInfo.apiVersion the instance was created with: at least 1.2 */
+    const void *enabled_features; /* VkDeviceCreateInfo.pNext given to vkCreateDevice: VkPhysicalDeviceFeatures2,
+                                     VkPhysicalDeviceVulkan11/12/13Features or the individual feature structures */
+    const char *const *enabled_extensions; /* VkDeviceCreateInfo.ppEnabledExtensionNames */
+    uint32_t n_enabled_extensions;
+    void (*queue_lock)(void *user);   /* both or neither */
+    void (*queue_unlock)(void *user);
+    void *queue_lock_user;
+} vkllm_host_device;
+
 typedef struct vkllm_model_params {
     /* The device: its index ("1") or a case-insensitive substring of its name ("H200", "llvmpipe").  NULL or "":
      * the VKLLM_DEVICE variable if set, else the best device (discrete > integrated > virtual > CPU). */
@@ -126,8 +169,11 @@ typedef struct vkllm_model_params {
      * _TEXEL and _COOPMAT variables add theirs. */
     uint32_t disable_features;
     /* 1: the Khronos validation layer (its errors fail the calls that caused them), 0: off, -1 (default): the
-     * VKLLM_VALIDATION variable. */
+     * VKLLM_VALIDATION variable.  Ignored with host_device (the host's instance has its own layers). */
     int validation;
+    /* NULL (default): vkllm creates an instance and a device of its own for the model (device above chooses it).
+     * Else the model runs on the host's device (device is ignored); the structure is read during the load only. */
+    const vkllm_host_device *host_device;
 } vkllm_model_params;
 
 VKLLM_API vkllm_model_params vkllm_model_default_params(void);
@@ -171,20 +217,42 @@ VKLLM_API vkllm_status vkllm_detokenize(const vkllm_model *model, const vkllm_to
 
 /* ---- Contexts: a KV cache and the buffers of a forward pass ---- */
 
-typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1 } vkllm_kv_type;
+/* Element type of the KV cache.  Q8_0 and Q4_0 are ggml's blocks of 32 values with an f16 scale (34 and 18 bytes
+ * per 32 values, against 64 for F16), cut along each token's K (or V) row: within a head when the head size is a
+ * multiple of 32, across heads otherwise, so the row n_head_kv * head_dim must be a multiple of 32. */
+typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1, VKLLM_KV_Q8_0 = 2, VKLLM_KV_Q4_0 = 3 } vkllm_kv_type;
+/* "f16", "f32", "q8_0", "q4_0" (static), or NULL for a value out of range. */
+VKLLM_API const char *vkllm_kv_type_name(vkllm_kv_type type);
+/* The type a name of vkllm_kv_type_name names (case-insensitive); VKLLM_ERROR_INVALID_ARGUMENT otherwise. */
+VKLLM_API vkllm_status vkllm_kv_type_parse(const char *name, vkllm_kv_type *type);
 
 typedef struct vkllm_context_params {
     uint32_t n_ctx;       /* positions per sequence; 0: min(model's training context, 4096) */
     uint32_t n_batch;     /* most tokens in one forward pass; longer prompts go in chunks.  Default 256 */
     uint32_t n_seq_max;   /* sequences sharing the cache.  Default 1 */
     uint32_t n_outputs_max; /* most logits rows one forward pass returns.  Default 8 */
-    vkllm_kv_type kv_type;
+    vkllm_kv_type type_k; /* element type of the keys' cache.  Default VKLLM_KV_F16 */
+    vkllm_kv_type type_v; /* and of the values' cache.  Default VKLLM_KV_F16 */
+    int rotate_k;         /* with a Q8_0 or Q4_0 K cache: 1 (default) passes keys and queries through a Walsh-Hadamard
+                             transform within each head before the keys are quantized (q.k unchanged; outliers
+                             spread over 32 values, so the blocks' scales fit the typical value), 0 does not.
+                             Ignored for F16 and F32 keys.  docs/kv-cache.md has the measurements. */
+    /* Frame budget: 0 (default) submits each forward pass at once.  N > 0 splits a pass into submissions of
+     * whole layers, each meant to keep the queue busy at most about N microseconds of GPU time, the split chosen
+     * from each submission's measured GPU time (timestamps; one layer per submission until measured, and always
+     * on a device without timestamps) and adjusted as it runs; one layer that alone takes longer is still one
+     * submission.  The next submission is made only once the previous one finished, by vkllm_ticket_poll /
+     * vkllm_ticket_wait / vkllm_generate_step, so the host's submissions in between run between them. */
+    uint32_t max_submit_us;
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);
 VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *params,
                                             vkllm_context **out);
 VKLLM_API void vkllm_context_free(vkllm_context *ctx);
+/* Device bytes of the context's KV cache, every layer, K and V; *bytes_per_token (if not NULL) those one
+ * position of one sequence takes (F16: 4 n_layer n_head_kv head_dim; Q8_0 34/64 of it, Q4_0 18/64). */
+VKLLM_API uint64_t vkllm_context_kv_bytes(const vkllm_context *ctx, uint64_t *bytes_per_token);
 
 /* A batch: token i goes to sequence seq[i] at position pos[i]; rows with want_logits[i] != 0 get logits
  * (at most n_outputs_max).  Positions of a sequence must continue its cache (0 for a new sequence). */
@@ -204,6 +272,33 @@ VKLLM_API const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
 /* The same forward pass with greedy sampling on the GPU: only the argmax token of each output row comes
  * back (tokens[i] for the i-th row that asked), not the logits. */
 VKLLM_API vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens);
+/* ---- Asynchronous decoding (docs/embedding.md) ---- */
+
+/* A forward pass submitted by vkllm_decode_submit: done when the context's timeline semaphore reaches value. */
+typedef struct vkllm_ticket {
+    vkllm_context *ctx;
+    uint64_t value;
+} vkllm_ticket;
+
+/* vkllm_decode without waiting: validates and stages the batch, records (or replays) the pass and submits it (its
+ * first submission under max_submit_us), then returns.  One pass is in flight per context: a pass still pending
+ * is waited for first.  Results (vkllm_get_logits) are readable once vkllm_ticket_poll reported it done or
+ * vkllm_ticket_wait returned; the batch's arrays are not used after the call. */
+VKLLM_API vkllm_status vkllm_decode_submit(vkllm_context *ctx, const vkllm_batch *batch, vkllm_ticket *ticket);
+/* Never blocks: *done = 1 once the pass finished and its results were read back (a ticket older than the pending
+ * pass is done).  Under max_submit_us each call also submits the pass's next part when the previous one finished:
+ * call it (or vkllm_generate_step) once per frame or more often. */
+VKLLM_API vkllm_status vkllm_ticket_poll(const vkllm_ticket *ticket, int *done);
+/* Blocks until the pass finished (submitting its remaining parts), at most the fence timeout per part
+ * (VKLLM_FENCE_TIMEOUT_MS). */
+VKLLM_API vkllm_status vkllm_ticket_wait(const vkllm_ticket *ticket);
+/* The context's timeline semaphore: writes its VkSemaphore to *(VkSemaphore *)semaphore.  A ticket's pass signals
+ * it to ticket.value with its last submission; the host may wait on that value in its own submissions (a GPU-side
+ * wait) once that submission was made -- with max_submit_us 0 by vkllm_decode_submit itself, else once
+ * vkllm_ticket_poll has returned done, since a wait on the same queue for a value not yet submitted would block
+ * the queue.  Owned by the context: destroyed by vkllm_context_free (after its passes finished). */
+VKLLM_API vkllm_status vkllm_context_timeline(vkllm_context *ctx, void *semaphore);
+
 /* Forgets positions >= pos of a sequence (pos 0: the whole sequence). */
 VKLLM_API vkllm_status vkllm_seq_truncate(vkllm_context *ctx, int32_t seq, uint32_t pos);
 
@@ -230,9 +325,14 @@ typedef int (*vkllm_piece_fn)(const char *piece, size_t len, void *user);
 
 typedef struct vkllm_generate_stats {
     uint32_t n_prompt, n_generated;
-    uint32_t n_decode;             /* single-token forward passes during generation */
+    uint32_t n_decode;             /* tokens the forward passes of generation produced (after the prompt's first);
+                                      without speculation one pass each */
     double prompt_ms, generate_ms; /* wall time of prompt processing (to the first token) and of the rest */
     int stopped_by_eog;
+    /* Speculative decoding (vkllm_context_set_speculation); 0 without it */
+    uint32_t n_drafted;            /* tokens the drafter proposed */
+    uint32_t n_accepted;           /* drafted tokens the model kept */
+    uint32_t n_verify;             /* verification passes (each one forward pass of the input and its drafts) */
 } vkllm_generate_stats;
 
 /* Tokenizes prompt (with BOS as the vocabulary asks; parse_special as given), evaluates it in sequence 0
@@ -243,6 +343,65 @@ typedef struct vkllm_generate_stats {
 VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_special, uint32_t n_predict,
                             const vkllm_sampling *sampling, vkllm_piece_fn on_piece, void *user,
                             vkllm_generate_stats *stats);
+
+/* Step-wise generation for a render loop: vkllm_generate_begin takes what vkllm_generate takes (with the same
+ * prompt cache in sequence 0), submits nothing and returns; each vkllm_generate_step then advances the generation
+ * without blocking on the GPU: it finishes what completed, submits what comes next (the next chunk of the prompt,
+ * the next token, or under max_submit_us the next part of a pass) and returns once it would have to wait or after
+ * budget_us microseconds of its own wall time (0: one pass over the work, never waiting).  The text of the tokens
+ * it produced comes back in *step (owned by the context, valid until the next step, begin, generate or free). */
+typedef struct vkllm_generate_step_result {
+    const char *text;     /* the pieces produced by this step, concatenated (not NUL-terminated); "" if none */
+    size_t len;
+    uint32_t n_tokens;    /* tokens produced by this step */
+    int done;             /* the generation ended (n_predict, end of generation, or an error returned) */
+    vkllm_generate_stats stats; /* so far (prompt_ms: to the first token; generate_ms: since) */
+} vkllm_generate_step_result;
+
+VKLLM_API vkllm_status vkllm_generate_begin(vkllm_context *ctx, const char *prompt, int parse_special,
+                                            uint32_t n_predict, const vkllm_sampling *sampling);
+VKLLM_API vkllm_status vkllm_generate_step(vkllm_context *ctx, uint32_t budget_us, vkllm_generate_step_result *step);
+
+/* ---- Speculative decoding ----
+ *
+ * A drafter proposes the next few tokens; one forward pass over the sequence's next input and the drafts
+ * ("verification") gives the model's own choice after each, and the longest prefix of drafts that matches is
+ * kept.  Greedy output is token for token that of plain greedy decoding: a verification pass computes each row
+ * in the reduction order of a one-token pass (batch-invariant logits).  With temperature > 0 the speculative
+ * sampling rule keeps the output distribution exactly the sampler's (drafts accepted with probability
+ * min(1, p/q), else a token drawn from max(0, p - q) renormalized; a lookup draft counts as q one-hot); the
+ * random stream is used differently, so a seed gives other text than without speculation. */
+
+/* Verifies k drafted tokens of sequence seq in one forward pass: `input` (the sequence's next token) at the
+ * sequence's length pos, then draft[i] at pos + 1 + i.  target[i] (k + 1 entries) receives the model's greedy
+ * choice after position pos + i; *n_accepted the number of leading drafts equal to their target.  The cache keeps
+ * positions up to pos + *n_accepted (the input and the accepted drafts) and forgets the rest by bookkeeping only
+ * (no copy); target[*n_accepted] is the sequence's next input.  k + 1 must fit n_outputs_max and the context
+ * (VKLLM_ERROR_CONTEXT_FULL otherwise); k may be 0 (a plain greedy step). */
+VKLLM_API vkllm_status vkllm_verify_greedy(vkllm_context *ctx, int32_t seq, vkllm_token input, const vkllm_token *draft,
+                                           uint32_t k, vkllm_token *target, uint32_t *n_accepted);
+
+/* The same pass returning logits (for a sampling rule of the caller's): rows 0..k through vkllm_get_logits, bitwise
+ * those single-token decoding gives at each position.  The cache then holds every position through pos + k: keep the
+ * accepted ones with vkllm_seq_truncate(ctx, seq, pos + 1 + accepted) (bookkeeping only). */
+VKLLM_API vkllm_status vkllm_verify_logits(vkllm_context *ctx, int32_t seq, vkllm_token input, const vkllm_token *draft,
+                                           uint32_t k);
+
+typedef struct vkllm_speculation {
+    uint32_t lookup_ngram;   /* > 0: prompt lookup: the latest earlier occurrence of the last lookup_ngram tokens
+                                (then shorter ones, down to 1) in prompt + output proposes what followed it.  0: off */
+    vkllm_context *draft;    /* a draft model's context (its own cache; sequence 0 is used), or NULL.  Its model must
+                                have the target's vocabulary; it must outlive its use; the thread rule covers both */
+    uint32_t draft_max;      /* most tokens drafted per pass (1..64, also bounded by n_outputs_max - 1).  Default 7 */
+    float draft_min_p;       /* the draft model stops drafting when its top probability falls below this.  Default 0 */
+    int adaptive;            /* stop drafting for a while when acceptance is too low to pay.  Default 1 */
+} vkllm_speculation;
+
+VKLLM_API vkllm_speculation vkllm_speculation_default(void);
+/* Turns speculation on for vkllm_generate on ctx (spec NULL, or no drafter: off).  A draft context whose
+ * vocabulary differs is VKLLM_ERROR_INVALID_ARGUMENT naming the first differing token id.  The settings are
+ * copied; the draft context is not owned. */
+VKLLM_API vkllm_status vkllm_context_set_speculation(vkllm_context *ctx, const vkllm_speculation *spec);
 
 /* ---- Chat ---- */
 
@@ -289,7 +448,8 @@ typedef struct vkllm_scheduler_params {
     uint32_t n_kv_pages;   /* KV pages of 16 positions the scheduler may use; 0: n_seq_max full contexts */
     uint32_t max_waiting;  /* requests waiting at most (submit fails beyond); 0: no limit */
     int prefix_cache;      /* reuse cached full pages of earlier prompts.  Default 1 */
-    vkllm_kv_type kv_type;
+    vkllm_kv_type type_k, type_v; /* the KV cache's types, as in vkllm_context_params.  Default VKLLM_KV_F16 */
+    int rotate_k;          /* as in vkllm_context_params.  Default 1 */
 } vkllm_scheduler_params;
 
 VKLLM_API vkllm_scheduler_params vkllm_scheduler_default_params(void);

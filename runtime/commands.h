@@ -40,6 +40,22 @@ vkllm_status vkr_sequence_submit(vkr_sequence *seq);
  * and the error names it, its first dispatch and how long ago it was submitted. */
 vkllm_status vkr_sequence_wait(vkr_sequence *seq);
 vkllm_status vkr_sequence_run(vkr_sequence *seq);
+/* Submits like vkr_sequence_submit and also signals the timeline semaphore to value (VK_NULL_HANDLE: none). */
+vkllm_status vkr_sequence_submit_signal(vkr_sequence *seq, VkSemaphore timeline, uint64_t value);
+/* Without blocking: *done once the submitted work has finished (then as vkr_sequence_wait: profile, shader checks);
+ * a sequence not in flight is done. */
+vkllm_status vkr_sequence_poll(vkr_sequence *seq, bool *done);
+/* A barrier before the next command against every earlier command on the queue (compute and transfer writes):
+ * a sequence that continues another one's work in a later submission starts with it. */
+vkllm_status vkr_sequence_barrier(vkr_sequence *seq);
+/* Timed sequences (set before vkr_sequence_begin) write a GPU timestamp at their start and end; after a
+ * completed run, vkr_sequence_gpu_us gives the time between them (false if the device has no timestamps). */
+void vkr_sequence_set_timed(vkr_sequence *seq, bool timed);
+bool vkr_sequence_gpu_us(vkr_sequence *seq, double *us);
+
+/* Timeline semaphores (Vulkan 1.2 timelineSemaphore), starting at 0. */
+vkllm_status vkr_timeline_create(vkr_device *dev, VkSemaphore *out);
+void vkr_timeline_destroy(vkr_device *dev, VkSemaphore timeline);
 uint32_t vkr_sequence_dispatch_count(const vkr_sequence *seq);
 /* Pipeline barriers recorded since the last begin: only where a dispatch reads or writes bytes an earlier
  * one since the previous barrier wrote (or writes bytes it read). */

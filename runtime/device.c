@@ -102,6 +102,18 @@ static bool parse_bytes(const char *s, uint64_t *out)
     return true;
 }
 
+/* VKLLM_MAX_DEVICE_MB: a decimal count of MiB, 1 to 2^30. */
+static bool parse_mb(const char *text, int64_t *out)
+{
+    char *end = NULL;
+    if (!text || *text < '0' || *text > '9') return false;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (*end != '\0' || errno == ERANGE || v < 1 || v > (1ll << 30)) return false;
+    *out = v;
+    return true;
+}
+
 /* The smallest VKLLM_MAX_ALLOCATION accepted: the staging buffer and every small buffer must still fit. */
 #define MIN_ALLOCATION_OVERRIDE (64u << 10)
 
@@ -447,6 +459,19 @@ static bool read_caps(VkPhysicalDevice pd, uint32_t disable, vkr_caps *caps, dev
         caps->heap_size[i] = mem.memoryHeaps[i].size;
         caps->heap_device_local[i] = (mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0;
         if (caps->heap_device_local[i]) caps->device_local_bytes += mem.memoryHeaps[i].size;
+    }
+    /* VKLLM_MAX_DEVICE_MB: a small GPU on a large one (what fits, long contexts); device_init rejects a malformed
+     * value.  The heaps shrink too, so the sub-allocator's blocks scale down with it. */
+    const char *max_device = getenv("VKLLM_MAX_DEVICE_MB");
+    int64_t mb = 0;
+    if (max_device && parse_mb(max_device, &mb)) {
+        caps->max_device_bytes = (uint64_t)mb << 20;
+        caps->device_local_bytes = 0;
+        for (uint32_t i = 0; i < caps->heap_count; i++) {
+            if (caps->heap_device_local[i] && caps->heap_size[i] > caps->max_device_bytes)
+                caps->heap_size[i] = caps->max_device_bytes;
+            if (caps->heap_device_local[i]) caps->device_local_bytes += caps->heap_size[i];
+        }
     }
     /* UMA by the device's type: integrated GPUs and CPUs share the host's memory.  A memory type that is both
      * device-local and host-visible says nothing: discrete GPUs expose their whole VRAM that way through a
@@ -810,15 +835,35 @@ static vkllm_status create_logical_device(vkr_device *dev, const device_features
     return VKLLM_OK;
 }
 
+bool vkr_read_device_caps(VkPhysicalDevice pd, uint32_t disable, bool khr_validated, vkr_caps *caps)
+{
+    device_features features;
+    if (!read_caps(pd, disable, caps, &features)) return false;
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get_khr = NULL;
+    if (khr_validated) /* not in volk 1.3.239: looked up by name (the instance is volk's current one) */
+        get_khr = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+            volkGetLoadedInstance(), "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    read_coopmat(pd, get_khr, khr_validated, disable, caps);
+    return true;
+}
+
+uint32_t vkr_disabled_features(const vkr_device_options *options) { return disabled_features(options); }
+
 vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
 {
     vkr_device_options defaults = VKR_DEVICE_OPTIONS_DEFAULT;
     if (!options) options = &defaults;
+    if (options->host) return vkr_device_open_host(dev, options);
     const char *max_allocation = getenv("VKLLM_MAX_ALLOCATION");
     uint64_t bytes = 0;
     if (max_allocation && *max_allocation && (!parse_bytes(max_allocation, &bytes) || bytes < MIN_ALLOCATION_OVERRIDE))
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_MAX_ALLOCATION='%s' is not a byte count of at least %u "
                           "(digits with an optional K, M or G)", max_allocation, MIN_ALLOCATION_OVERRIDE);
+    const char *max_device = getenv("VKLLM_MAX_DEVICE_MB");
+    int64_t mb = 0;
+    if (max_device && *max_device && !parse_mb(max_device, &mb))
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_MAX_DEVICE_MB='%.40s' is not a count of MiB (decimal "
+                          "digits, 1 to 1073741824)", max_device);
     bool validation = options->validation < 0 ? env_flag("VKLLM_VALIDATION") : options->validation > 0;
     /* VKLLM_VALIDATION=sync adds synchronization validation however validation was turned on. */
     const char *validation_env = getenv("VKLLM_VALIDATION");
@@ -861,7 +906,11 @@ void vkr_device_close(vkr_device *dev)
     if (dev == live_device) live_device = NULL;
     if (dev->device) {
         if (dev->command_pool) vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
-        vkDestroyDevice(dev->device, NULL);
+        if (!dev->borrowed) vkDestroyDevice(dev->device, NULL);
+    }
+    if (dev->borrowed) { /* the host's instance and device: nothing of theirs is destroyed */
+        free(dev->profile);
+        return;
     }
     if (dev->messenger) vkDestroyDebugUtilsMessengerEXT(dev->instance, dev->messenger, NULL);
     if (dev->instance) vkDestroyInstance(dev->instance, NULL);

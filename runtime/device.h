@@ -64,6 +64,8 @@ typedef struct vkr_caps {
     uint64_t max_storage_buffer_range;
     uint64_t max_memory_allocation; /* maxMemoryAllocationSize: the largest single vkAllocateMemory */
     bool max_memory_allocation_lowered; /* by VKLLM_MAX_ALLOCATION */
+    uint64_t max_device_bytes;      /* VKLLM_MAX_DEVICE_MB: device-local memory vkllm may hold in all, as if the
+                                       heap were that small (0: no cap); device-local heaps are reported capped */
     uint64_t min_storage_offset_alignment;
     uint32_t max_texel_buffer_elements; /* texels one uniform texel buffer view may span */
     uint64_t min_texel_offset_alignment; /* of a texel buffer view's offset */
@@ -116,13 +118,34 @@ enum {
 /* What to open.  Each field left at its default defers to the environment, so the CLI and tests keep their
  * variables: device NULL or "" reads VKLLM_DEVICE; validation < 0 reads VKLLM_VALIDATION; the VKLLM_DISABLE_*
  * variables add their bits to disable. */
+/* A device the embedder created and owns (vkllm_host_device): the runtime creates only its own objects on it
+ * (pools, buffers, pipelines, fences, semaphores) and destroys none of the host's.  What the host enabled is read
+ * from enabled_features (the pNext chain of its VkDeviceCreateInfo) and enabled_extensions: a feature left off
+ * turns the matching fallback on, a feature without fallback (timelineSemaphore) fails the creation naming it. */
+typedef struct vkr_host_device {
+    VkInstance instance;
+    VkPhysicalDevice physical;
+    VkDevice device;
+    uint32_t queue_family;
+    VkQueue queue;
+    PFN_vkGetInstanceProcAddr get_instance_proc_addr;
+    uint32_t api_version;                 /* VkApplicationInfo.apiVersion of the instance */
+    const void *enabled_features;         /* VkPhysicalDeviceFeatures2 / VkPhysicalDeviceVulkan1xFeatures chain */
+    const char *const *enabled_extensions;
+    uint32_t n_enabled_extensions;
+    void (*queue_lock)(void *user);       /* around every use of queue; NULL: a process-wide mutex of the runtime */
+    void (*queue_unlock)(void *user);
+    void *queue_lock_user;
+} vkr_host_device;
+
 typedef struct vkr_device_options {
     const char *device; /* index ("1") or a case-insensitive name substring ("llvmpipe"); NULL: best by type */
     int validation;     /* > 0: the Khronos validation layer on (its errors counted), 0: off, < 0: the variable */
     uint32_t disable;   /* VKR_DISABLE_* bits */
+    const vkr_host_device *host; /* non-NULL: run on the host's device (device and validation are ignored) */
 } vkr_device_options;
 
-#define VKR_DEVICE_OPTIONS_DEFAULT ((vkr_device_options){.device = NULL, .validation = -1, .disable = 0})
+#define VKR_DEVICE_OPTIONS_DEFAULT ((vkr_device_options){.device = NULL, .validation = -1, .disable = 0, .host = NULL})
 
 /* Lists every physical device with Vulkan 1.2 and a compute queue; *chosen is the index vkr_device_create
  * would pick for these options (NULL: the defaults), UINT32_MAX if options name no device.  The caller frees

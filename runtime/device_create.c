@@ -36,7 +36,9 @@ void vkr_device_destroy(vkr_device *dev)
 {
     if (!dev) return;
     if (dev->device) {
-        vkDeviceWaitIdle(dev->device);
+        /* A host's device runs the host's work too (and vkDeviceWaitIdle would need every one of its queues
+         * locked): each sequence and transfer of the runtime's own was waited for by its owner. */
+        if (!dev->borrowed) vkDeviceWaitIdle(dev->device);
         vkr_pipelines_destroy(dev);
         vkr_shader_checks_destroy(dev);
         vkr_memory_destroy(dev);

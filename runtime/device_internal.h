@@ -35,6 +35,10 @@ struct vkr_device {
     VkPhysicalDevice physical;
     VkDevice device;
     VkQueue queue;
+    bool borrowed;                /* instance, device and queue are the host's (vkr_host_device): never destroyed */
+    void (*queue_lock)(void *user); /* borrowed queue: the host's lock around every submission */
+    void (*queue_unlock)(void *user);
+    void *queue_lock_user;
     VkCommandPool command_pool;   /* for one-shot transfers; guarded by lock */
     pthread_mutex_t lock;         /* queue submission, one-shot pool, allocator, pipeline table */
     /* One-shot transfers (memory.c) reuse one command buffer and one fence, reset between uses; pending when
@@ -84,6 +88,13 @@ void vkr_device_close(vkr_device *dev);
 /* volk keeps one device's function pointers in globals: vkr_device_set_live names the device whose pointers a
  * listing or a failed creation puts back (vkr_device_restore_live). */
 void vkr_device_set_live(vkr_device *dev);
+/* device.c: the capabilities of pd as vkr_device_open reads them, less the disabled features; false if the device
+ * cannot run vkllm.  khr_validated: see read_coopmat. */
+bool vkr_read_device_caps(VkPhysicalDevice pd, uint32_t disable, bool khr_validated, vkr_caps *caps);
+/* device.c: the options' VKR_DISABLE_* bits with those of the VKLLM_DISABLE_* variables. */
+uint32_t vkr_disabled_features(const vkr_device_options *options);
+/* device_host.c: vkr_device_open for options->host (the host's instance, device and queue). */
+vkllm_status vkr_device_open_host(vkr_device *dev, const vkr_device_options *options);
 void vkr_device_restore_live(void);
 void vkr_profile_add(vkr_device *dev, const char *label, double ms);
 /* Adds a profiled sequence's dispatches and barriers to the next vkr_device_print_profile's totals. */

@@ -24,5 +24,7 @@ bool vkllm_log_enabled(vkllm_log_level level);
 void vkllm_log(vkllm_log_level level, const char *fmt, ...) VKLLM_PRINTF(2, 3);
 /* Seconds on a monotonic clock, for the durations callers log. */
 double vkllm_log_clock(void);
+/* The same in milliseconds, for the speeds and timings callers report. */
+static inline double vkllm_log_clock_ms(void) { return 1e3 * vkllm_log_clock(); }
 
 #endif

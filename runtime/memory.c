@@ -121,6 +121,11 @@ void vkr_memory_destroy(vkr_device *dev)
 
 static vkllm_status block_create(vkr_device *dev, vkr_memory_kind kind, VkDeviceSize size, vkr_block **out)
 {
+    uint64_t cap = dev->caps.max_device_bytes;
+    if (kind == VKR_MEMORY_DEVICE && cap && dev->bytes_allocated[kind] + size > cap)
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_DEVICE_MEMORY, "a %.1f MiB device-local block on top of the %.1f MiB "
+                          "held would pass VKLLM_MAX_DEVICE_MB=%llu", (double)size / 1048576.0,
+                          (double)dev->bytes_allocated[kind] / 1048576.0, (unsigned long long)(cap >> 20));
     vkr_block *b = calloc(1, sizeof *b);
     if (!b) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "allocating a memory block record");
     b->kind = kind;

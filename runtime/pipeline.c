@@ -34,7 +34,10 @@ static vkllm_status check_desc(const vkr_device *dev, const vkr_pipeline_desc *d
         if (d->texel_format[i] != VK_FORMAT_UNDEFINED && !vkr_uniform_texel_format(dev, d->texel_format[i]))
             return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "pipeline '%s': binding %u needs format %d as a uniform texel buffer, "
                               "which '%s' does not support", d->shader, i, (int)d->texel_format[i], dev->caps.name);
-    if (d->required_subgroup_size &&
+    /* Without size control a pipeline runs at the default size (SPIR-V 1.5: no varying sizes), so pinning that one
+     * size needs no control (a host's device that left subgroupSizeControl off, docs/embedding.md). */
+    bool default_size = d->required_subgroup_size == dev->caps.subgroup_size && !dev->caps.subgroup_size_control;
+    if (d->required_subgroup_size && !default_size &&
         (!dev->caps.subgroup_size_control || d->required_subgroup_size < dev->caps.min_subgroup_size ||
          d->required_subgroup_size > dev->caps.max_subgroup_size))
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "pipeline '%s' needs subgroup size %u; '%s' allows %u..%u%s",
@@ -107,7 +110,7 @@ static vkllm_status build(vkr_device *dev, const vkr_shader_blob *blob, vkr_pipe
     VkComputePipelineCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
-                  .pNext = d->required_subgroup_size ? &subgroup : NULL,
+                  .pNext = d->required_subgroup_size && dev->caps.subgroup_size_control ? &subgroup : NULL,
                   .flags = stage_flags,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = module,

@@ -41,11 +41,36 @@ void vkr_set_fence_timeout(vkr_device *dev, uint64_t ms)
 
 uint64_t vkr_submit_count(const vkr_device *dev) { return atomic_load(&((vkr_device *)dev)->submits); }
 
+/* A host's queue without lock callbacks: one mutex for every runtime device on a borrowed queue, so that two
+ * models sharing it never submit at once (the host itself must not use the queue during a vkllm call then). */
+static pthread_mutex_t borrowed_queue_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static VkResult queue_submit(vkr_device *dev, const VkSubmitInfo *submit, VkFence fence)
+{
+    if (!dev->borrowed) return vkQueueSubmit(dev->queue, 1, submit, fence);
+    if (dev->queue_lock) dev->queue_lock(dev->queue_lock_user);
+    else pthread_mutex_lock(&borrowed_queue_lock);
+    VkResult r = vkQueueSubmit(dev->queue, 1, submit, fence);
+    if (dev->queue_lock) dev->queue_unlock(dev->queue_lock_user);
+    else pthread_mutex_unlock(&borrowed_queue_lock);
+    return r;
+}
+
 vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fence, const char *what)
 {
-    VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cmd};
+    return vkr_queue_submit_signal(dev, cmd, fence, VK_NULL_HANDLE, 0, what);
+}
+
+vkllm_status vkr_queue_submit_signal(vkr_device *dev, VkCommandBuffer cmd, VkFence fence, VkSemaphore timeline,
+                                     uint64_t value, const char *what)
+{
+    VkTimelineSemaphoreSubmitInfo values = {.sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
+                                            .signalSemaphoreValueCount = 1, .pSignalSemaphoreValues = &value};
+    VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .pNext = timeline ? &values : NULL,
+                           .commandBufferCount = 1, .pCommandBuffers = &cmd,
+                           .signalSemaphoreCount = timeline ? 1 : 0, .pSignalSemaphores = &timeline};
     VkResult r = vkr_fault_fires(&dev->faults, VKR_FAULT_SUBMIT) ? VK_ERROR_DEVICE_LOST
-                                                                 : vkQueueSubmit(dev->queue, 1, &submit, fence);
+                                                                 : queue_submit(dev, &submit, fence);
     if (r == VK_ERROR_DEVICE_LOST)
         return vkllm_fail(VKLLM_ERROR_VULKAN, "submitting %s: the device '%s' was lost (VK_ERROR_DEVICE_LOST): an "
                           "earlier submission hung or faulted the GPU", what, dev->caps.name);
@@ -55,6 +80,23 @@ vkllm_status vkr_queue_submit(vkr_device *dev, VkCommandBuffer cmd, VkFence fenc
     atomic_fetch_add(&dev->submits, 1);
     vkllm_log(VKLLM_LOG_DEBUG, "submit %s", what);
     return VKLLM_OK;
+}
+
+vkllm_status vkr_queue_drain(vkr_device *dev, const char *what)
+{
+    VkFenceCreateInfo info = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VkFence fence;
+    VKR_CHECK(vkCreateFence(dev->device, &info, NULL, &fence));
+    VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO}; /* no work: only its place in the queue */
+    pthread_mutex_lock(&dev->lock);
+    double at = vkllm_log_clock();
+    VkResult r = queue_submit(dev, &submit, fence);
+    pthread_mutex_unlock(&dev->lock);
+    vkllm_status st = r == VK_SUCCESS ? vkr_fence_wait(dev, fence, at, what)
+                                      : vkllm_fail(VKLLM_ERROR_VULKAN, "vkQueueSubmit of %s failed with %s", what,
+                                                   vkr_result_name(r));
+    vkDestroyFence(dev->device, fence, NULL);
+    return st;
 }
 
 vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what)

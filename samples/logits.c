@@ -177,7 +177,7 @@ int main(int argc, char **argv)
         vkllm_context_params p = vkllm_context_default_params();
         p.n_ctx = o.n_prompt + o.n_gen;
         p.n_batch = o.n_prompt;
-        p.kv_type = o.kv;
+        p.type_k = p.type_v = o.kv;
         st = vkllm_context_create(model, &p, &ctx);
     }
     if (st == VKLLM_OK && info.n_vocab < 4) {

@@ -12,13 +12,32 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "kv_cache.glsl"
+#include "kv_blocks.glsl"
+
+// K and V each F32 or F16 (KV_F16: both; the head-major layout of kv_cache.h), or, in the variants for a
+// quantized cache, KV_K_* and KV_V_* name each side's type: Q8_0 / Q4_0 records (kv_blocks.glsl), dequantized
+// here four values at a time as they are read, or F16 head-major.
+#if defined(KV_K_Q8_0) || defined(KV_K_Q4_0)
+#define K_WORD uint
+#elif defined(KV_K_F16)
+#define K_WORD uvec2
+#else
+#define K_WORD KV_CHUNK
+#endif
+#if defined(KV_V_Q8_0) || defined(KV_V_Q4_0)
+#define V_WORD uint
+#elif defined(KV_V_F16)
+#define V_WORD uvec2
+#else
+#define V_WORD KV_CHUNK
+#endif
 
 layout(constant_id = 1) const uint HD4 = 16;          // head_dim / 4
 layout(constant_id = 2) const uint KEYS_PER_LANE = 4; // keys each invocation scores per tile
 
 layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };            // [n_tokens][n_heads][HD4]
-layout(std430, binding = 1) readonly buffer KCache { KV_CHUNK k_cache[]; };
-layout(std430, binding = 2) readonly buffer VCache { KV_CHUNK v_cache[]; };
+layout(std430, binding = 1) readonly buffer KCache { K_WORD k_cache[]; };
+layout(std430, binding = 2) readonly buffer VCache { V_WORD v_cache[]; };
 layout(std430, binding = 3) readonly buffer Pages { int page_table[]; }; // [n_seqs][max_pages_per_seq]
 layout(std430, binding = 4) readonly buffer Tokens { ivec2 tokens[]; };  // {seq, pos}
 // n_splits == 1: [n_tokens][n_heads][HD4] normalized output; else scratch records
@@ -44,6 +63,116 @@ shared float sh_max[WG];
 shared float sh_sum[WG];
 shared vec4 sh_acc[HD4 * WG];
 
+uint g_row; // values in one token's K (or V) row: n_kv_heads * head_dim
+vec4 q[HD4];   // this row's query, pre-scaled
+vec4 acc[HD4]; // this invocation's unnormalized output
+
+// Chunk c (values 4c..4c+3) of kv head kvh at token slot ts = page << page_shift | slot.
+uint head_major(uint ts, uint kvh, uint c)
+{
+    return (((ts >> p.page_shift) * p.n_kv_heads + kvh) << p.page_shift | (ts & ((1u << p.page_shift) - 1u))) * HD4 + c;
+}
+vec4 load_k(uint ts, uint kvh, uint c)
+{
+    const uint e = kvh * HD4 * 4u + 4u * c;
+#if defined(KV_K_Q8_0)
+    const uint rec = ts * q8_record_words(g_row);
+    return q8_dequant4(k_cache[rec + e / 4u], block_scale(k_cache[rec + q8_scale_offset(g_row) + e / 64u], e / 32u));
+#elif defined(KV_K_Q4_0)
+    const uint rec = ts * q4_record_words(g_row);
+    return q4_dequant4(k_cache[rec + q4_word_index(e)], e,
+                       block_scale(k_cache[rec + q4_scale_offset(g_row) + e / 64u], e / 32u));
+#elif defined(KV_K_F16)
+    const uvec2 w = k_cache[head_major(ts, kvh, c)];
+    return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+#else
+    return kv_unpack(k_cache[head_major(ts, kvh, c)]);
+#endif
+}
+vec4 load_v(uint ts, uint kvh, uint c)
+{
+    const uint e = kvh * HD4 * 4u + 4u * c;
+#if defined(KV_V_Q8_0)
+    const uint rec = ts * q8_record_words(g_row);
+    return q8_dequant4(v_cache[rec + e / 4u], block_scale(v_cache[rec + q8_scale_offset(g_row) + e / 64u], e / 32u));
+#elif defined(KV_V_Q4_0)
+    const uint rec = ts * q4_record_words(g_row);
+    return q4_dequant4(v_cache[rec + q4_word_index(e)], e,
+                       block_scale(v_cache[rec + q4_scale_offset(g_row) + e / 64u], e / 32u));
+#elif defined(KV_V_F16)
+    const uvec2 w = v_cache[head_major(ts, kvh, c)];
+    return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+#else
+    return kv_unpack(v_cache[head_major(ts, kvh, c)]);
+#endif
+}
+
+// q . K[ts][kvh].  A head of whole blocks (head_dim a multiple of 32) goes block by block: one scale load per 32
+// values and the scale applied once per block (Q4_0: each word serves two chunks, its low and high nibbles); other
+// heads chunk by chunk.  The loads are what costs on lavapipe, where per-lane addresses are gathered one lane at a
+// time.
+float key_dot(uint ts, uint kvh)
+{
+#if defined(KV_K_Q8_0) || defined(KV_K_Q4_0)
+    if ((HD4 & 7u) == 0u) {
+        const uint e0 = kvh * HD4 * 4u;
+#if defined(KV_K_Q8_0)
+        const uint rec = ts * q8_record_words(g_row), scales = rec + q8_scale_offset(g_row);
+#else
+        const uint rec = ts * q4_record_words(g_row), scales = rec + q4_scale_offset(g_row);
+#endif
+        float s = 0.0;
+        for (uint b = 0u; b < HD4 / 8u; b++) {
+            const uint eb = e0 + 32u * b, c0 = 8u * b;
+            float sb = 0.0;
+#if defined(KV_K_Q8_0)
+            for (uint j = 0u; j < 8u; j++) sb += dot(q[c0 + j], q8_ints4(k_cache[rec + eb / 4u + j]));
+#else
+            for (uint j = 0u; j < 4u; j++) {
+                const uint w = k_cache[rec + eb / 8u + j];
+                sb += dot(q[c0 + j], q4_lo4(w)) + dot(q[c0 + 4u + j], q4_hi4(w));
+            }
+#endif
+            s += sb * block_scale(k_cache[scales + eb / 64u], eb / 32u);
+        }
+        return s;
+    }
+#endif
+    float s = 0.0;
+    for (uint c = 0; c < HD4; c++) s += dot(q[c], load_k(ts, kvh, c));
+    return s;
+}
+
+// acc += w * V[ts][kvh], block by block where the head holds whole blocks (as key_dot).
+void value_add(uint ts, uint kvh, float w)
+{
+#if defined(KV_V_Q8_0) || defined(KV_V_Q4_0)
+    if ((HD4 & 7u) == 0u) {
+        const uint e0 = kvh * HD4 * 4u;
+#if defined(KV_V_Q8_0)
+        const uint rec = ts * q8_record_words(g_row), scales = rec + q8_scale_offset(g_row);
+#else
+        const uint rec = ts * q4_record_words(g_row), scales = rec + q4_scale_offset(g_row);
+#endif
+        for (uint b = 0u; b < HD4 / 8u; b++) {
+            const uint eb = e0 + 32u * b, c0 = 8u * b;
+            const float dw = w * block_scale(v_cache[scales + eb / 64u], eb / 32u);
+#if defined(KV_V_Q8_0)
+            for (uint j = 0u; j < 8u; j++) acc[c0 + j] += dw * q8_ints4(v_cache[rec + eb / 4u + j]);
+#else
+            for (uint j = 0u; j < 4u; j++) {
+                const uint x = v_cache[rec + eb / 8u + j];
+                acc[c0 + j] += dw * q4_lo4(x);
+                acc[c0 + 4u + j] += dw * q4_hi4(x);
+            }
+#endif
+        }
+        return;
+    }
+#endif
+    for (uint c = 0; c < HD4; c++) acc[c] += w * load_v(ts, kvh, c);
+}
+
 void main()
 {
     uint wg = linear_group();
@@ -53,6 +182,7 @@ void main()
     uint t = row / p.n_heads;
     uint h = row % p.n_heads;
     uint lane = gl_LocalInvocationID.x;
+    g_row = p.n_kv_heads * HD4 * 4u;
 
     ivec2 sp = tokens[t];
     bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
@@ -62,9 +192,7 @@ void main()
     uint key_end = min(context, key_begin + p.split_len);
     if (p.n_splits > 1 && key_begin >= key_end) return;   // uniform: the combine skips this split
 
-    vec4 q[HD4];
     for (uint c = 0; c < HD4; c++) q[c] = q4[row * HD4 + c] * p.scale_log2;
-    vec4 acc[HD4];
     for (uint c = 0; c < HD4; c++) acc[c] = vec4(0.0);
     float run_max = NO_SCORE, run_sum = 0.0;
 
@@ -82,9 +210,8 @@ void main()
             base[i] = 0u;
             int page = key < key_end ? page_table[seq_pages + (key >> p.page_shift)] : -1;
             if (page >= 0 && uint(page) < p.n_pages) {
-                base[i] = ((uint(page) * p.n_kv_heads + kv_head) << p.page_shift | (key & slot_mask)) * HD4;
-                float s = 0.0;
-                for (uint c = 0; c < HD4; c++) s += dot(q[c], kv_unpack(k_cache[base[i] + c]));
+                base[i] = uint(page) << p.page_shift | (key & slot_mask);
+                float s = key_dot(base[i], kv_head);
                 score[i] = s;
                 tile_max = max(tile_max, s);
             }
@@ -98,7 +225,7 @@ void main()
             if (score[i] == NO_SCORE) continue;
             float w = exp2(score[i] - new_max);
             run_sum += w;
-            for (uint c = 0; c < HD4; c++) acc[c] += w * kv_unpack(v_cache[base[i] + c]);
+            value_add(base[i], kv_head, w);
         }
         run_max = new_max;
     }

@@ -38,6 +38,39 @@ static cli_command_options expect_ok(const char *line)
     return o;
 }
 
+static void test_kv_and_perplexity(void **state)
+{
+    (void)state;
+    cli_command_options o = expect_ok("run -p hi --kv q8_0 --kv-v q4_0 --kv-rotate off");
+    assert_int_equal(o.u.run.type_k, VKLLM_KV_Q8_0);
+    assert_int_equal(o.u.run.type_v, VKLLM_KV_Q4_0);
+    assert_true(o.u.run.kv_no_rotate);
+    o = expect_ok("chat --kv-k Q4_0");
+    assert_int_equal(o.u.run.type_k, VKLLM_KV_Q4_0);
+    assert_int_equal(o.u.run.type_v, VKLLM_KV_F16);
+    assert_false(o.u.run.kv_no_rotate);
+    expect_error("run --kv-rotate maybe", "--kv-rotate takes on or off, got 'maybe'");
+    expect_error("run --kv-v", "--kv-v needs a value");
+    o = expect_ok("bench -m m.gguf -d 4096 -n 16 --kv-k q8_0");
+    assert_int_equal(o.u.bench.depth, 4096);
+    assert_int_equal(o.u.bench.type_k, VKLLM_KV_Q8_0);
+    expect_error("bench -m m.gguf -d -1", "-d needs an integer in [0, 1048576]");
+    o = expect_ok("perplexity -f t.txt");
+    assert_int_equal(o.u.perplexity.n_ctx, 512);
+    assert_int_equal(o.u.perplexity.n_batch, 512); /* -b defaults to -c */
+    assert_int_equal(o.u.perplexity.chunks, -1);
+    o = expect_ok("perplexity -m m.gguf -f t.txt -c 128 -b 1000 --chunks 3 --kv q4_0 --kl base.bin --json");
+    assert_int_equal(o.u.perplexity.n_batch, 128); /* never more than a chunk */
+    assert_int_equal(o.u.perplexity.chunks, 3);
+    assert_string_equal(o.u.perplexity.kl, "base.bin");
+    assert_true(o.u.perplexity.json);
+    expect_error("perplexity -m m.gguf", "-f TEXT is required");
+    expect_error("perplexity -f t -c 3", "-c needs an integer in [4, 1048576]");
+    expect_error("perplexity -f t --chunks 0", "--chunks needs an integer in [1, 2147483646]");
+    expect_error("perplexity -f t --kl a --kl-base b", "--kl-base and --kl cannot be used together");
+    expect_error("perplexity -f t --kv f8", "--kv takes f16, f32, q8_0 or q4_0, got 'f8'");
+}
+
 static void test_numbers_are_strict(void **state)
 {
     expect_error("run -n nan", "-n needs an integer in [0, 1000000000] (decimal digits), got 'nan'");
@@ -64,7 +97,7 @@ static void test_numbers_are_strict(void **state)
     expect_error("run --seed -1", "--seed needs an integer in [0, 18446744073709551615]");
     expect_error("run --seed 18446744073709551616", "got '18446744073709551616'");
     expect_error("chat --seed 0x10", "got '0x10'");
-    expect_error("run --kv f8", "--kv takes f16 or f32");
+    expect_error("run --kv f8", "--kv takes f16, f32, q8_0 or q4_0, got 'f8'");
     expect_error("run -n", "-n needs a value");
     expect_error("run --bogus", "unknown flag '--bogus'");
 
@@ -75,7 +108,8 @@ static void test_numbers_are_strict(void **state)
     assert_true(o.u.run.sampling.temperature == 0.5f);
     assert_int_equal(o.u.run.sampling.top_k, -1);
     assert_true(o.u.run.sampling.seed == UINT64_MAX);
-    assert_int_equal(o.u.run.kv_f32, 1);
+    assert_int_equal(o.u.run.type_k, VKLLM_KV_F32);
+    assert_int_equal(o.u.run.type_v, VKLLM_KV_F32);
     assert_string_equal(o.u.run.prompt, "hi");
     o = expect_ok("run -n 010 --temp 1e-3");
     assert_int_equal(o.u.run.n_predict, 10); /* decimal, not octal */
@@ -99,6 +133,30 @@ static void test_bench(void **state)
     assert_int_equal(o.u.bench.n_gen, 8);
     assert_int_equal(o.u.bench.reps, 1);
     assert_true(o.u.bench.json && o.u.bench.no_ttft && !o.u.bench.profile);
+}
+
+/* --lookup, --draft and their settings on run, chat and bench. */
+static void test_speculation(void **state)
+{
+    cli_command_options o = expect_ok("run -p hi --lookup --lookup-ngram 4 --draft-max 3 --no-adaptive");
+    assert_true(o.u.run.spec.lookup && o.u.run.spec.no_adaptive);
+    assert_int_equal(o.u.run.spec.lookup_ngram, 4);
+    assert_int_equal(o.u.run.spec.draft_max, 3);
+    assert_null(o.u.run.spec.draft);
+    o = expect_ok("chat --draft d.gguf --draft-min-p 0.5");
+    assert_string_equal(o.u.run.spec.draft, "d.gguf");
+    assert_true(o.u.run.spec.draft_min_p == 0.5f && !o.u.run.spec.lookup);
+    assert_int_equal(o.u.run.spec.draft_max, 7);
+    assert_int_equal(o.u.run.spec.lookup_ngram, 3);
+    o = expect_ok("bench -m m.gguf --lookup --prompt text --draft-max 64");
+    assert_true(o.u.bench.spec.lookup);
+    assert_int_equal(o.u.bench.spec.draft_max, 64);
+    assert_string_equal(o.u.bench.prompt, "text");
+    expect_error("run -p hi --draft-max 0", "--draft-max needs an integer in [1, 64]");
+    expect_error("run -p hi --draft-max 65", "--draft-max needs an integer in [1, 64]");
+    expect_error("run -p hi --lookup-ngram 0", "--lookup-ngram needs an integer in [1, 16]");
+    expect_error("run -p hi --draft-min-p 1.5", "--draft-min-p needs a number in [0, 1]");
+    expect_error("bench -m m.gguf --draft", "--draft needs a value");
 }
 
 static void test_bench_ops(void **state)
@@ -186,6 +244,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_are_strict),
         cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_speculation),
+        cmocka_unit_test(test_kv_and_perplexity),
         cmocka_unit_test(test_bench_ops),
         cmocka_unit_test(test_other_commands),
         cmocka_unit_test(test_odd_argv_and_buffers),

@@ -58,7 +58,7 @@ static vkllm_context *context(vkllm_model *m, uint32_t n_ctx, uint32_t n_batch, 
     vkllm_context_params p = vkllm_context_default_params();
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
-    p.kv_type = kv;
+    p.type_k = p.type_v = kv;
     p.n_seq_max = 3;
     vkllm_context *c = NULL;
     th_check_status(vkllm_context_create(m, &p, &c), "vkllm_context_create");
@@ -155,6 +155,80 @@ static void test_synth_types_against_reference(void **state)
     }
 }
 
+/* Quantized KV caches through the whole forward pass: the reference round-trips each K (after RoPE) and V row
+ * through the CPU quantizer of the same type, so the logits agree up to the rare value whose float rounding on the
+ * GPU puts it on the other side of a quantization level: measured on lavapipe, 1e-13 for the llama models and up
+ * to 4e-7 (q8_0) and 7e-5 (q4_0) for tiny-qwen2, whose biases move more values near a level; the bounds are
+ * 4-7x those.  stories260K (head 8:
+ * blocks across its 4 kv heads), tiny (head 64, GQA) and tiny-qwen2 (biases, NeoX RoPE); one batch and chunks. */
+static void test_quantized_cache_against_reference(void **state)
+{
+    char tiny[256], qwen[256];
+    snprintf(tiny, sizeof tiny, "%s/tiny-F32-kv.gguf", tmpdir);
+    snprintf(qwen, sizeof qwen, "%s/tiny-qwen2-F32-kv.gguf", tmpdir);
+    synth_model("tiny", "F32", tiny);
+    synth_model("tiny-qwen2", "F32", qwen);
+    static const struct { vkllm_kv_type k, v; int qk, qv; bool rotate; double bound; } types[] = {
+        {VKLLM_KV_Q8_0, VKLLM_KV_Q8_0, QUANT_Q8_0, QUANT_Q8_0, false, 3e-6},
+        {VKLLM_KV_Q4_0, VKLLM_KV_Q4_0, QUANT_Q4_0, QUANT_Q4_0, false, 3e-4},
+        {VKLLM_KV_Q8_0, VKLLM_KV_Q4_0, QUANT_Q8_0, QUANT_Q4_0, false, 3e-4},
+        {VKLLM_KV_F16, VKLLM_KV_Q8_0, QUANT_F16, QUANT_Q8_0, false, 1e-6},
+        {VKLLM_KV_Q8_0, VKLLM_KV_F16, QUANT_Q8_0, QUANT_F16, true, 3e-6},
+        {VKLLM_KV_Q4_0, VKLLM_KV_Q8_0, QUANT_Q4_0, QUANT_Q8_0, true, 3e-4},
+    };
+    const char *paths[3] = {STORIES, tiny, qwen}, *names[3] = {"stories260K", "tiny", "tiny-qwen2"};
+    enum { N = 23 };
+    for (int mi = 0; mi < 3; mi++) {
+        ref_model *ref;
+        th_check_status(ref_model_load(paths[mi], &ref), "ref_model_load");
+        uint32_t n_vocab = ref_model_n_vocab(ref);
+        int32_t tokens[N];
+        bench_prompt_tokens(n_vocab, tokens, N);
+        double *expect = malloc(n_vocab * sizeof *expect);
+        float *got = malloc(n_vocab * sizeof *got);
+        assert_true(expect && got);
+        vkllm_model *m = load(paths[mi]);
+        for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+            ref_model_set_cache(ref, types[i].qk, types[i].qv, types[i].rotate);
+            ref_model_forward(ref, tokens, N, expect);
+            for (uint32_t n_batch = 5; n_batch <= 64; n_batch += 59) {
+                vkllm_context_params p = vkllm_context_default_params();
+                p.n_ctx = 64;
+                p.n_batch = n_batch;
+                p.type_k = types[i].k;
+                p.type_v = types[i].v;
+                p.rotate_k = types[i].rotate;
+                vkllm_context *c = NULL;
+                th_check_status(vkllm_context_create(m, &p, &c), "vkllm_context_create");
+                gpu_logits(c, tokens, N, n_batch, 0, got, n_vocab);
+                double e = logits_nmse(expect, got, n_vocab);
+                printf("  %-12s K %-5s%s V %-5s batch %2u: logits nmse %.3g (bound %.0e)\n", names[mi],
+                       vkllm_kv_type_name(types[i].k), types[i].rotate ? " rotated" : "", vkllm_kv_type_name(types[i].v),
+                       n_batch, e, types[i].bound);
+                if (!(e <= types[i].bound))
+                    fail_msg("%s K %s V %s: nmse %.3g", names[mi], vkllm_kv_type_name(types[i].k),
+                             vkllm_kv_type_name(types[i].v), e);
+                vkllm_context_free(c);
+            }
+        }
+        /* F32 goes with F32 only: a clear error, and the model stays usable. */
+        vkllm_context_params bad = vkllm_context_default_params();
+        bad.type_k = VKLLM_KV_F32;
+        bad.type_v = VKLLM_KV_Q8_0;
+        vkllm_context *c = NULL;
+        assert_int_equal(vkllm_context_create(m, &bad, &c), VKLLM_ERROR_UNSUPPORTED);
+        assert_non_null(strstr(vkllm_last_error(), "a K cache of f32 with a V cache of q8_0"));
+        bad.type_v = (vkllm_kv_type)7;
+        assert_int_equal(vkllm_context_create(m, &bad, &c), VKLLM_ERROR_INVALID_ARGUMENT);
+        free_model(m);
+        ref_model_free(ref);
+        free(expect);
+        free(got);
+    }
+    remove(tiny);
+    remove(qwen);
+}
+
 /* Dispatches recorded for one decoded token (greedy) of the model at path under the current tuning. */
 static uint32_t decode_dispatches(const char *path)
 {
@@ -166,8 +240,8 @@ static uint32_t decode_dispatches(const char *path)
     th_check_status(vkllm_decode_greedy(c, &b, &out), "vkllm_decode_greedy");
     uint32_t count = 0;
     for (int i = 0; i < CONTEXT_MAX_RECORDINGS; i++)
-        if (c->recordings[i].seq && c->recordings[i].shape.n_tokens == 1)
-            count = vkr_sequence_dispatch_count(c->recordings[i].seq);
+        if (c->recordings[i].n_groups == 1 && c->recordings[i].shape.n_tokens == 1)
+            count = vkr_sequence_dispatch_count(c->recordings[i].groups[0]);
     vkllm_context_free(c);
     free_model(m);
     assert_true(count > 0);
@@ -525,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_stories_greedy_matches_llama2c),
         cmocka_unit_test(test_stories_against_reference),
         cmocka_unit_test(test_synth_types_against_reference),
+        cmocka_unit_test(test_quantized_cache_against_reference),
         cmocka_unit_test(test_gpu_rows_quantize_in_the_norm),
         cmocka_unit_test(test_load_submits_per_tensor),
         cmocka_unit_test(test_small_allocations_same_logits),

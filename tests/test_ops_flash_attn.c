@@ -14,6 +14,9 @@
  * cache's rounding (relative 2^-11 per element). */
 #define BOUND_F32 1e-10
 #define BOUND_F16 1e-6
+/* A cache with a quantized side: the reference attends over the very values the cache holds (the CPU
+ * quantizer's blocks, dequantized; F16 sides rounded), so only the arithmetic differs, as with F32. */
+#define BOUND_DECODED 1e-9
 
 typedef struct attn_token {
     uint32_t seq, pos;
@@ -43,7 +46,8 @@ static attn_token token_of(const attn_case *c, uint32_t t)
     return (attn_token){c->tok[7].seq, c->tok[7].pos + (t - 7)};
 }
 
-static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32_t page_size, th_rng *rng)
+static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_type k_type, ops_kv_type v_type,
+                                 uint32_t page_size, th_rng *rng)
 {
     memset(f, 0, sizeof *f);
     uint32_t n_seqs = 1, context = 1;
@@ -65,7 +69,8 @@ static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32
                                       .page_size = page_size,
                                       .n_seqs = n_seqs,
                                       .max_pages_per_seq = pages,
-                                      .f16 = f16}};
+                                      .k_type = k_type,
+                                      .v_type = v_type}};
     f->positions = pages * page_size;
     size_t row = (size_t)c->n_kv_heads * c->head_dim, q_len = (size_t)c->n_tokens * c->n_heads * c->head_dim;
     size_t hist = (size_t)n_seqs * f->positions * row;
@@ -74,8 +79,8 @@ static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32
     f->q = malloc(sizeof(float) * q_len);
     f->table = malloc(sizeof(int32_t) * n_seqs * pages);
     f->tokens = malloc(sizeof(int32_t) * 2 * c->n_tokens);
-    size_t cache_bytes = ops_kv_cache_bytes(&s->kv);
-    void *k_cache = calloc(1, cache_bytes), *v_cache = calloc(1, cache_bytes);
+    size_t k_bytes = ops_kv_cache_bytes(&s->kv, k_type), v_bytes = ops_kv_cache_bytes(&s->kv, v_type);
+    void *k_cache = calloc(1, k_bytes), *v_cache = calloc(1, v_bytes);
     assert_true(f->k_hist && f->v_hist && f->q && f->table && f->tokens && k_cache && v_cache);
 
     for (size_t i = 0; i < hist; i++) f->k_hist[i] = th_normal(rng);
@@ -85,22 +90,31 @@ static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32
     for (uint32_t q = 0; q < n_seqs; q++)
         for (uint32_t p = 0; p < f->positions; p++) {
             size_t at = ((size_t)q * f->positions + p) * row;
-            ref_kv_store(&s->kv, f->table, k_cache, q, p, f->k_hist + at);
-            ref_kv_store(&s->kv, f->table, v_cache, q, p, f->v_hist + at);
+            /* Plain caches keep the unrounded history (their bounds cover F16's rounding); a quantized one's
+             * history becomes what the cache holds. */
+            bool plain = ops_kv_plain(&s->kv);
+            ref_kv_store_typed(&s->kv, k_type, f->table, k_cache, q, p, f->k_hist + at, plain ? NULL : f->k_hist + at);
+            ref_kv_store_typed(&s->kv, v_type, f->table, v_cache, q, p, f->v_hist + at, plain ? NULL : f->v_hist + at);
         }
     for (uint32_t t = 0; t < c->n_tokens; t++) {
         f->tokens[2 * t] = (int32_t)token_of(c, t).seq;
         f->tokens[2 * t + 1] = (int32_t)token_of(c, t).pos;
     }
     f->b_q = th_upload(f->q, sizeof(float) * q_len);
-    f->b_k = th_upload(k_cache, cache_bytes);
-    f->b_v = th_upload(v_cache, cache_bytes);
+    f->b_k = th_upload(k_cache, k_bytes);
+    f->b_v = th_upload(v_cache, v_bytes);
     f->b_table = th_upload(f->table, sizeof(int32_t) * n_seqs * pages);
     f->b_tokens = th_upload(f->tokens, sizeof(int32_t) * 2 * c->n_tokens);
     f->b_scratch = th_alloc(ops_attention_scratch_bytes(th_ops(), s));
     f->b_out = th_alloc(sizeof(float) * q_len);
     free(k_cache);
     free(v_cache);
+}
+
+static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32_t page_size, th_rng *rng)
+{
+    ops_kv_type t = f16 ? OPS_KV_F16 : OPS_KV_F32;
+    fixture_create_typed(f, c, t, t, page_size, rng);
 }
 
 static void fixture_free(attn_fixture *f)
@@ -150,7 +164,8 @@ static double check_output_bound(const attn_fixture *f, const char *what, double
 
 static double check_output(const attn_fixture *f, const char *what)
 {
-    return check_output_bound(f, what, f->shape.kv.f16 ? BOUND_F16 : BOUND_F32);
+    const ops_kv_layout *kv = &f->shape.kv;
+    return check_output_bound(f, what, !ops_kv_plain(kv) ? BOUND_DECODED : kv->k_type == OPS_KV_F16 ? BOUND_F16 : BOUND_F32);
 }
 
 /* Runs one case; returns the number of key splits it used. */
@@ -334,6 +349,87 @@ static void test_decode_time(void **state)
         vkr_sequence_destroy(seq);
         fixture_free(&f);
     }
+}
+
+/* A cache with a quantized K or V: flash_attn_k*_v* against the reference over the dequantized blocks, every
+ * head size (8 and 16 with blocks across heads, 80 with a block across two heads), GQA, three sequences on
+ * shuffled pages, a prompt chunk beside decode tokens, and split-K at a long context. */
+static void run_typed(const attn_case *c, ops_kv_type k, ops_kv_type v)
+{
+    th_rng rng = {c->head_dim * 31ull + k * 7ull + v};
+    attn_fixture f;
+    fixture_create_typed(&f, c, k, v, 16, &rng);
+    vkr_sequence *seq = th_begin();
+    th_check_status(record_attention(seq, &f), "ops_flash_attention");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    char what[160];
+    snprintf(what, sizeof what, "K %s V %s heads %u/%u head_dim %u tokens %u splits %u", ops_kv_type_name(k),
+             ops_kv_type_name(v), c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens,
+             ops_attention_splits(th_ops(), &f.shape));
+    check_output(&f, what);
+    vkr_sequence_destroy(seq);
+    fixture_free(&f);
+}
+
+static void test_quantized_cache(void **state)
+{
+    static const attn_case by_head[] = {
+        {8, 4, 8, 4, {{0, 40}, {1, 5}, {0, 41}, {2, 17}}},  {4, 2, 16, 3, {{0, 33}, {1, 2}, {0, 34}}},
+        {4, 1, 64, 3, {{0, 33}, {1, 2}, {2, 20}}},          {4, 2, 80, 2, {{0, 18}, {1, 31}}},
+        {2, 1, 96, 2, {{0, 18}, {1, 31}}},                  {4, 2, 128, 2, {{0, 18}, {1, 31}}},
+        {2, 1, 256, 2, {{0, 18}, {1, 31}}},
+    };
+    static const ops_kv_type types[3] = {OPS_KV_F16, OPS_KV_Q8_0, OPS_KV_Q4_0};
+    for (size_t i = 0; i < sizeof by_head / sizeof *by_head; i++) {
+        run_typed(&by_head[i], OPS_KV_Q8_0, OPS_KV_Q8_0);
+        run_typed(&by_head[i], OPS_KV_Q4_0, OPS_KV_Q4_0);
+    }
+    /* Every mix, with blocks inside a head (64) and across heads (8). */
+    for (int k = 0; k < 3; k++)
+        for (int v = 0; v < 3; v++)
+            if (k || v) {
+                run_typed(&by_head[2], types[k], types[v]);
+                run_typed(&by_head[0], types[k], types[v]);
+            }
+    /* Split-K over a long context, a prompt chunk and a decode token of another sequence. */
+    const attn_case long_ctx = {4, 2, 64, 3, {{0, 1200}, {0, 1201}, {1, 7}}};
+    run_typed(&long_ctx, OPS_KV_Q8_0, OPS_KV_Q4_0);
+    run_typed(&long_ctx, OPS_KV_Q4_0, OPS_KV_Q8_0);
+}
+
+static void test_quantized_bad_shapes(void **state)
+{
+    ops_context *o = th_ops();
+    vkr_buffer buf = th_alloc(1 << 16);
+    vkr_range r = vkr_whole(&buf);
+    vkr_sequence *seq = th_begin();
+    ops_attention_shape s = {.n_tokens = 1, .n_heads = 2, .max_context = 32, .scale = 0.125f,
+                             .kv = {.n_pages = 2, .n_kv_heads = 1, .head_dim = 80, .page_size = 16, .n_seqs = 1,
+                                    .max_pages_per_seq = 2, .k_type = OPS_KV_Q4_0, .v_type = OPS_KV_F16}};
+    /* One kv head of 80: a row of 80 values cannot be cut into blocks of 32. */
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_last_error(), "row of 1 kv heads x 80 dims = 80 values into blocks of 32"));
+    s.kv.n_kv_heads = 2;
+    s.kv.v_type = OPS_KV_F32; /* F32 only with F32 */
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_last_error(), "F32 goes with F32 only"));
+    /* The cooperative-matrix prompt attention reads F32 / F16 tiles: never selected for a quantized side, even for
+     * a prompt long enough to take it (the plain F16 case depends on the device: test_coopmat). */
+    s.n_tokens = 512;
+    s.max_context = 512;
+    s.kv.n_pages = 64;
+    s.kv.max_pages_per_seq = 32;
+    s.kv.n_kv_heads = 2;
+    s.kv.head_dim = 64;
+    const ops_kv_type quantized[3][2] = {{OPS_KV_Q4_0, OPS_KV_F16}, {OPS_KV_F16, OPS_KV_Q8_0}, {OPS_KV_Q8_0, OPS_KV_Q4_0}};
+    for (int i = 0; i < 3; i++) {
+        s.kv.k_type = quantized[i][0];
+        s.kv.v_type = quantized[i][1];
+        assert_false(ops_attention_uses_coopmat(o, &s));
+    }
+    th_end_and_free(seq);
+    th_free(&buf);
 }
 
 /* The output also quantized for the integer mat-vec (ops_flash_attention_q8): the same floats as the plain op,
@@ -534,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_contexts),     cmocka_unit_test(test_page_sizes),
         cmocka_unit_test(test_mixed_batch),  cmocka_unit_test(test_replay),
         cmocka_unit_test(test_decode_time),  cmocka_unit_test(test_attention_bad_shapes),
+        cmocka_unit_test(test_quantized_cache), cmocka_unit_test(test_quantized_bad_shapes),
         cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
     };
     return TH_RUN("ops_attention", tests);

@@ -92,10 +92,11 @@ static void qkv_reference(const qkv_case *c, const float *w, const float *bias, 
 /* Caches as floats (F16 decoded) for the comparison. */
 static float *cache_floats(const ops_kv_layout *kv, const void *bytes)
 {
-    size_t n = ops_kv_cache_bytes(kv) / (kv->f16 ? 2 : 4);
+    bool f16 = kv->k_type == OPS_KV_F16;
+    size_t n = ops_kv_cache_bytes(kv, kv->k_type) / (f16 ? 2 : 4);
     float *f = malloc(sizeof *f * n);
     assert_non_null(f);
-    if (kv->f16) th_f16_to_f32(bytes, f, n);
+    if (f16) th_f16_to_f32(bytes, f, n);
     else memcpy(f, bytes, n * 4);
     return f;
 }
@@ -130,9 +131,10 @@ static void check_qkv(const qkv_case *c, const uint32_t types[3], bool kv_f16, c
     th_fill_uniform(&rng, x, (size_t)max_n * cols, -1.0f, 1.0f);
 
     ops_kv_layout kv = {.n_kv_heads = c->n_head_kv, .head_dim = c->head_dim, .page_size = 4, .n_seqs = 2,
-                        .max_pages_per_seq = 8, .f16 = kv_f16};
+                        .max_pages_per_seq = 8, .k_type = kv_f16 ? OPS_KV_F16 : OPS_KV_F32,
+                        .v_type = kv_f16 ? OPS_KV_F16 : OPS_KV_F32};
     kv.n_pages = kv.n_seqs * kv.max_pages_per_seq + 1;
-    size_t cache_bytes = ops_kv_cache_bytes(&kv);
+    size_t cache_bytes = ops_kv_cache_bytes(&kv, kv.k_type);
     int32_t table[16], tokens[2 * 32];
     assert_true(max_n <= 16 && kv.n_seqs * kv.max_pages_per_seq <= 16);
     ref_shuffled_page_table(&rng, &kv, table);

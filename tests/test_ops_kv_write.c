@@ -21,9 +21,9 @@ static void run_case(const kv_case *c, bool f16)
                         .page_size = c->page_size,
                         .n_seqs = c->n_seqs,
                         .max_pages_per_seq = c->max_pages_per_seq,
-                        .f16 = f16};
+                        .k_type = f16 ? OPS_KV_F16 : OPS_KV_F32, .v_type = f16 ? OPS_KV_F16 : OPS_KV_F32};
     size_t row = (size_t)c->n_kv_heads * c->head_dim;
-    size_t cache_bytes = ops_kv_cache_bytes(&kv);
+    size_t cache_bytes = ops_kv_cache_bytes(&kv, kv.k_type);
     int32_t *table = malloc(sizeof *table * c->n_seqs * c->max_pages_per_seq);
     int32_t *tokens = malloc(sizeof *tokens * 2 * c->n_tokens);
     float *k_new = malloc(sizeof *k_new * row * c->n_tokens), *v_new = malloc(sizeof *v_new * row * c->n_tokens);
@@ -126,6 +126,10 @@ static void test_kv_bad_shapes(void **state)
     assert_int_equal(ops_kv_write(o, seq, r, r, r, r, r, r, 4, &bad), VKLLM_ERROR_UNSUPPORTED);
     assert_non_null(strstr(vkllm_last_error(), "maxStorageBufferRange"));
     assert_int_equal(ops_kv_write(o, seq, r, r, r, r, r, r, 0, &kv), VKLLM_ERROR_INVALID_ARGUMENT);
+    bad = kv;
+    bad.k_type = OPS_KV_Q8_0;   /* quantized caches are written by the Q/K/V store only */
+    assert_int_equal(ops_kv_write(o, seq, r, r, r, r, r, r, 4, &bad), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_last_error(), "Q/K/V store"));
     th_end_and_free(seq);
     th_free(&buf);
 }

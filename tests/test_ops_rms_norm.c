@@ -291,20 +291,6 @@ typedef struct xq_fixture {
 
 enum { XQ_N = 3, XQ_COLS = 256, XQ_ROWS = 37, XQ_FF = 24, XQ_HEADS = 2, XQ_HEAD_DIM = 32 };
 
-static uint8_t *random_rows(th_rng *rng, uint32_t type, uint32_t rows, uint32_t cols)
-{
-    uint64_t row_bytes = quant_row_size(type, cols);
-    uint8_t *data = malloc(row_bytes * rows);
-    float *row = malloc(sizeof *row * cols);
-    assert_true(data && row);
-    for (uint32_t r = 0; r < rows; r++) {
-        th_fill_uniform(rng, row, cols, -1.0f, 1.0f);
-        th_check_status(quant_quantize_row(type, row, data + r * row_bytes, cols), "quantize");
-    }
-    free(row);
-    return data;
-}
-
 static vkllm_status record_xq(xq_fixture *f, vkr_sequence *seq, bool given)
 {
     ops_context *o = th_ops();
@@ -328,10 +314,10 @@ static void check_xq(uint32_t type)
     ops_context *o = th_ops();
     th_rng rng = {type + 4242ull};
     xq_fixture f = {.kv = {.n_pages = 4, .n_kv_heads = 1, .head_dim = XQ_HEAD_DIM, .page_size = 4, .n_seqs = 1,
-                           .max_pages_per_seq = 4, .f16 = true}};
+                           .max_pages_per_seq = 4, .k_type = OPS_KV_F16, .v_type = OPS_KV_F16}};
     uint32_t qkv_rows = (XQ_HEADS + 2) * XQ_HEAD_DIM;
-    uint8_t *d1 = random_rows(&rng, type, XQ_ROWS, XQ_COLS), *d2 = random_rows(&rng, type, 2 * XQ_FF, XQ_COLS);
-    uint8_t *d3 = random_rows(&rng, type, qkv_rows, XQ_COLS);
+    uint8_t *d1 = th_random_weights(&rng, type, XQ_ROWS, XQ_COLS), *d2 = th_random_weights(&rng, type, 2 * XQ_FF, XQ_COLS);
+    uint8_t *d3 = th_random_weights(&rng, type, qkv_rows, XQ_COLS);
     th_check_status(ops_weight_create(o, type, XQ_ROWS, XQ_COLS, d1, &f.w), "w");
     th_check_status(ops_weight_create(o, type, 2 * XQ_FF, XQ_COLS, d2, &f.gate_up), "gate_up");
     th_check_status(ops_weight_create(o, type, qkv_rows, XQ_COLS, d3, &f.qkv), "qkv");
@@ -339,7 +325,7 @@ static void check_xq(uint32_t type)
     th_fill_uniform(&rng, x, XQ_N * XQ_COLS, -1.0f, 1.0f);
     th_fill_uniform(&rng, wn, XQ_COLS, 0.5f, 1.5f);
     int32_t tokens[2 * XQ_N] = {0, 0, 0, 1, 0, 2}, table[4] = {2, 0, 3, 1};
-    size_t cache = ops_kv_cache_bytes(&f.kv);
+    size_t cache = ops_kv_cache_bytes(&f.kv, f.kv.k_type);
     f.x = th_upload(x, sizeof x), f.w_norm = th_upload(wn, sizeof wn), f.h = th_alloc(sizeof x);
     f.hq = th_alloc(ops_q8_bytes(XQ_N, XQ_COLS)), f.y = th_alloc(4 * XQ_N * XQ_ROWS), f.act = th_alloc(4 * XQ_N * XQ_FF);
     f.scratch = th_alloc(4ull * XQ_N * (qkv_rows > 2 * XQ_FF ? qkv_rows : 2 * XQ_FF));

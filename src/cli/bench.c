@@ -9,18 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/log.h"
 #include "tools/bench_prompt.h"
 #include "cli.h"
 #include "options.h"
 #include "model/model.h"
 #include "vkllm.h"
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
 
 static int by_value(const void *a, const void *b)
 {
@@ -46,32 +40,41 @@ static vkllm_status run_pp(vkllm_context *ctx, const int32_t *tokens, int32_t *p
 {
     vkllm_status st = vkllm_seq_truncate(ctx, 0, 0);
     for (uint32_t i = 0; i < n; i++) pos[i] = (int32_t)i, seq[i] = 0, want[i] = i == n - 1;
-    double t = now_ms();
+    double t = vkllm_log_clock_ms();
     vkllm_batch b = {n, tokens, pos, seq, want};
     if (st == VKLLM_OK) st = vkllm_decode(ctx, &b);
-    *ms = now_ms() - t;
+    *ms = vkllm_log_clock_ms() - t;
     return st;
 }
 
-/* One tg run: n steps of one token each, logits returned every step. */
-static vkllm_status run_tg(vkllm_context *ctx, const int32_t *tokens, uint32_t n, double *ms)
+/* One tg run: n steps of one token each, logits returned every step, after depth tokens filled the cache in
+ * batches of n_batch (not timed: -d measures decoding at that context, as llama-bench's -d does). */
+static vkllm_status run_tg(vkllm_context *ctx, const int32_t *tokens, uint32_t depth, uint32_t n_batch, int32_t *pos,
+                           int32_t *seqs, int8_t *want, uint32_t n, double *ms)
 {
     vkllm_status st = vkllm_seq_truncate(ctx, 0, 0);
-    double t = now_ms();
-    for (uint32_t i = 0; i < n && st == VKLLM_OK; i++) {
-        int32_t pos = (int32_t)i, seq = 0;
-        int8_t want = 1;
-        vkllm_batch b = {1, tokens + i, &pos, &seq, &want};
+    for (uint32_t done = 0; done < depth && st == VKLLM_OK;) {
+        uint32_t k = depth - done < n_batch ? depth - done : n_batch;
+        for (uint32_t i = 0; i < k; i++) pos[i] = (int32_t)(done + i), seqs[i] = 0, want[i] = i == k - 1;
+        vkllm_batch b = {k, tokens + done, pos, seqs, want};
+        st = vkllm_decode(ctx, &b);
+        done += k;
+    }
+    double t = vkllm_log_clock_ms();
+    for (uint32_t i = depth; i < depth + n && st == VKLLM_OK; i++) {
+        int32_t p = (int32_t)i, seq = 0;
+        int8_t w = 1;
+        vkllm_batch b = {1, tokens + i, &p, &seq, &w};
         st = vkllm_decode(ctx, &b);
     }
-    *ms = now_ms() - t;
+    *ms = vkllm_log_clock_ms() - t;
     return st;
 }
 
 /* Load, context, one short prompt, first token: what a user waits for at start-up. */
 static vkllm_status time_to_first_token(const char *model_path, const vkllm_model_params *mp, double *ms)
 {
-    double t = now_ms();
+    double t = vkllm_log_clock_ms();
     vkllm_model *m = NULL;
     vkllm_context *c = NULL;
     vkllm_status st = vkllm_model_load_params(model_path, mp, &m);
@@ -79,7 +82,7 @@ static vkllm_status time_to_first_token(const char *model_path, const vkllm_mode
     vkllm_sampling greedy = vkllm_sampling_default();
     greedy.temperature = 0;
     if (st == VKLLM_OK) st = vkllm_generate(c, "Once upon a time", 0, 1, &greedy, NULL, NULL, NULL);
-    *ms = now_ms() - t;
+    *ms = vkllm_log_clock_ms() - t;
     vkllm_context_free(c);
     vkllm_model_free(m);
     return st;
@@ -89,7 +92,7 @@ static vkllm_status time_to_first_token(const char *model_path, const vkllm_mode
  * (loading a large model three times takes a while before the first result). */
 static void progress(const char *what, double started_ms)
 {
-    fprintf(stderr, "vkllm bench: %s (%.1f s)\n", what, (now_ms() - started_ms) / 1e3);
+    fprintf(stderr, "vkllm bench: %s (%.1f s)\n", what, (vkllm_log_clock_ms() - started_ms) / 1e3);
 }
 
 static vkllm_status measure_ttft(const char *model_path, const vkllm_model_params *mp, double *cold, double *warm,
@@ -127,9 +130,16 @@ static void print_profile(vkllm_model *m, const char *title)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-r 5] [--json] [--profile] [--no-ttft]\n"
-                 "                   [--device INDEX|NAME]\n"
-                 "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n", CLI_BENCH_MAX_TOKENS,
+    fprintf(out, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-d 0] [-r 5] [--kv TYPE] [--kv-k TYPE] [--kv-v TYPE]\n"
+                 "                   [--json] [--profile] [--no-ttft] [--device INDEX|NAME]\n"
+                 "                   [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
+                 "                   [--draft-min-p P] [--no-adaptive] [--prompt TEXT]\n"
+                 "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n"
+                 "  -d: tokens in the cache before the -n decode steps (filled untimed)\n"
+                 "  --kv, --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate on|off\n"
+                 "  --lookup, --draft: also greedy text of n tokens from --prompt (default \"Once upon a time\") with and\n"
+                 "  without speculation, in alternated runs: tokens/s of each, the speed-up, the speculation stats\n",
+            CLI_BENCH_MAX_TOKENS,
             CLI_BENCH_MAX_REPS);
 }
 
@@ -139,7 +149,7 @@ int cli_bench(int argc, char **argv)
     char err[256];
     cli_parse_result parsed = cli_parse_bench_options(argc, argv, &a, err, sizeof err);
     if (parsed != CLI_PARSE_OK) return cli_parse_exit("bench", parsed, err, usage);
-    double ttft_cold = 0, ttft_warm = 0, started = now_ms();
+    double ttft_cold = 0, ttft_warm = 0, started = vkllm_log_clock_ms();
     /* --no-ttft: one load instead of three (a large model on a slow disk, or a benchmark in rounds). */
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = a.device;
@@ -153,9 +163,12 @@ int cli_bench(int argc, char **argv)
     if (st == VKLLM_OK) vkllm_model_get_info(m, &info);
     vkllm_context_params p = vkllm_context_default_params();
     /* The parser bounds -p and -n by CLI_BENCH_MAX_TOKENS, so the longer run plus one stays far inside 32 bits. */
-    uint32_t n_tok = (a.n_prompt > a.n_gen ? a.n_prompt : a.n_gen) + 1;
+    uint32_t tg_len = a.depth + a.n_gen, n_tok = (a.n_prompt > tg_len ? a.n_prompt : tg_len) + 1;
     p.n_ctx = n_tok;
-    p.n_batch = a.n_prompt ? a.n_prompt : 1;
+    p.n_batch = a.n_prompt ? a.n_prompt : a.depth ? (a.depth < 512 ? a.depth : 512) : 1;
+    p.type_k = a.type_k;
+    p.type_v = a.type_v;
+    p.rotate_k = !a.kv_no_rotate;
     if (st == VKLLM_OK) st = vkllm_context_create(m, &p, &c);
     int32_t *tokens = calloc(n_tok, sizeof *tokens), *pos = calloc(n_tok, sizeof *pos), *seq = calloc(n_tok, sizeof *seq);
     int8_t *want = calloc(n_tok, sizeof *want);
@@ -166,7 +179,7 @@ int cli_bench(int argc, char **argv)
     /* Warm-up records the command sequences of both shapes. */
     if (st == VKLLM_OK) progress("warm-up: recording both shapes", started);
     if (st == VKLLM_OK && a.n_prompt) st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms);
-    if (st == VKLLM_OK && a.n_gen) st = run_tg(c, tokens, 2, &ms);
+    if (st == VKLLM_OK && a.n_gen) st = run_tg(c, tokens, a.depth, p.n_batch, pos, seq, want, 2, &ms);
     if (st == VKLLM_OK && a.profile) print_profile(m, NULL); /* drops the warm-up's timings */
     for (uint32_t r = 0; r < a.reps && st == VKLLM_OK; r++) {
         char what[64];
@@ -174,30 +187,37 @@ int cli_bench(int argc, char **argv)
         progress(what, started);
         if (a.n_prompt && (st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms)) == VKLLM_OK) pp[r] = 1e3 * a.n_prompt / ms;
         if (a.profile) print_profile(m, r + 1 == a.reps ? "pp, the last run" : NULL);
-        if (st == VKLLM_OK && a.n_gen && (st = run_tg(c, tokens, a.n_gen, &ms)) == VKLLM_OK) tg[r] = 1e3 * a.n_gen / ms;
+        if (st == VKLLM_OK && a.n_gen && (st = run_tg(c, tokens, a.depth, p.n_batch, pos, seq, want, a.n_gen, &ms)) == VKLLM_OK)
+            tg[r] = 1e3 * a.n_gen / ms;
         if (a.profile) print_profile(m, r + 1 == a.reps ? "tg, the last run (all its steps)" : NULL);
     }
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
     } else {
-        uint64_t now_bytes, peak;
+        uint64_t now_bytes, peak, kv_per_token = 0, kv_bytes = vkllm_context_kv_bytes(c, &kv_per_token);
         vkllm_model_memory(m, &now_bytes, &peak);
+        const char *kv_k = vkllm_kv_type_name(a.type_k), *kv_v = vkllm_kv_type_name(a.type_v);
         rate rp = a.n_prompt ? summarize(pp, a.reps) : (rate){0, 0}, rg = a.n_gen ? summarize(tg, a.reps) : (rate){0, 0};
         if (a.json) {
             printf("{\"model\": \"%s\", \"device\": \"%s\", \"n_params\": %llu, \"model_bytes\": %llu, "
                    "\"pp\": %u, \"pp_tps\": %.2f, \"pp_spread\": %.2f, \"tg\": %u, \"tg_tps\": %.2f, "
                    "\"tg_spread\": %.2f, \"reps\": %u, \"peak_device_bytes\": %llu, \"ttft_cold_ms\": %.1f, "
-                   "\"ttft_warm_ms\": %.1f}\n",
+                   "\"ttft_warm_ms\": %.1f, \"depth\": %u, \"kv_k\": \"%s\", \"kv_v\": \"%s\", "
+                   "\"kv_bytes_per_token\": %llu, \"kv_bytes\": %llu}\n",
                    a.model, info.device, (unsigned long long)info.n_params, (unsigned long long)info.file_bytes,
-                   a.n_prompt, rp.median, rp.spread, a.n_gen, rg.median, rg.spread, a.reps,
-                   (unsigned long long)peak, ttft_cold, ttft_warm);
+                   a.n_prompt, rp.median, rp.spread, a.n_gen, rg.median, rg.spread, a.reps, (unsigned long long)peak,
+                   ttft_cold, ttft_warm, a.depth, kv_k, kv_v, (unsigned long long)kv_per_token,
+                   (unsigned long long)kv_bytes);
         } else {
             printf("model   %s (%s, %.1fM params, %.1f MiB)\ndevice  %s\n", a.model, info.architecture,
                    (double)info.n_params / 1e6, (double)info.file_bytes / 1048576.0, info.device);
             printf("%-10s %14s\n", "test", "tokens/s");
             if (a.n_prompt) printf("pp%-8u %8.2f ± %.2f\n", a.n_prompt, rp.median, rp.spread);
-            if (a.n_gen) printf("tg%-8u %8.2f ± %.2f\n", a.n_gen, rg.median, rg.spread);
+            if (a.n_gen && a.depth) printf("tg%u @ d%-4u %6.2f ± %.2f\n", a.n_gen, a.depth, rg.median, rg.spread);
+            else if (a.n_gen) printf("tg%-8u %8.2f ± %.2f\n", a.n_gen, rg.median, rg.spread);
             printf("peak device memory  %.1f MiB\n", (double)peak / 1048576.0);
+            printf("KV cache            K %s, V %s: %llu bytes per token, %.1f MiB for %u positions\n", kv_k, kv_v,
+                   (unsigned long long)kv_per_token, (double)kv_bytes / 1048576.0, n_tok);
             if (!a.no_ttft)
                 printf("time to first token %.1f ms cold, %.1f ms with a warm pipeline cache\n", ttft_cold, ttft_warm);
             printf("(median ± half the min-max spread of %u runs after a warm-up)\n", a.reps);
@@ -205,6 +225,12 @@ int cli_bench(int argc, char **argv)
     }
     free(tokens), free(pos), free(seq), free(want), free(pp), free(tg);
     vkllm_context_free(c);
+    c = NULL;
+    int rc = st == VKLLM_OK ? 0 : 1;
+    if (rc == 0 && (a.spec.lookup || a.spec.draft)) {
+        progress("speculation: greedy text with and without it, alternated", started);
+        rc = cli_bench_speculation(&a, m, a.n_gen ? a.n_gen : 128);
+    }
     vkllm_model_free(m);
-    return st == VKLLM_OK ? 0 : 1;
+    return rc;
 }

@@ -5,12 +5,15 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model/context.h"
 #include "options.h"
 
 static const char usage_text[] =
     "usage: vkllm chat [-m MODEL] [--template llama2|llama3|chatml|zephyr] [--system TEXT] [-n N]\n"
-    "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--kv f16|f32]\n"
-    "                  [--device INDEX|NAME]\n"
+    "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--kv TYPE]\n"
+    "                  [--kv-k TYPE] [--kv-v TYPE]   (KV cache types: f16, f32, q8_0, q4_0)\n"
+    "                  [--device INDEX|NAME] [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
+    "                  [--draft-min-p P] [--no-adaptive]\n"
     "  Type a message and press enter; an empty line or end of input ends the chat.\n";
 
 typedef struct reply {
@@ -78,6 +81,7 @@ static int turn(vkllm_model *model, vkllm_context *ctx, const cli_options *o, co
     }
     fprintf(stderr, "[%u prompt tokens, %u generated, %.1f tokens/s]\n", stats.n_prompt, stats.n_generated,
             stats.generate_ms > 0 ? 1e3 * stats.n_decode / stats.generate_ms : 0.0);
+    if (o->spec.lookup || o->spec.draft) cli_print_speculation(&stats);
     char *content = r.text ? r.text : strdup("");
     if (!content || add(c, "assistant", content) != 0) {
         free(content);
@@ -96,6 +100,10 @@ int cli_chat(int argc, char **argv)
     vkllm_context *ctx;
     if (cli_open_model("chat", &o, &model, &ctx) != 0) return 1;
     vkllm_status st = VKLLM_OK;
+    vkllm_model *draft_model = NULL;
+    vkllm_context *draft_ctx = NULL;
+    if (cli_open_speculation("chat", &o.spec, o.device, ctx->params.n_ctx, ctx, &draft_model, &draft_ctx) != 0)
+        st = VKLLM_ERROR_INVALID_ARGUMENT; /* printed */
     if (!vkllm_chat_template_name(model, o.chat_template)) {
         fprintf(stderr, "vkllm chat: %s; pass --template llama2|llama3|chatml|zephyr\n",
                 o.chat_template ? "unknown --template" : "the model has no chat template vkllm knows");
@@ -126,6 +134,8 @@ int cli_chat(int argc, char **argv)
     free(c.messages);
     free(c.owned);
     vkllm_context_free(ctx);
+    vkllm_context_free(draft_ctx);
+    vkllm_model_free(draft_model);
     vkllm_model_free(model);
     return st == VKLLM_OK ? 0 : 1;
 }

@@ -11,6 +11,7 @@ static const cli_command commands[] = {
     {"serve", "an OpenAI-compatible HTTP server (continuous batching)", cli_serve},
 #endif
     {"bench", "prompt and generation speed, like llama-bench", cli_bench},
+    {"perplexity", "perplexity of a text, KL divergence from a saved run", cli_perplexity},
     {"devices", "list Vulkan devices and their capabilities", cli_devices},
     {"bench-ops", "mat-vec and mat-mul speed per weight type vs. copy bandwidth", cli_bench_ops},
     {"convert", "convert a llama2.c checkpoint and tokenizer to GGUF", cli_convert},

@@ -102,15 +102,89 @@ static const char *take_value(int argc, char **argv, int *i, char *err, size_t e
 
 static bool is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
+/* ---- speculation ---- */
+
+cli_spec_options cli_spec_default(void)
+{
+    return (cli_spec_options){.lookup_ngram = 3, .draft_max = 7};
+}
+
+cli_parse_result cli_parse_spec_option(int argc, char **argv, int *i, cli_spec_options *o, bool *taken, char *err,
+                                       size_t err_len)
+{
+    const char *a = argv[*i], *v;
+    int64_t n;
+    double x;
+    *taken = true;
+    if (!strcmp(a, "--lookup")) {
+        o->lookup = true;
+    } else if (!strcmp(a, "--no-adaptive")) {
+        o->no_adaptive = true;
+    } else if (!strcmp(a, "--draft")) {
+        if (!(v = take_value(argc, argv, i, err, err_len))) return CLI_PARSE_ERROR;
+        o->draft = v;
+    } else if (!strcmp(a, "--lookup-ngram") || !strcmp(a, "--draft-max")) {
+        bool ngram = !strcmp(a, "--lookup-ngram");
+        if (!(v = take_value(argc, argv, i, err, err_len)) ||
+            cli_parse_integer(a, v, 1, ngram ? 16 : 64, &n, err, err_len) != CLI_PARSE_OK)
+            return CLI_PARSE_ERROR;
+        *(ngram ? &o->lookup_ngram : &o->draft_max) = (uint32_t)n;
+    } else if (!strcmp(a, "--draft-min-p")) {
+        if (!(v = take_value(argc, argv, i, err, err_len)) || cli_parse_real(a, v, 0, 1, &x, err, err_len) != CLI_PARSE_OK)
+            return CLI_PARSE_ERROR;
+        o->draft_min_p = (float)x;
+    } else {
+        *taken = false;
+    }
+    return CLI_PARSE_OK;
+}
+
+cli_parse_result cli_parse_kv_option(const char *option, const char *value, vkllm_kv_type *k, vkllm_kv_type *v,
+                                     char *err, size_t err_len)
+{
+    vkllm_kv_type t;
+    if (!value || vkllm_kv_type_parse(value, &t) != VKLLM_OK)
+        return fail(err, err_len, "%s takes f16, f32, q8_0 or q4_0, got '%.*s'", option, SHOWN(value ? value : ""));
+    if (strcmp(option, "--kv-v")) *k = t;
+    if (strcmp(option, "--kv-k")) *v = t;
+    return CLI_PARSE_OK;
+}
+
+cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len)
+{
+    if (!value || (strcmp(value, "on") && strcmp(value, "off")))
+        return fail(err, err_len, "--kv-rotate takes on or off, got '%.*s'", SHOWN(value ? value : ""));
+    *no_rotate = !strcmp(value, "off");
+    return CLI_PARSE_OK;
+}
+
+/* --kv, --kv-k, --kv-v, --kv-rotate: the KV-cache options run, bench and perplexity share. */
+static bool is_kv_option(const char *a)
+{
+    return !strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v") || !strcmp(a, "--kv-rotate");
+}
+
+static cli_parse_result parse_kv_arg(int argc, char **argv, int *i, vkllm_kv_type *k, vkllm_kv_type *v,
+                                     bool *no_rotate, char *err, size_t err_len)
+{
+    const char *a = argv[*i], *value = take_value(argc, argv, i, err, err_len);
+    if (!value) return CLI_PARSE_ERROR;
+    return !strcmp(a, "--kv-rotate") ? cli_parse_kv_rotate(value, no_rotate, err, err_len)
+                                     : cli_parse_kv_option(a, value, k, v, err, err_len);
+}
+
 /* ---- run and chat ---- */
 
 cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, char *err, size_t err_len)
 {
-    *o = (cli_options){.n_predict = 128, .sampling = vkllm_sampling_default()};
+    *o = (cli_options){.n_predict = 128, .sampling = vkllm_sampling_default(), .spec = cli_spec_default()};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t n;
         double x;
+        bool taken;
+        if (cli_parse_spec_option(argc, argv, &i, &o->spec, &taken, err, err_len) != CLI_PARSE_OK) return CLI_PARSE_ERROR;
+        if (taken) continue;
 #define VALUE() (v = take_value(argc, argv, &i, err, err_len))
 #define INTEGER(lo, hi) (VALUE() && cli_parse_integer(a, v, lo, hi, &n, err, err_len) == CLI_PARSE_OK)
 #define REAL(lo, hi) (VALUE() && cli_parse_real(a, v, lo, hi, &x, err, err_len) == CLI_PARSE_OK)
@@ -130,10 +204,9 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, ch
         } else if (!strcmp(a, "--system")) {
             if (!VALUE()) return CLI_PARSE_ERROR;
             o->system = v;
-        } else if (!strcmp(a, "--kv")) {
-            if (!VALUE() || (strcmp(v, "f16") && strcmp(v, "f32")))
-                return fail(err, err_len, "--kv takes f16 or f32");
-            o->kv_f32 = !strcmp(v, "f32");
+        } else if (is_kv_option(a)) {
+            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!INTEGER(0, CLI_MAX_N_PREDICT)) return CLI_PARSE_ERROR;
             o->n_predict = (int)n;
@@ -175,14 +248,31 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, ch
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *o, char *err, size_t err_len)
 {
-    *o = (cli_bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5};
+    *o = (cli_bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5, .spec = cli_spec_default()};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t n;
+        bool taken;
+        if (cli_parse_spec_option(argc, argv, &i, &o->spec, &taken, err, err_len) != CLI_PARSE_OK) return CLI_PARSE_ERROR;
+        if (taken) continue;
+        if (!strcmp(a, "--prompt")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
+            o->prompt = v;
+            continue;
+        }
         if (is_help(a)) return CLI_PARSE_HELP;
         else if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--profile")) o->profile = true;
         else if (!strcmp(a, "--no-ttft")) o->no_ttft = true;
+        else if (is_kv_option(a)) {
+            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+        } else if (!strcmp(a, "-d")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_integer(a, v, 0, CLI_BENCH_MAX_TOKENS, &n, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            o->depth = (uint32_t)n;
+        }
         else if (!strcmp(a, "-m") || !strcmp(a, "--device")) {
             if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
             *(!strcmp(a, "-m") ? &o->model : &o->device) = v;
@@ -199,6 +289,43 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
     }
     if (!o->model) return fail(err, err_len, "-m MODEL is required");
     if (!o->n_prompt && !o->n_gen) return fail(err, err_len, "-p 0 and -n 0 leave nothing to measure");
+    return CLI_PARSE_OK;
+}
+
+/* ---- perplexity ---- */
+
+cli_parse_result cli_parse_perplexity_options(int argc, char **argv, cli_perplexity_options *o, char *err,
+                                              size_t err_len)
+{
+    *o = (cli_perplexity_options){.n_ctx = 512, .chunks = -1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int64_t n;
+        if (is_help(a)) return CLI_PARSE_HELP;
+        else if (!strcmp(a, "--json")) o->json = true;
+        else if (!strcmp(a, "-m") || !strcmp(a, "--device") || !strcmp(a, "-f") || !strcmp(a, "--kl-base") ||
+                 !strcmp(a, "--kl")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
+            *(!strcmp(a, "-m") ? &o->model : !strcmp(a, "--device") ? &o->device : !strcmp(a, "-f") ? &o->file
+              : !strcmp(a, "--kl") ? &o->kl : &o->kl_base) = v;
+        } else if (is_kv_option(a)) {
+            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "-b") || !strcmp(a, "--chunks")) {
+            int64_t lo = !strcmp(a, "-c") ? 4 : 1, hi = !strcmp(a, "--chunks") ? INT32_MAX - 1 : CLI_PPL_MAX_CTX;
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_integer(a, v, lo, hi, &n, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            if (!strcmp(a, "-c")) o->n_ctx = (uint32_t)n;
+            else if (!strcmp(a, "-b")) o->n_batch = (uint32_t)n;
+            else o->chunks = n;
+        } else {
+            return fail(err, err_len, "unknown flag '%.*s'", SHOWN(a));
+        }
+    }
+    if (!o->file) return fail(err, err_len, "-f TEXT is required");
+    if (o->kl && o->kl_base) return fail(err, err_len, "--kl-base and --kl cannot be used together");
+    if (!o->n_batch || o->n_batch > o->n_ctx) o->n_batch = o->n_ctx;
     return CLI_PARSE_OK;
 }
 
@@ -404,6 +531,7 @@ cli_parse_result cli_parse_command_line(int argc, char **argv, cli_command_optio
     argc--, argv++;
     if (!strcmp(c, "run") || !strcmp(c, "chat")) return cli_parse_run_options(argc, argv, &out->u.run, err, err_len);
     if (!strcmp(c, "bench")) return cli_parse_bench_options(argc, argv, &out->u.bench, err, err_len);
+    if (!strcmp(c, "perplexity")) return cli_parse_perplexity_options(argc, argv, &out->u.perplexity, err, err_len);
     if (!strcmp(c, "bench-ops")) return cli_parse_bench_ops_options(argc, argv, &out->u.bench_ops, err, err_len);
     if (!strcmp(c, "synth")) return cli_parse_synth_options(argc, argv, &out->u.synth, err, err_len);
     if (!strcmp(c, "quantize")) return cli_parse_quantize_options(argc, argv, &out->u.quantize, err, err_len);
@@ -453,7 +581,10 @@ int cli_open_model(const char *command, const cli_options *o, vkllm_model **mode
     vkllm_status st = vkllm_model_load_params(path, &mp, model);
     vkllm_context_params cp = vkllm_context_default_params();
     cp.n_ctx = o->n_ctx;
-    cp.kv_type = o->kv_f32 ? VKLLM_KV_F32 : VKLLM_KV_F16;
+    cp.type_k = o->type_k;
+    cp.type_v = o->type_v;
+    cp.rotate_k = !o->kv_no_rotate;
+    if (o->spec.lookup || o->spec.draft) cp.n_outputs_max = o->spec.draft_max + 1; /* a verification's rows */
     if (st == VKLLM_OK) st = vkllm_context_create(*model, &cp, ctx);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm %s: %s: %s\n", command, vkllm_status_name(st), vkllm_last_error());

@@ -42,6 +42,22 @@ cli_parse_result cli_parse_real(const char *option, const char *text, double lo,
 #define CLI_MAX_N_PREDICT 1000000000
 #define CLI_MAX_CTX (1 << 24)
 
+/* Speculative decoding (run, chat, bench). */
+typedef struct cli_spec_options {
+    bool lookup;                /* --lookup */
+    uint32_t lookup_ngram;      /* --lookup-ngram [1, 16]; default 3 */
+    const char *draft;          /* --draft D.gguf */
+    uint32_t draft_max;         /* --draft-max [1, 64]; default 7 */
+    float draft_min_p;          /* --draft-min-p [0, 1]; default 0 */
+    bool no_adaptive;           /* --no-adaptive: keep drafting whatever the acceptance */
+} cli_spec_options;
+
+/* Parses argv[*i] (and its value) if it is one of the speculation options: CLI_PARSE_OK and *taken true; not one:
+ * CLI_PARSE_OK and *taken false; a bad value: CLI_PARSE_ERROR. */
+cli_parse_result cli_parse_spec_option(int argc, char **argv, int *i, cli_spec_options *o, bool *taken, char *err,
+                                       size_t err_len);
+cli_spec_options cli_spec_default(void);
+
 typedef struct cli_options {
     const char *model;          /* -m; else VKLLM_MODEL; else the default location */
     const char *device;         /* --device: index or name substring (vkllm_model_params.device); NULL: default */
@@ -52,10 +68,19 @@ typedef struct cli_options {
                                    --repeat-penalty [0.01, 100], --repeat-last-n [0, CLI_MAX_CTX], --seed (u64) */
     const char *chat_template;  /* --template */
     const char *system;         /* --system */
-    int kv_f32;                 /* --kv f32 */
+    vkllm_kv_type type_k, type_v; /* --kv TYPE (both), --kv-k, --kv-v (each): f16 (default), f32, q8_0, q4_0 */
+    bool kv_no_rotate;            /* --kv-rotate off: no Hadamard rotation of quantized keys (rotate_k = 0) */
+    cli_spec_options spec;        /* --lookup, --draft and their settings */
 } cli_options;
 
 cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *out, char *err, size_t err_len);
+
+/* --kv, --kv-k or --kv-v (option) with its value: sets both or one of *k, *v.  Returns CLI_PARSE_OK, or
+ * CLI_PARSE_ERROR (message in err) for a name vkllm_kv_type_parse does not know. */
+cli_parse_result cli_parse_kv_option(const char *option, const char *value, vkllm_kv_type *k, vkllm_kv_type *v,
+                                     char *err, size_t err_len);
+/* --kv-rotate on|off: *no_rotate set for off. */
+cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len);
 
 /* ---- bench ---- */
 
@@ -67,9 +92,34 @@ typedef struct cli_bench_options {
     const char *device;              /* --device, as run's */
     uint32_t n_prompt, n_gen, reps;  /* -p [0, 2^20] (512), -n [0, 2^20] (128), not both 0; -r [1, 1000] (5) */
     bool json, profile, no_ttft;     /* --json, --profile, --no-ttft */
+    cli_spec_options spec;           /* --lookup, --draft ...: tg measured with and without speculation */
+    const char *prompt;              /* --prompt TEXT: with speculation, the text generation starts from */
+    uint32_t depth;                  /* -d [0, 2^20]: tokens already in the cache when the tg steps start */
+    vkllm_kv_type type_k, type_v;    /* --kv, --kv-k, --kv-v as run's */
+    bool kv_no_rotate;               /* --kv-rotate off */
 } cli_bench_options;
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *out, char *err, size_t err_len);
+
+/* ---- perplexity ---- */
+
+#define CLI_PPL_MAX_CTX (1 << 20)
+
+typedef struct cli_perplexity_options {
+    const char *model, *device;     /* -m (else as run's), --device */
+    const char *file;               /* -f TEXT (required) */
+    uint32_t n_ctx;                 /* -c [4, 2^20]; default 512 */
+    uint32_t n_batch;               /* -b [1, 2^20]; default -c (one forward pass per chunk) */
+    int64_t chunks;                 /* --chunks [1, 2^31); -1: every whole chunk of the text */
+    vkllm_kv_type type_k, type_v;   /* --kv, --kv-k, --kv-v */
+    bool kv_no_rotate;              /* --kv-rotate off */
+    const char *kl_base;            /* --kl-base OUT: save the log-probabilities */
+    const char *kl;                 /* --kl BASE: compare with them (not with --kl-base) */
+    bool json;                      /* --json */
+} cli_perplexity_options;
+
+cli_parse_result cli_parse_perplexity_options(int argc, char **argv, cli_perplexity_options *out, char *err,
+                                              size_t err_len);
 
 /* ---- synth, quantize, convert, devices ---- */
 
@@ -153,6 +203,7 @@ typedef struct cli_command_options {
     union {
         cli_options run;  /* run and chat */
         cli_bench_options bench;
+        cli_perplexity_options perplexity;
         cli_bench_ops_options bench_ops;
         cli_synth_options synth;
         cli_quantize_options quantize;
@@ -173,6 +224,16 @@ int cli_parse_exit(const char *command, cli_parse_result result, const char *err
 /* The model file to load: -m, $VKLLM_MODEL, or the first existing default location; NULL if none (message
  * printed). */
 const char *cli_model_path(const cli_options *o);
+/* The speculation options onto ctx: --draft loads its model (on device) and a context of n_ctx positions into
+ * *draft_model and *draft_ctx (free them after ctx).  Prints "vkllm COMMAND: ..." and returns -1 on failure. */
+int cli_open_speculation(const char *command, const cli_spec_options *o, const char *device, uint32_t n_ctx,
+                         vkllm_context *ctx,
+                         vkllm_model **draft_model, vkllm_context **draft_ctx);
+/* vkllm bench's speculative part (src/cli/bench_spec.c): greedy text of n_gen tokens with and without speculation
+ * on m, alternated; prints the figures; returns the exit code (1 also when the texts differ). */
+int cli_bench_speculation(const cli_bench_options *a, vkllm_model *m, uint32_t n_gen);
+/* "speculation: D drafted, A accepted (P%), S verification passes, M tokens per pass" on stderr. */
+void cli_print_speculation(const vkllm_generate_stats *stats);
 /* Loads the model cli_model_path names and a context with --ctx and --kv.  On failure it prints
  * "vkllm COMMAND: ..." and returns -1 with *model and *ctx NULL. */
 int cli_open_model(const char *command, const cli_options *o, vkllm_model **model, vkllm_context **ctx);

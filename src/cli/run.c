@@ -9,9 +9,16 @@
 
 static const char usage_text[] =
     "usage: vkllm run [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
-    "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--ctx N] [--kv f16|f32]\n"
-    "                 [--device INDEX|NAME]\n"
-    "  --temp 0 is greedy decoding (argmax on the GPU); --device picks a device of 'vkllm devices'.\n";
+    "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--ctx N] [--kv TYPE]\n"
+    "                 [--kv-k TYPE] [--kv-v TYPE] [--kv-rotate on|off] [--device INDEX|NAME]\n"
+    "                 [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K] [--draft-min-p P]\n"
+    "                 [--no-adaptive]\n"
+    "  --kv (K and V), --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate off: no\n"
+    "  Hadamard rotation of quantized keys\n"
+    "  --temp 0 is greedy decoding (argmax on the GPU); --device picks a device of 'vkllm devices'.\n"
+    "  Speculative decoding (same text greedily, same distribution when sampling): --lookup drafts what followed\n"
+    "  the last earlier occurrence of the last N tokens (default 3); --draft drafts with a smaller model of the same\n"
+    "  vocabulary, up to K tokens (default 7) while its top probability stays >= P (default 0).\n";
 
 static void usage(FILE *out) { fputs(usage_text, out); }
 
@@ -44,6 +51,13 @@ int cli_run(int argc, char **argv)
     vkllm_model *model;
     vkllm_context *ctx;
     if (cli_open_model("run", &o, &model, &ctx) != 0) return 1;
+    vkllm_model *draft_model = NULL;
+    vkllm_context *draft_ctx = NULL;
+    if (cli_open_speculation("run", &o.spec, o.device, ctx->params.n_ctx, ctx, &draft_model, &draft_ctx) != 0) {
+        vkllm_context_free(ctx);
+        vkllm_model_free(model);
+        return 1;
+    }
     /* The prompt must fit before it is printed: a long one would otherwise scroll past before the error. */
     size_t n_prompt = 0;
     vkllm_status st = vkllm_tokenize(model, o.prompt, strlen(o.prompt), 1, 0, NULL, 0, &n_prompt);
@@ -53,6 +67,8 @@ int cli_run(int argc, char **argv)
                 "at least one generated token must fit)\n", vkllm_status_name(VKLLM_ERROR_CONTEXT_FULL), n_prompt,
                 ctx->params.n_ctx);
         vkllm_context_free(ctx);
+        vkllm_context_free(draft_ctx);
+        vkllm_model_free(draft_model);
         vkllm_model_free(model);
         return 1;
     }
@@ -71,8 +87,11 @@ int cli_run(int argc, char **argv)
                 stats.prompt_ms > 0 ? 1e3 * stats.n_prompt / stats.prompt_ms : 0.0);
         fprintf(stderr, "generation: %u tokens in %.1f ms (%.1f tokens/s)\n", stats.n_generated, stats.generate_ms,
                 stats.generate_ms > 0 ? 1e3 * stats.n_decode / stats.generate_ms : 0.0);
+        if (o.spec.lookup || o.spec.draft) cli_print_speculation(&stats);
     }
     vkllm_context_free(ctx);
+    vkllm_context_free(draft_ctx);
+    vkllm_model_free(draft_model);
     vkllm_model_free(model);
     return st == VKLLM_OK ? 0 : 1;
 }

@@ -9,7 +9,8 @@
 #include "server/server.h"
 
 static const char usage_text[] =
-    "usage: vkllm serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--kv f16|f32]\n"
+    "usage: vkllm serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--kv TYPE]\n"
+    "                   [--kv-k TYPE] [--kv-v TYPE] [--kv-rotate on|off]\n"
     "                   [--kv-pages N] [--api-key KEY] [--template NAME] [--max-waiting N] [--device INDEX|NAME]\n"
     "                   [--max-tokens N] [--no-prefix-cache]\n"
     "  POST /v1/completions, /v1/chat/completions (\"stream\": true for server-sent events); GET /v1/models,\n"
@@ -22,8 +23,9 @@ static void on_signal(int sig) { (void)sig, stop_flag = 1; }
 
 int cli_serve(int argc, char **argv)
 {
-    server_options o = {.port = 8080, .parallel = 8, .kv_type = VKLLM_KV_F16, .default_max_tokens = 256};
+    server_options o = {.port = 8080, .parallel = 8, .default_max_tokens = 256};
     char err[256] = "";
+    bool no_rotate = false;
     cli_options paths = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -50,7 +52,11 @@ int cli_serve(int argc, char **argv)
         else if (!strcmp(a, "--kv-pages") && INT(0, 1 << 24)) o.n_kv_pages = (uint32_t)n;
         else if (!strcmp(a, "--max-waiting") && INT(0, 1 << 20)) o.max_waiting = (uint32_t)n;
         else if (!strcmp(a, "--max-tokens") && INT(1, 1 << 24)) o.default_max_tokens = (uint32_t)n;
-        else if (!strcmp(a, "--kv") && (!strcmp(v, "f16") || !strcmp(v, "f32"))) o.kv_type = strcmp(v, "f16") ? VKLLM_KV_F32 : VKLLM_KV_F16;
+        else if ((!strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v")) &&
+                 cli_parse_kv_option(a, v, &o.type_k, &o.type_v, err, sizeof err) == CLI_PARSE_OK) {
+        } else if (!strcmp(a, "--kv-rotate") && cli_parse_kv_rotate(v, &no_rotate, err, sizeof err) == CLI_PARSE_OK) {
+            o.no_rotate_k = no_rotate;
+        }
         else {
             if (!err[0]) snprintf(err, sizeof err, "unknown flag or bad value: %s %s", a, v);
             return cli_parse_exit("serve", CLI_PARSE_ERROR, err, usage);

@@ -8,6 +8,7 @@
 #include "ops/kv_cache.h"
 
 #define CONTEXT_MAX_RECORDINGS 16
+#define CONTEXT_MAX_GROUPS 64 /* submissions one forward pass may be split into (max_submit_us) */
 
 /* What a recording depends on: everything else lives in buffers rewritten before each run. */
 typedef struct forward_shape {
@@ -15,13 +16,34 @@ typedef struct forward_shape {
     uint32_t n_out;       /* rows that produce logits */
     uint32_t max_context; /* bound on pos + 1 of every token (power-of-two bucket, <= n_ctx) */
     bool greedy;          /* argmax on the device instead of returning logits */
+    bool invariant;       /* a verification pass (src/speculative/): every row is computed in the reduction order
+                             of a one-token pass (mat-vec products, attention split for one token), so its logits
+                             are bitwise those of single-token decoding at the same context bucket */
 } forward_shape;
 
+/* A forward pass of one shape, recorded as n_groups sequences of whole layers: group g runs layers
+ * [end[g-1], end[g]) (the first one also the inputs and embedding, the last one the head), each one submission.
+ * One group unless the context has a max_submit_us budget (submit.c plans the split from measured GPU time). */
 typedef struct recording {
     forward_shape shape;
-    vkr_sequence *seq;
+    vkr_sequence *groups[CONTEXT_MAX_GROUPS];
+    uint32_t end[CONTEXT_MAX_GROUPS];
+    uint32_t n_groups;
+    uint32_t layers_per_group; /* of the recorded split */
+    double layer_us;           /* measured GPU microseconds per layer (running average), 0 until measured */
     uint64_t last_used;
 } recording;
+
+/* The forward pass submitted and not yet finished (vkllm_decode_submit): submit.c. */
+typedef struct pending_decode {
+    bool active, greedy;
+    recording *rec;
+    uint32_t next_group;       /* groups submitted so far */
+    uint32_t n_out;
+    uint64_t value;            /* the ticket: the timeline value the last group signals */
+} pending_decode;
+
+typedef struct generate_state generate_state;
 
 /* Host-visible staging of one step's inputs, copied to the device at the start of each recording. */
 typedef struct step_inputs {
@@ -58,15 +80,55 @@ struct vkllm_context {
     vkllm_token *history;                /* [n_ctx] tokens whose keys sequence 0 holds (vkllm_generate) */
     uint32_t n_history;
 
+    op_tuning invariant_tuning;          /* the model's tuning with the mat-vec for every n: verification passes */
+    struct spec_state *spec;             /* speculative decoding (src/speculative/spec.h), NULL when off */
+
     recording recordings[CONTEXT_MAX_RECORDINGS];
     uint64_t clock;
     uint32_t n_out_last;                 /* rows of logits the last decode returned */
+
+    VkSemaphore timeline;                /* signalled by each forward pass to its ticket's value */
+    uint64_t timeline_value;             /* the last value handed out */
+    uint64_t completed_value;            /* the last value whose results were read */
+    pending_decode pending;
+    vkllm_token *greedy_tokens;          /* [n_outputs_max]: the argmax ids of the last greedy pass */
+    generate_state *gen;                 /* vkllm_generate_begin / _step (generate_step.c) */
 };
 
 /* vkllm_decode (greedy: vkllm_decode_greedy, tokens receiving the ids) without touching the history. */
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, vkllm_token *tokens);
+/* decode.c: validates and stages the batch (waiting first for a pass still pending) and finds (or records) its
+ * recording; submit.c then submits it. */
+vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant, recording **rec,
+                                 uint32_t *n_out);
+/* (Re)records rec's groups for rec->layers_per_group layers each. */
+vkllm_status context_record(vkllm_context *ctx, recording *rec);
+/* The same with the choice of a batch-invariant pass (forward_shape.invariant). */
+vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, bool invariant,
+                               vkllm_token *tokens);
+/* Records (without running) the pass of n_tokens tokens of sequence 0 of which n_out want outputs, at the first
+ * context bucket, so that its pipelines are built before it is needed. */
+vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant);
+/* The max_context bucket a pass whose last position is pos runs at (a power of two >= 256, at most n_ctx). */
+uint32_t context_bucket(const vkllm_context *ctx, uint32_t need);
 
-/* Records the forward pass of a batch shape into seq. */
-vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *shape);
+/* submit.c: submits the pass of a prepared batch without waiting (the first group, or every group without a
+ * budget); *value: its ticket. */
+vkllm_status context_submit(vkllm_context *ctx, recording *rec, bool greedy, uint32_t n_out, uint64_t *value);
+/* Advances the pending pass without blocking (submits the next group once the previous one finished); *done once
+ * the pass with this ticket value finished and its results were read. */
+vkllm_status context_poll(vkllm_context *ctx, uint64_t value, bool *done);
+/* Blocks until the pass with this ticket value finished (submitting its remaining groups). */
+vkllm_status context_wait(vkllm_context *ctx, uint64_t value);
+
+/* generate.c: token's text to on_piece (if any); *stop when it asks to stop.  Shared with the speculative loop. */
+vkllm_status generate_emit(vkllm_context *ctx, vkllm_token token, vkllm_piece_fn on_piece, void *user, bool *stop);
+/* generate_step.c: frees the step-wise generation's state. */
+void generate_state_free(generate_state *g);
+
+/* Records layers [first, end) of the forward pass of a batch shape into seq: the first group also copies the
+ * inputs and embeds, the last one (end == n_layer) also runs the head. */
+vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *shape, uint32_t first,
+                            uint32_t end);
 
 #endif

@@ -1,5 +1,6 @@
 /* One forward pass of a batch: validate it, map KV pages, stage the inputs, replay (or record) the
  * sequence for its shape, submit once, read back logits or argmax ids. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,7 +8,7 @@
 #include "runtime/error.h"
 #include "runtime/log.h"
 
-static uint32_t context_bucket(const vkllm_context *ctx, uint32_t need)
+uint32_t context_bucket(const vkllm_context *ctx, uint32_t need)
 {
     uint32_t b = 256;
     while (b < need) b *= 2;
@@ -78,76 +79,130 @@ static void stage(vkllm_context *ctx, const vkllm_batch *b)
 static bool same_shape(const forward_shape *a, const forward_shape *b)
 {
     return a->n_tokens == b->n_tokens && a->n_out == b->n_out && a->max_context == b->max_context &&
-           a->greedy == b->greedy;
+           a->greedy == b->greedy && a->invariant == b->invariant;
 }
 
-/* The recorded sequence of this shape, recording it (in the least recently used slot) if needed. */
-static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape, vkr_sequence **out)
+/* Records rec's groups for rec->layers_per_group layers each (all layers in one group when 0). */
+vkllm_status context_record(vkllm_context *ctx, recording *rec)
+{
+    uint32_t n_layer = ctx->model->cfg.n_layer;
+    uint32_t per = rec->layers_per_group && rec->layers_per_group < n_layer ? rec->layers_per_group : n_layer;
+    if (per == 0) per = 1;
+    while ((n_layer + per - 1) / per > CONTEXT_MAX_GROUPS) per++;
+    rec->layers_per_group = per;
+    const forward_shape *shape = &rec->shape;
+    uint32_t built_before, built_after;
+    double seconds_before, seconds_after, started = vkllm_log_clock();
+    vkr_pipeline_stats(ctx->model->dev, &built_before, &seconds_before);
+    bool timed = ctx->params.max_submit_us > 0;
+    uint32_t n_groups = 0, dispatches = 0;
+    for (uint32_t first = 0; first < n_layer || n_groups == 0; first += per) {
+        uint32_t end = first + per < n_layer ? first + per : n_layer;
+        vkr_sequence **seq = &rec->groups[n_groups];
+        if (!*seq) VKLLM_TRY(vkr_sequence_create(ctx->model->dev, seq));
+        vkr_sequence_set_timed(*seq, timed);
+        n_groups++;
+        rec->n_groups = 0; /* unusable until every group is recorded */
+        VKLLM_TRY(forward_record(ctx, *seq, shape, first, end));
+        rec->end[n_groups - 1] = end;
+        char label[128];
+        snprintf(label, sizeof label, "forward of %u tokens (%u out, context %u%s%s), layers %u-%u", shape->n_tokens,
+                 shape->n_out, shape->max_context, shape->greedy ? ", greedy" : "", shape->invariant ? ", invariant" : "",
+                 first, end);
+        vkr_sequence_set_label(*seq, label);
+        dispatches += vkr_sequence_dispatch_count(*seq);
+        if (end >= n_layer) break;
+    }
+    rec->n_groups = n_groups;
+    vkr_pipeline_stats(ctx->model->dev, &built_after, &seconds_after);
+    vkllm_log(VKLLM_LOG_INFO, "recorded the forward of %u tokens (%u out, context %u%s) in %u submission%s of %u "
+              "layer%s: %u dispatches in %.1f ms, %u new pipelines built in %.1f ms (%u in all, %.1f ms)",
+              shape->n_tokens, shape->n_out, shape->max_context, shape->greedy ? ", greedy" : "", n_groups,
+              n_groups == 1 ? "" : "s", per, per == 1 ? "" : "s", dispatches, 1e3 * (vkllm_log_clock() - started),
+              built_after - built_before, 1e3 * (seconds_after - seconds_before), built_after, 1e3 * seconds_after);
+    return VKLLM_OK;
+}
+
+/* The recording of this shape, recording it (in the least recently used slot) if needed. */
+static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape, recording **out)
 {
     recording *slot = &ctx->recordings[0];
     for (int i = 0; i < CONTEXT_MAX_RECORDINGS; i++) {
         recording *r = &ctx->recordings[i];
-        if (r->seq && same_shape(&r->shape, shape)) {
+        if (r->n_groups && same_shape(&r->shape, shape)) {
             r->last_used = ++ctx->clock;
-            *out = r->seq;
+            *out = r;
             return VKLLM_OK;
         }
-        if (!r->seq || r->last_used < slot->last_used) slot = r;
+        if (!r->n_groups || r->last_used < slot->last_used) slot = r;
     }
-    if (!slot->seq) VKLLM_TRY(vkr_sequence_create(ctx->model->dev, &slot->seq));
-    slot->shape = (forward_shape){0};
-    uint32_t built_before, built_after;
-    double seconds_before, seconds_after, started = vkllm_log_clock();
-    vkr_pipeline_stats(ctx->model->dev, &built_before, &seconds_before);
-    vkllm_status st = forward_record(ctx, slot->seq, shape);
-    if (st != VKLLM_OK) return st;
-    char label[64];
-    snprintf(label, sizeof label, "forward of %u tokens (%u out, context %u%s)", shape->n_tokens, shape->n_out,
-             shape->max_context, shape->greedy ? ", greedy" : "");
-    vkr_sequence_set_label(slot->seq, label);
-    vkr_pipeline_stats(ctx->model->dev, &built_after, &seconds_after);
-    vkllm_log(VKLLM_LOG_INFO, "recorded the %s: %u dispatches in %.1f ms, %u new pipelines built in %.1f ms "
-              "(%u in all, %.1f ms)", label, vkr_sequence_dispatch_count(slot->seq),
-              1e3 * (vkllm_log_clock() - started), built_after - built_before, 1e3 * (seconds_after - seconds_before),
-              built_after, 1e3 * seconds_after);
     slot->shape = *shape;
+    /* Unmeasured: one layer per submission under a budget, so that the first pass already keeps it. */
+    slot->layers_per_group = ctx->params.max_submit_us ? 1 : 0;
+    slot->layer_us = 0;
+    VKLLM_TRY(context_record(ctx, slot));
     slot->last_used = ++ctx->clock;
-    *out = slot->seq;
+    *out = slot;
     return VKLLM_OK;
 }
 
-vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greedy, vkllm_token *tokens)
+vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant, recording **rec,
+                                 uint32_t *n_out_ret)
 {
     if (!ctx) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode: context is NULL");
+    /* One pass in flight per context: its inputs and outputs are the context's buffers. */
+    if (ctx->pending.active) VKLLM_TRY(context_wait(ctx, ctx->pending.value));
     uint32_t n_out = 0, max_context = 0; /* set by validate; gcc -O3 cannot see it */
     VKLLM_TRY(validate(ctx, b, &n_out, &max_context));
     ctx->n_out_last = 0;
     if (n_out == 0 && greedy) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode_greedy: no row wants a token");
     VKLLM_TRY(map_pages(ctx, b));
     stage(ctx, b);
-    forward_shape shape = {b->n_tokens, n_out ? n_out : 1, context_bucket(ctx, max_context), greedy};
+    /* One token is computed alike either way: its shape is the plain one, so decoding replays one recording. */
+    forward_shape shape = {b->n_tokens, n_out ? n_out : 1, context_bucket(ctx, max_context), greedy,
+                           invariant && b->n_tokens > 1};
     if (n_out == 0) ctx->in.out_rows[0] = (int32_t)b->n_tokens - 1; /* the head still runs on one row */
-    vkr_sequence *seq;
-    VKLLM_TRY(recording_for(ctx, &shape, &seq));
-    VKLLM_TRY(vkr_sequence_run(seq));
-    if (greedy) {
-        const uint8_t *ids = ctx->host_out.mapped + 4ull * ctx->params.n_outputs_max * ctx->model->cfg.n_vocab;
-        memcpy(tokens, ids, n_out * sizeof *tokens);
-        /* The argmax skips NaN, so only a row without one number in it comes back without an index. */
-        for (uint32_t i = 0; i < n_out; i++)
-            if (tokens[i] < 0 || (uint32_t)tokens[i] >= ctx->model->cfg.n_vocab)
-                return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "the model produced NaN logits: every one of the %u "
-                                  "logits of output row %u is NaN, so greedy decoding has no token to pick (a weight "
-                                  "holds NaN or an activation overflowed)", ctx->model->cfg.n_vocab, i);
-    } else {
-        ctx->n_out_last = n_out;
-    }
+    VKLLM_TRY(recording_for(ctx, &shape, rec));
+    *n_out_ret = n_out;
     return VKLLM_OK;
 }
 
-/* A caller's own use of sequence 0 invalidates what vkllm_generate remembers of it. */
+vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *b, bool greedy, vkllm_token *tokens)
+{
+    return context_decode_ex(ctx, b, greedy, false, tokens);
+}
+
+vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant,
+                               vkllm_token *tokens)
+{
+    recording *rec = NULL;
+    uint32_t n_out = 0;
+    uint64_t value = 0;
+    VKLLM_TRY(context_stage_batch(ctx, b, greedy, invariant, &rec, &n_out));
+    VKLLM_TRY(context_submit(ctx, rec, greedy, n_out, &value));
+    VKLLM_TRY(context_wait(ctx, value));
+    if (greedy) memcpy(tokens, ctx->greedy_tokens, n_out * sizeof *tokens);
+    return VKLLM_OK;
+}
+
+vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant)
+{
+    if (n_tokens == 0 || n_out == 0 || n_out > n_tokens || n_tokens > ctx->params.n_batch ||
+        n_out > ctx->params.n_outputs_max)
+        return VKLLM_OK;
+    forward_shape shape = {n_tokens, n_out, context_bucket(ctx, 1), greedy, invariant && n_tokens > 1};
+    recording *rec;
+    return recording_for(ctx, &shape, &rec);
+}
+
+/* A caller's own use of sequence 0 invalidates what vkllm_generate remembers of it; a decode call ends a
+ * step-wise generation (vkllm_generate_begin). */
 static void forget_history(vkllm_context *ctx, const vkllm_batch *b)
 {
+    if (ctx && ctx->gen) {
+        generate_state_free(ctx->gen);
+        ctx->gen = NULL;
+    }
     for (uint32_t i = 0; ctx && b && b->seq && i < b->n_tokens; i++)
         if (b->seq[i] == 0) ctx->n_history = 0;
 }

@@ -70,7 +70,8 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
                          .scratch = W(ctx->qkv)};
     VKLLM_TRY(ops_qkv_project_xq(ops, seq, &qkv, W(ctx->h), hq, n, &dest));
     ops_attention_shape shape = {.n_tokens = n, .n_heads = c->n_head, .max_context = s->max_context,
-                                 .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv};
+                                 .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv,
+                                 .split_tokens = s->invariant ? 1 : 0};
     if (!ops_matmul_reads_q8(ops, L->wo, n)) {
         VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
                                       W(ctx->page_table), W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));
@@ -129,19 +130,44 @@ static vkllm_status head(vkllm_context *ctx, vkr_sequence *seq, const forward_sh
     return vkr_sequence_copy(seq, vkr_sub(&ctx->logits, 0, logits_bytes), vkr_sub(&ctx->host_out, 0, logits_bytes));
 }
 
-vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s)
+static vkllm_status record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s, uint32_t first, uint32_t end)
 {
     const vkllm_model *m = ctx->model;
     VKLLM_TRY(vkr_sequence_begin(seq));
-    VKLLM_TRY(copy_inputs(ctx, seq, s));
-    VKLLM_TRY(ops_get_rows(m->ops, seq, m->token_embd_type, W(m->token_embd), W(ctx->ids), W(ctx->x), m->cfg.n_vocab,
-                           m->cfg.n_embd, s->n_tokens));
-    for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
+    /* After all compute and transfer work submitted before it: the previous part of this pass, or a pass of another
+     * context of the model still in flight (vkllm_decode_submit), which uses the same ops scratch. */
+    VKLLM_TRY(vkr_sequence_barrier(seq));
+    if (first == 0) {
+        VKLLM_TRY(copy_inputs(ctx, seq, s));
+        VKLLM_TRY(ops_get_rows(m->ops, seq, m->token_embd_type, W(m->token_embd), W(ctx->ids), W(ctx->x),
+                               m->cfg.n_vocab, m->cfg.n_embd, s->n_tokens));
+    }
+    for (uint32_t l = first; l < end; l++) {
         VKLLM_TRY(attention_block(ctx, seq, l, s));
         VKLLM_TRY(ffn_block(ctx, seq, l, s));
     }
+    if (end < m->cfg.n_layer) return vkr_sequence_end(seq);
     uint32_t n_x = s->n_tokens * m->cfg.n_embd; /* the last layer's FFN output */
     VKLLM_TRY(ops_binary_f32(m->ops, seq, OPS_ADD, W(ctx->x), W(ctx->o), W(ctx->x), n_x, n_x));
     VKLLM_TRY(head(ctx, seq, s));
     return vkr_sequence_end(seq);
+}
+
+vkllm_status forward_record(vkllm_context *ctx, vkr_sequence *seq, const forward_shape *s, uint32_t first,
+                            uint32_t end)
+{
+    if (!s->invariant) return record(ctx, seq, s, first, end);
+    /* A verification pass: the weight products run the mat-vec at every n, as single-token decoding does (its
+     * per-row reduction order does not depend on n; the tiled and cooperative-matrix mat-muls' does), and attention
+     * runs flash_attn.comp however many tokens (the cooperative-matrix prompt attention sums in another order).  The
+     * tuning is swapped for the recording only: the recorded dispatches keep what they were recorded with. */
+    ops_context *ops = ctx->model->ops;
+    const op_tuning *saved = ops->tuning;
+    ctx->invariant_tuning = *saved;
+    ctx->invariant_tuning.matmul_min_n = UINT32_MAX;
+    ctx->invariant_tuning.attn_cm_min_tokens = UINT32_MAX; /* flash_attn.comp, as decoding: not the coopmat one */
+    ops->tuning = &ctx->invariant_tuning;
+    vkllm_status st = record(ctx, seq, s, first, end);
+    ops->tuning = saved;
+    return st;
 }

@@ -9,13 +9,7 @@
 #include "runtime/error.h"
 #include "runtime/log.h"
 #include "sampling/sampling.h"
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
+#include "speculative/spec.h"
 
 /* The per-token arrays of a batch of up to n_batch tokens of sequence 0, allocated once per generation. */
 typedef struct batch_arrays {
@@ -64,7 +58,7 @@ static vkllm_status eval(vkllm_context *ctx, batch_arrays *a, const vkllm_token 
     return st;
 }
 
-static vkllm_status emit(vkllm_context *ctx, vkllm_token token, vkllm_piece_fn on_piece, void *user, bool *stop)
+vkllm_status generate_emit(vkllm_context *ctx, vkllm_token token, vkllm_piece_fn on_piece, void *user, bool *stop)
 {
     char piece[256];
     size_t n = 0;
@@ -77,7 +71,7 @@ static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_to
                              uint32_t n_predict, sampler *smp, vkllm_piece_fn on_piece, void *user,
                              vkllm_generate_stats *stats)
 {
-    double t0 = now_ms();
+    double t0 = vkllm_log_clock_ms();
     vkllm_token next;
     for (uint32_t i = 0; smp && i < n_prompt; i++) VKLLM_TRY(sampler_accept(smp, prompt[i]));
     /* Keys of a shared prefix are kept; the last prompt token is always evaluated for its logits. */
@@ -87,10 +81,11 @@ static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_to
     vkllm_log(VKLLM_LOG_INFO, "generate: prompt of %u tokens (%u kept from the last call), in batches of up to %u",
               n_prompt, keep, ctx->params.n_batch);
     VKLLM_TRY(eval(ctx, a, prompt + keep, n_prompt - keep, keep, smp, &next));
-    double t1 = now_ms();
+    double t1 = vkllm_log_clock_ms();
     stats->prompt_ms = t1 - t0;
     vkllm_log(VKLLM_LOG_INFO, "generate: prompt evaluated in %.1f ms; generating up to %u tokens", stats->prompt_ms,
               n_predict);
+    if (ctx->spec) return spec_generate(ctx, next, n_prompt, n_predict, smp, on_piece, user, stats, t1);
     uint32_t pos = n_prompt;
     bool stop = false;
     while (stats->n_generated < n_predict && !stop) {
@@ -98,13 +93,13 @@ static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_to
             stats->stopped_by_eog = 1;
             break;
         }
-        VKLLM_TRY(emit(ctx, next, on_piece, user, &stop));
+        VKLLM_TRY(generate_emit(ctx, next, on_piece, user, &stop));
         stats->n_generated++;
         if (smp) VKLLM_TRY(sampler_accept(smp, next));
         if (stop || stats->n_generated == n_predict) break;
         if (pos >= ctx->params.n_ctx) {
             /* The text so far was streamed; the caller learns why it ends short of n_predict. */
-            stats->generate_ms = now_ms() - t1;
+            stats->generate_ms = vkllm_log_clock_ms() - t1;
             return vkllm_fail(VKLLM_ERROR_CONTEXT_FULL, "the context of %u positions is full after %u prompt and %u "
                               "generated tokens, short of the %u asked for (a larger n_ctx holds more)",
                               ctx->params.n_ctx, n_prompt, stats->n_generated, n_predict);
@@ -113,7 +108,7 @@ static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_to
         VKLLM_TRY(eval(ctx, a, &input, 1, pos++, smp, &next));
         stats->n_decode++;
     }
-    stats->generate_ms = now_ms() - t1;
+    stats->generate_ms = vkllm_log_clock_ms() - t1;
     vkllm_log(VKLLM_LOG_INFO, "generate: %u tokens in %.1f ms%s", stats->n_generated, stats->generate_ms,
               stats->stopped_by_eog ? " (end of generation token)" : "");
     return VKLLM_OK;
@@ -124,6 +119,8 @@ vkllm_status vkllm_generate(vkllm_context *ctx, const char *prompt, int parse_sp
                             vkllm_generate_stats *stats_out)
 {
     if (!ctx || !prompt) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_generate: context or prompt is NULL");
+    generate_state_free(ctx->gen); /* a step-wise generation (vkllm_generate_begin) ends */
+    ctx->gen = NULL;
     vkllm_sampling s = sampling ? *sampling : vkllm_sampling_default();
     vkllm_generate_stats stats = {0};
     size_t n = 0, len = strlen(prompt);

@@ -329,7 +329,7 @@ static vkllm_status load(vkllm_model *m)
 
 vkllm_model_params vkllm_model_default_params(void)
 {
-    return (vkllm_model_params){.device = NULL, .disable_features = 0, .validation = -1};
+    return (vkllm_model_params){.device = NULL, .disable_features = 0, .validation = -1, .host_device = NULL};
 }
 
 /* The public feature bits are the runtime's: one list, checked here. */
@@ -358,8 +358,21 @@ vkllm_status vkllm_model_load_params(const char *path, const vkllm_model_params 
     }
     m->device_options = (vkr_device_options){
         .device = params->device, .validation = params->validation, .disable = params->disable_features};
+    vkr_host_device host;
+    if (params->host_device) {
+        const vkllm_host_device *h = params->host_device;
+        host = (vkr_host_device){
+            .instance = (VkInstance)h->instance, .physical = (VkPhysicalDevice)h->physical_device,
+            .device = (VkDevice)h->device, .queue_family = h->queue_family, .queue = (VkQueue)h->queue,
+            .get_instance_proc_addr = (PFN_vkGetInstanceProcAddr)h->get_instance_proc_addr,
+            .api_version = h->api_version, .enabled_features = h->enabled_features,
+            .enabled_extensions = h->enabled_extensions, .n_enabled_extensions = h->n_enabled_extensions,
+            .queue_lock = h->queue_lock, .queue_unlock = h->queue_unlock, .queue_lock_user = h->queue_lock_user};
+        m->device_options.host = &host;
+    }
     vkllm_status st = load(m);
     m->device_options.device = NULL; /* the caller's string: not kept past the load */
+    m->device_options.host = NULL;   /* and the caller's structure */
     if (st != VKLLM_OK) {
         vkllm_model_free(m);
         return st;

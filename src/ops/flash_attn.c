@@ -25,7 +25,7 @@ static attn_plan plan_of(const ops_context *ops, const ops_attention_shape *s)
     p.keys_per_lane = tu->attn_block_kv > p.wg ? tu->attn_block_kv / p.wg : 1;
     uint32_t tile = p.wg * p.keys_per_lane;
     uint32_t context = s->max_context ? s->max_context : 1;
-    uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;
+    uint64_t rows = (uint64_t)(s->split_tokens ? s->split_tokens : s->n_tokens) * s->n_heads;
     uint32_t wanted = vkr_div_up(context, tu->attn_split_kv > tile ? tu->attn_split_kv : tile);
     uint32_t room = rows >= tu->attn_split_rows ? 1 : (uint32_t)(tu->attn_split_rows / rows);
     p.n_splits = wanted < room ? wanted : room;
@@ -97,6 +97,20 @@ static vkllm_status record_combine(ops_context *ops, vkr_sequence *seq, vkr_rang
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, name);
 }
 
+/* The variant for the cache's types: [k][v] over F16, Q8_0, Q4_0 (F16 with F16 is flash_attn_f16). */
+static const char *variant_of(const ops_kv_layout *kv)
+{
+    const char *const mixed[3][3] = {
+        {NULL, SHADER(flash_attn_kf16_vq8_0), SHADER(flash_attn_kf16_vq4_0)},
+        {SHADER(flash_attn_kq8_0_vf16), SHADER(flash_attn_kq8_0_vq8_0), SHADER(flash_attn_kq8_0_vq4_0)},
+        {SHADER(flash_attn_kq4_0_vf16), SHADER(flash_attn_kq4_0_vq8_0), SHADER(flash_attn_kq4_0_vq4_0)},
+    };
+    if (ops_kv_plain(kv)) return kv->k_type == OPS_KV_F16 ? SHADER(flash_attn_f16) : SHADER(flash_attn_f32);
+    if (kv->k_type == OPS_KV_F32 || kv->v_type == OPS_KV_F32 || kv->k_type > OPS_KV_Q4_0 || kv->v_type > OPS_KV_Q4_0)
+        return NULL;
+    return mixed[kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16];
+}
+
 /* How the prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp) would run this shape. */
 typedef struct attn_cm_plan {
     uint32_t wg, keys, sg;
@@ -113,6 +127,9 @@ static bool plan_coopmat(const ops_context *ops, const ops_attention_shape *s, a
     const vkr_caps *c = ops->caps;
     const op_tuning *tu = ops->tuning;
     if (c->coopmat == VKR_COOPMAT_NONE || s->n_tokens < tu->attn_cm_min_tokens) return false;
+    /* The tiles are loaded as F32 / F16 matrices straight from the cache: a quantized side would need a
+     * dequantizing load the shader does not have, so such caches always take flash_attn.comp. */
+    if (!ops_kv_plain(&s->kv)) return false;
     bool pin;
     uint32_t sg;
     if (ops_coopmat_subgroup(c, &tu->coopmat, &sg, &pin) != VKLLM_OK) {
@@ -157,11 +174,11 @@ static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, vkr_rang
     const vkr_caps *c = ops->caps;
     const char *name;
     if (c->coopmat == VKR_COOPMAT_KHR)
-        name = s->kv.f16 ? SHADER(flash_attn_f16_cm_khr) : SHADER(flash_attn_f32_cm_khr);
+        name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_cm_khr) : SHADER(flash_attn_f32_cm_khr);
     else if (c->coopmat == VKR_COOPMAT_NV)
-        name = s->kv.f16 ? SHADER(flash_attn_f16_cm_nv) : SHADER(flash_attn_f32_cm_nv);
+        name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_cm_nv) : SHADER(flash_attn_f32_cm_nv);
     else
-        name = s->kv.f16 ? SHADER(flash_attn_f16_cm_emu) : SHADER(flash_attn_f32_cm_emu);
+        name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_cm_emu) : SHADER(flash_attn_f32_cm_emu);
     vkr_pipeline_desc desc = {.shader = name, .n_bindings = 6, .readonly_mask = 0x1f,
                               .push_size = (uint32_t)sizeof(attn_cm_push), .n_spec = 11,
                               .required_subgroup_size = cp->pin ? cp->sg : 0, .full_subgroups = cp->pin && c->full_subgroups,
@@ -184,7 +201,12 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
                               vkr_range page_table, vkr_range tokens, vkr_range scratch, vkr_range out,
                               const vkr_range *out_q8, const ops_attention_shape *s)
 {
-    const char *name = s->kv.f16 ? SHADER(flash_attn_f16) : SHADER(flash_attn_f32);
+    const char *name = variant_of(&s->kv);
+    if (!name) {
+        VKLLM_TRY(ops_kv_check(ops, "flash_attn", &s->kv, k_cache, v_cache, page_table)); /* says why */
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "flash_attn: K cache %s with V cache %s",
+                          ops_kv_type_name(s->kv.k_type), ops_kv_type_name(s->kv.v_type));
+    }
     VKLLM_TRY(check_shape(ops, name, s));
     VKLLM_TRY(ops_kv_check(ops, name, &s->kv, k_cache, v_cache, page_table));
     uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;
@@ -226,9 +248,11 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
 
     /* The quantized output: written by this pass where it has one split, by the combine pass after a split (both
      * for heads of whole 32-element blocks), else by a quantize dispatch at the end. */
-    bool direct_q8 = out_q8 && plan.n_splits == 1 && s->kv.head_dim % 32 == 0;
+    /* (No _q8 variants of the quantized caches' shaders: their output is quantized by the combine pass or the
+     * dispatch at the end.) */
+    bool direct_q8 = out_q8 && plan.n_splits == 1 && s->kv.head_dim % 32 == 0 && ops_kv_plain(&s->kv);
     bool combine_q8 = out_q8 && plan.n_splits > 1 && s->kv.head_dim % 32 == 0;
-    if (direct_q8) name = s->kv.f16 ? SHADER(flash_attn_f16_q8) : SHADER(flash_attn_f32_q8);
+    if (direct_q8) name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_q8) : SHADER(flash_attn_f32_q8);
     uint32_t spec[3] = {plan.wg, head_dim4, plan.keys_per_lane};
     const vkr_pipeline *p;
     VKLLM_TRY(ops_pipeline(ops, name, direct_q8 ? 7 : 6, 0x1f, sizeof(attn_push), spec, 3, &p));

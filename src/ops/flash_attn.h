@@ -23,6 +23,9 @@ typedef struct ops_attention_shape {
                                    the split of long contexts over workgroups; keys past it are ignored */
     float scale;                /* applied to q.k, usually 1 / sqrt(head_dim) */
     ops_kv_layout kv;
+    uint32_t split_tokens;      /* tokens the split of the keys is planned for; 0: n_tokens.  1 gives every row
+                                   the split a one-token pass would have at this max_context, so a row's result
+                                   does not depend on how many tokens share the pass (verification passes) */
 } ops_attention_shape;
 
 /* Bytes of scratch ops_flash_attention needs at this shape (0 when it does not split the keys).  It may

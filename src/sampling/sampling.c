@@ -449,3 +449,67 @@ vkllm_status sampler_sample(sampler *s, const float *logits, int32_t *token)
     *token = draw_token(s, &list, p->temperature);
     return VKLLM_OK;
 }
+
+/* ---- dense distributions, for the speculative sampling rule ---- */
+
+vkllm_status sampler_probs(sampler *s, const float *logits, float *probs)
+{
+    if (!s || !logits || !probs)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "sampler_probs: sampler, logits and probs must not be NULL");
+    candidate_list list;
+    VKLLM_TRY(load_candidates(s, logits, &list));
+    memset(probs, 0, (size_t)s->n_vocab * sizeof *probs);
+    const vkllm_sampling *p = &s->params;
+    if (p->temperature <= 0.0f) {
+        probs[argmax_token(&list)] = 1.0f;
+        return VKLLM_OK;
+    }
+    apply_top_k(&list, p->top_k);
+    apply_top_p(&list, p->top_p);
+    apply_min_p(&list, p->min_p);
+    /* the weights of draw_token, normalized */
+    const float max = max_logit(&list);
+    double total = 0.0;
+    for (size_t i = 0; i < list.size; i++) {
+        s->weights[i] = expf((list.items[i].logit - max) / p->temperature);
+        total += s->weights[i];
+    }
+    for (size_t i = 0; i < list.size; i++) probs[list.items[i].id] = (float)(s->weights[i] / total);
+    return VKLLM_OK;
+}
+
+double sampler_uniform(sampler *s) { return rng_uniform(s->rng); }
+
+int32_t sampler_draw_probs(sampler *s, const float *probs)
+{
+    double total = 0.0;
+    for (int32_t i = 0; i < s->n_vocab; i++) total += probs[i];
+    const double target = rng_uniform(s->rng) * total;
+    double running = 0.0;
+    int32_t last_positive = 0;
+    for (int32_t i = 0; i < s->n_vocab; i++) {
+        if (probs[i] > 0.0f) last_positive = i;
+        running += probs[i];
+        if (running > target) return i;
+    }
+    return last_positive; /* only reachable through rounding */
+}
+
+void sampler_copy_history(sampler *dst, const sampler *src)
+{
+    if (!dst || !src || dst == src || dst->n_vocab != src->n_vocab ||
+        dst->params.repeat_last_n != src->params.repeat_last_n || !dst->history)
+        return;
+    memcpy(dst->history, src->history, (size_t)src->params.repeat_last_n * sizeof *dst->history);
+    memcpy(dst->token_counts, src->token_counts, (size_t)src->n_vocab * sizeof *dst->token_counts);
+    dst->history_len = src->history_len;
+    dst->history_next = src->history_next;
+}
+
+vkllm_status sampler_clone(const sampler *src, uint64_t seed_xor, sampler **out)
+{
+    if (!src) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "sampler_clone: sampler is NULL");
+    vkllm_sampling params = src->params;
+    params.seed ^= seed_xor;
+    return sampler_create(&params, src->n_vocab, out);
+}

@@ -36,6 +36,17 @@ vkllm_status sampler_accept(sampler *s, int32_t token);
 /* Picks the next token from logits[n_vocab] (not modified). */
 vkllm_status sampler_sample(sampler *s, const float *logits, int32_t *token);
 
+/* The distribution sampler_sample draws from, dense: probs[n_vocab] (0 outside what the chain keeps; temperature
+ * <= 0: one-hot on the argmax).  The speculative sampling rule (src/speculative/) compares two of these. */
+vkllm_status sampler_probs(sampler *s, const float *logits, float *probs);
+/* Draws a token from probs[n_vocab] (non-negative, not all 0) with the sampler's stream; and one uniform in [0, 1). */
+int32_t sampler_draw_probs(sampler *s, const float *probs);
+double sampler_uniform(sampler *s);
+/* A new sampler with src's parameters and n_vocab, its stream seeded with src's seed ^ seed_xor, empty window. */
+vkllm_status sampler_clone(const sampler *src, uint64_t seed_xor, sampler **out);
+/* Makes dst's penalty window that of src (same n_vocab and window); dst's random stream is kept. */
+void sampler_copy_history(sampler *dst, const sampler *src);
+
 /* Forgets the history and restarts the random stream from the seed. */
 void sampler_reset(sampler *s);
 

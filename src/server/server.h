@@ -14,7 +14,8 @@ typedef struct server_options {
     uint32_t parallel;         /* requests running at once */
     uint32_t n_ctx;            /* positions per request; 0: the model's (at most 4096) */
     uint32_t n_kv_pages;       /* 0: parallel full contexts */
-    vkllm_kv_type kv_type;
+    vkllm_kv_type type_k, type_v;
+    int no_rotate_k;
     const char *api_key;       /* NULL: none asked */
     const char *chat_template; /* NULL: the model's */
     const char *device;

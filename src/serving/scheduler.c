@@ -38,7 +38,7 @@ struct vkllm_scheduler {
 vkllm_scheduler_params vkllm_scheduler_default_params(void)
 {
     return (vkllm_scheduler_params){.n_ctx = 0, .n_seq_max = 8, .token_budget = 256, .n_kv_pages = 0,
-                                    .max_waiting = 0, .prefix_cache = 1, .kv_type = VKLLM_KV_F16};
+                                    .max_waiting = 0, .prefix_cache = 1, .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16, .rotate_k = 1};
 }
 
 void vkllm_scheduler_free(vkllm_scheduler *s)
@@ -64,7 +64,7 @@ vkllm_status vkllm_scheduler_create(vkllm_model *model, const vkllm_scheduler_pa
     if (!s) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "scheduler");
     s->model = model;
     vkllm_context_params cp = {.n_ctx = p.n_ctx, .n_batch = p.token_budget, .n_seq_max = p.n_seq_max,
-                               .n_outputs_max = p.n_seq_max, .kv_type = p.kv_type};
+                               .n_outputs_max = p.n_seq_max, .type_k = p.type_k, .type_v = p.type_v, .rotate_k = p.rotate_k};
     vkllm_status st = vkllm_context_create(model, &cp, &s->ctx);
     if (st == VKLLM_OK) {
         p.n_ctx = s->ctx->params.n_ctx;

@@ -7,8 +7,7 @@
 #include "ops/matmul/matmul.h"
 #include "quant/quant.h"
 
-/* Random weights in [-1, 1] quantized to `type`, row by row. */
-static uint8_t *random_weights(th_rng *rng, uint32_t type, uint32_t rows, uint32_t cols)
+uint8_t *th_random_weights(th_rng *rng, uint32_t type, uint32_t rows, uint32_t cols)
 {
     uint64_t row_bytes = quant_row_size(type, cols);
     uint8_t *data = malloc(row_bytes * rows);
@@ -112,7 +111,7 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
     th_rng rng = {type * 7919ull + rows * 31ull + cols};
     uint32_t max_n = 0;
     for (size_t i = 0; i < n_ns; i++) max_n = ns[i] > max_n ? ns[i] : max_n;
-    uint8_t *data = random_weights(&rng, type, rows, cols);
+    uint8_t *data = th_random_weights(&rng, type, rows, cols);
     ops_weight *w;
     th_check_status(ops_weight_create(th_ops(), type, rows, cols, data, &w), "ops_weight_create");
     if (w->chunk_rows < rows) printf("  bound in chunks of %u rows\n", w->chunk_rows);

@@ -40,6 +40,8 @@ const op_tuning *th_float_path(const op_tuning *row, int slot);
 /* The C mirror of ops_quantize_q8 for one column of cols (a multiple of 32) elements: levels[cols] and
  * d[cols / 32], bit for bit.  round(127 x / amax) in double equals the shader's exact integer rounding: 127 x
  * is exact, and a quotient that is not a tie lies at least 2^-33 from one, far beyond double's rounding. */
+/* Random weights in [-1, 1] quantized to `type`, row by row: rows * quant_row_size(type, cols) bytes (free()). */
+uint8_t *th_random_weights(th_rng *rng, uint32_t type, uint32_t rows, uint32_t cols);
 void th_q8_quantize(const float *x, uint32_t cols, int8_t *levels, float *d);
 /* x [n][cols] replaced by its q8 round trip d * level (rounded to float: 2^-24 relative), for references of
  * ops that run the integer path. */

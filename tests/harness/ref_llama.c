@@ -8,6 +8,7 @@
 #include "gguf/gguf.h"
 #include "matmul_check.h"
 #include "quant/quant.h"
+#include "ref_attention.h"
 #include "runtime/error.h"
 
 /* A weight matrix; quantized: a block type, whose products the GPU's integer path computes on x quantized
@@ -28,6 +29,8 @@ struct ref_model {
     uint32_t dim, n_layer, n_head, n_kv, head_dim, ff, vocab;
     double eps, rope_base;
     bool neox;                      /* qwen2: rotate (i, i + hd/2); llama: adjacent pairs */
+    int cache_k, cache_v;           /* ref_model_set_cache: quant_type each K / V row round-trips through, -1 none */
+    bool rotate_k;
     double *embd;                   /* [vocab][dim] */
     bool embd_quantized;
     double *embd_rows;              /* [vocab][dim]: the rows looked up (embd, or its F16 rounding) */
@@ -91,6 +94,7 @@ vkllm_status ref_model_load(const char *path, ref_model **out)
     gguf_file *f;
     VKLLM_TRY(gguf_open(path, &f));
     ref_model *m = calloc(1, sizeof *m);
+    if (m) m->cache_k = m->cache_v = -1;
     gguf_str arch_s;
     VKLLM_TRY(gguf_get_str(f, "general.architecture", &arch_s));
     char arch[32], k[128];
@@ -230,6 +234,31 @@ static void rope(double *v, uint32_t n_heads, uint32_t hd, uint32_t pos, double 
     }
 }
 
+void ref_model_set_cache(ref_model *m, int k_type, int v_type, bool rotate_k)
+{
+    m->cache_k = k_type;
+    m->cache_v = v_type;
+    m->rotate_k = rotate_k;
+}
+
+/* A row as the cache holds it: rounded to float (the GPU's activations), then through the CPU quantizer; rotated
+ * (segments of r) before and back after when r is not 0. */
+static void cache_round_trip(double *row, uint32_t n, int type, uint32_t r)
+{
+    if (type < 0) return;
+    float *f = malloc(n * sizeof *f);
+    uint8_t *blocks = malloc(quant_row_size((uint32_t)type, n));
+    assert_true(f && blocks);
+    for (uint32_t i = 0; i < n; i++) f[i] = (float)row[i];
+    if (r) ref_hadamard_segments(f, n, r);
+    th_check_status(quant_quantize_row((uint32_t)type, f, blocks, n), "cache quantize");
+    th_check_status(quant_dequantize_row((uint32_t)type, blocks, f, n), "cache dequantize");
+    if (r) ref_hadamard_segments(f, n, r);
+    for (uint32_t i = 0; i < n; i++) row[i] = f[i];
+    free(f);
+    free(blocks);
+}
+
 void ref_model_forward(ref_model *m, const int32_t *tokens, uint32_t n, double *logits)
 {
     ref_model_forward_q8(m, tokens, n, false, false, logits);
@@ -254,6 +283,8 @@ void ref_model_forward_q8(ref_model *m, const int32_t *tokens, uint32_t n, bool 
             matvec(v, &L->wv, h, L->bv, kvd, dim, q8_layers);
             rope(q, m->n_head, hd, p, m->rope_base, m->neox);
             rope(k, m->n_kv, hd, p, m->rope_base, m->neox);
+            cache_round_trip(k, kvd, m->cache_k, m->rotate_k ? ref_rotation_segment(hd) : 0);
+            cache_round_trip(v, kvd, m->cache_v, 0);
             for (uint32_t head = 0; head < m->n_head; head++) {
                 uint32_t kvh = head / (m->n_head / m->n_kv);
                 double max = -INFINITY, sum = 0;

@@ -17,6 +17,11 @@ uint32_t ref_model_n_vocab(const ref_model *m);
 /* Whether any weight matrix is of a quantized (block) type. */
 bool ref_model_has_quantized(const ref_model *m);
 
+/* Makes every K (after RoPE) and V row round-trip through the CPU quantizer of these quant types (-1: kept
+ * exact), as a quantized KV cache stores them; rotate_k: the keys are quantized in the Hadamard-rotated basis
+ * (ref_hadamard_segments, then back), which the cache's rotated queries make the same.  Default -1, -1, false. */
+void ref_model_set_cache(ref_model *m, int k_type, int v_type, bool rotate_k);
+
 /* Runs tokens[0..n) at positions 0..n-1 and writes the logits of the last position (n_vocab doubles). */
 void ref_model_forward(ref_model *m, const int32_t *tokens, uint32_t n, double *logits);
 /* The same with the products of quantized weights taken on x's q8 round trip, as the GPU's integer mat-vec

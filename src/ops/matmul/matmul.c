@@ -9,6 +9,7 @@
 #include "ops/check.h"
 #include "matmul.h"
 #include "matmul_record.h"
+#include "shader_families.h"
 #include "quant/quant.h"
 #include "weight_format.h"
 
@@ -45,7 +46,23 @@ static uint32_t subgroup_size_for(const vkr_caps *caps, uint32_t split)
     return caps->min_subgroup_size;
 }
 
-static const matvec_store plain_store = {.suffix = ""}; /* the tiled mat-mul's pipeline: plain bindings */
+static const matvec_store plain_store = {.epilogue = MATVEC_PLAIN}; /* the tiled mat-mul's pipeline: plain bindings */
+
+/* The generated tables are indexed by quant_type id. */
+_Static_assert(sizeof vkr_matvec_variants / sizeof vkr_matvec_variants[0] == QUANT_TYPE_LIMIT &&
+                   sizeof vkr_matmul_variants / sizeof vkr_matmul_variants[0] == QUANT_TYPE_LIMIT &&
+                   sizeof vkr_matmul_coopmat_variants / sizeof vkr_matmul_coopmat_variants[0] == QUANT_TYPE_LIMIT,
+               "shader_families.h is indexed by quant_type id below QUANT_TYPE_LIMIT");
+
+/* A family table's entry: NULL (an error naming what was wanted) where the build has no such variant. */
+static vkllm_status variant(const char *name, const char *family, const ops_weight *w, const char *what,
+                            const char **out)
+{
+    *out = name;
+    if (name) return VKLLM_OK;
+    return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: no %s variant for %s weights (%s)", family, what,
+                      w->format->name, "shaders/variants.cmake does not build one");
+}
 
 /* Whether the mat-vec reads weights and x through uniform texel buffers (the _tx variants): where the tuning
  * asks for it, the device has the formats, and every binding fits a texel view (the weight's chunks were
@@ -148,8 +165,10 @@ static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const o
         uint32_t groups[3];
         vkr_groups_1d(ops->dev, vkr_div_up(rows, rows_per_wg), groups);
         groups[2] = blocks;
+        static const char *const epilogue_names[] = {"", "_swiglu", "_qkv_f16", "_qkv_f32"};
         char label[64]; /* the shape tells the profile's weights apart */
-        snprintf(label, sizeof label, "matvec%s %ux%u n%u", store->suffix, w->rows, w->cols, ncol * blocks);
+        snprintf(label, sizeof label, "matvec%s %ux%u n%u", epilogue_names[store->epilogue], w->rows, w->cols,
+                 ncol * blocks);
         VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, push, groups, label));
     }
     return VKLLM_OK;
@@ -252,10 +271,15 @@ vkllm_status ops_matvec_record(ops_context *ops, vkr_sequence *seq, const ops_we
     uint32_t sg = subgroup_size_for(ops->caps, split);
     bool q8 = use_q8(ops, w);
     bool texel = !q8 && use_texels(ops, w, sg, x);
-    char name[64];
-    snprintf(name, sizeof name, "matvec_%s%s%s%s%s%s", w->format->name, sg ? "_sg" : "",
-             q8 ? (ops->caps->int_dot ? "_q8dot" : "_q8") : "", texel ? "_tx" : "",
-             !q8 && use_fp16(ops, w, false) ? "_f16" : "", store->suffix);
+    bool f16 = !q8 && use_fp16(ops, w, false);
+    if (texel && (sg || f16))
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matvec: tuning row %s: texel loads go with neither subgroup "
+                          "arithmetic nor f16 math (%s weights)", t->name, w->format->name);
+    /* [path]: plain, _tx, _f16, _q8, _q8dot (shader_families.h) */
+    int path = q8 ? (ops->caps->int_dot ? 4 : 3) : texel ? 1 : f16 ? 2 : 0;
+    const char *name;
+    VKLLM_TRY(variant(w->type < QUANT_TYPE_LIMIT ? vkr_matvec_variants[w->type][sg ? 1 : 0][path][store->epilogue] : NULL,
+                      "matvec", w, "mat-vec", &name));
     if (q8 && store->x_q8.size) { /* quantized by the op that produced x (ops_rms_norm_f32_q8) */
         VKLLM_TRY(ops_check_bytes("matvec", "x_q8", store->x_q8, ops_q8_bytes(n, w->cols)));
         x = ops_head(store->x_q8, ops_q8_bytes(n, w->cols));
@@ -303,8 +327,9 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
     if (shared > ops->caps->max_shared_memory)
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: tuning row %s needs %llu bytes of shared memory, %s has %u",
                           t->name, (unsigned long long)shared, ops->caps->name, ops->caps->max_shared_memory);
-    char name[64];
-    snprintf(name, sizeof name, "matmul_%s%s", w->format->name, fp16 ? "_f16" : "");
+    const char *name;
+    VKLLM_TRY(variant(w->type < QUANT_TYPE_LIMIT ? vkr_matmul_variants[w->type][fp16 ? 1 : 0] : NULL, "matmul", w,
+                      fp16 ? "f16 mat-mul" : "mat-mul", &name));
     const uint32_t spec[6] = {t->matmul_wg, t->matmul_tile_m, t->matmul_tile_n, t->matmul_tile_k, tm, tn};
     const vkr_pipeline *p;
     VKLLM_TRY(get_pipeline(ops, name, spec, 6, 0, false, false, &plain_store, &p));
@@ -375,9 +400,10 @@ static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, const op
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matmul: tuning row %s: the cooperative-matrix tiles need %llu bytes "
                           "of shared memory, '%s' has %u", ops->tuning->name, (unsigned long long)shared, c->name,
                           c->max_shared_memory);
-    char name[64];
-    snprintf(name, sizeof name, "matmul_%s_cm_%s", w->format->name,
-             c->coopmat == VKR_COOPMAT_KHR ? "khr" : c->coopmat == VKR_COOPMAT_NV ? "nv" : "emu");
+    const char *name;
+    int kind = c->coopmat == VKR_COOPMAT_NV ? 0 : c->coopmat == VKR_COOPMAT_KHR ? 1 : 2;
+    VKLLM_TRY(variant(w->type < QUANT_TYPE_LIMIT ? vkr_matmul_coopmat_variants[w->type][kind] : NULL, "matmul", w,
+                      "cooperative-matrix mat-mul", &name));
     vkr_pipeline_desc desc = {.shader = name, .n_bindings = 4, .readonly_mask = 0x7,
                               .push_size = (uint32_t)sizeof(matmul_push), .n_spec = 11,
                               .required_subgroup_size = pin ? sg : 0, .full_subgroups = pin && c->full_subgroups,
@@ -426,7 +452,7 @@ vkllm_status ops_matmul_into_xq(ops_context *ops, vkr_sequence *seq, const ops_w
     if (!ops_matmul_is_matvec(ops, n))
         return use_coopmat(ops, w) ? record_coopmat(ops, seq, w, x, y, n, y_stride, y_row0)
                                    : record_matmul(ops, seq, w, x, y, n, y_stride, y_row0);
-    matvec_store store = {.suffix = "", .y_stride = y_stride, .y_row0 = y_row0, .x_q8 = x_q8};
+    matvec_store store = {.epilogue = MATVEC_PLAIN, .y_stride = y_stride, .y_row0 = y_row0, .x_q8 = x_q8};
     return ops_matvec_record(ops, seq, w, x, y, n, &store);
 }
 

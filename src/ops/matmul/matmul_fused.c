@@ -58,11 +58,45 @@ static qkv_params params_of(const ops_qkv *qkv, const ops_kv_layout *kv)
                         kv->n_seqs, kv->max_pages_per_seq};
 }
 
+/* The store into a cache with a quantized side (shaders/qkv_store_blocks.comp): one invocation per pair of Q
+ * rows and per pair of 32-value blocks of each token's K and V rows, quantizing as it writes. */
+static vkllm_status qkv_store_blocks_pass(ops_context *ops, vkr_sequence *seq, const ops_qkv *qkv, uint32_t n,
+                                          const ops_qkv_dest *dst, vkr_range bias)
+{
+    const char *const names[3][3] = {
+        {NULL, SHADER(qkv_store_kf16_vq8_0), SHADER(qkv_store_kf16_vq4_0)},
+        {SHADER(qkv_store_kq8_0_vf16), SHADER(qkv_store_kq8_0_vq8_0), SHADER(qkv_store_kq8_0_vq4_0)},
+        {SHADER(qkv_store_kq4_0_vf16), SHADER(qkv_store_kq4_0_vq8_0), SHADER(qkv_store_kq4_0_vq4_0)},
+    };
+    const char *const rotated[2][3] = {
+        {SHADER(qkv_store_kq8_0_vf16_rot), SHADER(qkv_store_kq8_0_vq8_0_rot), SHADER(qkv_store_kq8_0_vq4_0_rot)},
+        {SHADER(qkv_store_kq4_0_vf16_rot), SHADER(qkv_store_kq4_0_vq8_0_rot), SHADER(qkv_store_kq4_0_vq4_0_rot)},
+    };
+    const ops_kv_layout *kv = dst->kv;
+    /* ops_kv_check ran: no F32, and rotate_k only with a quantized K */
+    const char *name = kv->rotate_k ? rotated[kv->k_type - OPS_KV_Q8_0][kv->v_type - OPS_KV_F16]
+                                    : names[kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16];
+    struct { uint32_t n_tokens; qkv_params p; } push = {n, params_of(qkv, kv)};
+    uint64_t rows = push.p.q_rows + 2ull * push.p.kv_rows;
+    uint64_t per_token = push.p.q_rows / 2 + 2ull * ((push.p.kv_rows / 32 + 1) / 2), total = per_token * n;
+    if (total > INT32_MAX) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u tokens are too many", name, n);
+    VKLLM_TRY(ops_check_bytes(name, "scratch", dst->scratch, 4ull * n * rows));
+    uint32_t wg = ops->tuning->elementwise_wg;
+    const vkr_pipeline *p;
+    VKLLM_TRY(ops_pipeline(ops, name, 7, 0x1d, sizeof push, &wg, 1, &p));
+    uint32_t groups[3];
+    vkr_groups_1d(ops->dev, vkr_div_up((uint32_t)total, wg), groups);
+    vkr_range bind[7] = {ops_head(dst->scratch, 4ull * n * rows), dst->q, bias, dst->tokens, dst->page_table,
+                         dst->k_cache, dst->v_cache};
+    return vkr_sequence_dispatch(seq, p, bind, &push, groups, name);
+}
+
 /* The pass over a stacked product in scratch: one invocation per pair of rows. */
 static vkllm_status qkv_store_pass(ops_context *ops, vkr_sequence *seq, const ops_qkv *qkv, uint32_t n,
                                    const ops_qkv_dest *dst, vkr_range bias)
 {
-    const char *name = dst->kv->f16 ? SHADER(qkv_store_f16) : SHADER(qkv_store_f32);
+    if (!ops_kv_plain(dst->kv)) return qkv_store_blocks_pass(ops, seq, qkv, n, dst, bias);
+    const char *name = dst->kv->k_type == OPS_KV_F16 ? SHADER(qkv_store_f16) : SHADER(qkv_store_f32);
     struct { uint32_t n_pairs; qkv_params p; } push = {0, params_of(qkv, dst->kv)};
     uint64_t rows = push.p.q_rows + 2ull * push.p.kv_rows, pairs = n * rows / 2;
     if (pairs > INT32_MAX) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u tokens are too many", name, n);
@@ -94,8 +128,10 @@ vkllm_status ops_qkv_project_xq(ops_context *ops, vkr_sequence *seq, const ops_q
     x = ops_head(x, 4ull * n * cols);
     vkr_range q = ops_head(dst->q, 4ull * n * params.q_rows);
     vkr_range bias = qkv->bias.size ? ops_head(qkv->bias, 4ull * rows) : x; /* bound but unread without bias */
-    if (qkv->stacked && ops_matmul_is_matvec(ops, n) && ops_matvec_pairs_rows(ops)) {
-        matvec_store store = {.suffix = dst->kv->f16 ? "_qkv_f16" : "_qkv_f32", .n_extra = 5,
+    /* A quantized side needs whole 32-value blocks, which no mat-vec invocation holds: the product goes to
+     * scratch and the store pass quantizes it. */
+    if (qkv->stacked && ops_matmul_is_matvec(ops, n) && ops_matvec_pairs_rows(ops) && ops_kv_plain(dst->kv)) {
+        matvec_store store = {.epilogue = dst->kv->k_type == OPS_KV_F16 ? MATVEC_QKV_F16 : MATVEC_QKV_F32, .n_extra = 5,
                               .extra = {bias, dst->tokens, dst->page_table, dst->k_cache, dst->v_cache},
                               .extra_readonly = 0x7, .push_tail = &params, .push_tail_bytes = sizeof params,
                               .x_q8 = x_q8};
@@ -127,7 +163,7 @@ vkllm_status ops_swiglu_project_xq(ops_context *ops, vkr_sequence *seq, const op
     VKLLM_TRY(ops_check_bytes(op, "x", x, 4ull * n * gate_up->cols));
     VKLLM_TRY(ops_check_bytes(op, "act", act, 4 * act_elems));
     if (ops_matmul_is_matvec(ops, n) && ops_matvec_pairs_rows(ops)) {
-        matvec_store store = {.suffix = "_swiglu", .x_q8 = x_q8};
+        matvec_store store = {.epilogue = MATVEC_SWIGLU, .x_q8 = x_q8};
         return ops_matvec_record(ops, seq, gate_up, ops_head(x, 4ull * n * gate_up->cols), ops_head(act, 4 * act_elems),
                                  n, &store);
     }

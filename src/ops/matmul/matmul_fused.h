@@ -7,7 +7,8 @@
  * Both read stacked weights (ops_weight_create_rows): Q rows, then K, then V; gate and up rows alternating.
  * Where the mat-vec cannot store pairs of rows (the tiled mat-mul of a large batch on a GPU, an odd
  * rows-per-invocation tuning) the product goes to a scratch buffer and one more pass does the rest; the
- * results are the same. */
+ * results are the same.  So does a cache with a quantized K or V side: that pass quantizes the rows into ggml's
+ * 32-value blocks as it stores them (no separate quantize pass, no full-precision copy in the cache). */
 #ifndef VKLLM_OPS_MATMUL_FUSED_H
 #define VKLLM_OPS_MATMUL_FUSED_H
 

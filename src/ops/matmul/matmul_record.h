@@ -8,9 +8,17 @@
 
 #define MATVEC_STORE_MAX_EXTRA 5u
 
-/* How the mat-vec stores its sums (the epilogues of shaders/matvec.comp). */
+/* The epilogues of shaders/matvec.comp, in the order of vkr_matvec_variants' last index (shader_families.h). */
+typedef enum matvec_epilogue {
+    MATVEC_PLAIN,   /* y = W x */
+    MATVEC_SWIGLU,  /* _swiglu: stacked gate/up rows */
+    MATVEC_QKV_F16, /* _qkv_f16: stacked Q/K/V rows into an F16 KV cache */
+    MATVEC_QKV_F32, /* _qkv_f32: the same into an F32 cache */
+} matvec_epilogue;
+
+/* How the mat-vec stores its sums. */
 typedef struct matvec_store {
-    const char *suffix;        /* shader suffix: "" (y = W x), "_swiglu", "_qkv_f16", "_qkv_f32" */
+    matvec_epilogue epilogue;
     uint32_t y_stride, y_row0; /* y [n][y_stride] from row y_row0; y_stride 0: the weight's rows */
     uint32_t n_extra;          /* bindings after y (binding 3), at most MATVEC_STORE_MAX_EXTRA */
     vkr_range extra[MATVEC_STORE_MAX_EXTRA];

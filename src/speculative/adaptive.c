@@ -1,0 +1,73 @@
+/* Adaptive drafting: how many tokens to draft, and when to stop drafting because it does not pay.
+ *
+ * Draft length (a draft model, whose every drafted token costs a pass of it): 1 at first, doubled (1 -> 3 -> 7, up
+ * to draft_max) after a pass that kept all of it, halved after a pass that kept less than half of it, so that a
+ * draft that fails costs little while it is being found out.  Lookup drafts cost nothing to make: their length is
+ * the lookup's own (spec_generate.c).
+ *
+ * Stopping: greedy decoding compares time (its text does not depend on how the passes fall): the milliseconds per
+ * token of drafting passes (drafting and verification) against those of plain passes, exponentially averaged;
+ * the first ADAPT_BASELINE passes run plain to measure them.  Sampling compares counts, so that a seed keeps giving
+ * one text: at least ADAPT_MIN_PER_PASS tokens accepted per drafting pass (a verification of 4 tokens costs about
+ * 1.2 plain passes on lavapipe, of 8 about 1.5; on GPUs less).  Either way, after ADAPT_MIN_PASSES drafting passes
+ * that do not pay (lookup: ADAPT_MIN_PASSES_LOOKUP; a draft model under greedy decoding: one that costs more than
+ * twice a plain pass per token), drafting pauses for a backoff of passes that doubles each time (ADAPT_SKIP_FIRST to
+ * ADAPT_SKIP_MAX), probes again with the short draft it had, and the backoff resets when a probe pays.  A draft
+ * model stops for the rest of the generation at its ADAPT_MODEL_PAUSES-th pause: each probe makes it catch up with
+ * the text skipped, as costly as a prompt of that length for it. */
+#include "spec.h"
+
+#define ADAPT_BASELINE 2u
+#define ADAPT_EWMA 0.3
+#define ADAPT_DECAY 0.8
+#define ADAPT_MIN_PER_PASS 0.3
+#define ADAPT_MIN_PASSES 2u
+#define ADAPT_MIN_PASSES_LOOKUP 6u
+#define ADAPT_SKIP_FIRST 8u
+#define ADAPT_SKIP_MAX 256u
+#define ADAPT_MODEL_PAUSES 2u
+
+void spec_adaptive_start(spec_adaptive *ad, bool timed, bool model, uint32_t draft_max)
+{
+    *ad = (spec_adaptive){.timed = timed, .model = model, .k = model ? 1 : draft_max, .backoff = ADAPT_SKIP_FIRST,
+                          .max_pauses = model ? ADAPT_MODEL_PAUSES : UINT32_MAX};
+}
+
+uint32_t spec_adaptive_room(spec_adaptive *ad, uint32_t room)
+{
+    if (ad->timed && ad->n_plain < ADAPT_BASELINE) return 0;
+    if (ad->skip) {
+        ad->skip--;
+        return 0;
+    }
+    return room < ad->k ? room : ad->k;
+}
+
+static double ewma(double avg, uint32_t n, double x) { return n ? avg + ADAPT_EWMA * (x - avg) : x; }
+
+void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, uint32_t draft_max)
+{
+    if (k == 0) {
+        ad->ms_plain = ewma(ad->ms_plain, ad->n_plain++, ms);
+        return;
+    }
+    ad->ms_spec = ewma(ad->ms_spec, ad->n_spec++, ms / (a + 1));
+    ad->passes = ad->passes * ADAPT_DECAY + 1.0;
+    ad->accepted = ad->accepted * ADAPT_DECAY + a;
+    if (ad->model && a == k) ad->k = 2 * ad->k + 1 <= draft_max ? 2 * ad->k + 1 : draft_max;
+    else if (ad->model && 2 * a < k && ad->k > 1) ad->k /= 2;
+    /* a draft model's pass at more than twice the plain cost per token is verdict enough; lookup passes keep all
+     * or nothing of their drafts, so they are judged over more of them */
+    bool clear = ad->timed && ad->model && ad->ms_spec > 2.0 * ad->ms_plain;
+    if (ad->n_spec < (ad->model ? ADAPT_MIN_PASSES : ADAPT_MIN_PASSES_LOOKUP) && !clear) return;
+    bool pays = ad->timed ? ad->ms_spec <= ad->ms_plain : ad->accepted >= ADAPT_MIN_PER_PASS * ad->passes;
+    if (pays) {
+        ad->backoff = ADAPT_SKIP_FIRST;
+        return;
+    }
+    ad->skip = ++ad->pauses >= ad->max_pauses ? UINT32_MAX : ad->backoff;
+    ad->backoff = 2 * ad->backoff < ADAPT_SKIP_MAX ? 2 * ad->backoff : ADAPT_SKIP_MAX;
+    /* the probes after the pause are judged on themselves */
+    ad->n_spec = 0;
+    ad->passes = ad->accepted = 0.0;
+}
