@@ -6,12 +6,13 @@
  * Lifetimes: a model outlives its contexts (free every context before its model).  Strings and arrays the
  * library returns belong to it: vkllm_model_info's strings live as long as the model; vkllm_get_logits' rows
  * until the next vkllm_decode / vkllm_decode_greedy / vkllm_decode_submit / vkllm_generate / vkllm_generate_begin or
- * _step on that context or its free (after vkllm_decode_submit, once its ticket is done); the
+ * _step on that context or its free (after vkllm_decode_submit, once its ticket is done); a scheduler's step
+ * outputs until its next call; the
  * vkllm_status_name, vkllm_version and template-name strings are static.  Only vkllm_chat_format hands over
  * memory (release it with vkllm_free).
  *
  * Threads: any function may be called from any thread, but one model and its contexts are used by one thread
- * at a time (calls on the same model or any of its contexts must not overlap; distinct models are
+ * at a time (calls on the same model or any of its contexts or schedulers must not overlap; distinct models are
  * independent; models on one host device (vkllm_host_device) count as distinct, their submissions to the shared
  * queue going through the host's queue lock).  The device functions (vkllm_device_*) and the status functions
  * are safe everywhere.  Embedding in a render loop (the host's own VkDevice, asynchronous decoding, frame
@@ -419,6 +420,91 @@ VKLLM_API vkllm_status vkllm_chat_format(const vkllm_model *model, const char *t
 /* The family vkllm_chat_format would use ("llama3", ...), or NULL if none. */
 VKLLM_API const char *vkllm_chat_template_name(const vkllm_model *model, const char *template_name);
 VKLLM_API void vkllm_free(void *p);
+
+
+/* ---- Serving: a scheduler of many requests over one paged KV cache ---- */
+
+/* A scheduler owns a context of n_seq_max sequences and runs continuous batching over it: each
+ * vkllm_scheduler_step is one forward pass holding one decode token of every running request plus chunks of
+ * the prompts of waiting ones (chunked prefill), at most token_budget tokens in all.  Requests are admitted in
+ * arrival order while a sequence slot and the KV pages of their next chunk are free; when the pages run out, the
+ * newest running request is preempted (its pages freed; it is recomputed from its prompt and the tokens it had
+ * generated when it runs again).  Cancelling frees a request's pages at once.
+ *
+ * Prefix caching: full pages of a finished or cancelled request stay cached, keyed by a hash of their tokens and
+ * of every token before them; a new request whose prompt starts with cached pages maps them instead of
+ * recomputing them (reference counts; unreferenced cached pages are evicted least recently used first).
+ *
+ * Threads: a scheduler is used by one thread at a time, like its model (the server serialises its calls).  It
+ * must be freed before its model.  Results: a request's greedy output equals vkllm_generate's with the same
+ * prompt as long as the forward pass gives a row the same logits whatever else is in the batch (docs/serving.md
+ * says where that holds). */
+typedef struct vkllm_scheduler vkllm_scheduler;
+
+typedef struct vkllm_scheduler_params {
+    uint32_t n_ctx;        /* positions per request (prompt and output); 0: min(model's training context, 4096) */
+    uint32_t n_seq_max;    /* requests running at once.  Default 8 */
+    uint32_t token_budget; /* most tokens in one step (the context's n_batch).  Default 256 */
+    uint32_t n_kv_pages;   /* KV pages of 16 positions the scheduler may use; 0: n_seq_max full contexts */
+    uint32_t max_waiting;  /* requests waiting at most (submit fails beyond); 0: no limit */
+    int prefix_cache;      /* reuse cached full pages of earlier prompts.  Default 1 */
+    vkllm_kv_type type_k, type_v; /* the KV cache's types, as in vkllm_context_params.  Default VKLLM_KV_F16 */
+    int rotate_k;          /* as in vkllm_context_params.  Default 1 */
+} vkllm_scheduler_params;
+
+VKLLM_API vkllm_scheduler_params vkllm_scheduler_default_params(void);
+VKLLM_API vkllm_status vkllm_scheduler_create(vkllm_model *model, const vkllm_scheduler_params *params,
+                                              vkllm_scheduler **out);
+VKLLM_API void vkllm_scheduler_free(vkllm_scheduler *sched);
+
+typedef struct vkllm_request_params {
+    vkllm_sampling sampling;   /* per request, its own seed */
+    uint32_t max_tokens;       /* tokens to generate at most (0: until end of generation or the context is full) */
+    const char *const *stop;   /* n_stop strings that end the output where they first appear (not included); copied */
+    uint32_t n_stop;
+} vkllm_request_params;
+
+VKLLM_API vkllm_request_params vkllm_request_default_params(void);
+
+/* Queues a request (its tokens are copied) and gives its id (never 0).  VKLLM_ERROR_CONTEXT_FULL if the prompt
+ * leaves no room for one token in n_ctx; VKLLM_ERROR_BUFFER_TOO_SMALL if max_waiting requests wait already. */
+VKLLM_API vkllm_status vkllm_scheduler_submit(vkllm_scheduler *sched, const vkllm_token *prompt, size_t n_prompt,
+                                              const vkllm_request_params *params, uint64_t *id);
+/* Drops a request, waiting or running, and frees its KV pages now; it reports nothing more.  An unknown or
+ * finished id is VKLLM_ERROR_INVALID_ARGUMENT. */
+VKLLM_API vkllm_status vkllm_scheduler_cancel(vkllm_scheduler *sched, uint64_t id);
+
+typedef enum vkllm_finish_reason {
+    VKLLM_FINISH_NONE = 0,  /* still running */
+    VKLLM_FINISH_STOP,      /* end-of-generation token or a stop string */
+    VKLLM_FINISH_LENGTH,    /* max_tokens, or the context (or the whole KV pool) is full */
+} vkllm_finish_reason;
+
+/* What one request gained in a step: a token (or none: a prefill chunk, or text held back while it may begin a
+ * stop string), its new text, and whether it finished (the request is then forgotten). */
+typedef struct vkllm_step_output {
+    uint64_t id;
+    vkllm_token token;        /* the token sampled this step; -1 if none */
+    const char *text;         /* text_len bytes (no NUL) of new output text */
+    size_t text_len;
+    vkllm_finish_reason finish;
+    uint32_t n_prompt, n_generated;
+    uint32_t n_cached_prompt; /* prompt tokens taken from the prefix cache when the request was admitted */
+} vkllm_step_output;
+
+/* Runs one forward pass (nothing when no request is queued: *n_outputs 0).  *outputs lists the requests that
+ * produced a token or finished; owned by the scheduler, valid until its next step, submit, cancel or free. */
+VKLLM_API vkllm_status vkllm_scheduler_step(vkllm_scheduler *sched, const vkllm_step_output **outputs,
+                                            size_t *n_outputs);
+
+typedef struct vkllm_scheduler_stats {
+    uint32_t n_running, n_waiting;
+    uint32_t kv_pages_used, kv_pages_cached, kv_pages_total; /* held by requests; cached and unreferenced; pool */
+    uint64_t n_steps, n_preemptions;
+    uint64_t prompt_tokens, generated_tokens;                /* evaluated prompt tokens; sampled tokens */
+    uint64_t prefix_queried_tokens, prefix_hit_tokens;       /* prompt tokens looked up, and found cached */
+} vkllm_scheduler_stats;
+VKLLM_API void vkllm_scheduler_get_stats(const vkllm_scheduler *sched, vkllm_scheduler_stats *stats);
 
 #ifdef __cplusplus
 }

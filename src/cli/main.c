@@ -7,6 +7,9 @@
 static const cli_command commands[] = {
     {"run", "generate text from a prompt", cli_run},
     {"chat", "chat interactively with a model", cli_chat},
+#ifdef VKLLM_HAVE_SERVER
+    {"serve", "an OpenAI-compatible HTTP server (continuous batching)", cli_serve},
+#endif
     {"bench", "prompt and generation speed, like llama-bench", cli_bench},
     {"perplexity", "perplexity of a text, KL divergence from a saved run", cli_perplexity},
     {"devices", "list Vulkan devices and their capabilities", cli_devices},

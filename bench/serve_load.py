@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Load test and benchmark of `vkllm serve` (Python standard library only; docs/serving.md).
+
+Starts `vkllm serve` on a free loopback port (or uses --url), then for each concurrency level sends a fixed number
+of streaming greedy completions with at most that many in flight.  Checks that every request completed with
+max_tokens tokens (or ended by the model with finish_reason "stop") and that every greedy text equals the text of
+the same prompt sent alone; reports aggregate generated tokens/s, time to first token and inter-token latency
+(p50/p99) per level.  --shared-prefix N adds a run of N requests sharing a long system prompt, with and without
+the prefix cache (two servers).
+
+  bench/serve_load.py --vkllm build/vkllm -m ../shared/models/stories260K.gguf --levels 1,4,16 --requests 32
+"""
+import argparse
+import http.client
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+
+PROMPTS = ["Once upon a time", "Lily and Tom", "The cat", "One day, a little boy named Tim", "The sun was",
+           "Sue had a red ball", "Max", "In the forest there lived a big bear", "The dog ran", "Ben saw a bird",
+           "A little fish swam in the sea", "Mom said", "The tree was tall", "Sam and Anna played",
+           "It was a rainy day", "The girl had a doll"]
+
+
+def start_server(args, parallel, extra=(), ctx=None):
+    cmd = [args.vkllm, "serve", "-m", args.model, "--port", "0", "--parallel", str(parallel), "--ctx",
+           str(ctx or args.ctx), *extra]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    while True:
+        line = proc.stderr.readline()
+        if not line:
+            sys.exit("the server did not start: " + " ".join(cmd))
+        m = re.search(r"http://([0-9.]+):(\d+)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            return proc, m.group(1), int(m.group(2))
+
+
+def stream_request(host, port, prompt, max_tokens, timeout=600):
+    """One streaming completion: (text, n_events, finish_reason, ttft_s, [inter-token gaps])."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True})
+    t0 = time.monotonic()
+    conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:200]!r}")
+    text, events, finish, ttft, gaps, last = [], 0, None, None, [], None
+    for raw in resp:
+        line = raw.decode().strip()
+        if not line.startswith("data: "):
+            continue
+        data = line[6:]
+        if data == "[DONE]":
+            break
+        chunk = json.loads(data)
+        choice = chunk["choices"][0]
+        now = time.monotonic()
+        if choice["text"]:
+            if ttft is None:
+                ttft = now - t0
+            elif last is not None:
+                gaps.append(now - last)
+            last = now
+            events += 1
+            text.append(choice["text"])
+        if choice.get("finish_reason"):
+            finish = choice["finish_reason"]
+            usage = chunk.get("usage", {})
+            events = usage.get("completion_tokens", events)
+    conn.close()
+    return "".join(text), events, finish, ttft or 0.0, gaps
+
+
+def pct(values, p):
+    if not values:
+        return 0.0
+    v = sorted(values)
+    return v[min(len(v) - 1, int(p / 100 * len(v)))]
+
+
+def run_level(host, port, concurrency, prompts, max_tokens, reference):
+    results, lock, errors = [], threading.Lock(), []
+    queue = list(enumerate(prompts))
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                i, p = queue.pop(0)
+            try:
+                r = stream_request(host, port, p, max_tokens)
+            except Exception as e:  # noqa: BLE001 - reported below
+                with lock:
+                    errors.append(f"{p!r}: {e}")
+                continue
+            with lock:
+                results.append((i, p, r))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    tokens = sum(r[1] for _, _, r in results)
+    mismatches = 0
+    for _, p, (text, n, finish, _, _) in results:
+        if finish == "length" and n != max_tokens:
+            errors.append(f"{p!r}: {n} tokens, finish length, asked {max_tokens}")
+        if p in reference and reference[p] != text:
+            mismatches += 1
+            errors.append(f"{p!r}: greedy text differs from the request alone:\n  alone: {reference[p]!r}\n"
+                          f"  here:  {text!r}")
+        reference.setdefault(p, text)
+    ttft = [r[3] for _, _, r in results]
+    gaps = [g for _, _, r in results for g in r[4]]
+    return {"concurrency": concurrency, "requests": len(results), "failed": len(prompts) - len(results),
+            "mismatches": mismatches, "tokens": tokens, "wall_s": wall, "tokens_per_s": tokens / wall,
+            "ttft_p50_ms": 1e3 * pct(ttft, 50), "ttft_p99_ms": 1e3 * pct(ttft, 99),
+            "itl_p50_ms": 1e3 * pct(gaps, 50), "itl_p99_ms": 1e3 * pct(gaps, 99)}, errors
+
+
+def shared_prefix_ttft(args, cache):
+    """Mean TTFT of requests sharing a long system prompt, one at a time after a warm-up one."""
+    proc, host, port = start_server(args, 1, () if cache else ("--no-prefix-cache",), ctx=args.prefix_ctx)
+    try:
+        system = ("You are a storyteller. " * 1000)[: args.prefix_chars]
+        stream_request(host, port, system + " Tell me about a cat.", 1)
+        t = []
+        for i in range(args.shared_prefix):
+            _, _, _, ttft, _ = stream_request(host, port, f"{system} Story {i}: Once upon a time", 1)
+            t.append(ttft)
+        return 1e3 * sum(t) / len(t)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vkllm", default="build/vkllm")
+    ap.add_argument("-m", "--model", default="../shared/models/stories260K.gguf")
+    ap.add_argument("--url", help="an already running server, host:port (no server is started)")
+    ap.add_argument("--levels", default="1,4,16")
+    ap.add_argument("--requests", type=int, default=32, help="requests per level")
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--shared-prefix", type=int, default=0, help="requests of the shared-prefix run (0: none)")
+    ap.add_argument("--prefix-chars", type=int, default=600, help="characters of the shared system prompt")
+    ap.add_argument("--prefix-ctx", type=int, default=512, help="--ctx of the shared-prefix servers")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    proc = None
+    if args.url:
+        host, port = args.url.rsplit(":", 1)
+        port = int(port)
+    else:
+        proc, host, port = start_server(args, max(levels))
+    reference, rows, failed = {}, [], False
+    try:
+        # References: every prompt alone.
+        run_level(host, port, 1, PROMPTS, args.max_tokens, reference)
+        for c in levels:
+            prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.requests)]
+            row, errors = run_level(host, port, c, prompts, args.max_tokens, reference)
+            rows.append(row)
+            for e in errors[:5]:
+                print("  error:", e, file=sys.stderr)
+            failed |= bool(errors) or row["failed"] > 0
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait()
+    if args.shared_prefix and not args.url:
+        on, off = shared_prefix_ttft(args, True), shared_prefix_ttft(args, False)
+        rows.append({"shared_prefix_requests": args.shared_prefix, "ttft_cached_ms": on, "ttft_uncached_ms": off,
+                     "speedup": off / on if on else 0})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        base = rows[0]["tokens_per_s"] if rows and "tokens_per_s" in rows[0] else 0
+        print(f"{'clients':>7} {'requests':>8} {'tokens':>7} {'tok/s':>8} {'x1':>5} {'TTFT p50':>9} {'p99':>7} "
+              f"{'ITL p50':>8} {'p99':>7}  ms")
+        for r in rows:
+            if "tokens_per_s" in r:
+                print(f"{r['concurrency']:>7} {r['requests']:>8} {r['tokens']:>7} {r['tokens_per_s']:>8.1f} "
+                      f"{r['tokens_per_s'] / base if base else 0:>5.2f} {r['ttft_p50_ms']:>9.1f} "
+                      f"{r['ttft_p99_ms']:>7.1f} {r['itl_p50_ms']:>8.1f} {r['itl_p99_ms']:>7.1f}"
+                      f"{'  MISMATCH' if r['mismatches'] else ''}")
+            else:
+                print(f"shared prefix ({r['shared_prefix_requests']} requests): TTFT {r['ttft_cached_ms']:.1f} ms "
+                      f"cached, {r['ttft_uncached_ms']:.1f} ms without the cache ({r['speedup']:.2f}x)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+/* The server's engine: one thread owns the model and the scheduler (include/vkllm.h allows one thread per model)
+ * and runs steps while any request is queued; HTTP threads hand it jobs and wait for their text. */
+#ifndef VKLLM_SERVER_ENGINE_H
+#define VKLLM_SERVER_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vkllm.h"
+
+typedef struct engine engine;
+
+/* A request from an HTTP thread.  Filled by the thread (prompt or messages, params), then shared with the engine
+ * under the engine's lock until both let go (engine_release). */
+typedef struct job {
+    /* input, set before engine_submit */
+    bool chat;
+    char *prompt;                    /* completions: the prompt */
+    vkllm_chat_message *messages;    /* chat: the conversation (strings owned by the job) */
+    size_t n_messages;
+    vkllm_request_params params;
+    char **stop;                     /* params.stop's strings, owned */
+    /* output, under the engine's lock */
+    char *text;                      /* text so far (NUL-terminated) */
+    size_t text_len, text_cap;
+    uint32_t n_prompt, n_generated, n_cached_prompt;
+    vkllm_finish_reason finish;
+    bool done;                       /* finished, failed or cancelled */
+    vkllm_status error;              /* VKLLM_OK, or why it failed (message in error_message) */
+    char error_message[512];
+    double submitted, first_token;   /* seconds (monotonic) */
+    /* engine side */
+    uint64_t id;                     /* the scheduler's, 0 until submitted */
+    bool cancel;                     /* the client went away */
+    int refs;
+    struct job *next;
+} job;
+
+typedef struct engine_metrics {
+    vkllm_scheduler_stats sched;
+    uint64_t requests_total, requests_failed, requests_cancelled;
+    double ttft_sum;                 /* seconds over first tokens */
+    uint64_t ttft_count;
+    uint64_t ttft_buckets[8];        /* <= 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, +inf seconds */
+} engine_metrics;
+
+vkllm_status engine_start(vkllm_model *model, const vkllm_scheduler_params *params, const char *chat_template,
+                          uint32_t max_waiting, engine **out);
+/* Refuses new jobs, finishes what runs (cancels it after grace_s seconds) and stops the thread; every job is
+ * done then.  engine_free afterwards, once no HTTP thread holds a job. */
+void engine_stop(engine *e, double grace_s);
+void engine_free(engine *e);
+
+job *job_new(void);
+/* Hands the job to the engine (which takes a reference); VKLLM_ERROR_BUFFER_TOO_SMALL if the queue is full. */
+vkllm_status engine_submit(engine *e, job *j);
+/* Waits until the job has text past `have` bytes or is done, or timeout_s passes; under the engine's lock. */
+void engine_wait(engine *e, job *j, size_t have, double timeout_s);
+void engine_lock(engine *e);
+void engine_unlock(engine *e);
+/* The caller lets go of the job; if it has not finished it is cancelled (its KV pages freed at once). */
+void engine_release(engine *e, job *j);
+void engine_get_metrics(engine *e, engine_metrics *m);
+bool engine_stopping(engine *e);
+double engine_now(void);
+
+#endif
