@@ -5,14 +5,18 @@ Starts `vkllm serve` on a free loopback port (or uses --url), then for each conc
 of streaming greedy completions with at most that many in flight.  Checks that every request completed with
 max_tokens tokens (or ended by the model with finish_reason "stop") and that every greedy text equals the text of
 the same prompt sent alone; reports aggregate generated tokens/s, time to first token and inter-token latency
-(p50/p99) per level.  --shared-prefix N adds a run of N requests sharing a long system prompt, with and without
-the prefix cache (two servers).
+(p50/p99) per level.  --shared-prefix N adds a run of N requests sharing a long system prompt (--prefix-concurrency
+at a time), with and without the prefix cache (two servers): TTFT and the cache's hit rate from /metrics.
+--disconnect N adds a run of N requests at the highest level of which every other one hangs up after a random
+number of events: the others must still give their texts, and /metrics must show every KV page back in the pool
+and the hung-up requests cancelled.
 
   bench/serve_load.py --vkllm build/vkllm -m ../shared/models/stories260K.gguf --levels 1,4,16 --requests 32
 """
 import argparse
 import http.client
 import json
+import random
 import re
 import subprocess
 import sys
@@ -39,8 +43,17 @@ def start_server(args, parallel, extra=(), ctx=None):
             return proc, m.group(1), int(m.group(2))
 
 
-def stream_request(host, port, prompt, max_tokens, timeout=600):
-    """One streaming completion: (text, n_events, finish_reason, ttft_s, [inter-token gaps])."""
+def get_metrics(host, port):
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")}
+
+
+def stream_request(host, port, prompt, max_tokens, timeout=600, hang_up_after=None):
+    """One streaming completion: (text, n_events, finish_reason, ttft_s, [inter-token gaps]).  hang_up_after=K:
+    closes the connection after K events (finish_reason then "hung up")."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True})
     t0 = time.monotonic()
@@ -67,6 +80,10 @@ def stream_request(host, port, prompt, max_tokens, timeout=600):
             last = now
             events += 1
             text.append(choice["text"])
+            if hang_up_after is not None and events >= hang_up_after:
+                conn.sock.shutdown(2)
+                conn.close()
+                return "".join(text), events, "hung up", ttft or 0.0, gaps
         if choice.get("finish_reason"):
             finish = choice["finish_reason"]
             usage = chunk.get("usage", {})
@@ -127,19 +144,83 @@ def run_level(host, port, concurrency, prompts, max_tokens, reference):
 
 
 def shared_prefix_ttft(args, cache):
-    """Mean TTFT of requests sharing a long system prompt, one at a time after a warm-up one."""
-    proc, host, port = start_server(args, 1, () if cache else ("--no-prefix-cache",), ctx=args.prefix_ctx)
+    """TTFT (mean, p50, p99 ms) of requests sharing a long system prompt, --prefix-concurrency at a time after a
+    warm-up one, and the prefix cache's hit rate."""
+    c = args.prefix_concurrency
+    proc, host, port = start_server(args, c, () if cache else ("--no-prefix-cache",), ctx=args.prefix_ctx)
     try:
         system = ("You are a storyteller. " * 1000)[: args.prefix_chars]
         stream_request(host, port, system + " Tell me about a cat.", 1)
-        t = []
-        for i in range(args.shared_prefix):
-            _, _, _, ttft, _ = stream_request(host, port, f"{system} Story {i}: Once upon a time", 1)
-            t.append(ttft)
-        return 1e3 * sum(t) / len(t)
+        t, lock, queue = [], threading.Lock(), list(range(args.shared_prefix))
+
+        def worker():
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    i = queue.pop(0)
+                _, _, _, ttft, _ = stream_request(host, port, f"{system} Story {i}: Once upon a time", 1)
+                with lock:
+                    t.append(ttft)
+
+        threads = [threading.Thread(target=worker) for _ in range(c)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        m = get_metrics(host, port)
+        return {"mean_ms": 1e3 * sum(t) / len(t), "p50_ms": 1e3 * pct(t, 50), "p99_ms": 1e3 * pct(t, 99),
+                "hit_rate": m.get("vkllm_prefix_cache_hit_rate", 0.0)}
     finally:
         proc.terminate()
         proc.wait()
+
+
+def disconnect_run(host, port, concurrency, n, max_tokens, reference, seed=1):
+    """n requests, concurrency at a time; every other one hangs up after 1..max_tokens-1 events."""
+    rng = random.Random(seed)
+    plan = [(PROMPTS[i % len(PROMPTS)], rng.randint(1, max(1, max_tokens - 1)) if i % 2 else None) for i in range(n)]
+    before = get_metrics(host, port)
+    errors, lock, queue, done = [], threading.Lock(), list(plan), [0, 0]
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                p, k = queue.pop(0)
+            try:
+                text, _, finish, _, _ = stream_request(host, port, p, max_tokens, hang_up_after=k)
+            except Exception as e:  # noqa: BLE001 - reported below
+                with lock:
+                    errors.append(f"{p!r}: {e}")
+                continue
+            with lock:
+                if k is None:
+                    done[0] += 1
+                    if reference.get(p, text) != text:
+                        errors.append(f"{p!r}: text differs from the request alone beside hung-up clients")
+                else:
+                    done[1] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    deadline, m = time.monotonic() + 30, {}
+    while time.monotonic() < deadline:
+        m = get_metrics(host, port)
+        if m.get("vkllm_requests_running", 1) == 0 and m.get("vkllm_kv_pages_used", 1) == 0:
+            break
+        time.sleep(0.1)
+    cancelled = m.get("vkllm_requests_cancelled_total", 0) - before.get("vkllm_requests_cancelled_total", 0)
+    if m.get("vkllm_kv_pages_used", 1) != 0:
+        errors.append(f"KV pages still used after every request ended: {m.get('vkllm_kv_pages_used')}")
+    if m.get("vkllm_requests_running", 1) != 0:
+        errors.append("requests still running after every client ended")
+    return {"disconnect_requests": n, "completed": done[0], "hung_up": done[1], "cancelled": int(cancelled),
+            "kv_pages_used_after": int(m.get("vkllm_kv_pages_used", -1))}, errors
 
 
 def main():
@@ -154,6 +235,8 @@ def main():
     ap.add_argument("--shared-prefix", type=int, default=0, help="requests of the shared-prefix run (0: none)")
     ap.add_argument("--prefix-chars", type=int, default=600, help="characters of the shared system prompt")
     ap.add_argument("--prefix-ctx", type=int, default=512, help="--ctx of the shared-prefix servers")
+    ap.add_argument("--prefix-concurrency", type=int, default=1, help="shared-prefix requests in flight")
+    ap.add_argument("--disconnect", type=int, default=0, help="requests of the hang-up run (0: none)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -174,14 +257,22 @@ def main():
             for e in errors[:5]:
                 print("  error:", e, file=sys.stderr)
             failed |= bool(errors) or row["failed"] > 0
+        if args.disconnect:
+            row, errors = disconnect_run(host, port, max(levels), args.disconnect, args.max_tokens, reference)
+            rows.append(row)
+            for e in errors[:5]:
+                print("  error:", e, file=sys.stderr)
+            failed |= bool(errors)
     finally:
         if proc:
             proc.terminate()
             proc.wait()
     if args.shared_prefix and not args.url:
         on, off = shared_prefix_ttft(args, True), shared_prefix_ttft(args, False)
-        rows.append({"shared_prefix_requests": args.shared_prefix, "ttft_cached_ms": on, "ttft_uncached_ms": off,
-                     "speedup": off / on if on else 0})
+        rows.append({"shared_prefix_requests": args.shared_prefix, "concurrency": args.prefix_concurrency,
+                     "ttft_cached_ms": on["mean_ms"], "ttft_uncached_ms": off["mean_ms"],
+                     "ttft_cached_p99_ms": on["p99_ms"], "ttft_uncached_p99_ms": off["p99_ms"],
+                     "hit_rate": on["hit_rate"], "speedup": off["mean_ms"] / on["mean_ms"] if on["mean_ms"] else 0})
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -194,9 +285,15 @@ def main():
                       f"{r['tokens_per_s'] / base if base else 0:>5.2f} {r['ttft_p50_ms']:>9.1f} "
                       f"{r['ttft_p99_ms']:>7.1f} {r['itl_p50_ms']:>8.1f} {r['itl_p99_ms']:>7.1f}"
                       f"{'  MISMATCH' if r['mismatches'] else ''}")
+            elif "disconnect_requests" in r:
+                print(f"hang-up run ({r['disconnect_requests']} requests): {r['completed']} completed, "
+                      f"{r['hung_up']} hung up, {r['cancelled']} cancelled by the server, "
+                      f"{r['kv_pages_used_after']} KV pages used after")
             else:
-                print(f"shared prefix ({r['shared_prefix_requests']} requests): TTFT {r['ttft_cached_ms']:.1f} ms "
-                      f"cached, {r['ttft_uncached_ms']:.1f} ms without the cache ({r['speedup']:.2f}x)")
+                print(f"shared prefix ({r['shared_prefix_requests']} requests, {r['concurrency']} at a time): TTFT mean "
+                      f"{r['ttft_cached_ms']:.1f} ms (p99 {r['ttft_cached_p99_ms']:.1f}) cached, "
+                      f"{r['ttft_uncached_ms']:.1f} ms (p99 {r['ttft_uncached_p99_ms']:.1f}) without the cache "
+                      f"({r['speedup']:.2f}x); prefix-cache hit rate {r['hit_rate']:.3f}")
     return 1 if failed else 0
 
 

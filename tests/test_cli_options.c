@@ -133,6 +133,9 @@ static void test_bench(void **state)
     assert_int_equal(o.u.bench.n_gen, 8);
     assert_int_equal(o.u.bench.reps, 1);
     assert_true(o.u.bench.json && o.u.bench.no_ttft && !o.u.bench.profile);
+    assert_int_equal(expect_ok("bench -m m.gguf --parallel 16").u.bench.parallel, 16);
+    expect_error("bench -m m.gguf --parallel 1", "--parallel needs an integer in [2, 256]");
+    expect_error("bench -m m.gguf --parallel 257", "--parallel needs an integer in [2, 256]");
 }
 
 /* --lookup, --draft and their settings on run, chat and bench. */

@@ -267,6 +267,11 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
         else if (is_kv_option(a)) {
             if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
+        } else if (!strcmp(a, "--parallel")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_integer(a, v, 2, 256, &n, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            o->parallel = (uint32_t)n;
         } else if (!strcmp(a, "-d")) {
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
                 cli_parse_integer(a, v, 0, CLI_BENCH_MAX_TOKENS, &n, err, err_len) != CLI_PARSE_OK)

@@ -97,6 +97,7 @@ typedef struct cli_bench_options {
     uint32_t depth;                  /* -d [0, 2^20]: tokens already in the cache when the tg steps start */
     vkllm_kv_type type_k, type_v;    /* --kv, --kv-k, --kv-v as run's */
     bool kv_no_rotate;               /* --kv-rotate off */
+    uint32_t parallel;               /* --parallel [2, 256]: the scheduler's rate with that many requests, vs 1 */
 } cli_bench_options;
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *out, char *err, size_t err_len);
@@ -232,6 +233,8 @@ int cli_open_speculation(const char *command, const cli_spec_options *o, const c
 /* vkllm bench's speculative part (src/cli/bench_spec.c): greedy text of n_gen tokens with and without speculation
  * on m, alternated; prints the figures; returns the exit code (1 also when the texts differ). */
 int cli_bench_speculation(const cli_bench_options *a, vkllm_model *m, uint32_t n_gen);
+/* bench --parallel (src/cli/bench_parallel.c) */
+int cli_bench_parallel(const cli_bench_options *a, vkllm_model *m);
 /* "speculation: D drafted, A accepted (P%), S verification passes, M tokens per pass" on stderr. */
 void cli_print_speculation(const vkllm_generate_stats *stats);
 /* Loads the model cli_model_path names and a context with --ctx and --kv.  On failure it prints

@@ -115,15 +115,16 @@ static void admit(engine *e, job *j)
     vkllm_free(formatted);
 }
 
-static void observe_ttft(engine *e, job *j)
+const double engine_ttft_bounds[ENGINE_HISTOGRAM_BUCKETS - 1] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+const double engine_itl_bounds[ENGINE_HISTOGRAM_BUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5};
+
+static void observe(engine_histogram *h, const double *bounds, double t)
 {
-    static const double bounds[7] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
-    double t = j->first_token - j->submitted;
-    e->metrics.ttft_sum += t;
-    e->metrics.ttft_count++;
+    h->sum += t;
+    h->count++;
     int b = 0;
-    while (b < 7 && t > bounds[b]) b++;
-    e->metrics.ttft_buckets[b]++;
+    while (b < ENGINE_HISTOGRAM_BUCKETS - 1 && t > bounds[b]) b++;
+    h->buckets[b]++;
 }
 
 /* Active jobs: drops the cancelled and the done ones from the list. */
@@ -150,9 +151,15 @@ static void deliver(engine *e, const vkllm_step_output *out, size_t n)
     for (size_t i = 0; i < n; i++)
         for (job *j = e->active; j; j = j->next) {
             if (j->id != out[i].id) continue;
-            if (out[i].token >= 0 && !j->first_token) {
-                j->first_token = engine_now();
-                observe_ttft(e, j);
+            if (out[i].token >= 0) {
+                double now = engine_now();
+                if (!j->first_token) {
+                    j->first_token = now;
+                    observe(&e->metrics.ttft, engine_ttft_bounds, now - j->submitted);
+                } else {
+                    observe(&e->metrics.itl, engine_itl_bounds, now - j->last_token);
+                }
+                j->last_token = now;
             }
             if (out[i].text_len) append(j, out[i].text, out[i].text_len);
             j->n_generated = out[i].n_generated;

@@ -30,7 +30,7 @@ typedef struct job {
     bool done;                       /* finished, failed or cancelled */
     vkllm_status error;              /* VKLLM_OK, or why it failed (message in error_message) */
     char error_message[512];
-    double submitted, first_token;   /* seconds (monotonic) */
+    double submitted, first_token, last_token; /* seconds (monotonic) */
     /* engine side */
     uint64_t id;                     /* the scheduler's, 0 until submitted */
     bool cancel;                     /* the client went away */
@@ -38,12 +38,22 @@ typedef struct job {
     struct job *next;
 } job;
 
+/* A latency histogram as Prometheus keeps one: counts per upper bound (not cumulative here), sum and count. */
+#define ENGINE_HISTOGRAM_BUCKETS 8
+typedef struct engine_histogram {
+    double sum;                      /* seconds */
+    uint64_t count;
+    uint64_t buckets[ENGINE_HISTOGRAM_BUCKETS]; /* by the bounds below, the last one +inf */
+} engine_histogram;
+
+extern const double engine_ttft_bounds[ENGINE_HISTOGRAM_BUCKETS - 1]; /* 0.05 .. 5 s */
+extern const double engine_itl_bounds[ENGINE_HISTOGRAM_BUCKETS - 1];  /* 0.005 .. 0.5 s */
+
 typedef struct engine_metrics {
     vkllm_scheduler_stats sched;
     uint64_t requests_total, requests_failed, requests_cancelled;
-    double ttft_sum;                 /* seconds over first tokens */
-    uint64_t ttft_count;
-    uint64_t ttft_buckets[8];        /* <= 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, +inf seconds */
+    engine_histogram ttft;           /* submission to first token */
+    engine_histogram itl;            /* between two tokens of one request */
 } engine_metrics;
 
 vkllm_status engine_start(vkllm_model *model, const vkllm_scheduler_params *params, const char *chat_template,

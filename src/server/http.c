@@ -210,11 +210,29 @@ static enum MHD_Result models(server *s, struct MHD_Connection *c)
     return send_text(c, 200, "application/json", strdup(buf));
 }
 
+/* Appends a histogram in Prometheus' text format (cumulative buckets) at b + n; the new length, or -1 if it did not fit. */
+static int print_histogram(char *b, size_t cap, size_t n, const char *name, const engine_histogram *h,
+                           const double *bounds)
+{
+    uint64_t cum = 0;
+    for (int i = 0; i < ENGINE_HISTOGRAM_BUCKETS; i++) {
+        cum += h->buckets[i];
+        char le[32];
+        if (i < ENGINE_HISTOGRAM_BUCKETS - 1) snprintf(le, sizeof le, "%g", bounds[i]);
+        else snprintf(le, sizeof le, "+Inf");
+        int k = snprintf(b + n, cap - n, "%s_bucket{le=\"%s\"} %llu\n", name, le, (unsigned long long)cum);
+        if (k < 0 || (size_t)k >= cap - n) return -1;
+        n += (size_t)k;
+    }
+    int k = snprintf(b + n, cap - n, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
+    if (k < 0 || (size_t)k >= cap - n) return -1;
+    return (int)(n + (size_t)k);
+}
+
 static enum MHD_Result metrics(server *s, struct MHD_Connection *c)
 {
     engine_metrics m;
     engine_get_metrics(s->engine, &m);
-    static const char *le[8] = {"0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"};
     size_t cap = 4096;
     char *b = malloc(cap);
     if (!b) return MHD_NO;
@@ -233,15 +251,8 @@ static enum MHD_Result metrics(server *s, struct MHD_Connection *c)
                      m.sched.kv_pages_used, m.sched.kv_pages_cached, m.sched.kv_pages_total,
                      (unsigned long long)m.sched.n_preemptions, (unsigned long long)m.sched.n_steps,
                      (unsigned long long)m.sched.prefix_queried_tokens, (unsigned long long)m.sched.prefix_hit_tokens, hit);
-    uint64_t cum = 0;
-    for (int i = 0; i < 8 && n > 0 && (size_t)n < cap; i++) {
-        cum += m.ttft_buckets[i];
-        n += snprintf(b + n, cap - (size_t)n, "vkllm_time_to_first_token_seconds_bucket{le=\"%s\"} %llu\n", le[i],
-                      (unsigned long long)cum);
-    }
-    if (n > 0 && (size_t)n < cap)
-        snprintf(b + n, cap - (size_t)n, "vkllm_time_to_first_token_seconds_sum %.6f\n"
-                 "vkllm_time_to_first_token_seconds_count %llu\n", m.ttft_sum, (unsigned long long)m.ttft_count);
+    if (n > 0) n = print_histogram(b, cap, (size_t)n, "vkllm_time_to_first_token_seconds", &m.ttft, engine_ttft_bounds);
+    if (n > 0) n = print_histogram(b, cap, (size_t)n, "vkllm_inter_token_latency_seconds", &m.itl, engine_itl_bounds);
     return send_text(c, 200, "text/plain; version=0.0.4", b);
 }
 
