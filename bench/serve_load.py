@@ -17,6 +17,8 @@ import argparse
 import http.client
 import json
 import random
+import selectors
+import socket
 import re
 import subprocess
 import sys
@@ -92,6 +94,106 @@ def stream_request(host, port, prompt, max_tokens, timeout=600, hang_up_after=No
     return "".join(text), events, finish, ttft or 0.0, gaps
 
 
+class Stream:
+    """One streaming completion read by the event loop of run_level: raw socket, HTTP/1.1 chunked body, SSE."""
+
+    def __init__(self, host, port, index, prompt, max_tokens):
+        self.index, self.prompt, self.t0 = index, prompt, time.monotonic()
+        body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True}).encode()
+        self.sock = socket.create_connection((host, port))
+        self.sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.sock.setblocking(False)
+        self.raw, self.body, self.headers_done, self.chunked = b"", b"", False, False
+        self.text, self.events, self.finish, self.ttft, self.gaps, self.last = [], 0, None, None, [], None
+        self.error, self.done = None, False
+
+    def feed(self, data):
+        if not data:  # the server closed the connection
+            self.done = True
+            if self.finish is None and self.error is None:
+                self.error = "connection closed before the end of the stream"
+            return
+        self.raw += data
+        if not self.headers_done:
+            end = self.raw.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.raw = self.raw[:end].decode("latin-1"), self.raw[end + 4:]
+            status = head.split(" ", 2)[1]
+            if status != "200":
+                self.error, self.done = f"HTTP {status}", True
+                return
+            self.chunked = "transfer-encoding: chunked" in head.lower()
+            self.headers_done = True
+        if self.chunked:  # de-chunk what is complete
+            while True:
+                eol = self.raw.find(b"\r\n")
+                if eol < 0:
+                    break
+                size = int(self.raw[:eol].split(b";")[0], 16)
+                if len(self.raw) < eol + 2 + size + 2:
+                    break
+                self.body += self.raw[eol + 2:eol + 2 + size]
+                self.raw = self.raw[eol + 2 + size + 2:]
+        else:
+            self.body, self.raw = self.body + self.raw, b""
+        while True:
+            end = self.body.find(b"\n\n")
+            if end < 0:
+                return
+            event, self.body = self.body[:end].decode(), self.body[end + 2:]
+            for line in event.split("\n"):
+                if line.startswith("data: "):
+                    self.on_data(line[6:])
+
+    def on_data(self, data):
+        if data == "[DONE]":
+            self.done = True
+            return
+        chunk = json.loads(data)
+        choice = chunk["choices"][0]
+        now = time.monotonic()
+        if choice["text"]:
+            if self.ttft is None:
+                self.ttft = now - self.t0
+            elif self.last is not None:
+                self.gaps.append(now - self.last)
+            self.last = now
+            self.events += 1
+            self.text.append(choice["text"])
+        if choice.get("finish_reason"):
+            self.finish = choice["finish_reason"]
+            self.events = chunk.get("usage", {}).get("completion_tokens", self.events)
+
+
+def stream_many(host, port, concurrency, prompts, max_tokens):
+    """Runs every prompt as a streaming completion, at most `concurrency` in flight, on one thread (a selector):
+    a thread per client would spend the benchmark's CPU on the GIL.  Returns [(index, prompt, result or None,
+    error or None)] with results as stream_request's."""
+    sel, queue, out = selectors.DefaultSelector(), list(enumerate(prompts)), []
+    in_flight = 0
+    while queue or in_flight:
+        while queue and in_flight < concurrency:
+            i, p = queue.pop(0)
+            st = Stream(host, port, i, p, max_tokens)
+            sel.register(st.sock, selectors.EVENT_READ, st)
+            in_flight += 1
+        for key, _ in sel.select(timeout=600):
+            st = key.data
+            try:
+                st.feed(st.sock.recv(65536))
+            except BlockingIOError:
+                continue
+            if st.done:
+                sel.unregister(st.sock)
+                st.sock.close()
+                in_flight -= 1
+                result = ("".join(st.text), st.events, st.finish, st.ttft or 0.0, st.gaps)
+                out.append((st.index, st.prompt, None if st.error else result, st.error))
+    return out
+
+
 def pct(values, p):
     if not values:
         return 0.0
@@ -100,30 +202,13 @@ def pct(values, p):
 
 
 def run_level(host, port, concurrency, prompts, max_tokens, reference):
-    results, lock, errors = [], threading.Lock(), []
-    queue = list(enumerate(prompts))
-
-    def worker():
-        while True:
-            with lock:
-                if not queue:
-                    return
-                i, p = queue.pop(0)
-            try:
-                r = stream_request(host, port, p, max_tokens)
-            except Exception as e:  # noqa: BLE001 - reported below
-                with lock:
-                    errors.append(f"{p!r}: {e}")
-                continue
-            with lock:
-                results.append((i, p, r))
-
+    results, errors = [], []
     t0 = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for i, p, r, err in stream_many(host, port, concurrency, prompts, max_tokens):
+        if err:
+            errors.append(f"{p!r}: {err}")
+        else:
+            results.append((i, p, r))
     wall = time.monotonic() - t0
     tokens = sum(r[1] for _, _, r in results)
     mismatches = 0
