@@ -462,7 +462,13 @@ typedef struct vkllm_request_params {
     uint32_t max_tokens;       /* tokens to generate at most (0: until end of generation or the context is full) */
     const char *const *stop;   /* n_stop strings that end the output where they first appear (not included); copied */
     uint32_t n_stop;
+    int logprobs;              /* 1: each step output carries the sampled token's log-probability under the model
+                                  (log-softmax of the logits, before temperature and the other sampling settings) */
+    uint32_t top_logprobs;     /* with logprobs: also the most likely tokens and theirs, up to
+                                  VKLLM_MAX_TOP_LOGPROBS */
 } vkllm_request_params;
+
+#define VKLLM_MAX_TOP_LOGPROBS 20
 
 VKLLM_API vkllm_request_params vkllm_request_default_params(void);
 
@@ -490,6 +496,12 @@ typedef struct vkllm_step_output {
     vkllm_finish_reason finish;
     uint32_t n_prompt, n_generated;
     uint32_t n_cached_prompt; /* prompt tokens taken from the prefix cache when the request was admitted */
+    /* With vkllm_request_params.logprobs and a token: its log-probability, and n_top of the most likely tokens
+     * (most likely first; ties by the lower id) with theirs.  The arrays are the scheduler's, like text. */
+    float logprob;
+    uint32_t n_top;
+    const vkllm_token *top_tokens;
+    const float *top_logprobs;
 } vkllm_step_output;
 
 /* Runs one forward pass (nothing when no request is queued: *n_outputs 0).  *outputs lists the requests that

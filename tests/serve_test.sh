@@ -54,7 +54,21 @@ echo "$chat" | grep -q '"usage":{"prompt_tokens":18,' || fail "chat usage: $chat
 curl -sfN "${auth[@]}" "$url/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"stream":true}' >"$work/chat"
 grep -q '"object":"chat.completion.chunk".*"delta":{"role":"assistant"' "$work/chat" || fail "chat stream: $(cat "$work/chat")"
 
+# Log-probabilities: one per token, the greedy token is its own top alternative; chat's content list too.
+lp=$(curl -sf "${auth[@]}" "$url/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":3,"temperature":0,"logprobs":2}')
+echo "$lp" | grep -q '"logprobs":{"tokens":\[","," there"," was"\],"token_logprobs":\[-[0-9.e-]*,-[0-9.e-]*,-[0-9.e-]*\],"top_logprobs":\[{",":-[0-9.e-]*,"[^"]*":-' ||
+    fail "completion logprobs: $lp"
+echo "$lp" | grep -q '"text_offset":\[0,1,7\]' || fail "text_offset: $lp"
+lp=$(curl -sf "${auth[@]}" "$url/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"logprobs":true,"top_logprobs":1}')
+echo "$lp" | grep -q '"logprobs":{"content":\[{"token":"[^"]*","logprob":-[0-9.e-]*,"bytes":\[[0-9,]*\],"top_logprobs":\[{"token"' ||
+    fail "chat logprobs: $lp"
+curl -sfN "${auth[@]}" "$url/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":4,"temperature":0,"logprobs":0,"stream":true}' >"$work/lp"
+[[ $(grep -o '"token_logprobs":\[-[0-9.e-]*\]' "$work/lp" | wc -l) == 4 ]] || fail "stream logprobs: $(cat "$work/lp")"
+
 status() { curl -s -o "$work/body" -w '%{http_code}' "$@"; }
+[[ $(status "${auth[@]}" "$url/v1/completions" -d '{"prompt":"a","logprobs":21}') == 400 ]] || fail "logprobs 21: not 400"
+[[ $(status "${auth[@]}" "$url/v1/chat/completions" -d '{"messages":[{"role":"user","content":"a"}],"top_logprobs":2}') == 400 ]] ||
+    fail "top_logprobs without logprobs: not 400"
 [[ $(status "$url/v1/models") == 401 ]] || fail "no API key: not 401"
 [[ $(status "${auth[@]}" "$url/v1/completions" -d '{bad') == 400 ]] || fail "malformed JSON: not 400"
 grep -q '"error":{"message":"the body is not valid JSON' "$work/body" || fail "error shape: $(cat "$work/body")"

@@ -1,6 +1,7 @@
 /* The scheduler (include/vkllm.h, "Serving") on stories260K: many greedy requests at once give the text each
  * gives alone (vkllm_generate), also through preemption in a tiny KV pool, chunked prefill, cancellation,
  * stop strings and the prefix cache; pages all return to the pool. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,21 @@ static int run(vkllm_scheduler *s, run_state *rs, int max_steps)
     return steps;
 }
 
+/* A scheduler with the default parameters but these (0: the default). */
+static vkllm_scheduler *scheduler_with(uint32_t n_ctx, uint32_t n_seq_max, uint32_t token_budget, uint32_t n_kv_pages,
+                                       int prefix_cache)
+{
+    vkllm_scheduler_params sp = vkllm_scheduler_default_params();
+    sp.n_ctx = n_ctx;
+    if (n_seq_max) sp.n_seq_max = n_seq_max;
+    if (token_budget) sp.token_budget = token_budget;
+    sp.n_kv_pages = n_kv_pages;
+    sp.prefix_cache = prefix_cache;
+    vkllm_scheduler *s;
+    th_check_status(vkllm_scheduler_create(model, &sp, &s), "create");
+    return s;
+}
+
 static void check_all(const run_state *rs, const int *prompt_of, const char *what)
 {
     for (int j = 0; j < rs->n; j++) {
@@ -133,13 +149,7 @@ static void check_pool_empty(vkllm_scheduler *s)
 static void test_batch_invariance(void **state)
 {
     (void)state;
-    vkllm_scheduler_params sp = vkllm_scheduler_default_params();
-    sp.n_ctx = 256;
-    sp.n_seq_max = MAX_REQ;
-    sp.token_budget = 24;
-    sp.prefix_cache = 0;
-    vkllm_scheduler *s;
-    th_check_status(vkllm_scheduler_create(model, &sp, &s), "create");
+    vkllm_scheduler *s = scheduler_with(256, MAX_REQ, 24, 0, 0);
     run_state rs = {.n = 0};
     vkllm_request_params p = greedy_params();
     for (int i = 0; i < MAX_REQ; i++) submit(s, &rs, i, &p);
@@ -155,14 +165,7 @@ static void test_batch_invariance(void **state)
 static void test_preemption(void **state)
 {
     (void)state;
-    vkllm_scheduler_params sp = vkllm_scheduler_default_params();
-    sp.n_ctx = 128;
-    sp.n_seq_max = 6;
-    sp.token_budget = 32;
-    sp.n_kv_pages = 10;
-    sp.prefix_cache = 0;
-    vkllm_scheduler *s;
-    th_check_status(vkllm_scheduler_create(model, &sp, &s), "create");
+    vkllm_scheduler *s = scheduler_with(128, 6, 32, 10, 0);
     run_state rs = {.n = 0};
     vkllm_request_params p = greedy_params();
     int which[6] = {3, 7, 0, 1, 2, 11};
@@ -177,8 +180,7 @@ static void test_preemption(void **state)
     vkllm_scheduler_free(s);
 
     /* A request longer than the whole pool (3 pages) ends with "length" and the text that fit. */
-    sp.n_kv_pages = 3;
-    th_check_status(vkllm_scheduler_create(model, &sp, &s), "create");
+    s = scheduler_with(128, 6, 32, 3, 0);
     run_state one = {.n = 0};
     p.max_tokens = 100;
     submit(s, &one, 0, &p);
@@ -194,12 +196,7 @@ static void test_preemption(void **state)
 static void test_cancel_and_errors(void **state)
 {
     (void)state;
-    vkllm_scheduler_params sp = vkllm_scheduler_default_params();
-    sp.n_ctx = 128;
-    sp.n_seq_max = 4;
-    sp.prefix_cache = 0;
-    vkllm_scheduler *s;
-    th_check_status(vkllm_scheduler_create(model, &sp, &s), "create");
+    vkllm_scheduler *s = scheduler_with(128, 4, 0, 0, 0);
     run_state rs = {.n = 0};
     vkllm_request_params p = greedy_params();
     for (int i = 0; i < 4; i++) submit(s, &rs, i, &p);
@@ -247,6 +244,84 @@ static void test_stop_string(void **state)
     assert_int_equal(strlen(rs.text[0].buf), (size_t)(word - ref));
     assert_memory_equal(rs.text[0].buf, ref, (size_t)(word - ref));
     check_pool_empty(s);
+    vkllm_scheduler_free(s);
+}
+
+/* Log-probabilities: a greedy request asking for them beside three that do not gives its text alone, its token is
+ * its top token, and the first step's values are the log-softmax of the logits a plain context computes. */
+static void test_logprobs(void **state)
+{
+    (void)state;
+    vkllm_scheduler *s = scheduler_with(128, 4, 0, 0, 0);
+    run_state rs = {.n = 0};
+    vkllm_request_params p = greedy_params(), lp = greedy_params();
+    lp.logprobs = 1;
+    lp.top_logprobs = 5;
+    submit(s, &rs, 0, &lp);
+    for (int i = 1; i < 4; i++) submit(s, &rs, i, &p);
+    float first_lp = 0, first_top[5];
+    vkllm_token first_token = -1;
+    uint32_t seen = 0;
+    for (int steps = 0; steps < 1000; steps++) {
+        vkllm_scheduler_stats st;
+        vkllm_scheduler_get_stats(s, &st);
+        if (!st.n_running && !st.n_waiting) break;
+        const vkllm_step_output *out;
+        size_t n;
+        th_check_status(vkllm_scheduler_step(s, &out, &n), "step");
+        for (size_t i = 0; i < n; i++) {
+            for (int j = 0; j < rs.n; j++)
+                if (rs.ids[j] == out[i].id) th_text_append(out[i].text ? out[i].text : "", out[i].text_len, &rs.text[j]);
+            if (out[i].id != rs.ids[0]) {
+                assert_int_equal(out[i].n_top, 0);
+                continue;
+            }
+            if (out[i].token < 0) continue;
+            assert_int_equal(out[i].n_top, 5);
+            assert_int_equal(out[i].top_tokens[0], out[i].token); /* greedy */
+            assert_true(out[i].logprob == out[i].top_logprobs[0] && out[i].logprob <= 0);
+            for (int k = 1; k < 5; k++) assert_true(out[i].top_logprobs[k] <= out[i].top_logprobs[k - 1]);
+            if (!seen++) {
+                first_token = out[i].token;
+                first_lp = out[i].logprob;
+                memcpy(first_top, out[i].top_logprobs, sizeof first_top);
+            }
+        }
+    }
+    assert_int_equal(seen, N_GEN);
+    assert_string_equal(rs.text[0].buf, reference[0]);
+    vkllm_scheduler_free(s);
+
+    /* The reference: the prompt decoded on a context, log-softmax in double. */
+    size_t n_prompt;
+    vkllm_token *t = tokenize(prompts[0], &n_prompt);
+    vkllm_context *c;
+    th_check_status(vkllm_context_create(model, NULL, &c), "context");
+    int32_t pos[64], seq[64];
+    int8_t want[64];
+    assert_true(n_prompt <= 64);
+    for (size_t i = 0; i < n_prompt; i++) pos[i] = (int32_t)i, seq[i] = 0, want[i] = i + 1 == n_prompt;
+    vkllm_batch b = {(uint32_t)n_prompt, t, pos, seq, want};
+    th_check_status(vkllm_decode(c, &b), "decode");
+    const float *logits = vkllm_get_logits(c, 0);
+    const uint32_t n_vocab = model->cfg.n_vocab;
+    double max = logits[0], sum = 0;
+    for (uint32_t i = 1; i < n_vocab; i++) max = logits[i] > max ? logits[i] : max;
+    for (uint32_t i = 0; i < n_vocab; i++) sum += exp(logits[i] - max);
+    assert_float_equal(first_lp, logits[first_token] - max - log(sum), 1e-4);
+    int above = 0; /* tokens more likely than the fifth */
+    for (uint32_t i = 0; i < n_vocab; i++) above += logits[i] - max - log(sum) > first_top[4] + 1e-4;
+    assert_true(above <= 4);
+    vkllm_context_free(c);
+    free(t);
+
+    vkllm_request_params bad = greedy_params();
+    bad.logprobs = 1;
+    bad.top_logprobs = VKLLM_MAX_TOP_LOGPROBS + 1;
+    s = scheduler_with(128, 4, 0, 0, 0);
+    uint64_t id;
+    const vkllm_token one = 1;
+    assert_int_equal(vkllm_scheduler_submit(s, &one, 1, &bad, &id), VKLLM_ERROR_INVALID_ARGUMENT);
     vkllm_scheduler_free(s);
 }
 
@@ -438,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_cancel_and_errors),
         cmocka_unit_test(test_stop_string),
         cmocka_unit_test(test_utf8_streaming),
+        cmocka_unit_test(test_logprobs),
         cmocka_unit_test(test_prefix_cache),
         cmocka_unit_test(test_seeded_sampling),
     };

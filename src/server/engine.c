@@ -51,6 +51,11 @@ static void job_free(job *j)
     for (uint32_t i = 0; j->stop && i < j->params.n_stop; i++) free(j->stop[i]);
     free(j->stop);
     free(j->text);
+    for (size_t i = 0; i < j->n_lp; i++) {
+        free(j->lp[i].piece);
+        for (uint32_t k = 0; k < j->lp[i].n_top; k++) free(j->lp[i].top_piece[k]);
+    }
+    free(j->lp);
     free(j);
 }
 
@@ -80,6 +85,38 @@ static void append(job *j, const char *text, size_t n)
     memcpy(j->text + j->text_len, text, n);
     j->text_len += n;
     j->text[j->text_len] = '\0';
+}
+
+static char *piece_of(const vkllm_model *model, vkllm_token token)
+{
+    char piece[256];
+    size_t n = 0;
+    if (vkllm_token_to_piece(model, token, piece, sizeof piece - 1, &n) != VKLLM_OK) n = 0;
+    piece[n] = '\0';
+    return strdup(piece);
+}
+
+/* Records a generated token's log-probabilities (the end-of-generation token is not part of the text). */
+static void append_logprob(engine *e, job *j, const vkllm_step_output *out)
+{
+    if (vkllm_token_is_eog(e->model, out->token)) return;
+    if (j->n_lp == j->cap_lp) {
+        size_t cap = j->cap_lp ? 2 * j->cap_lp : 64;
+        job_logprob *lp = realloc(j->lp, cap * sizeof *lp);
+        if (!lp) return; /* the log-probabilities stay short; the request still ends */
+        j->lp = lp;
+        j->cap_lp = cap;
+    }
+    job_logprob *l = &j->lp[j->n_lp];
+    *l = (job_logprob){.piece = piece_of(e->model, out->token), .text_offset = j->lp_text_len, .logprob = out->logprob};
+    if (!l->piece) return;
+    for (uint32_t k = 0; k < out->n_top && k < VKLLM_MAX_TOP_LOGPROBS; k++) {
+        if (!(l->top_piece[k] = piece_of(e->model, out->top_tokens[k]))) break;
+        l->top_logprob[k] = out->top_logprobs[k];
+        l->n_top = k + 1;
+    }
+    j->lp_text_len += strlen(l->piece);
+    j->n_lp++;
 }
 
 /* Tokenizes (and formats) a pending job and submits it; on failure the job is done with the reason. */
@@ -162,6 +199,7 @@ static void deliver(engine *e, const vkllm_step_output *out, size_t n)
                 j->last_token = now;
             }
             if (out[i].text_len) append(j, out[i].text, out[i].text_len);
+            if (j->params.logprobs && out[i].token >= 0) append_logprob(e, j, &out[i]);
             j->n_generated = out[i].n_generated;
             j->n_cached_prompt = out[i].n_cached_prompt;
             if (out[i].finish) {

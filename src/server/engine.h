@@ -12,6 +12,16 @@
 
 typedef struct engine engine;
 
+/* One generated token's log-probability, as the response reports it (vkllm_request_params.logprobs). */
+typedef struct job_logprob {
+    char *piece;                     /* the token's text (owned) */
+    size_t text_offset;              /* where the piece begins in the generated text */
+    float logprob;
+    uint32_t n_top;
+    char *top_piece[VKLLM_MAX_TOP_LOGPROBS]; /* the most likely tokens' texts (owned) and theirs */
+    float top_logprob[VKLLM_MAX_TOP_LOGPROBS];
+} job_logprob;
+
 /* A request from an HTTP thread.  Filled by the thread (prompt or messages, params), then shared with the engine
  * under the engine's lock until both let go (engine_release). */
 typedef struct job {
@@ -26,6 +36,8 @@ typedef struct job {
     char *text;                      /* text so far (NUL-terminated) */
     size_t text_len, text_cap;
     uint32_t n_prompt, n_generated, n_cached_prompt;
+    job_logprob *lp;                 /* [n_lp] with params.logprobs: one per generated token */
+    size_t n_lp, cap_lp, lp_text_len;
     vkllm_finish_reason finish;
     bool done;                       /* finished, failed or cancelled */
     vkllm_status error;              /* VKLLM_OK, or why it failed (message in error_message) */

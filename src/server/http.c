@@ -39,6 +39,7 @@ typedef struct stream {
     char id[48];
     long created;
     size_t text_sent;    /* bytes of j->text already in chunks */
+    size_t lp_sent;      /* entries of j->lp already in chunks */
     char *chunk;         /* pending bytes to write */
     size_t chunk_len, chunk_off;
 } stream;
@@ -83,8 +84,9 @@ static bool refill(stream *st)
     char *chunk = NULL;
     if (j->text_len > st->text_sent) {
         chunk = openai_chunk(st->chat, st->id, st->srv->model_name, st->created, j->text + st->text_sent,
-                             j->text_len - st->text_sent, VKLLM_FINISH_NONE, st->first, NULL);
+                             j->text_len - st->text_sent, VKLLM_FINISH_NONE, st->first, NULL, j, st->lp_sent, j->n_lp);
         st->text_sent = j->text_len;
+        st->lp_sent = j->n_lp;
         st->first = false;
     } else if (j->done && !st->finished) {
         if (j->error != VKLLM_OK) {
@@ -95,7 +97,8 @@ static bool refill(stream *st)
             free(err);
         } else {
             chunk = openai_chunk(st->chat, st->id, st->srv->model_name, st->created, "", 0,
-                                 j->finish ? j->finish : VKLLM_FINISH_STOP, st->first, j);
+                                 j->finish ? j->finish : VKLLM_FINISH_STOP, st->first, j, j, st->lp_sent, j->n_lp);
+            st->lp_sent = j->n_lp;
         }
         st->finished = true;
     } else if (st->finished && !st->done_sent) {

@@ -96,6 +96,28 @@ static bool parse_messages(const cJSON *o, job *j, char *err, size_t err_len)
     return true;
 }
 
+/* Completions: "logprobs": N (0..20) asks for the sampled token's log-probability and N alternatives.  Chat:
+ * "logprobs": true, with "top_logprobs": N (0..20) alternatives. */
+static bool parse_logprobs(const cJSON *o, bool chat, job *j, char *err, size_t err_len)
+{
+    double v;
+    bool has;
+    const int max = VKLLM_MAX_TOP_LOGPROBS;
+    if (!chat) {
+        if (!number(o, "logprobs", 0, max, true, &v, &has, err, err_len)) return false;
+        j->params.logprobs = has;
+        j->params.top_logprobs = has ? (uint32_t)v : 0;
+        return true;
+    }
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(o, "logprobs");
+    if (lp && !cJSON_IsNull(lp) && !cJSON_IsBool(lp)) return bad(err, err_len, "'logprobs' must be true or false");
+    j->params.logprobs = cJSON_IsTrue(lp);
+    if (!number(o, "top_logprobs", 0, max, true, &v, &has, err, err_len)) return false;
+    if (has && !j->params.logprobs) return bad(err, err_len, "'top_logprobs' needs 'logprobs': true");
+    j->params.top_logprobs = has ? (uint32_t)v : 0;
+    return true;
+}
+
 bool openai_parse_request(const char *body, size_t len, bool chat, uint32_t default_max_tokens, job *j,
                           bool *stream, char *err, size_t err_len)
 {
@@ -137,9 +159,7 @@ bool openai_parse_request(const char *body, size_t len, bool chat, uint32_t defa
         if (!cJSON_IsBool(st)) ok = bad(err, err_len, "'stream' must be true or false");
         else *stream = cJSON_IsTrue(st);
     }
-    const cJSON *lp = ok ? cJSON_GetObjectItemCaseSensitive(o, "logprobs") : NULL;
-    if (lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0))
-        ok = bad(err, err_len, "'logprobs' is not supported by this server");
+    if (ok) ok = parse_logprobs(o, chat, j, err, err_len);
     cJSON_Delete(o);
     return ok;
 }
@@ -181,6 +201,67 @@ static cJSON *string_n(const char *text, size_t len)
     return s;
 }
 
+static cJSON *utf8_bytes(const char *s)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) cJSON_AddItemToArray(a, cJSON_CreateNumber(*p));
+    return a;
+}
+
+/* The "logprobs" object of a choice for lp[0, n): the completions API's parallel arrays, or the chat API's
+ * "content" list.  NULL (JSON null) when the request asked for none. */
+static cJSON *logprobs_json(bool chat, const job_logprob *lp, size_t n)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (chat) {
+        cJSON *content = cJSON_AddArrayToObject(o, "content");
+        for (size_t i = 0; i < n; i++) {
+            cJSON *t = cJSON_CreateObject();
+            cJSON_AddItemToObject(t, "token", string_n(lp[i].piece, strlen(lp[i].piece)));
+            cJSON_AddNumberToObject(t, "logprob", lp[i].logprob);
+            cJSON_AddItemToObject(t, "bytes", utf8_bytes(lp[i].piece));
+            cJSON *top = cJSON_AddArrayToObject(t, "top_logprobs");
+            for (uint32_t k = 0; k < lp[i].n_top; k++) {
+                cJSON *a = cJSON_CreateObject();
+                cJSON_AddItemToObject(a, "token", string_n(lp[i].top_piece[k], strlen(lp[i].top_piece[k])));
+                cJSON_AddNumberToObject(a, "logprob", lp[i].top_logprob[k]);
+                cJSON_AddItemToObject(a, "bytes", utf8_bytes(lp[i].top_piece[k]));
+                cJSON_AddItemToArray(top, a);
+            }
+            cJSON_AddItemToArray(content, t);
+        }
+        return o;
+    }
+    cJSON *tokens = cJSON_AddArrayToObject(o, "tokens"), *values = cJSON_AddArrayToObject(o, "token_logprobs");
+    cJSON *tops = cJSON_AddArrayToObject(o, "top_logprobs"), *offsets = cJSON_AddArrayToObject(o, "text_offset");
+    for (size_t i = 0; i < n; i++) {
+        cJSON_AddItemToArray(tokens, string_n(lp[i].piece, strlen(lp[i].piece)));
+        cJSON_AddItemToArray(values, cJSON_CreateNumber(lp[i].logprob));
+        cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)lp[i].text_offset));
+        cJSON *top = cJSON_CreateObject();
+        for (uint32_t k = 0; k < lp[i].n_top; k++)
+            cJSON_AddItemToObject(top, lp[i].top_piece[k], cJSON_CreateNumber(lp[i].top_logprob[k]));
+        cJSON_AddItemToArray(tops, top);
+    }
+    return o;
+}
+
+static void add_logprobs(cJSON *choice, bool chat, const job *j, size_t from, size_t to)
+{
+    if (j && j->params.logprobs) cJSON_AddItemToObject(choice, "logprobs", logprobs_json(chat, j->lp + from, to - from));
+    else cJSON_AddNullToObject(choice, "logprobs");
+}
+
+/* A response or chunk object with its one choice (index 0). */
+static cJSON *with_choice(cJSON *o, cJSON **choice)
+{
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    *choice = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, *choice);
+    cJSON_AddNumberToObject(*choice, "index", 0);
+    return o;
+}
+
 static void add_finish(cJSON *choice, vkllm_finish_reason f)
 {
     const char *name = openai_finish_name(f);
@@ -190,19 +271,15 @@ static void add_finish(cJSON *choice, vkllm_finish_reason f)
 
 char *openai_response(const job *j, bool chat, const char *id, const char *model, long created)
 {
-    cJSON *o = base(chat, false, id, model, created);
-    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *c, *o = with_choice(base(chat, false, id, model, created), &c);
     if (chat) {
         cJSON *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
         cJSON_AddItemToObject(m, "content", string_n(j->text, j->text_len));
     } else {
         cJSON_AddItemToObject(c, "text", string_n(j->text, j->text_len));
-        cJSON_AddNullToObject(c, "logprobs");
     }
+    add_logprobs(c, chat, j, 0, j->n_lp);
     add_finish(c, j->finish);
     add_usage(o, j);
     char *s = cJSON_PrintUnformatted(o);
@@ -211,21 +288,18 @@ char *openai_response(const job *j, bool chat, const char *id, const char *model
 }
 
 char *openai_chunk(bool chat, const char *id, const char *model, long created, const char *text, size_t len,
-                   vkllm_finish_reason finish, bool first, const job *usage_of)
+                   vkllm_finish_reason finish, bool first, const job *usage_of, const job *lp_of, size_t lp_from,
+                   size_t lp_to)
 {
-    cJSON *o = base(chat, true, id, model, created);
-    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *c, *o = with_choice(base(chat, true, id, model, created), &c);
     if (chat) {
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
         if (first) cJSON_AddStringToObject(d, "role", "assistant");
         if (len || !finish) cJSON_AddItemToObject(d, "content", string_n(text, len));
     } else {
         cJSON_AddItemToObject(c, "text", string_n(text, len));
-        cJSON_AddNullToObject(c, "logprobs");
     }
+    add_logprobs(c, chat, lp_of, lp_from, lp_to);
     add_finish(c, finish);
     if (usage_of) add_usage(o, usage_of);
     char *json = cJSON_PrintUnformatted(o);

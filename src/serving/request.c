@@ -35,6 +35,13 @@ vkllm_status request_create(uint64_t id, uint64_t arrival, const vkllm_token *pr
     r->n_prompt = r->n_tokens = n_prompt;
     r->cap = n_ctx;
     r->max_tokens = params->max_tokens;
+    r->logprobs = params->logprobs != 0;
+    r->top_logprobs = params->top_logprobs;
+    if (params->top_logprobs > VKLLM_MAX_TOP_LOGPROBS) {
+        free(r);
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "request: top_logprobs %u is more than %d", params->top_logprobs,
+                          VKLLM_MAX_TOP_LOGPROBS);
+    }
     vkllm_status st = VKLLM_OK;
     if (!(r->tokens = malloc(n_ctx * sizeof *r->tokens))) st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "request tokens");
     if (st == VKLLM_OK) memcpy(r->tokens, prompt, n_prompt * sizeof *prompt);

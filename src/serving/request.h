@@ -25,6 +25,8 @@ typedef struct request {
     char *text;               /* output text so far */
     size_t text_len, text_cap, emitted; /* text[0, emitted) reported */
     vkllm_finish_reason finish;
+    bool logprobs;            /* report log-probabilities (vkllm_request_params.logprobs) */
+    uint32_t top_logprobs;    /* and this many alternatives */
 } request;
 
 vkllm_status request_create(uint64_t id, uint64_t arrival, const vkllm_token *prompt, uint32_t n_prompt,

@@ -5,6 +5,7 @@
  * running request (or waits itself if it is the newest); (2) waiting requests are admitted in arrival order while
  * a slot, budget and pages remain, first mapping the cached pages of their longest cached prefix; (3) one forward
  * pass; (4) a token is sampled for every request whose last pending token was in the batch. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,8 @@ struct vkllm_scheduler {
     vkllm_token *b_out;   /* [n_seq_max] greedy ids */
     vkllm_step_output *outputs;
     size_t n_outputs;
+    vkllm_token *top_tokens; /* [n_seq_max][VKLLM_MAX_TOP_LOGPROBS] the outputs' top tokens */
+    float *top_logprobs;     /* and their log-probabilities */
     request **finished;   /* [cap_reqs] to free at the next step */
     uint32_t n_finished;
     vkllm_scheduler_stats stats;
@@ -47,6 +50,7 @@ void vkllm_scheduler_free(vkllm_scheduler *s)
     for (uint32_t i = 0; i < s->n_reqs; i++) request_free(s->reqs[i]);
     for (uint32_t i = 0; i < s->n_finished; i++) request_free(s->finished[i]);
     vkllm_context_free(s->ctx);
+    free(s->top_tokens), free(s->top_logprobs);
     free(s->reqs), free(s->slots), free(s->b_tokens), free(s->b_pos), free(s->b_seq), free(s->b_want);
     free(s->b_take_req), free(s->b_take), free(s->b_out), free(s->outputs), free(s->finished);
     free(s);
@@ -85,6 +89,9 @@ vkllm_status vkllm_scheduler_create(vkllm_model *model, const vkllm_scheduler_pa
         s->b_take = malloc(ns * sizeof *s->b_take);
         s->b_out = malloc(ns * sizeof *s->b_out);
         s->outputs = malloc(s->cap_reqs * sizeof *s->outputs);
+        s->top_tokens = malloc((size_t)ns * VKLLM_MAX_TOP_LOGPROBS * sizeof *s->top_tokens);
+        s->top_logprobs = malloc((size_t)ns * VKLLM_MAX_TOP_LOGPROBS * sizeof *s->top_logprobs);
+        if (!s->top_tokens || !s->top_logprobs) st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "scheduler arrays");
         if (!s->reqs || !s->finished || !s->slots || !s->b_tokens || !s->b_pos || !s->b_seq || !s->b_want ||
             !s->b_take_req || !s->b_take || !s->b_out || !s->outputs)
             st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "scheduler arrays");
@@ -351,6 +358,31 @@ static vkllm_token argmax_row(const float *logits, uint32_t n)
     return (vkllm_token)best;
 }
 
+/* The sampled token's log-probability under the row's logits, and the n most likely tokens with theirs (most
+ * likely first, ties by the lower id).  Log-softmax in double: the sum over a large vocabulary keeps its digits. */
+static void row_logprobs(const float *logits, uint32_t n_vocab, vkllm_token token, uint32_t n, vkllm_token *top,
+                         float *top_lp, float *token_lp)
+{
+    float max = logits[0];
+    for (uint32_t i = 1; i < n_vocab; i++)
+        if (logits[i] > max) max = logits[i];
+    double sum = 0;
+    for (uint32_t i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - max);
+    const double log_z = max + log(sum);
+    *token_lp = (float)(logits[token] - log_z);
+    uint32_t have = 0; /* top[0, have) sorted by descending logit */
+    for (uint32_t i = 0; i < n_vocab && n; i++) {
+        if (have == n && logits[i] <= logits[top[n - 1]]) continue;
+        uint32_t at = have < n ? have++ : n - 1;
+        while (at > 0 && logits[i] > logits[top[at - 1]]) {
+            top[at] = top[at - 1];
+            at--;
+        }
+        top[at] = (vkllm_token)i;
+    }
+    for (uint32_t k = 0; k < have; k++) top_lp[k] = (float)(logits[top[k]] - log_z);
+}
+
 vkllm_status vkllm_scheduler_step(vkllm_scheduler *s, const vkllm_step_output **outputs, size_t *n_outputs)
 {
     if (!s || !outputs || !n_outputs) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_scheduler_step: NULL");
@@ -383,7 +415,7 @@ vkllm_status vkllm_scheduler_step(vkllm_scheduler *s, const vkllm_step_output **
         request *r = s->b_take_req[i];
         if (r->n_cached + s->b_take[i] == r->n_tokens) {
             n_want++;
-            if (r->smp) all_greedy = false;
+            if (r->smp || r->logprobs) all_greedy = false;
         }
     }
     vkllm_batch batch = {n_tokens, s->b_tokens, s->b_pos, s->b_seq, s->b_want};
@@ -405,9 +437,14 @@ vkllm_status vkllm_scheduler_step(vkllm_scheduler *s, const vkllm_step_output **
         if (s->params.prefix_cache) hash_full_pages(s, r);
         if (!sample) continue;
         vkllm_token token;
+        const uint32_t n_vocab = s->model->cfg.n_vocab;
+        const float *logits = all_greedy ? NULL : vkllm_get_logits(s->ctx, row);
         if (all_greedy) token = s->b_out[row];
-        else if (!r->smp) token = argmax_row(vkllm_get_logits(s->ctx, row), s->model->cfg.n_vocab);
-        else VKLLM_TRY(sampler_sample(r->smp, vkllm_get_logits(s->ctx, row), &token));
+        else if (!r->smp) token = argmax_row(logits, n_vocab);
+        else VKLLM_TRY(sampler_sample(r->smp, logits, &token));
+        vkllm_token *top = s->top_tokens + (size_t)row * VKLLM_MAX_TOP_LOGPROBS;
+        float *top_lp = s->top_logprobs + (size_t)row * VKLLM_MAX_TOP_LOGPROBS, token_lp = 0;
+        if (r->logprobs) row_logprobs(logits, n_vocab, token, r->top_logprobs, top, top_lp, &token_lp);
         row++;
         const char *text;
         size_t len;
@@ -419,6 +456,12 @@ vkllm_status vkllm_scheduler_step(vkllm_scheduler *s, const vkllm_step_output **
         o->text_len = len;
         o->finish = r->finish;
         o->n_generated = r->n_generated;
+        if (r->logprobs) {
+            o->logprob = token_lp;
+            o->n_top = r->top_logprobs < n_vocab ? r->top_logprobs : n_vocab;
+            o->top_tokens = top;
+            o->top_logprobs = top_lp;
+        }
         if (r->finish) finish(s, r);
     }
     *n_outputs = s->n_outputs;
