@@ -30,35 +30,6 @@ double engine_now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-job *job_new(void)
-{
-    job *j = calloc(1, sizeof *j);
-    if (j) {
-        j->params = vkllm_request_default_params();
-        j->refs = 1;
-    }
-    return j;
-}
-
-static void job_free(job *j)
-{
-    free(j->prompt);
-    for (size_t i = 0; i < j->n_messages; i++) {
-        free((char *)j->messages[i].role);
-        free((char *)j->messages[i].content);
-    }
-    free(j->messages);
-    for (uint32_t i = 0; j->stop && i < j->params.n_stop; i++) free(j->stop[i]);
-    free(j->stop);
-    free(j->text);
-    for (size_t i = 0; i < j->n_lp; i++) {
-        free(j->lp[i].piece);
-        for (uint32_t k = 0; k < j->lp[i].n_top; k++) free(j->lp[i].top_piece[k]);
-    }
-    free(j->lp);
-    free(j);
-}
-
 static void unref(job *j)
 {
     if (--j->refs == 0) job_free(j);

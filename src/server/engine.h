@@ -76,6 +76,8 @@ void engine_stop(engine *e, double grace_s);
 void engine_free(engine *e);
 
 job *job_new(void);
+/* Frees a job and everything it owns (engine.c calls it when the last reference goes). */
+void job_free(job *j);
 /* Hands the job to the engine (which takes a reference); VKLLM_ERROR_BUFFER_TOO_SMALL if the queue is full. */
 vkllm_status engine_submit(engine *e, job *j);
 /* Waits until the job has text past `have` bytes or is done, or timeout_s passes; under the engine's lock. */

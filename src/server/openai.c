@@ -248,8 +248,11 @@ static cJSON *logprobs_json(bool chat, const job_logprob *lp, size_t n)
 
 static void add_logprobs(cJSON *choice, bool chat, const job *j, size_t from, size_t to)
 {
-    if (j && j->params.logprobs) cJSON_AddItemToObject(choice, "logprobs", logprobs_json(chat, j->lp + from, to - from));
-    else cJSON_AddNullToObject(choice, "logprobs");
+    if (!j || !j->params.logprobs) {
+        cJSON_AddNullToObject(choice, "logprobs");
+        return;
+    }
+    cJSON_AddItemToObject(choice, "logprobs", logprobs_json(chat, to > from ? j->lp + from : NULL, to - from));
 }
 
 /* A response or chunk object with its one choice (index 0). */
