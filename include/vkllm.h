@@ -243,6 +243,10 @@ typedef struct vkllm_context_params {
      * submission.  The next submission is made only once the previous one finished, by vkllm_ticket_poll /
      * vkllm_ticket_wait / vkllm_generate_step, so the host's submissions in between run between them. */
     uint32_t max_submit_us;
+    /* 1: every forward pass also returns each output row's hidden state (the last layer's, after the final norm:
+     * what the LM head multiplies) through vkllm_get_hidden; 0 (default) does not (no extra copy).  Medusa heads
+     * (docs/speculative.md) are trained on it. */
+    int output_hidden;
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);
@@ -268,6 +272,10 @@ VKLLM_API vkllm_status vkllm_decode(vkllm_context *ctx, const vkllm_batch *batch
 /* Logits (n_vocab floats) of the i-th row that asked for them in the last vkllm_decode; NULL if none.  Owned by
  * the context: valid until its next decode or generate call. */
 VKLLM_API const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
+/* Hidden state (n_embd floats: the last layer's output after the final norm) of the i-th output row of the last
+ * pass (vkllm_decode or vkllm_decode_greedy), on a context created with output_hidden = 1; NULL otherwise or if
+ * there is no such row.  Lives as long as vkllm_get_logits' rows. */
+VKLLM_API const float *vkllm_get_hidden(vkllm_context *ctx, uint32_t i);
 /* The same forward pass with greedy sampling on the GPU: only the argmax token of each output row comes
  * back (tokens[i] for the i-th row that asked), not the logits. */
 VKLLM_API vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens);

@@ -83,7 +83,9 @@ static vkllm_status create_activations(vkllm_context *ctx)
         {&ctx->xo, no * c->n_embd}, {&ctx->ho, no * c->n_embd}, {&ctx->logits, no * c->n_vocab}, {&ctx->argmax, no},
     };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) VKLLM_TRY(device_buffer(ctx, 4 * all[i].floats, all[i].b));
-    VKLLM_TRY(vkr_buffer_alloc(ctx->model->dev, 4 * no * c->n_vocab + 4 * no, VKR_MEMORY_HOST, &ctx->host_out));
+    /* host_out: logits rows, argmax ids, then (output_hidden) the hidden rows */
+    uint64_t hidden = ctx->params.output_hidden ? 4 * no * c->n_embd : 0;
+    VKLLM_TRY(vkr_buffer_alloc(ctx->model->dev, 4 * no * c->n_vocab + 4 * no + hidden, VKR_MEMORY_HOST, &ctx->host_out));
     /* Scratch for the largest shape any recording can have: every batch size at the full context. */
     uint64_t scratch = 0;
     for (uint32_t n = 1; n <= ctx->params.n_batch; n++) {

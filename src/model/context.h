@@ -74,7 +74,8 @@ struct vkllm_context {
     vkr_buffer logits;                   /* [n_outputs_max][n_vocab] */
     vkr_buffer argmax;                   /* [n_outputs_max] int32 */
     vkr_buffer scratch;                  /* flash-attention split-K partials */
-    vkr_buffer host_out;                 /* host-visible: logits rows, then argmax ids */
+    vkr_buffer host_out;                 /* host-visible: logits rows, then argmax ids, then hidden rows
+                                            (output_hidden; context_hidden_offset) */
 
     uint32_t *next_len;                  /* [n_seq_max] scratch of vkllm_decode: lengths after the batch */
     vkllm_token *history;                /* [n_ctx] tokens whose keys sequence 0 holds (vkllm_generate) */
@@ -86,6 +87,7 @@ struct vkllm_context {
     recording recordings[CONTEXT_MAX_RECORDINGS];
     uint64_t clock;
     uint32_t n_out_last;                 /* rows of logits the last decode returned */
+    uint32_t n_hidden_last;              /* rows of hidden states it returned (output_hidden) */
 
     VkSemaphore timeline;                /* signalled by each forward pass to its ticket's value */
     uint64_t timeline_value;             /* the last value handed out */
@@ -95,6 +97,8 @@ struct vkllm_context {
     generate_state *gen;                 /* vkllm_generate_begin / _step (generate_step.c) */
 };
 
+/* Byte offset of the hidden rows in host_out. */
+uint64_t context_hidden_offset(const vkllm_context *ctx);
 /* vkllm_decode (greedy: vkllm_decode_greedy, tokens receiving the ids) without touching the history. */
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, vkllm_token *tokens);
 /* decode.c: validates and stages the batch (waiting first for a pass still pending) and finds (or records) its

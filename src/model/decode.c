@@ -219,6 +219,19 @@ const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i)
     return (const float *)ctx->host_out.mapped + (size_t)i * ctx->model->cfg.n_vocab;
 }
 
+uint64_t context_hidden_offset(const vkllm_context *ctx)
+{
+    uint64_t no = ctx->params.n_outputs_max;
+    return 4ull * no * ctx->model->cfg.n_vocab + 4ull * no;
+}
+
+const float *vkllm_get_hidden(vkllm_context *ctx, uint32_t i)
+{
+    if (!ctx || !ctx->params.output_hidden || i >= ctx->n_hidden_last) return NULL;
+    const uint8_t *base = (const uint8_t *)ctx->host_out.mapped + context_hidden_offset(ctx);
+    return (const float *)base + (size_t)i * ctx->model->cfg.n_embd;
+}
+
 vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens)
 {
     forget_history(ctx, batch);

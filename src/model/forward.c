@@ -122,6 +122,11 @@ static vkllm_status head(vkllm_context *ctx, vkr_sequence *seq, const forward_sh
                    ops_matmul_reads_q8(ops, m->output, s->n_out), &hq));
     VKLLM_TRY(ops_matmul_into_xq(ops, seq, m->output, W(ctx->ho), hq, W(ctx->logits), s->n_out, c->n_vocab, 0));
     uint64_t logits_bytes = 4ull * s->n_out * c->n_vocab;
+    if (ctx->params.output_hidden) {
+        uint64_t bytes = 4ull * s->n_out * c->n_embd;
+        VKLLM_TRY(vkr_sequence_copy(seq, vkr_sub(&ctx->ho, 0, bytes),
+                                    vkr_sub(&ctx->host_out, context_hidden_offset(ctx), bytes)));
+    }
     if (s->greedy) {
         VKLLM_TRY(ops_argmax_f32(ops, seq, W(ctx->logits), W(ctx->argmax), s->n_out, c->n_vocab));
         uint64_t at = 4ull * ctx->params.n_outputs_max * c->n_vocab;
