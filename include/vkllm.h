@@ -402,6 +402,10 @@ typedef struct vkllm_speculation {
     uint32_t draft_max;      /* most tokens drafted per pass (1..64, also bounded by n_outputs_max - 1).  Default 7 */
     float draft_min_p;       /* the draft model stops drafting when its top probability falls below this.  Default 0 */
     int adaptive;            /* stop drafting for a while when acceptance is too low to pay.  Default 1 */
+    const char *medusa;      /* a Medusa heads file (`vkllm medusa-train`, docs/speculative.md), or NULL: its heads
+                                draft from the model's last hidden state, head i the token i + 2 ahead (top-1 of each,
+                                one candidate per depth; at most draft_max of them).  The context must have been
+                                created with output_hidden = 1; heads trained on another model are refused */
 } vkllm_speculation;
 
 VKLLM_API vkllm_speculation vkllm_speculation_default(void);

@@ -120,9 +120,9 @@ cli_parse_result cli_parse_spec_option(int argc, char **argv, int *i, cli_spec_o
         o->lookup = true;
     } else if (!strcmp(a, "--no-adaptive")) {
         o->no_adaptive = true;
-    } else if (!strcmp(a, "--draft")) {
+    } else if (!strcmp(a, "--draft") || !strcmp(a, "--medusa")) {
         if (!(v = take_value(argc, argv, i, err, err_len))) return CLI_PARSE_ERROR;
-        o->draft = v;
+        *(!strcmp(a, "--draft") ? &o->draft : &o->medusa) = v;
     } else if (!strcmp(a, "--lookup-ngram") || !strcmp(a, "--draft-max")) {
         bool ngram = !strcmp(a, "--lookup-ngram");
         if (!(v = take_value(argc, argv, i, err, err_len)) ||
@@ -626,7 +626,8 @@ int cli_open_model(const char *command, const cli_options *o, vkllm_model **mode
     cp.type_k = o->type_k;
     cp.type_v = o->type_v;
     cp.rotate_k = !o->kv_no_rotate;
-    if (o->spec.lookup || o->spec.draft) cp.n_outputs_max = o->spec.draft_max + 1; /* a verification's rows */
+    if (cli_spec_on(&o->spec)) cp.n_outputs_max = o->spec.draft_max + 1; /* a verification's rows */
+    cp.output_hidden = o->spec.medusa != NULL;
     if (st == VKLLM_OK) st = vkllm_context_create(*model, &cp, ctx);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm %s: %s: %s\n", command, vkllm_status_name(st), vkllm_last_error());

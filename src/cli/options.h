@@ -50,7 +50,11 @@ typedef struct cli_spec_options {
     uint32_t draft_max;         /* --draft-max [1, 64]; default 7 */
     float draft_min_p;          /* --draft-min-p [0, 1]; default 0 */
     bool no_adaptive;           /* --no-adaptive: keep drafting whatever the acceptance */
+    const char *medusa;         /* --medusa HEADS.gguf (drafts at most one token per head) */
 } cli_spec_options;
+
+/* Any speculation asked for. */
+static inline bool cli_spec_on(const cli_spec_options *o) { return o->lookup || o->draft || o->medusa; }
 
 /* Parses argv[*i] (and its value) if it is one of the speculation options: CLI_PARSE_OK and *taken true; not one:
  * CLI_PARSE_OK and *taken false; a bad value: CLI_PARSE_ERROR. */

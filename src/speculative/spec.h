@@ -40,6 +40,7 @@ typedef struct spec_state {
     vkllm_token target[SPEC_MAX_DRAFT + 1];
     float *p, *q;             /* [n_vocab] the target's and the draft's distributions (sampling) */
     float *q_rows;            /* [draft_max][n_vocab] the draft model's distributions of its drafts (sampling) */
+    struct spec_medusa *medusa; /* the Medusa drafter (medusa_draft.c), NULL when off */
 } spec_state;
 
 void spec_state_free(spec_state *s);
@@ -72,6 +73,16 @@ vkllm_status spec_draft_model(vkllm_context *draft, const vkllm_token *hist, uin
 /* Every token id of a and b's vocabularies has the same text: else VKLLM_ERROR_INVALID_ARGUMENT naming the first id
  * that differs. */
 vkllm_status spec_check_vocab(const vkllm_model *a, const vkllm_model *b);
+
+/* Medusa (medusa_draft.c): loads the heads file, checks it against ctx's model and that ctx returns hidden states. */
+vkllm_status spec_medusa_open(const vkllm_context *ctx, const char *path, struct spec_medusa **out);
+void spec_medusa_free(struct spec_medusa *m);
+uint32_t spec_medusa_heads(const struct spec_medusa *m);
+/* The hidden state the next drafts start from: row `row` of the pass just read back (none there: no drafts until the
+ * next one). */
+void spec_medusa_take_hidden(struct spec_medusa *m, vkllm_context *ctx, uint32_t row);
+/* Up to max drafts after the next input: head i's top token, i < heads; 0 without a hidden state. */
+uint32_t spec_medusa_draft(struct spec_medusa *m, uint32_t max, vkllm_token *out);
 
 /* The speculative sampling rule for one drafted token x with target distribution p and draft distribution q (NULL:
  * one-hot at x): accepts x with probability min(1, p(x)/q(x)), returning true; else draws *out from

@@ -99,6 +99,7 @@ void spec_state_free(spec_state *s)
     free(s->p);
     free(s->q);
     free(s->q_rows);
+    spec_medusa_free(s->medusa);
     free(s);
 }
 
@@ -107,7 +108,7 @@ vkllm_status vkllm_context_set_speculation(vkllm_context *ctx, const vkllm_specu
     if (!ctx) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_context_set_speculation: context is NULL");
     spec_state_free(ctx->spec);
     ctx->spec = NULL;
-    if (!spec || (!spec->lookup_ngram && !spec->draft)) return VKLLM_OK;
+    if (!spec || (!spec->lookup_ngram && !spec->draft && !spec->medusa)) return VKLLM_OK;
     if (spec->draft_max < 1 || spec->draft_max > SPEC_MAX_DRAFT || !(spec->draft_min_p >= 0.0f && spec->draft_min_p <= 1.0f))
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "speculation: draft_max %u (1..%u), draft_min_p %g (0..1)",
                           spec->draft_max, SPEC_MAX_DRAFT, (double)spec->draft_min_p);
@@ -121,7 +122,18 @@ vkllm_status vkllm_context_set_speculation(vkllm_context *ctx, const vkllm_specu
         spec_state_free(s);
         return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "speculation state for %zu tokens", n_vocab);
     }
+    if (spec->medusa) {
+        vkllm_status st = spec_medusa_open(ctx, spec->medusa, &s->medusa);
+        if (st != VKLLM_OK) {
+            spec_state_free(s);
+            return st;
+        }
+    }
     s->params = *spec;
+    s->params.medusa = NULL; /* read at this call only */
+    /* one draft per head at most: a pass of heads + 1 rows is then one of the prepared sizes */
+    if (s->medusa && s->params.draft_max > spec_medusa_heads(s->medusa)) s->params.draft_max = spec_medusa_heads(s->medusa);
+    spec = &s->params;
     ctx->spec = s;
     /* Record the passes now (building their pipelines), rather than in the first passes of a generation, where
      * they would be counted against drafting: a verification pass of each size a greedy draft can have. */
