@@ -231,6 +231,114 @@ static void test_train_deterministic(void **state)
     remove(a), remove(b);
 }
 
+typedef struct text {
+    char buf[8192];
+    size_t len;
+} text;
+
+static int collect(const char *piece, size_t len, void *user)
+{
+    text *t = user;
+    if (t->len + len < sizeof t->buf) memcpy(t->buf + t->len, piece, len), t->len += len;
+    return 1;
+}
+
+/* n tokens from prompt at temperature temp (seeded), with the heads file (NULL: plain). */
+static vkllm_generate_stats generate(vkllm_model *m, const char *heads, const char *prompt, uint32_t n, float temp,
+                                     text *t)
+{
+    vkllm_context_params p = vkllm_context_default_params();
+    p.n_ctx = 320;
+    p.n_outputs_max = 8;
+    p.output_hidden = 1; /* both: the same passes either way */
+    vkllm_context *c = NULL;
+    th_check_status(vkllm_context_create(m, &p, &c), "vkllm_context_create");
+    if (heads) {
+        vkllm_speculation sp = vkllm_speculation_default();
+        sp.medusa = heads;
+        sp.adaptive = 0; /* draft at every pass */
+        th_check_status(vkllm_context_set_speculation(c, &sp), "vkllm_context_set_speculation");
+    }
+    vkllm_sampling smp = vkllm_sampling_default();
+    smp.temperature = temp;
+    smp.seed = 7;
+    vkllm_generate_stats stats = {0};
+    t->len = 0;
+    th_check_status(vkllm_generate(c, prompt, 0, n, &smp, collect, t, &stats), "vkllm_generate");
+    vkllm_context_free(c);
+    return stats;
+}
+
+/* Greedy text with Medusa drafting is plain greedy's, on stories260K (heads trained briefly: some drafts accepted)
+ * and on a synthetic model (random heads); with sampling the run completes with every pass verified. */
+static void test_medusa_decoding_same_text(void **state)
+{
+    (void)state;
+    char heads[256], tiny[256], tiny_heads[256];
+    snprintf(heads, sizeof heads, "%s/stories-heads.gguf", tmpdir);
+    medusa_train_params p = medusa_train_default_params();
+    p.n_tokens = 4096;
+    p.epochs = 2;
+    p.calib = CALIB;
+    vkllm_model_params mp = vkllm_model_default_params();
+    th_check_status(medusa_train(STORIES, &mp, &p, heads, NULL, NULL, NULL), "medusa_train");
+    vkllm_model *m = NULL;
+    th_check_status(vkllm_model_load(STORIES, &m), STORIES);
+    text plain, med;
+    generate(m, NULL, "Once upon a time", 200, 0, &plain);
+    vkllm_generate_stats st = generate(m, heads, "Once upon a time", 200, 0, &med);
+    printf("stories260K: %u passes, %u drafted, %u accepted, %.2f tokens per pass\n", st.n_verify, st.n_drafted,
+           st.n_accepted, (double)st.n_decode / st.n_verify);
+    assert_int_equal(plain.len, med.len);
+    assert_memory_equal(plain.buf, med.buf, plain.len);
+    assert_true(st.n_accepted > 0 && st.n_verify < 200);
+    st = generate(m, heads, "Once upon a time", 100, 0.8f, &med);
+    assert_true(st.n_generated == 100 || st.stopped_by_eog);
+    assert_true(st.n_verify > 0 && st.n_drafted > 0);
+    /* heads of another model are refused by set_speculation, naming both */
+    synth_tiny("tiny-dec.gguf", 4, tiny, sizeof tiny);
+    vkllm_context_params cp = vkllm_context_default_params();
+    cp.output_hidden = 1;
+    vkllm_model *tm = NULL;
+    vkllm_context *tc = NULL;
+    th_check_status(vkllm_model_load(tiny, &tm), tiny);
+    th_check_status(vkllm_context_create(tm, &cp, &tc), "context");
+    vkllm_speculation sp = vkllm_speculation_default();
+    sp.medusa = heads;
+    assert_int_equal(vkllm_context_set_speculation(tc, &sp), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_last_error(), "trained on another model"));
+    vkllm_context_free(tc);
+    /* a context without output_hidden cannot feed the heads */
+    cp.output_hidden = 0;
+    th_check_status(vkllm_context_create(m, &cp, &tc), "context");
+    assert_int_equal(vkllm_context_set_speculation(tc, &sp), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_last_error(), "output_hidden"));
+    vkllm_context_free(tc);
+    /* the synthetic model with random heads of its own */
+    gguf_file *f;
+    medusa_heads h;
+    th_check_status(gguf_open(tiny, &f), tiny);
+    medusa_base tb;
+    th_check_status(medusa_base_from_gguf(f, &tb), "base");
+    gguf_close(f);
+    th_check_status(medusa_heads_alloc(&h, 3, tb.n_embd, tb.n_vocab, false), "alloc");
+    h.base = tb;
+    uint32_t s = 99;
+    for (size_t i = 0; i < (size_t)3 * tb.n_embd * tb.n_embd; i++)
+        h.w[i] = (float)((s = s * 1103515245u + 12345u) >> 16 & 0x7fff) / 16384.0f * 0.1f - 0.1f;
+    snprintf(tiny_heads, sizeof tiny_heads, "%s/tiny-heads.gguf", tmpdir);
+    th_check_status(medusa_heads_save(&h, tiny_heads), "save");
+    medusa_heads_free(&h);
+    generate(tm, NULL, "Hello", 64, 0, &plain);
+    st = generate(tm, tiny_heads, "Hello", 64, 0, &med);
+    printf("tiny synthetic: %u passes, %u drafted, %u accepted\n", st.n_verify, st.n_drafted, st.n_accepted);
+    assert_int_equal(plain.len, med.len);
+    assert_memory_equal(plain.buf, med.buf, plain.len);
+    free_model(tm);
+    free_model(m);
+    remove(heads), remove(tiny), remove(tiny_heads);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -250,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_gradient_check),
         cmocka_unit_test(test_heads_file),
         cmocka_unit_test(test_train_deterministic),
+        cmocka_unit_test(test_medusa_decoding_same_text),
     };
     return cmocka_run_group_tests_name("medusa", tests, setup, teardown);
 }

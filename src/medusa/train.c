@@ -13,7 +13,7 @@
 
 #define STREAMS 16u     /* sequences generated side by side */
 #define PROMPT 8u       /* tokens of each prompt (1: BOS alone) */
-#define GEN 120u        /* tokens generated per stream */
+#define GEN 248u        /* tokens generated per stream (positions up to 256: what -n 256 reaches) */
 #define HOLD_OUT 10u    /* every 10th stream is held out for evaluation */
 
 medusa_train_params medusa_train_default_params(void)
