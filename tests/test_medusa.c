@@ -183,6 +183,16 @@ static void test_heads_file(void **state)
     v.vocab_hash ^= 1;
     assert_int_equal(medusa_heads_check(&g, &v, path, "x.gguf"), VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_last_error(), "vocabulary (token texts' hash)"));
+    /* heads with their own output matrix round-trip it */
+    medusa_heads o, o2;
+    th_check_status(medusa_heads_alloc(&o, 1, stories.n_embd, stories.n_vocab, true), "alloc own output");
+    o.base = stories;
+    for (size_t i = 0; i < (size_t)stories.n_vocab * stories.n_embd; i++) o.out[i] = (float)(i % 97) * 0.01f;
+    th_check_status(medusa_heads_save(&o, path), "save own output");
+    th_check_status(medusa_heads_load(path, &o2), "load own output");
+    assert_non_null(o2.out);
+    assert_memory_equal(o2.out, o.out, sizeof *o.out * stories.n_vocab * stories.n_embd);
+    medusa_heads_free(&o), medusa_heads_free(&o2);
     /* a model file is not a heads file */
     medusa_heads bad;
     assert_int_equal(medusa_heads_load(STORIES, &bad), VKLLM_ERROR_BAD_FORMAT);
