@@ -406,6 +406,10 @@ typedef struct vkllm_speculation {
                                 draft from the model's last hidden state, head i the token i + 2 ahead (top-1 of each,
                                 one candidate per depth; at most draft_max of them).  The context must have been
                                 created with output_hidden = 1; heads trained on another model are refused */
+    const char *medusa_tree; /* with medusa: verify a tree of the heads' top candidates in each pass instead of a
+                                chain: "default" (24 nodes) or nodes as paths of ranks, "0,1,0.0,0.1,0.0.0" (0.1: head
+                                1's second choice after head 0's first; a node after its parent).  Needs
+                                n_outputs_max >= heads + 1 + nodes and an F16 or F32 KV cache.  NULL: the chain */
 } vkllm_speculation;
 
 VKLLM_API vkllm_speculation vkllm_speculation_default(void);

@@ -193,7 +193,7 @@ void main()
     uint lane = gl_LocalInvocationID.x;
     g_row = p.n_kv_heads * HD4 * 4u;
 
-    ivec2 sp = tokens[t];
+    ivec2 sp = token_slot(tokens[t]);
     bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
                  (uint(sp.y) >> p.page_shift) < p.max_pages_per_seq;
     uint context = valid ? min(uint(sp.y) + 1u, p.n_splits * p.split_len) : 0u;

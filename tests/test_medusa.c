@@ -253,19 +253,20 @@ static int collect(const char *piece, size_t len, void *user)
     return 1;
 }
 
-/* n tokens from prompt at temperature temp (seeded), with the heads file (NULL: plain). */
-static vkllm_generate_stats generate(vkllm_model *m, const char *heads, const char *prompt, uint32_t n, float temp,
-                                     text *t)
+/* n tokens from prompt at temperature temp (seeded), with the heads file (NULL: plain) and a tree (NULL: a chain). */
+static vkllm_generate_stats generate_tree(vkllm_model *m, const char *heads, const char *tree, const char *prompt,
+                                          uint32_t n, float temp, text *t)
 {
     vkllm_context_params p = vkllm_context_default_params();
     p.n_ctx = 320;
-    p.n_outputs_max = 8;
+    p.n_outputs_max = tree ? 64 : 8;
     p.output_hidden = 1; /* both: the same passes either way */
     vkllm_context *c = NULL;
     th_check_status(vkllm_context_create(m, &p, &c), "vkllm_context_create");
     if (heads) {
         vkllm_speculation sp = vkllm_speculation_default();
         sp.medusa = heads;
+        sp.medusa_tree = tree;
         sp.adaptive = 0; /* draft at every pass */
         th_check_status(vkllm_context_set_speculation(c, &sp), "vkllm_context_set_speculation");
     }
@@ -277,6 +278,12 @@ static vkllm_generate_stats generate(vkllm_model *m, const char *heads, const ch
     th_check_status(vkllm_generate(c, prompt, 0, n, &smp, collect, t, &stats), "vkllm_generate");
     vkllm_context_free(c);
     return stats;
+}
+
+static vkllm_generate_stats generate(vkllm_model *m, const char *heads, const char *prompt, uint32_t n, float temp,
+                                     text *t)
+{
+    return generate_tree(m, heads, NULL, prompt, n, temp, t);
 }
 
 /* Greedy text with Medusa drafting is plain greedy's, on stories260K (heads trained briefly: some drafts accepted)
@@ -305,6 +312,33 @@ static void test_medusa_decoding_same_text(void **state)
     st = generate(m, heads, "Once upon a time", 100, 0.8f, &med);
     assert_true(st.n_generated == 100 || st.stopped_by_eog);
     assert_true(st.n_verify > 0 && st.n_drafted > 0);
+    /* tree verification: the built-in tree, a small one and a chain written as a tree give the plain text */
+    const char *trees[] = {"default", "0,1,0.0,0.0.0", "0,0.0,0.0.0,0.0.0.0"};
+    for (size_t i = 0; i < sizeof trees / sizeof *trees; i++) {
+        st = generate_tree(m, heads, trees[i], "Once upon a time", 200, 0, &med);
+        printf("stories260K, tree %s: %u passes, %u candidates, %u accepted, %.2f tokens per pass\n", trees[i],
+               st.n_verify, st.n_drafted, st.n_accepted, (double)st.n_decode / st.n_verify);
+        assert_int_equal(plain.len, med.len);
+        assert_memory_equal(plain.buf, med.buf, plain.len);
+        assert_true(st.n_accepted > 0 && st.n_verify < 200);
+    }
+    st = generate_tree(m, heads, "default", "Once upon a time", 100, 0.8f, &med);
+    assert_true(st.n_generated == 100 || st.stopped_by_eog);
+    /* bad trees are refused */
+    vkllm_context_params bp = vkllm_context_default_params();
+    bp.output_hidden = 1;
+    bp.n_outputs_max = 64;
+    vkllm_context *bc = NULL;
+    th_check_status(vkllm_context_create(m, &bp, &bc), "context");
+    vkllm_speculation bs = vkllm_speculation_default();
+    bs.medusa = heads;
+    const char *bad[] = {"0.0", "0,0.0.0.0.0", "0,x", "0,0", "99"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        bs.medusa_tree = bad[i];
+        assert_int_equal(vkllm_context_set_speculation(bc, &bs), VKLLM_ERROR_INVALID_ARGUMENT);
+        printf("tree '%s' refused: %s\n", bad[i], vkllm_last_error());
+    }
+    vkllm_context_free(bc);
     /* heads of another model are refused by set_speculation, naming both */
     synth_tiny("tiny-dec.gguf", 4, tiny, sizeof tiny);
     vkllm_context_params cp = vkllm_context_default_params();
@@ -342,6 +376,11 @@ static void test_medusa_decoding_same_text(void **state)
     generate(tm, NULL, "Hello", 64, 0, &plain);
     st = generate(tm, tiny_heads, "Hello", 64, 0, &med);
     printf("tiny synthetic: %u passes, %u drafted, %u accepted\n", st.n_verify, st.n_drafted, st.n_accepted);
+    assert_int_equal(plain.len, med.len);
+    assert_memory_equal(plain.buf, med.buf, plain.len);
+    st = generate_tree(tm, tiny_heads, "default", "Hello", 64, 0, &med);
+    printf("tiny synthetic, default tree: %u passes, %u candidates, %u accepted\n", st.n_verify, st.n_drafted,
+           st.n_accepted);
     assert_int_equal(plain.len, med.len);
     assert_memory_equal(plain.buf, med.buf, plain.len);
     free_model(tm);

@@ -133,7 +133,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-d 0] [-r 5] [--kv TYPE] [--kv-k TYPE] [--kv-v TYPE]\n"
                  "                   [--json] [--profile] [--no-ttft] [--device INDEX|NAME]\n"
                  "                   [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
-                 "                   [--draft-min-p P] [--no-adaptive] [--medusa HEADS.gguf] [--prompt TEXT]\n"
+                 "                   [--draft-min-p P] [--no-adaptive] [--medusa HEADS.gguf [--medusa-tree SPEC]] [--prompt TEXT]\n"
                  "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n"
                  "  -d: tokens in the cache before the -n decode steps (filled untimed)\n"
                  "  --kv, --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate on|off\n"

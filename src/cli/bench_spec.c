@@ -59,6 +59,7 @@ int cli_bench_speculation(const cli_bench_options *a, vkllm_model *m, uint32_t n
     vkllm_context_params p = vkllm_context_default_params();
     p.n_outputs_max = a->spec.draft_max + 1;
     p.output_hidden = a->spec.medusa != NULL; /* both contexts: the same passes but for the heads */
+    if (a->spec.medusa_tree) p.n_outputs_max = 64;
     vkllm_context *plain = NULL, *spec = NULL, *draft_ctx = NULL;
     vkllm_model *draft_model = NULL;
     vkllm_status st = vkllm_context_create(m, &p, &plain);

@@ -120,9 +120,9 @@ cli_parse_result cli_parse_spec_option(int argc, char **argv, int *i, cli_spec_o
         o->lookup = true;
     } else if (!strcmp(a, "--no-adaptive")) {
         o->no_adaptive = true;
-    } else if (!strcmp(a, "--draft") || !strcmp(a, "--medusa")) {
+    } else if (!strcmp(a, "--draft") || !strcmp(a, "--medusa") || !strcmp(a, "--medusa-tree")) {
         if (!(v = take_value(argc, argv, i, err, err_len))) return CLI_PARSE_ERROR;
-        *(!strcmp(a, "--draft") ? &o->draft : &o->medusa) = v;
+        *(!strcmp(a, "--draft") ? &o->draft : !strcmp(a, "--medusa") ? &o->medusa : &o->medusa_tree) = v;
     } else if (!strcmp(a, "--lookup-ngram") || !strcmp(a, "--draft-max")) {
         bool ngram = !strcmp(a, "--lookup-ngram");
         if (!(v = take_value(argc, argv, i, err, err_len)) ||
@@ -627,6 +627,7 @@ int cli_open_model(const char *command, const cli_options *o, vkllm_model **mode
     cp.type_v = o->type_v;
     cp.rotate_k = !o->kv_no_rotate;
     if (cli_spec_on(&o->spec)) cp.n_outputs_max = o->spec.draft_max + 1; /* a verification's rows */
+    if (o->spec.medusa_tree) cp.n_outputs_max = 64;                      /* a tree's */
     cp.output_hidden = o->spec.medusa != NULL;
     if (st == VKLLM_OK) st = vkllm_context_create(*model, &cp, ctx);
     if (st != VKLLM_OK) {

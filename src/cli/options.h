@@ -51,6 +51,7 @@ typedef struct cli_spec_options {
     float draft_min_p;          /* --draft-min-p [0, 1]; default 0 */
     bool no_adaptive;           /* --no-adaptive: keep drafting whatever the acceptance */
     const char *medusa;         /* --medusa HEADS.gguf (drafts at most one token per head) */
+    const char *medusa_tree;    /* --medusa-tree SPEC: "default" or paths of ranks (vkllm_speculation.medusa_tree) */
 } cli_spec_options;
 
 /* Any speculation asked for. */

@@ -15,6 +15,7 @@ int cli_open_speculation(const char *command, const cli_spec_options *o, const c
     spec.draft_min_p = o->draft_min_p;
     spec.adaptive = !o->no_adaptive;
     spec.medusa = o->medusa;
+    spec.medusa_tree = o->medusa_tree;
     vkllm_status st = VKLLM_OK;
     if (o->draft) {
         vkllm_model_params mp = vkllm_model_default_params();

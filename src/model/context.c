@@ -53,12 +53,12 @@ static vkllm_status device_buffer(vkllm_context *ctx, uint64_t bytes, vkr_buffer
 static vkllm_status create_inputs(vkllm_context *ctx)
 {
     const vkllm_context_params *p = &ctx->params;
-    uint64_t sizes[4] = {4ull * p->n_batch, 8ull * p->n_batch, 4ull * p->n_outputs_max,
-                         4ull * p->n_seq_max * ctx->kv.max_pages_per_seq};
-    uint64_t *offsets[4] = {&ctx->off_ids, &ctx->off_tokens, &ctx->off_out_rows, &ctx->off_page_table};
-    vkr_buffer *devs[4] = {&ctx->ids, &ctx->tokens, &ctx->out_rows, &ctx->page_table};
+    uint64_t sizes[5] = {4ull * p->n_batch, 8ull * p->n_batch, 4ull * p->n_outputs_max,
+                         4ull * p->n_seq_max * ctx->kv.max_pages_per_seq, 16ull * p->n_batch};
+    uint64_t *offsets[5] = {&ctx->off_ids, &ctx->off_tokens, &ctx->off_out_rows, &ctx->off_page_table, &ctx->off_tree};
+    vkr_buffer *devs[5] = {&ctx->ids, &ctx->tokens, &ctx->out_rows, &ctx->page_table, &ctx->tree};
     uint64_t total = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         *offsets[i] = total;
         total += (sizes[i] + VKR_ALLOC_ALIGNMENT - 1) / VKR_ALLOC_ALIGNMENT * VKR_ALLOC_ALIGNMENT;
         VKLLM_TRY(device_buffer(ctx, sizes[i], devs[i]));
@@ -68,7 +68,7 @@ static vkllm_status create_inputs(vkllm_context *ctx)
     memset(base, 0, total);
     ctx->in = (step_inputs){(int32_t *)(base + ctx->off_ids), (int32_t *)(base + ctx->off_tokens),
                             (int32_t *)(base + ctx->off_out_rows),
-                            (int32_t *)(base + ctx->off_page_table)};
+                            (int32_t *)(base + ctx->off_page_table), (uint32_t *)(base + ctx->off_tree)};
     return VKLLM_OK;
 }
 
@@ -229,7 +229,7 @@ void vkllm_context_free(vkllm_context *ctx)
     }
     free(ctx->k_cache);
     free(ctx->v_cache);
-    vkr_buffer *all[] = {&ctx->host_in, &ctx->ids, &ctx->tokens, &ctx->out_rows, &ctx->page_table,
+    vkr_buffer *all[] = {&ctx->host_in, &ctx->ids, &ctx->tokens, &ctx->out_rows, &ctx->page_table, &ctx->tree,
                          &ctx->x, &ctx->h, &ctx->qkv, &ctx->qr, &ctx->att, &ctx->o, &ctx->gate_up, &ctx->act,
                          &ctx->xo, &ctx->ho, &ctx->logits, &ctx->argmax, &ctx->scratch, &ctx->host_out};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) vkr_buffer_free(dev, all[i]);

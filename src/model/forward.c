@@ -45,6 +45,9 @@ static vkllm_status copy_inputs(vkllm_context *ctx, vkr_sequence *seq, const for
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         VKLLM_TRY(vkr_sequence_copy(seq, vkr_sub(&ctx->host_in, parts[i].off, parts[i].bytes),
                                     vkr_sub(parts[i].dst, 0, parts[i].bytes)));
+    if (s->tree)
+        VKLLM_TRY(vkr_sequence_copy(seq, vkr_sub(&ctx->host_in, ctx->off_tree, 16ull * s->n_tokens),
+                                    vkr_sub(&ctx->tree, 0, 16ull * s->n_tokens)));
     return VKLLM_OK;
 }
 
@@ -72,6 +75,12 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     ops_attention_shape shape = {.n_tokens = n, .n_heads = c->n_head, .max_context = s->max_context,
                                  .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv,
                                  .split_tokens = s->invariant ? 1 : 0};
+    if (s->tree) { /* the tree's mask; the output projection quantizes the attention itself if it must */
+        VKLLM_TRY(ops_flash_attention_tree(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
+                                           W(ctx->page_table), W(ctx->tokens), W(ctx->tree), W(ctx->scratch),
+                                           W(ctx->att), &shape));
+        return ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n);
+    }
     if (!ops_matmul_reads_q8(ops, L->wo, n)) {
         VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
                                       W(ctx->page_table), W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));

@@ -64,6 +64,34 @@ void spec_medusa_take_hidden(struct spec_medusa *m, vkllm_context *ctx, uint32_t
     if (h) memcpy(m->h, h, sizeof *m->h * m->heads.n_embd);
 }
 
+bool spec_medusa_topk(struct spec_medusa *m, const uint32_t *topk, uint32_t depths, vkllm_token (*top)[SPEC_TREE_TOPK])
+{
+    if (!m->have_h) return false;
+    uint32_t n = m->heads.n_embd, V = m->heads.n_vocab;
+    for (uint32_t d = 0; d < depths && d < m->heads.n_heads; d++) {
+        uint32_t k = topk[d] < SPEC_TREE_TOPK ? topk[d] : SPEC_TREE_TOPK;
+        if (!k) continue;
+        medusa_head_forward(m->heads.w + (size_t)d * n * n, m->heads.b + (size_t)d * n, n, m->h, m->hp, NULL);
+        medusa_head_logits(m->out, V, n, m->hp, m->logits);
+        /* insertion into the k best so far: k is small */
+        float best[SPEC_TREE_TOPK];
+        uint32_t have = 0;
+        for (uint32_t t = 0; t < V; t++) {
+            float x = m->logits[t];
+            if (have == k && x <= best[k - 1]) continue;
+            uint32_t at = have < k ? have++ : k - 1;
+            while (at > 0 && best[at - 1] < x) {
+                best[at] = best[at - 1];
+                top[d][at] = top[d][at - 1];
+                at--;
+            }
+            best[at] = x;
+            top[d][at] = (vkllm_token)t;
+        }
+    }
+    return true;
+}
+
 uint32_t spec_medusa_draft(struct spec_medusa *m, uint32_t max, vkllm_token *out)
 {
     if (!m->have_h) return 0;
