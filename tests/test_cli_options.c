@@ -215,6 +215,10 @@ static void test_other_commands(void **state)
     assert_true(o.u.medusa_train.epochs == 2 && o.u.medusa_train.batch == 32);
     assert_true(o.u.medusa_train.lr == 0.01f && o.u.medusa_train.temp == 0.5f);
     assert_string_equal(o.u.medusa_train.calib, "c.txt");
+    o = expect_ok("run --medusa h.gguf --medusa-tree 0,1,0.0 -p x");
+    assert_string_equal(o.u.run.spec.medusa, "h.gguf");
+    assert_string_equal(o.u.run.spec.medusa_tree, "0,1,0.0");
+    expect_error("run --medusa-tree", "--medusa-tree needs a value");
     o = expect_ok("medusa-train -o h.gguf");
     assert_true(o.u.medusa_train.heads == 4 && o.u.medusa_train.tokens == 32768 && !o.u.medusa_train.model);
     cli_command_options help;
