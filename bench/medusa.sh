@@ -6,7 +6,8 @@
 #   1. trains 4 heads on stories260K's own greedy text (--tokens, default 131072; skipped when FILE exists), timed
 #   2. `vkllm run -p "Once upon a time" -n 256 --temp 0`, plain and with --medusa, alternated REPS times (default 5):
 #      the texts compared, generation tokens/s of each run, the medians and their ratio, tokens per pass
-#   3. the same through `vkllm bench --medusa` (alternated inside one call), adaptive and --no-adaptive
+#   3. the same through `vkllm bench --medusa` (alternated inside one call), adaptive and --no-adaptive, chains of
+#      3 and 2 heads, then trees (--medusa-tree) of 4, 7 and 24 nodes
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 reps=5 tokens=131072 heads=/tmp/vkllm-medusa-heads.gguf vk=$repo/build/vkllm
@@ -49,4 +50,14 @@ echo "   medians: plain $mp, medusa $ms tokens/s: $(awk -v a="$ms" -v b="$mp" 'B
 for extra in "" --no-adaptive; do
     echo "== vkllm bench -p 0 -n 256 -r $reps --medusa $heads $extra"
     "$vk" bench -m "$stories" -p 0 -n 256 -r "$reps" --no-ttft --medusa "$heads" $extra 2>/dev/null | sed -n '/^speculation/,$p'
+done
+for k in 3 2; do
+    echo "== vkllm bench -p 0 -n 256 -r $reps --medusa $heads --no-adaptive --draft-max $k"
+    "$vk" bench -m "$stories" -p 0 -n 256 -r "$reps" --no-ttft --medusa "$heads" --no-adaptive --draft-max "$k" 2>/dev/null |
+        sed -n '/^speculation/,$p'
+done
+for tree in 0,1,0.0,0.0.0 0,1,2,0.0,1.0,0.0.0,0.0.0.0 default; do
+    echo "== vkllm bench -p 0 -n 256 -r $reps --medusa $heads --medusa-tree $tree"
+    "$vk" bench -m "$stories" -p 0 -n 256 -r "$reps" --no-ttft --medusa "$heads" --medusa-tree "$tree" 2>/dev/null |
+        sed -n '/^speculation/,$p'
 done
