@@ -72,8 +72,8 @@ static vkllm_status read_file(const char *path, char **out, size_t *len)
     return VKLLM_OK;
 }
 
-/* PROMPT tokens: BOS and the start of a piece of the calibration text beginning after a random whitespace (a piece
- * too short for them is padded with more text); without a text, BOS alone repeated is not wanted, so P is 1. */
+/* PROMPT tokens: BOS and the start of a piece of the calibration text beginning after a random whitespace (another
+ * piece is drawn when one is too short).  Without a text every stream starts from BOS alone (the prompt is 1 token). */
 static vkllm_status make_prompt(trainer *t, vkllm_token *out)
 {
     vkllm_token buf[256];
