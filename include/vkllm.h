@@ -244,6 +244,10 @@ typedef struct vkllm_context_params {
      * submission.  The next submission is made only once the previous one finished, by vkllm_ticket_poll /
      * vkllm_ticket_wait / vkllm_generate_step, so the host's submissions in between run between them. */
     uint32_t max_submit_us;
+    /* 1: every forward pass also returns each output row's hidden state (the last layer's, after the final norm:
+     * what the LM head multiplies) through vkllm_get_hidden; 0 (default) does not (no extra copy).  Medusa heads
+     * (docs/speculative.md) are trained on it. */
+    int output_hidden;
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);
@@ -269,6 +273,10 @@ VKLLM_API vkllm_status vkllm_decode(vkllm_context *ctx, const vkllm_batch *batch
 /* Logits (n_vocab floats) of the i-th row that asked for them in the last vkllm_decode; NULL if none.  Owned by
  * the context: valid until its next decode or generate call. */
 VKLLM_API const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
+/* Hidden state (n_embd floats: the last layer's output after the final norm) of the i-th output row of the last
+ * pass (vkllm_decode or vkllm_decode_greedy), on a context created with output_hidden = 1; NULL otherwise or if
+ * there is no such row.  Lives as long as vkllm_get_logits' rows. */
+VKLLM_API const float *vkllm_get_hidden(vkllm_context *ctx, uint32_t i);
 /* The same forward pass with greedy sampling on the GPU: only the argmax token of each output row comes
  * back (tokens[i] for the i-th row that asked), not the logits. */
 VKLLM_API vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens);
@@ -395,6 +403,14 @@ typedef struct vkllm_speculation {
     uint32_t draft_max;      /* most tokens drafted per pass (1..64, also bounded by n_outputs_max - 1).  Default 7 */
     float draft_min_p;       /* the draft model stops drafting when its top probability falls below this.  Default 0 */
     int adaptive;            /* stop drafting for a while when acceptance is too low to pay.  Default 1 */
+    const char *medusa;      /* a Medusa heads file (`vkllm medusa-train`, docs/speculative.md), or NULL: its heads
+                                draft from the model's last hidden state, head i the token i + 2 ahead (top-1 of each,
+                                one candidate per depth; at most draft_max of them).  The context must have been
+                                created with output_hidden = 1; heads trained on another model are refused */
+    const char *medusa_tree; /* with medusa: verify a tree of the heads' top candidates in each pass instead of a
+                                chain: "default" (24 nodes) or nodes as paths of ranks, "0,1,0.0,0.1,0.0.0" (0.1: head
+                                1's second choice after head 0's first; a node after its parent).  Needs
+                                n_outputs_max >= heads + 1 + nodes and an F16 or F32 KV cache.  NULL: the chain */
 } vkllm_speculation;
 
 VKLLM_API vkllm_speculation vkllm_speculation_default(void);

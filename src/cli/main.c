@@ -17,6 +17,7 @@ static const cli_command commands[] = {
     {"convert", "convert a llama2.c checkpoint and tokenizer to GGUF", cli_convert},
     {"synth", "write a random-weight model shaped like a real one", cli_synth},
     {"quantize", "requantize a GGUF model (llama.cpp's type rules)", cli_quantize},
+    {"medusa-train", "train Medusa heads on the model's own output", cli_medusa_train},
 };
 
 static void usage(FILE *out)
