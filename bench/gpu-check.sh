@@ -539,6 +539,16 @@ if [[ $mode == gpu && $focus == 0 ]]; then
         run_step spec-lookup 30 "$VK" bench -m "$STORIES" -p 0 -n 256 -r 5 --no-ttft --lookup
         show "$work/logs/spec-lookup.log"
     fi
+    # Continuous batching (docs/serving.md): the scheduler's decode rate with 16 and 64 requests against one.
+    if (($(left) > 60)) && wait_model llama2-7b-Q4_0; then
+        run_step parallel-16 30 "$VK" bench -m "${model_path[llama2-7b-Q4_0]}" --parallel 16 -n 64 -r 3
+        show "$work/logs/parallel-16.log"
+        run_step parallel-64 30 "$VK" bench -m "${model_path[llama2-7b-Q4_0]}" --parallel 64 -n 64 -r 3
+        show "$work/logs/parallel-64.log"
+    fi
+elif [[ $mode != gpu ]]; then
+    run_step parallel-16 30 "$VK" bench -m "$STORIES" --parallel 16 -n 32 -r 1
+    show "$work/logs/parallel-16.log"
 fi
 
 # ---- summary ---------------------------------------------------------------------------------------------------

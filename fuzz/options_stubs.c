@@ -13,6 +13,12 @@ vkllm_sampling vkllm_sampling_default(void)
                             .repeat_penalty = 1.0f, .repeat_last_n = 64, .seed = 0};
 }
 
+/* src/server/job.c's defaults (the openai target). */
+vkllm_request_params vkllm_request_default_params(void)
+{
+    return (vkllm_request_params){.sampling = vkllm_sampling_default()};
+}
+
 vkllm_model_params vkllm_model_default_params(void) { return (vkllm_model_params){0}; }
 
 vkllm_status vkllm_model_load_params(const char *path, const vkllm_model_params *params, vkllm_model **out)

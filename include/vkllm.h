@@ -6,12 +6,13 @@
  * Lifetimes: a model outlives its contexts (free every context before its model).  Strings and arrays the
  * library returns belong to it: vkllm_model_info's strings live as long as the model; vkllm_get_logits' rows
  * until the next vkllm_decode / vkllm_decode_greedy / vkllm_decode_submit / vkllm_generate / vkllm_generate_begin or
- * _step on that context or its free (after vkllm_decode_submit, once its ticket is done); the
+ * _step on that context or its free (after vkllm_decode_submit, once its ticket is done); a scheduler's step
+ * outputs until its next call; the
  * vkllm_status_name, vkllm_version and template-name strings are static.  Only vkllm_chat_format hands over
  * memory (release it with vkllm_free).
  *
  * Threads: any function may be called from any thread, but one model and its contexts are used by one thread
- * at a time (calls on the same model or any of its contexts must not overlap; distinct models are
+ * at a time (calls on the same model or any of its contexts or schedulers must not overlap; distinct models are
  * independent; models on one host device (vkllm_host_device) count as distinct, their submissions to the shared
  * queue going through the host's queue lock).  The device functions (vkllm_device_*) and the status functions
  * are safe everywhere.  Embedding in a render loop (the host's own VkDevice, asynchronous decoding, frame
@@ -243,6 +244,10 @@ typedef struct vkllm_context_params {
      * submission.  The next submission is made only once the previous one finished, by vkllm_ticket_poll /
      * vkllm_ticket_wait / vkllm_generate_step, so the host's submissions in between run between them. */
     uint32_t max_submit_us;
+    /* 1: every forward pass also returns each output row's hidden state (the last layer's, after the final norm:
+     * what the LM head multiplies) through vkllm_get_hidden; 0 (default) does not (no extra copy).  Medusa heads
+     * (docs/speculative.md) are trained on it. */
+    int output_hidden;
 } vkllm_context_params;
 
 VKLLM_API vkllm_context_params vkllm_context_default_params(void);
@@ -268,6 +273,10 @@ VKLLM_API vkllm_status vkllm_decode(vkllm_context *ctx, const vkllm_batch *batch
 /* Logits (n_vocab floats) of the i-th row that asked for them in the last vkllm_decode; NULL if none.  Owned by
  * the context: valid until its next decode or generate call. */
 VKLLM_API const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i);
+/* Hidden state (n_embd floats: the last layer's output after the final norm) of the i-th output row of the last
+ * pass (vkllm_decode or vkllm_decode_greedy), on a context created with output_hidden = 1; NULL otherwise or if
+ * there is no such row.  Lives as long as vkllm_get_logits' rows. */
+VKLLM_API const float *vkllm_get_hidden(vkllm_context *ctx, uint32_t i);
 /* The same forward pass with greedy sampling on the GPU: only the argmax token of each output row comes
  * back (tokens[i] for the i-th row that asked), not the logits. */
 VKLLM_API vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens);
@@ -394,6 +403,14 @@ typedef struct vkllm_speculation {
     uint32_t draft_max;      /* most tokens drafted per pass (1..64, also bounded by n_outputs_max - 1).  Default 7 */
     float draft_min_p;       /* the draft model stops drafting when its top probability falls below this.  Default 0 */
     int adaptive;            /* stop drafting for a while when acceptance is too low to pay.  Default 1 */
+    const char *medusa;      /* a Medusa heads file (`vkllm medusa-train`, docs/speculative.md), or NULL: its heads
+                                draft from the model's last hidden state, head i the token i + 2 ahead (top-1 of each,
+                                one candidate per depth; at most draft_max of them).  The context must have been
+                                created with output_hidden = 1; heads trained on another model are refused */
+    const char *medusa_tree; /* with medusa: verify a tree of the heads' top candidates in each pass instead of a
+                                chain: "default" (24 nodes) or nodes as paths of ranks, "0,1,0.0,0.1,0.0.0" (0.1: head
+                                1's second choice after head 0's first; a node after its parent).  Needs
+                                n_outputs_max >= heads + 1 + nodes and an F16 or F32 KV cache.  NULL: the chain */
 } vkllm_speculation;
 
 VKLLM_API vkllm_speculation vkllm_speculation_default(void);
@@ -419,6 +436,103 @@ VKLLM_API vkllm_status vkllm_chat_format(const vkllm_model *model, const char *t
 /* The family vkllm_chat_format would use ("llama3", ...), or NULL if none. */
 VKLLM_API const char *vkllm_chat_template_name(const vkllm_model *model, const char *template_name);
 VKLLM_API void vkllm_free(void *p);
+
+
+/* ---- Serving: a scheduler of many requests over one paged KV cache ---- */
+
+/* A scheduler owns a context of n_seq_max sequences and runs continuous batching over it: each
+ * vkllm_scheduler_step is one forward pass holding one decode token of every running request plus chunks of
+ * the prompts of waiting ones (chunked prefill), at most token_budget tokens in all.  Requests are admitted in
+ * arrival order while a sequence slot and the KV pages of their next chunk are free; when the pages run out, the
+ * newest running request is preempted (its pages freed; it is recomputed from its prompt and the tokens it had
+ * generated when it runs again).  Cancelling frees a request's pages at once.
+ *
+ * Prefix caching: full pages of a finished or cancelled request stay cached, keyed by a hash of their tokens and
+ * of every token before them; a new request whose prompt starts with cached pages maps them instead of
+ * recomputing them (reference counts; unreferenced cached pages are evicted least recently used first).
+ *
+ * Threads: a scheduler is used by one thread at a time, like its model (the server serialises its calls).  It
+ * must be freed before its model.  Results: a request's greedy output equals vkllm_generate's with the same
+ * prompt as long as the forward pass gives a row the same logits whatever else is in the batch (docs/serving.md
+ * says where that holds). */
+typedef struct vkllm_scheduler vkllm_scheduler;
+
+typedef struct vkllm_scheduler_params {
+    uint32_t n_ctx;        /* positions per request (prompt and output); 0: min(model's training context, 4096) */
+    uint32_t n_seq_max;    /* requests running at once.  Default 8 */
+    uint32_t token_budget; /* most tokens in one step (the context's n_batch).  Default 256 */
+    uint32_t n_kv_pages;   /* KV pages of 16 positions the scheduler may use; 0: n_seq_max full contexts */
+    uint32_t max_waiting;  /* requests waiting at most (submit fails beyond); 0: no limit */
+    int prefix_cache;      /* reuse cached full pages of earlier prompts.  Default 1 */
+    vkllm_kv_type type_k, type_v; /* the KV cache's types, as in vkllm_context_params.  Default VKLLM_KV_F16 */
+    int rotate_k;          /* as in vkllm_context_params.  Default 1 */
+} vkllm_scheduler_params;
+
+VKLLM_API vkllm_scheduler_params vkllm_scheduler_default_params(void);
+VKLLM_API vkllm_status vkllm_scheduler_create(vkllm_model *model, const vkllm_scheduler_params *params,
+                                              vkllm_scheduler **out);
+VKLLM_API void vkllm_scheduler_free(vkllm_scheduler *sched);
+
+typedef struct vkllm_request_params {
+    vkllm_sampling sampling;   /* per request, its own seed */
+    uint32_t max_tokens;       /* tokens to generate at most (0: until end of generation or the context is full) */
+    const char *const *stop;   /* n_stop strings that end the output where they first appear (not included); copied */
+    uint32_t n_stop;
+    int logprobs;              /* 1: each step output carries the sampled token's log-probability under the model
+                                  (log-softmax of the logits, before temperature and the other sampling settings) */
+    uint32_t top_logprobs;     /* with logprobs: also the most likely tokens and theirs, up to
+                                  VKLLM_MAX_TOP_LOGPROBS */
+} vkllm_request_params;
+
+#define VKLLM_MAX_TOP_LOGPROBS 20
+
+VKLLM_API vkllm_request_params vkllm_request_default_params(void);
+
+/* Queues a request (its tokens are copied) and gives its id (never 0).  VKLLM_ERROR_CONTEXT_FULL if the prompt
+ * leaves no room for one token in n_ctx; VKLLM_ERROR_BUFFER_TOO_SMALL if max_waiting requests wait already. */
+VKLLM_API vkllm_status vkllm_scheduler_submit(vkllm_scheduler *sched, const vkllm_token *prompt, size_t n_prompt,
+                                              const vkllm_request_params *params, uint64_t *id);
+/* Drops a request, waiting or running, and frees its KV pages now; it reports nothing more.  An unknown or
+ * finished id is VKLLM_ERROR_INVALID_ARGUMENT. */
+VKLLM_API vkllm_status vkllm_scheduler_cancel(vkllm_scheduler *sched, uint64_t id);
+
+typedef enum vkllm_finish_reason {
+    VKLLM_FINISH_NONE = 0,  /* still running */
+    VKLLM_FINISH_STOP,      /* end-of-generation token or a stop string */
+    VKLLM_FINISH_LENGTH,    /* max_tokens, or the context (or the whole KV pool) is full */
+} vkllm_finish_reason;
+
+/* What one request gained in a step: a token (or none: a prefill chunk, or text held back while it may begin a
+ * stop string), its new text, and whether it finished (the request is then forgotten). */
+typedef struct vkllm_step_output {
+    uint64_t id;
+    vkllm_token token;        /* the token sampled this step; -1 if none */
+    const char *text;         /* text_len bytes (no NUL) of new output text */
+    size_t text_len;
+    vkllm_finish_reason finish;
+    uint32_t n_prompt, n_generated;
+    uint32_t n_cached_prompt; /* prompt tokens taken from the prefix cache when the request was admitted */
+    /* With vkllm_request_params.logprobs and a token: its log-probability, and n_top of the most likely tokens
+     * (most likely first; ties by the lower id) with theirs.  The arrays are the scheduler's, like text. */
+    float logprob;
+    uint32_t n_top;
+    const vkllm_token *top_tokens;
+    const float *top_logprobs;
+} vkllm_step_output;
+
+/* Runs one forward pass (nothing when no request is queued: *n_outputs 0).  *outputs lists the requests that
+ * produced a token or finished; owned by the scheduler, valid until its next step, submit, cancel or free. */
+VKLLM_API vkllm_status vkllm_scheduler_step(vkllm_scheduler *sched, const vkllm_step_output **outputs,
+                                            size_t *n_outputs);
+
+typedef struct vkllm_scheduler_stats {
+    uint32_t n_running, n_waiting;
+    uint32_t kv_pages_used, kv_pages_cached, kv_pages_total; /* held by requests; cached and unreferenced; pool */
+    uint64_t n_steps, n_preemptions;
+    uint64_t prompt_tokens, generated_tokens;                /* evaluated prompt tokens; sampled tokens */
+    uint64_t prefix_queried_tokens, prefix_hit_tokens;       /* prompt tokens looked up, and found cached */
+} vkllm_scheduler_stats;
+VKLLM_API void vkllm_scheduler_get_stats(const vkllm_scheduler *sched, vkllm_scheduler_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a libFuzzer target for a while: scripts/fuzz.sh TARGET SECONDS [libFuzzer flags...]
-#   TARGET: gguf, tokenizer, chat, options, llama2c, or all (each in turn, SECONDS each).
+#   TARGET: gguf, tokenizer, chat, options, llama2c, openai (where cJSON is installed, as for vkllm serve), or all
+#   (each in turn, SECONDS each).
 # Builds what it needs in build-fuzz/ (clang, -DVKLLM_FUZZ=ON: the CPU parts only, no Vulkan), copies the
 # committed seeds (fuzz/corpus/TARGET) into a scratch corpus (build-fuzz/corpus/TARGET, kept between runs so
 # coverage grows), and fuzzes with AddressSanitizer and UndefinedBehaviorSanitizer.  Exits non-zero on a
@@ -12,8 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets_all=(gguf tokenizer chat options llama2c)
+pkg-config --exists libcjson 2>/dev/null && targets_all+=(openai)
 if (($# < 2)); then
-  echo "usage: scripts/fuzz.sh {gguf|tokenizer|chat|options|llama2c|all} SECONDS [libFuzzer flags...]" >&2
+  echo "usage: scripts/fuzz.sh {gguf|tokenizer|chat|options|llama2c|openai|all} SECONDS [libFuzzer flags...]" >&2
   exit 2
 fi
 target=$1 seconds=$2

@@ -7,6 +7,7 @@ packages=(
   libvulkan-dev libvulkan-volk-dev        # Vulkan headers/loader and volk (meta-loader)
   glslc glslang-tools spirv-tools         # GLSL -> SPIR-V at build time
   libcmocka-dev                           # tests
+  libmicrohttpd-dev libcjson-dev curl     # vkllm serve (HTTP, JSON) and its test
   mesa-vulkan-drivers                     # lavapipe: the Vulkan device of machines without a GPU
   vulkan-validationlayers                 # Khronos validation layer, on in every test
   vulkan-tools

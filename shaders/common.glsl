@@ -69,4 +69,10 @@ uint linear_invocation()
     return linear_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
 }
 
+// tokens[t] = {seq, pos} of a batch row.  A node of a tree verification pass (Medusa) sits at cache position pos
+// but is rotated at its depth: seq carries pos minus its RoPE position in bits 16..30 (src/model/decode.c,
+// context_decode_tree; 0 for every other row).  token_slot strips it, token_rope_pos applies it.
+ivec2 token_slot(ivec2 sp) { return ivec2(sp.x < 0 ? sp.x : (sp.x & 0xffff), sp.y); }
+int token_rope_pos(ivec2 sp) { return sp.x < 0 ? sp.y : sp.y - (sp.x >> 16); }
+
 #endif

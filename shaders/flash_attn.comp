@@ -9,6 +9,9 @@
 // token's context exit at once.  Scores are in base 2: q is scaled by scale * log2(e) up front.
 // QUANTIZE_Q8 (dispatched with one split only): the output also quantized for the o-projection's integer
 // mat-vec (attn_q8.glsl), as flash_attn_combine.comp does after a split.
+// TREE: the batch's rows form a tree of candidates (Medusa's verification): each token's row of tree[] names the
+// first cache position of the tree and which of the up to 64 positions from there it sees (its ancestors and
+// itself, as bits); positions before the tree are seen as usual.  Rows outside a tree have first = 0xffffffff.
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "kv_cache.glsl"
@@ -54,6 +57,12 @@ layout(push_constant) uniform Push {
 #if defined(QUANTIZE_Q8)
 #define Q8_BINDING 6
 #include "attn_q8.glsl"
+#endif
+#if defined(TREE)
+#if defined(QUANTIZE_Q8)
+#error "TREE and QUANTIZE_Q8 share binding 6"
+#endif
+layout(std430, binding = 6) readonly buffer Tree { uvec4 tree[]; }; // [n_tokens] {first, mask 0..31, 32..63, 0}
 #endif
 
 const float NO_SCORE = -3.0e38;  // below any real score; exp2(NO_SCORE - finite) == 0
@@ -184,7 +193,7 @@ void main()
     uint lane = gl_LocalInvocationID.x;
     g_row = p.n_kv_heads * HD4 * 4u;
 
-    ivec2 sp = tokens[t];
+    ivec2 sp = token_slot(tokens[t]);
     bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
                  (uint(sp.y) >> p.page_shift) < p.max_pages_per_seq;
     uint context = valid ? min(uint(sp.y) + 1u, p.n_splits * p.split_len) : 0u;
@@ -197,6 +206,9 @@ void main()
     float run_max = NO_SCORE, run_sum = 0.0;
 
     uint seq_pages = valid ? uint(sp.x) * p.max_pages_per_seq : 0u;
+#if defined(TREE)
+    const uvec4 tr = tree[t];
+#endif
     uint kv_head = h / p.group;
     uint slot_mask = (1u << p.page_shift) - 1u;
     for (uint tile = key_begin, guard = 0u; tile < key_end; tile += WG * KEYS_PER_LANE) {
@@ -208,7 +220,14 @@ void main()
             uint key = tile + i * WG + lane;
             score[i] = NO_SCORE;
             base[i] = 0u;
-            int page = key < key_end ? page_table[seq_pages + (key >> p.page_shift)] : -1;
+            bool seen = key < key_end;
+#if defined(TREE)
+            if (seen && key >= tr.x) {
+                const uint b = key - tr.x;
+                seen = b < 64u && (((b < 32u ? tr.y >> b : tr.z >> (b - 32u)) & 1u) != 0u);
+            }
+#endif
+            int page = seen ? page_table[seq_pages + (key >> p.page_shift)] : -1;
             if (page >= 0 && uint(page) < p.n_pages) {
                 base[i] = uint(page) << p.page_shift | (key & slot_mask);
                 float s = key_dot(base[i], kv_head);

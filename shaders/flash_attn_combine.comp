@@ -31,7 +31,7 @@ void main()
 {
     uint row = linear_group();
     if (row >= p.n_tokens * p.n_heads) return;
-    ivec2 sp = tokens[row / p.n_heads];
+    ivec2 sp = token_slot(tokens[row / p.n_heads]);
     bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 && uint(sp.y) < p.max_positions;
     uint context = valid ? min(uint(sp.y) + 1u, p.n_splits * p.split_len) : 0u;
     uint used = (context + p.split_len - 1u) / p.split_len;

@@ -214,7 +214,7 @@ void main()
         int seq = -1;
         uint last = 0u;
         if (t < p.n_tokens) {
-            const ivec2 sp = tokens[t];
+            const ivec2 sp = token_slot(tokens[t]);
             if (sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
                 (uint(sp.y) >> p.page_shift) < p.max_pages_per_seq) {
                 seq = sp.x;

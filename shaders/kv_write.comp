@@ -24,7 +24,7 @@ void main()
     uint t = i / row;
     uint kv_head = (i % row) / p.head_dim4;
     uint chunk = i % p.head_dim4;
-    ivec2 sp = tokens[t];
+    ivec2 sp = token_slot(tokens[t]);
     if (sp.x < 0 || uint(sp.x) >= p.n_seqs || sp.y < 0 || (uint(sp.y) >> p.page_shift) >= p.max_pages_per_seq)
         return;
     uint pos = uint(sp.y);

@@ -41,12 +41,12 @@ void qkv_store_pair(QkvParams prm, uint t, uint row, float a, float b)
         a += bias[row];
         b += bias[row + 1u];
     }
-    const ivec2 sp = tokens[t];
+    const ivec2 sp = token_slot(tokens[t]);
     const bool is_q = row < prm.q_rows, is_k = !is_q && row < prm.q_rows + prm.kv_rows;
     const uint r = is_q ? row : is_k ? row - prm.q_rows : row - prm.q_rows - prm.kv_rows; // row within its part
     const uint d = r % prm.head_dim;
     if ((is_q || is_k) && d < prm.n_rot) {
-        vec2 v = rope_rotate(a, b, sp.y, d / 2u, prm.n_rot, prm.freq_base, prm.freq_scale);
+        vec2 v = rope_rotate(a, b, token_rope_pos(tokens[t]), d / 2u, prm.n_rot, prm.freq_base, prm.freq_scale);
         a = v.x;
         b = v.y;
     }

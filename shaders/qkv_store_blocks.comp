@@ -50,7 +50,7 @@ vec2 load_pair(uint t, uint row, bool rotate, int pos)
     {                                                                                                      \
         float v[32];                                                                                       \
         for (uint j = 0u; j < 32u; j += 2u) {                                                              \
-            vec2 x = load_pair(t, base_row + e + j, is_k, sp.y);                                           \
+            vec2 x = load_pair(t, base_row + e + j, is_k, rope_pos);                                        \
             v[j] = x.x;                                                                                    \
             v[j + 1u] = x.y;                                                                               \
         }                                                                                                  \
@@ -80,7 +80,8 @@ void main()
     const uint per_token = q_pairs + 2u * block_pairs;
     if (i >= p.n_tokens * per_token) return;
     const uint t = i / per_token, k = i % per_token;
-    const ivec2 sp = tokens[t];
+    const ivec2 sp = token_slot(tokens[t]);
+    const int rope_pos = token_rope_pos(tokens[t]);
 #ifdef ROTATE_K
     const uint r = min(p.head_dim & (~p.head_dim + 1u), 32u); // gcd(head_dim, 32): its lowest set bit, at most 32
 #endif
@@ -91,7 +92,7 @@ void main()
         float v[32];
         for (uint j = 0u; j < 32u; j += 2u) {
             if (j >= r) break;
-            vec2 x = load_pair(t, 2u * k + j, true, sp.y);
+            vec2 x = load_pair(t, 2u * k + j, true, rope_pos);
             v[j] = x.x;
             v[j + 1u] = x.y;
         }
@@ -101,7 +102,7 @@ void main()
             q_out[t * q_pairs + k + j / 2u] = vec2(v[j], v[j + 1u]);
         }
 #else
-        q_out[t * q_pairs + k] = load_pair(t, 2u * k, true, sp.y);
+        q_out[t * q_pairs + k] = load_pair(t, 2u * k, true, rope_pos);
 #endif
         return;
     }

@@ -102,6 +102,8 @@ vkllm_shader(flash_attn_f16 flash_attn.comp KV_F16=1)
 # _q8: one split, the output also quantized for the o-projection's integer mat-vec (attn_q8.glsl)
 vkllm_shader(flash_attn_f32_q8 flash_attn.comp QUANTIZE_Q8=1)
 vkllm_shader(flash_attn_f16_q8 flash_attn.comp KV_F16=1 QUANTIZE_Q8=1)
+vkllm_shader(flash_attn_f32_tree flash_attn.comp TREE=1)
+vkllm_shader(flash_attn_f16_tree flash_attn.comp KV_F16=1 TREE=1)
 vkllm_shader(flash_attn_combine flash_attn_combine.comp)
 # A cache with a quantized side (src/ops/kv_cache.h): K and V each f16, q8_0 or q4_0, not both f16 (that is
 # flash_attn_f16 / the fused store above).  qkv_store_k*_v* quantizes K and V as it stores them

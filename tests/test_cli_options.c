@@ -133,6 +133,9 @@ static void test_bench(void **state)
     assert_int_equal(o.u.bench.n_gen, 8);
     assert_int_equal(o.u.bench.reps, 1);
     assert_true(o.u.bench.json && o.u.bench.no_ttft && !o.u.bench.profile);
+    assert_int_equal(expect_ok("bench -m m.gguf --parallel 16").u.bench.parallel, 16);
+    expect_error("bench -m m.gguf --parallel 1", "--parallel needs an integer in [2, 256]");
+    expect_error("bench -m m.gguf --parallel 257", "--parallel needs an integer in [2, 256]");
 }
 
 /* --lookup, --draft and their settings on run, chat and bench. */
@@ -205,6 +208,22 @@ static void test_other_commands(void **state)
     o = expect_ok("convert m.bin --tokenizer t.bin -o x.gguf");
     assert_string_equal(o.u.convert.tokenizer, "t.bin");
     expect_ok("devices");
+    expect_error("medusa-train --heads 2", "-o HEADS.gguf is required");
+    expect_error("medusa-train -o h.gguf --heads 0", "--heads needs an integer in [1, 16]");
+    expect_error("medusa-train -o h.gguf --lr 2", "--lr");
+    expect_error("medusa-train -o h.gguf --bogus 1", "unexpected argument '--bogus'");
+    o = expect_ok("medusa-train -m m.gguf -o h.gguf --heads 5 --tokens 4096 --seed 9 --calib c.txt --epochs 2 "
+                  "--batch 32 --lr 0.01 --temp 0.5");
+    assert_true(o.u.medusa_train.heads == 5 && o.u.medusa_train.tokens == 4096 && o.u.medusa_train.seed == 9);
+    assert_true(o.u.medusa_train.epochs == 2 && o.u.medusa_train.batch == 32);
+    assert_true(o.u.medusa_train.lr == 0.01f && o.u.medusa_train.temp == 0.5f);
+    assert_string_equal(o.u.medusa_train.calib, "c.txt");
+    o = expect_ok("run --medusa h.gguf --medusa-tree 0,1,0.0 -p x");
+    assert_string_equal(o.u.run.spec.medusa, "h.gguf");
+    assert_string_equal(o.u.run.spec.medusa_tree, "0,1,0.0");
+    expect_error("run --medusa-tree", "--medusa-tree needs a value");
+    o = expect_ok("medusa-train -o h.gguf");
+    assert_true(o.u.medusa_train.heads == 4 && o.u.medusa_train.tokens == 32768 && !o.u.medusa_train.model);
     cli_command_options help;
     char err[8];
     assert_int_equal(parse_line("run --help", &help, err, sizeof err), CLI_PARSE_HELP);

@@ -623,6 +623,87 @@ static void test_attention_bad_shapes(void **state)
     th_free(&buf);
 }
 
+/* Tree attention against a C reference: each tree row attends over the positions before the tree and over its
+ * ancestors and itself (gathered into a contiguous history for ref_attention, in double); a row of another sequence
+ * in the same batch (first = 0xffffffff) attends causally as usual.  Awkward shapes: trees of 1, 13 and 64 nodes
+ * (both mask words) with random parents and several roots, starting at positions that are not page multiples,
+ * head sizes 8 and 80, GQA, and a context long enough for split-K with few rows (the combine pass). */
+static void run_tree_case(uint32_t n_heads, uint32_t n_kv, uint32_t head_dim, uint32_t first, uint32_t n_nodes,
+                          uint32_t max_context, bool f16, uint64_t seed)
+{
+    th_rng rng = {seed};
+    attn_case c = {n_heads, n_kv, head_dim, n_nodes + 1, {{1, first / 2 + 3}}, max_context};
+    for (uint32_t t = 1; t < 8; t++) c.tok[t] = (attn_token){0, first + t - 1};
+    attn_fixture f;
+    fixture_create(&f, &c, f16, 16, &rng);
+    /* rows: token 0 is the other sequence's; tokens 1..n_nodes the tree (token_of continues the 8th's positions) */
+    int32_t parents[OPS_TREE_MAX_NODES];
+    for (uint32_t i = 0; i < n_nodes; i++)
+        parents[i] = i == 0 || th_next(&rng) % 7 == 0 ? -1 : (int32_t)(th_next(&rng) % i);
+    uint32_t (*rows)[4] = calloc(n_nodes + 1, sizeof *rows);
+    assert_non_null(rows);
+    rows[0][0] = 0xffffffffu;
+    th_check_status(ops_tree_rows(parents, n_nodes, first, rows + 1), "ops_tree_rows");
+    vkr_buffer b_tree = th_upload(rows, 16ull * (n_nodes + 1));
+    vkr_sequence *seq = th_begin();
+    th_check_status(ops_flash_attention_tree(th_ops(), seq, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v),
+                                             vkr_whole(&f.b_table), vkr_whole(&f.b_tokens), vkr_whole(&b_tree),
+                                             vkr_whole(&f.b_scratch), vkr_whole(&f.b_out), &f.shape),
+                    "ops_flash_attention_tree");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    const ops_attention_shape *s = &f.shape;
+    size_t q_row = (size_t)s->n_heads * head_dim, kv_row = (size_t)n_kv * head_dim, n = (n_nodes + 1) * q_row;
+    float *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    float *k = malloc(sizeof(float) * f.positions * kv_row), *v = malloc(sizeof(float) * f.positions * kv_row);
+    assert_true(want && got && k && v);
+    for (uint32_t t = 0; t <= n_nodes; t++) {
+        uint32_t sq = (uint32_t)f.tokens[2 * t], pos = (uint32_t)f.tokens[2 * t + 1], m = 0;
+        const float *kh = f.k_hist + (size_t)sq * f.positions * kv_row, *vh = f.v_hist + (size_t)sq * f.positions * kv_row;
+        for (uint32_t j = 0; j <= pos; j++) {
+            if (t > 0 && j >= first) {
+                uint32_t b = j - first;
+                uint64_t mask = rows[t][1] | (uint64_t)rows[t][2] << 32;
+                if (!(mask >> b & 1)) continue;
+            }
+            memcpy(k + (size_t)m * kv_row, kh + (size_t)j * kv_row, sizeof(float) * kv_row);
+            memcpy(v + (size_t)m * kv_row, vh + (size_t)j * kv_row, sizeof(float) * kv_row);
+            m++;
+        }
+        ref_attention(f.q + t * q_row, k, v, m, n_heads, n_kv, head_dim, s->scale, want + t * q_row);
+    }
+    th_download(&f.b_out, got, sizeof(float) * n);
+    char what[160];
+    snprintf(what, sizeof what, "tree %s heads %u/%u head_dim %u, %u nodes at %u, max_context %u, splits %u",
+             f16 ? "f16" : "f32", n_heads, n_kv, head_dim, n_nodes, first, s->max_context,
+             ops_attention_splits(th_ops(), s));
+    printf("%s: nmse %.3g\n", what, th_nmse(want, got, n));
+    th_assert_nmse(what, want, got, n, f16 ? BOUND_F16 : BOUND_F32);
+    vkr_sequence_destroy(seq);
+    th_free(&b_tree);
+    fixture_free(&f);
+    free(rows), free(want), free(got), free(k), free(v);
+}
+
+static void test_tree_mask(void **state)
+{
+    (void)state;
+    for (int f16 = 0; f16 < 2; f16++) {
+        run_tree_case(4, 2, 64, 37, 13, 0, f16, 1);
+        run_tree_case(8, 8, 8, 5, 64, 0, f16, 2);
+        run_tree_case(12, 3, 80, 100, 1, 0, f16, 3);
+        run_tree_case(2, 1, 32, 1500, 29, 2048, f16, 4);
+        run_tree_case(4, 4, 16, 0, 7, 0, f16, 5);
+        run_tree_case(1, 1, 32, 1500, 2, 4096, f16, 6); /* few rows: split-K and the combine pass */
+    }
+    /* parents after their node, too many nodes, a quantized cache: refused */
+    uint32_t rows[65][4];
+    int32_t bad[3] = {-1, 2, 0}, many[65] = {-1};
+    assert_int_equal(ops_tree_rows(bad, 3, 0, rows), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_int_equal(ops_tree_rows(many, 65, 0, rows), VKLLM_ERROR_INVALID_ARGUMENT);
+    vkllm_clear_error();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -632,6 +713,7 @@ int main(void)
         cmocka_unit_test(test_decode_time),  cmocka_unit_test(test_attention_bad_shapes),
         cmocka_unit_test(test_quantized_cache), cmocka_unit_test(test_quantized_bad_shapes),
         cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
+        cmocka_unit_test(test_tree_mask),
     };
     return TH_RUN("ops_attention", tests);
 }

@@ -133,12 +133,15 @@ static void usage(FILE *out)
     fprintf(out, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-d 0] [-r 5] [--kv TYPE] [--kv-k TYPE] [--kv-v TYPE]\n"
                  "                   [--json] [--profile] [--no-ttft] [--device INDEX|NAME]\n"
                  "                   [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
-                 "                   [--draft-min-p P] [--no-adaptive] [--prompt TEXT]\n"
+                 "                   [--draft-min-p P] [--no-adaptive] [--medusa HEADS.gguf [--medusa-tree SPEC]] [--prompt TEXT]\n"
+                 "                   [--parallel N]\n"
                  "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n"
                  "  -d: tokens in the cache before the -n decode steps (filled untimed)\n"
                  "  --kv, --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate on|off\n"
-                 "  --lookup, --draft: also greedy text of n tokens from --prompt (default \"Once upon a time\") with and\n"
-                 "  without speculation, in alternated runs: tokens/s of each, the speed-up, the speculation stats\n",
+                 "  --lookup, --draft, --medusa: also greedy text of n tokens from --prompt (default \"Once upon a time\") with and\n"
+                 "  without speculation, in alternated runs: tokens/s of each, the speed-up, the speculation stats\n"
+                 "  --parallel N: only the scheduler's decode rate with N greedy requests of n tokens at once against\n"
+                 "  one alone (continuous batching without HTTP), in -r alternated rounds\n",
             CLI_BENCH_MAX_TOKENS,
             CLI_BENCH_MAX_REPS);
 }
@@ -153,6 +156,14 @@ int cli_bench(int argc, char **argv)
     /* --no-ttft: one load instead of three (a large model on a slow disk, or a benchmark in rounds). */
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = a.device;
+    if (a.parallel) {
+        vkllm_model *m = NULL;
+        vkllm_status st = vkllm_model_load_params(a.model, &mp, &m);
+        if (st != VKLLM_OK) fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
+        int rc = st == VKLLM_OK ? cli_bench_parallel(&a, m) : 1;
+        vkllm_model_free(m);
+        return rc;
+    }
     vkllm_status st = a.no_ttft ? VKLLM_OK : measure_ttft(a.model, &mp, &ttft_cold, &ttft_warm, started);
     vkllm_model *m = NULL;
     vkllm_context *c = NULL;
@@ -227,7 +238,7 @@ int cli_bench(int argc, char **argv)
     vkllm_context_free(c);
     c = NULL;
     int rc = st == VKLLM_OK ? 0 : 1;
-    if (rc == 0 && (a.spec.lookup || a.spec.draft)) {
+    if (rc == 0 && cli_spec_on(&a.spec)) {
         progress("speculation: greedy text with and without it, alternated", started);
         rc = cli_bench_speculation(&a, m, a.n_gen ? a.n_gen : 128);
     }

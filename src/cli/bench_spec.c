@@ -58,6 +58,8 @@ int cli_bench_speculation(const cli_bench_options *a, vkllm_model *m, uint32_t n
     const char *prompt = a->prompt ? a->prompt : "Once upon a time";
     vkllm_context_params p = vkllm_context_default_params();
     p.n_outputs_max = a->spec.draft_max + 1;
+    p.output_hidden = a->spec.medusa != NULL; /* both contexts: the same passes but for the heads */
+    if (a->spec.medusa_tree) p.n_outputs_max = 64;
     vkllm_context *plain = NULL, *spec = NULL, *draft_ctx = NULL;
     vkllm_model *draft_model = NULL;
     vkllm_status st = vkllm_context_create(m, &p, &plain);
@@ -92,7 +94,7 @@ int cli_bench_speculation(const cli_bench_options *a, vkllm_model *m, uint32_t n
     if (rc == 0 && st != VKLLM_OK) fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
     if (rc == 0 && st == VKLLM_OK) {
         double mp = median(tps_plain, a->reps), ms = median(tps_spec, a->reps);
-        const char *drafter = a->spec.draft ? a->spec.draft : "lookup";
+        const char *drafter = a->spec.draft ? a->spec.draft : a->spec.medusa ? a->spec.medusa : "lookup";
         if (a->json) {
             printf("{\"speculation\": \"%s\", \"prompt\": \"%s\", \"tg\": %u, \"tg_tps_plain\": %.2f, "
                    "\"tg_tps_speculative\": %.2f, \"speedup\": %.3f, \"same_text\": %s, \"drafted\": %u, "

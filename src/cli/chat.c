@@ -13,7 +13,7 @@ static const char usage_text[] =
     "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--kv TYPE]\n"
     "                  [--kv-k TYPE] [--kv-v TYPE]   (KV cache types: f16, f32, q8_0, q4_0)\n"
     "                  [--device INDEX|NAME] [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
-    "                  [--draft-min-p P] [--no-adaptive]\n"
+    "                  [--draft-min-p P] [--no-adaptive] [--medusa HEADS.gguf]\n"
     "  Type a message and press enter; an empty line or end of input ends the chat.\n";
 
 typedef struct reply {
@@ -81,7 +81,7 @@ static int turn(vkllm_model *model, vkllm_context *ctx, const cli_options *o, co
     }
     fprintf(stderr, "[%u prompt tokens, %u generated, %.1f tokens/s]\n", stats.n_prompt, stats.n_generated,
             stats.generate_ms > 0 ? 1e3 * stats.n_decode / stats.generate_ms : 0.0);
-    if (o->spec.lookup || o->spec.draft) cli_print_speculation(&stats);
+    if (cli_spec_on(&o->spec)) cli_print_speculation(&stats);
     char *content = r.text ? r.text : strdup("");
     if (!content || add(c, "assistant", content) != 0) {
         free(content);

@@ -17,5 +17,7 @@ int cli_convert(int argc, char **argv);
 int cli_synth(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
 int cli_imatrix(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_medusa_train(int argc, char **argv);
 
 #endif

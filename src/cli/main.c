@@ -7,6 +7,9 @@
 static const cli_command commands[] = {
     {"run", "generate text from a prompt", cli_run},
     {"chat", "chat interactively with a model", cli_chat},
+#ifdef VKLLM_HAVE_SERVER
+    {"serve", "an OpenAI-compatible HTTP server (continuous batching)", cli_serve},
+#endif
     {"bench", "prompt and generation speed, like llama-bench", cli_bench},
     {"perplexity", "perplexity of a text, KL divergence from a saved run", cli_perplexity},
     {"devices", "list Vulkan devices and their capabilities", cli_devices},
@@ -15,6 +18,7 @@ static const cli_command commands[] = {
     {"synth", "write a random-weight model shaped like a real one", cli_synth},
     {"imatrix", "importance matrix of a calibration text (llama.cpp's imatrix GGUF)", cli_imatrix},
     {"quantize", "requantize a GGUF model (llama.cpp's type rules)", cli_quantize},
+    {"medusa-train", "train Medusa heads on the model's own output", cli_medusa_train},
 };
 
 static void usage(FILE *out)

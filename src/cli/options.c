@@ -120,9 +120,9 @@ cli_parse_result cli_parse_spec_option(int argc, char **argv, int *i, cli_spec_o
         o->lookup = true;
     } else if (!strcmp(a, "--no-adaptive")) {
         o->no_adaptive = true;
-    } else if (!strcmp(a, "--draft")) {
+    } else if (!strcmp(a, "--draft") || !strcmp(a, "--medusa") || !strcmp(a, "--medusa-tree")) {
         if (!(v = take_value(argc, argv, i, err, err_len))) return CLI_PARSE_ERROR;
-        o->draft = v;
+        *(!strcmp(a, "--draft") ? &o->draft : !strcmp(a, "--medusa") ? &o->medusa : &o->medusa_tree) = v;
     } else if (!strcmp(a, "--lookup-ngram") || !strcmp(a, "--draft-max")) {
         bool ngram = !strcmp(a, "--lookup-ngram");
         if (!(v = take_value(argc, argv, i, err, err_len)) ||
@@ -267,6 +267,11 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
         else if (is_kv_option(a)) {
             if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
+        } else if (!strcmp(a, "--parallel")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_integer(a, v, 2, 256, &n, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            o->parallel = (uint32_t)n;
         } else if (!strcmp(a, "-d")) {
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
                 cli_parse_integer(a, v, 0, CLI_BENCH_MAX_TOKENS, &n, err, err_len) != CLI_PARSE_OK)
@@ -349,6 +354,46 @@ cli_parse_result cli_parse_synth_options(int argc, char **argv, cli_synth_option
         }
     }
     if (!o->preset || !o->type || !o->out) return fail(err, err_len, "--preset, --type and -o are required");
+    return CLI_PARSE_OK;
+}
+
+cli_parse_result cli_parse_medusa_train_options(int argc, char **argv, cli_medusa_train_options *o, char *err,
+                                                size_t err_len)
+{
+    *o = (cli_medusa_train_options){.heads = 4, .tokens = 32768, .epochs = 3, .batch = 64, .seed = 1, .lr = 3e-3f,
+                                    .temp = 0.0f};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int64_t n;
+        double r;
+        if (is_help(a)) return CLI_PARSE_HELP;
+        static const char *const known[] = {"-m", "-o", "--calib", "--device", "--seed", "--lr", "--temp",
+                                            "--heads", "--tokens", "--epochs", "--batch"};
+        size_t kn = 0;
+        while (kn < sizeof known / sizeof *known && strcmp(a, known[kn])) kn++;
+        if (kn == sizeof known / sizeof *known) return fail(err, err_len, "unexpected argument '%.*s'", SHOWN(a));
+        if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "-o")) o->out = v;
+        else if (!strcmp(a, "--calib")) o->calib = v;
+        else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--seed")) {
+            if (cli_parse_u64(a, v, &o->seed, err, err_len)) return CLI_PARSE_ERROR;
+        } else if (!strcmp(a, "--lr") || !strcmp(a, "--temp")) {
+            bool lr = !strcmp(a, "--lr");
+            if (cli_parse_real(a, v, lr ? 1e-9 : 0, lr ? 1 : 10, &r, err, err_len)) return CLI_PARSE_ERROR;
+            *(lr ? &o->lr : &o->temp) = (float)r;
+        } else {
+            struct { const char *name; int64_t lo, hi; uint32_t *dst; } ints[] = {
+                {"--heads", 1, 16, &o->heads}, {"--tokens", 256, 1 << 26, &o->tokens},
+                {"--epochs", 1, 100, &o->epochs}, {"--batch", 1, 4096, &o->batch}};
+            size_t k = 0;
+            while (strcmp(a, ints[k].name)) k++; /* one of them: known[] above */
+            if (cli_parse_integer(a, v, ints[k].lo, ints[k].hi, &n, err, err_len)) return CLI_PARSE_ERROR;
+            *ints[k].dst = (uint32_t)n;
+        }
+    }
+    if (!o->out) return fail(err, err_len, "-o HEADS.gguf is required");
     return CLI_PARSE_OK;
 }
 
@@ -588,6 +633,8 @@ cli_parse_result cli_parse_command_line(int argc, char **argv, cli_command_optio
     if (!strcmp(c, "quantize")) return cli_parse_quantize_options(argc, argv, &out->u.quantize, err, err_len);
     if (!strcmp(c, "convert")) return cli_parse_convert_options(argc, argv, &out->u.convert, err, err_len);
     if (!strcmp(c, "devices")) return cli_parse_devices_options(argc, argv, err, err_len);
+    if (!strcmp(c, "medusa-train"))
+        return cli_parse_medusa_train_options(argc, argv, &out->u.medusa_train, err, err_len);
     return fail(err, err_len, "unknown command '%.*s'", SHOWN(c));
 }
 
@@ -635,7 +682,9 @@ int cli_open_model(const char *command, const cli_options *o, vkllm_model **mode
     cp.type_k = o->type_k;
     cp.type_v = o->type_v;
     cp.rotate_k = !o->kv_no_rotate;
-    if (o->spec.lookup || o->spec.draft) cp.n_outputs_max = o->spec.draft_max + 1; /* a verification's rows */
+    if (cli_spec_on(&o->spec)) cp.n_outputs_max = o->spec.draft_max + 1; /* a verification's rows */
+    if (o->spec.medusa_tree) cp.n_outputs_max = 64;                      /* a tree's */
+    cp.output_hidden = o->spec.medusa != NULL;
     if (st == VKLLM_OK) st = vkllm_context_create(*model, &cp, ctx);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm %s: %s: %s\n", command, vkllm_status_name(st), vkllm_last_error());

@@ -50,7 +50,12 @@ typedef struct cli_spec_options {
     uint32_t draft_max;         /* --draft-max [1, 64]; default 7 */
     float draft_min_p;          /* --draft-min-p [0, 1]; default 0 */
     bool no_adaptive;           /* --no-adaptive: keep drafting whatever the acceptance */
+    const char *medusa;         /* --medusa HEADS.gguf (drafts at most one token per head) */
+    const char *medusa_tree;    /* --medusa-tree SPEC: "default" or paths of ranks (vkllm_speculation.medusa_tree) */
 } cli_spec_options;
+
+/* Any speculation asked for. */
+static inline bool cli_spec_on(const cli_spec_options *o) { return o->lookup || o->draft || o->medusa; }
 
 /* Parses argv[*i] (and its value) if it is one of the speculation options: CLI_PARSE_OK and *taken true; not one:
  * CLI_PARSE_OK and *taken false; a bad value: CLI_PARSE_ERROR. */
@@ -97,6 +102,7 @@ typedef struct cli_bench_options {
     uint32_t depth;                  /* -d [0, 2^20]: tokens already in the cache when the tg steps start */
     vkllm_kv_type type_k, type_v;    /* --kv, --kv-k, --kv-v as run's */
     bool kv_no_rotate;               /* --kv-rotate off */
+    uint32_t parallel;               /* --parallel [2, 256]: the scheduler's rate with that many requests, vs 1 */
 } cli_bench_options;
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *out, char *err, size_t err_len);
@@ -162,6 +168,20 @@ typedef struct cli_convert_options {
 cli_parse_result cli_parse_convert_options(int argc, char **argv, cli_convert_options *out, char *err,
                                            size_t err_len);
 
+typedef struct cli_medusa_train_options {
+    const char *model, *out, *calib, *device; /* -m (default: cli_model_path's), -o (required), --calib, --device */
+    uint32_t heads;                  /* --heads [1, 16]; default 4 */
+    uint32_t tokens;                 /* --tokens [256, 2^26]; default 32768 */
+    uint32_t epochs;                 /* --epochs [1, 100]; default 3 */
+    uint32_t batch;                  /* --batch [1, 4096]; default 64 */
+    uint64_t seed;                   /* --seed; default 1 */
+    float lr;                        /* --lr (0, 1]; default 3e-3 */
+    float temp;                      /* --temp [0, 10]: of the generated text; default 0 (greedy) */
+} cli_medusa_train_options;
+
+cli_parse_result cli_parse_medusa_train_options(int argc, char **argv, cli_medusa_train_options *out, char *err,
+                                                size_t err_len);
+
 /* devices takes no arguments but -h. */
 cli_parse_result cli_parse_devices_options(int argc, char **argv, char *err, size_t err_len);
 
@@ -224,6 +244,7 @@ typedef struct cli_command_options {
         cli_synth_options synth;
         cli_quantize_options quantize;
         cli_convert_options convert;
+        cli_medusa_train_options medusa_train;
     } u;
 } cli_command_options;
 
@@ -248,6 +269,8 @@ int cli_open_speculation(const char *command, const cli_spec_options *o, const c
 /* vkllm bench's speculative part (src/cli/bench_spec.c): greedy text of n_gen tokens with and without speculation
  * on m, alternated; prints the figures; returns the exit code (1 also when the texts differ). */
 int cli_bench_speculation(const cli_bench_options *a, vkllm_model *m, uint32_t n_gen);
+/* bench --parallel (src/cli/bench_parallel.c) */
+int cli_bench_parallel(const cli_bench_options *a, vkllm_model *m);
 /* "speculation: D drafted, A accepted (P%), S verification passes, M tokens per pass" on stderr. */
 void cli_print_speculation(const vkllm_generate_stats *stats);
 /* Loads the model cli_model_path names and a context with --ctx and --kv.  On failure it prints

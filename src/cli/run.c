@@ -12,13 +12,15 @@ static const char usage_text[] =
     "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--ctx N] [--kv TYPE]\n"
     "                 [--kv-k TYPE] [--kv-v TYPE] [--kv-rotate on|off] [--device INDEX|NAME]\n"
     "                 [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K] [--draft-min-p P]\n"
-    "                 [--no-adaptive]\n"
+    "                 [--no-adaptive] [--medusa HEADS.gguf [--medusa-tree SPEC]]\n"
     "  --kv (K and V), --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate off: no\n"
     "  Hadamard rotation of quantized keys\n"
     "  --temp 0 is greedy decoding (argmax on the GPU); --device picks a device of 'vkllm devices'.\n"
     "  Speculative decoding (same text greedily, same distribution when sampling): --lookup drafts what followed\n"
     "  the last earlier occurrence of the last N tokens (default 3); --draft drafts with a smaller model of the same\n"
-    "  vocabulary, up to K tokens (default 7) while its top probability stays >= P (default 0).\n";
+    "  vocabulary, up to K tokens (default 7) while its top probability stays >= P (default 0); --medusa drafts\n"
+    "  with Medusa heads trained for the model (vkllm medusa-train), one token per head, or a tree of their top\n"
+    "  candidates (--medusa-tree default, or paths of ranks like 0,1,0.0,0.1,0.0.0) verified in one pass.\n";
 
 static void usage(FILE *out) { fputs(usage_text, out); }
 
@@ -87,7 +89,7 @@ int cli_run(int argc, char **argv)
                 stats.prompt_ms > 0 ? 1e3 * stats.n_prompt / stats.prompt_ms : 0.0);
         fprintf(stderr, "generation: %u tokens in %.1f ms (%.1f tokens/s)\n", stats.n_generated, stats.generate_ms,
                 stats.generate_ms > 0 ? 1e3 * stats.n_decode / stats.generate_ms : 0.0);
-        if (o.spec.lookup || o.spec.draft) cli_print_speculation(&stats);
+        if (cli_spec_on(&o.spec)) cli_print_speculation(&stats);
     }
     vkllm_context_free(ctx);
     vkllm_context_free(draft_ctx);

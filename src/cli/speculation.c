@@ -8,12 +8,14 @@ int cli_open_speculation(const char *command, const cli_spec_options *o, const c
 {
     *draft_model = NULL;
     *draft_ctx = NULL;
-    if (!o->lookup && !o->draft) return 0;
+    if (!cli_spec_on(o)) return 0;
     vkllm_speculation spec = vkllm_speculation_default();
     spec.lookup_ngram = o->lookup ? o->lookup_ngram : 0;
     spec.draft_max = o->draft_max;
     spec.draft_min_p = o->draft_min_p;
     spec.adaptive = !o->no_adaptive;
+    spec.medusa = o->medusa;
+    spec.medusa_tree = o->medusa_tree;
     vkllm_status st = VKLLM_OK;
     if (o->draft) {
         vkllm_model_params mp = vkllm_model_default_params();

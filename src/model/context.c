@@ -53,12 +53,12 @@ static vkllm_status device_buffer(vkllm_context *ctx, uint64_t bytes, vkr_buffer
 static vkllm_status create_inputs(vkllm_context *ctx)
 {
     const vkllm_context_params *p = &ctx->params;
-    uint64_t sizes[4] = {4ull * p->n_batch, 8ull * p->n_batch, 4ull * p->n_outputs_max,
-                         4ull * p->n_seq_max * ctx->kv.max_pages_per_seq};
-    uint64_t *offsets[4] = {&ctx->off_ids, &ctx->off_tokens, &ctx->off_out_rows, &ctx->off_page_table};
-    vkr_buffer *devs[4] = {&ctx->ids, &ctx->tokens, &ctx->out_rows, &ctx->page_table};
+    uint64_t sizes[5] = {4ull * p->n_batch, 8ull * p->n_batch, 4ull * p->n_outputs_max,
+                         4ull * p->n_seq_max * ctx->kv.max_pages_per_seq, 16ull * p->n_batch};
+    uint64_t *offsets[5] = {&ctx->off_ids, &ctx->off_tokens, &ctx->off_out_rows, &ctx->off_page_table, &ctx->off_tree};
+    vkr_buffer *devs[5] = {&ctx->ids, &ctx->tokens, &ctx->out_rows, &ctx->page_table, &ctx->tree};
     uint64_t total = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         *offsets[i] = total;
         total += (sizes[i] + VKR_ALLOC_ALIGNMENT - 1) / VKR_ALLOC_ALIGNMENT * VKR_ALLOC_ALIGNMENT;
         VKLLM_TRY(device_buffer(ctx, sizes[i], devs[i]));
@@ -68,7 +68,7 @@ static vkllm_status create_inputs(vkllm_context *ctx)
     memset(base, 0, total);
     ctx->in = (step_inputs){(int32_t *)(base + ctx->off_ids), (int32_t *)(base + ctx->off_tokens),
                             (int32_t *)(base + ctx->off_out_rows),
-                            (int32_t *)(base + ctx->off_page_table)};
+                            (int32_t *)(base + ctx->off_page_table), (uint32_t *)(base + ctx->off_tree)};
     return VKLLM_OK;
 }
 
@@ -83,7 +83,9 @@ static vkllm_status create_activations(vkllm_context *ctx)
         {&ctx->xo, no * c->n_embd}, {&ctx->ho, no * c->n_embd}, {&ctx->logits, no * c->n_vocab}, {&ctx->argmax, no},
     };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) VKLLM_TRY(device_buffer(ctx, 4 * all[i].floats, all[i].b));
-    VKLLM_TRY(vkr_buffer_alloc(ctx->model->dev, 4 * no * c->n_vocab + 4 * no, VKR_MEMORY_HOST, &ctx->host_out));
+    /* host_out: logits rows, argmax ids, then (output_hidden) the hidden rows */
+    uint64_t hidden = ctx->params.output_hidden ? 4 * no * c->n_embd : 0;
+    VKLLM_TRY(vkr_buffer_alloc(ctx->model->dev, 4 * no * c->n_vocab + 4 * no + hidden, VKR_MEMORY_HOST, &ctx->host_out));
     /* Scratch for the largest shape any recording can have: every batch size at the full context. */
     uint64_t scratch = 0;
     for (uint32_t n = 1; n <= ctx->params.n_batch; n++) {
@@ -227,7 +229,7 @@ void vkllm_context_free(vkllm_context *ctx)
     }
     free(ctx->k_cache);
     free(ctx->v_cache);
-    vkr_buffer *all[] = {&ctx->host_in, &ctx->ids, &ctx->tokens, &ctx->out_rows, &ctx->page_table,
+    vkr_buffer *all[] = {&ctx->host_in, &ctx->ids, &ctx->tokens, &ctx->out_rows, &ctx->page_table, &ctx->tree,
                          &ctx->x, &ctx->h, &ctx->qkv, &ctx->qr, &ctx->att, &ctx->o, &ctx->gate_up, &ctx->act,
                          &ctx->xo, &ctx->ho, &ctx->logits, &ctx->argmax, &ctx->scratch, &ctx->host_out,
                          &ctx->capture};

@@ -16,10 +16,12 @@ typedef struct forward_shape {
     uint32_t n_out;       /* rows that produce logits */
     uint32_t max_context; /* bound on pos + 1 of every token (power-of-two bucket, <= n_ctx) */
     bool greedy;          /* argmax on the device instead of returning logits */
-    bool capture;         /* copies the inputs of every weight product to the host (context_capture_enable) */
     bool invariant;       /* a verification pass (src/speculative/): every row is computed in the reduction order
                              of a one-token pass (mat-vec products, attention split for one token), so its logits
                              are bitwise those of single-token decoding at the same context bucket */
+    bool tree;            /* the rows form a tree (context_decode_tree): tree-mask attention, RoPE at each node's
+                             depth */
+    bool capture;         /* copies the inputs of every weight product to the host (context_capture_enable) */
 } forward_shape;
 
 /* A forward pass of one shape, recorded as n_groups sequences of whole layers: group g runs layers
@@ -52,6 +54,7 @@ typedef struct step_inputs {
     int32_t *tokens;     /* [n_batch][2] {seq, pos}: the cache slot and the RoPE position */
     int32_t *out_rows;   /* [n_outputs_max] batch rows whose logits are wanted */
     int32_t *page_table; /* [n_seq_max][max_pages_per_seq] */
+    uint32_t *tree;      /* [n_batch][4] tree-mask rows (ops_tree_rows), for tree passes */
 } step_inputs;
 
 struct vkllm_context {
@@ -63,8 +66,8 @@ struct vkllm_context {
 
     vkr_buffer host_in;                  /* staging of step_inputs (host-visible) */
     step_inputs in;                      /* pointers into host_in */
-    vkr_buffer ids, tokens, out_rows, page_table; /* device copies */
-    uint64_t off_ids, off_tokens, off_out_rows, off_page_table; /* offsets in host_in */
+    vkr_buffer ids, tokens, out_rows, page_table, tree; /* device copies */
+    uint64_t off_ids, off_tokens, off_out_rows, off_page_table, off_tree; /* offsets in host_in */
 
     vkr_buffer x, h;                     /* activations [n_batch][n_embd] */
     vkr_buffer qkv;                      /* [n_batch][(n_head + 2 n_kv) * hd]: Q/K/V before RoPE, when the
@@ -75,7 +78,8 @@ struct vkllm_context {
     vkr_buffer logits;                   /* [n_outputs_max][n_vocab] */
     vkr_buffer argmax;                   /* [n_outputs_max] int32 */
     vkr_buffer scratch;                  /* flash-attention split-K partials */
-    vkr_buffer host_out;                 /* host-visible: logits rows, then argmax ids */
+    vkr_buffer host_out;                 /* host-visible: logits rows, then argmax ids, then hidden rows
+                                            (output_hidden; context_hidden_offset) */
 
     uint32_t *next_len;                  /* [n_seq_max] scratch of vkllm_decode: lengths after the batch */
     vkllm_token *history;                /* [n_ctx] tokens whose keys sequence 0 holds (vkllm_generate) */
@@ -87,6 +91,7 @@ struct vkllm_context {
     recording recordings[CONTEXT_MAX_RECORDINGS];
     uint64_t clock;
     uint32_t n_out_last;                 /* rows of logits the last decode returned */
+    uint32_t n_hidden_last;              /* rows of hidden states it returned (output_hidden) */
 
     VkSemaphore timeline;                /* signalled by each forward pass to its ticket's value */
     uint64_t timeline_value;             /* the last value handed out */
@@ -118,6 +123,8 @@ uint64_t context_capture_offset(const vkllm_context *ctx, uint32_t layer, captur
 /* The rows of the last pass (row-major, width columns), NULL unless capture is on. */
 const float *context_capture_rows(const vkllm_context *ctx, uint32_t layer, capture_kind kind, uint32_t *width);
 
+/* Byte offset of the hidden rows in host_out. */
+uint64_t context_hidden_offset(const vkllm_context *ctx);
 /* vkllm_decode (greedy: vkllm_decode_greedy, tokens receiving the ids) without touching the history. */
 vkllm_status context_decode(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, vkllm_token *tokens);
 /* decode.c: validates and stages the batch (waiting first for a pass still pending) and finds (or records) its
@@ -129,9 +136,17 @@ vkllm_status context_record(vkllm_context *ctx, recording *rec);
 /* The same with the choice of a batch-invariant pass (forward_shape.invariant). */
 vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *batch, bool greedy, bool invariant,
                                vkllm_token *tokens);
+/* A tree verification pass (Medusa) of n tokens of sequence seq at its next positions pos0..pos0+n-1: node i sees the
+ * cached prefix, its ancestors (parents[i] < i; -1: it hangs from the prefix) and itself, and is rotated at position
+ * pos0 + its depth; every row returns its output (greedy: argmax ids into out; else logits).  Its keys and values
+ * stay at pos0 + i: truncate the sequence to keep a prefix of them whose nodes are each other's parents in order. */
+vkllm_status context_decode_tree(vkllm_context *ctx, int32_t seq, const vkllm_token *ids, const int32_t *parents,
+                                 uint32_t n, bool greedy, vkllm_token *out);
 /* Records (without running) the pass of n_tokens tokens of sequence 0 of which n_out want outputs, at the first
  * context bucket, so that its pipelines are built before it is needed. */
 vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant);
+/* The same for a tree pass of n_tokens (context_decode_tree). */
+vkllm_status context_prepare_tree(vkllm_context *ctx, uint32_t n_tokens, bool greedy);
 /* The max_context bucket a pass whose last position is pos runs at (a power of two >= 256, at most n_ctx). */
 uint32_t context_bucket(const vkllm_context *ctx, uint32_t need);
 

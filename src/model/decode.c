@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "ops/flash_attn.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 
@@ -63,12 +64,14 @@ static vkllm_status map_pages(vkllm_context *ctx, const vkllm_batch *b)
     return st;
 }
 
-static void stage(vkllm_context *ctx, const vkllm_batch *b)
+/* rope_offset (tree passes, else NULL): each row's position minus its RoPE position, in bits 16.. of its seq
+ * (shaders/common.glsl: token_slot, token_rope_pos). */
+static void stage(vkllm_context *ctx, const vkllm_batch *b, const uint32_t *rope_offset)
 {
     uint32_t out = 0;
     for (uint32_t i = 0; i < b->n_tokens; i++) {
         ctx->in.ids[i] = b->tokens[i];
-        ctx->in.tokens[2 * i] = b->seq[i];
+        ctx->in.tokens[2 * i] = b->seq[i] | (int32_t)((rope_offset ? rope_offset[i] : 0) << 16);
         ctx->in.tokens[2 * i + 1] = b->pos[i];
         if (!b->want_logits || b->want_logits[i]) ctx->in.out_rows[out++] = (int32_t)i;
     }
@@ -79,7 +82,7 @@ static void stage(vkllm_context *ctx, const vkllm_batch *b)
 static bool same_shape(const forward_shape *a, const forward_shape *b)
 {
     return a->n_tokens == b->n_tokens && a->n_out == b->n_out && a->max_context == b->max_context &&
-           a->greedy == b->greedy && a->invariant == b->invariant && a->capture == b->capture;
+           a->greedy == b->greedy && a->invariant == b->invariant && a->tree == b->tree && a->capture == b->capture;
 }
 
 /* Records rec's groups for rec->layers_per_group layers each (all layers in one group when 0). */
@@ -146,8 +149,10 @@ static vkllm_status recording_for(vkllm_context *ctx, const forward_shape *shape
     return VKLLM_OK;
 }
 
-vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant, recording **rec,
-                                 uint32_t *n_out_ret)
+/* tree (tree passes, else NULL): the rows' tree-mask rows and RoPE offsets. */
+static vkllm_status stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant,
+                                const uint32_t (*tree)[4], const uint32_t *rope_offset, recording **rec,
+                                uint32_t *n_out_ret)
 {
     if (!ctx) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode: context is NULL");
     /* One pass in flight per context: its inputs and outputs are the context's buffers. */
@@ -157,13 +162,50 @@ vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool 
     ctx->n_out_last = 0;
     if (n_out == 0 && greedy) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_decode_greedy: no row wants a token");
     VKLLM_TRY(map_pages(ctx, b));
-    stage(ctx, b);
+    stage(ctx, b, rope_offset);
+    if (tree) memcpy(ctx->in.tree, tree, 16ull * b->n_tokens);
     /* One token is computed alike either way: its shape is the plain one, so decoding replays one recording. */
     forward_shape shape = {b->n_tokens, n_out ? n_out : 1, context_bucket(ctx, max_context), greedy,
-                           ctx->capture_on, invariant && b->n_tokens > 1};
+                           invariant && b->n_tokens > 1, tree != NULL, ctx->capture_on};
     if (n_out == 0) ctx->in.out_rows[0] = (int32_t)b->n_tokens - 1; /* the head still runs on one row */
     VKLLM_TRY(recording_for(ctx, &shape, rec));
     *n_out_ret = n_out;
+    return VKLLM_OK;
+}
+
+vkllm_status context_stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool greedy, bool invariant, recording **rec,
+                                 uint32_t *n_out_ret)
+{
+    return stage_batch(ctx, b, greedy, invariant, NULL, NULL, rec, n_out_ret);
+}
+
+vkllm_status context_decode_tree(vkllm_context *ctx, int32_t seq, const vkllm_token *ids, const int32_t *parents,
+                                 uint32_t n, bool greedy, vkllm_token *out)
+{
+    if (!ctx || seq < 0 || (uint32_t)seq >= ctx->params.n_seq_max || n == 0 || n > OPS_TREE_MAX_NODES)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "tree pass: %u nodes (1..%u) of sequence %d", n,
+                          OPS_TREE_MAX_NODES, seq);
+    if (ctx->kv.k_type > OPS_KV_F16 || ctx->kv.v_type > OPS_KV_F16)
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "tree pass: the tree-mask attention reads F16 and F32 caches only");
+    if (ctx->pending.active) VKLLM_TRY(context_wait(ctx, ctx->pending.value));
+    uint32_t pos0 = ctx->pages->seq_len[seq], rows[OPS_TREE_MAX_NODES][4], offset[OPS_TREE_MAX_NODES],
+             depth[OPS_TREE_MAX_NODES];
+    int32_t pos[OPS_TREE_MAX_NODES], seqs[OPS_TREE_MAX_NODES];
+    VKLLM_TRY(ops_tree_rows(parents, n, pos0, rows));
+    for (uint32_t i = 0; i < n; i++) {
+        depth[i] = parents[i] < 0 ? 0 : depth[parents[i]] + 1;
+        offset[i] = i - depth[i];
+        pos[i] = (int32_t)(pos0 + i);
+        seqs[i] = seq;
+    }
+    vkllm_batch b = {.n_tokens = n, .tokens = ids, .pos = pos, .seq = seqs, .want_logits = NULL};
+    recording *rec = NULL;
+    uint32_t n_out = 0;
+    uint64_t value = 0;
+    VKLLM_TRY(stage_batch(ctx, &b, greedy, true, (const uint32_t(*)[4])rows, offset, &rec, &n_out));
+    VKLLM_TRY(context_submit(ctx, rec, greedy, n_out, &value));
+    VKLLM_TRY(context_wait(ctx, value));
+    if (greedy) memcpy(out, ctx->greedy_tokens, n_out * sizeof *out);
     return VKLLM_OK;
 }
 
@@ -185,12 +227,21 @@ vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *b, bool gr
     return VKLLM_OK;
 }
 
+vkllm_status context_prepare_tree(vkllm_context *ctx, uint32_t n_tokens, bool greedy)
+{
+    if (n_tokens == 0 || n_tokens > ctx->params.n_batch || n_tokens > ctx->params.n_outputs_max) return VKLLM_OK;
+    forward_shape shape = {n_tokens, n_tokens, context_bucket(ctx, 1), greedy, n_tokens > 1, true, ctx->capture_on};
+    recording *rec;
+    return recording_for(ctx, &shape, &rec);
+}
+
 vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_out, bool greedy, bool invariant)
 {
     if (n_tokens == 0 || n_out == 0 || n_out > n_tokens || n_tokens > ctx->params.n_batch ||
         n_out > ctx->params.n_outputs_max)
         return VKLLM_OK;
-    forward_shape shape = {n_tokens, n_out, context_bucket(ctx, 1), greedy, ctx->capture_on, invariant && n_tokens > 1};
+    forward_shape shape = {n_tokens, n_out, context_bucket(ctx, 1), greedy, invariant && n_tokens > 1, false,
+                           ctx->capture_on};
     recording *rec;
     return recording_for(ctx, &shape, &rec);
 }
@@ -217,6 +268,19 @@ const float *vkllm_get_logits(vkllm_context *ctx, uint32_t i)
 {
     if (!ctx || i >= ctx->n_out_last) return NULL;
     return (const float *)ctx->host_out.mapped + (size_t)i * ctx->model->cfg.n_vocab;
+}
+
+uint64_t context_hidden_offset(const vkllm_context *ctx)
+{
+    uint64_t no = ctx->params.n_outputs_max;
+    return 4ull * no * ctx->model->cfg.n_vocab + 4ull * no;
+}
+
+const float *vkllm_get_hidden(vkllm_context *ctx, uint32_t i)
+{
+    if (!ctx || !ctx->params.output_hidden || i >= ctx->n_hidden_last) return NULL;
+    const uint8_t *base = (const uint8_t *)ctx->host_out.mapped + context_hidden_offset(ctx);
+    return (const float *)base + (size_t)i * ctx->model->cfg.n_embd;
 }
 
 vkllm_status vkllm_decode_greedy(vkllm_context *ctx, const vkllm_batch *batch, vkllm_token *tokens)

@@ -56,6 +56,9 @@ static vkllm_status copy_inputs(vkllm_context *ctx, vkr_sequence *seq, const for
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         VKLLM_TRY(vkr_sequence_copy(seq, vkr_sub(&ctx->host_in, parts[i].off, parts[i].bytes),
                                     vkr_sub(parts[i].dst, 0, parts[i].bytes)));
+    if (s->tree)
+        VKLLM_TRY(vkr_sequence_copy(seq, vkr_sub(&ctx->host_in, ctx->off_tree, 16ull * s->n_tokens),
+                                    vkr_sub(&ctx->tree, 0, 16ull * s->n_tokens)));
     return VKLLM_OK;
 }
 
@@ -84,6 +87,13 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     ops_attention_shape shape = {.n_tokens = n, .n_heads = c->n_head, .max_context = s->max_context,
                                  .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv,
                                  .split_tokens = s->invariant ? 1 : 0};
+    if (s->tree) { /* the tree's mask; the output projection quantizes the attention itself if it must */
+        VKLLM_TRY(ops_flash_attention_tree(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
+                                           W(ctx->page_table), W(ctx->tokens), W(ctx->tree), W(ctx->scratch),
+                                           W(ctx->att), &shape));
+        VKLLM_TRY(capture(ctx, seq, s, l, CAPTURE_ATTN_OUT, &ctx->att, n));
+        return ops_matmul(ops, seq, L->wo, W(ctx->att), W(ctx->o), n);
+    }
     if (!ops_matmul_reads_q8(ops, L->wo, n)) {
         VKLLM_TRY(ops_flash_attention(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
                                       W(ctx->page_table), W(ctx->tokens), W(ctx->scratch), W(ctx->att), &shape));
@@ -139,6 +149,11 @@ static vkllm_status head(vkllm_context *ctx, vkr_sequence *seq, const forward_sh
     VKLLM_TRY(capture(ctx, seq, s, c->n_layer, CAPTURE_OUTPUT, &ctx->ho, s->n_out));
     VKLLM_TRY(ops_matmul_into_xq(ops, seq, m->output, W(ctx->ho), hq, W(ctx->logits), s->n_out, c->n_vocab, 0));
     uint64_t logits_bytes = 4ull * s->n_out * c->n_vocab;
+    if (ctx->params.output_hidden) {
+        uint64_t bytes = 4ull * s->n_out * c->n_embd;
+        VKLLM_TRY(vkr_sequence_copy(seq, vkr_sub(&ctx->ho, 0, bytes),
+                                    vkr_sub(&ctx->host_out, context_hidden_offset(ctx), bytes)));
+    }
     if (s->greedy) {
         VKLLM_TRY(ops_argmax_f32(ops, seq, W(ctx->logits), W(ctx->argmax), s->n_out, c->n_vocab));
         uint64_t at = 4ull * ctx->params.n_outputs_max * c->n_vocab;

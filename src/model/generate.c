@@ -85,6 +85,8 @@ static vkllm_status generate(vkllm_context *ctx, batch_arrays *a, const vkllm_to
     stats->prompt_ms = t1 - t0;
     vkllm_log(VKLLM_LOG_INFO, "generate: prompt evaluated in %.1f ms; generating up to %u tokens", stats->prompt_ms,
               n_predict);
+    if (ctx->spec && ctx->spec->tree)
+        return spec_tree_generate(ctx, next, n_prompt, n_predict, smp, on_piece, user, stats, t1);
     if (ctx->spec) return spec_generate(ctx, next, n_prompt, n_predict, smp, on_piece, user, stats, t1);
     uint32_t pos = n_prompt;
     bool stop = false;

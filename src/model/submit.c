@@ -51,6 +51,7 @@ static vkllm_status finish(vkllm_context *ctx)
     pending_decode *p = &ctx->pending;
     p->active = false;
     ctx->completed_value = p->value;
+    ctx->n_hidden_last = p->n_out;
     if (!p->greedy) {
         ctx->n_out_last = p->n_out;
         return VKLLM_OK;

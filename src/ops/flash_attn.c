@@ -199,9 +199,16 @@ static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, vkr_rang
 /* out_q8: also out quantized (ops_flash_attention_q8), or NULL. */
 static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache, vkr_range v_cache,
                               vkr_range page_table, vkr_range tokens, vkr_range scratch, vkr_range out,
-                              const vkr_range *out_q8, const ops_attention_shape *s)
+                              const vkr_range *out_q8, const vkr_range *tree, const ops_attention_shape *s)
 {
     const char *name = variant_of(&s->kv);
+    if (tree) {
+        if (!ops_kv_plain(&s->kv) || out_q8)
+            return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "flash_attn tree: F32 or F16 caches (not %s / %s) and a float "
+                              "output only", ops_kv_type_name(s->kv.k_type), ops_kv_type_name(s->kv.v_type));
+        name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_tree) : SHADER(flash_attn_f32_tree);
+        VKLLM_TRY(ops_check_bytes(name, "tree", *tree, 16ull * s->n_tokens));
+    }
     if (!name) {
         VKLLM_TRY(ops_kv_check(ops, "flash_attn", &s->kv, k_cache, v_cache, page_table)); /* says why */
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "flash_attn: K cache %s with V cache %s",
@@ -222,7 +229,7 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
     }
     vkr_range out_head = ops_head(out, rows * s->kv.head_dim * 4);
     attn_cm_plan cm;
-    if (plan_coopmat(ops, s, &cm)) {
+    if (!tree && plan_coopmat(ops, s, &cm)) {
         VKLLM_TRY(record_coopmat(ops, seq, q, k_cache, v_cache, page_table, tokens, out, s, &cm));
         return out_q8 ? ops_quantize_q8(ops, seq, out_head, s->n_tokens, cols, *out_q8) : VKLLM_OK;
     }
@@ -255,7 +262,7 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
     if (direct_q8) name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_q8) : SHADER(flash_attn_f32_q8);
     uint32_t spec[3] = {plan.wg, head_dim4, plan.keys_per_lane};
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, name, direct_q8 ? 7 : 6, 0x1f, sizeof(attn_push), spec, 3, &p));
+    VKLLM_TRY(ops_pipeline(ops, name, direct_q8 || tree ? 7 : 6, tree ? 0x5f : 0x1f, sizeof(attn_push), spec, 3, &p));
     attn_push push = {s->n_tokens,
                       s->n_heads,
                       s->n_heads / s->kv.n_kv_heads,
@@ -270,7 +277,7 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, (uint32_t)groups_total, groups);
     vkr_range bind[7] = {q, k_cache, v_cache, page_table, tokens, plan.n_splits > 1 ? scratch : out,
-                         direct_q8 ? *out_q8 : out};
+                         direct_q8 ? *out_q8 : tree ? *tree : out};
     VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, name));
     if (plan.n_splits > 1)
         VKLLM_TRY(record_combine(ops, seq, scratch, tokens, out, combine_q8 ? out_q8 : NULL, s, &plan));
@@ -282,12 +289,37 @@ vkllm_status ops_flash_attention(ops_context *ops, vkr_sequence *seq, vkr_range 
                                  vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
                                  vkr_range out, const ops_attention_shape *shape)
 {
-    return attention(ops, seq, q, k_cache, v_cache, page_table, tokens, scratch, out, NULL, shape);
+    return attention(ops, seq, q, k_cache, v_cache, page_table, tokens, scratch, out, NULL, NULL, shape);
+}
+
+vkllm_status ops_flash_attention_tree(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                      vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range tree,
+                                      vkr_range scratch, vkr_range out, const ops_attention_shape *shape)
+{
+    return attention(ops, seq, q, k_cache, v_cache, page_table, tokens, scratch, out, NULL, &tree, shape);
+}
+
+vkllm_status ops_tree_rows(const int32_t *parents, uint32_t n, uint32_t first, uint32_t (*rows)[4])
+{
+    if (n > OPS_TREE_MAX_NODES)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "tree attention: %u nodes, at most %u", n, OPS_TREE_MAX_NODES);
+    for (uint32_t i = 0; i < n; i++) {
+        if (parents[i] >= (int32_t)i || parents[i] < -1)
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "tree attention: node %u has parent %d: each parent must "
+                              "come before its node (-1: the root, under the cached prefix)", i, parents[i]);
+        uint64_t mask = 1ull << i;
+        if (parents[i] >= 0) mask |= (uint64_t)rows[parents[i]][1] | (uint64_t)rows[parents[i]][2] << 32;
+        rows[i][0] = first;
+        rows[i][1] = (uint32_t)mask;
+        rows[i][2] = (uint32_t)(mask >> 32);
+        rows[i][3] = 0;
+    }
+    return VKLLM_OK;
 }
 
 vkllm_status ops_flash_attention_q8(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
                                     vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
                                     vkr_range out, vkr_range out_q8, const ops_attention_shape *shape)
 {
-    return attention(ops, seq, q, k_cache, v_cache, page_table, tokens, scratch, out, &out_q8, shape);
+    return attention(ops, seq, q, k_cache, v_cache, page_table, tokens, scratch, out, &out_q8, NULL, shape);
 }

@@ -57,4 +57,18 @@ vkllm_status ops_flash_attention_q8(ops_context *ops, vkr_sequence *seq, vkr_ran
                                     vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range scratch,
                                     vkr_range out, vkr_range out_q8, const ops_attention_shape *shape);
 
+/* Tree attention (Medusa's verification of a tree of candidates in one pass): ops_flash_attention where the tokens
+ * at positions first..first+n-1 of a sequence form a tree.  tree holds one row per batch token (uint32 x 4: first,
+ * then the 64-bit set of the positions first + j it sees, low word first, then 0); positions below first are seen
+ * as usual, up to the token's own position.  A token outside a tree has first = 0xffffffff.  F32 and F16 caches
+ * (VKLLM_ERROR_UNSUPPORTED otherwise); never the cooperative-matrix attention. */
+#define OPS_TREE_MAX_NODES 64u
+vkllm_status ops_flash_attention_tree(ops_context *ops, vkr_sequence *seq, vkr_range q, vkr_range k_cache,
+                                      vkr_range v_cache, vkr_range page_table, vkr_range tokens, vkr_range tree,
+                                      vkr_range scratch, vkr_range out, const ops_attention_shape *shape);
+/* The tree rows of n nodes at positions first + i from a parent list (parents[i] < i; -1: a root, which sees the
+ * prefix and itself): each node sees its ancestors and itself.  VKLLM_ERROR_INVALID_ARGUMENT for more than
+ * OPS_TREE_MAX_NODES nodes or a parent not before its node. */
+vkllm_status ops_tree_rows(const int32_t *parents, uint32_t n, uint32_t first, uint32_t (*rows)[4]);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "model/context.h"
+#include "ops/flash_attn.h"
 #include "sampling/sampling.h"
 
 #define SPEC_MAX_DRAFT 64u
@@ -33,6 +34,19 @@ uint32_t spec_adaptive_room(spec_adaptive *ad, uint32_t room);
 /* After a pass that drafted k tokens (0: plain) and kept a, taking ms (drafting and verification). */
 void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, uint32_t draft_max);
 
+/* A Medusa candidate tree (medusa_tree.c): node i is the path of ranks path[i][0..depth[i]) (rank r at depth d: head
+ * d's r-th best token), parent[i] the node of its path one shorter (-1: the root's child). */
+#define SPEC_TREE_MAX 48u     /* nodes; with the root and a chain of up to 15 kept tokens, within OPS_TREE_MAX_NODES */
+#define SPEC_TREE_TOPK 16u    /* ranks 0..15 */
+#define MEDUSA_TREE_DEPTH 8u
+typedef struct spec_tree {
+    uint32_t n;
+    uint32_t path[SPEC_TREE_MAX][MEDUSA_TREE_DEPTH];
+    uint32_t depth[SPEC_TREE_MAX];
+    int32_t parent[SPEC_TREE_MAX];
+    uint32_t topk[MEDUSA_TREE_DEPTH]; /* candidates needed from each head */
+} spec_tree;
+
 typedef struct spec_state {
     vkllm_speculation params;
     spec_adaptive adaptive;
@@ -40,6 +54,8 @@ typedef struct spec_state {
     vkllm_token target[SPEC_MAX_DRAFT + 1];
     float *p, *q;             /* [n_vocab] the target's and the draft's distributions (sampling) */
     float *q_rows;            /* [draft_max][n_vocab] the draft model's distributions of its drafts (sampling) */
+    struct spec_medusa *medusa; /* the Medusa drafter (medusa_draft.c), NULL when off */
+    spec_tree *tree;          /* Medusa's candidate tree, NULL: a chain of one candidate per head */
 } spec_state;
 
 void spec_state_free(spec_state *s);
@@ -72,6 +88,27 @@ vkllm_status spec_draft_model(vkllm_context *draft, const vkllm_token *hist, uin
 /* Every token id of a and b's vocabularies has the same text: else VKLLM_ERROR_INVALID_ARGUMENT naming the first id
  * that differs. */
 vkllm_status spec_check_vocab(const vkllm_model *a, const vkllm_model *b);
+
+/* Medusa (medusa_draft.c): loads the heads file, checks it against ctx's model and that ctx returns hidden states. */
+vkllm_status spec_medusa_open(const vkllm_context *ctx, const char *path, struct spec_medusa **out);
+void spec_medusa_free(struct spec_medusa *m);
+uint32_t spec_medusa_heads(const struct spec_medusa *m);
+/* The hidden state the next drafts start from: row `row` of the pass just read back (none there: no drafts until the
+ * next one). */
+void spec_medusa_take_hidden(struct spec_medusa *m, vkllm_context *ctx, uint32_t row);
+/* Up to max drafts after the next input: head i's top token, i < heads; 0 without a hidden state. */
+uint32_t spec_medusa_draft(struct spec_medusa *m, uint32_t max, vkllm_token *out);
+/* Head d's topk[d] best tokens, best first, into top[d] for d < depths (topk[d] 0: none); false without a hidden
+ * state. */
+bool spec_medusa_topk(struct spec_medusa *m, const uint32_t *topk, uint32_t depths,
+                      vkllm_token (*top)[SPEC_TREE_TOPK]);
+/* "default" (or NULL): the built-in tree; else nodes as paths of ranks, "0,1,0.0,0.1,0.0.0" (a node after its
+ * parent), at most n_heads deep. */
+vkllm_status spec_tree_parse(const char *text, uint32_t n_heads, spec_tree *t);
+/* spec_generate for a Medusa tree (medusa_tree.c). */
+vkllm_status spec_tree_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prompt, uint32_t n_predict,
+                                sampler *smp, vkllm_piece_fn on_piece, void *user, vkllm_generate_stats *stats,
+                                double t1);
 
 /* The speculative sampling rule for one drafted token x with target distribution p and draft distribution q (NULL:
  * one-hot at x): accepts x with probability min(1, p(x)/q(x)), returning true; else draws *out from

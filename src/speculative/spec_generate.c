@@ -28,6 +28,7 @@ static vkllm_status draft(vkllm_context *ctx, sampler *dsmp, sampler *smp, const
         if (matched == 1 && *k > LOOKUP_UNIGRAM_DRAFT) *k = LOOKUP_UNIGRAM_DRAFT;
         *k = spec_pass_size(*k, s->params.draft_max);
     }
+    if (*k == 0 && s->medusa) *k = spec_pass_size(spec_medusa_draft(s->medusa, room, s->draft), s->params.draft_max);
     if (*k == 0 && s->params.draft) {
         if (dsmp) sampler_copy_history(dsmp, smp);
         VKLLM_TRY(spec_draft_model(s->params.draft, hist, n, room, s->params.draft_min_p, dsmp, s->q_rows, s->draft, k));
@@ -71,6 +72,7 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
 {
     spec_state *s = ctx->spec;
     spec_adaptive_start(&s->adaptive, smp == NULL, s->params.draft && !s->params.lookup_ngram, s->params.draft_max);
+    if (s->medusa) spec_medusa_take_hidden(s->medusa, ctx, 0); /* the prompt's last position */
     sampler *dsmp = NULL;
     /* the draft model samples its drafts from a stream of its own: the rule needs its draws independent of the
      * acceptance draws */
@@ -120,6 +122,8 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
         st = draft(ctx, dsmp, smp, ctx->history, pos + 1, room, &k, &from_model);
         if (st == VKLLM_OK) st = verify(ctx, smp, from_model, input, k, &a, &bonus);
         if (st != VKLLM_OK) break;
+        /* row a's hidden state: the last kept position, whose base prediction is the bonus */
+        if (s->medusa) spec_medusa_take_hidden(s->medusa, ctx, a);
         memcpy(ctx->history + pos + 1, s->draft, a * sizeof *s->draft);
         ctx->n_history = pos + 1 + a;
         st = spec_rollback(ctx, 0, pos + 1 + a);

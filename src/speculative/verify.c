@@ -99,6 +99,8 @@ void spec_state_free(spec_state *s)
     free(s->p);
     free(s->q);
     free(s->q_rows);
+    spec_medusa_free(s->medusa);
+    free(s->tree);
     free(s);
 }
 
@@ -107,7 +109,7 @@ vkllm_status vkllm_context_set_speculation(vkllm_context *ctx, const vkllm_specu
     if (!ctx) return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_context_set_speculation: context is NULL");
     spec_state_free(ctx->spec);
     ctx->spec = NULL;
-    if (!spec || (!spec->lookup_ngram && !spec->draft)) return VKLLM_OK;
+    if (!spec || (!spec->lookup_ngram && !spec->draft && !spec->medusa)) return VKLLM_OK;
     if (spec->draft_max < 1 || spec->draft_max > SPEC_MAX_DRAFT || !(spec->draft_min_p >= 0.0f && spec->draft_min_p <= 1.0f))
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "speculation: draft_max %u (1..%u), draft_min_p %g (0..1)",
                           spec->draft_max, SPEC_MAX_DRAFT, (double)spec->draft_min_p);
@@ -121,8 +123,35 @@ vkllm_status vkllm_context_set_speculation(vkllm_context *ctx, const vkllm_specu
         spec_state_free(s);
         return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "speculation state for %zu tokens", n_vocab);
     }
+    if (spec->medusa) {
+        vkllm_status st = spec_medusa_open(ctx, spec->medusa, &s->medusa);
+        if (st == VKLLM_OK && spec->medusa_tree) {
+            uint32_t heads = spec_medusa_heads(s->medusa), need;
+            if (!(s->tree = malloc(sizeof *s->tree))) st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "Medusa tree");
+            if (st == VKLLM_OK) st = spec_tree_parse(spec->medusa_tree, heads, s->tree);
+            /* a pass: the last one's kept path (up to one token per head), the root, the tree */
+            if (st == VKLLM_OK && (need = heads + 1 + s->tree->n) > ctx->params.n_outputs_max)
+                st = vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "speculation: a Medusa tree of %u nodes under %u heads "
+                                "needs n_outputs_max >= %u, the context has %u", s->tree->n, heads, need,
+                                ctx->params.n_outputs_max);
+            if (st == VKLLM_OK && !ops_kv_plain(&ctx->kv))
+                st = vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "speculation: Medusa trees need an F16 or F32 KV cache");
+        }
+        if (st != VKLLM_OK) {
+            spec_state_free(s);
+            return st;
+        }
+    }
     s->params = *spec;
+    s->params.medusa = s->params.medusa_tree = NULL; /* read at this call only */
+    /* one draft per head at most: a pass of heads + 1 rows is then one of the prepared sizes */
+    if (s->medusa && s->params.draft_max > spec_medusa_heads(s->medusa)) s->params.draft_max = spec_medusa_heads(s->medusa);
+    spec = &s->params;
     ctx->spec = s;
+    /* a tree pass of each size it can have (after a kept path of 0..heads tokens) */
+    for (uint32_t m = 0; s->tree && m <= spec_medusa_heads(s->medusa); m++)
+        VKLLM_TRY(context_prepare_tree(ctx, m + 1 + s->tree->n, true));
+    if (s->tree) return VKLLM_OK;
     /* Record the passes now (building their pipelines), rather than in the first passes of a generation, where
      * they would be counted against drafting: a verification pass of each size a greedy draft can have. */
     for (uint32_t k = 1; k < spec->draft_max; k = 2 * k + 1) VKLLM_TRY(context_prepare(ctx, k + 1, k + 1, true, true));

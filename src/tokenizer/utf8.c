@@ -73,3 +73,32 @@ size_t utf8_encode(uint32_t cpt, char out[4])
     out[3] = (char)(0x80 | (cpt & 0x3F));
     return 4;
 }
+
+size_t utf8_incomplete_tail(const char *s, size_t len)
+{
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        const uint8_t byte = (uint8_t)s[len - back];
+        if ((byte & 0xC0) == 0x80) continue; /* a continuation byte: look further back */
+        if (byte < 0xC0) return 0;           /* ASCII */
+        const size_t need = (byte & 0xE0) == 0xC0 ? 2 : (byte & 0xF0) == 0xE0 ? 3 : (byte & 0xF8) == 0xF0 ? 4 : 1;
+        return need > back ? back : 0;
+    }
+    return 0;
+}
+
+size_t utf8_sanitize(const char *s, size_t len, char *out)
+{
+    size_t written = 0;
+    for (size_t at = 0; at < len;) {
+        const size_t start = at;
+        uint32_t cpt = utf8_decode(s, len, &at);
+        if (cpt >= 0xD800 && cpt <= 0xDFFF) cpt = UTF8_REPLACEMENT;
+        char bytes[4];
+        size_t n = utf8_encode(cpt, bytes);
+        /* An overlong form decodes to a code point whose shortest form is shorter than what was read. */
+        if (cpt != UTF8_REPLACEMENT && n != at - start) n = utf8_encode(UTF8_REPLACEMENT, bytes);
+        for (size_t i = 0; i < n; i++) out[written++] = bytes[i];
+    }
+    out[written] = '\0';
+    return written;
+}

@@ -1,0 +1,340 @@
+/* The engine thread: tokenizes and submits jobs, runs scheduler steps, and hands each job its text. */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct engine {
+    vkllm_model *model;
+    vkllm_scheduler *sched;
+    char *chat_template;
+    uint32_t max_waiting;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;     /* the engine: new jobs, cancellations, stop */
+    pthread_cond_t progress; /* the HTTP threads: new text */
+    job *pending;            /* submitted, not yet in the scheduler */
+    job *active;             /* in the scheduler */
+    uint32_t n_pending;
+    bool stopping;
+    double cancel_after;     /* stopping: cancel what still runs after this time */
+    engine_metrics metrics;
+};
+
+double engine_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void unref(job *j)
+{
+    if (--j->refs == 0) job_free(j);
+}
+
+static void fail_job(engine *e, job *j, vkllm_status st, const char *message)
+{
+    j->error = st;
+    snprintf(j->error_message, sizeof j->error_message, "%s", message);
+    j->done = true;
+    e->metrics.requests_failed++;
+}
+
+static void append(job *j, const char *text, size_t n)
+{
+    if (j->text_len + n + 1 > j->text_cap) {
+        size_t cap = j->text_cap ? j->text_cap : 256;
+        while (cap < j->text_len + n + 1) cap *= 2;
+        char *t = realloc(j->text, cap);
+        if (!t) return; /* the text stays short; the request still ends */
+        j->text = t;
+        j->text_cap = cap;
+    }
+    memcpy(j->text + j->text_len, text, n);
+    j->text_len += n;
+    j->text[j->text_len] = '\0';
+}
+
+static char *piece_of(const vkllm_model *model, vkllm_token token)
+{
+    char piece[256];
+    size_t n = 0;
+    if (vkllm_token_to_piece(model, token, piece, sizeof piece - 1, &n) != VKLLM_OK) n = 0;
+    piece[n] = '\0';
+    return strdup(piece);
+}
+
+/* Records a generated token's log-probabilities (the end-of-generation token is not part of the text). */
+static void append_logprob(engine *e, job *j, const vkllm_step_output *out)
+{
+    if (vkllm_token_is_eog(e->model, out->token)) return;
+    if (j->n_lp == j->cap_lp) {
+        size_t cap = j->cap_lp ? 2 * j->cap_lp : 64;
+        job_logprob *lp = realloc(j->lp, cap * sizeof *lp);
+        if (!lp) return; /* the log-probabilities stay short; the request still ends */
+        j->lp = lp;
+        j->cap_lp = cap;
+    }
+    job_logprob *l = &j->lp[j->n_lp];
+    *l = (job_logprob){.piece = piece_of(e->model, out->token), .text_offset = j->lp_text_len, .logprob = out->logprob};
+    if (!l->piece) return;
+    for (uint32_t k = 0; k < out->n_top && k < VKLLM_MAX_TOP_LOGPROBS; k++) {
+        if (!(l->top_piece[k] = piece_of(e->model, out->top_tokens[k]))) break;
+        l->top_logprob[k] = out->top_logprobs[k];
+        l->n_top = k + 1;
+    }
+    j->lp_text_len += strlen(l->piece);
+    j->n_lp++;
+}
+
+/* Tokenizes (and formats) a pending job and submits it; on failure the job is done with the reason. */
+static void admit(engine *e, job *j)
+{
+    char *formatted = NULL;
+    const char *text = j->prompt;
+    vkllm_status st = VKLLM_OK;
+    if (j->chat) {
+        st = vkllm_chat_format(e->model, e->chat_template, j->messages, j->n_messages, 1, &formatted);
+        text = formatted;
+    }
+    size_t n = 0, len = text ? strlen(text) : 0;
+    vkllm_token *tokens = NULL;
+    if (st == VKLLM_OK) {
+        /* Chat templates spell their control tokens out: parse them. */
+        st = vkllm_tokenize(e->model, text, len, 1, j->chat, NULL, 0, &n);
+        if (st == VKLLM_ERROR_BUFFER_TOO_SMALL || st == VKLLM_OK) {
+            tokens = malloc((n ? n : 1) * sizeof *tokens);
+            st = tokens ? vkllm_tokenize(e->model, text, len, 1, j->chat, tokens, n, &n) : VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+        }
+    }
+    j->n_prompt = (uint32_t)n;
+    if (st == VKLLM_OK) st = vkllm_scheduler_submit(e->sched, tokens, n, &j->params, &j->id);
+    if (st != VKLLM_OK) {
+        fail_job(e, j, st, vkllm_last_error());
+        unref(j);
+    } else {
+        j->next = e->active;
+        e->active = j;
+    }
+    free(tokens);
+    vkllm_free(formatted);
+}
+
+const double engine_ttft_bounds[ENGINE_HISTOGRAM_BUCKETS - 1] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+const double engine_itl_bounds[ENGINE_HISTOGRAM_BUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5};
+
+static void observe(engine_histogram *h, const double *bounds, double t)
+{
+    h->sum += t;
+    h->count++;
+    int b = 0;
+    while (b < ENGINE_HISTOGRAM_BUCKETS - 1 && t > bounds[b]) b++;
+    h->buckets[b]++;
+}
+
+/* Active jobs: drops the cancelled and the done ones from the list. */
+static void sweep(engine *e)
+{
+    for (job **p = &e->active; *p;) {
+        job *j = *p;
+        if (j->cancel && !j->done) {
+            vkllm_scheduler_cancel(e->sched, j->id);
+            j->done = true;
+            e->metrics.requests_cancelled++;
+        }
+        if (j->done) {
+            *p = j->next;
+            unref(j);
+        } else {
+            p = &j->next;
+        }
+    }
+}
+
+static void deliver(engine *e, const vkllm_step_output *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (job *j = e->active; j; j = j->next) {
+            if (j->id != out[i].id) continue;
+            if (out[i].token >= 0) {
+                double now = engine_now();
+                if (!j->first_token) {
+                    j->first_token = now;
+                    observe(&e->metrics.ttft, engine_ttft_bounds, now - j->submitted);
+                } else {
+                    observe(&e->metrics.itl, engine_itl_bounds, now - j->last_token);
+                }
+                j->last_token = now;
+            }
+            if (out[i].text_len) append(j, out[i].text, out[i].text_len);
+            if (j->params.logprobs && out[i].token >= 0) append_logprob(e, j, &out[i]);
+            j->n_generated = out[i].n_generated;
+            j->n_cached_prompt = out[i].n_cached_prompt;
+            if (out[i].finish) {
+                j->finish = out[i].finish;
+                j->done = true;
+            }
+            break;
+        }
+}
+
+static void *run(void *arg)
+{
+    engine *e = arg;
+    pthread_mutex_lock(&e->lock);
+    for (;;) {
+        while (e->pending) {
+            job *j = e->pending;
+            e->pending = j->next;
+            e->n_pending--;
+            if (j->cancel) {
+                j->done = true;
+                unref(j);
+            } else {
+                admit(e, j);
+            }
+        }
+        if (e->stopping && e->active && engine_now() > e->cancel_after)
+            for (job *j = e->active; j; j = j->next) j->cancel = true;
+        sweep(e);
+        vkllm_scheduler_get_stats(e->sched, &e->metrics.sched);
+        pthread_cond_broadcast(&e->progress);
+        if (!e->active) {
+            if (e->stopping) break;
+            pthread_cond_wait(&e->wake, &e->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&e->lock);
+        const vkllm_step_output *out;
+        size_t n = 0;
+        vkllm_status st = vkllm_scheduler_step(e->sched, &out, &n);
+        const char *message = st == VKLLM_OK ? "" : vkllm_last_error();
+        pthread_mutex_lock(&e->lock);
+        if (st != VKLLM_OK) {
+            /* A failed forward pass fails every running request rather than the server. */
+            fprintf(stderr, "vkllm serve: %s: %s\n", vkllm_status_name(st), message);
+            for (job *j = e->active; j; j = j->next) {
+                vkllm_scheduler_cancel(e->sched, j->id);
+                fail_job(e, j, st, message);
+            }
+            continue;
+        }
+        deliver(e, out, n);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
+vkllm_status engine_start(vkllm_model *model, const vkllm_scheduler_params *params, const char *chat_template,
+                          uint32_t max_waiting, engine **out)
+{
+    *out = NULL;
+    engine *e = calloc(1, sizeof *e);
+    if (!e) return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+    e->model = model;
+    e->max_waiting = max_waiting;
+    e->chat_template = chat_template ? strdup(chat_template) : NULL;
+    vkllm_status st = vkllm_scheduler_create(model, params, &e->sched);
+    if (st != VKLLM_OK) {
+        free(e->chat_template);
+        free(e);
+        return st;
+    }
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->wake, NULL);
+    pthread_cond_init(&e->progress, NULL);
+    if (pthread_create(&e->thread, NULL, run, e) != 0) {
+        vkllm_scheduler_free(e->sched);
+        free(e->chat_template);
+        free(e);
+        return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    *out = e;
+    return VKLLM_OK;
+}
+
+void engine_stop(engine *e, double grace_s)
+{
+    if (!e) return;
+    pthread_mutex_lock(&e->lock);
+    e->stopping = true;
+    e->cancel_after = engine_now() + grace_s;
+    pthread_cond_broadcast(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    pthread_join(e->thread, NULL);
+}
+
+void engine_free(engine *e)
+{
+    if (!e) return;
+    vkllm_scheduler_free(e->sched);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->wake);
+    pthread_cond_destroy(&e->progress);
+    free(e->chat_template);
+    free(e);
+}
+
+vkllm_status engine_submit(engine *e, job *j)
+{
+    pthread_mutex_lock(&e->lock);
+    vkllm_status st = VKLLM_OK;
+    if (e->stopping) st = VKLLM_ERROR_UNSUPPORTED;
+    else if (e->max_waiting && e->n_pending + e->metrics.sched.n_waiting >= e->max_waiting) st = VKLLM_ERROR_BUFFER_TOO_SMALL;
+    if (st == VKLLM_OK) {
+        j->refs++;
+        j->submitted = engine_now();
+        job **tail = &e->pending;
+        while (*tail) tail = &(*tail)->next;
+        *tail = j;
+        e->n_pending++;
+        e->metrics.requests_total++;
+        pthread_cond_signal(&e->wake);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+void engine_lock(engine *e) { pthread_mutex_lock(&e->lock); }
+void engine_unlock(engine *e) { pthread_mutex_unlock(&e->lock); }
+
+void engine_wait(engine *e, job *j, size_t have, double timeout_s)
+{
+    double until = engine_now() + timeout_s;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double wall = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + timeout_s;
+    ts.tv_sec = (time_t)wall;
+    ts.tv_nsec = (long)((wall - (double)ts.tv_sec) * 1e9);
+    while (!j->done && j->text_len <= have && engine_now() < until)
+        if (pthread_cond_timedwait(&e->progress, &e->lock, &ts) != 0) break;
+}
+
+void engine_release(engine *e, job *j)
+{
+    pthread_mutex_lock(&e->lock);
+    if (!j->done) {
+        j->cancel = true;
+        pthread_cond_signal(&e->wake);
+    }
+    unref(j);
+    pthread_mutex_unlock(&e->lock);
+}
+
+void engine_get_metrics(engine *e, engine_metrics *m)
+{
+    pthread_mutex_lock(&e->lock);
+    *m = e->metrics;
+    pthread_mutex_unlock(&e->lock);
+}
+
+bool engine_stopping(engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    bool s = e->stopping;
+    pthread_mutex_unlock(&e->lock);
+    return s;
+}
