@@ -1,4 +1,4 @@
-/* AWQ (src/tools/awq.c): folded into an F32 file (the scales Q4_0's rounding asks for, the weights kept in F32),
+/* AWQ (src/quantize/awq.c): folded into an F32 file (the scales Q4_0's rounding asks for, the weights kept in F32),
  * the model computes the same function as before: the logits of a prompt agree within float error, while the
  * norm vectors and weights did change. */
 #include "harness.h"
@@ -12,7 +12,7 @@
 
 #include "gguf/gguf.h"
 #include "runtime/error.h"
-#include "tools/quantize.h"
+#include "quantize/quantize.h"
 #include "vkllm.h"
 
 static void logits_of(const char *path, const vkllm_token *tokens, uint32_t n, float *out, uint32_t *n_vocab)

@@ -14,8 +14,8 @@
 #include "runtime/error.h"
 #include "gguf/gguf.h"
 #include "paths.h"
-#include "tools/calib_stats.h"
-#include "tools/quantize.h"
+#include "quantize/calib_stats.h"
+#include "quantize/quantize.h"
 
 #include <unistd.h>
 

@@ -12,7 +12,7 @@
 #include "medusa/medusa.h"
 #include "model/model.h"
 #include "paths.h"
-#include "tools/quantize.h"
+#include "quantize/quantize.h"
 #include "tools/synth.h"
 #include "vkllm.h"
 

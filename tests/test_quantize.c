@@ -11,7 +11,7 @@
 
 #include "runtime/error.h"
 #include "gguf/gguf.h"
-#include "tools/quantize.h"
+#include "quantize/quantize.h"
 #include "tools/synth.h"
 
 static char g_tiny[512], g_qwen[512], g_out[512];

@@ -16,9 +16,9 @@
 #include "gguf/gguf.h"
 #include "quant/quant.h"
 #include "runtime/error.h"
-#include "tools/imatrix.h"
-#include "tools/imatrix_file.h"
-#include "tools/quantize.h"
+#include "quantize/imatrix.h"
+#include "quantize/imatrix_file.h"
+#include "quantize/quantize.h"
 #include "tools/synth.h"
 
 static char g_tiny[512], g_imatrix[512], g_ours[512], g_theirs[512];

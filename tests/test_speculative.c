@@ -17,7 +17,7 @@
 #include "paths.h"
 #include "speculative/spec.h"
 #include "tokenizer/vocab.h"
-#include "tools/quantize.h"
+#include "quantize/quantize.h"
 #include "tools/synth.h"
 #include "vkllm.h"
 

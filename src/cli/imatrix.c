@@ -1,4 +1,4 @@
-/* vkllm imatrix: llama-imatrix's importance matrix, from vkllm's forward pass (src/tools/imatrix.c). */
+/* vkllm imatrix: llama-imatrix's importance matrix, from vkllm's forward pass (src/quantize/imatrix.c). */
 #include <stdio.h>
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 #include "options.h"
 #include "progress_bar.h"
 #include "runtime/log.h"
-#include "tools/imatrix.h"
+#include "quantize/imatrix.h"
 
 static void usage(FILE *out)
 {

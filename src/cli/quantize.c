@@ -6,7 +6,7 @@
 #include "options.h"
 #include "progress_bar.h"
 #include "runtime/log.h"
-#include "tools/quantize.h"
+#include "quantize/quantize.h"
 
 static void quantize_usage(FILE *out)
 {

@@ -11,7 +11,7 @@
 
 #include "gguf/gguf.h"
 #include "progress.h"
-#include "quant_recipe.h"
+#include "quantize/quant_recipe.h"
 
 typedef enum synth_vocab_kind {
     SYNTH_VOCAB_SPM,    /* tokenizer.ggml.model "llama": <unk> <s> </s>, 256 byte pieces, scored words */

@@ -2,7 +2,7 @@
  * the vocabulary asks) and cut into chunks of n_ctx tokens, each evaluated from an empty cache with BOS in front
  * (llama-imatrix's chunking); the capture mode of the pass (src/model/capture.c) hands over the F32 input of
  * every weight product, and each column's squared values are summed over all tokens, in float and token order as
- * llama-imatrix sums.  The result is llama.cpp's imatrix GGUF (src/tools/imatrix_file.h). */
+ * llama-imatrix sums.  The result is llama.cpp's imatrix GGUF (src/quantize/imatrix_file.h). */
 #ifndef VKLLM_IMATRIX_H
 #define VKLLM_IMATRIX_H
 
@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "imatrix_file.h"
-#include "progress.h"
+#include "tools/progress.h"
 
 typedef struct imatrix_options {
     const char *model;     /* GGUF path */

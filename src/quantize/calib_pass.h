@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "model/context.h"
-#include "progress.h"
+#include "tools/progress.h"
 
 typedef struct calib_pass_options {
     const char *model;     /* GGUF path */

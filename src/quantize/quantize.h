@@ -6,7 +6,7 @@
 #define VKLLM_QUANTIZE_H
 
 #include "gguf/gguf.h"
-#include "progress.h"
+#include "tools/progress.h"
 #include "imatrix_file.h"
 #include "quant_recipe.h"
 #include "quantize_calib.h"
