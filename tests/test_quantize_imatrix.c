@@ -1,6 +1,7 @@
 /* Importance-weighted quantization: the imatrix file format (written and read back, llama-quantize's derived
  * importance), the weighted quantizers lowering the importance-weighted error of round-to-nearest, the
- * errors for an imatrix made for another model, and, with the llama.cpp peer (llama-imatrix and
+ * errors for an imatrix made for another model, llama-quantize --imatrix's bytes for the tiny model with a
+ * synthetic imatrix (as committed hashes, so CI checks them without llama.cpp's tools), and, with the llama.cpp peer (llama-imatrix and
  * llama-quantize in $PEER_HOME/cpu, default ~/.cache/llama-peer/cpu), byte equality with llama-quantize
  * --imatrix for every weighted type and three mixtures.  The peer part skips without the peer's tools
  * (../shared/peer/setup.sh --tools). */
@@ -328,6 +329,141 @@ static void test_peer_bytes_legacy_dat(void **state)
     remove(dat);
 }
 
+/* ---- llama-quantize's bytes without the peer ---- */
+
+/* A synthetic imatrix for the tiny model's 14 block weights: skewed pseudo-random sums (a fixed seed), 10 tokens. */
+static void write_synthetic_imatrix(const char *model, const char *path)
+{
+    gguf_file *f = NULL;
+    if (gguf_open(model, &f) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    imatrix_entry e[64];
+    float *sums[64], counts[1] = {10};
+    uint64_t n = 0;
+    uint32_t rng = 2024;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor_info *t = &f->tensors[i];
+        if (t->n_dims != 2 || t->name.len < 4 || memcmp(t->name.data, "blk.", 4) != 0) continue;
+        assert_true(n < 64);
+        sums[n] = malloc(t->ne[0] * sizeof *sums[n]);
+        assert_non_null(sums[n]);
+        for (uint64_t j = 0; j < t->ne[0]; j++) {
+            rng = rng * 1664525u + 1013904223u;
+            float u = (float)(rng >> 8) / 16777216.0f;
+            sums[n][j] = 10 * (0.05f + 4 * u * u * u);
+        }
+        char *name = malloc(t->name.len + 1);
+        assert_non_null(name);
+        memcpy(name, t->name.data, t->name.len);
+        name[t->name.len] = '\0';
+        e[n] = (imatrix_entry){.name = name, .n = t->ne[0], .n_mat = 1, .sums = sums[n], .counts = counts};
+        n++;
+    }
+    gguf_close(f);
+    imatrix_data d = {.entries = e, .n_entries = n, .chunk_count = 1, .chunk_size = 10, .dataset = "synthetic"};
+    if (imatrix_write(&d, path) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    for (uint64_t i = 0; i < n; i++) free(sums[i]), free(e[i].name);
+}
+
+static int gguf_str_cmp(const gguf_str *a, const gguf_str *b)
+{
+    int c = memcmp(a->data, b->data, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* FNV-1a over every tensor's name, type and bytes, the tensors taken in name order (llama-quantize writes them in
+ * another order than vkllm). */
+static uint64_t tensors_hash(const char *path)
+{
+    gguf_file *f = NULL;
+    if (gguf_open(path, &f) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    uint64_t h = 1469598103934665603ull;
+    const gguf_tensor_info *prev = NULL;
+    for (uint64_t done = 0; done < f->n_tensors; done++) {
+        const gguf_tensor_info *next = NULL; /* the least name above prev's */
+        for (uint64_t i = 0; i < f->n_tensors; i++) {
+            const gguf_tensor_info *t = &f->tensors[i];
+            if (prev && gguf_str_cmp(&t->name, &prev->name) <= 0) continue;
+            if (!next || gguf_str_cmp(&t->name, &next->name) < 0) next = t;
+        }
+        for (uint64_t k = 0; k < next->name.len; k++) h = (h ^ (uint8_t)next->name.data[k]) * 1099511628211ull;
+        h = (h ^ next->type) * 1099511628211ull;
+        for (uint64_t k = 0; k < next->size; k++) h = (h ^ ((const uint8_t *)next->data)[k]) * 1099511628211ull;
+        prev = next;
+    }
+    gguf_close(f);
+    return h;
+}
+
+
+/* llama-quantize --imatrix's output for the tiny model (synth seed 7, F32) with the synthetic imatrix, as hashes
+ * of its tensors: CI has no llama-quantize (only `../shared/peer/setup.sh --tools` builds it), so these keep the
+ * byte equality tested everywhere.  Where the peer's tools are installed, the test also checks llama-quantize
+ * still gives these hashes, and prints them when a case is 0 (to fill in after a format change). */
+static const struct {
+    const char *type, *peer;
+    bool pure;
+    uint64_t hash;
+} fixed_cases[] = {
+    {"Q4_0", "Q4_0", true, 0x48f85b7523d25b06ull},
+    {"Q4_1", "Q4_1", true, 0x7a927411e2cd3f22ull},
+    {"Q5_0", "Q5_0", true, 0x81fc5932ff385126ull},
+    {"Q5_1", "Q5_1", true, 0x590e65c6b35c16cull},
+    {"Q2_K", "Q2_K", true, 0xeba342e9e868cce2ull},
+    {"Q3_K", "Q3_K_M", true, 0xdc1c390bfd72dc28ull},
+    {"Q4_K", "Q4_K_M", true, 0x72ae764b1e6ca3f4ull},
+    {"Q5_K", "Q5_K_M", true, 0xa8053c0c50722710ull},
+    {"Q6_K", "Q6_K", true, 0x417f5bedc5861e80ull},
+    {"Q2_K", "Q2_K", false, 0x74cbec2cfca3e088ull},
+    {"Q3_K_M", "Q3_K_M", false, 0x97ce0dd6b9878322ull},
+    {"Q4_K_M", "Q4_K_M", false, 0x889871aed426288ull},
+};
+
+static void test_fixed_bytes_tiny(void **state)
+{
+    (void)state;
+    write_synthetic_imatrix(g_tiny, g_imatrix);
+    imatrix_data *imatrix = NULL;
+    if (imatrix_load(g_imatrix, &imatrix) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    const bool peer = find_peer();
+    int unknown = 0, bad = 0;
+    for (size_t c = 0; c < sizeof fixed_cases / sizeof fixed_cases[0]; c++) {
+        quant_recipe recipe;
+        assert_true(quant_recipe_from_name(fixed_cases[c].type, fixed_cases[c].pure, &recipe));
+        if (quantize_file_imatrix(g_tiny, g_ours, &recipe, imatrix, g_imatrix, NULL, NULL) != VKLLM_OK)
+            fail_msg("%s", vkllm_last_error());
+        uint64_t ours = tensors_hash(g_ours), want = fixed_cases[c].hash;
+        if (peer) {
+            char cmd[4096];
+            snprintf(cmd, sizeof cmd,
+                     "env -u LD_PRELOAD LD_LIBRARY_PATH='%s' '%s/llama-quantize' %s--imatrix '%s' '%s' '%s' %s 1 "
+                     ">/dev/null 2>&1",
+                     g_peer, g_peer, fixed_cases[c].pure ? "--pure " : "", g_imatrix, g_tiny, g_theirs,
+                     fixed_cases[c].peer);
+            assert_int_equal(run(cmd), 0);
+            uint64_t theirs = tensors_hash(g_theirs);
+            if (want && theirs != want) {
+                printf("%s%s: llama-quantize now gives %#llx, the table says %#llx\n", fixed_cases[c].type,
+                       fixed_cases[c].pure ? " (pure)" : "", (unsigned long long)theirs, (unsigned long long)want);
+                bad++;
+            }
+            if (!want) want = theirs;
+        }
+        if (!fixed_cases[c].hash) {
+            printf("  {\"%s\", \"%s\", %s, %#llxull},\n", fixed_cases[c].type, fixed_cases[c].peer,
+                   fixed_cases[c].pure ? "true" : "false", (unsigned long long)want);
+            unknown += !peer;
+        }
+        if (want && ours != want) {
+            printf("%s%s: %#llx here, llama-quantize's %#llx\n", fixed_cases[c].type,
+                   fixed_cases[c].pure ? " (pure)" : "", (unsigned long long)ours, (unsigned long long)want);
+            bad++;
+        }
+    }
+    imatrix_free(imatrix);
+    assert_int_equal(unknown, 0);
+    assert_int_equal(bad, 0);
+}
+
 /* vkllm imatrix against llama-imatrix on stories260K, same text and chunks: the same entries and token counts,
  * values within a tolerance (the two engines' activations differ by float rounding); and each tool's file works
  * in the other's quantizer. */
@@ -386,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_imatrix_roundtrip),
         cmocka_unit_test(test_weighted_beats_rtn),
         cmocka_unit_test(test_imatrix_for_another_model),
+        cmocka_unit_test(test_fixed_bytes_tiny),
         cmocka_unit_test(test_peer_bytes_tiny),
         cmocka_unit_test(test_peer_bytes_stories),
         cmocka_unit_test(test_peer_bytes_legacy_dat),
