@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "eval/logprob_file.h"
 #include "eval/ppl_stats.h"
+#include "eval/text_file.h"
 #include "options.h"
 #include "vkllm.h"
 
@@ -27,42 +28,6 @@ static void usage(FILE *out)
             "  --kv-rotate on|off: Hadamard rotation of quantized keys (default on)\n"
             "  --kl-base OUT: save the log-probabilities; --kl BASE: KL divergence from them\n",
             CLI_PPL_MAX_CTX);
-}
-
-static vkllm_status read_text(const char *path, char **text, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return vkllm_fail(VKLLM_ERROR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += got;
-        if (n == cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown) free(buf);
-            buf = grown;
-        }
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    if (!buf) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "%s: reading", path);
-    if (failed) {
-        free(buf);
-        return vkllm_fail(VKLLM_ERROR_IO, "%s: read error", path);
-    }
-    *text = buf;
-    *len = n;
-    return VKLLM_OK;
-}
-
-static vkllm_status tokenize_all(vkllm_model *m, const char *text, size_t len, int add_special, vkllm_token **out,
-                                 size_t *n)
-{
-    *out = NULL;
-    vkllm_status st = vkllm_tokenize(m, text, len, add_special, 0, NULL, 0, n);
-    if (st != VKLLM_OK && st != VKLLM_ERROR_BUFFER_TOO_SMALL) return st;
-    if (!(*out = malloc((*n ? *n : 1) * sizeof **out))) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "%zu tokens", *n);
-    return vkllm_tokenize(m, text, len, add_special, 0, *out, *n, n);
 }
 
 typedef struct run {
@@ -209,7 +174,7 @@ int cli_perplexity(int argc, char **argv)
     char *text = NULL;
     size_t len = 0, n_tokens = 0, n_plain = 0;
     vkllm_token *tokens = NULL, *plain = NULL;
-    vkllm_status st = read_text(o.file, &text, &len);
+    vkllm_status st = eval_read_text(o.file, &text, &len);
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = o.device;
     if (st == VKLLM_OK) st = vkllm_model_load_params(path, &mp, &r.model);
@@ -217,8 +182,8 @@ int cli_perplexity(int argc, char **argv)
     if (st == VKLLM_OK) vkllm_model_get_info(r.model, &info);
     r.n_vocab = info.n_vocab;
     /* BOS "as the vocabulary asks": the tokenizer adds it with add_special when the vocabulary says so. */
-    if (st == VKLLM_OK) st = tokenize_all(r.model, text, len, 1, &tokens, &n_tokens);
-    if (st == VKLLM_OK) st = tokenize_all(r.model, text, len, 0, &plain, &n_plain);
+    if (st == VKLLM_OK) st = eval_tokenize_all(r.model, text, len, 1, &tokens, &n_tokens);
+    if (st == VKLLM_OK) st = eval_tokenize_all(r.model, text, len, 0, &plain, &n_plain);
     if (st == VKLLM_OK) st = prepare(&r, tokens, n_tokens, n_tokens > n_plain);
     vkllm_context_params cp = vkllm_context_default_params();
     cp.n_ctx = o.n_ctx;

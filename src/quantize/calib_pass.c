@@ -6,45 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/text_file.h"
 #include "runtime/error.h"
 #include "vkllm.h"
-
-static vkllm_status read_text(const char *path, char **text, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return vkllm_fail(VKLLM_ERROR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += got;
-        if (n == cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown) free(buf);
-            buf = grown;
-        }
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    if (!buf) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "%s: reading", path);
-    if (failed) {
-        free(buf);
-        return vkllm_fail(VKLLM_ERROR_IO, "%s: read error", path);
-    }
-    *text = buf;
-    *len = n;
-    return VKLLM_OK;
-}
-
-static vkllm_status tokenize_all(vkllm_model *m, const char *text, size_t len, int add_special, vkllm_token **out,
-                                 size_t *n)
-{
-    *out = NULL;
-    vkllm_status st = vkllm_tokenize(m, text, len, add_special, 0, NULL, 0, n);
-    if (st != VKLLM_OK && st != VKLLM_ERROR_BUFFER_TOO_SMALL) return st;
-    if (!(*out = malloc((*n ? *n : 1) * sizeof **out)))
-        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "%zu tokens", *n);
-    return vkllm_tokenize(m, text, len, add_special, 0, *out, *n, n);
-}
 
 static vkllm_status evaluate(const calib_pass_options *o, vkllm_context *ctx, const vkllm_token *chunks,
                              uint32_t n_chunks, calib_chunk_fn fn, void *user, vkllm_progress_fn progress,
@@ -78,14 +42,14 @@ vkllm_status calib_pass_run(const calib_pass_options *o, calib_chunk_fn fn, void
     char *text = NULL;
     size_t len = 0, n_tokens = 0, n_plain = 0;
     vkllm_token *tokens = NULL, *plain = NULL;
-    vkllm_status st = o->n_ctx ? read_text(o->text_path, &text, &len)
+    vkllm_status st = o->n_ctx ? eval_read_text(o->text_path, &text, &len)
                                : vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "calibration: chunks of 0 tokens");
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = o->device;
     if (st == VKLLM_OK) st = vkllm_model_load_params(o->model, &mp, &model);
     /* BOS "as the vocabulary asks": the tokenizer adds it with add_special when the vocabulary says so. */
-    if (st == VKLLM_OK) st = tokenize_all(model, text, len, 1, &tokens, &n_tokens);
-    if (st == VKLLM_OK) st = tokenize_all(model, text, len, 0, &plain, &n_plain);
+    if (st == VKLLM_OK) st = eval_tokenize_all(model, text, len, 1, &tokens, &n_tokens);
+    if (st == VKLLM_OK) st = eval_tokenize_all(model, text, len, 0, &plain, &n_plain);
     const uint32_t min_chunks = o->min_chunks ? o->min_chunks : 1;
     if (st == VKLLM_OK && n_tokens < (size_t)min_chunks * o->n_ctx)
         st = vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,

@@ -158,28 +158,12 @@ vkllm_status spec_tree_generate(vkllm_context *ctx, vkllm_token next, uint32_t n
     uint32_t n_pending = 1, pos = n_prompt; /* pending[0..n_pending-1) is the next chain, its last the root */
     uint32_t room_rows = ctx->params.n_outputs_max < ctx->params.n_batch ? ctx->params.n_outputs_max : ctx->params.n_batch;
     if (room_rows > OPS_TREE_MAX_NODES) room_rows = OPS_TREE_MAX_NODES;
-    bool stop = false, done = false;
+    bool done = false;
     vkllm_status st = VKLLM_OK;
     tree_pass tp;
     uint32_t path[OPS_TREE_MAX_NODES];
     while (st == VKLLM_OK && !done) {
-        for (uint32_t i = 0; i < n_pending && st == VKLLM_OK; i++) {
-            if (stats->n_generated >= n_predict) {
-                done = true;
-                break;
-            }
-            if (vkllm_token_is_eog(ctx->model, pending[i])) {
-                stats->stopped_by_eog = 1;
-                done = true;
-                break;
-            }
-            st = generate_emit(ctx, pending[i], on_piece, user, &stop);
-            if (st != VKLLM_OK) break;
-            stats->n_generated++;
-            if (smp && i == n_pending - 1) st = sampler_accept(smp, pending[i]);
-            if (stop || stats->n_generated == n_predict) done = true;
-            if (done) break;
-        }
+        st = spec_emit_pending(ctx, pending, n_pending, n_predict, smp, on_piece, user, stats, &done);
         if (st != VKLLM_OK || done) break;
         uint32_t m = n_pending - 1;
         if (pos + m >= ctx->params.n_ctx) {

@@ -106,6 +106,11 @@ bool spec_medusa_topk(struct spec_medusa *m, const uint32_t *topk, uint32_t dept
  * parent), at most n_heads deep. */
 vkllm_status spec_tree_parse(const char *text, uint32_t n_heads, spec_tree *t);
 /* spec_generate for a Medusa tree (medusa_tree.c). */
+/* Emits pending[0..n) until generation ends (*done): n_predict tokens, an end-of-generation token, or the callback
+ * asking to stop; the sampler's window takes the last one (spec_generate.c). */
+vkllm_status spec_emit_pending(vkllm_context *ctx, const vkllm_token *pending, uint32_t n, uint32_t n_predict,
+                               sampler *smp, vkllm_piece_fn on_piece, void *user, vkllm_generate_stats *stats,
+                               bool *done);
 vkllm_status spec_tree_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prompt, uint32_t n_predict,
                                 sampler *smp, vkllm_piece_fn on_piece, void *user, vkllm_generate_stats *stats,
                                 double t1);

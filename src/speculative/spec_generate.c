@@ -67,6 +67,28 @@ static vkllm_status verify(vkllm_context *ctx, sampler *smp, bool from_model, vk
     return VKLLM_OK;
 }
 
+/* Emits pending[0..n) until generation ends (*done): n_predict tokens, an end-of-generation token, or the callback
+ * asking to stop.  The sampler's window takes the last one: accepted drafts joined it when they were verified. */
+vkllm_status spec_emit_pending(vkllm_context *ctx, const vkllm_token *pending, uint32_t n, uint32_t n_predict,
+                               sampler *smp, vkllm_piece_fn on_piece, void *user, vkllm_generate_stats *stats,
+                               bool *done)
+{
+    bool stop = false;
+    *done = false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (stats->n_generated >= n_predict) return *done = true, VKLLM_OK;
+        if (vkllm_token_is_eog(ctx->model, pending[i])) {
+            stats->stopped_by_eog = 1;
+            return *done = true, VKLLM_OK;
+        }
+        VKLLM_TRY(generate_emit(ctx, pending[i], on_piece, user, &stop));
+        stats->n_generated++;
+        if (smp && i == n - 1) VKLLM_TRY(sampler_accept(smp, pending[i]));
+        if (stop || stats->n_generated == n_predict) return *done = true, VKLLM_OK;
+    }
+    return VKLLM_OK;
+}
+
 vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prompt, uint32_t n_predict, sampler *smp,
                            vkllm_piece_fn on_piece, void *user, vkllm_generate_stats *stats, double t1)
 {
@@ -80,27 +102,10 @@ vkllm_status spec_generate(vkllm_context *ctx, vkllm_token next, uint32_t n_prom
     vkllm_token pending[SPEC_MAX_DRAFT + 1];
     pending[0] = next;
     uint32_t n_pending = 1, pos = n_prompt; /* pending's last token is the next input, at pos */
-    bool stop = false, done = false;
+    bool done = false;
     vkllm_status st = VKLLM_OK;
     while (st == VKLLM_OK && !done) {
-        for (uint32_t i = 0; i < n_pending && st == VKLLM_OK; i++) {
-            if (stats->n_generated >= n_predict) {
-                done = true;
-                break;
-            }
-            if (vkllm_token_is_eog(ctx->model, pending[i])) {
-                stats->stopped_by_eog = 1;
-                done = true;
-                break;
-            }
-            st = generate_emit(ctx, pending[i], on_piece, user, &stop);
-            if (st != VKLLM_OK) break;
-            stats->n_generated++;
-            /* accepted drafts joined the sampler's window when they were verified */
-            if (smp && i == n_pending - 1) st = sampler_accept(smp, pending[i]);
-            if (stop || stats->n_generated == n_predict) done = true;
-            if (done) break;
-        }
+        st = spec_emit_pending(ctx, pending, n_pending, n_predict, smp, on_piece, user, stats, &done);
         if (st != VKLLM_OK || done) break;
         if (pos >= ctx->params.n_ctx) {
             stats->generate_ms = vkllm_log_clock_ms() - t1;
