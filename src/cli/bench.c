@@ -118,7 +118,7 @@ static vkllm_status measure_ttft(const char *model_path, const vkllm_model_param
 
 /* The GPU time per op of the runs since the last call, to stderr (title NULL: discarded).  Timestamps
  * around every dispatch slow the runs themselves: read shares, not the tokens/s of a profiled bench. */
-static void print_profile(vkllm_model *m, const char *title)
+void cli_bench_print_profile(vkllm_model *m, const char *title)
 {
     if (!vkr_device_profiling(m->dev)) return;
     FILE *out = title ? stderr : fopen("/dev/null", "w");
@@ -156,6 +156,7 @@ int cli_bench(int argc, char **argv)
     /* --no-ttft: one load instead of three (a large model on a slow disk, or a benchmark in rounds). */
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = a.device;
+    if (a.profile) setenv("VKLLM_PROFILE", "1", 1); /* read when the device is created */
     if (a.parallel) {
         vkllm_model *m = NULL;
         vkllm_status st = vkllm_model_load_params(a.model, &mp, &m);
@@ -191,16 +192,16 @@ int cli_bench(int argc, char **argv)
     if (st == VKLLM_OK) progress("warm-up: recording both shapes", started);
     if (st == VKLLM_OK && a.n_prompt) st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms);
     if (st == VKLLM_OK && a.n_gen) st = run_tg(c, tokens, a.depth, p.n_batch, pos, seq, want, 2, &ms);
-    if (st == VKLLM_OK && a.profile) print_profile(m, NULL); /* drops the warm-up's timings */
+    if (st == VKLLM_OK && a.profile) cli_bench_print_profile(m, NULL); /* drops the warm-up's timings */
     for (uint32_t r = 0; r < a.reps && st == VKLLM_OK; r++) {
         char what[64];
         snprintf(what, sizeof what, "run %u of %u: pp%u, tg%u", r + 1, a.reps, a.n_prompt, a.n_gen);
         progress(what, started);
         if (a.n_prompt && (st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms)) == VKLLM_OK) pp[r] = 1e3 * a.n_prompt / ms;
-        if (a.profile) print_profile(m, r + 1 == a.reps ? "pp, the last run" : NULL);
+        if (a.profile) cli_bench_print_profile(m, r + 1 == a.reps ? "pp, the last run" : NULL);
         if (st == VKLLM_OK && a.n_gen && (st = run_tg(c, tokens, a.depth, p.n_batch, pos, seq, want, a.n_gen, &ms)) == VKLLM_OK)
             tg[r] = 1e3 * a.n_gen / ms;
-        if (a.profile) print_profile(m, r + 1 == a.reps ? "tg, the last run (all its steps)" : NULL);
+        if (a.profile) cli_bench_print_profile(m, r + 1 == a.reps ? "tg, the last run (all its steps)" : NULL);
     }
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());

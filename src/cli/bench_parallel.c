@@ -77,10 +77,13 @@ int cli_bench_parallel(const cli_bench_options *a, vkllm_model *m)
     vkllm_status st = tps ? VKLLM_OK : VKLLM_ERROR_OUT_OF_HOST_MEMORY;
     round_result r;
     for (int l = 0; l < 2 && st == VKLLM_OK; l++) st = run_round(m, &sp, levels[l], n_gen, &r); /* warm-up */
+    if (a->profile) cli_bench_print_profile(m, NULL); /* drops the warm-up's timings */
     for (uint32_t rep = 0; rep < a->reps && st == VKLLM_OK; rep++)
         for (int k = 0; k < 2 && st == VKLLM_OK; k++) {
             int l = rep % 2 ? 1 - k : k; /* alternate which level goes first */
             st = run_round(m, &sp, levels[l], n_gen, &r);
+            if (a->profile && rep + 1 == a->reps)
+                cli_bench_print_profile(m, l ? "the last round of the parallel requests" : "the last single request");
             tps[l * a->reps + rep] = r.decode_tps;
             batch[l] += r.mean_batch / a->reps;
         }
