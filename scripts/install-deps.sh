@@ -8,6 +8,7 @@ packages=(
   glslc glslang-tools spirv-tools         # GLSL -> SPIR-V at build time
   libcmocka-dev                           # tests
   libmicrohttpd-dev libcjson-dev curl     # vkllm serve (HTTP, JSON) and its test
+  python3                                 # bench/serve_load.py, the load test in CTest
   mesa-vulkan-drivers                     # lavapipe: the Vulkan device of machines without a GPU
   vulkan-validationlayers                 # Khronos validation layer, on in every test
   vulkan-tools
