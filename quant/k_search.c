@@ -101,6 +101,44 @@ static float affine_error(int n, const float *x, const float *weights, const uin
     return error;
 }
 
+/* The search both affine fits share: for nstep+1 inverse scales (rmin + rdelta*step + nmax) / (max - min), min
+ * the best fit's so far (as ggml: it moves when a step wins), re-rounds x, solves the weighted least-squares scale and min (min clamped to <= 0) and
+ * keeps L, *scale and *min of the lowest error below best_error. */
+static void affine_refine(int n, int nmax, const float *x, const float *weights, float sum_w, float sum_x, float max,
+                          float rmin, float rdelta, int nstep, bool use_mad, float best_error, uint8_t *L,
+                          float *scale, float *min)
+{
+    uint8_t candidate[32];
+    for (int step = 0; step <= nstep; step++) {
+        float iscale = (rmin + rdelta * step + nmax) / (max - *min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = quant_clamp_int(quant_nearest_int(iscale * (x[i] - *min)), 0, nmax);
+            candidate[i] = (uint8_t)l;
+            float w = weights[i];
+            sum_l += w * l;
+            sum_l2 += w * l * l;
+            sum_xl += w * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float error = affine_error(n, x, weights, candidate, this_scale, this_min, use_mad);
+            if (error < best_error) {
+                memcpy(L, candidate, (size_t)n);
+                best_error = error;
+                *scale = this_scale;
+                *min = this_min;
+            }
+        }
+    }
+}
+
 /* Affine levels l in [0, nmax] of n <= 32 weights, x ~ scale * l + min with min <= 0.  Starts from the
  * plain range fit, then for nstep+1 inverse scales (rmin + rdelta*step + nmax) / range re-rounds and solves
  * the weighted least-squares scale and min, keeping the lowest error (ggml returns early for nstep < 1;
@@ -130,35 +168,7 @@ float quant_search_affine(int n, int nmax, const float *x, const float *weights,
     }
     float best_error = affine_error(n, x, weights, L, scale, min, use_mad);
 
-    uint8_t candidate[32];
-    for (int step = 0; step <= nstep; step++) {
-        iscale = (rmin + rdelta * step + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; i++) {
-            int l = quant_clamp_int(quant_nearest_int(iscale * (x[i] - min)), 0, nmax);
-            candidate[i] = (uint8_t)l;
-            float w = weights[i];
-            sum_l += w * l;
-            sum_l2 += w * l * l;
-            sum_xl += w * l * x[i];
-        }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float error = affine_error(n, x, weights, candidate, this_scale, this_min, use_mad);
-            if (error < best_error) {
-                memcpy(L, candidate, (size_t)n);
-                best_error = error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
+    affine_refine(n, nmax, x, weights, sum_w, sum_x, max, rmin, rdelta, nstep, use_mad, best_error, L, &scale, &min);
     *neg_min = -min;
     return scale;
 }
@@ -169,15 +179,16 @@ float quant_search_affine(int n, int nmax, const float *x, const float *weights,
 float quant_search_affine_weighted(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *neg_min,
                                    float rmin, float rdelta, int nstep, bool use_mad)
 {
+    float w[32] = {0}; /* the weights, x^2 where none are given */
+    for (int i = 0; i < n; i++) w[i] = weights ? weights[i] : x[i] * x[i];
     float min = x[0], max = x[0];
-    float sum_w = weights ? weights[0] : x[0] * x[0];
+    float sum_w = w[0];
     float sum_x = sum_w * x[0];
     for (int i = 1; i < n; i++) {
         if (x[i] < min) min = x[i];
         if (x[i] > max) max = x[i];
-        float w = weights ? weights[i] : x[i] * x[i];
-        sum_w += w;
-        sum_x += w * x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
     }
     if (min > 0) min = 0;
     if (max <= min) {
@@ -187,52 +198,10 @@ float quant_search_affine_weighted(int n, int nmax, const float *x, const float 
     }
     float iscale = nmax / (max - min);
     float scale = 1 / iscale;
-    float best_mad = 0;
-    for (int i = 0; i < n; i++) {
-        L[i] = (uint8_t)quant_clamp_int(quant_nearest_int(iscale * (x[i] - min)), 0, nmax);
-        float diff = scale * L[i] + min - x[i];
-        diff = use_mad ? fabsf(diff) : diff * diff;
-        float w = weights ? weights[i] : x[i] * x[i];
-        best_mad += w * diff;
-    }
-    if (nstep < 1) {
-        *neg_min = -min;
-        return scale;
-    }
-    uint8_t candidate[32];
-    for (int step = 0; step <= nstep; step++) {
-        iscale = (rmin + rdelta * step + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; i++) {
-            int l = quant_clamp_int(quant_nearest_int(iscale * (x[i] - min)), 0, nmax);
-            candidate[i] = (uint8_t)l;
-            float w = weights ? weights[i] : x[i] * x[i];
-            sum_l += w * l;
-            sum_l2 += w * l * l;
-            sum_xl += w * l * x[i];
-        }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float mad = 0;
-            for (int i = 0; i < n; i++) {
-                float diff = this_scale * candidate[i] + this_min - x[i];
-                diff = use_mad ? fabsf(diff) : diff * diff;
-                float w = weights ? weights[i] : x[i] * x[i];
-                mad += w * diff;
-            }
-            if (mad < best_mad) {
-                memcpy(L, candidate, (size_t)n);
-                best_mad = mad;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
+    for (int i = 0; i < n; i++) L[i] = (uint8_t)quant_clamp_int(quant_nearest_int(iscale * (x[i] - min)), 0, nmax);
+    if (nstep >= 1) {
+        float best_error = affine_error(n, x, w, L, scale, min, use_mad);
+        affine_refine(n, nmax, x, w, sum_w, sum_x, max, rmin, rdelta, nstep, use_mad, best_error, L, &scale, &min);
     }
     *neg_min = -min;
     return scale;
