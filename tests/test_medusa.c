@@ -21,13 +21,6 @@
 
 static char tmpdir[] = "/tmp/vkllm-test-medusa-XXXXXX";
 
-static void free_model(vkllm_model *m)
-{
-    uint32_t errors = vkr_device_validation_errors(m->dev);
-    vkllm_model_free(m);
-    if (errors) fail_msg("%u Vulkan validation errors", errors);
-}
-
 static void synth_tiny(const char *name, uint64_t seed, char *path, size_t cap)
 {
     snprintf(path, cap, "%s/%s", tmpdir, name);
@@ -46,8 +39,7 @@ static void check_hidden(const char *path)
     th_check_status(medusa_base_from_gguf(f, &base), "medusa_base_from_gguf");
     th_check_status(medusa_output_matrix(f, &out), "medusa_output_matrix");
     gguf_close(f);
-    vkllm_model *m = NULL;
-    th_check_status(vkllm_model_load(path, &m), path);
+    vkllm_model *m = th_load_model(path);
     vkllm_context_params p = vkllm_context_default_params();
     p.n_ctx = 64;
     p.n_outputs_max = 5;
@@ -87,7 +79,7 @@ static void check_hidden(const char *path)
     assert_null(vkllm_get_hidden(c2, 0));
     vkllm_context_free(c2);
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
     free(ref), free(hid), free(out);
 }
 
@@ -299,8 +291,7 @@ static void test_medusa_decoding_same_text(void **state)
     p.calib = CALIB;
     vkllm_model_params mp = vkllm_model_default_params();
     th_check_status(medusa_train(STORIES, &mp, &p, heads, NULL, NULL, NULL), "medusa_train");
-    vkllm_model *m = NULL;
-    th_check_status(vkllm_model_load(STORIES, &m), STORIES);
+    vkllm_model *m = th_load_model(STORIES);
     text plain, med;
     generate(m, NULL, "Once upon a time", 200, 0, &plain);
     vkllm_generate_stats st = generate(m, heads, "Once upon a time", 200, 0, &med);
@@ -343,9 +334,8 @@ static void test_medusa_decoding_same_text(void **state)
     synth_tiny("tiny-dec.gguf", 4, tiny, sizeof tiny);
     vkllm_context_params cp = vkllm_context_default_params();
     cp.output_hidden = 1;
-    vkllm_model *tm = NULL;
+    vkllm_model *tm = th_load_model(tiny);
     vkllm_context *tc = NULL;
-    th_check_status(vkllm_model_load(tiny, &tm), tiny);
     th_check_status(vkllm_context_create(tm, &cp, &tc), "context");
     vkllm_speculation sp = vkllm_speculation_default();
     sp.medusa = heads;
@@ -383,8 +373,8 @@ static void test_medusa_decoding_same_text(void **state)
            st.n_accepted);
     assert_int_equal(plain.len, med.len);
     assert_memory_equal(plain.buf, med.buf, plain.len);
-    free_model(tm);
-    free_model(m);
+    th_free_model(tm);
+    th_free_model(m);
     remove(heads), remove(tiny), remove(tiny_heads);
 }
 

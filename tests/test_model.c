@@ -38,21 +38,6 @@ static void synth_model(const char *preset, const char *type, const char *path)
     th_check_status(synth_write(synth_preset_find(preset), &o, path), "synth_write");
 }
 
-static vkllm_model *load(const char *path)
-{
-    vkllm_model *m = NULL;
-    th_check_status(vkllm_model_load(path, &m), path);
-    return m;
-}
-
-/* Every model's device runs under the validation layer in CTest: none of its errors may pass unnoticed. */
-static void free_model(vkllm_model *m)
-{
-    uint32_t errors = vkr_device_validation_errors(m->dev);
-    vkllm_model_free(m);
-    if (errors) fail_msg("%u Vulkan validation errors", errors);
-}
-
 static vkllm_context *context(vkllm_model *m, uint32_t n_ctx, uint32_t n_batch, vkllm_kv_type kv)
 {
     vkllm_context_params p = vkllm_context_default_params();
@@ -106,7 +91,7 @@ static void check_against_reference(const char *path, const char *what, double b
     bench_prompt_tokens(n_vocab, tokens, N);
     double *expect = malloc(n_vocab * sizeof *expect);
     float *got = malloc(n_vocab * sizeof *got);
-    vkllm_model *m = load(path);
+    vkllm_model *m = th_load_model(path);
     const ops_context *ops = m->ops;
     struct { vkllm_kv_type kv; uint32_t n_batch; double bound; const char *name; } cases[] = {
         {VKLLM_KV_F32, 64, bound_f32, "kv f32, one batch"},
@@ -127,7 +112,7 @@ static void check_against_reference(const char *path, const char *what, double b
         if (!(e <= bound)) fail_msg("%s %s: nmse %.3g", what, cases[i].name, e);
         vkllm_context_free(c);
     }
-    free_model(m);
+    th_free_model(m);
     ref_model_free(ref);
     free(expect);
     free(got);
@@ -187,7 +172,7 @@ static void test_quantized_cache_against_reference(void **state)
         double *expect = malloc(n_vocab * sizeof *expect);
         float *got = malloc(n_vocab * sizeof *got);
         assert_true(expect && got);
-        vkllm_model *m = load(paths[mi]);
+        vkllm_model *m = th_load_model(paths[mi]);
         for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
             ref_model_set_cache(ref, types[i].qk, types[i].qv, types[i].rotate);
             ref_model_forward(ref, tokens, N, expect);
@@ -220,7 +205,7 @@ static void test_quantized_cache_against_reference(void **state)
         assert_non_null(strstr(vkllm_last_error(), "a K cache of f32 with a V cache of q8_0"));
         bad.type_v = (vkllm_kv_type)7;
         assert_int_equal(vkllm_context_create(m, &bad, &c), VKLLM_ERROR_INVALID_ARGUMENT);
-        free_model(m);
+        th_free_model(m);
         ref_model_free(ref);
         free(expect);
         free(got);
@@ -232,7 +217,7 @@ static void test_quantized_cache_against_reference(void **state)
 /* Dispatches recorded for one decoded token (greedy) of the model at path under the current tuning. */
 static uint32_t decode_dispatches(const char *path)
 {
-    vkllm_model *m = load(path);
+    vkllm_model *m = th_load_model(path);
     vkllm_context *c = context(m, 64, 8, VKLLM_KV_F16);
     int32_t token = 1, pos = 0, seq = 0;
     vkllm_token out;
@@ -243,7 +228,7 @@ static uint32_t decode_dispatches(const char *path)
         if (c->recordings[i].n_groups == 1 && c->recordings[i].shape.n_tokens == 1)
             count = vkr_sequence_dispatch_count(c->recordings[i].groups[0]);
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
     assert_true(count > 0);
     return count;
 }
@@ -270,9 +255,9 @@ static void test_gpu_rows_quantize_in_the_norm(void **state)
     uint32_t separate = decode_dispatches(path);
     unsetenv("VKLLM_TUNE");
     unsetenv("VKLLM_TUNING");
-    vkllm_model *m = load(path);
+    vkllm_model *m = th_load_model(path);
     uint32_t layers = m->cfg.n_layer;
-    free_model(m);
+    th_free_model(m);
     printf("  one decoded token, tuning nvidia: %u dispatches, %u with quantize_q8 on its own (%u layers)\n", fused,
            separate, layers);
     assert_int_equal(separate, fused + 2 * layers + 1);
@@ -287,21 +272,21 @@ static void test_load_submits_per_tensor(void **state)
     char path[256];
     snprintf(path, sizeof path, "%s/tiny-Q4_0-submits.gguf", tmpdir);
     synth_model("tiny", "Q4_0", path);
-    vkllm_model *m = load(path);
+    vkllm_model *m = th_load_model(path);
     uint64_t submits = vkr_submit_count(m->dev);
     printf("  %u weights loaded with %llu submits (embedding of %u rows)\n", m->tensors_loaded,
            (unsigned long long)submits, m->cfg.n_vocab);
     assert_true(m->cfg.n_vocab >= 512);
     /* quants and aux of each repacked weight are one upload each (every one is below the 16 MiB slab) */
     assert_true(submits <= 2ull * m->tensors_loaded);
-    free_model(m);
+    th_free_model(m);
     remove(path);
 }
 
 /* Logits of the last of 23 prompt tokens with a context of 128 positions in batches of 16. */
 static void small_context_logits(const char *path, float *out, uint32_t *n_vocab, uint32_t *max_chunks)
 {
-    vkllm_model *m = load(path);
+    vkllm_model *m = th_load_model(path);
     vkllm_context *c = context(m, 128, 16, VKLLM_KV_F32);
     *n_vocab = m->cfg.n_vocab;
     *max_chunks = 1;
@@ -312,7 +297,7 @@ static void small_context_logits(const char *path, float *out, uint32_t *n_vocab
     bench_prompt_tokens(m->cfg.n_vocab, tokens, 23);
     gpu_logits(c, tokens, 23, 16, 0, out, m->cfg.n_vocab);
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
 }
 
 /* With VKLLM_MAX_ALLOCATION=256K the sub-allocator works in 256 KiB blocks and the tiny F16 model's stacked
@@ -351,7 +336,7 @@ static const char llama2c_text[] =
 
 static void test_stories_greedy_matches_llama2c(void **state)
 {
-    vkllm_model *m = load(STORIES);
+    vkllm_model *m = th_load_model(STORIES);
     vkllm_context *c = context(m, 256, 64, VKLLM_KV_F16);
     const char *prompt = "Once upon a time";
     size_t n_prompt = 0;
@@ -377,7 +362,7 @@ static void test_stories_greedy_matches_llama2c(void **state)
                     "again");
     assert_string_equal(again.buf, t.buf);
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
 }
 
 /* The converted llama2.c checkpoint gives the same greedy tokens as the GGUF. */
@@ -391,13 +376,13 @@ static void test_converted_checkpoint_same_tokens(void **state)
     const char *files[2] = {STORIES, path};
     th_text out[2] = {0};
     for (int f = 0; f < 2; f++) {
-        vkllm_model *m = load(files[f]);
+        vkllm_model *m = th_load_model(files[f]);
         vkllm_context *c = context(m, 128, 32, VKLLM_KV_F16);
         vkllm_sampling greedy = vkllm_sampling_default();
         greedy.temperature = 0;
         th_check_status(vkllm_generate(c, "One day", 0, 60, &greedy, th_text_append, &out[f], NULL), "generate");
         vkllm_context_free(c);
-        free_model(m);
+        th_free_model(m);
     }
     assert_string_equal(out[0].buf, out[1].buf);
     remove(path);
@@ -406,7 +391,7 @@ static void test_converted_checkpoint_same_tokens(void **state)
 /* Two sequences in one batch (a decode step beside a prompt chunk) give the logits each gets alone. */
 static void test_batched_sequences(void **state)
 {
-    vkllm_model *m = load(STORIES);
+    vkllm_model *m = th_load_model(STORIES);
     vkllm_context *c = context(m, 128, 64, VKLLM_KV_F32);
     vkllm_model_info info;
     vkllm_model_get_info(m, &info);
@@ -444,12 +429,12 @@ static void test_batched_sequences(void **state)
     free(alone_a);
     free(alone_b);
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
 }
 
 static void test_sampling_is_seeded(void **state)
 {
-    vkllm_model *m = load(STORIES);
+    vkllm_model *m = th_load_model(STORIES);
     vkllm_context *c = context(m, 128, 32, VKLLM_KV_F16);
     vkllm_sampling s = vkllm_sampling_default();
     s.temperature = 1.0f;
@@ -462,12 +447,12 @@ static void test_sampling_is_seeded(void **state)
     assert_string_equal(t[0].buf, t[1].buf);
     assert_string_not_equal(t[0].buf, t[2].buf);
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
 }
 
 static void test_context_limits(void **state)
 {
-    vkllm_model *m = load(STORIES);
+    vkllm_model *m = th_load_model(STORIES);
     vkllm_context *c = context(m, 16, 8, VKLLM_KV_F16);
     const char *long_prompt = "Once upon a time there was a little girl who lived in a small house near the woods.";
     assert_int_equal(vkllm_generate(c, long_prompt, 0, 4, NULL, NULL, NULL, NULL), VKLLM_ERROR_CONTEXT_FULL);
@@ -495,7 +480,7 @@ static void test_context_limits(void **state)
     assert_int_equal(vkllm_context_create(m, &p, &c), VKLLM_ERROR_UNSUPPORTED);
     assert_non_null(strstr(vkllm_last_error(), "maxStorageBufferRange"));
     assert_null(c);
-    free_model(m);
+    th_free_model(m);
 }
 
 /* Writes a copy of stories260K.gguf with `edit` applied to its bytes. */

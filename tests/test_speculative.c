@@ -25,20 +25,6 @@
 
 static char tmpdir[] = "/tmp/vkllm-test-spec-XXXXXX";
 
-static vkllm_model *load(const char *path)
-{
-    vkllm_model *m = NULL;
-    th_check_status(vkllm_model_load(path, &m), path);
-    return m;
-}
-
-static void free_model(vkllm_model *m)
-{
-    uint32_t errors = vkr_device_validation_errors(m->dev);
-    vkllm_model_free(m);
-    if (errors) fail_msg("%u Vulkan validation errors", errors);
-}
-
 static vkllm_context *context(vkllm_model *m, uint32_t n_ctx, uint32_t n_outputs)
 {
     vkllm_context_params p = vkllm_context_default_params();
@@ -187,7 +173,7 @@ static void test_adaptive(void **state)
 static void test_verify_right_and_wrong(void **state)
 {
     (void)state;
-    vkllm_model *m = load(STORIES);
+    vkllm_model *m = th_load_model(STORIES);
     vkllm_context *c = context(m, 256, 9);
     vkllm_token prompt[16];
     uint32_t n = tokenize(m, "Once upon a time", prompt, 16);
@@ -234,7 +220,7 @@ static void test_verify_right_and_wrong(void **state)
         }
     }
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
 }
 
 /* After a pass that rejected everything, the cache is plain decoding's: the next token's logits are bitwise those
@@ -242,7 +228,7 @@ static void test_verify_right_and_wrong(void **state)
 static void test_rollback_same_logits(void **state)
 {
     (void)state;
-    vkllm_model *m = load(STORIES);
+    vkllm_model *m = th_load_model(STORIES);
     vkllm_context *c = context(m, 256, 9);
     vkllm_token prompt[16];
     uint32_t n = tokenize(m, "Once upon a time", prompt, 16);
@@ -279,7 +265,7 @@ static void test_rollback_same_logits(void **state)
     assert_memory_equal(vkllm_get_logits(c, 0), want, n_vocab * sizeof *want);
     free(want);
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
 }
 
 /* ---- batch invariance ---- */
@@ -291,7 +277,7 @@ static void test_rollback_same_logits(void **state)
 static uint32_t check_invariance(const char *row)
 {
     setenv("VKLLM_TUNING", row, 1);
-    vkllm_model *m = load(STORIES);
+    vkllm_model *m = th_load_model(STORIES);
     unsetenv("VKLLM_TUNING");
     vkllm_context *c = context(m, 2048, 9);
     uint32_t n_vocab = m->cfg.n_vocab;
@@ -336,7 +322,7 @@ static uint32_t check_invariance(const char *row)
     }
     free(single);
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
     return plain_differ;
 }
 
@@ -365,7 +351,7 @@ static void test_batch_invariance_coopmat_prompt_paths(void **state)
     th_check_status(synth_write(synth_preset_find("tiny"), &o, path), "synth_write"); /* head_dim 64 */
     setenv("VKLLM_TUNING", "nvidia", 1);
     setenv("VKLLM_COOPMAT", "emulate", 1);
-    vkllm_model *m = load(path);
+    vkllm_model *m = th_load_model(path);
     unsetenv("VKLLM_TUNING");
     unsetenv("VKLLM_COOPMAT");
     vkllm_context *c = context(m, 256, 33);
@@ -407,7 +393,7 @@ static void test_batch_invariance_coopmat_prompt_paths(void **state)
            "decoding; rows of the plain batch that differ: %u of %u\n", K + 1, differ, K + 1);
     free(single);
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
     remove(path);
 }
 
@@ -444,7 +430,7 @@ static void assert_same_run(const run_result *plain, const run_result *spec, con
 static void test_lookup_same_text(void **state)
 {
     (void)state;
-    vkllm_model *m = load(STORIES);
+    vkllm_model *m = th_load_model(STORIES);
     vkllm_sampling s = greedy();
     struct { uint32_t n_ctx, n_predict; const char *what; } cases[] = {
         {512, 200, "n_predict 200"}, {512, 7, "n_predict 7"}, {64, 100, "full context of 64"},
@@ -488,7 +474,7 @@ static void test_lookup_same_text(void **state)
     v->eog[0] = saved;
     v->n_eog = saved_n;
     vkllm_context_free(c);
-    free_model(m);
+    th_free_model(m);
 }
 
 /* A draft model: stories260K requantized to Q8_0 (other logits, same vocabulary), greedy, k = 1..8, and with
@@ -501,7 +487,7 @@ static void test_draft_model_same_text(void **state)
     quant_recipe recipe;
     assert_true(quant_recipe_from_name("Q8_0", true, &recipe));
     th_check_status(quantize_file(STORIES, path, &recipe, NULL, NULL), "quantize");
-    vkllm_model *m = load(STORIES), *dm = load(path);
+    vkllm_model *m = th_load_model(STORIES), *dm = th_load_model(path);
     vkllm_context *c = context(m, 512, 9), *dc = context(dm, 512, 8);
     vkllm_sampling s = greedy();
     run_result plain = run(c, "Once upon a time", 60, &s);
@@ -527,8 +513,8 @@ static void test_draft_model_same_text(void **state)
     vkllm_context_free(self);
     vkllm_context_free(c);
     vkllm_context_free(dc);
-    free_model(dm);
-    free_model(m);
+    th_free_model(dm);
+    th_free_model(m);
     remove(path);
 }
 
@@ -541,7 +527,7 @@ static void test_draft_vocabulary_check(void **state)
     synth_options o = {.seed = 1};
     assert_true(quant_recipe_from_name("F16", true, &o.recipe));
     th_check_status(synth_write(synth_preset_find("tiny"), &o, path), "synth_write");
-    vkllm_model *m = load(STORIES), *dm = load(path);
+    vkllm_model *m = th_load_model(STORIES), *dm = th_load_model(path);
     vkllm_context *c = context(m, 128, 9), *dc = context(dm, 128, 8);
     vkllm_speculation sp = vkllm_speculation_default();
     sp.draft = dc;
@@ -556,8 +542,8 @@ static void test_draft_vocabulary_check(void **state)
     assert_int_equal(vkllm_context_set_speculation(c, &sp), VKLLM_ERROR_INVALID_ARGUMENT);
     vkllm_context_free(c);
     vkllm_context_free(dc);
-    free_model(dm);
-    free_model(m);
+    th_free_model(dm);
+    th_free_model(m);
     remove(path);
 }
 
@@ -635,7 +621,7 @@ static void test_sampling_end_to_end(void **state)
     quant_recipe recipe;
     assert_true(quant_recipe_from_name("Q8_0", true, &recipe));
     th_check_status(quantize_file(STORIES, path, &recipe, NULL, NULL), "quantize");
-    vkllm_model *m = load(STORIES), *dm = load(path);
+    vkllm_model *m = th_load_model(STORIES), *dm = th_load_model(path);
     vkllm_context *c = context(m, 64, 9), *dc = context(dm, 64, 8);
     uint32_t n_vocab = m->cfg.n_vocab;
     vkllm_sampling s = vkllm_sampling_default();
@@ -699,8 +685,8 @@ static void test_sampling_end_to_end(void **state)
     free(probs);
     vkllm_context_free(c);
     vkllm_context_free(dc);
-    free_model(dm);
-    free_model(m);
+    th_free_model(dm);
+    th_free_model(m);
     remove(path);
 }
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model.h"
+
 static vkr_device *device;
 static ops_context *ops;
 
@@ -111,6 +113,20 @@ void th_fill_uniform(th_rng *rng, float *x, size_t n, float lo, float hi)
 void th_check_status(vkllm_status status, const char *what)
 {
     if (status != VKLLM_OK) fail_msg("%s: %s: %s", what, vkllm_status_name(status), vkllm_last_error());
+}
+
+vkllm_model *th_load_model(const char *path)
+{
+    vkllm_model *m = NULL;
+    th_check_status(vkllm_model_load(path, &m), path);
+    return m;
+}
+
+void th_free_model(vkllm_model *m)
+{
+    uint32_t errors = vkr_device_validation_errors(m->dev);
+    vkllm_model_free(m);
+    if (errors) fail_msg("%u Vulkan validation errors", errors);
 }
 
 vkr_sequence *th_begin(void)

@@ -16,6 +16,7 @@
 
 #include "ops/ops.h"
 #include "runtime/commands.h"
+#include "vkllm.h"
 
 /* Runs the tests with a group teardown that destroys the device and fails on validation errors.  With
  * TH_TEST_FILTER set (a cmocka pattern, e.g. "test_small_*") only the matching tests run: for iterating on one
@@ -46,7 +47,6 @@ vkr_buffer th_alloc(size_t bytes);
 vkr_buffer th_upload(const void *data, size_t bytes);
 void th_download(const vkr_buffer *buffer, void *data, size_t bytes);
 void th_free(vkr_buffer *buffer);
-/* Fails the test with the status name and message unless status is VKLLM_OK. */
 /* Generated text collected by a vkllm_piece_fn (NUL-terminated; stops the generation when full). */
 typedef struct th_text {
     char buf[8192];
@@ -54,7 +54,12 @@ typedef struct th_text {
 } th_text;
 int th_text_append(const char *piece, size_t len, void *user);
 
+/* Fails the test with the status name and message unless status is VKLLM_OK. */
 void th_check_status(vkllm_status status, const char *what);
+/* A model through the public API (a failure fails the test); freeing it fails the test if its device, under the
+ * validation layer in CTest, saw any validation error. */
+vkllm_model *th_load_model(const char *path);
+void th_free_model(vkllm_model *model);
 /* A new sequence, recording; th_end_and_free ends the recording without running it and destroys it. */
 vkr_sequence *th_begin(void);
 void th_end_and_free(vkr_sequence *seq);
