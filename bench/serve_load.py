@@ -53,52 +53,11 @@ def get_metrics(host, port):
     return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")}
 
 
-def stream_request(host, port, prompt, max_tokens, timeout=600, hang_up_after=None):
-    """One streaming completion: (text, n_events, finish_reason, ttft_s, [inter-token gaps]).  hang_up_after=K:
-    closes the connection after K events (finish_reason then "hung up")."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True})
-    t0 = time.monotonic()
-    conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    if resp.status != 200:
-        raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:200]!r}")
-    text, events, finish, ttft, gaps, last = [], 0, None, None, [], None
-    for raw in resp:
-        line = raw.decode().strip()
-        if not line.startswith("data: "):
-            continue
-        data = line[6:]
-        if data == "[DONE]":
-            break
-        chunk = json.loads(data)
-        choice = chunk["choices"][0]
-        now = time.monotonic()
-        if choice["text"]:
-            if ttft is None:
-                ttft = now - t0
-            elif last is not None:
-                gaps.append(now - last)
-            last = now
-            events += 1
-            text.append(choice["text"])
-            if hang_up_after is not None and events >= hang_up_after:
-                conn.sock.shutdown(2)
-                conn.close()
-                return "".join(text), events, "hung up", ttft or 0.0, gaps
-        if choice.get("finish_reason"):
-            finish = choice["finish_reason"]
-            usage = chunk.get("usage", {})
-            events = usage.get("completion_tokens", events)
-    conn.close()
-    return "".join(text), events, finish, ttft or 0.0, gaps
-
-
 class Stream:
     """One streaming completion read by the event loop of run_level: raw socket, HTTP/1.1 chunked body, SSE."""
 
-    def __init__(self, host, port, index, prompt, max_tokens):
-        self.index, self.prompt, self.t0 = index, prompt, time.monotonic()
+    def __init__(self, host, port, index, prompt, max_tokens, hang_up_after=None):
+        self.index, self.prompt, self.hang_up_after, self.t0 = index, prompt, hang_up_after, time.monotonic()
         body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True}).encode()
         self.sock = socket.create_connection((host, port))
         self.sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -162,21 +121,25 @@ class Stream:
             self.last = now
             self.events += 1
             self.text.append(choice["text"])
+            if self.hang_up_after is not None and self.events >= self.hang_up_after:
+                self.finish, self.done = "hung up", True  # stream_many closes the connection
+                return
         if choice.get("finish_reason"):
             self.finish = choice["finish_reason"]
             self.events = chunk.get("usage", {}).get("completion_tokens", self.events)
 
 
-def stream_many(host, port, concurrency, prompts, max_tokens):
-    """Runs every prompt as a streaming completion, at most `concurrency` in flight, on one thread (a selector):
-    a thread per client would spend the benchmark's CPU on the GIL.  Returns [(index, prompt, result or None,
-    error or None)] with results as stream_request's."""
+def stream_many(host, port, concurrency, prompts, max_tokens, hang_up_after=None):
+    """Runs every prompt as a streaming greedy completion, at most `concurrency` in flight, on one thread (a
+    selector): a thread per client would spend the benchmark's CPU on the GIL.  hang_up_after[i] (None: never):
+    the client of prompt i closes the connection after that many events.  Returns [(index, prompt, result or
+    None, error or None)], a result being (text, events, finish_reason, ttft_s, [inter-token gaps])."""
     sel, queue, out = selectors.DefaultSelector(), list(enumerate(prompts)), []
     in_flight = 0
     while queue or in_flight:
         while queue and in_flight < concurrency:
             i, p = queue.pop(0)
-            st = Stream(host, port, i, p, max_tokens)
+            st = Stream(host, port, i, p, max_tokens, hang_up_after[i] if hang_up_after else None)
             sel.register(st.sock, selectors.EVENT_READ, st)
             in_flight += 1
         for key, _ in sel.select(timeout=600):
@@ -235,24 +198,13 @@ def shared_prefix_ttft(args, cache):
     proc, host, port = start_server(args, c, () if cache else ("--no-prefix-cache",), ctx=args.prefix_ctx)
     try:
         system = ("You are a storyteller. " * 1000)[: args.prefix_chars]
-        stream_request(host, port, system + " Tell me about a cat.", 1)
-        t, lock, queue = [], threading.Lock(), list(range(args.shared_prefix))
-
-        def worker():
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    i = queue.pop(0)
-                _, _, _, ttft, _ = stream_request(host, port, f"{system} Story {i}: Once upon a time", 1)
-                with lock:
-                    t.append(ttft)
-
-        threads = [threading.Thread(target=worker) for _ in range(c)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        stream_many(host, port, 1, [system + " Tell me about a cat."], 1)
+        prompts = [f"{system} Story {i}: Once upon a time" for i in range(args.shared_prefix)]
+        results = stream_many(host, port, c, prompts, 1)
+        failed = [f"{p!r}: {err}" for _, p, _, err in results if err]
+        if failed:
+            sys.exit("shared-prefix requests failed: " + "; ".join(failed[:3]))
+        t = [r[3] for _, _, r, _ in results]
         m = get_metrics(host, port)
         return {"mean_ms": 1e3 * sum(t) / len(t), "p50_ms": 1e3 * pct(t, 50), "p99_ms": 1e3 * pct(t, 99),
                 "hit_rate": m.get("vkllm_prefix_cache_hit_rate", 0.0)}
@@ -266,33 +218,17 @@ def disconnect_run(host, port, concurrency, n, max_tokens, reference, seed=1):
     rng = random.Random(seed)
     plan = [(PROMPTS[i % len(PROMPTS)], rng.randint(1, max(1, max_tokens - 1)) if i % 2 else None) for i in range(n)]
     before = get_metrics(host, port)
-    errors, lock, queue, done = [], threading.Lock(), list(plan), [0, 0]
-
-    def worker():
-        while True:
-            with lock:
-                if not queue:
-                    return
-                p, k = queue.pop(0)
-            try:
-                text, _, finish, _, _ = stream_request(host, port, p, max_tokens, hang_up_after=k)
-            except Exception as e:  # noqa: BLE001 - reported below
-                with lock:
-                    errors.append(f"{p!r}: {e}")
-                continue
-            with lock:
-                if k is None:
-                    done[0] += 1
-                    if reference.get(p, text) != text:
-                        errors.append(f"{p!r}: text differs from the request alone beside hung-up clients")
-                else:
-                    done[1] += 1
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors, done = [], [0, 0]
+    results = stream_many(host, port, concurrency, [p for p, _ in plan], max_tokens, [k for _, k in plan])
+    for i, p, r, err in results:
+        if err:
+            errors.append(f"{p!r}: {err}")
+        elif plan[i][1] is None:
+            done[0] += 1
+            if reference.get(p, r[0]) != r[0]:
+                errors.append(f"{p!r}: text differs from the request alone beside hung-up clients")
+        else:
+            done[1] += 1
     deadline, m = time.monotonic() + 30, {}
     while time.monotonic() < deadline:
         m = get_metrics(host, port)
