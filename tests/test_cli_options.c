@@ -205,6 +205,10 @@ static void test_other_commands(void **state)
     assert_true(o.u.synth.seed == 42 && o.u.synth.pure);
     o = expect_ok("quantize --pure a.gguf b.gguf Q4_0");
     assert_string_equal(o.u.quantize.type, "Q4_0");
+    o = expect_ok("quantize --output-tensor-type Q8_0 --token-embedding-type q6_k a.gguf b.gguf Q4_0");
+    assert_string_equal(o.u.quantize.output_type, "Q8_0");
+    assert_string_equal(o.u.quantize.token_embd_type, "q6_k");
+    expect_error("quantize a.gguf b.gguf Q4_0 --output-tensor-type", "--output-tensor-type needs a value");
     o = expect_ok("convert m.bin --tokenizer t.bin -o x.gguf");
     assert_string_equal(o.u.convert.tokenizer, "t.bin");
     expect_ok("devices");

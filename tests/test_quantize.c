@@ -230,6 +230,28 @@ static void test_type_rules(void **state)
     assert_int_equal(quant_recipe_tensor_type(&q4km, &m, "blk.0.ffn_norm.weight", 2, wide, QUANT_F32), QUANT_F32);
 }
 
+/* --output-tensor-type / --token-embedding-type win over both the pure and the mixture choice (after them, as
+ * in llama-quantize), fall back when their block does not divide the row, and touch no other tensor. */
+static void test_type_overrides(void **state)
+{
+    (void)state;
+    quant_model_shape m = {.arch = "llama", .n_layer = 32, .n_head = 32, .n_head_kv = 32, .n_attn_v = 32};
+    const uint64_t wide[2] = {4096, 32000}, narrow[2] = {64, 512};
+    for (int pure = 0; pure <= 1; pure++) {
+        quant_recipe r;
+        assert_true(quant_recipe_from_name(pure ? "Q4_0" : "Q4_K_M", false, &r));
+        r.set_output = true, r.output_type = QUANT_Q8_0;
+        r.set_token_embd = true, r.token_embd_type = QUANT_Q6_K;
+        assert_int_equal(quant_recipe_tensor_type(&r, &m, "output.weight", 2, wide, QUANT_F32), QUANT_Q8_0);
+        assert_int_equal(quant_recipe_tensor_type(&r, &m, "token_embd.weight", 2, wide, QUANT_F32), QUANT_Q6_K);
+        assert_int_equal(quant_recipe_tensor_type(&r, &m, "token_embd.weight", 2, narrow, QUANT_F32), QUANT_Q8_0);
+        assert_int_equal(quant_recipe_tensor_type(&r, &m, "blk.3.attn_q.weight", 2, wide, QUANT_F32),
+                         pure ? QUANT_Q4_0 : QUANT_Q4_K);
+        r.output_type = QUANT_F32; /* an F32 recipe base is not needed for a float override */
+        assert_int_equal(quant_recipe_tensor_type(&r, &m, "output.weight", 2, wide, QUANT_F16), QUANT_F32);
+    }
+}
+
 /* synth straight to a type and synth F32 then quantize give the same file, byte for byte. */
 static void test_synth_equals_quantize(void **state)
 {
@@ -316,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_pure_types),
         cmocka_unit_test(test_mixtures),
         cmocka_unit_test(test_type_rules),
+        cmocka_unit_test(test_type_overrides),
         cmocka_unit_test(test_synth_equals_quantize),
         cmocka_unit_test(test_requantize),
         cmocka_unit_test(test_bad_inputs),

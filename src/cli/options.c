@@ -406,10 +406,15 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
         if (is_help(argv[i])) return CLI_PARSE_HELP;
         else if (!strcmp(argv[i], "--pure")) o->pure = true;
         else if (!strcmp(argv[i], "--act-order")) o->act_order = true;
-        else if (!strcmp(argv[i], "--imatrix") || !strcmp(argv[i], "--method") || !strcmp(argv[i], "--calib")) {
+        else if (!strcmp(argv[i], "--imatrix") || !strcmp(argv[i], "--method") || !strcmp(argv[i], "--calib") ||
+                 !strcmp(argv[i], "--output-tensor-type") || !strcmp(argv[i], "--token-embedding-type")) {
             const char *a = argv[i], *v;
             if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
-            *(!strcmp(a, "--imatrix") ? &o->imatrix : !strcmp(a, "--method") ? &o->method : &o->calib) = v;
+            *(!strcmp(a, "--imatrix")               ? &o->imatrix
+              : !strcmp(a, "--method")              ? &o->method
+              : !strcmp(a, "--output-tensor-type") ? &o->output_type
+              : !strcmp(a, "--token-embedding-type") ? &o->token_embd_type
+                                                     : &o->calib) = v;
         } else if (!strcmp(argv[i], "--calib-ctx") || !strcmp(argv[i], "--calib-chunks")) {
             const char *a = argv[i], *v;
             int64_t value;

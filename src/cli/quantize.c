@@ -10,11 +10,13 @@
 
 static void quantize_usage(FILE *out)
 {
-    fprintf(out, "usage: vkllm quantize [--pure] [--imatrix FILE] [--method rtn|gptq|awq|awq+gptq --calib TEXT\n"
-                 "                      [--calib-ctx 512]"
+    fprintf(out, "usage: vkllm quantize [--pure] [--output-tensor-type T] [--token-embedding-type T] [--imatrix FILE]\n"
+                 "                      [--method rtn|gptq|awq|awq+gptq --calib TEXT [--calib-ctx 512]\n"
                  "                      [--calib-chunks N] [--act-order]] IN.gguf OUT.gguf TYPE\n"
                  "  types: %s\n"
                  "  --pure: every 2-D weight in TYPE, also for the mixtures (Q2_K)\n"
+                 "  --output-tensor-type T, --token-embedding-type T: output.weight / token_embd.weight in T\n"
+                 "                  whatever TYPE and --pure say (llama-quantize's options)\n"
                  "  --imatrix FILE: importance-weighted rounding with llama.cpp's importance matrix\n"
                  "                  (llama-imatrix's GGUF or .dat, or vkllm imatrix); same bytes as llama-quantize\n"
                  "  --method gptq: GPTQ with the Hessians of IN's own activations on the --calib text (chunks of\n"
@@ -22,6 +24,19 @@ static void quantize_usage(FILE *out)
                  "  --method awq: AWQ's per-channel scales folded into the norms, up and V (same F32 function),\n"
                  "                then round to nearest; awq+gptq: then GPTQ\n",
             quant_recipe_names());
+}
+
+/* A tensor type vkllm can write (one of the weight types), for the per-tensor overrides. */
+static bool override_type(const char *option, const char *name, bool *set, quant_type *type)
+{
+    if (!name) return true;
+    static const quant_type writable[] = {QUANT_WEIGHT_TYPE_IDS};
+    if (quant_type_from_name(name, type))
+        for (size_t i = 0; i < sizeof writable / sizeof writable[0]; i++)
+            if (writable[i] == *type) return *set = true;
+    fprintf(stderr, "vkllm quantize: %s '%s': not a tensor type vkllm writes (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 "
+                    "Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K)\n", option, name);
+    return false;
 }
 
 int cli_quantize(int argc, char **argv)
@@ -38,6 +53,9 @@ int cli_quantize(int argc, char **argv)
         quantize_usage(stderr);
         return 2;
     }
+    if (!override_type("--output-tensor-type", qo.output_type, &recipe.set_output, &recipe.output_type) ||
+        !override_type("--token-embedding-type", qo.token_embd_type, &recipe.set_token_embd, &recipe.token_embd_type))
+        return 2;
     imatrix_data *imatrix = NULL;
     if (qo.imatrix && imatrix_load(qo.imatrix, &imatrix) != VKLLM_OK) {
         fprintf(stderr, "vkllm quantize: %s\n", vkllm_last_error());

@@ -39,8 +39,8 @@ bool quant_recipe_from_name(const char *name, bool force_pure, quant_recipe *out
 {
     for (size_t i = 0; name && i < sizeof recipes / sizeof recipes[0]; i++) {
         if (!same_name(name, recipes[i].name)) continue;
-        *out = (quant_recipe){recipes[i].name, recipes[i].ftype, recipes[i].base, recipes[i].pure || force_pure,
-                              false};
+        *out = (quant_recipe){.name = recipes[i].name, .ftype = recipes[i].ftype, .base = recipes[i].base,
+                              .pure = recipes[i].pure || force_pure};
         return true;
     }
     return false;
@@ -202,6 +202,10 @@ quant_type quant_recipe_tensor_type(const quant_recipe *recipe, const quant_mode
                                     uint32_t n_dims, const uint64_t *ne, quant_type current)
 {
     if (!allows_quantization(name, n_dims)) return current;
+    /* llama-quantize applies its per-tensor overrides after the pure or mixture choice. */
+    if (recipe->set_output && strcmp(name, "output.weight") == 0) return fallback_type(recipe->output_type, ne[0]);
+    if (recipe->set_token_embd && strcmp(name, "token_embd.weight") == 0)
+        return fallback_type(recipe->token_embd_type, ne[0]);
     if (!is_quantized(recipe->base)) return recipe->base;
     quant_type type = recipe->pure ? recipe->base : mixture_type(recipe, model, name, ne);
     return fallback_type(type, ne[0]);

@@ -41,6 +41,10 @@ typedef struct quant_recipe {
     bool pure;         /* every quantizable tensor in base (with fallbacks) */
     bool has_imatrix;  /* quantized with an importance matrix: llama.cpp's Q4_0/Q5_0 mixtures then give the
                           first eighth of the ffn_down layers Q4_1/Q5_1 */
+    bool set_output;        /* output.weight in output_type whatever the recipe (--output-tensor-type) */
+    quant_type output_type;
+    bool set_token_embd;    /* token_embd.weight in token_embd_type (--token-embedding-type) */
+    quant_type token_embd_type;
 } quant_recipe;
 
 /* Names: the tensor types F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q3_K Q4_K Q5_K Q6_K are pure; the
