@@ -241,7 +241,7 @@ wait_model() {
 # ---- tests ------------------------------------------------------------------------------------------------
 TEXT="Once upon a time, there was a little girl named Lily. She loved to play outside in the park."
 IDS='"generated": \[426, 338, 286, 399, 393, 269, 282, 420, 277, 418, 426, 13, 441, 416, 411, 328\]'
-# The command of each test: the test programs as CTest runs them, and the CLI tests of tests/CMakeLists.txt.
+# The command of each test: the test programs as CTest runs them, and the CLI tests of tests/cli/CMakeLists.txt.
 test_cmd() {
     local B=$work/build
     case $1 in

@@ -77,7 +77,7 @@ mkdir -p "$stage/build/tests"
 cp "$build/vkllm" "$stage/build/"
 for f in "$build"/sample-*; do [[ -x $f && -f $f ]] && cp "$f" "$stage/build/"; done
 for f in "$build"/tests/test_*; do [[ -x $f && -f $f ]] && cp "$f" "$stage/build/tests/"; done
-cp "$repo/tests/peer_loads.sh" "$stage/build/tests/" 2>/dev/null || true
+cp "$repo/tests/cli/peer_loads.sh" "$stage/build/tests/" 2>/dev/null || true
 strip --strip-debug "$stage/build/vkllm" "$stage"/build/sample-* "$stage"/build/tests/test_* 2>/dev/null || true
 tar -C "$stage" -cJf "$out/build.tar.xz" build
 tests=("$stage"/build/tests/test_*)

@@ -36,7 +36,7 @@ endfunction()
 # as NAME_nv and, rewritten by tools/spirv_coopmat_khr for SPV_KHR_cooperative_matrix (which this glslang cannot
 # compile), as NAME_khr.  SPEC_M/N/K are the constant_ids that size the matrices (see tools/spirv_coopmat.h).
 # spirv-tools 2023.1 does not know the KHR extension: the KHR binaries are checked structurally by
-# tests/test_spirv_coopmat.c only.
+# tests/ops/matmul/test_spirv_coopmat.c only.
 find_program(SPIRV_VAL spirv-val)
 if(NOT SPIRV_VAL)
     message(STATUS "spirv-val not found: cooperative-matrix shaders are not validated at build time")

@@ -1,5 +1,5 @@
 #version 450
-// Test-only (tests/test_runtime.c): every invocation steps a linear congruential generator p.n times and
+// Test-only (tests/runtime/test_runtime.c): every invocation steps a linear congruential generator p.n times and
 // writes the result, so a dispatch runs as long as a test needs (a fence wait that must time out), and in
 // the shader-check build the loop's guard fires when p.n passes p.guard_limit or LOOP_GUARD_MAX.
 #include "common.glsl"

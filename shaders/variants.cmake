@@ -128,5 +128,5 @@ vkllm_shader_coopmat(flash_attn_f32_cm flash_attn_coopmat.comp 8 9 10)
 vkllm_shader_coopmat(flash_attn_f16_cm flash_attn_coopmat.comp 8 9 10 KV_F16=1)
 vkllm_shader(flash_attn_f32_cm_emu flash_attn_coopmat.comp COOPMAT_EMULATE=1)
 vkllm_shader(flash_attn_f16_cm_emu flash_attn_coopmat.comp KV_F16=1 COOPMAT_EMULATE=1)
-# Test-only: a loop whose length is a push constant (fence timeouts, loop guards; tests/test_runtime.c).
+# Test-only: a loop whose length is a push constant (fence timeouts, loop guards; tests/runtime/test_runtime.c).
 vkllm_shader(test_spin test_spin.comp)

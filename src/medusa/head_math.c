@@ -1,6 +1,6 @@
 /* The Medusa heads' arithmetic on the CPU, plain loops: a head is dim x dim plus a dim x vocab product per token,
  * small enough for stories260K-sized models that training runs here (the heads' use at decode time reads the same
- * functions).  tests/test_medusa.c checks the gradient against finite differences. */
+ * functions).  tests/generation/test_medusa.c checks the gradient against finite differences. */
 #include "medusa.h"
 
 #include <math.h>

@@ -1,7 +1,7 @@
 /* Ops: the compute kernels of a forward pass, recorded into a vkr_sequence.  Each op checks its shapes,
  * picks its pipeline (shader variant + specialization constants from the tuning table) and records one or
  * a few dispatches.  Tensors are vkr_ranges of row-major data; shapes are passed explicitly.  Every op has
- * a plain-C reference in tests/ and is checked against it by tests/test_ops_*.c. */
+ * a plain-C reference in tests/ and is checked against it by a test_ops_*.c under tests/ops/. */
 #ifndef VKLLM_OPS_H
 #define VKLLM_OPS_H
 

@@ -1,5 +1,5 @@
-/* Host model of the paged KV cache and a plain attention reference, for tests/test_ops_kv.c and
- * tests/test_ops_attention.c.  Layouts as in src/ops/attention.h. */
+/* Host model of the paged KV cache and a plain attention reference, for the cache and attention tests
+ * (tests/ops/attention/), test_ops_fused and ref_llama.c.  Layouts as in src/ops/kv_cache.h. */
 #ifndef VKLLM_TEST_REF_ATTENTION_H
 #define VKLLM_TEST_REF_ATTENTION_H
 

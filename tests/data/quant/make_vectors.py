@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes the llama.cpp test vectors for tests/test_quant_cpu.c.
+"""Makes the llama.cpp test vectors for tests/quant/test_quant_cpu.c.
 
 How it was run (llama.cpp peer tools from ../shared/peer/setup.sh --tools, llama.cpp commit 80fb11a):
 

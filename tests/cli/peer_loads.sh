@@ -49,13 +49,13 @@ done
 
 # Importance-weighted quantization (tests/data/quant/tiny-seed7.imatrix.gguf is llama-imatrix's for the tiny
 # preset with seed 7, the files above).
-imatrix=$(dirname "$0")/data/quant/tiny-seed7.imatrix.gguf
+imatrix=$(dirname "$0")/../data/quant/tiny-seed7.imatrix.gguf
 for mixture in Q4_0 Q2_K Q4_K_M; do
   "$vkllm" quantize --imatrix "$imatrix" "$work/tiny-F32.gguf" "$work/tiny-$mixture-imatrix.gguf" "$mixture" >/dev/null
   files+=("$work/tiny-$mixture-imatrix.gguf")
 done
 # GPTQ and AWQ write the same block formats (calibrated on one chunk of a short text: what is checked is the file).
-calib=$(dirname "$0")/data/short-text.txt
+calib=$(dirname "$0")/../data/short-text.txt
 for method in gptq awq+gptq; do
   "$vkllm" quantize --method "$method" --calib "$calib" --calib-ctx 16 "$work/tiny-F32.gguf" \
     "$work/tiny-Q4_K_M-$method.gguf" Q4_K_M >/dev/null 2>&1
