@@ -34,32 +34,42 @@ static rate summarize(double *tps, uint32_t n)
     return (rate){median, 0.5 * (tps[n - 1] - tps[0])};
 }
 
-/* One pp run: the whole prompt in one batch, logits of the last token. */
+/* One pp run: the whole prompt in one batch, logits of the last token.  *held: how many of tokens[] sequence 0
+ * holds from position 0 on, before and after. */
 static vkllm_status run_pp(vkllm_context *ctx, const int32_t *tokens, int32_t *pos, int32_t *seq, int8_t *want,
-                           uint32_t n, double *ms)
+                           uint32_t n, uint32_t *held, double *ms)
 {
     vkllm_status st = vkllm_seq_truncate(ctx, 0, 0);
+    *held = 0;
     for (uint32_t i = 0; i < n; i++) pos[i] = (int32_t)i, seq[i] = 0, want[i] = i == n - 1;
     double t = vkllm_log_clock_ms();
     vkllm_batch b = {n, tokens, pos, seq, want};
     if (st == VKLLM_OK) st = vkllm_decode(ctx, &b);
     *ms = vkllm_log_clock_ms() - t;
+    if (st == VKLLM_OK) *held = n;
     return st;
 }
 
 /* One tg run: n steps of one token each, logits returned every step, after depth tokens filled the cache in
- * batches of n_batch (not timed: -d measures decoding at that context, as llama-bench's -d does). */
+ * batches of n_batch (not timed: -d measures decoding at that context, as llama-bench's -d does).  *held: how many
+ * of tokens[] sequence 0 holds from position 0 on, before and after: when the cache already holds the first depth,
+ * the sequence is cut back to them instead of filled again (the same cache, so the same steps; a deep -d fills
+ * once, not once per run).  profiled (the model under --profile, else NULL): the fill's op timings are dropped, so
+ * that the profile is the timed steps'. */
 static vkllm_status run_tg(vkllm_context *ctx, const int32_t *tokens, uint32_t depth, uint32_t n_batch, int32_t *pos,
-                           int32_t *seqs, int8_t *want, uint32_t n, double *ms)
+                           int32_t *seqs, int8_t *want, uint32_t n, uint32_t *held, vkllm_model *profiled, double *ms)
 {
-    vkllm_status st = vkllm_seq_truncate(ctx, 0, 0);
-    for (uint32_t done = 0; done < depth && st == VKLLM_OK;) {
+    uint32_t done = *held >= depth ? depth : 0;
+    vkllm_status st = vkllm_seq_truncate(ctx, 0, done);
+    *held = done;
+    for (; done < depth && st == VKLLM_OK;) {
         uint32_t k = depth - done < n_batch ? depth - done : n_batch;
         for (uint32_t i = 0; i < k; i++) pos[i] = (int32_t)(done + i), seqs[i] = 0, want[i] = i == k - 1;
         vkllm_batch b = {k, tokens + done, pos, seqs, want};
         st = vkllm_decode(ctx, &b);
         done += k;
     }
+    if (st == VKLLM_OK && profiled) cli_bench_print_profile(profiled, NULL);
     double t = vkllm_log_clock_ms();
     for (uint32_t i = depth; i < depth + n && st == VKLLM_OK; i++) {
         int32_t p = (int32_t)i, seq = 0;
@@ -68,6 +78,7 @@ static vkllm_status run_tg(vkllm_context *ctx, const int32_t *tokens, uint32_t d
         st = vkllm_decode(ctx, &b);
     }
     *ms = vkllm_log_clock_ms() - t;
+    if (st == VKLLM_OK) *held = depth + n;
     return st;
 }
 
@@ -188,20 +199,22 @@ int cli_bench(int argc, char **argv)
     if (st == VKLLM_OK && (!tokens || !pos || !seq || !want || !pp || !tg)) st = VKLLM_ERROR_OUT_OF_HOST_MEMORY;
     if (st == VKLLM_OK) bench_prompt_tokens(info.n_vocab, tokens, n_tok);
     double ms;
+    uint32_t held = 0;
     /* Warm-up records the command sequences of both shapes. */
     if (st == VKLLM_OK) progress("warm-up: recording both shapes", started);
-    if (st == VKLLM_OK && a.n_prompt) st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms);
-    if (st == VKLLM_OK && a.n_gen) st = run_tg(c, tokens, a.depth, p.n_batch, pos, seq, want, 2, &ms);
+    if (st == VKLLM_OK && a.n_prompt) st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &held, &ms);
+    if (st == VKLLM_OK && a.n_gen) st = run_tg(c, tokens, a.depth, p.n_batch, pos, seq, want, 2, &held, NULL, &ms);
     if (st == VKLLM_OK && a.profile) cli_bench_print_profile(m, NULL); /* drops the warm-up's timings */
     for (uint32_t r = 0; r < a.reps && st == VKLLM_OK; r++) {
         char what[64];
         snprintf(what, sizeof what, "run %u of %u: pp%u, tg%u", r + 1, a.reps, a.n_prompt, a.n_gen);
         progress(what, started);
-        if (a.n_prompt && (st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &ms)) == VKLLM_OK) pp[r] = 1e3 * a.n_prompt / ms;
+        if (a.n_prompt && (st = run_pp(c, tokens, pos, seq, want, a.n_prompt, &held, &ms)) == VKLLM_OK) pp[r] = 1e3 * a.n_prompt / ms;
         if (a.profile) cli_bench_print_profile(m, r + 1 == a.reps ? "pp, the last run" : NULL);
-        if (st == VKLLM_OK && a.n_gen && (st = run_tg(c, tokens, a.depth, p.n_batch, pos, seq, want, a.n_gen, &ms)) == VKLLM_OK)
+        if (st == VKLLM_OK && a.n_gen && (st = run_tg(c, tokens, a.depth, p.n_batch, pos, seq, want, a.n_gen, &held,
+                                                       a.profile ? m : NULL, &ms)) == VKLLM_OK)
             tg[r] = 1e3 * a.n_gen / ms;
-        if (a.profile) cli_bench_print_profile(m, r + 1 == a.reps ? "tg, the last run (all its steps)" : NULL);
+        if (a.profile) cli_bench_print_profile(m, r + 1 == a.reps ? "tg, the last run (its timed steps)" : NULL);
     }
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
