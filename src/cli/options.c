@@ -397,24 +397,36 @@ cli_parse_result cli_parse_medusa_train_options(int argc, char **argv, cli_medus
     return CLI_PARSE_OK;
 }
 
+/* An option taking a string: where its value goes. */
+typedef struct cli_string_option {
+    const char *name;
+    const char **value;
+} cli_string_option;
+
+static const char **string_slot(const cli_string_option *options, size_t n, const char *arg)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!strcmp(arg, options[k].name)) return options[k].value;
+    return NULL;
+}
+
 cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_options *o, char *err, size_t err_len)
 {
     *o = (cli_quantize_options){0};
+    const cli_string_option strings[] = {{"--imatrix", &o->imatrix},
+                                         {"--method", &o->method},
+                                         {"--calib", &o->calib},
+                                         {"--output-tensor-type", &o->output_type},
+                                         {"--token-embedding-type", &o->token_embd_type}};
     const char **positional[3] = {&o->in, &o->out, &o->type};
     int n = 0;
     for (int i = 1; i < argc; i++) {
+        const char **slot = string_slot(strings, sizeof strings / sizeof strings[0], argv[i]);
         if (is_help(argv[i])) return CLI_PARSE_HELP;
         else if (!strcmp(argv[i], "--pure")) o->pure = true;
         else if (!strcmp(argv[i], "--act-order")) o->act_order = true;
-        else if (!strcmp(argv[i], "--imatrix") || !strcmp(argv[i], "--method") || !strcmp(argv[i], "--calib") ||
-                 !strcmp(argv[i], "--output-tensor-type") || !strcmp(argv[i], "--token-embedding-type")) {
-            const char *a = argv[i], *v;
-            if (!(v = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
-            *(!strcmp(a, "--imatrix")               ? &o->imatrix
-              : !strcmp(a, "--method")              ? &o->method
-              : !strcmp(a, "--output-tensor-type") ? &o->output_type
-              : !strcmp(a, "--token-embedding-type") ? &o->token_embd_type
-                                                     : &o->calib) = v;
+        else if (slot) {
+            if (!(*slot = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
         } else if (!strcmp(argv[i], "--calib-ctx") || !strcmp(argv[i], "--calib-chunks")) {
             const char *a = argv[i], *v;
             int64_t value;

@@ -31,11 +31,13 @@ static bool override_type(const char *option, const char *name, bool *set, quant
 {
     if (!name) return true;
     static const quant_type writable[] = {QUANT_WEIGHT_TYPE_IDS};
+    const size_t n = sizeof writable / sizeof writable[0];
     if (quant_type_from_name(name, type))
-        for (size_t i = 0; i < sizeof writable / sizeof writable[0]; i++)
+        for (size_t i = 0; i < n; i++)
             if (writable[i] == *type) return *set = true;
-    fprintf(stderr, "vkllm quantize: %s '%s': not a tensor type vkllm writes (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 "
-                    "Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K)\n", option, name);
+    fprintf(stderr, "vkllm quantize: %s '%s': not a tensor type vkllm writes (", option, name);
+    for (size_t i = 0; i < n; i++) fprintf(stderr, "%s%s", i ? " " : "", quant_get_traits(writable[i])->name);
+    fprintf(stderr, ")\n");
     return false;
 }
 

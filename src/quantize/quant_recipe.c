@@ -174,7 +174,9 @@ static quant_type mixture_type(const quant_recipe *r, const quant_model_shape *m
     quant_type type = r->base;
     switch (category_of(name)) {
     case CAT_OUTPUT: return output_type(type, m, ne[0]);
-    case CAT_TOKEN_EMBD: return m->tied_embeddings ? output_type(type, m, ne[0]) : type;
+    case CAT_TOKEN_EMBD:
+        if (!m->tied_embeddings) return type;
+        return r->set_output ? r->output_type : output_type(type, m, ne[0]); /* it is the output too */
     case CAT_ATTN_V: return attn_v_type(r->ftype, type, m, layer_of(name));
     case CAT_FFN_DOWN: return ffn_down_type(r->ftype, type, m, layer_of(name), r->has_imatrix);
     case CAT_ATTN_OUTPUT: return attn_output_type(r->ftype, type, m);
@@ -202,10 +204,11 @@ quant_type quant_recipe_tensor_type(const quant_recipe *recipe, const quant_mode
                                     uint32_t n_dims, const uint64_t *ne, quant_type current)
 {
     if (!allows_quantization(name, n_dims)) return current;
-    /* llama-quantize applies its per-tensor overrides after the pure or mixture choice. */
-    if (recipe->set_output && strcmp(name, "output.weight") == 0) return fallback_type(recipe->output_type, ne[0]);
-    if (recipe->set_token_embd && strcmp(name, "token_embd.weight") == 0)
-        return fallback_type(recipe->token_embd_type, ne[0]);
+    /* llama-quantize's per-tensor overrides come first, by category, whether pure or a mixture (its
+     * llama_tensor_get_type).  It would then fail on a row its block does not divide; the fallback applies here. */
+    const tensor_category category = category_of(name);
+    if (recipe->set_token_embd && category == CAT_TOKEN_EMBD) return fallback_type(recipe->token_embd_type, ne[0]);
+    if (recipe->set_output && category == CAT_OUTPUT) return fallback_type(recipe->output_type, ne[0]);
     if (!is_quantized(recipe->base)) return recipe->base;
     quant_type type = recipe->pure ? recipe->base : mixture_type(recipe, model, name, ne);
     return fallback_type(type, ne[0]);

@@ -250,6 +250,18 @@ static void test_type_overrides(void **state)
         r.output_type = QUANT_F32; /* an F32 recipe base is not needed for a float override */
         assert_int_equal(quant_recipe_tensor_type(&r, &m, "output.weight", 2, wide, QUANT_F16), QUANT_F32);
     }
+    /* Tied embeddings: token_embd is the output, so in a mixture --output-tensor-type reaches it unless
+     * --token-embedding-type names it (llama.cpp's order); a pure recipe keeps its base type. */
+    quant_model_shape tied = m;
+    tied.tied_embeddings = true;
+    quant_recipe mix, pure;
+    assert_true(quant_recipe_from_name("Q4_K_M", false, &mix));
+    assert_true(quant_recipe_from_name("Q4_0", false, &pure));
+    mix.set_output = pure.set_output = true, mix.output_type = pure.output_type = QUANT_Q8_0;
+    assert_int_equal(quant_recipe_tensor_type(&mix, &tied, "token_embd.weight", 2, wide, QUANT_F32), QUANT_Q8_0);
+    assert_int_equal(quant_recipe_tensor_type(&pure, &tied, "token_embd.weight", 2, wide, QUANT_F32), QUANT_Q4_0);
+    mix.set_token_embd = true, mix.token_embd_type = QUANT_Q5_K;
+    assert_int_equal(quant_recipe_tensor_type(&mix, &tied, "token_embd.weight", 2, wide, QUANT_F32), QUANT_Q5_K);
 }
 
 /* synth straight to a type and synth F32 then quantize give the same file, byte for byte. */
