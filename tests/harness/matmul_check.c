@@ -207,16 +207,38 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
     return worst;
 }
 
+bool th_matvec_uses_subgroups(const op_tuning *tuning)
+{
+    const vkr_caps *caps = th_ops()->caps;
+    bool reduce = tuning->matvec_split > 1 && caps->subgroup_arithmetic && caps->subgroup_shuffle;
+    return reduce || (tuning->matvec_int_dot && caps->subgroup_shuffle);
+}
+
+/* One type per block size and weight path: F16 (float, any K), Q8_0 and Q4_0 (groups of 32, with and without
+ * 4-bit levels), Q4_K (super-blocks of 256). */
+static bool representative_type(uint32_t type)
+{
+    return type == QUANT_F16 || type == QUANT_Q8_0 || type == QUANT_Q4_0 || type == QUANT_Q4_K;
+}
+
+bool th_rerun_skips_type(uint32_t type) { return th_subgroup_rerun() && !representative_type(type); }
+
 void th_check_matmul_shapes_n(const uint32_t *types, size_t n_types, const op_tuning *tuning, const uint32_t *ns,
                               size_t n_ns)
 {
     th_ops()->tuning = tuning;
+    if (th_subgroup_rerun() && !th_matvec_uses_subgroups(tuning)) {
+        printf("  tuning %s here runs no subgroup operations: skipped on the subgroup-size rerun\n", tuning->name);
+        return;
+    }
     for (size_t t = 0; t < n_types; t++) {
+        if (th_rerun_skips_type(types[t])) continue;
         uint32_t block = quant_get_traits(types[t])->block_elems;
         uint32_t cols = block == 1 ? 97 : block == 32 ? 96 : 256;
         th_check_matmul(types[t], 37, cols, ns, n_ns);
-        th_check_matmul(types[t], 129, 2 * cols, ns, 1);
-        th_check_matmul(types[t], 1, block == 1 ? 3 : block, ns, n_ns);
+        if (representative_type(types[t])) th_check_matmul(types[t], 129, 2 * cols, ns, 1);
+        const uint32_t ends[2] = {ns[0], ns[n_ns - 1]};
+        th_check_matmul(types[t], 1, block == 1 ? 3 : block, ends, n_ns > 1 ? 2 : 1);
     }
 }
 

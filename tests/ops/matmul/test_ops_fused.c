@@ -221,6 +221,7 @@ static const uint32_t variant_n[] = {3}; /* one LLVM compile per variant: n = 1.
 static void check_all_qkv(const uint32_t *types, size_t n_types)
 {
     for (size_t t = 0; t < n_types; t++) {
+        if (th_rerun_skips_type(types[t])) continue;
         uint32_t same[3] = {types[t], types[t], types[t]};
         check_qkv(&qkv_cases[t % 2], same, true, variant_n, 1);
         check_qkv(&qkv_cases[(t + 1) % 2], same, false, variant_n, 1);
@@ -275,7 +276,8 @@ static void check_swiglu(uint32_t type, uint32_t n_ff, const uint32_t *ns, size_
 
 static void check_all_swiglu(const uint32_t *types, size_t n_types)
 {
-    for (size_t t = 0; t < n_types; t++) check_swiglu(types[t], 37, variant_n, 1);
+    for (size_t t = 0; t < n_types; t++)
+        if (!th_rerun_skips_type(types[t])) check_swiglu(types[t], 37, variant_n, 1);
 }
 
 /* ---- tuning rows and paths ---- */
@@ -317,6 +319,7 @@ static void test_fused_variants(void **state)
     assert_int_equal(sizeof all_types / sizeof *all_types, 13);
     for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
         use_row(runs[r].row, runs[r].disable, runs[r].disable2);
+        if (th_subgroup_rerun() && !th_matvec_uses_subgroups(runs[r].row)) continue;
         printf("tuning %s%s%s%s%s\n", th_ops()->tuning->name, runs[r].disable ? " with " : "",
                runs[r].disable ? runs[r].disable : "", runs[r].disable2 ? " and " : "",
                runs[r].disable2 ? runs[r].disable2 : "");
@@ -339,6 +342,7 @@ static void test_fused_paths(void **state)
     odd_rows.matvec_rows = 3;
     for (int r = 0; r < 3; r++) {
         use_row(rows[r], NULL, NULL);
+        if (th_subgroup_rerun() && !th_matvec_uses_subgroups(rows[r])) continue;
         for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
             uint32_t same[3] = {types[t], types[t], types[t]};
             check_qkv(&qkv_cases[1], same, true, mat_vec_n, n_all);

@@ -110,6 +110,7 @@ static void test_cpu_row_without_texels(void **state)
  * storage-buffer variant. */
 static void test_small_texel_limit(void **state)
 {
+    th_skip_on_subgroup_rerun();
     set_env(NULL, NULL);
     ops_context *o = th_ops();
     const vkr_caps *own = o->caps;
