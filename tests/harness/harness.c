@@ -55,13 +55,6 @@ void th_reset_device(void)
 
 bool th_subgroup_rerun(void) { return getenv("VKLLM_TEST_LAVAPIPE_SUBGROUP") != NULL; }
 
-void th_skip_on_subgroup_rerun(void)
-{
-    if (!th_subgroup_rerun()) return;
-    print_message("  no subgroup operations here: skipped on the subgroup-size rerun\n");
-    skip();
-}
-
 void th_disable_subgroups(bool disable)
 {
     if (disable) setenv("VKLLM_DISABLE_SUBGROUP", "1", 1);

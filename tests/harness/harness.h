@@ -35,10 +35,8 @@ void th_disable_subgroups(bool disable);
 /* The _sg16 rerun of an op test (tests/CMakeLists.txt sets VKLLM_TEST_LAVAPIPE_SUBGROUP=16) is for shaders that
  * use subgroup operations: a path without any gives the same result at every subgroup size, and lavapipe's cold
  * compile of its 16-wide variants is the larger part of CI's time.  th_subgroup_rerun says whether this is that
- * run; th_skip_on_subgroup_rerun skips the calling cmocka test there (for tests whose every check runs without
- * subgroup operations). */
+ * run (matmul_check.h says which checks skip themselves there). */
 bool th_subgroup_rerun(void);
-void th_skip_on_subgroup_rerun(void);
 
 /* Reproducible random numbers (splitmix64). */
 typedef struct th_rng {

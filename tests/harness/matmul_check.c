@@ -207,12 +207,16 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
     return worst;
 }
 
-bool th_matvec_uses_subgroups(const op_tuning *tuning)
+/* Whether the mat-vec under `tuning` uses subgroup operations on the current device: the _sg variants (a row split
+ * over lanes, reduced by subgroupAdd or shuffles) or the integer path's quantize_q8_sg. */
+static bool matvec_uses_subgroups(const op_tuning *tuning)
 {
     const vkr_caps *caps = th_ops()->caps;
     bool reduce = tuning->matvec_split > 1 && caps->subgroup_arithmetic && caps->subgroup_shuffle;
     return reduce || (tuning->matvec_int_dot && caps->subgroup_shuffle);
 }
+
+bool th_rerun_skips_row(const op_tuning *tuning) { return th_subgroup_rerun() && !matvec_uses_subgroups(tuning); }
 
 /* One type per block size and weight path: F16 (float, any K), Q8_0 and Q4_0 (groups of 32, with and without
  * 4-bit levels), Q4_K (super-blocks of 256). */
@@ -227,7 +231,7 @@ void th_check_matmul_shapes_n(const uint32_t *types, size_t n_types, const op_tu
                               size_t n_ns)
 {
     th_ops()->tuning = tuning;
-    if (th_subgroup_rerun() && !th_matvec_uses_subgroups(tuning)) {
+    if (th_rerun_skips_row(tuning)) {
         printf("  tuning %s here runs no subgroup operations: skipped on the subgroup-size rerun\n", tuning->name);
         return;
     }

@@ -27,10 +27,11 @@ void th_check_matmul_shapes_n(const uint32_t *types, size_t n_types, const op_tu
 /* A copy of row that keeps quantized weights on the float path (matvec_int_dot = 0), named row-float; static
  * storage (it outlives a failed check), one per slot < 4. */
 const op_tuning *th_float_path(const op_tuning *row, int slot);
-/* Whether the mat-vec under `tuning` uses subgroup operations on the current device: the _sg variants (a row
- * split over lanes, reduced by subgroupAdd or shuffles) or the integer path's quantize_q8_sg.  The shapes
- * checks above skip the other rows on the subgroup-size rerun (th_subgroup_rerun). */
-bool th_matvec_uses_subgroups(const op_tuning *tuning);
+/* On the subgroup-size rerun (th_subgroup_rerun), the tuning rows a check skips: those whose mat-vec uses no
+ * subgroup operation on the current device (neither the _sg variants' reductions nor the integer path's
+ * quantize_q8_sg), so its result cannot depend on the size; false on every other run.  The shapes checks above
+ * apply it. */
+bool th_rerun_skips_row(const op_tuning *tuning);
 /* On the subgroup-size rerun, the types a sweep leaves out: a type's own code (its dequantization, its integer
  * dot) runs in one lane and cannot depend on the subgroup size, so the rerun keeps one type per block size and
  * path (F16, Q8_0, Q4_0, Q4_K) to exercise the reductions; false on every other run. */

@@ -319,7 +319,7 @@ static void test_fused_variants(void **state)
     assert_int_equal(sizeof all_types / sizeof *all_types, 13);
     for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
         use_row(runs[r].row, runs[r].disable, runs[r].disable2);
-        if (th_subgroup_rerun() && !th_matvec_uses_subgroups(runs[r].row)) continue;
+        if (th_rerun_skips_row(runs[r].row)) continue;
         printf("tuning %s%s%s%s%s\n", th_ops()->tuning->name, runs[r].disable ? " with " : "",
                runs[r].disable ? runs[r].disable : "", runs[r].disable2 ? " and " : "",
                runs[r].disable2 ? runs[r].disable2 : "");
@@ -342,7 +342,7 @@ static void test_fused_paths(void **state)
     odd_rows.matvec_rows = 3;
     for (int r = 0; r < 3; r++) {
         use_row(rows[r], NULL, NULL);
-        if (th_subgroup_rerun() && !th_matvec_uses_subgroups(rows[r])) continue;
+        if (th_rerun_skips_row(rows[r])) continue;
         for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
             uint32_t same[3] = {types[t], types[t], types[t]};
             check_qkv(&qkv_cases[1], same, true, mat_vec_n, n_all);

@@ -110,8 +110,8 @@ static void test_cpu_row_without_texels(void **state)
  * storage-buffer variant. */
 static void test_small_texel_limit(void **state)
 {
-    th_skip_on_subgroup_rerun();
     set_env(NULL, NULL);
+    if (th_rerun_skips_row(tuning_row(TUNING_CPU))) skip();
     ops_context *o = th_ops();
     const vkr_caps *own = o->caps;
     static vkr_caps small; /* static: outlives a failed check */
