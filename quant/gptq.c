@@ -4,6 +4,7 @@
  * batch at once and from the columns after the batch lazily, once per batch. */
 #include "gptq.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 struct quant_gptq_hessian {
     uint64_t cols;
     double *u;       /* cols x cols, upper triangular, in the permuted column order */
+    double *h;       /* cols x cols, H undamped, dead columns cut off, in the original order; NULL: no refit */
     uint32_t *perm;  /* perm[k]: the original column processed k-th */
     bool *dead;      /* [cols] original columns no token touched */
     bool act_order;
@@ -22,6 +24,7 @@ void quant_gptq_free(quant_gptq_hessian *g)
 {
     if (!g) return;
     free(g->u);
+    free(g->h);
     free(g->perm);
     free(g->dead);
     free(g);
@@ -80,6 +83,20 @@ static bool factor(double *h, uint64_t n, double *scratch, double *acc)
     for (uint64_t i = 0; i < n; i++)
         for (uint64_t j = 0; j < n; j++) h[i * n + j] = j >= i ? scratch[(n - 1 - i) * n + (n - 1 - j)] : 0;
     return true;
+}
+
+/* g->h: h itself (the calibration's output error; the damping only steadies H^-1), dead columns cut off (1 on
+ * their diagonal, as for the factorisation), in the original order. */
+static vkllm_status keep_hessian(quant_gptq_hessian *g, const double *h)
+{
+    const uint64_t n = g->cols;
+    g->h = malloc(n * n * sizeof *g->h);
+    if (!g->h) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory for a Hessian of %llu columns",
+                                 (unsigned long long)n);
+    for (uint64_t i = 0; i < n; i++)
+        for (uint64_t j = 0; j < n; j++)
+            g->h[i * n + j] = g->dead[i] || g->dead[j] ? (i == j ? 1.0 : 0.0) : h[i * n + j];
+    return VKLLM_OK;
 }
 
 static const double *g_sort_diag;
@@ -147,6 +164,11 @@ vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq
                           "gptq: the Hessian of %llu columns is not positive definite even with damping %g",
                           (unsigned long long)cols, damp / 10);
     }
+    st = params->no_refit ? VKLLM_OK : keep_hessian(g, h);
+    if (st != VKLLM_OK) {
+        quant_gptq_free(g);
+        return st;
+    }
     *out = g;
     return VKLLM_OK;
 }
@@ -157,16 +179,22 @@ _Static_assert(sizeof(block_q6_K) <= GPTQ_MAX_BLOCK && sizeof(block_q5_K) <= GPT
 typedef struct gptq_format {
     uint32_t type;
     quant_set_levels_fn set_levels;
-    int nmax; /* codes 0..nmax */
+    int nmax;         /* codes 0..nmax */
+    uint32_t refit;   /* f16 block parameters at the block's start refit after rounding (refit_scales): 1 for
+                       * value = d * (code - zero point), 2 for value = d * code + m; 0: none (K-quants) */
 } gptq_format;
 
 static const gptq_format formats[] = {
-    {QUANT_Q4_0, quant_q4_0_set_levels, 15}, {QUANT_Q4_1, quant_q4_1_set_levels, 15},
-    {QUANT_Q5_0, quant_q5_0_set_levels, 31}, {QUANT_Q5_1, quant_q5_1_set_levels, 31},
-    {QUANT_Q8_0, quant_q8_0_set_levels, 255}, {QUANT_Q2_K, quant_q2_K_set_levels, 3},
-    {QUANT_Q3_K, quant_q3_K_set_levels, 7},   {QUANT_Q4_K, quant_q4_K_set_levels, 15},
-    {QUANT_Q5_K, quant_q5_K_set_levels, 31},  {QUANT_Q6_K, quant_q6_K_set_levels, 63},
+    {QUANT_Q4_0, quant_q4_0_set_levels, 15, 1}, {QUANT_Q4_1, quant_q4_1_set_levels, 15, 2},
+    {QUANT_Q5_0, quant_q5_0_set_levels, 31, 1}, {QUANT_Q5_1, quant_q5_1_set_levels, 31, 2},
+    {QUANT_Q8_0, quant_q8_0_set_levels, 255, 1}, {QUANT_Q2_K, quant_q2_K_set_levels, 3, 0},
+    {QUANT_Q3_K, quant_q3_K_set_levels, 7, 0},   {QUANT_Q4_K, quant_q4_K_set_levels, 15, 0},
+    {QUANT_Q5_K, quant_q5_K_set_levels, 31, 0},  {QUANT_Q6_K, quant_q6_K_set_levels, 63, 0},
 };
+_Static_assert(offsetof(block_q4_0, d) == 0 && offsetof(block_q5_0, d) == 0 && offsetof(block_q8_0, d) == 0 &&
+                   offsetof(block_q4_1, d) == 0 && offsetof(block_q4_1, m) == 2 && offsetof(block_q5_1, d) == 0 &&
+                   offsetof(block_q5_1, m) == 2,
+               "refit_scales writes d (and m) as the block's first f16 values");
 
 static const gptq_format *find_format(uint32_t type)
 {
@@ -270,6 +298,157 @@ static vkllm_status run_gptq(gptq_run *r)
     return st;
 }
 
+/* The error of parameters p in H's norm, less the constant w^T H w: p^T A p - 2 p^T b (A, b of refit_row). */
+static double refit_error(const double *a, const double *b, const double *p, uint64_t n)
+{
+    double e = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        double ap = 0;
+        for (uint64_t j = 0; j < n; j++) ap += a[i * n + j] * p[j];
+        e += p[i] * (ap - 2 * b[i]);
+    }
+    return e;
+}
+
+/* Rows refit together, at most: their products with H run as one pass over H (refit_products), within
+ * REFIT_BYTES of products (a row of 11008 columns of Q4_0 takes 31 MB: two at a time). */
+enum { REFIT_ROWS = 64 };
+#define REFIT_BYTES (64u << 20)
+
+/* The basis of row `row` (see refit_row): the coefficient of each weight's block parameter d, code - zero point
+ * (value = d * (code - zero point)) or code (value = d * code + m; m's coefficient is 1). */
+static double basis_of(const gptq_run *r, uint64_t row, uint64_t j)
+{
+    const double c = r->codes[row * r->cols + j];
+    if (r->fmt->refit == 2) return c;
+    const float a = r->scale[row * r->cols + j], b = r->off[row * r->cols + j];
+    return a != 0 ? c + (double)quant_nearest_int(b / a) : 0.0;
+}
+
+/* The normal equations of rows row0..row0 + nr (see refit_row): with T a row's basis (d's coefficient basis_of, m's
+ * 1), A = T^T H T (np x np) and b = T^T H w (np) of row k at a[(q * np + c) * chunk + k] and b[c * chunk + k].  Via
+ * ht = H T, ht[(i * np + q) * chunk + k] = the sum over the weights j of parameter q's block of H[i][j] times j's
+ * coefficient.  Every innermost loop runs over the chunk's rows (k: contiguous, no reduction, so it vectorizes);
+ * tt and wt: cols x chunk, the bases and the weights transposed; acc: chunk doubles. */
+static void refit_normal_equations(const gptq_run *r, const float *w, uint64_t row0, uint64_t nr, uint64_t chunk,
+                                   double *tt, double *wt, double *ht, double *a, double *b)
+{
+    const uint64_t n = r->cols, per = r->fmt->refit, nb = n / r->be, np = nb * per;
+    for (uint64_t j = 0; j < n; j++)
+        for (uint64_t k = 0; k < nr; k++) {
+            tt[j * chunk + k] = basis_of(r, row0 + k, j);
+            wt[j * chunk + k] = r->g->dead[j] ? 0.0 : w[(row0 + k) * n + j];
+        }
+    for (uint64_t i = 0; i < n; i++) {
+        const double *hi = r->g->h + i * n;
+        for (uint64_t bq = 0; bq < nb; bq++) {
+            double *acc = ht + (i * np + bq * per) * chunk, m = 0;
+            memset(acc, 0, nr * sizeof *acc);
+            for (uint64_t j = bq * r->be; j < (bq + 1) * r->be; j++) {
+                const double hij = hi[j], *tj = tt + j * chunk;
+                for (uint64_t k = 0; k < nr; k++) acc[k] += hij * tj[k];
+                m += hij;
+            }
+            if (per == 2)
+                for (uint64_t k = 0; k < nr; k++) acc[chunk + k] = m;
+        }
+    }
+    memset(a, 0, np * np * chunk * sizeof *a);
+    memset(b, 0, np * chunk * sizeof *b);
+    for (uint64_t i = 0; i < n; i++) {
+        const uint64_t q = i / r->be * per;
+        const double *ti = tt + i * chunk, *wi = wt + i * chunk;
+        for (uint64_t c = 0; c < np; c++) {
+            const double *h = ht + (i * np + c) * chunk;
+            double *bc = b + c * chunk, *ad = a + (q * np + c) * chunk;
+            for (uint64_t k = 0; k < nr; k++) bc[k] += wi[k] * h[k], ad[k] += ti[k] * h[k];
+            if (per == 2) {
+                double *am = a + ((q + 1) * np + c) * chunk;
+                for (uint64_t k = 0; k < nr; k++) am[k] += h[k];
+            }
+        }
+    }
+}
+
+/* Refits row `row`'s block parameters to the codes GPTQ chose.  The row's values are T p: p the blocks' f16
+ * parameters (d, or d and m), T (cols x np) their basis; the least-squares p of (w - T p)^T H (w - T p) solves
+ * (T^T H T) p = T^T H w, whose terms refit_normal_equations made (row k of the chunk: a_all, b_all).  Kept, rounded
+ * to f16, where that error is lower than the chosen parameters'.  scratch: 2 np^2 + 3 np doubles. */
+static void refit_row(gptq_run *r, uint64_t row, const double *a_all, const double *b_all, uint64_t k,
+                      uint64_t chunk, double *scratch)
+{
+    const uint64_t n = r->cols, per = r->fmt->refit, nb = n / r->be, np = nb * per;
+    double *a = scratch, *l = a + np * np, *b = l + np * np, *p = b + np, *old = p + np;
+    for (uint64_t q = 0; q < np; q++) {
+        b[q] = b_all[q * chunk + k];
+        for (uint64_t c = 0; c < np; c++) a[q * np + c] = a_all[(q * np + c) * chunk + k];
+    }
+    for (uint64_t bi = 0; bi < nb; bi++) {
+        const uint8_t *blk = r->blocks + row * r->row_bytes + bi * (r->row_bytes / nb);
+        for (uint64_t j = 0; j < per; j++) {
+            uint16_t v;
+            memcpy(&v, blk + 2 * j, 2);
+            old[bi * per + j] = quant_f16_to_f32(v);
+        }
+    }
+    /* A parameter nothing depends on (a block of zero codes has no d) keeps its value (its row and column of A
+     * are zero but for a 1); the others get a ridge far below their scale, against rounding. */
+    double top = 0;
+    for (uint64_t c = 0; c < np; c++) top = a[c * np + c] > top ? a[c * np + c] : top;
+    for (uint64_t c = 0; c < np; c++)
+        if (!(a[c * np + c] > 1e-12 * top)) {
+            for (uint64_t j = 0; j < np; j++) a[c * np + j] = a[j * np + c] = 0;
+            a[c * np + c] = 1, b[c] = old[c];
+        } else {
+            a[c * np + c] += 1e-12 * top;
+        }
+    memcpy(l, a, np * np * sizeof *l);
+    if (!cholesky_lower(l, np)) return;
+    for (uint64_t i = 0; i < np; i++) { /* L y = b, then L^T p = y */
+        double v = b[i];
+        for (uint64_t j = 0; j < i; j++) v -= l[i * np + j] * p[j];
+        p[i] = v / l[i * np + i];
+    }
+    for (uint64_t i = np; i-- > 0;) {
+        double v = p[i];
+        for (uint64_t j = i + 1; j < np; j++) v -= l[j * np + i] * p[j];
+        p[i] = v / l[i * np + i];
+    }
+    for (uint64_t c = 0; c < np; c++) p[c] = quant_f16_to_f32(quant_f32_to_f16((float)p[c]));
+    if (!(refit_error(a, b, p, np) < refit_error(a, b, old, np))) return;
+    for (uint64_t bi = 0; bi < nb; bi++) {
+        uint8_t *blk = r->blocks + row * r->row_bytes + bi * (r->row_bytes / nb);
+        for (uint64_t j = 0; j < per; j++) {
+            const uint16_t v = quant_f32_to_f16((float)p[bi * per + j]);
+            memcpy(blk + 2 * j, &v, 2);
+        }
+    }
+}
+
+/* refit_row for every row of a format with f16 block parameters, up to REFIT_ROWS rows at a time. */
+static vkllm_status refit_scales(gptq_run *r, const float *w)
+{
+    if (!r->fmt->refit || !r->g->h) return VKLLM_OK;
+    const uint64_t n = r->cols, np = n / r->be * r->fmt->refit;
+    uint64_t chunk = REFIT_BYTES / ((n + np) * np * sizeof(double));
+    chunk = chunk < 1 ? 1 : chunk > REFIT_ROWS ? REFIT_ROWS : chunk;
+    double *ht = malloc(chunk * n * np * sizeof *ht), *tt = malloc(2 * n * chunk * sizeof *tt);
+    double *a = malloc(chunk * np * np * sizeof *a), *b = malloc(chunk * np * sizeof *b);
+    double *scratch = malloc((2 * np * np + 3 * np) * sizeof *scratch);
+    vkllm_status st = ht && tt && a && b && scratch
+                          ? VKLLM_OK
+                          : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY,
+                                       "gptq: no memory to refit the block scales of %llu columns",
+                                       (unsigned long long)n);
+    for (uint64_t row0 = 0; row0 < r->rows && st == VKLLM_OK; row0 += chunk) {
+        const uint64_t nr = r->rows - row0 < chunk ? r->rows - row0 : chunk;
+        refit_normal_equations(r, w, row0, nr, chunk, tt, tt + n * chunk, ht, a, b);
+        for (uint64_t k = 0; k < nr; k++) refit_row(r, row0 + k, a, b, k, chunk, scratch);
+    }
+    free(ht), free(tt), free(a), free(b), free(scratch);
+    return st;
+}
+
 vkllm_status quant_gptq_quantize(uint32_t type, float *w, uint64_t rows, uint64_t cols,
                                  const quant_gptq_hessian *g, const float *importance, void *out)
 {
@@ -304,6 +483,7 @@ vkllm_status quant_gptq_quantize(uint32_t type, float *w, uint64_t rows, uint64_
                 r.wp[row * cols + k] = g->dead[c] ? 0.0f : w[row * cols + c];
             }
         st = run_gptq(&r);
+        if (st == VKLLM_OK) st = refit_scales(&r, w);
     }
     const uint64_t bytes = r.row_bytes / (cols / r.be);
     _Alignas(16) uint8_t block[GPTQ_MAX_BLOCK];

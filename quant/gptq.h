@@ -8,7 +8,11 @@
  * The result is a standard GGUF tensor: each row's block scales (and K-quant sub-block scales and mins) are chosen
  * by the format's own quantizer (importance-weighted when importance is given) when GPTQ reaches the block, from
  * the weights as updated so far (with act-order: from the original weights, before any column moves), and held
- * while GPTQ rounds each weight to that block's grid. */
+ * while GPTQ rounds each weight to that block's grid.  Then, for the formats whose block parameters are f16 values
+ * (Q4_0, Q5_0, Q8_0: d; Q4_1, Q5_1: d and m), each row's parameters are refit to the codes GPTQ chose: the least
+ * squares of the row's output error (w - q)^T H (w - q) over its blocks' parameters at once (H couples the blocks),
+ * kept where, rounded to f16, they lower it.  GPTQ chose each scale from weights its later error feedback moved,
+ * before the block's codes; the K-quants' nested sub-block scales are left as chosen. */
 #ifndef VKLLM_QUANT_GPTQ_H
 #define VKLLM_QUANT_GPTQ_H
 
@@ -21,6 +25,7 @@ typedef struct quant_gptq_params {
     double damp;        /* added to diag(H): damp * mean(diag H); 0.01 in the paper */
     bool act_order;     /* columns by descending diag(H) */
     uint32_t batch;     /* lazy-batch width in columns; 0: 128 */
+    bool no_refit;      /* keep the scales chosen before rounding (see below); for comparisons */
 } quant_gptq_params;
 
 /* The factorised Hessian of one input (shared by every weight reading it: Q/K/V, gate/up). */

@@ -1,7 +1,8 @@
 /* GPTQ onto the GGUF formats (quant/gptq.c): on a random layer whose inputs are correlated (mixed from fewer
  * sources, with a few loud channels, as LLM activations are), GPTQ's output error sum_x ||W x - Q x||^2 =
  * sum_rows (w - q)^T H (w - q) is below round-to-nearest's for every format it writes, with and without
- * act-order; the files' bytes decode (quant_dequantize_row); bad arguments are refused. */
+ * act-order, and below it with the scales held as chosen before rounding (no refit) for the formats whose block
+ * parameters are refit; the files' bytes decode (quant_dequantize_row); bad arguments are refused. */
 #include "harness.h"
 
 #include <math.h>
@@ -80,35 +81,51 @@ static double output_error(const float *q)
     return total;
 }
 
+/* The output error of the weights quantized by GPTQ with hessian g (their bytes decoded row by row).  scratch, q:
+ * ROWS x COLS floats; packed: the quantized rows. */
+static double gptq_output_error(quant_type type, const quant_gptq_hessian *g, float *scratch, uint8_t *packed,
+                                float *q)
+{
+    const uint64_t row_bytes = quant_row_size(type, COLS);
+    memcpy(scratch, g_w, (size_t)ROWS * COLS * sizeof *scratch);
+    if (quant_gptq_quantize(type, scratch, ROWS, COLS, g, NULL, packed) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    for (int r = 0; r < ROWS; r++)
+        assert_int_equal(quant_dequantize_row(type, packed + r * row_bytes, q + r * COLS, COLS), VKLLM_OK);
+    return output_error(q);
+}
+
 static void check_all_types(bool act_order)
 {
     static const quant_type types[] = {QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q5_1, QUANT_Q8_0,
                                        QUANT_Q2_K, QUANT_Q3_K, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
-    quant_gptq_params p = {.damp = 0.01, .act_order = act_order};
-    quant_gptq_hessian *g = NULL;
+    quant_gptq_params p = {.damp = 0.01, .act_order = act_order}, held = p;
+    held.no_refit = true;
+    quant_gptq_hessian *g = NULL, *g_held = NULL;
     if (quant_gptq_prepare(g_h, COLS, &p, &g) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    if (quant_gptq_prepare(g_h, COLS, &held, &g_held) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
     float *scratch = malloc((size_t)ROWS * COLS * sizeof *scratch), *q = malloc((size_t)ROWS * COLS * sizeof *q);
     uint8_t *packed = malloc((size_t)ROWS * COLS * 2);
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         assert_true(quant_gptq_supports(types[t]));
-        const uint64_t row_bytes = quant_row_size(types[t], COLS);
         for (int r = 0; r < ROWS; r++) {
             assert_int_equal(quant_quantize_row(types[t], g_w + r * COLS, packed, COLS), VKLLM_OK);
             assert_int_equal(quant_dequantize_row(types[t], packed, q + r * COLS, COLS), VKLLM_OK);
         }
         const double rtn = output_error(q);
-        memcpy(scratch, g_w, (size_t)ROWS * COLS * sizeof *scratch);
-        if (quant_gptq_quantize(types[t], scratch, ROWS, COLS, g, NULL, packed) != VKLLM_OK)
-            fail_msg("%s", vkllm_last_error());
-        for (int r = 0; r < ROWS; r++)
-            assert_int_equal(quant_dequantize_row(types[t], packed + r * row_bytes, q + r * COLS, COLS), VKLLM_OK);
-        const double gptq = output_error(q);
-        printf("%-5s%s output error: GPTQ %.4g, round-to-nearest %.4g (%.0f%% lower)\n",
-               quant_get_traits(types[t])->name, act_order ? " act-order" : "", gptq, rtn, 100 * (1 - gptq / rtn));
+        const double gptq = gptq_output_error(types[t], g, scratch, packed, q);
+        const double scales_held = gptq_output_error(types[t], g_held, scratch, packed, q);
+        printf("%-5s%s output error: GPTQ %.4g (scales held: %.4g), round-to-nearest %.4g (%.0f%% lower)\n",
+               quant_get_traits(types[t])->name, act_order ? " act-order" : "", gptq, scales_held, rtn,
+               100 * (1 - gptq / rtn));
         assert_true(gptq < rtn);
+        /* the refit keeps a row's parameters unless they lower its error: never worse, and better on the types it
+         * refits (the ones with f16 block parameters) */
+        assert_true(gptq <= scales_held);
+        if (quant_get_traits(types[t])->block_elems == 32) assert_true(gptq < 0.95 * scales_held);
     }
     free(scratch), free(q), free(packed);
     quant_gptq_free(g);
+    quant_gptq_free(g_held);
 }
 
 static void test_gptq_beats_rtn(void **state)
