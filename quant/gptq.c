@@ -196,7 +196,7 @@ static const gptq_format formats[] = {
 _Static_assert(offsetof(block_q4_0, d) == 0 && offsetof(block_q5_0, d) == 0 && offsetof(block_q8_0, d) == 0 &&
                    offsetof(block_q4_1, d) == 0 && offsetof(block_q4_1, m) == 2 && offsetof(block_q5_1, d) == 0 &&
                    offsetof(block_q5_1, m) == 2,
-               "refit_scales writes d (and m) as the block's first f16 values");
+               "refit_row writes d (and m) as the block's first f16 values");
 
 static const gptq_format *find_format(uint32_t type)
 {
@@ -312,7 +312,7 @@ static double refit_error(const double *a, const double *b, const double *p, uin
     return e;
 }
 
-/* Rows refit together, at most: their products with H run as one pass over H (refit_products), within
+/* Rows refit together, at most: their products with H run as one pass over H (refit_normal_equations), within
  * REFIT_BYTES of products (a row of 11008 columns of Q4_0 takes 31 MB: two at a time). */
 enum { REFIT_ROWS = 64 };
 #define REFIT_BYTES (64u << 20)

@@ -54,9 +54,11 @@ static void restore(void)
 static void check(const uint32_t *types, size_t n_types, const uint32_t (*shapes)[2], size_t n_shapes,
                   const uint32_t *ns, size_t n_ns)
 {
-    for (size_t t = 0; t < n_types; t++)
-        for (size_t s = 0; s < n_shapes && !th_rerun_skips_type(types[t]); s++)
+    for (size_t t = 0; t < n_types; t++) {
+        if (th_rerun_skips_type(types[t])) continue;
+        for (size_t s = 0; s < n_shapes; s++)
             th_check_matmul(types[t], shapes[s][0], shapes[s][1] ? shapes[s][1] : cols_for(types[t]), ns, n_ns);
+    }
 }
 
 /* Each GPU row's tiles as they ship, with a matrix size its vendor lists: every type at 37 rows (a partial row
