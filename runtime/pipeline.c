@@ -155,8 +155,12 @@ vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, co
         double seconds = vkllm_log_clock() - started;
         dev->pipelines_built++;
         dev->pipeline_build_seconds += seconds;
-        vkllm_log(VKLLM_LOG_DEBUG, "pipeline %s built in %.1f ms (%u spec constants%s)", desc->shader, 1e3 * seconds,
-                  desc->n_spec, desc->required_subgroup_size ? ", pinned subgroup size" : "");
+        /* the constants' values tell apart the pipelines of one shader (each is compiled on its own) */
+        char spec[VKR_MAX_SPEC * 11 + 1] = "";
+        for (uint32_t i = 0, used = 0; i < desc->n_spec && used < sizeof spec; i++)
+            used += (uint32_t)snprintf(spec + used, sizeof spec - used, "%s%u", i ? "," : "", desc->spec[i]);
+        vkllm_log(VKLLM_LOG_DEBUG, "pipeline %s built in %.1f ms (spec constants {%s}%s)", desc->shader,
+                  1e3 * seconds, spec, desc->required_subgroup_size ? ", pinned subgroup size" : "");
     }
     if (st == VKLLM_OK) {
         dev->pipelines[dev->pipeline_count++] = p;
