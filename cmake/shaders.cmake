@@ -9,8 +9,37 @@ file(MAKE_DIRECTORY ${VKLLM_SHADER_OUT})
 set_property(GLOBAL PROPERTY VKLLM_SHADER_NAMES "")
 set_property(GLOBAL PROPERTY VKLLM_SHADER_OUTPUTS "")
 
+# VKLLM_SPIRV_FROM: another build folder of the same sources whose compiled variants (its shaders/*.spv.inc) this
+# build copies instead of running glslc again: CI's sanitizer build takes step 1's.  That build must have been
+# built first, with the same VKLLM_SHADER_CHECKS (checked here; nothing else changes the SPIR-V).
+set(VKLLM_SPIRV_FROM "" CACHE PATH "Build folder whose compiled shaders this build copies instead of compiling them")
+if(VKLLM_SPIRV_FROM)
+    if(NOT EXISTS ${VKLLM_SPIRV_FROM}/CMakeCache.txt)
+        message(FATAL_ERROR "VKLLM_SPIRV_FROM=${VKLLM_SPIRV_FROM} is not a build folder (no CMakeCache.txt)")
+    endif()
+    load_cache(${VKLLM_SPIRV_FROM} READ_WITH_PREFIX from_ VKLLM_SHADER_CHECKS)
+    if(NOT "${from_VKLLM_SHADER_CHECKS}" STREQUAL "${VKLLM_SHADER_CHECKS}")
+        message(FATAL_ERROR "VKLLM_SPIRV_FROM=${VKLLM_SPIRV_FROM} was configured with VKLLM_SHADER_CHECKS="
+                            "'${from_VKLLM_SHADER_CHECKS}', this build with '${VKLLM_SHADER_CHECKS}': its shaders differ")
+    endif()
+endif()
+
+# The rule that makes ${out} a copy of the file of the same name in VKLLM_SPIRV_FROM.
+function(vkllm_copy_spirv out)
+    get_filename_component(file ${out} NAME)
+    set(from ${VKLLM_SPIRV_FROM}/shaders/${file})
+    add_custom_command(OUTPUT ${out} COMMAND ${CMAKE_COMMAND} -E copy ${from} ${out} DEPENDS ${from}
+                       COMMENT "copy ${file} from ${VKLLM_SPIRV_FROM}" VERBATIM)
+endfunction()
+
 function(vkllm_shader name source)
     set(out ${VKLLM_SHADER_OUT}/${name}.spv.inc)
+    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_NAMES ${name})
+    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_OUTPUTS ${out})
+    if(VKLLM_SPIRV_FROM)
+        vkllm_copy_spirv(${out})
+        return()
+    endif()
     set(defines "")
     if(VKLLM_SHADER_CHECKS)
         list(APPEND defines "-DVKLLM_SHADER_CHECKS=1")
@@ -27,8 +56,6 @@ function(vkllm_shader name source)
         DEPFILE ${out}.d
         COMMENT "glslc ${name} (${source} ${ARGN})"
         VERBATIM)
-    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_NAMES ${name})
-    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_OUTPUTS ${out})
 endfunction()
 
 # Cooperative-matrix variants: vkllm_shader_coopmat(NAME SOURCE SPEC_M SPEC_N SPEC_K [DEFINE=VALUE ...]) compiles
@@ -45,6 +72,15 @@ add_executable(spirv_coopmat_khr ${PROJECT_SOURCE_DIR}/tools/spirv_coopmat_khr.c
 
 function(vkllm_shader_coopmat name source spec_m spec_n spec_k)
     set(spv ${VKLLM_SHADER_OUT}/${name}_nv.spv)
+    set(nv ${VKLLM_SHADER_OUT}/${name}_nv.spv.inc)
+    set(khr ${VKLLM_SHADER_OUT}/${name}_khr.spv.inc)
+    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_NAMES ${name}_nv ${name}_khr)
+    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_OUTPUTS ${nv} ${khr})
+    if(VKLLM_SPIRV_FROM)
+        vkllm_copy_spirv(${nv})
+        vkllm_copy_spirv(${khr})
+        return()
+    endif()
     set(defines "-DCOOPMAT_NV=1")
     if(VKLLM_SHADER_CHECKS)
         list(APPEND defines "-DVKLLM_SHADER_CHECKS=1")
@@ -66,8 +102,6 @@ function(vkllm_shader_coopmat name source spec_m spec_n spec_k)
         DEPFILE ${spv}.d
         COMMENT "glslc ${name}_nv (${source} ${ARGN})"
         VERBATIM)
-    set(nv ${VKLLM_SHADER_OUT}/${name}_nv.spv.inc)
-    set(khr ${VKLLM_SHADER_OUT}/${name}_khr.spv.inc)
     add_custom_command(
         OUTPUT ${nv} ${khr}
         COMMAND spirv_coopmat_khr ${spv} ${nv}
@@ -75,8 +109,6 @@ function(vkllm_shader_coopmat name source spec_m spec_n spec_k)
         DEPENDS ${spv} spirv_coopmat_khr
         COMMENT "spirv_coopmat_khr ${name}_nv, ${name}_khr"
         VERBATIM)
-    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_NAMES ${name}_nv ${name}_khr)
-    set_property(GLOBAL APPEND PROPERTY VKLLM_SHADER_OUTPUTS ${nv} ${khr})
 endfunction()
 
 # "name" (a string literal) if the variant was declared, else NULL: the family tables list only what exists.
