@@ -270,11 +270,11 @@ static void test_rollback_same_logits(void **state)
 
 /* ---- batch invariance ---- */
 
-/* Under tuning row `row`: the logits of every row of a verification pass of k + 1 tokens, k = 1..8, are bitwise
- * those of single-token decoding at the same position, at a position whose context bucket splits the attention's
- * keys (1024: every row splits at 256 or 512 keys).  Returns how many rows of plain (not invariant) batches of 4
- * and 9 tokens differed, for the message. */
-static uint32_t check_invariance(const char *row)
+/* Under tuning row `row`: the logits of every row of a verification pass of k + 1 tokens, k = 1..8 (every_k) or
+ * k = 1, 3 and 8, are bitwise those of single-token decoding at the same position, at a position whose context
+ * bucket splits the attention's keys (1024: every row splits at 256 or 512 keys).  Returns how many rows of plain
+ * (not invariant) batches of 4 and 9 tokens differed, for the message. */
+static uint32_t check_invariance(const char *row, bool every_k)
 {
     setenv("VKLLM_TUNING", row, 1);
     vkllm_model *m = th_load_model(STORIES);
@@ -304,6 +304,7 @@ static uint32_t check_invariance(const char *row)
     }
     uint32_t plain_differ = 0;
     for (uint32_t k = 1; k <= K; k++) {
+        if (!every_k && k != 1 && k != 3 && k != K) continue;
         th_check_status(vkllm_seq_truncate(c, 0, START), "truncate");
         th_check_status(spec_verify_pass(c, 0, text[START], text + START + 1, k, false, NULL), "verify pass");
         for (uint32_t i = 0; i <= k; i++)
@@ -326,12 +327,16 @@ static uint32_t check_invariance(const char *row)
     return plain_differ;
 }
 
+/* Every pass size on lavapipe's own row; on the GPU rows passes of 2, 4 and 9 tokens (one column, a partial block
+ * and a block plus one of the mat-vec's columns): each pass size is a mat-vec pipeline of its own per weight
+ * product, compiled cold in CI, and the order of a column's sums does not depend on the column count by
+ * construction (shaders/matvec.comp), which the CPU row's eight sizes check. */
 static void test_batch_invariance_every_tuning_row(void **state)
 {
     (void)state;
     const char *rows[] = {"cpu", "nvidia", "amd-wave32", "amd-wave64", "intel", "apple", "unknown"};
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
-        uint32_t differ = check_invariance(rows[i]);
+        uint32_t differ = check_invariance(rows[i], i == 0);
         printf("tuning row %-10s: verification passes bitwise equal to single-token decoding; rows of plain batches "
                "that differ: %u of 14\n", rows[i], differ);
     }

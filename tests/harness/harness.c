@@ -55,6 +55,13 @@ void th_reset_device(void)
 
 bool th_subgroup_rerun(void) { return getenv("VKLLM_TEST_LAVAPIPE_SUBGROUP") != NULL; }
 
+void th_skip_on_subgroup_rerun(const char *why)
+{
+    if (!th_subgroup_rerun()) return;
+    printf("  skipped on the subgroup-size rerun: %s\n", why);
+    skip();
+}
+
 void th_disable_subgroups(bool disable)
 {
     if (disable) setenv("VKLLM_DISABLE_SUBGROUP", "1", 1);

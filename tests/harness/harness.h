@@ -37,6 +37,9 @@ void th_disable_subgroups(bool disable);
  * compile of its 16-wide variants is the larger part of CI's time.  th_subgroup_rerun says whether this is that
  * run (matmul_check.h says which checks skip themselves there). */
 bool th_subgroup_rerun(void);
+/* On that rerun, ends the calling test as skipped (cmocka's skip()), saying why: its shaders use no subgroup
+ * operations, or what they do at subgroups of 16 another check covers. */
+void th_skip_on_subgroup_rerun(const char *why);
 
 /* Reproducible random numbers (splitmix64). */
 typedef struct th_rng {

@@ -13,12 +13,12 @@
 double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32_t *ns, size_t n_ns);
 
 /* th_check_matmul for each type under `tuning` (made the context's) at odd rows and K not a multiple of 256 where
- * the block allows (n = 1, 5, 8, 9), and at one row of one block (whose output is one sum: f16 rounding that the
- * multi-row shapes average out shows there, e.g. the old f16 dots of Q4_1's uncentred levels; the first and last
- * n); for one type per block size (F16, Q8_0, Q4_0, Q4_K) also at twice the columns (n = 1), for the lane and row
- * splitting that the block size decides.  Each further shape or n is a further compile on lavapipe, which inlines
- * the push constants that bound a mat-vec's loops (test_ops_matmul runs every type at every shape on the
- * device's own row). */
+ * the block allows (n = 1, 5, 8, 9 on the representative types, n = 1 and 9 on the others), and at one row of one
+ * block (whose output is one sum: f16 rounding that the multi-row shapes average out shows there, e.g. the old f16
+ * dots of Q4_1's uncentred levels; the first and last n); for the representative types also at twice the columns
+ * (n = 1), for the lane and row splitting that the block size decides.  Each further shape or n is a further
+ * compile on lavapipe, which inlines the push constants that bound a mat-vec's loops (test_ops_matmul runs every
+ * type at every shape on the device's own row). */
 void th_check_matmul_shapes(const uint32_t *types, size_t n_types, const op_tuning *tuning);
 /* The same shapes with other n: fewer n, fewer pipelines to compile (each costs LLVM 0.1-2 s on lavapipe,
  * the mat-vec's per number of columns). */
@@ -36,6 +36,9 @@ bool th_rerun_skips_row(const op_tuning *tuning);
  * dot) runs in one lane and cannot depend on the subgroup size, so the rerun keeps one type per block size and
  * path (F16, Q8_0, Q4_0, Q4_K) to exercise the reductions; false on every other run. */
 bool th_rerun_skips_type(uint32_t type);
+/* One type per block size and weight path (F16, Q8_0, Q4_0, Q4_K): the sweeps run every column count on these and
+ * the ends on the others, whose own code (the decoding of a group) does not depend on the column count. */
+bool th_representative_type(uint32_t type);
 
 /* Bounds of the squared error against the reference, normalized per output by the larger of ref^2 and
  * (sum_k |w_k x_k|)^2 / cols: rounding errors of a sum follow the size of its terms, so an output that

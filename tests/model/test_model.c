@@ -95,7 +95,7 @@ static void check_against_reference(const char *path, const char *what, double b
     const ops_context *ops = m->ops;
     struct { vkllm_kv_type kv; uint32_t n_batch; double bound; const char *name; } cases[] = {
         {VKLLM_KV_F32, 64, bound_f32, "kv f32, one batch"},
-        {VKLLM_KV_F32, 5, bound_f32, "kv f32, chunks of 5"},
+        {VKLLM_KV_F32, 8, bound_f32, "kv f32, chunks of 8"},
         {VKLLM_KV_F16, 64, bound_f16, "kv f16, one batch"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -176,7 +176,7 @@ static void test_quantized_cache_against_reference(void **state)
         for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
             ref_model_set_cache(ref, types[i].qk, types[i].qv, types[i].rotate);
             ref_model_forward(ref, tokens, N, expect);
-            for (uint32_t n_batch = 5; n_batch <= 64; n_batch += 59) {
+            for (uint32_t n_batch = 8; n_batch <= 64; n_batch += 56) {
                 vkllm_context_params p = vkllm_context_default_params();
                 p.n_ctx = 64;
                 p.n_batch = n_batch;

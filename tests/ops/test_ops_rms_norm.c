@@ -117,6 +117,7 @@ static void test_rms_norm(void **state)
 
 static void test_rms_norm_shared_memory(void **state)
 {
+    th_skip_on_subgroup_rerun("the shared-memory reduction uses no subgroup operations");
     th_disable_subgroups(true);
     check_rms_norm_all_sizes();
     th_disable_subgroups(false);
@@ -261,7 +262,7 @@ static op_tuning q8_row; /* static: outlives a failed check */
 static void test_rms_norm_q8(void **state)
 {
     static const tuning_class classes[] = {TUNING_CPU, TUNING_NVIDIA, TUNING_AMD_WAVE64, TUNING_INTEL};
-    for (int shared = 0; shared < 2; shared++) {
+    for (int shared = 0; shared < (th_subgroup_rerun() ? 1 : 2); shared++) { /* the rerun: subgroups only */
         th_disable_subgroups(shared);
         for (size_t c = 0; c < sizeof classes / sizeof *classes + 2; c++) {
             q8_row = *tuning_row(c < 4 ? classes[c] : TUNING_CPU);
@@ -375,6 +376,8 @@ static void check_xq(uint32_t type)
  * subgroups, its float path (x_q8 unread), the CPU row (float path, texels). */
 static void test_products_take_x_q8(void **state)
 {
+    th_skip_on_subgroup_rerun("the norm's x_q8 at subgroups of 16 is test_rms_norm_q8's; the products' variants are "
+                              "test_ops_matmul_variants' and test_ops_fused's");
     static const uint32_t types[] = {QUANT_Q4_0, QUANT_Q6_K, QUANT_F16};
     static op_tuning float_path;
     float_path = *tuning_row(TUNING_NVIDIA);
