@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "ops/matmul/matmul.h"
+#include "ops/matmul/matmul_record.h"
 #include "quant/quant.h"
 
 uint8_t *th_random_weights(th_rng *rng, uint32_t type, uint32_t rows, uint32_t cols)
@@ -156,6 +157,8 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
     for (size_t i = 0; i < n_ns; i++) {
         uint32_t n = ns[i];
         ops_matmul_path path = ops_matmul_path_of(th_ops(), w, n);
+        /* The tiled mat-mul (shaders/matmul.comp) uses no subgroup operation: not again on the subgroup-size rerun. */
+        if (th_subgroup_rerun() && !ops_matmul_is_matvec(th_ops(), n) && path != OPS_PATH_COOPMAT) continue;
         const char *path_name = ops_matmul_path_name(path);
         if (!strstr(paths, path_name) && strlen(paths) + strlen(path_name) + 2 < sizeof paths)
             snprintf(paths + strlen(paths), sizeof paths - strlen(paths), "%s%s", paths[0] ? "," : "", path_name);

@@ -80,13 +80,15 @@ static double logits_nmse(const double *ref, const float *got, uint32_t n)
     return err / norm;
 }
 
-/* One model file against the reference, with both caches and with the prompt in one batch and in chunks. */
+/* One model file against the reference, with both caches and with the prompt in one batch and in chunks.  24
+ * tokens: passes of 8 columns in both (the mat-vec's column count is a pipeline per weight type, compiled cold in
+ * CI; a pass's remainder, 7 columns, is test_quantized_cache_against_reference's and the op tests'). */
 static void check_against_reference(const char *path, const char *what, double bound_f32, double bound_f16)
 {
     ref_model *ref;
     th_check_status(ref_model_load(path, &ref), "ref_model_load");
     uint32_t n_vocab = ref_model_n_vocab(ref);
-    enum { N = 23 };
+    enum { N = 24 };
     int32_t tokens[N];
     bench_prompt_tokens(n_vocab, tokens, N);
     double *expect = malloc(n_vocab * sizeof *expect);
