@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # peer_loads_files: llama.cpp loads and runs every kind of GGUF file vkllm writes, and on F32 weights it
 # generates the same greedy ids as vkllm, from the same log-probabilities.
-#   peer_loads.sh VKLLM SAMPLE_LOGITS WORK_DIR
+#   peer_loads.sh VKLLM SAMPLE_LOGITS WORK_DIR [--write-only]
+# --write-only (the sanitizer build): writes every file and runs vkllm's side (sample-logits on the F32 files),
+# under the sanitizers, and not llama.cpp, whose runs the sanitizers do not see and the normal build's test makes.
 # VKLLM is the CLI (`vkllm synth`, `vkllm quantize`), SAMPLE_LOGITS is samples/logits.c (which rebuilds the
 # prompt of the peer's bench.mjs). llama.cpp is the peer of ../shared/peer: node-llama-cpp installed by its
 # setup.sh in $PEER_HOME (default ~/.cache/llama-peer), run on the CPU backend. Without the peer the test
 # skips (exit 77), unless VKLLM_REQUIRE_PEER=1 (CI), where it fails.
 set -euo pipefail
-vkllm=$1 sample_logits=$2 work=$3
+vkllm=$1 sample_logits=$2 work=$3 write_only=0
+[[ ${4:-} == --write-only ]] && write_only=1
 peer=${PEER_HOME:-$HOME/.cache/llama-peer}
 
 skip() {
@@ -20,10 +23,12 @@ skip() {
 # node runs without the sanitizer build's environment: CI preloads lavapipe for the ASan tests.
 peer_node() { (cd "$peer" && env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS node "$@"); }
 
-[[ -f $peer/bench.mjs && -d $peer/node_modules/node-llama-cpp ]] || skip "no llama.cpp peer in $peer"
-command -v node >/dev/null || skip "node is not installed"
-node_major=$(peer_node -p 'process.versions.node.split(".")[0]')
-((node_major >= 20)) || skip "node $(peer_node --version) is too old for node-llama-cpp (it needs 20 or later)"
+if ((!write_only)); then
+  [[ -f $peer/bench.mjs && -d $peer/node_modules/node-llama-cpp ]] || skip "no llama.cpp peer in $peer"
+  command -v node >/dev/null || skip "node is not installed"
+  node_major=$(peer_node -p 'process.versions.node.split(".")[0]')
+  ((node_major >= 20)) || skip "node $(peer_node --version) is too old for node-llama-cpp (it needs 20 or later)"
+fi
 
 # Every type `vkllm synth --help` lists: "types: F32 F16 ... Q6_K (pure); Q2_K ... Q5_K_M (llama.cpp mixtures)".
 types=$("$vkllm" synth --help | sed -n 's/^ *types: //p')
@@ -62,6 +67,16 @@ for method in gptq awq+gptq; do
   files+=("$work/tiny-Q4_K_M-$method.gguf")
 done
 
+n_prompt=16 n_gen=8
+if ((write_only)); then
+  for f in "${files[@]}"; do
+    [[ $f == *-F32.gguf ]] || continue
+    "$sample_logits" "$f" -n $n_prompt -m $n_gen --kv f32 -o "${f%.gguf}.vkllm.json" || { echo "FAIL ${f##*/}: sample-logits"; exit 1; }
+  done
+  echo "peer_loads_files: wrote all ${#files[@]} files and ran vkllm on the F32 ones (--write-only: no llama.cpp)"
+  exit 0
+fi
+
 # bench/compare_logits.py's comparison as a check, without python: llama.cpp's dump and vkllm's must have the
 # same prompt, the same greedy ids, and log-probabilities of the first generated position within 1e-4 (with
 # F32 weights, F32 KV cache and no flash attention they differ by about 2e-6).
@@ -81,7 +96,6 @@ compare_dumps() {  # $1 llama.cpp's bench.mjs --dump, $2 vkllm's sample-logits -
 
 # The prompt is bench.mjs's default (BOS, then pseudo-random ids), as sample-logits rebuilds it.  One thread:
 # on models this small node-llama-cpp's second thread costs more than it gives (1.4 s a file instead of 0.9 s).
-n_prompt=16 n_gen=8
 failed=()
 fail() { echo "FAIL $1: $2"; failed+=("$1"); }
 for f in "${files[@]}"; do
