@@ -71,7 +71,8 @@ n_prompt=16 n_gen=8
 if ((write_only)); then
   for f in "${files[@]}"; do
     [[ $f == *-F32.gguf ]] || continue
-    "$sample_logits" "$f" -n $n_prompt -m $n_gen --kv f32 -o "${f%.gguf}.vkllm.json" || { echo "FAIL ${f##*/}: sample-logits"; exit 1; }
+    "$sample_logits" "$f" -n $n_prompt -m $n_gen --kv f32 -o "${f%.gguf}.vkllm.json" ||
+      { echo "FAIL ${f##*/}: sample-logits"; exit 1; }
   done
   echo "peer_loads_files: wrote all ${#files[@]} files and ran vkllm on the F32 ones (--write-only: no llama.cpp)"
   exit 0

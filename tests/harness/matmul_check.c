@@ -219,7 +219,12 @@ static bool matvec_uses_subgroups(const op_tuning *tuning)
     return reduce || (tuning->matvec_int_dot && caps->subgroup_shuffle);
 }
 
-bool th_rerun_skips_row(const op_tuning *tuning) { return th_subgroup_rerun() && !matvec_uses_subgroups(tuning); }
+bool th_rerun_skips_row(const op_tuning *tuning)
+{
+    if (!th_subgroup_rerun() || matvec_uses_subgroups(tuning)) return false;
+    printf("  tuning %s here runs no subgroup operations: skipped on the subgroup-size rerun\n", tuning->name);
+    return true;
+}
 
 /* One type per block size and weight path: F16 (float, any K), Q8_0 and Q4_0 (groups of 32, with and without
  * 4-bit levels), Q4_K (super-blocks of 256). */
@@ -234,10 +239,7 @@ void th_check_matmul_shapes_n(const uint32_t *types, size_t n_types, const op_tu
                               size_t n_ns)
 {
     th_ops()->tuning = tuning;
-    if (th_rerun_skips_row(tuning)) {
-        printf("  tuning %s here runs no subgroup operations: skipped on the subgroup-size rerun\n", tuning->name);
-        return;
-    }
+    if (th_rerun_skips_row(tuning)) return;
     const uint32_t ends[2] = {ns[0], ns[n_ns - 1]};
     const size_t n_ends = n_ns > 1 ? 2 : 1;
     for (size_t t = 0; t < n_types; t++) {

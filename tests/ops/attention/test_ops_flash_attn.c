@@ -199,13 +199,8 @@ static void run_cases(const attn_case *cases, size_t n, uint32_t page_size)
 
 #define DECODE(seq, pos) 1, {{seq, pos}}
 
-/* The _sg16 rerun (tests/CMakeLists.txt) is for test_coopmat alone: flash_attn.comp and flash_attn_combine.comp use
- * no subgroup operations, flash_attn_coopmat.comp (emulated here) does. */
-#define NO_SUBGROUP_OPS "flash_attn.comp uses no subgroup operations (only test_coopmat's shader does)"
-
 static void test_head_dims(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     static const attn_case cases[] = {
         {8, 8, 8, DECODE(0, 32)},   {4, 4, 16, DECODE(0, 32)},  {4, 4, 48, DECODE(0, 32)},
         {4, 4, 64, DECODE(0, 32)},  {3, 3, 80, DECODE(0, 32)},  {4, 4, 96, DECODE(0, 32)},
@@ -216,7 +211,6 @@ static void test_head_dims(void **state)
 
 static void test_gqa(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     static const attn_case cases[] = {
         {8, 4, 64, DECODE(0, 256)}, {8, 2, 64, DECODE(0, 256)}, {8, 1, 64, DECODE(0, 256)},
         {12, 3, 16, 2, {{0, 100}, {0, 101}}}, {16, 2, 128, DECODE(0, 70)},
@@ -226,7 +220,6 @@ static void test_gqa(void **state)
 
 static void test_contexts(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     static const attn_case cases[] = {
         {4, 2, 64, DECODE(0, 0)},   {4, 2, 64, DECODE(0, 6)},    {4, 2, 64, DECODE(0, 32)},
         {4, 2, 64, DECODE(0, 256)}, {4, 2, 64, DECODE(0, 1029)}, {8, 8, 64, DECODE(0, 2500)},
@@ -244,7 +237,6 @@ static void test_contexts(void **state)
 
 static void test_page_sizes(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     static const attn_case cases[] = {{4, 2, 64, DECODE(0, 300)}, {2, 2, 16, 2, {{0, 3}, {0, 77}}}};
     run_cases(cases, 2, 1);
     run_cases(cases, 2, 4);
@@ -253,7 +245,6 @@ static void test_page_sizes(void **state)
 
 static void test_mixed_batch(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     /* A 5-token prompt chunk of seq 0 at positions 10..14 between decode tokens of seqs 1 and 2; the second
      * case splits its keys, and most of its splits are empty for all but the token at 1500. */
     static const attn_case cases[] = {
@@ -299,7 +290,6 @@ static void write_history(attn_fixture *f, uint32_t from, uint32_t to)
  * changes. */
 static void test_replay(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     for (int i = 0; i < 4; i++) {
         bool f16 = i & 1;
         th_rng rng = {99 + (uint64_t)i};
@@ -340,7 +330,6 @@ static double now_us(void)
 /* Informational: one decode token, 8 heads x 64, context 512 (no assertion on the time). */
 static void test_decode_time(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     for (int f16 = 0; f16 < 2; f16++) {
         th_rng rng = {7};
         const attn_case c = {8, 8, 64, DECODE(0, 511)};
@@ -385,7 +374,6 @@ static void run_typed(const attn_case *c, ops_kv_type k, ops_kv_type v)
 
 static void test_quantized_cache(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     static const attn_case by_head[] = {
         {8, 4, 8, 4, {{0, 40}, {1, 5}, {0, 41}, {2, 17}}},  {4, 2, 16, 3, {{0, 33}, {1, 2}, {0, 34}}},
         {4, 1, 64, 3, {{0, 33}, {1, 2}, {2, 20}}},          {4, 2, 80, 2, {{0, 18}, {1, 31}}},
@@ -449,7 +437,6 @@ static void test_quantized_bad_shapes(void **state)
  * or a quantize_q8 dispatch does (no split; heads of 16). */
 static void test_q8_output(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     static const attn_case cases[] = {
         {4, 2, 64, DECODE(0, 1029)}, {4, 2, 64, 3, {{0, 1200}, {1, 700}, {0, 1201}}}, {4, 2, 64, DECODE(0, 6)},
         {4, 4, 16, DECODE(0, 1029)},
@@ -700,7 +687,6 @@ static void run_tree_case(uint32_t n_heads, uint32_t n_kv, uint32_t head_dim, ui
 
 static void test_tree_mask(void **state)
 {
-    th_skip_on_subgroup_rerun(NO_SUBGROUP_OPS);
     (void)state;
     for (int f16 = 0; f16 < 2; f16++) {
         run_tree_case(4, 2, 64, 37, 13, 0, f16, 1);
@@ -729,5 +715,15 @@ int main(void)
         cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
         cmocka_unit_test(test_tree_mask),
     };
+    /* The _sg16 rerun (tests/CMakeLists.txt) is for test_coopmat: flash_attn.comp and flash_attn_combine.comp use no
+     * subgroup operations, flash_attn_coopmat.comp (emulated here) does; the checks of bad shapes run no shader. */
+    const struct CMUnitTest rerun[] = {
+        cmocka_unit_test(test_attention_bad_shapes), cmocka_unit_test(test_quantized_bad_shapes),
+        cmocka_unit_test(test_coopmat),
+    };
+    if (th_subgroup_rerun()) {
+        printf("subgroup-size rerun: only the tests of shaders with subgroup operations\n");
+        return TH_RUN("ops_attention", rerun);
+    }
     return TH_RUN("ops_attention", tests);
 }
