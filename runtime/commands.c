@@ -290,6 +290,7 @@ static uint32_t texel_bytes(VkFormat format)
     switch (format) {
     case VK_FORMAT_R32G32B32A32_UINT:
     case VK_FORMAT_R32G32B32A32_SFLOAT: return 16;
+    case VK_FORMAT_R32G32_UINT: return 8;
     case VK_FORMAT_R32_UINT:
     case VK_FORMAT_R32_SFLOAT: return 4;
     default: return 0;

@@ -39,8 +39,36 @@ layout(constant_id = 1) const uint HD4 = 16;          // head_dim / 4
 layout(constant_id = 2) const uint KEYS_PER_LANE = 4; // keys each invocation scores per tile
 
 layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };            // [n_tokens][n_heads][HD4]
+#if defined(TEXEL_KV)
+// TEXEL_KV: K and V read through uniform texel buffers, one texel per word (the host views a uint as R32UI, a
+// uvec2 as RG32UI, a vec4 as RGBA32F): lavapipe fetches texels with vector addressing, where a storage-buffer
+// load at a per-lane address is a scalar loop over the lanes.
+#if defined(KV_K_Q8_0) || defined(KV_K_Q4_0)
+layout(binding = 1) uniform usamplerBuffer k_texels;
+#define K_AT(i) texelFetch(k_texels, int(i)).x
+#elif defined(KV_K_F16) || defined(KV_F16)
+layout(binding = 1) uniform usamplerBuffer k_texels;
+#define K_AT(i) texelFetch(k_texels, int(i)).xy
+#else
+layout(binding = 1) uniform samplerBuffer k_texels;
+#define K_AT(i) texelFetch(k_texels, int(i))
+#endif
+#if defined(KV_V_Q8_0) || defined(KV_V_Q4_0)
+layout(binding = 2) uniform usamplerBuffer v_texels;
+#define V_AT(i) texelFetch(v_texels, int(i)).x
+#elif defined(KV_V_F16) || defined(KV_F16)
+layout(binding = 2) uniform usamplerBuffer v_texels;
+#define V_AT(i) texelFetch(v_texels, int(i)).xy
+#else
+layout(binding = 2) uniform samplerBuffer v_texels;
+#define V_AT(i) texelFetch(v_texels, int(i))
+#endif
+#else
 layout(std430, binding = 1) readonly buffer KCache { K_WORD k_cache[]; };
 layout(std430, binding = 2) readonly buffer VCache { V_WORD v_cache[]; };
+#define K_AT(i) k_cache[i]
+#define V_AT(i) v_cache[i]
+#endif
 layout(std430, binding = 3) readonly buffer Pages { int page_table[]; }; // [n_seqs][max_pages_per_seq]
 layout(std430, binding = 4) readonly buffer Tokens { ivec2 tokens[]; };  // {seq, pos}
 // n_splits == 1: [n_tokens][n_heads][HD4] normalized output; else scratch records
@@ -86,16 +114,16 @@ vec4 load_k(uint ts, uint kvh, uint c)
     const uint e = kvh * HD4 * 4u + 4u * c;
 #if defined(KV_K_Q8_0)
     const uint rec = ts * q8_record_words(g_row);
-    return q8_dequant4(k_cache[rec + e / 4u], block_scale(k_cache[rec + q8_scale_offset(g_row) + e / 64u], e / 32u));
+    return q8_dequant4(K_AT(rec + e / 4u), block_scale(K_AT(rec + q8_scale_offset(g_row) + e / 64u), e / 32u));
 #elif defined(KV_K_Q4_0)
     const uint rec = ts * q4_record_words(g_row);
-    return q4_dequant4(k_cache[rec + q4_word_index(e)], e,
-                       block_scale(k_cache[rec + q4_scale_offset(g_row) + e / 64u], e / 32u));
+    return q4_dequant4(K_AT(rec + q4_word_index(e)), e,
+                       block_scale(K_AT(rec + q4_scale_offset(g_row) + e / 64u), e / 32u));
 #elif defined(KV_K_F16)
-    const uvec2 w = k_cache[head_major(ts, kvh, c)];
+    const uvec2 w = K_AT(head_major(ts, kvh, c));
     return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
 #else
-    return kv_unpack(k_cache[head_major(ts, kvh, c)]);
+    return kv_unpack(K_AT(head_major(ts, kvh, c)));
 #endif
 }
 vec4 load_v(uint ts, uint kvh, uint c)
@@ -103,16 +131,16 @@ vec4 load_v(uint ts, uint kvh, uint c)
     const uint e = kvh * HD4 * 4u + 4u * c;
 #if defined(KV_V_Q8_0)
     const uint rec = ts * q8_record_words(g_row);
-    return q8_dequant4(v_cache[rec + e / 4u], block_scale(v_cache[rec + q8_scale_offset(g_row) + e / 64u], e / 32u));
+    return q8_dequant4(V_AT(rec + e / 4u), block_scale(V_AT(rec + q8_scale_offset(g_row) + e / 64u), e / 32u));
 #elif defined(KV_V_Q4_0)
     const uint rec = ts * q4_record_words(g_row);
-    return q4_dequant4(v_cache[rec + q4_word_index(e)], e,
-                       block_scale(v_cache[rec + q4_scale_offset(g_row) + e / 64u], e / 32u));
+    return q4_dequant4(V_AT(rec + q4_word_index(e)), e,
+                       block_scale(V_AT(rec + q4_scale_offset(g_row) + e / 64u), e / 32u));
 #elif defined(KV_V_F16)
-    const uvec2 w = v_cache[head_major(ts, kvh, c)];
+    const uvec2 w = V_AT(head_major(ts, kvh, c));
     return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
 #else
-    return kv_unpack(v_cache[head_major(ts, kvh, c)]);
+    return kv_unpack(V_AT(head_major(ts, kvh, c)));
 #endif
 }
 
@@ -135,14 +163,14 @@ float key_dot(uint ts, uint kvh)
             const uint eb = e0 + 32u * b, c0 = 8u * b;
             float sb = 0.0;
 #if defined(KV_K_Q8_0)
-            for (uint j = 0u; j < 8u; j++) sb += dot(q[c0 + j], q8_ints4(k_cache[rec + eb / 4u + j]));
+            for (uint j = 0u; j < 8u; j++) sb += dot(q[c0 + j], q8_ints4(K_AT(rec + eb / 4u + j)));
 #else
             for (uint j = 0u; j < 4u; j++) {
-                const uint w = k_cache[rec + eb / 8u + j];
+                const uint w = K_AT(rec + eb / 8u + j);
                 sb += dot(q[c0 + j], q4_lo4(w)) + dot(q[c0 + 4u + j], q4_hi4(w));
             }
 #endif
-            s += sb * block_scale(k_cache[scales + eb / 64u], eb / 32u);
+            s += sb * block_scale(K_AT(scales + eb / 64u), eb / 32u);
         }
         return s;
     }
@@ -165,12 +193,12 @@ void value_add(uint ts, uint kvh, float w)
 #endif
         for (uint b = 0u; b < HD4 / 8u; b++) {
             const uint eb = e0 + 32u * b, c0 = 8u * b;
-            const float dw = w * block_scale(v_cache[scales + eb / 64u], eb / 32u);
+            const float dw = w * block_scale(V_AT(scales + eb / 64u), eb / 32u);
 #if defined(KV_V_Q8_0)
-            for (uint j = 0u; j < 8u; j++) acc[c0 + j] += dw * q8_ints4(v_cache[rec + eb / 4u + j]);
+            for (uint j = 0u; j < 8u; j++) acc[c0 + j] += dw * q8_ints4(V_AT(rec + eb / 4u + j));
 #else
             for (uint j = 0u; j < 4u; j++) {
-                const uint x = v_cache[rec + eb / 8u + j];
+                const uint x = V_AT(rec + eb / 8u + j);
                 acc[c0 + j] += dw * q4_lo4(x);
                 acc[c0 + 4u + j] += dw * q4_hi4(x);
             }

@@ -97,18 +97,54 @@ static vkllm_status record_combine(ops_context *ops, vkr_sequence *seq, vkr_rang
     return vkr_sequence_dispatch(seq, p, bind, &push, groups, name);
 }
 
-/* The variant for the cache's types: [k][v] over F16, Q8_0, Q4_0 (F16 with F16 is flash_attn_f16). */
-static const char *variant_of(const ops_kv_layout *kv)
+/* The variant for the cache's types: [k][v] over F16, Q8_0, Q4_0 (F16 with F16 is flash_attn_f16); texel: its
+ * _tx twin, which reads K and V through uniform texel buffers. */
+static const char *variant_of(const ops_kv_layout *kv, bool texel)
 {
-    const char *const mixed[3][3] = {
-        {NULL, SHADER(flash_attn_kf16_vq8_0), SHADER(flash_attn_kf16_vq4_0)},
-        {SHADER(flash_attn_kq8_0_vf16), SHADER(flash_attn_kq8_0_vq8_0), SHADER(flash_attn_kq8_0_vq4_0)},
-        {SHADER(flash_attn_kq4_0_vf16), SHADER(flash_attn_kq4_0_vq8_0), SHADER(flash_attn_kq4_0_vq4_0)},
+    const char *const mixed[2][3][3] = {
+        {{NULL, SHADER(flash_attn_kf16_vq8_0), SHADER(flash_attn_kf16_vq4_0)},
+         {SHADER(flash_attn_kq8_0_vf16), SHADER(flash_attn_kq8_0_vq8_0), SHADER(flash_attn_kq8_0_vq4_0)},
+         {SHADER(flash_attn_kq4_0_vf16), SHADER(flash_attn_kq4_0_vq8_0), SHADER(flash_attn_kq4_0_vq4_0)}},
+        {{NULL, SHADER(flash_attn_kf16_vq8_0_tx), SHADER(flash_attn_kf16_vq4_0_tx)},
+         {SHADER(flash_attn_kq8_0_vf16_tx), SHADER(flash_attn_kq8_0_vq8_0_tx), SHADER(flash_attn_kq8_0_vq4_0_tx)},
+         {SHADER(flash_attn_kq4_0_vf16_tx), SHADER(flash_attn_kq4_0_vq8_0_tx), SHADER(flash_attn_kq4_0_vq4_0_tx)}},
     };
-    if (ops_kv_plain(kv)) return kv->k_type == OPS_KV_F16 ? SHADER(flash_attn_f16) : SHADER(flash_attn_f32);
+    if (ops_kv_plain(kv)) {
+        if (kv->k_type == OPS_KV_F16) return texel ? SHADER(flash_attn_f16_tx) : SHADER(flash_attn_f16);
+        return texel ? SHADER(flash_attn_f32_tx) : SHADER(flash_attn_f32);
+    }
     if (kv->k_type == OPS_KV_F32 || kv->v_type == OPS_KV_F32 || kv->k_type > OPS_KV_Q4_0 || kv->v_type > OPS_KV_Q4_0)
         return NULL;
-    return mixed[kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16];
+    return mixed[texel][kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16];
+}
+
+/* The texel format flash_attn.comp's TEXEL_KV views a cache side in: one texel per word it reads (an F32 chunk of
+ * 4 values, an F16 chunk as two packed words, a word of a quantized record). */
+static VkFormat texel_format_of(ops_kv_type type)
+{
+    return type == OPS_KV_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT
+           : type == OPS_KV_F16 ? VK_FORMAT_R32G32_UINT : VK_FORMAT_R32_UINT;
+}
+
+static bool fits_texel_view(const ops_context *ops, vkr_range r, VkFormat format)
+{
+    const vkr_caps *c = ops->caps;
+    uint64_t bytes = format == VK_FORMAT_R32G32B32A32_SFLOAT ? 16 : format == VK_FORMAT_R32G32_UINT ? 8 : 4;
+    uint64_t align = c->min_texel_offset_alignment ? c->min_texel_offset_alignment : 1;
+    return vkr_uniform_texel_format(ops->dev, format) && r.size % bytes == 0 &&
+           r.size / bytes <= c->max_texel_buffer_elements && (r.buffer->offset + r.offset) % align == 0;
+}
+
+/* Whether flash_attn.comp reads K and V as texels (the _tx variants): where the tuning's texel_loads asks for it
+ * (lavapipe gathers texels with vector addressing; a storage-buffer load at a per-lane address is a scalar loop
+ * over the lanes), the device has texel buffers (not VKLLM_DISABLE_TEXEL) and each side fits one view; else the
+ * storage-buffer variants, which read the same words. */
+bool ops_attention_reads_texels(const ops_context *ops, const ops_kv_layout *kv, vkr_range k_cache,
+                                vkr_range v_cache)
+{
+    return ops->tuning->texel_loads && ops->caps->texel_rgba32 &&
+           fits_texel_view(ops, k_cache, texel_format_of(kv->k_type)) &&
+           fits_texel_view(ops, v_cache, texel_format_of(kv->v_type));
 }
 
 /* How the prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp) would run this shape. */
@@ -201,12 +237,16 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
                               vkr_range page_table, vkr_range tokens, vkr_range scratch, vkr_range out,
                               const vkr_range *out_q8, const vkr_range *tree, const ops_attention_shape *s)
 {
-    const char *name = variant_of(&s->kv);
+    bool texel = ops_attention_reads_texels(ops, &s->kv, k_cache, v_cache);
+    const char *name = variant_of(&s->kv, texel);
     if (tree) {
         if (!ops_kv_plain(&s->kv) || out_q8)
             return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "flash_attn tree: F32 or F16 caches (not %s / %s) and a float "
                               "output only", ops_kv_type_name(s->kv.k_type), ops_kv_type_name(s->kv.v_type));
-        name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_tree) : SHADER(flash_attn_f32_tree);
+        if (s->kv.k_type == OPS_KV_F16)
+            name = texel ? SHADER(flash_attn_f16_tree_tx) : SHADER(flash_attn_f16_tree);
+        else
+            name = texel ? SHADER(flash_attn_f32_tree_tx) : SHADER(flash_attn_f32_tree);
         VKLLM_TRY(ops_check_bytes(name, "tree", *tree, 16ull * s->n_tokens));
     }
     if (!name) {
@@ -259,10 +299,19 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
      * dispatch at the end.) */
     bool direct_q8 = out_q8 && plan.n_splits == 1 && s->kv.head_dim % 32 == 0 && ops_kv_plain(&s->kv);
     bool combine_q8 = out_q8 && plan.n_splits > 1 && s->kv.head_dim % 32 == 0;
-    if (direct_q8) name = s->kv.k_type == OPS_KV_F16 ? SHADER(flash_attn_f16_q8) : SHADER(flash_attn_f32_q8);
-    uint32_t spec[3] = {plan.wg, head_dim4, plan.keys_per_lane};
+    if (direct_q8 && s->kv.k_type == OPS_KV_F16)
+        name = texel ? SHADER(flash_attn_f16_q8_tx) : SHADER(flash_attn_f16_q8);
+    else if (direct_q8)
+        name = texel ? SHADER(flash_attn_f32_q8_tx) : SHADER(flash_attn_f32_q8);
+    vkr_pipeline_desc desc = {.shader = name, .n_bindings = direct_q8 || tree ? 7 : 6,
+                              .readonly_mask = tree ? 0x5f : 0x1f, .push_size = sizeof(attn_push), .n_spec = 3,
+                              .spec = {plan.wg, head_dim4, plan.keys_per_lane}};
+    if (texel) {
+        desc.texel_format[1] = texel_format_of(s->kv.k_type);
+        desc.texel_format[2] = texel_format_of(s->kv.v_type);
+    }
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, name, direct_q8 || tree ? 7 : 6, tree ? 0x5f : 0x1f, sizeof(attn_push), spec, 3, &p));
+    VKLLM_TRY(vkr_pipeline_get(ops->dev, &desc, &p));
     attn_push push = {s->n_tokens,
                       s->n_heads,
                       s->n_heads / s->kv.n_kv_heads,

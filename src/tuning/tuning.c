@@ -18,7 +18,7 @@
  *    native f16 arithmetic on x86, so fp16 stays off.  texel_loads: the mat-vec reads weights and x as
  *    texels, which llvmpipe gathers with vector addressing where an SSBO load at a per-lane address is a
  *    scalar loop with branches per lane (measured 2048x768, CPU time: Q4_0 n = 1 0.51 -> 0.26 ms, n = 128
- *    25 -> 13 ms; F16 n = 1 0.82 -> 0.36 ms).
+ *    25 -> 13 ms; F16 n = 1 0.82 -> 0.36 ms); flash attention reads K and V so too (docs/kv-cache.md).
  *  - GPU mat-vec (decoding is bound by reading the weights once): a subgroup per group of 4 rows
  *    (matvec_split = the subgroup size), each lane taking every split-th 32-weight group, so one load
  *    instruction of a 32-wide subgroup reads 32 consecutive 16-byte quant words of a row: 512 contiguous

@@ -63,8 +63,9 @@ typedef struct op_tuning {
     uint32_t matvec_cols;      /* columns of x per mat-vec pass (1..8), bounded by registers */
     uint32_t fp16;             /* 1: use f16 arithmetic where the device has it (packed f16 math) */
     uint32_t matmul_min_n;     /* smallest n for the tiled mat-mul; below, mat-vec blocks of matvec_cols */
-    uint32_t texel_loads;      /* 1: the mat-vec reads weights and x through uniform texel buffers where the
-                                  device has them (lavapipe gathers texels without a per-lane loop) */
+    uint32_t texel_loads;      /* 1: the mat-vec reads weights and x, and flash attention K and V, through
+                                  uniform texel buffers where the device has them (lavapipe gathers texels
+                                  without a per-lane loop) */
     uint32_t matvec_int_dot;   /* 1: the mat-vec of quantized weights takes the integer path (x quantized to
                                   8-bit blocks first, integer dot products: the device's own where it has
                                   shaderIntegerDotProduct, plain integer arithmetic otherwise); 0: the float

@@ -435,16 +435,12 @@ static void test_quantized_bad_shapes(void **state)
 /* The output also quantized for the integer mat-vec (ops_flash_attention_q8): the same floats as the plain op,
  * and bit for bit the C quantizer's blocks of them, whether the combine pass quantizes (split keys, heads of 32k)
  * or a quantize_q8 dispatch does (no split; heads of 16). */
-static void test_q8_output(void **state)
+static void run_q8_case(const attn_case *c, bool f16, uint64_t seed)
 {
-    static const attn_case cases[] = {
-        {4, 2, 64, DECODE(0, 1029)}, {4, 2, 64, 3, {{0, 1200}, {1, 700}, {0, 1201}}}, {4, 2, 64, DECODE(0, 6)},
-        {4, 4, 16, DECODE(0, 1029)},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        th_rng rng = {77 + i};
+    {
+        th_rng rng = {seed};
         attn_fixture f;
-        fixture_create(&f, &cases[i], true, 16, &rng);
+        fixture_create(&f, c, f16, 16, &rng);
         const ops_attention_shape *s = &f.shape;
         uint32_t cols = s->n_heads * s->kv.head_dim;
         size_t n = (size_t)s->n_tokens * cols, q8_bytes = ops_q8_bytes(s->n_tokens, cols);
@@ -457,8 +453,8 @@ static void test_q8_output(void **state)
         th_check_status(vkr_sequence_end(seq), "end");
         th_check_status(vkr_sequence_run(seq), "run");
         char what[120];
-        snprintf(what, sizeof what, "q8 output: head_dim %u, %u tokens, %u splits", s->kv.head_dim, s->n_tokens,
-                 ops_attention_splits(th_ops(), s));
+        snprintf(what, sizeof what, "q8 output (%s): head_dim %u, %u tokens, %u splits", f16 ? "f16" : "f32",
+                 s->kv.head_dim, s->n_tokens, ops_attention_splits(th_ops(), s));
         check_output(&f, what);
         float *out = malloc(sizeof(float) * n);
         uint32_t *words = malloc(q8_bytes);
@@ -472,6 +468,16 @@ static void test_q8_output(void **state)
         th_free(&b_q8);
         fixture_free(&f);
     }
+}
+
+static void test_q8_output(void **state)
+{
+    static const attn_case cases[] = {
+        {4, 2, 64, DECODE(0, 1029)}, {4, 2, 64, 3, {{0, 1200}, {1, 700}, {0, 1201}}}, {4, 2, 64, DECODE(0, 6)},
+        {4, 4, 16, DECODE(0, 1029)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_q8_case(&cases[i], true, 77 + i);
+    run_q8_case(&cases[2], false, 80); /* F32 cache, one split: flash_attn_f32_q8 */
 }
 
 /* ---- the prompt attention on cooperative matrices (flash_attn_coopmat.comp), through its emulated variant ---- */
@@ -704,6 +710,57 @@ static void test_tree_mask(void **state)
     vkllm_clear_error();
 }
 
+/* The other reads of K and V: where the device's tuning reads them through texel buffers (lavapipe), the
+ * storage-buffer variants, and the other way round, each variant once: F32 and F16 with split-K, every
+ * quantized mix, the quantized output, the tree mask. */
+static op_tuning flipped_row;
+
+static void test_other_reads(void **state)
+{
+    (void)state;
+    ops_context *o = th_ops();
+    flipped_row = *o->tuning;
+    flipped_row.texel_loads = !flipped_row.texel_loads;
+    o->tuning = &flipped_row;
+    attn_fixture f;
+    th_rng rng = {5};
+    static const attn_case probe = {4, 2, 64, DECODE(0, 40)};
+    fixture_create(&f, &probe, true, 16, &rng);
+    bool texel = ops_attention_reads_texels(o, &f.shape.kv, vkr_whole(&f.b_k), vkr_whole(&f.b_v));
+    printf("flash attention with texel_loads = %u: K and V read %s\n", flipped_row.texel_loads,
+           texel ? "as texels (_tx variants)" : "as storage buffers");
+    fixture_free(&f);
+    if (flipped_row.texel_loads && !texel) {
+        printf("this device has no texel-buffer reads for the cache: the _tx variants cannot run here\n");
+        o->tuning = tuning_for(o->caps);
+        return;
+    }
+    assert_true(texel == (flipped_row.texel_loads != 0));
+    static const attn_case cases[] = {
+        {8, 8, 8, DECODE(0, 32)}, {3, 3, 80, DECODE(0, 32)}, {12, 3, 16, 2, {{0, 100}, {0, 101}}},
+        {8, 2, 64, 7, {{1, 40}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {2, 3}}},
+    };
+    run_cases(cases, sizeof cases / sizeof *cases, 16);
+    static const attn_case long_ctx = {2, 1, 32, 3, {{0, 1200}, {0, 1201}, {0, 1202}}};
+    assert_true(run_case(&long_ctx, false, 16) > 1);
+    assert_true(run_case(&long_ctx, true, 16) > 1);
+    static const attn_case typed = {8, 4, 8, 4, {{0, 40}, {1, 5}, {0, 41}, {2, 17}}};
+    static const attn_case typed64 = {4, 1, 64, 3, {{0, 33}, {1, 2}, {2, 20}}};
+    static const ops_kv_type types[3] = {OPS_KV_F16, OPS_KV_Q8_0, OPS_KV_Q4_0};
+    for (int k = 0; k < 3; k++)
+        for (int v = 0; v < 3; v++)
+            if (k || v) run_typed(k == v ? &typed64 : &typed, types[k], types[v]);
+    static const attn_case q8_cases[] = {{4, 2, 64, DECODE(0, 6)}, {4, 2, 64, DECODE(0, 1029)}};
+    run_q8_case(&q8_cases[0], true, 90);
+    run_q8_case(&q8_cases[0], false, 91);
+    run_q8_case(&q8_cases[1], true, 92);
+    for (int f16 = 0; f16 < 2; f16++) {
+        run_tree_case(4, 2, 64, 37, 13, 0, f16, 11);
+        run_tree_case(1, 1, 32, 1500, 2, 4096, f16, 12);
+    }
+    o->tuning = tuning_for(o->caps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -713,7 +770,7 @@ int main(void)
         cmocka_unit_test(test_decode_time),  cmocka_unit_test(test_attention_bad_shapes),
         cmocka_unit_test(test_quantized_cache), cmocka_unit_test(test_quantized_bad_shapes),
         cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
-        cmocka_unit_test(test_tree_mask),
+        cmocka_unit_test(test_tree_mask),    cmocka_unit_test(test_other_reads),
     };
     /* The _sg16 rerun (tests/CMakeLists.txt) is for test_coopmat: flash_attn.comp and flash_attn_combine.comp use no
      * subgroup operations, flash_attn_coopmat.comp (emulated here) does; the checks of bad shapes run no shader. */
