@@ -37,15 +37,20 @@
 
 layout(constant_id = 1) const uint HD4 = 16;          // head_dim / 4
 layout(constant_id = 2) const uint KEYS_PER_LANE = 4; // keys each invocation scores per tile
+// TEXEL_KV with a quantized side: its records are whole texels (a multiple of 4 words), so a block's quant words
+// come four per fetch.
+layout(constant_id = 3) const bool K_RECORDS_QUAD = false;
+layout(constant_id = 4) const bool V_RECORDS_QUAD = false;
 
 layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };            // [n_tokens][n_heads][HD4]
 #if defined(TEXEL_KV)
-// TEXEL_KV: K and V read through uniform texel buffers, one texel per word (the host views a uint as R32UI, a
-// uvec2 as RG32UI, a vec4 as RGBA32F): lavapipe fetches texels with vector addressing, where a storage-buffer
-// load at a per-lane address is a scalar loop over the lanes.
+// TEXEL_KV: K and V read through uniform texel buffers (the host views an F16 side's uvec2 chunks as RG32UI, an
+// F32 side's vec4 chunks as RGBA32F, a quantized side's words four per RGBA32UI texel): lavapipe fetches texels
+// with vector addressing, where a storage-buffer load at a per-lane address is a scalar loop over the lanes.
 #if defined(KV_K_Q8_0) || defined(KV_K_Q4_0)
-layout(binding = 1) uniform usamplerBuffer k_texels;
-#define K_AT(i) texelFetch(k_texels, int(i)).x
+layout(binding = 1) uniform usamplerBuffer k_texels;  // RGBA32UI: four words per texel
+#define K_AT(i) texelFetch(k_texels, int((i) >> 2u))[(i) & 3u]
+#define K_QUAD(i) texelFetch(k_texels, int((i) >> 2u))
 #elif defined(KV_K_F16) || defined(KV_F16)
 layout(binding = 1) uniform usamplerBuffer k_texels;
 #define K_AT(i) texelFetch(k_texels, int(i)).xy
@@ -54,8 +59,9 @@ layout(binding = 1) uniform samplerBuffer k_texels;
 #define K_AT(i) texelFetch(k_texels, int(i))
 #endif
 #if defined(KV_V_Q8_0) || defined(KV_V_Q4_0)
-layout(binding = 2) uniform usamplerBuffer v_texels;
-#define V_AT(i) texelFetch(v_texels, int(i)).x
+layout(binding = 2) uniform usamplerBuffer v_texels;  // RGBA32UI: four words per texel
+#define V_AT(i) texelFetch(v_texels, int((i) >> 2u))[(i) & 3u]
+#define V_QUAD(i) texelFetch(v_texels, int((i) >> 2u))
 #elif defined(KV_V_F16) || defined(KV_F16)
 layout(binding = 2) uniform usamplerBuffer v_texels;
 #define V_AT(i) texelFetch(v_texels, int(i)).xy
@@ -163,8 +169,23 @@ float key_dot(uint ts, uint kvh)
             const uint eb = e0 + 32u * b, c0 = 8u * b;
             float sb = 0.0;
 #if defined(KV_K_Q8_0)
+#if defined(K_QUAD)
+            if (K_RECORDS_QUAD) {
+                for (uint j = 0u; j < 8u; j += 4u) {
+                    const uvec4 w = K_QUAD(rec + eb / 4u + j);
+                    sb += dot(q[c0 + j], q8_ints4(w.x)) + dot(q[c0 + j + 1u], q8_ints4(w.y)) +
+                          dot(q[c0 + j + 2u], q8_ints4(w.z)) + dot(q[c0 + j + 3u], q8_ints4(w.w));
+                }
+            } else
+#endif
             for (uint j = 0u; j < 8u; j++) sb += dot(q[c0 + j], q8_ints4(K_AT(rec + eb / 4u + j)));
 #else
+#if defined(K_QUAD)
+            if (K_RECORDS_QUAD) {
+                const uvec4 w = K_QUAD(rec + eb / 8u);
+                for (uint j = 0u; j < 4u; j++) sb += dot(q[c0 + j], q4_lo4(w[j])) + dot(q[c0 + 4u + j], q4_hi4(w[j]));
+            } else
+#endif
             for (uint j = 0u; j < 4u; j++) {
                 const uint w = K_AT(rec + eb / 8u + j);
                 sb += dot(q[c0 + j], q4_lo4(w)) + dot(q[c0 + 4u + j], q4_hi4(w));
@@ -195,8 +216,28 @@ void value_add(uint ts, uint kvh, float w)
             const uint eb = e0 + 32u * b, c0 = 8u * b;
             const float dw = w * block_scale(V_AT(scales + eb / 64u), eb / 32u);
 #if defined(KV_V_Q8_0)
+#if defined(V_QUAD)
+            if (V_RECORDS_QUAD) {
+                for (uint j = 0u; j < 8u; j += 4u) {
+                    const uvec4 x = V_QUAD(rec + eb / 4u + j);
+                    acc[c0 + j] += dw * q8_ints4(x.x);
+                    acc[c0 + j + 1u] += dw * q8_ints4(x.y);
+                    acc[c0 + j + 2u] += dw * q8_ints4(x.z);
+                    acc[c0 + j + 3u] += dw * q8_ints4(x.w);
+                }
+            } else
+#endif
             for (uint j = 0u; j < 8u; j++) acc[c0 + j] += dw * q8_ints4(V_AT(rec + eb / 4u + j));
 #else
+#if defined(V_QUAD)
+            if (V_RECORDS_QUAD) {
+                const uvec4 x = V_QUAD(rec + eb / 8u);
+                for (uint j = 0u; j < 4u; j++) {
+                    acc[c0 + j] += dw * q4_lo4(x[j]);
+                    acc[c0 + 4u + j] += dw * q4_hi4(x[j]);
+                }
+            } else
+#endif
             for (uint j = 0u; j < 4u; j++) {
                 const uint x = V_AT(rec + eb / 8u + j);
                 acc[c0 + j] += dw * q4_lo4(x);

@@ -118,18 +118,26 @@ static const char *variant_of(const ops_kv_layout *kv, bool texel)
     return mixed[texel][kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16];
 }
 
-/* The texel format flash_attn.comp's TEXEL_KV views a cache side in: one texel per word it reads (an F32 chunk of
- * 4 values, an F16 chunk as two packed words, a word of a quantized record). */
+/* The texel format flash_attn.comp's TEXEL_KV views a cache side in: an F32 chunk of 4 values, an F16 chunk as two
+ * packed words, four words of a quantized side's records. */
 static VkFormat texel_format_of(ops_kv_type type)
 {
     return type == OPS_KV_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT
-           : type == OPS_KV_F16 ? VK_FORMAT_R32G32_UINT : VK_FORMAT_R32_UINT;
+           : type == OPS_KV_F16 ? VK_FORMAT_R32G32_UINT : VK_FORMAT_R32G32B32A32_UINT;
+}
+
+/* Whether a quantized side's token records are whole RGBA32UI texels, so the _tx variants read a block's quant
+ * words four per fetch (their K_RECORDS_QUAD / V_RECORDS_QUAD). */
+static bool records_quad(const ops_kv_layout *kv, ops_kv_type type)
+{
+    uint64_t slots = (uint64_t)kv->n_pages * kv->page_size;
+    return ops_kv_type_quantized(type) && slots && (ops_kv_cache_bytes(kv, type) / slots) % 16 == 0;
 }
 
 static bool fits_texel_view(const ops_context *ops, vkr_range r, VkFormat format)
 {
     const vkr_caps *c = ops->caps;
-    uint64_t bytes = format == VK_FORMAT_R32G32B32A32_SFLOAT ? 16 : format == VK_FORMAT_R32G32_UINT ? 8 : 4;
+    uint64_t bytes = format == VK_FORMAT_R32G32_UINT ? 8 : 16;
     uint64_t align = c->min_texel_offset_alignment ? c->min_texel_offset_alignment : 1;
     return vkr_uniform_texel_format(ops->dev, format) && r.size % bytes == 0 &&
            r.size / bytes <= c->max_texel_buffer_elements && (r.buffer->offset + r.offset) % align == 0;
@@ -304,8 +312,9 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
     else if (direct_q8)
         name = texel ? SHADER(flash_attn_f32_q8_tx) : SHADER(flash_attn_f32_q8);
     vkr_pipeline_desc desc = {.shader = name, .n_bindings = direct_q8 || tree ? 7 : 6,
-                              .readonly_mask = tree ? 0x5f : 0x1f, .push_size = sizeof(attn_push), .n_spec = 3,
-                              .spec = {plan.wg, head_dim4, plan.keys_per_lane}};
+                              .readonly_mask = tree ? 0x5f : 0x1f, .push_size = sizeof(attn_push), .n_spec = 5,
+                              .spec = {plan.wg, head_dim4, plan.keys_per_lane, texel && records_quad(&s->kv, s->kv.k_type),
+                                       texel && records_quad(&s->kv, s->kv.v_type)}};
     if (texel) {
         desc.texel_format[1] = texel_format_of(s->kv.k_type);
         desc.texel_format[2] = texel_format_of(s->kv.v_type);
