@@ -297,15 +297,30 @@ static uint32_t texel_bytes(VkFormat format)
     }
 }
 
+static bool whole_texels(const vkr_device *dev, const vkr_range *r, VkFormat format)
+{
+    uint32_t bytes = texel_bytes(format);
+    return bytes && r->size % bytes == 0 && r->size / bytes <= dev->caps.max_texel_buffer_elements;
+}
+
+static bool texel_offset_aligned(const vkr_device *dev, const vkr_range *r)
+{
+    return (r->buffer->offset + r->offset) % dev->caps.min_texel_offset_alignment == 0;
+}
+
+bool vkr_texel_range_fits(const vkr_device *dev, const vkr_range *r, VkFormat format)
+{
+    return whole_texels(dev, r, format) && texel_offset_aligned(dev, r);
+}
+
 static vkllm_status check_texel_range(const vkr_device *dev, const vkr_range *r, VkFormat format, const char *label,
                                       uint32_t i)
 {
-    uint32_t bytes = texel_bytes(format);
-    if (bytes == 0 || r->size % bytes || r->size / bytes > dev->caps.max_texel_buffer_elements)
+    if (!whole_texels(dev, r, format))
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: texel binding %u spans %llu bytes: not whole texels of "
                           "format %d or above maxTexelBufferElements %u", label, i, (unsigned long long)r->size,
                           (int)format, dev->caps.max_texel_buffer_elements);
-    if ((r->buffer->offset + r->offset) % dev->caps.min_texel_offset_alignment)
+    if (!texel_offset_aligned(dev, r))
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: texel binding %u offset %llu is not a multiple of %llu",
                           label, i, (unsigned long long)r->offset, (unsigned long long)dev->caps.min_texel_offset_alignment);
     return VKLLM_OK;

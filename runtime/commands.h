@@ -30,6 +30,9 @@ vkllm_status vkr_sequence_begin(vkr_sequence *seq);
  * groups = workgroup counts (x, y, z), each within the device limit. */
 vkllm_status vkr_sequence_dispatch(vkr_sequence *seq, const vkr_pipeline *pipeline, const vkr_range *bindings,
                                    const void *push, const uint32_t groups[3], const char *label);
+/* Whether r may be bound as a texel binding viewed in `format` (the rule above), for callers that fall back to
+ * a storage-buffer variant where it may not. */
+bool vkr_texel_range_fits(const vkr_device *dev, const vkr_range *r, VkFormat format);
 vkllm_status vkr_sequence_copy(vkr_sequence *seq, vkr_range src, vkr_range dst);
 vkllm_status vkr_sequence_end(vkr_sequence *seq);
 

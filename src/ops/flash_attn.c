@@ -130,17 +130,12 @@ static VkFormat texel_format_of(ops_kv_type type)
  * words four per fetch (their K_RECORDS_QUAD / V_RECORDS_QUAD). */
 static bool records_quad(const ops_kv_layout *kv, ops_kv_type type)
 {
-    uint64_t slots = (uint64_t)kv->n_pages * kv->page_size;
-    return ops_kv_type_quantized(type) && slots && (ops_kv_cache_bytes(kv, type) / slots) % 16 == 0;
+    return ops_kv_type_quantized(type) && ops_kv_row_bytes(kv, type) % 16 == 0;
 }
 
 static bool fits_texel_view(const ops_context *ops, vkr_range r, VkFormat format)
 {
-    const vkr_caps *c = ops->caps;
-    uint64_t bytes = format == VK_FORMAT_R32G32_UINT ? 8 : 16;
-    uint64_t align = c->min_texel_offset_alignment ? c->min_texel_offset_alignment : 1;
-    return vkr_uniform_texel_format(ops->dev, format) && r.size % bytes == 0 &&
-           r.size / bytes <= c->max_texel_buffer_elements && (r.buffer->offset + r.offset) % align == 0;
+    return vkr_uniform_texel_format(ops->dev, format) && vkr_texel_range_fits(ops->dev, &r, format);
 }
 
 /* Whether flash_attn.comp reads K and V as texels (the _tx variants): where the tuning's texel_loads asks for it

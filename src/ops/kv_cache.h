@@ -64,6 +64,8 @@ static inline uint32_t ops_kv_page_shift(const ops_kv_layout *kv)
     return shift;
 }
 
+/* Bytes of one token's row of one side of this type in one layer (a quantized side: its record). */
+uint64_t ops_kv_row_bytes(const ops_kv_layout *kv, ops_kv_type type);
 /* Bytes of one layer's cache of one side of this type (kv->k_type for K, kv->v_type for V). */
 uint64_t ops_kv_cache_bytes(const ops_kv_layout *kv, ops_kv_type type);
 /* Bytes one token position takes in one layer's K and V caches together. */

@@ -16,7 +16,7 @@ const char *ops_kv_type_name(ops_kv_type t)
 }
 
 /* Bytes of one token's row of one side: shaders/kv_blocks.glsl's record for the quantized types. */
-static uint64_t row_bytes(const ops_kv_layout *kv, ops_kv_type type)
+uint64_t ops_kv_row_bytes(const ops_kv_layout *kv, ops_kv_type type)
 {
     uint64_t row = (uint64_t)kv->n_kv_heads * kv->head_dim, scale_words = (row / 32 + 1) / 2;
     switch (type) {
@@ -30,10 +30,13 @@ static uint64_t row_bytes(const ops_kv_layout *kv, ops_kv_type type)
 
 uint64_t ops_kv_cache_bytes(const ops_kv_layout *kv, ops_kv_type type)
 {
-    return (uint64_t)kv->n_pages * kv->page_size * row_bytes(kv, type);
+    return (uint64_t)kv->n_pages * kv->page_size * ops_kv_row_bytes(kv, type);
 }
 
-uint64_t ops_kv_bytes_per_token(const ops_kv_layout *kv) { return row_bytes(kv, kv->k_type) + row_bytes(kv, kv->v_type); }
+uint64_t ops_kv_bytes_per_token(const ops_kv_layout *kv)
+{
+    return ops_kv_row_bytes(kv, kv->k_type) + ops_kv_row_bytes(kv, kv->v_type);
+}
 
 vkllm_status ops_kv_check(const ops_context *ops, const char *op, const ops_kv_layout *kv, vkr_range k_cache,
                           vkr_range v_cache, vkr_range page_table)

@@ -437,37 +437,35 @@ static void test_quantized_bad_shapes(void **state)
  * or a quantize_q8 dispatch does (no split; heads of 16). */
 static void run_q8_case(const attn_case *c, bool f16, uint64_t seed)
 {
-    {
-        th_rng rng = {seed};
-        attn_fixture f;
-        fixture_create(&f, c, f16, 16, &rng);
-        const ops_attention_shape *s = &f.shape;
-        uint32_t cols = s->n_heads * s->kv.head_dim;
-        size_t n = (size_t)s->n_tokens * cols, q8_bytes = ops_q8_bytes(s->n_tokens, cols);
-        vkr_buffer b_q8 = th_alloc(q8_bytes);
-        vkr_sequence *seq = th_begin();
-        th_check_status(ops_flash_attention_q8(th_ops(), seq, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v),
-                                               vkr_whole(&f.b_table), vkr_whole(&f.b_tokens), vkr_whole(&f.b_scratch),
-                                               vkr_whole(&f.b_out), vkr_whole(&b_q8), s),
-                        "ops_flash_attention_q8");
-        th_check_status(vkr_sequence_end(seq), "end");
-        th_check_status(vkr_sequence_run(seq), "run");
-        char what[120];
-        snprintf(what, sizeof what, "q8 output (%s): head_dim %u, %u tokens, %u splits", f16 ? "f16" : "f32",
-                 s->kv.head_dim, s->n_tokens, ops_attention_splits(th_ops(), s));
-        check_output(&f, what);
-        float *out = malloc(sizeof(float) * n);
-        uint32_t *words = malloc(q8_bytes);
-        assert_true(out && words);
-        th_download(&f.b_out, out, sizeof(float) * n);
-        th_download(&b_q8, words, q8_bytes);
-        th_check_q8_mirror(out, words, s->n_tokens, cols, what);
-        free(out);
-        free(words);
-        vkr_sequence_destroy(seq);
-        th_free(&b_q8);
-        fixture_free(&f);
-    }
+    th_rng rng = {seed};
+    attn_fixture f;
+    fixture_create(&f, c, f16, 16, &rng);
+    const ops_attention_shape *s = &f.shape;
+    uint32_t cols = s->n_heads * s->kv.head_dim;
+    size_t n = (size_t)s->n_tokens * cols, q8_bytes = ops_q8_bytes(s->n_tokens, cols);
+    vkr_buffer b_q8 = th_alloc(q8_bytes);
+    vkr_sequence *seq = th_begin();
+    th_check_status(ops_flash_attention_q8(th_ops(), seq, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v),
+                                           vkr_whole(&f.b_table), vkr_whole(&f.b_tokens), vkr_whole(&f.b_scratch),
+                                           vkr_whole(&f.b_out), vkr_whole(&b_q8), s),
+                    "ops_flash_attention_q8");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    char what[120];
+    snprintf(what, sizeof what, "q8 output (%s): head_dim %u, %u tokens, %u splits", f16 ? "f16" : "f32",
+             s->kv.head_dim, s->n_tokens, ops_attention_splits(th_ops(), s));
+    check_output(&f, what);
+    float *out = malloc(sizeof(float) * n);
+    uint32_t *words = malloc(q8_bytes);
+    assert_true(out && words);
+    th_download(&f.b_out, out, sizeof(float) * n);
+    th_download(&b_q8, words, q8_bytes);
+    th_check_q8_mirror(out, words, s->n_tokens, cols, what);
+    free(out);
+    free(words);
+    vkr_sequence_destroy(seq);
+    th_free(&b_q8);
+    fixture_free(&f);
 }
 
 static void test_q8_output(void **state)
