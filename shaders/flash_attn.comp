@@ -4,7 +4,8 @@
 // KEYS_PER_LANE keys per invocation, so the running max is rescaled once per tile): the loop needs no
 // barrier and no cross-lane traffic, and the query, being the same for the whole workgroup, is a uniform
 // load.  At the end the invocations merge their (max, sum, accumulator) through shared memory (two
-// barriers per workgroup).  With one split the result goes to out; with several, each workgroup writes
+// barriers per workgroup), or with USE_SUBGROUP (the host's choice where the workgroup is one subgroup:
+// lavapipe's 8 lanes) through subgroup arithmetic in registers.  With one split the result goes to out; with several, each workgroup writes
 // its partial record to scratch for flash_attn_combine.comp, and workgroups whose split lies past the
 // token's context exit at once.  Scores are in base 2: q is scaled by scale * log2(e) up front.
 // QUANTIZE_Q8 (dispatched with one split only): the output also quantized for the o-projection's integer
@@ -13,6 +14,10 @@
 // first cache position of the tree and which of the up to 64 positions from there it sees (its ancestors and
 // itself, as bits); positions before the tree are seen as usual.  Rows outside a tree have first = 0xffffffff.
 #extension GL_EXT_control_flow_attributes : require
+#if defined(USE_SUBGROUP)
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_basic : require
+#endif
 #include "common.glsl"
 #include "kv_cache.glsl"
 #include "kv_blocks.glsl"
@@ -42,7 +47,14 @@ layout(constant_id = 2) const uint KEYS_PER_LANE = 4; // keys each invocation sc
 layout(constant_id = 3) const bool K_RECORDS_QUAD = false;
 layout(constant_id = 4) const bool V_RECORDS_QUAD = false;
 
+#if defined(TEXEL_KV)
+// The query too: a uniform address is still read lane by lane from a storage buffer, a texel fetch is one gather.
+layout(binding = 0) uniform samplerBuffer q_texels;                      // RGBA32F [n_tokens][n_heads][HD4]
+#define Q_AT(i) texelFetch(q_texels, int(i))
+#else
 layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };            // [n_tokens][n_heads][HD4]
+#define Q_AT(i) q4[i]
+#endif
 #if defined(TEXEL_KV)
 // TEXEL_KV: K and V read through uniform texel buffers (the host views an F16 side's uvec2 chunks as RG32UI, an
 // F32 side's vec4 chunks as RGBA32F, a quantized side's words four per RGBA32UI texel): lavapipe fetches texels
@@ -102,9 +114,11 @@ layout(std430, binding = 6) readonly buffer Tree { uvec4 tree[]; }; // [n_tokens
 const float NO_SCORE = -3.0e38;  // below any real score; exp2(NO_SCORE - finite) == 0
 const uint WG = gl_WorkGroupSize.x;
 
+#if !defined(USE_SUBGROUP)
 shared float sh_max[WG];
 shared float sh_sum[WG];
 shared vec4 sh_acc[HD4 * WG];
+#endif
 
 uint g_row; // values in one token's K (or V) row: n_kv_heads * head_dim
 vec4 q[HD4];   // this row's query, pre-scaled
@@ -270,7 +284,7 @@ void main()
     uint key_end = min(context, key_begin + p.split_len);
     if (p.n_splits > 1 && key_begin >= key_end) return;   // uniform: the combine skips this split
 
-    for (uint c = 0; c < HD4; c++) q[c] = q4[row * HD4 + c] * p.scale_log2;
+    for (uint c = 0; c < HD4; c++) q[c] = Q_AT(row * HD4 + c) * p.scale_log2;
     for (uint c = 0; c < HD4; c++) acc[c] = vec4(0.0);
     float run_max = NO_SCORE, run_sum = 0.0;
 
@@ -318,6 +332,34 @@ void main()
         run_max = new_max;
     }
 
+#if defined(USE_SUBGROUP)
+    // The workgroup is one subgroup (the host runs these variants only then: ops_attention_reads_texels), so the
+    // merge runs in registers, with no shared memory and no barrier (measured on lavapipe: the shared-memory
+    // merge costs every workgroup even as an untaken fallback).
+    {
+        const float wg_max = subgroupMax(run_max);
+        const float factor = exp2(run_max - wg_max);
+        const float wg_sum = subgroupAdd(run_sum * factor);
+        const uint record = (row * p.n_splits + split) * (HD4 + 1u);
+        if (p.n_splits > 1 && lane == 0) out4[record] = vec4(wg_max, wg_sum, 0.0, 0.0);
+        for (uint c = 0; c < HD4; c++) {
+            const vec4 a = subgroupAdd(acc[c] * factor);
+            if (c % WG != lane) continue;
+            if (p.n_splits > 1)
+                out4[record + 1u + c] = a;
+            else {
+                const vec4 o = wg_sum > 0.0 ? a / wg_sum : vec4(0.0);
+                out4[row * HD4 + c] = o;
+#if defined(QUANTIZE_Q8)
+                attn_q8_stage(c, o);
+#endif
+            }
+        }
+#if defined(QUANTIZE_Q8)
+        attn_q8_store(row);
+#endif
+    }
+#else
     // Merge the invocations: rescale each to the workgroup's max, then sum.
     sh_max[lane] = run_max;
     barrier();
@@ -346,5 +388,6 @@ void main()
     }
 #if defined(QUANTIZE_Q8)
     attn_q8_store(row);
+#endif
 #endif
 }

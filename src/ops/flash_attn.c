@@ -138,14 +138,18 @@ static bool fits_texel_view(const ops_context *ops, vkr_range r, VkFormat format
     return vkr_uniform_texel_format(ops->dev, format) && vkr_texel_range_fits(ops->dev, &r, format);
 }
 
-/* Whether flash_attn.comp reads K and V as texels (the _tx variants): where the tuning's texel_loads asks for it
- * (lavapipe gathers texels with vector addressing; a storage-buffer load at a per-lane address is a scalar loop
- * over the lanes), the device has texel buffers (not VKLLM_DISABLE_TEXEL) and each side fits one view; else the
- * storage-buffer variants, which read the same words. */
-bool ops_attention_reads_texels(const ops_context *ops, const ops_kv_layout *kv, vkr_range k_cache,
+/* Whether flash_attn.comp reads Q, K and V as texels (the _tx variants): where the tuning's texel_loads asks for it
+ * (lavapipe gathers texels with vector addressing; a storage-buffer load, even at an address the same for every
+ * lane, is a scalar loop over the lanes), the device has texel buffers (not VKLLM_DISABLE_TEXEL), the workgroup is
+ * one subgroup with subgroup arithmetic (the _tx variants merge their lanes with it, not through shared memory; not
+ * VKLLM_DISABLE_SUBGROUP) and each range fits one view; else the storage-buffer variants, which read the same words
+ * and merge through shared memory. */
+bool ops_attention_reads_texels(const ops_context *ops, const ops_kv_layout *kv, vkr_range q, vkr_range k_cache,
                                 vkr_range v_cache)
 {
-    return ops->tuning->texel_loads && ops->caps->texel_rgba32 &&
+    return ops->tuning->texel_loads && ops->caps->texel_rgba32 && ops->caps->subgroup_arithmetic &&
+           ops->tuning->attn_wg <= ops->caps->min_subgroup_size &&
+           fits_texel_view(ops, q, VK_FORMAT_R32G32B32A32_SFLOAT) &&
            fits_texel_view(ops, k_cache, texel_format_of(kv->k_type)) &&
            fits_texel_view(ops, v_cache, texel_format_of(kv->v_type));
 }
@@ -240,7 +244,7 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
                               vkr_range page_table, vkr_range tokens, vkr_range scratch, vkr_range out,
                               const vkr_range *out_q8, const vkr_range *tree, const ops_attention_shape *s)
 {
-    bool texel = ops_attention_reads_texels(ops, &s->kv, k_cache, v_cache);
+    bool texel = ops_attention_reads_texels(ops, &s->kv, q, k_cache, v_cache);
     const char *name = variant_of(&s->kv, texel);
     if (tree) {
         if (!ops_kv_plain(&s->kv) || out_q8)
@@ -311,6 +315,7 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
                               .spec = {plan.wg, head_dim4, plan.keys_per_lane, texel && records_quad(&s->kv, s->kv.k_type),
                                        texel && records_quad(&s->kv, s->kv.v_type)}};
     if (texel) {
+        desc.texel_format[0] = VK_FORMAT_R32G32B32A32_SFLOAT;
         desc.texel_format[1] = texel_format_of(s->kv.k_type);
         desc.texel_format[2] = texel_format_of(s->kv.v_type);
     }

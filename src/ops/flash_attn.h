@@ -38,9 +38,9 @@ uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape 
  * scratch, no split) at this shape on this device and tuning? */
 bool ops_attention_uses_coopmat(const ops_context *ops, const ops_attention_shape *shape);
 
-/* Does flash_attn.comp read these cache ranges through uniform texel buffers (its _tx variants: the tuning's
- * texel_loads, the device's texel formats and limits), rather than as storage buffers? */
-bool ops_attention_reads_texels(const ops_context *ops, const ops_kv_layout *kv, vkr_range k_cache,
+/* Does flash_attn.comp read q and these cache ranges through uniform texel buffers (its _tx variants: the tuning's
+ * texel_loads, the device's texel formats, limits and subgroup arithmetic), rather than as storage buffers? */
+bool ops_attention_reads_texels(const ops_context *ops, const ops_kv_layout *kv, vkr_range q, vkr_range k_cache,
                                 vkr_range v_cache);
 
 /* Causal attention of each token t (sequence s, position p) and head h over the keys at positions 0..p of

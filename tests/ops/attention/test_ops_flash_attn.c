@@ -724,7 +724,7 @@ static void test_other_reads(void **state)
     th_rng rng = {5};
     static const attn_case probe = {4, 2, 64, DECODE(0, 40)};
     fixture_create(&f, &probe, true, 16, &rng);
-    bool texel = ops_attention_reads_texels(o, &f.shape.kv, vkr_whole(&f.b_k), vkr_whole(&f.b_v));
+    bool texel = ops_attention_reads_texels(o, &f.shape.kv, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v));
     printf("flash attention with texel_loads = %u: K and V read %s\n", flipped_row.texel_loads,
            texel ? "as texels (_tx variants)" : "as storage buffers");
     fixture_free(&f);
@@ -759,6 +759,46 @@ static void test_other_reads(void **state)
     o->tuning = tuning_for(o->caps);
 }
 
+/* Workgroups other than the tuning's: smaller than a subgroup (4 lanes: a part of lavapipe's 8 or 16: the _tx
+ * variants' subgroup merge over a partial subgroup), and of several subgroups (32: the storage-buffer variants
+ * then, whatever the tuning's texel_loads, since the _tx variants merge in one subgroup only).  Each size runs decode
+ * (a head shorter than the workgroup), a mixed batch, split-K, the quantized output, a tree and a quantized cache. */
+static op_tuning wg_row;
+
+static void test_workgroup_sizes(void **state)
+{
+    (void)state;
+    ops_context *o = th_ops();
+    static const uint32_t sizes[] = {4, 32};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        wg_row = *tuning_for(o->caps);
+        wg_row.attn_wg = sizes[i];
+        o->tuning = &wg_row;
+        attn_fixture f;
+        th_rng rng = {6};
+        static const attn_case probe = {4, 2, 64, DECODE(0, 40)};
+        fixture_create(&f, &probe, true, 16, &rng);
+        bool texel = ops_attention_reads_texels(o, &f.shape.kv, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v));
+        fixture_free(&f);
+        printf("attn_wg %u (subgroups of %u..%u): %s\n", sizes[i], o->caps->min_subgroup_size,
+               o->caps->max_subgroup_size, texel ? "_tx variants" : "storage-buffer variants");
+        if (sizes[i] > o->caps->min_subgroup_size) assert_false(texel);
+        static const attn_case cases[] = {
+            {8, 8, 8, DECODE(0, 32)},
+            {8, 2, 64, 7, {{1, 40}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {2, 3}}},
+        };
+        for (size_t j = 0; j < sizeof cases / sizeof *cases; j++) run_case(&cases[j], true, 16);
+        static const attn_case long_ctx = {2, 1, 32, 3, {{0, 1200}, {0, 1201}, {0, 1202}}};
+        assert_true(run_case(&long_ctx, false, 16) > 1);
+        static const attn_case q8_case = {4, 2, 64, DECODE(0, 6)};
+        run_q8_case(&q8_case, true, 93 + i);
+        run_tree_case(4, 2, 64, 37, 13, 0, true, 14 + i);
+        static const attn_case typed = {4, 1, 64, 3, {{0, 33}, {1, 2}, {2, 20}}};
+        run_typed(&typed, OPS_KV_Q8_0, OPS_KV_Q4_0);
+    }
+    o->tuning = tuning_for(o->caps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -769,12 +809,16 @@ int main(void)
         cmocka_unit_test(test_quantized_cache), cmocka_unit_test(test_quantized_bad_shapes),
         cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
         cmocka_unit_test(test_tree_mask),    cmocka_unit_test(test_other_reads),
+        cmocka_unit_test(test_workgroup_sizes),
     };
-    /* The _sg16 rerun (tests/CMakeLists.txt) is for test_coopmat: flash_attn.comp and flash_attn_combine.comp use no
-     * subgroup operations, flash_attn_coopmat.comp (emulated here) does; the checks of bad shapes run no shader. */
+    /* The _sg16 rerun (tests/CMakeLists.txt): flash_attn.comp's _tx variants merge with subgroup arithmetic (the
+     * tuning's workgroup of 8 is then half a subgroup), flash_attn_coopmat.comp (emulated here) works in subgroups;
+     * flash_attn_combine.comp uses no subgroup operations; the checks of bad shapes run no shader. */
     const struct CMUnitTest rerun[] = {
         cmocka_unit_test(test_attention_bad_shapes), cmocka_unit_test(test_quantized_bad_shapes),
-        cmocka_unit_test(test_coopmat),
+        cmocka_unit_test(test_mixed_batch),  cmocka_unit_test(test_q8_output),
+        cmocka_unit_test(test_tree_mask),
+        cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_workgroup_sizes),
     };
     if (th_subgroup_rerun()) {
         printf("subgroup-size rerun: only the tests of shaders with subgroup operations\n");
