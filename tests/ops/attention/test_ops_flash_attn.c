@@ -713,6 +713,19 @@ static void test_tree_mask(void **state)
  * quantized mix, the quantized output, the tree mask. */
 static op_tuning flipped_row;
 
+/* Whether the current tuning reads an F16 cache of a small decode case as texels (the _tx variants). */
+static bool reads_texels_now(void)
+{
+    attn_fixture f;
+    th_rng rng = {5};
+    static const attn_case probe = {4, 2, 64, DECODE(0, 40)};
+    fixture_create(&f, &probe, true, 16, &rng);
+    bool texel = ops_attention_reads_texels(th_ops(), &f.shape.kv, vkr_whole(&f.b_q), vkr_whole(&f.b_k),
+                                            vkr_whole(&f.b_v));
+    fixture_free(&f);
+    return texel;
+}
+
 static void test_other_reads(void **state)
 {
     (void)state;
@@ -720,14 +733,9 @@ static void test_other_reads(void **state)
     flipped_row = *o->tuning;
     flipped_row.texel_loads = !flipped_row.texel_loads;
     o->tuning = &flipped_row;
-    attn_fixture f;
-    th_rng rng = {5};
-    static const attn_case probe = {4, 2, 64, DECODE(0, 40)};
-    fixture_create(&f, &probe, true, 16, &rng);
-    bool texel = ops_attention_reads_texels(o, &f.shape.kv, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v));
+    bool texel = reads_texels_now();
     printf("flash attention with texel_loads = %u: K and V read %s\n", flipped_row.texel_loads,
            texel ? "as texels (_tx variants)" : "as storage buffers");
-    fixture_free(&f);
     if (flipped_row.texel_loads && !texel) {
         printf("this device has no texel-buffer reads for the cache: the _tx variants cannot run here\n");
         o->tuning = tuning_for(o->caps);
@@ -774,12 +782,7 @@ static void test_workgroup_sizes(void **state)
         wg_row = *tuning_for(o->caps);
         wg_row.attn_wg = sizes[i];
         o->tuning = &wg_row;
-        attn_fixture f;
-        th_rng rng = {6};
-        static const attn_case probe = {4, 2, 64, DECODE(0, 40)};
-        fixture_create(&f, &probe, true, 16, &rng);
-        bool texel = ops_attention_reads_texels(o, &f.shape.kv, vkr_whole(&f.b_q), vkr_whole(&f.b_k), vkr_whole(&f.b_v));
-        fixture_free(&f);
+        bool texel = reads_texels_now();
         printf("attn_wg %u (subgroups of %u..%u): %s\n", sizes[i], o->caps->min_subgroup_size,
                o->caps->max_subgroup_size, texel ? "_tx variants" : "storage-buffer variants");
         if (sizes[i] > o->caps->min_subgroup_size) assert_false(texel);
