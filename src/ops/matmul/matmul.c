@@ -73,12 +73,13 @@ static bool use_texels(const ops_context *ops, const ops_weight *w, uint32_t sub
     if (!ops->tuning->texel_loads || !caps->texel_rgba32 || subgroup_size || use_fp16(ops, w, false)) return false;
     uint64_t texels = caps->max_texel_buffer_elements;
     uint64_t align = caps->min_texel_offset_alignment ? caps->min_texel_offset_alignment : 1;
-    uint64_t x_texel = w->cols % 8 == 0 ? 16 : 4; /* see get_pipeline */
     bool chunks_fit = (uint64_t)w->chunk_rows * w->quant_row_bytes <= 16 * texels &&
                       (uint64_t)w->chunk_rows * w->aux_row_bytes + 3 <= 4 * texels;
     for (uint32_t c = 0; c < w->n_chunks; c++)
         chunks_fit = chunks_fit && w->quants[c].offset % align == 0 && (!w->aux || w->aux[c].offset % align == 0);
-    return chunks_fit && x.size / x_texel <= texels && (x.buffer->offset + x.offset) % align == 0;
+    /* x in the view get_pipeline gives it */
+    return chunks_fit &&
+           vkr_texel_range_fits(ops->dev, &x, w->cols % 8 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT);
 }
 
 /* texel: bindings 0 (quants RGBA32UI), 1 (aux R32UI) and 2 (x) are uniform texel buffers; x is viewed as
