@@ -5,9 +5,10 @@
 // barrier and no cross-lane traffic, and the query, being the same for the whole workgroup, is a uniform
 // load.  At the end the invocations merge their (max, sum, accumulator) through shared memory (two
 // barriers per workgroup), or with USE_SUBGROUP (the host's choice where the workgroup is one subgroup:
-// lavapipe's 8 lanes) through subgroup arithmetic in registers.  With one split the result goes to out; with several, each workgroup writes
-// its partial record to scratch for flash_attn_combine.comp, and workgroups whose split lies past the
-// token's context exit at once.  Scores are in base 2: q is scaled by scale * log2(e) up front.
+// lavapipe's 8 lanes) through subgroup arithmetic in registers.  With one split the result goes to out;
+// with several, each workgroup writes its partial record to scratch for flash_attn_combine.comp, and
+// workgroups whose split lies past the token's context exit at once.  Scores are in base 2: q is scaled
+// by scale * log2(e) up front.
 // QUANTIZE_Q8 (dispatched with one split only): the output also quantized for the o-projection's integer
 // mat-vec (attn_q8.glsl), as flash_attn_combine.comp does after a split.
 // TREE: the batch's rows form a tree of candidates (Medusa's verification): each token's row of tree[] names the
