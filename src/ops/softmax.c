@@ -19,8 +19,8 @@ vkllm_status ops_softmax_f32(ops_context *ops, vkr_sequence *seq, vkr_range x, v
     VKLLM_TRY(ops_check_bytes(name, "x", x, 4ull * rows * cols));
     VKLLM_TRY(ops_check_bytes(name, "out", out, 4ull * rows * cols));
     const vkr_pipeline *p;
-    VKLLM_TRY(ops_pipeline(ops, ops->caps->subgroup_arithmetic ? SHADER(softmax_f32_sg) : SHADER(softmax_f32), 2, 0x1,
-                           sizeof(softmax_push), &wg, 1, &p));
+    VKLLM_TRY(ops_row_pipeline(ops, ops->caps->subgroup_arithmetic ? SHADER(softmax_f32_sg) : SHADER(softmax_f32), 2,
+                               0x1, sizeof(softmax_push), wg, &p));
     softmax_push push = {rows, cols, scale, causal, pos_offset};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, rows, groups);
