@@ -148,7 +148,7 @@ bool ops_attention_reads_texels(const ops_context *ops, const ops_kv_layout *kv,
                                 vkr_range v_cache)
 {
     return ops->tuning->texel_loads && ops->caps->texel_rgba32 && ops->caps->subgroup_arithmetic &&
-           ops->tuning->attn_wg <= ops->caps->min_subgroup_size &&
+           ops_one_subgroup(ops, ops->tuning->attn_wg) &&
            fits_texel_view(ops, q, VK_FORMAT_R32G32B32A32_SFLOAT) &&
            fits_texel_view(ops, k_cache, texel_format_of(kv->k_type)) &&
            fits_texel_view(ops, v_cache, texel_format_of(kv->v_type));

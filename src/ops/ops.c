@@ -58,10 +58,14 @@ vkllm_status ops_pipeline(ops_context *ops, const char *shader, uint32_t n_bindi
     return vkr_pipeline_get(ops->dev, &desc, out);
 }
 
+bool ops_one_subgroup(const ops_context *ops, uint32_t wg)
+{
+    return wg <= ops->caps->min_subgroup_size;
+}
+
 vkllm_status ops_row_pipeline(ops_context *ops, const char *shader, uint32_t n_bindings, uint32_t readonly_mask,
                               uint32_t push_size, uint32_t wg, const vkr_pipeline **out)
 {
-    /* min_subgroup_size: whatever size the device picks for the pipeline, a workgroup this small fits one */
-    const uint32_t spec[2] = {wg, wg <= ops->caps->min_subgroup_size};
+    const uint32_t spec[2] = {wg, ops_one_subgroup(ops, wg)};
     return ops_pipeline(ops, shader, n_bindings, readonly_mask, push_size, spec, 2, out);
 }

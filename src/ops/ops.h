@@ -36,6 +36,9 @@ vkllm_status ops_scratch(ops_context *ops, uint64_t bytes, vkr_range *out);
 vkllm_status ops_pipeline(ops_context *ops, const char *shader, uint32_t n_bindings, uint32_t readonly_mask,
                           uint32_t push_size, const uint32_t *spec, uint32_t n_spec, const vkr_pipeline **out);
 
+/* Whether a workgroup of wg invocations is one subgroup whatever subgroup size the device picks for a pipeline. */
+bool ops_one_subgroup(const ops_context *ops, uint32_t wg);
+
 /* ops_pipeline for a shader that gives a row to a workgroup of wg invocations and reduces it through reduce.glsl:
  * constant 1 says whether the workgroup is one subgroup, so its subgroup variants lose the shared-memory step. */
 vkllm_status ops_row_pipeline(ops_context *ops, const char *shader, uint32_t n_bindings, uint32_t readonly_mask,
