@@ -266,6 +266,21 @@ void value_add(uint ts, uint kvh, float w)
     for (uint c = 0; c < HD4; c++) acc[c] += w * load_v(ts, kvh, c);
 }
 
+// Chunk c of row's merged accumulator a: to the split's scratch record, or normalized by the workgroup's sum to out
+// (and staged for the quantized output).
+void store_chunk(uint row, uint record, uint c, vec4 a, float wg_sum)
+{
+    if (p.n_splits > 1) {
+        out4[record + 1u + c] = a;
+        return;
+    }
+    const vec4 o = wg_sum > 0.0 ? a / wg_sum : vec4(0.0);
+    out4[row * HD4 + c] = o;
+#if defined(QUANTIZE_Q8)
+    attn_q8_stage(c, o);
+#endif
+}
+
 void main()
 {
     uint wg = linear_group();
@@ -333,62 +348,41 @@ void main()
         run_max = new_max;
     }
 
+    // Merge the invocations: rescale each to the workgroup's max, then sum.
 #if defined(USE_SUBGROUP)
     // The workgroup is one subgroup (the host runs these variants only then: ops_attention_reads_texels), so the
     // merge runs in registers, with no shared memory and no barrier (measured on lavapipe: the shared-memory
     // merge costs every workgroup even as an untaken fallback).
-    {
-        const float wg_max = subgroupMax(run_max);
-        const float factor = exp2(run_max - wg_max);
-        const float wg_sum = subgroupAdd(run_sum * factor);
-        const uint record = (row * p.n_splits + split) * (HD4 + 1u);
-        if (p.n_splits > 1 && lane == 0) out4[record] = vec4(wg_max, wg_sum, 0.0, 0.0);
-        for (uint c = 0; c < HD4; c++) {
-            const vec4 a = subgroupAdd(acc[c] * factor);
-            if (c % WG != lane) continue;
-            if (p.n_splits > 1)
-                out4[record + 1u + c] = a;
-            else {
-                const vec4 o = wg_sum > 0.0 ? a / wg_sum : vec4(0.0);
-                out4[row * HD4 + c] = o;
-#if defined(QUANTIZE_Q8)
-                attn_q8_stage(c, o);
-#endif
-            }
-        }
-#if defined(QUANTIZE_Q8)
-        attn_q8_store(row);
-#endif
-    }
+    const float wg_max = subgroupMax(run_max);
+    const float factor = exp2(run_max - wg_max);
+    const float wg_sum = subgroupAdd(run_sum * factor);
 #else
-    // Merge the invocations: rescale each to the workgroup's max, then sum.
     sh_max[lane] = run_max;
     barrier();
     float wg_max = NO_SCORE;
     for (uint j = 0; j < WG; j++) wg_max = max(wg_max, sh_max[j]);
-    float factor = exp2(run_max - wg_max);
+    const float factor = exp2(run_max - wg_max);
     sh_sum[lane] = run_sum * factor;
     for (uint c = 0; c < HD4; c++) sh_acc[c * WG + lane] = acc[c] * factor;
     barrier();
     float wg_sum = 0.0;
     for (uint j = 0; j < WG; j++) wg_sum += sh_sum[j];
-    uint record = (row * p.n_splits + split) * (HD4 + 1u);
+#endif
+    const uint record = (row * p.n_splits + split) * (HD4 + 1u);
     if (p.n_splits > 1 && lane == 0) out4[record] = vec4(wg_max, wg_sum, 0.0, 0.0);
+#if defined(USE_SUBGROUP)
+    for (uint c = 0; c < HD4; c++) {
+        const vec4 a = subgroupAdd(acc[c] * factor);
+        if (c % WG == lane) store_chunk(row, record, c, a, wg_sum);
+    }
+#else
     for (uint c = lane; c < HD4; c += WG) {
         vec4 a = vec4(0.0);
         for (uint j = 0; j < WG; j++) a += sh_acc[c * WG + j];
-        if (p.n_splits > 1)
-            out4[record + 1u + c] = a;
-        else {
-            const vec4 o = wg_sum > 0.0 ? a / wg_sum : vec4(0.0);
-            out4[row * HD4 + c] = o;
-#if defined(QUANTIZE_Q8)
-            attn_q8_stage(c, o);
-#endif
-        }
+        store_chunk(row, record, c, a, wg_sum);
     }
+#endif
 #if defined(QUANTIZE_Q8)
     attn_q8_store(row);
-#endif
 #endif
 }
