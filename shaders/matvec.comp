@@ -23,7 +23,10 @@
 // levels are centred (no HAS_MIN): an f16 dot of levels 0..15, cancelled afterwards against m * sum(x), kept
 // the f16 rounding of the large dot in a small result (Q4_1 1x32: nmse 0.014 on lavapipe, 0.0045 on an H200).
 // TEXEL_LOADS: weights and x read as texels (uniform texel buffers), which lavapipe gathers with vector
-// addressing where a storage-buffer load at a per-lane address is a scalar loop over the lanes.
+// addressing where a storage-buffer load at a per-lane address is a scalar loop over the lanes.  With X_SHUFFLE
+// the 8 lanes of the workgroup share the loads of x: every lane needs the same 8 values of each column per
+// step, which lavapipe cannot see (it gathers them lane by lane, once per lane and column), so lane l fetches
+// texel l of the step's 2 x NCOL texels and the others take it by subgroupShuffle with a constant lane.
 // Fused epilogues (rows come in pairs (2i, 2i+1), which one invocation group always holds, ROWS being even):
 //   STORE_SWIGLU: W stacks gate and up rows alternately; y[c][i] = silu(gate_i) * up_i, y_stride = rows / 2.
 //   STORE_QKV: W stacks Q, K and V; pairs go through qkv_store.glsl (bias, RoPE, Q out, paged KV cache).
@@ -39,6 +42,10 @@
 #if defined(INT_DOT_EXT)
 #extension GL_EXT_spirv_intrinsics : require
 #endif
+#if defined(TEXEL_LOADS)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 #include "common.glsl"
 #include "dequant.glsl"
 #if defined(FP16) && defined(HAS_MIN)
@@ -50,8 +57,10 @@
 
 layout(constant_id = 1) const uint ROWS = 8;  // rows per invocation group
 layout(constant_id = 2) const uint SPLIT = 1; // invocations per invocation group (power of two)
-layout(constant_id = 3) const uint NCOL = 1;  // columns of x per dispatch (1..8)
+layout(constant_id = 3) const uint NCOL = 1;  // columns of x per dispatch (1..OPS_MATVEC_MAX_COLS)
 layout(constant_id = 4) const bool X_ALIGNED = true; // cols % 8 == 0 (only the float types allow others)
+// TEXEL_LOADS: lanes 0..7 of the workgroup are in one subgroup (the host's condition), so they share x's loads
+layout(constant_id = 5) const bool X_SHUFFLE = false;
 
 #if defined(INT_DOT)
 #include "q8.glsl"
@@ -134,6 +143,10 @@ void load_x8(uint col, uint k, out vec4 l, out vec4 h)
 #endif
 
 float acc[ROWS][NCOL]; // this invocation's partial sums
+
+#if defined(TEXEL_LOADS)
+const uint X_ROUNDS = (2u * NCOL + 7u) / 8u; // fetches per lane for the 2 x NCOL texels of a step (X_SHUFFLE)
+#endif
 
 #if defined(INT_DOT)
 #if defined(INT_DOT_EXT)
@@ -239,6 +252,20 @@ void main()
         [[unroll]] for (uint j = 0; j < CHUNKS; j++) {
             const uint k = g * GROUP + 8u * j;
             XVEC xl[NCOL], xh[NCOL];
+#if defined(TEXEL_LOADS)
+            if (X_SHUFFLE && X_ALIGNED) { // texel t = 2c + half holds x[col0 + c][k + 4 half ..]
+                const uint lane = gl_SubgroupInvocationID % 8u;
+                vec4 fetched[X_ROUNDS];
+                [[unroll]] for (uint r = 0; r < X_ROUNDS; r++) {
+                    const uint t = min(8u * r + lane, 2u * NCOL - 1u);
+                    fetched[r] = X4_AT(((col0 + t / 2u) * p.cols + k) / 4u + t % 2u);
+                }
+                [[unroll]] for (uint c = 0; c < NCOL; c++) {
+                    xl[c] = subgroupShuffle(fetched[(2u * c) / 8u], (2u * c) % 8u);
+                    xh[c] = subgroupShuffle(fetched[(2u * c + 1u) / 8u], (2u * c + 1u) % 8u);
+                }
+            } else
+#endif
             [[unroll]] for (uint c = 0; c < NCOL; c++) {
                 vec4 l, h;
                 load_x8(col0 + c, k, l, h);

@@ -13,8 +13,12 @@
  *    invocation: every load of x in the loop is a per-lane gather on lavapipe, shared by those rows
  *    (measured 2048x768, 8 columns, CPU time: Q4_0 24.6 ms for n = 128 against 34 with 8 rows and 53
  *    with 4; 32 rows no better; n = 1 unchanged).  Shared-memory tiles
- *    are gathers lane by lane there, so batches also go through the mat-vec, 8 columns per block
- *    (measured 4096x768 Q4_0, n = 64: ~14 GFLOP/s against 1-3.4 for the best tiles).  LLVM has no
+ *    are gathers lane by lane there, so batches also go through the mat-vec (measured 4096x768 Q4_0,
+ *    n = 64: ~14 GFLOP/s against 1-3.4 for the best tiles), 16 columns per block: each weight decoded
+ *    serves twice the columns of 8 (such passes take 8 rows per invocation, matmul.c; with x shared by
+ *    shuffles, n = 16 and 128, Q4_0, CPU time against 8 columns of 16 rows: -18% / +2% at 32000x768,
+ *    +6% / -7% at 4096x768, -3% / -3% at 768x2048; with the shuffles, -12% to -21% against the build
+ *    before both, docs/performance.md).  LLVM has no
  *    native f16 arithmetic on x86, so fp16 stays off.  texel_loads: the mat-vec reads weights and x as
  *    texels, which llvmpipe gathers with vector addressing where an SSBO load at a per-lane address is a
  *    scalar loop with branches per lane (measured 2048x768, CPU time: Q4_0 n = 1 0.51 -> 0.26 ms, n = 128
@@ -69,7 +73,7 @@ static const op_tuning table[TUNING_CLASS_COUNT] = {
         .name = "cpu",
         .elementwise_wg = 64, .row_wg = 8,
         .matvec_wg = 8, .matvec_rows = 16, .matvec_split = 1,
-        .matvec_cols = 8, .matvec_int_dot = 0, .matvec_max_split = 1,
+        .matvec_cols = 16, .matvec_int_dot = 0, .matvec_max_split = 1,
         .matmul_wg = 64, .matmul_tile_m = 16, .matmul_tile_n = 16, .matmul_tile_k = 16, .matmul_min_n = UINT32_MAX,
         .attn_wg = 8, .attn_block_kv = 8, .attn_split_kv = 512, .attn_split_rows = 32,
         .fp16 = 0, .texel_loads = 1,
@@ -198,7 +202,7 @@ static const tuning_field fields[] = {
     FIELD(attn_block_kv, 1, 65536, false),
     FIELD(attn_split_kv, 1, UINT32_MAX, false),
     FIELD(attn_split_rows, 1, UINT32_MAX, false),
-    FIELD(matvec_cols, 1, 8, false),
+    FIELD(matvec_cols, 1, 16, false),
     FIELD(fp16, 0, 1, false),
     FIELD(matmul_min_n, 0, UINT32_MAX, false),
     FIELD(texel_loads, 0, 1, false),

@@ -60,7 +60,7 @@ typedef struct op_tuning {
     uint32_t attn_split_rows;  /* split only while (token, head) rows x splits stay within this many
                                   workgroups: splitting pays when the rows alone cannot fill the device */
     /* More mat-vec / mat-mul knobs (src/ops/matmul/matmul.c): */
-    uint32_t matvec_cols;      /* columns of x per mat-vec pass (1..8), bounded by registers */
+    uint32_t matvec_cols;      /* columns of x per mat-vec pass (1..16), bounded by registers */
     uint32_t fp16;             /* 1: use f16 arithmetic where the device has it (packed f16 math) */
     uint32_t matmul_min_n;     /* smallest n for the tiled mat-mul; below, mat-vec blocks of matvec_cols */
     uint32_t texel_loads;      /* 1: the mat-vec reads weights and x, and flash attention K and V, through

@@ -210,21 +210,26 @@ double th_check_matmul(uint32_t type, uint32_t rows, uint32_t cols, const uint32
     return worst;
 }
 
-/* Whether the mat-vec under `tuning` uses subgroup operations on the current device: the _sg variants (a row split
- * over lanes, reduced by subgroupAdd or shuffles) or the integer path's quantize_q8_sg. */
-static bool matvec_uses_subgroups(const op_tuning *tuning)
+/* Whether the mat-vec under `tuning` uses subgroup operations on the current device in passes of up to max_cols
+ * columns: the _sg variants (a row split over lanes, reduced by subgroupAdd or shuffles), the integer path's
+ * quantize_q8_sg, or the texel variants' shared loads of x. */
+static bool matvec_uses_subgroups(const op_tuning *tuning, uint32_t max_cols)
 {
     const vkr_caps *caps = th_ops()->caps;
     bool reduce = tuning->matvec_split > 1 && caps->subgroup_arithmetic && caps->subgroup_shuffle;
-    return reduce || (tuning->matvec_int_dot && caps->subgroup_shuffle);
+    bool shared_x = tuning->texel_loads && caps->texel_rgba32 &&
+                    ops_matvec_shares_x(th_ops(), tuning, tuning->matvec_split, max_cols);
+    return reduce || shared_x || (tuning->matvec_int_dot && caps->subgroup_shuffle);
 }
 
-bool th_rerun_skips_row(const op_tuning *tuning)
+bool th_rerun_skips_row_at(const op_tuning *tuning, uint32_t max_cols)
 {
-    if (!th_subgroup_rerun() || matvec_uses_subgroups(tuning)) return false;
+    if (!th_subgroup_rerun() || matvec_uses_subgroups(tuning, max_cols)) return false;
     printf("  tuning %s here runs no subgroup operations: skipped on the subgroup-size rerun\n", tuning->name);
     return true;
 }
+
+bool th_rerun_skips_row(const op_tuning *tuning) { return th_rerun_skips_row_at(tuning, OPS_MATVEC_MAX_COLS); }
 
 /* One type per block size and weight path: F16 (float, any K), Q8_0 and Q4_0 (groups of 32, with and without
  * 4-bit levels), Q4_K (super-blocks of 256). */

@@ -28,10 +28,12 @@ void th_check_matmul_shapes_n(const uint32_t *types, size_t n_types, const op_tu
  * storage (it outlives a failed check), one per slot < 4. */
 const op_tuning *th_float_path(const op_tuning *row, int slot);
 /* On the subgroup-size rerun (th_subgroup_rerun), the tuning rows a check skips: those whose mat-vec uses no
- * subgroup operation on the current device (neither the _sg variants' reductions nor the integer path's
- * quantize_q8_sg), so its result cannot depend on the size (it prints the row it skips); false on every other
- * run.  The shapes checks above apply it. */
+ * subgroup operation on the current device (neither the _sg variants' reductions, the integer path's
+ * quantize_q8_sg nor the texel variants' shared loads of x), so its result cannot depend on the size (it prints
+ * the row it skips); false on every other run.  The shapes checks above apply it.  _at: for a check whose passes
+ * take at most max_cols columns (the shared loads start at 4). */
 bool th_rerun_skips_row(const op_tuning *tuning);
+bool th_rerun_skips_row_at(const op_tuning *tuning, uint32_t max_cols);
 /* On the subgroup-size rerun, the types a sweep leaves out: a type's own code (its dequantization, its integer
  * dot) runs in one lane and cannot depend on the subgroup size, so the rerun keeps one type per block size and
  * path (F16, Q8_0, Q4_0, Q4_K) to exercise the reductions; false on every other run. */

@@ -80,24 +80,28 @@ static double logits_nmse(const double *ref, const float *got, uint32_t n)
     return err / norm;
 }
 
-/* One model file against the reference, with both caches and with the prompt in one batch and in chunks.  24
- * tokens: passes of 8 columns in both (the mat-vec's column count is a pipeline per weight type, compiled cold in
- * CI; a pass's remainder, 7 columns, is test_quantized_cache_against_reference's and the op tests'). */
+/* One model file against the reference, with both caches and with the prompt in one batch and in chunks.  Twice
+ * the tuning's mat-vec columns per pass in tokens (32 on lavapipe, 16 on GPU rows), chunks of one pass: on
+ * lavapipe passes of 16 columns in both (the mat-vec's column count is a pipeline per weight type, compiled cold
+ * in CI; a pass's remainder is test_quantized_cache_against_reference's and the op tests'). */
 static void check_against_reference(const char *path, const char *what, double bound_f32, double bound_f16)
 {
     ref_model *ref;
     th_check_status(ref_model_load(path, &ref), "ref_model_load");
     uint32_t n_vocab = ref_model_n_vocab(ref);
-    enum { N = 24 };
-    int32_t tokens[N];
-    bench_prompt_tokens(n_vocab, tokens, N);
     double *expect = malloc(n_vocab * sizeof *expect);
     float *got = malloc(n_vocab * sizeof *got);
     vkllm_model *m = th_load_model(path);
     const ops_context *ops = m->ops;
+    const uint32_t pass = ops->tuning->matvec_cols, N = 2 * pass;
+    assert_true(pass >= 1 && pass <= OPS_MATVEC_MAX_COLS);
+    int32_t tokens[2 * OPS_MATVEC_MAX_COLS];
+    bench_prompt_tokens(n_vocab, tokens, N);
+    char chunks[32];
+    snprintf(chunks, sizeof chunks, "kv f32, chunks of %u", pass);
     struct { vkllm_kv_type kv; uint32_t n_batch; double bound; const char *name; } cases[] = {
         {VKLLM_KV_F32, 64, bound_f32, "kv f32, one batch"},
-        {VKLLM_KV_F32, 8, bound_f32, "kv f32, chunks of 8"},
+        {VKLLM_KV_F32, pass, bound_f32, chunks},
         {VKLLM_KV_F16, 64, bound_f16, "kv f16, one batch"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

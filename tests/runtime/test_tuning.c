@@ -121,7 +121,7 @@ static void test_bad_overrides(void **state)
         {"matvec_rows=99999999999", "not a number"},
         {"matvec_rows=0", "outside 1..64"},
         {"matvec_split=24", "not a power of two"},
-        {"matvec_cols=9", "outside 1..8"},
+        {"matvec_cols=17", "outside 1..16"},
         {"fp16=2", "outside 0..1"},
         {"matvec_rows=2,matvec_wg=1,texel_loads=yes", "texel_loads"},
     };

@@ -70,7 +70,10 @@ static vkllm_status variant(const char *name, const char *family, const ops_weig
 static bool use_texels(const ops_context *ops, const ops_weight *w, uint32_t subgroup_size, vkr_range x)
 {
     const vkr_caps *caps = ops->caps;
-    if (!ops->tuning->texel_loads || !caps->texel_rgba32 || subgroup_size || use_fp16(ops, w, false)) return false;
+    /* the _tx variants declare subgroup shuffles (X_SHUFFLE), which the device must have even where they go unused */
+    if (!ops->tuning->texel_loads || !caps->texel_rgba32 || !(caps->subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) ||
+        subgroup_size || use_fp16(ops, w, false))
+        return false;
     uint64_t texels = caps->max_texel_buffer_elements;
     uint64_t align = caps->min_texel_offset_alignment ? caps->min_texel_offset_alignment : 1;
     bool chunks_fit = (uint64_t)w->chunk_rows * w->quant_row_bytes <= 16 * texels &&
@@ -116,11 +119,12 @@ static void weight_ranges(const ops_weight *w, uint32_t r0, uint32_t rows, vkr_r
     }
 }
 
-/* Columns per mat-vec block: the tuning's, bounded by 8 and by the reduction's shared memory. */
+/* Columns per mat-vec block: the tuning's, bounded by OPS_MATVEC_MAX_COLS and by the reduction's shared memory. */
 static uint32_t matvec_cols_per_pass(const ops_context *ops)
 {
     const op_tuning *t = ops->tuning;
-    uint32_t cols = t->matvec_cols < 1 ? 1 : t->matvec_cols > OPS_MATVEC_MAX_N ? OPS_MATVEC_MAX_N : t->matvec_cols;
+    uint32_t cols = t->matvec_cols < 1 ? 1 : t->matvec_cols;
+    if (cols > OPS_MATVEC_MAX_COLS) cols = OPS_MATVEC_MAX_COLS;
     if (t->matvec_split > 1)
         while (cols > 1 && (uint64_t)t->matvec_wg * t->matvec_rows * cols * 4 > ops->caps->max_shared_memory) cols--;
     return cols;
@@ -141,16 +145,28 @@ static uint32_t matvec_split_for(const op_tuning *t, const ops_weight *w)
     return split;
 }
 
+/* Rows per invocation group for a pass of ncol columns: the tuning's, halved (when that stays even, as the
+ * paired epilogues need) for passes wider than OPS_MATVEC_MAX_N, so that a pass holds no more partial sums
+ * (rows x columns) than an 8-column one.  The sums are registers, unrolled: on lavapipe 16 rows x 16 columns took
+ * LLVM about 3x as long to compile as 16 x 8 or 8 x 16, for the speed of 8 x 16 (docs/performance.md). */
+static uint32_t matvec_rows_for(const op_tuning *t, uint32_t ncol)
+{
+    uint32_t half = t->matvec_rows / 2;
+    return ncol > OPS_MATVEC_MAX_N && half >= 2 && half % 2 == 0 ? half : t->matvec_rows;
+}
+
 /* One mat-vec dispatch per row chunk for `blocks` blocks of ncol columns from col0 (workgroup z = block). */
 static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
                                     vkr_range y, const char *name, uint32_t split, uint32_t sg, bool texel,
                                     uint32_t col0, uint32_t ncol, uint32_t blocks, const matvec_store *store)
 {
     const op_tuning *t = ops->tuning;
-    const uint32_t spec[5] = {t->matvec_wg, t->matvec_rows, split, ncol, w->cols % 8 == 0};
+    bool x_shuffle = texel && ops_matvec_shares_x(ops, t, split, ncol);
+    const uint32_t rows_per_group = matvec_rows_for(t, ncol);
+    const uint32_t spec[6] = {t->matvec_wg, rows_per_group, split, ncol, w->cols % 8 == 0, x_shuffle};
     const vkr_pipeline *p;
-    VKLLM_TRY(get_pipeline(ops, name, spec, 5, sg, texel, w->cols % 8 == 0, store, &p));
-    uint32_t rows_per_wg = t->matvec_wg / split * t->matvec_rows;
+    VKLLM_TRY(get_pipeline(ops, name, spec, 6, sg, texel, w->cols % 8 == 0, store, &p));
+    uint32_t rows_per_wg = t->matvec_wg / split * rows_per_group;
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
         uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
         vkr_range bind[VKR_MAX_BINDINGS];
@@ -173,6 +189,14 @@ static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const o
         VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, push, groups, label));
     }
     return VKLLM_OK;
+}
+
+bool ops_matvec_shares_x(const ops_context *ops, const op_tuning *t, uint32_t split, uint32_t ncol)
+{
+    /* From 4 columns on: below, the shuffles cost about what they save on lavapipe.  Lanes 0..7 must run every
+     * step together: one subgroup, and one invocation per row group (a split gives lanes different steps). */
+    uint32_t wg = t->matvec_wg;
+    return ncol >= 4 && split == 1 && wg >= 8 && ops->caps->subgroup_shuffle && ops_one_subgroup(ops, wg);
 }
 
 bool ops_matmul_is_matvec(const ops_context *ops, uint32_t n)
@@ -296,8 +320,16 @@ vkllm_status ops_matvec_record(ops_context *ops, vkr_sequence *seq, const ops_we
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "matvec: %u blocks of %u columns exceed %u workgroups in z", blocks,
                           per_block, ops->caps->max_workgroup_count[2]);
     if (blocks) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, split, sg, texel, 0, per_block, blocks, store));
-    if (rest)
-        VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, split, sg, texel, blocks * per_block, rest, 1, store));
+    /* A remainder past OPS_MATVEC_MAX_N columns goes as a pass of that many and the rest: every column count is a
+     * pipeline of its own, compiled on first use (lavapipe: 0.1-1 s each, more the more columns), so the counts
+     * are 1..8 and the block size alone, not every count up to the block size. */
+    uint32_t col0 = blocks * per_block;
+    if (rest > OPS_MATVEC_MAX_N) {
+        VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, split, sg, texel, col0, OPS_MATVEC_MAX_N, 1, store));
+        col0 += OPS_MATVEC_MAX_N;
+        rest -= OPS_MATVEC_MAX_N;
+    }
+    if (rest) VKLLM_TRY(dispatch_matvec(ops, seq, w, x, y, name, split, sg, texel, col0, rest, 1, store));
     return VKLLM_OK;
 }
 

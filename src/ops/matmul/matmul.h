@@ -60,8 +60,15 @@ vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weig
 vkllm_status ops_matmul_into_xq(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x,
                                 vkr_range x_q8, vkr_range y, uint32_t n, uint32_t y_stride, uint32_t y_row0);
 
-/* Largest n handled by the mat-vec. */
+/* Largest n handled by the mat-vec whatever the tuning (larger n: the mat-mul from the tuning's matmul_min_n). */
 #define OPS_MATVEC_MAX_N 8u
+/* Most columns of x one mat-vec dispatch takes (the tuning's matvec_cols; blocks of them cover larger n). */
+#define OPS_MATVEC_MAX_COLS 16u
+
+/* Whether the texel-loading mat-vec (matvec_T_tx) under tuning t shares the loads of x among its lanes by subgroup
+ * shuffles for dispatches of ncol columns with split invocations per row group (specialization constant
+ * X_SHUFFLE). */
+bool ops_matvec_shares_x(const ops_context *ops, const op_tuning *t, uint32_t split, uint32_t ncol);
 
 /* How ops_matmul computes n columns of x with w under the context's tuning and device (tests choose their
  * error bounds by it, vkllm bench-ops labels its rows with it). */

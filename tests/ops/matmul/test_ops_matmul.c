@@ -1,6 +1,6 @@
 /* ops_matmul for every GGUF type against the CPU reference (dequantize, then double-precision dots), with
  * the device's own tuning (mat-vec for n = 1..8; above, the cooperative-matrix or the tiled mat-mul or, on
- * CPUs, blocks of 8 mat-vec columns), with the tiled mat-mul forced, and with each kind of cooperative
+ * CPUs, blocks of 16 mat-vec columns), with the tiled mat-mul forced, and with each kind of cooperative
  * matrices the device has (NV, KHR); odd row counts, K not a multiple of 256 where the type allows; a weight
  * larger than maxStorageBufferRange, and one larger than a (lowered) maxMemoryAllocationSize; bad shapes. */
 #include <stdio.h>
@@ -10,9 +10,10 @@
 #include "ops/matmul/matmul.h"
 #include "quant/quant.h"
 
-/* Every column count of one mat-vec pass (1..8), blocks of them and batches. */
-static const uint32_t all_n[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 67};
-/* Elsewhere: one column, a partial and a full block of mat-vec columns, a block and one more, and a batch.  Each
+/* Every column count of one mat-vec pass (1..8, and 16: lavapipe's blocks), remainders past 8 (9, 13: a pass of 8
+ * and the rest), blocks of them and batches. */
+static const uint32_t all_n[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 17, 67};
+/* Elsewhere: one column, partial blocks of mat-vec columns, and full blocks with a remainder (67).  Each
  * column count of a pass is a pipeline of its own (a specialization constant), compiled cold by lavapipe in CI
  * (0.1-2 s of LLVM each), so every n for every type would be most of this test's time for no new code. */
 static const uint32_t some_n[] = {1, 3, 8, 9, 67};

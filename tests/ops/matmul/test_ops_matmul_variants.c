@@ -6,7 +6,8 @@
  * matmul_T_f16 (not F32 and BF16); the GPU rows run the float path of quantized types as copies with
  * matvec_int_dot = 0.  test_ops_matmul_q8 covers the rest of the integer path (matvec_T_q8, matvec_T_sg_q8,
  * quantize_q8, row groups inside a subgroup, batch invariance); lavapipe's own tuning (test_ops_matmul)
- * covers matvec_T_tx (texel loads), and matmul_T where it forces the tiled mat-mul; the CPU row without
+ * covers matvec_T_tx (texel loads, x shared by shuffles), and matmul_T where it forces the tiled mat-mul; the
+ * texel variants' loads of x per column run here (test_cpu_row_x_loads); the CPU row without
  * texel loads (knob off, VKLLM_DISABLE_TEXEL, or a texel limit too small for x) covers matvec_T, and weights
  * chunked for a small maxTexelBufferElements matvec_T_tx with chunks.  Run by hand with
  * LP_NATIVE_VECTOR_WIDTH=512 too (subgroups of 16: other reduction branches). */
@@ -105,6 +106,33 @@ static void test_cpu_row_without_texels(void **state)
     set_env(NULL, NULL);
 }
 
+/* The CPU row's loads of x: shared by shuffles among 8 lanes of a subgroup (the row as it is; on the rerun at
+ * subgroups of 16 also workgroups of 16, whose lanes 8..15 fetch what lanes 0..7 do), and per column where the
+ * workgroup has fewer than 8 lanes (4), spans subgroups (16 at lavapipe's usual 8) or has no subgroup operations
+ * (VKLLM_DISABLE_SUBGROUP).  n = 4 (the first count that shares), a full block of 16 and one more. */
+static void test_cpu_row_x_loads(void **state)
+{
+    static const uint32_t types[] = {QUANT_F16, QUANT_Q4_0, QUANT_Q4_K};
+    static const uint32_t ns[] = {4, 16, 17};
+    static const uint32_t wgs[] = {8, 4, 16};
+    static const char *const names[] = {"cpu-wg8", "cpu-wg4", "cpu-wg16"};
+    static op_tuning rows[3]; /* static: outlive a failed check */
+    set_env(NULL, NULL);
+    for (int i = 0; i < 3; i++) {
+        rows[i] = *tuning_row(TUNING_CPU);
+        rows[i].name = names[i];
+        rows[i].matvec_wg = wgs[i];
+        th_check_matmul_shapes_n(types, COUNT(types), &rows[i], ns, COUNT(ns));
+    }
+    if (th_ops()->caps->subgroup_shuffle) assert_true(ops_matvec_shares_x(th_ops(), &rows[0], 1, 4));
+    assert_false(ops_matvec_shares_x(th_ops(), &rows[0], 1, 3));
+    assert_false(ops_matvec_shares_x(th_ops(), &rows[1], 1, 16));
+    set_env(NULL, "1");
+    assert_false(ops_matvec_shares_x(th_ops(), tuning_row(TUNING_CPU), 1, 16));
+    th_check_matmul_shapes_n(types, COUNT(types), tuning_row(TUNING_CPU), ns, COUNT(ns));
+    set_env(NULL, NULL);
+}
+
 /* A device with few texels per view (4096 here): weights are kept in chunks of as many rows as fit one view
  * (each chunk its own allocation), and an x too large for a view (n = 67 at 416 columns) falls back to the
  * storage-buffer variant. */
@@ -156,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_other_rows),
         cmocka_unit_test(test_no_small_storage),
         cmocka_unit_test(test_cpu_row_without_texels),
+        cmocka_unit_test(test_cpu_row_x_loads),
         cmocka_unit_test(test_small_texel_limit),
     };
     return TH_RUN("ops_matmul_variants", tests);
