@@ -174,9 +174,21 @@ typedef struct vkllm_model_params {
     /* NULL (default): vkllm creates an instance and a device of its own for the model (device above chooses it).
      * Else the model runs on the host's device (device is ignored); the structure is read during the load only. */
     const vkllm_host_device *host_device;
+    /* Threads a CPU device (lavapipe) computes on.  1: the thread that submits, no worker threads (lavapipe hands
+     * every dispatch to its workers and waits, which costs more than a small model's work); n > 1: n worker
+     * threads; 0: lavapipe's default (LP_NUM_THREADS, else one worker per core).  -1 (default): the
+     * VKLLM_CPU_THREADS variable if set, else 0 where LP_NUM_THREADS is set, else 1 for models whose layers are
+     * small (vkllm_cpu_threads_auto) and 0 for the others.  Lavapipe reads LP_NUM_THREADS when its device is
+     * enumerated, so the load sets it in the process environment while it creates its instance, then restores
+     * it.  No effect on GPUs or with host_device. */
+    int cpu_threads;
 } vkllm_model_params;
 
 VKLLM_API vkllm_model_params vkllm_model_default_params(void);
+/* The automatic choice of cpu_threads for a model of width n_embd and feed-forward width n_ff: 1 (no worker
+ * threads) where its largest per-layer matrix is small enough that handing a dispatch to worker threads costs
+ * more than the work it would split, else 0 (lavapipe's default). */
+VKLLM_API int vkllm_cpu_threads_auto(uint32_t n_embd, uint32_t n_ff);
 /* Loads a GGUF model onto the device params name (NULL: the defaults); the weights stay quantized in device
  * memory.  Errors name the file and what is wrong with it, or the device asked for and the ones there are. */
 VKLLM_API vkllm_status vkllm_model_load_params(const char *path, const vkllm_model_params *params, vkllm_model **out);

@@ -1,5 +1,6 @@
 /* Instance creation through volk, capability discovery, device choice and logical device creation. */
 #include "device_internal.h"
+#include "log.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -849,6 +850,39 @@ bool vkr_read_device_caps(VkPhysicalDevice pd, uint32_t disable, bool khr_valida
 
 uint32_t vkr_disabled_features(const vkr_device_options *options) { return disabled_features(options); }
 
+/* LP_NUM_THREADS as it was before cpu_threads_set changed it. */
+typedef struct cpu_threads_env {
+    bool changed;
+    char *old; /* NULL: it was not set */
+} cpu_threads_env;
+
+static vkllm_status cpu_threads_set(uint32_t threads, cpu_threads_env *saved)
+{
+    *saved = (cpu_threads_env){false, NULL};
+    if (threads == 0) return VKLLM_OK;
+    const char *old = getenv("LP_NUM_THREADS");
+    if (old && !(saved->old = strdup(old))) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "cpu_threads");
+    char value[16];
+    snprintf(value, sizeof value, "%u", threads == 1 ? 0u : threads); /* lavapipe's 0: no worker threads */
+    if (setenv("LP_NUM_THREADS", value, 1) != 0) {
+        free(saved->old);
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "setting LP_NUM_THREADS for cpu_threads %u", threads);
+    }
+    saved->changed = true;
+    vkllm_log(VKLLM_LOG_DEBUG, "device: LP_NUM_THREADS=%s while the instance is created (cpu_threads %u)", value,
+              threads);
+    return VKLLM_OK;
+}
+
+static void cpu_threads_restore(cpu_threads_env *saved)
+{
+    if (!saved->changed) return;
+    if (saved->old) setenv("LP_NUM_THREADS", saved->old, 1);
+    else unsetenv("LP_NUM_THREADS");
+    free(saved->old);
+    *saved = (cpu_threads_env){false, NULL};
+}
+
 vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
 {
     vkr_device_options defaults = VKR_DEVICE_OPTIONS_DEFAULT;
@@ -870,15 +904,19 @@ vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
     bool sync_validation = validation && validation_env && strcmp(validation_env, "sync") == 0;
     uint32_t disable = disabled_features(options);
     const char *want = wanted_device(options);
-    VKLLM_TRY(create_instance(validation ? &dev->validation_errors : NULL, sync_validation, &dev->instance,
-                              &dev->messenger));
-    VkPhysicalDevice *pds;
-    vkr_caps *caps;
-    device_features *features;
+    cpu_threads_env saved;
+    VKLLM_TRY(cpu_threads_set(options->cpu_threads, &saved));
+    vkllm_status opened = create_instance(validation ? &dev->validation_errors : NULL, sync_validation,
+                                          &dev->instance, &dev->messenger);
+    VkPhysicalDevice *pds = NULL;
+    vkr_caps *caps = NULL;
+    device_features *features = NULL;
     uint32_t count = 0;
     /* The layer checks structures and SPIR-V against its own headers: VK_KHR_cooperative_matrix is 1.3.255. */
     bool khr_validated = !validation || layer_spec_version(validation_layer) >= VK_MAKE_API_VERSION(0, 1, 3, 255);
-    VKLLM_TRY(enumerate(dev->instance, khr_validated, disable, &pds, &caps, &features, &count));
+    if (opened == VKLLM_OK) opened = enumerate(dev->instance, khr_validated, disable, &pds, &caps, &features, &count);
+    cpu_threads_restore(&saved);
+    VKLLM_TRY(opened);
     int chosen = choose_device(want, caps, count);
     vkllm_status st = VKLLM_OK;
     if (count == 0)

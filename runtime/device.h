@@ -143,9 +143,15 @@ typedef struct vkr_device_options {
     int validation;     /* > 0: the Khronos validation layer on (its errors counted), 0: off, < 0: the variable */
     uint32_t disable;   /* VKR_DISABLE_* bits */
     const vkr_host_device *host; /* non-NULL: run on the host's device (device and validation are ignored) */
+    /* Threads a CPU device (lavapipe) computes on: 1: the thread that submits, no worker threads; n > 1: n worker
+     * threads; 0: as the environment has it (lavapipe: LP_NUM_THREADS, else one worker per core).  Vulkan has no
+     * way to say this: LP_NUM_THREADS is set in the process environment while the instance is created and its
+     * devices enumerated (where lavapipe reads it), then restored.  Harmless for other devices. */
+    uint32_t cpu_threads;
 } vkr_device_options;
 
-#define VKR_DEVICE_OPTIONS_DEFAULT ((vkr_device_options){.device = NULL, .validation = -1, .disable = 0, .host = NULL})
+#define VKR_DEVICE_OPTIONS_DEFAULT \
+    ((vkr_device_options){.device = NULL, .validation = -1, .disable = 0, .host = NULL, .cpu_threads = 0})
 
 /* Lists every physical device with Vulkan 1.2 and a compute queue; *chosen is the index vkr_device_create
  * would pick for these options (NULL: the defaults), UINT32_MAX if options name no device.  The caller frees

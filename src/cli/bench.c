@@ -142,7 +142,7 @@ void cli_bench_print_profile(vkllm_model *m, const char *title)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: vkllm bench -m MODEL [-p 512] [-n 128] [-d 0] [-r 5] [--kv TYPE] [--kv-k TYPE] [--kv-v TYPE]\n"
-                 "                   [--json] [--profile] [--no-ttft] [--device INDEX|NAME]\n"
+                 "                   [--json] [--profile] [--no-ttft] [--device INDEX|NAME] [--threads N]\n"
                  "                   [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
                  "                   [--draft-min-p P] [--no-adaptive] [--medusa HEADS.gguf [--medusa-tree SPEC]] [--prompt TEXT]\n"
                  "                   [--parallel N]\n"
@@ -152,7 +152,9 @@ static void usage(FILE *out)
                  "  --lookup, --draft, --medusa: also greedy text of n tokens from --prompt (default \"Once upon a time\") with and\n"
                  "  without speculation, in alternated runs: tokens/s of each, the speed-up, the speculation stats\n"
                  "  --parallel N: only the scheduler's decode rate with N greedy requests of n tokens at once against\n"
-                 "  one alone (continuous batching without HTTP), in -r alternated rounds\n",
+                 "  one alone (continuous batching without HTTP), in -r alternated rounds\n"
+                 "  --threads N: threads of a CPU device (lavapipe): 1 none but the submitting one, 0 the driver's\n"
+                 "  default (one per core); default: 1 for small models, else 0 (VKLLM_CPU_THREADS overrides)\n",
             CLI_BENCH_MAX_TOKENS,
             CLI_BENCH_MAX_REPS);
 }
@@ -167,6 +169,7 @@ int cli_bench(int argc, char **argv)
     /* --no-ttft: one load instead of three (a large model on a slow disk, or a benchmark in rounds). */
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = a.device;
+    mp.cpu_threads = a.cpu_threads;
     if (a.profile) setenv("VKLLM_PROFILE", "1", 1); /* read when the device is created */
     if (a.parallel) {
         vkllm_model *m = NULL;

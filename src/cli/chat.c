@@ -13,7 +13,7 @@ static const char usage_text[] =
     "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--kv TYPE]\n"
     "                  [--kv-k TYPE] [--kv-v TYPE]   (KV cache types: f16, f32, q8_0, q4_0)\n"
     "                  [--device INDEX|NAME] [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
-    "                  [--draft-min-p P] [--no-adaptive] [--medusa HEADS.gguf]\n"
+    "                  [--draft-min-p P] [--no-adaptive] [--medusa HEADS.gguf] [--threads N (as run's)]\n"
     "  Type a message and press enter; an empty line or end of input ends the chat.\n";
 
 typedef struct reply {

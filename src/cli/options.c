@@ -177,7 +177,8 @@ static cli_parse_result parse_kv_arg(int argc, char **argv, int *i, vkllm_kv_typ
 
 cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, char *err, size_t err_len)
 {
-    *o = (cli_options){.n_predict = 128, .sampling = vkllm_sampling_default(), .spec = cli_spec_default()};
+    *o = (cli_options){
+        .n_predict = 128, .cpu_threads = -1, .sampling = vkllm_sampling_default(), .spec = cli_spec_default()};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t n;
@@ -195,6 +196,9 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, ch
         } else if (!strcmp(a, "--device")) {
             if (!VALUE()) return CLI_PARSE_ERROR;
             o->device = v;
+        } else if (!strcmp(a, "--threads")) {
+            if (!INTEGER(0, 1024)) return CLI_PARSE_ERROR;
+            o->cpu_threads = (int)n;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             if (!VALUE()) return CLI_PARSE_ERROR;
             o->prompt = v;
@@ -248,7 +252,7 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, ch
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *o, char *err, size_t err_len)
 {
-    *o = (cli_bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5, .spec = cli_spec_default()};
+    *o = (cli_bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5, .cpu_threads = -1, .spec = cli_spec_default()};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t n;
@@ -267,6 +271,11 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
         else if (is_kv_option(a)) {
             if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
+        } else if (!strcmp(a, "--threads")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_integer(a, v, 0, 1024, &n, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            o->cpu_threads = (int)n;
         } else if (!strcmp(a, "--parallel")) {
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
                 cli_parse_integer(a, v, 2, 256, &n, err, err_len) != CLI_PARSE_OK)
@@ -693,6 +702,7 @@ int cli_open_model(const char *command, const cli_options *o, vkllm_model **mode
     if (!path) return -1;
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = o->device;
+    mp.cpu_threads = o->cpu_threads;
     vkllm_status st = vkllm_model_load_params(path, &mp, model);
     vkllm_context_params cp = vkllm_context_default_params();
     cp.n_ctx = o->n_ctx;

@@ -66,6 +66,7 @@ cli_spec_options cli_spec_default(void);
 typedef struct cli_options {
     const char *model;          /* -m; else VKLLM_MODEL; else the default location */
     const char *device;         /* --device: index or name substring (vkllm_model_params.device); NULL: default */
+    int cpu_threads;            /* --threads [0, 1024] (vkllm_model_params.cpu_threads); -1: automatic */
     const char *prompt;         /* -p */
     int n_predict;              /* -n, [0, CLI_MAX_N_PREDICT]; default 128 */
     uint32_t n_ctx;             /* --ctx, [0, CLI_MAX_CTX]; 0: the model's (at most 4096) */
@@ -95,6 +96,7 @@ cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *e
 typedef struct cli_bench_options {
     const char *model;               /* -m (required) */
     const char *device;              /* --device, as run's */
+    int cpu_threads;                 /* --threads, as run's */
     uint32_t n_prompt, n_gen, reps;  /* -p [0, 2^20] (512), -n [0, 2^20] (128), not both 0; -r [1, 1000] (5) */
     bool json, profile, no_ttft;     /* --json, --profile, --no-ttft */
     cli_spec_options spec;           /* --lookup, --draft ...: tg measured with and without speculation */

@@ -2,6 +2,7 @@
  * ops_weight_create), so a bad file fails before any device memory is spent. */
 #include "model.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,6 +277,45 @@ static vkllm_status check_shapes(vkllm_model *m)
     return VKLLM_OK;
 }
 
+/* Weights in a layer's largest matrix below which a model runs without lavapipe's worker threads.  Each
+ * dispatch handed to them costs two thread switches (tens of microseconds on a virtual machine); split over two
+ * cores, a matrix saves half of its one-thread time (about half a nanosecond per weight), so the handoff pays
+ * from about 10^5 weights on.  stories260K (64 x 172) decodes several times faster without the workers;
+ * llama-134m (768 x 2048) faster with them (docs/performance.md). */
+#define CPU_THREADS_SMALL_LAYER 131072u
+
+int vkllm_cpu_threads_auto(uint32_t n_embd, uint32_t n_ff)
+{
+    uint64_t widest = n_ff > n_embd ? n_ff : n_embd;
+    return (uint64_t)n_embd * widest < CPU_THREADS_SMALL_LAYER ? 1 : 0;
+}
+
+/* cpu_threads as the runtime takes it (0: leave the environment alone), from the parameter, VKLLM_CPU_THREADS,
+ * LP_NUM_THREADS and the model's shape (vkllm_model_params.cpu_threads). */
+static vkllm_status resolve_cpu_threads(int param, const model_config *cfg, uint32_t *out)
+{
+    *out = 0;
+    if (param >= 0) {
+        *out = (uint32_t)param;
+        return VKLLM_OK;
+    }
+    const char *env = getenv("VKLLM_CPU_THREADS");
+    if (env && *env) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(env, &end, 10);
+        if (errno || *end || end == env || v < 0 || v > 1024 || (env[0] < '0' || env[0] > '9'))
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_CPU_THREADS='%.40s' is not a thread count 0..1024 "
+                              "(1: no worker threads, 0: the driver's default)", env);
+        *out = (uint32_t)v;
+        return VKLLM_OK;
+    }
+    const char *lp = getenv("LP_NUM_THREADS");
+    if (lp && *lp) return VKLLM_OK; /* the user's choice for lavapipe */
+    *out = (uint32_t)vkllm_cpu_threads_auto(cfg->n_embd, cfg->n_ff);
+    return VKLLM_OK;
+}
+
 static vkllm_status load(vkllm_model *m)
 {
     double started = vkllm_log_clock();
@@ -301,6 +341,8 @@ static vkllm_status load(vkllm_model *m)
     m->chat_template[tmpl.len] = '\0';
 
     double device_started = vkllm_log_clock();
+    if (!m->device_options.host)
+        VKLLM_TRY(resolve_cpu_threads(m->cpu_threads_param, &m->cfg, &m->device_options.cpu_threads));
     VKLLM_TRY(vkr_device_create_with(&m->device_options, &m->dev));
     VKLLM_TRY(ops_create(m->dev, &m->ops));
     vkllm_log(VKLLM_LOG_INFO, "load: device '%s' ready in %.1f ms; uploading the weights of %u layers",
@@ -329,7 +371,8 @@ static vkllm_status load(vkllm_model *m)
 
 vkllm_model_params vkllm_model_default_params(void)
 {
-    return (vkllm_model_params){.device = NULL, .disable_features = 0, .validation = -1, .host_device = NULL};
+    return (vkllm_model_params){
+        .device = NULL, .disable_features = 0, .validation = -1, .host_device = NULL, .cpu_threads = -1};
 }
 
 /* The public feature bits are the runtime's: one list, checked here. */
@@ -351,6 +394,9 @@ vkllm_status vkllm_model_load_params(const char *path, const vkllm_model_params 
     if (params->disable_features & ~(uint32_t)VKR_DISABLE_ALL)
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_model_load: disable_features 0x%x has bits that name "
                           "no feature (VKLLM_FEATURE_*: 0x%x)", params->disable_features, (unsigned)VKR_DISABLE_ALL);
+    if (params->cpu_threads < -1 || params->cpu_threads > 1024)
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_model_load: cpu_threads %d is outside -1..1024 (-1: "
+                          "automatic, 0: the driver's default, 1: no worker threads)", params->cpu_threads);
     vkllm_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
         free(m);
@@ -358,6 +404,7 @@ vkllm_status vkllm_model_load_params(const char *path, const vkllm_model_params 
     }
     m->device_options = (vkr_device_options){
         .device = params->device, .validation = params->validation, .disable = params->disable_features};
+    m->cpu_threads_param = params->cpu_threads;
     vkr_host_device host;
     if (params->host_device) {
         const vkllm_host_device *h = params->host_device;

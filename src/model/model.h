@@ -28,6 +28,7 @@ struct vkllm_model {
     model_config cfg;
     tokenizer *tok;
     vkr_device_options device_options; /* the load's (vkllm_model_params) */
+    int cpu_threads_param;              /* vkllm_model_params.cpu_threads, resolved once the shape is read */
     vkr_device *dev;
     ops_context *ops;
     vkr_buffer token_embd;           /* [n_vocab][n_embd], F32 or F16 (other types dequantized to F16) */

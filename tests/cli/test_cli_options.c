@@ -71,6 +71,20 @@ static void test_kv_and_perplexity(void **state)
     expect_error("perplexity -f t --kv f8", "--kv takes f16, f32, q8_0 or q4_0, got 'f8'");
 }
 
+/* --threads (vkllm_model_params.cpu_threads): -1 (automatic) unless given, 0..1024. */
+static void test_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(expect_ok("run -p hi").u.run.cpu_threads, -1);
+    assert_int_equal(expect_ok("run -p hi --threads 1").u.run.cpu_threads, 1);
+    assert_int_equal(expect_ok("chat --threads 0").u.run.cpu_threads, 0);
+    assert_int_equal(expect_ok("bench -m m.gguf").u.bench.cpu_threads, -1);
+    assert_int_equal(expect_ok("bench -m m.gguf --threads 4").u.bench.cpu_threads, 4);
+    expect_error("run -p hi --threads -1", "--threads needs an integer in [0, 1024]");
+    expect_error("bench -m m.gguf --threads 1025", "--threads needs an integer in [0, 1024]");
+    expect_error("run --threads", "--threads needs a value");
+}
+
 static void test_numbers_are_strict(void **state)
 {
     expect_error("run -n nan", "-n needs an integer in [0, 1000000000] (decimal digits), got 'nan'");
@@ -269,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_bench),
         cmocka_unit_test(test_speculation),
         cmocka_unit_test(test_kv_and_perplexity),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_bench_ops),
         cmocka_unit_test(test_other_commands),
         cmocka_unit_test(test_odd_argv_and_buffers),

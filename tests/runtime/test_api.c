@@ -132,6 +132,80 @@ static void test_model_params_validation_off(void **state)
     check_stories(&params, "validation off");
 }
 
+/* Logits of every row of one pass over the prompt, copied out (n_rows x n_vocab floats), on a model loaded with
+ * cpu_threads `threads`. */
+static float *stories_logits(int threads, size_t *n_floats)
+{
+    vkllm_model_params params = vkllm_model_default_params();
+    params.cpu_threads = threads;
+    vkllm_model *m = NULL;
+    th_check_status(vkllm_model_load_params(STORIES, &params, &m), "cpu_threads load");
+    vkllm_context_params cp = vkllm_context_default_params();
+    cp.n_outputs_max = 64;
+    vkllm_context *c = NULL;
+    th_check_status(vkllm_context_create(m, &cp, &c), "cpu_threads context");
+    vkllm_token toks[64];
+    size_t n = 0;
+    th_check_status(vkllm_tokenize(m, STORIES_TEXT, strlen(STORIES_TEXT), 1, 0, toks, 64, &n), "tokenize");
+    int32_t pos[64], seq[64];
+    int8_t want[64];
+    for (size_t i = 0; i < n; i++) pos[i] = (int32_t)i, seq[i] = 0, want[i] = 1;
+    vkllm_batch b = {(uint32_t)n, toks, pos, seq, want};
+    th_check_status(vkllm_decode(c, &b), "cpu_threads decode");
+    vkllm_model_info info;
+    vkllm_model_get_info(m, &info);
+    float *all = malloc(n * info.n_vocab * sizeof *all);
+    assert_non_null(all);
+    for (size_t i = 0; i < n; i++) memcpy(all + i * info.n_vocab, vkllm_get_logits(c, (uint32_t)i), info.n_vocab * 4);
+    *n_floats = n * info.n_vocab;
+    uint32_t errors = vkr_device_validation_errors(m->dev);
+    vkllm_context_free(c);
+    vkllm_model_free(m);
+    if (errors) fail_msg("cpu_threads %d: %u Vulkan validation errors", threads, errors);
+    return all;
+}
+
+/* cpu_threads: the automatic choice by shape; no worker threads and two of them give the same bits; LP_NUM_THREADS
+ * is as it was after the load (set or not); out-of-range values and a bad VKLLM_CPU_THREADS are clear errors. */
+static void test_model_params_cpu_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(vkllm_cpu_threads_auto(64, 172), 1);    /* stories260K */
+    assert_int_equal(vkllm_cpu_threads_auto(768, 2048), 0);  /* llama-134m */
+    assert_int_equal(vkllm_cpu_threads_auto(288, 768), 0);   /* stories15M */
+    assert_int_equal(vkllm_cpu_threads_auto(362, 362), 1);   /* 131,044 weights: just under */
+    assert_int_equal(vkllm_cpu_threads_auto(363, 363), 0);
+    assert_int_equal(vkllm_cpu_threads_auto(4096, 0), 0);    /* n_ff 0: n_embd squared */
+
+    char *saved = getenv("LP_NUM_THREADS") ? strdup(getenv("LP_NUM_THREADS")) : NULL;
+    unsetenv("LP_NUM_THREADS");
+    size_t n1 = 0, n2 = 0;
+    float *one = stories_logits(1, &n1);
+    assert_null(getenv("LP_NUM_THREADS"));
+    setenv("LP_NUM_THREADS", "5", 1);
+    float *two = stories_logits(2, &n2);
+    assert_string_equal(getenv("LP_NUM_THREADS"), "5");
+    assert_int_equal(n1, n2);
+    assert_memory_equal(one, two, n1 * sizeof *one);
+    free(one);
+    free(two);
+
+    vkllm_model *m = NULL;
+    vkllm_model_params params = vkllm_model_default_params();
+    params.cpu_threads = -2;
+    assert_int_equal(vkllm_model_load_params(STORIES, &params, &m), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_last_error(), "cpu_threads -2 is outside -1..1024"));
+    params.cpu_threads = -1;
+    setenv("VKLLM_CPU_THREADS", "two", 1);
+    assert_int_equal(vkllm_model_load_params(STORIES, &params, &m), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_null(m);
+    assert_non_null(strstr(vkllm_last_error(), "VKLLM_CPU_THREADS='two' is not a thread count"));
+    unsetenv("VKLLM_CPU_THREADS");
+    if (saved) setenv("LP_NUM_THREADS", saved, 1);
+    else unsetenv("LP_NUM_THREADS");
+    free(saved);
+}
+
 static void test_status_names(void **state)
 {
     (void)state;
@@ -150,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_model_params_choose_device),
         cmocka_unit_test(test_model_params_disable_features),
         cmocka_unit_test(test_model_params_validation_off),
+        cmocka_unit_test(test_model_params_cpu_threads),
     };
     return th_run("api", tests, sizeof tests / sizeof tests[0]);
 }
