@@ -12,7 +12,10 @@
  * 1.2 plain passes on lavapipe, of 8 about 1.5; on GPUs less).  Either way, after ADAPT_MIN_PASSES drafting passes
  * that do not pay (lookup: ADAPT_MIN_PASSES_LOOKUP; a draft model under greedy decoding: one that costs more than
  * twice a plain pass per token), drafting pauses for a backoff of passes that doubles each time (ADAPT_SKIP_FIRST to
- * ADAPT_SKIP_MAX), probes again with the short draft it had, and the backoff resets when a probe pays.  A draft
+ * ADAPT_SKIP_MAX), probes again with the short draft it had, and the backoff resets when a probe pays.  Lookup's
+ * probes draft at most ADAPT_PROBE_LOOKUP tokens and are judged after ADAPT_MIN_PASSES passes: where a pass's
+ * every token costs arithmetic (lavapipe without worker threads), probes of full-length drafts that keep nothing
+ * cost more than the 5% a run may lose.  A draft
  * model stops for the rest of the generation at its ADAPT_MODEL_PAUSES-th pause: each probe makes it catch up with
  * the text skipped, as costly as a prompt of that length for it. */
 #include "spec.h"
@@ -23,6 +26,7 @@
 #define ADAPT_MIN_PER_PASS 0.3
 #define ADAPT_MIN_PASSES 2u
 #define ADAPT_MIN_PASSES_LOOKUP 6u
+#define ADAPT_PROBE_LOOKUP 2u
 #define ADAPT_SKIP_FIRST 8u
 #define ADAPT_SKIP_MAX 256u
 #define ADAPT_MODEL_PAUSES 2u
@@ -40,7 +44,8 @@ uint32_t spec_adaptive_room(spec_adaptive *ad, uint32_t room)
         ad->skip--;
         return 0;
     }
-    return room < ad->k ? room : ad->k;
+    uint32_t k = ad->probing && !ad->model && ad->k > ADAPT_PROBE_LOOKUP ? ADAPT_PROBE_LOOKUP : ad->k;
+    return room < k ? room : k;
 }
 
 static double ewma(double avg, uint32_t n, double x) { return n ? avg + ADAPT_EWMA * (x - avg) : x; }
@@ -59,12 +64,14 @@ void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, 
     /* a draft model's pass at more than twice the plain cost per token is verdict enough; lookup passes keep all
      * or nothing of their drafts, so they are judged over more of them */
     bool clear = ad->timed && ad->model && ad->ms_spec > 2.0 * ad->ms_plain;
-    if (ad->n_spec < (ad->model ? ADAPT_MIN_PASSES : ADAPT_MIN_PASSES_LOOKUP) && !clear) return;
+    if (ad->n_spec < (ad->model || ad->probing ? ADAPT_MIN_PASSES : ADAPT_MIN_PASSES_LOOKUP) && !clear) return;
     bool pays = ad->timed ? ad->ms_spec <= ad->ms_plain : ad->accepted >= ADAPT_MIN_PER_PASS * ad->passes;
     if (pays) {
         ad->backoff = ADAPT_SKIP_FIRST;
+        ad->probing = false;
         return;
     }
+    ad->probing = true;
     ad->skip = ++ad->pauses >= ad->max_pauses ? UINT32_MAX : ad->backoff;
     ad->backoff = 2 * ad->backoff < ADAPT_SKIP_MAX ? 2 * ad->backoff : ADAPT_SKIP_MAX;
     /* the probes after the pause are judged on themselves */

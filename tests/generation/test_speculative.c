@@ -103,8 +103,8 @@ static void test_lookup(void **state)
 
 /* Adaptive drafting: the draft length grows on success and shrinks on failure; by counts (sampling) a drafter
  * that keeps nothing pauses for 8, then 16 passes and drafts again; by time (greedy) plain passes come first to
- * measure them, lookup passes 3x as slow per token pause it after 6 passes; a draft model gives up at its second
- * pause. */
+ * measure them, lookup passes 3x as slow per token pause it after 6 passes, and its probes after a pause draft at
+ * most 2 tokens, judged after 2 passes; a draft model gives up at its second pause. */
 static void test_adaptive(void **state)
 {
     (void)state;
@@ -144,6 +144,27 @@ static void test_adaptive(void **state)
     }
     spec_adaptive_update(&ad, 7, 0, 3.0, 7);
     assert_int_equal(spec_adaptive_room(&ad, 7), 0);
+    /* after the pause of 8 plain passes, lookup probes with drafts of at most 2, judged after 2 of them: failing,
+     * they pause it for 16; paying, they give the lookup its whole room back */
+    for (int i = 0; i < 7; i++) {
+        spec_adaptive_update(&ad, 0, 0, 1.0, 7);
+        assert_int_equal(spec_adaptive_room(&ad, 7), 0);
+    }
+    spec_adaptive_update(&ad, 0, 0, 1.0, 7);
+    assert_int_equal(spec_adaptive_room(&ad, 7), 2);
+    spec_adaptive_update(&ad, 2, 0, 2.0, 7);
+    assert_int_equal(spec_adaptive_room(&ad, 1), 1); /* never past the room */
+    assert_int_equal(spec_adaptive_room(&ad, 7), 2);
+    spec_adaptive_update(&ad, 2, 0, 2.0, 7);
+    uint32_t paused = 0;
+    while (spec_adaptive_room(&ad, 7) == 0 && paused < 100) {
+        paused++;
+        spec_adaptive_update(&ad, 0, 0, 1.0, 7);
+    }
+    assert_int_equal(paused, 16);
+    spec_adaptive_update(&ad, 2, 2, 1.0, 7);
+    spec_adaptive_update(&ad, 2, 2, 1.0, 7);
+    assert_int_equal(spec_adaptive_room(&ad, 7), 7);
     /* a fast drafting pass keeps drafting */
     spec_adaptive_start(&ad, true, false, 7);
     spec_adaptive_update(&ad, 0, 0, 1.0, 7);
