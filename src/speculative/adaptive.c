@@ -20,6 +20,8 @@
  * the text skipped, as costly as a prompt of that length for it. */
 #include "spec.h"
 
+#include "runtime/log.h"
+
 #define ADAPT_BASELINE 2u
 #define ADAPT_EWMA 0.3
 #define ADAPT_DECAY 0.8
@@ -73,6 +75,9 @@ void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, 
     }
     ad->probing = true;
     ad->skip = ++ad->pauses >= ad->max_pauses ? UINT32_MAX : ad->backoff;
+    vkllm_log(VKLLM_LOG_DEBUG, "speculation: drafting does not pay (%.3f ms per token against %.3f plain; %.2f accepted "
+              "per pass): %s", ad->ms_spec, ad->ms_plain, ad->passes > 0 ? ad->accepted / ad->passes : 0.0,
+              ad->skip == UINT32_MAX ? "stopped" : "paused");
     ad->backoff = 2 * ad->backoff < ADAPT_SKIP_MAX ? 2 * ad->backoff : ADAPT_SKIP_MAX;
     /* the probes after the pause are judged on themselves */
     ad->n_spec = 0;
