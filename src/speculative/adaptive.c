@@ -7,7 +7,8 @@
  *
  * Stopping: greedy decoding compares time (its text does not depend on how the passes fall): the milliseconds per
  * token of drafting passes (drafting and verification) against those of plain passes, exponentially averaged;
- * the first ADAPT_BASELINE passes run plain to measure them.  Sampling compares counts, so that a seed keeps giving
+ * the first ADAPT_BASELINE passes after one untimed pass (the generation's first may compile pipelines or warm
+ * caches) run plain to measure them.  Sampling compares counts, so that a seed keeps giving
  * one text: at least ADAPT_MIN_PER_PASS tokens accepted per drafting pass (a verification of 4 tokens costs about
  * 1.2 plain passes on lavapipe, of 8 about 1.5; on GPUs less).  Either way, after ADAPT_MIN_PASSES drafting passes
  * that do not pay (lookup: ADAPT_MIN_PASSES_LOOKUP; a draft model under greedy decoding: one that costs more than
@@ -41,7 +42,7 @@ void spec_adaptive_start(spec_adaptive *ad, bool timed, bool model, uint32_t dra
 
 uint32_t spec_adaptive_room(spec_adaptive *ad, uint32_t room)
 {
-    if (ad->timed && ad->n_plain < ADAPT_BASELINE) return 0;
+    if (ad->timed && (!ad->warm || ad->n_plain < ADAPT_BASELINE)) return 0;
     if (ad->skip) {
         ad->skip--;
         return 0;
@@ -55,7 +56,8 @@ static double ewma(double avg, uint32_t n, double x) { return n ? avg + ADAPT_EW
 void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, uint32_t draft_max)
 {
     if (k == 0) {
-        ad->ms_plain = ewma(ad->ms_plain, ad->n_plain++, ms);
+        if (ad->warm) ad->ms_plain = ewma(ad->ms_plain, ad->n_plain++, ms);
+        ad->warm = true;
         return;
     }
     ad->ms_spec = ewma(ad->ms_spec, ad->n_spec++, ms / (a + 1));
@@ -75,8 +77,8 @@ void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, 
     }
     ad->probing = true;
     ad->skip = ++ad->pauses >= ad->max_pauses ? UINT32_MAX : ad->backoff;
-    vkllm_log(VKLLM_LOG_DEBUG, "speculation: drafting does not pay (%.3f ms per token against %.3f plain; %.2f accepted "
-              "per pass): %s", ad->ms_spec, ad->ms_plain, ad->passes > 0 ? ad->accepted / ad->passes : 0.0,
+    vkllm_log(VKLLM_LOG_DEBUG, "speculation: drafting does not pay (%.3f ms per token against %.3f plain; %.2f "
+              "accepted per pass): %s", ad->ms_spec, ad->ms_plain, ad->passes > 0 ? ad->accepted / ad->passes : 0.0,
               ad->skip == UINT32_MAX ? "stopped" : "paused");
     ad->backoff = 2 * ad->backoff < ADAPT_SKIP_MAX ? 2 * ad->backoff : ADAPT_SKIP_MAX;
     /* the probes after the pause are judged on themselves */

@@ -25,6 +25,7 @@ typedef struct spec_adaptive {
     uint32_t backoff;         /* the next pause */
     uint32_t pauses, max_pauses;
     bool probing;             /* drafting again after a pause, not yet found to pay */
+    bool warm;                /* a plain pass ran (the first is not timed) */
 } spec_adaptive;
 
 /* timed: judge by time (greedy); model: the drafter is a draft model (its draft length adapts; it gives up after a
