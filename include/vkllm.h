@@ -178,9 +178,10 @@ typedef struct vkllm_model_params {
      * every dispatch to its workers and waits, which costs more than a small model's work); n > 1: n worker
      * threads; 0: lavapipe's default (LP_NUM_THREADS, else one worker per core).  -1 (default): the
      * VKLLM_CPU_THREADS variable if set, else 0 where LP_NUM_THREADS is set, else 1 for models whose layers are
-     * small (vkllm_cpu_threads_auto) and 0 for the others.  Lavapipe reads LP_NUM_THREADS when its device is
-     * enumerated, so the load sets it in the process environment while it creates its instance, then restores
-     * it.  No effect on GPUs or with host_device. */
+     * small (vkllm_cpu_threads_auto) and 0 for the others: a choice for decoding (work on long prompts, as
+     * perplexity, is faster with the workers even for a small model).  Lavapipe reads LP_NUM_THREADS when its
+     * device is enumerated, so the load sets it in the process environment while it creates its instance, then
+     * restores it.  No effect on GPUs or with host_device. */
     int cpu_threads;
 } vkllm_model_params;
 

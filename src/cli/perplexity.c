@@ -177,6 +177,9 @@ int cli_perplexity(int argc, char **argv)
     vkllm_status st = eval_read_text(o.file, &text, &len);
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = o.device;
+    /* Chunks of -c tokens per pass: lavapipe's worker threads pay even for the smallest model (the automatic
+     * choice is for decoding; docs/performance.md), unless VKLLM_CPU_THREADS says otherwise. */
+    if (!getenv("VKLLM_CPU_THREADS")) mp.cpu_threads = 0;
     if (st == VKLLM_OK) st = vkllm_model_load_params(path, &mp, &r.model);
     vkllm_model_info info = {0};
     if (st == VKLLM_OK) vkllm_model_get_info(r.model, &info);

@@ -46,6 +46,8 @@ vkllm_status calib_pass_run(const calib_pass_options *o, calib_chunk_fn fn, void
                                : vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "calibration: chunks of 0 tokens");
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = o->device;
+    /* Whole chunks per pass: lavapipe's worker threads pay even for the smallest model (as perplexity's) */
+    if (!getenv("VKLLM_CPU_THREADS")) mp.cpu_threads = 0;
     if (st == VKLLM_OK) st = vkllm_model_load_params(o->model, &mp, &model);
     /* BOS "as the vocabulary asks": the tokenizer adds it with add_special when the vocabulary says so. */
     if (st == VKLLM_OK) st = eval_tokenize_all(model, text, len, 1, &tokens, &n_tokens);
