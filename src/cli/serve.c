@@ -12,7 +12,7 @@ static const char usage_text[] =
     "usage: vkllm serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--kv TYPE]\n"
     "                   [--kv-k TYPE] [--kv-v TYPE] [--kv-rotate on|off]\n"
     "                   [--kv-pages N] [--api-key KEY] [--template NAME] [--max-waiting N] [--device INDEX|NAME]\n"
-    "                   [--max-tokens N] [--no-prefix-cache]\n"
+    "                   [--max-tokens N] [--no-prefix-cache] [--threads N (as run's)]\n"
     "  POST /v1/completions, /v1/chat/completions (\"stream\": true for server-sent events); GET /v1/models,\n"
     "  /health, /metrics.  --port 0 picks a free port (printed).  SIGINT/SIGTERM stop it.\n";
 
@@ -23,7 +23,7 @@ static void on_signal(int sig) { (void)sig, stop_flag = 1; }
 
 int cli_serve(int argc, char **argv)
 {
-    server_options o = {.port = 8080, .parallel = 8, .default_max_tokens = 256};
+    server_options o = {.port = 8080, .parallel = 8, .default_max_tokens = 256, .cpu_threads = -1};
     char err[256] = "";
     bool no_rotate = false;
     cli_options paths = {0};
@@ -48,6 +48,7 @@ int cli_serve(int argc, char **argv)
         else if (!strcmp(a, "--device")) o.device = v;
         else if (!strcmp(a, "--port") && INT(0, 65535)) o.port = (uint16_t)n;
         else if (!strcmp(a, "--parallel") && INT(1, 256)) o.parallel = (uint32_t)n;
+        else if (!strcmp(a, "--threads") && INT(0, 1024)) o.cpu_threads = (int)n;
         else if ((!strcmp(a, "--ctx") || !strcmp(a, "-c")) && INT(0, CLI_MAX_CTX)) o.n_ctx = (uint32_t)n;
         else if (!strcmp(a, "--kv-pages") && INT(0, 1 << 24)) o.n_kv_pages = (uint32_t)n;
         else if (!strcmp(a, "--max-waiting") && INT(0, 1 << 20)) o.max_waiting = (uint32_t)n;

@@ -331,6 +331,7 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
     }
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = o->device;
+    mp.cpu_threads = o->cpu_threads;
     vkllm_model *model;
     vkllm_status st = vkllm_model_load_params(o->model_path, &mp, &model);
     if (st != VKLLM_OK) {

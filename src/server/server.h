@@ -19,6 +19,7 @@ typedef struct server_options {
     const char *api_key;       /* NULL: none asked */
     const char *chat_template; /* NULL: the model's */
     const char *device;
+    int cpu_threads;           /* vkllm_model_params.cpu_threads (-1: automatic) */
     uint32_t max_waiting;      /* 0: 64 x parallel */
     uint32_t default_max_tokens;  /* max_tokens when a request names none */
     int no_prefix_cache;
