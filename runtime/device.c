@@ -850,6 +850,10 @@ bool vkr_read_device_caps(VkPhysicalDevice pd, uint32_t disable, bool khr_valida
 
 uint32_t vkr_disabled_features(const vkr_device_options *options) { return disabled_features(options); }
 
+/* Held from cpu_threads_set to cpu_threads_restore: two loads at once would otherwise restore each other's value
+ * (the second saving the first's) and leave LP_NUM_THREADS changed for good. */
+static pthread_mutex_t cpu_threads_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* LP_NUM_THREADS as it was before cpu_threads_set changed it. */
 typedef struct cpu_threads_env {
     bool changed;
@@ -860,12 +864,14 @@ static vkllm_status cpu_threads_set(uint32_t threads, cpu_threads_env *saved)
 {
     *saved = (cpu_threads_env){false, NULL};
     if (threads == 0) return VKLLM_OK;
+    pthread_mutex_lock(&cpu_threads_lock);
     const char *old = getenv("LP_NUM_THREADS");
-    if (old && !(saved->old = strdup(old))) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "cpu_threads");
     char value[16];
     snprintf(value, sizeof value, "%u", threads == 1 ? 0u : threads); /* lavapipe's 0: no worker threads */
-    if (setenv("LP_NUM_THREADS", value, 1) != 0) {
+    if ((old && !(saved->old = strdup(old))) || setenv("LP_NUM_THREADS", value, 1) != 0) {
         free(saved->old);
+        saved->old = NULL;
+        pthread_mutex_unlock(&cpu_threads_lock);
         return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "setting LP_NUM_THREADS for cpu_threads %u", threads);
     }
     saved->changed = true;
@@ -881,6 +887,7 @@ static void cpu_threads_restore(cpu_threads_env *saved)
     else unsetenv("LP_NUM_THREADS");
     free(saved->old);
     *saved = (cpu_threads_env){false, NULL};
+    pthread_mutex_unlock(&cpu_threads_lock);
 }
 
 vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
