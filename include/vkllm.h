@@ -181,7 +181,8 @@ typedef struct vkllm_model_params {
      * small (vkllm_cpu_threads_auto) and 0 for the others: a choice for decoding (work on long prompts, as
      * perplexity, is faster with the workers even for a small model).  Lavapipe reads LP_NUM_THREADS when its
      * device is enumerated, so the load sets it in the process environment while it creates its instance, then
-     * restores it.  No effect on GPUs or with host_device. */
+     * restores it (a thread of the host reading the environment meanwhile races with it: pass 0 to leave the
+     * environment alone).  No effect on GPUs or with host_device. */
     int cpu_threads;
 } vkllm_model_params;
 
