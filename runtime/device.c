@@ -912,6 +912,7 @@ vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
     uint32_t disable = disabled_features(options);
     const char *want = wanted_device(options);
     cpu_threads_env saved;
+    dev->cpu_threads = options->cpu_threads;
     VKLLM_TRY(cpu_threads_set(options->cpu_threads, &saved));
     vkllm_status opened = create_instance(validation ? &dev->validation_errors : NULL, sync_validation,
                                           &dev->instance, &dev->messenger);

@@ -49,6 +49,8 @@ struct vkr_device {
     double transfer_submitted_at;
     uint64_t fence_timeout_ns;    /* per fence wait (vkr_set_fence_timeout) */
     uint64_t fence_timeout_default_ns; /* VKLLM_FENCE_TIMEOUT_MS or the default for the device type (queue.c) */
+    uint32_t cpu_threads;         /* vkr_device_options.cpu_threads the device was opened with */
+    double spin_wait_s;           /* a fence wait polls this long before it sleeps (queue.c) */
     _Atomic uint64_t submits;     /* vkQueueSubmit calls made, transfers and sequences alike */
     uint32_t pipelines_built;     /* pipelines compiled since creation, and the seconds they took */
     double pipeline_build_seconds;

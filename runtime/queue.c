@@ -15,6 +15,12 @@
 /* Software drivers (lavapipe) run the same work one or two orders of magnitude slower, on shared cores. */
 #define DEFAULT_TIMEOUT_CPU_MS 600000ull
 
+/* Lavapipe without worker threads (cpu_threads 1) computes in its queue's one thread, which leaves a core free:
+ * a wait polls the fence for up to this long before it sleeps, because waking a sleeping thread costs tens of
+ * microseconds on a virtual machine, a good part of a small model's pass (docs/performance.md).  With workers
+ * every core computes and polling would take one from them (measured: llama-134m decoding a third slower). */
+#define SPIN_WAIT_CPU_S 2e-3
+
 vkllm_status vkr_queue_init(vkr_device *dev)
 {
     uint64_t ms = dev->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? DEFAULT_TIMEOUT_CPU_MS : DEFAULT_TIMEOUT_MS;
@@ -30,6 +36,7 @@ vkllm_status vkr_queue_init(vkr_device *dev)
         ms = parsed;
     }
     dev->fence_timeout_ns = dev->fence_timeout_default_ns = ms * 1000000;
+    dev->spin_wait_s = dev->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && dev->cpu_threads == 1 ? SPIN_WAIT_CPU_S : 0;
     return VKLLM_OK;
 }
 
@@ -40,6 +47,8 @@ void vkr_set_fence_timeout(vkr_device *dev, uint64_t ms)
 }
 
 uint64_t vkr_submit_count(const vkr_device *dev) { return atomic_load(&((vkr_device *)dev)->submits); }
+
+double vkr_fence_spin_seconds(const vkr_device *dev) { return dev->spin_wait_s; }
 
 /* A host's queue without lock callbacks: one mutex for every runtime device on a borrowed queue, so that two
  * models sharing it never submit at once (the host itself must not use the queue during a vkllm call then). */
@@ -102,9 +111,10 @@ vkllm_status vkr_queue_drain(vkr_device *dev, const char *what)
 vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what)
 {
     double begin = vkllm_log_clock();
-    VkResult r = vkr_fault_fires(&dev->faults, VKR_FAULT_TIMEOUT)
-                     ? VK_TIMEOUT
-                     : vkWaitForFences(dev->device, 1, &fence, VK_TRUE, dev->fence_timeout_ns);
+    VkResult r = vkr_fault_fires(&dev->faults, VKR_FAULT_TIMEOUT) ? VK_TIMEOUT : VK_NOT_READY;
+    while (r == VK_NOT_READY && dev->spin_wait_s > 0 && vkllm_log_clock() - begin < dev->spin_wait_s)
+        r = vkGetFenceStatus(dev->device, fence);
+    if (r == VK_NOT_READY) r = vkWaitForFences(dev->device, 1, &fence, VK_TRUE, dev->fence_timeout_ns);
     double end = vkllm_log_clock();
     if (r == VK_SUCCESS) {
         vkllm_log(VKLLM_LOG_DEBUG, "done %s: waited %.3f ms, %.3f ms after its submit", what, 1e3 * (end - begin),
