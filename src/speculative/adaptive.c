@@ -11,8 +11,8 @@
  * caches) run plain to measure them.  Sampling compares counts, so that a seed keeps giving
  * one text: at least ADAPT_MIN_PER_PASS tokens accepted per drafting pass (a verification of 4 tokens costs about
  * 1.2 plain passes on lavapipe, of 8 about 1.5; on GPUs less).  Either way, after ADAPT_MIN_PASSES drafting passes
- * that do not pay (lookup: ADAPT_MIN_PASSES_LOOKUP; a draft model under greedy decoding: one that costs more than
- * twice a plain pass per token), drafting pauses for a backoff of passes that doubles each time (ADAPT_SKIP_FIRST to
+ * that do not pay (lookup: ADAPT_MIN_PASSES_LOOKUP; under greedy decoding, drafting that costs more than twice a
+ * plain pass per token: one pass of a draft model, ADAPT_MIN_PASSES of the others), drafting pauses for a backoff of passes that doubles each time (ADAPT_SKIP_FIRST to
  * ADAPT_SKIP_MAX), probes again with the short draft it had, and the backoff resets when a probe pays.  Lookup's
  * probes draft at most ADAPT_PROBE_LOOKUP tokens and are judged after ADAPT_MIN_PASSES passes: where a pass's
  * every token costs arithmetic (lavapipe without worker threads), probes of full-length drafts that keep nothing
@@ -65,9 +65,10 @@ void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, 
     ad->accepted = ad->accepted * ADAPT_DECAY + a;
     if (ad->model && a == k) ad->k = 2 * ad->k + 1 <= draft_max ? 2 * ad->k + 1 : draft_max;
     else if (ad->model && 2 * a < k && ad->k > 1) ad->k /= 2;
-    /* a draft model's pass at more than twice the plain cost per token is verdict enough; lookup passes keep all
-     * or nothing of their drafts, so they are judged over more of them */
-    bool clear = ad->timed && ad->model && ad->ms_spec > 2.0 * ad->ms_plain;
+    /* a draft model's pass at more than twice the plain cost per token is verdict enough, two of the others' (where
+     * every drafted row costs arithmetic: lavapipe without workers); lookup passes keep all or nothing of their
+     * drafts, so short of that they are judged over more of them */
+    bool clear = ad->timed && (ad->model || ad->n_spec >= ADAPT_MIN_PASSES) && ad->ms_spec > 2.0 * ad->ms_plain;
     if (ad->n_spec < (ad->model || ad->probing ? ADAPT_MIN_PASSES : ADAPT_MIN_PASSES_LOOKUP) && !clear) return;
     bool pays = ad->timed ? ad->ms_spec <= ad->ms_plain : ad->accepted >= ADAPT_MIN_PER_PASS * ad->passes;
     if (pays) {
