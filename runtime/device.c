@@ -106,12 +106,9 @@ static bool parse_bytes(const char *s, uint64_t *out)
 /* VKLLM_MAX_DEVICE_MB: a decimal count of MiB, 1 to 2^30. */
 static bool parse_mb(const char *text, int64_t *out)
 {
-    char *end = NULL;
-    if (!text || *text < '0' || *text > '9') return false;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (*end != '\0' || errno == ERANGE || v < 1 || v > (1ll << 30)) return false;
-    *out = v;
+    uint64_t v = 0;
+    if (!vkr_parse_decimal(text, 1ull << 30, &v) || v < 1) return false;
+    *out = (int64_t)v;
     return true;
 }
 

@@ -1,7 +1,9 @@
 #include "error.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Thread_local char last_error[1024];
@@ -38,4 +40,15 @@ vkllm_status vkllm_fail_context(vkllm_status status, const char *fmt, ...)
     memcpy(last_error + n + 2, previous, m);
     last_error[n + 2 + m] = '\0';
     return status;
+}
+
+bool vkr_parse_decimal(const char *text, uint64_t max, uint64_t *out)
+{
+    if (!text || *text < '0' || *text > '9') return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end != '\0' || errno == ERANGE || v > max) return false;
+    *out = v;
+    return true;
 }

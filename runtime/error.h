@@ -12,6 +12,9 @@
 #include "vkllm.h"
 #endif
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #if defined(__GNUC__)
 #define VKLLM_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
@@ -29,6 +32,10 @@ void vkllm_clear_error(void);
 
 /* The message of the last failure on this thread ("" if none): what vkllm_last_error() returns. */
 const char *vkllm_error_message(void);
+
+/* A count given as text (an environment variable's value): decimal digits only, no sign, space or suffix (strtoull
+ * alone takes "-1" as the largest value and skips leading spaces), at most max.  False if text is not one. */
+bool vkr_parse_decimal(const char *text, uint64_t max, uint64_t *out);
 
 /* Propagate a failure unchanged. */
 #define VKLLM_TRY(expr)                                                                            \

@@ -2,7 +2,6 @@
  * for ever: past the timeout it fails with a message naming the work it waited for and how long ago that
  * work was submitted, so a hung GPU (or a shader that never ends) becomes an error the caller sees, not a
  * process that prints nothing. */
-#include <errno.h>
 #include <stdlib.h>
 
 #include "device_internal.h"
@@ -26,11 +25,8 @@ vkllm_status vkr_queue_init(vkr_device *dev)
     uint64_t ms = dev->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? DEFAULT_TIMEOUT_CPU_MS : DEFAULT_TIMEOUT_MS;
     const char *v = getenv("VKLLM_FENCE_TIMEOUT_MS");
     if (v && *v) {
-        char *end = NULL;
-        errno = 0;
-        /* Digits only: strtoull alone takes "-1" as the largest value. */
-        unsigned long long parsed = *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
-        if (!end || *end != '\0' || errno == ERANGE || parsed == 0 || parsed > UINT64_MAX / 1000000)
+        uint64_t parsed = 0;
+        if (!vkr_parse_decimal(v, UINT64_MAX / 1000000, &parsed) || parsed == 0)
             return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT,
                               "VKLLM_FENCE_TIMEOUT_MS='%s' is not a positive number of milliseconds", v);
         ms = parsed;

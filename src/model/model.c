@@ -2,7 +2,6 @@
  * ops_weight_create), so a bad file fails before any device memory is spent. */
 #include "model.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,10 +300,8 @@ static vkllm_status resolve_cpu_threads(int param, const model_config *cfg, uint
     }
     const char *env = getenv("VKLLM_CPU_THREADS");
     if (env && *env) {
-        char *end = NULL;
-        errno = 0;
-        long v = strtol(env, &end, 10);
-        if (errno || *end || end == env || v < 0 || v > 1024 || (env[0] < '0' || env[0] > '9'))
+        uint64_t v = 0;
+        if (!vkr_parse_decimal(env, 1024, &v))
             return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "VKLLM_CPU_THREADS='%.40s' is not a thread count 0..1024 "
                               "(1: no worker threads, 0: the driver's default)", env);
         *out = (uint32_t)v;

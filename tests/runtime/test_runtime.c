@@ -450,9 +450,24 @@ static void test_shader_registry(void **state)
     assert_null(vkr_shader_find("nope"));
 }
 
+/* Counts in environment variables: decimal digits only, within the bound. */
+static void test_parse_decimal(void **state)
+{
+    (void)state;
+    uint64_t v = 7;
+    assert_true(vkr_parse_decimal("0", 1024, &v) && v == 0);
+    assert_true(vkr_parse_decimal("1024", 1024, &v) && v == 1024);
+    assert_true(vkr_parse_decimal("18446744073709551615", UINT64_MAX, &v) && v == UINT64_MAX);
+    static const char *const bad[] = {"1025", "-1", "+1", " 1", "1 ", "1x", "0x10", "", "18446744073709551616"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (vkr_parse_decimal(bad[i], 1024, &v)) fail_msg("'%s' parsed", bad[i]);
+    assert_false(vkr_parse_decimal(NULL, 1024, &v));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_decimal),
         cmocka_unit_test(test_shader_registry),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_device_choice),
