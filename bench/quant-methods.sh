@@ -5,7 +5,8 @@
 # imatrix quantization of the same file beside them (llama-imatrix + llama-quantize, when the peer is there).
 #   bench/quant-methods.sh [BUILD_DIR] [OUT_DIR]
 # MODELS ("stories260K"; "stories260K llama-134m" for both),
-# TYPES ("Q4_0 Q4_K_M Q3_K_M Q2_K"), METHODS ("rtn imatrix gptq awq awq+gptq llama-imatrix"), CTX (512: the
+# TYPES ("Q4_0 Q4_K_M Q3_K_M Q2_K"), METHODS ("rtn imatrix gptq awq awq+gptq llama-imatrix"; also gptq-seq-layer,
+# gptq-seq-input: --sequential layer|input, gptq-rounds: --gptq-rounds 1), CTX (512: the
 # calibration and evaluation chunk), CHUNKS_134M (2) size the run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +55,10 @@ for model in ${MODELS:-stories260K}; do
                 imatrix) "$vk" quantize --imatrix "$imx" "$m" "$q" "$type" >/dev/null ;;
                 gptq|awq|awq+gptq)
                     "$vk" quantize --method "$method" --calib "$calib" --calib-ctx "$ctx" "${calib_extra[@]}" \
+                        "$m" "$q" "$type" >/dev/null 2>&1 ;;
+                gptq-seq-layer|gptq-seq-input|gptq-rounds)
+                    extra=(--gptq-rounds 1); [[ $method == gptq-seq-* ]] && extra=(--sequential "${method#gptq-seq-}")
+                    "$vk" quantize --method gptq "${extra[@]}" --calib "$calib" --calib-ctx "$ctx" "${calib_extra[@]}" \
                         "$m" "$q" "$type" >/dev/null 2>&1 ;;
                 llama-imatrix)
                     ((have_peer)) || continue

@@ -20,6 +20,7 @@ struct quant_gptq_hessian {
     bool *dead;      /* [cols] original columns no token touched */
     bool act_order;
     uint32_t batch;
+    uint32_t rounds;
 };
 
 void quant_gptq_free(quant_gptq_hessian *g)
@@ -133,6 +134,7 @@ vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq
     g->cols = cols;
     g->act_order = params->act_order;
     g->batch = params->batch ? params->batch : 128;
+    g->rounds = params->rounds;
     double mean = 0;
     for (uint64_t i = 0; i < cols; i++) {
         diag[i] = h[i * cols + i];
@@ -221,30 +223,38 @@ typedef struct gptq_run {
     const float *importance;
 } gptq_run;
 
-/* Chooses block bi's scales for every row from the weights as they are now, and records its grid: the block
- * dequantized with every code 0, and with every code 1. */
+/* Records the grid of row `row`'s block bi as its block parameters stand: the block dequantized with every code
+ * 0, and with every code 1. */
+static vkllm_status grid_of_block(gptq_run *r, uint64_t row, uint64_t bi)
+{
+    float zero[QUANT_QK_K], one[QUANT_QK_K];
+    uint8_t codes[QUANT_QK_K];
+    const uint64_t bytes = r->row_bytes / (r->cols / r->be);
+    _Alignas(16) uint8_t copy[GPTQ_MAX_BLOCK]; /* aligned: set_levels writes the block struct */
+    memcpy(copy, r->blocks + row * r->row_bytes + bi * bytes, bytes);
+    memset(codes, 0, r->be);
+    r->fmt->set_levels(copy, codes);
+    VKLLM_TRY(quant_dequantize_row(r->fmt->type, copy, zero, r->be));
+    memset(codes, 1, r->be);
+    r->fmt->set_levels(copy, codes);
+    VKLLM_TRY(quant_dequantize_row(r->fmt->type, copy, one, r->be));
+    for (uint64_t j = 0; j < r->be; j++) {
+        r->off[row * r->cols + bi * r->be + j] = zero[j];
+        r->scale[row * r->cols + bi * r->be + j] = one[j] - zero[j];
+    }
+    return VKLLM_OK;
+}
+
+/* Chooses block bi's scales for every row from the weights as they are now, and records its grid. */
 static vkllm_status choose_scales(gptq_run *r, uint64_t bi)
 {
-    float x[QUANT_QK_K], zero[QUANT_QK_K], one[QUANT_QK_K];
-    uint8_t codes[QUANT_QK_K];
+    float x[QUANT_QK_K];
     for (uint64_t row = 0; row < r->rows; row++) {
         for (uint64_t j = 0; j < r->be; j++) x[j] = r->wp[row * r->cols + r->pos[bi * r->be + j]];
         uint8_t *block = r->blocks + row * r->row_bytes + bi * (r->row_bytes / (r->cols / r->be));
         VKLLM_TRY(quant_quantize_row_weighted(r->fmt->type, x, block, r->be,
                                               r->importance ? r->importance + bi * r->be : NULL));
-        _Alignas(16) uint8_t copy[GPTQ_MAX_BLOCK]; /* aligned: set_levels writes the block struct */
-        const uint64_t bytes = r->row_bytes / (r->cols / r->be);
-        memcpy(copy, block, bytes);
-        memset(codes, 0, r->be);
-        r->fmt->set_levels(copy, codes);
-        VKLLM_TRY(quant_dequantize_row(r->fmt->type, copy, zero, r->be));
-        memset(codes, 1, r->be);
-        r->fmt->set_levels(copy, codes);
-        VKLLM_TRY(quant_dequantize_row(r->fmt->type, copy, one, r->be));
-        for (uint64_t j = 0; j < r->be; j++) {
-            r->off[row * r->cols + bi * r->be + j] = zero[j];
-            r->scale[row * r->cols + bi * r->be + j] = one[j] - zero[j];
-        }
+        VKLLM_TRY(grid_of_block(r, row, bi));
     }
     return VKLLM_OK;
 }
@@ -259,7 +269,8 @@ static float round_to_grid(gptq_run *r, uint64_t row, uint64_t c, float w)
     return a * (float)code + b;
 }
 
-static vkllm_status run_gptq(gptq_run *r)
+/* hold: the blocks' parameters as they are (a later round), else chosen as GPTQ reaches each block. */
+static vkllm_status run_gptq(gptq_run *r, bool hold)
 {
     const quant_gptq_hessian *g = r->g;
     const uint64_t n = r->cols;
@@ -268,13 +279,13 @@ static vkllm_status run_gptq(gptq_run *r)
     double *err = malloc(r->rows * batch * sizeof *err);
     if (!err) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
     vkllm_status st = VKLLM_OK;
-    if (g->act_order) /* static groups: every block's scales from the original weights */
+    if (g->act_order && !hold) /* static groups: every block's scales from the original weights */
         for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = choose_scales(r, bi);
     for (uint64_t i1 = 0; i1 < n && st == VKLLM_OK; i1 += batch) {
         const uint64_t i2 = i1 + batch < n ? i1 + batch : n;
         for (uint64_t k = i1; k < i2 && st == VKLLM_OK; k++) {
             const uint64_t c = g->perm[k];
-            if (!g->act_order && c % r->be == 0) st = choose_scales(r, c / r->be);
+            if (!g->act_order && !hold && c % r->be == 0) st = choose_scales(r, c / r->be);
             const double d = g->u[k * n + k];
             const double *uk = g->u + k * n;
             for (uint64_t row = 0; row < r->rows; row++) {
@@ -451,6 +462,67 @@ static vkllm_status refit_scales(gptq_run *r, const float *w)
     return st;
 }
 
+/* Each row's output error (w - q)^T H (w - q) with its codes and blocks as they stand (the grid recorded anew). */
+static vkllm_status row_errors(gptq_run *r, const float *w, double *out)
+{
+    const uint64_t n = r->cols;
+    double *e = malloc(n * sizeof *e);
+    if (!e) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
+    for (uint64_t row = 0; row < r->rows; row++) {
+        for (uint64_t bi = 0; bi < n / r->be; bi++) VKLLM_TRY(grid_of_block(r, row, bi));
+        for (uint64_t j = 0; j < n; j++) {
+            const uint64_t at = row * n + j;
+            e[j] = r->g->dead[j] ? 0.0 : (double)w[at] - ((double)r->scale[at] * r->codes[at] + r->off[at]);
+        }
+        double sum = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            if (e[i] == 0) continue;
+            const float *hi = r->g->h + i * n;
+            double acc = 0;
+            for (uint64_t j = 0; j < n; j++) acc += hi[j] * e[j];
+            sum += e[i] * acc;
+        }
+        out[row] = sum;
+    }
+    free(e);
+    return VKLLM_OK;
+}
+
+/* Later rounds: GPTQ again with every block's refit parameters held (only the codes move), then the refit again;
+ * a row keeps the round with the lowest output error.  Alternating codes and scales this way is a descent on
+ * neither alone, hence the per-row choice. */
+static vkllm_status more_rounds(gptq_run *r, const float *w, uint32_t rounds)
+{
+    const uint64_t n = r->cols, rows = r->rows;
+    double *best = malloc(rows * sizeof *best), *now = malloc(rows * sizeof *now);
+    uint8_t *keep_blocks = malloc(rows * r->row_bytes), *keep_codes = malloc(rows * n);
+    vkllm_status st = best && now && keep_blocks && keep_codes
+                          ? row_errors(r, w, best)
+                          : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory for another round");
+    for (uint32_t round = 0; round < rounds && st == VKLLM_OK; round++) {
+        memcpy(keep_blocks, r->blocks, rows * r->row_bytes);
+        memcpy(keep_codes, r->codes, rows * n);
+        for (uint64_t row = 0; row < rows && st == VKLLM_OK; row++)
+            for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = grid_of_block(r, row, bi);
+        for (uint64_t row = 0; row < rows; row++)
+            for (uint64_t k = 0; k < n; k++) {
+                const uint64_t c = r->g->perm[k];
+                r->wp[row * n + k] = r->g->dead[c] ? 0.0f : w[row * n + c];
+            }
+        st = run_gptq(r, true);
+        if (st == VKLLM_OK) st = refit_scales(r, w);
+        if (st == VKLLM_OK) st = row_errors(r, w, now);
+        for (uint64_t row = 0; row < rows && st == VKLLM_OK; row++)
+            if (now[row] < best[row]) best[row] = now[row];
+            else {
+                memcpy(r->blocks + row * r->row_bytes, keep_blocks + row * r->row_bytes, r->row_bytes);
+                memcpy(r->codes + row * n, keep_codes + row * n, n);
+            }
+    }
+    free(best), free(now), free(keep_blocks), free(keep_codes);
+    return st;
+}
+
 vkllm_status quant_gptq_quantize(uint32_t type, float *w, uint64_t rows, uint64_t cols,
                                  const quant_gptq_hessian *g, const float *importance, void *out)
 {
@@ -484,8 +556,9 @@ vkllm_status quant_gptq_quantize(uint32_t type, float *w, uint64_t rows, uint64_
                 const uint64_t c = g->perm[k];
                 r.wp[row * cols + k] = g->dead[c] ? 0.0f : w[row * cols + c];
             }
-        st = run_gptq(&r);
+        st = run_gptq(&r, false);
         if (st == VKLLM_OK) st = refit_scales(&r, w);
+        if (st == VKLLM_OK && g->rounds && fmt->refit && g->h) st = more_rounds(&r, w, g->rounds);
     }
     const uint64_t bytes = r.row_bytes / (cols / r.be);
     _Alignas(16) uint8_t block[GPTQ_MAX_BLOCK];

@@ -12,7 +12,9 @@
  * (Q4_0, Q5_0, Q8_0: d; Q4_1, Q5_1: d and m), each row's parameters are refit to the codes GPTQ chose: the least
  * squares of the row's output error (w - q)^T H (w - q) over its blocks' parameters at once (H couples the blocks),
  * kept where, rounded to f16, they lower it.  GPTQ chose each scale from weights its later error feedback moved,
- * before the block's codes; the K-quants' nested sub-block scales are left as chosen. */
+ * before the block's codes; the K-quants' nested sub-block scales are left as chosen.  Optionally GPTQ then runs
+ * again with the refit parameters held (the codes chosen anew for them), refit again, and so on: each row keeps
+ * the round with its lowest output error. */
 #ifndef VKLLM_QUANT_GPTQ_H
 #define VKLLM_QUANT_GPTQ_H
 
@@ -26,6 +28,8 @@ typedef struct quant_gptq_params {
     bool act_order;     /* columns by descending diag(H) */
     uint32_t batch;     /* lazy-batch width in columns; 0: 128 */
     bool no_refit;      /* keep the scales chosen before rounding (see below); for comparisons */
+    uint32_t rounds;    /* after the refit, this many more rounds of GPTQ with the refit parameters held, each
+                         * refit again; a row keeps its best round (refit formats only) */
 } quant_gptq_params;
 
 /* The factorised Hessian of one input (shared by every weight reading it: Q/K/V, gate/up). */

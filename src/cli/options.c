@@ -426,9 +426,12 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
                                          {"--method", &o->method},
                                          {"--calib", &o->calib},
                                          {"--output-tensor-type", &o->output_type},
+                                         {"--sequential", &o->sequential},
                                          {"--token-embedding-type", &o->token_embd_type}};
     const char **positional[3] = {&o->in, &o->out, &o->type};
     int n = 0;
+    bool rounds_set = false;
+    o->gptq_rounds = 0;
     for (int i = 1; i < argc; i++) {
         const char **slot = string_slot(strings, sizeof strings / sizeof strings[0], argv[i]);
         if (is_help(argv[i])) return CLI_PARSE_HELP;
@@ -436,6 +439,11 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
         else if (!strcmp(argv[i], "--act-order")) o->act_order = true;
         else if (slot) {
             if (!(*slot = take_value(argc, argv, &i, err, err_len))) return CLI_PARSE_ERROR;
+        } else if (!strcmp(argv[i], "--gptq-rounds")) {
+            const char *v = take_value(argc, argv, &i, err, err_len);
+            if (!v || cli_parse_integer("--gptq-rounds", v, 0, 8, &o->gptq_rounds, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            rounds_set = true;
         } else if (!strcmp(argv[i], "--calib-ctx") || !strcmp(argv[i], "--calib-chunks")) {
             const char *a = argv[i], *v;
             int64_t value;
@@ -458,6 +466,12 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
         return fail(err, err_len, "--method %s needs --calib TEXT", o->method);
     if (!strcmp(o->method, "rtn") && o->calib) return fail(err, err_len, "--calib goes with --method gptq or awq");
     if (o->act_order && !strstr(o->method, "gptq")) return fail(err, err_len, "--act-order goes with --method gptq");
+    if (!o->sequential) o->sequential = "off";
+    if (strcmp(o->sequential, "off") && strcmp(o->sequential, "layer") && strcmp(o->sequential, "input"))
+        return fail(err, err_len, "--sequential '%.*s': expected off, layer or input", SHOWN(o->sequential));
+    if (strcmp(o->sequential, "off") && strcmp(o->method, "gptq"))
+        return fail(err, err_len, "--sequential goes with --method gptq");
+    if (rounds_set && !strstr(o->method, "gptq")) return fail(err, err_len, "--gptq-rounds goes with --method gptq");
     if (!o->calib_ctx) o->calib_ctx = 512;
     if (!o->calib_chunks) o->calib_chunks = -1;
     return CLI_PARSE_OK;

@@ -158,6 +158,8 @@ typedef struct cli_quantize_options {
     uint32_t calib_ctx;          /* --calib-ctx N: tokens per chunk (default 512) */
     int64_t calib_chunks;        /* --calib-chunks N (default: all) */
     bool act_order;              /* --act-order */
+    const char *sequential;      /* --sequential off|layer|input (default off) */
+    int64_t gptq_rounds;         /* --gptq-rounds N (default 0) */
     const char *output_type;     /* --output-tensor-type T: output.weight in T (llama-quantize's option) */
     const char *token_embd_type; /* --token-embedding-type T: token_embd.weight in T */
 } cli_quantize_options;

@@ -12,7 +12,9 @@ static void quantize_usage(FILE *out)
 {
     fprintf(out, "usage: vkllm quantize [--pure] [--output-tensor-type T] [--token-embedding-type T] [--imatrix FILE]\n"
                  "                      [--method rtn|gptq|awq|awq+gptq --calib TEXT [--calib-ctx 512]\n"
-                 "                      [--calib-chunks N] [--act-order]] IN.gguf OUT.gguf TYPE\n"
+                 "                      [--calib-chunks N] [--act-order] [--gptq-rounds 0]\n"
+                 "                      [--sequential off|layer|input]]\n"
+                 "                      IN.gguf OUT.gguf TYPE\n"
                  "  types: %s\n"
                  "  --pure: every 2-D weight in TYPE, also for the mixtures (Q2_K)\n"
                  "  --output-tensor-type T, --token-embedding-type T: output.weight / token_embd.weight in T\n"
@@ -20,7 +22,11 @@ static void quantize_usage(FILE *out)
                  "  --imatrix FILE: importance-weighted rounding with llama.cpp's importance matrix\n"
                  "                  (llama-imatrix's GGUF or .dat, or vkllm imatrix); same bytes as llama-quantize\n"
                  "  --method gptq: GPTQ with the Hessians of IN's own activations on the --calib text (chunks of\n"
-                 "                 --calib-ctx tokens, at most --calib-chunks); --act-order: columns by importance\n"
+                 "                 --calib-ctx tokens, at most --calib-chunks); --act-order: columns by importance;\n"
+                 "                 --sequential layer|input: each layer's (each input's) Hessian from the model\n"
+                 "                 quantized up to it (one calibration pass per layer / per input);\n"
+                 "                 --gptq-rounds N: GPTQ again N times with the refit block scales held\n"
+                 "                 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 blocks; each row keeps its best round)\n"
                  "  --method awq: AWQ's per-channel scales folded into the norms, up and V (same F32 function),\n"
                  "                then round to nearest; awq+gptq: then GPTQ\n",
             quant_recipe_names());
@@ -67,7 +73,11 @@ int cli_quantize(int argc, char **argv)
     progress_bar_init(&bar);
     const bool gptq = strstr(qo.method, "gptq") != NULL, awq = strstr(qo.method, "awq") != NULL;
     quant_calib_options calib = {.text_path = qo.calib, .n_ctx = qo.calib_ctx, .chunks = qo.calib_chunks,
-                                 .gptq_params = {.damp = 0.01, .act_order = qo.act_order}, .gptq = gptq, .awq = awq};
+                                 .gptq_params = {.damp = 0.01, .act_order = qo.act_order,
+                                                 .rounds = (uint32_t)qo.gptq_rounds}, .gptq = gptq, .awq = awq,
+                                 .sequential = !strcmp(qo.sequential, "layer")   ? QUANT_SEQUENTIAL_LAYER
+                                               : !strcmp(qo.sequential, "input") ? QUANT_SEQUENTIAL_INPUT
+                                                                                 : QUANT_SEQUENTIAL_OFF};
     quantize_options options = {.imatrix = imatrix, .imatrix_path = qo.imatrix,
                                 .calib = gptq || awq ? &calib : NULL,
                                 .progress = progress_bar_update, .progress_ctx = &bar};

@@ -55,6 +55,7 @@ bool calib_slot_of(const char *name, uint32_t n_layer, uint32_t *layer, capture_
 typedef struct collect_run {
     calib_stats *s;
     uint32_t first, end;
+    uint32_t kinds; /* mask of 1u << capture_kind */
 } collect_run;
 
 static vkllm_status plan(collect_run *r, const vkllm_context *ctx)
@@ -66,9 +67,11 @@ static vkllm_status plan(collect_run *r, const vkllm_context *ctx)
     for (uint32_t l = r->first; l < r->end && l <= n_layer; l++)
         for (int k = 0; k < CAPTURE_KINDS; k++) {
             if (l == n_layer && k > 0) break;
+            const capture_kind kind = l == n_layer ? CAPTURE_OUTPUT : (capture_kind)k;
+            if (!(r->kinds & 1u << kind)) continue;
             calib_slot *slot = &s->slots[s->n_slots++];
             slot->layer = l;
-            slot->kind = l == n_layer ? CAPTURE_OUTPUT : (capture_kind)k;
+            slot->kind = kind;
             slot->width = context_capture_width(ctx, slot->kind);
             slot->h = calloc((size_t)slot->width * slot->width, sizeof *slot->h);
             slot->abs_sum = calloc(slot->width, sizeof *slot->abs_sum);
@@ -102,18 +105,20 @@ static vkllm_status on_chunk(void *user, const vkllm_context *ctx, uint32_t rows
     return VKLLM_OK;
 }
 
-vkllm_status calib_stats_collect(const calib_pass_options *po, uint32_t first, uint32_t end, vkllm_progress_fn progress,
-                                 void *progress_ctx, calib_stats **out)
+vkllm_status calib_stats_collect(const calib_pass_options *po, uint32_t first, uint32_t end, uint32_t kinds,
+                                 vkllm_progress_fn progress, void *progress_ctx, calib_stats **out)
 {
     *out = NULL;
     calib_stats *s = calloc(1, sizeof *s);
     if (!s) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration");
     s->first = first;
     s->end = end;
-    collect_run r = {s, first, end};
+    collect_run r = {s, first, end, kinds ? kinds : ~0u};
     calib_pass_options o = *po;
     uint32_t n_chunks = 0;
-    o.want_output = true; /* harmless when the head is not among the layers; needed when it is */
+    /* The LM head's input (and so every row's logits) only when that kind is asked for: all 32,000 logits of
+     * every row are most of a small model's pass. */
+    o.want_output = (r.kinds & 1u << CAPTURE_OUTPUT) != 0;
     vkllm_status st = calib_pass_run(&o, on_chunk, &r, progress, progress_ctx, &n_chunks);
     for (uint32_t i = 0; st == VKLLM_OK && i < s->n_slots; i++) {
         calib_slot *slot = &s->slots[i];

@@ -23,9 +23,10 @@ typedef struct calib_stats {
     uint32_t first, end; /* layers held; end == n_layer + 1 when the LM head's input is held too */
 } calib_stats;
 
-/* Collects layers [first, end) (end may be n_layer + 1 for the head).  po->want_output is set as needed. */
-vkllm_status calib_stats_collect(const calib_pass_options *po, uint32_t first, uint32_t end, vkllm_progress_fn progress,
-                                 void *progress_ctx, calib_stats **out);
+/* Collects layers [first, end) (end may be n_layer + 1 for the head), of the inputs in kinds (a mask of
+ * 1u << capture_kind; 0: every kind).  po->want_output is set as needed. */
+vkllm_status calib_stats_collect(const calib_pass_options *po, uint32_t first, uint32_t end, uint32_t kinds,
+                                 vkllm_progress_fn progress, void *progress_ctx, calib_stats **out);
 void calib_stats_free(calib_stats *stats);
 const calib_slot *calib_stats_find(const calib_stats *stats, uint32_t layer, capture_kind kind);
 

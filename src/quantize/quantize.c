@@ -59,6 +59,7 @@ typedef struct tensor_job {
     quant_type type;
     const float *importance; /* ne[0] floats from the imatrix, or NULL */
     quant_calib *calib;      /* quantized whole by the calibrated method, or NULL */
+    uint8_t *stored;         /* its bytes, quantized ahead of the writer (sequential calibration), or NULL */
     float *row;         /* ne[0] floats, shared */
     uint8_t *packed;    /* one output row, shared */
     uint64_t *done;
@@ -82,7 +83,7 @@ static void report(tensor_job *job, uint64_t bytes)
 
 /* The calibrated method quantizes a weight whole (GPTQ's updates cross rows' columns, not rows: the whole
  * matrix at once shares the Hessian's factor). */
-static vkllm_status produce_calibrated(tensor_job *job, gguf_sink *sink)
+static vkllm_status quantize_calibrated(tensor_job *job, quant_calib *calib, uint8_t **out_bytes)
 {
     const gguf_tensor_info *in = job->in;
     const uint64_t n = in->ne[0], rows = rows_of(in);
@@ -93,10 +94,28 @@ static vkllm_status produce_calibrated(tensor_job *job, gguf_sink *sink)
                                : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for '%s'", job->name);
     for (uint64_t r = 0; r < rows && st == VKLLM_OK; r++)
         st = quant_dequantize_row(in->type, (const uint8_t *)in->data + r * in_row, w + r * n, n);
-    if (st == VKLLM_OK) st = quant_calib_quantize(job->calib, job->name, job->type, w, rows, n, job->importance, out);
-    if (st == VKLLM_OK) st = gguf_sink_write(sink, out, rows * out_row);
-    if (st == VKLLM_OK) report(job, rows * out_row);
+    if (st == VKLLM_OK) st = quant_calib_quantize(calib, job->name, job->type, w, rows, n, job->importance, out);
     free(w);
+    if (st != VKLLM_OK) {
+        free(out);
+        return st;
+    }
+    *out_bytes = out;
+    return VKLLM_OK;
+}
+
+static vkllm_status produce_calibrated(tensor_job *job, gguf_sink *sink)
+{
+    const uint64_t size = quant_row_size(job->type, job->in->ne[0]) * rows_of(job->in);
+    if (job->stored) { /* quantized by a sequential stage already */
+        VKLLM_TRY(gguf_sink_write(sink, job->stored, size));
+        report(job, size);
+        return VKLLM_OK;
+    }
+    uint8_t *out = NULL;
+    VKLLM_TRY(quantize_calibrated(job, job->calib, &out));
+    vkllm_status st = gguf_sink_write(sink, out, size);
+    if (st == VKLLM_OK) report(job, size);
     free(out);
     return st;
 }
@@ -206,6 +225,76 @@ static vkllm_status copy_metadata(const gguf_file *in, const quant_recipe *recip
     return gguf_writer_set_u32(w, "general.file_type", recipe->ftype);
 }
 
+/* A tensor of a layer at or after keep (blk.N. with N >= keep). */
+static bool beyond_layers(const char *name, uint32_t keep)
+{
+    unsigned l = 0;
+    int used = 0;
+    return sscanf(name, "blk.%u.%n", &l, &used) == 1 && used > 0 && l >= keep;
+}
+
+/* The model as quantized so far, cut after `keep` layers, for a sequential stage's calibration pass: the weights
+ * a stage quantized already in their bytes, the calibrated weights not reached yet as the input has them, every
+ * other tensor as the output will have it (round to nearest, or unchanged). */
+static vkllm_status write_stage_model(const gguf_file *in, quant_calib *calib, tensor_job *jobs, uint32_t keep,
+                                      const char *path)
+{
+    quant_model_shape shape;
+    VKLLM_TRY(quantize_model_shape(in, &shape));
+    gguf_writer *w = NULL;
+    VKLLM_TRY(gguf_writer_create(&w));
+    char key[96];
+    snprintf(key, sizeof key, "%s.block_count", shape.arch);
+    vkllm_status st = VKLLM_OK;
+    for (uint64_t i = 0; st == VKLLM_OK && i < in->n_kv; i++) st = gguf_writer_copy_kv(w, &in->kv[i]);
+    if (st == VKLLM_OK) st = gguf_writer_set_u32(w, key, keep);
+    for (uint64_t i = 0; st == VKLLM_OK && i < in->n_tensors; i++) {
+        tensor_job *job = &jobs[i];
+        const gguf_tensor_info *t = job->in;
+        if (beyond_layers(job->name, keep)) continue;
+        const uint64_t size = quant_row_size(job->type, t->ne[0]) * rows_of(t);
+        if (job->stored)
+            st = gguf_writer_add_tensor(w, job->name, job->type, t->n_dims, t->ne, job->stored, size);
+        else if (quant_calib_applies(calib, job->name, job->type))
+            st = gguf_writer_add_tensor(w, job->name, t->type, t->n_dims, t->ne, t->data, t->size);
+        else
+            st = gguf_writer_add_tensor_stream(w, job->name, job->type, t->n_dims, t->ne,
+                                               job->type == t->type ? t->size : size, produce_tensor, job);
+    }
+    if (st == VKLLM_OK) st = gguf_writer_write(w, path);
+    gguf_writer_free(w);
+    return st;
+}
+
+/* Sequential calibration: stage by stage in the forward pass's order, the weights each stage measures quantized
+ * from statistics of the model as quantized before them; their bytes are kept for the writer. */
+static vkllm_status run_sequential(const gguf_file *in, quant_calib *calib, tensor_job *jobs, const char *out_path,
+                                   vkllm_progress_fn progress, void *progress_ctx)
+{
+    const size_t len = strlen(out_path) + 16;
+    char *scratch = malloc(len);
+    if (!scratch) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: a path");
+    snprintf(scratch, len, "%s.stage.gguf", out_path);
+    vkllm_status st = VKLLM_OK;
+    const uint32_t n_stages = quant_calib_stage_count(calib);
+    for (uint32_t s = 0; s < n_stages && st == VKLLM_OK; s++) {
+        bool any = false;
+        for (uint64_t i = 0; i < in->n_tensors; i++)
+            any |= quant_calib_applies(calib, jobs[i].name, jobs[i].type) &&
+                   quant_calib_stage_of(calib, jobs[i].name) == s;
+        if (any) st = write_stage_model(in, calib, jobs, quant_calib_stage_layers(calib, s), scratch);
+        if (any && st == VKLLM_OK) st = quant_calib_begin_stage(calib, s, scratch);
+        for (uint64_t i = 0; any && st == VKLLM_OK && i < in->n_tensors; i++)
+            if (quant_calib_applies(calib, jobs[i].name, jobs[i].type) &&
+                quant_calib_stage_of(calib, jobs[i].name) == s)
+                st = quantize_calibrated(&jobs[i], calib, &jobs[i].stored);
+        if (progress) progress(progress_ctx, "calibration stage", s + 1, n_stages);
+    }
+    remove(scratch);
+    free(scratch);
+    return st;
+}
+
 static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe, const imatrix_data *imatrix,
                                  const char *imatrix_path, quant_calib *calib, tensor_job *jobs, const char *out_path,
                                  vkllm_progress_fn progress, void *progress_ctx)
@@ -218,10 +307,17 @@ static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe
     uint8_t *packed = malloc((widest ? widest : 1) * sizeof *row); /* no type is wider than F32 */
     vkllm_status status = row && packed ? copy_metadata(in, recipe, imatrix, imatrix_path, w)
                                         : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for a row");
-    for (uint64_t i = 0; status == VKLLM_OK && i < in->n_tensors; i++) {
+    uint64_t stage_done = 0; /* the stage models' bytes, reported nowhere */
+    for (uint64_t i = 0; i < in->n_tensors; i++) {
         tensor_job *job = &jobs[i];
         job->row = row;
         job->packed = packed;
+        job->done = &stage_done;
+    }
+    if (status == VKLLM_OK && quant_calib_is_sequential(calib))
+        status = run_sequential(in, calib, jobs, out_path, progress, progress_ctx);
+    for (uint64_t i = 0; status == VKLLM_OK && i < in->n_tensors; i++) {
+        tensor_job *job = &jobs[i];
         job->done = &done;
         job->total = total;
         job->progress = progress;
@@ -283,6 +379,7 @@ vkllm_status quantize_file_ex(const char *in_path, const char *out_path, const q
         status = write_output(in, recipe, imatrix, o->imatrix_path, calib, jobs, out_path, o->progress,
                               o->progress_ctx);
     quant_calib_free(calib);
+    for (uint64_t i = 0; jobs && i < in->n_tensors; i++) free(jobs[i].stored);
     free(jobs);
     gguf_close(in);
     if (status != VKLLM_OK)

@@ -21,6 +21,7 @@ struct quant_calib {
     float *mean_sq;                /* its diag(H) / tokens: the importance of the scale searches */
     double seconds_calibrating, seconds_factoring, seconds_awq;
     awq_scales *awq;
+    uint32_t n_stage_passes;       /* sequential: the calibration passes run */
 };
 
 static uint64_t ne0_of(const gguf_file *in, const char *name)
@@ -42,6 +43,10 @@ vkllm_status quant_calib_create(const quant_calib_options *o, const gguf_file *i
     if (!c->o.n_ctx) c->o.n_ctx = 512;
     c->n_layer = n_layer;
     c->h_layer = UINT32_MAX;
+    if (o->sequential != QUANT_SEQUENTIAL_OFF && (o->awq || !o->gptq)) {
+        free(c);
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "sequential calibration goes with GPTQ alone, not with AWQ");
+    }
     /* The Hessians of one layer: two of the model width (attention and FFN inputs), the attention output's
      * and the FFN's (float each). */
     uint64_t e = ne0_of(in, "blk.0.attn_q.weight"), q = ne0_of(in, "blk.0.attn_output.weight"),
@@ -79,8 +84,9 @@ void quant_calib_free(quant_calib *c)
 {
     if (!c) return;
     if (c->seconds_calibrating > 0)
-        vkllm_log(VKLLM_LOG_INFO, "calibration: %.1f s of forward passes and statistics, %.1f s AWQ search, %.1f s "
-                  "factorising", c->seconds_calibrating, c->seconds_awq, c->seconds_factoring);
+        vkllm_log(VKLLM_LOG_INFO, "calibration: %.1f s of forward passes and statistics (%u sequential passes), "
+                  "%.1f s AWQ search, %.1f s factorising", c->seconds_calibrating, c->n_stage_passes, c->seconds_awq,
+                  c->seconds_factoring);
     awq_free(c->awq);
     calib_stats_free(c->stats);
     quant_gptq_free(c->hessian);
@@ -100,6 +106,13 @@ bool quant_calib_applies(const quant_calib *c, const char *name, quant_type type
 /* The statistics of (layer, kind): collected, with the group of layers from `layer` on, if not held. */
 static vkllm_status slot_for(quant_calib *c, uint32_t layer, capture_kind kind, const calib_slot **out)
 {
+    if (c->o.sequential != QUANT_SEQUENTIAL_OFF) { /* measured by quant_calib_begin_stage only */
+        *out = calib_stats_find(c->stats, layer, kind);
+        if (!*out)
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "sequential calibration: layer %u's input %d was not "
+                              "measured by the current stage", layer, (int)kind);
+        return VKLLM_OK;
+    }
     if (!c->stats || layer < c->stats->first || layer >= c->stats->end) {
         calib_stats_free(c->stats);
         c->stats = NULL;
@@ -111,7 +124,7 @@ static vkllm_status slot_for(quant_calib *c, uint32_t layer, capture_kind kind, 
                                  .chunks = c->o.chunks, .min_chunks = 1};
         double started = vkllm_log_clock();
         vkllm_log(VKLLM_LOG_INFO, "calibrating layers %u-%u on %s", first, end - 1, c->o.text_path);
-        VKLLM_TRY(calib_stats_collect(&po, first, end, NULL, NULL, &c->stats));
+        VKLLM_TRY(calib_stats_collect(&po, first, end, 0, NULL, NULL, &c->stats));
         c->seconds_calibrating += vkllm_log_clock() - started;
     }
     *out = calib_stats_find(c->stats, layer, kind);
@@ -178,5 +191,61 @@ vkllm_status quant_calib_quantize(quant_calib *c, const char *name, quant_type t
             st = quant_quantize_row_weighted(type, w + r * cols, (uint8_t *)out + r * row_bytes, cols, importance);
     }
     free(scaled);
+    return st;
+}
+
+bool quant_calib_is_sequential(const quant_calib *c) { return c && c->o.sequential != QUANT_SEQUENTIAL_OFF; }
+
+uint32_t quant_calib_stage_count(const quant_calib *c)
+{
+    return c->o.sequential == QUANT_SEQUENTIAL_INPUT ? c->n_layer * CAPTURE_KINDS + 1 : c->n_layer + 1;
+}
+
+/* Stages in the forward pass's order: per input, (layer, kind) in the order the pass reaches them; per layer,
+ * one stage per layer; the LM head's input last. */
+static void stage_slot(const quant_calib *c, uint32_t stage, uint32_t *layer, uint32_t *kinds)
+{
+    if (c->o.sequential == QUANT_SEQUENTIAL_INPUT) {
+        *layer = stage / CAPTURE_KINDS;
+        *kinds = *layer == c->n_layer ? 1u << CAPTURE_OUTPUT : 1u << (stage % CAPTURE_KINDS);
+    } else {
+        *layer = stage;
+        *kinds = stage == c->n_layer ? 1u << CAPTURE_OUTPUT : (1u << CAPTURE_KINDS) - 1;
+    }
+}
+
+uint32_t quant_calib_stage_of(const quant_calib *c, const char *name)
+{
+    uint32_t layer;
+    capture_kind kind;
+    if (!calib_slot_of(name, c->n_layer, &layer, &kind)) return UINT32_MAX;
+    if (c->o.sequential != QUANT_SEQUENTIAL_INPUT) return layer;
+    return layer == c->n_layer ? c->n_layer * CAPTURE_KINDS : layer * CAPTURE_KINDS + (uint32_t)kind;
+}
+
+uint32_t quant_calib_stage_layers(const quant_calib *c, uint32_t stage)
+{
+    uint32_t layer, kinds;
+    stage_slot(c, stage, &layer, &kinds);
+    return layer < c->n_layer ? layer + 1 : c->n_layer;
+}
+
+vkllm_status quant_calib_begin_stage(quant_calib *c, uint32_t stage, const char *model_path)
+{
+    uint32_t layer, kinds;
+    stage_slot(c, stage, &layer, &kinds);
+    calib_stats_free(c->stats);
+    c->stats = NULL;
+    quant_gptq_free(c->hessian); /* the statistics it was factorised from are gone */
+    c->hessian = NULL;
+    c->h_layer = UINT32_MAX;
+    calib_pass_options po = {.model = model_path, .text_path = c->o.text_path, .n_ctx = c->o.n_ctx,
+                             .chunks = c->o.chunks, .min_chunks = 1};
+    double started = vkllm_log_clock();
+    vkllm_log(VKLLM_LOG_INFO, "sequential calibration: stage %u of %u, layer %u, on the model quantized so far",
+              stage + 1, quant_calib_stage_count(c), layer);
+    vkllm_status st = calib_stats_collect(&po, layer, layer + 1, kinds, NULL, NULL, &c->stats);
+    c->seconds_calibrating += vkllm_log_clock() - started;
+    c->n_stage_passes++;
     return st;
 }

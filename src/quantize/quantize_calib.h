@@ -14,6 +14,13 @@
 #include "quant/quant.h"
 #include "quant_recipe.h"
 
+/* Sequential GPTQ (the GPTQ paper's order): each input's statistics are measured on the model with everything
+ * before it already quantized, so that a weight's rounding absorbs the error of the ones before it.  Off: every
+ * Hessian from the unquantized model.  Per layer: a layer's four inputs from the model with the layers before it
+ * quantized (n_layer + 1 calibration passes).  Per input ("true sequential"): also within a layer, Q/K/V, then O,
+ * then gate/up, then down (4 n_layer + 1 passes). */
+typedef enum quant_sequential { QUANT_SEQUENTIAL_OFF, QUANT_SEQUENTIAL_LAYER, QUANT_SEQUENTIAL_INPUT } quant_sequential;
+
 typedef struct quant_calib_options {
     const char *model;        /* the file being quantized: its forward pass is calibrated */
     const char *text_path;    /* calibration text */
@@ -25,6 +32,7 @@ typedef struct quant_calib_options {
     bool awq;                 /* AWQ's scales first */
     const quant_recipe *awq_search_recipe; /* the rounding AWQ's search measures; NULL: the output's (a test
                                               folds with Q4_0's scales into an F32 file, to compare functions) */
+    quant_sequential sequential; /* GPTQ only, not with AWQ */
 } quant_calib_options;
 
 typedef struct quant_calib quant_calib;
@@ -39,5 +47,16 @@ bool quant_calib_applies(const quant_calib *c, const char *name, quant_type type
  * calibration's own mean x^2 steers GPTQ's block scale searches); out: rows rows of `type`. */
 vkllm_status quant_calib_quantize(quant_calib *c, const char *name, quant_type type, float *w, uint64_t rows,
                                   uint64_t cols, const float *importance, void *out);
+
+/* Sequential mode: the writer (quantize.c) runs the stages in order.  A stage is one calibration pass: for each
+ * stage it writes the model as quantized so far, keeping its first quant_calib_stage_layers() layers (a pass
+ * needs no layer after the inputs it measures), to a scratch file, calls quant_calib_begin_stage with that file,
+ * then quant_calib_quantize for each weight whose quant_calib_stage_of() is the stage. */
+bool quant_calib_is_sequential(const quant_calib *c);
+uint32_t quant_calib_stage_count(const quant_calib *c);
+/* The stage of a weight quant_calib_applies to; UINT32_MAX for one no capture reads. */
+uint32_t quant_calib_stage_of(const quant_calib *c, const char *name);
+uint32_t quant_calib_stage_layers(const quant_calib *c, uint32_t stage);
+vkllm_status quant_calib_begin_stage(quant_calib *c, uint32_t stage, const char *model_path);
 
 #endif

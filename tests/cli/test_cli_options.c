@@ -223,6 +223,19 @@ static void test_other_commands(void **state)
     assert_string_equal(o.u.quantize.output_type, "Q8_0");
     assert_string_equal(o.u.quantize.token_embd_type, "q6_k");
     expect_error("quantize a.gguf b.gguf Q4_0 --output-tensor-type", "--output-tensor-type needs a value");
+    o = expect_ok("quantize a.gguf b.gguf Q4_0");
+    assert_string_equal(o.u.quantize.sequential, "off");
+    assert_int_equal(o.u.quantize.gptq_rounds, 0);
+    o = expect_ok("quantize --method gptq --calib c.txt --sequential input --gptq-rounds 2 a.gguf b.gguf Q4_0");
+    assert_string_equal(o.u.quantize.sequential, "input");
+    assert_int_equal(o.u.quantize.gptq_rounds, 2);
+    expect_error("quantize --method gptq --calib c.txt --sequential all a.gguf b.gguf Q4_0",
+                 "--sequential 'all': expected off, layer or input");
+    expect_error("quantize --method awq+gptq --calib c.txt --sequential layer a.gguf b.gguf Q4_0",
+                 "--sequential goes with --method gptq");
+    expect_error("quantize --sequential layer a.gguf b.gguf Q4_0", "--sequential goes with --method gptq");
+    expect_error("quantize --gptq-rounds 2 a.gguf b.gguf Q4_0", "--gptq-rounds goes with --method gptq");
+    expect_error("quantize --method gptq --calib c.txt --gptq-rounds 9 a.gguf b.gguf Q4_0", "--gptq-rounds");
     o = expect_ok("convert m.bin --tokenizer t.bin -o x.gguf");
     assert_string_equal(o.u.convert.tokenizer, "t.bin");
     expect_ok("devices");
