@@ -1,4 +1,5 @@
-/* vkllm: the command-line program.  Each subcommand lives in its own file under src/cli/. */
+/* vkllm: the command-line program.  Each subcommand lives in its own file under src/cli/ (the
+ * benchmarks in bench/, the file tools in tools/). */
 #include <stdio.h>
 #include <string.h>
 

@@ -272,12 +272,12 @@ const char *cli_model_path(const cli_options *o);
 int cli_open_speculation(const char *command, const cli_spec_options *o, const char *device, uint32_t n_ctx,
                          vkllm_context *ctx,
                          vkllm_model **draft_model, vkllm_context **draft_ctx);
-/* vkllm bench's speculative part (src/cli/bench_spec.c): greedy text of n_gen tokens with and without speculation
- * on m, alternated; prints the figures; returns the exit code (1 also when the texts differ). */
+/* vkllm bench's speculative part (src/cli/bench/bench_spec.c): greedy text of n_gen tokens with and without
+ * speculation on m, alternated; prints the figures; returns the exit code (1 also when the texts differ). */
 int cli_bench_speculation(const cli_bench_options *a, vkllm_model *m, uint32_t n_gen);
 /* The GPU time per op since the last call, to stderr (title NULL: discarded); with --profile (bench.c). */
 void cli_bench_print_profile(vkllm_model *m, const char *title);
-/* bench --parallel (src/cli/bench_parallel.c) */
+/* bench --parallel (src/cli/bench/bench_parallel.c) */
 int cli_bench_parallel(const cli_bench_options *a, vkllm_model *m);
 /* "speculation: D drafted, A accepted (P%), S verification passes, M tokens per pass" on stderr. */
 void cli_print_speculation(const vkllm_generate_stats *stats);
