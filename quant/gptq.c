@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "quant_internal.h"
 
 struct quant_gptq_hessian {
@@ -33,56 +34,121 @@ void quant_gptq_free(quant_gptq_hessian *g)
     free(g);
 }
 
-/* In place: a (n x n, symmetric) -> its lower Cholesky factor L (a = L L^T; upper part zeroed).  False if a
- * pivot is not positive. */
+/* The Cholesky factorisation, right-looking on the upper triangle: row k of U = L^T is finished (its pivot's square
+ * root, the row divided by it) once every earlier row's product has been subtracted from it, and is then subtracted
+ * from the rows after it, an axpy along each row (which vectorizes).  Each entry still receives its products in
+ * ascending k, as in the textbook column-by-column loop, so the factor is the same to the bit; blocks of
+ * CHOLESKY_BLOCK rows keep their rows in cache while the rest of the matrix is updated, a row per thread in turn. */
+enum { CHOLESKY_BLOCK = 32 };
+
+typedef struct cholesky_trailing {
+    double *a;
+    uint64_t n, k0, k1;
+} cholesky_trailing;
+
+/* Rows j >= k1 (j = k1 + thread, + n_threads, ...) receive the products of the block's rows k0..k1-1. */
+static void cholesky_update_rows(void *p, uint32_t thread, uint32_t n_threads)
+{
+    const cholesky_trailing *c = p;
+    const uint64_t n = c->n;
+    for (uint64_t j = c->k1 + thread; j < n; j += n_threads) {
+        double *aj = c->a + j * n;
+        for (uint64_t k = c->k0; k < c->k1; k++) {
+            const double *ak = c->a + k * n;
+            const double f = ak[j];
+            for (uint64_t i = j; i < n; i++) aj[i] -= f * ak[i];
+        }
+    }
+}
+
+/* In place: a (n x n, symmetric; its lower triangle is read) -> its lower Cholesky factor L (a = L L^T; upper part
+ * zeroed).  False if a pivot is not positive. */
 static bool cholesky_lower(double *a, uint64_t n)
 {
-    for (uint64_t j = 0; j < n; j++) {
-        double d = a[j * n + j];
-        for (uint64_t k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
-        if (!(d > 0)) return false;
-        d = sqrt(d);
-        a[j * n + j] = d;
-        for (uint64_t i = j + 1; i < n; i++) {
-            double s = a[i * n + j];
-            const double *ri = a + i * n, *rj = a + j * n;
-            for (uint64_t k = 0; k < j; k++) s -= ri[k] * rj[k];
-            a[i * n + j] = s / d;
+    for (uint64_t i = 0; i < n; i++) /* the lower triangle's values, as the factor reads them, above */
+        for (uint64_t j = 0; j < i; j++) a[j * n + i] = a[i * n + j];
+    const uint32_t threads = quant_threads();
+    for (uint64_t k0 = 0; k0 < n; k0 += CHOLESKY_BLOCK) {
+        const uint64_t k1 = k0 + CHOLESKY_BLOCK < n ? k0 + CHOLESKY_BLOCK : n;
+        for (uint64_t k = k0; k < k1; k++) {
+            double *ak = a + k * n;
+            if (!(ak[k] > 0)) return false;
+            const double d = sqrt(ak[k]);
+            ak[k] = d;
+            for (uint64_t i = k + 1; i < n; i++) ak[i] /= d;
+            for (uint64_t j = k + 1; j < k1; j++) { /* the block's own later rows */
+                double *aj = a + j * n;
+                const double f = ak[j];
+                for (uint64_t i = j; i < n; i++) aj[i] -= f * ak[i];
+            }
         }
-        for (uint64_t i = 0; i < j; i++) a[i * n + j] = 0;
+        cholesky_trailing c = {a, n, k0, k1};
+        const uint64_t rest = n - k1, products = rest * rest / 2 * (k1 - k0);
+        quant_parallel_run(cholesky_update_rows, &c, products >= (1u << 20) ? threads : 1);
     }
+    for (uint64_t i = 0; i < n; i++) /* L = U^T below the diagonal, zeros above */
+        for (uint64_t j = i + 1; j < n; j++) {
+            a[j * n + i] = a[i * n + j];
+            a[i * n + j] = 0;
+        }
     return true;
 }
 
-/* L lower triangular -> L^-1 (lower), in place, a row at a time: row i of the inverse is
- * -(sum over k < i of L[i][k] * row k of the inverse) / L[i][i], rows k < i already inverted, all reads
- * contiguous.  acc: n doubles. */
-static void invert_lower(double *l, uint64_t n, double *acc)
+typedef struct invert_job {
+    const double *l; /* n x n lower triangular, read only */
+    double *x;       /* n x n: X = L^-1, row-major */
+    uint64_t n;
+} invert_job;
+
+/* Columns of 32 dealt out to threads in turn: column j's share of the work falls with j. */
+enum { INVERT_COLUMNS = 32 };
+
+/* X = L^-1 a row at a time: row i is -(sum over k < i of L[i][k] * row k of X) / L[i][i], the sum in ascending k
+ * (an axpy over the row, which vectorizes); a thread computes its own columns of every row and reads only those
+ * of the rows before, so the threads need no synchronisation and the result is the same for any count. */
+static void invert_columns(void *p, uint32_t thread, uint32_t n_threads)
 {
+    const invert_job *job = p;
+    const uint64_t n = job->n;
     for (uint64_t i = 0; i < n; i++) {
-        memset(acc, 0, i * sizeof *acc);
-        double *li = l + i * n;
-        for (uint64_t k = 0; k < i; k++) {
-            const double c = li[k];
-            const double *xk = l + k * n;
-            for (uint64_t j = 0; j <= k; j++) acc[j] += c * xk[j];
-        }
+        const double *li = job->l + i * n;
+        double *xi = job->x + i * n;
         const double inv = 1.0 / li[i];
-        for (uint64_t j = 0; j < i; j++) li[j] = -acc[j] * inv;
-        li[i] = inv;
+        for (uint64_t j0 = (uint64_t)thread * INVERT_COLUMNS; j0 < i; j0 += (uint64_t)n_threads * INVERT_COLUMNS) {
+            const uint64_t j1 = j0 + INVERT_COLUMNS < i ? j0 + INVERT_COLUMNS : i;
+            double acc[INVERT_COLUMNS] = {0};
+            for (uint64_t k = j0; k < i; k++) {
+                const double c = li[k];
+                const double *xk = job->x + k * n;
+                const uint64_t end = k + 1 < j1 ? k + 1 : j1; /* X[k][j] = 0 for j > k */
+                for (uint64_t j = j0; j < end; j++) acc[j - j0] += c * xk[j];
+            }
+            for (uint64_t j = j0; j < j1; j++) xi[j] = -acc[j - j0] * inv;
+        }
+        if (i / INVERT_COLUMNS % n_threads == thread) xi[i] = inv; /* the diagonal: its column's thread */
     }
+}
+
+/* L lower triangular -> L^-1 (lower), in place; x: n x n doubles of scratch. */
+static void invert_lower(double *l, uint64_t n, double *x)
+{
+    invert_job job = {l, x, n};
+    const uint32_t threads = n >= 4 * INVERT_COLUMNS ? quant_threads() : 1;
+    quant_parallel_run(invert_columns, &job, threads);
+    for (uint64_t i = 0; i < n; i++)
+        for (uint64_t j = 0; j < n; j++) l[i * n + j] = j <= i ? x[i * n + j] : 0.0;
 }
 
 /* h (n x n, permuted and damped) -> U, upper triangular with H^-1 = U^T U, in place.  With J the reversal of
  * the order, J H J = L L^T gives H = R R^T with R = J L J upper triangular, so H^-1 = R^-T R^-1 and
  * U = R^-1 = J L^-1 J: one Cholesky and one triangular inverse (the reference implementation's cholesky_inverse
  * then cholesky(upper) computes the same U). */
-static bool factor(double *h, uint64_t n, double *scratch, double *acc)
+static bool factor(double *h, uint64_t n, double *scratch)
 {
     for (uint64_t a = 0; a < n; a++)
         for (uint64_t b = 0; b < n; b++) scratch[a * n + b] = h[(n - 1 - a) * n + (n - 1 - b)];
     if (!cholesky_lower(scratch, n)) return false;
-    invert_lower(scratch, n, acc);
+    invert_lower(scratch, n, h); /* h is copied: its room serves the inverse's columns */
     for (uint64_t i = 0; i < n; i++)
         for (uint64_t j = 0; j < n; j++) h[i * n + j] = j >= i ? scratch[(n - 1 - i) * n + (n - 1 - j)] : 0;
     return true;
@@ -159,7 +225,7 @@ vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq
                 hp[a * cols + b] = v + (a == b ? damp * mean : 0.0);
             }
         }
-        if (factor(hp, cols, scratch, diag + cols)) st = VKLLM_OK;
+        if (factor(hp, cols, scratch)) st = VKLLM_OK;
     }
     free(diag), free(scratch);
     if (st != VKLLM_OK) {
@@ -245,11 +311,11 @@ static vkllm_status grid_of_block(gptq_run *r, uint64_t row, uint64_t bi)
     return VKLLM_OK;
 }
 
-/* Chooses block bi's scales for every row from the weights as they are now, and records its grid. */
-static vkllm_status choose_scales(gptq_run *r, uint64_t bi)
+/* Chooses block bi's scales for rows [r0, r1) from the weights as they are now, and records its grid. */
+static vkllm_status choose_scales(gptq_run *r, uint64_t bi, uint64_t r0, uint64_t r1)
 {
     float x[QUANT_QK_K];
-    for (uint64_t row = 0; row < r->rows; row++) {
+    for (uint64_t row = r0; row < r1; row++) {
         for (uint64_t j = 0; j < r->be; j++) x[j] = r->wp[row * r->cols + r->pos[bi * r->be + j]];
         uint8_t *block = r->blocks + row * r->row_bytes + bi * (r->row_bytes / (r->cols / r->be));
         VKLLM_TRY(quant_quantize_row_weighted(r->fmt->type, x, block, r->be,
@@ -269,38 +335,41 @@ static float round_to_grid(gptq_run *r, uint64_t row, uint64_t c, float w)
     return a * (float)code + b;
 }
 
-/* hold: the blocks' parameters as they are (a later round), else chosen as GPTQ reaches each block. */
-static vkllm_status run_gptq(gptq_run *r, bool hold)
+/* GPTQ over rows [r0, r1): rows are independent (each reads U and writes only itself), so the rows are shared out
+ * among threads.  hold: the blocks' parameters as they are (a later round), else chosen as GPTQ reaches each
+ * block. */
+static vkllm_status gptq_rows(gptq_run *r, bool hold, uint64_t r0, uint64_t r1)
 {
     const quant_gptq_hessian *g = r->g;
-    const uint64_t n = r->cols;
+    const uint64_t n = r->cols, nr = r1 - r0;
     uint64_t batch = g->batch;
     if (batch % r->be) batch = (batch / r->be + 1) * r->be; /* a block never straddles two batches */
-    double *err = malloc(r->rows * batch * sizeof *err);
+    if (nr == 0) return VKLLM_OK;
+    double *err = malloc(nr * batch * sizeof *err);
     if (!err) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
     vkllm_status st = VKLLM_OK;
     if (g->act_order && !hold) /* static groups: every block's scales from the original weights */
-        for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = choose_scales(r, bi);
+        for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = choose_scales(r, bi, r0, r1);
     for (uint64_t i1 = 0; i1 < n && st == VKLLM_OK; i1 += batch) {
         const uint64_t i2 = i1 + batch < n ? i1 + batch : n;
         for (uint64_t k = i1; k < i2 && st == VKLLM_OK; k++) {
             const uint64_t c = g->perm[k];
-            if (!g->act_order && !hold && c % r->be == 0) st = choose_scales(r, c / r->be);
+            if (!g->act_order && !hold && c % r->be == 0) st = choose_scales(r, c / r->be, r0, r1);
             const double d = g->u[k * n + k];
             const double *uk = g->u + k * n;
-            for (uint64_t row = 0; row < r->rows; row++) {
+            for (uint64_t row = r0; row < r1; row++) {
                 float *wr = r->wp + row * n;
                 const float w = wr[k];
                 const double e = ((double)w - round_to_grid(r, row, c, w)) / d;
-                err[row * batch + (k - i1)] = e;
+                err[(row - r0) * batch + (k - i1)] = e;
                 for (uint64_t j = k + 1; j < i2; j++) wr[j] -= (float)(e * uk[j]);
             }
         }
         /* The lazy update: the batch's errors reach the later columns in one pass. */
-        for (uint64_t row = 0; row < r->rows && i2 < n; row++) {
+        for (uint64_t row = r0; row < r1 && i2 < n; row++) {
             float *wr = r->wp + row * n;
             for (uint64_t k = i1; k < i2; k++) {
-                const double e = err[row * batch + (k - i1)];
+                const double e = err[(row - r0) * batch + (k - i1)];
                 if (e == 0) continue;
                 const double *uk = g->u + k * n;
                 for (uint64_t j = i2; j < n; j++) wr[j] -= (float)(e * uk[j]);
@@ -309,6 +378,53 @@ static vkllm_status run_gptq(gptq_run *r, bool hold)
     }
     free(err);
     return st;
+}
+
+/* A region over the rows of one quantization: thread t takes rows [rows t / n, rows (t + 1) / n). */
+typedef struct rows_job {
+    gptq_run *r;
+    const float *w;
+    bool hold;
+    double *out;                           /* row_errors */
+    vkllm_status st[QUANT_MAX_THREADS];
+} rows_job;
+
+static void row_range(const gptq_run *r, uint32_t t, uint32_t n, uint64_t *r0, uint64_t *r1)
+{
+    *r0 = r->rows * t / n;
+    *r1 = r->rows * (t + 1) / n;
+}
+
+/* The status of a region: the first thread's failure, its message made again here (messages are per thread). */
+static vkllm_status region_status(const rows_job *job, uint32_t n, const char *what)
+{
+    for (uint32_t t = 0; t < n; t++)
+        if (job->st[t] != VKLLM_OK) return vkllm_fail(job->st[t], "gptq: %s failed for a share of the rows", what);
+    return VKLLM_OK;
+}
+
+static void gptq_rows_region(void *p, uint32_t t, uint32_t n)
+{
+    rows_job *job = p;
+    uint64_t r0, r1;
+    row_range(job->r, t, n, &r0, &r1);
+    job->st[t] = gptq_rows(job->r, job->hold, r0, r1);
+}
+
+/* Threads where the rows are many enough to share. */
+static uint32_t row_threads(const gptq_run *r)
+{
+    const uint32_t t = quant_threads();
+    return r->rows >= 2 * (uint64_t)t ? t : 1;
+}
+
+static vkllm_status run_gptq(gptq_run *r, bool hold)
+{
+    rows_job job = {.r = r, .hold = hold};
+    const uint32_t n = row_threads(r);
+    if (n == 1) return gptq_rows(r, hold, 0, r->rows); /* its own message */
+    quant_parallel_run(gptq_rows_region, &job, n);
+    return region_status(&job, n, "rounding");
 }
 
 /* The error of parameters p in H's norm, less the constant w^T H w: p^T A p - 2 p^T b (A, b of refit_row). */
@@ -438,38 +554,58 @@ static void refit_row(gptq_run *r, uint64_t row, const double *a_all, const doub
     }
 }
 
-/* refit_row for every row of a format with f16 block parameters, up to REFIT_ROWS rows at a time. */
+/* refit_row for every row of a format with f16 block parameters, up to `chunk` rows at a time: thread t takes the
+ * chunks t, t + n, ... with buffers of its own. */
+typedef struct refit_job {
+    gptq_run *r;
+    const float *w;
+    uint64_t chunk;
+    vkllm_status st[QUANT_MAX_THREADS];
+} refit_job;
+
+static void refit_region(void *p, uint32_t t, uint32_t n_threads)
+{
+    refit_job *job = p;
+    gptq_run *r = job->r;
+    const uint64_t n = r->cols, np = n / r->be * r->fmt->refit, chunk = job->chunk;
+    double *ht = malloc(chunk * n * np * sizeof *ht), *tt = malloc(2 * n * chunk * sizeof *tt);
+    double *a = malloc(chunk * np * np * sizeof *a), *b = malloc(chunk * np * sizeof *b);
+    double *scratch = malloc((2 * np * np + 3 * np) * sizeof *scratch);
+    job->st[t] = ht && tt && a && b && scratch ? VKLLM_OK : VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+    for (uint64_t row0 = t * chunk; row0 < r->rows && job->st[t] == VKLLM_OK; row0 += n_threads * chunk) {
+        const uint64_t nr = r->rows - row0 < chunk ? r->rows - row0 : chunk;
+        refit_normal_equations(r, job->w, row0, nr, chunk, tt, tt + n * chunk, ht, a, b);
+        for (uint64_t k = 0; k < nr; k++) refit_row(r, row0 + k, a, b, k, chunk, scratch);
+    }
+    free(ht), free(tt), free(a), free(b), free(scratch);
+}
+
 static vkllm_status refit_scales(gptq_run *r, const float *w)
 {
     if (!r->fmt->refit || !r->g->h) return VKLLM_OK;
     const uint64_t n = r->cols, np = n / r->be * r->fmt->refit;
-    uint64_t chunk = REFIT_BYTES / ((n + np) * np * sizeof(double));
+    const uint32_t threads = row_threads(r);
+    uint64_t chunk = REFIT_BYTES / threads / ((n + np) * np * sizeof(double));
     chunk = chunk < 1 ? 1 : chunk > REFIT_ROWS ? REFIT_ROWS : chunk;
-    double *ht = malloc(chunk * n * np * sizeof *ht), *tt = malloc(2 * n * chunk * sizeof *tt);
-    double *a = malloc(chunk * np * np * sizeof *a), *b = malloc(chunk * np * sizeof *b);
-    double *scratch = malloc((2 * np * np + 3 * np) * sizeof *scratch);
-    vkllm_status st = ht && tt && a && b && scratch
-                          ? VKLLM_OK
-                          : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY,
-                                       "gptq: no memory to refit the block scales of %llu columns",
-                                       (unsigned long long)n);
-    for (uint64_t row0 = 0; row0 < r->rows && st == VKLLM_OK; row0 += chunk) {
-        const uint64_t nr = r->rows - row0 < chunk ? r->rows - row0 : chunk;
-        refit_normal_equations(r, w, row0, nr, chunk, tt, tt + n * chunk, ht, a, b);
-        for (uint64_t k = 0; k < nr; k++) refit_row(r, row0 + k, a, b, k, chunk, scratch);
-    }
-    free(ht), free(tt), free(a), free(b), free(scratch);
-    return st;
+    refit_job job = {.r = r, .w = w, .chunk = chunk};
+    quant_parallel_run(refit_region, &job, threads);
+    for (uint32_t t = 0; t < threads; t++)
+        if (job.st[t] != VKLLM_OK)
+            return vkllm_fail(job.st[t], "gptq: no memory to refit the block scales of %llu columns",
+                              (unsigned long long)n);
+    return VKLLM_OK;
 }
 
-/* Each row's output error (w - q)^T H (w - q) with its codes and blocks as they stand (the grid recorded anew). */
-static vkllm_status row_errors(gptq_run *r, const float *w, double *out)
+/* Each row's output error (w - q)^T H (w - q) with its codes and blocks as they stand (the grid recorded anew),
+ * for rows [r0, r1). */
+static vkllm_status row_errors_of(gptq_run *r, const float *w, double *out, uint64_t r0, uint64_t r1)
 {
     const uint64_t n = r->cols;
     double *e = malloc(n * sizeof *e);
     if (!e) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
-    for (uint64_t row = 0; row < r->rows; row++) {
-        for (uint64_t bi = 0; bi < n / r->be; bi++) VKLLM_TRY(grid_of_block(r, row, bi));
+    vkllm_status st = VKLLM_OK;
+    for (uint64_t row = r0; row < r1 && st == VKLLM_OK; row++) {
+        for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = grid_of_block(r, row, bi);
         for (uint64_t j = 0; j < n; j++) {
             const uint64_t at = row * n + j;
             e[j] = r->g->dead[j] ? 0.0 : (double)w[at] - ((double)r->scale[at] * r->codes[at] + r->off[at]);
@@ -485,7 +621,23 @@ static vkllm_status row_errors(gptq_run *r, const float *w, double *out)
         out[row] = sum;
     }
     free(e);
-    return VKLLM_OK;
+    return st;
+}
+
+static void row_errors_region(void *p, uint32_t t, uint32_t n)
+{
+    rows_job *job = p;
+    uint64_t r0, r1;
+    row_range(job->r, t, n, &r0, &r1);
+    job->st[t] = row_errors_of(job->r, job->w, job->out, r0, r1);
+}
+
+static vkllm_status row_errors(gptq_run *r, const float *w, double *out)
+{
+    rows_job job = {.r = r, .w = w, .out = out};
+    const uint32_t n = row_threads(r);
+    quant_parallel_run(row_errors_region, &job, n);
+    return region_status(&job, n, "the output error");
 }
 
 /* Later rounds: GPTQ again with every block's refit parameters held (only the codes move), then the refit again;

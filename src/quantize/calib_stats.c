@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/parallel.h"
 #include "runtime/error.h"
 
 void calib_stats_free(calib_stats *s)
@@ -56,6 +57,7 @@ typedef struct collect_run {
     calib_stats *s;
     uint32_t first, end;
     uint32_t kinds; /* mask of 1u << capture_kind */
+    uint32_t threads;
 } collect_run;
 
 static vkllm_status plan(collect_run *r, const vkllm_context *ctx)
@@ -82,7 +84,30 @@ static vkllm_status plan(collect_run *r, const vkllm_context *ctx)
     return VKLLM_OK;
 }
 
-/* H += x x^T over the chunk's rows: the upper half here, mirrored at the end. */
+/* H += x x^T over a chunk's rows, the rows a of H owned by one thread (a = thread, thread + n, ...: the upper
+ * half, mirrored at the end); each entry sums its tokens in order, so the threads change nothing in the result. */
+typedef struct accumulate_job {
+    calib_slot *slot;
+    const float *x; /* rows x w */
+    uint32_t rows, w;
+} accumulate_job;
+
+static void accumulate(void *p, uint32_t thread, uint32_t n_threads)
+{
+    const accumulate_job *j = p;
+    for (uint32_t a = thread; a < j->w; a += n_threads) {
+        float *ha = j->slot->h + (size_t)a * j->w;
+        double abs_sum = j->slot->abs_sum[a];
+        for (uint32_t row = 0; row < j->rows; row++) {
+            const float *x = j->x + (size_t)row * j->w, xa = x[a];
+            abs_sum += fabsf(xa);
+            if (xa == 0) continue;
+            for (uint32_t b = a; b < j->w; b++) ha[b] += xa * x[b];
+        }
+        j->slot->abs_sum[a] = abs_sum;
+    }
+}
+
 static vkllm_status on_chunk(void *user, const vkllm_context *ctx, uint32_t rows)
 {
     collect_run *r = user;
@@ -90,16 +115,11 @@ static vkllm_status on_chunk(void *user, const vkllm_context *ctx, uint32_t rows
     for (uint32_t i = 0; i < r->s->n_slots; i++) {
         calib_slot *slot = &r->s->slots[i];
         uint32_t w = 0;
-        const float *x = context_capture_rows(ctx, slot->layer, slot->kind, &w);
-        for (uint32_t row = 0; row < rows; row++, x += w) {
-            for (uint32_t a = 0; a < w; a++) {
-                slot->abs_sum[a] += fabsf(x[a]);
-                const float xa = x[a];
-                if (xa == 0) continue;
-                float *ha = slot->h + (size_t)a * w;
-                for (uint32_t b = a; b < w; b++) ha[b] += xa * x[b];
-            }
-        }
+        accumulate_job job = {slot, context_capture_rows(ctx, slot->layer, slot->kind, &w), rows, 0};
+        job.w = w;
+        /* threads only where the products outweigh starting them */
+        const bool big = (uint64_t)w * w * rows >= (1u << 22);
+        quant_parallel_run(accumulate, &job, big ? r->threads : 1);
         slot->count += rows;
     }
     return VKLLM_OK;
@@ -113,7 +133,7 @@ vkllm_status calib_stats_collect(const calib_pass_options *po, uint32_t first, u
     if (!s) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration");
     s->first = first;
     s->end = end;
-    collect_run r = {s, first, end, kinds ? kinds : ~0u};
+    collect_run r = {s, first, end, kinds ? kinds : ~0u, quant_threads()};
     calib_pass_options o = *po;
     uint32_t n_chunks = 0;
     /* The LM head's input (and so every row's logits) only when that kind is asked for: all 32,000 logits of

@@ -265,6 +265,58 @@ static void test_gptq_model(void **state)
     remove(rtn_path), remove(gptq_path);
 }
 
+/* The quantizers' threads (quant/parallel.h) share out rows, never partial sums: GPTQ with act-order and a second
+ * round (the row split, the refit, the parallel Cholesky factor and inverse of a 512-column Hessian) and the
+ * calibration Hessians (the rows of H) are bitwise the same on 1 and 3 threads. */
+static void test_gptq_threads(void **state)
+{
+    (void)state;
+    const char *saved = getenv("VKLLM_QUANT_THREADS");
+    char *keep = saved ? strdup(saved) : NULL;
+    static const quant_type types[] = {QUANT_Q4_0, QUANT_Q4_K};
+    uint8_t *bytes[2][2];
+    calib_stats *stats[2] = {NULL, NULL};
+    const char *model = th_join_(th_shared_dir(), "models/stories260K.gguf");
+    const char *calib = th_join_(th_shared_dir(), "data/stories-calib.txt");
+    const bool have_model = access(model, R_OK) == 0 && access(calib, R_OK) == 0;
+    for (int run = 0; run < 2; run++) {
+        setenv("VKLLM_QUANT_THREADS", run ? "3" : "1", 1);
+        quant_gptq_params p = {.damp = 0.01, .act_order = true, .rounds = 1};
+        quant_gptq_hessian *g = NULL;
+        if (quant_gptq_prepare(g_h, COLS, &p, &g) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+        for (int t = 0; t < 2; t++) {
+            float *w = malloc((size_t)ROWS * COLS * sizeof *w);
+            memcpy(w, g_w, (size_t)ROWS * COLS * sizeof *w);
+            bytes[run][t] = malloc(quant_row_size(types[t], COLS) * ROWS);
+            if (quant_gptq_quantize(types[t], w, ROWS, COLS, g, NULL, bytes[run][t]) != VKLLM_OK)
+                fail_msg("%s", vkllm_last_error());
+            free(w);
+        }
+        quant_gptq_free(g);
+        /* 256 rows: the FFN activation's 172 x 172 Hessian takes threads (calib_stats.c's threshold) */
+        calib_pass_options po = {.model = model, .text_path = calib, .n_ctx = 256, .chunks = 2};
+        if (have_model && calib_stats_collect(&po, 0, 1, 0, NULL, NULL, &stats[run]) != VKLLM_OK)
+            fail_msg("%s", vkllm_last_error());
+    }
+    for (int t = 0; t < 2; t++) {
+        assert_memory_equal(bytes[0][t], bytes[1][t], quant_row_size(types[t], COLS) * ROWS);
+        free(bytes[0][t]), free(bytes[1][t]);
+    }
+    if (have_model) {
+        assert_int_equal(stats[0]->n_slots, stats[1]->n_slots);
+        for (uint32_t i = 0; i < stats[0]->n_slots; i++) {
+            const calib_slot *a = &stats[0]->slots[i], *b = &stats[1]->slots[i];
+            assert_int_equal(a->width, b->width);
+            assert_memory_equal(a->h, b->h, (size_t)a->width * a->width * sizeof *a->h);
+            assert_memory_equal(a->abs_sum, b->abs_sum, a->width * sizeof *a->abs_sum);
+        }
+        calib_stats_free(stats[0]), calib_stats_free(stats[1]);
+    }
+    if (keep) setenv("VKLLM_QUANT_THREADS", keep, 1);
+    else unsetenv("VKLLM_QUANT_THREADS");
+    free(keep);
+}
+
 /* GPTQ of weight `name` of `model` with the statistics of input (layer, kind) measured on the model `measured`,
  * as vkllm quantize does (no imatrix: the mean x^2 steers the block scale searches). */
 static uint8_t *gptq_with_stats_of(const char *model, const char *measured, const char *calib, const char *name,
@@ -368,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_gptq_bad_arguments),
         cmocka_unit_test(test_gptq_model),
         cmocka_unit_test(test_gptq_sequential),
+        cmocka_unit_test(test_gptq_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
