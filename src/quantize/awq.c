@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/parallel.h"
 #include "quant/quant.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -82,16 +83,59 @@ typedef struct reader {
     uint64_t rows;
 } reader;
 
+/* s = mean|x|^alpha, divided by sqrt(max s * min s). */
+static void scales_for(const float *mean_abs, uint64_t n, float alpha, float *s)
+{
+    float lo = INFINITY, hi = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        s[i] = powf(mean_abs[i], alpha);
+        lo = fminf(lo, s[i]), hi = fmaxf(hi, s[i]);
+    }
+    const float norm = sqrtf(lo * hi);
+    for (uint64_t i = 0; i < n; i++) s[i] /= norm;
+}
+
+/* The alphas of a search, dealt out to threads (step = thread, + n_threads, ...), each total computed as on one. */
+typedef struct alpha_job {
+    const reader *readers;
+    int n_readers;
+    uint64_t n;
+    const float *mean_abs, *h;
+    double totals[AWQ_GRID + 1];
+    vkllm_status st[QUANT_MAX_THREADS];
+} alpha_job;
+
+static void alpha_region(void *p, uint32_t thread, uint32_t n_threads)
+{
+    alpha_job *job = p;
+    const uint64_t n = job->n;
+    float *s = malloc(n * sizeof *s), *scratch = malloc(n * sizeof *scratch);
+    uint8_t *packed = malloc(n * 2 + 64);
+    vkllm_status st = s && scratch && packed ? VKLLM_OK : VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+    for (uint32_t step = thread; step <= AWQ_GRID && st == VKLLM_OK; step += n_threads) {
+        scales_for(job->mean_abs, n, (float)step / AWQ_GRID, s);
+        double total = 0;
+        for (int k = 0; k < job->n_readers && st == VKLLM_OK; k++) {
+            double e = 0;
+            st = scaled_error(job->readers[k].type, job->readers[k].w, job->readers[k].rows, n, s, job->h, scratch,
+                              packed, &e);
+            total += e;
+        }
+        job->totals[step] = total;
+    }
+    job->st[thread] = st;
+    free(s), free(scratch), free(packed);
+}
+
 /* Searches alpha for one group; g->s receives the best scales. */
 static vkllm_status search_group(const gguf_file *in, const quant_recipe *recipe, const quant_model_shape *shape,
                                  const calib_slot *slot, awq_group *g)
 {
     const uint64_t n = slot->width;
     reader readers[3] = {{0}};
-    float *mean_abs = malloc(n * sizeof *mean_abs), *s = malloc(n * sizeof *s), *scratch = malloc(n * sizeof *scratch);
-    uint8_t *packed = malloc(n * 2 + 64);
+    float *mean_abs = malloc(n * sizeof *mean_abs);
     g->s = malloc(n * sizeof *g->s);
-    vkllm_status st = mean_abs && s && scratch && packed && g->s
+    vkllm_status st = mean_abs && g->s
                           ? VKLLM_OK
                           : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "awq: no memory");
     int n_readers = 0;
@@ -118,29 +162,26 @@ static vkllm_status search_group(const gguf_file *in, const quant_recipe *recipe
         g->s[i] = 1.0f;
     }
     g->alpha = 0;
-    for (int step = 0; step <= AWQ_GRID && st == VKLLM_OK && n_readers > 0; step++) {
-        const float alpha = (float)step / AWQ_GRID;
-        float lo = INFINITY, hi = 0;
-        for (uint64_t i = 0; i < n; i++) {
-            s[i] = powf(mean_abs[i], alpha);
-            lo = fminf(lo, s[i]), hi = fmaxf(hi, s[i]);
+    if (st == VKLLM_OK && n_readers > 0) {
+        alpha_job *job = calloc(1, sizeof *job);
+        if (!job) st = vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "awq: no memory");
+        const uint32_t threads = quant_threads() < AWQ_GRID + 1 ? quant_threads() : AWQ_GRID + 1;
+        if (job) {
+            *job = (alpha_job){.readers = readers, .n_readers = n_readers, .n = n, .mean_abs = mean_abs, .h = slot->h};
+            quant_parallel_run(alpha_region, job, threads);
         }
-        const float norm = sqrtf(lo * hi);
-        for (uint64_t i = 0; i < n; i++) s[i] /= norm;
-        double total = 0;
-        for (int k = 0; k < n_readers && st == VKLLM_OK; k++) {
-            double e = 0;
-            st = scaled_error(readers[k].type, readers[k].w, readers[k].rows, n, s, slot->h, scratch, packed, &e);
-            total += e;
-        }
-        if (st == VKLLM_OK && total < best) {
-            best = total;
-            g->alpha = alpha;
-            memcpy(g->s, s, n * sizeof *s);
-        }
+        for (uint32_t t = 0; job && t < threads && st == VKLLM_OK; t++)
+            if (job->st[t] != VKLLM_OK) st = vkllm_fail(job->st[t], "awq: the search of layer %u failed", g->layer);
+        for (int step = 0; step <= AWQ_GRID && st == VKLLM_OK; step++) /* the first lowest, as in step order */
+            if (job->totals[step] < best) {
+                best = job->totals[step];
+                g->alpha = (float)step / AWQ_GRID;
+            }
+        if (st == VKLLM_OK && best < INFINITY) scales_for(mean_abs, n, g->alpha, g->s);
+        free(job);
     }
     for (int k = 0; k < 3; k++) free(readers[k].w);
-    free(mean_abs), free(s), free(scratch), free(packed);
+    free(mean_abs);
     return st;
 }
 
