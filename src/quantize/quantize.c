@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "quant/parallel.h"
 #include "runtime/error.h"
 
 static vkllm_status arch_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t fallback,
@@ -60,8 +61,6 @@ typedef struct tensor_job {
     const float *importance; /* ne[0] floats from the imatrix, or NULL */
     quant_calib *calib;      /* quantized whole by the calibrated method, or NULL */
     uint8_t *stored;         /* its bytes, quantized ahead of the writer (sequential calibration), or NULL */
-    float *row;         /* ne[0] floats, shared */
-    uint8_t *packed;    /* one output row, shared */
     uint64_t *done;
     uint64_t total;
     vkllm_progress_fn progress;
@@ -120,6 +119,33 @@ static vkllm_status produce_calibrated(tensor_job *job, gguf_sink *sink)
     return st;
 }
 
+/* A batch of rows converted on threads, each row on its own (the same bytes for any count of threads): thread t
+ * takes rows [nr t / n, nr (t + 1) / n) of the batch. */
+typedef struct convert_batch {
+    const tensor_job *job;
+    uint64_t r0, nr;
+    uint8_t *out;  /* nr rows of the output type */
+    float *rows;   /* a row of floats per thread */
+    vkllm_status st[QUANT_MAX_THREADS];
+} convert_batch;
+
+static void convert_rows(void *p, uint32_t thread, uint32_t n_threads)
+{
+    convert_batch *c = p;
+    const tensor_job *job = c->job;
+    const uint64_t n = job->in->ne[0];
+    const uint64_t in_row = quant_row_size(job->in->type, n), out_row = quant_row_size(job->type, n);
+    float *row = c->rows + (uint64_t)thread * n;
+    vkllm_status st = VKLLM_OK;
+    for (uint64_t r = c->nr * thread / n_threads; r < c->nr * (thread + 1) / n_threads && st == VKLLM_OK; r++) {
+        st = quant_dequantize_row(job->in->type, (const uint8_t *)job->in->data + (c->r0 + r) * in_row, row, n);
+        if (st != VKLLM_OK) break;
+        if (job->type == QUANT_F32) memcpy(c->out + r * out_row, row, out_row);
+        else st = quant_quantize_row_weighted(job->type, row, c->out + r * out_row, n, job->importance);
+    }
+    c->st[thread] = st;
+}
+
 static vkllm_status produce_tensor(void *ctx, gguf_sink *sink)
 {
     tensor_job *job = ctx;
@@ -130,20 +156,29 @@ static vkllm_status produce_tensor(void *ctx, gguf_sink *sink)
         report(job, in->size);
         return VKLLM_OK;
     }
-    const uint64_t n = in->ne[0], rows = rows_of(in);
-    const uint64_t in_row = quant_row_size(in->type, n), out_row = quant_row_size(job->type, n);
-    for (uint64_t r = 0; r < rows; r++) {
-        const uint8_t *src = (const uint8_t *)in->data + r * in_row;
-        VKLLM_TRY(quant_dequantize_row(in->type, src, job->row, n));
-        const void *bytes = job->row;
-        if (job->type != QUANT_F32) {
-            VKLLM_TRY(quant_quantize_row_weighted(job->type, job->row, job->packed, n, job->importance));
-            bytes = job->packed;
-        }
-        VKLLM_TRY(gguf_sink_write(sink, bytes, out_row));
-        report(job, out_row);
+    const uint64_t n = in->ne[0], rows = rows_of(in), out_row = quant_row_size(job->type, n);
+    const uint32_t threads = rows * n >= (1u << 16) ? quant_threads() : 1;
+    /* batches of at least 16 rows a thread, within 16 MiB of output */
+    uint64_t batch = (16u << 20) / (out_row ? out_row : 1);
+    if (batch < 16ull * threads) batch = 16ull * threads;
+    if (batch > rows) batch = rows;
+    convert_batch c = {.job = job, .out = malloc(batch * out_row), .rows = malloc((uint64_t)threads * n * sizeof(float))};
+    vkllm_status st = c.out && c.rows ? VKLLM_OK
+                                      : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for '%s'",
+                                                   job->name);
+    for (c.r0 = 0; c.r0 < rows && st == VKLLM_OK; c.r0 += c.nr) {
+        c.nr = rows - c.r0 < batch ? rows - c.r0 : batch;
+        quant_parallel_run(convert_rows, &c, threads);
+        for (uint32_t t = 0; t < threads && st == VKLLM_OK; t++)
+            if (c.st[t] != VKLLM_OK) { /* again here, for the message (messages are per thread) */
+                convert_rows(&c, 0, 1);
+                st = c.st[0] != VKLLM_OK ? c.st[0] : c.st[t];
+            }
+        if (st == VKLLM_OK) st = gguf_sink_write(sink, c.out, c.nr * out_row);
+        if (st == VKLLM_OK) report(job, c.nr * out_row);
     }
-    return VKLLM_OK;
+    free(c.out), free(c.rows);
+    return st;
 }
 
 /* llama.cpp's check (llama_model_quantize_impl): an entry must hold one value per column (times the experts);
@@ -168,7 +203,7 @@ static vkllm_status find_importance(const gguf_file *in, const imatrix_data *ima
 
 /* Chooses every tensor's type and checks up front that each conversion is possible. */
 static vkllm_status plan_jobs(const gguf_file *in, const quant_recipe *recipe, const imatrix_data *imatrix,
-                              tensor_job *jobs, uint64_t *widest, uint64_t *total)
+                              tensor_job *jobs, uint64_t *total)
 {
     uint64_t matched = 0;
     quant_model_shape shape;
@@ -186,7 +221,6 @@ static vkllm_status plan_jobs(const gguf_file *in, const quant_recipe *recipe, c
             if (!traits || !traits->supported)
                 return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: tensor '%s' has type %s, which vkllm cannot decode",
                                   in->path, job->name, traits ? traits->name : "unknown");
-            if (t->ne[0] > *widest) *widest = t->ne[0];
             if (imatrix) VKLLM_TRY(find_importance(in, imatrix, job, &matched));
         }
         *total += job->type == t->type ? t->size : quant_row_size(job->type, t->ne[0]) * rows_of(t);
@@ -299,21 +333,13 @@ static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe
                                  const char *imatrix_path, quant_calib *calib, tensor_job *jobs, const char *out_path,
                                  vkllm_progress_fn progress, void *progress_ctx)
 {
-    uint64_t widest = 0, total = 0, done = 0;
-    VKLLM_TRY(plan_jobs(in, recipe, imatrix, jobs, &widest, &total));
+    uint64_t total = 0, done = 0;
+    VKLLM_TRY(plan_jobs(in, recipe, imatrix, jobs, &total));
     gguf_writer *w = NULL;
     VKLLM_TRY(gguf_writer_create(&w));
-    float *row = malloc((widest ? widest : 1) * sizeof *row);
-    uint8_t *packed = malloc((widest ? widest : 1) * sizeof *row); /* no type is wider than F32 */
-    vkllm_status status = row && packed ? copy_metadata(in, recipe, imatrix, imatrix_path, w)
-                                        : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: no memory for a row");
+    vkllm_status status = copy_metadata(in, recipe, imatrix, imatrix_path, w);
     uint64_t stage_done = 0; /* the stage models' bytes, reported nowhere */
-    for (uint64_t i = 0; i < in->n_tensors; i++) {
-        tensor_job *job = &jobs[i];
-        job->row = row;
-        job->packed = packed;
-        job->done = &stage_done;
-    }
+    for (uint64_t i = 0; i < in->n_tensors; i++) jobs[i].done = &stage_done;
     if (status == VKLLM_OK && quant_calib_is_sequential(calib))
         status = run_sequential(in, calib, jobs, out_path, progress, progress_ctx);
     for (uint64_t i = 0; status == VKLLM_OK && i < in->n_tensors; i++) {
@@ -330,8 +356,6 @@ static vkllm_status write_output(const gguf_file *in, const quant_recipe *recipe
     }
     if (status == VKLLM_OK) status = gguf_writer_write(w, out_path);
     gguf_writer_free(w);
-    free(row);
-    free(packed);
     return status;
 }
 
