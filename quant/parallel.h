@@ -11,7 +11,8 @@ enum { QUANT_MAX_THREADS = 64 };
 
 typedef void (*quant_parallel_fn)(void *ctx, uint32_t thread, uint32_t n_threads);
 
-/* The threads a region uses: VKLLM_QUANT_THREADS if set (1..64), else the online CPUs (at most 64). */
+/* The threads a region uses: VKLLM_QUANT_THREADS if set (1..64), else the online CPUs (at most 64); a value
+ * that is not such a count is ignored here (vkllm quantize refuses it before it starts). */
 uint32_t quant_threads(void);
 
 /* Runs the region on min(n_threads, QUANT_MAX_THREADS) threads; where a thread cannot be started its index runs

@@ -1,10 +1,12 @@
 /* vkllm quantize: requantize a GGUF model with llama.cpp's per-tensor type rules. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "options.h"
 #include "progress_bar.h"
+#include "quant/parallel.h"
 #include "runtime/log.h"
 #include "quantize/quantize.h"
 
@@ -28,7 +30,8 @@ static void quantize_usage(FILE *out)
                  "                 --gptq-rounds N: GPTQ again N times with the refit block scales held\n"
                  "                 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 blocks; each row keeps its best round)\n"
                  "  --method awq: AWQ's per-channel scales folded into the norms, up and V (same F32 function),\n"
-                 "                then round to nearest; awq+gptq: then GPTQ\n",
+                 "                then round to nearest; awq+gptq: then GPTQ\n"
+                 "  VKLLM_QUANT_THREADS=N: CPU threads (default: one per online CPU; the same bytes for any N)\n",
             quant_recipe_names());
 }
 
@@ -53,6 +56,13 @@ int cli_quantize(int argc, char **argv)
     char err[256];
     cli_parse_result parsed = cli_parse_quantize_options(argc, argv, &qo, err, sizeof err);
     if (parsed != CLI_PARSE_OK) return cli_parse_exit("quantize", parsed, err, quantize_usage);
+    const char *threads = getenv("VKLLM_QUANT_THREADS");
+    uint64_t n_threads = 0;
+    if (threads && (!vkr_parse_decimal(threads, QUANT_MAX_THREADS, &n_threads) || n_threads == 0)) {
+        fprintf(stderr, "vkllm quantize: VKLLM_QUANT_THREADS='%.32s': expected a count from 1 to %d\n", threads,
+                QUANT_MAX_THREADS);
+        return 2;
+    }
     const char *args[3] = {qo.in, qo.out, qo.type};
     bool pure = qo.pure;
     quant_recipe recipe;
