@@ -596,6 +596,17 @@ static vkllm_status refit_scales(gptq_run *r, const float *w)
     return VKLLM_OK;
 }
 
+/* wp = W in GPTQ's column order, the columns no token reached zeroed. */
+static void permute_weights(gptq_run *r, const float *w)
+{
+    const uint64_t n = r->cols;
+    for (uint64_t row = 0; row < r->rows; row++)
+        for (uint64_t k = 0; k < n; k++) {
+            const uint64_t c = r->g->perm[k];
+            r->wp[row * n + k] = r->g->dead[c] ? 0.0f : w[row * n + c];
+        }
+}
+
 /* Each row's output error (w - q)^T H (w - q) with its codes and blocks as they stand (the grid recorded anew),
  * for rows [r0, r1). */
 static vkllm_status row_errors_of(gptq_run *r, const float *w, double *out, uint64_t r0, uint64_t r1)
@@ -654,21 +665,16 @@ static vkllm_status more_rounds(gptq_run *r, const float *w, uint32_t rounds)
     for (uint32_t round = 0; round < rounds && st == VKLLM_OK; round++) {
         memcpy(keep_blocks, r->blocks, rows * r->row_bytes);
         memcpy(keep_codes, r->codes, rows * n);
-        for (uint64_t row = 0; row < rows && st == VKLLM_OK; row++)
-            for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = grid_of_block(r, row, bi);
-        for (uint64_t row = 0; row < rows; row++)
-            for (uint64_t k = 0; k < n; k++) {
-                const uint64_t c = r->g->perm[k];
-                r->wp[row * n + k] = r->g->dead[c] ? 0.0f : w[row * n + c];
-            }
+        permute_weights(r, w);
         st = run_gptq(r, true);
         if (st == VKLLM_OK) st = refit_scales(r, w);
         if (st == VKLLM_OK) st = row_errors(r, w, now);
         for (uint64_t row = 0; row < rows && st == VKLLM_OK; row++)
             if (now[row] < best[row]) best[row] = now[row];
-            else {
+            else { /* back to the kept round, its grid with it (row_errors recorded the new one) */
                 memcpy(r->blocks + row * r->row_bytes, keep_blocks + row * r->row_bytes, r->row_bytes);
                 memcpy(r->codes + row * n, keep_codes + row * n, n);
+                for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = grid_of_block(r, row, bi);
             }
     }
     free(best), free(now), free(keep_blocks), free(keep_codes);
@@ -703,11 +709,7 @@ vkllm_status quant_gptq_quantize(uint32_t type, float *w, uint64_t rows, uint64_
                                        (unsigned long long)rows, (unsigned long long)cols);
     if (st == VKLLM_OK) {
         for (uint64_t k = 0; k < cols; k++) r.pos[g->perm[k]] = k;
-        for (uint64_t row = 0; row < rows; row++)
-            for (uint64_t k = 0; k < cols; k++) {
-                const uint64_t c = g->perm[k];
-                r.wp[row * cols + k] = g->dead[c] ? 0.0f : w[row * cols + c];
-            }
+        permute_weights(&r, w);
         st = run_gptq(&r, false);
         if (st == VKLLM_OK) st = refit_scales(&r, w);
         if (st == VKLLM_OK && g->rounds && fmt->refit && g->h) st = more_rounds(&r, w, g->rounds);

@@ -7,11 +7,20 @@
 
 #include "runtime/error.h"
 
-uint32_t quant_threads(void)
+bool quant_threads_setting(uint32_t *count)
 {
     uint64_t n = 0;
     const char *env = getenv("VKLLM_QUANT_THREADS");
-    if (env && vkr_parse_decimal(env, QUANT_MAX_THREADS, &n) && n > 0) return (uint32_t)n;
+    const bool valid = !env || (vkr_parse_decimal(env, QUANT_MAX_THREADS, &n) && n > 0);
+    *count = valid ? (uint32_t)n : 0;
+    return valid;
+}
+
+uint32_t quant_threads(void)
+{
+    uint32_t n = 0;
+    quant_threads_setting(&n);
+    if (n > 0) return n;
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     return cpus < 1 ? 1 : cpus > QUANT_MAX_THREADS ? QUANT_MAX_THREADS : (uint32_t)cpus;
 }

@@ -5,14 +5,18 @@
 #ifndef VKLLM_QUANT_PARALLEL_H
 #define VKLLM_QUANT_PARALLEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum { QUANT_MAX_THREADS = 64 };
 
 typedef void (*quant_parallel_fn)(void *ctx, uint32_t thread, uint32_t n_threads);
 
-/* The threads a region uses: VKLLM_QUANT_THREADS if set (1..64), else the online CPUs (at most 64); a value
- * that is not such a count is ignored here (vkllm quantize refuses it before it starts). */
+/* VKLLM_QUANT_THREADS: false where it is set but not a count from 1 to QUANT_MAX_THREADS; *count is its value, 0
+ * where it is unset or not such a count. */
+bool quant_threads_setting(uint32_t *count);
+/* The threads a region uses: VKLLM_QUANT_THREADS where it is a count, else the online CPUs (at most 64); vkllm
+ * quantize refuses a value that is not a count before it starts (quant_threads_setting). */
 uint32_t quant_threads(void);
 
 /* Runs the region on min(n_threads, QUANT_MAX_THREADS) threads; where a thread cannot be started its index runs

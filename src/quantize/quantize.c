@@ -270,18 +270,14 @@ static bool beyond_layers(const char *name, uint32_t keep)
 /* The model as quantized so far, cut after `keep` layers, for a sequential stage's calibration pass: the weights
  * a stage quantized already in their bytes, the calibrated weights not reached yet as the input has them, every
  * other tensor as the output will have it (round to nearest, or unchanged). */
-static vkllm_status write_stage_model(const gguf_file *in, quant_calib *calib, tensor_job *jobs, uint32_t keep,
-                                      const char *path)
+static vkllm_status write_stage_model(const gguf_file *in, quant_calib *calib, tensor_job *jobs,
+                                      const char *block_count_key, uint32_t keep, const char *path)
 {
-    quant_model_shape shape;
-    VKLLM_TRY(quantize_model_shape(in, &shape));
     gguf_writer *w = NULL;
     VKLLM_TRY(gguf_writer_create(&w));
-    char key[96];
-    snprintf(key, sizeof key, "%s.block_count", shape.arch);
     vkllm_status st = VKLLM_OK;
     for (uint64_t i = 0; st == VKLLM_OK && i < in->n_kv; i++) st = gguf_writer_copy_kv(w, &in->kv[i]);
-    if (st == VKLLM_OK) st = gguf_writer_set_u32(w, key, keep);
+    if (st == VKLLM_OK) st = gguf_writer_set_u32(w, block_count_key, keep);
     for (uint64_t i = 0; st == VKLLM_OK && i < in->n_tensors; i++) {
         tensor_job *job = &jobs[i];
         const gguf_tensor_info *t = job->in;
@@ -302,9 +298,18 @@ static vkllm_status write_stage_model(const gguf_file *in, quant_calib *calib, t
 
 /* Sequential calibration: stage by stage in the forward pass's order, the weights each stage measures quantized
  * from statistics of the model as quantized before them; their bytes are kept for the writer. */
+static bool in_stage(quant_calib *calib, const tensor_job *job, uint32_t stage)
+{
+    return quant_calib_applies(calib, job->name, job->type) && quant_calib_stage_of(calib, job->name) == stage;
+}
+
 static vkllm_status run_sequential(const gguf_file *in, quant_calib *calib, tensor_job *jobs, const char *out_path,
                                    vkllm_progress_fn progress, void *progress_ctx)
 {
+    quant_model_shape shape;
+    VKLLM_TRY(quantize_model_shape(in, &shape));
+    char key[96];
+    snprintf(key, sizeof key, "%s.block_count", shape.arch);
     const size_t len = strlen(out_path) + 16;
     char *scratch = malloc(len);
     if (!scratch) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "quantize: a path");
@@ -313,15 +318,11 @@ static vkllm_status run_sequential(const gguf_file *in, quant_calib *calib, tens
     const uint32_t n_stages = quant_calib_stage_count(calib);
     for (uint32_t s = 0; s < n_stages && st == VKLLM_OK; s++) {
         bool any = false;
-        for (uint64_t i = 0; i < in->n_tensors; i++)
-            any |= quant_calib_applies(calib, jobs[i].name, jobs[i].type) &&
-                   quant_calib_stage_of(calib, jobs[i].name) == s;
-        if (any) st = write_stage_model(in, calib, jobs, quant_calib_stage_layers(calib, s), scratch);
+        for (uint64_t i = 0; i < in->n_tensors; i++) any |= in_stage(calib, &jobs[i], s);
+        if (any) st = write_stage_model(in, calib, jobs, key, quant_calib_stage_layers(calib, s), scratch);
         if (any && st == VKLLM_OK) st = quant_calib_begin_stage(calib, s, scratch);
         for (uint64_t i = 0; any && st == VKLLM_OK && i < in->n_tensors; i++)
-            if (quant_calib_applies(calib, jobs[i].name, jobs[i].type) &&
-                quant_calib_stage_of(calib, jobs[i].name) == s)
-                st = quantize_calibrated(&jobs[i], calib, &jobs[i].stored);
+            if (in_stage(calib, &jobs[i], s)) st = quantize_calibrated(&jobs[i], calib, &jobs[i].stored);
         if (progress) progress(progress_ctx, "calibration stage", s + 1, n_stages);
     }
     remove(scratch);

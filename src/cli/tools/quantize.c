@@ -56,11 +56,10 @@ int cli_quantize(int argc, char **argv)
     char err[256];
     cli_parse_result parsed = cli_parse_quantize_options(argc, argv, &qo, err, sizeof err);
     if (parsed != CLI_PARSE_OK) return cli_parse_exit("quantize", parsed, err, quantize_usage);
-    const char *threads = getenv("VKLLM_QUANT_THREADS");
-    uint64_t n_threads = 0;
-    if (threads && (!vkr_parse_decimal(threads, QUANT_MAX_THREADS, &n_threads) || n_threads == 0)) {
-        fprintf(stderr, "vkllm quantize: VKLLM_QUANT_THREADS='%.32s': expected a count from 1 to %d\n", threads,
-                QUANT_MAX_THREADS);
+    uint32_t n_threads = 0;
+    if (!quant_threads_setting(&n_threads)) {
+        fprintf(stderr, "vkllm quantize: VKLLM_QUANT_THREADS='%.32s': expected a count from 1 to %d\n",
+                getenv("VKLLM_QUANT_THREADS"), QUANT_MAX_THREADS);
         return 2;
     }
     const char *args[3] = {qo.in, qo.out, qo.type};
