@@ -301,7 +301,7 @@ vkllm_status engine_submit(engine *e, job *j)
 void engine_lock(engine *e) { pthread_mutex_lock(&e->lock); }
 void engine_unlock(engine *e) { pthread_mutex_unlock(&e->lock); }
 
-void engine_wait(engine *e, job *j, size_t have, double timeout_s)
+void engine_wait(engine *e, job *j, size_t have, size_t have_lp, double timeout_s)
 {
     double until = engine_now() + timeout_s;
     struct timespec ts;
@@ -309,7 +309,7 @@ void engine_wait(engine *e, job *j, size_t have, double timeout_s)
     double wall = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + timeout_s;
     ts.tv_sec = (time_t)wall;
     ts.tv_nsec = (long)((wall - (double)ts.tv_sec) * 1e9);
-    while (!j->done && j->text_len <= have && engine_now() < until)
+    while (!j->done && j->text_len <= have && j->n_lp <= have_lp && engine_now() < until)
         if (pthread_cond_timedwait(&e->progress, &e->lock, &ts) != 0) break;
 }
 

@@ -80,8 +80,9 @@ job *job_new(void);
 void job_free(job *j);
 /* Hands the job to the engine (which takes a reference); VKLLM_ERROR_BUFFER_TOO_SMALL if the queue is full. */
 vkllm_status engine_submit(engine *e, job *j);
-/* Waits until the job has text past `have` bytes or is done, or timeout_s passes; under the engine's lock. */
-void engine_wait(engine *e, job *j, size_t have, double timeout_s);
+/* Waits until the job has text past `have` bytes or log-probabilities past `have_lp` entries, or is done, or
+ * timeout_s passes; under the engine's lock. */
+void engine_wait(engine *e, job *j, size_t have, size_t have_lp, double timeout_s);
 void engine_lock(engine *e);
 void engine_unlock(engine *e);
 /* The caller lets go of the job; if it has not finished it is cancelled (its KV pages freed at once). */

@@ -74,15 +74,27 @@ static void next_id(server *s, bool chat, char *out, size_t n)
 }
 
 /* Fills the stream's pending chunk from the job: new text, the final chunk, then [DONE]; blocks until there is
- * something.  false at the end of the stream. */
+ * something.  false at the end of the stream.  With log-probabilities each chunk carries one token's entry and
+ * that token's text (as OpenAI's and llama-server's streams do), however many tokens the engine has produced
+ * since the last chunk; text a stop string holds back follows with a later token or on its own. */
 static bool refill(stream *st)
 {
     engine *e = st->srv->engine;
     engine_lock(e);
-    engine_wait(e, st->j, st->text_sent, 1.0);
+    engine_wait(e, st->j, st->text_sent, st->lp_sent, 1.0);
     job *j = st->j;
     char *chunk = NULL;
-    if (j->text_len > st->text_sent) {
+    if (j->n_lp > st->lp_sent) {
+        const size_t k = st->lp_sent;
+        size_t end = k + 1 < j->n_lp ? j->lp[k + 1].text_offset : j->lp_text_len;
+        if (end > j->text_len) end = j->text_len;
+        if (end < st->text_sent) end = st->text_sent;
+        chunk = openai_chunk(st->chat, st->id, st->srv->model_name, st->created, j->text + st->text_sent,
+                             end - st->text_sent, VKLLM_FINISH_NONE, st->first, NULL, j, k, k + 1);
+        st->text_sent = end;
+        st->lp_sent = k + 1;
+        st->first = false;
+    } else if (j->text_len > st->text_sent) {
         chunk = openai_chunk(st->chat, st->id, st->srv->model_name, st->created, j->text + st->text_sent,
                              j->text_len - st->text_sent, VKLLM_FINISH_NONE, st->first, NULL, j, st->lp_sent, j->n_lp);
         st->text_sent = j->text_len;
@@ -158,7 +170,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, bool chat
     }
     if (!streaming) {
         engine_lock(s->engine);
-        while (!j->done) engine_wait(s->engine, j, (size_t)-1, 1.0);
+        while (!j->done) engine_wait(s->engine, j, (size_t)-1, (size_t)-1, 1.0);
         engine_unlock(s->engine);
         char id[48];
         next_id(s, chat, id, sizeof id);
@@ -177,7 +189,7 @@ static enum MHD_Result completion(server *s, struct MHD_Connection *c, bool chat
     }
     /* A prompt that fails (too long) fails before the first byte, with its status. */
     engine_lock(s->engine);
-    while (!j->done && !j->id) engine_wait(s->engine, j, 0, 0.05);
+    while (!j->done && !j->id) engine_wait(s->engine, j, 0, (size_t)-1, 0.05);
     bool failed = j->done && j->error != VKLLM_OK;
     engine_unlock(s->engine);
     if (failed) {

@@ -62,8 +62,16 @@ echo "$lp" | grep -q '"text_offset":\[0,1,7\]' || fail "text_offset: $lp"
 lp=$(curl -sf "${auth[@]}" "$url/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"logprobs":true,"top_logprobs":1}')
 echo "$lp" | grep -q '"logprobs":{"content":\[{"token":"[^"]*","logprob":-[0-9.e-]*,"bytes":\[[0-9,]*\],"top_logprobs":\[{"token"' ||
     fail "chat logprobs: $lp"
-curl -sfN "${auth[@]}" "$url/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":4,"temperature":0,"logprobs":0,"stream":true}' >"$work/lp"
-[[ $(grep -o '"token_logprobs":\[-[0-9.e-]*\]' "$work/lp" | wc -l) == 4 ]] || fail "stream logprobs: $(cat "$work/lp")"
+# Streamed with log-probabilities: one event per token, each with its own text and entry, however the server's
+# steps fall (a second stream beside it makes the engine run ahead of the client more often).
+curl -sfN "${auth[@]}" "$url/v1/completions" -d '{"prompt":"The cat","max_tokens":40,"temperature":0,"stream":true}' >/dev/null &
+p3=$!
+curl -sfN "${auth[@]}" "$url/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":32,"temperature":0,"logprobs":0,"stream":true}' >"$work/lp"
+wait $p3 || fail "stream beside the logprobs stream"
+[[ $(grep -o '"token_logprobs":\[-[0-9.e-]*\]' "$work/lp" | wc -l) == 32 ]] || fail "stream logprobs: $(cat "$work/lp")"
+[[ $(grep '"finish_reason":null' "$work/lp" | grep -c '"token_logprobs":\[\]\|"token_logprobs":\[-[0-9.e-]*,') == 0 ]] ||
+    fail "stream logprobs: a token's event without its entry or with several: $(cat "$work/lp")"
+[[ $(texts <"$work/lp") == "$want" ]] || fail "stream logprobs text '$(texts <"$work/lp")' != '$want'"
 
 status() { curl -s -o "$work/body" -w '%{http_code}' "$@"; }
 [[ $(status "${auth[@]}" "$url/v1/completions" -d '{"prompt":"a","logprobs":21}') == 400 ]] || fail "logprobs 21: not 400"
