@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 static const char validation_layer[] = "VK_LAYER_KHRONOS_validation";
@@ -877,6 +878,23 @@ static vkllm_status cpu_threads_set(uint32_t threads, cpu_threads_env *saved)
     return VKLLM_OK;
 }
 
+/* Threads lavapipe computes on for cpu_threads: 1 none but its queue's, n > 1 that many, 0 LP_NUM_THREADS as the
+ * environment has it (its 0: none), else one per online CPU, lavapipe's default. */
+static uint32_t cpu_workers_of(uint32_t threads)
+{
+    if (threads) return threads;
+    const char *env = getenv("LP_NUM_THREADS");
+    uint64_t n = 0;
+    if (env && *env && vkr_parse_decimal(env, 1024, &n)) return n ? (uint32_t)n : 1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (uint32_t)online : 1;
+}
+
+uint32_t vkr_device_cpu_workers(const vkr_device *dev)
+{
+    return dev->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? dev->cpu_workers : 0;
+}
+
 static void cpu_threads_restore(cpu_threads_env *saved)
 {
     if (!saved->changed) return;
@@ -910,6 +928,7 @@ vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
     const char *want = wanted_device(options);
     cpu_threads_env saved;
     dev->cpu_threads = options->cpu_threads;
+    dev->cpu_workers = cpu_workers_of(options->cpu_threads);
     VKLLM_TRY(cpu_threads_set(options->cpu_threads, &saved));
     vkllm_status opened = create_instance(validation ? &dev->validation_errors : NULL, sync_validation,
                                           &dev->instance, &dev->messenger);

@@ -192,6 +192,8 @@ void vkr_device_print_profile(vkr_device *dev, FILE *out);
 /* Queue submissions made on the device so far, one-shot transfers and sequences alike (loading a model costs a
  * number proportional to its tensors, not to its rows). */
 uint64_t vkr_submit_count(const vkr_device *dev);
+/* Threads a CPU device (lavapipe) computes on: 1 without worker threads, else its workers; 0 for a GPU. */
+uint32_t vkr_device_cpu_workers(const vkr_device *dev);
 /* Seconds a fence wait polls before it sleeps: lavapipe without worker threads (cpu_threads 1) only, else 0. */
 double vkr_fence_spin_seconds(const vkr_device *dev);
 /* How long one fence wait may take before it fails with an error naming the work it waited for.  The device

@@ -50,6 +50,7 @@ struct vkr_device {
     uint64_t fence_timeout_ns;    /* per fence wait (vkr_set_fence_timeout) */
     uint64_t fence_timeout_default_ns; /* VKLLM_FENCE_TIMEOUT_MS or the default for the device type (queue.c) */
     uint32_t cpu_threads;         /* vkr_device_options.cpu_threads the device was opened with */
+    uint32_t cpu_workers;         /* threads a CPU device computes on (vkr_device_cpu_workers) */
     double spin_wait_s;           /* a fence wait polls this long before it sleeps (queue.c) */
     _Atomic uint64_t submits;     /* vkQueueSubmit calls made, transfers and sequences alike */
     uint32_t pipelines_built;     /* pipelines compiled since creation, and the seconds they took */

@@ -99,6 +99,7 @@ layout(push_constant) uniform Push {
     uint page_shift, n_pages, n_seqs, max_pages_per_seq;
     uint n_splits, split_len;                    // split_len: keys per split, a multiple of the tile
     float scale_log2;
+    uint heads_per_wg;                           // heads of one token a workgroup takes in turn (>= 1)
 } p;
 
 #if defined(QUANTIZE_Q8)
@@ -281,30 +282,17 @@ void store_chunk(uint row, uint record, uint c, vec4 a, float wg_sum)
 #endif
 }
 
-void main()
+// One (token, head) row of one split: the keys of [key_begin, key_end) in tiles, then the merge of the lanes and the
+// store.  Every row runs the same operations in the same order whichever rows share its workgroup, so its bits do not
+// depend on the batch or on heads_per_wg.
+void attend_row(uint t, uint h, uint split, uint key_begin, uint key_end, uint seq_pages)
 {
-    uint wg = linear_group();
-    if (wg >= p.n_tokens * p.n_heads * p.n_splits) return;
-    uint split = wg % p.n_splits;
-    uint row = wg / p.n_splits;     // token * n_heads + head
-    uint t = row / p.n_heads;
-    uint h = row % p.n_heads;
-    uint lane = gl_LocalInvocationID.x;
-    g_row = p.n_kv_heads * HD4 * 4u;
-
-    ivec2 sp = token_slot(tokens[t]);
-    bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
-                 (uint(sp.y) >> p.page_shift) < p.max_pages_per_seq;
-    uint context = valid ? min(uint(sp.y) + 1u, p.n_splits * p.split_len) : 0u;
-    uint key_begin = split * p.split_len;
-    uint key_end = min(context, key_begin + p.split_len);
-    if (p.n_splits > 1 && key_begin >= key_end) return;   // uniform: the combine skips this split
-
+    const uint row = t * p.n_heads + h;
+    const uint lane = gl_LocalInvocationID.x;
     for (uint c = 0; c < HD4; c++) q[c] = Q_AT(row * HD4 + c) * p.scale_log2;
     for (uint c = 0; c < HD4; c++) acc[c] = vec4(0.0);
     float run_max = NO_SCORE, run_sum = 0.0;
 
-    uint seq_pages = valid ? uint(sp.x) * p.max_pages_per_seq : 0u;
 #if defined(TREE)
     const uvec4 tr = tree[t];
 #endif
@@ -357,6 +345,8 @@ void main()
     const float factor = exp2(run_max - wg_max);
     const float wg_sum = subgroupAdd(run_sum * factor);
 #else
+    // (The next row of the workgroup writes sh_max only after its first barrier, which every invocation reaches
+    // after its last read of this row's sh_sum and sh_acc.)
     sh_max[lane] = run_max;
     barrier();
     float wg_max = NO_SCORE;
@@ -384,5 +374,35 @@ void main()
 #endif
 #if defined(QUANTIZE_Q8)
     attn_q8_store(row);
+    barrier(); // the next row stages into the same shared arrays
 #endif
+}
+
+// Workgroup (token, group of heads_per_wg heads, split): the token's setup once, then its heads in turn.  Where a
+// workgroup's fixed cost is large against a head's work (lavapipe, short contexts), fewer workgroups do the same
+// arithmetic; GPUs keep one head per workgroup for parallelism (the host's choice, src/ops/flash_attn.c).
+void main()
+{
+    const uint wg = linear_group();
+    const uint head_groups = (p.n_heads + p.heads_per_wg - 1u) / p.heads_per_wg;
+    if (wg >= p.n_tokens * head_groups * p.n_splits) return;
+    const uint split = wg % p.n_splits;
+    const uint hg = (wg / p.n_splits) % head_groups;
+    const uint t = wg / p.n_splits / head_groups;
+    g_row = p.n_kv_heads * HD4 * 4u;
+
+    ivec2 sp = token_slot(tokens[t]);
+    bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
+                 (uint(sp.y) >> p.page_shift) < p.max_pages_per_seq;
+    uint context = valid ? min(uint(sp.y) + 1u, p.n_splits * p.split_len) : 0u;
+    uint key_begin = split * p.split_len;
+    uint key_end = min(context, key_begin + p.split_len);
+    if (p.n_splits > 1 && key_begin >= key_end) return;   // uniform: the combine skips this split
+    const uint seq_pages = valid ? uint(sp.x) * p.max_pages_per_seq : 0u;
+
+    const uint h_end = min(p.n_heads, (hg + 1u) * p.heads_per_wg);
+    for (uint h = hg * p.heads_per_wg, guard = 0u; h < h_end; h++) {
+        LOOP_GUARD(guard, p.heads_per_wg);
+        attend_row(t, h, split, key_begin, key_end, seq_pages);
+    }
 }

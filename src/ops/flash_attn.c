@@ -36,10 +36,28 @@ static attn_plan plan_of(const ops_context *ops, const ops_attention_shape *s)
     return p;
 }
 
+/* Heads a workgroup takes in turn (the tuning's attn_wgs_per_worker): as many as keep at least that many workgroups
+ * per CPU worker thread in the dispatch, all of a token's on a device computing on one thread. */
+static uint32_t heads_per_workgroup(const ops_context *ops, const ops_attention_shape *s, uint32_t n_splits)
+{
+    const uint32_t per_worker = ops->tuning->attn_wgs_per_worker, workers = ops->cpu_workers;
+    if (per_worker == 0) return 1;
+    const uint64_t wanted = workers > 1 ? (uint64_t)per_worker * workers : 1;
+    const uint64_t per_token = (uint64_t)s->n_tokens * n_splits;
+    const uint64_t groups = (wanted + per_token - 1) / per_token; /* head groups each token needs */
+    const uint64_t hpw = s->n_heads / (groups < s->n_heads ? groups : s->n_heads);
+    return hpw ? (uint32_t)hpw : 1;
+}
+
 static uint64_t scratch_bytes_of(const ops_attention_shape *s, const attn_plan *p)
 {
     if (p->n_splits == 1) return 0;
     return (uint64_t)s->n_tokens * s->n_heads * p->n_splits * (s->kv.head_dim + 4) * 4;
+}
+
+uint32_t ops_attention_heads_per_workgroup(const ops_context *ops, const ops_attention_shape *shape)
+{
+    return heads_per_workgroup(ops, shape, plan_of(ops, shape).n_splits);
 }
 
 uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape *shape)
@@ -74,6 +92,7 @@ typedef struct attn_push {
     uint32_t page_shift, n_pages, n_seqs, max_pages_per_seq;
     uint32_t n_splits, split_len;
     float scale_log2;
+    uint32_t heads_per_wg;
 } attn_push;
 
 typedef struct combine_push {
@@ -294,7 +313,8 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: head_dim %u with %u invocations needs %llu bytes of shared "
                           "memory, the device has %u", name, s->kv.head_dim, plan.wg, (unsigned long long)shared,
                           ops->caps->max_shared_memory);
-    uint64_t groups_total = rows * plan.n_splits;
+    uint32_t hpw = heads_per_workgroup(ops, s, plan.n_splits);
+    uint64_t groups_total = (uint64_t)s->n_tokens * vkr_div_up(s->n_heads, hpw) * plan.n_splits;
     if (groups_total > UINT32_MAX ||
         groups_total > (uint64_t)ops->caps->max_workgroup_count[0] * ops->caps->max_workgroup_count[1])
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %llu workgroups exceed the device's grid", name,
@@ -331,7 +351,8 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
                       s->kv.max_pages_per_seq,
                       plan.n_splits,
                       plan.split_len,
-                      s->scale * 1.4426950408889634f};
+                      s->scale * 1.4426950408889634f,
+                      hpw};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, (uint32_t)groups_total, groups);
     vkr_range bind[7] = {q, k_cache, v_cache, page_table, tokens, plan.n_splits > 1 ? scratch : out,

@@ -33,6 +33,9 @@ typedef struct ops_attention_shape {
 uint64_t ops_attention_scratch_bytes(const ops_context *ops, const ops_attention_shape *shape);
 /* Workgroups each (token, head) row's keys are split over at this shape (1: no split, no combine pass). */
 uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape *shape);
+/* Heads one workgroup takes in turn at this shape (the tuning's attn_wgs_per_worker and ops->cpu_workers): 1 on
+ * GPUs; a row's bits are the same for any count (flash_attn.comp). */
+uint32_t ops_attention_heads_per_workgroup(const ops_context *ops, const ops_attention_shape *shape);
 
 /* Does ops_flash_attention take the prompt attention on cooperative matrices (flash_attn_coopmat.comp, no
  * scratch, no split) at this shape on this device and tuning? */

@@ -15,6 +15,7 @@ vkllm_status ops_create(vkr_device *dev, ops_context **out)
         return st;
     }
     ops->tuning = &ops->resolved;
+    ops->cpu_workers = vkr_device_cpu_workers(dev);
     *out = ops;
     return VKLLM_OK;
 }

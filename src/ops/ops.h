@@ -17,6 +17,8 @@ typedef struct ops_context {
     const vkr_caps *caps;
     const op_tuning *tuning; /* what ops read: &resolved, unless a test or benchmark points it elsewhere */
     op_tuning resolved;      /* the device's row, or $VKLLM_TUNING's, with $VKLLM_TUNE applied */
+    uint32_t cpu_workers;    /* threads a CPU device computes on (vkr_device_cpu_workers), 0 on a GPU; what the
+                                tuning's per-worker counts multiply (a test may change it) */
     /* Scratch that ops use between their own dispatches (the mat-vec's quantized x), see ops_scratch. */
     vkr_buffer scratch;
     vkr_buffer *retired; /* scratch buffers outgrown: sequences recorded before still bind them */

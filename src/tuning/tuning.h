@@ -81,6 +81,10 @@ typedef struct op_tuning {
     uint32_t attn_cm_wg;
     uint32_t attn_cm_keys;
     uint32_t attn_cm_min_tokens; /* UINT32_MAX: never */
+    /* Flash attention's heads per workgroup: 0 keeps one (token, head) row per workgroup (GPUs: parallelism);
+     * n > 0 lets a workgroup take a token's heads in turn while the dispatch keeps at least n workgroups per
+     * CPU worker thread (lavapipe, where a workgroup's fixed cost rivals a short row's work). */
+    uint32_t attn_wgs_per_worker;
     op_coopmat_tuning coopmat;
 } op_tuning;
 

@@ -803,6 +803,81 @@ static void test_workgroup_sizes(void **state)
     o->tuning = tuning_for(o->caps);
 }
 
+/* Heads per workgroup (the tuning's attn_wgs_per_worker with ops->cpu_workers): a token's heads taken in turn by
+ * one workgroup, all of them or groups with a shorter last one that crosses KV heads, give every row the bits of one
+ * head per workgroup; the quantized output, a tree and a quantized cache also run grouped against the reference. */
+static op_tuning hpw_row;
+
+/* The output of case c (seeded as run_case) at attn_wgs_per_worker per_worker with `workers` CPU threads; returns
+ * the heads per workgroup it used. */
+static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker, uint32_t workers, float *out)
+{
+    ops_context *o = th_ops();
+    hpw_row = *tuning_for(o->caps);
+    hpw_row.attn_wgs_per_worker = per_worker;
+    o->tuning = &hpw_row;
+    o->cpu_workers = workers;
+    th_rng rng = {c->head_dim * 131ull + c->n_heads * 17ull + c->n_kv_heads + c->tok[0].pos * 7ull + f16};
+    attn_fixture f;
+    fixture_create(&f, c, f16, 16, &rng);
+    vkr_sequence *seq = th_begin();
+    th_check_status(record_attention(seq, &f), "ops_flash_attention");
+    th_check_status(vkr_sequence_end(seq), "end");
+    th_check_status(vkr_sequence_run(seq), "run");
+    const uint32_t hpw = ops_attention_heads_per_workgroup(o, &f.shape);
+    th_download(&f.b_out, out, sizeof(float) * c->n_tokens * c->n_heads * c->head_dim);
+    vkr_sequence_destroy(seq);
+    fixture_free(&f);
+    return hpw;
+}
+
+static void test_heads_per_workgroup(void **state)
+{
+    (void)state;
+    ops_context *o = th_ops();
+    const uint32_t workers = o->cpu_workers;
+    static const struct {
+        attn_case c;
+        uint32_t per_worker, workers, want_hpw; /* the grouped run's setting and the heads per workgroup it gives */
+    } cases[] = {
+        {{8, 4, 8, DECODE(0, 45)}, 4, 1, 8},                          /* one thread: all heads (stories260K) */
+        {{8, 2, 64, 7, {{1, 40}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {2, 3}}}, 1, 2, 8},
+        {{10, 2, 16, DECODE(1, 37)}, 1, 3, 3},                        /* groups of 3, 3, 3, 1 across KV heads */
+        {{12, 12, 32, 3, {{0, 1200}, {0, 1201}, {0, 1202}}}, 2, 2, 0}, /* split keys: hpw as planned */
+        {{12, 3, 64, DECODE(0, 70)}, 4, 2, 1},                        /* 8 workgroups wanted of 12 heads: 1 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int f16 = 0; f16 < 2; f16++) {
+            const attn_case *c = &cases[i].c;
+            const size_t n = (size_t)c->n_tokens * c->n_heads * c->head_dim;
+            float *one = malloc(n * sizeof *one), *grouped = malloc(n * sizeof *grouped);
+            assert_true(one && grouped);
+            assert_int_equal(grouped_output(c, f16, 0, workers, one), 1);
+            const uint32_t hpw = grouped_output(c, f16, cases[i].per_worker, cases[i].workers, grouped);
+            printf("heads %u/%u head_dim %u tokens %u %s: %u heads per workgroup (%u per worker, %u workers)\n",
+                   c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens, f16 ? "f16" : "f32", hpw, cases[i].per_worker,
+                   cases[i].workers);
+            if (cases[i].want_hpw) assert_int_equal(hpw, cases[i].want_hpw);
+            else assert_true(hpw > 1);
+            assert_memory_equal(one, grouped, n * sizeof *one);
+            free(one), free(grouped);
+        }
+    /* Grouped against the reference: the quantized output (barriers between a workgroup's heads), a tree, a
+     * quantized cache. */
+    hpw_row = *tuning_for(o->caps);
+    hpw_row.attn_wgs_per_worker = 1;
+    o->tuning = &hpw_row;
+    o->cpu_workers = 1;
+    static const attn_case q8_case = {4, 2, 64, DECODE(0, 6)};
+    run_q8_case(&q8_case, true, 97);
+    run_q8_case(&q8_case, false, 98);
+    run_tree_case(4, 2, 64, 37, 13, 0, true, 19);
+    static const attn_case typed = {4, 1, 64, 3, {{0, 33}, {1, 2}, {2, 20}}};
+    run_typed(&typed, OPS_KV_Q8_0, OPS_KV_Q4_0);
+    o->tuning = tuning_for(o->caps);
+    o->cpu_workers = workers;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -813,7 +888,7 @@ int main(void)
         cmocka_unit_test(test_quantized_cache), cmocka_unit_test(test_quantized_bad_shapes),
         cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
         cmocka_unit_test(test_tree_mask),    cmocka_unit_test(test_other_reads),
-        cmocka_unit_test(test_workgroup_sizes),
+        cmocka_unit_test(test_workgroup_sizes), cmocka_unit_test(test_heads_per_workgroup),
     };
     /* The _sg16 rerun (tests/CMakeLists.txt): flash_attn.comp's _tx variants merge with subgroup arithmetic (the
      * tuning's workgroup of 8 is then half a subgroup: test_tree_mask; 4 lanes, with decode, a mixed batch, split-K,
@@ -823,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_attention_bad_shapes), cmocka_unit_test(test_quantized_bad_shapes),
         cmocka_unit_test(test_tree_mask),
         cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_workgroup_sizes),
+        cmocka_unit_test(test_heads_per_workgroup),
     };
     if (th_subgroup_rerun()) {
         printf("subgroup-size rerun: only the tests of shaders with subgroup operations\n");
