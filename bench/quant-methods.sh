@@ -7,7 +7,8 @@
 # MODELS ("stories260K"; "stories260K llama-134m" for both),
 # TYPES ("Q4_0 Q4_K_M Q3_K_M Q2_K"), METHODS ("rtn imatrix gptq awq awq+gptq llama-imatrix"; also gptq-seq-layer,
 # gptq-seq-input: --sequential layer|input, gptq-rounds: --gptq-rounds 1), CTX (512: the
-# calibration and evaluation chunk), CHUNKS_134M (2) size the run.
+# calibration and evaluation chunk), CHUNKS_134M (2; CALIB_CHUNKS_134M, default the same, for the calibration
+# alone) size the run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -28,7 +29,7 @@ for model in ${MODELS:-stories260K}; do
     if [[ $model == stories260K ]]; then
         m=$shared/models/stories260K.gguf; calib_extra=(); eval_extra=()
     else
-        m=$out/llama-134m-f32.gguf; calib_extra=(--calib-chunks "${CHUNKS_134M:-2}")
+        m=$out/llama-134m-f32.gguf; calib_extra=(--calib-chunks "${CALIB_CHUNKS_134M:-${CHUNKS_134M:-2}}")
         eval_extra=(--chunks "${CHUNKS_134M:-2}")
         [[ -f $m ]] || "$vk" synth --preset llama-134m --type F32 -o "$m" >/dev/null
     fi
@@ -36,7 +37,7 @@ for model in ${MODELS:-stories260K}; do
     printf '%s F32 - ' "$model"
     "$vk" perplexity -m "$m" -f "$eval_text" -c "$ctx" "${eval_extra[@]}" --kv f32 --kl-base "$base" --json 2>/dev/null
     imx=$out/$model.vkllm.imatrix.gguf limx=$out/$model.llama.imatrix.gguf
-    chunks_flag=(); [[ $model != stories260K ]] && chunks_flag=(--chunks "${CHUNKS_134M:-2}")
+    chunks_flag=(); [[ $model != stories260K ]] && chunks_flag=(--chunks "${CALIB_CHUNKS_134M:-${CHUNKS_134M:-2}}")
     if [[ " $methods " == *" imatrix "* ]]; then
         start=$(date +%s%N)
         "$vk" imatrix -m "$m" -f "$calib" -o "$imx" -c "$ctx" "${chunks_flag[@]}" >/dev/null 2>&1
