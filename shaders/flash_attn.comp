@@ -60,6 +60,14 @@ layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };            // [n_t
 // TEXEL_KV: K and V read through uniform texel buffers (the host views an F16 side's uvec2 chunks as RG32UI, an
 // F32 side's vec4 chunks as RGBA32F, a quantized side's words four per RGBA32UI texel): lavapipe fetches texels
 // with vector addressing, where a storage-buffer load at a per-lane address is a scalar loop over the lanes.
+// An F16 side of a head of whole pairs of chunks (head_dim % 8 == 0) is viewed as RGBA32UI: two chunks (8 halves)
+// per fetch, read by key_dot / value_add below; else as RG32UI, a chunk per fetch (K_AT / V_AT).
+#if defined(KV_K_F16) || defined(KV_F16)
+#define K_F16_TEXELS 1
+#endif
+#if defined(KV_V_F16) || defined(KV_F16)
+#define V_F16_TEXELS 1
+#endif
 #if defined(KV_K_Q8_0) || defined(KV_K_Q4_0)
 layout(binding = 1) uniform usamplerBuffer k_texels;  // RGBA32UI: four words per texel
 #define K_AT(i) texelFetch(k_texels, int((i) >> 2u))[(i) & 3u]
@@ -172,6 +180,18 @@ vec4 load_v(uint ts, uint kvh, uint c)
 // time.
 float key_dot(uint ts, uint kvh)
 {
+#if defined(K_F16_TEXELS)
+    if ((HD4 & 1u) == 0u) { // chunks c and c + 1 in one RGBA32UI texel; the sum in the order of the loop below
+        const uint t0 = head_major(ts, kvh, 0u) >> 1u;
+        float s = 0.0;
+        for (uint c = 0; c < HD4; c += 2u) {
+            const uvec4 w = texelFetch(k_texels, int(t0 + c / 2u));
+            s += dot(q[c], vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)));
+            s += dot(q[c + 1u], vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)));
+        }
+        return s;
+    }
+#endif
 #if defined(KV_K_Q8_0) || defined(KV_K_Q4_0)
     if ((HD4 & 7u) == 0u) {
         const uint e0 = kvh * HD4 * 4u;
@@ -220,6 +240,17 @@ float key_dot(uint ts, uint kvh)
 // acc += w * V[ts][kvh], block by block where the head holds whole blocks (as key_dot).
 void value_add(uint ts, uint kvh, float w)
 {
+#if defined(V_F16_TEXELS)
+    if ((HD4 & 1u) == 0u) {
+        const uint t0 = head_major(ts, kvh, 0u) >> 1u;
+        for (uint c = 0; c < HD4; c += 2u) {
+            const uvec4 x = texelFetch(v_texels, int(t0 + c / 2u));
+            acc[c] += w * vec4(unpackHalf2x16(x.x), unpackHalf2x16(x.y));
+            acc[c + 1u] += w * vec4(unpackHalf2x16(x.z), unpackHalf2x16(x.w));
+        }
+        return;
+    }
+#endif
 #if defined(KV_V_Q8_0) || defined(KV_V_Q4_0)
     if ((HD4 & 7u) == 0u) {
         const uint e0 = kvh * HD4 * 4u;

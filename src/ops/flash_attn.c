@@ -137,12 +137,13 @@ static const char *variant_of(const ops_kv_layout *kv, bool texel)
     return mixed[texel][kv->k_type - OPS_KV_F16][kv->v_type - OPS_KV_F16];
 }
 
-/* The texel format flash_attn.comp's TEXEL_KV views a cache side in: an F32 chunk of 4 values, an F16 chunk as two
- * packed words, four words of a quantized side's records. */
-static VkFormat texel_format_of(ops_kv_type type)
+/* The texel format flash_attn.comp's TEXEL_KV views a cache side in: an F32 chunk of 4 values; F16: two chunks of 4
+ * values as four packed words where a head holds whole pairs of chunks (head_dim % 8 == 0: a fetch less per 8 values,
+ * K_F16_TEXELS), else a chunk as two words; four words of a quantized side's records. */
+static VkFormat texel_format_of(ops_kv_type type, uint32_t head_dim)
 {
-    return type == OPS_KV_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT
-           : type == OPS_KV_F16 ? VK_FORMAT_R32G32_UINT : VK_FORMAT_R32G32B32A32_UINT;
+    if (type == OPS_KV_F16) return head_dim % 8 == 0 ? VK_FORMAT_R32G32B32A32_UINT : VK_FORMAT_R32G32_UINT;
+    return type == OPS_KV_F32 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32G32B32A32_UINT;
 }
 
 /* Whether a quantized side's token records are whole RGBA32UI texels, so the _tx variants read a block's quant
@@ -169,8 +170,8 @@ bool ops_attention_reads_texels(const ops_context *ops, const ops_kv_layout *kv,
     return ops->tuning->texel_loads && ops->caps->texel_rgba32 && ops->caps->subgroup_arithmetic &&
            ops_one_subgroup(ops, ops->tuning->attn_wg) &&
            fits_texel_view(ops, q, VK_FORMAT_R32G32B32A32_SFLOAT) &&
-           fits_texel_view(ops, k_cache, texel_format_of(kv->k_type)) &&
-           fits_texel_view(ops, v_cache, texel_format_of(kv->v_type));
+           fits_texel_view(ops, k_cache, texel_format_of(kv->k_type, kv->head_dim)) &&
+           fits_texel_view(ops, v_cache, texel_format_of(kv->v_type, kv->head_dim));
 }
 
 /* How the prompt attention on cooperative matrices (shaders/flash_attn_coopmat.comp) would run this shape. */
@@ -336,8 +337,8 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
                                        texel && records_quad(&s->kv, s->kv.v_type)}};
     if (texel) {
         desc.texel_format[0] = VK_FORMAT_R32G32B32A32_SFLOAT;
-        desc.texel_format[1] = texel_format_of(s->kv.k_type);
-        desc.texel_format[2] = texel_format_of(s->kv.v_type);
+        desc.texel_format[1] = texel_format_of(s->kv.k_type, s->kv.head_dim);
+        desc.texel_format[2] = texel_format_of(s->kv.v_type, s->kv.head_dim);
     }
     const vkr_pipeline *p;
     VKLLM_TRY(vkr_pipeline_get(ops->dev, &desc, &p));

@@ -205,6 +205,8 @@ static void test_head_dims(void **state)
         {8, 8, 8, DECODE(0, 32)},   {4, 4, 16, DECODE(0, 32)},  {4, 4, 48, DECODE(0, 32)},
         {4, 4, 64, DECODE(0, 32)},  {3, 3, 80, DECODE(0, 32)},  {4, 4, 96, DECODE(0, 32)},
         {2, 2, 128, DECODE(0, 32)}, {2, 2, 128, 3, {{0, 40}, {0, 41}, {0, 42}}},
+        /* an odd count of 4-value chunks: the _tx variants read an F16 side a chunk per fetch (RG32UI), not two */
+        {4, 2, 12, DECODE(0, 32)},  {2, 2, 20, 3, {{0, 40}, {0, 41}, {0, 42}}},
     };
     run_cases(cases, sizeof cases / sizeof *cases, 16);
 }
