@@ -909,6 +909,8 @@ vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
 {
     vkr_device_options defaults = VKR_DEVICE_OPTIONS_DEFAULT;
     if (!options) options = &defaults;
+    /* A host's device (lavapipe under a game engine) computes on whatever threads its environment gave it. */
+    dev->cpu_workers = cpu_workers_of(options->host ? 0 : options->cpu_threads);
     if (options->host) return vkr_device_open_host(dev, options);
     const char *max_allocation = getenv("VKLLM_MAX_ALLOCATION");
     uint64_t bytes = 0;
@@ -928,7 +930,6 @@ vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
     const char *want = wanted_device(options);
     cpu_threads_env saved;
     dev->cpu_threads = options->cpu_threads;
-    dev->cpu_workers = cpu_workers_of(options->cpu_threads);
     VKLLM_TRY(cpu_threads_set(options->cpu_threads, &saved));
     vkllm_status opened = create_instance(validation ? &dev->validation_errors : NULL, sync_validation,
                                           &dev->instance, &dev->messenger);
