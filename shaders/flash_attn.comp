@@ -1,5 +1,6 @@
 #version 450
-// Flash attention over a paged KV cache.  One workgroup per (token, head, split of the keys).  Each
+// Flash attention over a paged KV cache.  One workgroup per (token, head, split of the keys), or per (token, group
+// of heads_per_wg heads taken in turn, split) where the host asks for fewer workgroups (main, below).  Each
 // invocation owns every WG-th key of the split and runs its own online softmax over them (tiles of
 // KEYS_PER_LANE keys per invocation, so the running max is rescaled once per tile): the loop needs no
 // barrier and no cross-lane traffic, and the query, being the same for the whole workgroup, is a uniform
@@ -57,7 +58,8 @@ layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };            // [n_t
 #define Q_AT(i) q4[i]
 #endif
 #if defined(TEXEL_KV)
-// TEXEL_KV: K and V read through uniform texel buffers (the host views an F16 side's uvec2 chunks as RG32UI, an
+// TEXEL_KV: K and V read through uniform texel buffers (the host views an F16 side's uvec2 chunks as RG32UI or, see
+// below, pairs of them as RGBA32UI, an
 // F32 side's vec4 chunks as RGBA32F, a quantized side's words four per RGBA32UI texel): lavapipe fetches texels
 // with vector addressing, where a storage-buffer load at a per-lane address is a scalar loop over the lanes.
 // An F16 side of a head of whole pairs of chunks (head_dim % 8 == 0) is viewed as RGBA32UI: two chunks (8 halves)
@@ -405,7 +407,6 @@ void attend_row(uint t, uint h, uint split, uint key_begin, uint key_end, uint s
 #endif
 #if defined(QUANTIZE_Q8)
     attn_q8_store(row);
-    barrier(); // the next row stages into the same shared arrays
 #endif
 }
 
@@ -435,5 +436,8 @@ void main()
     for (uint h = hg * p.heads_per_wg, guard = 0u; h < h_end; h++) {
         LOOP_GUARD(guard, p.heads_per_wg);
         attend_row(t, h, split, key_begin, key_end, seq_pages);
+#if defined(QUANTIZE_Q8)
+        if (h + 1u < h_end) barrier(); // the next row stages into the same shared arrays (uniform condition)
+#endif
     }
 }

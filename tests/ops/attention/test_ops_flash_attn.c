@@ -168,10 +168,16 @@ static double check_output(const attn_fixture *f, const char *what)
     return check_output_bound(f, what, !ops_kv_plain(kv) ? BOUND_DECODED : kv->k_type == OPS_KV_F16 ? BOUND_F16 : BOUND_F32);
 }
 
+/* The random stream of case c's data. */
+static th_rng case_rng(const attn_case *c, bool f16)
+{
+    return (th_rng){c->head_dim * 131ull + c->n_heads * 17ull + c->n_kv_heads + c->tok[0].pos * 7ull + f16};
+}
+
 /* Runs one case; returns the number of key splits it used. */
 static uint32_t run_case(const attn_case *c, bool f16, uint32_t page_size)
 {
-    th_rng rng = {c->head_dim * 131ull + c->n_heads * 17ull + c->n_kv_heads + c->tok[0].pos * 7ull + f16};
+    th_rng rng = case_rng(c, f16);
     attn_fixture f;
     fixture_create(&f, c, f16, page_size, &rng);
     vkr_sequence *seq = th_begin();
@@ -810,7 +816,7 @@ static void test_workgroup_sizes(void **state)
  * head per workgroup; the quantized output, a tree and a quantized cache also run grouped against the reference. */
 static op_tuning hpw_row;
 
-/* The output of case c (seeded as run_case) at attn_wgs_per_worker per_worker with `workers` CPU threads; returns
+/* The output of case c (its data as run_case's) at attn_wgs_per_worker per_worker with `workers` CPU threads; returns
  * the heads per workgroup it used. */
 static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker, uint32_t workers, float *out)
 {
@@ -819,7 +825,7 @@ static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker
     hpw_row.attn_wgs_per_worker = per_worker;
     o->tuning = &hpw_row;
     o->cpu_workers = workers;
-    th_rng rng = {c->head_dim * 131ull + c->n_heads * 17ull + c->n_kv_heads + c->tok[0].pos * 7ull + f16};
+    th_rng rng = case_rng(c, f16);
     attn_fixture f;
     fixture_create(&f, c, f16, 16, &rng);
     vkr_sequence *seq = th_begin();
