@@ -879,13 +879,17 @@ static vkllm_status cpu_threads_set(uint32_t threads, cpu_threads_env *saved)
 }
 
 /* Threads lavapipe computes on for cpu_threads: 1 none but its queue's, n > 1 that many, 0 LP_NUM_THREADS as the
- * environment has it (its 0: none), else one per online CPU, lavapipe's default. */
+ * environment has it (its 0: none), else one per online CPU, lavapipe's default.  The variable is read under
+ * cpu_threads_lock: another thread's load may be between cpu_threads_set and cpu_threads_restore. */
 static uint32_t cpu_workers_of(uint32_t threads)
 {
     if (threads) return threads;
+    pthread_mutex_lock(&cpu_threads_lock);
     const char *env = getenv("LP_NUM_THREADS");
     uint64_t n = 0;
-    if (env && *env && vkr_parse_decimal(env, 1024, &n)) return n ? (uint32_t)n : 1;
+    const bool set = env && *env && vkr_parse_decimal(env, 1024, &n);
+    pthread_mutex_unlock(&cpu_threads_lock);
+    if (set) return n ? (uint32_t)n : 1;
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? (uint32_t)online : 1;
 }
