@@ -48,6 +48,7 @@ layout(constant_id = 2) const uint KEYS_PER_LANE = 4; // keys each invocation sc
 // come four per fetch.
 layout(constant_id = 3) const bool K_RECORDS_QUAD = false;
 layout(constant_id = 4) const bool V_RECORDS_QUAD = false;
+layout(constant_id = 5) const uint GROUP_PASS = 1;    // query heads attended in one pass (of one KV head), below
 
 #if defined(TEXEL_KV)
 // The query too: a uniform address is still read lane by lane from a storage buffer, a texel fetch is one gather.
@@ -133,8 +134,14 @@ shared vec4 sh_acc[HD4 * WG];
 #endif
 
 uint g_row; // values in one token's K (or V) row: n_kv_heads * head_dim
-vec4 q[HD4];   // this row's query, pre-scaled
-vec4 acc[HD4]; // this invocation's unnormalized output
+// A pass attends GP query heads of one KV head at once (GQA: the heads of a group), so that each key and value is
+// read once for all of them; each head's arithmetic is the same as alone, in the same order.
+const uint GP = GROUP_PASS;
+vec4 q[GP * HD4];   // the pass's queries, pre-scaled: head g's chunk c at g * HD4 + c
+vec4 acc[GP * HD4]; // this invocation's unnormalized outputs, likewise
+float dots[GP];     // key_dots' result: q . K for each head of the pass
+float vw[GP];       // value_adds' weights, per head
+bool vtake[GP];     // ... and whether head g takes this value at all
 
 // Chunk c (values 4c..4c+3) of kv head kvh at token slot ts = page << page_shift | slot.
 uint head_major(uint ts, uint kvh, uint c)
@@ -176,22 +183,26 @@ vec4 load_v(uint ts, uint kvh, uint c)
 #endif
 }
 
-// q . K[ts][kvh].  A head of whole blocks (head_dim a multiple of 32) goes block by block: one scale load per 32
-// values and the scale applied once per block (Q4_0: each word serves two chunks, its low and high nibbles); other
-// heads chunk by chunk.  The loads are what costs on lavapipe, where per-lane addresses are gathered one lane at a
-// time.
-float key_dot(uint ts, uint kvh)
+// dots[g] = q_g . K[ts][kvh] for the pass's heads.  A head of whole blocks (head_dim a multiple of 32) goes block
+// by block: one scale load per 32 values and the scale applied once per block (Q4_0: each word serves two chunks,
+// its low and high nibbles); other heads chunk by chunk.  The loads are what costs on lavapipe, where per-lane
+// addresses are gathered one lane at a time: each is made once for the pass.
+void key_dots(uint ts, uint kvh)
 {
+    [[unroll]] for (uint g = 0u; g < GP; g++) dots[g] = 0.0;
 #if defined(K_F16_TEXELS)
-    if ((HD4 & 1u) == 0u) { // chunks c and c + 1 in one RGBA32UI texel; the sum in the order of the loop below
+    if ((HD4 & 1u) == 0u) { // chunks c and c + 1 in one RGBA32UI texel; the sums in the order of the loop below
         const uint t0 = head_major(ts, kvh, 0u) >> 1u;
-        float s = 0.0;
         for (uint c = 0; c < HD4; c += 2u) {
             const uvec4 w = texelFetch(k_texels, int(t0 + c / 2u));
-            s += dot(q[c], vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)));
-            s += dot(q[c + 1u], vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)));
+            const vec4 k0 = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+            const vec4 k1 = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+            [[unroll]] for (uint g = 0u; g < GP; g++) {
+                dots[g] += dot(q[g * HD4 + c], k0);
+                dots[g] += dot(q[g * HD4 + c + 1u], k1);
+            }
         }
-        return s;
+        return;
     }
 #endif
 #if defined(KV_K_Q8_0) || defined(KV_K_Q4_0)
@@ -202,53 +213,73 @@ float key_dot(uint ts, uint kvh)
 #else
         const uint rec = ts * q4_record_words(g_row), scales = rec + q4_scale_offset(g_row);
 #endif
-        float s = 0.0;
         for (uint b = 0u; b < HD4 / 8u; b++) {
             const uint eb = e0 + 32u * b, c0 = 8u * b;
-            float sb = 0.0;
+            float sb[GP];
+            [[unroll]] for (uint g = 0u; g < GP; g++) sb[g] = 0.0;
 #if defined(KV_K_Q8_0)
 #if defined(K_QUAD)
             if (K_RECORDS_QUAD) {
                 for (uint j = 0u; j < 8u; j += 4u) {
                     const uvec4 w = K_QUAD(rec + eb / 4u + j);
-                    sb += dot(q[c0 + j], q8_ints4(w.x)) + dot(q[c0 + j + 1u], q8_ints4(w.y)) +
-                          dot(q[c0 + j + 2u], q8_ints4(w.z)) + dot(q[c0 + j + 3u], q8_ints4(w.w));
+                    const vec4 k0 = q8_ints4(w.x), k1 = q8_ints4(w.y), k2 = q8_ints4(w.z), k3 = q8_ints4(w.w);
+                    [[unroll]] for (uint g = 0u; g < GP; g++) {
+                        const uint qc = g * HD4 + c0 + j;
+                        sb[g] += dot(q[qc], k0) + dot(q[qc + 1u], k1) + dot(q[qc + 2u], k2) + dot(q[qc + 3u], k3);
+                    }
                 }
             } else
 #endif
-            for (uint j = 0u; j < 8u; j++) sb += dot(q[c0 + j], q8_ints4(K_AT(rec + eb / 4u + j)));
+            for (uint j = 0u; j < 8u; j++) {
+                const vec4 k = q8_ints4(K_AT(rec + eb / 4u + j));
+                [[unroll]] for (uint g = 0u; g < GP; g++) sb[g] += dot(q[g * HD4 + c0 + j], k);
+            }
 #else
 #if defined(K_QUAD)
             if (K_RECORDS_QUAD) {
                 const uvec4 w = K_QUAD(rec + eb / 8u);
-                for (uint j = 0u; j < 4u; j++) sb += dot(q[c0 + j], q4_lo4(w[j])) + dot(q[c0 + 4u + j], q4_hi4(w[j]));
+                for (uint j = 0u; j < 4u; j++) {
+                    const vec4 lo = q4_lo4(w[j]), hi = q4_hi4(w[j]);
+                    [[unroll]] for (uint g = 0u; g < GP; g++)
+                        sb[g] += dot(q[g * HD4 + c0 + j], lo) + dot(q[g * HD4 + c0 + 4u + j], hi);
+                }
             } else
 #endif
             for (uint j = 0u; j < 4u; j++) {
                 const uint w = K_AT(rec + eb / 8u + j);
-                sb += dot(q[c0 + j], q4_lo4(w)) + dot(q[c0 + 4u + j], q4_hi4(w));
+                const vec4 lo = q4_lo4(w), hi = q4_hi4(w);
+                [[unroll]] for (uint g = 0u; g < GP; g++)
+                    sb[g] += dot(q[g * HD4 + c0 + j], lo) + dot(q[g * HD4 + c0 + 4u + j], hi);
             }
 #endif
-            s += sb * block_scale(K_AT(scales + eb / 64u), eb / 32u);
+            const float d = block_scale(K_AT(scales + eb / 64u), eb / 32u);
+            [[unroll]] for (uint g = 0u; g < GP; g++) dots[g] += sb[g] * d;
         }
-        return s;
+        return;
     }
 #endif
-    float s = 0.0;
-    for (uint c = 0; c < HD4; c++) s += dot(q[c], load_k(ts, kvh, c));
-    return s;
+    for (uint c = 0; c < HD4; c++) {
+        const vec4 k = load_k(ts, kvh, c);
+        [[unroll]] for (uint g = 0u; g < GP; g++) dots[g] += dot(q[g * HD4 + c], k);
+    }
 }
 
-// acc += w * V[ts][kvh], block by block where the head holds whole blocks (as key_dot).
-void value_add(uint ts, uint kvh, float w)
+// acc_g += vw[g] * V[ts][kvh] for the heads with vtake[g], block by block where the head holds whole blocks (as
+// key_dots).
+void value_adds(uint ts, uint kvh)
 {
 #if defined(V_F16_TEXELS)
     if ((HD4 & 1u) == 0u) {
         const uint t0 = head_major(ts, kvh, 0u) >> 1u;
         for (uint c = 0; c < HD4; c += 2u) {
             const uvec4 x = texelFetch(v_texels, int(t0 + c / 2u));
-            acc[c] += w * vec4(unpackHalf2x16(x.x), unpackHalf2x16(x.y));
-            acc[c + 1u] += w * vec4(unpackHalf2x16(x.z), unpackHalf2x16(x.w));
+            const vec4 v0 = vec4(unpackHalf2x16(x.x), unpackHalf2x16(x.y));
+            const vec4 v1 = vec4(unpackHalf2x16(x.z), unpackHalf2x16(x.w));
+            [[unroll]] for (uint g = 0u; g < GP; g++)
+                if (vtake[g]) {
+                    acc[g * HD4 + c] += vw[g] * v0;
+                    acc[g * HD4 + c + 1u] += vw[g] * v1;
+                }
         }
         return;
     }
@@ -263,41 +294,64 @@ void value_add(uint ts, uint kvh, float w)
 #endif
         for (uint b = 0u; b < HD4 / 8u; b++) {
             const uint eb = e0 + 32u * b, c0 = 8u * b;
-            const float dw = w * block_scale(V_AT(scales + eb / 64u), eb / 32u);
+            const float d = block_scale(V_AT(scales + eb / 64u), eb / 32u);
+            float dw[GP];
+            [[unroll]] for (uint g = 0u; g < GP; g++) dw[g] = vw[g] * d;
 #if defined(KV_V_Q8_0)
 #if defined(V_QUAD)
             if (V_RECORDS_QUAD) {
                 for (uint j = 0u; j < 8u; j += 4u) {
                     const uvec4 x = V_QUAD(rec + eb / 4u + j);
-                    acc[c0 + j] += dw * q8_ints4(x.x);
-                    acc[c0 + j + 1u] += dw * q8_ints4(x.y);
-                    acc[c0 + j + 2u] += dw * q8_ints4(x.z);
-                    acc[c0 + j + 3u] += dw * q8_ints4(x.w);
+                    const vec4 v0 = q8_ints4(x.x), v1 = q8_ints4(x.y), v2 = q8_ints4(x.z), v3 = q8_ints4(x.w);
+                    [[unroll]] for (uint g = 0u; g < GP; g++)
+                        if (vtake[g]) {
+                            const uint ac = g * HD4 + c0 + j;
+                            acc[ac] += dw[g] * v0;
+                            acc[ac + 1u] += dw[g] * v1;
+                            acc[ac + 2u] += dw[g] * v2;
+                            acc[ac + 3u] += dw[g] * v3;
+                        }
                 }
             } else
 #endif
-            for (uint j = 0u; j < 8u; j++) acc[c0 + j] += dw * q8_ints4(V_AT(rec + eb / 4u + j));
+            for (uint j = 0u; j < 8u; j++) {
+                const vec4 v = q8_ints4(V_AT(rec + eb / 4u + j));
+                [[unroll]] for (uint g = 0u; g < GP; g++)
+                    if (vtake[g]) acc[g * HD4 + c0 + j] += dw[g] * v;
+            }
 #else
 #if defined(V_QUAD)
             if (V_RECORDS_QUAD) {
                 const uvec4 x = V_QUAD(rec + eb / 8u);
                 for (uint j = 0u; j < 4u; j++) {
-                    acc[c0 + j] += dw * q4_lo4(x[j]);
-                    acc[c0 + 4u + j] += dw * q4_hi4(x[j]);
+                    const vec4 lo = q4_lo4(x[j]), hi = q4_hi4(x[j]);
+                    [[unroll]] for (uint g = 0u; g < GP; g++)
+                        if (vtake[g]) {
+                            acc[g * HD4 + c0 + j] += dw[g] * lo;
+                            acc[g * HD4 + c0 + 4u + j] += dw[g] * hi;
+                        }
                 }
             } else
 #endif
             for (uint j = 0u; j < 4u; j++) {
                 const uint x = V_AT(rec + eb / 8u + j);
-                acc[c0 + j] += dw * q4_lo4(x);
-                acc[c0 + 4u + j] += dw * q4_hi4(x);
+                const vec4 lo = q4_lo4(x), hi = q4_hi4(x);
+                [[unroll]] for (uint g = 0u; g < GP; g++)
+                    if (vtake[g]) {
+                        acc[g * HD4 + c0 + j] += dw[g] * lo;
+                        acc[g * HD4 + c0 + 4u + j] += dw[g] * hi;
+                    }
             }
 #endif
         }
         return;
     }
 #endif
-    for (uint c = 0; c < HD4; c++) acc[c] += w * load_v(ts, kvh, c);
+    for (uint c = 0; c < HD4; c++) {
+        const vec4 v = load_v(ts, kvh, c);
+        [[unroll]] for (uint g = 0u; g < GP; g++)
+            if (vtake[g]) acc[g * HD4 + c] += vw[g] * v;
+    }
 }
 
 // Chunk c of row's merged accumulator a: to the split's scratch record, or normalized by the workgroup's sum to out
@@ -315,30 +369,40 @@ void store_chunk(uint row, uint record, uint c, vec4 a, float wg_sum)
 #endif
 }
 
-// One (token, head) row of one split: the keys of [key_begin, key_end) in tiles, then the merge of the lanes and the
-// store.  Every row runs the same operations in the same order whichever rows share its workgroup, so its bits do not
-// depend on the batch or on heads_per_wg.
-void attend_row(uint t, uint h, uint split, uint key_begin, uint key_end, uint seq_pages)
+// The (token, head) rows of heads h0..h0 + GP - 1 (one KV head's) of one split: the keys of [key_begin, key_end) in
+// tiles, then for each head the merge of the lanes and the store.  Every row runs the same operations in the same
+// order whichever rows share its workgroup or its pass, so its bits do not depend on the batch, on heads_per_wg or
+// on GP.
+void attend_rows(uint t, uint h0, uint split, uint key_begin, uint key_end, uint seq_pages)
 {
-    const uint row = t * p.n_heads + h;
+    const uint row0 = t * p.n_heads + h0;
     const uint lane = gl_LocalInvocationID.x;
-    for (uint c = 0; c < HD4; c++) q[c] = Q_AT(row * HD4 + c) * p.scale_log2;
-    for (uint c = 0; c < HD4; c++) acc[c] = vec4(0.0);
-    float run_max = NO_SCORE, run_sum = 0.0;
+    [[unroll]] for (uint g = 0u; g < GP; g++)
+        for (uint c = 0; c < HD4; c++) {
+            q[g * HD4 + c] = Q_AT((row0 + g) * HD4 + c) * p.scale_log2;
+            acc[g * HD4 + c] = vec4(0.0);
+        }
+    float run_max[GP], run_sum[GP];
+    [[unroll]] for (uint g = 0u; g < GP; g++) {
+        run_max[g] = NO_SCORE;
+        run_sum[g] = 0.0;
+    }
 
 #if defined(TREE)
     const uvec4 tr = tree[t];
 #endif
-    uint kv_head = h / p.group;
+    uint kv_head = h0 / p.group;
     uint slot_mask = (1u << p.page_shift) - 1u;
     for (uint tile = key_begin, guard = 0u; tile < key_end; tile += WG * KEYS_PER_LANE) {
         LOOP_GUARD(guard, p.split_len);
-        float score[KEYS_PER_LANE];
+        float score[KEYS_PER_LANE * GP]; // key i's score for head g at i * GP + g
         uint base[KEYS_PER_LANE];
-        float tile_max = NO_SCORE;
+        bool valid[KEYS_PER_LANE];
+        float tile_max[GP];
+        [[unroll]] for (uint g = 0u; g < GP; g++) tile_max[g] = NO_SCORE;
         for (uint i = 0; i < KEYS_PER_LANE; i++) {
             uint key = tile + i * WG + lane;
-            score[i] = NO_SCORE;
+            [[unroll]] for (uint g = 0u; g < GP; g++) score[i * GP + g] = NO_SCORE;
             base[i] = 0u;
             bool seen = key < key_end;
 #if defined(TREE)
@@ -348,66 +412,89 @@ void attend_row(uint t, uint h, uint split, uint key_begin, uint key_end, uint s
             }
 #endif
             int page = seen ? page_table[seq_pages + (key >> p.page_shift)] : -1;
-            if (page >= 0 && uint(page) < p.n_pages) {
+            valid[i] = page >= 0 && uint(page) < p.n_pages;
+            if (valid[i]) {
                 base[i] = uint(page) << p.page_shift | (key & slot_mask);
-                float s = key_dot(base[i], kv_head);
-                score[i] = s;
-                tile_max = max(tile_max, s);
+                key_dots(base[i], kv_head);
+                [[unroll]] for (uint g = 0u; g < GP; g++) {
+                    score[i * GP + g] = dots[g];
+                    tile_max[g] = max(tile_max[g], dots[g]);
+                }
             }
         }
-        if (tile_max == NO_SCORE) continue;
-        float new_max = max(run_max, tile_max);
-        float rescale = exp2(run_max - new_max);
-        run_sum *= rescale;
-        for (uint c = 0; c < HD4; c++) acc[c] *= rescale;
-        for (uint i = 0; i < KEYS_PER_LANE; i++) {
-            if (score[i] == NO_SCORE) continue;
-            float w = exp2(score[i] - new_max);
-            run_sum += w;
-            value_add(base[i], kv_head, w);
+        // A head whose tile has no score skips it, as it would alone.
+        bool any = false;
+        float new_max[GP];
+        [[unroll]] for (uint g = 0u; g < GP; g++) {
+            new_max[g] = run_max[g];
+            if (tile_max[g] == NO_SCORE) continue;
+            any = true;
+            new_max[g] = max(run_max[g], tile_max[g]);
+            float rescale = exp2(run_max[g] - new_max[g]);
+            run_sum[g] *= rescale;
+            for (uint c = 0; c < HD4; c++) acc[g * HD4 + c] *= rescale;
         }
-        run_max = new_max;
+        if (!any) continue;
+        for (uint i = 0; i < KEYS_PER_LANE; i++) {
+            if (!valid[i]) continue;
+            bool some = false;
+            [[unroll]] for (uint g = 0u; g < GP; g++) {
+                vtake[g] = tile_max[g] != NO_SCORE && score[i * GP + g] != NO_SCORE;
+                vw[g] = 0.0;
+                if (vtake[g]) {
+                    vw[g] = exp2(score[i * GP + g] - new_max[g]);
+                    run_sum[g] += vw[g];
+                    some = true;
+                }
+            }
+            if (some) value_adds(base[i], kv_head);
+        }
+        [[unroll]] for (uint g = 0u; g < GP; g++) run_max[g] = new_max[g];
     }
 
-    // Merge the invocations: rescale each to the workgroup's max, then sum.
+    // Merge the invocations, head by head: rescale each to the workgroup's max, then sum.
+    [[unroll]] for (uint g = 0u; g < GP; g++) {
+        const uint row = row0 + g;
 #if defined(USE_SUBGROUP)
-    // The workgroup is one subgroup (the host runs these variants only then: ops_attention_reads_texels), so the
-    // merge runs in registers, with no shared memory and no barrier (measured on lavapipe: the shared-memory
-    // merge costs every workgroup even as an untaken fallback).
-    const float wg_max = subgroupMax(run_max);
-    const float factor = exp2(run_max - wg_max);
-    const float wg_sum = subgroupAdd(run_sum * factor);
+        // The workgroup is one subgroup (the host runs these variants only then: ops_attention_reads_texels), so the
+        // merge runs in registers, with no shared memory and no barrier (measured on lavapipe: the shared-memory
+        // merge costs every workgroup even as an untaken fallback).
+        const float wg_max = subgroupMax(run_max[g]);
+        const float factor = exp2(run_max[g] - wg_max);
+        const float wg_sum = subgroupAdd(run_sum[g] * factor);
 #else
-    // (The next row of the workgroup writes sh_max only after its first barrier, which every invocation reaches
-    // after its last read of this row's sh_sum and sh_acc.)
-    sh_max[lane] = run_max;
-    barrier();
-    float wg_max = NO_SCORE;
-    for (uint j = 0; j < WG; j++) wg_max = max(wg_max, sh_max[j]);
-    const float factor = exp2(run_max - wg_max);
-    sh_sum[lane] = run_sum * factor;
-    for (uint c = 0; c < HD4; c++) sh_acc[c * WG + lane] = acc[c] * factor;
-    barrier();
-    float wg_sum = 0.0;
-    for (uint j = 0; j < WG; j++) wg_sum += sh_sum[j];
+        // (The next row writes sh_max only after its first barrier, which every invocation reaches after its last
+        // read of this row's sh_sum and sh_acc.)
+        sh_max[lane] = run_max[g];
+        barrier();
+        float wg_max = NO_SCORE;
+        for (uint j = 0; j < WG; j++) wg_max = max(wg_max, sh_max[j]);
+        const float factor = exp2(run_max[g] - wg_max);
+        sh_sum[lane] = run_sum[g] * factor;
+        for (uint c = 0; c < HD4; c++) sh_acc[c * WG + lane] = acc[g * HD4 + c] * factor;
+        barrier();
+        float wg_sum = 0.0;
+        for (uint j = 0; j < WG; j++) wg_sum += sh_sum[j];
 #endif
-    const uint record = (row * p.n_splits + split) * (HD4 + 1u);
-    if (p.n_splits > 1 && lane == 0) out4[record] = vec4(wg_max, wg_sum, 0.0, 0.0);
+        const uint record = (row * p.n_splits + split) * (HD4 + 1u);
+        if (p.n_splits > 1 && lane == 0) out4[record] = vec4(wg_max, wg_sum, 0.0, 0.0);
 #if defined(USE_SUBGROUP)
-    for (uint c = 0; c < HD4; c++) {
-        const vec4 a = subgroupAdd(acc[c] * factor);
-        if (c % WG == lane) store_chunk(row, record, c, a, wg_sum);
-    }
+        for (uint c = 0; c < HD4; c++) {
+            const vec4 a = subgroupAdd(acc[g * HD4 + c] * factor);
+            if (c % WG == lane) store_chunk(row, record, c, a, wg_sum);
+        }
 #else
-    for (uint c = lane; c < HD4; c += WG) {
-        vec4 a = vec4(0.0);
-        for (uint j = 0; j < WG; j++) a += sh_acc[c * WG + j];
-        store_chunk(row, record, c, a, wg_sum);
-    }
+        for (uint c = lane; c < HD4; c += WG) {
+            vec4 a = vec4(0.0);
+            for (uint j = 0; j < WG; j++) a += sh_acc[c * WG + j];
+            store_chunk(row, record, c, a, wg_sum);
+        }
 #endif
 #if defined(QUANTIZE_Q8)
-    attn_q8_store(row);
+        attn_q8_store(row);
+        if (g + 1u < GP) barrier(); // the next head stages into the same shared arrays (GP is a constant)
 #endif
+    }
 }
 
 // Workgroup (token, group of heads_per_wg heads, split): the token's setup once, then its heads in turn.  Where a
@@ -432,12 +519,13 @@ void main()
     if (p.n_splits > 1 && key_begin >= key_end) return;   // uniform: the combine skips this split
     const uint seq_pages = valid ? uint(sp.x) * p.max_pages_per_seq : 0u;
 
+    // heads_per_wg is a multiple of GP, and GP divides the heads of a KV head (the host's plan): whole passes.
     const uint h_end = min(p.n_heads, (hg + 1u) * p.heads_per_wg);
-    for (uint h = hg * p.heads_per_wg, guard = 0u; h < h_end; h++) {
+    for (uint h = hg * p.heads_per_wg, guard = 0u; h < h_end; h += GP) {
         LOOP_GUARD(guard, p.heads_per_wg);
-        attend_row(t, h, split, key_begin, key_end, seq_pages);
+        attend_rows(t, h, split, key_begin, key_end, seq_pages);
 #if defined(QUANTIZE_Q8)
-        if (h + 1u < h_end) barrier(); // the next row stages into the same shared arrays (uniform condition)
+        if (h + GP < h_end) barrier(); // the next pass stages into the same shared arrays (uniform condition)
 #endif
     }
 }

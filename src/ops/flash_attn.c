@@ -36,17 +36,30 @@ static attn_plan plan_of(const ops_context *ops, const ops_attention_shape *s)
     return p;
 }
 
+/* Query heads attended in one pass over the keys (the tuning's attn_gqa_values): the largest divisor of the GQA group
+ * whose queries hold at most that many values, so that a pass never spans two KV heads. */
+static uint32_t gqa_pass(const ops_context *ops, const ops_attention_shape *s)
+{
+    const uint32_t group = s->n_heads / s->kv.n_kv_heads, cap = ops->tuning->attn_gqa_values / s->kv.head_dim;
+    uint32_t pass = 1;
+    for (uint32_t d = 2; d <= group && d <= cap; d++)
+        if (group % d == 0) pass = d;
+    return pass;
+}
+
 /* Heads a workgroup takes in turn (the tuning's attn_wgs_per_worker): as many as keep at least that many workgroups
- * per CPU worker thread in the dispatch, all of a token's on a device computing on one thread. */
+ * per CPU worker thread in the dispatch, all of a token's on a device computing on one thread; whole passes of
+ * gqa_pass heads. */
 static uint32_t heads_per_workgroup(const ops_context *ops, const ops_attention_shape *s, uint32_t n_splits)
 {
     const uint32_t per_worker = ops->tuning->attn_wgs_per_worker, workers = ops->cpu_workers;
-    if (per_worker == 0) return 1;
+    const uint32_t pass = gqa_pass(ops, s);
+    if (per_worker == 0) return pass;
     const uint64_t wanted = workers > 1 ? (uint64_t)per_worker * workers : 1;
     const uint64_t per_token = (uint64_t)s->n_tokens * n_splits;
     const uint64_t groups = (wanted + per_token - 1) / per_token; /* head groups each token needs */
-    const uint64_t hpw = s->n_heads / (groups < s->n_heads ? groups : s->n_heads);
-    return hpw ? (uint32_t)hpw : 1;
+    const uint32_t hpw = (uint32_t)(s->n_heads / (groups < s->n_heads ? groups : s->n_heads));
+    return hpw > pass ? hpw - hpw % pass : pass;
 }
 
 static uint64_t scratch_bytes_of(const ops_attention_shape *s, const attn_plan *p)
@@ -58,6 +71,11 @@ static uint64_t scratch_bytes_of(const ops_attention_shape *s, const attn_plan *
 uint32_t ops_attention_heads_per_workgroup(const ops_context *ops, const ops_attention_shape *shape)
 {
     return heads_per_workgroup(ops, shape, plan_of(ops, shape).n_splits);
+}
+
+uint32_t ops_attention_gqa_pass(const ops_context *ops, const ops_attention_shape *shape)
+{
+    return gqa_pass(ops, shape);
 }
 
 uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape *shape)
@@ -332,9 +350,9 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
     else if (direct_q8)
         name = texel ? SHADER(flash_attn_f32_q8_tx) : SHADER(flash_attn_f32_q8);
     vkr_pipeline_desc desc = {.shader = name, .n_bindings = direct_q8 || tree ? 7 : 6,
-                              .readonly_mask = tree ? 0x5f : 0x1f, .push_size = sizeof(attn_push), .n_spec = 5,
+                              .readonly_mask = tree ? 0x5f : 0x1f, .push_size = sizeof(attn_push), .n_spec = 6,
                               .spec = {plan.wg, head_dim4, plan.keys_per_lane, texel && records_quad(&s->kv, s->kv.k_type),
-                                       texel && records_quad(&s->kv, s->kv.v_type)}};
+                                       texel && records_quad(&s->kv, s->kv.v_type), gqa_pass(ops, s)}};
     if (texel) {
         desc.texel_format[0] = VK_FORMAT_R32G32B32A32_SFLOAT;
         desc.texel_format[1] = texel_format_of(s->kv.k_type, s->kv.head_dim);

@@ -36,6 +36,9 @@ uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape 
 /* Heads one workgroup takes in turn at this shape (the tuning's attn_wgs_per_worker and ops->cpu_workers): 1 on
  * GPUs; a row's bits are the same for any count (flash_attn.comp). */
 uint32_t ops_attention_heads_per_workgroup(const ops_context *ops, const ops_attention_shape *shape);
+/* Query heads of one KV head attended in one pass over the keys at this shape (the tuning's attn_gqa_values; 1 on
+ * GPUs): each key and value read once for them; a row's bits are the same for any count. */
+uint32_t ops_attention_gqa_pass(const ops_context *ops, const ops_attention_shape *shape);
 
 /* Does ops_flash_attention take the prompt attention on cooperative matrices (flash_attn_coopmat.comp, no
  * scratch, no split) at this shape on this device and tuning? */

@@ -85,6 +85,11 @@ typedef struct op_tuning {
      * n > 0 lets a workgroup take a token's heads in turn while the dispatch keeps at least n workgroups per
      * CPU worker thread (lavapipe, where a workgroup's fixed cost rivals a short row's work). */
     uint32_t attn_wgs_per_worker;
+    /* Flash attention's query heads per pass over the keys: heads of one KV head (a GQA group) attended together,
+     * each key and value read once for all of them, as many as hold at most this many query values (heads x
+     * head_dim: the pass keeps each head's query and accumulator in registers); below 2 x head_dim, one head
+     * per pass.  The pass is the largest divisor of the group within this bound; a workgroup takes whole passes. */
+    uint32_t attn_gqa_values;
     op_coopmat_tuning coopmat;
 } op_tuning;
 

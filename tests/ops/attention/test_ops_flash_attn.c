@@ -811,18 +811,21 @@ static void test_workgroup_sizes(void **state)
     o->tuning = tuning_for(o->caps);
 }
 
-/* Heads per workgroup (the tuning's attn_wgs_per_worker with ops->cpu_workers): a token's heads taken in turn by
- * one workgroup, all of them or groups with a shorter last one that crosses KV heads, give every row the bits of one
- * head per workgroup; the quantized output, a tree and a quantized cache also run grouped against the reference. */
+/* Heads per workgroup (the tuning's attn_wgs_per_worker with ops->cpu_workers) and heads per pass over the keys
+ * (attn_gqa_values): a token's heads taken in turn by one workgroup, all of them or groups with a shorter last one
+ * that crosses KV heads, and a GQA group's heads attended in one pass, give every row the bits of one head per
+ * workgroup and pass; the quantized output, a tree and a quantized cache also run grouped against the reference. */
 static op_tuning hpw_row;
 
-/* The output of case c (its data as run_case's) at attn_wgs_per_worker per_worker with `workers` CPU threads; returns
- * the heads per workgroup it used. */
-static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker, uint32_t workers, float *out)
+/* The output of case c (its data as run_case's) at attn_wgs_per_worker per_worker with `workers` CPU threads and
+ * attn_gqa_values gqa_values; returns the heads per workgroup it used, and in *pass the heads per pass. */
+static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker, uint32_t workers,
+                               uint32_t gqa_values, float *out, uint32_t *pass)
 {
     ops_context *o = th_ops();
     hpw_row = *tuning_for(o->caps);
     hpw_row.attn_wgs_per_worker = per_worker;
+    hpw_row.attn_gqa_values = gqa_values;
     o->tuning = &hpw_row;
     o->cpu_workers = workers;
     th_rng rng = case_rng(c, f16);
@@ -833,6 +836,7 @@ static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker
     th_check_status(vkr_sequence_end(seq), "end");
     th_check_status(vkr_sequence_run(seq), "run");
     const uint32_t hpw = ops_attention_heads_per_workgroup(o, &f.shape);
+    *pass = ops_attention_gqa_pass(o, &f.shape);
     th_download(&f.b_out, out, sizeof(float) * c->n_tokens * c->n_heads * c->head_dim);
     vkr_sequence_destroy(seq);
     fixture_free(&f);
@@ -846,13 +850,21 @@ static void test_heads_per_workgroup(void **state)
     const uint32_t workers = o->cpu_workers;
     static const struct {
         attn_case c;
-        uint32_t per_worker, workers, want_hpw; /* the grouped run's setting and the heads per workgroup it gives */
+        uint32_t per_worker, workers, gqa_values; /* the grouped run's setting */
+        uint32_t want_hpw, want_pass;             /* the heads per workgroup and per pass it gives */
     } cases[] = {
-        {{8, 4, 8, DECODE(0, 45)}, 4, 1, 8},                          /* one thread: all heads (stories260K) */
-        {{8, 2, 64, 7, {{1, 40}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {2, 3}}}, 1, 2, 8},
-        {{10, 2, 16, DECODE(1, 37)}, 1, 3, 3},                        /* groups of 3, 3, 3, 1 across KV heads */
-        {{12, 12, 32, 3, {{0, 1200}, {0, 1201}, {0, 1202}}}, 2, 2, 0}, /* split keys: hpw as planned */
-        {{12, 3, 64, DECODE(0, 70)}, 4, 2, 1},                        /* 8 workgroups wanted of 12 heads: 1 */
+        {{8, 4, 8, DECODE(0, 45)}, 4, 1, 0, 8, 1},                          /* one thread: all heads (stories260K) */
+        {{8, 2, 64, 7, {{1, 40}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {2, 3}}}, 1, 2, 0, 8, 1},
+        {{10, 2, 16, DECODE(1, 37)}, 1, 3, 0, 3, 1},                        /* groups of 3, 3, 3, 1 across KV heads */
+        {{12, 12, 32, 3, {{0, 1200}, {0, 1201}, {0, 1202}}}, 2, 2, 0, 0, 1}, /* split keys: hpw as planned */
+        {{12, 3, 64, DECODE(0, 70)}, 4, 2, 0, 1, 1},                        /* 8 workgroups wanted of 12 heads: 1 */
+        /* Passes of a GQA group's heads: */
+        {{8, 4, 8, DECODE(0, 45)}, 4, 1, 64, 8, 2},                         /* stories260K on one thread */
+        {{8, 1, 8, 7, {{1, 40}, {0, 10}, {0, 11}, {0, 12}, {0, 13}, {0, 14}, {2, 3}}}, 1, 2, 64, 8, 8},
+        {{10, 2, 16, DECODE(1, 37)}, 1, 3, 80, 5, 5},                       /* 3 heads wanted: a whole pass of 5 */
+        {{12, 3, 16, DECODE(0, 70)}, 0, 1, 64, 4, 4},                       /* one pass per workgroup */
+        {{12, 3, 32, 3, {{0, 1200}, {0, 1201}, {0, 1202}}}, 2, 2, 128, 0, 4}, /* split keys */
+        {{12, 3, 64, 2, {{0, 100}, {1, 33}}}, 1, 4, 128, 6, 2},            /* group of 4 in passes of 2 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int f16 = 0; f16 < 2; f16++) {
@@ -860,13 +872,18 @@ static void test_heads_per_workgroup(void **state)
             const size_t n = (size_t)c->n_tokens * c->n_heads * c->head_dim;
             float *one = malloc(n * sizeof *one), *grouped = malloc(n * sizeof *grouped);
             assert_true(one && grouped);
-            assert_int_equal(grouped_output(c, f16, 0, workers, one), 1);
-            const uint32_t hpw = grouped_output(c, f16, cases[i].per_worker, cases[i].workers, grouped);
-            printf("heads %u/%u head_dim %u tokens %u %s: %u heads per workgroup (%u per worker, %u workers)\n",
-                   c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens, f16 ? "f16" : "f32", hpw, cases[i].per_worker,
-                   cases[i].workers);
+            uint32_t pass;
+            assert_int_equal(grouped_output(c, f16, 0, workers, 0, one, &pass), 1);
+            assert_int_equal(pass, 1);
+            const uint32_t hpw = grouped_output(c, f16, cases[i].per_worker, cases[i].workers, cases[i].gqa_values,
+                                                grouped, &pass);
+            printf("heads %u/%u head_dim %u tokens %u %s: %u heads per workgroup, %u per pass (%u per worker, %u "
+                   "workers, %u query values per pass)\n",
+                   c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens, f16 ? "f16" : "f32", hpw, pass,
+                   cases[i].per_worker, cases[i].workers, cases[i].gqa_values);
             if (cases[i].want_hpw) assert_int_equal(hpw, cases[i].want_hpw);
             else assert_true(hpw > 1);
+            assert_int_equal(pass, cases[i].want_pass);
             assert_memory_equal(one, grouped, n * sizeof *one);
             free(one), free(grouped);
         }
@@ -874,6 +891,7 @@ static void test_heads_per_workgroup(void **state)
      * quantized cache. */
     hpw_row = *tuning_for(o->caps);
     hpw_row.attn_wgs_per_worker = 1;
+    hpw_row.attn_gqa_values = 256; /* passes of 2 (q8, tree) and 4 (the quantized cache) heads of 64 */
     o->tuning = &hpw_row;
     o->cpu_workers = 1;
     static const attn_case q8_case = {4, 2, 64, DECODE(0, 6)};
