@@ -203,6 +203,19 @@ void int_step(uint base[ROWS], uint g, uint col0)
 // Stores the sums of rows first..first + ROWS - 1 (those below p.rows) for the NCOL columns from col0.
 void store_block(uint first, uint col0)
 {
+#if defined(STORE_QKV)
+    // What depends only on the row, or only on the token, once: the stores of a row's NCOL tokens share its RoPE
+    // frequency, the pairs of a token its cache slot.
+    QkvRow rw[ROWS / 2u];
+    [[unroll]] for (uint r = 0; r < ROWS; r += 2u) rw[r / 2u] = qkv_row(p.qkv, p.y_row0 + first + r);
+    [[unroll]] for (uint c = 0; c < NCOL; c++) {
+        const QkvToken tk = qkv_token(p.qkv, col0 + c);
+        [[unroll]] for (uint r = 0; r < ROWS; r += 2u)
+            if (first + r < p.rows)
+                qkv_store_pair_at(p.qkv, tk, rw[r / 2u], col0 + c, p.y_row0 + first + r, acc[r][c], acc[r + 1u][c]);
+    }
+    return;
+#endif
     [[unroll]] for (uint c = 0; c < NCOL; c++)
 #if defined(PAIRED_STORE)
         [[unroll]] for (uint r = 0; r < ROWS; r += 2u)

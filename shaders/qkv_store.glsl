@@ -34,36 +34,80 @@ layout(std430, binding = QKV_BINDING + 3) readonly buffer Pages { int page_table
 layout(std430, binding = QKV_BINDING + 4) writeonly buffer KCache { KV_PAIR k_cache[]; };
 layout(std430, binding = QKV_BINDING + 5) writeonly buffer VCache { KV_PAIR v_cache[]; };
 
-// Rows `row` (even) and row + 1 of token t's stacked projection, a and b before the bias.
-void qkv_store_pair(QkvParams prm, uint t, uint row, float a, float b)
+// What a pair's store needs of its token: the RoPE position, and the cache element of the token's slot (its page
+// and slot; ok false where the token has no valid slot: no K/V store).
+struct QkvToken {
+    int rope_pos;
+    uint slot_elem; // (page * n_kv_heads) << page_shift | slot: add kv_head << page_shift, times head_dim, plus d
+    bool ok;
+};
+// ... and of its row (the same for every token): where it goes and its RoPE frequency.
+struct QkvRow {
+    bool is_q, is_k, rotate;
+    uint r;         // row within its part (Q, K or V)
+    uint d;         // element within its head
+    float inv_freq; // rope_inv_freq of the pair, where rotate
+};
+
+QkvToken qkv_token(QkvParams prm, uint t)
+{
+    const ivec2 raw = tokens[t];
+    const ivec2 sp = token_slot(raw);
+    QkvToken tk;
+    tk.rope_pos = token_rope_pos(raw);
+    tk.ok = false;
+    tk.slot_elem = 0u;
+    if (sp.x < 0 || uint(sp.x) >= prm.n_seqs || sp.y < 0 || (uint(sp.y) >> prm.page_shift) >= prm.max_pages_per_seq)
+        return tk;
+    const int page = page_table[uint(sp.x) * prm.max_pages_per_seq + (uint(sp.y) >> prm.page_shift)];
+    if (page < 0 || uint(page) >= prm.n_pages) return tk;
+    const uint n_kv_heads = prm.kv_rows / prm.head_dim;
+    tk.slot_elem = (uint(page) * n_kv_heads) << prm.page_shift | (uint(sp.y) & ((1u << prm.page_shift) - 1u));
+    tk.ok = true;
+    return tk;
+}
+
+// Row `row` (even) of the stacked projection.
+QkvRow qkv_row(QkvParams prm, uint row)
+{
+    QkvRow rw;
+    rw.is_q = row < prm.q_rows;
+    rw.is_k = !rw.is_q && row < prm.q_rows + prm.kv_rows;
+    rw.r = rw.is_q ? row : rw.is_k ? row - prm.q_rows : row - prm.q_rows - prm.kv_rows;
+    rw.d = rw.r % prm.head_dim;
+    rw.rotate = (rw.is_q || rw.is_k) && rw.d < prm.n_rot;
+    rw.inv_freq = rw.rotate ? rope_inv_freq(rw.d / 2u, prm.n_rot, prm.freq_base) : 0.0;
+    return rw;
+}
+
+// Rows `row` (even, described by rw) and row + 1 of token t (described by tk), a and b before the bias.
+void qkv_store_pair_at(QkvParams prm, QkvToken tk, QkvRow rw, uint t, uint row, float a, float b)
 {
     if (prm.has_bias != 0u) {
         a += bias[row];
         b += bias[row + 1u];
     }
-    const ivec2 sp = token_slot(tokens[t]);
-    const bool is_q = row < prm.q_rows, is_k = !is_q && row < prm.q_rows + prm.kv_rows;
-    const uint r = is_q ? row : is_k ? row - prm.q_rows : row - prm.q_rows - prm.kv_rows; // row within its part
-    const uint d = r % prm.head_dim;
-    if ((is_q || is_k) && d < prm.n_rot) {
-        vec2 v = rope_rotate(a, b, token_rope_pos(tokens[t]), d / 2u, prm.n_rot, prm.freq_base, prm.freq_scale);
+    if (rw.rotate) {
+        vec2 v = rope_rotate_freq(a, b, tk.rope_pos, rw.inv_freq, prm.freq_scale);
         a = v.x;
         b = v.y;
     }
-    if (is_q) {
-        q_out[t * prm.q_rows + r] = a;
-        q_out[t * prm.q_rows + r + 1u] = b;
+    if (rw.is_q) {
+        q_out[t * prm.q_rows + rw.r] = a;
+        q_out[t * prm.q_rows + rw.r + 1u] = b;
         return;
     }
-    if (sp.x < 0 || uint(sp.x) >= prm.n_seqs || sp.y < 0 || (uint(sp.y) >> prm.page_shift) >= prm.max_pages_per_seq)
-        return;
-    const int page = page_table[uint(sp.x) * prm.max_pages_per_seq + (uint(sp.y) >> prm.page_shift)];
-    if (page < 0 || uint(page) >= prm.n_pages) return;
-    const uint slot = uint(sp.y) & ((1u << prm.page_shift) - 1u);
-    const uint n_kv_heads = prm.kv_rows / prm.head_dim;
-    const uint elem = ((uint(page) * n_kv_heads + r / prm.head_dim) << prm.page_shift | slot) * prm.head_dim + d;
-    if (is_k) k_cache[elem / 2u] = kv_pack_pair(vec2(a, b));
+    if (!tk.ok) return;
+    // The page's kv heads each hold 1 << page_shift slots of head_dim elements (kv_cache.h's head-major layout).
+    const uint elem = (tk.slot_elem + ((rw.r / prm.head_dim) << prm.page_shift)) * prm.head_dim + rw.d;
+    if (rw.is_k) k_cache[elem / 2u] = kv_pack_pair(vec2(a, b));
     else v_cache[elem / 2u] = kv_pack_pair(vec2(a, b));
+}
+
+// Rows `row` (even) and row + 1 of token t's stacked projection, a and b before the bias.
+void qkv_store_pair(QkvParams prm, uint t, uint row, float a, float b)
+{
+    qkv_store_pair_at(prm, qkv_token(prm, t), qkv_row(prm, row), t, row, a, b);
 }
 
 #endif
