@@ -58,7 +58,8 @@
 layout(constant_id = 1) const uint ROWS = 8;  // rows per invocation group
 layout(constant_id = 2) const uint SPLIT = 1; // invocations per invocation group (power of two)
 layout(constant_id = 3) const uint NCOL = 1;  // columns of x per dispatch (1..OPS_MATVEC_MAX_COLS)
-layout(constant_id = 4) const bool X_ALIGNED = true; // cols % 8 == 0 (only the float types allow others)
+layout(constant_id = 4) const bool X_ALIGNED = true; // cols % 4 == 0: x's rows are whole vec4s (only the float
+                                                     // types allow other cols, and cols % 8 == 4)
 // TEXEL_LOADS: lanes 0..7 of the workgroup are in one subgroup (the host's condition), so they share x's loads
 layout(constant_id = 5) const bool X_SHUFFLE = false;
 
@@ -138,6 +139,14 @@ void load_x8(uint col, uint k, out vec4 l, out vec4 h)
     }
 #endif
     l = X4_AT(i / 4u);
+#if defined(PADDED_ROWS)
+    // cols % 8 == 4: the last group's second half lies past the row (zero weights there): zeros, as above, and
+    // no read past the row (the last column's would leave x)
+    if (k + 4u >= p.cols) {
+        h = vec4(0.0);
+        return;
+    }
+#endif
     h = X4_AT(i / 4u + 1u);
 }
 #endif
@@ -271,7 +280,14 @@ void main()
                 vec4 fetched[X_ROUNDS];
                 [[unroll]] for (uint r = 0; r < X_ROUNDS; r++) {
                     const uint t = min(8u * r + lane, 2u * NCOL - 1u);
+#if defined(PADDED_ROWS)
+                    // past the row (cols % 8 == 4, the last group): zeros, read from the texel before
+                    const bool past = t % 2u == 1u && k + 4u >= p.cols;
+                    fetched[r] = X4_AT(((col0 + t / 2u) * p.cols + k) / 4u + (past ? 0u : t % 2u));
+                    if (past) fetched[r] = vec4(0.0);
+#else
                     fetched[r] = X4_AT(((col0 + t / 2u) * p.cols + k) / 4u + t % 2u);
+#endif
                 }
                 [[unroll]] for (uint c = 0; c < NCOL; c++) {
                     xl[c] = subgroupShuffle(fetched[(2u * c) / 8u], (2u * c) % 8u);

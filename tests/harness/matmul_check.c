@@ -261,6 +261,7 @@ void th_check_matmul_shapes_n(const uint32_t *types, size_t n_types, const op_tu
             th_check_matmul(types[t], 37, cols, ends, n_ends);
         }
         th_check_matmul(types[t], 1, block == 1 ? 3 : block, ends, n_ends);
+        if (block == 1) th_check_matmul(types[t], 37, 172, ends, n_ends); /* half a group of 8 at each row's end */
     }
 }
 

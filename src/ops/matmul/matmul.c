@@ -82,7 +82,7 @@ static bool use_texels(const ops_context *ops, const ops_weight *w, uint32_t sub
         chunks_fit = chunks_fit && w->quants[c].offset % align == 0 && (!w->aux || w->aux[c].offset % align == 0);
     /* x in the view get_pipeline gives it */
     return chunks_fit &&
-           vkr_texel_range_fits(ops->dev, &x, w->cols % 8 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT);
+           vkr_texel_range_fits(ops->dev, &x, w->cols % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT);
 }
 
 /* texel: bindings 0 (quants RGBA32UI), 1 (aux R32UI) and 2 (x) are uniform texel buffers; x is viewed as
@@ -163,9 +163,9 @@ static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const o
     const op_tuning *t = ops->tuning;
     bool x_shuffle = texel && ops_matvec_shares_x(ops, t, split, ncol);
     const uint32_t rows_per_group = matvec_rows_for(t, ncol);
-    const uint32_t spec[6] = {t->matvec_wg, rows_per_group, split, ncol, w->cols % 8 == 0, x_shuffle};
+    const uint32_t spec[6] = {t->matvec_wg, rows_per_group, split, ncol, w->cols % 4 == 0, x_shuffle};
     const vkr_pipeline *p;
-    VKLLM_TRY(get_pipeline(ops, name, spec, 6, sg, texel, w->cols % 8 == 0, store, &p));
+    VKLLM_TRY(get_pipeline(ops, name, spec, 6, sg, texel, w->cols % 4 == 0, store, &p));
     uint32_t rows_per_wg = t->matvec_wg / split * rows_per_group;
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
         uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
