@@ -27,6 +27,50 @@ layout(std430, binding = 4) restrict writeonly buffer Q8 { uint q8[]; }; // [row
 #endif
 layout(push_constant) uniform Push { uint rows; uint cols; float eps; } p;
 
+// VEC4 (the host's choice where cols % 4 == 0 and the ranges start on 16 bytes): each invocation takes every WG-th
+// vec4 of the row, a load or store per 4 values where the loops below make one per value (on lavapipe every
+// storage-buffer access at a per-lane address is a loop over the lanes).  Another order of the sum of squares than
+// the scalar loop's, the same for any number of rows; QUANTIZE_Q8 sums the same way (the same bits as the plain
+// variant and quantize_q8.comp).
+layout(constant_id = 2) const bool VEC4 = false;
+#if defined(ADD_RESIDUAL)
+layout(std430, binding = 0) buffer X4 { vec4 x4[]; };
+layout(std430, binding = 3) readonly buffer Add4 { vec4 add4[]; };
+#else
+layout(std430, binding = 0) readonly buffer X4 { vec4 x4[]; };
+#endif
+layout(std430, binding = 1) readonly buffer W4 { vec4 w4[]; };
+layout(std430, binding = 2) writeonly buffer Out4 { vec4 result4[]; };
+
+// This invocation's part of the row's sum of squares (after the residual add, stored back), vec4 by vec4.
+float squares_vec4(uint row)
+{
+    const uint n4 = p.cols / 4u, base4 = row * n4, lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    float squares = 0.0;
+    for (uint c = lid, guard = 0u; c < n4; c += wg) {
+        LOOP_GUARD(guard, n4);
+#if defined(ADD_RESIDUAL)
+        const vec4 v = x4[base4 + c] + add4[base4 + c];
+        x4[base4 + c] = v; // read back by this same invocation: no barrier needed
+#else
+        const vec4 v = x4[base4 + c];
+#endif
+        squares += dot(v, v);
+    }
+    return squares;
+}
+
+#if !defined(QUANTIZE_Q8)
+void store_vec4(uint row, float scale)
+{
+    const uint n4 = p.cols / 4u, base4 = row * n4, lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    for (uint c = lid, guard = 0u; c < n4; c += wg) {
+        LOOP_GUARD(guard, n4);
+        result4[base4 + c] = x4[base4 + c] * scale * w4[c];
+    }
+}
+#endif
+
 // Each pass takes UNROLL elements per invocation at a time, all loads before any store: a row is one
 // workgroup, so on a GPU (one token: one workgroup on one multiprocessor) the pass is bound by memory latency,
 // and a loop of one load and one store per step waits a full round trip per element (the store to x may
@@ -55,8 +99,9 @@ void store_quantized(uint row, uint base, float scale)
         float v[UNROLL], g[UNROLL];
         [[unroll]] for (uint u = 0; u < UNROLL; u++) {
             const uint c = s0 + u * wg + lid;
-            v[u] = c < p.cols ? x[base + c] : 0.0;
-            g[u] = c < p.cols ? w[c] : 0.0;
+            // VEC4 reads x through the view it wrote it with (the sum's pass)
+            v[u] = c < p.cols ? (VEC4 ? x4[(base + c) / 4u][(base + c) % 4u] : x[base + c]) : 0.0;
+            g[u] = c < p.cols ? (VEC4 ? w4[c / 4u][c % 4u] : w[c]) : 0.0;
         }
         [[unroll]] for (uint u = 0; u < UNROLL; u++) {
             const uint c = s0 + u * wg + lid;
@@ -97,7 +142,8 @@ void main()
     if (row >= p.rows) return; // the whole workgroup leaves together: barriers stay in uniform control flow
     const uint base = row * p.cols, lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
     float squares = 0.0;
-    for (uint c0 = lid, guard = 0u; c0 < p.cols; c0 += UNROLL * wg) {
+    if (VEC4) squares = squares_vec4(row);
+    else for (uint c0 = lid, guard = 0u; c0 < p.cols; c0 += UNROLL * wg) {
         LOOP_GUARD(guard, p.cols);
         float v[UNROLL];
         [[unroll]] for (uint u = 0; u < UNROLL; u++) {
@@ -118,8 +164,18 @@ void main()
     }
     float scale = inversesqrt(workgroup_sum(squares) / float(p.cols) + p.eps);
 #if defined(QUANTIZE_Q8)
+#if defined(ADD_RESIDUAL)
+    if (VEC4) { // the sums were stored vec4 by vec4; the quantized store reads them value by value, across invocations
+        memoryBarrierBuffer();
+        barrier();
+    }
+#endif
     store_quantized(row, base, scale);
 #else
+    if (VEC4) {
+        store_vec4(row, scale);
+        return;
+    }
     for (uint c0 = lid, guard = 0u; c0 < p.cols; c0 += UNROLL * wg) {
         LOOP_GUARD(guard, p.cols);
         float v[UNROLL], g[UNROLL];

@@ -40,7 +40,11 @@ static vkllm_status record_norm(ops_context *ops, vkr_sequence *seq, vkr_range x
     const vkr_pipeline *p;
     /* bindings: x (written back by the add variant), w, out, add (x again, unread, without one), out_q8 */
     uint32_t n_bindings = fused ? 5 : add ? 4 : 3, readonly = add ? 0xa : fused ? 0xb : 0x3;
-    VKLLM_TRY(ops_row_pipeline(ops, shader, n_bindings, readonly, sizeof(rms_norm_push), wg, &p));
+    /* vec4 accesses: whole vec4s per row, every range on 16 bytes */
+    bool vec4 = ops->tuning->norm_vec4 && cols % 4 == 0 && x.offset % 16 == 0 && w.offset % 16 == 0 &&
+                out.offset % 16 == 0 && (!add || add->offset % 16 == 0);
+    const uint32_t spec[3] = {wg, ops_one_subgroup(ops, wg), vec4};
+    VKLLM_TRY(ops_pipeline(ops, shader, n_bindings, readonly, sizeof(rms_norm_push), spec, 3, &p));
     rms_norm_push push = {rows, cols, eps};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, rows, groups);

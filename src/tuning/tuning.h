@@ -90,6 +90,9 @@ typedef struct op_tuning {
      * head_dim: the pass keeps each head's query and accumulator in registers); below 2 x head_dim, one head
      * per pass.  The pass is the largest divisor of the group within this bound; a workgroup takes whole passes. */
     uint32_t attn_gqa_values;
+    /* 1: RMSNorm reads and writes rows of whole vec4s (cols % 4 == 0) a vec4 per invocation and step
+     * (rms_norm.comp VEC4; lavapipe loops over the lanes once per access, whatever its width); 0: a float. */
+    uint32_t norm_vec4;
     op_coopmat_tuning coopmat;
 } op_tuning;
 

@@ -39,10 +39,13 @@ static vkllm_status rms_record(ops_context *o, vkr_sequence *seq, const th_shape
     return ops_rms_norm_f32(o, seq, in[0], in[1], out, s->d[0], s->d[1], s->f[0]);
 }
 
-/* One column; odd rows shorter than the workgroup; rows longer than any workgroup (odd, and a llama width);
- * a 100,003-column row (12,501 iterations per lavapipe invocation); 70,000 rows (more than 65,535 groups). */
+/* One column; odd rows shorter than the workgroup; rows longer than any workgroup (odd, and a llama width); rows of
+ * whole vec4s shorter than a workgroup's vec4s (12) and stories260K's (64), which the CPU row reads as vec4s
+ * (norm_vec4); a 100,003-column row (12,501 iterations per lavapipe invocation); 70,000 rows (more than 65,535
+ * groups). */
 static const th_shape rms_shapes[] = {
     {{1, 1}, {1e-6f}},     {{3, 7}, {1e-5f}},       {{5, 4099}, {1e-6f}},    {{7, 4096}, {1e-5f}},
+    {{4, 12}, {1e-6f}},    {{9, 64}, {1e-5f}},
     {{2, 100003}, {1e-6f}}, {{33, 257}, {0.5f}},     {{70000, 5}, {1e-6f}},
 };
 
