@@ -1,6 +1,7 @@
 #version 450
 // Flash attention over a paged KV cache.  One workgroup per (token, head, split of the keys), or per (token, group
-// of heads_per_wg heads taken in turn, split) where the host asks for fewer workgroups (main, below).  Each
+// of heads_per_wg heads taken in turn, split) where the host asks for fewer workgroups (main, below), the heads of one
+// KV head GROUP_PASS at a time where it asks for that (attend_rows: each key and value read once for them).  Each
 // invocation owns every WG-th key of the split and runs its own online softmax over them (tiles of
 // KEYS_PER_LANE keys per invocation, so the running max is rescaled once per tile): the loop needs no
 // barrier and no cross-lane traffic, and the query, being the same for the whole workgroup, is a uniform
