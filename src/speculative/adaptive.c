@@ -18,7 +18,15 @@
  * every token costs arithmetic (lavapipe without worker threads), probes of full-length drafts that keep nothing
  * cost more than the 5% a run may lose.  A draft
  * model stops for the rest of the generation at its ADAPT_MODEL_PAUSES-th pause: each probe makes it catch up with
- * the text skipped, as costly as a prompt of that length for it. */
+ * the text skipped, as costly as a prompt of that length for it.
+ *
+ * Lookup and Medusa under greedy decoding also choose their draft length from what they measure, once
+ * ADAPT_MIN_ROWS drafting passes are behind them: the milliseconds a drafted row adds to a plain pass (averaged
+ * like the rest), and for each draft position the share kept of the drafts that reached it with all before it
+ * kept (decayed counts, one kept and one not as the prior).  The length is the one with the most expected tokens
+ * (1 + the chance of keeping the first, the first two, ...) per expected millisecond.  Where a row costs little
+ * against a pass (a GPU reading the weights once for all rows, lavapipe's workers) that is the whole room; where
+ * each row costs its own arithmetic (lavapipe without workers) it is short. */
 #include "spec.h"
 
 #include "runtime/log.h"
@@ -33,6 +41,7 @@
 #define ADAPT_SKIP_FIRST 8u
 #define ADAPT_SKIP_MAX 256u
 #define ADAPT_MODEL_PAUSES 2u
+#define ADAPT_MIN_ROWS 6u
 
 void spec_adaptive_start(spec_adaptive *ad, bool timed, bool model, uint32_t draft_max)
 {
@@ -53,6 +62,42 @@ uint32_t spec_adaptive_room(spec_adaptive *ad, uint32_t room)
 
 static double ewma(double avg, uint32_t n, double x) { return n ? avg + ADAPT_EWMA * (x - avg) : x; }
 
+/* The draft length with the most expected tokens per expected millisecond (see the top of the file). */
+static uint32_t best_length(const spec_adaptive *ad, uint32_t draft_max)
+{
+    double keep_all = 1.0, tokens = 1.0, best = 0.0;
+    uint32_t best_k = 1;
+    for (uint32_t k = 1; k <= draft_max; k++) {
+        const uint32_t i = k - 1 < SPEC_ADAPT_POSITIONS ? k - 1 : SPEC_ADAPT_POSITIONS - 1;
+        keep_all *= (ad->kept[i] + 1.0) / (ad->reached[i] + 2.0);
+        tokens += keep_all;
+        const double rate = tokens / (ad->ms_plain + k * ad->row_ms);
+        if (rate > best) {
+            best = rate;
+            best_k = k;
+        }
+    }
+    return best_k;
+}
+
+/* A timed drafting pass of k rows that kept a: the row cost and the positions' acceptance, then the length. */
+static void learn_length(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, uint32_t draft_max)
+{
+    if (!ad->timed || ad->model || ad->n_plain == 0) return;
+    const double extra = (ms - ad->ms_plain) / k;
+    ad->row_ms = ewma(ad->row_ms, ad->n_rows++, extra > 0.0 ? extra : 0.0);
+    for (uint32_t i = 0; i < SPEC_ADAPT_POSITIONS; i++) {
+        ad->reached[i] *= ADAPT_DECAY;
+        ad->kept[i] *= ADAPT_DECAY;
+    }
+    for (uint32_t i = 0; i < k && i <= a; i++) { /* position a, if drafted, was the first not kept */
+        const uint32_t at = i < SPEC_ADAPT_POSITIONS ? i : SPEC_ADAPT_POSITIONS - 1;
+        ad->reached[at] += 1.0;
+        if (i < a) ad->kept[at] += 1.0;
+    }
+    if (ad->n_rows >= ADAPT_MIN_ROWS) ad->k = best_length(ad, draft_max);
+}
+
 void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, uint32_t draft_max)
 {
     if (k == 0) {
@@ -61,6 +106,7 @@ void spec_adaptive_update(spec_adaptive *ad, uint32_t k, uint32_t a, double ms, 
         return;
     }
     ad->ms_spec = ewma(ad->ms_spec, ad->n_spec++, ms / (a + 1));
+    learn_length(ad, k, a, ms, draft_max);
     ad->passes = ad->passes * ADAPT_DECAY + 1.0;
     ad->accepted = ad->accepted * ADAPT_DECAY + a;
     if (ad->model && a == k) ad->k = 2 * ad->k + 1 <= draft_max ? 2 * ad->k + 1 : draft_max;

@@ -14,6 +14,7 @@
 #define SPEC_MAX_DRAFT 64u
 
 /* Adaptive drafting (adaptive.c): the draft length, and pauses of drafting where it does not pay. */
+#define SPEC_ADAPT_POSITIONS 16u /* draft positions whose acceptance is tracked (later ones count as the last) */
 typedef struct spec_adaptive {
     bool timed;               /* judged by time (greedy), else by counts (sampling) */
     bool model;               /* the drafter is a draft model */
@@ -26,6 +27,11 @@ typedef struct spec_adaptive {
     uint32_t pauses, max_pauses;
     bool probing;             /* drafting again after a pause, not yet found to pay */
     bool warm;                /* a plain pass ran (the first is not timed) */
+    /* The draft length from measured costs (timed, not a draft model: adaptive.c, best_length): */
+    double row_ms;            /* averaged ms a drafted row adds to a plain pass */
+    uint32_t n_rows;          /* drafting passes behind it */
+    double reached[SPEC_ADAPT_POSITIONS]; /* draft position i verified with all before it kept: decayed count */
+    double kept[SPEC_ADAPT_POSITIONS];    /* ... and kept */
 } spec_adaptive;
 
 /* timed: judge by time (greedy); model: the drafter is a draft model (its draft length adapts; it gives up after a
