@@ -64,6 +64,10 @@ static vkllm_status variant(const char *name, const char *family, const ops_weig
                       w->format->name, "shaders/variants.cmake does not build one");
 }
 
+/* Whether x's rows (w->cols floats each) are whole vec4s: the shaders then read x four floats at a time (the mat-vec's
+ * X_ALIGNED, the texel view RGBA32F, the cooperative-matrix mat-mul's vec4 loads). */
+static bool x_rows_vec4(const ops_weight *w) { return w->cols % 4 == 0; }
+
 /* Whether the mat-vec reads weights and x through uniform texel buffers (the _tx variants): where the tuning
  * asks for it, the device has the formats, and every binding fits a texel view (the weight's chunks were
  * sized for it unless it was created under another tuning row); else the storage-buffer variants. */
@@ -82,7 +86,7 @@ static bool use_texels(const ops_context *ops, const ops_weight *w, uint32_t sub
         chunks_fit = chunks_fit && w->quants[c].offset % align == 0 && (!w->aux || w->aux[c].offset % align == 0);
     /* x in the view get_pipeline gives it */
     return chunks_fit &&
-           vkr_texel_range_fits(ops->dev, &x, w->cols % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT);
+           vkr_texel_range_fits(ops->dev, &x, x_rows_vec4(w) ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT);
 }
 
 /* texel: bindings 0 (quants RGBA32UI), 1 (aux R32UI) and 2 (x) are uniform texel buffers; x is viewed as
@@ -163,9 +167,9 @@ static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const o
     const op_tuning *t = ops->tuning;
     bool x_shuffle = texel && ops_matvec_shares_x(ops, t, split, ncol);
     const uint32_t rows_per_group = matvec_rows_for(t, ncol);
-    const uint32_t spec[6] = {t->matvec_wg, rows_per_group, split, ncol, w->cols % 4 == 0, x_shuffle};
+    const uint32_t spec[6] = {t->matvec_wg, rows_per_group, split, ncol, x_rows_vec4(w), x_shuffle};
     const vkr_pipeline *p;
-    VKLLM_TRY(get_pipeline(ops, name, spec, 6, sg, texel, w->cols % 4 == 0, store, &p));
+    VKLLM_TRY(get_pipeline(ops, name, spec, 6, sg, texel, x_rows_vec4(w), store, &p));
     uint32_t rows_per_wg = t->matvec_wg / split * rows_per_group;
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
         uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
@@ -441,7 +445,7 @@ static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, const op
                               .push_size = (uint32_t)sizeof(matmul_push), .n_spec = 11,
                               .required_subgroup_size = pin ? sg : 0, .full_subgroups = pin && c->full_subgroups,
                               .spec = {t->wg, t->tile_m, t->tile_n, t->tile_k, sg, t->subgroups_m, t->buffers,
-                                       w->cols % 4 == 0, cm_m, cm_n, cm_k}};
+                                       x_rows_vec4(w), cm_m, cm_n, cm_k}};
     const vkr_pipeline *p;
     VKLLM_TRY(vkr_pipeline_get(ops->dev, &desc, &p));
     for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
