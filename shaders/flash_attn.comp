@@ -1,7 +1,8 @@
 #version 450
 // Flash attention over a paged KV cache.  One workgroup per (token, head, split of the keys), or per (token, group
 // of heads_per_wg heads taken in turn, split) where the host asks for fewer workgroups (main, below), the heads of one
-// KV head GROUP_PASS at a time where it asks for that (attend_rows: each key and value read once for them).  Each
+// KV head GROUP_PASS at a time where it asks for that (attend_rows: each key and value read once for them), and
+// TOKEN_PASS tokens per workgroup where it asks for that (a batch of one sequence: its tokens in one pass).  Each
 // invocation owns every WG-th key of the split and runs its own online softmax over them (tiles of
 // KEYS_PER_LANE keys per invocation, so the running max is rescaled once per tile): the loop needs no
 // barrier and no cross-lane traffic, and the query, being the same for the whole workgroup, is a uniform
@@ -50,6 +51,7 @@ layout(constant_id = 2) const uint KEYS_PER_LANE = 4; // keys each invocation sc
 layout(constant_id = 3) const bool K_RECORDS_QUAD = false;
 layout(constant_id = 4) const bool V_RECORDS_QUAD = false;
 layout(constant_id = 5) const uint GROUP_PASS = 1;    // query heads attended in one pass (of one KV head), below
+layout(constant_id = 6) const uint TOKEN_PASS = 1;    // batch tokens a workgroup takes, those of one sequence in a pass
 
 #if defined(TEXEL_KV)
 // The query too: a uniform address is still read lane by lane from a storage buffer, a texel fetch is one gather.
@@ -137,12 +139,19 @@ shared vec4 sh_acc[HD4 * WG];
 uint g_row; // values in one token's K (or V) row: n_kv_heads * head_dim
 // A pass attends GP query heads of one KV head at once (GQA: the heads of a group), so that each key and value is
 // read once for all of them; each head's arithmetic is the same as alone, in the same order.
+// A workgroup also takes TOKEN_PASS consecutive tokens of the batch, and attends those of one sequence in one pass
+// (speculative verification, a prompt: the keys they share read once for all of them), each over its own keys.
+// A pass's rows are r = tp * GP + g: head h0 + g of its tp-th token.
 const uint GP = GROUP_PASS;
-vec4 q[GP * HD4];   // the pass's queries, pre-scaled: head g's chunk c at g * HD4 + c
-vec4 acc[GP * HD4]; // this invocation's unnormalized outputs, likewise
-float dots[GP];     // key_dots' result: q . K for each head of the pass
-float vw[GP];       // value_adds' weights, per head
-bool vtake[GP];     // ... and whether head g takes this value at all
+const uint TP = TOKEN_PASS;
+const uint R = GP * TP;
+vec4 q[R * HD4];    // the pass's queries, pre-scaled: row r's chunk c at r * HD4 + c
+vec4 acc[R * HD4];  // this invocation's unnormalized outputs, likewise
+float dots[R];      // key_dots' result: q . K for each row of the pass
+float vw[R];        // value_adds' weights, per row
+bool vtake[R];      // ... and whether row r takes this value at all
+bool tok_on[TP];    // the workgroup's tokens in the current pass
+uint tok_end[TP];   // ... and the end of each one's keys in this split
 
 // Chunk c (values 4c..4c+3) of kv head kvh at token slot ts = page << page_shift | slot.
 uint head_major(uint ts, uint kvh, uint c)
@@ -190,7 +199,7 @@ vec4 load_v(uint ts, uint kvh, uint c)
 // addresses are gathered one lane at a time: each is made once for the pass.
 void key_dots(uint ts, uint kvh)
 {
-    [[unroll]] for (uint g = 0u; g < GP; g++) dots[g] = 0.0;
+    [[unroll]] for (uint g = 0u; g < R; g++) dots[g] = 0.0;
 #if defined(K_F16_TEXELS)
     if ((HD4 & 1u) == 0u) { // chunks c and c + 1 in one RGBA32UI texel; the sums in the order of the loop below
         const uint t0 = head_major(ts, kvh, 0u) >> 1u;
@@ -198,7 +207,7 @@ void key_dots(uint ts, uint kvh)
             const uvec4 w = texelFetch(k_texels, int(t0 + c / 2u));
             const vec4 k0 = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
             const vec4 k1 = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
-            [[unroll]] for (uint g = 0u; g < GP; g++) {
+            [[unroll]] for (uint g = 0u; g < R; g++) {
                 dots[g] += dot(q[g * HD4 + c], k0);
                 dots[g] += dot(q[g * HD4 + c + 1u], k1);
             }
@@ -216,15 +225,15 @@ void key_dots(uint ts, uint kvh)
 #endif
         for (uint b = 0u; b < HD4 / 8u; b++) {
             const uint eb = e0 + 32u * b, c0 = 8u * b;
-            float sb[GP];
-            [[unroll]] for (uint g = 0u; g < GP; g++) sb[g] = 0.0;
+            float sb[R];
+            [[unroll]] for (uint g = 0u; g < R; g++) sb[g] = 0.0;
 #if defined(KV_K_Q8_0)
 #if defined(K_QUAD)
             if (K_RECORDS_QUAD) {
                 for (uint j = 0u; j < 8u; j += 4u) {
                     const uvec4 w = K_QUAD(rec + eb / 4u + j);
                     const vec4 k0 = q8_ints4(w.x), k1 = q8_ints4(w.y), k2 = q8_ints4(w.z), k3 = q8_ints4(w.w);
-                    [[unroll]] for (uint g = 0u; g < GP; g++) {
+                    [[unroll]] for (uint g = 0u; g < R; g++) {
                         const uint qc = g * HD4 + c0 + j;
                         sb[g] += dot(q[qc], k0) + dot(q[qc + 1u], k1) + dot(q[qc + 2u], k2) + dot(q[qc + 3u], k3);
                     }
@@ -233,7 +242,7 @@ void key_dots(uint ts, uint kvh)
 #endif
             for (uint j = 0u; j < 8u; j++) {
                 const vec4 k = q8_ints4(K_AT(rec + eb / 4u + j));
-                [[unroll]] for (uint g = 0u; g < GP; g++) sb[g] += dot(q[g * HD4 + c0 + j], k);
+                [[unroll]] for (uint g = 0u; g < R; g++) sb[g] += dot(q[g * HD4 + c0 + j], k);
             }
 #else
 #if defined(K_QUAD)
@@ -241,7 +250,7 @@ void key_dots(uint ts, uint kvh)
                 const uvec4 w = K_QUAD(rec + eb / 8u);
                 for (uint j = 0u; j < 4u; j++) {
                     const vec4 lo = q4_lo4(w[j]), hi = q4_hi4(w[j]);
-                    [[unroll]] for (uint g = 0u; g < GP; g++)
+                    [[unroll]] for (uint g = 0u; g < R; g++)
                         sb[g] += dot(q[g * HD4 + c0 + j], lo) + dot(q[g * HD4 + c0 + 4u + j], hi);
                 }
             } else
@@ -249,19 +258,19 @@ void key_dots(uint ts, uint kvh)
             for (uint j = 0u; j < 4u; j++) {
                 const uint w = K_AT(rec + eb / 8u + j);
                 const vec4 lo = q4_lo4(w), hi = q4_hi4(w);
-                [[unroll]] for (uint g = 0u; g < GP; g++)
+                [[unroll]] for (uint g = 0u; g < R; g++)
                     sb[g] += dot(q[g * HD4 + c0 + j], lo) + dot(q[g * HD4 + c0 + 4u + j], hi);
             }
 #endif
             const float d = block_scale(K_AT(scales + eb / 64u), eb / 32u);
-            [[unroll]] for (uint g = 0u; g < GP; g++) dots[g] += sb[g] * d;
+            [[unroll]] for (uint g = 0u; g < R; g++) dots[g] += sb[g] * d;
         }
         return;
     }
 #endif
     for (uint c = 0; c < HD4; c++) {
         const vec4 k = load_k(ts, kvh, c);
-        [[unroll]] for (uint g = 0u; g < GP; g++) dots[g] += dot(q[g * HD4 + c], k);
+        [[unroll]] for (uint g = 0u; g < R; g++) dots[g] += dot(q[g * HD4 + c], k);
     }
 }
 
@@ -276,7 +285,7 @@ void value_adds(uint ts, uint kvh)
             const uvec4 x = texelFetch(v_texels, int(t0 + c / 2u));
             const vec4 v0 = vec4(unpackHalf2x16(x.x), unpackHalf2x16(x.y));
             const vec4 v1 = vec4(unpackHalf2x16(x.z), unpackHalf2x16(x.w));
-            [[unroll]] for (uint g = 0u; g < GP; g++)
+            [[unroll]] for (uint g = 0u; g < R; g++)
                 if (vtake[g]) {
                     acc[g * HD4 + c] += vw[g] * v0;
                     acc[g * HD4 + c + 1u] += vw[g] * v1;
@@ -296,15 +305,15 @@ void value_adds(uint ts, uint kvh)
         for (uint b = 0u; b < HD4 / 8u; b++) {
             const uint eb = e0 + 32u * b, c0 = 8u * b;
             const float d = block_scale(V_AT(scales + eb / 64u), eb / 32u);
-            float dw[GP];
-            [[unroll]] for (uint g = 0u; g < GP; g++) dw[g] = vw[g] * d;
+            float dw[R];
+            [[unroll]] for (uint g = 0u; g < R; g++) dw[g] = vw[g] * d;
 #if defined(KV_V_Q8_0)
 #if defined(V_QUAD)
             if (V_RECORDS_QUAD) {
                 for (uint j = 0u; j < 8u; j += 4u) {
                     const uvec4 x = V_QUAD(rec + eb / 4u + j);
                     const vec4 v0 = q8_ints4(x.x), v1 = q8_ints4(x.y), v2 = q8_ints4(x.z), v3 = q8_ints4(x.w);
-                    [[unroll]] for (uint g = 0u; g < GP; g++)
+                    [[unroll]] for (uint g = 0u; g < R; g++)
                         if (vtake[g]) {
                             const uint ac = g * HD4 + c0 + j;
                             acc[ac] += dw[g] * v0;
@@ -317,7 +326,7 @@ void value_adds(uint ts, uint kvh)
 #endif
             for (uint j = 0u; j < 8u; j++) {
                 const vec4 v = q8_ints4(V_AT(rec + eb / 4u + j));
-                [[unroll]] for (uint g = 0u; g < GP; g++)
+                [[unroll]] for (uint g = 0u; g < R; g++)
                     if (vtake[g]) acc[g * HD4 + c0 + j] += dw[g] * v;
             }
 #else
@@ -326,7 +335,7 @@ void value_adds(uint ts, uint kvh)
                 const uvec4 x = V_QUAD(rec + eb / 8u);
                 for (uint j = 0u; j < 4u; j++) {
                     const vec4 lo = q4_lo4(x[j]), hi = q4_hi4(x[j]);
-                    [[unroll]] for (uint g = 0u; g < GP; g++)
+                    [[unroll]] for (uint g = 0u; g < R; g++)
                         if (vtake[g]) {
                             acc[g * HD4 + c0 + j] += dw[g] * lo;
                             acc[g * HD4 + c0 + 4u + j] += dw[g] * hi;
@@ -337,7 +346,7 @@ void value_adds(uint ts, uint kvh)
             for (uint j = 0u; j < 4u; j++) {
                 const uint x = V_AT(rec + eb / 8u + j);
                 const vec4 lo = q4_lo4(x), hi = q4_hi4(x);
-                [[unroll]] for (uint g = 0u; g < GP; g++)
+                [[unroll]] for (uint g = 0u; g < R; g++)
                     if (vtake[g]) {
                         acc[g * HD4 + c0 + j] += dw[g] * lo;
                         acc[g * HD4 + c0 + 4u + j] += dw[g] * hi;
@@ -350,7 +359,7 @@ void value_adds(uint ts, uint kvh)
 #endif
     for (uint c = 0; c < HD4; c++) {
         const vec4 v = load_v(ts, kvh, c);
-        [[unroll]] for (uint g = 0u; g < GP; g++)
+        [[unroll]] for (uint g = 0u; g < R; g++)
             if (vtake[g]) acc[g * HD4 + c] += vw[g] * v;
     }
 }
@@ -370,109 +379,124 @@ void store_chunk(uint row, uint record, uint c, vec4 a, float wg_sum)
 #endif
 }
 
-// The (token, head) rows of heads h0..h0 + GP - 1 (one KV head's) of one split: the keys of [key_begin, key_end) in
-// tiles, then for each head the merge of the lanes and the store.  Every row runs the same operations in the same
-// order whichever rows share its workgroup or its pass, so its bits do not depend on the batch, on heads_per_wg or
-// on GP.
-void attend_rows(uint t, uint h0, uint split, uint key_begin, uint key_end, uint seq_pages)
+// The rows of one pass of one split: heads h0..h0 + GP - 1 (one KV head's) of the workgroup's tokens in the pass
+// (tok_on), all of one sequence, whose key pages start at seq_pages; each token over the keys of [key_begin,
+// tok_end) in tiles, then for each row the merge of the lanes and the store.  Every row runs the same operations in
+// the same order whichever rows share its workgroup or its pass (a key a token does not see scores nothing for it,
+// a tile where it sees none leaves its state alone), so its bits do not depend on the batch, on heads_per_wg, on GP
+// or on TP.
+void attend_rows(uint t0, uint h0, uint split, uint key_begin, uint seq_pages)
 {
-    const uint row0 = t * p.n_heads + h0;
     const uint lane = gl_LocalInvocationID.x;
-    [[unroll]] for (uint g = 0u; g < GP; g++)
+    uint key_end = key_begin;
+    [[unroll]] for (uint tp = 0u; tp < TP; tp++)
+        if (tok_on[tp]) key_end = max(key_end, tok_end[tp]);
+    [[unroll]] for (uint r = 0u; r < R; r++) {
+        const uint row = (t0 + r / GP) * p.n_heads + h0 + r % GP;
         for (uint c = 0; c < HD4; c++) {
-            q[g * HD4 + c] = Q_AT((row0 + g) * HD4 + c) * p.scale_log2;
-            acc[g * HD4 + c] = vec4(0.0);
+            q[r * HD4 + c] = vec4(0.0);
+            acc[r * HD4 + c] = vec4(0.0);
         }
-    float run_max[GP], run_sum[GP];
-    [[unroll]] for (uint g = 0u; g < GP; g++) {
-        run_max[g] = NO_SCORE;
-        run_sum[g] = 0.0;
+        if (tok_on[r / GP])
+            for (uint c = 0; c < HD4; c++) q[r * HD4 + c] = Q_AT(row * HD4 + c) * p.scale_log2;
+    }
+    float run_max[R], run_sum[R];
+    [[unroll]] for (uint r = 0u; r < R; r++) {
+        run_max[r] = NO_SCORE;
+        run_sum[r] = 0.0;
     }
 
 #if defined(TREE)
-    const uvec4 tr = tree[t];
+    uvec4 tr[TP];
+    [[unroll]] for (uint tp = 0u; tp < TP; tp++) tr[tp] = tok_on[tp] ? tree[t0 + tp] : uvec4(0u);
 #endif
     uint kv_head = h0 / p.group;
     uint slot_mask = (1u << p.page_shift) - 1u;
     for (uint tile = key_begin, guard = 0u; tile < key_end; tile += WG * KEYS_PER_LANE) {
         LOOP_GUARD(guard, p.split_len);
-        float score[KEYS_PER_LANE * GP]; // key i's score for head g at i * GP + g
+        float score[KEYS_PER_LANE * R]; // key i's score for row r at i * R + r
         uint base[KEYS_PER_LANE];
         bool valid[KEYS_PER_LANE];
-        float tile_max[GP];
-        [[unroll]] for (uint g = 0u; g < GP; g++) tile_max[g] = NO_SCORE;
+        float tile_max[R];
+        [[unroll]] for (uint r = 0u; r < R; r++) tile_max[r] = NO_SCORE;
         for (uint i = 0; i < KEYS_PER_LANE; i++) {
             uint key = tile + i * WG + lane;
-            [[unroll]] for (uint g = 0u; g < GP; g++) score[i * GP + g] = NO_SCORE;
+            [[unroll]] for (uint r = 0u; r < R; r++) score[i * R + r] = NO_SCORE;
             base[i] = 0u;
-            bool seen = key < key_end;
+            bool sees[TP], seen = false;
+            [[unroll]] for (uint tp = 0u; tp < TP; tp++) {
+                sees[tp] = tok_on[tp] && key < tok_end[tp];
 #if defined(TREE)
-            if (seen && key >= tr.x) {
-                const uint b = key - tr.x;
-                seen = b < 64u && (((b < 32u ? tr.y >> b : tr.z >> (b - 32u)) & 1u) != 0u);
-            }
+                if (sees[tp] && key >= tr[tp].x) {
+                    const uint b = key - tr[tp].x;
+                    sees[tp] = b < 64u && (((b < 32u ? tr[tp].y >> b : tr[tp].z >> (b - 32u)) & 1u) != 0u);
+                }
 #endif
+                seen = seen || sees[tp];
+            }
             int page = seen ? page_table[seq_pages + (key >> p.page_shift)] : -1;
             valid[i] = page >= 0 && uint(page) < p.n_pages;
             if (valid[i]) {
                 base[i] = uint(page) << p.page_shift | (key & slot_mask);
                 key_dots(base[i], kv_head);
-                [[unroll]] for (uint g = 0u; g < GP; g++) {
-                    score[i * GP + g] = dots[g];
-                    tile_max[g] = max(tile_max[g], dots[g]);
-                }
+                [[unroll]] for (uint r = 0u; r < R; r++)
+                    if (sees[r / GP]) {
+                        score[i * R + r] = dots[r];
+                        tile_max[r] = max(tile_max[r], dots[r]);
+                    }
             }
         }
-        // A head whose tile has no score skips it, as it would alone.
+        // A row whose tile has no score skips it, as it would alone.
         bool any = false;
-        float new_max[GP];
-        [[unroll]] for (uint g = 0u; g < GP; g++) {
-            new_max[g] = run_max[g];
-            if (tile_max[g] == NO_SCORE) continue;
+        float new_max[R];
+        [[unroll]] for (uint r = 0u; r < R; r++) {
+            new_max[r] = run_max[r];
+            if (tile_max[r] == NO_SCORE) continue;
             any = true;
-            new_max[g] = max(run_max[g], tile_max[g]);
-            float rescale = exp2(run_max[g] - new_max[g]);
-            run_sum[g] *= rescale;
-            for (uint c = 0; c < HD4; c++) acc[g * HD4 + c] *= rescale;
+            new_max[r] = max(run_max[r], tile_max[r]);
+            float rescale = exp2(run_max[r] - new_max[r]);
+            run_sum[r] *= rescale;
+            for (uint c = 0; c < HD4; c++) acc[r * HD4 + c] *= rescale;
         }
         if (!any) continue;
         for (uint i = 0; i < KEYS_PER_LANE; i++) {
             if (!valid[i]) continue;
             bool some = false;
-            [[unroll]] for (uint g = 0u; g < GP; g++) {
-                vtake[g] = tile_max[g] != NO_SCORE && score[i * GP + g] != NO_SCORE;
-                vw[g] = 0.0;
-                if (vtake[g]) {
-                    vw[g] = exp2(score[i * GP + g] - new_max[g]);
-                    run_sum[g] += vw[g];
+            [[unroll]] for (uint r = 0u; r < R; r++) {
+                vtake[r] = tile_max[r] != NO_SCORE && score[i * R + r] != NO_SCORE;
+                vw[r] = 0.0;
+                if (vtake[r]) {
+                    vw[r] = exp2(score[i * R + r] - new_max[r]);
+                    run_sum[r] += vw[r];
                     some = true;
                 }
             }
             if (some) value_adds(base[i], kv_head);
         }
-        [[unroll]] for (uint g = 0u; g < GP; g++) run_max[g] = new_max[g];
+        [[unroll]] for (uint r = 0u; r < R; r++) run_max[r] = new_max[r];
     }
 
-    // Merge the invocations, head by head: rescale each to the workgroup's max, then sum.
-    [[unroll]] for (uint g = 0u; g < GP; g++) {
-        const uint row = row0 + g;
+    // Merge the invocations, row by row: rescale each to the workgroup's max, then sum.
+    [[unroll]] for (uint r = 0u; r < R; r++) {
+        if (!tok_on[r / GP]) continue; // uniform: the pass's tokens are the workgroup's
+        const uint row = (t0 + r / GP) * p.n_heads + h0 + r % GP;
 #if defined(USE_SUBGROUP)
         // The workgroup is one subgroup (the host runs these variants only then: ops_attention_reads_texels), so the
         // merge runs in registers, with no shared memory and no barrier (measured on lavapipe: the shared-memory
         // merge costs every workgroup even as an untaken fallback).
-        const float wg_max = subgroupMax(run_max[g]);
-        const float factor = exp2(run_max[g] - wg_max);
-        const float wg_sum = subgroupAdd(run_sum[g] * factor);
+        const float wg_max = subgroupMax(run_max[r]);
+        const float factor = exp2(run_max[r] - wg_max);
+        const float wg_sum = subgroupAdd(run_sum[r] * factor);
 #else
         // (The next row writes sh_max only after its first barrier, which every invocation reaches after its last
         // read of this row's sh_sum and sh_acc.)
-        sh_max[lane] = run_max[g];
+        sh_max[lane] = run_max[r];
         barrier();
         float wg_max = NO_SCORE;
         for (uint j = 0; j < WG; j++) wg_max = max(wg_max, sh_max[j]);
-        const float factor = exp2(run_max[g] - wg_max);
-        sh_sum[lane] = run_sum[g] * factor;
-        for (uint c = 0; c < HD4; c++) sh_acc[c * WG + lane] = acc[g * HD4 + c] * factor;
+        const float factor = exp2(run_max[r] - wg_max);
+        sh_sum[lane] = run_sum[r] * factor;
+        for (uint c = 0; c < HD4; c++) sh_acc[c * WG + lane] = acc[r * HD4 + c] * factor;
         barrier();
         float wg_sum = 0.0;
         for (uint j = 0; j < WG; j++) wg_sum += sh_sum[j];
@@ -481,7 +505,7 @@ void attend_rows(uint t, uint h0, uint split, uint key_begin, uint key_end, uint
         if (p.n_splits > 1 && lane == 0) out4[record] = vec4(wg_max, wg_sum, 0.0, 0.0);
 #if defined(USE_SUBGROUP)
         for (uint c = 0; c < HD4; c++) {
-            const vec4 a = subgroupAdd(acc[g * HD4 + c] * factor);
+            const vec4 a = subgroupAdd(acc[r * HD4 + c] * factor);
             if (c % WG == lane) store_chunk(row, record, c, a, wg_sum);
         }
 #else
@@ -493,40 +517,65 @@ void attend_rows(uint t, uint h0, uint split, uint key_begin, uint key_end, uint
 #endif
 #if defined(QUANTIZE_Q8)
         attn_q8_store(row);
-        if (g + 1u < GP) barrier(); // the next head stages into the same shared arrays (GP is a constant)
+        if (r + 1u < R) barrier(); // the next row stages into the same shared arrays (R is a constant)
 #endif
     }
 }
 
-// Workgroup (token, group of heads_per_wg heads, split): the token's setup once, then its heads in turn.  Where a
-// workgroup's fixed cost is large against a head's work (lavapipe, short contexts), fewer workgroups do the same
-// arithmetic; GPUs keep one head per workgroup for parallelism (the host's choice, src/ops/flash_attn.c).
+// Workgroup (group of TP tokens, group of heads_per_wg heads, split): the tokens' setup once, then for each run of
+// them of one sequence (a pass) their heads in turn.  Where a workgroup's fixed cost is large against a head's work
+// (lavapipe, short contexts), fewer workgroups do the same arithmetic; GPUs keep one head of one token per workgroup
+// for parallelism (the host's choice, src/ops/flash_attn.c).
 void main()
 {
     const uint wg = linear_group();
     const uint head_groups = (p.n_heads + p.heads_per_wg - 1u) / p.heads_per_wg;
-    if (wg >= p.n_tokens * head_groups * p.n_splits) return;
+    const uint token_groups = (p.n_tokens + TP - 1u) / TP;
+    if (wg >= token_groups * head_groups * p.n_splits) return;
     const uint split = wg % p.n_splits;
     const uint hg = (wg / p.n_splits) % head_groups;
-    const uint t = wg / p.n_splits / head_groups;
+    const uint t0 = wg / p.n_splits / head_groups * TP;
     g_row = p.n_kv_heads * HD4 * 4u;
 
-    ivec2 sp = token_slot(tokens[t]);
-    bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
-                 (uint(sp.y) >> p.page_shift) < p.max_pages_per_seq;
-    uint context = valid ? min(uint(sp.y) + 1u, p.n_splits * p.split_len) : 0u;
-    uint key_begin = split * p.split_len;
-    uint key_end = min(context, key_begin + p.split_len);
-    if (p.n_splits > 1 && key_begin >= key_end) return;   // uniform: the combine skips this split
-    const uint seq_pages = valid ? uint(sp.x) * p.max_pages_per_seq : 0u;
+    // Each token's sequence (-1: out of range, no keys) and end of keys; those with keys in this split are pending.
+    const uint key_begin = split * p.split_len;
+    int tok_seq[TP];
+    uint pending = 0u;
+    [[unroll]] for (uint tp = 0u; tp < TP; tp++) {
+        tok_on[tp] = false;
+        tok_end[tp] = key_begin;
+        tok_seq[tp] = -1;
+        if (t0 + tp >= p.n_tokens) continue;
+        ivec2 sp = token_slot(tokens[t0 + tp]);
+        bool valid = sp.x >= 0 && uint(sp.x) < p.n_seqs && sp.y >= 0 &&
+                     (uint(sp.y) >> p.page_shift) < p.max_pages_per_seq;
+        uint context = valid ? min(uint(sp.y) + 1u, p.n_splits * p.split_len) : 0u;
+        tok_end[tp] = min(context, key_begin + p.split_len);
+        tok_seq[tp] = valid ? sp.x : -1;
+        if (p.n_splits > 1 && key_begin >= tok_end[tp]) continue; // the combine skips this split
+        pending |= 1u << tp;
+    }
 
     // heads_per_wg is a multiple of GP, and GP divides the heads of a KV head (the host's plan): whole passes.
     const uint h_end = min(p.n_heads, (hg + 1u) * p.heads_per_wg);
-    for (uint h = hg * p.heads_per_wg, guard = 0u; h < h_end; h += GP) {
-        LOOP_GUARD(guard, p.heads_per_wg);
-        attend_rows(t, h, split, key_begin, key_end, seq_pages);
 #if defined(QUANTIZE_Q8)
-        if (h + GP < h_end) barrier(); // the next pass stages into the same shared arrays (uniform condition)
+    bool staged = false; // a pass before this one staged into the shared arrays
 #endif
+    for (uint guard = 0u; pending != 0u;) {
+        LOOP_GUARD(guard, TP);
+        const int s = tok_seq[findLSB(pending)];
+        [[unroll]] for (uint tp = 0u; tp < TP; tp++) {
+            tok_on[tp] = ((pending >> tp) & 1u) != 0u && tok_seq[tp] == s;
+            if (tok_on[tp]) pending &= ~(1u << tp);
+        }
+        const uint seq_pages = s >= 0 ? uint(s) * p.max_pages_per_seq : 0u;
+        for (uint h = hg * p.heads_per_wg, guard_h = 0u; h < h_end; h += GP) {
+            LOOP_GUARD(guard_h, p.heads_per_wg);
+#if defined(QUANTIZE_Q8)
+            if (staged) barrier(); // uniform: every invocation has run the same passes
+            staged = true;
+#endif
+            attend_rows(t0, h, split, key_begin, seq_pages);
+        }
     }
 }

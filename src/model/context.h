@@ -22,6 +22,8 @@ typedef struct forward_shape {
     bool tree;            /* the rows form a tree (context_decode_tree): tree-mask attention, RoPE at each node's
                              depth */
     bool capture;         /* copies the inputs of every weight product to the host (context_capture_enable) */
+    bool one_seq;         /* more than one token, all of one sequence (verification passes, a prompt): attention
+                             may take several of them per workgroup (ops_attention_shape.one_sequence) */
 } forward_shape;
 
 /* A forward pass of one shape, recorded as n_groups sequences of whole layers: group g runs layers

@@ -82,7 +82,8 @@ static void stage(vkllm_context *ctx, const vkllm_batch *b, const uint32_t *rope
 static bool same_shape(const forward_shape *a, const forward_shape *b)
 {
     return a->n_tokens == b->n_tokens && a->n_out == b->n_out && a->max_context == b->max_context &&
-           a->greedy == b->greedy && a->invariant == b->invariant && a->tree == b->tree && a->capture == b->capture;
+           a->greedy == b->greedy && a->invariant == b->invariant && a->tree == b->tree && a->capture == b->capture &&
+           a->one_seq == b->one_seq;
 }
 
 /* Records rec's groups for rec->layers_per_group layers each (all layers in one group when 0). */
@@ -165,8 +166,10 @@ static vkllm_status stage_batch(vkllm_context *ctx, const vkllm_batch *b, bool g
     stage(ctx, b, rope_offset);
     if (tree) memcpy(ctx->in.tree, tree, 16ull * b->n_tokens);
     /* One token is computed alike either way: its shape is the plain one, so decoding replays one recording. */
+    bool one_seq = b->n_tokens > 1;
+    for (uint32_t i = 1; one_seq && b->seq && i < b->n_tokens; i++) one_seq = b->seq[i] == b->seq[0];
     forward_shape shape = {b->n_tokens, n_out ? n_out : 1, context_bucket(ctx, max_context), greedy,
-                           invariant && b->n_tokens > 1, tree != NULL, ctx->capture_on};
+                           invariant && b->n_tokens > 1, tree != NULL, ctx->capture_on, one_seq};
     if (n_out == 0) ctx->in.out_rows[0] = (int32_t)b->n_tokens - 1; /* the head still runs on one row */
     VKLLM_TRY(recording_for(ctx, &shape, rec));
     *n_out_ret = n_out;
@@ -230,7 +233,8 @@ vkllm_status context_decode_ex(vkllm_context *ctx, const vkllm_batch *b, bool gr
 vkllm_status context_prepare_tree(vkllm_context *ctx, uint32_t n_tokens, bool greedy)
 {
     if (n_tokens == 0 || n_tokens > ctx->params.n_batch || n_tokens > ctx->params.n_outputs_max) return VKLLM_OK;
-    forward_shape shape = {n_tokens, n_tokens, context_bucket(ctx, 1), greedy, n_tokens > 1, true, ctx->capture_on};
+    forward_shape shape = {n_tokens, n_tokens, context_bucket(ctx, 1), greedy, n_tokens > 1, true, ctx->capture_on,
+                           n_tokens > 1};
     recording *rec;
     return recording_for(ctx, &shape, &rec);
 }
@@ -241,7 +245,7 @@ vkllm_status context_prepare(vkllm_context *ctx, uint32_t n_tokens, uint32_t n_o
         n_out > ctx->params.n_outputs_max)
         return VKLLM_OK;
     forward_shape shape = {n_tokens, n_out, context_bucket(ctx, 1), greedy, invariant && n_tokens > 1, false,
-                           ctx->capture_on};
+                           ctx->capture_on, n_tokens > 1};
     recording *rec;
     return recording_for(ctx, &shape, &rec);
 }

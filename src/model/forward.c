@@ -86,7 +86,7 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     VKLLM_TRY(ops_qkv_project_xq(ops, seq, &qkv, W(ctx->h), hq, n, &dest));
     ops_attention_shape shape = {.n_tokens = n, .n_heads = c->n_head, .max_context = s->max_context,
                                  .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv,
-                                 .split_tokens = s->invariant ? 1 : 0};
+                                 .split_tokens = s->invariant ? 1 : 0, .one_sequence = s->one_seq};
     if (s->tree) { /* the tree's mask; the output projection quantizes the attention itself if it must */
         VKLLM_TRY(ops_flash_attention_tree(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
                                            W(ctx->page_table), W(ctx->tokens), W(ctx->tree), W(ctx->scratch),

@@ -47,8 +47,23 @@ static uint32_t gqa_pass(const ops_context *ops, const ops_attention_shape *s)
     return pass;
 }
 
+/* Tokens a workgroup takes (the tuning's attn_token_values, for a batch of one sequence): as many as hold at most
+ * that many query values with the GQA pass, at most 8, spread evenly (5 tokens at a bound of 4: 3 + 2, not 4 + 1,
+ * whose lone token would cost a full pass's arithmetic). */
+#define ATTN_MAX_TOKEN_PASS 8u
+static uint32_t token_pass(const ops_context *ops, const ops_attention_shape *s)
+{
+    const uint32_t values = ops->tuning->attn_token_values, per_token = gqa_pass(ops, s) * s->kv.head_dim;
+    if (!s->one_sequence || s->n_tokens < 2 || values < 2 * per_token) return 1;
+    uint32_t cap = values / per_token;
+    if (cap > ATTN_MAX_TOKEN_PASS) cap = ATTN_MAX_TOKEN_PASS;
+    if (cap > s->n_tokens) cap = s->n_tokens;
+    const uint32_t groups = vkr_div_up(s->n_tokens, cap);
+    return vkr_div_up(s->n_tokens, groups);
+}
+
 /* Heads a workgroup takes in turn (the tuning's attn_wgs_per_worker): as many as keep at least that many workgroups
- * per CPU worker thread in the dispatch, all of a token's on a device computing on one thread; whole passes of
+ * per CPU worker thread in the dispatch, all of its tokens' on a device computing on one thread; whole passes of
  * gqa_pass heads. */
 static uint32_t heads_per_workgroup(const ops_context *ops, const ops_attention_shape *s, uint32_t n_splits)
 {
@@ -56,7 +71,7 @@ static uint32_t heads_per_workgroup(const ops_context *ops, const ops_attention_
     const uint32_t pass = gqa_pass(ops, s);
     if (per_worker == 0) return pass;
     const uint64_t wanted = workers > 1 ? (uint64_t)per_worker * workers : 1;
-    const uint64_t per_token = (uint64_t)s->n_tokens * n_splits;
+    const uint64_t per_token = (uint64_t)vkr_div_up(s->n_tokens, token_pass(ops, s)) * n_splits;
     const uint64_t groups = (wanted + per_token - 1) / per_token; /* head groups each token needs */
     const uint32_t hpw = (uint32_t)(s->n_heads / (groups < s->n_heads ? groups : s->n_heads));
     return hpw > pass ? hpw - hpw % pass : pass;
@@ -76,6 +91,11 @@ uint32_t ops_attention_heads_per_workgroup(const ops_context *ops, const ops_att
 uint32_t ops_attention_gqa_pass(const ops_context *ops, const ops_attention_shape *shape)
 {
     return gqa_pass(ops, shape);
+}
+
+uint32_t ops_attention_token_pass(const ops_context *ops, const ops_attention_shape *shape)
+{
+    return token_pass(ops, shape);
 }
 
 uint32_t ops_attention_splits(const ops_context *ops, const ops_attention_shape *shape)
@@ -332,8 +352,8 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: head_dim %u with %u invocations needs %llu bytes of shared "
                           "memory, the device has %u", name, s->kv.head_dim, plan.wg, (unsigned long long)shared,
                           ops->caps->max_shared_memory);
-    uint32_t hpw = heads_per_workgroup(ops, s, plan.n_splits);
-    uint64_t groups_total = (uint64_t)s->n_tokens * vkr_div_up(s->n_heads, hpw) * plan.n_splits;
+    uint32_t hpw = heads_per_workgroup(ops, s, plan.n_splits), tp = token_pass(ops, s);
+    uint64_t groups_total = (uint64_t)vkr_div_up(s->n_tokens, tp) * vkr_div_up(s->n_heads, hpw) * plan.n_splits;
     if (groups_total > UINT32_MAX ||
         groups_total > (uint64_t)ops->caps->max_workgroup_count[0] * ops->caps->max_workgroup_count[1])
         return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %llu workgroups exceed the device's grid", name,
@@ -350,9 +370,9 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
     else if (direct_q8)
         name = texel ? SHADER(flash_attn_f32_q8_tx) : SHADER(flash_attn_f32_q8);
     vkr_pipeline_desc desc = {.shader = name, .n_bindings = direct_q8 || tree ? 7 : 6,
-                              .readonly_mask = tree ? 0x5f : 0x1f, .push_size = sizeof(attn_push), .n_spec = 6,
+                              .readonly_mask = tree ? 0x5f : 0x1f, .push_size = sizeof(attn_push), .n_spec = 7,
                               .spec = {plan.wg, head_dim4, plan.keys_per_lane, texel && records_quad(&s->kv, s->kv.k_type),
-                                       texel && records_quad(&s->kv, s->kv.v_type), gqa_pass(ops, s)}};
+                                       texel && records_quad(&s->kv, s->kv.v_type), gqa_pass(ops, s), tp}};
     if (texel) {
         desc.texel_format[0] = VK_FORMAT_R32G32B32A32_SFLOAT;
         desc.texel_format[1] = texel_format_of(s->kv.k_type, s->kv.head_dim);

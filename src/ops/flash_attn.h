@@ -26,6 +26,9 @@ typedef struct ops_attention_shape {
     uint32_t split_tokens;      /* tokens the split of the keys is planned for; 0: n_tokens.  1 gives every row
                                    the split a one-token pass would have at this max_context, so a row's result
                                    does not depend on how many tokens share the pass (verification passes) */
+    bool one_sequence;          /* every token is of one sequence (a verification pass, a prompt): lets a workgroup
+                                   attend several of them in one pass over their keys (the tuning's
+                                   attn_token_values).  A hint: a batch of several sequences is still right. */
 } ops_attention_shape;
 
 /* Bytes of scratch ops_flash_attention needs at this shape (0 when it does not split the keys).  It may
@@ -39,6 +42,9 @@ uint32_t ops_attention_heads_per_workgroup(const ops_context *ops, const ops_att
 /* Query heads of one KV head attended in one pass over the keys at this shape (the tuning's attn_gqa_values; 1 on
  * GPUs): each key and value read once for them; a row's bits are the same for any count. */
 uint32_t ops_attention_gqa_pass(const ops_context *ops, const ops_attention_shape *shape);
+/* Tokens one workgroup takes at this shape (the tuning's attn_token_values with one_sequence; 1 on GPUs), those of
+ * one sequence attended in one pass over the keys; a row's bits are the same for any count. */
+uint32_t ops_attention_token_pass(const ops_context *ops, const ops_attention_shape *shape);
 
 /* Does ops_flash_attention take the prompt attention on cooperative matrices (flash_attn_coopmat.comp, no
  * scratch, no split) at this shape on this device and tuning? */

@@ -90,6 +90,11 @@ typedef struct op_tuning {
      * head_dim: the pass keeps each head's query and accumulator in registers); below 2 x head_dim, one head
      * per pass.  The pass is the largest divisor of the group within this bound; a workgroup takes whole passes. */
     uint32_t attn_gqa_values;
+    /* Flash attention's tokens per workgroup where a batch is one sequence's (speculative verification, a prompt):
+     * a pass attends them together over the keys they share, each key and value read once for all of them, as many
+     * (at most 8) as hold at most this many query values with the GQA pass (tokens x heads per pass x head_dim),
+     * the batch spread evenly over workgroups of that many; 0: one token per workgroup. */
+    uint32_t attn_token_values;
     /* 1: RMSNorm reads and writes rows of whole vec4s (cols % 4 == 0) a vec4 per invocation and step
      * (rms_norm.comp VEC4; lavapipe loops over the lanes once per access, whatever its width); 0: a float. */
     uint32_t norm_vec4;

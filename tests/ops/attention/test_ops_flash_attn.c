@@ -46,6 +46,9 @@ static attn_token token_of(const attn_case *c, uint32_t t)
     return (attn_token){c->tok[7].seq, c->tok[7].pos + (t - 7)};
 }
 
+/* The shape's one_sequence hint for the fixtures made from now on (test_token_passes). */
+static bool fixture_one_sequence;
+
 static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_type k_type, ops_kv_type v_type,
                                  uint32_t page_size, th_rng *rng)
 {
@@ -70,7 +73,8 @@ static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_typ
                                       .n_seqs = n_seqs,
                                       .max_pages_per_seq = pages,
                                       .k_type = k_type,
-                                      .v_type = v_type}};
+                                      .v_type = v_type},
+                               .one_sequence = fixture_one_sequence};
     f->positions = pages * page_size;
     size_t row = (size_t)c->n_kv_heads * c->head_dim, q_len = (size_t)c->n_tokens * c->n_heads * c->head_dim;
     size_t hist = (size_t)n_seqs * f->positions * row;
@@ -816,6 +820,7 @@ static void test_workgroup_sizes(void **state)
  * that crosses KV heads, and a GQA group's heads attended in one pass, give every row the bits of one head per
  * workgroup and pass; the quantized output, a tree and a quantized cache also run grouped against the reference. */
 static op_tuning hpw_row;
+static uint32_t token_values; /* the grouped runs' attn_token_values (test_token_passes) */
 
 /* The output of case c (its data as run_case's) at attn_wgs_per_worker per_worker with `workers` CPU threads and
  * attn_gqa_values gqa_values; returns the heads per workgroup it used, and in *pass the heads per pass. */
@@ -826,6 +831,7 @@ static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker
     hpw_row = *tuning_for(o->caps);
     hpw_row.attn_wgs_per_worker = per_worker;
     hpw_row.attn_gqa_values = gqa_values;
+    hpw_row.attn_token_values = token_values;
     o->tuning = &hpw_row;
     o->cpu_workers = workers;
     th_rng rng = case_rng(c, f16);
@@ -904,6 +910,82 @@ static void test_heads_per_workgroup(void **state)
     o->cpu_workers = workers;
 }
 
+/* Tokens per workgroup (attn_token_values with the shape's one_sequence hint): a batch of one sequence's tokens
+ * attended in passes of several give every row the bits of one token per workgroup, with GQA passes, heads taken in
+ * turn, split keys, a token whose split lies past its context, and a batch that is not one sequence though the hint
+ * says so (the shader groups its tokens by sequence); the quantized output, a tree and a quantized cache against
+ * the reference. */
+static void test_token_passes(void **state)
+{
+    (void)state;
+    ops_context *o = th_ops();
+    const uint32_t workers = o->cpu_workers;
+    static const struct {
+        attn_case c;
+        uint32_t per_worker, workers, gqa_values, token_values; /* the grouped run's setting */
+        uint32_t want_tp;                                        /* the tokens per workgroup it gives */
+    } cases[] = {
+        /* stories260K's verification pass: 7 tokens, heads in passes of 2 */
+        {{8, 4, 8, 7, {{0, 40}, {0, 41}, {0, 42}, {0, 43}, {0, 44}, {0, 45}, {0, 46}}}, 4, 1, 64, 128, 7},
+        /* 5 tokens at a bound of 4 per workgroup: 3 + 2; heads of 16 one per pass */
+        {{4, 2, 16, 5, {{0, 20}, {0, 21}, {0, 22}, {0, 23}, {0, 24}}}, 4, 1, 0, 64, 3},
+        /* 11 tokens of a prompt from position 0 (token_of continues the 8th's positions): 6 + 5 */
+        {{4, 4, 8, 11, {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {0, 4}, {0, 5}, {0, 6}, {0, 7}}}, 1, 2, 0, 64, 6},
+        /* the hint is wrong: three sequences and a lone one interleaved */
+        {{8, 4, 8, 7, {{0, 40}, {1, 10}, {0, 41}, {1, 11}, {2, 3}, {0, 42}, {1, 12}}}, 4, 1, 64, 128, 7},
+        /* split keys; the last token's context ends in the first split */
+        {{4, 2, 32, 4, {{0, 1200}, {0, 1201}, {0, 1202}, {0, 5}}}, 2, 2, 64, 256, 4},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int f16 = 0; f16 < 2; f16++) {
+            const attn_case *c = &cases[i].c;
+            const size_t n = (size_t)c->n_tokens * c->n_heads * c->head_dim;
+            float *one = malloc(n * sizeof *one), *grouped = malloc(n * sizeof *grouped);
+            assert_true(one && grouped);
+            uint32_t pass;
+            fixture_one_sequence = false;
+            grouped_output(c, f16, 0, workers, 0, one, &pass);
+            fixture_one_sequence = true;
+            token_values = cases[i].token_values;
+            const uint32_t hpw = grouped_output(c, f16, cases[i].per_worker, cases[i].workers, cases[i].gqa_values,
+                                                grouped, &pass);
+            o->tuning = &hpw_row;
+            attn_fixture f;
+            th_rng rng = case_rng(c, f16);
+            fixture_create(&f, c, f16, 16, &rng);
+            const uint32_t tp = ops_attention_token_pass(o, &f.shape), splits = ops_attention_splits(o, &f.shape);
+            fixture_free(&f);
+            printf("heads %u/%u head_dim %u tokens %u %s: %u tokens per workgroup, %u heads per workgroup, %u per "
+                   "pass, %u splits\n", c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens, f16 ? "f16" : "f32", tp,
+                   hpw, pass, splits);
+            assert_int_equal(tp, cases[i].want_tp);
+            if (i == 4) assert_true(splits > 1);
+            assert_memory_equal(one, grouped, n * sizeof *one);
+            token_values = 0;
+            free(one), free(grouped);
+        }
+    /* Against the reference, in passes of several tokens: the quantized output (barriers between the passes), a tree
+     * (each token its own mask), a quantized cache. */
+    hpw_row = *tuning_for(o->caps);
+    hpw_row.attn_wgs_per_worker = 1;
+    hpw_row.attn_gqa_values = 128;
+    hpw_row.attn_token_values = 512;
+    o->tuning = &hpw_row;
+    o->cpu_workers = 1;
+    fixture_one_sequence = true;
+    static const attn_case q8_case = {4, 2, 64, 5, {{0, 30}, {0, 31}, {0, 32}, {0, 33}, {0, 34}}};
+    run_q8_case(&q8_case, true, 101);
+    run_q8_case(&q8_case, false, 102);
+    run_tree_case(4, 2, 64, 37, 13, 0, true, 23);
+    run_tree_case(8, 4, 8, 20, 9, 0, false, 24);
+    static const attn_case typed = {4, 1, 64, 6, {{0, 33}, {0, 34}, {0, 35}, {0, 36}, {0, 37}, {0, 38}}};
+    run_typed(&typed, OPS_KV_Q8_0, OPS_KV_Q4_0);
+    run_typed(&typed, OPS_KV_Q4_0, OPS_KV_F16);
+    fixture_one_sequence = false;
+    o->tuning = tuning_for(o->caps);
+    o->cpu_workers = workers;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -915,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_q8_output),
         cmocka_unit_test(test_tree_mask),    cmocka_unit_test(test_other_reads),
         cmocka_unit_test(test_workgroup_sizes), cmocka_unit_test(test_heads_per_workgroup),
+        cmocka_unit_test(test_token_passes),
     };
     /* The _sg16 rerun (tests/CMakeLists.txt): flash_attn.comp's _tx variants merge with subgroup arithmetic (the
      * tuning's workgroup of 8 is then half a subgroup: test_tree_mask; 4 lanes, with decode, a mixed batch, split-K,
@@ -924,7 +1007,7 @@ int main(void)
         cmocka_unit_test(test_attention_bad_shapes), cmocka_unit_test(test_quantized_bad_shapes),
         cmocka_unit_test(test_tree_mask),
         cmocka_unit_test(test_coopmat),      cmocka_unit_test(test_workgroup_sizes),
-        cmocka_unit_test(test_heads_per_workgroup),
+        cmocka_unit_test(test_heads_per_workgroup), cmocka_unit_test(test_token_passes),
     };
     if (th_subgroup_rerun()) {
         printf("subgroup-size rerun: only the tests of shaders with subgroup operations\n");
