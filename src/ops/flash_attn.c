@@ -40,6 +40,7 @@ static attn_plan plan_of(const ops_context *ops, const ops_attention_shape *s)
  * whose queries hold at most that many values, so that a pass never spans two KV heads. */
 static uint32_t gqa_pass(const ops_context *ops, const ops_attention_shape *s)
 {
+    if (!s->kv.n_kv_heads || !s->kv.head_dim) return 1; /* a bad shape: check_shape says why */
     const uint32_t group = s->n_heads / s->kv.n_kv_heads, cap = ops->tuning->attn_gqa_values / s->kv.head_dim;
     uint32_t pass = 1;
     for (uint32_t d = 2; d <= group && d <= cap; d++)
@@ -54,7 +55,7 @@ static uint32_t gqa_pass(const ops_context *ops, const ops_attention_shape *s)
 static uint32_t token_pass(const ops_context *ops, const ops_attention_shape *s)
 {
     const uint32_t values = ops->tuning->attn_token_values, per_token = gqa_pass(ops, s) * s->kv.head_dim;
-    if (!s->one_sequence || s->n_tokens < 2 || values < 2 * per_token) return 1;
+    if (!s->one_sequence || s->n_tokens < 2 || !per_token || values < 2 * per_token) return 1;
     uint32_t cap = values / per_token;
     if (cap > ATTN_MAX_TOKEN_PASS) cap = ATTN_MAX_TOKEN_PASS;
     if (cap > s->n_tokens) cap = s->n_tokens;

@@ -93,7 +93,9 @@ typedef struct op_tuning {
     /* Flash attention's tokens per workgroup where a batch is one sequence's (speculative verification, a prompt):
      * a pass attends them together over the keys they share, each key and value read once for all of them, as many
      * (at most 8) as hold at most this many query values with the GQA pass (tokens x heads per pass x head_dim),
-     * the batch spread evenly over workgroups of that many; 0: one token per workgroup. */
+     * the batch spread evenly over workgroups of that many; 0: one token per workgroup.  The pass keeps its queries
+     * and accumulators in registers: a bigger bound spills, and lavapipe's LLVM takes minutes to compile a pass of
+     * 256 values at 16-wide vectors. */
     uint32_t attn_token_values;
     /* 1: RMSNorm reads and writes rows of whole vec4s (cols % 4 == 0) a vec4 per invocation and step
      * (rms_norm.comp VEC4; lavapipe loops over the lanes once per access, whatever its width); 0: a float. */

@@ -821,6 +821,7 @@ static void test_workgroup_sizes(void **state)
  * workgroup and pass; the quantized output, a tree and a quantized cache also run grouped against the reference. */
 static op_tuning hpw_row;
 static uint32_t token_values; /* the grouped runs' attn_token_values (test_token_passes) */
+static int texel_loads = -1;  /* the runs' texel_loads where >= 0 (test_token_passes), else the row's */
 
 /* The output of case c (its data as run_case's) at attn_wgs_per_worker per_worker with `workers` CPU threads and
  * attn_gqa_values gqa_values; returns the heads per workgroup it used, and in *pass the heads per pass. */
@@ -832,6 +833,7 @@ static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker
     hpw_row.attn_wgs_per_worker = per_worker;
     hpw_row.attn_gqa_values = gqa_values;
     hpw_row.attn_token_values = token_values;
+    if (texel_loads >= 0) hpw_row.texel_loads = (uint32_t)texel_loads;
     o->tuning = &hpw_row;
     o->cpu_workers = workers;
     th_rng rng = case_rng(c, f16);
@@ -934,11 +936,15 @@ static void test_token_passes(void **state)
         /* the hint is wrong: three sequences and a lone one interleaved */
         {{8, 4, 8, 7, {{0, 40}, {1, 10}, {0, 41}, {1, 11}, {2, 3}, {0, 42}, {1, 12}}}, 4, 1, 64, 128, 7},
         /* split keys; the last token's context ends in the first split */
-        {{4, 2, 32, 4, {{0, 1200}, {0, 1201}, {0, 1202}, {0, 5}}}, 2, 2, 64, 256, 4},
+        {{4, 2, 32, 4, {{0, 1200}, {0, 1201}, {0, 1202}, {0, 5}}}, 2, 2, 64, 128, 2},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    /* the texel variants (the CPU row's) and the storage-buffer ones, which merge through shared memory (GPUs'; not in
+     * the _sg16 rerun, which is for subgroup operations) */
+    const bool rerun = th_subgroup_rerun();
+    for (size_t i = 0; i < 2 * sizeof cases / sizeof *cases; i += rerun ? 2 : 1)
         for (int f16 = 0; f16 < 2; f16++) {
-            const attn_case *c = &cases[i].c;
+            texel_loads = i % 2 ? 0 : -1;
+            const attn_case *c = &cases[i / 2].c;
             const size_t n = (size_t)c->n_tokens * c->n_heads * c->head_dim;
             float *one = malloc(n * sizeof *one), *grouped = malloc(n * sizeof *grouped);
             assert_true(one && grouped);
@@ -946,30 +952,32 @@ static void test_token_passes(void **state)
             fixture_one_sequence = false;
             grouped_output(c, f16, 0, workers, 0, one, &pass);
             fixture_one_sequence = true;
-            token_values = cases[i].token_values;
-            const uint32_t hpw = grouped_output(c, f16, cases[i].per_worker, cases[i].workers, cases[i].gqa_values,
-                                                grouped, &pass);
+            token_values = cases[i / 2].token_values;
+            const uint32_t hpw = grouped_output(c, f16, cases[i / 2].per_worker, cases[i / 2].workers,
+                                                cases[i / 2].gqa_values, grouped, &pass);
             o->tuning = &hpw_row;
             attn_fixture f;
             th_rng rng = case_rng(c, f16);
             fixture_create(&f, c, f16, 16, &rng);
             const uint32_t tp = ops_attention_token_pass(o, &f.shape), splits = ops_attention_splits(o, &f.shape);
             fixture_free(&f);
-            printf("heads %u/%u head_dim %u tokens %u %s: %u tokens per workgroup, %u heads per workgroup, %u per "
-                   "pass, %u splits\n", c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens, f16 ? "f16" : "f32", tp,
-                   hpw, pass, splits);
-            assert_int_equal(tp, cases[i].want_tp);
-            if (i == 4) assert_true(splits > 1);
+            printf("heads %u/%u head_dim %u tokens %u %s%s: %u tokens per workgroup, %u heads per workgroup, %u per "
+                   "pass, %u splits\n", c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens, f16 ? "f16" : "f32",
+                   texel_loads == 0 ? " (storage buffers)" : "", tp, hpw, pass, splits);
+            assert_int_equal(tp, cases[i / 2].want_tp);
+            if (i / 2 == 4) assert_true(splits > 1);
             assert_memory_equal(one, grouped, n * sizeof *one);
             token_values = 0;
+            texel_loads = -1;
             free(one), free(grouped);
         }
     /* Against the reference, in passes of several tokens: the quantized output (barriers between the passes), a tree
-     * (each token its own mask), a quantized cache. */
+     * (each token its own mask), a quantized cache.  Passes of at most 128 query values, as the CPU row's: LLVM takes
+     * minutes over a pass of 256 at lavapipe's 16-wide vectors (the _sg16 rerun). */
     hpw_row = *tuning_for(o->caps);
     hpw_row.attn_wgs_per_worker = 1;
-    hpw_row.attn_gqa_values = 128;
-    hpw_row.attn_token_values = 512;
+    hpw_row.attn_gqa_values = 64;
+    hpw_row.attn_token_values = 128;
     o->tuning = &hpw_row;
     o->cpu_workers = 1;
     fixture_one_sequence = true;
@@ -981,6 +989,11 @@ static void test_token_passes(void **state)
     static const attn_case typed = {4, 1, 64, 6, {{0, 33}, {0, 34}, {0, 35}, {0, 36}, {0, 37}, {0, 38}}};
     run_typed(&typed, OPS_KV_Q8_0, OPS_KV_Q4_0);
     run_typed(&typed, OPS_KV_Q4_0, OPS_KV_F16);
+    hpw_row.texel_loads = 0; /* the storage-buffer variants: barriers between the passes' q8 stores and merges */
+    if (!rerun) {
+        run_q8_case(&q8_case, false, 103);
+        run_tree_case(8, 4, 8, 20, 9, 0, true, 25);
+    }
     fixture_one_sequence = false;
     o->tuning = tuning_for(o->caps);
     o->cpu_workers = workers;
