@@ -408,7 +408,10 @@ void attend_rows(uint t0, uint h0, uint split, uint key_begin, uint seq_pages)
 
 #if defined(TREE)
     uvec4 tr[TP];
-    [[unroll]] for (uint tp = 0u; tp < TP; tp++) tr[tp] = tok_on[tp] ? tree[t0 + tp] : uvec4(0u);
+    [[unroll]] for (uint tp = 0u; tp < TP; tp++) {
+        tr[tp] = uvec4(0u);
+        if (tok_on[tp]) tr[tp] = tree[t0 + tp]; // a branch, not a select: no read past the batch's rows
+    }
 #endif
     uint kv_head = h0 / p.group;
     uint slot_mask = (1u << p.page_shift) - 1u;
