@@ -823,10 +823,15 @@ static op_tuning hpw_row;
 static uint32_t token_values; /* the grouped runs' attn_token_values (test_token_passes) */
 static int texel_loads = -1;  /* the runs' texel_loads where >= 0 (test_token_passes), else the row's */
 
+/* How a grouped run spread its rows: heads per workgroup, heads per pass, tokens per workgroup, key splits. */
+typedef struct grouping {
+    uint32_t hpw, pass, tp, splits;
+} grouping;
+
 /* The output of case c (its data as run_case's) at attn_wgs_per_worker per_worker with `workers` CPU threads and
- * attn_gqa_values gqa_values; returns the heads per workgroup it used, and in *pass the heads per pass. */
-static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker, uint32_t workers,
-                               uint32_t gqa_values, float *out, uint32_t *pass)
+ * attn_gqa_values gqa_values; returns how it spread the rows. */
+static grouping grouped_output(const attn_case *c, bool f16, uint32_t per_worker, uint32_t workers,
+                               uint32_t gqa_values, float *out)
 {
     ops_context *o = th_ops();
     hpw_row = *tuning_for(o->caps);
@@ -843,12 +848,12 @@ static uint32_t grouped_output(const attn_case *c, bool f16, uint32_t per_worker
     th_check_status(record_attention(seq, &f), "ops_flash_attention");
     th_check_status(vkr_sequence_end(seq), "end");
     th_check_status(vkr_sequence_run(seq), "run");
-    const uint32_t hpw = ops_attention_heads_per_workgroup(o, &f.shape);
-    *pass = ops_attention_gqa_pass(o, &f.shape);
+    const grouping g = {ops_attention_heads_per_workgroup(o, &f.shape), ops_attention_gqa_pass(o, &f.shape),
+                        ops_attention_token_pass(o, &f.shape), ops_attention_splits(o, &f.shape)};
     th_download(&f.b_out, out, sizeof(float) * c->n_tokens * c->n_heads * c->head_dim);
     vkr_sequence_destroy(seq);
     fixture_free(&f);
-    return hpw;
+    return g;
 }
 
 static void test_heads_per_workgroup(void **state)
@@ -880,18 +885,18 @@ static void test_heads_per_workgroup(void **state)
             const size_t n = (size_t)c->n_tokens * c->n_heads * c->head_dim;
             float *one = malloc(n * sizeof *one), *grouped = malloc(n * sizeof *grouped);
             assert_true(one && grouped);
-            uint32_t pass;
-            assert_int_equal(grouped_output(c, f16, 0, workers, 0, one, &pass), 1);
-            assert_int_equal(pass, 1);
-            const uint32_t hpw = grouped_output(c, f16, cases[i].per_worker, cases[i].workers, cases[i].gqa_values,
-                                                grouped, &pass);
+            const grouping alone = grouped_output(c, f16, 0, workers, 0, one);
+            assert_int_equal(alone.hpw, 1);
+            assert_int_equal(alone.pass, 1);
+            const grouping g = grouped_output(c, f16, cases[i].per_worker, cases[i].workers, cases[i].gqa_values,
+                                              grouped);
             printf("heads %u/%u head_dim %u tokens %u %s: %u heads per workgroup, %u per pass (%u per worker, %u "
                    "workers, %u query values per pass)\n",
-                   c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens, f16 ? "f16" : "f32", hpw, pass,
+                   c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens, f16 ? "f16" : "f32", g.hpw, g.pass,
                    cases[i].per_worker, cases[i].workers, cases[i].gqa_values);
-            if (cases[i].want_hpw) assert_int_equal(hpw, cases[i].want_hpw);
-            else assert_true(hpw > 1);
-            assert_int_equal(pass, cases[i].want_pass);
+            if (cases[i].want_hpw) assert_int_equal(g.hpw, cases[i].want_hpw);
+            else assert_true(g.hpw > 1);
+            assert_int_equal(g.pass, cases[i].want_pass);
             assert_memory_equal(one, grouped, n * sizeof *one);
             free(one), free(grouped);
         }
@@ -948,24 +953,17 @@ static void test_token_passes(void **state)
             const size_t n = (size_t)c->n_tokens * c->n_heads * c->head_dim;
             float *one = malloc(n * sizeof *one), *grouped = malloc(n * sizeof *grouped);
             assert_true(one && grouped);
-            uint32_t pass;
             fixture_one_sequence = false;
-            grouped_output(c, f16, 0, workers, 0, one, &pass);
+            assert_int_equal(grouped_output(c, f16, 0, workers, 0, one).tp, 1);
             fixture_one_sequence = true;
             token_values = cases[i / 2].token_values;
-            const uint32_t hpw = grouped_output(c, f16, cases[i / 2].per_worker, cases[i / 2].workers,
-                                                cases[i / 2].gqa_values, grouped, &pass);
-            o->tuning = &hpw_row;
-            attn_fixture f;
-            th_rng rng = case_rng(c, f16);
-            fixture_create(&f, c, f16, 16, &rng);
-            const uint32_t tp = ops_attention_token_pass(o, &f.shape), splits = ops_attention_splits(o, &f.shape);
-            fixture_free(&f);
+            const grouping g = grouped_output(c, f16, cases[i / 2].per_worker, cases[i / 2].workers,
+                                              cases[i / 2].gqa_values, grouped);
             printf("heads %u/%u head_dim %u tokens %u %s%s: %u tokens per workgroup, %u heads per workgroup, %u per "
                    "pass, %u splits\n", c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens, f16 ? "f16" : "f32",
-                   texel_loads == 0 ? " (storage buffers)" : "", tp, hpw, pass, splits);
-            assert_int_equal(tp, cases[i / 2].want_tp);
-            if (i / 2 == 4) assert_true(splits > 1);
+                   texel_loads == 0 ? " (storage buffers)" : "", g.tp, g.hpw, g.pass, g.splits);
+            assert_int_equal(g.tp, cases[i / 2].want_tp);
+            if (i / 2 == 4) assert_true(g.splits > 1);
             assert_memory_equal(one, grouped, n * sizeof *one);
             token_values = 0;
             texel_loads = -1;
