@@ -6,7 +6,7 @@
 #   bench/quant-methods.sh [BUILD_DIR] [OUT_DIR]
 # MODELS ("stories260K"; "stories260K llama-134m" for both),
 # TYPES ("Q4_0 Q4_K_M Q3_K_M Q2_K"), METHODS ("rtn imatrix gptq awq awq+gptq llama-imatrix"; also gptq-seq-layer,
-# gptq-seq-input: --sequential layer|input, gptq-rounds: --gptq-rounds 1), CTX (512: the
+# gptq-seq-input: --sequential layer|input, gptq-rounds: --gptq-rounds 1, gptq-descent: --gptq-descent 1), CTX (512: the
 # calibration and evaluation chunk), CHUNKS_134M (2; CALIB_CHUNKS_134M, default the same, for the calibration
 # alone) size the run.
 set -euo pipefail
@@ -57,8 +57,9 @@ for model in ${MODELS:-stories260K}; do
                 gptq|awq|awq+gptq)
                     "$vk" quantize --method "$method" --calib "$calib" --calib-ctx "$ctx" "${calib_extra[@]}" \
                         "$m" "$q" "$type" >/dev/null 2>&1 ;;
-                gptq-seq-layer|gptq-seq-input|gptq-rounds)
+                gptq-seq-layer|gptq-seq-input|gptq-rounds|gptq-descent)
                     extra=(--gptq-rounds 1); [[ $method == gptq-seq-* ]] && extra=(--sequential "${method#gptq-seq-}")
+                    [[ $method == gptq-descent ]] && extra=(--gptq-descent 1)
                     "$vk" quantize --method gptq "${extra[@]}" --calib "$calib" --calib-ctx "$ctx" "${calib_extra[@]}" \
                         "$m" "$q" "$type" >/dev/null 2>&1 ;;
                 llama-imatrix)

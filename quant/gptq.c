@@ -22,6 +22,8 @@ struct quant_gptq_hessian {
     bool act_order;
     uint32_t batch;
     uint32_t rounds;
+    uint32_t descent;
+    double ridge;    /* the damping added to diag(H) for the factorisation, which the descent keeps */
 };
 
 void quant_gptq_free(quant_gptq_hessian *g)
@@ -201,6 +203,7 @@ vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq
     g->act_order = params->act_order;
     g->batch = params->batch ? params->batch : 128;
     g->rounds = params->rounds;
+    g->descent = params->descent;
     double mean = 0;
     for (uint64_t i = 0; i < cols; i++) {
         diag[i] = h[i * cols + i];
@@ -227,6 +230,7 @@ vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq
         }
         if (factor(hp, cols, scratch)) st = VKLLM_OK;
     }
+    g->ridge = damp / 10 * mean; /* (the loop's step ran once more after the last attempt) */
     free(diag), free(scratch);
     if (st != VKLLM_OK) {
         quant_gptq_free(g);
@@ -651,6 +655,94 @@ static vkllm_status row_errors(gptq_run *r, const float *w, double *out)
     return region_status(&job, n, "the output error");
 }
 
+/* Sweeps of the coordinate descent over a row's codes, at most (each lowers its error; most rows settle in a few). */
+enum { DESCENT_SWEEPS = 16 };
+
+/* e^T H e from e and grad = (H + ridge I) e. */
+static double undamped_error(const double *e, const double *grad, double ridge, uint64_t n)
+{
+    double f = 0;
+    for (uint64_t j = 0; j < n; j++) f += e[j] * (grad[j] - ridge * e[j]);
+    return f;
+}
+
+/* Coordinate descent on the codes of rows [r0, r1) (QuantEase, Behdin et al., 2023), the grid held: a weight's code
+ * moves one step up or down wherever that lowers the row's error f = e^T (H + ridge I) e, e = w - q (GPTQ's damped
+ * objective: the ridge keeps a few hundred calibration tokens from being fitted too closely).  Moving weight j by t
+ * (e_j -> e_j + t) changes f by 2 t g_j + t^2 (H_jj + ridge) for the gradient g = (H + ridge I) e, which a move
+ * updates with H's column j times t.  GPTQ rounds each column once, against the errors of the columns before it
+ * only; the descent revisits every column with all the others' rounding known.  A row keeps its codes from before
+ * unless the descent lowered its undamped error e^T H e too (the refit's objective: so a round never raises it). */
+static vkllm_status descend_rows(gptq_run *r, const float *w, uint64_t r0, uint64_t r1)
+{
+    const uint64_t n = r->cols;
+    const double ridge = r->g->ridge;
+    double *e = malloc(n * sizeof *e), *grad = malloc(n * sizeof *grad);
+    uint8_t *kept = malloc(n);
+    vkllm_status st = e && grad && kept ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
+    for (uint64_t row = r0; row < r1 && st == VKLLM_OK; row++) {
+        for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = grid_of_block(r, row, bi);
+        const float *scale = r->scale + row * n, *off = r->off + row * n;
+        uint8_t *codes = r->codes + row * n;
+        for (uint64_t j = 0; j < n; j++)
+            e[j] = r->g->dead[j] ? 0.0 : (double)w[row * n + j] - ((double)scale[j] * codes[j] + off[j]);
+        for (uint64_t i = 0; i < n; i++) {
+            const float *hi = r->g->h + i * n;
+            double acc = ridge * e[i];
+            for (uint64_t j = 0; j < n; j++) acc += hi[j] * e[j];
+            grad[i] = acc;
+        }
+        memcpy(kept, codes, n);
+        const double before = undamped_error(e, grad, ridge, n);
+        for (uint32_t sweep = 0, moved = 1; sweep < DESCENT_SWEEPS && moved; sweep++) {
+            moved = 0;
+            for (uint64_t j = 0; j < n; j++) {
+                if (r->g->dead[j] || scale[j] == 0) continue;
+                const double curv = r->g->h[j * n + j] + ridge;
+                for (int step = -1; step <= 1; step += 2) {
+                    const int code = codes[j] + step;
+                    if (code < 0 || code > r->fmt->nmax) continue;
+                    const double t = -(double)scale[j] * step;
+                    /* strictly lower by more than rounding noise: no move undoes another */
+                    if (!(2 * t * grad[j] + t * t * curv < -1e-9 * t * t * curv)) continue;
+                    codes[j] = (uint8_t)code;
+                    e[j] += t;
+                    const float *hj = r->g->h + j * n;
+                    for (uint64_t i = 0; i < n; i++) grad[i] += t * hj[i];
+                    grad[j] += t * ridge;
+                    moved = 1;
+                    break;
+                }
+            }
+        }
+        if (!(undamped_error(e, grad, ridge, n) < before)) memcpy(codes, kept, n); /* H's own error decides */
+    }
+    free(e), free(grad), free(kept);
+    return st;
+}
+
+static void descend_region(void *p, uint32_t t, uint32_t n)
+{
+    rows_job *job = p;
+    uint64_t r0, r1;
+    row_range(job->r, t, n, &r0, &r1);
+    job->st[t] = descend_rows(job->r, job->w, r0, r1);
+}
+
+/* Rounds of the coordinate descent, each followed by the refit: both only ever lower a row's output error. */
+static vkllm_status descent_rounds(gptq_run *r, const float *w, uint32_t rounds)
+{
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t round = 0; round < rounds && st == VKLLM_OK; round++) {
+        rows_job job = {.r = r, .w = w};
+        const uint32_t n = row_threads(r);
+        quant_parallel_run(descend_region, &job, n);
+        st = region_status(&job, n, "the coordinate descent");
+        if (st == VKLLM_OK) st = refit_scales(r, w);
+    }
+    return st;
+}
+
 /* Later rounds: GPTQ again with every block's refit parameters held (only the codes move), then the refit again;
  * a row keeps the round with the lowest output error.  Alternating codes and scales this way is a descent on
  * neither alone, hence the per-row choice. */
@@ -713,6 +805,7 @@ vkllm_status quant_gptq_quantize(uint32_t type, float *w, uint64_t rows, uint64_
         st = run_gptq(&r, false);
         if (st == VKLLM_OK) st = refit_scales(&r, w);
         if (st == VKLLM_OK && g->rounds && fmt->refit && g->h) st = more_rounds(&r, w, g->rounds);
+        if (st == VKLLM_OK && g->descent && g->h) st = descent_rounds(&r, w, g->descent);
     }
     const uint64_t bytes = r.row_bytes / (cols / r.be);
     _Alignas(16) uint8_t block[GPTQ_MAX_BLOCK];

@@ -14,7 +14,9 @@
  * kept where, rounded to f16, they lower it.  GPTQ chose each scale from weights its later error feedback moved,
  * before the block's codes; the K-quants' nested sub-block scales are left as chosen.  Optionally GPTQ then runs
  * again with the refit parameters held (the codes chosen anew for them), refit again, and so on: each row keeps
- * the round with its lowest output error. */
+ * the round with its lowest output error.  Optionally, last, rounds of coordinate descent on the codes (QuantEase,
+ * Behdin et al., 2023: a code moves a step wherever that lowers the row's output error, every column revisited
+ * with all the others' rounding known), each refit again, a row again keeping its best round. */
 #ifndef VKLLM_QUANT_GPTQ_H
 #define VKLLM_QUANT_GPTQ_H
 
@@ -30,6 +32,8 @@ typedef struct quant_gptq_params {
     bool no_refit;      /* keep the scales chosen before rounding (see below); for comparisons */
     uint32_t rounds;    /* after the refit, this many more rounds of GPTQ with the refit parameters held, each
                          * refit again; a row keeps its best round (refit formats only) */
+    uint32_t descent;   /* then this many rounds of coordinate descent on the codes (every format), each followed
+                         * by the refit; a row keeps its best round.  Costs about a GPTQ run per round */
 } quant_gptq_params;
 
 /* The factorised Hessian of one input (shared by every weight reading it: Q/K/V, gate/up). */

@@ -430,8 +430,9 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
                                          {"--token-embedding-type", &o->token_embd_type}};
     const char **positional[3] = {&o->in, &o->out, &o->type};
     int n = 0;
-    bool rounds_set = false;
+    bool rounds_set = false, descent_set = false;
     o->gptq_rounds = 0;
+    o->gptq_descent = 0;
     for (int i = 1; i < argc; i++) {
         const char **slot = string_slot(strings, sizeof strings / sizeof strings[0], argv[i]);
         if (is_help(argv[i])) return CLI_PARSE_HELP;
@@ -444,6 +445,11 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
             if (!v || cli_parse_integer("--gptq-rounds", v, 0, 8, &o->gptq_rounds, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
             rounds_set = true;
+        } else if (!strcmp(argv[i], "--gptq-descent")) {
+            const char *v = take_value(argc, argv, &i, err, err_len);
+            if (!v || cli_parse_integer("--gptq-descent", v, 0, 8, &o->gptq_descent, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            descent_set = true;
         } else if (!strcmp(argv[i], "--calib-ctx") || !strcmp(argv[i], "--calib-chunks")) {
             const char *a = argv[i], *v;
             int64_t value;
@@ -472,6 +478,7 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
     if (strcmp(o->sequential, "off") && strcmp(o->method, "gptq"))
         return fail(err, err_len, "--sequential goes with --method gptq");
     if (rounds_set && !strstr(o->method, "gptq")) return fail(err, err_len, "--gptq-rounds goes with --method gptq");
+    if (descent_set && !strstr(o->method, "gptq")) return fail(err, err_len, "--gptq-descent goes with --method gptq");
     if (!o->calib_ctx) o->calib_ctx = 512;
     if (!o->calib_chunks) o->calib_chunks = -1;
     return CLI_PARSE_OK;

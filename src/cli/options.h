@@ -160,6 +160,7 @@ typedef struct cli_quantize_options {
     bool act_order;              /* --act-order */
     const char *sequential;      /* --sequential off|layer|input (default off) */
     int64_t gptq_rounds;         /* --gptq-rounds N (default 0) */
+    int64_t gptq_descent;        /* --gptq-descent N (default 0) */
     const char *output_type;     /* --output-tensor-type T: output.weight in T (llama-quantize's option) */
     const char *token_embd_type; /* --token-embedding-type T: token_embd.weight in T */
 } cli_quantize_options;

@@ -229,6 +229,12 @@ static void test_other_commands(void **state)
     o = expect_ok("quantize --method gptq --calib c.txt --sequential input --gptq-rounds 2 a.gguf b.gguf Q4_0");
     assert_string_equal(o.u.quantize.sequential, "input");
     assert_int_equal(o.u.quantize.gptq_rounds, 2);
+    assert_int_equal(o.u.quantize.gptq_descent, 0);
+    o = expect_ok("quantize --method awq+gptq --calib c.txt --gptq-descent 3 a.gguf b.gguf Q4_K_M");
+    assert_int_equal(o.u.quantize.gptq_descent, 3);
+    expect_error("quantize --method awq --calib c.txt --gptq-descent 1 a.gguf b.gguf Q4_0",
+                 "--gptq-descent goes with --method gptq");
+    expect_error("quantize --method gptq --calib c.txt --gptq-descent 9 a.gguf b.gguf Q4_0", "--gptq-descent");
     expect_error("quantize --method gptq --calib c.txt --sequential all a.gguf b.gguf Q4_0",
                  "--sequential 'all': expected off, layer or input");
     expect_error("quantize --method awq+gptq --calib c.txt --sequential layer a.gguf b.gguf Q4_0",

@@ -15,7 +15,7 @@ static void quantize_usage(FILE *out)
     fprintf(out, "usage: vkllm quantize [--pure] [--output-tensor-type T] [--token-embedding-type T] [--imatrix FILE]\n"
                  "                      [--method rtn|gptq|awq|awq+gptq --calib TEXT [--calib-ctx 512]\n"
                  "                      [--calib-chunks N] [--act-order] [--gptq-rounds 0]\n"
-                 "                      [--sequential off|layer|input]]\n"
+                 "                      [--gptq-descent 0] [--sequential off|layer|input]]\n"
                  "                      IN.gguf OUT.gguf TYPE\n"
                  "  types: %s\n"
                  "  --pure: every 2-D weight in TYPE, also for the mixtures (Q2_K)\n"
@@ -29,6 +29,9 @@ static void quantize_usage(FILE *out)
                  "                 quantized up to it (one calibration pass per layer / per input);\n"
                  "                 --gptq-rounds N: GPTQ again N times with the refit block scales held\n"
                  "                 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 blocks; each row keeps its best round)\n"
+                 "                 --gptq-descent N: then N rounds of coordinate descent on the codes, each\n"
+                 "                 code moved a step where that lowers the layer's output error (every\n"
+                 "                 type; slower: about a GPTQ run per round)\n"
                  "  --method awq: AWQ's per-channel scales folded into the norms, up and V (same F32 function),\n"
                  "                then round to nearest; awq+gptq: then GPTQ\n"
                  "  VKLLM_QUANT_THREADS=N: CPU threads (default: one per online CPU; the same bytes for any N)\n",
@@ -83,7 +86,8 @@ int cli_quantize(int argc, char **argv)
     const bool gptq = strstr(qo.method, "gptq") != NULL, awq = strstr(qo.method, "awq") != NULL;
     quant_calib_options calib = {.text_path = qo.calib, .n_ctx = qo.calib_ctx, .chunks = qo.calib_chunks,
                                  .gptq_params = {.damp = 0.01, .act_order = qo.act_order,
-                                                 .rounds = (uint32_t)qo.gptq_rounds}, .gptq = gptq, .awq = awq,
+                                                 .rounds = (uint32_t)qo.gptq_rounds,
+                                                 .descent = (uint32_t)qo.gptq_descent}, .gptq = gptq, .awq = awq,
                                  .sequential = !strcmp(qo.sequential, "layer")   ? QUANT_SEQUENTIAL_LAYER
                                                : !strcmp(qo.sequential, "input") ? QUANT_SEQUENTIAL_INPUT
                                                                                  : QUANT_SEQUENTIAL_OFF};
