@@ -149,14 +149,21 @@ static uint32_t matvec_split_for(const op_tuning *t, const ops_weight *w)
     return split;
 }
 
-/* Rows per invocation group for a pass of ncol columns: the tuning's, halved (when that stays even, as the
- * paired epilogues need) for passes wider than OPS_MATVEC_MAX_N, so that a pass holds no more partial sums
- * (rows x columns) than an 8-column one.  The sums are registers, unrolled: on lavapipe 16 rows x 16 columns took
- * LLVM about 3x as long to compile as 16 x 8 or 8 x 16, for the speed of 8 x 16 (docs/performance.md). */
-static uint32_t matvec_rows_for(const op_tuning *t, uint32_t ncol)
+/* Rows per invocation group for a pass of ncol columns over a matrix of `rows` rows: the tuning's, halved (while that
+ * stays even, as the paired epilogues need)
+ *  - for passes wider than OPS_MATVEC_MAX_N, so that a pass holds no more partial sums (rows x columns) than an
+ *    8-column one.  The sums are registers, unrolled: on lavapipe 16 rows x 16 columns took LLVM about 3x as long to
+ *    compile as 16 x 8 or 8 x 16, for the speed of 8 x 16 (docs/performance.md);
+ *  - while the matrix would fill at most half of one workgroup's invocation groups, so that a small matrix keeps
+ *    them all busy (lavapipe: a 64-row matrix at 16 rows per invocation left 4 of the 8 lanes idle).
+ * Which rows an invocation holds does not change any row's sums (each is its own chain over k). */
+static uint32_t matvec_rows_for(const op_tuning *t, uint32_t ncol, uint32_t rows, uint32_t split)
 {
-    uint32_t half = t->matvec_rows / 2;
-    return ncol > OPS_MATVEC_MAX_N && half >= 2 && half % 2 == 0 ? half : t->matvec_rows;
+    uint32_t r = t->matvec_rows;
+    if (ncol > OPS_MATVEC_MAX_N && r / 2 >= 2 && r / 2 % 2 == 0) r /= 2;
+    const uint64_t groups = t->matvec_wg / split;
+    while (r / 2 >= 2 && r / 2 % 2 == 0 && groups * (r / 2) >= rows) r /= 2;
+    return r;
 }
 
 /* One mat-vec dispatch per row chunk for `blocks` blocks of ncol columns from col0 (workgroup z = block). */
@@ -166,7 +173,7 @@ static vkllm_status dispatch_matvec(ops_context *ops, vkr_sequence *seq, const o
 {
     const op_tuning *t = ops->tuning;
     bool x_shuffle = texel && ops_matvec_shares_x(ops, t, split, ncol);
-    const uint32_t rows_per_group = matvec_rows_for(t, ncol);
+    const uint32_t rows_per_group = matvec_rows_for(t, ncol, w->rows, split);
     const uint32_t spec[6] = {t->matvec_wg, rows_per_group, split, ncol, x_rows_vec4(w), x_shuffle};
     const vkr_pipeline *p;
     VKLLM_TRY(get_pipeline(ops, name, spec, 6, sg, texel, x_rows_vec4(w), store, &p));
