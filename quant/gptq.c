@@ -611,28 +611,45 @@ static void permute_weights(gptq_run *r, const float *w)
         }
 }
 
-/* Each row's output error (w - q)^T H (w - q) with its codes and blocks as they stand (the grid recorded anew),
- * for rows [r0, r1). */
+/* e = w - q of row `row` with its codes and blocks as they stand (the grid recorded anew); 0 in the columns no token
+ * reached. */
+static vkllm_status row_residual(gptq_run *r, const float *w, uint64_t row, double *e)
+{
+    const uint64_t n = r->cols;
+    for (uint64_t bi = 0; bi < n / r->be; bi++) VKLLM_TRY(grid_of_block(r, row, bi));
+    for (uint64_t j = 0; j < n; j++) {
+        const uint64_t at = row * n + j;
+        e[j] = r->g->dead[j] ? 0.0 : (double)w[at] - ((double)r->scale[at] * r->codes[at] + r->off[at]);
+    }
+    return VKLLM_OK;
+}
+
+/* (H e)_i for row i of H, or 0 where e_i is 0 and only e^T H e is wanted (skip_zero). */
+static void hessian_times(const gptq_run *r, const double *e, bool skip_zero, double *out)
+{
+    const uint64_t n = r->cols;
+    for (uint64_t i = 0; i < n; i++) {
+        out[i] = 0;
+        if (skip_zero && e[i] == 0) continue;
+        const float *hi = r->g->h + i * n;
+        double acc = 0;
+        for (uint64_t j = 0; j < n; j++) acc += hi[j] * e[j];
+        out[i] = acc;
+    }
+}
+
+/* Each row's output error (w - q)^T H (w - q) with its codes and blocks as they stand, for rows [r0, r1). */
 static vkllm_status row_errors_of(gptq_run *r, const float *w, double *out, uint64_t r0, uint64_t r1)
 {
     const uint64_t n = r->cols;
-    double *e = malloc(n * sizeof *e);
+    double *e = malloc(2 * n * sizeof *e), *he = e + n;
     if (!e) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
     vkllm_status st = VKLLM_OK;
     for (uint64_t row = r0; row < r1 && st == VKLLM_OK; row++) {
-        for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = grid_of_block(r, row, bi);
-        for (uint64_t j = 0; j < n; j++) {
-            const uint64_t at = row * n + j;
-            e[j] = r->g->dead[j] ? 0.0 : (double)w[at] - ((double)r->scale[at] * r->codes[at] + r->off[at]);
-        }
+        st = row_residual(r, w, row, e);
+        hessian_times(r, e, true, he);
         double sum = 0;
-        for (uint64_t i = 0; i < n; i++) {
-            if (e[i] == 0) continue;
-            const float *hi = r->g->h + i * n;
-            double acc = 0;
-            for (uint64_t j = 0; j < n; j++) acc += hi[j] * e[j];
-            sum += e[i] * acc;
-        }
+        for (uint64_t i = 0; i < n; i++) sum += e[i] * he[i];
         out[row] = sum;
     }
     free(e);
@@ -681,17 +698,11 @@ static vkllm_status descend_rows(gptq_run *r, const float *w, uint64_t r0, uint6
     uint8_t *kept = malloc(n);
     vkllm_status st = e && grad && kept ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
     for (uint64_t row = r0; row < r1 && st == VKLLM_OK; row++) {
-        for (uint64_t bi = 0; bi < n / r->be && st == VKLLM_OK; bi++) st = grid_of_block(r, row, bi);
-        const float *scale = r->scale + row * n, *off = r->off + row * n;
+        st = row_residual(r, w, row, e);
+        const float *scale = r->scale + row * n;
         uint8_t *codes = r->codes + row * n;
-        for (uint64_t j = 0; j < n; j++)
-            e[j] = r->g->dead[j] ? 0.0 : (double)w[row * n + j] - ((double)scale[j] * codes[j] + off[j]);
-        for (uint64_t i = 0; i < n; i++) {
-            const float *hi = r->g->h + i * n;
-            double acc = ridge * e[i];
-            for (uint64_t j = 0; j < n; j++) acc += hi[j] * e[j];
-            grad[i] = acc;
-        }
+        hessian_times(r, e, false, grad);
+        for (uint64_t i = 0; i < n; i++) grad[i] += ridge * e[i];
         memcpy(kept, codes, n);
         const double before = undamped_error(e, grad, ridge, n);
         for (uint32_t sweep = 0, moved = 1; sweep < DESCENT_SWEEPS && moved; sweep++) {
