@@ -339,11 +339,53 @@ static float round_to_grid(gptq_run *r, uint64_t row, uint64_t c, float w)
     return a * (float)code + b;
 }
 
+/* A piece of work over the rows of one quantization, rows independent: thread t takes rows [rows t / n,
+ * rows (t + 1) / n). */
+typedef struct rows_job rows_job;
+struct rows_job {
+    gptq_run *r;
+    const float *w;
+    bool hold;                             /* gptq_rows */
+    double *out;                           /* row_errors_of */
+    vkllm_status (*rows)(const rows_job *job, uint64_t r0, uint64_t r1);
+    const char *what;                      /* for the message of a failure */
+    vkllm_status st[QUANT_MAX_THREADS];
+};
+
+/* Threads where the rows are many enough to share. */
+static uint32_t row_threads(const gptq_run *r)
+{
+    const uint32_t t = quant_threads();
+    return r->rows >= 2 * (uint64_t)t ? t : 1;
+}
+
+static void rows_region(void *p, uint32_t t, uint32_t n)
+{
+    rows_job *job = p;
+    const uint64_t r0 = job->r->rows * t / n, r1 = job->r->rows * (t + 1) / n;
+    job->st[t] = job->rows(job, r0, r1);
+}
+
+/* job->rows over all the rows, shared among threads; a failure's message made again here (messages are per
+ * thread), unless one thread did all. */
+static vkllm_status run_rows(rows_job *job)
+{
+    const uint32_t n = row_threads(job->r);
+    if (n == 1) return job->rows(job, 0, job->r->rows);
+    quant_parallel_run(rows_region, job, n);
+    for (uint32_t t = 0; t < n; t++)
+        if (job->st[t] != VKLLM_OK)
+            return vkllm_fail(job->st[t], "gptq: %s failed for a share of the rows", job->what);
+    return VKLLM_OK;
+}
+
 /* GPTQ over rows [r0, r1): rows are independent (each reads U and writes only itself), so the rows are shared out
  * among threads.  hold: the blocks' parameters as they are (a later round), else chosen as GPTQ reaches each
  * block. */
-static vkllm_status gptq_rows(gptq_run *r, bool hold, uint64_t r0, uint64_t r1)
+static vkllm_status gptq_rows(const rows_job *job, uint64_t r0, uint64_t r1)
 {
+    gptq_run *r = job->r;
+    const bool hold = job->hold;
     const quant_gptq_hessian *g = r->g;
     const uint64_t n = r->cols, nr = r1 - r0;
     uint64_t batch = g->batch;
@@ -384,51 +426,10 @@ static vkllm_status gptq_rows(gptq_run *r, bool hold, uint64_t r0, uint64_t r1)
     return st;
 }
 
-/* A region over the rows of one quantization: thread t takes rows [rows t / n, rows (t + 1) / n). */
-typedef struct rows_job {
-    gptq_run *r;
-    const float *w;
-    bool hold;
-    double *out;                           /* row_errors */
-    vkllm_status st[QUANT_MAX_THREADS];
-} rows_job;
-
-static void row_range(const gptq_run *r, uint32_t t, uint32_t n, uint64_t *r0, uint64_t *r1)
-{
-    *r0 = r->rows * t / n;
-    *r1 = r->rows * (t + 1) / n;
-}
-
-/* The status of a region: the first thread's failure, its message made again here (messages are per thread). */
-static vkllm_status region_status(const rows_job *job, uint32_t n, const char *what)
-{
-    for (uint32_t t = 0; t < n; t++)
-        if (job->st[t] != VKLLM_OK) return vkllm_fail(job->st[t], "gptq: %s failed for a share of the rows", what);
-    return VKLLM_OK;
-}
-
-static void gptq_rows_region(void *p, uint32_t t, uint32_t n)
-{
-    rows_job *job = p;
-    uint64_t r0, r1;
-    row_range(job->r, t, n, &r0, &r1);
-    job->st[t] = gptq_rows(job->r, job->hold, r0, r1);
-}
-
-/* Threads where the rows are many enough to share. */
-static uint32_t row_threads(const gptq_run *r)
-{
-    const uint32_t t = quant_threads();
-    return r->rows >= 2 * (uint64_t)t ? t : 1;
-}
-
 static vkllm_status run_gptq(gptq_run *r, bool hold)
 {
-    rows_job job = {.r = r, .hold = hold};
-    const uint32_t n = row_threads(r);
-    if (n == 1) return gptq_rows(r, hold, 0, r->rows); /* its own message */
-    quant_parallel_run(gptq_rows_region, &job, n);
-    return region_status(&job, n, "rounding");
+    rows_job job = {.r = r, .hold = hold, .rows = gptq_rows, .what = "rounding"};
+    return run_rows(&job);
 }
 
 /* The error of parameters p in H's norm, less the constant w^T H w: p^T A p - 2 p^T b (A, b of refit_row). */
@@ -639,37 +640,28 @@ static void hessian_times(const gptq_run *r, const double *e, bool skip_zero, do
 }
 
 /* Each row's output error (w - q)^T H (w - q) with its codes and blocks as they stand, for rows [r0, r1). */
-static vkllm_status row_errors_of(gptq_run *r, const float *w, double *out, uint64_t r0, uint64_t r1)
+static vkllm_status row_errors_of(const rows_job *job, uint64_t r0, uint64_t r1)
 {
+    gptq_run *r = job->r;
     const uint64_t n = r->cols;
     double *e = malloc(2 * n * sizeof *e), *he = e + n;
     if (!e) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
     vkllm_status st = VKLLM_OK;
     for (uint64_t row = r0; row < r1 && st == VKLLM_OK; row++) {
-        st = row_residual(r, w, row, e);
+        st = row_residual(r, job->w, row, e);
         hessian_times(r, e, true, he);
         double sum = 0;
         for (uint64_t i = 0; i < n; i++) sum += e[i] * he[i];
-        out[row] = sum;
+        job->out[row] = sum;
     }
     free(e);
     return st;
 }
 
-static void row_errors_region(void *p, uint32_t t, uint32_t n)
-{
-    rows_job *job = p;
-    uint64_t r0, r1;
-    row_range(job->r, t, n, &r0, &r1);
-    job->st[t] = row_errors_of(job->r, job->w, job->out, r0, r1);
-}
-
 static vkllm_status row_errors(gptq_run *r, const float *w, double *out)
 {
-    rows_job job = {.r = r, .w = w, .out = out};
-    const uint32_t n = row_threads(r);
-    quant_parallel_run(row_errors_region, &job, n);
-    return region_status(&job, n, "the output error");
+    rows_job job = {.r = r, .w = w, .out = out, .rows = row_errors_of, .what = "the output error"};
+    return run_rows(&job);
 }
 
 /* Sweeps of the coordinate descent over a row's codes, at most (each lowers its error; most rows settle in a few). */
@@ -690,15 +682,16 @@ static double undamped_error(const double *e, const double *grad, double ridge, 
  * updates with H's column j times t.  GPTQ rounds each column once, against the errors of the columns before it
  * only; the descent revisits every column with all the others' rounding known.  A row keeps its codes from before
  * unless the descent lowered its undamped error e^T H e too (the refit's objective: so a round never raises it). */
-static vkllm_status descend_rows(gptq_run *r, const float *w, uint64_t r0, uint64_t r1)
+static vkllm_status descend_rows(const rows_job *job, uint64_t r0, uint64_t r1)
 {
+    gptq_run *r = job->r;
     const uint64_t n = r->cols;
     const double ridge = r->g->ridge;
     double *e = malloc(n * sizeof *e), *grad = malloc(n * sizeof *grad);
     uint8_t *kept = malloc(n);
     vkllm_status st = e && grad && kept ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
     for (uint64_t row = r0; row < r1 && st == VKLLM_OK; row++) {
-        st = row_residual(r, w, row, e);
+        st = row_residual(r, job->w, row, e);
         const float *scale = r->scale + row * n;
         uint8_t *codes = r->codes + row * n;
         hessian_times(r, e, false, grad);
@@ -732,23 +725,13 @@ static vkllm_status descend_rows(gptq_run *r, const float *w, uint64_t r0, uint6
     return st;
 }
 
-static void descend_region(void *p, uint32_t t, uint32_t n)
-{
-    rows_job *job = p;
-    uint64_t r0, r1;
-    row_range(job->r, t, n, &r0, &r1);
-    job->st[t] = descend_rows(job->r, job->w, r0, r1);
-}
-
 /* Rounds of the coordinate descent, each followed by the refit: both only ever lower a row's output error. */
 static vkllm_status descent_rounds(gptq_run *r, const float *w, uint32_t rounds)
 {
     vkllm_status st = VKLLM_OK;
     for (uint32_t round = 0; round < rounds && st == VKLLM_OK; round++) {
-        rows_job job = {.r = r, .w = w};
-        const uint32_t n = row_threads(r);
-        quant_parallel_run(descend_region, &job, n);
-        st = region_status(&job, n, "the coordinate descent");
+        rows_job job = {.r = r, .w = w, .rows = descend_rows, .what = "the coordinate descent"};
+        st = run_rows(&job);
         if (st == VKLLM_OK) st = refit_scales(r, w);
     }
     return st;
