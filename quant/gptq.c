@@ -625,17 +625,25 @@ static vkllm_status row_residual(gptq_run *r, const float *w, uint64_t row, doub
     return VKLLM_OK;
 }
 
-/* (H e)_i for row i of H, or 0 where e_i is 0 and only e^T H e is wanted (skip_zero). */
-static void hessian_times(const gptq_run *r, const double *e, bool skip_zero, double *out)
+/* Rows whose products with H are made together (hessian_times). */
+enum { H_BLOCK = 8 };
+
+/* out = H e for `count` (at most H_BLOCK) vectors e of n (count x n; out likewise).  Each (H e)_i is summed over j in
+ * ascending order, as for one vector alone (the same bits), but the vectors' sums run side by side in the innermost
+ * loop: one sum's additions wait on each other, H_BLOCK sums' do not.  et: n x H_BLOCK doubles of scratch. */
+static void hessian_times(const gptq_run *r, const double *e, uint64_t count, double *et, double *out)
 {
     const uint64_t n = r->cols;
+    for (uint64_t j = 0; j < n; j++)
+        for (uint64_t v = 0; v < H_BLOCK; v++) et[j * H_BLOCK + v] = v < count ? e[v * n + j] : 0.0;
     for (uint64_t i = 0; i < n; i++) {
-        out[i] = 0;
-        if (skip_zero && e[i] == 0) continue;
         const float *hi = r->g->h + i * n;
-        double acc = 0;
-        for (uint64_t j = 0; j < n; j++) acc += hi[j] * e[j];
-        out[i] = acc;
+        double acc[H_BLOCK] = {0};
+        for (uint64_t j = 0; j < n; j++) {
+            const double h = hi[j], *ej = et + j * H_BLOCK;
+            for (uint64_t v = 0; v < H_BLOCK; v++) acc[v] += h * ej[v];
+        }
+        for (uint64_t v = 0; v < count; v++) out[v * n + i] = acc[v];
     }
 }
 
@@ -644,15 +652,19 @@ static vkllm_status row_errors_of(const rows_job *job, uint64_t r0, uint64_t r1)
 {
     gptq_run *r = job->r;
     const uint64_t n = r->cols;
-    double *e = malloc(2 * n * sizeof *e), *he = e + n;
+    double *e = malloc(3 * H_BLOCK * n * sizeof *e), *he = e + H_BLOCK * n, *et = he + H_BLOCK * n;
     if (!e) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
     vkllm_status st = VKLLM_OK;
-    for (uint64_t row = r0; row < r1 && st == VKLLM_OK; row++) {
-        st = row_residual(r, job->w, row, e);
-        hessian_times(r, e, true, he);
-        double sum = 0;
-        for (uint64_t i = 0; i < n; i++) sum += e[i] * he[i];
-        job->out[row] = sum;
+    for (uint64_t row0 = r0; row0 < r1 && st == VKLLM_OK; row0 += H_BLOCK) {
+        const uint64_t count = r1 - row0 < H_BLOCK ? r1 - row0 : H_BLOCK;
+        for (uint64_t v = 0; v < count && st == VKLLM_OK; v++) st = row_residual(r, job->w, row0 + v, e + v * n);
+        hessian_times(r, e, count, et, he);
+        for (uint64_t v = 0; v < count; v++) {
+            double sum = 0;
+            for (uint64_t i = 0; i < n; i++)
+                if (e[v * n + i] != 0) sum += e[v * n + i] * he[v * n + i];
+            job->out[row0 + v] = sum;
+        }
     }
     free(e);
     return st;
@@ -682,46 +694,57 @@ static double undamped_error(const double *e, const double *grad, double ridge, 
  * updates with H's column j times t.  GPTQ rounds each column once, against the errors of the columns before it
  * only; the descent revisits every column with all the others' rounding known.  A row keeps its codes from before
  * unless the descent lowered its undamped error e^T H e too (the refit's objective: so a round never raises it). */
+/* The descent of row `row` from its residual e and gradient grad = (H + ridge I) e; kept: n bytes of scratch. */
+static void descend_row(gptq_run *r, uint64_t row, double *e, double *grad, uint8_t *kept)
+{
+    const uint64_t n = r->cols;
+    const double ridge = r->g->ridge;
+    const float *scale = r->scale + row * n;
+    uint8_t *codes = r->codes + row * n;
+    memcpy(kept, codes, n);
+    const double before = undamped_error(e, grad, ridge, n);
+    for (uint32_t sweep = 0, moved = 1; sweep < DESCENT_SWEEPS && moved; sweep++) {
+        moved = 0;
+        for (uint64_t j = 0; j < n; j++) {
+            if (r->g->dead[j] || scale[j] == 0) continue;
+            const double curv = r->g->h[j * n + j] + ridge;
+            for (int step = -1; step <= 1; step += 2) {
+                const int code = codes[j] + step;
+                if (code < 0 || code > r->fmt->nmax) continue;
+                const double t = -(double)scale[j] * step;
+                /* strictly lower by more than rounding noise: no move undoes another */
+                if (!(2 * t * grad[j] + t * t * curv < -1e-9 * t * t * curv)) continue;
+                codes[j] = (uint8_t)code;
+                e[j] += t;
+                const float *hj = r->g->h + j * n;
+                for (uint64_t i = 0; i < n; i++) grad[i] += t * hj[i];
+                grad[j] += t * ridge;
+                moved = 1;
+                break;
+            }
+        }
+    }
+    if (!(undamped_error(e, grad, ridge, n) < before)) memcpy(codes, kept, n); /* H's own error decides */
+}
+
 static vkllm_status descend_rows(const rows_job *job, uint64_t r0, uint64_t r1)
 {
     gptq_run *r = job->r;
     const uint64_t n = r->cols;
-    const double ridge = r->g->ridge;
-    double *e = malloc(n * sizeof *e), *grad = malloc(n * sizeof *grad);
+    double *e = malloc(3 * H_BLOCK * n * sizeof *e), *grad = e + H_BLOCK * n, *et = grad + H_BLOCK * n;
     uint8_t *kept = malloc(n);
-    vkllm_status st = e && grad && kept ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
-    for (uint64_t row = r0; row < r1 && st == VKLLM_OK; row++) {
-        st = row_residual(r, job->w, row, e);
-        const float *scale = r->scale + row * n;
-        uint8_t *codes = r->codes + row * n;
-        hessian_times(r, e, false, grad);
-        for (uint64_t i = 0; i < n; i++) grad[i] += ridge * e[i];
-        memcpy(kept, codes, n);
-        const double before = undamped_error(e, grad, ridge, n);
-        for (uint32_t sweep = 0, moved = 1; sweep < DESCENT_SWEEPS && moved; sweep++) {
-            moved = 0;
-            for (uint64_t j = 0; j < n; j++) {
-                if (r->g->dead[j] || scale[j] == 0) continue;
-                const double curv = r->g->h[j * n + j] + ridge;
-                for (int step = -1; step <= 1; step += 2) {
-                    const int code = codes[j] + step;
-                    if (code < 0 || code > r->fmt->nmax) continue;
-                    const double t = -(double)scale[j] * step;
-                    /* strictly lower by more than rounding noise: no move undoes another */
-                    if (!(2 * t * grad[j] + t * t * curv < -1e-9 * t * t * curv)) continue;
-                    codes[j] = (uint8_t)code;
-                    e[j] += t;
-                    const float *hj = r->g->h + j * n;
-                    for (uint64_t i = 0; i < n; i++) grad[i] += t * hj[i];
-                    grad[j] += t * ridge;
-                    moved = 1;
-                    break;
-                }
-            }
+    vkllm_status st = e && kept ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
+    for (uint64_t row0 = r0; row0 < r1 && st == VKLLM_OK; row0 += H_BLOCK) {
+        const uint64_t count = r1 - row0 < H_BLOCK ? r1 - row0 : H_BLOCK;
+        for (uint64_t v = 0; v < count && st == VKLLM_OK; v++) st = row_residual(r, job->w, row0 + v, e + v * n);
+        if (st != VKLLM_OK) break;
+        hessian_times(r, e, count, et, grad);
+        for (uint64_t v = 0; v < count; v++) {
+            for (uint64_t i = 0; i < n; i++) grad[v * n + i] += r->g->ridge * e[v * n + i];
+            descend_row(r, row0 + v, e + v * n, grad + v * n, kept);
         }
-        if (!(undamped_error(e, grad, ridge, n) < before)) memcpy(codes, kept, n); /* H's own error decides */
     }
-    free(e), free(grad), free(kept);
+    free(e), free(kept);
     return st;
 }
 
