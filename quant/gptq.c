@@ -647,6 +647,16 @@ static void hessian_times(const gptq_run *r, const double *e, uint64_t count, do
     }
 }
 
+/* e = w - q and H e (hessian_times) of the `count` rows from row0: e, he, et of H_BLOCK x n doubles each. */
+static vkllm_status residuals_times_h(const rows_job *job, uint64_t row0, uint64_t count, double *e, double *et,
+                                      double *he)
+{
+    const uint64_t n = job->r->cols;
+    for (uint64_t v = 0; v < count; v++) VKLLM_TRY(row_residual(job->r, job->w, row0 + v, e + v * n));
+    hessian_times(job->r, e, count, et, he);
+    return VKLLM_OK;
+}
+
 /* Each row's output error (w - q)^T H (w - q) with its codes and blocks as they stand, for rows [r0, r1). */
 static vkllm_status row_errors_of(const rows_job *job, uint64_t r0, uint64_t r1)
 {
@@ -657,8 +667,7 @@ static vkllm_status row_errors_of(const rows_job *job, uint64_t r0, uint64_t r1)
     vkllm_status st = VKLLM_OK;
     for (uint64_t row0 = r0; row0 < r1 && st == VKLLM_OK; row0 += H_BLOCK) {
         const uint64_t count = r1 - row0 < H_BLOCK ? r1 - row0 : H_BLOCK;
-        for (uint64_t v = 0; v < count && st == VKLLM_OK; v++) st = row_residual(r, job->w, row0 + v, e + v * n);
-        hessian_times(r, e, count, et, he);
+        if ((st = residuals_times_h(job, row0, count, e, et, he)) != VKLLM_OK) break;
         for (uint64_t v = 0; v < count; v++) {
             double sum = 0;
             for (uint64_t i = 0; i < n; i++)
@@ -687,14 +696,14 @@ static double undamped_error(const double *e, const double *grad, double ridge, 
     return f;
 }
 
-/* Coordinate descent on the codes of rows [r0, r1) (QuantEase, Behdin et al., 2023), the grid held: a weight's code
+/* Coordinate descent on the codes of row `row` (QuantEase, Behdin et al., 2023), the grid held: a weight's code
  * moves one step up or down wherever that lowers the row's error f = e^T (H + ridge I) e, e = w - q (GPTQ's damped
  * objective: the ridge keeps a few hundred calibration tokens from being fitted too closely).  Moving weight j by t
  * (e_j -> e_j + t) changes f by 2 t g_j + t^2 (H_jj + ridge) for the gradient g = (H + ridge I) e, which a move
  * updates with H's column j times t.  GPTQ rounds each column once, against the errors of the columns before it
  * only; the descent revisits every column with all the others' rounding known.  A row keeps its codes from before
- * unless the descent lowered its undamped error e^T H e too (the refit's objective: so a round never raises it). */
-/* The descent of row `row` from its residual e and gradient grad = (H + ridge I) e; kept: n bytes of scratch. */
+ * unless the descent lowered its undamped error e^T H e too (the refit's objective: so a round never raises it).
+ * From the row's residual e and gradient grad; kept: n bytes of scratch. */
 static void descend_row(gptq_run *r, uint64_t row, double *e, double *grad, uint8_t *kept)
 {
     const uint64_t n = r->cols;
@@ -727,6 +736,7 @@ static void descend_row(gptq_run *r, uint64_t row, double *e, double *grad, uint
     if (!(undamped_error(e, grad, ridge, n) < before)) memcpy(codes, kept, n); /* H's own error decides */
 }
 
+/* descend_row for rows [r0, r1), their gradients started H_BLOCK rows at a time. */
 static vkllm_status descend_rows(const rows_job *job, uint64_t r0, uint64_t r1)
 {
     gptq_run *r = job->r;
@@ -736,9 +746,7 @@ static vkllm_status descend_rows(const rows_job *job, uint64_t r0, uint64_t r1)
     vkllm_status st = e && kept ? VKLLM_OK : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory");
     for (uint64_t row0 = r0; row0 < r1 && st == VKLLM_OK; row0 += H_BLOCK) {
         const uint64_t count = r1 - row0 < H_BLOCK ? r1 - row0 : H_BLOCK;
-        for (uint64_t v = 0; v < count && st == VKLLM_OK; v++) st = row_residual(r, job->w, row0 + v, e + v * n);
-        if (st != VKLLM_OK) break;
-        hessian_times(r, e, count, et, grad);
+        if ((st = residuals_times_h(job, row0, count, e, et, grad)) != VKLLM_OK) break;
         for (uint64_t v = 0; v < count; v++) {
             for (uint64_t i = 0; i < n; i++) grad[v * n + i] += r->g->ridge * e[v * n + i];
             descend_row(r, row0 + v, e + v * n, grad + v * n, kept);
