@@ -21,9 +21,10 @@ mkdir -p "$out"
 [[ -f $m134 ]] || "$vk" synth --preset llama-134m --type F16 -o "$m134" >/dev/null
 [[ -f $m134q ]] || "$vk" synth --preset llama-134m --type Q4_0 -o "$m134q" >/dev/null
 
-# K type, V type, rotation of quantized keys (on is the default)
-types=("f16 f16 on" "q8_0 q8_0 on" "q8_0 q8_0 off" "q4_0 q4_0 on" "q4_0 q4_0 off" "q8_0 q4_0 on" "q8_0 q4_0 off"
-       "f16 q8_0 on" "f16 q4_0 on" "q8_0 f16 on" "q8_0 f16 off" "q4_0 f16 on" "q4_0 f16 off")
+# K type, V type, rotation of quantized keys, their centering on the mean key (on, on are the defaults)
+types=("f16 f16 on on" "q8_0 q8_0 on on" "q8_0 q8_0 on off" "q8_0 q8_0 off on" "q8_0 q8_0 off off"
+       "q4_0 q4_0 on on" "q4_0 q4_0 on off" "q4_0 q4_0 off on" "q4_0 q4_0 off off" "q8_0 q4_0 on on" "q8_0 q4_0 on off"
+       "f16 q8_0 on on" "f16 q4_0 on on" "q8_0 f16 on on" "q8_0 f16 on off" "q4_0 f16 on on" "q4_0 f16 on off")
 if [[ $only != speed ]]; then
 echo "# perplexity and KL divergence against the F16 cache (stories260K: all chunks; llama-134m: $chunks_134m chunks)"
 for model in stories260K llama-134m; do
@@ -32,8 +33,9 @@ for model in stories260K llama-134m; do
     "$vk" perplexity -m "$m" -f "$text" "${extra[@]}" --kv f16 --kl-base "$base" >/dev/null 2>&1
     for kv in "${types[@]}"; do
         set -- $kv
-        printf '%s k=%s v=%s rotate=%s ' "$model" "$1" "$2" "$3"
-        "$vk" perplexity -m "$m" -f "$text" "${extra[@]}" --kv-k "$1" --kv-v "$2" --kv-rotate "$3" --kl "$base" --json 2>/dev/null
+        printf '%s k=%s v=%s rotate=%s center=%s ' "$model" "$1" "$2" "$3" "$4"
+        "$vk" perplexity -m "$m" -f "$text" "${extra[@]}" --kv-k "$1" --kv-v "$2" --kv-rotate "$3" --kv-center "$4" \
+            --kl "$base" --json 2>/dev/null
     done
     rm -f "$base"
 done
@@ -43,9 +45,11 @@ fi
 
 echo "# decode tokens/s at a filled context (llama-134m Q4_0 weights, 32 steps, $reps runs)"
 for depth in 512 4096; do
-    for kv in "f16 f16 on" "q8_0 q8_0 on" "q8_0 q8_0 off" "q4_0 q4_0 on" "q8_0 q4_0 on" "f16 q8_0 on"; do
+    for kv in "f16 f16 on on" "q8_0 q8_0 on on" "q8_0 q8_0 on off" "q8_0 q8_0 off off" "q4_0 q4_0 on on" \
+              "q8_0 q4_0 on on" "f16 q8_0 on on"; do
         set -- $kv
-        printf 'd=%s k=%s v=%s rotate=%s ' "$depth" "$1" "$2" "$3"
-        "$vk" bench -m "$m134q" -p 0 -n 32 -d "$depth" -r "$reps" --kv-k "$1" --kv-v "$2" --kv-rotate "$3" --no-ttft --json 2>/dev/null
+        printf 'd=%s k=%s v=%s rotate=%s center=%s ' "$depth" "$1" "$2" "$3" "$4"
+        "$vk" bench -m "$m134q" -p 0 -n 32 -d "$depth" -r "$reps" --kv-k "$1" --kv-v "$2" --kv-rotate "$3" \
+            --kv-center "$4" --no-ttft --json 2>/dev/null
     done
 done

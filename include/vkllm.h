@@ -251,6 +251,11 @@ typedef struct vkllm_context_params {
                              transform within each head before the keys are quantized (q.k unchanged; outliers
                              spread over 32 values, so the blocks' scales fit the typical value), 0 does not.
                              Ignored for F16 and F32 keys.  docs/kv-cache.md has the measurements. */
+    int center_k;         /* with a Q8_0 or Q4_0 K cache: 1 (default) stores each key minus the model's mean key at
+                             its position in the lowest-frequency RoPE pairs, where trained models' keys share a large
+                             part that would set every block's scale, and attention adds it back (exact: q.k
+                             unchanged); the mean is estimated once per model by a 128-token pass when the first such
+                             context is created.  0 does not.  Ignored for F16 and F32 keys. */
     /* Frame budget: 0 (default) submits each forward pass at once.  N > 0 splits a pass into submissions of
      * whole layers, each meant to keep the queue busy at most about N microseconds of GPU time, the split chosen
      * from each submission's measured GPU time (timestamps; one layer per submission until measured, and always
@@ -480,6 +485,7 @@ typedef struct vkllm_scheduler_params {
     int prefix_cache;      /* reuse cached full pages of earlier prompts.  Default 1 */
     vkllm_kv_type type_k, type_v; /* the KV cache's types, as in vkllm_context_params.  Default VKLLM_KV_F16 */
     int rotate_k;          /* as in vkllm_context_params.  Default 1 */
+    int center_k;          /* as in vkllm_context_params.  Default 1 */
 } vkllm_scheduler_params;
 
 VKLLM_API vkllm_scheduler_params vkllm_scheduler_default_params(void);

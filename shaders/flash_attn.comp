@@ -114,6 +114,7 @@ layout(push_constant) uniform Push {
     uint n_splits, split_len;                    // split_len: keys per split, a multiple of the tile
     float scale_log2;
     uint heads_per_wg;                           // heads of one token a workgroup takes in turn (>= 1)
+    float freq_base, freq_scale;                 // K_CENTER: RoPE's frequencies
 } p;
 
 #if defined(QUANTIZE_Q8)
@@ -125,6 +126,19 @@ layout(push_constant) uniform Push {
 #error "TREE and QUANTIZE_Q8 share binding 6"
 #endif
 layout(std430, binding = 6) readonly buffer Tree { uvec4 tree[]; }; // [n_tokens] {first, mask 0..31, 32..63, 0}
+#endif
+
+#if defined(KV_K_Q8_0) || defined(KV_K_Q4_0)
+// A centered K cache (CENTER_PAIRS > 0): the store's bias subtracted the model's mean key m (before RoPE, so the key
+// at position pos holds k - R(pos) m) in the CENTER_PAIRS lowest-frequency RoPE pairs of each head, where a trained
+// model's keys carry a large common part that would otherwise set every block's scale.  Each score gets q . R(pos) m
+// back here, so it is q . k of the key itself: nothing about attention changes but the quantization error.
+#define K_CENTER 1
+#include "rope.glsl"
+layout(constant_id = 7) const uint CENTER_PAIRS = 0;
+layout(constant_id = 8) const uint ROT_SEG = 0;  // the keys' Hadamard segment (0: not rotated)
+layout(constant_id = 9) const uint N_ROT = 0;    // RoPE's rotated dims
+layout(std430, binding = 6) readonly buffer KCenter { vec2 k_center[]; }; // [n_kv_heads][CENTER_PAIRS]: m's pairs
 #endif
 
 const float NO_SCORE = -3.0e38;  // below any real score; exp2(NO_SCORE - finite) == 0
@@ -152,6 +166,10 @@ float vw[R];        // value_adds' weights, per row
 bool vtake[R];      // ... and whether row r takes this value at all
 bool tok_on[TP];    // the workgroup's tokens in the current pass
 uint tok_end[TP];   // ... and the end of each one's keys in this split
+#if defined(K_CENTER)
+vec2 cq[R * CENTER_PAIRS + 1u];    // row r's query (scaled, without the keys' Hadamard rotation) in centered pair i
+float c_freq[CENTER_PAIRS + 1u];   // pair i's RoPE frequency
+#endif
 
 // Chunk c (values 4c..4c+3) of kv head kvh at token slot ts = page << page_shift | slot.
 uint head_major(uint ts, uint kvh, uint c)
@@ -273,6 +291,45 @@ void key_dots(uint ts, uint kvh)
         [[unroll]] for (uint g = 0u; g < R; g++) dots[g] += dot(q[g * HD4 + c], k);
     }
 }
+
+#if defined(K_CENTER)
+// Dim d of row r's query as the keys were before their Hadamard rotation: the rotation is orthonormal and its own
+// inverse, so rotating the rotated query again gives it back.
+float query_unrotated(uint r, uint d)
+{
+    if (ROT_SEG <= 1u) return q[r * HD4 + d / 4u][d & 3u];
+    const uint s0 = d / ROT_SEG * ROT_SEG, dl = d - s0;
+    float s = 0.0;
+    [[unroll]] for (uint k = 0u; k < ROT_SEG; k++) {
+        const float x = q[r * HD4 + (s0 + k) / 4u][(s0 + k) & 3u];
+        s += (bitCount(dl & k) & 1) != 0 ? -x : x;
+    }
+    return s * inversesqrt(float(ROT_SEG));
+}
+
+// The centered pairs' queries and frequencies, once per pass.  Everything here and in center_dots is unrolled over
+// specialization constants (the segment and the rotated dims too), so that every array index is a constant: with
+// loops and indices at run time, LLVM's coroutine lowering on lavapipe took minutes over these functions.
+void center_queries()
+{
+    [[unroll]] for (uint i = 0u; i < CENTER_PAIRS; i++) {
+        const uint j = N_ROT / 2u - CENTER_PAIRS + i;
+        c_freq[i] = rope_inv_freq(j, N_ROT, p.freq_base);
+        [[unroll]] for (uint r = 0u; r < R; r++)
+            cq[r * CENTER_PAIRS + i] = vec2(query_unrotated(r, 2u * j), query_unrotated(r, 2u * j + 1u));
+    }
+}
+
+// dots[g] += q_g . R(pos) m for the key at position pos of kv head kvh: what the store subtracted.
+void center_dots(uint pos, uint kvh)
+{
+    [[unroll]] for (uint i = 0u; i < CENTER_PAIRS; i++) {
+        const vec2 m = k_center[kvh * CENTER_PAIRS + i];
+        const vec2 rm = rope_rotate_freq(m.x, m.y, int(pos), c_freq[i], p.freq_scale);
+        [[unroll]] for (uint g = 0u; g < R; g++) dots[g] += dot(cq[g * CENTER_PAIRS + i], rm);
+    }
+}
+#endif
 
 // acc_g += vw[g] * V[ts][kvh] for the heads with vtake[g], block by block where the head holds whole blocks (as
 // key_dots).
@@ -400,6 +457,9 @@ void attend_rows(uint t0, uint h0, uint split, uint key_begin, uint seq_pages)
         if (tok_on[r / GP])
             for (uint c = 0; c < HD4; c++) q[r * HD4 + c] = Q_AT(row * HD4 + c) * p.scale_log2;
     }
+#if defined(K_CENTER)
+    if (CENTER_PAIRS > 0u) center_queries();
+#endif
     float run_max[R], run_sum[R];
     [[unroll]] for (uint r = 0u; r < R; r++) {
         run_max[r] = NO_SCORE;
@@ -442,6 +502,9 @@ void attend_rows(uint t0, uint h0, uint split, uint key_begin, uint seq_pages)
             if (valid[i]) {
                 base[i] = uint(page) << p.page_shift | (key & slot_mask);
                 key_dots(base[i], kv_head);
+#if defined(K_CENTER)
+                if (CENTER_PAIRS > 0u) center_dots(key, kv_head);
+#endif
                 [[unroll]] for (uint r = 0u; r < R; r++)
                     if (sees[r / GP]) {
                         score[i * R + r] = dots[r];

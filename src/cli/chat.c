@@ -12,6 +12,7 @@ static const char usage_text[] =
     "usage: vkllm chat [-m MODEL] [--template llama2|llama3|chatml|zephyr] [--system TEXT] [-n N]\n"
     "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--kv TYPE]\n"
     "                  [--kv-k TYPE] [--kv-v TYPE]   (KV cache types: f16, f32, q8_0, q4_0)\n"
+    "                  [--kv-rotate on|off] [--kv-center on|off]   (quantized keys, as run's)\n"
     "                  [--device INDEX|NAME] [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
     "                  [--draft-min-p P] [--no-adaptive] [--medusa HEADS.gguf] [--threads N (as run's)]\n"
     "  Type a message and press enter; an empty line or end of input ends the chat.\n";

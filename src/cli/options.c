@@ -150,27 +150,34 @@ cli_parse_result cli_parse_kv_option(const char *option, const char *value, vkll
     return CLI_PARSE_OK;
 }
 
-cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len)
+cli_parse_result cli_parse_kv_on_off(const char *option, const char *value, bool *off, char *err, size_t err_len)
 {
     if (!value || (strcmp(value, "on") && strcmp(value, "off")))
-        return fail(err, err_len, "--kv-rotate takes on or off, got '%.*s'", SHOWN(value ? value : ""));
-    *no_rotate = !strcmp(value, "off");
+        return fail(err, err_len, "%s takes on or off, got '%.*s'", option, SHOWN(value ? value : ""));
+    *off = !strcmp(value, "off");
     return CLI_PARSE_OK;
 }
 
-/* --kv, --kv-k, --kv-v, --kv-rotate: the KV-cache options run, bench and perplexity share. */
+cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len)
+{
+    return cli_parse_kv_on_off("--kv-rotate", value, no_rotate, err, err_len);
+}
+
+/* --kv, --kv-k, --kv-v, --kv-rotate, --kv-center: the KV-cache options run, bench and perplexity share. */
 static bool is_kv_option(const char *a)
 {
-    return !strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v") || !strcmp(a, "--kv-rotate");
+    return !strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v") || !strcmp(a, "--kv-rotate") ||
+           !strcmp(a, "--kv-center");
 }
 
 static cli_parse_result parse_kv_arg(int argc, char **argv, int *i, vkllm_kv_type *k, vkllm_kv_type *v,
-                                     bool *no_rotate, char *err, size_t err_len)
+                                     bool *no_rotate, bool *no_center, char *err, size_t err_len)
 {
     const char *a = argv[*i], *value = take_value(argc, argv, i, err, err_len);
     if (!value) return CLI_PARSE_ERROR;
-    return !strcmp(a, "--kv-rotate") ? cli_parse_kv_rotate(value, no_rotate, err, err_len)
-                                     : cli_parse_kv_option(a, value, k, v, err, err_len);
+    if (!strcmp(a, "--kv-rotate")) return cli_parse_kv_rotate(value, no_rotate, err, err_len);
+    if (!strcmp(a, "--kv-center")) return cli_parse_kv_on_off(a, value, no_center, err, err_len);
+    return cli_parse_kv_option(a, value, k, v, err, err_len);
 }
 
 /* ---- run and chat ---- */
@@ -209,7 +216,7 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *o, ch
             if (!VALUE()) return CLI_PARSE_ERROR;
             o->system = v;
         } else if (is_kv_option(a)) {
-            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
+            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, &o->kv_no_center, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!INTEGER(0, CLI_MAX_N_PREDICT)) return CLI_PARSE_ERROR;
@@ -269,7 +276,7 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
         else if (!strcmp(a, "--profile")) o->profile = true;
         else if (!strcmp(a, "--no-ttft")) o->no_ttft = true;
         else if (is_kv_option(a)) {
-            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
+            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, &o->kv_no_center, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "--threads")) {
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
@@ -323,7 +330,7 @@ cli_parse_result cli_parse_perplexity_options(int argc, char **argv, cli_perplex
             *(!strcmp(a, "-m") ? &o->model : !strcmp(a, "--device") ? &o->device : !strcmp(a, "-f") ? &o->file
               : !strcmp(a, "--kl") ? &o->kl : &o->kl_base) = v;
         } else if (is_kv_option(a)) {
-            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, err, err_len) != CLI_PARSE_OK)
+            if (parse_kv_arg(argc, argv, &i, &o->type_k, &o->type_v, &o->kv_no_rotate, &o->kv_no_center, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
         } else if (!strcmp(a, "-c") || !strcmp(a, "-b") || !strcmp(a, "--chunks")) {
             int64_t lo = !strcmp(a, "-c") ? 4 : 1, hi = !strcmp(a, "--chunks") ? INT32_MAX - 1 : CLI_PPL_MAX_CTX;
@@ -730,6 +737,7 @@ int cli_open_model(const char *command, const cli_options *o, vkllm_model **mode
     cp.type_k = o->type_k;
     cp.type_v = o->type_v;
     cp.rotate_k = !o->kv_no_rotate;
+    cp.center_k = !o->kv_no_center;
     if (cli_spec_on(&o->spec)) cp.n_outputs_max = o->spec.draft_max + 1; /* a verification's rows */
     if (o->spec.medusa_tree) cp.n_outputs_max = 64;                      /* a tree's */
     cp.output_hidden = o->spec.medusa != NULL;

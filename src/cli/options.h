@@ -76,6 +76,7 @@ typedef struct cli_options {
     const char *system;         /* --system */
     vkllm_kv_type type_k, type_v; /* --kv TYPE (both), --kv-k, --kv-v (each): f16 (default), f32, q8_0, q4_0 */
     bool kv_no_rotate;            /* --kv-rotate off: no Hadamard rotation of quantized keys (rotate_k = 0) */
+    bool kv_no_center;            /* --kv-center off: quantized keys not centered on the mean key (center_k = 0) */
     cli_spec_options spec;        /* --lookup, --draft and their settings */
 } cli_options;
 
@@ -87,6 +88,8 @@ cli_parse_result cli_parse_kv_option(const char *option, const char *value, vkll
                                      char *err, size_t err_len);
 /* --kv-rotate on|off: *no_rotate set for off. */
 cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len);
+/* An on|off KV option (--kv-rotate, --kv-center) named option: *off set for off. */
+cli_parse_result cli_parse_kv_on_off(const char *option, const char *value, bool *off, char *err, size_t err_len);
 
 /* ---- bench ---- */
 
@@ -104,6 +107,7 @@ typedef struct cli_bench_options {
     uint32_t depth;                  /* -d [0, 2^20]: tokens already in the cache when the tg steps start */
     vkllm_kv_type type_k, type_v;    /* --kv, --kv-k, --kv-v as run's */
     bool kv_no_rotate;               /* --kv-rotate off */
+    bool kv_no_center;               /* --kv-center off */
     uint32_t parallel;               /* --parallel [2, 256]: the scheduler's rate with that many requests, vs 1 */
 } cli_bench_options;
 
@@ -121,6 +125,7 @@ typedef struct cli_perplexity_options {
     int64_t chunks;                 /* --chunks [1, 2^31); -1: every whole chunk of the text */
     vkllm_kv_type type_k, type_v;   /* --kv, --kv-k, --kv-v */
     bool kv_no_rotate;              /* --kv-rotate off */
+    bool kv_no_center;              /* --kv-center off */
     const char *kl_base;            /* --kl-base OUT: save the log-probabilities */
     const char *kl;                 /* --kl BASE: compare with them (not with --kl-base) */
     bool json;                      /* --json */

@@ -10,7 +10,7 @@
 
 static const char usage_text[] =
     "usage: vkllm serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--kv TYPE]\n"
-    "                   [--kv-k TYPE] [--kv-v TYPE] [--kv-rotate on|off]\n"
+    "                   [--kv-k TYPE] [--kv-v TYPE] [--kv-rotate on|off] [--kv-center on|off]\n"
     "                   [--kv-pages N] [--api-key KEY] [--template NAME] [--max-waiting N] [--device INDEX|NAME]\n"
     "                   [--max-tokens N] [--no-prefix-cache] [--threads N (as run's)]\n"
     "  POST /v1/completions, /v1/chat/completions (\"stream\": true for server-sent events); GET /v1/models,\n"
@@ -57,6 +57,9 @@ int cli_serve(int argc, char **argv)
                  cli_parse_kv_option(a, v, &o.type_k, &o.type_v, err, sizeof err) == CLI_PARSE_OK) {
         } else if (!strcmp(a, "--kv-rotate") && cli_parse_kv_rotate(v, &no_rotate, err, sizeof err) == CLI_PARSE_OK) {
             o.no_rotate_k = no_rotate;
+        } else if (!strcmp(a, "--kv-center") &&
+                   cli_parse_kv_on_off(a, v, &no_rotate, err, sizeof err) == CLI_PARSE_OK) {
+            o.no_center_k = no_rotate;
         }
         else {
             if (!err[0]) snprintf(err, sizeof err, "unknown flag or bad value: %s %s", a, v);

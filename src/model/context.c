@@ -21,7 +21,7 @@
 vkllm_context_params vkllm_context_default_params(void)
 {
     return (vkllm_context_params){.n_ctx = 0, .n_batch = 256, .n_seq_max = 1, .n_outputs_max = 8,
-                                  .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16, .rotate_k = 1,
+                                  .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16, .rotate_k = 1, .center_k = 1,
                                   .max_submit_us = 0};
 }
 
@@ -119,6 +119,7 @@ static vkllm_status create_cache(vkllm_context *ctx)
                               .max_pages_per_seq = max_pages, .k_type = ops_type_of(ctx->params.type_k),
                               .v_type = ops_type_of(ctx->params.type_v)};
     ctx->kv.rotate_k = ctx->params.rotate_k && ops_kv_type_quantized(ctx->kv.k_type);
+    ctx->kv.center_pairs = ctx->params.center_k && ops_kv_type_quantized(ctx->kv.k_type) ? ctx->model->k_center_pairs : 0;
     /* A quantized side cuts each token's row into blocks of 32: refuse a shape that cannot be cut now, naming it. */
     if ((ops_kv_type_quantized(ctx->kv.k_type) || ops_kv_type_quantized(ctx->kv.v_type)) &&
         (c->n_head_kv * c->head_dim) % 32)
@@ -183,6 +184,9 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
     ctx->params = params ? *params : vkllm_context_default_params();
     double started = vkllm_log_clock();
     vkllm_status st = check_params(model, &ctx->params);
+    /* The mean key, once per model, before this context takes its memory (its pass runs in a context of its own) */
+    bool center = ctx->params.center_k && (ctx->params.type_k == VKLLM_KV_Q8_0 || ctx->params.type_k == VKLLM_KV_Q4_0);
+    if (st == VKLLM_OK && center && model->cfg.n_rot >= 2) st = model_key_center(model);
     if (st == VKLLM_OK) st = create_cache(ctx);
     if (st == VKLLM_OK) st = create_inputs(ctx);
     if (st == VKLLM_OK) st = create_activations(ctx);
@@ -196,9 +200,10 @@ vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params
         vkllm_context_free(ctx);
         return vkllm_fail_context(st, "creating a context of %u positions x %u sequences", n_ctx, n_seq);
     }
-    vkllm_log(VKLLM_LOG_INFO, "context: %u positions x %u sequences, batches of %u, KV cache K %s%s / V %s of %.1f MiB; "
+    vkllm_log(VKLLM_LOG_INFO, "context: %u positions x %u sequences, batches of %u, KV cache K %s%s%s / V %s of %.1f MiB; "
               "created in %.1f ms (%.1f MiB of device memory held)", ctx->params.n_ctx, ctx->params.n_seq_max,
               ctx->params.n_batch, vkllm_kv_type_name(ctx->params.type_k), ctx->kv.rotate_k ? " (rotated)" : "",
+              ctx->kv.center_pairs ? " (centered)" : "",
               vkllm_kv_type_name(ctx->params.type_v),
               (double)vkllm_context_kv_bytes(ctx, NULL) / 1048576.0,
               1e3 * (vkllm_log_clock() - started),

@@ -106,6 +106,10 @@ struct vkllm_context {
     vkr_buffer capture;                  /* host-visible: see context_capture_rows */
 };
 
+/* key_center.c: the mean key of a centered K cache (vkllm_context_params.center_k), estimated by a short pass of
+ * the model's own in a context of its own, once per model (model->k_center_pairs, k_center, k_center_bias). */
+vkllm_status model_key_center(vkllm_model *m);
+
 /* capture.c: activation capture for calibration (vkllm imatrix, GPTQ, AWQ).  Once enabled, every forward pass
  * also copies, per layer, the F32 inputs of its weight products to a host buffer: the attention norm's output
  * (what Q, K and V read), the attention output (O), the FFN norm's output (gate and up) and the SwiGLU output

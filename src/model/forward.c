@@ -77,7 +77,12 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     VKLLM_TRY(norm(m, seq, W(ctx->x), l == 0 ? NULL : &o, W(L->attn_norm), W(ctx->h), n, q8, &hq));
     VKLLM_TRY(capture(ctx, seq, s, l, CAPTURE_ATTN_IN, &ctx->h, n));
     /* Q/K/V, bias, RoPE (Q/K rows are in the normal layout, see model.h) and the KV-cache write: one pass */
-    ops_qkv qkv = {.stacked = L->wqkv, .q = L->wq, .k = L->wk, .v = L->wv, .bias = W(L->bqkv),
+    /* A centered K cache: the model's bias with the mean key off (key_center.c), and attention adds it back */
+    const uint32_t qkv_rows = (c->n_head + 2 * c->n_head_kv) * c->head_dim;
+    const uint64_t center_bytes = 8ull * c->n_head_kv * ctx->kv.center_pairs;
+    vkr_range bias = ctx->kv.center_pairs ? vkr_sub(&m->k_center_bias, 4ull * l * qkv_rows, 4ull * qkv_rows)
+                                          : W(L->bqkv);
+    ops_qkv qkv = {.stacked = L->wqkv, .q = L->wq, .k = L->wk, .v = L->wv, .bias = bias,
                    .n_head = c->n_head, .n_head_kv = c->n_head_kv, .head_dim = c->head_dim, .n_rot = c->n_rot,
                    .freq_base = c->rope_base, .freq_scale = c->rope_freq_scale};
     ops_qkv_dest dest = {.q = W(ctx->qr), .tokens = W(ctx->tokens), .page_table = W(ctx->page_table),
@@ -86,7 +91,9 @@ static vkllm_status attention_block(vkllm_context *ctx, vkr_sequence *seq, uint3
     VKLLM_TRY(ops_qkv_project_xq(ops, seq, &qkv, W(ctx->h), hq, n, &dest));
     ops_attention_shape shape = {.n_tokens = n, .n_heads = c->n_head, .max_context = s->max_context,
                                  .scale = 1.0f / sqrtf((float)c->head_dim), .kv = ctx->kv,
-                                 .split_tokens = s->invariant ? 1 : 0, .one_sequence = s->one_seq};
+                                 .split_tokens = s->invariant ? 1 : 0, .one_sequence = s->one_seq,
+                                 .n_rot = c->n_rot, .freq_base = c->rope_base, .freq_scale = c->rope_freq_scale};
+    if (ctx->kv.center_pairs) shape.k_center = vkr_sub(&m->k_center, l * center_bytes, center_bytes);
     if (s->tree) { /* the tree's mask; the output projection quantizes the attention itself if it must */
         VKLLM_TRY(ops_flash_attention_tree(ops, seq, W(ctx->qr), W(ctx->k_cache[l]), W(ctx->v_cache[l]),
                                            W(ctx->page_table), W(ctx->tokens), W(ctx->tree), W(ctx->scratch),

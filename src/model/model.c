@@ -143,7 +143,7 @@ static vkllm_status weight_from_rows(vkllm_model *m, uint32_t l, const char *wha
 
 /* Source row of row r of Q or K (r counts within the matrix): NeoX models are permuted into RoPE's normal
  * layout, head by head (the same permutation on Q and K leaves every q.k, so attention, unchanged). */
-static uint32_t qk_source_row(const model_config *c, uint32_t r)
+uint32_t model_qk_source_row(const model_config *c, uint32_t r)
 {
     if (!c->rope_neox) return r;
     return r / c->head_dim * c->head_dim + ops_rope_neox_source_row(r % c->head_dim, c->n_rot);
@@ -154,7 +154,7 @@ static void qkv_rows(const model_config *c, const gguf_tensor_info *t, bool is_q
 {
     uint64_t row_bytes = quant_row_size(t->type, c->n_embd);
     for (uint32_t r = 0; r < rows; r++)
-        out[r] = (const uint8_t *)t->data + (is_qk ? qk_source_row(c, r) : r) * row_bytes;
+        out[r] = (const uint8_t *)t->data + (is_qk ? model_qk_source_row(c, r) : r) * row_bytes;
 }
 
 /* Q, K and V stacked into one weight when they share a type (else three), biases stacked alike. */
@@ -192,7 +192,7 @@ static vkllm_status qkv_weights(vkllm_model *m, uint32_t l, model_layer *L)
             st = vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: layer %u %s must be F32 (is %s)", m->path, l, bias_names[i],
                             quant_get_traits(b->type)->name);
         for (uint32_t r = 0; r < rows[i] && st == VKLLM_OK; r++)
-            bias[first + r] = ((const float *)b->data)[i < 2 ? qk_source_row(c, r) : r];
+            bias[first + r] = ((const float *)b->data)[i < 2 ? model_qk_source_row(c, r) : r];
     }
     double started = vkllm_log_clock();
     if (st == VKLLM_OK) st = vkr_buffer_alloc(m->dev, total * sizeof *bias, VKR_MEMORY_DEVICE, &L->bqkv);
@@ -442,6 +442,8 @@ void vkllm_model_free(vkllm_model *m)
         ops_weight_free(m->ops, m->output);
         vkr_buffer_free(m->dev, &m->token_embd);
         vkr_buffer_free(m->dev, &m->output_norm);
+        vkr_buffer_free(m->dev, &m->k_center);
+        vkr_buffer_free(m->dev, &m->k_center_bias);
     }
     ops_free(m->ops);
     vkr_device_destroy(m->dev);

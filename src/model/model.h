@@ -39,6 +39,14 @@ struct vkllm_model {
     uint64_t n_params, weight_bytes;
     uint32_t tensors_loaded;         /* weights (or stacked groups of them) uploaded, for the stage log */
     char *chat_template;             /* NUL-terminated copy, "" if none */
+    /* A centered K cache's mean key (key_center.c), made by the first context that wants it: 0 pairs until then */
+    uint32_t k_center_pairs;         /* lowest-frequency RoPE pairs of each head centered */
+    vkr_buffer k_center;             /* F32 [n_layer][n_kv][k_center_pairs][2]: the mean key before RoPE */
+    vkr_buffer k_center_bias;        /* F32 [n_layer][(n_head + 2 n_kv)*hd]: bqkv with the mean off those K rows */
 };
+
+/* Source row of row r of Q or K (r counts within the matrix) in the GGUF tensor: NeoX models are permuted into
+ * RoPE's normal layout, head by head. */
+uint32_t model_qk_source_row(const model_config *c, uint32_t r);
 
 #endif

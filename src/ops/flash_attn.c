@@ -132,6 +132,7 @@ typedef struct attn_push {
     uint32_t n_splits, split_len;
     float scale_log2;
     uint32_t heads_per_wg;
+    float freq_base, freq_scale; /* a centered K cache (kv.center_pairs) */
 } attn_push;
 
 typedef struct combine_push {
@@ -322,6 +323,13 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
     }
     VKLLM_TRY(check_shape(ops, name, s));
     VKLLM_TRY(ops_kv_check(ops, name, &s->kv, k_cache, v_cache, page_table));
+    if (s->kv.center_pairs) {
+        if (s->n_rot > s->kv.head_dim || s->n_rot % 2 || 2 * s->kv.center_pairs > s->n_rot)
+            return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u centered RoPE pairs of %u rotated dims of %u",
+                              name, s->kv.center_pairs, s->n_rot, s->kv.head_dim);
+        VKLLM_TRY(ops_check_rope_freq(name, s->freq_base, s->freq_scale));
+        VKLLM_TRY(ops_check_bytes(name, "k_center", s->k_center, 8ull * s->kv.n_kv_heads * s->kv.center_pairs));
+    }
     uint64_t rows = (uint64_t)s->n_tokens * s->n_heads;
     VKLLM_TRY(ops_check_bytes(name, "q", q, rows * s->kv.head_dim * 4));
     VKLLM_TRY(ops_check_bytes(name, "out", out, rows * s->kv.head_dim * 4));
@@ -370,10 +378,16 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
         name = texel ? SHADER(flash_attn_f16_q8_tx) : SHADER(flash_attn_f16_q8);
     else if (direct_q8)
         name = texel ? SHADER(flash_attn_f32_q8_tx) : SHADER(flash_attn_f32_q8);
-    vkr_pipeline_desc desc = {.shader = name, .n_bindings = direct_q8 || tree ? 7 : 6,
-                              .readonly_mask = tree ? 0x5f : 0x1f, .push_size = sizeof(attn_push), .n_spec = 7,
+    /* A quantized K's variants read the mean key of a centered cache at binding 6 (bound, unread, when it is not) */
+    bool k_quant = ops_kv_type_quantized(s->kv.k_type);
+    vkr_pipeline_desc desc = {.shader = name, .n_bindings = direct_q8 || tree || k_quant ? 7 : 6,
+                              .readonly_mask = tree || k_quant ? 0x5f : 0x1f, .push_size = sizeof(attn_push),
+                              .n_spec = k_quant ? 10 : 7,
                               .spec = {plan.wg, head_dim4, plan.keys_per_lane, texel && records_quad(&s->kv, s->kv.k_type),
-                                       texel && records_quad(&s->kv, s->kv.v_type), gqa_pass(ops, s), tp}};
+                                       texel && records_quad(&s->kv, s->kv.v_type), gqa_pass(ops, s), tp,
+                                       s->kv.center_pairs,
+                                       s->kv.center_pairs && s->kv.rotate_k ? ops_kv_rotation_segment(s->kv.head_dim) : 0,
+                                       s->kv.center_pairs ? s->n_rot : 0}};
     if (texel) {
         desc.texel_format[0] = VK_FORMAT_R32G32B32A32_SFLOAT;
         desc.texel_format[1] = texel_format_of(s->kv.k_type, s->kv.head_dim);
@@ -392,11 +406,13 @@ static vkllm_status attention(ops_context *ops, vkr_sequence *seq, vkr_range q, 
                       plan.n_splits,
                       plan.split_len,
                       s->scale * 1.4426950408889634f,
-                      hpw};
+                      hpw,
+                      s->freq_base,
+                      s->freq_scale};
     uint32_t groups[3];
     vkr_groups_1d(ops->dev, (uint32_t)groups_total, groups);
     vkr_range bind[7] = {q, k_cache, v_cache, page_table, tokens, plan.n_splits > 1 ? scratch : out,
-                         direct_q8 ? *out_q8 : tree ? *tree : out};
+                         direct_q8 ? *out_q8 : tree ? *tree : s->kv.center_pairs ? s->k_center : page_table};
     VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, name));
     if (plan.n_splits > 1)
         VKLLM_TRY(record_combine(ops, seq, scratch, tokens, out, combine_q8 ? out_q8 : NULL, s, &plan));

@@ -29,6 +29,13 @@ typedef struct ops_attention_shape {
     bool one_sequence;          /* every token is of one sequence (a verification pass, a prompt): lets a workgroup
                                    attend several of them in one pass over their keys (the tuning's
                                    attn_token_values).  A hint: a batch of several sequences is still right. */
+    /* With kv.center_pairs: the mean key the store subtracted, [n_kv_heads][center_pairs] (x, y) floats, before
+     * RoPE, of RoPE pairs n_rot / 2 - center_pairs .. n_rot / 2 - 1 of each head; and RoPE's parameters, which
+     * rotate it to each key's position (the key's cache position: not for tree passes, which have no quantized
+     * cache). */
+    vkr_range k_center;
+    uint32_t n_rot;
+    float freq_base, freq_scale;
 } ops_attention_shape;
 
 /* Bytes of scratch ops_flash_attention needs at this shape (0 when it does not split the keys).  It may

@@ -48,12 +48,22 @@ typedef struct ops_kv_layout {
     ops_kv_type k_type, v_type; /* zero: F32 */
     bool rotate_k;              /* quantized K only: keys and queries through a Walsh-Hadamard transform in
                                    segments of gcd(head_dim, 32) before the keys are quantized (kv_blocks.glsl) */
+    uint32_t center_pairs;      /* quantized K only: each key is stored minus a mean key at its position in its
+                                   center_pairs lowest-frequency RoPE pairs (the store's bias subtracts it before
+                                   RoPE), and attention adds it back (ops_attention_shape.k_center); 0: none */
 } ops_kv_layout;
 
 /* Both sides F32 or both F16: the head-major layout the fused mat-vec store and kv_write handle. */
 static inline bool ops_kv_plain(const ops_kv_layout *kv)
 {
     return kv->k_type == kv->v_type && !ops_kv_type_quantized(kv->k_type);
+}
+
+/* The segment of the keys' Hadamard rotation (rotate_k): gcd(head_dim, 32), head_dim's lowest set bit up to 32. */
+static inline uint32_t ops_kv_rotation_segment(uint32_t head_dim)
+{
+    uint32_t low = head_dim & (~head_dim + 1u);
+    return low < 32 ? low : 32;
 }
 
 /* log2(page_size): the shaders split positions with shifts. */

@@ -62,6 +62,10 @@ vkllm_status ops_kv_check(const ops_context *ops, const char *op, const ops_kv_l
     if (kv->rotate_k && !ops_kv_type_quantized(kv->k_type))
         return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: the rotation of keys is for a quantized K cache, not %s", op,
                           ops_kv_type_name(kv->k_type));
+    if (kv->center_pairs && (!ops_kv_type_quantized(kv->k_type) || 2 * kv->center_pairs > kv->head_dim))
+        return vkllm_fail(VKLLM_ERROR_UNSUPPORTED, "%s: %u centered RoPE pairs of keys: for a quantized K cache (not "
+                          "%s) and at most head_dim / 2 = %u", op, kv->center_pairs, ops_kv_type_name(kv->k_type),
+                          kv->head_dim / 2);
     ops_kv_type types[2] = {kv->k_type, kv->v_type};
     for (int i = 0; i < 2; i++)
         if (ops_kv_type_quantized(types[i]) && (kv->n_kv_heads * kv->head_dim) % 32)

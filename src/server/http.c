@@ -356,6 +356,7 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
     sp.type_k = o->type_k;
     sp.type_v = o->type_v;
     sp.rotate_k = !o->no_rotate_k;
+    sp.center_k = !o->no_center_k;
     sp.n_kv_pages = o->n_kv_pages;
     sp.prefix_cache = !o->no_prefix_cache;
     if (sp.token_budget < sp.n_seq_max) sp.token_budget = sp.n_seq_max;

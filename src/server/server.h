@@ -16,6 +16,7 @@ typedef struct server_options {
     uint32_t n_kv_pages;       /* 0: parallel full contexts */
     vkllm_kv_type type_k, type_v;
     int no_rotate_k;
+    int no_center_k;
     const char *api_key;       /* NULL: none asked */
     const char *chat_template; /* NULL: the model's */
     const char *device;

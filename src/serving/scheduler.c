@@ -41,7 +41,8 @@ struct vkllm_scheduler {
 vkllm_scheduler_params vkllm_scheduler_default_params(void)
 {
     return (vkllm_scheduler_params){.n_ctx = 0, .n_seq_max = 8, .token_budget = 256, .n_kv_pages = 0,
-                                    .max_waiting = 0, .prefix_cache = 1, .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16, .rotate_k = 1};
+                                    .max_waiting = 0, .prefix_cache = 1, .type_k = VKLLM_KV_F16, .type_v = VKLLM_KV_F16, .rotate_k = 1,
+                                    .center_k = 1};
 }
 
 void vkllm_scheduler_free(vkllm_scheduler *s)
@@ -68,7 +69,8 @@ vkllm_status vkllm_scheduler_create(vkllm_model *model, const vkllm_scheduler_pa
     if (!s) return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "scheduler");
     s->model = model;
     vkllm_context_params cp = {.n_ctx = p.n_ctx, .n_batch = p.token_budget, .n_seq_max = p.n_seq_max,
-                               .n_outputs_max = p.n_seq_max, .type_k = p.type_k, .type_v = p.type_v, .rotate_k = p.rotate_k};
+                               .n_outputs_max = p.n_seq_max, .type_k = p.type_k, .type_v = p.type_v, .rotate_k = p.rotate_k,
+                               .center_k = p.center_k};
     vkllm_status st = vkllm_context_create(model, &cp, &s->ctx);
     if (st == VKLLM_OK) {
         p.n_ctx = s->ctx->params.n_ctx;

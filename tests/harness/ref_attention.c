@@ -98,6 +98,21 @@ uint32_t ref_rotation_segment(uint32_t head_dim)
     return low < 32 ? low : 32;
 }
 
+void ref_key_center_row(const float *center, uint32_t pairs, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_rot,
+                        double freq_base, double freq_scale, uint32_t pos, uint32_t r, float *row)
+{
+    for (uint32_t i = 0; i < n_kv_heads * head_dim; i++) row[i] = 0;
+    for (uint32_t h = 0; h < n_kv_heads; h++)
+        for (uint32_t i = 0; i < pairs; i++) {
+            uint32_t j = n_rot / 2 - pairs + i;
+            double theta = pos * pow(freq_base, -2.0 * j / n_rot) * freq_scale, c = cos(theta), s = sin(theta);
+            double x = center[(h * pairs + i) * 2], y = center[(h * pairs + i) * 2 + 1];
+            row[h * head_dim + 2 * j] = (float)(x * c - y * s);
+            row[h * head_dim + 2 * j + 1] = (float)(x * s + y * c);
+        }
+    if (r) ref_hadamard_segments(row, n_kv_heads * head_dim, r);
+}
+
 void ref_attention(const float *q, const float *k, const float *v, uint32_t context, uint32_t n_heads,
                    uint32_t n_kv_heads, uint32_t head_dim, double scale, float *out)
 {

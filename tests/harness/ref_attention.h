@@ -28,6 +28,13 @@ void ref_hadamard_segments(float *v, uint32_t n, uint32_t r);
 /* The segment of that rotation for a head size: gcd(head_dim, 32). */
 uint32_t ref_rotation_segment(uint32_t head_dim);
 
+/* What a centered K cache (ops_kv_layout.center_pairs) subtracts from the key at position pos, as a row
+ * [n_kv_heads][head_dim]: RoPE pairs n_rot / 2 - pairs .. n_rot / 2 - 1 of each kv head hold center
+ * [n_kv_heads][pairs][2] rotated to pos (rope.glsl's angle, in double), every other value 0; then, with r != 0,
+ * through ref_hadamard_segments as rotated keys are. */
+void ref_key_center_row(const float *center, uint32_t pairs, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_rot,
+                        double freq_base, double freq_scale, uint32_t pos, uint32_t r, float *row);
+
 /* out [n_heads][head_dim] = causal attention of one token's q [n_heads][head_dim] over the first context
  * positions of an explicit history k, v [context][n_kv_heads][head_dim], computed in double. */
 void ref_attention(const float *q, const float *k, const float *v, uint32_t context, uint32_t n_heads,

@@ -31,6 +31,8 @@ struct ref_model {
     bool neox;                      /* qwen2: rotate (i, i + hd/2); llama: adjacent pairs */
     int cache_k, cache_v;           /* ref_model_set_cache: quant_type each K / V row round-trips through, -1 none */
     bool rotate_k;
+    const float *k_center;          /* ref_model_set_k_center: [n_layer][n_kv][k_center_pairs][2], or NULL */
+    uint32_t k_center_pairs;
     double *embd;                   /* [vocab][dim] */
     bool embd_quantized;
     double *embd_rows;              /* [vocab][dim]: the rows looked up (embd, or its F16 rounding) */
@@ -241,6 +243,12 @@ void ref_model_set_cache(ref_model *m, int k_type, int v_type, bool rotate_k)
     m->rotate_k = rotate_k;
 }
 
+void ref_model_set_k_center(ref_model *m, const float *center, uint32_t pairs)
+{
+    m->k_center = center;
+    m->k_center_pairs = pairs;
+}
+
 /* A row as the cache holds it: rounded to float (the GPU's activations), then through the CPU quantizer; rotated
  * (segments of r) before and back after when r is not 0. */
 static void cache_round_trip(double *row, uint32_t n, int type, uint32_t r)
@@ -283,6 +291,16 @@ void ref_model_forward_q8(ref_model *m, const int32_t *tokens, uint32_t n, bool 
             matvec(v, &L->wv, h, L->bv, kvd, dim, q8_layers);
             rope(q, m->n_head, hd, p, m->rope_base, m->neox);
             rope(k, m->n_kv, hd, p, m->rope_base, m->neox);
+            if (m->k_center && m->cache_k >= 0) { /* the cache holds the key minus the mean key at p */
+                float *c_row = malloc(kvd * sizeof *c_row);
+                assert_true(c_row != NULL);
+                ref_key_center_row(m->k_center + (size_t)l * m->n_kv * m->k_center_pairs * 2, m->k_center_pairs,
+                                   m->n_kv, hd, hd, m->rope_base, 1.0, p, 0, c_row);
+                for (uint32_t i = 0; i < kvd; i++) k[i] -= c_row[i];
+                cache_round_trip(k, kvd, m->cache_k, m->rotate_k ? ref_rotation_segment(hd) : 0);
+                for (uint32_t i = 0; i < kvd; i++) k[i] += c_row[i];
+                free(c_row);
+            } else
             cache_round_trip(k, kvd, m->cache_k, m->rotate_k ? ref_rotation_segment(hd) : 0);
             cache_round_trip(v, kvd, m->cache_v, 0);
             for (uint32_t head = 0; head < m->n_head; head++) {

@@ -21,6 +21,10 @@ bool ref_model_has_quantized(const ref_model *m);
  * exact), as a quantized KV cache stores them; rotate_k: the keys are quantized in the Hadamard-rotated basis
  * (ref_hadamard_segments, then back), which the cache's rotated queries make the same.  Default -1, -1, false. */
 void ref_model_set_cache(ref_model *m, int k_type, int v_type, bool rotate_k);
+/* With a quantized K (ref_model_set_cache): each key is quantized minus the mean key center [n_layer][n_kv][pairs][2]
+ * (the pairs n_rot / 2 - pairs .. of each kv head, before RoPE) rotated to its position, which comes back after:
+ * a centered cache (vkllm_context_params.center_k).  NULL: none (the default).  center must outlive its use. */
+void ref_model_set_k_center(ref_model *m, const float *center, uint32_t pairs);
 
 /* Runs tokens[0..n) at positions 0..n-1 and writes the logits of the last position (n_vocab doubles). */
 void ref_model_forward(ref_model *m, const int32_t *tokens, uint32_t n, double *logits);

@@ -159,13 +159,15 @@ static void test_quantized_cache_against_reference(void **state)
     snprintf(qwen, sizeof qwen, "%s/tiny-qwen2-F32-kv.gguf", tmpdir);
     synth_model("tiny", "F32", tiny);
     synth_model("tiny-qwen2", "F32", qwen);
-    static const struct { vkllm_kv_type k, v; int qk, qv; bool rotate; double bound; } types[] = {
-        {VKLLM_KV_Q8_0, VKLLM_KV_Q8_0, QUANT_Q8_0, QUANT_Q8_0, false, 3e-6},
-        {VKLLM_KV_Q4_0, VKLLM_KV_Q4_0, QUANT_Q4_0, QUANT_Q4_0, false, 3e-4},
-        {VKLLM_KV_Q8_0, VKLLM_KV_Q4_0, QUANT_Q8_0, QUANT_Q4_0, false, 3e-4},
-        {VKLLM_KV_F16, VKLLM_KV_Q8_0, QUANT_F16, QUANT_Q8_0, false, 1e-6},
-        {VKLLM_KV_Q8_0, VKLLM_KV_F16, QUANT_Q8_0, QUANT_F16, true, 3e-6},
-        {VKLLM_KV_Q4_0, VKLLM_KV_Q8_0, QUANT_Q4_0, QUANT_Q8_0, true, 3e-4},
+    static const struct { vkllm_kv_type k, v; int qk, qv; bool rotate, center; double bound; } types[] = {
+        {VKLLM_KV_Q8_0, VKLLM_KV_Q8_0, QUANT_Q8_0, QUANT_Q8_0, false, false, 3e-6},
+        {VKLLM_KV_Q4_0, VKLLM_KV_Q4_0, QUANT_Q4_0, QUANT_Q4_0, false, false, 3e-4},
+        {VKLLM_KV_Q8_0, VKLLM_KV_Q4_0, QUANT_Q8_0, QUANT_Q4_0, false, false, 3e-4},
+        {VKLLM_KV_F16, VKLLM_KV_Q8_0, QUANT_F16, QUANT_Q8_0, false, false, 1e-6},
+        {VKLLM_KV_Q8_0, VKLLM_KV_F16, QUANT_Q8_0, QUANT_F16, true, false, 3e-6},
+        {VKLLM_KV_Q4_0, VKLLM_KV_Q8_0, QUANT_Q4_0, QUANT_Q8_0, true, false, 3e-4},
+        {VKLLM_KV_Q8_0, VKLLM_KV_Q8_0, QUANT_Q8_0, QUANT_Q8_0, true, true, 3e-6},
+        {VKLLM_KV_Q4_0, VKLLM_KV_F16, QUANT_Q4_0, QUANT_F16, false, true, 3e-4},
     };
     const char *paths[3] = {STORIES, tiny, qwen}, *names[3] = {"stories260K", "tiny", "tiny-qwen2"};
     enum { N = 23 };
@@ -179,8 +181,23 @@ static void test_quantized_cache_against_reference(void **state)
         float *got = malloc(n_vocab * sizeof *got);
         assert_true(expect && got);
         vkllm_model *m = th_load_model(paths[mi]);
+        float *center = NULL;
         for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
             ref_model_set_cache(ref, types[i].qk, types[i].qv, types[i].rotate);
+            if (types[i].center && !center) { /* the mean key the first centered context made: the reference's too */
+                vkllm_context_params p = vkllm_context_default_params();
+                p.n_ctx = 64;
+                p.type_k = VKLLM_KV_Q8_0;
+                vkllm_context *c = NULL;
+                th_check_status(vkllm_context_create(m, &p, &c), "vkllm_context_create (centered)");
+                vkllm_context_free(c);
+                assert_true(m->k_center_pairs > 0);
+                size_t n = (size_t)m->cfg.n_layer * m->cfg.n_head_kv * m->k_center_pairs * 2;
+                center = malloc(n * sizeof *center);
+                assert_non_null(center);
+                th_download(&m->k_center, center, n * sizeof *center);
+            }
+            ref_model_set_k_center(ref, types[i].center ? center : NULL, types[i].center ? m->k_center_pairs : 0);
             ref_model_forward(ref, tokens, N, expect);
             for (uint32_t n_batch = 8; n_batch <= 64; n_batch += 56) {
                 vkllm_context_params p = vkllm_context_default_params();
@@ -189,13 +206,14 @@ static void test_quantized_cache_against_reference(void **state)
                 p.type_k = types[i].k;
                 p.type_v = types[i].v;
                 p.rotate_k = types[i].rotate;
+                p.center_k = types[i].center;
                 vkllm_context *c = NULL;
                 th_check_status(vkllm_context_create(m, &p, &c), "vkllm_context_create");
                 gpu_logits(c, tokens, N, n_batch, 0, got, n_vocab);
                 double e = logits_nmse(expect, got, n_vocab);
-                printf("  %-12s K %-5s%s V %-5s batch %2u: logits nmse %.3g (bound %.0e)\n", names[mi],
-                       vkllm_kv_type_name(types[i].k), types[i].rotate ? " rotated" : "", vkllm_kv_type_name(types[i].v),
-                       n_batch, e, types[i].bound);
+                printf("  %-12s K %-5s%s%s V %-5s batch %2u: logits nmse %.3g (bound %.0e)\n", names[mi],
+                       vkllm_kv_type_name(types[i].k), types[i].rotate ? " rotated" : "",
+                       types[i].center ? " centered" : "", vkllm_kv_type_name(types[i].v), n_batch, e, types[i].bound);
                 if (!(e <= types[i].bound))
                     fail_msg("%s K %s V %s: nmse %.3g", names[mi], vkllm_kv_type_name(types[i].k),
                              vkllm_kv_type_name(types[i].v), e);
@@ -213,6 +231,7 @@ static void test_quantized_cache_against_reference(void **state)
         assert_int_equal(vkllm_context_create(m, &bad, &c), VKLLM_ERROR_INVALID_ARGUMENT);
         th_free_model(m);
         ref_model_free(ref);
+        free(center);
         free(expect);
         free(got);
     }

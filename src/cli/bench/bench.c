@@ -148,7 +148,7 @@ static void usage(FILE *out)
                  "                   [--parallel N]\n"
                  "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n"
                  "  -d: tokens in the cache before the -n decode steps (filled untimed)\n"
-                 "  --kv, --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate on|off\n"
+                 "  --kv, --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate on|off, --kv-center on|off\n"
                  "  --lookup, --draft, --medusa: also greedy text of n tokens from --prompt (default \"Once upon a time\") with and\n"
                  "  without speculation, in alternated runs: tokens/s of each, the speed-up, the speculation stats\n"
                  "  --parallel N: only the scheduler's decode rate with N greedy requests of n tokens at once against\n"
@@ -195,6 +195,7 @@ int cli_bench(int argc, char **argv)
     p.type_k = a.type_k;
     p.type_v = a.type_v;
     p.rotate_k = !a.kv_no_rotate;
+    p.center_k = !a.kv_no_center;
     if (st == VKLLM_OK) st = vkllm_context_create(m, &p, &c);
     int32_t *tokens = calloc(n_tok, sizeof *tokens), *pos = calloc(n_tok, sizeof *pos), *seq = calloc(n_tok, sizeof *seq);
     int8_t *want = calloc(n_tok, sizeof *want);

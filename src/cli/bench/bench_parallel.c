@@ -73,6 +73,7 @@ int cli_bench_parallel(const cli_bench_options *a, vkllm_model *m)
     sp.type_k = a->type_k;
     sp.type_v = a->type_v;
     sp.rotate_k = !a->kv_no_rotate;
+    sp.center_k = !a->kv_no_center;
     double *tps = calloc(2 * (size_t)a->reps, sizeof *tps), batch[2] = {0, 0};
     vkllm_status st = tps ? VKLLM_OK : VKLLM_ERROR_OUT_OF_HOST_MEMORY;
     round_result r;

@@ -21,11 +21,13 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: vkllm perplexity [-m MODEL] -f TEXT [-c 512] [-b N] [--chunks N] [--kv TYPE] [--kv-k TYPE]\n"
-            "                        [--kv-v TYPE] [--kv-rotate on|off] [--kl-base OUT | --kl BASE] [--json] [--device INDEX|NAME]\n"
+            "                        [--kv-v TYPE] [--kv-rotate on|off] [--kv-center on|off] [--kl-base OUT | --kl BASE]\n"
+            "                        [--json] [--device INDEX|NAME]\n"
             "  -c: tokens per chunk (4 to %d); the second half of each chunk is scored\n"
             "  -b: tokens per forward pass (default -c); --chunks: at most N chunks (default: all)\n"
             "  --kv, --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0\n"
             "  --kv-rotate on|off: Hadamard rotation of quantized keys (default on)\n"
+            "  --kv-center on|off: quantized keys stored relative to the model's mean key (default on)\n"
             "  --kl-base OUT: save the log-probabilities; --kl BASE: KL divergence from them\n",
             CLI_PPL_MAX_CTX);
 }
@@ -141,10 +143,11 @@ static void report(run *r)
     kld_result k = {0};
     if (o->kl) k = kld_finish(&r->kld);
     if (o->json) {
-        printf("{\"model\": \"%s\", \"kv_k\": \"%s\", \"kv_v\": \"%s\", \"kv_rotate\": %s, \"n_ctx\": %u, "
+        printf("{\"model\": \"%s\", \"kv_k\": \"%s\", \"kv_v\": \"%s\", \"kv_rotate\": %s, \"kv_center\": %s, \"n_ctx\": %u, "
                "\"n_chunks\": %u, \"n_tokens\": %llu, \"ppl\": %.6f, \"ppl_err\": %.6f",
                o->model ? o->model : "", vkllm_kv_type_name(o->type_k), vkllm_kv_type_name(o->type_v),
-               !o->kv_no_rotate && (o->type_k == VKLLM_KV_Q8_0 || o->type_k == VKLLM_KV_Q4_0) ? "true" : "false", r->n_ctx,
+               !o->kv_no_rotate && (o->type_k == VKLLM_KV_Q8_0 || o->type_k == VKLLM_KV_Q4_0) ? "true" : "false",
+               !o->kv_no_center && (o->type_k == VKLLM_KV_Q8_0 || o->type_k == VKLLM_KV_Q4_0) ? "true" : "false", r->n_ctx,
                r->n_chunks, (unsigned long long)r->ppl.count, ppl_value(&r->ppl), ppl_error(&r->ppl));
         if (o->kl)
             printf(", \"kld_mean\": %.9g, \"kld_err\": %.9g, \"kld_p99\": %.9g, \"top1_agree\": %.6f", k.mean,
@@ -195,6 +198,7 @@ int cli_perplexity(int argc, char **argv)
     cp.type_k = o.type_k;
     cp.type_v = o.type_v;
     cp.rotate_k = !o.kv_no_rotate;
+    cp.center_k = !o.kv_no_center;
     if (st == VKLLM_OK) st = vkllm_context_create(r.model, &cp, &r.ctx);
     if (st == VKLLM_OK && !o.json)
         fprintf(stderr, "perplexity: %zu tokens, %u chunks of %u (scoring %u per chunk), batches of %u, K cache %s, "

@@ -37,7 +37,8 @@ typedef struct attn_fixture {
     float *k_hist, *v_hist;    /* [n_seqs][positions][n_kv_heads][head_dim] */
     float *q;                  /* [n_tokens][n_heads][head_dim] */
     int32_t *table, *tokens;
-    vkr_buffer b_q, b_k, b_v, b_table, b_tokens, b_scratch, b_out;
+    float *center;             /* a centered K cache's mean key [n_kv_heads][center_pairs][2], or NULL */
+    vkr_buffer b_q, b_k, b_v, b_table, b_tokens, b_scratch, b_out, b_center;
 } attn_fixture;
 
 static attn_token token_of(const attn_case *c, uint32_t t)
@@ -48,6 +49,12 @@ static attn_token token_of(const attn_case *c, uint32_t t)
 
 /* The shape's one_sequence hint for the fixtures made from now on (test_token_passes). */
 static bool fixture_one_sequence;
+/* For fixtures with a quantized K made from now on: keys centered in this many RoPE pairs (0: none) on a random
+ * mean key, and stored in the rotated basis (rotate_k) or not.  RoPE of base 10000, scale 0.75, all dims. */
+static uint32_t fixture_center_pairs;
+static bool fixture_rotate_k;
+#define FIXTURE_FREQ_BASE 10000.0f
+#define FIXTURE_FREQ_SCALE 0.75f
 
 static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_type k_type, ops_kv_type v_type,
                                  uint32_t page_size, th_rng *rng)
@@ -75,6 +82,18 @@ static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_typ
                                       .k_type = k_type,
                                       .v_type = v_type},
                                .one_sequence = fixture_one_sequence};
+    const bool centered = fixture_center_pairs && ops_kv_type_quantized(k_type);
+    if (centered) {
+        s->kv.center_pairs = fixture_center_pairs;
+        s->kv.rotate_k = fixture_rotate_k;
+        s->n_rot = c->head_dim;
+        s->freq_base = FIXTURE_FREQ_BASE;
+        s->freq_scale = FIXTURE_FREQ_SCALE;
+        f->center = malloc(sizeof(float) * 2 * c->n_kv_heads * fixture_center_pairs);
+        assert_non_null(f->center);
+        /* means several times the keys' spread, as the low-frequency pairs of a trained model's keys have */
+        for (uint32_t i = 0; i < 2 * c->n_kv_heads * fixture_center_pairs; i++) f->center[i] = 6.0f * th_normal(rng);
+    }
     f->positions = pages * page_size;
     size_t row = (size_t)c->n_kv_heads * c->head_dim, q_len = (size_t)c->n_tokens * c->n_heads * c->head_dim;
     size_t hist = (size_t)n_seqs * f->positions * row;
@@ -97,6 +116,16 @@ static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_typ
             /* Plain caches keep the unrounded history (their bounds cover F16's rounding); a quantized one's
              * history becomes what the cache holds. */
             bool plain = ops_kv_plain(&s->kv);
+            if (centered) { /* a key k + c is stored as k; attention adds c back: the reference attends over both */
+                float *c_row = malloc(sizeof(float) * row);
+                assert_non_null(c_row);
+                ref_key_center_row(f->center, fixture_center_pairs, c->n_kv_heads, c->head_dim, c->head_dim,
+                                   FIXTURE_FREQ_BASE, FIXTURE_FREQ_SCALE, p,
+                                   fixture_rotate_k ? ref_rotation_segment(c->head_dim) : 0, c_row);
+                ref_kv_store_typed(&s->kv, k_type, f->table, k_cache, q, p, f->k_hist + at, f->k_hist + at);
+                for (size_t i = 0; i < row; i++) f->k_hist[at + i] += c_row[i];
+                free(c_row);
+            } else
             ref_kv_store_typed(&s->kv, k_type, f->table, k_cache, q, p, f->k_hist + at, plain ? NULL : f->k_hist + at);
             ref_kv_store_typed(&s->kv, v_type, f->table, v_cache, q, p, f->v_hist + at, plain ? NULL : f->v_hist + at);
         }
@@ -111,6 +140,10 @@ static void fixture_create_typed(attn_fixture *f, const attn_case *c, ops_kv_typ
     f->b_tokens = th_upload(f->tokens, sizeof(int32_t) * 2 * c->n_tokens);
     f->b_scratch = th_alloc(ops_attention_scratch_bytes(th_ops(), s));
     f->b_out = th_alloc(sizeof(float) * q_len);
+    if (centered) {
+        f->b_center = th_upload(f->center, sizeof(float) * 2 * c->n_kv_heads * fixture_center_pairs);
+        s->k_center = vkr_whole(&f->b_center);
+    }
     free(k_cache);
     free(v_cache);
 }
@@ -123,8 +156,9 @@ static void fixture_create(attn_fixture *f, const attn_case *c, bool f16, uint32
 
 static void fixture_free(attn_fixture *f)
 {
-    vkr_buffer *b[] = {&f->b_q, &f->b_k, &f->b_v, &f->b_table, &f->b_tokens, &f->b_scratch, &f->b_out};
+    vkr_buffer *b[] = {&f->b_q, &f->b_k, &f->b_v, &f->b_table, &f->b_tokens, &f->b_scratch, &f->b_out, &f->b_center};
     for (size_t i = 0; i < sizeof b / sizeof *b; i++) th_free(b[i]);
+    free(f->center);
     free(f->k_hist);
     free(f->v_hist);
     free(f->q);
@@ -375,13 +409,25 @@ static void run_typed(const attn_case *c, ops_kv_type k, ops_kv_type v)
     th_check_status(record_attention(seq, &f), "ops_flash_attention");
     th_check_status(vkr_sequence_end(seq), "end");
     th_check_status(vkr_sequence_run(seq), "run");
-    char what[160];
-    snprintf(what, sizeof what, "K %s V %s heads %u/%u head_dim %u tokens %u splits %u", ops_kv_type_name(k),
-             ops_kv_type_name(v), c->n_heads, c->n_kv_heads, c->head_dim, c->n_tokens,
-             ops_attention_splits(th_ops(), &f.shape));
+    char what[200];
+    snprintf(what, sizeof what, "K %s%s V %s heads %u/%u head_dim %u tokens %u splits %u%s", ops_kv_type_name(k),
+             f.shape.kv.rotate_k ? " rotated" : "", ops_kv_type_name(v), c->n_heads, c->n_kv_heads, c->head_dim,
+             c->n_tokens, ops_attention_splits(th_ops(), &f.shape), f.shape.kv.center_pairs ? " centered" : "");
+    if (f.shape.kv.center_pairs)
+        snprintf(what + strlen(what), sizeof what - strlen(what), " (%u pairs)", f.shape.kv.center_pairs);
     check_output(&f, what);
     vkr_sequence_destroy(seq);
     fixture_free(&f);
+}
+
+/* run_typed with the keys centered in pairs RoPE pairs, in the rotated basis or not. */
+static void run_centered(const attn_case *c, ops_kv_type k, ops_kv_type v, uint32_t pairs, bool rotate)
+{
+    fixture_center_pairs = pairs;
+    fixture_rotate_k = rotate;
+    run_typed(c, k, v);
+    fixture_center_pairs = 0;
+    fixture_rotate_k = false;
 }
 
 static void test_quantized_cache(void **state)
@@ -408,6 +454,14 @@ static void test_quantized_cache(void **state)
     const attn_case long_ctx = {4, 2, 64, 3, {{0, 1200}, {0, 1201}, {1, 7}}};
     run_typed(&long_ctx, OPS_KV_Q8_0, OPS_KV_Q4_0);
     run_typed(&long_ctx, OPS_KV_Q4_0, OPS_KV_Q8_0);
+    /* Centered keys (the mean key added back to each score): every head size, rotated (segments of 8, 16, 32) or
+     * not, 1 to 4 pairs, every V type, split-K. */
+    for (size_t i = 0; i < sizeof by_head / sizeof *by_head; i++) {
+        run_centered(&by_head[i], OPS_KV_Q8_0, OPS_KV_Q8_0, by_head[i].head_dim < 16 ? 4 : 3, true);
+        run_centered(&by_head[i], OPS_KV_Q4_0, types[i % 3], 1 + (uint32_t)i % 2, false);
+    }
+    run_centered(&long_ctx, OPS_KV_Q8_0, OPS_KV_Q4_0, 2, true);
+    run_centered(&long_ctx, OPS_KV_Q4_0, OPS_KV_F16, 4, false);
 }
 
 static void test_quantized_bad_shapes(void **state)
@@ -768,6 +822,8 @@ static void test_other_reads(void **state)
     for (int k = 0; k < 3; k++)
         for (int v = 0; v < 3; v++)
             if (k || v) run_typed(k == v ? &typed64 : &typed, types[k], types[v]);
+    run_centered(&typed64, OPS_KV_Q8_0, OPS_KV_Q4_0, 4, true);
+    run_centered(&typed, OPS_KV_Q4_0, OPS_KV_F16, 2, true);
     static const attn_case q8_cases[] = {{4, 2, 64, DECODE(0, 6)}, {4, 2, 64, DECODE(0, 1029)}};
     run_q8_case(&q8_cases[0], true, 90);
     run_q8_case(&q8_cases[0], false, 91);
@@ -811,6 +867,7 @@ static void test_workgroup_sizes(void **state)
         run_tree_case(4, 2, 64, 37, 13, 0, true, 14 + i);
         static const attn_case typed = {4, 1, 64, 3, {{0, 33}, {1, 2}, {2, 20}}};
         run_typed(&typed, OPS_KV_Q8_0, OPS_KV_Q4_0);
+        run_centered(&typed, OPS_KV_Q8_0, OPS_KV_Q4_0, 4, true);
     }
     o->tuning = tuning_for(o->caps);
 }
@@ -913,6 +970,7 @@ static void test_heads_per_workgroup(void **state)
     run_tree_case(4, 2, 64, 37, 13, 0, true, 19);
     static const attn_case typed = {4, 1, 64, 3, {{0, 33}, {1, 2}, {2, 20}}};
     run_typed(&typed, OPS_KV_Q8_0, OPS_KV_Q4_0);
+    run_centered(&typed, OPS_KV_Q4_0, OPS_KV_Q8_0, 2, true);
     o->tuning = tuning_for(o->caps);
     o->cpu_workers = workers;
 }
@@ -987,6 +1045,7 @@ static void test_token_passes(void **state)
     static const attn_case typed = {4, 1, 64, 6, {{0, 33}, {0, 34}, {0, 35}, {0, 36}, {0, 37}, {0, 38}}};
     run_typed(&typed, OPS_KV_Q8_0, OPS_KV_Q4_0);
     run_typed(&typed, OPS_KV_Q4_0, OPS_KV_F16);
+    run_centered(&typed, OPS_KV_Q8_0, OPS_KV_Q8_0, 3, true); /* the centered queries of every row of a pass */
     hpw_row.texel_loads = 0; /* the storage-buffer variants: barriers between the passes' q8 stores and merges */
     if (!rerun) {
         run_q8_case(&q8_case, false, 103);
