@@ -169,6 +169,8 @@ uint tok_end[TP];   // ... and the end of each one's keys in this split
 #if defined(K_CENTER)
 vec2 cq[R * CENTER_PAIRS + 1u];    // row r's query (scaled, without the keys' Hadamard rotation) in centered pair i
 float c_freq[CENTER_PAIRS + 1u];   // pair i's RoPE frequency
+vec2 c_rm[CENTER_PAIRS + 1u];      // R(pos) m in pair i for this lane's next key
+vec2 c_step[CENTER_PAIRS + 1u];    // (cos, sin) of pair i's turn over WG positions: from one of its keys to the next
 #endif
 
 // Chunk c (values 4c..4c+3) of kv head kvh at token slot ts = page << page_shift | slot.
@@ -320,13 +322,30 @@ void center_queries()
     }
 }
 
-// dots[g] += q_g . R(pos) m for the key at position pos of kv head kvh: what the store subtracted.
-void center_dots(uint pos, uint kvh)
+// The lane's first key of the pass (position pos, kv head kvh): R(pos) m from sine and cosine, then the next ones
+// (every WG-th position) by turning it on; the turn's rounding over a split's keys stays far below the cache's.
+void center_start(uint pos, uint kvh)
 {
     [[unroll]] for (uint i = 0u; i < CENTER_PAIRS; i++) {
         const vec2 m = k_center[kvh * CENTER_PAIRS + i];
-        const vec2 rm = rope_rotate_freq(m.x, m.y, int(pos), c_freq[i], p.freq_scale);
-        [[unroll]] for (uint g = 0u; g < R; g++) dots[g] += dot(cq[g * CENTER_PAIRS + i], rm);
+        c_rm[i] = rope_rotate_freq(m.x, m.y, int(pos), c_freq[i], p.freq_scale);
+        c_step[i] = rope_rotate_freq(1.0, 0.0, int(WG), c_freq[i], p.freq_scale);
+    }
+}
+
+// dots[g] += q_g . R(pos) m for the lane's current key: what the store subtracted.
+void center_dots()
+{
+    [[unroll]] for (uint i = 0u; i < CENTER_PAIRS; i++)
+        [[unroll]] for (uint g = 0u; g < R; g++) dots[g] += dot(cq[g * CENTER_PAIRS + i], c_rm[i]);
+}
+
+// On to the lane's next key, WG positions on.
+void center_next()
+{
+    [[unroll]] for (uint i = 0u; i < CENTER_PAIRS; i++) {
+        const vec2 a = c_rm[i], t = c_step[i];
+        c_rm[i] = vec2(a.x * t.x - a.y * t.y, a.x * t.y + a.y * t.x);
     }
 }
 #endif
@@ -458,7 +477,10 @@ void attend_rows(uint t0, uint h0, uint split, uint key_begin, uint seq_pages)
             for (uint c = 0; c < HD4; c++) q[r * HD4 + c] = Q_AT(row * HD4 + c) * p.scale_log2;
     }
 #if defined(K_CENTER)
-    if (CENTER_PAIRS > 0u) center_queries();
+    if (CENTER_PAIRS > 0u) {
+        center_queries();
+        center_start(key_begin + lane, h0 / p.group);
+    }
 #endif
     float run_max[R], run_sum[R];
     [[unroll]] for (uint r = 0u; r < R; r++) {
@@ -503,7 +525,7 @@ void attend_rows(uint t0, uint h0, uint split, uint key_begin, uint seq_pages)
                 base[i] = uint(page) << p.page_shift | (key & slot_mask);
                 key_dots(base[i], kv_head);
 #if defined(K_CENTER)
-                if (CENTER_PAIRS > 0u) center_dots(key, kv_head);
+                if (CENTER_PAIRS > 0u) center_dots();
 #endif
                 [[unroll]] for (uint r = 0u; r < R; r++)
                     if (sees[r / GP]) {
@@ -511,6 +533,9 @@ void attend_rows(uint t0, uint h0, uint split, uint key_begin, uint seq_pages)
                         tile_max[r] = max(tile_max[r], dots[r]);
                     }
             }
+#if defined(K_CENTER)
+            if (CENTER_PAIRS > 0u) center_next();
+#endif
         }
         // A row whose tile has no score skips it, as it would alone.
         bool any = false;
