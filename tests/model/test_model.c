@@ -195,7 +195,7 @@ static void test_quantized_cache_against_reference(void **state)
                 size_t n = (size_t)m->cfg.n_layer * m->cfg.n_head_kv * m->k_center_pairs * 2;
                 center = malloc(n * sizeof *center);
                 assert_non_null(center);
-                th_download(&m->k_center, center, n * sizeof *center);
+                th_check_status(vkr_download(m->dev, &m->k_center, 0, center, n * sizeof *center), "k_center");
             }
             ref_model_set_k_center(ref, types[i].center ? center : NULL, types[i].center ? m->k_center_pairs : 0);
             ref_model_forward(ref, tokens, N, expect);
