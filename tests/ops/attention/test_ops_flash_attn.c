@@ -482,6 +482,28 @@ static void test_quantized_bad_shapes(void **state)
     s.kv.v_type = OPS_KV_F32; /* F32 only with F32 */
     assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_UNSUPPORTED);
     assert_non_null(strstr(vkllm_last_error(), "F32 goes with F32 only"));
+    /* Centered keys: only in a quantized K cache, at most head_dim / 2 pairs, within the rotated dims, with a mean
+     * key of n_kv_heads x pairs (x, y) */
+    s.kv.v_type = OPS_KV_F16;
+    s.kv.k_type = OPS_KV_F16;
+    s.kv.center_pairs = 2;
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_last_error(), "2 centered RoPE pairs of keys: for a quantized K cache (not f16)"));
+    s.kv.k_type = OPS_KV_Q8_0;
+    s.kv.center_pairs = 41;
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_UNSUPPORTED);
+    s.kv.center_pairs = 4;
+    s.n_rot = 6;
+    s.freq_base = 10000.0f;
+    s.freq_scale = 1.0f;
+    s.k_center = r;
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_last_error(), "4 centered RoPE pairs of 6 rotated dims of 80"));
+    s.n_rot = 80;
+    s.k_center = vkr_sub(&buf, 0, 16); /* 2 kv heads x 4 pairs need 64 bytes */
+    assert_int_equal(ops_flash_attention(o, seq, r, r, r, r, r, r, r, &s), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_last_error(), "k_center holds 16 bytes, the shape needs 64"));
+    s.kv.center_pairs = 0;
     /* The cooperative-matrix prompt attention reads F32 / F16 tiles: never selected for a quantized side, even for
      * a prompt long enough to take it (the plain F16 case depends on the device: test_coopmat). */
     s.n_tokens = 512;
