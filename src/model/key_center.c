@@ -66,33 +66,16 @@ static vkllm_status attention_input_means(vkllm_model *m, double *means)
     return st;
 }
 
-/* Stacked bias rows [first, first + rows) of layer l's Q, K or V (i), in the weights' row order (model.c's
- * qk_source_row for Q and K); zeros without biases. */
-static vkllm_status stacked_bias(const vkllm_model *m, uint32_t l, uint32_t i, uint32_t rows, float *out)
-{
-    const model_config *c = &m->cfg;
-    static const char *const names[3] = {"attn_q.bias", "attn_k.bias", "attn_v.bias"};
-    for (uint32_t r = 0; r < rows; r++) out[r] = 0;
-    if (!c->attn_bias) return VKLLM_OK;
-    char name[64];
-    snprintf(name, sizeof name, "blk.%u.%s", l, names[i]);
-    const gguf_tensor_info *b = gguf_find_tensor(m->gguf, name);
-    if (!b || b->type != QUANT_F32 || b->ne[0] != rows)
-        return vkllm_fail(VKLLM_ERROR_BAD_FORMAT, "%s: %s missing or not %u F32 values", m->path, name, rows);
-    for (uint32_t r = 0; r < rows; r++) out[r] = ((const float *)b->data)[i < 2 ? model_qk_source_row(c, r) : r];
-    return VKLLM_OK;
-}
-
 /* Layer l's mean key in the centered pairs (center[h][i] = (x, y) of pair n_rot / 2 - pairs + i of kv head h),
  * from its attention input's mean, and its stacked Q/K/V bias with the mean taken off the centered K rows. */
-static vkllm_status layer_center(const vkllm_model *m, uint32_t l, uint32_t pairs, const double *mean, float *center,
+static vkllm_status layer_center(vkllm_model *m, uint32_t l, uint32_t pairs, const double *mean, float *center,
                                  float *bias)
 {
     const model_config *c = &m->cfg;
-    const uint32_t q_rows = c->n_head * c->head_dim, kv_rows = c->n_head_kv * c->head_dim;
-    VKLLM_TRY(stacked_bias(m, l, 0, q_rows, bias));
-    VKLLM_TRY(stacked_bias(m, l, 1, kv_rows, bias + q_rows));
-    VKLLM_TRY(stacked_bias(m, l, 2, kv_rows, bias + q_rows + kv_rows));
+    const uint32_t q_rows = c->n_head * c->head_dim, rows = q_rows + 2 * c->n_head_kv * c->head_dim;
+    const vkr_buffer *model_bias = &m->layers[l].bqkv; /* the loader's stacked bias (empty without biases) */
+    if (model_bias->size) VKLLM_TRY(vkr_download(m->dev, model_bias, 0, bias, 4ull * rows));
+    else memset(bias, 0, 4ull * rows);
     char name[64];
     snprintf(name, sizeof name, "blk.%u.attn_k.weight", l);
     const gguf_tensor_info *t = gguf_find_tensor(m->gguf, name);
