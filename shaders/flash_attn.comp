@@ -168,7 +168,6 @@ bool tok_on[TP];    // the workgroup's tokens in the current pass
 uint tok_end[TP];   // ... and the end of each one's keys in this split
 #if defined(K_CENTER)
 vec2 cq[R * CENTER_PAIRS + 1u];    // row r's query (scaled, without the keys' Hadamard rotation) in centered pair i
-float c_freq[CENTER_PAIRS + 1u];   // pair i's RoPE frequency
 vec2 c_rm[CENTER_PAIRS + 1u];      // R(pos) m in pair i for this lane's next key
 vec2 c_step[CENTER_PAIRS + 1u];    // (cos, sin) of pair i's turn over WG positions: from one of its keys to the next
 #endif
@@ -309,14 +308,13 @@ float query_unrotated(uint r, uint d)
     return s * inversesqrt(float(ROT_SEG));
 }
 
-// The centered pairs' queries and frequencies, once per pass.  Everything here and in center_dots is unrolled over
+// The centered pairs' queries, once per pass.  Everything here and in center_dots is unrolled over
 // specialization constants (the segment and the rotated dims too), so that every array index is a constant: with
 // loops and indices at run time, LLVM's coroutine lowering on lavapipe took minutes over these functions.
 void center_queries()
 {
     [[unroll]] for (uint i = 0u; i < CENTER_PAIRS; i++) {
         const uint j = N_ROT / 2u - CENTER_PAIRS + i;
-        c_freq[i] = rope_inv_freq(j, N_ROT, p.freq_base);
         [[unroll]] for (uint r = 0u; r < R; r++)
             cq[r * CENTER_PAIRS + i] = vec2(query_unrotated(r, 2u * j), query_unrotated(r, 2u * j + 1u));
     }
@@ -328,8 +326,9 @@ void center_start(uint pos, uint kvh)
 {
     [[unroll]] for (uint i = 0u; i < CENTER_PAIRS; i++) {
         const vec2 m = k_center[kvh * CENTER_PAIRS + i];
-        c_rm[i] = rope_rotate_freq(m.x, m.y, int(pos), c_freq[i], p.freq_scale);
-        c_step[i] = rope_rotate_freq(1.0, 0.0, int(WG), c_freq[i], p.freq_scale);
+        const float freq = rope_inv_freq(N_ROT / 2u - CENTER_PAIRS + i, N_ROT, p.freq_base);
+        c_rm[i] = rope_rotate_freq(m.x, m.y, int(pos), freq, p.freq_scale);
+        c_step[i] = rope_rotate_freq(1.0, 0.0, int(WG), freq, p.freq_scale);
     }
 }
 

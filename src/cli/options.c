@@ -158,11 +158,6 @@ cli_parse_result cli_parse_kv_on_off(const char *option, const char *value, bool
     return CLI_PARSE_OK;
 }
 
-cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len)
-{
-    return cli_parse_kv_on_off("--kv-rotate", value, no_rotate, err, err_len);
-}
-
 /* --kv, --kv-k, --kv-v, --kv-rotate, --kv-center: the KV-cache options run, bench and perplexity share. */
 static bool is_kv_option(const char *a)
 {
@@ -175,8 +170,8 @@ static cli_parse_result parse_kv_arg(int argc, char **argv, int *i, vkllm_kv_typ
 {
     const char *a = argv[*i], *value = take_value(argc, argv, i, err, err_len);
     if (!value) return CLI_PARSE_ERROR;
-    if (!strcmp(a, "--kv-rotate")) return cli_parse_kv_rotate(value, no_rotate, err, err_len);
-    if (!strcmp(a, "--kv-center")) return cli_parse_kv_on_off(a, value, no_center, err, err_len);
+    if (!strcmp(a, "--kv-rotate") || !strcmp(a, "--kv-center"))
+        return cli_parse_kv_on_off(a, value, !strcmp(a, "--kv-rotate") ? no_rotate : no_center, err, err_len);
     return cli_parse_kv_option(a, value, k, v, err, err_len);
 }
 

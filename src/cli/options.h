@@ -86,8 +86,6 @@ cli_parse_result cli_parse_run_options(int argc, char **argv, cli_options *out, 
  * CLI_PARSE_ERROR (message in err) for a name vkllm_kv_type_parse does not know. */
 cli_parse_result cli_parse_kv_option(const char *option, const char *value, vkllm_kv_type *k, vkllm_kv_type *v,
                                      char *err, size_t err_len);
-/* --kv-rotate on|off: *no_rotate set for off. */
-cli_parse_result cli_parse_kv_rotate(const char *value, bool *no_rotate, char *err, size_t err_len);
 /* An on|off KV option (--kv-rotate, --kv-center) named option: *off set for off. */
 cli_parse_result cli_parse_kv_on_off(const char *option, const char *value, bool *off, char *err, size_t err_len);
 

@@ -25,7 +25,7 @@ int cli_serve(int argc, char **argv)
 {
     server_options o = {.port = 8080, .parallel = 8, .default_max_tokens = 256, .cpu_threads = -1};
     char err[256] = "";
-    bool no_rotate = false;
+    bool off = false;
     cli_options paths = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -55,11 +55,9 @@ int cli_serve(int argc, char **argv)
         else if (!strcmp(a, "--max-tokens") && INT(1, 1 << 24)) o.default_max_tokens = (uint32_t)n;
         else if ((!strcmp(a, "--kv") || !strcmp(a, "--kv-k") || !strcmp(a, "--kv-v")) &&
                  cli_parse_kv_option(a, v, &o.type_k, &o.type_v, err, sizeof err) == CLI_PARSE_OK) {
-        } else if (!strcmp(a, "--kv-rotate") && cli_parse_kv_rotate(v, &no_rotate, err, sizeof err) == CLI_PARSE_OK) {
-            o.no_rotate_k = no_rotate;
-        } else if (!strcmp(a, "--kv-center") &&
-                   cli_parse_kv_on_off(a, v, &no_rotate, err, sizeof err) == CLI_PARSE_OK) {
-            o.no_center_k = no_rotate;
+        } else if ((!strcmp(a, "--kv-rotate") || !strcmp(a, "--kv-center")) &&
+                   cli_parse_kv_on_off(a, v, &off, err, sizeof err) == CLI_PARSE_OK) {
+            *(!strcmp(a, "--kv-rotate") ? &o.no_rotate_k : &o.no_center_k) = off;
         }
         else {
             if (!err[0]) snprintf(err, sizeof err, "unknown flag or bad value: %s %s", a, v);

@@ -10,7 +10,7 @@
  * tokens (BOS, then ids from a fixed pseudo-random sequence: the same m for every run of the model) in a small
  * context of its own with activation capture, the mean of each layer's attention input (what the K projection
  * reads) over the positions after BOS, times the K weight's rows on the host.  Only the KEY_CENTER_PAIRS
- * lowest-frequency pairs of each head are centered: attention's add-back costs a rotation per pair and key, and
+ * lowest-frequency pairs of each head are centered: attention's add-back costs a complex product per pair and key, and
  * the slowly turning pairs are where the common part stays put. */
 #include "context.h"
 

@@ -291,17 +291,17 @@ void ref_model_forward_q8(ref_model *m, const int32_t *tokens, uint32_t n, bool 
             matvec(v, &L->wv, h, L->bv, kvd, dim, q8_layers);
             rope(q, m->n_head, hd, p, m->rope_base, m->neox);
             rope(k, m->n_kv, hd, p, m->rope_base, m->neox);
-            if (m->k_center && m->cache_k >= 0) { /* the cache holds the key minus the mean key at p */
-                float *c_row = malloc(kvd * sizeof *c_row);
+            float *c_row = NULL; /* a centered cache holds the key minus the mean key at p */
+            if (m->k_center && m->cache_k >= 0) {
+                c_row = malloc(kvd * sizeof *c_row);
                 assert_true(c_row != NULL);
                 ref_key_center_row(m->k_center + (size_t)l * m->n_kv * m->k_center_pairs * 2, m->k_center_pairs,
                                    m->n_kv, hd, hd, m->rope_base, 1.0, p, 0, c_row);
                 for (uint32_t i = 0; i < kvd; i++) k[i] -= c_row[i];
-                cache_round_trip(k, kvd, m->cache_k, m->rotate_k ? ref_rotation_segment(hd) : 0);
-                for (uint32_t i = 0; i < kvd; i++) k[i] += c_row[i];
-                free(c_row);
-            } else
+            }
             cache_round_trip(k, kvd, m->cache_k, m->rotate_k ? ref_rotation_segment(hd) : 0);
+            for (uint32_t i = 0; c_row && i < kvd; i++) k[i] += c_row[i];
+            free(c_row);
             cache_round_trip(v, kvd, m->cache_v, 0);
             for (uint32_t head = 0; head < m->n_head; head++) {
                 uint32_t kvh = head / (m->n_head / m->n_kv);
