@@ -6,7 +6,9 @@
 #   bench/quant-methods.sh [BUILD_DIR] [OUT_DIR]
 # MODELS ("stories260K"; "stories260K llama-134m" for both),
 # TYPES ("Q4_0 Q4_K_M Q3_K_M Q2_K"), METHODS ("rtn imatrix gptq awq awq+gptq llama-imatrix"; also gptq-seq-layer,
-# gptq-seq-input: --sequential layer|input, gptq-rounds: --gptq-rounds 1, gptq-descent: --gptq-descent 1), CTX (512: the
+# gptq-seq-input: --sequential layer|input with --sequential-target $SEQ_TARGET (float; or quantized), gptq-rounds:
+# --gptq-rounds 1, gptq-descent: --gptq-descent 1, gptq-seq-best: --sequential layer --gptq-rounds 1 --gptq-descent 1),
+# OUTPUT_TYPE (an --output-tensor-type for every vkllm method, e.g. Q8_0 as llama-quantize's Q4_0 keeps it), CTX (512: the
 # calibration and evaluation chunk), CHUNKS_134M (2; CALIB_CHUNKS_134M, default the same, for the calibration
 # alone) size the run.
 set -euo pipefail
@@ -51,17 +53,21 @@ for model in ${MODELS:-stories260K}; do
         for method in $methods; do
             q=$out/$model.$type.$method.gguf
             start=$(date +%s%N)
+            out_type=(); [[ -n ${OUTPUT_TYPE:-} ]] && out_type=(--output-tensor-type "$OUTPUT_TYPE")
             case $method in
-                rtn) "$vk" quantize "$m" "$q" "$type" >/dev/null ;;
-                imatrix) "$vk" quantize --imatrix "$imx" "$m" "$q" "$type" >/dev/null ;;
+                rtn) "$vk" quantize "${out_type[@]}" "$m" "$q" "$type" >/dev/null ;;
+                imatrix) "$vk" quantize "${out_type[@]}" --imatrix "$imx" "$m" "$q" "$type" >/dev/null ;;
                 gptq|awq|awq+gptq)
-                    "$vk" quantize --method "$method" --calib "$calib" --calib-ctx "$ctx" "${calib_extra[@]}" \
-                        "$m" "$q" "$type" >/dev/null 2>&1 ;;
-                gptq-seq-layer|gptq-seq-input|gptq-rounds|gptq-descent)
-                    extra=(--gptq-rounds 1); [[ $method == gptq-seq-* ]] && extra=(--sequential "${method#gptq-seq-}")
+                    "$vk" quantize "${out_type[@]}" --method "$method" --calib "$calib" --calib-ctx "$ctx" \
+                        "${calib_extra[@]}" "$m" "$q" "$type" >/dev/null 2>&1 ;;
+                gptq-seq-layer|gptq-seq-input|gptq-rounds|gptq-descent|gptq-seq-best)
+                    extra=(--gptq-rounds 1)
+                    [[ $method == gptq-seq-layer || $method == gptq-seq-input ]] &&
+                        extra=(--sequential "${method#gptq-seq-}" --sequential-target "${SEQ_TARGET:-float}")
                     [[ $method == gptq-descent ]] && extra=(--gptq-descent 1)
-                    "$vk" quantize --method gptq "${extra[@]}" --calib "$calib" --calib-ctx "$ctx" "${calib_extra[@]}" \
-                        "$m" "$q" "$type" >/dev/null 2>&1 ;;
+                    [[ $method == gptq-seq-best ]] && extra=(--sequential layer --gptq-rounds 1 --gptq-descent 1)
+                    "$vk" quantize "${out_type[@]}" --method gptq "${extra[@]}" --calib "$calib" --calib-ctx "$ctx" \
+                        "${calib_extra[@]}" "$m" "$q" "$type" >/dev/null 2>&1 ;;
                 llama-imatrix)
                     ((have_peer)) || continue
                     # vkllm's Q4_0 is pure (every weight Q4_0, as `vkllm quantize` names it): llama's --pure.

@@ -247,6 +247,101 @@ vkllm_status quant_gptq_prepare(const double *h, uint64_t cols, const quant_gptq
     return VKLLM_OK;
 }
 
+typedef struct retarget_job {
+    const float *h, *cross;
+    const double *l;   /* the lower Cholesky factor of H + ridge I (dead columns: identity) */
+    const double *wt;  /* cols x block: the block's rows of W, transposed */
+    double *y;         /* cols x block: (C - H)^T W^T, then (L L^T)^-1 of it */
+    uint64_t cols, block;
+} retarget_job;
+
+/* The rows of W are the right-hand sides, a column of y each; thread t owns the columns [c0, c1), so every axpy
+ * below runs along them (and vectorizes) and each value sees the same operations in the same order whatever the
+ * number of threads. */
+static void retarget_region(void *p, uint32_t thread, uint32_t n_threads)
+{
+    const retarget_job *j = p;
+    const uint64_t n = j->cols, m = j->block, c0 = m * thread / n_threads, c1 = m * (thread + 1) / n_threads;
+    if (c0 == c1) return;
+    for (uint64_t b = 0; b < n; b++)
+        for (uint64_t c = c0; c < c1; c++) j->y[b * m + c] = 0;
+    for (uint64_t a = 0; a < n; a++) { /* y[b] += (C - H)[a][b] w[a] */
+        const float *ca = j->cross + a * n, *ha = j->h + a * n;
+        const double *wa = j->wt + a * m;
+        for (uint64_t b = 0; b < n; b++) {
+            const double d = (double)ca[b] - ha[b];
+            double *yb = j->y + b * m;
+            if (d != 0)
+                for (uint64_t c = c0; c < c1; c++) yb[c] += d * wa[c];
+        }
+    }
+    for (uint64_t i = 0; i < n; i++) { /* L z = y */
+        const double *li = j->l + i * n;
+        double *yi = j->y + i * m;
+        for (uint64_t k = 0; k < i; k++) {
+            const double f = li[k], *yk = j->y + k * m;
+            if (f != 0)
+                for (uint64_t c = c0; c < c1; c++) yi[c] -= f * yk[c];
+        }
+        for (uint64_t c = c0; c < c1; c++) yi[c] /= li[i];
+    }
+    for (uint64_t i = n; i-- > 0;) { /* L^T y = z */
+        double *yi = j->y + i * m;
+        for (uint64_t k = i + 1; k < n; k++) {
+            const double f = j->l[k * n + i], *yk = j->y + k * m;
+            if (f != 0)
+                for (uint64_t c = c0; c < c1; c++) yi[c] -= f * yk[c];
+        }
+        for (uint64_t c = c0; c < c1; c++) yi[c] /= j->l[i * n + i];
+    }
+}
+
+/* Rows of W moved a block at a time: the transposed copies stay small whatever the weight. */
+enum { RETARGET_BLOCK = 256 };
+
+vkllm_status quant_gptq_retarget(const float *h, const float *cross, uint64_t cols, double damp, float *w,
+                                 uint64_t rows)
+{
+    const uint64_t block = rows < RETARGET_BLOCK ? rows : RETARGET_BLOCK;
+    double *l = malloc(cols * cols * sizeof *l), *wt = malloc(cols * block * sizeof *wt),
+           *y = malloc(cols * block * sizeof *y);
+    bool *dead = calloc(cols, sizeof *dead);
+    vkllm_status st = l && wt && y && dead ? VKLLM_OK
+                                           : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory for a "
+                                                        "Hessian of %llu columns", (unsigned long long)cols);
+    double mean = 0;
+    for (uint64_t i = 0; st == VKLLM_OK && i < cols; i++) {
+        dead[i] = !(h[i * cols + i] > 0);
+        mean += dead[i] ? 1.0 : h[i * cols + i];
+    }
+    mean /= (double)cols;
+    if (!(damp > 0)) damp = 0.01;
+    bool factored = false;
+    for (int attempt = 0; st == VKLLM_OK && attempt < 4 && !factored; attempt++, damp *= 10) {
+        for (uint64_t a = 0; a < cols; a++)
+            for (uint64_t b = 0; b < cols; b++)
+                l[a * cols + b] = dead[a] || dead[b] ? (a == b ? 1.0 : 0.0)
+                                                     : h[a * cols + b] + (a == b ? damp * mean : 0.0);
+        factored = cholesky_lower(l, cols);
+    }
+    if (st == VKLLM_OK && !factored)
+        st = vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gptq: the Hessian of %llu columns is not positive definite "
+                        "even with damping %g", (unsigned long long)cols, damp / 10);
+    for (uint64_t r0 = 0; st == VKLLM_OK && r0 < rows; r0 += block) {
+        const uint64_t m = rows - r0 < block ? rows - r0 : block;
+        for (uint64_t r = 0; r < m; r++)
+            for (uint64_t a = 0; a < cols; a++) wt[a * m + r] = w[(r0 + r) * cols + a];
+        retarget_job job = {h, cross, l, wt, y, cols, m};
+        const uint64_t work = m * cols * cols;
+        quant_parallel_run(retarget_region, &job, work >= (1u << 20) ? quant_threads() : 1);
+        for (uint64_t r = 0; r < m; r++)
+            for (uint64_t b = 0; b < cols; b++)
+                if (!dead[b]) w[(r0 + r) * cols + b] += (float)y[b * m + r];
+    }
+    free(l), free(wt), free(y), free(dead);
+    return st;
+}
+
 enum { GPTQ_MAX_BLOCK = 256 }; /* bytes: the largest block GPTQ writes is Q6_K's 210 */
 _Static_assert(sizeof(block_q6_K) <= GPTQ_MAX_BLOCK && sizeof(block_q5_K) <= GPTQ_MAX_BLOCK, "block scratch");
 

@@ -429,6 +429,7 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
                                          {"--calib", &o->calib},
                                          {"--output-tensor-type", &o->output_type},
                                          {"--sequential", &o->sequential},
+                                         {"--sequential-target", &o->sequential_target},
                                          {"--token-embedding-type", &o->token_embd_type}};
     const char **positional[3] = {&o->in, &o->out, &o->type};
     int n = 0;
@@ -479,6 +480,12 @@ cli_parse_result cli_parse_quantize_options(int argc, char **argv, cli_quantize_
         return fail(err, err_len, "--sequential '%.*s': expected off, layer or input", SHOWN(o->sequential));
     if (strcmp(o->sequential, "off") && strcmp(o->method, "gptq"))
         return fail(err, err_len, "--sequential goes with --method gptq");
+    if (o->sequential_target && strcmp(o->sequential_target, "float") && strcmp(o->sequential_target, "quantized"))
+        return fail(err, err_len, "--sequential-target '%.*s': expected float or quantized",
+                    SHOWN(o->sequential_target));
+    if (o->sequential_target && !strcmp(o->sequential, "off"))
+        return fail(err, err_len, "--sequential-target goes with --sequential layer or input");
+    if (!o->sequential_target) o->sequential_target = "float";
     if (rounds_set && !strstr(o->method, "gptq")) return fail(err, err_len, "--gptq-rounds goes with --method gptq");
     if (descent_set && !strstr(o->method, "gptq")) return fail(err, err_len, "--gptq-descent goes with --method gptq");
     if (!o->calib_ctx) o->calib_ctx = 512;

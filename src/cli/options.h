@@ -162,6 +162,7 @@ typedef struct cli_quantize_options {
     int64_t calib_chunks;        /* --calib-chunks N (default: all) */
     bool act_order;              /* --act-order */
     const char *sequential;      /* --sequential off|layer|input (default off) */
+    const char *sequential_target; /* --sequential-target float|quantized (default float) */
     int64_t gptq_rounds;         /* --gptq-rounds N (default 0) */
     int64_t gptq_descent;        /* --gptq-descent N (default 0) */
     const char *output_type;     /* --output-tensor-type T: output.weight in T (llama-quantize's option) */

@@ -14,6 +14,7 @@ void calib_stats_free(calib_stats *s)
     if (!s) return;
     for (uint32_t i = 0; i < s->n_slots; i++) {
         free(s->slots[i].h);
+        free(s->slots[i].cross);
         free(s->slots[i].abs_sum);
     }
     free(s->slots);
@@ -60,7 +61,7 @@ typedef struct collect_run {
     uint32_t threads;
 } collect_run;
 
-static vkllm_status plan(collect_run *r, const vkllm_context *ctx)
+static vkllm_status plan(collect_run *r, const vkllm_context *ctx, bool cross)
 {
     const uint32_t n_layer = ctx->model->cfg.n_layer;
     calib_stats *s = r->s;
@@ -77,7 +78,8 @@ static vkllm_status plan(collect_run *r, const vkllm_context *ctx)
             slot->width = context_capture_width(ctx, slot->kind);
             slot->h = calloc((size_t)slot->width * slot->width, sizeof *slot->h);
             slot->abs_sum = calloc(slot->width, sizeof *slot->abs_sum);
-            if (!slot->h || !slot->abs_sum)
+            if (cross) slot->cross = calloc((size_t)slot->width * slot->width, sizeof *slot->cross);
+            if (!slot->h || !slot->abs_sum || (cross && !slot->cross))
                 return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "calibration: no memory for a %u x %u matrix",
                                   slot->width, slot->width);
         }
@@ -88,7 +90,8 @@ static vkllm_status plan(collect_run *r, const vkllm_context *ctx)
  * half, mirrored at the end); each entry sums its tokens in order, so the threads change nothing in the result. */
 typedef struct accumulate_job {
     calib_slot *slot;
-    const float *x; /* rows x w */
+    const float *x;   /* rows x w */
+    const float *ref; /* rows x w, the reference pass's (cross only) */
     uint32_t rows, w;
 } accumulate_job;
 
@@ -108,18 +111,39 @@ static void accumulate(void *p, uint32_t thread, uint32_t n_threads)
     }
 }
 
-static vkllm_status on_chunk(void *user, const vkllm_context *ctx, uint32_t rows)
+/* cross += x_ref x^T over a chunk's rows, rows a of cross owned by one thread, tokens in order. */
+static void accumulate_cross(void *p, uint32_t thread, uint32_t n_threads)
+{
+    const accumulate_job *j = p;
+    for (uint32_t a = thread; a < j->w; a += n_threads) {
+        float *ca = j->slot->cross + (size_t)a * j->w;
+        for (uint32_t row = 0; row < j->rows; row++) {
+            const float *x = j->x + (size_t)row * j->w, ra = j->ref[(size_t)row * j->w + a];
+            if (ra == 0) continue;
+            for (uint32_t b = 0; b < j->w; b++) ca[b] += ra * x[b];
+        }
+    }
+}
+
+static vkllm_status on_chunk(void *user, const vkllm_context *ctx, const vkllm_context *reference, uint32_t rows)
 {
     collect_run *r = user;
-    if (!r->s->slots) VKLLM_TRY(plan(r, ctx));
+    if (!r->s->slots) VKLLM_TRY(plan(r, ctx, reference != NULL));
     for (uint32_t i = 0; i < r->s->n_slots; i++) {
         calib_slot *slot = &r->s->slots[i];
-        uint32_t w = 0;
-        accumulate_job job = {slot, context_capture_rows(ctx, slot->layer, slot->kind, &w), rows, 0};
+        uint32_t w = 0, ref_w = 0;
+        accumulate_job job = {slot, context_capture_rows(ctx, slot->layer, slot->kind, &w), NULL, rows, 0};
         job.w = w;
         /* threads only where the products outweigh starting them */
         const bool big = (uint64_t)w * w * rows >= (1u << 22);
         quant_parallel_run(accumulate, &job, big ? r->threads : 1);
+        if (slot->cross) {
+            job.ref = context_capture_rows(reference, slot->layer, slot->kind, &ref_w);
+            if (ref_w != w)
+                return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "calibration: layer %u's input is %u wide in the "
+                                  "reference model, %u in the model", slot->layer, ref_w, w);
+            quant_parallel_run(accumulate_cross, &job, big ? r->threads : 1);
+        }
         slot->count += rows;
     }
     return VKLLM_OK;

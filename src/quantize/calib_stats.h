@@ -13,6 +13,9 @@ typedef struct calib_slot {
     capture_kind kind;
     uint32_t width;
     float *h;          /* width x width */
+    float *cross;      /* with a reference pass (calib_pass_options.reference): width x width, the sum over tokens of
+                        * x_ref x^T (cross[a][b] = sum of x_ref[a] x[b]), x_ref the reference model's input at the same
+                        * token; else NULL */
     double *abs_sum;   /* width */
     double count;      /* tokens */
 } calib_slot;

@@ -91,8 +91,9 @@ static void accumulate(imatrix_run *r, uint32_t rows)
 }
 
 /* Per chunk: the accumulators are planned at the first one (the context knows the widths). */
-static vkllm_status on_chunk(void *user, const vkllm_context *ctx, uint32_t rows)
+static vkllm_status on_chunk(void *user, const vkllm_context *ctx, const vkllm_context *reference, uint32_t rows)
 {
+    (void)reference; /* none asked for */
     imatrix_run *r = user;
     if (!r->ctx) {
         r->ctx = ctx;

@@ -167,6 +167,20 @@ static vkllm_status hessian_for(quant_calib *c, uint32_t layer, capture_kind kin
     return VKLLM_OK;
 }
 
+/* The float target's ridge, a fraction of mean(diag H): the fit has a row's cols unknowns from the slot's tokens,
+ * so its noise grows as cols / tokens, and a ridge of RETARGET_RIDGE times that (never below GPTQ's damping) keeps
+ * it from fitting the calibration text's noise where the text is short against the input.  Measured (Q4_0, mean
+ * KL, docs/quantization.md): with GPTQ's 1% alone the float target lost to the quantized one on stories260K below
+ * 1,000 tokens and gave llama-134m (inputs of 768 and 2,048, 1,022 tokens) 4x its KL; 4 still lost there (+13%);
+ * 16 beats the quantized target on both (stories260K with 512 tokens and with the whole text, 21,000). */
+enum { RETARGET_RIDGE = 16 };
+
+double quant_calib_retarget_damping(double gptq_damp, uint32_t width, double tokens)
+{
+    const double by_tokens = tokens > 0 ? RETARGET_RIDGE * (double)width / tokens : 1.0;
+    return by_tokens > gptq_damp ? by_tokens : gptq_damp;
+}
+
 vkllm_status quant_calib_quantize(quant_calib *c, const char *name, quant_type type, float *w, uint64_t rows,
                                   uint64_t cols, const float *importance, void *out)
 {
@@ -183,6 +197,12 @@ vkllm_status quant_calib_quantize(quant_calib *c, const char *name, quant_type t
     vkllm_status st = VKLLM_OK;
     if (c->o.gptq && reads_capture && quant_gptq_supports(type)) {
         st = hessian_for(c, layer, kind, cols);
+        const calib_slot *slot = NULL;
+        if (st == VKLLM_OK) st = slot_for(c, layer, kind, &slot);
+        if (st == VKLLM_OK && slot->cross) /* a sequential stage with the unquantized model's output as target */
+            st = quant_gptq_retarget(slot->h, slot->cross, cols,
+                                     quant_calib_retarget_damping(c->o.gptq_params.damp, slot->width, slot->count), w,
+                                     rows);
         if (st == VKLLM_OK)
             st = quant_gptq_quantize(type, w, rows, cols, c->hessian, importance ? importance : c->mean_sq, out);
     } else { /* round to nearest (weighted by an imatrix), or a float type */
@@ -240,7 +260,8 @@ vkllm_status quant_calib_begin_stage(quant_calib *c, uint32_t stage, const char 
     c->hessian = NULL;
     c->h_layer = UINT32_MAX;
     calib_pass_options po = {.model = model_path, .text_path = c->o.text_path, .n_ctx = c->o.n_ctx,
-                             .chunks = c->o.chunks, .min_chunks = 1};
+                             .chunks = c->o.chunks, .min_chunks = 1,
+                             .reference = c->o.quantized_target ? NULL : c->o.model};
     double started = vkllm_log_clock();
     vkllm_log(VKLLM_LOG_INFO, "sequential calibration: stage %u of %u, layer %u, on the model quantized so far",
               stage + 1, quant_calib_stage_count(c), layer);

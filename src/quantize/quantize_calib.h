@@ -18,7 +18,10 @@
  * before it already quantized, so that a weight's rounding absorbs the error of the ones before it.  Off: every
  * Hessian from the unquantized model.  Per layer: a layer's four inputs from the model with the layers before it
  * quantized (n_layer + 1 calibration passes).  Per input ("true sequential"): also within a layer, Q/K/V, then O,
- * then gate/up, then down (4 n_layer + 1 passes). */
+ * then gate/up, then down (4 n_layer + 1 passes).  Each stage also runs the unquantized model over the same chunks
+ * (unless quantized_target), and a weight is moved to the least-squares fit of the unquantized model's output from
+ * the quantized model's input before GPTQ rounds it (quant_gptq_retarget), so that a stage also makes up for the
+ * error the stages before it left in its input. */
 typedef enum quant_sequential { QUANT_SEQUENTIAL_OFF, QUANT_SEQUENTIAL_LAYER, QUANT_SEQUENTIAL_INPUT } quant_sequential;
 
 typedef struct quant_calib_options {
@@ -33,6 +36,9 @@ typedef struct quant_calib_options {
     const quant_recipe *awq_search_recipe; /* the rounding AWQ's search measures; NULL: the output's (a test
                                               folds with Q4_0's scales into an F32 file, to compare functions) */
     quant_sequential sequential; /* GPTQ only, not with AWQ */
+    bool quantized_target;    /* sequential: each weight fitted to its own output on the quantized model's input (the
+                               * GPTQ paper) instead of the unquantized model's output (quant_gptq_retarget: GPTAQ),
+                               * which costs each stage a pass of the unquantized model beside it */
 } quant_calib_options;
 
 typedef struct quant_calib quant_calib;
@@ -53,6 +59,9 @@ vkllm_status quant_calib_quantize(quant_calib *c, const char *name, quant_type t
  * needs no layer after the inputs it measures), to a scratch file, calls quant_calib_begin_stage with that file,
  * then quant_calib_quantize for each weight whose quant_calib_stage_of() is the stage. */
 bool quant_calib_is_sequential(const quant_calib *c);
+/* The ridge of a stage's float target (quant_gptq_retarget's damp) for an input `width` wide measured on `tokens`:
+ * GPTQ's damping, or more where the text is short against the input. */
+double quant_calib_retarget_damping(double gptq_damp, uint32_t width, double tokens);
 uint32_t quant_calib_stage_count(const quant_calib *c);
 /* The stage of a weight quant_calib_applies to; UINT32_MAX for one no capture reads. */
 uint32_t quant_calib_stage_of(const quant_calib *c, const char *name);

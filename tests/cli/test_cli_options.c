@@ -238,6 +238,7 @@ static void test_other_commands(void **state)
     assert_int_equal(o.u.quantize.gptq_rounds, 0);
     o = expect_ok("quantize --method gptq --calib c.txt --sequential input --gptq-rounds 2 a.gguf b.gguf Q4_0");
     assert_string_equal(o.u.quantize.sequential, "input");
+    assert_string_equal(o.u.quantize.sequential_target, "float");
     assert_int_equal(o.u.quantize.gptq_rounds, 2);
     assert_int_equal(o.u.quantize.gptq_descent, 0);
     o = expect_ok("quantize --method awq+gptq --calib c.txt --gptq-descent 3 a.gguf b.gguf Q4_K_M");
@@ -250,6 +251,13 @@ static void test_other_commands(void **state)
     expect_error("quantize --method awq+gptq --calib c.txt --sequential layer a.gguf b.gguf Q4_0",
                  "--sequential goes with --method gptq");
     expect_error("quantize --sequential layer a.gguf b.gguf Q4_0", "--sequential goes with --method gptq");
+    o = expect_ok("quantize --method gptq --calib c.txt --sequential layer --sequential-target quantized a.gguf b.gguf "
+                  "Q4_0");
+    assert_string_equal(o.u.quantize.sequential_target, "quantized");
+    expect_error("quantize --method gptq --calib c.txt --sequential layer --sequential-target fp a.gguf b.gguf Q4_0",
+                 "--sequential-target 'fp': expected float or quantized");
+    expect_error("quantize --method gptq --calib c.txt --sequential-target float a.gguf b.gguf Q4_0",
+                 "--sequential-target goes with --sequential layer or input");
     expect_error("quantize --gptq-rounds 2 a.gguf b.gguf Q4_0", "--gptq-rounds goes with --method gptq");
     expect_error("quantize --method gptq --calib c.txt --gptq-rounds 9 a.gguf b.gguf Q4_0", "--gptq-rounds");
     o = expect_ok("convert m.bin --tokenizer t.bin -o x.gguf");

@@ -178,6 +178,110 @@ static void test_gptq_bad_arguments(void **state)
     quant_gptq_free(g);
 }
 
+/* The float target (quant_gptq_retarget) on a small layer whose quantized-model input x_q is a distorted copy of
+ * the unquantized x (each channel rescaled, a leak from its neighbour, noise): with C = H (no distortion) the
+ * weights keep their bits; otherwise the moved weights' output on x_q is closer to W x than W's own, and GPTQ's
+ * rounding of the moved weights (with x_q's Hessian) is closer to W x than GPTQ's rounding of W, for every format. */
+enum { RT_COLS = 256, RT_ROWS = 8, RT_SAMPLES = 768 };
+
+static double retarget_error(const float *w, const float *q, const double *xf, const double *xq)
+{
+    double total = 0;
+    for (int t = 0; t < RT_SAMPLES; t++)
+        for (int r = 0; r < RT_ROWS; r++) {
+            double want = 0, got = 0;
+            for (int i = 0; i < RT_COLS; i++) {
+                want += w[r * RT_COLS + i] * xf[t * RT_COLS + i];
+                got += q[r * RT_COLS + i] * xq[t * RT_COLS + i];
+            }
+            total += (want - got) * (want - got);
+        }
+    return total;
+}
+
+static void gptq_rows_of(quant_type type, const quant_gptq_hessian *g, const float *w, float *q)
+{
+    float scratch[RT_ROWS * RT_COLS];
+    uint8_t packed[RT_ROWS * RT_COLS * 2];
+    const uint64_t row_bytes = quant_row_size(type, RT_COLS);
+    memcpy(scratch, w, sizeof scratch);
+    if (quant_gptq_quantize(type, scratch, RT_ROWS, RT_COLS, g, NULL, packed) != VKLLM_OK)
+        fail_msg("%s", vkllm_last_error());
+    for (int r = 0; r < RT_ROWS; r++)
+        assert_int_equal(quant_dequantize_row(type, packed + r * row_bytes, q + r * RT_COLS, RT_COLS), VKLLM_OK);
+}
+
+static void test_gptq_retarget(void **state)
+{
+    (void)state;
+    double *xf = malloc(sizeof(double) * RT_SAMPLES * RT_COLS), *xq = malloc(sizeof(double) * RT_SAMPLES * RT_COLS);
+    double *hd = calloc(RT_COLS * RT_COLS, sizeof *hd);
+    float *h = calloc(RT_COLS * RT_COLS, sizeof *h), *cross = calloc(RT_COLS * RT_COLS, sizeof *cross);
+    double *cd = calloc(RT_COLS * RT_COLS, sizeof *cd);
+    float w[RT_ROWS * RT_COLS], moved[RT_ROWS * RT_COLS], q[RT_ROWS * RT_COLS];
+    double gain[RT_COLS];
+    for (int i = 0; i < RT_COLS; i++) gain[i] = 1 + 0.2 * normal();
+    for (int t = 0; t < RT_SAMPLES; t++) {
+        double common = normal();
+        for (int i = 0; i < RT_COLS; i++) xf[t * RT_COLS + i] = 0.6 * common + normal() * (i % 13 == 0 ? 4 : 1);
+        for (int i = 0; i < RT_COLS; i++)
+            xq[t * RT_COLS + i] = gain[i] * xf[t * RT_COLS + i] + 0.3 * xf[t * RT_COLS + (i + 1) % RT_COLS] +
+                                  0.1 * normal();
+        for (int a = 0; a < RT_COLS; a++)
+            for (int b = 0; b < RT_COLS; b++) {
+                hd[a * RT_COLS + b] += xq[t * RT_COLS + a] * xq[t * RT_COLS + b];
+                cd[a * RT_COLS + b] += xf[t * RT_COLS + a] * xq[t * RT_COLS + b];
+            }
+    }
+    for (int i = 0; i < RT_COLS * RT_COLS; i++) h[i] = (float)hd[i], cross[i] = (float)cd[i];
+    for (int i = 0; i < RT_ROWS * RT_COLS; i++) w[i] = (float)(0.1 * normal());
+
+    memcpy(moved, w, sizeof w); /* no distortion: nothing moves */
+    assert_int_equal(quant_gptq_retarget(h, h, RT_COLS, 0.01, moved, RT_ROWS), VKLLM_OK);
+    assert_memory_equal(moved, w, sizeof w);
+
+    memcpy(moved, w, sizeof w);
+    assert_int_equal(quant_gptq_retarget(h, cross, RT_COLS, 0.01, moved, RT_ROWS), VKLLM_OK);
+    const double own = retarget_error(w, w, xf, xq), fitted = retarget_error(w, moved, xf, xq);
+    printf("float target, unquantized: W on x_q %.4g, the moved W %.4g\n", own, fitted);
+    assert_true(fitted < 0.2 * own);
+
+    static const quant_type types[] = {QUANT_Q4_0, QUANT_Q4_1, QUANT_Q5_0, QUANT_Q8_0, QUANT_Q4_K, QUANT_Q6_K};
+    quant_gptq_params p = {.damp = 0.01};
+    quant_gptq_hessian *g = NULL;
+    if (quant_gptq_prepare(hd, RT_COLS, &p, &g) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        gptq_rows_of(types[k], g, w, q);
+        const double plain = retarget_error(w, q, xf, xq);
+        gptq_rows_of(types[k], g, moved, q);
+        const double retargeted = retarget_error(w, q, xf, xq);
+        printf("%-5s error against W x: GPTQ of W %.4g, of the moved W %.4g\n", quant_get_traits(types[k])->name,
+               plain, retargeted);
+        assert_true(retargeted < 0.5 * plain);
+    }
+    quant_gptq_free(g);
+
+    /* threads share out the rows (300: two blocks of the move, threads from 2^20 products): the same bits */
+    enum { MANY = 300 };
+    const char *saved = getenv("VKLLM_QUANT_THREADS");
+    char *keep = saved ? strdup(saved) : NULL;
+    float *many[2];
+    for (int run = 0; run < 2; run++) {
+        setenv("VKLLM_QUANT_THREADS", run ? "3" : "1", 1);
+        many[run] = malloc(sizeof(float) * MANY * RT_COLS);
+        for (int i = 0; i < MANY * RT_COLS; i++) many[run][i] = w[i % (RT_ROWS * RT_COLS)] * (float)(1 + i / 4096);
+        assert_int_equal(quant_gptq_retarget(h, cross, RT_COLS, 0.01, many[run], MANY), VKLLM_OK);
+    }
+    assert_memory_equal(many[0], many[1], sizeof(float) * MANY * RT_COLS);
+    for (int r = 0; r < RT_ROWS; r++) /* each row moves alone: the first rows are the small case's */
+        assert_memory_equal(many[0] + r * RT_COLS, moved + r * RT_COLS, sizeof(float) * RT_COLS);
+    free(many[0]), free(many[1]);
+    if (keep) setenv("VKLLM_QUANT_THREADS", keep, 1);
+    else unsetenv("VKLLM_QUANT_THREADS");
+    free(keep);
+    free(xf), free(xq), free(hd), free(h), free(cross), free(cd);
+}
+
 /* e^T H e of a weight's quantization error, for one tensor of the two files. */
 static double tensor_error(const gguf_tensor_info *f32, const gguf_tensor_info *q, const calib_slot *slot)
 {
@@ -324,11 +428,14 @@ static void test_gptq_threads(void **state)
 }
 
 /* GPTQ of weight `name` of `model` with the statistics of input (layer, kind) measured on the model `measured`,
- * as vkllm quantize does (no imatrix: the mean x^2 steers the block scale searches). */
+ * as vkllm quantize does (no imatrix: the mean x^2 steers the block scale searches); with `model` as the reference
+ * pass and the weight moved to its float target first when float_target. */
 static uint8_t *gptq_with_stats_of(const char *model, const char *measured, const char *calib, const char *name,
-                                   uint32_t layer, capture_kind kind, const quant_gptq_params *params)
+                                   uint32_t layer, capture_kind kind, const quant_gptq_params *params,
+                                   bool float_target)
 {
-    calib_pass_options po = {.model = measured, .text_path = calib, .n_ctx = 128, .chunks = 4};
+    calib_pass_options po = {.model = measured, .text_path = calib, .n_ctx = 128, .chunks = 4,
+                             .reference = float_target ? model : NULL};
     calib_stats *stats = NULL;
     if (calib_stats_collect(&po, layer, layer + 1, 1u << kind, NULL, NULL, &stats) != VKLLM_OK)
         fail_msg("%s", vkllm_last_error());
@@ -348,6 +455,9 @@ static uint8_t *gptq_with_stats_of(const char *model, const char *measured, cons
     for (uint64_t r = 0; r < rows; r++)
         assert_int_equal(quant_dequantize_row(t->type, (const uint8_t *)t->data + r * quant_row_size(t->type, n),
                                               w + r * n, n), VKLLM_OK);
+    assert_true((slot->cross != NULL) == float_target);
+    const double ridge = quant_calib_retarget_damping(params->damp, slot->width, slot->count);
+    if (float_target) assert_int_equal(quant_gptq_retarget(slot->h, slot->cross, n, ridge, w, rows), VKLLM_OK);
     quant_gptq_hessian *g = NULL;
     assert_int_equal(quant_gptq_prepare(h, n, params, &g), VKLLM_OK);
     uint8_t *out = malloc(rows * quant_row_size(QUANT_Q4_0, n));
@@ -372,19 +482,23 @@ static void expect_tensor_bytes(const char *path, const char *name, const uint8_
     gguf_close(f);
 }
 
-/* Sequential GPTQ (--sequential input): each weight's Hessian is that of the model as quantized before it.  Shown
- * exactly: layer 1's FFN input measured on the finished file (whose layer 0 and layer 1 attention are what the
- * stage saw) gives GPTQ the bytes the file has for blk.1.ffn_gate, while the unquantized model's statistics do
- * not; per layer (--sequential layer), layer 0's weights are those of the first stage, which saw only the
- * quantized token embeddings.  The stage's scratch file is removed. */
+/* Sequential GPTQ (--sequential input): each weight's Hessian is that of the model as quantized before it, and
+ * (by default) the weight is first moved to its float target, the unquantized model's output, from the cross
+ * moments of a pass of the unquantized model beside.  Shown exactly: layer 1's FFN input measured on the finished
+ * file (whose layer 0 and layer 1 attention are what the stage saw), with the unquantized model as the reference,
+ * gives GPTQ the bytes the file has for blk.1.ffn_gate, while the unquantized model's statistics do not; with
+ * quantized_target (the GPTQ paper's sequential GPTQ) the file's own statistics alone give its bytes, which differ
+ * from the float target's; per layer (--sequential layer), layer 0's weights are those of the first stage, which
+ * saw only the quantized token embeddings.  The stage's scratch file is removed. */
 static void test_gptq_sequential(void **state)
 {
     (void)state;
     const char *model = th_join_(th_shared_dir(), "models/stories260K.gguf");
     const char *calib = th_join_(th_shared_dir(), "data/stories-calib.txt");
     if (access(model, R_OK) != 0 || access(calib, R_OK) != 0) skip();
-    char seq_path[512], layer_path[512], scratch[600];
+    char seq_path[512], own_path[512], layer_path[512], scratch[600];
     snprintf(seq_path, sizeof seq_path, "%s/test_gptq_seq_%ld.gguf", th_binary_dir(), (long)getpid());
+    snprintf(own_path, sizeof own_path, "%s/test_gptq_own_%ld.gguf", th_binary_dir(), (long)getpid());
     snprintf(layer_path, sizeof layer_path, "%s/test_gptq_layer_%ld.gguf", th_binary_dir(), (long)getpid());
     quant_recipe recipe;
     assert_true(quant_recipe_from_name("Q4_0", true, &recipe));
@@ -395,17 +509,23 @@ static void test_gptq_sequential(void **state)
     snprintf(scratch, sizeof scratch, "%s.stage.gguf", seq_path);
     assert_int_not_equal(access(scratch, F_OK), 0);
 
-    uint8_t *from_file = gptq_with_stats_of(model, seq_path, calib, "blk.1.ffn_gate.weight", 1, CAPTURE_FFN_IN,
-                                            &co.gptq_params);
-    expect_tensor_bytes(seq_path, "blk.1.ffn_gate.weight", from_file, true);
-    uint8_t *unquantized = gptq_with_stats_of(model, model, calib, "blk.1.ffn_gate.weight", 1, CAPTURE_FFN_IN,
-                                              &co.gptq_params);
-    expect_tensor_bytes(seq_path, "blk.1.ffn_gate.weight", unquantized, false);
+    const char *gate = "blk.1.ffn_gate.weight";
+    uint8_t *from_file = gptq_with_stats_of(model, seq_path, calib, gate, 1, CAPTURE_FFN_IN, &co.gptq_params, true);
+    expect_tensor_bytes(seq_path, gate, from_file, true);
+    uint8_t *unquantized = gptq_with_stats_of(model, model, calib, gate, 1, CAPTURE_FFN_IN, &co.gptq_params, false);
+    expect_tensor_bytes(seq_path, gate, unquantized, false);
+
+    co.quantized_target = true;
+    if (quantize_file_ex(model, own_path, &recipe, &with) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
+    uint8_t *own = gptq_with_stats_of(model, own_path, calib, gate, 1, CAPTURE_FFN_IN, &co.gptq_params, false);
+    expect_tensor_bytes(own_path, gate, own, true);
+    expect_tensor_bytes(seq_path, gate, own, false);
+    co.quantized_target = false;
 
     co.sequential = QUANT_SEQUENTIAL_LAYER;
     if (quantize_file_ex(model, layer_path, &recipe, &with) != VKLLM_OK) fail_msg("%s", vkllm_last_error());
     uint8_t *first_stage = gptq_with_stats_of(model, seq_path, calib, "blk.0.attn_output.weight", 0, CAPTURE_ATTN_OUT,
-                                              &co.gptq_params);
+                                              &co.gptq_params, true);
     /* per input, blk.0.attn_output saw layer 0's Q/K/V quantized; per layer it did not */
     expect_tensor_bytes(seq_path, "blk.0.attn_output.weight", first_stage, true);
     expect_tensor_bytes(layer_path, "blk.0.attn_output.weight", first_stage, false);
@@ -414,8 +534,8 @@ static void test_gptq_sequential(void **state)
     co.awq = true;
     assert_int_not_equal(quantize_file_ex(model, layer_path, &recipe, &with), VKLLM_OK);
     assert_non_null(strstr(vkllm_last_error(), "sequential calibration goes with GPTQ alone"));
-    free(from_file), free(unquantized), free(first_stage);
-    remove(seq_path), remove(layer_path);
+    free(from_file), free(unquantized), free(own), free(first_stage);
+    remove(seq_path), remove(own_path), remove(layer_path);
 }
 
 int main(void)
@@ -424,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_gptq_beats_rtn),
         cmocka_unit_test(test_gptq_act_order_beats_rtn),
         cmocka_unit_test(test_gptq_bad_arguments),
+        cmocka_unit_test(test_gptq_retarget),
         cmocka_unit_test(test_gptq_model),
         cmocka_unit_test(test_gptq_sequential),
         cmocka_unit_test(test_gptq_threads),

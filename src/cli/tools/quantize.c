@@ -15,7 +15,8 @@ static void quantize_usage(FILE *out)
     fprintf(out, "usage: vkllm quantize [--pure] [--output-tensor-type T] [--token-embedding-type T] [--imatrix FILE]\n"
                  "                      [--method rtn|gptq|awq|awq+gptq --calib TEXT [--calib-ctx 512]\n"
                  "                      [--calib-chunks N] [--act-order] [--gptq-rounds 0]\n"
-                 "                      [--gptq-descent 0] [--sequential off|layer|input]]\n"
+                 "                      [--gptq-descent 0] [--sequential off|layer|input\n"
+                 "                      [--sequential-target float|quantized]]]\n"
                  "                      IN.gguf OUT.gguf TYPE\n"
                  "  types: %s\n"
                  "  --pure: every 2-D weight in TYPE, also for the mixtures (Q2_K)\n"
@@ -27,6 +28,9 @@ static void quantize_usage(FILE *out)
                  "                 --calib-ctx tokens, at most --calib-chunks); --act-order: columns by importance;\n"
                  "                 --sequential layer|input: each layer's (each input's) Hessian from the model\n"
                  "                 quantized up to it (one calibration pass per layer / per input);\n"
+                 "                 --sequential-target float: each weight fitted to what the unquantized\n"
+                 "                 model's input gives it (GPTAQ; the default), quantized: to what the\n"
+                 "                 quantized model's gives it (the GPTQ paper; one pass less per stage)\n"
                  "                 --gptq-rounds N: GPTQ again N times with the refit block scales held\n"
                  "                 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 blocks; each row keeps its best round)\n"
                  "                 --gptq-descent N: then N rounds of coordinate descent on the codes, each\n"
@@ -90,7 +94,8 @@ int cli_quantize(int argc, char **argv)
                                                  .descent = (uint32_t)qo.gptq_descent}, .gptq = gptq, .awq = awq,
                                  .sequential = !strcmp(qo.sequential, "layer")   ? QUANT_SEQUENTIAL_LAYER
                                                : !strcmp(qo.sequential, "input") ? QUANT_SEQUENTIAL_INPUT
-                                                                                 : QUANT_SEQUENTIAL_OFF};
+                                                                                 : QUANT_SEQUENTIAL_OFF,
+                                 .quantized_target = !strcmp(qo.sequential_target, "quantized")};
     quantize_options options = {.imatrix = imatrix, .imatrix_path = qo.imatrix,
                                 .calib = gptq || awq ? &calib : NULL,
                                 .progress = progress_bar_update, .progress_ctx = &bar};
