@@ -7,7 +7,7 @@
 # MODELS ("stories260K"; "stories260K llama-134m" for both),
 # TYPES ("Q4_0 Q4_K_M Q3_K_M Q2_K"), METHODS ("rtn imatrix gptq awq awq+gptq llama-imatrix"; also gptq-seq-layer,
 # gptq-seq-input: --sequential layer|input with --sequential-target $SEQ_TARGET (float; or quantized), gptq-rounds:
-# --gptq-rounds 1, gptq-descent: --gptq-descent 1, gptq-seq-best: --sequential layer --gptq-rounds 1 --gptq-descent 1),
+# --gptq-rounds 1, gptq-descent: --gptq-descent 1, gptq-seq-best: --sequential input --gptq-rounds 1 --gptq-descent 1),
 # OUTPUT_TYPE (an --output-tensor-type for every vkllm method, e.g. Q8_0 as llama-quantize's Q4_0 keeps it), CTX (512: the
 # calibration and evaluation chunk), CHUNKS_134M (2; CALIB_CHUNKS_134M, default the same, for the calibration
 # alone) size the run.
@@ -65,7 +65,7 @@ for model in ${MODELS:-stories260K}; do
                     [[ $method == gptq-seq-layer || $method == gptq-seq-input ]] &&
                         extra=(--sequential "${method#gptq-seq-}" --sequential-target "${SEQ_TARGET:-float}")
                     [[ $method == gptq-descent ]] && extra=(--gptq-descent 1)
-                    [[ $method == gptq-seq-best ]] && extra=(--sequential layer --gptq-rounds 1 --gptq-descent 1)
+                    [[ $method == gptq-seq-best ]] && extra=(--sequential input --gptq-rounds 1 --gptq-descent 1)
                     "$vk" quantize "${out_type[@]}" --method gptq "${extra[@]}" --calib "$calib" --calib-ctx "$ctx" \
                         "${calib_extra[@]}" "$m" "$q" "$type" >/dev/null 2>&1 ;;
                 llama-imatrix)
