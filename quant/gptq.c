@@ -299,46 +299,79 @@ static void retarget_region(void *p, uint32_t thread, uint32_t n_threads)
 /* Rows of W moved a block at a time: the transposed copies stay small whatever the weight. */
 enum { RETARGET_BLOCK = 256 };
 
-vkllm_status quant_gptq_retarget(const float *h, const float *cross, uint64_t cols, double damp, float *w,
-                                 uint64_t rows)
+struct quant_gptq_target {
+    const float *h, *cross;
+    double *l;  /* the lower Cholesky factor of H + ridge I (dead columns: identity) */
+    bool *dead; /* columns no token reached */
+    uint64_t cols;
+};
+
+void quant_gptq_target_free(quant_gptq_target *t)
 {
-    const uint64_t block = rows < RETARGET_BLOCK ? rows : RETARGET_BLOCK;
-    double *l = malloc(cols * cols * sizeof *l), *wt = malloc(cols * block * sizeof *wt),
-           *y = malloc(cols * block * sizeof *y);
-    bool *dead = calloc(cols, sizeof *dead);
-    vkllm_status st = l && wt && y && dead ? VKLLM_OK
-                                           : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory for a "
-                                                        "Hessian of %llu columns", (unsigned long long)cols);
+    if (!t) return;
+    free(t->l);
+    free(t->dead);
+    free(t);
+}
+
+vkllm_status quant_gptq_target_prepare(const float *h, const float *cross, uint64_t cols, double damp,
+                                       quant_gptq_target **out)
+{
+    *out = NULL;
+    quant_gptq_target *t = calloc(1, sizeof *t);
+    if (t) {
+        t->l = malloc(cols * cols * sizeof *t->l);
+        t->dead = calloc(cols, sizeof *t->dead);
+    }
+    if (!t || !t->l || !t->dead) {
+        quant_gptq_target_free(t);
+        return vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory for a Hessian of %llu columns",
+                          (unsigned long long)cols);
+    }
+    t->h = h, t->cross = cross, t->cols = cols;
     double mean = 0;
-    for (uint64_t i = 0; st == VKLLM_OK && i < cols; i++) {
-        dead[i] = !(h[i * cols + i] > 0);
-        mean += dead[i] ? 1.0 : h[i * cols + i];
+    for (uint64_t i = 0; i < cols; i++) {
+        t->dead[i] = !(h[i * cols + i] > 0);
+        mean += t->dead[i] ? 1.0 : h[i * cols + i];
     }
     mean /= (double)cols;
     if (!(damp > 0)) damp = 0.01;
     bool factored = false;
-    for (int attempt = 0; st == VKLLM_OK && attempt < 4 && !factored; attempt++, damp *= 10) {
+    for (int attempt = 0; attempt < 4 && !factored; attempt++, damp *= 10) {
         for (uint64_t a = 0; a < cols; a++)
             for (uint64_t b = 0; b < cols; b++)
-                l[a * cols + b] = dead[a] || dead[b] ? (a == b ? 1.0 : 0.0)
-                                                     : h[a * cols + b] + (a == b ? damp * mean : 0.0);
-        factored = cholesky_lower(l, cols);
+                t->l[a * cols + b] = t->dead[a] || t->dead[b] ? (a == b ? 1.0 : 0.0)
+                                                              : h[a * cols + b] + (a == b ? damp * mean : 0.0);
+        factored = cholesky_lower(t->l, cols);
     }
-    if (st == VKLLM_OK && !factored)
-        st = vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gptq: the Hessian of %llu columns is not positive definite "
-                        "even with damping %g", (unsigned long long)cols, damp / 10);
+    if (!factored) {
+        quant_gptq_target_free(t);
+        return vkllm_fail(VKLLM_ERROR_INVALID_ARGUMENT, "gptq: the Hessian of %llu columns is not positive definite "
+                          "even with damping %g", (unsigned long long)cols, damp / 10);
+    }
+    *out = t;
+    return VKLLM_OK;
+}
+
+vkllm_status quant_gptq_retarget(const quant_gptq_target *t, float *w, uint64_t rows)
+{
+    const uint64_t cols = t->cols, block = rows < RETARGET_BLOCK ? rows : RETARGET_BLOCK;
+    double *wt = malloc(cols * block * sizeof *wt), *y = malloc(cols * block * sizeof *y);
+    vkllm_status st = wt && y ? VKLLM_OK
+                              : vkllm_fail(VKLLM_ERROR_OUT_OF_HOST_MEMORY, "gptq: no memory for %llu rows of %llu",
+                                           (unsigned long long)block, (unsigned long long)cols);
     for (uint64_t r0 = 0; st == VKLLM_OK && r0 < rows; r0 += block) {
         const uint64_t m = rows - r0 < block ? rows - r0 : block;
         for (uint64_t r = 0; r < m; r++)
             for (uint64_t a = 0; a < cols; a++) wt[a * m + r] = w[(r0 + r) * cols + a];
-        retarget_job job = {h, cross, l, wt, y, cols, m};
+        retarget_job job = {t->h, t->cross, t->l, wt, y, cols, m};
         const uint64_t work = m * cols * cols;
         quant_parallel_run(retarget_region, &job, work >= (1u << 20) ? quant_threads() : 1);
         for (uint64_t r = 0; r < m; r++)
             for (uint64_t b = 0; b < cols; b++)
-                if (!dead[b]) w[(r0 + r) * cols + b] += (float)y[b * m + r];
+                if (!t->dead[b]) w[(r0 + r) * cols + b] += (float)y[b * m + r];
     }
-    free(l), free(wt), free(y), free(dead);
+    free(wt), free(y);
     return st;
 }
 

@@ -51,10 +51,15 @@ void quant_gptq_free(quant_gptq_hessian *hessian);
  * moved to the least-squares fit of that target, W' = W + W (C - H) (H + damp mean(diag H) I)^-1 with
  * H = sum x_q x_q^T and C = sum x x_q^T, so that ||W X - Q X_q||^2 = ||(W' - Q) X_q||^2 + a constant: GPTQ on W'
  * with H then minimises the error against the unquantized model's output, not against W's own on x_q.  With
- * x = x_q, W' = W.  h, cross: cols x cols (h symmetric; cross[a][b] = sum x[a] x_q[b]); w: rows x cols, moved in
- * place. */
-vkllm_status quant_gptq_retarget(const float *h, const float *cross, uint64_t cols, double damp, float *w,
-                                 uint64_t rows);
+ * x = x_q, W' = W.  Prepared once per input (the damped H factorised), shared by the weights reading it. */
+typedef struct quant_gptq_target quant_gptq_target;
+
+/* h, cross: cols x cols (h symmetric; cross[a][b] = sum x[a] x_q[b]), not copied: they must outlive the target. */
+vkllm_status quant_gptq_target_prepare(const float *h, const float *cross, uint64_t cols, double damp,
+                                       quant_gptq_target **out);
+void quant_gptq_target_free(quant_gptq_target *target);
+/* w: rows x cols (cols the target's), moved in place. */
+vkllm_status quant_gptq_retarget(const quant_gptq_target *target, float *w, uint64_t rows);
 
 /* True for the formats GPTQ can write: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K. */
 bool quant_gptq_supports(uint32_t type);

@@ -18,6 +18,7 @@ struct quant_calib {
     uint32_t h_layer;
     capture_kind h_kind;
     quant_gptq_hessian *hessian;
+    quant_gptq_target *target;     /* the same input's float target (a sequential stage's), or NULL */
     float *mean_sq;                /* its diag(H) / tokens: the importance of the scale searches */
     double seconds_calibrating, seconds_factoring, seconds_awq;
     awq_scales *awq;
@@ -90,6 +91,7 @@ void quant_calib_free(quant_calib *c)
     awq_free(c->awq);
     calib_stats_free(c->stats);
     quant_gptq_free(c->hessian);
+    quant_gptq_target_free(c->target);
     free(c->mean_sq);
     free(c);
 }
@@ -132,6 +134,20 @@ static vkllm_status slot_for(quant_calib *c, uint32_t layer, capture_kind kind, 
     return VKLLM_OK;
 }
 
+/* The float target's ridge, a fraction of mean(diag H): the fit has a row's cols unknowns from the slot's tokens,
+ * so its noise grows as cols / tokens, and a ridge of RETARGET_RIDGE times that (never below GPTQ's damping) keeps
+ * it from fitting the calibration text's noise where the text is short against the input.  Measured (Q4_0, mean
+ * KL, docs/quantization.md): with GPTQ's 1% alone the float target lost to the quantized one on stories260K below
+ * 1,000 tokens and gave llama-134m (inputs of 768 and 2,048, 1,022 tokens) 4x its KL; 4 still lost there (+13%);
+ * 16 beats the quantized target on both (stories260K with 512 tokens and with the whole text, 21,000). */
+enum { RETARGET_RIDGE = 16 };
+
+double quant_calib_retarget_damping(double gptq_damp, uint32_t width, double tokens)
+{
+    const double by_tokens = tokens > 0 ? RETARGET_RIDGE * (double)width / tokens : 1.0;
+    return by_tokens > gptq_damp ? by_tokens : gptq_damp;
+}
+
 static vkllm_status hessian_for(quant_calib *c, uint32_t layer, capture_kind kind, uint64_t cols)
 {
     if (c->hessian && c->h_layer == layer && c->h_kind == kind) return VKLLM_OK;
@@ -142,6 +158,8 @@ static vkllm_status hessian_for(quant_calib *c, uint32_t layer, capture_kind kin
                           layer, slot->width, (unsigned long long)cols);
     quant_gptq_free(c->hessian);
     c->hessian = NULL;
+    quant_gptq_target_free(c->target);
+    c->target = NULL;
     free(c->mean_sq);
     double *h = malloc(cols * cols * sizeof *h);
     c->mean_sq = malloc(cols * sizeof *c->mean_sq);
@@ -159,26 +177,16 @@ static vkllm_status hessian_for(quant_calib *c, uint32_t layer, capture_kind kin
         c->mean_sq[i] = slot->count > 0 ? (float)(h[i * cols + i] / slot->count) : 1.0f;
     double started = vkllm_log_clock();
     vkllm_status st = quant_gptq_prepare(h, cols, &c->o.gptq_params, &c->hessian);
-    c->seconds_factoring += vkllm_log_clock() - started;
     free(h);
+    if (st == VKLLM_OK && slot->cross) /* a sequential stage with the unquantized model's output as target */
+        st = quant_gptq_target_prepare(slot->h, slot->cross, cols,
+                                       quant_calib_retarget_damping(c->o.gptq_params.damp, slot->width, slot->count),
+                                       &c->target);
+    c->seconds_factoring += vkllm_log_clock() - started;
     VKLLM_TRY(st);
     c->h_layer = layer;
     c->h_kind = kind;
     return VKLLM_OK;
-}
-
-/* The float target's ridge, a fraction of mean(diag H): the fit has a row's cols unknowns from the slot's tokens,
- * so its noise grows as cols / tokens, and a ridge of RETARGET_RIDGE times that (never below GPTQ's damping) keeps
- * it from fitting the calibration text's noise where the text is short against the input.  Measured (Q4_0, mean
- * KL, docs/quantization.md): with GPTQ's 1% alone the float target lost to the quantized one on stories260K below
- * 1,000 tokens and gave llama-134m (inputs of 768 and 2,048, 1,022 tokens) 4x its KL; 4 still lost there (+13%);
- * 16 beats the quantized target on both (stories260K with 512 tokens and with the whole text, 21,000). */
-enum { RETARGET_RIDGE = 16 };
-
-double quant_calib_retarget_damping(double gptq_damp, uint32_t width, double tokens)
-{
-    const double by_tokens = tokens > 0 ? RETARGET_RIDGE * (double)width / tokens : 1.0;
-    return by_tokens > gptq_damp ? by_tokens : gptq_damp;
 }
 
 vkllm_status quant_calib_quantize(quant_calib *c, const char *name, quant_type type, float *w, uint64_t rows,
@@ -197,12 +205,7 @@ vkllm_status quant_calib_quantize(quant_calib *c, const char *name, quant_type t
     vkllm_status st = VKLLM_OK;
     if (c->o.gptq && reads_capture && quant_gptq_supports(type)) {
         st = hessian_for(c, layer, kind, cols);
-        const calib_slot *slot = NULL;
-        if (st == VKLLM_OK) st = slot_for(c, layer, kind, &slot);
-        if (st == VKLLM_OK && slot->cross) /* a sequential stage with the unquantized model's output as target */
-            st = quant_gptq_retarget(slot->h, slot->cross, cols,
-                                     quant_calib_retarget_damping(c->o.gptq_params.damp, slot->width, slot->count), w,
-                                     rows);
+        if (st == VKLLM_OK && c->target) st = quant_gptq_retarget(c->target, w, rows);
         if (st == VKLLM_OK)
             st = quant_gptq_quantize(type, w, rows, cols, c->hessian, importance ? importance : c->mean_sq, out);
     } else { /* round to nearest (weighted by an imatrix), or a float type */
@@ -258,6 +261,8 @@ vkllm_status quant_calib_begin_stage(quant_calib *c, uint32_t stage, const char 
     c->stats = NULL;
     quant_gptq_free(c->hessian); /* the statistics it was factorised from are gone */
     c->hessian = NULL;
+    quant_gptq_target_free(c->target);
+    c->target = NULL;
     c->h_layer = UINT32_MAX;
     calib_pass_options po = {.model = model_path, .text_path = c->o.text_path, .n_ctx = c->o.n_ctx,
                              .chunks = c->o.chunks, .min_chunks = 1,

@@ -236,12 +236,16 @@ static void test_gptq_retarget(void **state)
     for (int i = 0; i < RT_COLS * RT_COLS; i++) h[i] = (float)hd[i], cross[i] = (float)cd[i];
     for (int i = 0; i < RT_ROWS * RT_COLS; i++) w[i] = (float)(0.1 * normal());
 
+    quant_gptq_target *same = NULL, *target = NULL;
+    assert_int_equal(quant_gptq_target_prepare(h, h, RT_COLS, 0.01, &same), VKLLM_OK);
+    assert_int_equal(quant_gptq_target_prepare(h, cross, RT_COLS, 0.01, &target), VKLLM_OK);
     memcpy(moved, w, sizeof w); /* no distortion: nothing moves */
-    assert_int_equal(quant_gptq_retarget(h, h, RT_COLS, 0.01, moved, RT_ROWS), VKLLM_OK);
+    assert_int_equal(quant_gptq_retarget(same, moved, RT_ROWS), VKLLM_OK);
     assert_memory_equal(moved, w, sizeof w);
+    quant_gptq_target_free(same);
 
     memcpy(moved, w, sizeof w);
-    assert_int_equal(quant_gptq_retarget(h, cross, RT_COLS, 0.01, moved, RT_ROWS), VKLLM_OK);
+    assert_int_equal(quant_gptq_retarget(target, moved, RT_ROWS), VKLLM_OK);
     const double own = retarget_error(w, w, xf, xq), fitted = retarget_error(w, moved, xf, xq);
     printf("float target, unquantized: W on x_q %.4g, the moved W %.4g\n", own, fitted);
     assert_true(fitted < 0.2 * own);
@@ -270,12 +274,13 @@ static void test_gptq_retarget(void **state)
         setenv("VKLLM_QUANT_THREADS", run ? "3" : "1", 1);
         many[run] = malloc(sizeof(float) * MANY * RT_COLS);
         for (int i = 0; i < MANY * RT_COLS; i++) many[run][i] = w[i % (RT_ROWS * RT_COLS)] * (float)(1 + i / 4096);
-        assert_int_equal(quant_gptq_retarget(h, cross, RT_COLS, 0.01, many[run], MANY), VKLLM_OK);
+        assert_int_equal(quant_gptq_retarget(target, many[run], MANY), VKLLM_OK);
     }
     assert_memory_equal(many[0], many[1], sizeof(float) * MANY * RT_COLS);
     for (int r = 0; r < RT_ROWS; r++) /* each row moves alone: the first rows are the small case's */
         assert_memory_equal(many[0] + r * RT_COLS, moved + r * RT_COLS, sizeof(float) * RT_COLS);
     free(many[0]), free(many[1]);
+    quant_gptq_target_free(target);
     if (keep) setenv("VKLLM_QUANT_THREADS", keep, 1);
     else unsetenv("VKLLM_QUANT_THREADS");
     free(keep);
@@ -456,8 +461,13 @@ static uint8_t *gptq_with_stats_of(const char *model, const char *measured, cons
         assert_int_equal(quant_dequantize_row(t->type, (const uint8_t *)t->data + r * quant_row_size(t->type, n),
                                               w + r * n, n), VKLLM_OK);
     assert_true((slot->cross != NULL) == float_target);
-    const double ridge = quant_calib_retarget_damping(params->damp, slot->width, slot->count);
-    if (float_target) assert_int_equal(quant_gptq_retarget(slot->h, slot->cross, n, ridge, w, rows), VKLLM_OK);
+    if (float_target) {
+        const double ridge = quant_calib_retarget_damping(params->damp, slot->width, slot->count);
+        quant_gptq_target *target = NULL;
+        assert_int_equal(quant_gptq_target_prepare(slot->h, slot->cross, n, ridge, &target), VKLLM_OK);
+        assert_int_equal(quant_gptq_retarget(target, w, rows), VKLLM_OK);
+        quant_gptq_target_free(target);
+    }
     quant_gptq_hessian *g = NULL;
     assert_int_equal(quant_gptq_prepare(h, n, params, &g), VKLLM_OK);
     uint8_t *out = malloc(rows * quant_row_size(QUANT_Q4_0, n));
