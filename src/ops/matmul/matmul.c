@@ -123,6 +123,24 @@ static void weight_ranges(const ops_weight *w, uint32_t r0, uint32_t rows, vkr_r
     }
 }
 
+/* A mat-mul pipeline over every chunk of W's rows: workgroups of tile_m rows x tile_n columns of y. */
+static vkllm_status dispatch_tiles(vkr_sequence *seq, const vkr_pipeline *p, const ops_weight *w, vkr_range x,
+                                   vkr_range y, uint32_t n, uint32_t y_stride, uint32_t y_row0, uint32_t tile_m,
+                                   uint32_t tile_n, const char *label)
+{
+    for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
+        uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
+        vkr_range bind[4];
+        weight_ranges(w, r0, rows, &bind[0], &bind[1]);
+        bind[2] = x;
+        bind[3] = y;
+        matmul_push push = {rows, w->cols, w->groups, n, y_stride, y_row0 + r0};
+        uint32_t groups[3] = {vkr_div_up(rows, tile_m), vkr_div_up(n, tile_n), 1};
+        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, label));
+    }
+    return VKLLM_OK;
+}
+
 /* Columns per mat-vec block: the tuning's, bounded by OPS_MATVEC_MAX_COLS and by the reduction's shared memory. */
 static uint32_t matvec_cols_per_pass(const ops_context *ops)
 {
@@ -377,17 +395,7 @@ static vkllm_status record_matmul(ops_context *ops, vkr_sequence *seq, const ops
     const uint32_t spec[6] = {t->matmul_wg, t->matmul_tile_m, t->matmul_tile_n, t->matmul_tile_k, tm, tn};
     const vkr_pipeline *p;
     VKLLM_TRY(get_pipeline(ops, name, spec, 6, 0, false, false, &plain_store, &p));
-    for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
-        uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
-        vkr_range bind[4];
-        weight_ranges(w, r0, rows, &bind[0], &bind[1]);
-        bind[2] = x;
-        bind[3] = y;
-        matmul_push push = {rows, w->cols, w->groups, n, y_stride, y_row0 + r0};
-        uint32_t groups[3] = {vkr_div_up(rows, t->matmul_tile_m), vkr_div_up(n, t->matmul_tile_n), 1};
-        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matmul"));
-    }
-    return VKLLM_OK;
+    return dispatch_tiles(seq, p, w, x, y, n, y_stride, y_row0, t->matmul_tile_m, t->matmul_tile_n, "matmul");
 }
 
 /* The subgroup size the cooperative-matrix tiles are laid out for, and whether the pipeline pins it: the
@@ -455,17 +463,7 @@ static vkllm_status record_coopmat(ops_context *ops, vkr_sequence *seq, const op
                                        x_rows_vec4(w), cm_m, cm_n, cm_k}};
     const vkr_pipeline *p;
     VKLLM_TRY(vkr_pipeline_get(ops->dev, &desc, &p));
-    for (uint32_t r0 = 0; r0 < w->rows; r0 += w->chunk_rows) {
-        uint32_t rows = w->rows - r0 < w->chunk_rows ? w->rows - r0 : w->chunk_rows;
-        vkr_range bind[4];
-        weight_ranges(w, r0, rows, &bind[0], &bind[1]);
-        bind[2] = x;
-        bind[3] = y;
-        matmul_push push = {rows, w->cols, w->groups, n, y_stride, y_row0 + r0};
-        uint32_t groups[3] = {vkr_div_up(rows, t->tile_m), vkr_div_up(n, t->tile_n), 1};
-        VKLLM_TRY(vkr_sequence_dispatch(seq, p, bind, &push, groups, "matmul coopmat"));
-    }
-    return VKLLM_OK;
+    return dispatch_tiles(seq, p, w, x, y, n, y_stride, y_row0, t->tile_m, t->tile_n, "matmul coopmat");
 }
 
 vkllm_status ops_matmul_into(ops_context *ops, vkr_sequence *seq, const ops_weight *w, vkr_range x, vkr_range y,
