@@ -528,16 +528,22 @@ static void test_lookup_same_text(void **state)
     th_free_model(m);
 }
 
+/* stories260K requantized to Q8_0 in tmpdir (other logits, the same vocabulary): the tests' draft model. */
+static void write_q8_draft(char *path, size_t size)
+{
+    snprintf(path, size, "%s/draft-q8.gguf", tmpdir);
+    quant_recipe recipe;
+    assert_true(quant_recipe_from_name("Q8_0", true, &recipe));
+    th_check_status(quantize_file(STORIES, path, &recipe, NULL, NULL), "quantize");
+}
+
 /* A draft model: stories260K requantized to Q8_0 (other logits, same vocabulary), greedy, k = 1..8, and with
  * draft_min_p; a self-draft (the same model) accepts everything. */
 static void test_draft_model_same_text(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "%s/draft-q8.gguf", tmpdir);
-    quant_recipe recipe;
-    assert_true(quant_recipe_from_name("Q8_0", true, &recipe));
-    th_check_status(quantize_file(STORIES, path, &recipe, NULL, NULL), "quantize");
+    write_q8_draft(path, sizeof path);
     vkllm_model *m = th_load_model(STORIES), *dm = th_load_model(path);
     vkllm_context *c = context(m, 512, 9), *dc = context(dm, 512, 8);
     vkllm_sampling s = greedy();
@@ -668,10 +674,7 @@ static void test_sampling_end_to_end(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "%s/draft-q8.gguf", tmpdir);
-    quant_recipe recipe;
-    assert_true(quant_recipe_from_name("Q8_0", true, &recipe));
-    th_check_status(quantize_file(STORIES, path, &recipe, NULL, NULL), "quantize");
+    write_q8_draft(path, sizeof path);
     vkllm_model *m = th_load_model(STORIES), *dm = th_load_model(path);
     vkllm_context *c = context(m, 64, 9), *dc = context(dm, 64, 8);
     uint32_t n_vocab = m->cfg.n_vocab;
