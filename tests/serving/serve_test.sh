@@ -90,8 +90,8 @@ head -c 1100000 /dev/zero | tr '\0' 'a' >"$work/big"
 
 # Clients that hang up mid-stream (head stops reading after two events): their requests are cancelled and
 # every page returns.  Greedy stories260K runs 2,000 tokens without an end of text, a second or more of work
-# (with two or three beside it), so each client hangs up long before its request could finish however loaded
-# the machine: with 240 tokens a loaded machine sometimes finished them before curl noticed the hang-up.
+# (with two or three beside it), far longer than a client takes to hang up: with 240 tokens a loaded machine
+# sometimes finished them before curl noticed the hang-up.
 pids=()
 for i in 1 2 3; do
     { curl -sN "${auth[@]}" "$url/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":2000,"temperature":0,"stream":true}' |
