@@ -1,6 +1,7 @@
 /* Instance creation through volk, capability discovery, device choice and logical device creation. */
 #include "device_internal.h"
 #include "log.h"
+#include "queue.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -971,6 +972,7 @@ vkllm_status vkr_device_open(vkr_device *dev, const vkr_device_options *options)
 void vkr_device_close(vkr_device *dev)
 {
     if (dev == live_device) live_device = NULL;
+    vkr_queue_computing_end(dev);
     if (dev->device) {
         if (dev->command_pool) vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
         if (!dev->borrowed) vkDestroyDevice(dev->device, NULL);

@@ -196,6 +196,9 @@ uint64_t vkr_submit_count(const vkr_device *dev);
 uint32_t vkr_device_cpu_workers(const vkr_device *dev);
 /* Seconds a fence wait polls before it sleeps: lavapipe without worker threads (cpu_threads 1) only, else 0. */
 double vkr_fence_spin_seconds(const vkr_device *dev);
+/* Devices that poll (above) with work submitted and not yet waited for, in the whole process: a wait polls only while
+ * its own device is the only one (queue.c). */
+uint32_t vkr_polling_devices_computing(void);
 /* How long one fence wait may take before it fails with an error naming the work it waited for.  The device
  * starts with VKLLM_FENCE_TIMEOUT_MS, else 60 s (600 s on CPU devices such as lavapipe); 0 restores that. */
 void vkr_set_fence_timeout(vkr_device *dev, uint64_t milliseconds);

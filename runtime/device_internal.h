@@ -52,6 +52,7 @@ struct vkr_device {
     uint32_t cpu_threads;         /* vkr_device_options.cpu_threads the device was opened with */
     uint32_t cpu_workers;         /* threads a CPU device computes on (vkr_device_cpu_workers) */
     double spin_wait_s;           /* a fence wait polls this long before it sleeps (queue.c) */
+    atomic_bool computing;        /* a polling device with work submitted and not yet waited for (queue.c) */
     _Atomic uint64_t submits;     /* vkQueueSubmit calls made, transfers and sequences alike */
     uint32_t pipelines_built;     /* pipelines compiled since creation, and the seconds they took */
     double pipeline_build_seconds;

@@ -16,6 +16,9 @@ vkllm_status vkr_queue_submit_signal(vkr_device *dev, VkCommandBuffer cmd, VkFen
  * semaphores in the queue thread after it; so an object such a submission signalled is destroyed only after this.
  * Takes dev->lock itself. */
 vkllm_status vkr_queue_drain(vkr_device *dev, const char *what);
+/* The device no longer counts as computing for other devices' fence waits (queue.c): after a wait, and when it
+ * closes. */
+void vkr_queue_computing_end(vkr_device *dev);
 /* submitted_at: vkllm_log_clock() at the submission, for the elapsed time an error reports. */
 vkllm_status vkr_fence_wait(vkr_device *dev, VkFence fence, double submitted_at, const char *what);
 

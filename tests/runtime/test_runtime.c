@@ -438,6 +438,47 @@ static void test_submits_are_counted(void **state)
     th_free(&b);
 }
 
+/* Two devices computing at once (replicas of a model) must not poll their fences: each device counts as computing
+ * from a submission to the end of a wait on it (a destroyed sequence's too). */
+static void test_polling_devices_are_counted(void **state)
+{
+    (void)state;
+    vkr_device_options o = VKR_DEVICE_OPTIONS_DEFAULT;
+    o.cpu_threads = 1;
+    vkr_device *dev[2] = {NULL, NULL};
+    vkr_sequence *seq[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        th_check_status(vkr_device_create_with(&o, &dev[i]), "device");
+        th_check_status(vkr_sequence_create(dev[i], &seq[i]), "sequence");
+        th_check_status(vkr_sequence_begin(seq[i]), "begin");
+        th_check_status(vkr_sequence_end(seq[i]), "end");
+    }
+    if (vkr_fence_spin_seconds(dev[0]) == 0) { /* not lavapipe: no device polls, none is counted */
+        th_check_status(vkr_sequence_run(seq[0]), "run");
+        assert_int_equal(vkr_polling_devices_computing(), 0);
+    } else {
+        assert_int_equal(vkr_polling_devices_computing(), 0);
+        th_check_status(vkr_sequence_submit(seq[0]), "submit 0");
+        assert_int_equal(vkr_polling_devices_computing(), 1);
+        th_check_status(vkr_sequence_submit(seq[1]), "submit 1");
+        assert_int_equal(vkr_polling_devices_computing(), 2);
+        th_check_status(vkr_sequence_wait(seq[0]), "wait 0");
+        assert_int_equal(vkr_polling_devices_computing(), 1);
+        th_check_status(vkr_sequence_submit(seq[0]), "submit 0 again");
+        assert_int_equal(vkr_polling_devices_computing(), 2);
+        th_check_status(vkr_sequence_wait(seq[0]), "wait 0 again");
+        assert_int_equal(vkr_polling_devices_computing(), 1);
+        vkr_sequence_destroy(seq[1]); /* in flight: destroying it waits for it */
+        seq[1] = NULL;
+        assert_int_equal(vkr_polling_devices_computing(), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        vkr_sequence_destroy(seq[i]);
+        vkr_device_destroy(dev[i]);
+    }
+    assert_int_equal(vkr_polling_devices_computing(), 0);
+}
+
 static void test_shader_registry(void **state)
 {
     assert_true(vkr_shader_count() >= 1);
@@ -480,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_profile),
         cmocka_unit_test(test_pipeline_cache_file),
         cmocka_unit_test(test_submits_are_counted),
+        cmocka_unit_test(test_polling_devices_are_counted),
         cmocka_unit_test(test_fence_timeout_names_the_work),
         cmocka_unit_test(test_loop_guard_fires),
     };
