@@ -1,6 +1,7 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -212,11 +213,28 @@ static bool cache_header_matches(const vkr_device *dev, const uint8_t *data, siz
            memcmp(data + 16, props.pipelineCacheUUID, VK_UUID_SIZE) == 0;
 }
 
+/* The cache file's data if it is this device's (*size 0 if there is none, it cannot be read or it is another's). */
+static uint8_t *read_cache_file(const vkr_device *dev, size_t *size)
+{
+    uint8_t *data = NULL;
+    *size = 0;
+    FILE *f = dev->pipeline_cache_path ? fopen(dev->pipeline_cache_path, "rb") : NULL;
+    if (f) {
+        if (fseek(f, 0, SEEK_END) == 0) {
+            long len = ftell(f);
+            if (len > 0 && len < (64l << 20) && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)len)) &&
+                fread(data, 1, (size_t)len, f) == (size_t)len)
+                *size = (size_t)len;
+        }
+        fclose(f);
+    }
+    if (*size && !cache_header_matches(dev, data, *size)) *size = 0;
+    return data;
+}
+
 vkllm_status vkr_pipeline_cache_open(vkr_device *dev)
 {
     char *dir = cache_dir();
-    uint8_t *data = NULL;
-    size_t size = 0;
     if (dir) {
         size_t n = strlen(dir) + 64;
         dev->pipeline_cache_path = malloc(n);
@@ -225,17 +243,8 @@ vkllm_status vkr_pipeline_cache_open(vkr_device *dev)
                      dev->caps.device_id, dev->caps.driver_version);
         free(dir);
     }
-    FILE *f = dev->pipeline_cache_path ? fopen(dev->pipeline_cache_path, "rb") : NULL;
-    if (f) {
-        if (fseek(f, 0, SEEK_END) == 0) {
-            long len = ftell(f);
-            if (len > 0 && len < (64l << 20) && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)len)) &&
-                fread(data, 1, (size_t)len, f) == (size_t)len)
-                size = (size_t)len;
-        }
-        fclose(f);
-    }
-    if (size && !cache_header_matches(dev, data, size)) size = 0;
+    size_t size = 0;
+    uint8_t *data = read_cache_file(dev, &size);
     VkPipelineCacheCreateInfo info = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
                                       .initialDataSize = size, .pInitialData = size ? data : NULL};
     VkResult r = vkCreatePipelineCache(dev->device, &info, NULL, &dev->pipeline_cache);
@@ -249,9 +258,27 @@ vkllm_status vkr_pipeline_cache_open(vkr_device *dev)
     return VKLLM_OK;
 }
 
+/* What another device or process saved since this device read the file (replicas of a model, parallel test runs)
+ * joins this device's cache before it is written, so the last writer does not drop the others' pipelines.  Best
+ * effort: without it the file holds this device's pipelines only. */
+static void merge_cache_file(vkr_device *dev)
+{
+    size_t size = 0;
+    uint8_t *data = read_cache_file(dev, &size);
+    VkPipelineCacheCreateInfo info = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+                                      .initialDataSize = size, .pInitialData = data};
+    VkPipelineCache other = VK_NULL_HANDLE;
+    if (size && vkCreatePipelineCache(dev->device, &info, NULL, &other) == VK_SUCCESS) {
+        vkMergePipelineCaches(dev->device, dev->pipeline_cache, 1, &other);
+        vkDestroyPipelineCache(dev->device, other, NULL);
+    }
+    free(data);
+}
+
 vkllm_status vkr_pipeline_cache_save(vkr_device *dev)
 {
     if (!dev->pipeline_cache || !dev->pipeline_cache_path) return VKLLM_OK;
+    merge_cache_file(dev);
     size_t size = 0;
     VKR_CHECK(vkGetPipelineCacheData(dev->device, dev->pipeline_cache, &size, NULL));
     uint8_t *data = malloc(size ? size : 1);
@@ -261,12 +288,14 @@ vkllm_status vkr_pipeline_cache_save(vkr_device *dev)
     if (r != VK_SUCCESS) {
         st = vkr_fail_vk(r, "vkGetPipelineCacheData", __FILE__, __LINE__);
     } else {
-        /* Write to a temporary name and rename, so a concurrent reader never sees half a file. */
-        size_t n = strlen(dev->pipeline_cache_path) + 16;
+        /* Write to a temporary name and rename, so a concurrent reader never sees half a file; the name is the
+         * process's and the device's, for devices of one process saving at once. */
+        static atomic_uint saves;
+        size_t n = strlen(dev->pipeline_cache_path) + 32;
         char *tmp = malloc(n);
         FILE *f = NULL;
         if (tmp) {
-            snprintf(tmp, n, "%s.%d.tmp", dev->pipeline_cache_path, (int)getpid());
+            snprintf(tmp, n, "%s.%d.%u.tmp", dev->pipeline_cache_path, (int)getpid(), atomic_fetch_add(&saves, 1u));
             f = fopen(tmp, "wb");
         }
         if (!f || fwrite(data, 1, size, f) != size) st = vkllm_fail(VKLLM_ERROR_IO, "writing %s", tmp ? tmp : "pipeline cache");
