@@ -283,6 +283,11 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
                 cli_parse_integer(a, v, 2, 256, &n, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
             o->parallel = (uint32_t)n;
+        } else if (!strcmp(a, "--replicas")) {
+            if (!(v = take_value(argc, argv, &i, err, err_len)) ||
+                cli_parse_integer(a, v, 1, CLI_BENCH_MAX_REPLICAS, &n, err, err_len) != CLI_PARSE_OK)
+                return CLI_PARSE_ERROR;
+            o->replicas = (uint32_t)n;
         } else if (!strcmp(a, "-d")) {
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
                 cli_parse_integer(a, v, 0, CLI_BENCH_MAX_TOKENS, &n, err, err_len) != CLI_PARSE_OK)
@@ -305,6 +310,10 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
     }
     if (!o->model) return fail(err, err_len, "-m MODEL is required");
     if (!o->n_prompt && !o->n_gen) return fail(err, err_len, "-p 0 and -n 0 leave nothing to measure");
+    if (o->replicas > 1 && !o->parallel) return fail(err, err_len, "--replicas needs --parallel");
+    if (o->replicas > o->parallel && o->parallel)
+        return fail(err, err_len, "--replicas %u leaves a replica without requests of --parallel %u", o->replicas,
+                    o->parallel);
     return CLI_PARSE_OK;
 }
 

@@ -93,6 +93,7 @@ cli_parse_result cli_parse_kv_on_off(const char *option, const char *value, bool
 
 #define CLI_BENCH_MAX_TOKENS (1u << 20)
 #define CLI_BENCH_MAX_REPS 1000u
+#define CLI_BENCH_MAX_REPLICAS 16u
 
 typedef struct cli_bench_options {
     const char *model;               /* -m (required) */
@@ -107,6 +108,7 @@ typedef struct cli_bench_options {
     bool kv_no_rotate;               /* --kv-rotate off */
     bool kv_no_center;               /* --kv-center off */
     uint32_t parallel;               /* --parallel [2, 256]: the scheduler's rate with that many requests, vs 1 */
+    uint32_t replicas;               /* --replicas [1, 16] with --parallel: copies of the model sharing the requests */
 } cli_bench_options;
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *out, char *err, size_t err_len);
@@ -283,7 +285,7 @@ int cli_bench_speculation(const cli_bench_options *a, vkllm_model *m, uint32_t n
 /* The GPU time per op since the last call, to stderr (title NULL: discarded); with --profile (bench.c). */
 void cli_bench_print_profile(vkllm_model *m, const char *title);
 /* bench --parallel (src/cli/bench/bench_parallel.c) */
-int cli_bench_parallel(const cli_bench_options *a, vkllm_model *m);
+int cli_bench_parallel(const cli_bench_options *a, vkllm_model *const *models);
 /* "speculation: D drafted, A accepted (P%), S verification passes, M tokens per pass" on stderr. */
 void cli_print_speculation(const vkllm_generate_stats *stats);
 /* Loads the model cli_model_path names and a context with --ctx and --kv.  On failure it prints

@@ -12,9 +12,12 @@ static const char usage_text[] =
     "usage: vkllm serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx N] [--kv TYPE]\n"
     "                   [--kv-k TYPE] [--kv-v TYPE] [--kv-rotate on|off] [--kv-center on|off]\n"
     "                   [--kv-pages N] [--api-key KEY] [--template NAME] [--max-waiting N] [--device INDEX|NAME]\n"
-    "                   [--max-tokens N] [--no-prefix-cache] [--threads N (as run's)]\n"
+    "                   [--max-tokens N] [--no-prefix-cache] [--threads N (as run's)] [--replicas N]\n"
     "  POST /v1/completions, /v1/chat/completions (\"stream\": true for server-sent events); GET /v1/models,\n"
-    "  /health, /metrics.  --port 0 picks a free port (printed).  SIGINT/SIGTERM stop it.\n";
+    "  /health, /metrics.  --port 0 picks a free port (printed).  SIGINT/SIGTERM stop it.\n"
+    "  --replicas N: N copies of the model, each with its own scheduler, thread and device, sharing --parallel and\n"
+    "  --kv-pages; each request goes to the least loaded.  On a CPU device without worker threads (lavapipe,\n"
+    "  --threads 1) each copy computes on a core of its own; N times the model's memory.\n";
 
 static void usage(FILE *out) { fputs(usage_text, out); }
 
@@ -49,6 +52,7 @@ int cli_serve(int argc, char **argv)
         else if (!strcmp(a, "--port") && INT(0, 65535)) o.port = (uint16_t)n;
         else if (!strcmp(a, "--parallel") && INT(1, 256)) o.parallel = (uint32_t)n;
         else if (!strcmp(a, "--threads") && INT(0, 1024)) o.cpu_threads = (int)n;
+        else if (!strcmp(a, "--replicas") && INT(1, SERVER_MAX_REPLICAS)) o.replicas = (uint32_t)n;
         else if ((!strcmp(a, "--ctx") || !strcmp(a, "-c")) && INT(0, CLI_MAX_CTX)) o.n_ctx = (uint32_t)n;
         else if (!strcmp(a, "--kv-pages") && INT(0, 1 << 24)) o.n_kv_pages = (uint32_t)n;
         else if (!strcmp(a, "--max-waiting") && INT(0, 1 << 20)) o.max_waiting = (uint32_t)n;

@@ -1,4 +1,5 @@
-/* The engine thread: tokenizes and submits jobs, runs scheduler steps, and hands each job its text. */
+/* The engine's threads, one per replica of the model: each takes jobs while it is the least loaded, tokenizes and
+ * submits them to its scheduler, runs its steps, and hands each job its text. */
 #include "engine.h"
 
 #include <stdio.h>
@@ -6,21 +7,31 @@
 #include <string.h>
 #include <time.h>
 
-struct engine {
+/* One copy of the model with its own scheduler and thread (engine_start: one per model it is given). */
+typedef struct replica {
+    struct engine *e;
     vkllm_model *model;
     vkllm_scheduler *sched;
+    pthread_t thread;
+    bool started;
+    job *active;                    /* in this replica's scheduler */
+    uint32_t n_active;
+    vkllm_scheduler_stats stats;    /* as of its last step */
+} replica;
+
+struct engine {
+    replica *reps;
+    uint32_t n_reps;
     char *chat_template;
     uint32_t max_waiting;
-    pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t wake;     /* the engine: new jobs, cancellations, stop */
+    pthread_cond_t wake;     /* the replicas: new jobs, cancellations, stop */
     pthread_cond_t progress; /* the HTTP threads: new text */
-    job *pending;            /* submitted, not yet in the scheduler */
-    job *active;             /* in the scheduler */
+    job *pending;            /* submitted, not yet in a scheduler */
     uint32_t n_pending;
     bool stopping;
     double cancel_after;     /* stopping: cancel what still runs after this time */
-    engine_metrics metrics;
+    engine_metrics metrics;  /* its sched part is summed over the replicas by engine_get_metrics */
 };
 
 double engine_now(void)
@@ -68,9 +79,9 @@ static char *piece_of(const vkllm_model *model, vkllm_token token)
 }
 
 /* Records a generated token's log-probabilities (the end-of-generation token is not part of the text). */
-static void append_logprob(engine *e, job *j, const vkllm_step_output *out)
+static void append_logprob(const vkllm_model *model, job *j, const vkllm_step_output *out)
 {
-    if (vkllm_token_is_eog(e->model, out->token)) return;
+    if (vkllm_token_is_eog(model, out->token)) return;
     if (j->n_lp == j->cap_lp) {
         size_t cap = j->cap_lp ? 2 * j->cap_lp : 64;
         job_logprob *lp = realloc(j->lp, cap * sizeof *lp);
@@ -79,10 +90,10 @@ static void append_logprob(engine *e, job *j, const vkllm_step_output *out)
         j->cap_lp = cap;
     }
     job_logprob *l = &j->lp[j->n_lp];
-    *l = (job_logprob){.piece = piece_of(e->model, out->token), .text_offset = j->lp_text_len, .logprob = out->logprob};
+    *l = (job_logprob){.piece = piece_of(model, out->token), .text_offset = j->lp_text_len, .logprob = out->logprob};
     if (!l->piece) return;
     for (uint32_t k = 0; k < out->n_top && k < VKLLM_MAX_TOP_LOGPROBS; k++) {
-        if (!(l->top_piece[k] = piece_of(e->model, out->top_tokens[k]))) break;
+        if (!(l->top_piece[k] = piece_of(model, out->top_tokens[k]))) break;
         l->top_logprob[k] = out->top_logprobs[k];
         l->n_top = k + 1;
     }
@@ -91,33 +102,35 @@ static void append_logprob(engine *e, job *j, const vkllm_step_output *out)
 }
 
 /* Tokenizes (and formats) a pending job and submits it; on failure the job is done with the reason. */
-static void admit(engine *e, job *j)
+static void admit(replica *r, job *j)
 {
+    engine *e = r->e;
     char *formatted = NULL;
     const char *text = j->prompt;
     vkllm_status st = VKLLM_OK;
     if (j->chat) {
-        st = vkllm_chat_format(e->model, e->chat_template, j->messages, j->n_messages, 1, &formatted);
+        st = vkllm_chat_format(r->model, e->chat_template, j->messages, j->n_messages, 1, &formatted);
         text = formatted;
     }
     size_t n = 0, len = text ? strlen(text) : 0;
     vkllm_token *tokens = NULL;
     if (st == VKLLM_OK) {
         /* Chat templates spell their control tokens out: parse them. */
-        st = vkllm_tokenize(e->model, text, len, 1, j->chat, NULL, 0, &n);
+        st = vkllm_tokenize(r->model, text, len, 1, j->chat, NULL, 0, &n);
         if (st == VKLLM_ERROR_BUFFER_TOO_SMALL || st == VKLLM_OK) {
             tokens = malloc((n ? n : 1) * sizeof *tokens);
-            st = tokens ? vkllm_tokenize(e->model, text, len, 1, j->chat, tokens, n, &n) : VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+            st = tokens ? vkllm_tokenize(r->model, text, len, 1, j->chat, tokens, n, &n) : VKLLM_ERROR_OUT_OF_HOST_MEMORY;
         }
     }
     j->n_prompt = (uint32_t)n;
-    if (st == VKLLM_OK) st = vkllm_scheduler_submit(e->sched, tokens, n, &j->params, &j->id);
+    if (st == VKLLM_OK) st = vkllm_scheduler_submit(r->sched, tokens, n, &j->params, &j->id);
     if (st != VKLLM_OK) {
         fail_job(e, j, st, vkllm_last_error());
         unref(j);
     } else {
-        j->next = e->active;
-        e->active = j;
+        j->next = r->active;
+        r->active = j;
+        r->n_active++;
     }
     free(tokens);
     vkllm_free(formatted);
@@ -135,18 +148,19 @@ static void observe(engine_histogram *h, const double *bounds, double t)
     h->buckets[b]++;
 }
 
-/* Active jobs: drops the cancelled and the done ones from the list. */
-static void sweep(engine *e)
+/* A replica's active jobs: drops the cancelled and the done ones from its list. */
+static void sweep(replica *r)
 {
-    for (job **p = &e->active; *p;) {
+    for (job **p = &r->active; *p;) {
         job *j = *p;
         if (j->cancel && !j->done) {
-            vkllm_scheduler_cancel(e->sched, j->id);
+            vkllm_scheduler_cancel(r->sched, j->id);
             j->done = true;
-            e->metrics.requests_cancelled++;
+            r->e->metrics.requests_cancelled++;
         }
         if (j->done) {
             *p = j->next;
+            r->n_active--;
             unref(j);
         } else {
             p = &j->next;
@@ -154,10 +168,11 @@ static void sweep(engine *e)
     }
 }
 
-static void deliver(engine *e, const vkllm_step_output *out, size_t n)
+static void deliver(replica *r, const vkllm_step_output *out, size_t n)
 {
+    engine *e = r->e;
     for (size_t i = 0; i < n; i++)
-        for (job *j = e->active; j; j = j->next) {
+        for (job *j = r->active; j; j = j->next) {
             if (j->id != out[i].id) continue;
             if (out[i].token >= 0) {
                 double now = engine_now();
@@ -170,7 +185,7 @@ static void deliver(engine *e, const vkllm_step_output *out, size_t n)
                 j->last_token = now;
             }
             if (out[i].text_len) append(j, out[i].text, out[i].text_len);
-            if (j->params.logprobs && out[i].token >= 0) append_logprob(e, j, &out[i]);
+            if (j->params.logprobs && out[i].token >= 0) append_logprob(r->model, j, &out[i]);
             j->n_generated = out[i].n_generated;
             j->n_cached_prompt = out[i].n_cached_prompt;
             if (out[i].finish) {
@@ -181,12 +196,24 @@ static void deliver(engine *e, const vkllm_step_output *out, size_t n)
         }
 }
 
+/* Whether replica r should take the next pending job: it holds no more jobs than any other (a job goes to the least
+ * loaded; ties to whichever looks first). */
+static bool least_loaded(const replica *r)
+{
+    const engine *e = r->e;
+    for (uint32_t i = 0; i < e->n_reps; i++)
+        if (e->reps[i].n_active < r->n_active) return false;
+    return true;
+}
+
+/* A replica's thread: takes pending jobs while it is the least loaded, steps its scheduler while it holds any. */
 static void *run(void *arg)
 {
-    engine *e = arg;
+    replica *r = arg;
+    engine *e = r->e;
     pthread_mutex_lock(&e->lock);
     for (;;) {
-        while (e->pending) {
+        while (e->pending && least_loaded(r)) {
             job *j = e->pending;
             e->pending = j->next;
             e->n_pending--;
@@ -194,63 +221,82 @@ static void *run(void *arg)
                 j->done = true;
                 unref(j);
             } else {
-                admit(e, j);
+                admit(r, j);
             }
         }
-        if (e->stopping && e->active && engine_now() > e->cancel_after)
-            for (job *j = e->active; j; j = j->next) j->cancel = true;
-        sweep(e);
-        vkllm_scheduler_get_stats(e->sched, &e->metrics.sched);
+        if (e->pending) pthread_cond_broadcast(&e->wake); /* a less loaded replica takes the rest */
+        if (e->stopping && r->active && engine_now() > e->cancel_after)
+            for (job *j = r->active; j; j = j->next) j->cancel = true;
+        sweep(r);
+        vkllm_scheduler_get_stats(r->sched, &r->stats);
         pthread_cond_broadcast(&e->progress);
-        if (!e->active) {
-            if (e->stopping) break;
+        if (!r->active) {
+            if (e->stopping && !e->pending) break;
             pthread_cond_wait(&e->wake, &e->lock);
             continue;
         }
         pthread_mutex_unlock(&e->lock);
         const vkllm_step_output *out;
         size_t n = 0;
-        vkllm_status st = vkllm_scheduler_step(e->sched, &out, &n);
+        vkllm_status st = vkllm_scheduler_step(r->sched, &out, &n);
         const char *message = st == VKLLM_OK ? "" : vkllm_last_error();
         pthread_mutex_lock(&e->lock);
         if (st != VKLLM_OK) {
-            /* A failed forward pass fails every running request rather than the server. */
+            /* A failed forward pass fails every request of the replica rather than the server. */
             fprintf(stderr, "vkllm serve: %s: %s\n", vkllm_status_name(st), message);
-            for (job *j = e->active; j; j = j->next) {
-                vkllm_scheduler_cancel(e->sched, j->id);
+            for (job *j = r->active; j; j = j->next) {
+                vkllm_scheduler_cancel(r->sched, j->id);
                 fail_job(e, j, st, message);
             }
             continue;
         }
-        deliver(e, out, n);
+        deliver(r, out, n);
     }
     pthread_mutex_unlock(&e->lock);
     return NULL;
 }
 
-vkllm_status engine_start(vkllm_model *model, const vkllm_scheduler_params *params, const char *chat_template,
-                          uint32_t max_waiting, engine **out)
+static void engine_destroy(engine *e)
+{
+    for (uint32_t i = 0; i < e->n_reps; i++) vkllm_scheduler_free(e->reps[i].sched);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->wake);
+    pthread_cond_destroy(&e->progress);
+    free(e->reps);
+    free(e->chat_template);
+    free(e);
+}
+
+vkllm_status engine_start(vkllm_model *const *models, uint32_t n_models, const vkllm_scheduler_params *params,
+                          const char *chat_template, uint32_t max_waiting, engine **out)
 {
     *out = NULL;
     engine *e = calloc(1, sizeof *e);
     if (!e) return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
-    e->model = model;
-    e->max_waiting = max_waiting;
-    e->chat_template = chat_template ? strdup(chat_template) : NULL;
-    vkllm_status st = vkllm_scheduler_create(model, params, &e->sched);
-    if (st != VKLLM_OK) {
-        free(e->chat_template);
-        free(e);
-        return st;
-    }
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     pthread_cond_init(&e->progress, NULL);
-    if (pthread_create(&e->thread, NULL, run, e) != 0) {
-        vkllm_scheduler_free(e->sched);
-        free(e->chat_template);
-        free(e);
+    e->max_waiting = max_waiting;
+    e->reps = calloc(n_models ? n_models : 1, sizeof *e->reps);
+    e->chat_template = chat_template ? strdup(chat_template) : NULL;
+    if (!e->reps || (chat_template && !e->chat_template)) {
+        engine_destroy(e);
         return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t i = 0; i < n_models && st == VKLLM_OK; i++) {
+        e->reps[i] = (replica){.e = e, .model = models[i]};
+        e->n_reps = i + 1;
+        st = vkllm_scheduler_create(models[i], params, &e->reps[i].sched);
+    }
+    for (uint32_t i = 0; i < e->n_reps && st == VKLLM_OK; i++) {
+        if (pthread_create(&e->reps[i].thread, NULL, run, &e->reps[i]) != 0) st = VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+        else e->reps[i].started = true;
+    }
+    if (st != VKLLM_OK) {
+        engine_stop(e, 0);
+        engine_destroy(e);
+        return st;
     }
     *out = e;
     return VKLLM_OK;
@@ -264,18 +310,16 @@ void engine_stop(engine *e, double grace_s)
     e->cancel_after = engine_now() + grace_s;
     pthread_cond_broadcast(&e->wake);
     pthread_mutex_unlock(&e->lock);
-    pthread_join(e->thread, NULL);
+    for (uint32_t i = 0; i < e->n_reps; i++)
+        if (e->reps[i].started) {
+            pthread_join(e->reps[i].thread, NULL);
+            e->reps[i].started = false;
+        }
 }
 
 void engine_free(engine *e)
 {
-    if (!e) return;
-    vkllm_scheduler_free(e->sched);
-    pthread_mutex_destroy(&e->lock);
-    pthread_cond_destroy(&e->wake);
-    pthread_cond_destroy(&e->progress);
-    free(e->chat_template);
-    free(e);
+    if (e) engine_destroy(e);
 }
 
 vkllm_status engine_submit(engine *e, job *j)
@@ -283,7 +327,9 @@ vkllm_status engine_submit(engine *e, job *j)
     pthread_mutex_lock(&e->lock);
     vkllm_status st = VKLLM_OK;
     if (e->stopping) st = VKLLM_ERROR_UNSUPPORTED;
-    else if (e->max_waiting && e->n_pending + e->metrics.sched.n_waiting >= e->max_waiting) st = VKLLM_ERROR_BUFFER_TOO_SMALL;
+    uint32_t waiting = e->n_pending;
+    for (uint32_t i = 0; i < e->n_reps; i++) waiting += e->reps[i].stats.n_waiting;
+    if (st == VKLLM_OK && e->max_waiting && waiting >= e->max_waiting) st = VKLLM_ERROR_BUFFER_TOO_SMALL;
     if (st == VKLLM_OK) {
         j->refs++;
         j->submitted = engine_now();
@@ -328,6 +374,22 @@ void engine_get_metrics(engine *e, engine_metrics *m)
 {
     pthread_mutex_lock(&e->lock);
     *m = e->metrics;
+    m->sched = (vkllm_scheduler_stats){0};
+    for (uint32_t i = 0; i < e->n_reps; i++) {
+        const vkllm_scheduler_stats *r = &e->reps[i].stats;
+        vkllm_scheduler_stats *t = &m->sched;
+        t->n_running += r->n_running;
+        t->n_waiting += r->n_waiting;
+        t->kv_pages_used += r->kv_pages_used;
+        t->kv_pages_cached += r->kv_pages_cached;
+        t->kv_pages_total += r->kv_pages_total;
+        t->n_steps += r->n_steps;
+        t->n_preemptions += r->n_preemptions;
+        t->prompt_tokens += r->prompt_tokens;
+        t->generated_tokens += r->generated_tokens;
+        t->prefix_queried_tokens += r->prefix_queried_tokens;
+        t->prefix_hit_tokens += r->prefix_hit_tokens;
+    }
     pthread_mutex_unlock(&e->lock);
 }
 

@@ -1,5 +1,6 @@
-/* The server's engine: one thread owns the model and the scheduler (include/vkllm.h allows one thread per model)
- * and runs steps while any request is queued; HTTP threads hand it jobs and wait for their text. */
+/* The server's engine: one thread per replica of the model owns that copy and its scheduler (include/vkllm.h
+ * allows one thread per model) and runs steps while it holds a request; HTTP threads hand the engine jobs, the least
+ * loaded replica takes each, and the HTTP threads wait for their text. */
 #ifndef VKLLM_SERVER_ENGINE_H
 #define VKLLM_SERVER_ENGINE_H
 
@@ -68,8 +69,10 @@ typedef struct engine_metrics {
     engine_histogram itl;            /* between two tokens of one request */
 } engine_metrics;
 
-vkllm_status engine_start(vkllm_model *model, const vkllm_scheduler_params *params, const char *chat_template,
-                          uint32_t max_waiting, engine **out);
+/* models: n_models >= 1 copies of one model (the same file loaded n_models times), each with a scheduler of params
+ * and a thread of its own.  The engine does not free them. */
+vkllm_status engine_start(vkllm_model *const *models, uint32_t n_models, const vkllm_scheduler_params *params,
+                          const char *chat_template, uint32_t max_waiting, engine **out);
 /* Refuses new jobs, finishes what runs (cancels it after grace_s seconds) and stops the thread; every job is
  * done then.  engine_free afterwards, once no HTTP thread holds a job. */
 void engine_stop(engine *e, double grace_s);

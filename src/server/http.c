@@ -341,30 +341,34 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
         fprintf(stderr, "vkllm serve: --host '%s' is not an IPv4 address\n", host);
         return 1;
     }
+    const uint32_t n_reps = o->replicas > 1 ? o->replicas : 1;
+    vkllm_model *models[SERVER_MAX_REPLICAS] = {0};
+    if (n_reps > SERVER_MAX_REPLICAS) {
+        fprintf(stderr, "vkllm serve: --replicas %u: at most %d\n", n_reps, SERVER_MAX_REPLICAS);
+        return 1;
+    }
+    vkllm_status st = VKLLM_OK;
+    /* Each replica a load of its own: its own device (on lavapipe its own queue thread, so replicas compute on
+     * different cores), weights and KV cache. */
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = o->device;
     mp.cpu_threads = o->cpu_threads;
-    vkllm_model *model;
-    vkllm_status st = vkllm_model_load_params(o->model_path, &mp, &model);
-    if (st != VKLLM_OK) {
-        fprintf(stderr, "vkllm serve: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
-        return 1;
-    }
+    for (uint32_t i = 0; i < n_reps && st == VKLLM_OK; i++) st = vkllm_model_load_params(o->model_path, &mp, &models[i]);
     vkllm_scheduler_params sp = vkllm_scheduler_default_params();
-    sp.n_seq_max = o->parallel;
+    sp.n_seq_max = (o->parallel + n_reps - 1) / n_reps;
     sp.n_ctx = o->n_ctx;
     sp.type_k = o->type_k;
     sp.type_v = o->type_v;
     sp.rotate_k = !o->no_rotate_k;
     sp.center_k = !o->no_center_k;
-    sp.n_kv_pages = o->n_kv_pages;
+    sp.n_kv_pages = (o->n_kv_pages + n_reps - 1) / n_reps;
     sp.prefix_cache = !o->no_prefix_cache;
     if (sp.token_budget < sp.n_seq_max) sp.token_budget = sp.n_seq_max;
     uint32_t max_waiting = o->max_waiting ? o->max_waiting : 64 * o->parallel;
-    st = engine_start(model, &sp, o->chat_template, max_waiting, &s.engine);
+    if (st == VKLLM_OK) st = engine_start(models, n_reps, &sp, o->chat_template, max_waiting, &s.engine);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm serve: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
-        vkllm_model_free(model);
+        for (uint32_t i = 0; i < n_reps; i++) vkllm_model_free(models[i]);
         return 1;
     }
     struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
@@ -377,12 +381,14 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
                 o->port);
         engine_stop(s.engine, 0);
         engine_free(s.engine);
-        vkllm_model_free(model);
+        for (uint32_t i = 0; i < n_reps; i++) vkllm_model_free(models[i]);
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    fprintf(stderr, "vkllm serve: %s on http://%s:%u (%u parallel)\n", s.model_name, host,
-            info ? info->port : o->port, o->parallel);
+    fprintf(stderr, "vkllm serve: %s on http://%s:%u (%u parallel", s.model_name, host, info ? info->port : o->port,
+            o->parallel);
+    if (n_reps > 1) fprintf(stderr, " over %u replicas", n_reps);
+    fprintf(stderr, ")\n");
     fflush(stderr);
     while (!*stop) usleep(100 * 1000);
     fprintf(stderr, "vkllm serve: stopping (running requests get %.0f s)\n", GRACE_SECONDS);
@@ -391,7 +397,7 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
     engine_stop(s.engine, GRACE_SECONDS);
     MHD_stop_daemon(d);
     engine_free(s.engine);
-    vkllm_model_free(model);
+    for (uint32_t i = 0; i < n_reps; i++) vkllm_model_free(models[i]);
     pthread_mutex_destroy(&s.id_lock);
     return 0;
 }

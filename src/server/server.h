@@ -7,13 +7,17 @@
 
 #include "vkllm.h"
 
+/* Replicas of the model a server may run (each a load of its own: weights, KV cache, device). */
+#define SERVER_MAX_REPLICAS 16
+
 typedef struct server_options {
     const char *model_path;
     const char *host;          /* IPv4 address to bind; default 127.0.0.1 */
     uint16_t port;             /* 0: any free port (printed) */
-    uint32_t parallel;         /* requests running at once */
+    uint32_t parallel;         /* requests running at once (over all replicas) */
+    uint32_t replicas;         /* copies of the model, each with its own scheduler and thread; 0 or 1: one */
     uint32_t n_ctx;            /* positions per request; 0: the model's (at most 4096) */
-    uint32_t n_kv_pages;       /* 0: parallel full contexts */
+    uint32_t n_kv_pages;       /* over all replicas; 0: parallel full contexts */
     vkllm_kv_type type_k, type_v;
     int no_rotate_k;
     int no_center_k;

@@ -145,14 +145,15 @@ static void usage(FILE *out)
                  "                   [--json] [--profile] [--no-ttft] [--device INDEX|NAME] [--threads N]\n"
                  "                   [--lookup [--lookup-ngram N]] [--draft D.gguf] [--draft-max K]\n"
                  "                   [--draft-min-p P] [--no-adaptive] [--medusa HEADS.gguf [--medusa-tree SPEC]] [--prompt TEXT]\n"
-                 "                   [--parallel N]\n"
+                 "                   [--parallel N [--replicas R]]\n"
                  "  -p and -n: 0 to %u tokens (not both 0); -r: 1 to %u runs\n"
                  "  -d: tokens in the cache before the -n decode steps (filled untimed)\n"
                  "  --kv, --kv-k, --kv-v: KV cache types f16 (default), f32, q8_0, q4_0; --kv-rotate on|off, --kv-center on|off\n"
                  "  --lookup, --draft, --medusa: also greedy text of n tokens from --prompt (default \"Once upon a time\") with and\n"
                  "  without speculation, in alternated runs: tokens/s of each, the speed-up, the speculation stats\n"
                  "  --parallel N: only the scheduler's decode rate with N greedy requests of n tokens at once against\n"
-                 "  one alone (continuous batching without HTTP), in -r alternated rounds\n"
+                 "  one alone (continuous batching without HTTP), in -r alternated rounds; --replicas R: the N\n"
+                 "  requests shared by R copies of the model, each stepped by a thread of its own (as serve's)\n"
                  "  --threads N: threads of a CPU device (lavapipe): 1 none but the submitting one, 0 the driver's\n"
                  "  default (one per core); default: 1 for small models, else 0 (VKLLM_CPU_THREADS overrides)\n",
             CLI_BENCH_MAX_TOKENS,
@@ -172,11 +173,13 @@ int cli_bench(int argc, char **argv)
     mp.cpu_threads = a.cpu_threads;
     if (a.profile) setenv("VKLLM_PROFILE", "1", 1); /* read when the device is created */
     if (a.parallel) {
-        vkllm_model *m = NULL;
-        vkllm_status st = vkllm_model_load_params(a.model, &mp, &m);
+        vkllm_model *models[CLI_BENCH_MAX_REPLICAS] = {0};
+        const uint32_t n_reps = a.replicas ? a.replicas : 1;
+        vkllm_status st = VKLLM_OK;
+        for (uint32_t i = 0; i < n_reps && st == VKLLM_OK; i++) st = vkllm_model_load_params(a.model, &mp, &models[i]);
         if (st != VKLLM_OK) fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
-        int rc = st == VKLLM_OK ? cli_bench_parallel(&a, m) : 1;
-        vkllm_model_free(m);
+        int rc = st == VKLLM_OK ? cli_bench_parallel(&a, models) : 1;
+        for (uint32_t i = 0; i < n_reps; i++) vkllm_model_free(models[i]);
         return rc;
     }
     vkllm_status st = a.no_ttft ? VKLLM_OK : measure_ttft(a.model, &mp, &ttft_cold, &ttft_warm, started);
