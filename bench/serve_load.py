@@ -9,7 +9,8 @@ the same prompt sent alone; reports aggregate generated tokens/s, time to first 
 at a time), with and without the prefix cache (two servers): TTFT and the cache's hit rate from /metrics.
 --disconnect N adds a run of N requests at the highest level of which every other one hangs up after a random
 number of events: the others must still give their texts, and /metrics must show every KV page back in the pool
-and the hung-up requests cancelled.  --replicas N starts the servers with N copies of the model.
+and the hung-up requests cancelled.  --replicas N starts the servers with N copies of the model (default: the
+server's own choice).
 
   bench/serve_load.py --vkllm build/vkllm -m ../shared/models/stories260K.gguf --levels 1,4,16 --requests 32
 """
@@ -33,7 +34,7 @@ PROMPTS = ["Once upon a time", "Lily and Tom", "The cat", "One day, a little boy
 
 def start_server(args, parallel, extra=(), ctx=None):
     cmd = [args.vkllm, "serve", "-m", args.model, "--port", "0", "--parallel", str(parallel), "--ctx",
-           str(ctx or args.ctx), *(["--replicas", str(args.replicas)] if args.replicas > 1 else []), *extra]
+           str(ctx or args.ctx), *(["--replicas", str(args.replicas)] if args.replicas else []), *extra]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     while True:
         line = proc.stderr.readline()
@@ -258,7 +259,7 @@ def main():
     ap.add_argument("--prefix-ctx", type=int, default=512, help="--ctx of the shared-prefix servers")
     ap.add_argument("--prefix-concurrency", type=int, default=1, help="shared-prefix requests in flight")
     ap.add_argument("--disconnect", type=int, default=0, help="requests of the hang-up run (0: none)")
-    ap.add_argument("--replicas", type=int, default=1, help="the servers' --replicas")
+    ap.add_argument("--replicas", type=int, default=0, help="the servers' --replicas (0: their default)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]

@@ -205,6 +205,8 @@ typedef struct vkllm_model_info {
     uint64_t n_params;        /* weights in the file */
     uint64_t file_bytes;      /* bytes of tensor data */
     const char *chat_template;/* tokenizer.chat_template, "" if none */
+    uint32_t cpu_threads;     /* threads a CPU device computes the model on (1: none but its queue's, lavapipe without
+                                 worker threads); 0 on a GPU */
 } vkllm_model_info;
 VKLLM_API void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *info);
 /* Device-local memory the model's device holds now (weights, and the caches of its contexts) and its peak. */

@@ -17,7 +17,8 @@ static const char usage_text[] =
     "  /health, /metrics.  --port 0 picks a free port (printed).  SIGINT/SIGTERM stop it.\n"
     "  --replicas N: N copies of the model, each with its own scheduler, thread and device, sharing --parallel and\n"
     "  --kv-pages; each request goes to the least loaded.  On a CPU device without worker threads (lavapipe,\n"
-    "  --threads 1) each copy computes on a core of its own; N times the model's memory.\n";
+    "  --threads 1) each copy computes on a core of its own; N times the model's memory.  Default: one per core\n"
+    "  (at most --parallel) where the model runs without worker threads, else 1.\n";
 
 static void usage(FILE *out) { fputs(usage_text, out); }
 

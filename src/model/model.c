@@ -461,7 +461,8 @@ void vkllm_model_get_info(const vkllm_model *m, vkllm_model_info *info)
                                .n_vocab = c->n_vocab, .n_embd = c->n_embd, .n_layer = c->n_layer,
                                .n_head = c->n_head, .n_head_kv = c->n_head_kv, .n_ff = c->n_ff,
                                .n_ctx_train = c->n_ctx_train, .n_params = m->n_params,
-                               .file_bytes = m->weight_bytes, .chat_template = m->chat_template};
+                               .file_bytes = m->weight_bytes, .chat_template = m->chat_template,
+                               .cpu_threads = vkr_device_cpu_workers(m->dev)};
 }
 
 void vkllm_model_memory(const vkllm_model *m, uint64_t *device_bytes, uint64_t *peak_device_bytes)

@@ -196,13 +196,13 @@ static void deliver(replica *r, const vkllm_step_output *out, size_t n)
         }
 }
 
-/* Whether replica r should take the next pending job: it holds no more jobs than any other (a job goes to the least
- * loaded; ties to whichever looks first). */
+/* Whether replica r should take the next pending job: a job goes to the least loaded replica, of those the first,
+ * so that requests one after another go to the same one (its prefix cache holds their earlier turns). */
 static bool least_loaded(const replica *r)
 {
     const engine *e = r->e;
-    for (uint32_t i = 0; i < e->n_reps; i++)
-        if (e->reps[i].n_active < r->n_active) return false;
+    for (const replica *o = e->reps; o < e->reps + e->n_reps; o++)
+        if (o->n_active < r->n_active || (o < r && o->n_active == r->n_active)) return false;
     return true;
 }
 
@@ -338,7 +338,7 @@ vkllm_status engine_submit(engine *e, job *j)
         *tail = j;
         e->n_pending++;
         e->metrics.requests_total++;
-        pthread_cond_signal(&e->wake);
+        pthread_cond_broadcast(&e->wake); /* the replica it goes to may be any of those waiting */
     }
     pthread_mutex_unlock(&e->lock);
     return st;

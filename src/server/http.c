@@ -341,19 +341,25 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
         fprintf(stderr, "vkllm serve: --host '%s' is not an IPv4 address\n", host);
         return 1;
     }
-    const uint32_t n_reps = o->replicas > 1 ? o->replicas : 1;
+    uint32_t n_reps = o->replicas;
     vkllm_model *models[SERVER_MAX_REPLICAS] = {0};
     if (n_reps > SERVER_MAX_REPLICAS) {
         fprintf(stderr, "vkllm serve: --replicas %u: at most %d\n", n_reps, SERVER_MAX_REPLICAS);
         return 1;
     }
-    vkllm_status st = VKLLM_OK;
     /* Each replica a load of its own: its own device (on lavapipe its own queue thread, so replicas compute on
      * different cores), weights and KV cache. */
     vkllm_model_params mp = vkllm_model_default_params();
     mp.device = o->device;
     mp.cpu_threads = o->cpu_threads;
-    for (uint32_t i = 0; i < n_reps && st == VKLLM_OK; i++) st = vkllm_model_load_params(o->model_path, &mp, &models[i]);
+    vkllm_status st = vkllm_model_load_params(o->model_path, &mp, &models[0]);
+    if (st == VKLLM_OK && !n_reps) {
+        vkllm_model_info info;
+        vkllm_model_get_info(models[0], &info);
+        n_reps = server_auto_replicas(&info, o->parallel, sysconf(_SC_NPROCESSORS_ONLN));
+    }
+    if (!n_reps) n_reps = 1;
+    for (uint32_t i = 1; i < n_reps && st == VKLLM_OK; i++) st = vkllm_model_load_params(o->model_path, &mp, &models[i]);
     vkllm_scheduler_params sp = vkllm_scheduler_default_params();
     sp.n_seq_max = (o->parallel + n_reps - 1) / n_reps;
     sp.n_ctx = o->n_ctx;

@@ -10,12 +10,22 @@
 /* Replicas of the model a server may run (each a load of its own: weights, KV cache, device). */
 #define SERVER_MAX_REPLICAS 16
 
+/* The replicas a server runs when not told (docs/serving.md "Replicas"): on a CPU device that computes a model in one
+ * thread (lavapipe without worker threads, the automatic choice for small models) one per core, at most one per
+ * running request; else one.  The replicas' memory is that of such small models. */
+static inline uint32_t server_auto_replicas(const vkllm_model_info *info, uint32_t parallel, long online_cpus)
+{
+    if (info->cpu_threads != 1 || online_cpus < 2) return 1;
+    uint32_t n = online_cpus < SERVER_MAX_REPLICAS ? (uint32_t)online_cpus : SERVER_MAX_REPLICAS;
+    return n < parallel ? n : parallel ? parallel : 1;
+}
+
 typedef struct server_options {
     const char *model_path;
     const char *host;          /* IPv4 address to bind; default 127.0.0.1 */
     uint16_t port;             /* 0: any free port (printed) */
     uint32_t parallel;         /* requests running at once (over all replicas) */
-    uint32_t replicas;         /* copies of the model, each with its own scheduler and thread; 0 or 1: one */
+    uint32_t replicas;         /* copies of the model, each with its own scheduler and thread; 0: server_auto_replicas */
     uint32_t n_ctx;            /* positions per request; 0: the model's (at most 4096) */
     uint32_t n_kv_pages;       /* over all replicas; 0: parallel full contexts */
     vkllm_kv_type type_k, type_v;

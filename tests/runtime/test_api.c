@@ -162,6 +162,8 @@ static float *stories_logits(int threads, size_t *n_floats)
     const bool cpu = vkr_device_caps(m->dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     if (threads == 1 && cpu) assert_true(vkr_fence_spin_seconds(m->dev) > 0);
     else assert_true(vkr_fence_spin_seconds(m->dev) == 0);
+    /* ... and the model says how many threads compute it (what vkllm serve's default replicas go by) */
+    assert_int_equal(info.cpu_threads, cpu ? (uint32_t)threads : 0u);
     uint32_t errors = vkr_device_validation_errors(m->dev);
     vkllm_context_free(c);
     vkllm_model_free(m);

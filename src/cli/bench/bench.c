@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "options.h"
 #include "model/model.h"
+#include "server/server.h"
 #include "vkllm.h"
 
 static int by_value(const void *a, const void *b)
@@ -153,7 +154,7 @@ static void usage(FILE *out)
                  "  without speculation, in alternated runs: tokens/s of each, the speed-up, the speculation stats\n"
                  "  --parallel N: only the scheduler's decode rate with N greedy requests of n tokens at once against\n"
                  "  one alone (continuous batching without HTTP), in -r alternated rounds; --replicas R: the N\n"
-                 "  requests shared by R copies of the model, each stepped by a thread of its own (as serve's)\n"
+                 "  requests shared by R copies of the model, each stepped by a thread of its own (default as serve's)\n"
                  "  --threads N: threads of a CPU device (lavapipe): 1 none but the submitting one, 0 the driver's\n"
                  "  default (one per core); default: 1 for small models, else 0 (VKLLM_CPU_THREADS overrides)\n",
             CLI_BENCH_MAX_TOKENS,
@@ -174,9 +175,14 @@ int cli_bench(int argc, char **argv)
     if (a.profile) setenv("VKLLM_PROFILE", "1", 1); /* read when the device is created */
     if (a.parallel) {
         vkllm_model *models[CLI_BENCH_MAX_REPLICAS] = {0};
+        vkllm_status st = vkllm_model_load_params(a.model, &mp, &models[0]);
+        if (st == VKLLM_OK && !a.replicas) { /* as vkllm serve's default */
+            vkllm_model_info info;
+            vkllm_model_get_info(models[0], &info);
+            a.replicas = server_auto_replicas(&info, a.parallel, sysconf(_SC_NPROCESSORS_ONLN));
+        }
         const uint32_t n_reps = a.replicas ? a.replicas : 1;
-        vkllm_status st = VKLLM_OK;
-        for (uint32_t i = 0; i < n_reps && st == VKLLM_OK; i++) st = vkllm_model_load_params(a.model, &mp, &models[i]);
+        for (uint32_t i = 1; i < n_reps && st == VKLLM_OK; i++) st = vkllm_model_load_params(a.model, &mp, &models[i]);
         if (st != VKLLM_OK) fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
         int rc = st == VKLLM_OK ? cli_bench_parallel(&a, models) : 1;
         for (uint32_t i = 0; i < n_reps; i++) vkllm_model_free(models[i]);
