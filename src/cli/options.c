@@ -1,4 +1,5 @@
 #include "options.h"
+#include "replicas.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -285,7 +286,7 @@ cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_option
             o->parallel = (uint32_t)n;
         } else if (!strcmp(a, "--replicas")) {
             if (!(v = take_value(argc, argv, &i, err, err_len)) ||
-                cli_parse_integer(a, v, 1, CLI_BENCH_MAX_REPLICAS, &n, err, err_len) != CLI_PARSE_OK)
+                cli_parse_integer(a, v, 1, CLI_MAX_REPLICAS, &n, err, err_len) != CLI_PARSE_OK)
                 return CLI_PARSE_ERROR;
             o->replicas = (uint32_t)n;
         } else if (!strcmp(a, "-d")) {

@@ -93,7 +93,6 @@ cli_parse_result cli_parse_kv_on_off(const char *option, const char *value, bool
 
 #define CLI_BENCH_MAX_TOKENS (1u << 20)
 #define CLI_BENCH_MAX_REPS 1000u
-#define CLI_BENCH_MAX_REPLICAS 16u
 
 typedef struct cli_bench_options {
     const char *model;               /* -m (required) */
@@ -108,7 +107,8 @@ typedef struct cli_bench_options {
     bool kv_no_rotate;               /* --kv-rotate off */
     bool kv_no_center;               /* --kv-center off */
     uint32_t parallel;               /* --parallel [2, 256]: the scheduler's rate with that many requests, vs 1 */
-    uint32_t replicas;               /* --replicas [1, 16] with --parallel: copies of the model sharing the requests */
+    uint32_t replicas;               /* --replicas [1, CLI_MAX_REPLICAS] with --parallel: copies of the model sharing
+                                        the requests (0: cli_auto_replicas, src/cli/replicas.h) */
 } cli_bench_options;
 
 cli_parse_result cli_parse_bench_options(int argc, char **argv, cli_bench_options *out, char *err, size_t err_len);

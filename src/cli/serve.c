@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "options.h"
+#include "replicas.h"
 #include "server/server.h"
 
 static const char usage_text[] =
@@ -27,7 +28,9 @@ static void on_signal(int sig) { (void)sig, stop_flag = 1; }
 
 int cli_serve(int argc, char **argv)
 {
-    server_options o = {.port = 8080, .parallel = 8, .default_max_tokens = 256, .cpu_threads = -1};
+    server_options o = {.port = 8080, .parallel = 8, .default_max_tokens = 256};
+    vkllm_model_params mp = vkllm_model_default_params();
+    uint32_t replicas = 0; /* cli_auto_replicas */
     char err[256] = "";
     bool off = false;
     cli_options paths = {0};
@@ -49,11 +52,11 @@ int cli_serve(int argc, char **argv)
         else if (!strcmp(a, "--host")) o.host = v;
         else if (!strcmp(a, "--api-key")) o.api_key = v;
         else if (!strcmp(a, "--template")) o.chat_template = v;
-        else if (!strcmp(a, "--device")) o.device = v;
+        else if (!strcmp(a, "--device")) mp.device = v;
         else if (!strcmp(a, "--port") && INT(0, 65535)) o.port = (uint16_t)n;
         else if (!strcmp(a, "--parallel") && INT(1, 256)) o.parallel = (uint32_t)n;
-        else if (!strcmp(a, "--threads") && INT(0, 1024)) o.cpu_threads = (int)n;
-        else if (!strcmp(a, "--replicas") && INT(1, SERVER_MAX_REPLICAS)) o.replicas = (uint32_t)n;
+        else if (!strcmp(a, "--threads") && INT(0, 1024)) mp.cpu_threads = (int)n;
+        else if (!strcmp(a, "--replicas") && INT(1, CLI_MAX_REPLICAS)) replicas = (uint32_t)n;
         else if ((!strcmp(a, "--ctx") || !strcmp(a, "-c")) && INT(0, CLI_MAX_CTX)) o.n_ctx = (uint32_t)n;
         else if (!strcmp(a, "--kv-pages") && INT(0, 1 << 24)) o.n_kv_pages = (uint32_t)n;
         else if (!strcmp(a, "--max-waiting") && INT(0, 1 << 20)) o.max_waiting = (uint32_t)n;
@@ -77,5 +80,14 @@ int cli_serve(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return server_run(&o, &stop_flag);
+    vkllm_model *models[CLI_MAX_REPLICAS];
+    uint32_t n_models = 0;
+    vkllm_status st = cli_load_replicas(o.model_path, &mp, replicas, o.parallel, models, &n_models);
+    if (st != VKLLM_OK) {
+        fprintf(stderr, "vkllm serve: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
+        return 1;
+    }
+    int rc = server_run(&o, models, n_models, &stop_flag);
+    cli_free_replicas(models, n_models);
+    return rc;
 }

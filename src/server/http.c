@@ -329,7 +329,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     *con_cls = NULL;
 }
 
-int server_run(const server_options *o, volatile sig_atomic_t *stop)
+int server_run(const server_options *o, vkllm_model *const *models, uint32_t n_reps, volatile sig_atomic_t *stop)
 {
     server s = {.o = o, .started = (long)time(NULL)};
     pthread_mutex_init(&s.id_lock, NULL);
@@ -341,25 +341,6 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
         fprintf(stderr, "vkllm serve: --host '%s' is not an IPv4 address\n", host);
         return 1;
     }
-    uint32_t n_reps = o->replicas;
-    vkllm_model *models[SERVER_MAX_REPLICAS] = {0};
-    if (n_reps > SERVER_MAX_REPLICAS) {
-        fprintf(stderr, "vkllm serve: --replicas %u: at most %d\n", n_reps, SERVER_MAX_REPLICAS);
-        return 1;
-    }
-    /* Each replica a load of its own: its own device (on lavapipe its own queue thread, so replicas compute on
-     * different cores), weights and KV cache. */
-    vkllm_model_params mp = vkllm_model_default_params();
-    mp.device = o->device;
-    mp.cpu_threads = o->cpu_threads;
-    vkllm_status st = vkllm_model_load_params(o->model_path, &mp, &models[0]);
-    if (st == VKLLM_OK && !n_reps) {
-        vkllm_model_info info;
-        vkllm_model_get_info(models[0], &info);
-        n_reps = server_auto_replicas(&info, o->parallel, sysconf(_SC_NPROCESSORS_ONLN));
-    }
-    if (!n_reps) n_reps = 1;
-    for (uint32_t i = 1; i < n_reps && st == VKLLM_OK; i++) st = vkllm_model_load_params(o->model_path, &mp, &models[i]);
     vkllm_scheduler_params sp = vkllm_scheduler_default_params();
     sp.n_seq_max = (o->parallel + n_reps - 1) / n_reps;
     sp.n_ctx = o->n_ctx;
@@ -371,10 +352,9 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
     sp.prefix_cache = !o->no_prefix_cache;
     if (sp.token_budget < sp.n_seq_max) sp.token_budget = sp.n_seq_max;
     uint32_t max_waiting = o->max_waiting ? o->max_waiting : 64 * o->parallel;
-    if (st == VKLLM_OK) st = engine_start(models, n_reps, &sp, o->chat_template, max_waiting, &s.engine);
+    vkllm_status st = engine_start(models, n_reps, &sp, o->chat_template, max_waiting, &s.engine);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm serve: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
-        for (uint32_t i = 0; i < n_reps; i++) vkllm_model_free(models[i]);
         return 1;
     }
     struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
@@ -387,7 +367,6 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
                 o->port);
         engine_stop(s.engine, 0);
         engine_free(s.engine);
-        for (uint32_t i = 0; i < n_reps; i++) vkllm_model_free(models[i]);
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -403,7 +382,6 @@ int server_run(const server_options *o, volatile sig_atomic_t *stop)
     engine_stop(s.engine, GRACE_SECONDS);
     MHD_stop_daemon(d);
     engine_free(s.engine);
-    for (uint32_t i = 0; i < n_reps; i++) vkllm_model_free(models[i]);
     pthread_mutex_destroy(&s.id_lock);
     return 0;
 }

@@ -1,11 +1,13 @@
 /* The CLI's option parser (src/cli/options.h), without a device: every number is strict (decimal, finite, whole
  * where it must be, within its range), each refusal names the option and its range, and any argv (long, empty,
- * cut short, with a tiny error buffer) parses without touching memory it does not own. */
+ * cut short, with a tiny error buffer) parses without touching memory it does not own.  Also the default replicas
+ * (src/cli/replicas.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/options.h"
+#include "cli/replicas.h"
 #include "harness.h"
 
 /* Parses "vkllm ARGS..." split at spaces (no argument contains one here). */
@@ -313,6 +315,23 @@ static void test_odd_argv_and_buffers(void **state)
     assert_string_equal(o.u.run.prompt, "");
 }
 
+
+/* vkllm serve's and bench --parallel's default replicas: one per core (at most one per running request, at most
+ * CLI_MAX_REPLICAS) where a CPU device computes the model in one thread; one with worker threads, on a GPU or on one
+ * core. */
+static void test_auto_replicas(void **state)
+{
+    (void)state;
+    vkllm_model_info one_thread = {.cpu_threads = 1}, workers = {.cpu_threads = 2}, gpu = {.cpu_threads = 0};
+    assert_int_equal(cli_auto_replicas(&one_thread, 16, 2), 2);
+    assert_int_equal(cli_auto_replicas(&one_thread, 3, 8), 3);
+    assert_int_equal(cli_auto_replicas(&one_thread, 64, 128), CLI_MAX_REPLICAS);
+    assert_int_equal(cli_auto_replicas(&one_thread, 16, 1), 1);
+    assert_int_equal(cli_auto_replicas(&one_thread, 0, 4), 1);
+    assert_int_equal(cli_auto_replicas(&workers, 16, 8), 1);
+    assert_int_equal(cli_auto_replicas(&gpu, 16, 8), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_bench_ops),
         cmocka_unit_test(test_other_commands),
         cmocka_unit_test(test_odd_argv_and_buffers),
+        cmocka_unit_test(test_auto_replicas),
     };
     return TH_RUN("cli_options", tests);
 }

@@ -9,7 +9,6 @@
 #include "harness.h"
 #include "model/model.h"
 #include "paths.h"
-#include "server/server.h"
 #include "serving/request.h"
 #include "tokenizer/utf8.h"
 #include "vkllm.h"
@@ -505,25 +504,9 @@ static void test_logits_batch_invariance(void **state)
     if (m != model) vkllm_model_free(m);
 }
 
-/* vkllm serve's default replicas: one per core (at most one per running request, at most SERVER_MAX_REPLICAS)
- * where a CPU device computes the model in one thread; one with worker threads, on a GPU or on one core. */
-static void test_auto_replicas(void **state)
-{
-    (void)state;
-    vkllm_model_info one_thread = {.cpu_threads = 1}, workers = {.cpu_threads = 2}, gpu = {.cpu_threads = 0};
-    assert_int_equal(server_auto_replicas(&one_thread, 16, 2), 2);
-    assert_int_equal(server_auto_replicas(&one_thread, 3, 8), 3);
-    assert_int_equal(server_auto_replicas(&one_thread, 64, 128), SERVER_MAX_REPLICAS);
-    assert_int_equal(server_auto_replicas(&one_thread, 16, 1), 1);
-    assert_int_equal(server_auto_replicas(&one_thread, 0, 4), 1);
-    assert_int_equal(server_auto_replicas(&workers, 16, 8), 1);
-    assert_int_equal(server_auto_replicas(&gpu, 16, 8), 1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_auto_replicas),
         cmocka_unit_test(test_logits_batch_invariance),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_preemption),

@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "options.h"
 #include "model/model.h"
-#include "server/server.h"
+#include "replicas.h"
 #include "vkllm.h"
 
 static int by_value(const void *a, const void *b)
@@ -174,18 +174,11 @@ int cli_bench(int argc, char **argv)
     mp.cpu_threads = a.cpu_threads;
     if (a.profile) setenv("VKLLM_PROFILE", "1", 1); /* read when the device is created */
     if (a.parallel) {
-        vkllm_model *models[CLI_BENCH_MAX_REPLICAS] = {0};
-        vkllm_status st = vkllm_model_load_params(a.model, &mp, &models[0]);
-        if (st == VKLLM_OK && !a.replicas) { /* as vkllm serve's default */
-            vkllm_model_info info;
-            vkllm_model_get_info(models[0], &info);
-            a.replicas = server_auto_replicas(&info, a.parallel, sysconf(_SC_NPROCESSORS_ONLN));
-        }
-        const uint32_t n_reps = a.replicas ? a.replicas : 1;
-        for (uint32_t i = 1; i < n_reps && st == VKLLM_OK; i++) st = vkllm_model_load_params(a.model, &mp, &models[i]);
+        vkllm_model *models[CLI_MAX_REPLICAS];
+        vkllm_status st = cli_load_replicas(a.model, &mp, a.replicas, a.parallel, models, &a.replicas);
         if (st != VKLLM_OK) fprintf(stderr, "vkllm bench: %s: %s\n", vkllm_status_name(st), vkllm_last_error());
         int rc = st == VKLLM_OK ? cli_bench_parallel(&a, models) : 1;
-        for (uint32_t i = 0; i < n_reps; i++) vkllm_model_free(models[i]);
+        cli_free_replicas(models, a.replicas);
         return rc;
     }
     vkllm_status st = a.no_ttft ? VKLLM_OK : measure_ttft(a.model, &mp, &ttft_cold, &ttft_warm, started);

@@ -10,6 +10,7 @@
 #include "runtime/log.h"
 #include "cli.h"
 #include "options.h"
+#include "replicas.h"
 
 static const char *const openings[] = {
     "Once upon a time", "Lily and Tom", "The cat", "One day, a little boy named Tim went to the park",
@@ -110,8 +111,8 @@ static void *replica_main(void *arg)
 static vkllm_status run_round(vkllm_model *const *models, uint32_t n_reps, const vkllm_scheduler_params *sp,
                               uint32_t n, uint32_t n_gen, round_result *out)
 {
-    replica_round r[CLI_BENCH_MAX_REPLICAS];
-    pthread_t threads[CLI_BENCH_MAX_REPLICAS];
+    replica_round r[CLI_MAX_REPLICAS];
+    pthread_t threads[CLI_MAX_REPLICAS];
     start_gate gate = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     if (n_reps > n) n_reps = n;
     uint32_t started = 0;
