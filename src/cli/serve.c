@@ -73,6 +73,11 @@ int cli_serve(int argc, char **argv)
         }
 #undef INT
     }
+    if (replicas > o.parallel) {
+        snprintf(err, sizeof err, "--replicas %u leaves a replica without requests of --parallel %u", replicas,
+                 o.parallel);
+        return cli_parse_exit("serve", CLI_PARSE_ERROR, err, usage);
+    }
     o.model_path = cli_model_path(&paths);
     if (!o.model_path) return 1;
     struct sigaction sa = {0};
