@@ -1,7 +1,17 @@
 /* Replicas of a model (replicas.h). */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "replicas.h"
 
+#include <sched.h>
 #include <unistd.h>
+
+/* The cores this process may run on: its affinity mask (a container's cpuset), else the online ones. */
+static long usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
 
 uint32_t cli_auto_replicas(const vkllm_model_info *info, uint32_t parallel, long online_cpus)
 {
@@ -21,7 +31,7 @@ vkllm_status cli_load_replicas(const char *path, const vkllm_model_params *param
     if (!want) {
         vkllm_model_info info;
         vkllm_model_get_info(models[0], &info);
-        want = cli_auto_replicas(&info, parallel, sysconf(_SC_NPROCESSORS_ONLN));
+        want = cli_auto_replicas(&info, parallel, usable_cpus());
     }
     uint32_t loaded = 1;
     for (; loaded < want && st == VKLLM_OK; loaded++) st = vkllm_model_load_params(path, params, &models[loaded]);

@@ -14,7 +14,8 @@
  * per running request (parallel); else one. */
 uint32_t cli_auto_replicas(const vkllm_model_info *info, uint32_t parallel, long online_cpus);
 
-/* Loads path `requested` times (0: cli_auto_replicas of the first copy, for parallel requests) into models[0..*n);
+/* Loads path `requested` times (0: cli_auto_replicas of the first copy, for parallel requests, over the cores of the
+ * process's CPU affinity) into models[0..*n);
  * on failure every copy loaded is freed again and *n is 0. */
 vkllm_status cli_load_replicas(const char *path, const vkllm_model_params *params, uint32_t requested,
                                uint32_t parallel, vkllm_model *models[CLI_MAX_REPLICAS], uint32_t *n);
