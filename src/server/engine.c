@@ -374,6 +374,7 @@ void engine_get_metrics(engine *e, engine_metrics *m)
 {
     pthread_mutex_lock(&e->lock);
     *m = e->metrics;
+    m->replicas = e->n_reps;
     m->sched = (vkllm_scheduler_stats){0};
     for (uint32_t i = 0; i < e->n_reps; i++) {
         const vkllm_scheduler_stats *r = &e->reps[i].stats;

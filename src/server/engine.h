@@ -63,7 +63,8 @@ extern const double engine_ttft_bounds[ENGINE_HISTOGRAM_BUCKETS - 1]; /* 0.05 ..
 extern const double engine_itl_bounds[ENGINE_HISTOGRAM_BUCKETS - 1];  /* 0.005 .. 0.5 s */
 
 typedef struct engine_metrics {
-    vkllm_scheduler_stats sched;
+    vkllm_scheduler_stats sched;     /* summed over the replicas */
+    uint32_t replicas;
     uint64_t requests_total, requests_failed, requests_cancelled;
     engine_histogram ttft;           /* submission to first token */
     engine_histogram itl;            /* between two tokens of one request */

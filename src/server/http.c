@@ -259,13 +259,14 @@ static enum MHD_Result metrics(server *s, struct MHD_Connection *c)
                      "vkllm_kv_pages_used %u\nvkllm_kv_pages_cached %u\nvkllm_kv_pages_total %u\n"
                      "vkllm_preemptions_total %llu\nvkllm_steps_total %llu\n"
                      "vkllm_prefix_cache_queried_tokens_total %llu\nvkllm_prefix_cache_hit_tokens_total %llu\n"
-                     "vkllm_prefix_cache_hit_rate %.4f\n",
+                     "vkllm_prefix_cache_hit_rate %.4f\nvkllm_replicas %u\n",
                      m.sched.n_running, m.sched.n_waiting, (unsigned long long)m.requests_total,
                      (unsigned long long)m.requests_failed, (unsigned long long)m.requests_cancelled,
                      (unsigned long long)m.sched.prompt_tokens, (unsigned long long)m.sched.generated_tokens,
                      m.sched.kv_pages_used, m.sched.kv_pages_cached, m.sched.kv_pages_total,
                      (unsigned long long)m.sched.n_preemptions, (unsigned long long)m.sched.n_steps,
-                     (unsigned long long)m.sched.prefix_queried_tokens, (unsigned long long)m.sched.prefix_hit_tokens, hit);
+                     (unsigned long long)m.sched.prefix_queried_tokens, (unsigned long long)m.sched.prefix_hit_tokens, hit,
+                     m.replicas);
     if (n > 0) n = print_histogram(b, cap, (size_t)n, "vkllm_time_to_first_token_seconds", &m.ttft, engine_ttft_bounds);
     if (n > 0) n = print_histogram(b, cap, (size_t)n, "vkllm_inter_token_latency_seconds", &m.itl, engine_itl_bounds);
     return send_text(c, 200, "text/plain; version=0.0.4", b);

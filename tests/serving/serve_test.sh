@@ -108,6 +108,7 @@ grep -q '^vkllm_kv_pages_used 0' <<<"$metrics" || fail "KV pages still used afte
 grep '^vkllm_requests_cancelled_total\|^vkllm_generated_tokens_total\|^vkllm_kv_pages_cached' <<<"$metrics"
 grep -q '^vkllm_requests_cancelled_total [1-9]' <<<"$metrics" || fail "no request was cancelled by its client hanging up"
 grep -q '^vkllm_inter_token_latency_seconds_count [1-9]' <<<"$metrics" || fail "no inter-token latency in /metrics"
+grep -q '^vkllm_replicas [1-9]' <<<"$metrics" || fail "no replica count in /metrics"
 grep -q '^vkllm_time_to_first_token_seconds_bucket{le="+Inf"} [1-9]' <<<"$metrics" || fail "no time-to-first-token histogram in /metrics"
 
 kill -TERM "$server_pid"
