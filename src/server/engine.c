@@ -1,4 +1,4 @@
-/* The engine's threads, one per replica of the model: each takes jobs while it is the least loaded, tokenizes and
+/* The engine's threads, one per replica of the model: each takes the jobs routed to it (route), tokenizes and
  * submits them to its scheduler, runs its steps, and hands each job its text. */
 #include "engine.h"
 
@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Prefix hashes of the requests a replica took, most recent last (a ring): what its prefix cache likely holds. */
+#define REPLICA_SEEN 256
 
 /* One copy of the model with its own scheduler and thread (engine_start: one per model it is given). */
 typedef struct replica {
@@ -17,6 +20,8 @@ typedef struct replica {
     job *active;                    /* in this replica's scheduler */
     uint32_t n_active;
     vkllm_scheduler_stats stats;    /* as of its last step */
+    uint64_t seen[REPLICA_SEEN];    /* prefix hashes of the requests it took (job.prefix_hash) */
+    uint32_t n_seen;                /* hashes ever added; the ring holds the last REPLICA_SEEN */
 } replica;
 
 struct engine {
@@ -196,14 +201,66 @@ static void deliver(replica *r, const vkllm_step_output *out, size_t n)
         }
 }
 
-/* Whether replica r should take the next pending job: a job goes to the least loaded replica, of those the first,
- * so that requests one after another go to the same one (its prefix cache holds their earlier turns). */
-static bool least_loaded(const replica *r)
+/* FNV-1a over a part of a request's text and its terminating NUL (which separates the parts), keeping the hash at
+ * each whole block of ENGINE_PREFIX_BYTES bytes. */
+static void hash_part(job *j, uint64_t *h, size_t *at, const char *text)
 {
-    const engine *e = r->e;
+    for (const char *c = text ? text : ""; j->n_prefix_hash < ENGINE_PREFIX_BLOCKS; c++) {
+        *h = (*h ^ (uint8_t)*c) * 1099511628211ull;
+        if (++*at % ENGINE_PREFIX_BYTES == 0) j->prefix_hash[j->n_prefix_hash++] = *h;
+        if (!*c) break;
+    }
+}
+
+/* The request's text (a completion's prompt; a chat's roles and contents) hashed at every whole block, for routing
+ * among replicas: equal hashes at block k mean equal text up to it. */
+static void hash_prefix(job *j)
+{
+    uint64_t h = 1469598103934665603ull;
+    size_t at = 0;
+    j->n_prefix_hash = 0;
+    if (!j->chat) hash_part(j, &h, &at, j->prompt);
+    for (size_t i = 0; j->chat && i < j->n_messages; i++) {
+        hash_part(j, &h, &at, j->messages[i].role);
+        hash_part(j, &h, &at, j->messages[i].content);
+    }
+}
+
+/* Whole blocks of the job's text at the start of a request replica r took earlier (0: none). */
+static uint32_t blocks_seen(const replica *r, const job *j)
+{
+    const uint32_t n = r->n_seen < REPLICA_SEEN ? r->n_seen : REPLICA_SEEN;
+    for (uint32_t k = j->n_prefix_hash; k > 0; k--)
+        for (uint32_t i = 0; i < n; i++)
+            if (r->seen[i] == j->prefix_hash[k - 1]) return k;
+    return 0;
+}
+
+static void remember(replica *r, const job *j)
+{
+    for (uint32_t k = 0; k < j->n_prefix_hash; k++) r->seen[r->n_seen++ % REPLICA_SEEN] = j->prefix_hash[k];
+}
+
+/* The replica the job goes to: of those holding at most one request more than the least loaded, the one that took
+ * the longest prefix of its text before (its prefix cache likely holds it), then the least loaded, then the first;
+ * so a conversation's turns and requests sharing a system prompt meet their cached pages, and requests one after
+ * another go to the same replica. */
+static const replica *route(const engine *e, const job *j)
+{
+    uint32_t least = UINT32_MAX;
     for (const replica *o = e->reps; o < e->reps + e->n_reps; o++)
-        if (o->n_active < r->n_active || (o < r && o->n_active == r->n_active)) return false;
-    return true;
+        if (o->n_active < least) least = o->n_active;
+    const replica *best = NULL;
+    uint32_t best_seen = 0;
+    for (const replica *o = e->reps; o < e->reps + e->n_reps; o++) {
+        if (o->n_active > least + 1) continue;
+        const uint32_t seen = e->n_reps > 1 ? blocks_seen(o, j) : 0;
+        if (!best || seen > best_seen || (seen == best_seen && o->n_active < best->n_active)) {
+            best = o;
+            best_seen = seen;
+        }
+    }
+    return best;
 }
 
 /* A replica's thread: takes pending jobs while it is the least loaded, steps its scheduler while it holds any. */
@@ -213,7 +270,8 @@ static void *run(void *arg)
     engine *e = r->e;
     pthread_mutex_lock(&e->lock);
     for (;;) {
-        while (e->pending && least_loaded(r)) {
+        sweep(r); /* jobs that finished in the last step leave before route counts the replica's load */
+        while (e->pending && route(e, e->pending) == r) {
             job *j = e->pending;
             e->pending = j->next;
             e->n_pending--;
@@ -221,6 +279,7 @@ static void *run(void *arg)
                 j->done = true;
                 unref(j);
             } else {
+                remember(r, j);
                 admit(r, j);
             }
         }
@@ -331,6 +390,7 @@ vkllm_status engine_submit(engine *e, job *j)
     for (uint32_t i = 0; i < e->n_reps; i++) waiting += e->reps[i].stats.n_waiting;
     if (st == VKLLM_OK && e->max_waiting && waiting >= e->max_waiting) st = VKLLM_ERROR_BUFFER_TOO_SMALL;
     if (st == VKLLM_OK) {
+        hash_prefix(j);
         j->refs++;
         j->submitted = engine_now();
         job **tail = &e->pending;

@@ -23,6 +23,11 @@ typedef struct job_logprob {
     float top_logprob[VKLLM_MAX_TOP_LOGPROBS];
 } job_logprob;
 
+/* Replicas route a request to the one that served the longest prefix of its text (its prefix cache holds it):
+ * the text is hashed at every whole block of this many bytes, up to this many blocks. */
+#define ENGINE_PREFIX_BYTES 128
+#define ENGINE_PREFIX_BLOCKS 32
+
 /* A request from an HTTP thread.  Filled by the thread (prompt or messages, params), then shared with the engine
  * under the engine's lock until both let go (engine_release). */
 typedef struct job {
@@ -45,6 +50,8 @@ typedef struct job {
     char error_message[512];
     double submitted, first_token, last_token; /* seconds (monotonic) */
     /* engine side */
+    uint64_t prefix_hash[ENGINE_PREFIX_BLOCKS]; /* the request's text hashed up to each ENGINE_PREFIX_BYTES-byte block */
+    uint32_t n_prefix_hash;          /* whole blocks hashed (engine_submit) */
     uint64_t id;                     /* the scheduler's, 0 until submitted */
     bool cancel;                     /* the client went away */
     int refs;

@@ -111,6 +111,26 @@ grep -q '^vkllm_inter_token_latency_seconds_count [1-9]' <<<"$metrics" || fail "
 grep -q '^vkllm_replicas [1-9]' <<<"$metrics" || fail "no replica count in /metrics"
 grep -q '^vkllm_time_to_first_token_seconds_bucket{le="+Inf"} [1-9]' <<<"$metrics" || fail "no time-to-first-token histogram in /metrics"
 
+# Routing among replicas (two on a 2-core machine by default, docs/serving.md): a request sharing a long prefix with
+# an earlier one goes to the replica that served it while that one holds at most one request more than another, so
+# its prefix comes from the cache although the other replica is idle.  (With one replica this holds trivially.)
+metric() { curl -sf "$url/metrics" | sed -n "s/^$1 //p"; }
+prefix=$(printf 'The little dog ran to the big red barn and back again. %.0s' $(seq 6))
+curl -sf "${auth[@]}" "$url/v1/completions" -d "{\"prompt\":\"$prefix First\",\"max_tokens\":1}" >/dev/null || fail "prefix request"
+for _ in $(seq 50); do [[ $(metric vkllm_requests_running) == 0 ]] && break; sleep 0.05; done
+# Both replicas idle: the long request goes to the first, the one that served the prefix.
+curl -sN "${auth[@]}" "$url/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":2000,"temperature":0,"stream":true}' \
+    >/dev/null 2>&1 &
+busy=$!
+for _ in $(seq 50); do [[ $(metric vkllm_requests_running) == 1 ]] && break; sleep 0.05; done
+hits=$(metric vkllm_prefix_cache_hit_tokens_total)
+curl -sf "${auth[@]}" "$url/v1/completions" -d "{\"prompt\":\"$prefix Second\",\"max_tokens\":1}" >/dev/null || fail "prefix request 2"
+hits2=$(metric vkllm_prefix_cache_hit_tokens_total)
+echo "prefix-cache hits $hits -> $hits2 beside a running request ($(metric vkllm_replicas) replicas)"
+[[ $(metric vkllm_requests_running) == 1 ]] || fail "the long request ended before the check"
+((hits2 - hits >= 48)) || fail "a request sharing a 330-character prefix took $((hits2 - hits)) tokens from the cache"
+kill $busy 2>/dev/null; wait $busy 2>/dev/null || true
+
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "exit code $? after SIGTERM"
 server_pid=
