@@ -263,7 +263,7 @@ static const replica *route(const engine *e, const job *j)
     return best;
 }
 
-/* A replica's thread: takes pending jobs while it is the least loaded, steps its scheduler while it holds any. */
+/* A replica's thread: takes the pending jobs routed to it, steps its scheduler while it holds any. */
 static void *run(void *arg)
 {
     replica *r = arg;
@@ -283,7 +283,9 @@ static void *run(void *arg)
                 admit(r, j);
             }
         }
-        if (e->pending) pthread_cond_broadcast(&e->wake); /* a less loaded replica takes the rest */
+        /* The rest may be routed to another replica; and once stopping, an idle replica waiting for a job that went
+         * elsewhere must see the queue empty to end. */
+        if (e->pending || e->stopping) pthread_cond_broadcast(&e->wake);
         if (e->stopping && r->active && engine_now() > e->cancel_after)
             for (job *j = r->active; j; j = j->next) j->cancel = true;
         sweep(r);
