@@ -201,12 +201,15 @@ static void deliver(replica *r, const vkllm_step_output *out, size_t n)
         }
 }
 
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+
 /* FNV-1a over a part of a request's text and its terminating NUL (which separates the parts), keeping the hash at
  * each whole block of ENGINE_PREFIX_BYTES bytes. */
 static void hash_part(job *j, uint64_t *h, size_t *at, const char *text)
 {
     for (const char *c = text ? text : ""; j->n_prefix_hash < ENGINE_PREFIX_BLOCKS; c++) {
-        *h = (*h ^ (uint8_t)*c) * 1099511628211ull;
+        *h = (*h ^ (uint8_t)*c) * FNV_PRIME;
         if (++*at % ENGINE_PREFIX_BYTES == 0) j->prefix_hash[j->n_prefix_hash++] = *h;
         if (!*c) break;
     }
@@ -216,7 +219,7 @@ static void hash_part(job *j, uint64_t *h, size_t *at, const char *text)
  * among replicas: equal hashes at block k mean equal text up to it. */
 static void hash_prefix(job *j)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = FNV_OFFSET;
     size_t at = 0;
     j->n_prefix_hash = 0;
     if (!j->chat) hash_part(j, &h, &at, j->prompt);
@@ -385,6 +388,7 @@ void engine_free(engine *e)
 
 vkllm_status engine_submit(engine *e, job *j)
 {
+    hash_prefix(j); /* the job is the caller's alone until it is queued: no need to hold the lock */
     pthread_mutex_lock(&e->lock);
     vkllm_status st = VKLLM_OK;
     if (e->stopping) st = VKLLM_ERROR_UNSUPPORTED;
@@ -392,7 +396,6 @@ vkllm_status engine_submit(engine *e, job *j)
     for (uint32_t i = 0; i < e->n_reps; i++) waiting += e->reps[i].stats.n_waiting;
     if (st == VKLLM_OK && e->max_waiting && waiting >= e->max_waiting) st = VKLLM_ERROR_BUFFER_TOO_SMALL;
     if (st == VKLLM_OK) {
-        hash_prefix(j);
         j->refs++;
         j->submitted = engine_now();
         job **tail = &e->pending;
